@@ -1,0 +1,51 @@
+import { runWorker } from '@callosum/worker';
+import type { Command } from 'commander';
+import { integer } from '../option-parsers.js';
+import { addBackendOption, envOption } from '../training-options.js';
+
+interface WorkerFlags {
+  connect: string;
+  backend: string;
+  name?: string;
+  giveUpAfter: number;
+}
+
+export function registerWorkerCommand(program: Command): void {
+  const command = program
+    .command('worker')
+    .description('compute gradients for a coordinator until its run ends')
+    .addOption(
+      envOption(
+        '--connect <url>',
+        'coordinator address, ws://host:port',
+        'CALLOSUM_CONNECT',
+      ).makeOptionMandatory(),
+    )
+    .addOption(
+      envOption(
+        '--name <name>',
+        'name shown in the coordinator log (default host:pid)',
+        'CALLOSUM_WORKER_NAME',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--give-up-after <ms>',
+        'exit 1 after this long without a coordinator',
+        'CALLOSUM_GIVE_UP_AFTER',
+      )
+        .argParser(integer(1))
+        .default(60_000),
+    );
+  addBackendOption(command);
+  command.action(async (flags: WorkerFlags) => {
+    const exit = await runWorker({
+      url: flags.connect,
+      backend: flags.backend as 'auto',
+      giveUpAfterMs: flags.giveUpAfter,
+      ...(flags.name === undefined ? {} : { name: flags.name }),
+    });
+    process.stderr.write(`worker: ${exit.reason} (${exit.stepsComputed} shards computed)\n`);
+    process.exitCode = exit.exitCode;
+  });
+}

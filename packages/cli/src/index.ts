@@ -1,0 +1,2 @@
+export { type LocalTrainingOptions, trainWithLocalWorkers } from './local-training.js';
+export { createProgram } from './program.js';

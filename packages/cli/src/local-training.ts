@@ -1,0 +1,68 @@
+import {
+  type CoordinatorOptions,
+  type EvaluationReport,
+  type RunSummary,
+  type StepReport,
+  startCoordinator,
+} from '@callosum/coordinator';
+import type { TrainingConfig } from '@callosum/core';
+import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
+
+export interface LocalTrainingOptions {
+  readonly workers: number;
+  readonly backend: string;
+  readonly training: TrainingConfig;
+  readonly outDir: string;
+  readonly dataDir?: string | undefined;
+  readonly host?: string;
+  readonly port?: number;
+  readonly log?: (line: string) => void;
+  readonly onStep?: (report: StepReport) => void;
+  readonly onEvaluation?: (report: EvaluationReport) => void;
+  /** Aborts the run (e.g. on SIGINT); the result then rejects with the reason. */
+  readonly signal?: AbortSignal;
+}
+
+const WORKER_EXIT_GRACE_MS = 15_000;
+
+/**
+ * torchrun --standalone for Callosum: a coordinator in this process and `workers` worker processes on
+ * loopback. Resolves with the run summary once training, evaluation and saving are done and every
+ * worker has exited.
+ */
+export async function trainWithLocalWorkers(options: LocalTrainingOptions): Promise<RunSummary> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const coordinatorOptions: CoordinatorOptions = {
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    training: options.training,
+    outDir: options.outDir,
+    minWorkers: options.workers,
+    log,
+    ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+    ...(options.onStep === undefined ? {} : { onStep: options.onStep }),
+    ...(options.onEvaluation === undefined ? {} : { onEvaluation: options.onEvaluation }),
+  };
+  const coordinator = await startCoordinator(coordinatorOptions);
+  const workers: LocalWorker[] = Array.from({ length: options.workers }, (_, index) =>
+    spawnLocalWorker(`worker-${index + 1}`, coordinator.url, options.backend),
+  );
+  let alive = workers.length;
+  for (const worker of workers) {
+    void worker.exited.then((code) => {
+      alive -= 1;
+      if (code === 0) return;
+      log(`${worker.name} exited with ${code}; its last lines:\n  ${worker.recentLog.join('\n  ')}`);
+      // With no local worker left nothing can join: stop now instead of waiting out the timeout.
+      if (alive === 0) void coordinator.stop('every local worker process has exited');
+    });
+  }
+  const onAbort = () => void coordinator.stop(String(options.signal?.reason ?? 'aborted'));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await coordinator.result;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    await reapWorkers(workers, WORKER_EXIT_GRACE_MS);
+  }
+}

@@ -1,0 +1,22 @@
+import { InvalidArgumentError } from 'commander';
+
+/** Parsers for commander options: each rejects bad input with a message naming what was expected. */
+export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || value < min || value > max) {
+      throw new InvalidArgumentError(
+        `expected an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got "${raw}"`,
+      );
+    }
+    return value;
+  };
+}
+
+export function positiveNumber(raw: string): number {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidArgumentError(`expected a positive number, got "${raw}"`);
+  }
+  return value;
+}

@@ -1,0 +1,20 @@
+import type { RunSummary } from '@callosum/coordinator';
+
+/** The end-of-run report for a person: one aligned table. */
+export function formatSummary(summary: RunSummary): string {
+  const rows: [string, string][] = [
+    ['test accuracy', `${(summary.testAccuracy * 100).toFixed(2)} %`],
+    ['test loss', summary.testLoss.toFixed(4)],
+    ['steps', `${summary.steps} (${summary.epochs.toFixed(2)} epochs)`],
+    ['workers', `${summary.workers} (${summary.backend || 'none'})`],
+    ['throughput', `${Math.round(summary.samplesPerSecond).toLocaleString('en-US')} samples/s`],
+    ['wall time', `${summary.seconds.toFixed(1)} s`],
+    ['redone shards', String(summary.redoneShards)],
+    ['model', summary.modelDir],
+    ['metrics', summary.metricsFile],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return ['Training complete', ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)].join(
+    '\n',
+  );
+}

@@ -1,0 +1,122 @@
+import {
+  BackendNames,
+  DEFAULT_TRAINING_CONFIG,
+  type LearningRateSchedule,
+  registeredModelNames,
+  registeredOptimizerNames,
+  ScheduleKinds,
+  type TrainingConfig,
+} from '@callosum/core';
+import { type Command, Option } from 'commander';
+import { integer, positiveNumber } from './option-parsers.js';
+
+/** The option values commander hands over for the flags defined below. */
+export interface TrainingFlags {
+  model: string;
+  epochs: number;
+  batchSize: number;
+  optimizer: string;
+  lr: number;
+  schedule: string;
+  warmupSteps: number;
+  seed: number;
+  steps?: number;
+  data?: string;
+  out?: string;
+}
+
+/** Every flag can also come from the environment, so a manifest only sets env (CALLOSUM_<FLAG>). */
+export function envOption(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(env);
+}
+
+/** Adds the flags that define a training run (shared by `train` and `coordinator`). */
+export function addTrainingOptions(command: Command): Command {
+  const defaults = DEFAULT_TRAINING_CONFIG;
+  return command
+    .addOption(
+      envOption('--model <name>', 'model to train', 'CALLOSUM_MODEL')
+        .choices(registeredModelNames())
+        .default(defaults.model.name),
+    )
+    .addOption(
+      envOption('--epochs <n>', 'passes over the training set', 'CALLOSUM_EPOCHS')
+        .argParser(integer(1))
+        .default(defaults.epochs),
+    )
+    .addOption(
+      envOption('--batch-size <n>', 'global batch size (split across workers)', 'CALLOSUM_BATCH_SIZE')
+        .argParser(integer(1))
+        .default(defaults.batchSize),
+    )
+    .addOption(
+      envOption('--optimizer <name>', 'optimizer', 'CALLOSUM_OPTIMIZER')
+        .choices(registeredOptimizerNames())
+        .default(defaults.optimizer.name),
+    )
+    .addOption(
+      envOption('--lr <rate>', 'base learning rate', 'CALLOSUM_LR')
+        .argParser(positiveNumber)
+        .default(defaults.learningRate),
+    )
+    .addOption(
+      envOption('--schedule <kind>', 'learning-rate schedule', 'CALLOSUM_SCHEDULE')
+        .choices([ScheduleKinds.CONSTANT, ScheduleKinds.COSINE])
+        .default(defaults.schedule.kind),
+    )
+    .addOption(
+      envOption('--warmup-steps <n>', 'linear learning-rate warmup steps', 'CALLOSUM_WARMUP_STEPS')
+        .argParser(integer(0))
+        .default(0),
+    )
+    .addOption(
+      envOption('--seed <n>', 'seed for initial weights and shuffling', 'CALLOSUM_SEED')
+        .argParser(integer(0, 2 ** 32 - 1))
+        .default(defaults.seed),
+    )
+    .addOption(envOption('--steps <n>', 'stop after this many steps', 'CALLOSUM_STEPS').argParser(integer(1)))
+    .addOption(
+      envOption('--data <dir>', 'MNIST-format directory (default: the embedded real MNIST)', 'CALLOSUM_DATA'),
+    )
+    .addOption(
+      envOption(
+        '--out <dir>',
+        'run directory for the model and metrics (default: runs/<timestamp>)',
+        'CALLOSUM_OUT',
+      ),
+    );
+}
+
+export function trainingConfigFrom(flags: TrainingFlags): TrainingConfig {
+  return {
+    model: { name: flags.model },
+    epochs: flags.epochs,
+    batchSize: flags.batchSize,
+    optimizer: { name: flags.optimizer },
+    learningRate: flags.lr,
+    schedule: scheduleFrom(flags),
+    seed: flags.seed,
+    maxSteps: flags.steps,
+  };
+}
+
+function scheduleFrom(flags: TrainingFlags): LearningRateSchedule {
+  const warmupSteps = flags.warmupSteps;
+  if (flags.schedule === ScheduleKinds.COSINE) {
+    // totalSteps 0: decay over the whole run (its length is known once the dataset is loaded).
+    return { kind: ScheduleKinds.COSINE, totalSteps: 0, warmupSteps };
+  }
+  return { kind: ScheduleKinds.CONSTANT, warmupSteps };
+}
+
+export function addBackendOption(command: Command): Command {
+  return command.addOption(
+    envOption('--backend <name>', 'compute backend for workers', 'CALLOSUM_BACKEND')
+      .choices(Object.values(BackendNames))
+      .default(BackendNames.AUTO),
+  );
+}
+
+export function defaultRunDirectory(): string {
+  return `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`;
+}

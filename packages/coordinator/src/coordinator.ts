@@ -1,0 +1,524 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import {
+  addTotals,
+  assertFiniteShard,
+  type BatchTotals,
+  buildModel,
+  CallosumError,
+  type ComputeTimings,
+  createMsgpackCodec,
+  cutIntoShards,
+  DEFAULT_TRAINING_CONFIG,
+  EMPTY_TOTALS,
+  ErrorCodes,
+  evenShardSizes,
+  fromWireTensor,
+  type GradientResult,
+  gatherBytes,
+  type ImageSet,
+  initBackend,
+  loadMnist,
+  PROTOCOL_VERSION,
+  parameterLayout,
+  readFlatWeights,
+  reduceShardGradients,
+  saveModel,
+  type TrainingConfig,
+  TrainingState,
+  toWireTensor,
+  type WorkerMessage,
+  writeFlatWeights,
+} from '@callosum/core';
+import type WebSocket from 'ws';
+import { Membership } from './membership.js';
+import { MetricsLog } from './metrics-log.js';
+import type { CoordinatorOptions, RunSummary, StepReport } from './options.js';
+import { startTransport, type Transport } from './server.js';
+import { ShardDispatcher, type ShardOutcome, type ShardTask } from './shard-dispatcher.js';
+import { describeError, WorkerConnection } from './worker-connection.js';
+
+export interface Coordinator {
+  /** ws:// address workers connect to. */
+  readonly url: string;
+  readonly port: number;
+  /** Resolves when the run completes; rejects with the reason it stopped. */
+  readonly result: Promise<RunSummary>;
+  /** Ends the run early (the result rejects with RUN_ENDED) and closes every connection. */
+  stop(reason: string): Promise<void>;
+}
+
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  minWorkers: 1,
+  startTimeoutMs: 120_000,
+  noWorkerTimeoutMs: 60_000,
+  heartbeatIntervalMs: 1_000,
+  heartbeatTimeoutMs: 30_000,
+  shardDeadlineMs: 120_000,
+};
+
+/** Room for everything in a gradient frame besides the gradient bytes. */
+const FRAME_OVERHEAD_BYTES = 64 * 1024;
+
+interface GradientReply {
+  readonly gradient: GradientResult;
+  readonly timings: ComputeTimings;
+}
+
+interface EvaluationReply {
+  readonly totals: BatchTotals;
+  readonly timings: ComputeTimings;
+}
+
+/**
+ * Starts a coordinator: listens for workers and runs synchronous data-parallel training. Owns the
+ * dataset, sampler, authoritative weights, optimizer and step counter; workers only compute.
+ */
+export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const settings = { ...DEFAULTS, ...definedOnly(options) };
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const config: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, ...definedOnly(options.training ?? {}) };
+
+  // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
+  await initBackend('cpu');
+  const dataset =
+    options.dataset ?? (await loadMnist(options.dataDir === undefined ? {} : { dir: options.dataDir }));
+  const model = buildModel(config.model, { seed: config.seed });
+  const layout = parameterLayout(model);
+  const state = new TrainingState(config, readFlatWeights(model, layout), dataset.train.count);
+  await mkdir(options.outDir, { recursive: true });
+  const metrics = new MetricsLog(join(options.outDir, 'metrics.jsonl'));
+
+  const runId = randomUUID();
+  const codec = createMsgpackCodec();
+  const membership = new Membership();
+  const dispatcher = new ShardDispatcher(membership, {
+    shardDeadlineMs: settings.shardDeadlineMs,
+    noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
+    maxAttemptsPerShard: 5,
+    log,
+  });
+  const backends = new Set<string>();
+  let evaluationRound = 0;
+  let phase: 'waiting' | 'training' | 'evaluating' | 'finished' = 'waiting';
+  let stopRequested: CallosumError | undefined;
+  let wakeStart: (() => void) | undefined;
+
+  const transport: Transport = await startTransport({
+    host: settings.host,
+    port: settings.port,
+    maxPayload: layout.totalSize * 4 + FRAME_OVERHEAD_BYTES,
+    onConnection,
+    status: () => ({
+      runId,
+      phase,
+      step: state.step,
+      totalSteps: state.totalSteps,
+      epoch: state.position.epoch,
+      workers: membership
+        .all()
+        .map((worker) => ({ ...worker.info, pendingShards: dispatcher.pendingOn(worker) })),
+      ...dispatcher.counters,
+    }),
+  });
+  log(
+    `coordinator: run ${runId} listening on ${transport.url}; ${config.model.name}, ${state.totalSteps} steps`,
+  );
+
+  const heartbeatCheck = setInterval(() => {
+    const now = Date.now();
+    for (const worker of membership.all()) {
+      if (now - worker.lastHeardAt > settings.heartbeatTimeoutMs) {
+        log(
+          `coordinator: worker ${worker.label} silent for ${now - worker.lastHeardAt} ms while ${worker.phase}; evicting`,
+        );
+        dispatcher.counters.evictions += 1;
+        metrics.write({
+          type: 'eviction',
+          worker: worker.id,
+          reason: 'heartbeat timeout',
+          phase: worker.phase,
+        });
+        dropWorker(worker, 4008, 'evicted: heartbeat timeout');
+      }
+    }
+  }, settings.heartbeatIntervalMs);
+
+  function onConnection(socket: WebSocket, request: IncomingMessage): void {
+    const address = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+    const worker = new WorkerConnection(membership.newWorkerId(), address, socket, codec);
+    membership.add(worker);
+    socket.on('message', (frame: Buffer, isBinary: boolean) => onFrame(worker, frame, isBinary));
+    socket.on('close', () => dropWorker(worker));
+    socket.on('error', (error) => log(`coordinator: worker ${worker.label}: ${error.message}`));
+  }
+
+  function dropWorker(worker: WorkerConnection, code?: number, reason?: string): void {
+    const wasMember = worker.state !== 'gone';
+    if (code !== undefined) worker.close(code, reason ?? '');
+    membership.remove(worker);
+    if (wasMember && worker.name) {
+      log(`coordinator: worker ${worker.label} left`);
+      metrics.write({ type: 'worker-left', worker: worker.id, reason: reason ?? 'connection closed' });
+    }
+    dispatcher.workerLost(worker);
+  }
+
+  function onFrame(worker: WorkerConnection, frame: Buffer, isBinary: boolean): void {
+    let message: WorkerMessage;
+    try {
+      if (!isBinary)
+        throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, 'text frames are not part of the protocol');
+      message = worker.decode(frame);
+    } catch (error) {
+      const { code, message: text } = describeError(error);
+      log(`coordinator: worker ${worker.label}: ${code}: ${text}`);
+      metrics.write({ type: 'rejected-message', worker: worker.id, code });
+      dropWorker(worker, 1008, code);
+      return;
+    }
+    if (worker.state === 'joining') {
+      welcome(worker, message);
+      return;
+    }
+    switch (message.type) {
+      case 'hello':
+        dropWorker(worker, 1008, ErrorCodes.UNEXPECTED_MESSAGE);
+        return;
+      case 'heartbeat':
+        worker.phase = message.phase;
+        return;
+      case 'failure':
+        log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
+        if (message.step !== undefined && message.shard !== undefined) {
+          dispatcher.reject(`step ${message.step}`, message.shard, worker, message.code);
+        }
+        return;
+      case 'gradient':
+        onGradient(worker, message);
+        return;
+      case 'evaluation':
+        dispatcher.accept<EvaluationReply>(`evaluation ${message.round}`, message.shard, worker, {
+          totals: { lossSum: message.lossSum, correct: message.correct, count: message.count },
+          timings: message.timings,
+        });
+        return;
+    }
+  }
+
+  function welcome(worker: WorkerConnection, message: WorkerMessage): void {
+    if (message.type !== 'hello') {
+      dropWorker(worker, 1008, ErrorCodes.UNEXPECTED_MESSAGE);
+      return;
+    }
+    if (message.protocol.major !== PROTOCOL_VERSION.major) {
+      worker.send({
+        type: 'shutdown',
+        code: ErrorCodes.VERSION_MISMATCH,
+        reason: `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${message.protocol.major}.${message.protocol.minor}`,
+      });
+      log(
+        `coordinator: worker ${worker.label} rejected: protocol ${message.protocol.major}.${message.protocol.minor}`,
+      );
+      dropWorker(worker, 1002, ErrorCodes.VERSION_MISMATCH);
+      return;
+    }
+    worker.name = message.workerName;
+    worker.backend = message.backend;
+    backends.add(message.backend);
+    worker.send({
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: worker.id,
+      runId,
+      model: config.model,
+      parameterCount: layout.totalSize,
+      heartbeatIntervalMs: settings.heartbeatIntervalMs,
+    });
+    membership.markHealthy(worker);
+    log(
+      `coordinator: worker ${worker.label} joined (backend ${worker.backend}); ${membership.healthy().length} healthy`,
+    );
+    metrics.write({ type: 'worker-joined', worker: worker.id, name: worker.name, backend: worker.backend });
+    dispatcher.workerAvailable();
+    wakeStart?.();
+  }
+
+  function onGradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): void {
+    const label = `step ${message.step}`;
+    let gradient: GradientResult;
+    try {
+      gradient = {
+        gradient: fromWireTensor(message.gradient, 'float32', [layout.totalSize]),
+        lossSum: message.lossSum,
+        correct: message.correct,
+        count: message.count,
+      };
+      assertFiniteShard(gradient, message.shard, layout.totalSize);
+    } catch (error) {
+      const { code } = describeError(error);
+      metrics.write({
+        type: 'rejected-gradient',
+        worker: worker.id,
+        step: message.step,
+        shard: message.shard,
+        code,
+      });
+      dispatcher.reject(label, message.shard, worker, describeError(error).message);
+      return;
+    }
+    if (
+      !dispatcher.accept<GradientReply>(label, message.shard, worker, { gradient, timings: message.timings })
+    ) {
+      metrics.write({
+        type: 'discarded-message',
+        worker: worker.id,
+        step: message.step,
+        shard: message.shard,
+      });
+    }
+  }
+
+  /** Tasks for the shards of `indices`, one per healthy worker, in worker order. */
+  function shardTasks(
+    set: ImageSet,
+    indices: Uint32Array,
+    request: (
+      shard: number,
+      images: Uint8Array,
+      labels: Uint8Array,
+    ) => Parameters<WorkerConnection['send']>[0],
+  ): ShardTask[] {
+    const parts = Math.max(1, membership.healthy().length);
+    const sizes = evenShardSizes(indices.length, parts).filter((size) => size > 0);
+    return cutIntoShards(indices, sizes).map((shardIndices, index) => {
+      const { images, labels } = gatherBytes(set, shardIndices);
+      const message = request(index, images, labels);
+      return {
+        index,
+        count: shardIndices.length,
+        send(worker) {
+          sendCurrentWeights(worker);
+          worker.send(message);
+        },
+      };
+    });
+  }
+
+  let weightsFrame: { version: number; frame: Uint8Array } | undefined;
+  /** Workers get the weights once per version; the frame is encoded once for all of them. */
+  function sendCurrentWeights(worker: WorkerConnection): void {
+    const version = state.step;
+    if (worker.weightsVersion === version) return;
+    if (weightsFrame?.version !== version) {
+      const weights = toWireTensor(state.weights, [state.weights.length]);
+      weightsFrame = { version, frame: codec.encode({ type: 'weights', version, weights }) };
+    }
+    worker.sendFrame(weightsFrame.frame);
+    worker.weightsVersion = version;
+  }
+
+  function imageTensors(images: Uint8Array, labels: Uint8Array, set: ImageSet) {
+    return {
+      images: toWireTensor(images, [labels.length, set.rows, set.cols]),
+      labels: toWireTensor(labels, [labels.length]),
+    };
+  }
+
+  async function waitForWorkers(): Promise<void> {
+    const deadline = Date.now() + settings.startTimeoutMs;
+    while (membership.healthy().length < settings.minWorkers) {
+      if (stopRequested) throw stopRequested;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new CallosumError(
+          ErrorCodes.NO_WORKERS,
+          `only ${membership.healthy().length} of ${settings.minWorkers} workers joined within ${settings.startTimeoutMs} ms`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        wakeStart = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    wakeStart = undefined;
+  }
+
+  async function trainStep(): Promise<StepReport> {
+    const started = performance.now();
+    const { epoch } = state.position;
+    const step = state.step;
+    const tasks = shardTasks(dataset.train, state.nextBatchIndices(), (shard, images, labels) => ({
+      type: 'compute',
+      step,
+      shard,
+      weightsVersion: step,
+      ...imageTensors(images, labels, dataset.train),
+    }));
+    const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks);
+    const collected = performance.now();
+    const reduced = reduceShardGradients(outcomes.map((outcome) => outcome.result.gradient));
+    const learningRate = state.applyStep(reduced);
+    const finished = performance.now();
+    return {
+      step: state.step,
+      totalSteps: state.totalSteps,
+      epoch,
+      loss: reduced.lossSum / reduced.count,
+      accuracy: reduced.correct / reduced.count,
+      learningRate,
+      samplesPerSecond: reduced.count / ((finished - started) / 1000),
+      workers: new Set(outcomes.map((outcome) => outcome.worker)).size,
+      perWorker: perWorkerTimings(outcomes, collected),
+      updateMs: finished - collected,
+      stepMs: finished - started,
+    };
+  }
+
+  async function evaluate(): Promise<BatchTotals> {
+    const round = evaluationRound++;
+    const indices = Uint32Array.from({ length: dataset.test.count }, (_, i) => i);
+    const tasks = shardTasks(dataset.test, indices, (shard, images, labels) => ({
+      type: 'evaluate',
+      round,
+      shard,
+      weightsVersion: state.step,
+      ...imageTensors(images, labels, dataset.test),
+    }));
+    const outcomes = await dispatcher.run<EvaluationReply>(`evaluation ${round}`, tasks);
+    const totals = outcomes.reduce((sum, outcome) => addTotals(sum, outcome.result.totals), EMPTY_TOTALS);
+    if (totals.count !== dataset.test.count) {
+      throw new CallosumError(
+        ErrorCodes.COMPUTE_FAILED,
+        `evaluation counted ${totals.count} of ${dataset.test.count} test samples`,
+      );
+    }
+    return totals;
+  }
+
+  async function run(): Promise<RunSummary> {
+    const started = performance.now();
+    let trainingMs = 0;
+    let trainedSamples = 0;
+    let testLoss = Number.NaN;
+    let testAccuracy = Number.NaN;
+    await waitForWorkers();
+    phase = 'training';
+    while (!state.finished) {
+      if (stopRequested) throw stopRequested;
+      const report = await trainStep();
+      trainingMs += report.stepMs;
+      trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
+      metrics.write({ type: 'step', ...report });
+      options.onStep?.(report);
+      if (state.finished || state.position.epoch !== report.epoch) {
+        phase = 'evaluating';
+        const totals = await evaluate();
+        testLoss = totals.lossSum / totals.count;
+        testAccuracy = totals.correct / totals.count;
+        const evaluation = {
+          epoch: report.epoch,
+          step: state.step,
+          testLoss,
+          testAccuracy,
+          count: totals.count,
+        };
+        metrics.write({ type: 'evaluation', ...evaluation });
+        options.onEvaluation?.(evaluation);
+        phase = 'training';
+      }
+    }
+    phase = 'finished';
+    writeFlatWeights(model, state.weights, layout);
+    const modelDir = join(options.outDir, 'model');
+    await saveModel(model, modelDir);
+    const summary: RunSummary = {
+      testAccuracy,
+      testLoss,
+      epochs: state.step / state.sampler.batchesPerEpoch,
+      steps: state.step,
+      workers: membership.peakHealthy,
+      samplesPerSecond: trainedSamples / (trainingMs / 1000),
+      backend: [...backends].join(','),
+      modelDir,
+      metricsFile: metrics.path,
+      ...dispatcher.counters,
+      seconds: (performance.now() - started) / 1000,
+    };
+    metrics.write({ type: 'summary', ...summary });
+    return summary;
+  }
+
+  async function shutdown(code: string, reason: string): Promise<void> {
+    clearInterval(heartbeatCheck);
+    for (const worker of membership.all()) {
+      worker.send({ type: 'shutdown', code: code as typeof ErrorCodes.RUN_ENDED, reason });
+      worker.close(1000, 'run ended');
+    }
+    await transport.close();
+    await metrics.close();
+    model.dispose();
+  }
+
+  const result = run().then(
+    async (summary) => {
+      await shutdown(ErrorCodes.RUN_ENDED, 'training complete');
+      return summary;
+    },
+    async (error: unknown) => {
+      const { code, message } = describeError(error);
+      metrics.write({ type: 'stopped', code, reason: message });
+      await shutdown(code, message);
+      throw error;
+    },
+  );
+
+  return {
+    url: transport.url,
+    port: transport.port,
+    result,
+    async stop(reason) {
+      stopRequested = new CallosumError(ErrorCodes.RUN_ENDED, reason);
+      dispatcher.abort(stopRequested);
+      wakeStart?.();
+      await result.catch(() => undefined);
+    },
+  };
+}
+
+function perWorkerTimings(
+  outcomes: readonly ShardOutcome<GradientReply>[],
+  collectedAt: number,
+): StepReport['perWorker'] {
+  const byWorker = new Map<
+    string,
+    { id: string; samples: number; computeMs: number; transferMs: number; waitMs: number }
+  >();
+  for (const { worker, result, sentAt, receivedAt } of outcomes) {
+    const entry = byWorker.get(worker.id) ?? {
+      id: worker.id,
+      samples: 0,
+      computeMs: 0,
+      transferMs: 0,
+      waitMs: 0,
+    };
+    const inside = result.timings.decodeMs + result.timings.computeMs;
+    entry.samples += result.gradient.count;
+    entry.computeMs += inside;
+    entry.transferMs += Math.max(0, receivedAt - sentAt - inside);
+    entry.waitMs = Math.max(entry.waitMs, collectedAt - receivedAt);
+    byWorker.set(worker.id, entry);
+  }
+  return [...byWorker.values()];
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

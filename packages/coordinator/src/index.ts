@@ -1,0 +1,3 @@
+export { type Coordinator, startCoordinator } from './coordinator.js';
+export type { CoordinatorOptions, EvaluationReport, RunSummary, StepReport } from './options.js';
+export type { WorkerInfo, WorkerState } from './worker-connection.js';

@@ -1,0 +1,80 @@
+import type { MnistDataset, TrainingConfig } from '@callosum/core';
+
+export interface StepReport {
+  readonly step: number;
+  readonly totalSteps: number;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly learningRate: number;
+  /** Global samples per second over this step. */
+  readonly samplesPerSecond: number;
+  readonly workers: number;
+  /** Per worker: samples, time computing (as the worker measured), moving data, and waiting for others. */
+  readonly perWorker: readonly {
+    id: string;
+    samples: number;
+    computeMs: number;
+    transferMs: number;
+    waitMs: number;
+  }[];
+  /** Reducing gradients and applying the optimizer on the coordinator. */
+  readonly updateMs: number;
+  readonly stepMs: number;
+}
+
+export interface EvaluationReport {
+  readonly epoch: number;
+  readonly step: number;
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+  readonly count: number;
+}
+
+export interface CoordinatorOptions {
+  /** Address to listen on (default 127.0.0.1). */
+  readonly host?: string;
+  /** Port to listen on; 0 picks a free one (default). */
+  readonly port?: number;
+  readonly training?: Partial<TrainingConfig>;
+  /** MNIST-format directory; default: the embedded real MNIST. */
+  readonly dataDir?: string;
+  /** An already loaded dataset, instead of dataDir. */
+  readonly dataset?: MnistDataset;
+  /** Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`. */
+  readonly outDir: string;
+  /** Training starts once this many workers are healthy (default 1). */
+  readonly minWorkers?: number;
+  /** How long to wait for minWorkers at the start (default 120 s). */
+  readonly startTimeoutMs?: number;
+  /** How long a step may wait with no healthy worker before the run stops (default 60 s). */
+  readonly noWorkerTimeoutMs?: number;
+  /** Heartbeat interval asked of workers (default 1 s). */
+  readonly heartbeatIntervalMs?: number;
+  /** A worker silent this long is evicted (default 30 s; compute blocks a worker's heartbeats). */
+  readonly heartbeatTimeoutMs?: number;
+  /** A shard not answered within this time is redone elsewhere and its worker evicted (default 120 s). */
+  readonly shardDeadlineMs?: number;
+  readonly log?: (line: string) => void;
+  readonly onStep?: (report: StepReport) => void;
+  readonly onEvaluation?: (report: EvaluationReport) => void;
+}
+
+/** What a finished run reports; also the last stdout line of `callosum train --json`. */
+export interface RunSummary {
+  readonly testAccuracy: number;
+  readonly testLoss: number;
+  readonly epochs: number;
+  readonly steps: number;
+  /** Most workers training at the same time. */
+  readonly workers: number;
+  readonly samplesPerSecond: number;
+  /** Compute backend(s) the workers used, e.g. "wasm". */
+  readonly backend: string;
+  readonly modelDir: string;
+  readonly metricsFile: string;
+  readonly redoneShards: number;
+  readonly discardedMessages: number;
+  readonly evictions: number;
+  readonly seconds: number;
+}

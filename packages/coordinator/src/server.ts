@@ -1,0 +1,63 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+
+export interface TransportOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Largest frame a worker may send; ws closes the connection with 1009 beyond it, before buffering it. */
+  readonly maxPayload: number;
+  readonly onConnection: (socket: WebSocket, request: IncomingMessage) => void;
+  /** JSON served at GET /status. */
+  readonly status: () => unknown;
+}
+
+export interface Transport {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The coordinator's listening socket: plain HTTP for health and status, WebSocket upgrades for
+ * workers. `noServer` lets the upgrade be checked (authentication, limits) before any WebSocket exists.
+ */
+export async function startTransport(options: TransportOptions): Promise<Transport> {
+  const sockets = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: options.maxPayload,
+  });
+  const server: Server = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      response.end('ok');
+    } else if (path === '/status') {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify(options.status()));
+    } else {
+      response.statusCode = 404;
+      response.end();
+    }
+  });
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    sockets.handleUpgrade(request, socket, head, (ws) => options.onConnection(ws, request));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    url: `ws://${host}:${port}`,
+    port,
+    async close() {
+      for (const client of sockets.clients) client.terminate();
+      sockets.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

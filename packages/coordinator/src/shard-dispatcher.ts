@@ -1,0 +1,250 @@
+import { CallosumError, ErrorCodes } from '@callosum/core';
+import type { Membership } from './membership.js';
+import type { WorkerConnection } from './worker-connection.js';
+
+/** One shard of a round: how to ask a worker for it. */
+export interface ShardTask {
+  readonly index: number;
+  readonly count: number;
+  send(worker: WorkerConnection): void;
+}
+
+/** A result for one shard, with when it was asked for and answered. */
+export interface ShardOutcome<R> {
+  readonly result: R;
+  readonly worker: WorkerConnection;
+  readonly sentAt: number;
+  readonly receivedAt: number;
+}
+
+export interface DispatcherOptions {
+  /** Longest a shard may take on one worker before the worker is evicted and the shard redone. */
+  readonly shardDeadlineMs: number;
+  /** Longest a round may wait with no healthy worker before the run stops. */
+  readonly noWorkerTimeoutMs: number;
+  /** How many times one shard may fail (worker lost, bad result) before the run stops. */
+  readonly maxAttemptsPerShard: number;
+  readonly log: (line: string) => void;
+}
+
+export interface DispatchCounters {
+  /** Shards sent again to another worker because their worker was lost, late or sent a bad result. */
+  redoneShards: number;
+  /** Results that arrived for a round, step or shard no longer assigned to their sender. */
+  discardedMessages: number;
+  /** Workers closed by the coordinator for missing a deadline. */
+  evictions: number;
+}
+
+interface Assignment {
+  worker: WorkerConnection;
+  sentAt: number;
+  timer: NodeJS.Timeout;
+}
+
+interface ActiveRound {
+  readonly label: string;
+  readonly tasks: readonly ShardTask[];
+  readonly outcomes: (ShardOutcome<unknown> | undefined)[];
+  readonly attempts: number[];
+  readonly assignments: Map<number, Assignment>;
+  readonly unassigned: Set<number>;
+  remaining: number;
+  noWorkerTimer: NodeJS.Timeout | undefined;
+  resolve: (outcomes: ShardOutcome<unknown>[]) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Runs rounds of shards (a training step, or an evaluation pass) over the healthy workers: first shard
+ * i to worker i, then re-sends any shard whose worker is lost, late or answers badly, to the healthy
+ * worker with the least work. A round resolves with every shard's result in shard order, or rejects
+ * with a reason; it never waits without a bound.
+ */
+export class ShardDispatcher {
+  readonly counters: DispatchCounters = { redoneShards: 0, discardedMessages: 0, evictions: 0 };
+  private round: ActiveRound | undefined;
+
+  constructor(
+    private readonly membership: Membership,
+    private readonly options: DispatcherOptions,
+  ) {}
+
+  run<R>(label: string, tasks: readonly ShardTask[]): Promise<ShardOutcome<R>[]> {
+    if (this.round !== undefined) throw new Error(`round ${this.round.label} is still running`);
+    return new Promise<ShardOutcome<R>[]>((resolve, reject) => {
+      const round: ActiveRound = {
+        label,
+        tasks,
+        outcomes: tasks.map(() => undefined),
+        attempts: tasks.map(() => 0),
+        assignments: new Map(),
+        unassigned: new Set(tasks.map((task) => task.index)),
+        remaining: tasks.length,
+        noWorkerTimer: undefined,
+        resolve: resolve as (outcomes: ShardOutcome<unknown>[]) => void,
+        reject,
+      };
+      this.round = round;
+      if (tasks.length === 0) {
+        this.finish(round);
+        return;
+      }
+      const workers = this.membership.healthy();
+      for (const task of tasks) {
+        const worker = workers[task.index % Math.max(workers.length, 1)];
+        if (worker !== undefined) this.assign(round, task, worker);
+      }
+      this.assignWaiting(round);
+    });
+  }
+
+  /** Accepts a result if its shard is pending on that worker in the current round; otherwise discards it. */
+  accept<R>(label: string, shard: number, worker: WorkerConnection, result: R): boolean {
+    const round = this.round;
+    const assignment = round?.assignments.get(shard);
+    if (round === undefined || round.label !== label || assignment?.worker !== worker) {
+      this.counters.discardedMessages += 1;
+      return false;
+    }
+    clearTimeout(assignment.timer);
+    round.assignments.delete(shard);
+    round.outcomes[shard] = { result, worker, sentAt: assignment.sentAt, receivedAt: performance.now() };
+    round.remaining -= 1;
+    if (round.remaining === 0) this.finish(round);
+    return true;
+  }
+
+  /** A worker's answer for a shard cannot be used (bad data, compute failure): redo it elsewhere. */
+  reject(label: string, shard: number, worker: WorkerConnection, reason: string): void {
+    const round = this.round;
+    const assignment = round?.assignments.get(shard);
+    if (round === undefined || round.label !== label || assignment?.worker !== worker) {
+      this.counters.discardedMessages += 1;
+      return;
+    }
+    this.options.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${reason}`);
+    this.redo(round, shard);
+  }
+
+  /** The worker is gone: redo everything it had. */
+  workerLost(worker: WorkerConnection): void {
+    const round = this.round;
+    if (round === undefined) return;
+    for (const [shard, assignment] of round.assignments) {
+      if (assignment.worker === worker) this.redo(round, shard);
+    }
+  }
+
+  /** A worker became healthy: give it any shard that is waiting for one. */
+  workerAvailable(): void {
+    if (this.round !== undefined) this.assignWaiting(this.round);
+  }
+
+  /** Pending shards per worker, for status and for naming late workers. */
+  pendingOn(worker: WorkerConnection): number[] {
+    const round = this.round;
+    if (round === undefined) return [];
+    return [...round.assignments].filter(([, a]) => a.worker === worker).map(([shard]) => shard);
+  }
+
+  /** Stops the current round, if any, with `error`. */
+  abort(error: Error): void {
+    const round = this.round;
+    if (round === undefined) return;
+    this.cleanup(round);
+    round.reject(error);
+  }
+
+  private assign(round: ActiveRound, task: ShardTask, worker: WorkerConnection): void {
+    round.unassigned.delete(task.index);
+    round.attempts[task.index] = (round.attempts[task.index] ?? 0) + 1;
+    const timer = setTimeout(() => this.deadlineMissed(round, task.index), this.options.shardDeadlineMs);
+    round.assignments.set(task.index, { worker, sentAt: performance.now(), timer });
+    task.send(worker);
+  }
+
+  private redo(round: ActiveRound, shard: number): void {
+    const assignment = round.assignments.get(shard);
+    if (assignment !== undefined) clearTimeout(assignment.timer);
+    round.assignments.delete(shard);
+    if ((round.attempts[shard] ?? 0) >= this.options.maxAttemptsPerShard) {
+      this.cleanup(round);
+      round.reject(
+        new CallosumError(
+          ErrorCodes.COMPUTE_FAILED,
+          `${round.label}: shard ${shard} failed ${round.attempts[shard]} times; stopping`,
+        ),
+      );
+      return;
+    }
+    this.counters.redoneShards += 1;
+    round.unassigned.add(shard);
+    this.assignWaiting(round);
+  }
+
+  private assignWaiting(round: ActiveRound): void {
+    if (this.round !== round) return;
+    for (const shard of [...round.unassigned]) {
+      const worker = this.leastLoaded(round);
+      if (worker === undefined) break;
+      this.assign(round, round.tasks[shard] as ShardTask, worker);
+    }
+    if (round.unassigned.size === 0) {
+      clearTimeout(round.noWorkerTimer);
+      round.noWorkerTimer = undefined;
+    } else if (round.noWorkerTimer === undefined) {
+      this.options.log(
+        `${round.label}: no healthy worker; waiting up to ${this.options.noWorkerTimeoutMs} ms`,
+      );
+      round.noWorkerTimer = setTimeout(() => {
+        this.cleanup(round);
+        round.reject(
+          new CallosumError(
+            ErrorCodes.NO_WORKERS,
+            `${round.label}: no healthy worker for ${this.options.noWorkerTimeoutMs} ms`,
+          ),
+        );
+      }, this.options.noWorkerTimeoutMs);
+    }
+  }
+
+  private leastLoaded(round: ActiveRound): WorkerConnection | undefined {
+    let best: WorkerConnection | undefined;
+    let bestLoad = Number.POSITIVE_INFINITY;
+    for (const worker of this.membership.healthy()) {
+      let load = 0;
+      for (const assignment of round.assignments.values()) if (assignment.worker === worker) load += 1;
+      if (load < bestLoad) {
+        best = worker;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  private deadlineMissed(round: ActiveRound, shard: number): void {
+    const assignment = round.assignments.get(shard);
+    if (assignment === undefined || this.round !== round) return;
+    const { worker } = assignment;
+    this.options.log(
+      `${round.label}: worker ${worker.label} missed the ${this.options.shardDeadlineMs} ms deadline ` +
+        `for shard ${shard} while ${worker.phase}; evicting it and redoing its shards`,
+    );
+    this.counters.evictions += 1;
+    this.membership.remove(worker);
+    worker.close(4008, 'evicted: shard deadline missed');
+    this.workerLost(worker);
+  }
+
+  private finish(round: ActiveRound): void {
+    this.cleanup(round);
+    round.resolve(round.outcomes as ShardOutcome<unknown>[]);
+  }
+
+  private cleanup(round: ActiveRound): void {
+    for (const assignment of round.assignments.values()) clearTimeout(assignment.timer);
+    clearTimeout(round.noWorkerTimer);
+    if (this.round === round) this.round = undefined;
+  }
+}

@@ -1,0 +1,92 @@
+import {
+  type Codec,
+  type CoordinatorMessage,
+  isCallosumError,
+  parseWorkerMessage,
+  type WorkerMessage,
+  type WorkerPhase,
+} from '@callosum/core';
+import type WebSocket from 'ws';
+
+/**
+ * Membership states, driven by the handshake and by heartbeats:
+ * joining (socket open, no valid hello yet) → healthy (welcomed, heartbeats on time) →
+ * suspect (heartbeat overdue; gets no new work) → gone (closed, evicted or timed out).
+ * A suspect worker whose heartbeat resumes is healthy again.
+ */
+export type WorkerState = 'joining' | 'healthy' | 'suspect' | 'gone';
+
+export interface WorkerInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly backend: string;
+  readonly state: WorkerState;
+  readonly phase: WorkerPhase;
+}
+
+/** One worker's socket, with its identity, state and the weights version it holds. */
+export class WorkerConnection {
+  state: WorkerState = 'joining';
+  name = '';
+  backend = '';
+  phase: WorkerPhase = 'idle';
+  /** Weights version last sent on this socket (-1: none). Messages on one socket arrive in order. */
+  weightsVersion = -1;
+  lastHeardAt = Date.now();
+
+  constructor(
+    readonly id: string,
+    readonly address: string,
+    private readonly socket: WebSocket,
+    private readonly codec: Codec,
+  ) {}
+
+  get info(): WorkerInfo {
+    return {
+      id: this.id,
+      name: this.name,
+      address: this.address,
+      backend: this.backend,
+      state: this.state,
+      phase: this.phase,
+    };
+  }
+
+  /** Human-readable identity for log lines. */
+  get label(): string {
+    return `${this.id}${this.name ? ` (${this.name}, ${this.address})` : ` (${this.address})`}`;
+  }
+
+  send(message: CoordinatorMessage): void {
+    this.sendFrame(this.codec.encode(message));
+  }
+
+  /** Sends an already encoded frame (weights are encoded once and sent to every worker). */
+  sendFrame(frame: Uint8Array): void {
+    if (this.state !== 'gone') this.socket.send(frame);
+  }
+
+  /** Decodes and validates one frame; throws a CallosumError naming what is wrong. */
+  decode(frame: Buffer): WorkerMessage {
+    this.lastHeardAt = Date.now();
+    return parseWorkerMessage(this.codec.decode(frame));
+  }
+
+  /** Closes the connection; `code` is a WebSocket close code, `reason` at most 123 bytes. */
+  close(code: number, reason: string): void {
+    this.state = 'gone';
+    this.socket.close(code, Buffer.from(reason).subarray(0, 123).toString());
+  }
+
+  /** Drops the connection at once, e.g. for a peer that stopped reading. */
+  terminate(): void {
+    this.state = 'gone';
+    this.socket.terminate();
+  }
+}
+
+export function describeError(error: unknown): { code: string; message: string } {
+  if (isCallosumError(error)) return { code: error.code, message: error.message };
+  return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
+}

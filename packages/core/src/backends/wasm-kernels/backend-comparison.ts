@@ -1,0 +1,61 @@
+// Test support for the *.test.ts files of this folder: runs one computation on the cpu backend (the
+// reference) and on wasm, from the same seeded inputs.
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+// tfjs-core alone registers no gradients (the @tensorflow/tfjs bundle and tfjs-layers import this).
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface CpuAndWasmResults {
+  cpu: { shape: number[]; values: Float32Array };
+  wasm: { shape: number[]; values: Float32Array };
+  maxAbsDifference: number;
+}
+
+/** Runs `compute` on cpu, then on wasm; all tensors it creates are disposed. */
+export async function computeOnCpuAndWasm(compute: () => tf.Tensor): Promise<CpuAndWasmResults> {
+  const cpu = await computeOn('cpu', compute);
+  const wasm = await computeOn('wasm', compute);
+  return { cpu, wasm, maxAbsDifference: maxAbsDifference(cpu.values, wasm.values) };
+}
+
+export async function computeOn(
+  backend: 'cpu' | 'wasm',
+  compute: () => tf.Tensor,
+): Promise<{ shape: number[]; values: Float32Array }> {
+  await tf.setBackend(backend);
+  const result = tf.tidy(compute);
+  const values = Float32Array.from(result.dataSync());
+  result.dispose();
+  return { shape: result.shape, values };
+}
+
+export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) {
+    return Number.POSITIVE_INFINITY;
+  }
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    max = Math.max(max, Math.abs((a[i] as number) - (b[i] as number)));
+  }
+  return max;
+}
+
+/** Deterministic uniform values in [min, max) (mulberry32), so cpu and wasm see identical inputs. */
+export function seededUniform(size: number, seed: number, min = -1, max = 1): Float32Array {
+  const values = new Float32Array(size);
+  let state = seed >>> 0;
+  for (let i = 0; i < size; i++) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    values[i] = min + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (max - min);
+  }
+  return values;
+}
+
+/** Deterministic integers in [min, max]: pooling windows full of ties. */
+export function seededIntegers(size: number, seed: number, min: number, max: number): Float32Array {
+  return seededUniform(size, seed, min, max + 1).map(Math.floor);
+}

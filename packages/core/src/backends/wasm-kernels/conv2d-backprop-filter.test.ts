@@ -1,0 +1,145 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { isCallosumError } from '../../errors.js';
+import { computeOn, computeOnCpuAndWasm, seededUniform } from './backend-comparison.js';
+import { registerWasmTrainingKernels } from './index.js';
+
+registerWasmTrainingKernels();
+
+type Shape4D = [number, number, number, number];
+type Pad = tf.Conv2DBackpropFilterAttrs['pad'];
+
+interface FilterGradientCase {
+  name: string;
+  xShape: Shape4D;
+  filterShape: Shape4D;
+  strides: number | [number, number];
+  pad: Pad;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+const cases: FilterGradientCase[] = [
+  {
+    name: 'small CNN layer 28x28x1 -> 32 3x3 valid',
+    xShape: [16, 28, 28, 1],
+    filterShape: [3, 3, 1, 32],
+    strides: 1,
+    pad: 'valid',
+  },
+  {
+    name: 'LeNet C1 5x5 same 1 -> 6',
+    xShape: [4, 28, 28, 1],
+    filterShape: [5, 5, 1, 6],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    name: 'LeNet C3 5x5 valid 6 -> 16',
+    xShape: [4, 14, 14, 6],
+    filterShape: [5, 5, 6, 16],
+    strides: 1,
+    pad: 'valid',
+  },
+  {
+    name: 'LeNet C3 5x5 same 6 -> 16',
+    xShape: [2, 14, 14, 6],
+    filterShape: [5, 5, 6, 16],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    name: 'stride 2 same, odd sizes',
+    xShape: [3, 11, 9, 3],
+    filterShape: [3, 3, 3, 4],
+    strides: 2,
+    pad: 'same',
+  },
+  {
+    name: 'strides [2, 3] valid, non-square filter',
+    xShape: [2, 13, 7, 2],
+    filterShape: [3, 2, 2, 5],
+    strides: [2, 3],
+    pad: 'valid',
+  },
+  { name: 'numeric pad 1', xShape: [2, 9, 10, 3], filterShape: [3, 3, 3, 4], strides: 1, pad: 1 },
+  {
+    name: 'numeric pad 2, stride 2, ceil rounding',
+    xShape: [1, 8, 7, 2],
+    filterShape: [3, 3, 2, 3],
+    strides: 2,
+    pad: 2,
+    dimRoundingMode: 'ceil',
+  },
+  {
+    name: 'explicit asymmetric pads, strides [2, 1]',
+    xShape: [2, 10, 8, 3],
+    filterShape: [4, 3, 3, 2],
+    strides: [2, 1],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
+  {
+    name: 'batch 1, filter as large as the input',
+    xShape: [1, 5, 5, 1],
+    filterShape: [5, 5, 1, 2],
+    strides: 1,
+    pad: 'valid',
+  },
+  // 2·498·498 output pixels: the patch matrix exceeds its size cap and is built in two bands of taps.
+  {
+    name: 'large image, built in bands',
+    xShape: [2, 500, 500, 1],
+    filterShape: [3, 3, 1, 2],
+    strides: 1,
+    pad: 'valid',
+  },
+];
+
+function filterGradient(testCase: FilterGradientCase, dataFormat: 'NHWC' | 'NCHW' = 'NHWC'): () => tf.Tensor {
+  const { xShape, filterShape, strides, pad, dimRoundingMode } = testCase;
+  const outShape = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  ).outShape;
+  // Training-like magnitudes: activations in [0, 1), gradients of a batch-mean loss of order 1e-2. The cpu
+  // backend sums in float64 and XNNPACK in float32, so the absolute gap grows with |x|·|dy|·√pixels: with
+  // dy in [-1, 1) the 16×28×28 case differs by 3e-4, a relative 1e-5, i.e. float32 rounding.
+  const xValues = seededUniform(tf.util.sizeFromShape(xShape), 1, 0, 1);
+  const dyValues = seededUniform(tf.util.sizeFromShape(outShape), 2, -0.01, 0.01);
+  const attrs: tf.Conv2DBackpropFilterAttrs = { strides, pad, dataFormat, filterShape };
+  if (dimRoundingMode !== undefined) {
+    attrs.dimRoundingMode = dimRoundingMode;
+  }
+  return () =>
+    tf
+      .engine()
+      .runKernel<tf.Tensor>(
+        tf.Conv2DBackpropFilter,
+        { x: tf.tensor4d(xValues, xShape), dy: tf.tensor4d(dyValues, outShape) },
+        attrs as unknown as tf.NamedAttrMap,
+      );
+}
+
+describe('Conv2DBackpropFilter on wasm', () => {
+  it.each(cases)('matches the cpu backend: $name', async (testCase) => {
+    const { cpu, wasm, maxAbsDifference } = await computeOnCpuAndWasm(filterGradient(testCase));
+    expect(wasm.shape).toEqual(testCase.filterShape);
+    expect(cpu.shape).toEqual(testCase.filterShape);
+    expect(maxAbsDifference).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('rejects NCHW data with a CallosumError', async () => {
+    const nchw = filterGradient(cases[0] as FilterGradientCase, 'NCHW');
+    await expect(computeOn('wasm', nchw)).rejects.toSatisfy((error) =>
+      isCallosumError(error, 'INVALID_ARGUMENT'),
+    );
+  });
+});

@@ -1,0 +1,96 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import {
+  backend_util,
+  Conv2DBackpropFilter,
+  type Conv2DBackpropFilterAttrs,
+  type KernelConfig,
+  type KernelFunc,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { CallosumError, ErrorCodes } from '../../errors.js';
+import { fillTransposedPatches } from './transposed-patches.js';
+
+/**
+ * Cap on the temporary patch matrix (4 Mi float32 = 16 MiB): wasm memory never shrinks once grown, so
+ * larger layers are processed a band of filter taps at a time instead of growing the heap for good.
+ */
+const MAX_PATCH_MATRIX_ELEMENTS = 1 << 22;
+
+interface Conv2DBackpropFilterParams {
+  inputs: { x: TensorInfo; dy: TensorInfo };
+  backend: BackendWasm;
+  attrs: Conv2DBackpropFilterAttrs;
+}
+
+/**
+ * The filter gradient of a 2-D convolution, which tfjs-backend-wasm 4.22 does not implement at all (so any
+ * CNN fails to train on it). Computed as dW[taps, outC] = patchesᵀ[taps, pixels] · dy[pixels, outC], with
+ * taps = fh·fw·inC and pixels = batch·outH·outW. The patches are written already transposed so that the
+ * product has batch 1 and no transpose: the only case in which wasm's BatchMatMul uses XNNPACK rather
+ * than its naive loop. Measured for the 28×28×1 → 32×3×3 layer at batch 64: 3 ms, against 51 ms when
+ * delegating to wasm's Conv3DBackpropFilterV2 with depth 1.
+ *
+ * @param batchMatMul wasm's own BatchMatMul kernel function (untransposed calls only).
+ */
+export function createConv2DBackpropFilterKernel(batchMatMul: KernelFunc): KernelConfig {
+  function conv2DBackpropFilter({ inputs, backend, attrs }: Conv2DBackpropFilterParams): TensorInfo {
+    const { x, dy } = inputs;
+    const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs;
+    if (dataFormat !== 'NHWC') {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `Conv2DBackpropFilter on wasm supports only NHWC data, got dataFormat '${dataFormat}'`,
+      );
+    }
+    if (x.dtype !== 'float32' || dy.dtype !== 'float32') {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `Conv2DBackpropFilter on wasm needs float32 x and dy, got ${x.dtype} and ${dy.dtype}`,
+      );
+    }
+    const info = backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filterShape,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+    );
+    const taps = info.filterHeight * info.filterWidth * info.inChannels;
+    const pixels = info.batchSize * info.outHeight * info.outWidth;
+    const tapsPerBand = Math.max(1, Math.floor(MAX_PATCH_MATRIX_ELEMENTS / pixels));
+    const dyAsMatrix: TensorInfo = {
+      dataId: dy.dataId,
+      shape: [1, pixels, info.outChannels],
+      dtype: 'float32',
+    };
+
+    const dW = backend.makeOutput([...filterShape], 'float32');
+    for (let firstTap = 0; firstTap < taps; firstTap += tapsPerBand) {
+      const bandTaps = Math.min(tapsPerBand, taps - firstTap);
+      const patches = backend.makeOutput([1, bandTaps, pixels], 'float32');
+      // Heap views are taken only after allocating: growing the wasm memory detaches earlier views.
+      fillTransposedPatches(
+        backend.typedArrayFromHeap(x) as Float32Array,
+        info,
+        firstTap,
+        backend.typedArrayFromHeap(patches) as Float32Array,
+      );
+      const band = batchMatMul({
+        inputs: { a: patches, b: dyAsMatrix },
+        backend,
+        attrs: { transposeA: false, transposeB: false },
+      }) as TensorInfo;
+      backend.typedArrayFromHeap(dW).set(backend.typedArrayFromHeap(band), firstTap * info.outChannels);
+      backend.disposeData(patches.dataId);
+      backend.disposeData(band.dataId);
+    }
+    return dW;
+  }
+
+  return {
+    kernelName: Conv2DBackpropFilter,
+    backendName: 'wasm',
+    kernelFunc: conv2DBackpropFilter as unknown as KernelFunc,
+  };
+}

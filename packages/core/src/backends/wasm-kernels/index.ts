@@ -1,0 +1,56 @@
+// Loading the wasm backend registers its kernels, which the kernels below wrap or call.
+import '@tensorflow/tfjs-backend-wasm';
+import {
+  BatchMatMul,
+  getKernel,
+  type KernelConfig,
+  MaxPoolGrad,
+  registerKernel,
+  Transpose,
+  unregisterKernel,
+} from '@tensorflow/tfjs-core';
+import { CallosumError, ErrorCodes } from '../../errors.js';
+import { createBatchMatMulKernel } from './batch-mat-mul.js';
+import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
+import { createMaxPoolGradKernel } from './max-pool-grad.js';
+
+let registered = false;
+
+/**
+ * Makes the tfjs wasm backend able to train convolutional networks, and fast at it: adds the missing
+ * Conv2DBackpropFilter kernel and replaces BatchMatMul and MaxPoolGrad (see each kernel for why).
+ *
+ * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
+ * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
+ * is initialised), and the wasm kernels called from here are the originals captured at the first call.
+ */
+export function registerWasmTrainingKernels(): void {
+  if (registered) {
+    return;
+  }
+  const originalBatchMatMul = requireWasmKernel(BatchMatMul);
+  const transpose = requireWasmKernel(Transpose);
+  const originalMaxPoolGrad = requireWasmKernel(MaxPoolGrad);
+
+  registerKernel(createConv2DBackpropFilterKernel(originalBatchMatMul.kernelFunc));
+  replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
+  replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
+  registered = true;
+}
+
+function requireWasmKernel(kernelName: string): KernelConfig {
+  const config = getKernel(kernelName, 'wasm');
+  if (config === undefined) {
+    throw new CallosumError(
+      ErrorCodes.BACKEND_UNAVAILABLE,
+      `The wasm backend has no '${kernelName}' kernel to build the training kernels on`,
+    );
+  }
+  return config;
+}
+
+/** Unregisters first: registering over an existing kernel works too, but logs a warning. */
+function replaceKernel(config: KernelConfig): void {
+  unregisterKernel(config.kernelName, config.backendName);
+  registerKernel(config);
+}

@@ -1,0 +1,105 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { computeOnCpuAndWasm, seededIntegers, seededUniform } from './backend-comparison.js';
+import { registerWasmTrainingKernels } from './index.js';
+
+registerWasmTrainingKernels();
+
+type Shape4D = [number, number, number, number];
+
+interface PoolCase {
+  name: string;
+  xShape: Shape4D;
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: tf.MaxPoolGradAttrs['pad'];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+const cases: PoolCase[] = [
+  {
+    name: '2x2/2 valid after the small CNN conv',
+    xShape: [4, 26, 26, 32],
+    filterSize: 2,
+    strides: 2,
+    pad: 'valid',
+  },
+  { name: '3x3/2 same', xShape: [2, 13, 13, 8], filterSize: 3, strides: 2, pad: 'same' },
+  { name: '3x3/2 same, odd sizes, batch 1', xShape: [1, 7, 9, 3], filterSize: 3, strides: 2, pad: 'same' },
+  { name: '3x3/1 valid, overlapping windows', xShape: [2, 8, 6, 2], filterSize: 3, strides: 1, pad: 'valid' },
+  {
+    name: '2x3 filter, strides [1, 2], same',
+    xShape: [2, 9, 10, 5],
+    filterSize: [2, 3],
+    strides: [1, 2],
+    pad: 'same',
+  },
+  {
+    name: 'numeric pad 1, ceil rounding',
+    xShape: [2, 7, 7, 3],
+    filterSize: 3,
+    strides: 2,
+    pad: 1,
+    dimRoundingMode: 'ceil',
+  },
+];
+
+/**
+ * Inputs from {-2, …, 1}: most windows hold several equal maxima, and some hold only negative values or
+ * only zeros (as after a dead ReLU), the cases where the gradient's destination is a matter of convention.
+ */
+function poolGradient(testCase: PoolCase, xValues: Float32Array): () => tf.Tensor {
+  const { xShape, filterSize, strides, pad, dimRoundingMode } = testCase;
+  return () => {
+    const x = tf.tensor4d(xValues, xShape);
+    const y = tf.maxPool(x, filterSize, strides, pad, dimRoundingMode);
+    const dy = tf.tensor(seededUniform(y.size, 8), y.shape);
+    const attrs: tf.MaxPoolGradAttrs = { filterSize, strides, pad };
+    if (dimRoundingMode !== undefined) {
+      attrs.dimRoundingMode = dimRoundingMode;
+    }
+    return tf
+      .engine()
+      .runKernel<tf.Tensor>(tf.MaxPoolGrad, { dy, input: x, output: y }, attrs as unknown as tf.NamedAttrMap);
+  };
+}
+
+describe('MaxPoolGrad on wasm', () => {
+  it.each(cases)('matches the cpu backend, ties included: $name', async (testCase) => {
+    const xValues = seededIntegers(tf.util.sizeFromShape(testCase.xShape), 7, -2, 1);
+    const { cpu, wasm, maxAbsDifference } = await computeOnCpuAndWasm(poolGradient(testCase, xValues));
+    expect(wasm.shape).toEqual(testCase.xShape);
+    expect(cpu.shape).toEqual(testCase.xShape);
+    expect(maxAbsDifference).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('matches the cpu backend on windows of only -Infinity or NaN', async () => {
+    const xValues = Float32Array.from([
+      Number.NEGATIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      Number.NaN,
+      Number.NaN,
+      Number.NEGATIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      Number.NaN,
+      Number.NaN,
+      Number.NaN,
+      3,
+      1,
+      1,
+      -5,
+      Number.NaN,
+      1,
+      1,
+    ]);
+    const testCase: PoolCase = {
+      name: 'non-finite',
+      xShape: [1, 4, 4, 1],
+      filterSize: 2,
+      strides: 2,
+      pad: 'valid',
+    };
+    const { cpu, wasm } = await computeOnCpuAndWasm(poolGradient(testCase, xValues));
+    expect(wasm.values).toEqual(cpu.values);
+  });
+});

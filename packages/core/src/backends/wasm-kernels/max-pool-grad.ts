@@ -1,0 +1,98 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import {
+  backend_util,
+  type KernelConfig,
+  type KernelFunc,
+  type MaxPoolGradAttrs,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+
+interface MaxPoolGradParams {
+  inputs: { dy: TensorInfo; input: TensorInfo };
+  backend: BackendWasm;
+  attrs: MaxPoolGradAttrs;
+}
+
+/**
+ * Replaces wasm's MaxPoolGrad for two reasons. It is slow: 26 ms for the [64,26,26,32] 2×2/2 pool of a
+ * small CNN, against ~2 ms here. And it disagrees with the cpu backend (and the forward MaxPool): on ties
+ * it routes the gradient to the last maximal element, and it seeds the running maximum with FLT_MIN, the
+ * smallest positive float, so a window with no positive element (every dead ReLU window) sends its gradient
+ * to the wrong place. This kernel follows the cpu backend exactly: per window, the first element in
+ * row-major order that is strictly greater than all before it receives dy; a window of only NaN or
+ * -Infinity receives nothing.
+ *
+ * @param original the wasm MaxPoolGrad config being replaced (its setupFunc is kept).
+ */
+export function createMaxPoolGradKernel(original: KernelConfig): KernelConfig {
+  return { ...original, kernelFunc: maxPoolGrad as unknown as KernelFunc };
+}
+
+function maxPoolGrad({ inputs, backend, attrs }: MaxPoolGradParams): TensorInfo {
+  const { dy, input } = inputs;
+  const info = backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const dx = backend.makeOutput(input.shape, 'float32');
+  // Heap views are taken only after allocating: growing the wasm memory detaches earlier views.
+  const dxValues = backend.typedArrayFromHeap(dx);
+  dxValues.fill(0);
+  scatterToWindowMaxima(backend.typedArrayFromHeap(input), backend.typedArrayFromHeap(dy), dxValues, info);
+  return dx;
+}
+
+/**
+ * Adds each dy entry to the position of its window's maximum. Channels are innermost in NHWC, so one
+ * pass over a window updates the running maximum of every channel with contiguous reads.
+ */
+function scatterToWindowMaxima(
+  x: backend_util.TypedArray,
+  dy: backend_util.TypedArray,
+  dx: backend_util.TypedArray,
+  info: backend_util.Conv2DInfo,
+): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
+  const { strideHeight, strideWidth, effectiveFilterHeight, effectiveFilterWidth } = info;
+  const { top: padTop, left: padLeft } = info.padInfo;
+  const maxValues = new Float64Array(inChannels);
+  const maxPositions = new Int32Array(inChannels);
+
+  let dyOffset = 0;
+  for (let batch = 0; batch < batchSize; batch++) {
+    for (let outRow = 0; outRow < outHeight; outRow++) {
+      const rowCorner = outRow * strideHeight - padTop;
+      const firstRow = Math.max(0, rowCorner);
+      const endRow = Math.min(inHeight, rowCorner + effectiveFilterHeight);
+      for (let outCol = 0; outCol < outWidth; outCol++, dyOffset += inChannels) {
+        const colCorner = outCol * strideWidth - padLeft;
+        const firstCol = Math.max(0, colCorner);
+        const endCol = Math.min(inWidth, colCorner + effectiveFilterWidth);
+        maxValues.fill(Number.NEGATIVE_INFINITY);
+        maxPositions.fill(-1);
+        for (let row = firstRow; row < endRow; row++) {
+          let position = ((batch * inHeight + row) * inWidth + firstCol) * inChannels;
+          for (let col = firstCol; col < endCol; col++) {
+            for (let channel = 0; channel < inChannels; channel++, position++) {
+              const value = x[position] as number;
+              if (value > (maxValues[channel] as number)) {
+                maxValues[channel] = value;
+                maxPositions[channel] = position;
+              }
+            }
+          }
+        }
+        for (let channel = 0; channel < inChannels; channel++) {
+          const position = maxPositions[channel] as number;
+          if (position >= 0) {
+            dx[position] = (dx[position] as number) + (dy[dyOffset + channel] as number);
+          }
+        }
+      }
+    }
+  }
+}

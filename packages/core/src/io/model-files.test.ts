@@ -1,0 +1,67 @@
+import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tfjs from '@tensorflow/tfjs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildModel } from '../models/index.js';
+import { readFlatWeights } from '../params/layout.js';
+import { loadModel, saveModel } from './model-files.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'callosum-model-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('saveModel / loadModel', () => {
+  it('round-trips architecture and weights through model.json + weights.bin', async () => {
+    const model = buildModel({ name: 'lenet5' }, { seed: 11 });
+    await saveModel(model, dir);
+    const loaded = await loadModel(dir);
+    expect(loaded.layers.map((layer) => layer.getClassName())).toEqual(
+      model.layers.map((layer) => layer.getClassName()),
+    );
+    expect(readFlatWeights(loaded)).toEqual(readFlatWeights(model));
+    model.dispose();
+    loaded.dispose();
+  });
+
+  it('is readable by plain @tensorflow/tfjs loadLayersModel over http, with identical predictions', async () => {
+    const model = buildModel({ name: 'cnn' }, { seed: 12 });
+    await saveModel(model, dir);
+    const server = createServer(async (request, response) => {
+      try {
+        response.end(await readFile(join(dir, (request.url ?? '/').slice(1))));
+      } catch {
+        response.statusCode = 404;
+        response.end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const plain = await tfjs.loadLayersModel(`http://127.0.0.1:${port}/model.json`);
+      const input = tfjs.randomUniform([3, 28, 28, 1], 0, 1, 'float32', 1);
+      const expected = (model.predict(input) as tfjs.Tensor).dataSync();
+      const actual = (plain.predict(input) as tfjs.Tensor).dataSync();
+      expect(Array.from(actual)).toEqual(Array.from(expected));
+      plain.dispose();
+    } finally {
+      server.close();
+      model.dispose();
+    }
+  });
+
+  it('names the file when weights are truncated or model.json is missing', async () => {
+    const model = buildModel({ name: 'mlp', options: { hidden: [4] } });
+    await saveModel(model, dir);
+    await truncate(join(dir, 'weights.bin'), 100);
+    await expect(loadModel(dir)).rejects.toThrow(/weight files hold 100 bytes/);
+    await expect(loadModel(join(dir, 'nope'))).rejects.toThrow(/nope\/model\.json: cannot read/);
+    model.dispose();
+  });
+});

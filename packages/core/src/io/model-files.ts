@@ -1,0 +1,95 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { CallosumError, ErrorCodes } from '../errors.js';
+
+export const MODEL_JSON_FILE = 'model.json';
+const WEIGHTS_FILE = 'weights.bin';
+
+/** Writes a file so that a reader never sees it half-written: a temporary name, then a rename. */
+async function writeFileAtomically(path: string, data: string | Uint8Array): Promise<void> {
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, data);
+  await rename(temporary, path);
+}
+
+/**
+ * Saves a model in the TF.js layers format (`model.json` + one weights file) into `dir`, readable by
+ * plain `tf.loadLayersModel` from any TF.js (over http, or with tfjs-node's `file://`).
+ */
+export async function saveModel(model: tfl.LayersModel, dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weightData = artifacts.weightData;
+      if (weightData === undefined || artifacts.weightSpecs === undefined) {
+        throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, 'the model produced no weights to save');
+      }
+      const bytes = new Uint8Array(tf.io.CompositeArrayBuffer.join(weightData));
+      const modelJson = {
+        format: 'layers-model',
+        generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
+        convertedBy: null,
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs }],
+      };
+      // Weights first: a model.json that exists always points at complete weights.
+      await writeFileAtomically(join(dir, WEIGHTS_FILE), bytes);
+      await writeFileAtomically(join(dir, MODEL_JSON_FILE), JSON.stringify(modelJson));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+}
+
+async function readArtifactFile(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new CallosumError(
+      ErrorCodes.ARTIFACT_INVALID,
+      `${path}: cannot read (${(error as Error).message})`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+function bytesPerElement(spec: tf.io.WeightsManifestEntry): number {
+  const stored = spec.quantization?.dtype ?? spec.dtype;
+  if (stored === 'uint8' || stored === 'bool') return 1;
+  if (stored === 'uint16' || stored === 'float16') return 2;
+  return 4;
+}
+
+/** Loads a model saved by `saveModel` (or any single-directory TF.js layers model) from `dir`. */
+export async function loadModel(dir: string): Promise<tfl.LayersModel> {
+  const jsonPath = join(dir, MODEL_JSON_FILE);
+  let modelJson: tf.io.ModelJSON;
+  try {
+    modelJson = JSON.parse((await readArtifactFile(jsonPath)).toString('utf8')) as tf.io.ModelJSON;
+  } catch (error) {
+    if (error instanceof CallosumError) throw error;
+    throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${jsonPath}: not valid JSON`, { cause: error });
+  }
+  const artifacts = await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
+    const specs = manifest.flatMap((group) => group.weights);
+    const buffers = await Promise.all(
+      manifest.flatMap((group) => group.paths).map((path) => readArtifactFile(join(dir, path))),
+    );
+    const data = Buffer.concat(buffers);
+    const expected = specs.reduce(
+      (total, spec) => total + spec.shape.reduce((product, dim) => product * dim, 1) * bytesPerElement(spec),
+      0,
+    );
+    if (data.byteLength !== expected) {
+      throw new CallosumError(
+        ErrorCodes.ARTIFACT_INVALID,
+        `${dir}: weight files hold ${data.byteLength} bytes, model.json describes ${expected}`,
+      );
+    }
+    return [specs, data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)];
+  });
+  return tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+}

@@ -1,0 +1,90 @@
+import { FlatOptimizer, optimizerContext } from './flat-optimizer.js';
+import { type AdamSpec, type AdamWSpec, type OptimizerFactory, OptimizerNames } from './optimizer.js';
+import { DECAY_RATE, NON_NEGATIVE, POSITIVE, rejectUnknownOptions, requireNumber } from './validation.js';
+
+const DEFAULT_BETA1 = 0.9;
+const DEFAULT_BETA2 = 0.999;
+/** tfjs uses the backend's epsilon when none is given: 1e-7 on the float32 backends. */
+const DEFAULT_EPSILON = 1e-7;
+/** PyTorch's AdamW default. */
+const DEFAULT_WEIGHT_DECAY = 0.01;
+
+interface AdamHyperparameters {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  /** 0 makes this plain Adam. */
+  readonly weightDecay: number;
+}
+
+/**
+ * Adam with the formula of tfjs `tf.train.adam` (epsilon added after the square root of the bias-corrected
+ * second moment), plus decoupled weight decay (Loshchilov & Hutter):
+ *   m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g^2
+ *   p -= lr * ((m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon) + weightDecay * p)
+ */
+class AdamOptimizer extends FlatOptimizer<'firstMoment' | 'secondMoment'> {
+  constructor(
+    name: string,
+    parameterCount: number,
+    private readonly hyperparameters: AdamHyperparameters,
+  ) {
+    super(name, parameterCount, ['firstMoment', 'secondMoment']);
+  }
+
+  protected update(
+    params: Float32Array,
+    gradient: Float32Array,
+    learningRate: number,
+    stepNumber: number,
+  ): void {
+    const { beta1, beta2, epsilon, weightDecay } = this.hyperparameters;
+    const { firstMoment, secondMoment } = this.slots;
+    const firstMomentCorrection = 1 - beta1 ** stepNumber;
+    const secondMomentCorrection = 1 - beta2 ** stepNumber;
+    for (let i = 0; i < params.length; i++) {
+      const g = gradient[i] as number;
+      const p = params[i] as number;
+      const m = beta1 * (firstMoment[i] as number) + (1 - beta1) * g;
+      const v = beta2 * (secondMoment[i] as number) + (1 - beta2) * g * g;
+      firstMoment[i] = m;
+      secondMoment[i] = v;
+      const adamUpdate = m / firstMomentCorrection / (Math.sqrt(v / secondMomentCorrection) + epsilon);
+      params[i] = p - learningRate * (adamUpdate + weightDecay * p);
+    }
+  }
+}
+
+function readMomentOptions(
+  context: string,
+  spec: Omit<AdamSpec, 'name'>,
+): Omit<AdamHyperparameters, 'weightDecay'> {
+  return {
+    beta1: requireNumber(context, 'beta1', spec.beta1 ?? DEFAULT_BETA1, DECAY_RATE),
+    beta2: requireNumber(context, 'beta2', spec.beta2 ?? DEFAULT_BETA2, DECAY_RATE),
+    epsilon: requireNumber(context, 'epsilon', spec.epsilon ?? DEFAULT_EPSILON, POSITIVE),
+  };
+}
+
+export const createAdam: OptimizerFactory<AdamSpec> = (spec, parameterCount) => {
+  const context = optimizerContext(OptimizerNames.ADAM);
+  rejectUnknownOptions(context, spec, ['name', 'beta1', 'beta2', 'epsilon']);
+  return new AdamOptimizer(OptimizerNames.ADAM, parameterCount, {
+    ...readMomentOptions(context, spec),
+    weightDecay: 0,
+  });
+};
+
+export const createAdamW: OptimizerFactory<AdamWSpec> = (spec, parameterCount) => {
+  const context = optimizerContext(OptimizerNames.ADAMW);
+  rejectUnknownOptions(context, spec, ['name', 'beta1', 'beta2', 'epsilon', 'weightDecay']);
+  return new AdamOptimizer(OptimizerNames.ADAMW, parameterCount, {
+    ...readMomentOptions(context, spec),
+    weightDecay: requireNumber(
+      context,
+      'weightDecay',
+      spec.weightDecay ?? DEFAULT_WEIGHT_DECAY,
+      NON_NEGATIVE,
+    ),
+  });
+};

@@ -1,0 +1,87 @@
+import type { Tensor, Variable } from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { CallosumError, ErrorCodes } from '../errors.js';
+
+export interface ParameterEntry {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** Offset of the first element in the flat vector. */
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** Where each weight of a model lives in one flat Float32Array, in the model's own weight order. */
+export interface ParameterLayout {
+  readonly entries: readonly ParameterEntry[];
+  readonly totalSize: number;
+}
+
+export function parameterLayout(model: LayersModel): ParameterLayout {
+  let offset = 0;
+  const entries = model.weights.map((weight) => {
+    const size = weight.shape.reduce<number>((product, dim) => product * (dim ?? 1), 1);
+    const entry = { name: weight.originalName, shape: weight.shape.map((dim) => dim ?? 1), offset, size };
+    offset += size;
+    return entry;
+  });
+  return { entries, totalSize: offset };
+}
+
+/** The model's trainable variables, in layout order (the order gradients are flattened in). */
+export function trainableVariables(model: LayersModel): Variable[] {
+  if (model.trainableWeights.length !== model.weights.length) {
+    // Every built-in model is fully trainable; a frozen weight would need its own place in the layout.
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      'models with non-trainable weights are not supported',
+    );
+  }
+  return model.trainableWeights.map((weight) => weight.read() as Variable);
+}
+
+export function readFlatWeights(model: LayersModel, layout = parameterLayout(model)): Float32Array {
+  const flat = new Float32Array(layout.totalSize);
+  model.weights.forEach((weight, index) => {
+    const entry = layout.entries[index] as ParameterEntry;
+    flat.set(weight.read().dataSync() as Float32Array, entry.offset);
+  });
+  return flat;
+}
+
+export function writeFlatWeights(
+  model: LayersModel,
+  flat: Float32Array,
+  layout = parameterLayout(model),
+): void {
+  assertFlatLength(flat, layout, 'weights');
+  model.weights.forEach((weight, index) => {
+    const entry = layout.entries[index] as ParameterEntry;
+    const value = tf.tensor(
+      flat.subarray(entry.offset, entry.offset + entry.size),
+      [...entry.shape],
+      'float32',
+    );
+    weight.write(value);
+    value.dispose();
+  });
+}
+
+/** Concatenates per-variable tensors (in layout order) into one flat vector. */
+export function flattenTensors(tensors: readonly Tensor[], layout: ParameterLayout): Float32Array {
+  const flat = new Float32Array(layout.totalSize);
+  tensors.forEach((tensor, index) => {
+    const entry = layout.entries[index] as ParameterEntry;
+    flat.set(tensor.dataSync() as Float32Array, entry.offset);
+  });
+  return flat;
+}
+
+export function assertFlatLength(flat: Float32Array, layout: ParameterLayout, what: string): void {
+  if (flat.length !== layout.totalSize) {
+    throw new CallosumError(
+      ErrorCodes.SHAPE_MISMATCH,
+      `${what} vector has ${flat.length} elements, the model has ${layout.totalSize} parameters`,
+    );
+  }
+}

@@ -1,0 +1,73 @@
+import { endianness } from 'node:os';
+import { Packr } from 'msgpackr';
+import { CallosumError, ErrorCodes } from '../errors.js';
+
+/** Turns messages into frames and back. Swappable, so tests can run the protocol in memory. */
+export interface Codec {
+  encode(message: unknown): Uint8Array;
+  /** Returns plain data only (objects, arrays, strings, finite numbers, booleans, null, byte arrays). */
+  decode(frame: Uint8Array): unknown;
+}
+
+const MAX_DEPTH = 16;
+
+if (endianness() !== 'LE') {
+  // Tensors travel as the host's raw bytes; the protocol says little-endian.
+  throw new Error('Callosum requires a little-endian host');
+}
+
+/**
+ * Plain MessagePack: no records, no structured clone. msgpackr still decodes some extension types
+ * (Date, Set, RegExp, BigInt, Error, typed arrays) whatever the options, so every decoded value is
+ * checked to be plain data before anything else sees it.
+ */
+export function createMsgpackCodec(): Codec {
+  const packr = new Packr({
+    useRecords: false,
+    structuredClone: false,
+    moreTypes: false,
+    mapsAsObjects: true,
+  });
+  return {
+    encode: (message) => packr.pack(message),
+    decode(frame) {
+      let value: unknown;
+      try {
+        value = packr.unpack(frame);
+      } catch (error) {
+        throw new CallosumError(
+          ErrorCodes.MALFORMED_MESSAGE,
+          // msgpackr may append the decoded data to its message; keep the log line short
+          `frame is not valid MessagePack: ${(error as Error).message.slice(0, 120)}`,
+        );
+      }
+      assertPlainData(value, '$', 0);
+      return value;
+    },
+  };
+}
+
+function assertPlainData(value: unknown, path: string, depth: number): void {
+  if (depth > MAX_DEPTH) {
+    throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, `${path}: nested deeper than ${MAX_DEPTH} levels`);
+  }
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) {
+      throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, `${path}: ${value} is not a finite number`);
+    }
+    return;
+  }
+  // Buffer is a Uint8Array subclass; other typed arrays only come from extensions.
+  if (value instanceof Uint8Array && (value.constructor === Uint8Array || Buffer.isBuffer(value))) return;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) assertPlainData(item, `${path}[${index}]`, depth + 1);
+    return;
+  }
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const [key, item] of Object.entries(value)) assertPlainData(item, `${path}.${key}`, depth + 1);
+    return;
+  }
+  const kind = typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
+  throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, `${path}: ${kind} values are not allowed`);
+}

@@ -1,0 +1,12 @@
+export { type Codec, createMsgpackCodec } from './codec.js';
+export * from './messages.js';
+export { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
+export {
+  elementCount,
+  fromWireTensor,
+  TENSOR_DTYPES,
+  type TensorDtype,
+  toWireTensor,
+  type WireTensor,
+} from './tensor.js';
+export { PROTOCOL_VERSION } from './version.js';

@@ -1,0 +1,171 @@
+import { z } from 'zod';
+import { ErrorCodes } from '../errors.js';
+import { elementCount, TENSOR_DTYPES } from './tensor.js';
+
+/**
+ * Every message of the wire protocol, defined once: both sides import these schemas and the types
+ * inferred from them. Strict objects: an unknown field is an error, so a typo or an injection
+ * attempt never passes silently. docs/protocol.md describes the same messages for other languages.
+ */
+
+const MAX_RANK = 8;
+const MAX_NAME_LENGTH = 256;
+const MAX_TEXT_LENGTH = 4096;
+
+const count = z.int().min(0);
+const index = z.int().min(0);
+const name = z.string().min(1).max(MAX_NAME_LENGTH);
+const text = z.string().max(MAX_TEXT_LENGTH);
+const milliseconds = z.number().min(0);
+
+export const wireTensorSchema = z
+  .strictObject({
+    dtype: z.enum(Object.keys(TENSOR_DTYPES) as [keyof typeof TENSOR_DTYPES]),
+    shape: z.array(count).max(MAX_RANK),
+    bytes: z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes'),
+  })
+  .refine((t) => t.bytes.byteLength === elementCount(t.shape) * TENSOR_DTYPES[t.dtype], {
+    message: 'byte length does not match dtype and shape',
+  });
+
+const protocolVersion = z.strictObject({ major: z.int().min(0), minor: z.int().min(0) });
+
+const modelSpec = z.strictObject({
+  name,
+  options: z.record(z.string(), z.unknown()).optional(),
+});
+
+const errorCode = z.enum(Object.values(ErrorCodes) as [string, ...string[]]);
+
+/** What a worker was doing when it last reported; lets the coordinator name a late worker's phase. */
+export const workerPhase = z.enum(['idle', 'receiving', 'computing', 'sending']);
+
+/**
+ * Time spent inside the worker. The coordinator counts everything else between sending a request and
+ * decoding its reply (encoding, the network, queues) as transfer time.
+ */
+const computeTimings = z.strictObject({
+  /** Reading the request's tensors and loading weights into the model. */
+  decodeMs: milliseconds,
+  /** Forward and backward pass, including reading the gradient back from the backend. */
+  computeMs: milliseconds,
+});
+
+// ---- worker → coordinator -------------------------------------------------------------------------
+
+export const helloSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocol: protocolVersion,
+  /** A name for logs (e.g. the pod name); the coordinator assigns the id. */
+  workerName: name,
+  /** The backend the worker computes with (e.g. "wasm", "tensorflow"). */
+  backend: name,
+  pid: z.int().min(0),
+  hostname: name,
+});
+
+export const gradientSchema = z.strictObject({
+  type: z.literal('gradient'),
+  step: index,
+  shard: index,
+  /** Gradient of the summed loss over the shard, float32, one element per parameter. */
+  gradient: wireTensorSchema,
+  lossSum: z.number(),
+  correct: count,
+  count,
+  timings: computeTimings,
+});
+
+export const evaluationSchema = z.strictObject({
+  type: z.literal('evaluation'),
+  round: index,
+  shard: index,
+  lossSum: z.number(),
+  correct: count,
+  count,
+  timings: computeTimings,
+});
+
+export const heartbeatSchema = z.strictObject({
+  type: z.literal('heartbeat'),
+  phase: workerPhase,
+  step: index.optional(),
+});
+
+export const failureSchema = z.strictObject({
+  type: z.literal('failure'),
+  code: errorCode,
+  message: text,
+  step: index.optional(),
+  shard: index.optional(),
+});
+
+export const workerMessageSchema = z.discriminatedUnion('type', [
+  helloSchema,
+  gradientSchema,
+  evaluationSchema,
+  heartbeatSchema,
+  failureSchema,
+]);
+
+// ---- coordinator → worker -------------------------------------------------------------------------
+
+export const welcomeSchema = z.strictObject({
+  type: z.literal('welcome'),
+  protocol: protocolVersion,
+  workerId: name,
+  runId: name,
+  model: modelSpec,
+  parameterCount: count,
+  /** How often the worker must send a heartbeat while connected. */
+  heartbeatIntervalMs: z.int().min(10),
+});
+
+export const weightsSchema = z.strictObject({
+  type: z.literal('weights'),
+  /** Increases with every optimizer step; compute/evaluate requests name the version to use. */
+  version: index,
+  weights: wireTensorSchema,
+});
+
+const shardData = {
+  shard: index,
+  weightsVersion: index,
+  /** uint8 pixels, shape [count, rows, cols]; the worker scales them to [0, 1]. */
+  images: wireTensorSchema,
+  /** uint8 labels, shape [count]. */
+  labels: wireTensorSchema,
+};
+
+export const computeSchema = z.strictObject({ type: z.literal('compute'), step: index, ...shardData });
+
+export const evaluateSchema = z.strictObject({ type: z.literal('evaluate'), round: index, ...shardData });
+
+export const shutdownSchema = z.strictObject({
+  type: z.literal('shutdown'),
+  code: errorCode,
+  reason: text,
+});
+
+export const coordinatorMessageSchema = z.discriminatedUnion('type', [
+  welcomeSchema,
+  weightsSchema,
+  computeSchema,
+  evaluateSchema,
+  shutdownSchema,
+]);
+
+export type WorkerPhase = z.infer<typeof workerPhase>;
+export type Hello = z.infer<typeof helloSchema>;
+export type GradientMessage = z.infer<typeof gradientSchema>;
+export type EvaluationMessage = z.infer<typeof evaluationSchema>;
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+export type Failure = z.infer<typeof failureSchema>;
+export type WorkerMessage = z.infer<typeof workerMessageSchema>;
+export type Welcome = z.infer<typeof welcomeSchema>;
+export type WeightsMessage = z.infer<typeof weightsSchema>;
+export type ComputeRequest = z.infer<typeof computeSchema>;
+export type EvaluateRequest = z.infer<typeof evaluateSchema>;
+export type Shutdown = z.infer<typeof shutdownSchema>;
+export type CoordinatorMessage = z.infer<typeof coordinatorMessageSchema>;
+export type ComputeTimings = z.infer<typeof computeTimings>;

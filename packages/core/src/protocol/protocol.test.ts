@@ -1,0 +1,98 @@
+import { Packr } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { createMsgpackCodec } from './codec.js';
+import { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
+import { fromWireTensor, toWireTensor } from './tensor.js';
+import { PROTOCOL_VERSION } from './version.js';
+
+const codec = createMsgpackCodec();
+
+function gradientMessage(gradient = new Float32Array([1.5, -2, 3.25])) {
+  return {
+    type: 'gradient',
+    step: 4,
+    shard: 1,
+    gradient: toWireTensor(gradient, [gradient.length]),
+    lossSum: 1.25,
+    correct: 3,
+    count: 5,
+    timings: { decodeMs: 1, computeMs: 20 },
+  };
+}
+
+describe('codec + validation', () => {
+  it('round-trips a gradient message and reads the tensor back exactly', () => {
+    const gradient = new Float32Array([0.1, -7.5, 1e-30, 3.4e38]);
+    const decoded = parseWorkerMessage(codec.decode(codec.encode(gradientMessage(gradient))));
+    expect(decoded.type).toBe('gradient');
+    if (decoded.type !== 'gradient') return;
+    expect(fromWireTensor(decoded.gradient, 'float32', [4])).toEqual(gradient);
+  });
+
+  it('copies tensor bytes that sit at an unaligned offset', () => {
+    const bytes = new Uint8Array(13);
+    new Uint8Array(new Float32Array([2.5, -1, 8]).buffer).forEach((b, i) => {
+      bytes[i + 1] = b;
+    });
+    const values = fromWireTensor({ dtype: 'float32', shape: [3], bytes: bytes.subarray(1) }, 'float32');
+    expect(Array.from(values)).toEqual([2.5, -1, 8]);
+  });
+
+  it('rejects frames that are not MessagePack, truncated, or carry trailing bytes', () => {
+    const frame = codec.encode(gradientMessage());
+    expect(() => codec.decode(frame.subarray(0, frame.length - 5))).toThrow(/not valid MessagePack/);
+    expect(() => codec.decode(new Uint8Array([0xc1]))).toThrow(/MessagePack|not allowed/);
+    const trailing = new Uint8Array(frame.length + 2);
+    trailing.set(frame);
+    expect(() => codec.decode(trailing)).toThrow(/end of buffer not reached/);
+  });
+
+  it('rejects extension types: Date, Set, RegExp, BigInt, typed arrays, Error', () => {
+    const rich = new Packr({ moreTypes: true, structuredClone: true, useRecords: false });
+    for (const value of [new Date(0), new Set([1]), /a+/g, 10n ** 30n, new Float64Array(2), new Error('x')]) {
+      const frame = rich.pack({ type: 'heartbeat', phase: 'idle', step: value });
+      expect(() => codec.decode(frame), String(value)).toThrow(/not allowed|MessagePack/);
+    }
+  });
+
+  it('rejects __proto__ injection and nesting deeper than the limit', () => {
+    const injected = codec.encode(
+      JSON.parse('{"type":"heartbeat","phase":"idle","__proto__":{"polluted":1}}'),
+    );
+    expect(() => parseWorkerMessage(codec.decode(injected))).toThrow(
+      /MALFORMED|Unrecognized|invalid message/,
+    );
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = [deep];
+    expect(() => codec.decode(codec.encode({ type: 'heartbeat', deep }))).toThrow(/deeper than 16/);
+  });
+
+  it('names the bad field: wrong tensor length, NaN, unknown field, wrong type', () => {
+    const message = gradientMessage();
+    const lying = { ...message, gradient: { ...message.gradient, shape: [4] } };
+    expect(() => parseWorkerMessage(codec.decode(codec.encode(lying)))).toThrow(/gradient: byte length/);
+    expect(() => codec.decode(codec.encode({ ...message, lossSum: Number.NaN }))).toThrow(/lossSum: NaN/);
+    expect(() => parseWorkerMessage({ ...message, extra: 1 })).toThrow(/extra|Unrecognized/);
+    expect(() => parseWorkerMessage({ ...message, step: -1 })).toThrow(/step/);
+    expect(() => parseWorkerMessage({ type: 'bogus' })).toThrow(/invalid message from worker/);
+    expect(() => fromWireTensor(message.gradient, 'int32')).toThrow(/expected dtype int32/);
+    expect(() => fromWireTensor(message.gradient, 'float32', [2])).toThrow(/expected shape \[2\]/);
+  });
+
+  it('validates coordinator messages too', () => {
+    const welcome = {
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: 'w1',
+      runId: 'run',
+      model: { name: 'cnn' },
+      parameterCount: 693962,
+      heartbeatIntervalMs: 1000,
+    };
+    expect(parseCoordinatorMessage(codec.decode(codec.encode(welcome)))).toEqual(welcome);
+    expect(() => parseCoordinatorMessage({ ...welcome, heartbeatIntervalMs: 0 })).toThrow(
+      /heartbeatIntervalMs/,
+    );
+  });
+});

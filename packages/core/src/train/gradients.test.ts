@@ -1,0 +1,158 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ImageBatch } from '../data/batch.js';
+import { buildModel } from '../models/index.js';
+import { parameterLayout, readFlatWeights, writeFlatWeights } from '../params/layout.js';
+import { computeGradients, evaluateBatch } from './gradients.js';
+
+function randomBatch(count: number, seed: number): ImageBatch {
+  let state = seed;
+  const next = () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+  return {
+    pixels: Float32Array.from({ length: count * 784 }, next),
+    labels: Int32Array.from({ length: count }, () => Math.floor(next() * 10)),
+    count,
+  };
+}
+
+function slice(batch: ImageBatch, start: number, end: number): ImageBatch {
+  return {
+    pixels: batch.pixels.subarray(start * 784, end * 784),
+    labels: batch.labels.subarray(start, end),
+    count: end - start,
+  };
+}
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('models and flat parameters', () => {
+  it('builds the reference cnn with exactly 693,962 parameters', () => {
+    const model = buildModel({ name: 'cnn' });
+    const layout = parameterLayout(model);
+    expect(model.countParams()).toBe(693_962);
+    expect(layout.totalSize).toBe(693_962);
+    expect(layout.entries.map((entry) => entry.shape)).toEqual([
+      [3, 3, 1, 32],
+      [32],
+      [5408, 128],
+      [128],
+      [128, 10],
+      [10],
+    ]);
+    model.dispose();
+  });
+
+  it('gives identical initial weights for the same seed and different ones for another seed', () => {
+    const [a, b, c] = [1, 1, 2].map((seed) => buildModel({ name: 'lenet5' }, { seed }));
+    const [wa, wb, wc] = [a, b, c].map((model) => readFlatWeights(model!));
+    expect(wa).toEqual(wb);
+    expect(wa).not.toEqual(wc);
+    for (const model of [a, b, c]) model!.dispose();
+  });
+
+  it('round-trips weights through a flat vector and rejects a wrong length', () => {
+    const model = buildModel({ name: 'mlp', options: { hidden: [16] } });
+    const flat = readFlatWeights(model).map((_, index) => index / 1000);
+    writeFlatWeights(model, flat);
+    expect(readFlatWeights(model)).toEqual(flat);
+    expect(() => writeFlatWeights(model, flat.subarray(1))).toThrow(/SHAPE_MISMATCH|parameters/);
+    model.dispose();
+  });
+
+  it('rejects unknown models and unknown options by name', () => {
+    expect(() => buildModel({ name: 'resnet' })).toThrow(/unknown model "resnet".*cnn/);
+    expect(() => buildModel({ name: 'mlp', options: { hiden: [3] } })).toThrow(/no option "hiden"/);
+    expect(() => buildModel({ name: 'cnn', options: { filters: 8 } })).toThrow(/no option "filters"/);
+  });
+});
+
+describe('computeGradients', () => {
+  it('computes the summed cross-entropy of the softmax output, and counts correct predictions', () => {
+    const model = buildModel({ name: 'mlp', options: { hidden: [32] } }, { seed: 3 });
+    const batch = randomBatch(12, 1);
+    const result = computeGradients(model, batch);
+    const probabilities = tf
+      .tidy(() => model.predict(tf.tensor(batch.pixels, [12, 28, 28, 1])) as tf.Tensor)
+      .arraySync() as number[][];
+    let expectedLoss = 0;
+    let expectedCorrect = 0;
+    probabilities.forEach((row, i) => {
+      const label = batch.labels[i] as number;
+      expectedLoss -= Math.log(row[label] as number);
+      if (row.indexOf(Math.max(...row)) === label) expectedCorrect += 1;
+    });
+    expect(result.lossSum).toBeCloseTo(expectedLoss, 3);
+    expect(result.correct).toBe(expectedCorrect);
+    expect(result.count).toBe(12);
+    expect(evaluateBatch(model, batch)).toEqual({
+      lossSum: expect.closeTo(expectedLoss, 3),
+      correct: expectedCorrect,
+      count: 12,
+    });
+    model.dispose();
+  });
+
+  it('matches finite differences of the loss on sampled parameters', () => {
+    const model = buildModel({ name: 'mlp', options: { hidden: [8] } }, { seed: 5 });
+    const batch = randomBatch(6, 2);
+    const { gradient } = computeGradients(model, batch);
+    const weights = readFlatWeights(model);
+    const lossAt = (flat: Float32Array) => {
+      writeFlatWeights(model, flat);
+      return evaluateBatch(model, batch).lossSum;
+    };
+    const epsilon = 1e-3;
+    for (const index of [0, 100, 4000, 6279, weights.length - 1]) {
+      const plus = weights.slice();
+      const minus = weights.slice();
+      plus[index] = (plus[index] as number) + epsilon;
+      minus[index] = (minus[index] as number) - epsilon;
+      const numeric = (lossAt(plus) - lossAt(minus)) / (2 * epsilon);
+      // float32 loss and relu kinks limit agreement to about a percent
+      expect(Math.abs((gradient[index] as number) - numeric)).toBeLessThan(
+        0.02 * Math.max(Math.abs(numeric), 0.05),
+      );
+    }
+    model.dispose();
+  });
+
+  it('is additive over shards: the gradient of a batch is the sum of its parts', () => {
+    const model = buildModel({ name: 'cnn' }, { seed: 7 });
+    const batch = randomBatch(10, 3);
+    const whole = computeGradients(model, batch);
+    const parts = [slice(batch, 0, 3), slice(batch, 3, 10)].map((part) => computeGradients(model, part));
+    const summed = parts[0]!.gradient.map((value, i) => value + parts[1]!.gradient[i]!);
+    const scale = whole.gradient.reduce((max, value) => Math.max(max, Math.abs(value)), 0);
+    const worst = summed.reduce((max, value, i) => Math.max(max, Math.abs(value - whole.gradient[i]!)), 0);
+    expect(worst / scale).toBeLessThan(1e-5);
+    expect(parts[0]!.lossSum + parts[1]!.lossSum).toBeCloseTo(whole.lossSum, 3);
+    expect(parts[0]!.correct + parts[1]!.correct).toBe(whole.correct);
+    model.dispose();
+  });
+
+  it('leaves no tensors behind', () => {
+    const model = buildModel({ name: 'lenet5' });
+    const batch = randomBatch(4, 4);
+    computeGradients(model, batch);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      computeGradients(model, batch);
+      evaluateBatch(model, batch);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it('rejects a batch whose arrays do not match its count', () => {
+    const model = buildModel({ name: 'mlp' });
+    const batch = randomBatch(4, 5);
+    expect(() => computeGradients(model, { ...batch, count: 5 })).toThrow(/batch of 5 needs 3920 pixels/);
+    model.dispose();
+  });
+});

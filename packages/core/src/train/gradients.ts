@@ -1,0 +1,75 @@
+import type { Scalar, Tensor } from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { ImageBatch } from '../data/batch.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import {
+  flattenTensors,
+  type ParameterLayout,
+  parameterLayout,
+  trainableVariables,
+} from '../params/layout.js';
+import type { BatchTotals, GradientResult } from './batch.js';
+import { correctCount, crossEntropySum, forwardLogits } from './logits.js';
+
+function inputTensors(model: LayersModel, batch: ImageBatch): { input: Tensor; labels: Tensor } {
+  const [, ...sampleShape] = model.inputs[0]?.shape ?? [];
+  const sampleSize = sampleShape.reduce<number>((product, dim) => product * (dim ?? 1), 1);
+  if (batch.pixels.length !== batch.count * sampleSize || batch.labels.length !== batch.count) {
+    throw new CallosumError(
+      ErrorCodes.SHAPE_MISMATCH,
+      `batch of ${batch.count} needs ${batch.count * sampleSize} pixels and ${batch.count} labels, ` +
+        `got ${batch.pixels.length} and ${batch.labels.length}`,
+    );
+  }
+  return {
+    input: tf.tensor(batch.pixels, [batch.count, ...sampleShape.map((dim) => dim ?? 1)], 'float32'),
+    labels: tf.tensor1d(batch.labels, 'int32'),
+  };
+}
+
+/**
+ * Gradient of the summed loss over `batch` with respect to all parameters, as one flat vector, plus
+ * the batch totals. Creates no lasting tensors.
+ */
+export function computeGradients(
+  model: LayersModel,
+  batch: ImageBatch,
+  layout: ParameterLayout = parameterLayout(model),
+): GradientResult {
+  if (batch.count === 0) {
+    return { gradient: new Float32Array(layout.totalSize), lossSum: 0, correct: 0, count: 0 };
+  }
+  const variables = trainableVariables(model);
+  return tf.tidy(() => {
+    const { input, labels } = inputTensors(model, batch);
+    let correct: Tensor | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = forwardLogits(model, input, true);
+      correct = tf.keep(correctCount(logits, labels));
+      return crossEntropySum(logits, labels) as Scalar;
+    }, variables);
+    const gradient = flattenTensors(
+      variables.map((variable) => grads[variable.name] as Tensor),
+      layout,
+    );
+    const kept = correct as Tensor;
+    const correctValue = kept.dataSync()[0] as number;
+    kept.dispose(); // kept past variableGrads' own scope, so no tidy frees it
+    return { gradient, lossSum: value.dataSync()[0] as number, correct: correctValue, count: batch.count };
+  });
+}
+
+/** Loss and accuracy totals of the model on `batch`, without gradients. */
+export function evaluateBatch(model: LayersModel, batch: ImageBatch): BatchTotals {
+  if (batch.count === 0) return { lossSum: 0, correct: 0, count: 0 };
+  return tf.tidy(() => {
+    const { input, labels } = inputTensors(model, batch);
+    const logits = forwardLogits(model, input, false);
+    return {
+      lossSum: crossEntropySum(logits, labels).dataSync()[0] as number,
+      correct: correctCount(logits, labels).dataSync()[0] as number,
+      count: batch.count,
+    };
+  });
+}

@@ -1,0 +1,116 @@
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { BackendPreference } from '../backends/registry.js';
+import { type BackendChoice, initBackend } from '../backends/select.js';
+import { gatherBatch, loadMnist, type MnistDataset } from '../data/mnist.js';
+import { saveModel } from '../io/model-files.js';
+import { buildModel } from '../models/index.js';
+import { parameterLayout, readFlatWeights, writeFlatWeights } from '../params/layout.js';
+import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from './config.js';
+import { evaluateImageSet } from './evaluate.js';
+import { computeGradients } from './gradients.js';
+import { reduceShardGradients } from './reduce.js';
+import { TrainingState } from './training-state.js';
+
+export interface StepEvent {
+  readonly step: number;
+  readonly totalSteps: number;
+  readonly epoch: number;
+  /** Mean loss and accuracy of this step's batch. */
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly learningRate: number;
+  readonly samplesPerSecond: number;
+}
+
+export interface EpochEvent {
+  readonly epoch: number;
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+}
+
+export interface TrainLocalOptions extends Partial<TrainingConfig> {
+  readonly backend?: BackendPreference;
+  /** MNIST-format directory; defaults to the embedded real MNIST. */
+  readonly dataDir?: string;
+  /** An already loaded dataset (skips loading; `dataDir` is then ignored). */
+  readonly dataset?: MnistDataset;
+  /** Evaluate on the full test set after every epoch (default true). */
+  readonly evaluate?: boolean;
+  /** Save the final model here in the TF.js layers format. */
+  readonly outDir?: string;
+  readonly onStep?: (event: StepEvent) => void;
+  readonly onEpoch?: (event: EpochEvent) => void;
+}
+
+export interface TrainLocalResult {
+  readonly model: LayersModel;
+  readonly weights: Float32Array;
+  readonly backend: BackendChoice;
+  readonly steps: number;
+  readonly epochs: number;
+  /** Test-set figures after the last epoch (NaN when evaluation was off). */
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+  readonly samplesPerSecond: number;
+}
+
+/**
+ * Trains in this one process, from the same pieces the distributed trainer uses (sampler, flat
+ * gradients, shard reduction, flat optimizer): with the same config it computes the same steps as a
+ * coordinator with one worker.
+ */
+export async function trainLocal(options: TrainLocalOptions = {}): Promise<TrainLocalResult> {
+  const config: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, ...definedOnly(options) };
+  const backend = await initBackend(options.backend ?? 'auto');
+  const dataset =
+    options.dataset ?? (await loadMnist(options.dataDir === undefined ? {} : { dir: options.dataDir }));
+  const model = buildModel(config.model, { seed: config.seed });
+  const layout = parameterLayout(model);
+  const state = new TrainingState(config, readFlatWeights(model, layout), dataset.train.count);
+
+  let testLoss = Number.NaN;
+  let testAccuracy = Number.NaN;
+  let trainedSamples = 0;
+  const started = performance.now();
+  while (!state.finished) {
+    const { epoch } = state.position;
+    const batch = gatherBatch(dataset.train, state.nextBatchIndices());
+    const reduced = reduceShardGradients([computeGradients(model, batch, layout)]);
+    const learningRate = state.applyStep(reduced);
+    writeFlatWeights(model, state.weights, layout);
+    trainedSamples += reduced.count;
+    options.onStep?.({
+      step: state.step,
+      totalSteps: state.totalSteps,
+      epoch,
+      loss: reduced.lossSum / reduced.count,
+      accuracy: reduced.correct / reduced.count,
+      learningRate,
+      samplesPerSecond: trainedSamples / ((performance.now() - started) / 1000),
+    });
+    const epochEnded = state.finished || state.position.epoch !== epoch;
+    if (epochEnded && options.evaluate !== false) {
+      const totals = evaluateImageSet(model, dataset.test);
+      testLoss = totals.lossSum / totals.count;
+      testAccuracy = totals.correct / totals.count;
+      options.onEpoch?.({ epoch, testLoss, testAccuracy });
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (options.outDir !== undefined) await saveModel(model, options.outDir);
+  return {
+    model,
+    weights: state.weights,
+    backend,
+    steps: state.step,
+    epochs: state.step / state.sampler.batchesPerEpoch,
+    testLoss,
+    testAccuracy,
+    samplesPerSecond: trainedSamples / seconds,
+  };
+}
+
+/** Drops keys whose value is undefined, so they do not override defaults. */
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
+}

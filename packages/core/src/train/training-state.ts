@@ -1,0 +1,78 @@
+import { EpochSampler, type SamplerPosition } from '../data/sampler.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { createOptimizer } from '../optim/registry.js';
+import { type LearningRateSchedule, learningRateAt } from '../optim/schedules.js';
+import type { TrainingConfig } from './config.js';
+import type { ReducedStep } from './reduce.js';
+
+/**
+ * The authoritative state of a synchronous run: flat weights, optimizer, step counter and the
+ * sampler that fixes each step's global batch. Everything a checkpoint needs lives here; trainLocal and
+ * the coordinator drive the same class, which is why one worker and one process give the same weights.
+ */
+export class TrainingState {
+  readonly weights: Float32Array;
+  readonly optimizer: Optimizer;
+  readonly sampler: EpochSampler;
+  readonly totalSteps: number;
+  readonly schedule: LearningRateSchedule;
+  #step = 0;
+
+  constructor(
+    readonly config: TrainingConfig,
+    initialWeights: Float32Array,
+    datasetSize: number,
+  ) {
+    if (!Number.isInteger(config.epochs) || config.epochs < 1) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `epochs must be a positive integer, got ${config.epochs}`,
+      );
+    }
+    this.weights = initialWeights.slice();
+    this.optimizer = createOptimizer(config.optimizer, initialWeights.length);
+    this.sampler = new EpochSampler({ datasetSize, batchSize: config.batchSize, seed: config.seed });
+    const all = config.epochs * this.sampler.batchesPerEpoch;
+    this.totalSteps = config.maxSteps === undefined ? all : Math.min(all, config.maxSteps);
+    this.schedule =
+      config.schedule.kind === 'cosine' && config.schedule.totalSteps === 0
+        ? { ...config.schedule, totalSteps: this.totalSteps }
+        : config.schedule;
+    // Validates the schedule and rate once, up front, instead of at the first step.
+    learningRateAt(config.learningRate, this.schedule, 0);
+  }
+
+  /** Number of optimizer steps applied so far. */
+  get step(): number {
+    return this.#step;
+  }
+
+  get finished(): boolean {
+    return this.#step >= this.totalSteps;
+  }
+
+  /** Where the next step's global batch comes from. */
+  get position(): SamplerPosition {
+    return this.sampler.positionAtStep(this.#step);
+  }
+
+  /** Sample indices of the next step's global batch. */
+  nextBatchIndices(): Uint32Array {
+    const { epoch, batchIndex } = this.position;
+    return this.sampler.batchIndices(epoch, batchIndex);
+  }
+
+  /** The learning rate the next step will use. */
+  get learningRate(): number {
+    return learningRateAt(this.config.learningRate, this.schedule, this.#step);
+  }
+
+  /** Applies one reduced global batch; returns the learning rate used. */
+  applyStep(reduced: ReducedStep): number {
+    const learningRate = this.learningRate;
+    this.optimizer.step(this.weights, reduced.meanGradient, learningRate);
+    this.#step += 1;
+    return learningRate;
+  }
+}

@@ -1,0 +1,102 @@
+import {
+  type BatchTotals,
+  batchFromBytes,
+  buildModel,
+  CallosumError,
+  type ComputeRequest,
+  type ComputeTimings,
+  computeGradients,
+  ErrorCodes,
+  type EvaluateRequest,
+  evaluateBatch,
+  fromWireTensor,
+  type GradientResult,
+  type ImageBatch,
+  type LayersModel,
+  type ParameterLayout,
+  parameterLayout,
+  type Welcome,
+  writeFlatWeights,
+} from '@callosum/core';
+
+/**
+ * The compute side of a worker, with no transport: holds the model the coordinator described and the
+ * latest weights it sent, and answers compute/evaluate requests. Stateless beyond that cache, so a
+ * reconnecting worker simply receives the current weights again.
+ */
+export class GradientService {
+  private model: LayersModel | undefined;
+  private layout: ParameterLayout | undefined;
+  private modelKey = '';
+  private pendingWeights: { version: number; values: Float32Array } | undefined;
+  private loadedVersion = -1;
+
+  /** Builds the model named in the welcome, unless the same one is already built. */
+  configure(welcome: Welcome): void {
+    const key = JSON.stringify(welcome.model);
+    if (key === this.modelKey && this.model !== undefined) return;
+    this.model?.dispose();
+    this.model = buildModel(welcome.model);
+    this.layout = parameterLayout(this.model);
+    this.modelKey = key;
+    this.loadedVersion = -1;
+    if (this.layout.totalSize !== welcome.parameterCount) {
+      throw new CallosumError(
+        ErrorCodes.SHAPE_MISMATCH,
+        `model ${welcome.model.name} has ${this.layout.totalSize} parameters here, the coordinator says ${welcome.parameterCount}`,
+      );
+    }
+  }
+
+  /** Keeps the weights until a request needs them; later versions replace earlier unused ones. */
+  receiveWeights(version: number, weights: Float32Array): void {
+    this.pendingWeights = { version, values: weights };
+  }
+
+  computeGradient(request: ComputeRequest): { result: GradientResult; timings: ComputeTimings } {
+    return this.run(request, (model, batch, layout) => computeGradients(model, batch, layout));
+  }
+
+  evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {
+    return this.run(request, (model, batch) => evaluateBatch(model, batch));
+  }
+
+  dispose(): void {
+    this.model?.dispose();
+    this.model = undefined;
+  }
+
+  private run<T>(
+    request: ComputeRequest | EvaluateRequest,
+    work: (model: LayersModel, batch: ImageBatch, layout: ParameterLayout) => T,
+  ): { result: T; timings: ComputeTimings } {
+    const started = performance.now();
+    const { model, layout } = this.modelWithWeights(request.weightsVersion);
+    const count = request.labels.shape[0] ?? 0;
+    const [, rows, cols] = model.inputs[0]?.shape ?? [];
+    const images = fromWireTensor(request.images, 'uint8', [count, rows ?? 0, cols ?? 0]);
+    const labels = fromWireTensor(request.labels, 'uint8', [count]);
+    const batch = batchFromBytes(images, labels);
+    const decoded = performance.now();
+    const result = work(model, batch, layout);
+    const computed = performance.now();
+    return { result, timings: { decodeMs: decoded - started, computeMs: computed - decoded } };
+  }
+
+  private modelWithWeights(version: number): { model: LayersModel; layout: ParameterLayout } {
+    if (this.model === undefined || this.layout === undefined) {
+      throw new CallosumError(ErrorCodes.UNEXPECTED_MESSAGE, 'a request arrived before the welcome');
+    }
+    if (this.loadedVersion !== version) {
+      if (this.pendingWeights?.version !== version) {
+        throw new CallosumError(
+          ErrorCodes.STALE_MESSAGE,
+          `request needs weights version ${version}, this worker has ${this.pendingWeights?.version ?? 'none'}`,
+        );
+      }
+      writeFlatWeights(this.model, this.pendingWeights.values, this.layout);
+      this.loadedVersion = version;
+    }
+    return { model: this.model, layout: this.layout };
+  }
+}

@@ -1,0 +1,202 @@
+import { hostname } from 'node:os';
+import {
+  type BackendPreference,
+  CallosumError,
+  type CoordinatorMessage,
+  createMsgpackCodec,
+  ErrorCodes,
+  fromWireTensor,
+  initBackend,
+  isCallosumError,
+  PROTOCOL_VERSION,
+  parseCoordinatorMessage,
+  toWireTensor,
+  type WorkerMessage,
+  type WorkerPhase,
+} from '@callosum/core';
+import WebSocket from 'ws';
+import { GradientService } from './gradient-service.js';
+
+export interface WorkerOptions {
+  /** ws:// or wss:// address of the coordinator. */
+  readonly url: string;
+  readonly backend?: BackendPreference;
+  /** Shown in the coordinator's logs; defaults to host:pid. */
+  readonly name?: string;
+  /** Give up when no coordinator has been reachable for this long (ms). */
+  readonly giveUpAfterMs?: number;
+  /** First reconnect delay; doubles up to maxReconnectDelayMs, with jitter. */
+  readonly reconnectDelayMs?: number;
+  readonly maxReconnectDelayMs?: number;
+  /** Largest frame accepted from the coordinator. */
+  readonly maxMessageBytes?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface WorkerExit {
+  /** 0 when the coordinator ended the run; non-zero when the worker gave up. */
+  readonly exitCode: number;
+  readonly reason: string;
+  readonly stepsComputed: number;
+}
+
+const DEFAULTS = {
+  giveUpAfterMs: 60_000,
+  reconnectDelayMs: 200,
+  maxReconnectDelayMs: 5_000,
+  maxMessageBytes: 256 * 1024 * 1024,
+};
+
+/**
+ * Runs a worker until the coordinator ends the run (exit code 0) or stays unreachable for
+ * `giveUpAfterMs` (exit code 1). Reconnects with exponential backoff when the connection drops.
+ */
+export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
+  const settings = { ...DEFAULTS, ...options };
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const name = options.name ?? `${hostname()}:${process.pid}`;
+  const choice = await initBackend(options.backend ?? 'auto');
+  log(`worker ${name}: backend ${choice.backend} (${choice.reason})`);
+
+  const codec = createMsgpackCodec();
+  const service = new GradientService();
+  let stepsComputed = 0;
+  let unreachableSince = Date.now();
+  let delay = settings.reconnectDelayMs;
+
+  try {
+    for (;;) {
+      const outcome = await runConnection();
+      if (outcome.kind === 'ended') return { exitCode: 0, reason: outcome.reason, stepsComputed };
+      if (outcome.kind === 'fatal') return { exitCode: 1, reason: outcome.reason, stepsComputed };
+      if (outcome.welcomed) {
+        unreachableSince = Date.now();
+        delay = settings.reconnectDelayMs;
+      }
+      if (Date.now() - unreachableSince > settings.giveUpAfterMs) {
+        return {
+          exitCode: 1,
+          reason: `no coordinator at ${settings.url} for ${settings.giveUpAfterMs} ms (${outcome.reason})`,
+          stepsComputed,
+        };
+      }
+      log(`worker ${name}: connection lost (${outcome.reason}); retrying in ${delay} ms`);
+      await new Promise((resolve) => setTimeout(resolve, delay * (0.5 + Math.random() / 2)));
+      delay = Math.min(delay * 2, settings.maxReconnectDelayMs);
+    }
+  } finally {
+    service.dispose();
+  }
+
+  type Outcome =
+    | { kind: 'ended'; reason: string }
+    | { kind: 'fatal'; reason: string }
+    | { kind: 'lost'; reason: string; welcomed: boolean };
+
+  function runConnection(): Promise<Outcome> {
+    return new Promise((resolve) => {
+      const socket = new WebSocket(settings.url, {
+        perMessageDeflate: false,
+        maxPayload: settings.maxMessageBytes,
+      });
+      let welcomed = false;
+      let settled: Outcome | undefined;
+      let heartbeat: NodeJS.Timeout | undefined;
+      let phase: WorkerPhase = 'idle';
+
+      const send = (message: WorkerMessage) => {
+        if (socket.readyState === WebSocket.OPEN) socket.send(codec.encode(message));
+      };
+      const finish = (outcome: Outcome) => {
+        settled ??= outcome;
+        socket.close();
+      };
+
+      socket.on('open', () => {
+        send({
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          workerName: name,
+          backend: choice.backend,
+          pid: process.pid,
+          hostname: hostname(),
+        });
+      });
+      socket.on('message', (data: Buffer, isBinary: boolean) => {
+        try {
+          if (!isBinary)
+            throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, 'text frames are not part of the protocol');
+          phase = 'receiving';
+          handle(parseCoordinatorMessage(codec.decode(data)));
+        } catch (error) {
+          const code = isCallosumError(error) ? error.code : ErrorCodes.COMPUTE_FAILED;
+          const message = error instanceof Error ? error.message : String(error);
+          log(`worker ${name}: ${code}: ${message}`);
+          send({ type: 'failure', code, message: message.slice(0, 4000) });
+          if (code === ErrorCodes.VERSION_MISMATCH || code === ErrorCodes.SHAPE_MISMATCH) {
+            finish({ kind: 'fatal', reason: message });
+          }
+        } finally {
+          phase = 'idle';
+        }
+      });
+      socket.on('close', (code, reason) => {
+        clearInterval(heartbeat);
+        resolve(
+          settled ?? { kind: 'lost', reason: `closed with ${code} ${reason.toString()}`.trim(), welcomed },
+        );
+      });
+      socket.on('error', (error) => {
+        settled ??= { kind: 'lost', reason: error.message, welcomed };
+      });
+
+      function handle(message: CoordinatorMessage): void {
+        switch (message.type) {
+          case 'welcome': {
+            if (message.protocol.major !== PROTOCOL_VERSION.major) {
+              throw new CallosumError(
+                ErrorCodes.VERSION_MISMATCH,
+                `coordinator speaks protocol ${message.protocol.major}.${message.protocol.minor}, this worker ${PROTOCOL_VERSION.major}.${PROTOCOL_VERSION.minor}`,
+              );
+            }
+            service.configure(message);
+            welcomed = true;
+            log(`worker ${name}: joined run ${message.runId} as ${message.workerId}`);
+            clearInterval(heartbeat);
+            heartbeat = setInterval(() => send({ type: 'heartbeat', phase }), message.heartbeatIntervalMs);
+            return;
+          }
+          case 'weights':
+            service.receiveWeights(message.version, fromWireTensor(message.weights, 'float32'));
+            return;
+          case 'compute': {
+            phase = 'computing';
+            const { result, timings } = service.computeGradient(message);
+            phase = 'sending';
+            send({
+              type: 'gradient',
+              step: message.step,
+              shard: message.shard,
+              gradient: toWireTensor(result.gradient, [result.gradient.length]),
+              lossSum: result.lossSum,
+              correct: result.correct,
+              count: result.count,
+              timings,
+            });
+            stepsComputed += 1;
+            return;
+          }
+          case 'evaluate': {
+            phase = 'computing';
+            const { result, timings } = service.evaluate(message);
+            send({ type: 'evaluation', round: message.round, shard: message.shard, ...result, timings });
+            return;
+          }
+          case 'shutdown':
+            finish({ kind: 'ended', reason: message.reason });
+            return;
+        }
+      }
+    });
+  }
+}
