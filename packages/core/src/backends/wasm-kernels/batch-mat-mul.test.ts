@@ -1,7 +1,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { computeOnCpuAndWasm, seededUniform } from './backend-comparison.js';
+import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
 
 registerWasmTrainingKernels();

@@ -27,8 +27,9 @@ interface Conv2DBackpropFilterParams {
  * CNN fails to train on it). Computed as dW[taps, outC] = patchesᵀ[taps, pixels] · dy[pixels, outC], with
  * taps = fh·fw·inC and pixels = batch·outH·outW. The patches are written already transposed so that the
  * product has batch 1 and no transpose: the only case in which wasm's BatchMatMul uses XNNPACK rather
- * than its naive loop. Measured for the 28×28×1 → 32×3×3 layer at batch 64: 3 ms, against 51 ms when
- * delegating to wasm's Conv3DBackpropFilterV2 with depth 1.
+ * than its naive loop. Measured for the 28×28×1 → 32×3×3 layer at batch 64: 2.5 ms (7 ms in training,
+ * where XNNPACK has to pack a new dy every step), against 51 ms delegating to wasm's Conv3DBackpropFilterV2
+ * with depth 1 and 23 ms for a plain JS loop.
  *
  * @param batchMatMul wasm's own BatchMatMul kernel function (untransposed calls only).
  */

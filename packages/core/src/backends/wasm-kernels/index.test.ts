@@ -1,9 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
-import { computeOnCpuAndWasm, seededUniform } from './backend-comparison.js';
+import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
 
 // The other test files register before the wasm backend is initialised; this one registers after.
+const registeredKernels = () =>
+  ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad'].map((name) => tf.getKernel(name, 'wasm'));
+
 describe('registerWasmTrainingKernels', () => {
   it('works after the wasm backend is initialised, and a second call changes nothing', async () => {
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeUndefined();
@@ -11,15 +14,11 @@ describe('registerWasmTrainingKernels', () => {
     const warn = vi.spyOn(console, 'warn');
 
     registerWasmTrainingKernels();
-    const kernels = ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad'].map((name) =>
-      tf.getKernel(name, 'wasm'),
-    );
+    const afterFirstCall = registeredKernels();
     registerWasmTrainingKernels();
 
-    expect(kernels.every((kernel) => kernel !== undefined)).toBe(true);
-    expect(
-      ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad'].map((name) => tf.getKernel(name, 'wasm')),
-    ).toEqual(kernels);
+    expect(afterFirstCall.every((kernel) => kernel !== undefined)).toBe(true);
+    expect(registeredKernels()).toEqual(afterFirstCall);
     expect(warn).not.toHaveBeenCalled();
     warn.mockRestore();
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { computeOnCpuAndWasm, seededIntegers, seededUniform } from './backend-comparison.js';
+import { computeOnCpuAndWasm, seededIntegers, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
 
 registerWasmTrainingKernels();

@@ -15,12 +15,11 @@ interface MaxPoolGradParams {
 
 /**
  * Replaces wasm's MaxPoolGrad for two reasons. It is slow: 26 ms for the [64,26,26,32] 2×2/2 pool of a
- * small CNN, against ~2 ms here. And it disagrees with the cpu backend (and the forward MaxPool): on ties
- * it routes the gradient to the last maximal element, and it seeds the running maximum with FLT_MIN, the
- * smallest positive float, so a window with no positive element (every dead ReLU window) sends its gradient
- * to the wrong place. This kernel follows the cpu backend exactly: per window, the first element in
- * row-major order that is strictly greater than all before it receives dy; a window of only NaN or
- * -Infinity receives nothing.
+ * small CNN, against 9 ms here. And it disagrees with the cpu backend: it routes a tie to the last maximal
+ * element rather than the first, and it seeds the running maximum with FLT_MIN (the smallest positive
+ * float), so a window without a positive element, such as a window of dead ReLUs, loses its gradient.
+ * This kernel follows the cpu backend exactly: in each window, the first maximal element in row-major
+ * order receives dy (NaN never counts as maximal); a window of only NaN or -Infinity receives nothing.
  *
  * @param original the wasm MaxPoolGrad config being replaced (its setupFunc is kept).
  */

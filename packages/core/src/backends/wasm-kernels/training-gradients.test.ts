@@ -2,7 +2,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { maxAbsDifference, seededIntegers, seededUniform } from './backend-comparison.js';
+import { maxAbsDifference, seededIntegers, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
 
 registerWasmTrainingKernels();
@@ -77,7 +77,9 @@ describe('training a CNN on wasm', () => {
       heapBytes: (backend.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.byteLength,
     });
 
+    const tensorsBefore = tf.memory().numTensors;
     step();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
     const afterWarmUp = snapshot();
     for (let i = 0; i < 5; i++) {
       step();
