@@ -21,10 +21,10 @@ import {
   type ImageSet,
   initBackend,
   loadMnist,
+  OrderedGradientSum,
   PROTOCOL_VERSION,
   parameterLayout,
   readFlatWeights,
-  reduceShardGradients,
   saveModel,
   type TrainingConfig,
   TrainingState,
@@ -362,9 +362,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       weightsVersion: step,
       ...imageTensors(images, labels, dataset.train),
     }));
-    const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks);
+    const sum = new OrderedGradientSum(layout.totalSize, tasks.length);
+    const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks, (shard, reply) =>
+      sum.add(shard, reply.gradient),
+    );
     const collected = performance.now();
-    const reduced = reduceShardGradients(outcomes.map((outcome) => outcome.result.gradient));
+    const reduced = sum.reduce();
     const learningRate = state.applyStep(reduced);
     const finished = performance.now();
     return {

@@ -44,6 +44,7 @@ interface Assignment {
 
 interface ActiveRound {
   readonly label: string;
+  readonly onAccepted: ((shard: number, result: unknown) => void) | undefined;
   readonly tasks: readonly ShardTask[];
   readonly outcomes: (ShardOutcome<unknown> | undefined)[];
   readonly attempts: number[];
@@ -70,11 +71,17 @@ export class ShardDispatcher {
     private readonly options: DispatcherOptions,
   ) {}
 
-  run<R>(label: string, tasks: readonly ShardTask[]): Promise<ShardOutcome<R>[]> {
+  /** `onAccepted` sees each result as it is accepted, to start reducing before the round ends. */
+  run<R>(
+    label: string,
+    tasks: readonly ShardTask[],
+    onAccepted?: (shard: number, result: R) => void,
+  ): Promise<ShardOutcome<R>[]> {
     if (this.round !== undefined) throw new Error(`round ${this.round.label} is still running`);
     return new Promise<ShardOutcome<R>[]>((resolve, reject) => {
       const round: ActiveRound = {
         label,
+        onAccepted: onAccepted as ActiveRound['onAccepted'],
         tasks,
         outcomes: tasks.map(() => undefined),
         attempts: tasks.map(() => 0),
@@ -110,6 +117,7 @@ export class ShardDispatcher {
     clearTimeout(assignment.timer);
     round.assignments.delete(shard);
     round.outcomes[shard] = { result, worker, sentAt: assignment.sentAt, receivedAt: performance.now() };
+    round.onAccepted?.(shard, result);
     round.remaining -= 1;
     if (round.remaining === 0) this.finish(round);
     return true;

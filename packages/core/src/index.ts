@@ -1,6 +1,9 @@
 // The public surface of @callosum/core. Nothing here imports a network library: transports live in
 // @callosum/worker and @callosum/coordinator.
 
+// Always have a backend, so building a model works before (or without) initBackend.
+import '@tensorflow/tfjs-backend-cpu';
+
 export type { LayersModel } from '@tensorflow/tfjs-layers';
 export {
   type BackendCandidate,
@@ -27,7 +30,12 @@ export type { BatchTotals, GradientResult } from './train/batch.js';
 export { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from './train/config.js';
 export { addTotals, EMPTY_TOTALS, evaluateImageSet } from './train/evaluate.js';
 export { computeGradients, evaluateBatch } from './train/gradients.js';
-export { assertFiniteShard, type ReducedStep, reduceShardGradients } from './train/reduce.js';
+export {
+  assertFiniteShard,
+  OrderedGradientSum,
+  type ReducedStep,
+  reduceShardGradients,
+} from './train/reduce.js';
 export {
   type EpochEvent,
   type StepEvent,

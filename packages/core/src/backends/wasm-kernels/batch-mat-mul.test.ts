@@ -1,8 +1,8 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
+import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 
 registerWasmTrainingKernels();
 

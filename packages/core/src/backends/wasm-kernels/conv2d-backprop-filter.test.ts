@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { isCallosumError } from '../../errors.js';
-import { computeOn, computeOnCpuAndWasm, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
+import { computeOn, computeOnCpuAndWasm, seededUniform } from './test-support.js';
 
 registerWasmTrainingKernels();
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
-import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
+import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 
 // The other test files register before the wasm backend is initialised; this one registers after.
 const registeredKernels = () =>

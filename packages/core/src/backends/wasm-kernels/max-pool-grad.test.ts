@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { computeOnCpuAndWasm, seededIntegers, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
+import { computeOnCpuAndWasm, seededIntegers, seededUniform } from './test-support.js';
 
 registerWasmTrainingKernels();
 

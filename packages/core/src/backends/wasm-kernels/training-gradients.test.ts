@@ -2,8 +2,8 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { maxAbsDifference, seededIntegers, seededUniform } from './test-support.js';
 import { registerWasmTrainingKernels } from './index.js';
+import { maxAbsDifference, seededIntegers, seededUniform } from './test-support.js';
 
 registerWasmTrainingKernels();
 

@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ParameterLayout } from '@callosum/core';
+
+export const CLI_ENTRY = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+
+export interface Finished {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `callosum <args>` as a real process and collects its output; kills it after `timeoutMs`. */
+export function runCli(
+  args: string[],
+  options: { timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<Finished> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** The JSON object on the last stdout line (the `--json` summary). */
+export function lastJsonLine<T>(output: Finished): T {
+  const lines = output.stdout.trim().split('\n');
+  const last = lines[lines.length - 1] ?? '';
+  try {
+    return JSON.parse(last) as T;
+  } catch {
+    throw new Error(`no JSON summary on stdout.\nstdout:\n${output.stdout}\nstderr:\n${output.stderr}`);
+  }
+}
+
+export function temporaryDirectory(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `callosum-${prefix}-`));
+}
+
+/**
+ * Relative difference of two weight vectors, tensor by tensor: max |a − b| over a tensor divided by
+ * max |b| over it, the largest over all tensors. Per-tensor scale, because an element that happens to
+ * sit near zero has no meaningful relative error of its own.
+ */
+export function maxRelativeDifference(a: Float32Array, b: Float32Array, layout: ParameterLayout): number {
+  if (a.length !== b.length || a.length !== layout.totalSize) {
+    throw new Error(`lengths differ: ${a.length}, ${b.length}, layout ${layout.totalSize}`);
+  }
+  let worst = 0;
+  for (const { offset, size } of layout.entries) {
+    let difference = 0;
+    let scale = 0;
+    for (let i = offset; i < offset + size; i++) {
+      difference = Math.max(difference, Math.abs((a[i] as number) - (b[i] as number)));
+      scale = Math.max(scale, Math.abs(b[i] as number));
+    }
+    worst = Math.max(worst, scale === 0 ? difference : difference / scale);
+  }
+  return worst;
+}
