@@ -8,6 +8,7 @@ import {
   type BatchTotals,
   buildModel,
   CallosumError,
+  type ErrorCode,
   type ComputeTimings,
   createMsgpackCodec,
   cutIntoShards,
@@ -159,7 +160,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   function dropWorker(worker: WorkerConnection, code?: number, reason?: string): void {
     const wasMember = worker.state !== 'gone';
-    if (code !== undefined) worker.close(code, reason ?? '');
+    if (code !== undefined) void worker.close(code, reason ?? '');
     membership.remove(worker);
     if (wasMember && worker.name) {
       log(`coordinator: worker ${worker.label} left`);
@@ -194,18 +195,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         return;
       case 'failure':
         log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
-        if (message.step !== undefined && message.shard !== undefined) {
-          dispatcher.reject(`step ${message.step}`, message.shard, worker, message.code);
+        if (message.shard !== undefined) {
+          const label = message.round !== undefined ? `evaluation ${message.round}` : `step ${message.step}`;
+          dispatcher.reject(label, message.shard, worker, message.code);
         }
         return;
       case 'gradient':
         onGradient(worker, message);
         return;
       case 'evaluation':
-        dispatcher.accept<EvaluationReply>(`evaluation ${message.round}`, message.shard, worker, {
-          totals: { lossSum: message.lossSum, correct: message.correct, count: message.count },
-          timings: message.timings,
-        });
+        onEvaluation(worker, message);
         return;
     }
   }
@@ -259,6 +258,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         count: message.count,
       };
       assertFiniteShard(gradient, message.shard, layout.totalSize);
+      if (message.correct > message.count) {
+        throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, `${message.correct} correct of ${message.count}`);
+      }
     } catch (error) {
       const { code } = describeError(error);
       metrics.write({
@@ -271,9 +273,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       dispatcher.reject(label, message.shard, worker, describeError(error).message);
       return;
     }
-    if (
-      !dispatcher.accept<GradientReply>(label, message.shard, worker, { gradient, timings: message.timings })
-    ) {
+    const reply: GradientReply = { gradient, timings: message.timings };
+    if (!dispatcher.accept(label, message.shard, worker, message.count, reply)) {
       metrics.write({
         type: 'discarded-message',
         worker: worker.id,
@@ -281,6 +282,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         shard: message.shard,
       });
     }
+  }
+
+  function onEvaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void {
+    const label = `evaluation ${message.round}`;
+    if (!Number.isFinite(message.lossSum) || message.correct > message.count) {
+      dispatcher.reject(label, message.shard, worker, 'implausible evaluation totals');
+      return;
+    }
+    const totals = { lossSum: message.lossSum, correct: message.correct, count: message.count };
+    dispatcher.accept<EvaluationReply>(label, message.shard, worker, message.count, { totals, timings: message.timings });
   }
 
   /** Tasks for the shards of `indices`, one per healthy worker, in worker order. */
@@ -459,12 +470,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     return summary;
   }
 
-  async function shutdown(code: string, reason: string): Promise<void> {
+  async function shutdown(code: ErrorCode, reason: string): Promise<void> {
     clearInterval(heartbeatCheck);
-    for (const worker of membership.all()) {
-      worker.send({ type: 'shutdown', code: code as typeof ErrorCodes.RUN_ENDED, reason });
-      worker.close(1000, 'run ended');
-    }
+    const closing = membership.all().map((worker) => {
+      worker.send({ type: 'shutdown', code, reason: reason.slice(0, 4000) });
+      return worker.close(1000, 'run ended');
+    });
+    // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer.
+    await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 2_000))]);
     await transport.close();
     await metrics.close();
     model.dispose();

@@ -28,7 +28,7 @@ export interface DispatcherOptions {
 }
 
 export interface DispatchCounters {
-  /** Shards sent again to another worker because their worker was lost, late or sent a bad result. */
+  /** Shards sent again (to the least-loaded healthy worker) because their worker was lost, late or answered badly. */
   redoneShards: number;
   /** Results that arrived for a round, step or shard no longer assigned to their sender. */
   discardedMessages: number;
@@ -106,12 +106,20 @@ export class ShardDispatcher {
     });
   }
 
-  /** Accepts a result if its shard is pending on that worker in the current round; otherwise discards it. */
-  accept<R>(label: string, shard: number, worker: WorkerConnection, result: R): boolean {
+  /**
+   * Accepts a result if its shard is pending on that worker in the current round (otherwise discards
+   * it) and covers exactly the shard's samples (otherwise redoes the shard).
+   */
+  accept<R>(label: string, shard: number, worker: WorkerConnection, sampleCount: number, result: R): boolean {
     const round = this.round;
     const assignment = round?.assignments.get(shard);
     if (round === undefined || round.label !== label || assignment?.worker !== worker) {
       this.counters.discardedMessages += 1;
+      return false;
+    }
+    const expected = round.tasks[shard]?.count;
+    if (sampleCount !== expected) {
+      this.reject(label, shard, worker, `result counts ${sampleCount} samples, the shard has ${expected}`);
       return false;
     }
     clearTimeout(assignment.timer);
@@ -241,7 +249,7 @@ export class ShardDispatcher {
     );
     this.counters.evictions += 1;
     this.membership.remove(worker);
-    worker.close(4008, 'evicted: shard deadline missed');
+    void worker.close(4008, 'evicted: shard deadline missed');
     this.workerLost(worker);
   }
 

@@ -1,5 +1,7 @@
 import {
   type Codec,
+  type ErrorCode,
+  ErrorCodes,
   type CoordinatorMessage,
   isCallosumError,
   parseWorkerMessage,
@@ -10,11 +12,10 @@ import type WebSocket from 'ws';
 
 /**
  * Membership states, driven by the handshake and by heartbeats:
- * joining (socket open, no valid hello yet) → healthy (welcomed, heartbeats on time) →
- * suspect (heartbeat overdue; gets no new work) → gone (closed, evicted or timed out).
- * A suspect worker whose heartbeat resumes is healthy again.
+ * joining (socket open, no valid hello yet) → healthy (welcomed, heard from within the heartbeat
+ * timeout) → gone (closed, evicted or timed out).
  */
-export type WorkerState = 'joining' | 'healthy' | 'suspect' | 'gone';
+export type WorkerState = 'joining' | 'healthy' | 'gone';
 
 export interface WorkerInfo {
   readonly id: string;
@@ -73,10 +74,16 @@ export class WorkerConnection {
     return parseWorkerMessage(this.codec.decode(frame));
   }
 
-  /** Closes the connection; `code` is a WebSocket close code, `reason` at most 123 bytes. */
-  close(code: number, reason: string): void {
+  /**
+   * Starts the closing handshake; `code` is a WebSocket close code, `reason` at most 123 bytes.
+   * Resolves when the socket has closed.
+   */
+  close(code: number, reason: string): Promise<void> {
     this.state = 'gone';
+    if (this.socket.readyState === this.socket.CLOSED) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => this.socket.once('close', () => resolve()));
     this.socket.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    return closed;
   }
 
   /** Drops the connection at once, e.g. for a peer that stopped reading. */
@@ -86,7 +93,7 @@ export class WorkerConnection {
   }
 }
 
-export function describeError(error: unknown): { code: string; message: string } {
+export function describeError(error: unknown): { code: ErrorCode; message: string } {
   if (isCallosumError(error)) return { code: error.code, message: error.message };
-  return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
+  return { code: ErrorCodes.INTERNAL, message: error instanceof Error ? error.message : String(error) };
 }

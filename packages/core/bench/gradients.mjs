@@ -129,7 +129,8 @@ async function runParent() {
     '',
     ...formatTable(rows),
     '',
-    'load = 1-minute load average when the case finished (2 cores: above ~1 means another process competed).',
+    `load = 1-minute load average when the case finished; the benchmark itself adds up to ~1, so on ${os.cpus().length} ` +
+      'cores a value well above 1 means other processes competed.',
   ];
   if (notes.length > 0) lines.push('', ...notes);
   process.stdout.write(`${lines.join('\n')}\n`);

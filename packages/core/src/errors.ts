@@ -21,7 +21,7 @@ export const ErrorCodes = {
   /** A saved model or checkpoint cannot be read back. */
   ARTIFACT_INVALID: 'ARTIFACT_INVALID',
 
-  // Wire protocol (docs/protocol.md). Sent in `reject`/`failure` messages and used as close reasons.
+  // Wire protocol (docs/protocol.md). Sent in `failure` and `shutdown` messages and as close reasons.
   /** A frame is not valid MessagePack, or decodes to something that is not a valid message. */
   MALFORMED_MESSAGE: 'MALFORMED_MESSAGE',
   /** The peer speaks a protocol major version this side does not. */
@@ -30,14 +30,14 @@ export const ErrorCodes = {
   UNEXPECTED_MESSAGE: 'UNEXPECTED_MESSAGE',
   /** A result for a step, shard or round that is not (or no longer) assigned to the sender. Discarded. */
   STALE_MESSAGE: 'STALE_MESSAGE',
-  /** A frame larger than the limit for this connection. */
-  MESSAGE_TOO_LARGE: 'MESSAGE_TOO_LARGE',
   /** A worker could not compute what it was asked to (its backend failed). */
   COMPUTE_FAILED: 'COMPUTE_FAILED',
   /** The run is over or the coordinator is shutting down. */
   RUN_ENDED: 'RUN_ENDED',
   /** Not enough workers to go on, for longer than allowed. */
   NO_WORKERS: 'NO_WORKERS',
+  /** An unexpected error (a bug): the message says where. */
+  INTERNAL: 'INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -31,15 +31,19 @@ export class GradientService {
   private pendingWeights: { version: number; values: Float32Array } | undefined;
   private loadedVersion = -1;
 
-  /** Builds the model named in the welcome, unless the same one is already built. */
+  /**
+   * Builds the model named in the welcome, unless the same one is already built. Weights are always
+   * forgotten: versions are only meaningful within one connection to one run.
+   */
   configure(welcome: Welcome): void {
+    this.loadedVersion = -1;
+    this.pendingWeights = undefined;
     const key = JSON.stringify(welcome.model);
     if (key === this.modelKey && this.model !== undefined) return;
     this.model?.dispose();
     this.model = buildModel(welcome.model);
     this.layout = parameterLayout(this.model);
     this.modelKey = key;
-    this.loadedVersion = -1;
     if (this.layout.totalSize !== welcome.parameterCount) {
       throw new CallosumError(
         ErrorCodes.SHAPE_MISMATCH,

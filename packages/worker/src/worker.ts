@@ -123,19 +123,21 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         });
       });
       socket.on('message', (data: Buffer, isBinary: boolean) => {
+        let message: CoordinatorMessage | undefined;
         try {
-          if (!isBinary)
+          if (!isBinary) {
             throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, 'text frames are not part of the protocol');
+          }
           phase = 'receiving';
-          handle(parseCoordinatorMessage(codec.decode(data)));
+          message = parseCoordinatorMessage(codec.decode(data));
+          handle(message);
         } catch (error) {
           const code = isCallosumError(error) ? error.code : ErrorCodes.COMPUTE_FAILED;
-          const message = error instanceof Error ? error.message : String(error);
-          log(`worker ${name}: ${code}: ${message}`);
-          send({ type: 'failure', code, message: message.slice(0, 4000) });
-          if (code === ErrorCodes.VERSION_MISMATCH || code === ErrorCodes.SHAPE_MISMATCH) {
-            finish({ kind: 'fatal', reason: message });
-          }
+          const text = error instanceof Error ? error.message : String(error);
+          log(`worker ${name}: ${code}: ${text}`);
+          send({ type: 'failure', code, message: text.slice(0, 4000), ...requestOf(message) });
+          // Without a usable welcome (unknown model, other protocol) this worker cannot serve this run.
+          if (message === undefined || message.type === 'welcome') finish({ kind: 'fatal', reason: text });
         } finally {
           phase = 'idle';
         }
@@ -193,10 +195,21 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             return;
           }
           case 'shutdown':
-            finish({ kind: 'ended', reason: message.reason });
+            finish(
+              message.code === ErrorCodes.RUN_ENDED
+                ? { kind: 'ended', reason: message.reason }
+                : { kind: 'fatal', reason: `${message.code}: ${message.reason}` },
+            );
             return;
         }
       }
     });
   }
+}
+
+/** Which request a failure is about, so the coordinator can redo that shard at once. */
+function requestOf(message: CoordinatorMessage | undefined): { step?: number; round?: number; shard?: number } {
+  if (message?.type === 'compute') return { step: message.step, shard: message.shard };
+  if (message?.type === 'evaluate') return { round: message.round, shard: message.shard };
+  return {};
 }

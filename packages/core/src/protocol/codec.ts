@@ -22,7 +22,10 @@ if (endianness() !== 'LE') {
  * checked to be plain data before anything else sees it.
  */
 export function createMsgpackCodec(): Codec {
+  // skipValues (missing from msgpackr's typings): an absent optional field must not travel as
+  // msgpackr's `undefined` extension, which our own decoder rejects.
   const packr = new Packr({
+    ...{ skipValues: [undefined] },
     useRecords: false,
     structuredClone: false,
     moreTypes: false,

@@ -96,7 +96,9 @@ export const failureSchema = z.strictObject({
   type: z.literal('failure'),
   code: errorCode,
   message: text,
+  /** The request that failed: `step` for a compute request, `round` for an evaluation, and its shard. */
   step: index.optional(),
+  round: index.optional(),
   shard: index.optional(),
 });
 

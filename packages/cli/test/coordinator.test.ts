@@ -1,0 +1,153 @@
+import { rm } from 'node:fs/promises';
+import { type Coordinator, type RunSummary, type StepReport, startCoordinator } from '@callosum/coordinator';
+import { createMsgpackCodec, loadMnist, type MnistDataset, PROTOCOL_VERSION } from '@callosum/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+// The built module, so that local workers start the built CLI entry point next to it.
+import { type LocalWorker, spawnLocalWorker } from '../dist/local-workers.js';
+import { temporaryDirectory } from './processes.js';
+
+// A coordinator in this process, real `callosum worker` processes on loopback, real signals.
+
+let dataset: MnistDataset;
+const directories: string[] = [];
+const workers: LocalWorker[] = [];
+
+beforeAll(async () => {
+  dataset = await loadMnist();
+});
+afterAll(async () => {
+  for (const worker of workers) worker.process.kill('SIGKILL');
+  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function coordinator(maxSteps: number, minWorkers: number, extra: { batchSize?: number } = {}) {
+  const outDir = await temporaryDirectory('coordinator');
+  directories.push(outDir);
+  const log: string[] = [];
+  const steps: StepReport[] = [];
+  const started = await startCoordinator({
+    onStep: (report) => steps.push(report),
+    outDir,
+    dataset,
+    minWorkers,
+    shardDeadlineMs: 20_000,
+    training: { maxSteps, batchSize: extra.batchSize ?? 64, seed: 3 },
+    log: (line) => log.push(line),
+  });
+  return { coordinator: started, log, steps };
+}
+
+/** The coordinator's step counter, from its HTTP status endpoint (undefined once it has closed). */
+async function currentStep(target: Coordinator): Promise<number | undefined> {
+  try {
+    const response = await fetch(`${target.url.replace('ws', 'http')}/status`);
+    return ((await response.json()) as { step: number }).step;
+  } catch {
+    return undefined;
+  }
+}
+
+function startWorkers(target: Coordinator, count: number): LocalWorker[] {
+  const started = Array.from({ length: count }, (_, i) => spawnLocalWorker(`test-worker-${i + 1}`, target.url, 'wasm'));
+  workers.push(...started);
+  return started;
+}
+
+async function openRawSocket(url: string): Promise<WebSocket> {
+  const socket = new WebSocket(url, { perMessageDeflate: false });
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  return socket;
+}
+
+function closeCode(socket: WebSocket): Promise<number> {
+  return new Promise((resolve) => socket.once('close', (code) => resolve(code)));
+}
+
+describe('coordinator with real worker processes', () => {
+  it('finishes every step with the survivors when a worker is SIGKILLed mid-training', async () => {
+    const { coordinator: target, log, steps } = await coordinator(60, 3);
+    const [victim, ...others] = startWorkers(target, 3);
+    let killed = false;
+    const summary = await new Promise<RunSummary>((resolve, reject) => {
+      const poll = setInterval(async () => {
+        if (!killed && ((await currentStep(target)) ?? 0) >= 10) {
+          killed = true;
+          victim?.process.kill('SIGKILL');
+        }
+      }, 50);
+      target.result.then(resolve, reject).finally(() => clearInterval(poll));
+    });
+    expect(killed).toBe(true);
+    expect(summary.steps).toBe(60);
+    expect(summary.workers).toBe(3);
+    // Every step covered its full global batch, before and after the loss.
+    expect(steps.map((step) => step.perWorker.reduce((sum, worker) => sum + worker.samples, 0))).toEqual(
+      Array(60).fill(64),
+    );
+    expect(steps.at(-1)?.workers).toBe(2);
+    expect(log.some((line) => line.includes('test-worker-1') && line.includes('left'))).toBe(true);
+    expect(await victim?.exited).toBe('SIGKILL');
+    // The survivors are told the run ended and exit cleanly.
+    expect(await Promise.all(others.map((worker) => worker.exited))).toEqual([0, 0]);
+  }, 120_000);
+
+  it('drops a peer that sends garbage or the wrong protocol version, and keeps training the honest worker', async () => {
+    const { coordinator: target, log } = await coordinator(15, 1);
+    const [honest] = startWorkers(target, 1);
+    const codec = createMsgpackCodec();
+
+    const garbage = await openRawSocket(target.url);
+    const garbageClosed = closeCode(garbage);
+    garbage.send(Buffer.from([0xc1, 0xff, 0x00, 0x12]));
+    expect(await garbageClosed).toBe(1008);
+
+    const oldVersion = await openRawSocket(target.url);
+    const replies: unknown[] = [];
+    oldVersion.on('message', (data: Buffer) => replies.push(codec.decode(data)));
+    const oldClosed = closeCode(oldVersion);
+    oldVersion.send(
+      codec.encode({
+        type: 'hello',
+        protocol: { major: PROTOCOL_VERSION.major + 1, minor: 0 },
+        workerName: 'from-the-future',
+        backend: 'wasm',
+        pid: 1,
+        hostname: 'elsewhere',
+      }),
+    );
+    expect(await oldClosed).toBe(1002);
+    expect(replies).toContainEqual(expect.objectContaining({ type: 'shutdown', code: 'VERSION_MISMATCH' }));
+
+    const summary = await target.result;
+    expect(summary.steps).toBe(15);
+    expect(await honest?.exited).toBe(0);
+    expect(log.some((line) => line.includes('MALFORMED_MESSAGE'))).toBe(true);
+  }, 120_000);
+
+  it('gives a worker that joins mid-run work in later steps', async () => {
+    const { coordinator: target, steps } = await coordinator(80, 1);
+    startWorkers(target, 1);
+    let late: LocalWorker | undefined;
+    const poll = setInterval(async () => {
+      if (late === undefined && ((await currentStep(target)) ?? 0) >= 5) [late] = startWorkers(target, 1);
+    }, 50);
+    const summary = await target.result.finally(() => clearInterval(poll));
+    expect(summary.workers).toBe(2);
+    expect(summary.steps).toBe(80);
+    expect(steps[0]?.workers).toBe(1);
+    expect(steps.at(-1)?.workers).toBe(2);
+    expect(steps.at(-1)?.perWorker.map((worker) => worker.samples)).toEqual([32, 32]);
+    expect(await late?.exited).toBe(0);
+  }, 120_000);
+
+  it('stops with NO_WORKERS when no worker joins in time', async () => {
+    const outDir = await temporaryDirectory('no-workers');
+    directories.push(outDir);
+    const target = await startCoordinator({ outDir, dataset, minWorkers: 1, startTimeoutMs: 300, log: () => {} });
+    await expect(target.result).rejects.toThrow(/only 0 of 1 workers joined within 300 ms/);
+  });
+});
