@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerCoordinatorCommand } from './commands/coordinator.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerWorkerCommand } from './commands/worker.js';
 
@@ -8,6 +9,7 @@ export function createProgram(): Command {
     .showHelpAfterError()
     .configureHelp({ showGlobalOptions: true });
   registerTrainCommand(program);
+  registerCoordinatorCommand(program);
   registerWorkerCommand(program);
   return program;
 }

@@ -117,6 +117,22 @@ export function addBackendOption(command: Command): Command {
   );
 }
 
+export function addPortOption(command: Command, defaultPort: number): Command {
+  return command.addOption(
+    envOption('--port <n>', 'coordinator port (0 = any free port)', 'CALLOSUM_PORT')
+      .argParser(integer(0, 65535))
+      .default(defaultPort),
+  );
+}
+
+export function addJsonOption(command: Command): Command {
+  return command.addOption(
+    new Option('--json', 'print the summary as one JSON object on the last line of stdout').env(
+      'CALLOSUM_JSON',
+    ),
+  );
+}
+
 export function defaultRunDirectory(): string {
   return `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`;
 }

@@ -49,7 +49,9 @@ async function currentStep(target: Coordinator): Promise<number | undefined> {
 }
 
 function startWorkers(target: Coordinator, count: number): LocalWorker[] {
-  const started = Array.from({ length: count }, (_, i) => spawnLocalWorker(`test-worker-${i + 1}`, target.url, 'wasm'));
+  const started = Array.from({ length: count }, (_, i) =>
+    spawnLocalWorker(`test-worker-${i + 1}`, target.url, 'wasm'),
+  );
   workers.push(...started);
   return started;
 }
@@ -147,7 +149,13 @@ describe('coordinator with real worker processes', () => {
   it('stops with NO_WORKERS when no worker joins in time', async () => {
     const outDir = await temporaryDirectory('no-workers');
     directories.push(outDir);
-    const target = await startCoordinator({ outDir, dataset, minWorkers: 1, startTimeoutMs: 300, log: () => {} });
+    const target = await startCoordinator({
+      outDir,
+      dataset,
+      minWorkers: 1,
+      startTimeoutMs: 300,
+      log: () => {},
+    });
     await expect(target.result).rejects.toThrow(/only 0 of 1 workers joined within 300 ms/);
   });
 });

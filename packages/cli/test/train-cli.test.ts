@@ -49,11 +49,20 @@ describe('callosum train', () => {
     expect(summary.backend).toBe('wasm');
     expect(summary.testAccuracy).toBeGreaterThanOrEqual(0.985);
 
-    const metrics = (await readFile(summary.metricsFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    const metrics = (await readFile(summary.metricsFile, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     const steps = metrics.filter((record) => record.type === 'step');
     expect(steps).toHaveLength(summary.steps);
     expect(steps[0].perWorker).toHaveLength(4);
-    expect(Object.keys(steps[0].perWorker[0]).sort()).toEqual(['computeMs', 'id', 'samples', 'transferMs', 'waitMs']);
+    expect(Object.keys(steps[0].perWorker[0]).sort()).toEqual([
+      'computeMs',
+      'id',
+      'samples',
+      'transferMs',
+      'waitMs',
+    ]);
     expect(steps.every((step: { learningRate: number }) => step.learningRate > 0)).toBe(true);
 
     // Plain @tensorflow/tfjs (no Callosum code) loads the saved model and scores the same test set.
@@ -64,8 +73,13 @@ describe('callosum train', () => {
       let correct = 0;
       for (let start = 0; start < test.count; start += 1000) {
         const predicted = tfjs.tidy(() => {
-          const pixels = Float32Array.from(test.images.subarray(start * 784, (start + 1000) * 784), (v) => v / 255);
-          return tfjs.argMax(model.predict(tfjs.tensor4d(pixels, [1000, 28, 28, 1])) as tfjs.Tensor, 1).dataSync();
+          const pixels = Float32Array.from(
+            test.images.subarray(start * 784, (start + 1000) * 784),
+            (v) => v / 255,
+          );
+          return tfjs
+            .argMax(model.predict(tfjs.tensor4d(pixels, [1000, 28, 28, 1])) as tfjs.Tensor, 1)
+            .dataSync();
         });
         predicted.forEach((label, i) => {
           if (label === test.labels[start + i]) correct += 1;

@@ -8,12 +8,12 @@ import {
   type BatchTotals,
   buildModel,
   CallosumError,
-  type ErrorCode,
   type ComputeTimings,
   createMsgpackCodec,
   cutIntoShards,
   DEFAULT_TRAINING_CONFIG,
   EMPTY_TOTALS,
+  type ErrorCode,
   ErrorCodes,
   evenShardSizes,
   fromWireTensor,
@@ -259,7 +259,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       };
       assertFiniteShard(gradient, message.shard, layout.totalSize);
       if (message.correct > message.count) {
-        throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, `${message.correct} correct of ${message.count}`);
+        throw new CallosumError(
+          ErrorCodes.MALFORMED_MESSAGE,
+          `${message.correct} correct of ${message.count}`,
+        );
       }
     } catch (error) {
       const { code } = describeError(error);
@@ -284,14 +287,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
   }
 
-  function onEvaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void {
+  function onEvaluation(
+    worker: WorkerConnection,
+    message: Extract<WorkerMessage, { type: 'evaluation' }>,
+  ): void {
     const label = `evaluation ${message.round}`;
     if (!Number.isFinite(message.lossSum) || message.correct > message.count) {
       dispatcher.reject(label, message.shard, worker, 'implausible evaluation totals');
       return;
     }
     const totals = { lossSum: message.lossSum, correct: message.correct, count: message.count };
-    dispatcher.accept<EvaluationReply>(label, message.shard, worker, message.count, { totals, timings: message.timings });
+    dispatcher.accept<EvaluationReply>(label, message.shard, worker, message.count, {
+      totals,
+      timings: message.timings,
+    });
   }
 
   /** Tasks for the shards of `indices`, one per healthy worker, in worker order. */

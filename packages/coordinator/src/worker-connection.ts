@@ -1,8 +1,8 @@
 import {
   type Codec,
+  type CoordinatorMessage,
   type ErrorCode,
   ErrorCodes,
-  type CoordinatorMessage,
   isCallosumError,
   parseWorkerMessage,
   type WorkerMessage,

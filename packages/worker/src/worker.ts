@@ -208,7 +208,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
 }
 
 /** Which request a failure is about, so the coordinator can redo that shard at once. */
-function requestOf(message: CoordinatorMessage | undefined): { step?: number; round?: number; shard?: number } {
+function requestOf(message: CoordinatorMessage | undefined): {
+  step?: number;
+  round?: number;
+  shard?: number;
+} {
   if (message?.type === 'compute') return { step: message.step, shard: message.shard };
   if (message?.type === 'evaluate') return { round: message.round, shard: message.shard };
   return {};

@@ -1,11 +1,11 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { trainWithLocalWorkers } from '../local-training.js';
 import { integer } from '../option-parsers.js';
-import { createProgressReporter } from '../progress.js';
-import { runUntilSignal } from '../signals.js';
-import { formatSummary } from '../summary.js';
+import { reportRun } from '../run-report.js';
 import {
   addBackendOption,
+  addJsonOption,
+  addPortOption,
   addTrainingOptions,
   defaultRunDirectory,
   envOption,
@@ -28,36 +28,22 @@ export function registerTrainCommand(program: Command): void {
       envOption('--workers <n>', 'worker processes to start', 'CALLOSUM_WORKERS')
         .argParser(integer(1, 256))
         .default(4),
-    )
-    .addOption(
-      envOption('--port <n>', 'coordinator port (0 = any free port)', 'CALLOSUM_PORT')
-        .argParser(integer(0, 65535))
-        .default(0),
-    )
-    .addOption(
-      new Option('--json', 'print the summary as one JSON object on the last line of stdout').env(
-        'CALLOSUM_JSON',
-      ),
     );
   addTrainingOptions(command);
   addBackendOption(command);
-  command.action(async (flags: TrainFlags) => {
-    const progress = createProgressReporter();
-    const outDir = flags.out ?? defaultRunDirectory();
-    const summary = await runUntilSignal((signal) =>
+  addPortOption(command, 0);
+  addJsonOption(command);
+  command.action((flags: TrainFlags) =>
+    reportRun(flags.json === true, (hooks) =>
       trainWithLocalWorkers({
         workers: flags.workers,
         backend: flags.backend,
         training: trainingConfigFrom(flags),
-        outDir,
+        outDir: flags.out ?? defaultRunDirectory(),
         dataDir: flags.data,
         port: flags.port,
-        log: (line) => progress.log(line),
-        onStep: (report) => progress.step(report),
-        onEvaluation: (report) => progress.evaluation(report),
-        signal,
+        ...hooks,
       }),
-    ).finally(() => progress.stop());
-    process.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
-  });
+    ),
+  );
 }

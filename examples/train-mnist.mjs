@@ -1,0 +1,23 @@
+// Trains the reference CNN on the real MNIST for one epoch in this one process, using only
+// @callosum/core, and prints the test accuracy. Run from the repository root:
+//   pnpm --filter @callosum/examples train-mnist
+import { trainLocal } from '@callosum/core';
+
+const result = await trainLocal({
+  model: { name: 'cnn' },
+  epochs: 1,
+  batchSize: 64,
+  learningRate: 0.001,
+  schedule: { kind: 'cosine', totalSteps: 0 }, // decay to zero over the whole run
+  outDir: 'runs/example-cnn',
+  onStep: ({ step, totalSteps, loss, samplesPerSecond }) => {
+    if (step % 100 === 0 || step === totalSteps) {
+      console.log(
+        `step ${step}/${totalSteps}  loss ${loss.toFixed(4)}  ${samplesPerSecond.toFixed(0)} samples/s`,
+      );
+    }
+  },
+});
+
+console.log(`backend: ${result.backend.backend} (${result.backend.reason})`);
+console.log(`test accuracy: ${(result.testAccuracy * 100).toFixed(2)}%  (model saved in runs/example-cnn)`);

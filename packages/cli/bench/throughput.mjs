@@ -1,0 +1,396 @@
+/**
+ * Distributed training throughput benchmark for Callosum (a benchmark, not a test: it asserts nothing).
+ *
+ * Trains the default model at the default global batch (`DEFAULT_TRAINING_CONFIG`) on the wasm backend,
+ * first in one process with `trainLocal`, then with 1, 2 and 4 local worker processes through
+ * `trainWithLocalWorkers` (a coordinator in-process plus real `callosum worker` processes on loopback),
+ * and prints global training samples/s, speed-up and scaling efficiency, and where a distributed step's
+ * time goes, as tables on stdout (progress goes to stderr). Run it from the repository root with
+ * `pnpm bench`, which builds the cli (and what it depends on) first: this file is plain ESM JavaScript
+ * that imports the built `../dist/index.js`, so it needs no TypeScript runner.
+ *
+ * Only training steps after a warm-up count. Single process: the time between consecutive `onStep`
+ * calls (evaluation is off). Workers: the coordinator's `StepReport.stepMs`, so starting the workers,
+ * the test-set evaluation at the end of the run and saving the model do not count.
+ *
+ * Each configuration runs in its own child process (this script forked with `--child <config>`): the
+ * coordinator initialises the cpu backend in its process, `trainLocal` the wasm one, and a backend
+ * cannot be unloaded.
+ *
+ * Options (e.g. `pnpm bench --steps 50 --workers 2`):
+ *   --steps 150        measured steps per configuration, after the warm-up (default: 150)
+ *   --warmup 10        warm-up steps per configuration, not measured (default: 10)
+ *   --workers 1,2,4    worker counts to run after the single-process baseline (default: 1,2,4)
+ *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
+ */
+import { fork } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DEFAULT_TRAINING_CONFIG, trainLocal } from '@callosum/core';
+import { trainWithLocalWorkers } from '../dist/index.js';
+
+const BACKEND = 'wasm';
+/** Size of the MNIST training set, only to give the run enough epochs for `--steps`. */
+const MNIST_TRAIN_COUNT = 60_000;
+/** A progress line every this many steps. */
+const PROGRESS_EVERY = 25;
+
+const { values } = parseArgs({
+  // pnpm forwards a `--` separator to the script; it separates nothing here.
+  args: process.argv.slice(2).filter((arg) => arg !== '--'),
+  options: {
+    child: { type: 'string' },
+    steps: { type: 'string', default: '150' },
+    warmup: { type: 'string', default: '10' },
+    workers: { type: 'string', default: '1,2,4' },
+    'batch-size': { type: 'string', default: String(DEFAULT_TRAINING_CONFIG.batchSize) },
+  },
+  strict: true,
+});
+
+const steps = positiveInteger('--steps', values.steps);
+const warmup = nonNegativeInteger('--warmup', values.warmup);
+const batchSize = positiveInteger('--batch-size', values['batch-size']);
+const workerCounts = values.workers
+  .split(',')
+  .filter((count) => count !== '')
+  .map((count) => positiveInteger('--workers', count));
+
+/** Every configuration trains with this config; epochs only so that `maxSteps` is what ends the run. */
+const training = {
+  ...DEFAULT_TRAINING_CONFIG,
+  batchSize,
+  epochs: Math.max(
+    DEFAULT_TRAINING_CONFIG.epochs,
+    Math.ceil(((warmup + steps) * batchSize) / MNIST_TRAIN_COUNT) + 1,
+  ),
+  maxSteps: warmup + steps,
+};
+
+if (values.child === undefined) {
+  await runParent();
+} else {
+  await runChild(values.child);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parent: one child per configuration, then the tables.
+
+async function runParent() {
+  const cpus = os.cpus();
+  const machine = [
+    `CPU:     ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} cores`,
+    `RAM:     ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `Node:    ${process.version} (${process.platform}-${process.arch})`,
+    `Run:     model ${training.model.name}, global batch ${batchSize}, backend ${BACKEND}, ` +
+      `${warmup} warm-up + ${steps} measured steps per configuration`,
+    `Load:    ${formatLoad()} (1/5/15 min) at start`,
+  ];
+  process.stderr.write(`${machine.join('\n')}\n`);
+
+  const configs = ['local', ...workerCounts.map(String)];
+  const results = [];
+  for (const config of configs) {
+    process.stderr.write(`[${label(config)}] starting child process\n`);
+    results.push(await runChildProcess(config));
+  }
+
+  const baseline = results.find((result) => result.config === 'local' && result.ok);
+  const throughputRows = [
+    [
+      'configuration',
+      'batch/worker',
+      'samples/s',
+      'speed-up',
+      'efficiency',
+      'median step ms',
+      'p90 step ms',
+      'steps',
+      'load',
+    ],
+  ];
+  const splitRows = [
+    ['configuration', 'compute ms', 'transfer ms', 'wait ms', 'prep ms', 'update ms', 'step ms', 'gap ms'],
+  ];
+  const notes = [];
+  for (const result of results) {
+    if (!result.ok) {
+      throughputRows.push([label(result.config), '—', 'failed', '—', '—', '—', '—', '—', '—']);
+      notes.push(`${label(result.config)}: failed: ${result.reason}`);
+      continue;
+    }
+    const measured = result.steps.slice(warmup);
+    const stepMs = measured.map((step) => step.stepMs);
+    const samples = measured.reduce((sum, step) => sum + step.samples, 0);
+    const samplesPerSecond = samples / (sum(stepMs) / 1000);
+    const workers = result.config === 'local' ? 0 : Number(result.config);
+    const speedUp = baseline === undefined ? Number.NaN : samplesPerSecond / baseline.samplesPerSecond;
+    result.samplesPerSecond = samplesPerSecond;
+    throughputRows.push([
+      label(result.config),
+      workers === 0 ? String(batchSize) : shardSizes(batchSize, workers),
+      formatNumber(samplesPerSecond, 0),
+      workers === 0 ? '1.00×' : `${speedUp.toFixed(2)}×`,
+      workers === 0 ? '—' : `${((100 * speedUp) / workers).toFixed(0)}%`,
+      median(stepMs).toFixed(1),
+      quantile(stepMs, 0.9).toFixed(1),
+      String(measured.length),
+      result.load.toFixed(2),
+    ]);
+    if (workers > 0) {
+      splitRows.push([
+        label(result.config),
+        median(measured.map((step) => step.computeMs)).toFixed(1),
+        median(measured.map((step) => step.transferMs)).toFixed(1),
+        median(measured.map((step) => step.waitMs)).toFixed(1),
+        median(measured.map((step) => step.prepMs)).toFixed(1),
+        median(measured.map((step) => step.updateMs)).toFixed(1),
+        median(stepMs).toFixed(1),
+        median(measured.map((step) => step.gapMs)).toFixed(1),
+      ]);
+    }
+    if (result.summary !== undefined) {
+      notes.push(
+        `${label(result.config)}: test accuracy ${(100 * result.summary.testAccuracy).toFixed(2)}% after ` +
+          `${result.summary.steps} steps; run summary ${formatNumber(result.summary.samplesPerSecond, 0)} ` +
+          `samples/s over all steps incl. warm-up; ${result.summary.redoneShards} redone shards, ` +
+          `${result.summary.evictions} evictions; ${result.summary.seconds.toFixed(1)} s wall incl. start-up, ` +
+          'evaluation and saving',
+      );
+    }
+  }
+
+  const lines = [
+    `Distributed training throughput, model "${training.model.name}", global batch ${batchSize}, backend ${BACKEND}`,
+    '',
+    ...machine,
+    `Load:    ${formatLoad()} (1/5/15 min) at end`,
+    '',
+    ...formatTable(throughputRows, new Set([1, 2, 3, 4, 5, 6, 7, 8])),
+    '',
+    `samples/s = measured samples ÷ summed step time (${steps} steps after ${warmup} warm-up steps); ` +
+      'speed-up = ÷ single-process samples/s;',
+    'efficiency = speed-up ÷ workers. Single process: time between onStep calls of trainLocal; workers: ' +
+      'StepReport.stepMs.',
+    `load = 1-minute load average when the configuration finished (${cpus.length} cores).`,
+  ];
+  if (splitRows.length > 1) {
+    lines.push(
+      '',
+      'Where a distributed step goes (medians over the measured steps):',
+      '',
+      ...formatTable(splitRows, new Set([1, 2, 3, 4, 5, 6, 7])),
+      '',
+      'compute  = max over workers of computeMs (decoding the shard, loading weights, forward/backward, ' +
+        'reading the gradient)',
+      'transfer = max over workers of transferMs (send → result received, minus compute: encoding, ' +
+        'loopback, decoding,',
+      '           both ways, and time the coordinator was busy before it could read the reply)',
+      'wait     = max over workers of waitMs (result received → all results summed: stragglers and ' +
+        'the final sum)',
+      'prep     = step ms − update − max over workers of (compute + transfer + wait): cutting the batch ' +
+        'before the first send',
+      'update   = updateMs (mean gradient and optimizer on the coordinator); step = stepMs',
+      'gap      = wall time between steps not in stepMs (metrics log, step report)',
+    );
+  }
+  if (notes.length > 0) lines.push('', ...notes);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** Forks this script as `--child <config>` and resolves with the one result message it sends. */
+function runChildProcess(config) {
+  return new Promise((resolve, reject) => {
+    const child = fork(
+      fileURLToPath(import.meta.url),
+      [
+        '--child',
+        config,
+        '--steps',
+        String(steps),
+        '--warmup',
+        String(warmup),
+        '--batch-size',
+        String(batchSize),
+      ],
+      // The child's stdout goes to our stderr, so stdout carries only the tables.
+      { stdio: ['ignore', 2, 2, 'ipc'] },
+    );
+    let result;
+    child.on('message', (message) => {
+      result = message;
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (result !== undefined) resolve(result);
+      else {
+        const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
+        resolve({ config, ok: false, reason: `benchmark child process failed (${how})` });
+      }
+    });
+  });
+}
+
+function label(config) {
+  if (config === 'local') return 'single process';
+  return `${config} worker${config === '1' ? '' : 's'}`;
+}
+
+/** How the coordinator cuts the global batch, e.g. "43/43/42". */
+function shardSizes(batch, parts) {
+  const base = Math.floor(batch / parts);
+  const extra = batch % parts;
+  const sizes = Array.from({ length: parts }, (_, index) => base + (index < extra ? 1 : 0));
+  return sizes.every((size) => size === sizes[0]) ? String(sizes[0]) : sizes.join('/');
+}
+
+function formatTable(rows, numeric) {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  const format = (row) =>
+    row
+      .map((cell, column) =>
+        numeric.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column]),
+      )
+      .join('  ')
+      .trimEnd();
+  return [format(rows[0]), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.slice(1).map(format)];
+}
+
+function formatLoad() {
+  return os
+    .loadavg()
+    .map((load) => load.toFixed(2))
+    .join(' ');
+}
+
+function formatNumber(value, digits) {
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Child: one configuration.
+
+async function runChild(config) {
+  const send = (message) => new Promise((resolve) => process.send(message, () => resolve()));
+  const name = label(config);
+  const progress = (step, totalSteps, samplesPerSecond) => {
+    if (step % PROGRESS_EVERY !== 0 && step !== totalSteps) return;
+    process.stderr.write(
+      `[${name}] step ${step}/${totalSteps}: ${formatNumber(samplesPerSecond, 0)} samples/s this step ` +
+        `(load ${formatLoad()})\n`,
+    );
+  };
+  try {
+    const result = config === 'local' ? await runLocal(progress) : await runWorkers(Number(config), progress);
+    await send({ config, ok: true, load: os.loadavg()[0], ...result });
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    process.stderr.write(`[${name}] failed: ${reason}\n`);
+    await send({ config, ok: false, reason });
+  }
+}
+
+/** trainLocal in this process: a step is the time from one onStep call to the next. */
+async function runLocal(progress) {
+  const steps = [];
+  let previous;
+  const started = performance.now();
+  await trainLocal({
+    ...training,
+    backend: BACKEND,
+    evaluate: false,
+    onStep(event) {
+      const now = performance.now();
+      // The first step also includes loading the data and building the model; it is warm-up anyway.
+      const stepMs = now - (previous ?? started);
+      previous = now;
+      steps.push({ stepMs, samples: batchSize });
+      progress(event.step, event.totalSteps, (batchSize * 1000) / stepMs);
+    },
+  });
+  return { steps };
+}
+
+/** trainWithLocalWorkers: the coordinator here, `workers` worker processes; StepReports give the times. */
+async function runWorkers(workers, progress) {
+  const outDir = await mkdtemp(path.join(os.tmpdir(), 'callosum-bench-'));
+  const steps = [];
+  let previous;
+  try {
+    const summary = await trainWithLocalWorkers({
+      workers,
+      backend: BACKEND,
+      training,
+      outDir,
+      log: (line) => process.stderr.write(`[${label(String(workers))}] ${line}\n`),
+      onStep(report) {
+        const now = performance.now();
+        const max = (pick) => Math.max(...report.perWorker.map(pick));
+        const critical = max((w) => w.computeMs + w.transferMs + w.waitMs);
+        steps.push({
+          stepMs: report.stepMs,
+          samples: report.perWorker.reduce((total, w) => total + w.samples, 0),
+          computeMs: max((w) => w.computeMs),
+          transferMs: max((w) => w.transferMs),
+          waitMs: max((w) => w.waitMs),
+          updateMs: report.updateMs,
+          prepMs: Math.max(0, report.stepMs - report.updateMs - critical),
+          // Time since the previous report that the step itself did not measure.
+          gapMs: previous === undefined ? 0 : Math.max(0, now - previous - report.stepMs),
+          workers: report.workers,
+        });
+        previous = now;
+        progress(report.step, report.totalSteps, report.samplesPerSecond);
+      },
+    });
+    const short = steps.filter((step) => step.workers !== workers).length;
+    if (short > 0) {
+      process.stderr.write(
+        `[${label(String(workers))}] warning: ${short} steps ran on fewer than ${workers} workers\n`,
+      );
+    }
+    return { steps, summary };
+  } finally {
+    await rm(outDir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Arguments and statistics.
+
+function positiveInteger(option, text) {
+  const parsed = Number(text);
+  if (!Number.isInteger(parsed) || parsed <= 0)
+    throw new Error(`${option}: "${text}" is not a positive integer`);
+  return parsed;
+}
+
+function nonNegativeInteger(option, text) {
+  const parsed = Number(text);
+  if (!Number.isInteger(parsed) || parsed < 0) {
+    throw new Error(`${option}: "${text}" is not a non-negative integer`);
+  }
+  return parsed;
+}
+
+function sum(numbers) {
+  return numbers.reduce((total, value) => total + value, 0);
+}
+
+function median(numbers) {
+  return quantile(numbers, 0.5);
+}
+
+/** Linear-interpolated quantile (q in [0, 1]). */
+function quantile(numbers, q) {
+  if (numbers.length === 0) return Number.NaN;
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const position = (sorted.length - 1) * q;
+  const lower = Math.floor(position);
+  const upper = Math.ceil(position);
+  return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - lower);
+}

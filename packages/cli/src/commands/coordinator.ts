@@ -1,0 +1,73 @@
+import { startCoordinator } from '@callosum/coordinator';
+import type { Command } from 'commander';
+import { integer } from '../option-parsers.js';
+import { reportRun } from '../run-report.js';
+import {
+  addJsonOption,
+  addPortOption,
+  addTrainingOptions,
+  defaultRunDirectory,
+  envOption,
+  type TrainingFlags,
+  trainingConfigFrom,
+} from '../training-options.js';
+
+interface CoordinatorFlags extends TrainingFlags {
+  host: string;
+  port: number;
+  minWorkers: number;
+  startTimeout: number;
+  json?: boolean;
+}
+
+/** The default port of a standalone coordinator, so workers on other hosts know where to connect. */
+export const DEFAULT_COORDINATOR_PORT = 7070;
+
+export function registerCoordinatorCommand(program: Command): void {
+  const command = program
+    .command('coordinator')
+    .description('run a training run and wait for `callosum worker` processes, possibly on other hosts')
+    .addOption(
+      envOption(
+        '--host <address>',
+        'address to listen on (0.0.0.0 for every interface)',
+        'CALLOSUM_HOST',
+      ).default('127.0.0.1'),
+    )
+    .addOption(
+      envOption('--min-workers <n>', 'start training once this many workers joined', 'CALLOSUM_MIN_WORKERS')
+        .argParser(integer(1))
+        .default(1),
+    )
+    .addOption(
+      envOption(
+        '--start-timeout <ms>',
+        'give up if min-workers have not joined by then',
+        'CALLOSUM_START_TIMEOUT',
+      )
+        .argParser(integer(1))
+        .default(600_000),
+    );
+  addTrainingOptions(command);
+  addPortOption(command, DEFAULT_COORDINATOR_PORT);
+  addJsonOption(command);
+  command.action((flags: CoordinatorFlags) =>
+    reportRun(flags.json === true, async ({ log, onStep, onEvaluation, signal }) => {
+      const coordinator = await startCoordinator({
+        host: flags.host,
+        port: flags.port,
+        minWorkers: flags.minWorkers,
+        startTimeoutMs: flags.startTimeout,
+        training: trainingConfigFrom(flags),
+        outDir: flags.out ?? defaultRunDirectory(),
+        ...(flags.data === undefined ? {} : { dataDir: flags.data }),
+        log,
+        onStep,
+        onEvaluation,
+      });
+      log(`coordinator: workers connect with: callosum worker --connect ${coordinator.url}`);
+      signal.addEventListener('abort', () => void coordinator.stop(String(signal.reason)), { once: true });
+      return coordinator.result;
+    }),
+  );
+}
