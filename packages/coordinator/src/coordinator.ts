@@ -11,7 +11,6 @@ import {
   type ComputeTimings,
   createMsgpackCodec,
   cutIntoShards,
-  DEFAULT_TRAINING_CONFIG,
   EMPTY_TOTALS,
   type ErrorCode,
   ErrorCodes,
@@ -26,8 +25,9 @@ import {
   PROTOCOL_VERSION,
   parameterLayout,
   readFlatWeights,
+  resolveTrainingConfig,
   saveModel,
-  type TrainingConfig,
+  stepEvent,
   TrainingState,
   toWireTensor,
   type WorkerMessage,
@@ -80,9 +80,9 @@ interface EvaluationReply {
  * dataset, sampler, authoritative weights, optimizer and step counter; workers only compute.
  */
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
-  const settings = { ...DEFAULTS, ...definedOnly(options) };
+  const settings = { ...DEFAULTS, ...options };
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const config: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, ...definedOnly(options.training ?? {}) };
+  const config = resolveTrainingConfig(options.training ?? {});
 
   // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
   await initBackend('cpu');
@@ -391,13 +391,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const learningRate = state.applyStep(reduced);
     const finished = performance.now();
     return {
-      step: state.step,
-      totalSteps: state.totalSteps,
-      epoch,
-      loss: reduced.lossSum / reduced.count,
-      accuracy: reduced.correct / reduced.count,
-      learningRate,
-      samplesPerSecond: reduced.count / ((finished - started) / 1000),
+      ...stepEvent(state, epoch, reduced, learningRate, reduced.count / ((finished - started) / 1000)),
       workers: new Set(outcomes.map((outcome) => outcome.worker)).size,
       perWorker: perWorkerTimings(outcomes, collected),
       updateMs: finished - collected,
@@ -441,7 +435,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
       metrics.write({ type: 'step', ...report });
       options.onStep?.(report);
-      if (state.finished || state.position.epoch !== report.epoch) {
+      if (state.endedEpoch(report.epoch)) {
         phase = 'evaluating';
         const totals = await evaluate();
         testLoss = totals.lossSum / totals.count;
@@ -542,8 +536,4 @@ function perWorkerTimings(
     byWorker.set(worker.id, entry);
   }
   return [...byWorker.values()];
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

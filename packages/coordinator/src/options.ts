@@ -1,14 +1,7 @@
-import type { MnistDataset, TrainingConfig } from '@callosum/core';
+import type { MnistDataset, StepEvent, TrainingConfig } from '@callosum/core';
 
-export interface StepReport {
-  readonly step: number;
-  readonly totalSteps: number;
-  readonly epoch: number;
-  readonly loss: number;
-  readonly accuracy: number;
-  readonly learningRate: number;
-  /** Global samples per second over this step. */
-  readonly samplesPerSecond: number;
+/** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
+export interface StepReport extends StepEvent {
   readonly workers: number;
   /** Per worker: samples, time computing (as the worker measured), moving data, and waiting for others. */
   readonly perWorker: readonly {

@@ -27,8 +27,9 @@ export {
 } from './params/layout.js';
 export * from './protocol/index.js';
 export type { BatchTotals, GradientResult } from './train/batch.js';
-export { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from './train/config.js';
+export { DEFAULT_TRAINING_CONFIG, resolveTrainingConfig, type TrainingConfig } from './train/config.js';
 export { addTotals, EMPTY_TOTALS, evaluateImageSet } from './train/evaluate.js';
+export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
 export { computeGradients, evaluateBatch } from './train/gradients.js';
 export {
   assertFiniteShard,
@@ -37,8 +38,6 @@ export {
   reduceShardGradients,
 } from './train/reduce.js';
 export {
-  type EpochEvent,
-  type StepEvent,
   type TrainLocalOptions,
   type TrainLocalResult,
   trainLocal,

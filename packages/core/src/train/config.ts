@@ -34,3 +34,9 @@ export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   schedule: { kind: 'constant' },
   seed: 1,
 };
+
+/** The defaults, overridden by every option that is set (undefined counts as not set). */
+export function resolveTrainingConfig(options: Partial<TrainingConfig>): TrainingConfig {
+  const set = Object.entries(options).filter(([, value]) => value !== undefined);
+  return { ...DEFAULT_TRAINING_CONFIG, ...Object.fromEntries(set) };
+}

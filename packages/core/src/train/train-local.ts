@@ -5,28 +5,12 @@ import { gatherBatch, loadMnist, type MnistDataset } from '../data/mnist.js';
 import { saveModel } from '../io/model-files.js';
 import { buildModel } from '../models/index.js';
 import { parameterLayout, readFlatWeights, writeFlatWeights } from '../params/layout.js';
-import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from './config.js';
+import { resolveTrainingConfig, type TrainingConfig } from './config.js';
 import { evaluateImageSet } from './evaluate.js';
+import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
 import { computeGradients } from './gradients.js';
 import { reduceShardGradients } from './reduce.js';
 import { TrainingState } from './training-state.js';
-
-export interface StepEvent {
-  readonly step: number;
-  readonly totalSteps: number;
-  readonly epoch: number;
-  /** Mean loss and accuracy of this step's batch. */
-  readonly loss: number;
-  readonly accuracy: number;
-  readonly learningRate: number;
-  readonly samplesPerSecond: number;
-}
-
-export interface EpochEvent {
-  readonly epoch: number;
-  readonly testLoss: number;
-  readonly testAccuracy: number;
-}
 
 export interface TrainLocalOptions extends Partial<TrainingConfig> {
   readonly backend?: BackendPreference;
@@ -60,7 +44,7 @@ export interface TrainLocalResult {
  * coordinator with one worker.
  */
 export async function trainLocal(options: TrainLocalOptions = {}): Promise<TrainLocalResult> {
-  const config: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, ...definedOnly(options) };
+  const config = resolveTrainingConfig(options);
   const backend = await initBackend(options.backend ?? 'auto');
   const dataset =
     options.dataset ?? (await loadMnist(options.dataDir === undefined ? {} : { dir: options.dataDir }));
@@ -79,17 +63,9 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
     const learningRate = state.applyStep(reduced);
     writeFlatWeights(model, state.weights, layout);
     trainedSamples += reduced.count;
-    options.onStep?.({
-      step: state.step,
-      totalSteps: state.totalSteps,
-      epoch,
-      loss: reduced.lossSum / reduced.count,
-      accuracy: reduced.correct / reduced.count,
-      learningRate,
-      samplesPerSecond: trainedSamples / ((performance.now() - started) / 1000),
-    });
-    const epochEnded = state.finished || state.position.epoch !== epoch;
-    if (epochEnded && options.evaluate !== false) {
+    const samplesPerSecond = trainedSamples / ((performance.now() - started) / 1000);
+    options.onStep?.(stepEvent(state, epoch, reduced, learningRate, samplesPerSecond));
+    if (state.endedEpoch(epoch) && options.evaluate !== false) {
       const totals = evaluateImageSet(model, dataset.test);
       testLoss = totals.lossSum / totals.count;
       testAccuracy = totals.correct / totals.count;
@@ -108,9 +84,4 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
     testAccuracy,
     samplesPerSecond: trainedSamples / seconds,
   };
-}
-
-/** Drops keys whose value is undefined, so they do not override defaults. */
-function definedOnly<T extends object>(options: T): Partial<T> {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
 }

@@ -52,6 +52,11 @@ export class TrainingState {
     return this.#step >= this.totalSteps;
   }
 
+  /** True when the step just applied, whose batch came from `epoch`, was that epoch's last. */
+  endedEpoch(epoch: number): boolean {
+    return this.finished || this.position.epoch !== epoch;
+  }
+
   /** Where the next step's global batch comes from. */
   get position(): SamplerPosition {
     return this.sampler.positionAtStep(this.#step);

@@ -1,0 +1,114 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  createMsgpackCodec,
+  loadMnist,
+  type MnistDataset,
+  PROTOCOL_VERSION,
+  toWireTensor,
+} from '@callosum/core';
+import { runWorker } from '@callosum/worker';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startCoordinator } from './coordinator.js';
+
+// A coordinator and a worker in this process, over real loopback sockets, on a small model.
+const training = { model: { name: 'mlp', options: { hidden: [16] } }, batchSize: 32, maxSteps: 30, seed: 2 };
+let dataset: MnistDataset;
+let outDir: string;
+
+beforeAll(async () => {
+  dataset = await loadMnist();
+});
+afterEach(async () => {
+  await rm(outDir, { recursive: true, force: true });
+});
+
+async function start(
+  extra: Parameters<typeof startCoordinator>[0] extends infer O ? Partial<O> : never = {},
+) {
+  outDir = await mkdtemp(join(tmpdir(), 'callosum-coordinator-'));
+  return startCoordinator({ outDir, dataset, training, log: () => {}, ...extra });
+}
+
+describe('startCoordinator', () => {
+  it('runs every step, evaluates the whole test set, writes the model and one metrics line per step', async () => {
+    const coordinator = await start();
+    const health = await fetch(`${coordinator.url.replace('ws', 'http')}/healthz`);
+    expect(await health.text()).toBe('ok');
+    const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'inline', log: () => {} });
+    const summary = await coordinator.result;
+    expect(await worker).toMatchObject({ exitCode: 0, stepsComputed: 30 });
+    expect(summary).toMatchObject({ steps: 30, workers: 1, backend: 'cpu', redoneShards: 0 });
+    expect(summary.testAccuracy).toBeGreaterThan(0.5);
+
+    const records = (await readFile(summary.metricsFile, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(records.filter((record) => record.type === 'step').map((record) => record.step)).toEqual(
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
+    expect(records.find((record) => record.type === 'evaluation')).toMatchObject({ count: 10_000 });
+    expect(records.at(-1)).toMatchObject({ type: 'summary', steps: 30 });
+    expect(await readFile(join(summary.modelDir, 'model.json'), 'utf8')).toContain('"layers-model"');
+  });
+
+  it('discards results for steps and shards a member was never given; evicts it when it stalls a step', async () => {
+    let stepsSeen = 0;
+    let rogueJoined: () => void = () => {};
+    const joined = new Promise<void>((resolve) => {
+      rogueJoined = resolve;
+    });
+    const coordinator = await start({
+      shardDeadlineMs: 1_500,
+      onStep: () => {
+        stepsSeen += 1;
+        if (stepsSeen === 3) rogueJoined();
+      },
+    });
+    const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'honest', log: () => {} });
+    await joined;
+    const codec = createMsgpackCodec();
+    const rogue = new WebSocket(coordinator.url, { perMessageDeflate: false });
+    await new Promise((resolve) => rogue.once('open', resolve));
+    const hello = {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      workerName: 'rogue',
+      backend: 'none',
+      pid: 1,
+      hostname: 'here',
+    };
+    rogue.send(codec.encode(hello));
+    const gradient = (step: number, shard: number) =>
+      codec.encode({
+        type: 'gradient',
+        step,
+        shard,
+        gradient: toWireTensor(new Float32Array(12_730).fill(1e6), [12_730]),
+        lossSum: 0,
+        correct: 0,
+        count: 32,
+        timings: { decodeMs: 0, computeMs: 0 },
+      });
+    // A future step, a finished step, and a shard that does not exist: none was asked of this peer.
+    for (const [step, shard] of [
+      [99, 0],
+      [0, 0],
+      [3, 7],
+    ] as const)
+      rogue.send(gradient(step, shard));
+    const rogueClosed = new Promise<number>((resolve) => rogue.once('close', (code) => resolve(code)));
+
+    const summary = await coordinator.result;
+    expect(await worker).toMatchObject({ exitCode: 0 });
+    expect(summary.steps).toBe(30);
+    expect(summary.discardedMessages).toBeGreaterThanOrEqual(3);
+    // The rogue never answers the shards it is then given: it is evicted and its shards are redone.
+    expect(await rogueClosed).toBe(4008);
+    expect(summary.evictions).toBe(1);
+    expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
+  });
+});

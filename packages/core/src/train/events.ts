@@ -1,0 +1,41 @@
+import type { ReducedStep } from './reduce.js';
+import type { TrainingState } from './training-state.js';
+
+/** Reported after every optimizer step, by trainLocal and (extended) by the coordinator. */
+export interface StepEvent {
+  /** Steps completed, counting this one. */
+  readonly step: number;
+  readonly totalSteps: number;
+  /** Epoch the step's batch came from (0-based). */
+  readonly epoch: number;
+  /** Mean loss and accuracy over this step's global batch. */
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly learningRate: number;
+  readonly samplesPerSecond: number;
+}
+
+export interface EpochEvent {
+  readonly epoch: number;
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+}
+
+/** The step event for a step just applied to `state`. */
+export function stepEvent(
+  state: TrainingState,
+  epoch: number,
+  reduced: ReducedStep,
+  learningRate: number,
+  samplesPerSecond: number,
+): StepEvent {
+  return {
+    step: state.step,
+    totalSteps: state.totalSteps,
+    epoch,
+    loss: reduced.lossSum / reduced.count,
+    accuracy: reduced.correct / reduced.count,
+    learningRate,
+    samplesPerSecond,
+  };
+}

@@ -1,0 +1,101 @@
+import {
+  buildModel,
+  computeGradients,
+  gatherBatch,
+  gatherBytes,
+  initBackend,
+  loadMnist,
+  type MnistDataset,
+  PROTOCOL_VERSION,
+  parameterLayout,
+  readFlatWeights,
+  toWireTensor,
+  type Welcome,
+  writeFlatWeights,
+} from '@callosum/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { GradientService } from './gradient-service.js';
+
+const MODEL = { name: 'mlp', options: { hidden: [16] } };
+let dataset: MnistDataset;
+
+beforeAll(async () => {
+  await initBackend('cpu');
+  dataset = await loadMnist();
+});
+
+function welcome(parameterCount: number, runId = 'run-1'): Welcome {
+  return {
+    type: 'welcome',
+    protocol: PROTOCOL_VERSION,
+    workerId: 'w1',
+    runId,
+    model: MODEL,
+    parameterCount,
+    heartbeatIntervalMs: 1000,
+  };
+}
+
+function computeRequest(step: number, weightsVersion: number, indices: number[]) {
+  const { images, labels } = gatherBytes(dataset.train, indices);
+  return {
+    type: 'compute' as const,
+    step,
+    shard: 0,
+    weightsVersion,
+    images: toWireTensor(images, [indices.length, 28, 28]),
+    labels: toWireTensor(labels, [indices.length]),
+  };
+}
+
+describe('GradientService', () => {
+  it('computes exactly what computeGradients computes with the weights it was sent', () => {
+    const reference = buildModel(MODEL, { seed: 4 });
+    const layout = parameterLayout(reference);
+    const weights = readFlatWeights(reference, layout).map((value) => value * 0.5);
+    writeFlatWeights(reference, weights, layout);
+    const indices = [5, 9, 100, 7];
+    const expected = computeGradients(reference, gatherBatch(dataset.train, indices), layout);
+
+    const service = new GradientService();
+    service.configure(welcome(layout.totalSize));
+    service.receiveWeights(3, weights);
+    const { result, timings } = service.computeGradient(computeRequest(0, 3, indices));
+    expect(result.gradient).toEqual(expected.gradient);
+    expect(result.lossSum).toBe(expected.lossSum);
+    expect(result.count).toBe(4);
+    expect(timings.computeMs).toBeGreaterThan(0);
+    service.dispose();
+    reference.dispose();
+  });
+
+  it('refuses a request for weights it does not hold, and forgets weights on a new welcome', () => {
+    const layout = parameterLayout(buildModel(MODEL));
+    const service = new GradientService();
+    service.configure(welcome(layout.totalSize));
+    service.receiveWeights(1, new Float32Array(layout.totalSize));
+    expect(() => service.computeGradient(computeRequest(0, 2, [1]))).toThrow(
+      /needs weights version 2, this worker has 1/,
+    );
+    service.configure(welcome(layout.totalSize, 'run-2'));
+    expect(() => service.computeGradient(computeRequest(0, 1, [1]))).toThrow(/this worker has none/);
+    service.dispose();
+  });
+
+  it('refuses a welcome whose parameter count does not match the model it builds', () => {
+    const service = new GradientService();
+    expect(() => service.configure(welcome(12))).toThrow(/12/);
+    service.dispose();
+  });
+
+  it('refuses images whose shape does not match the model input', () => {
+    const layout = parameterLayout(buildModel(MODEL));
+    const service = new GradientService();
+    service.configure(welcome(layout.totalSize));
+    service.receiveWeights(0, new Float32Array(layout.totalSize));
+    const request = computeRequest(0, 0, [1, 2]);
+    const wrong = { ...request, images: toWireTensor(new Uint8Array(2 * 27 * 28), [2, 27, 28]) };
+    expect(() => service.computeGradient(wrong)).toThrow(/expected shape \[2, 28, 28\]/);
+    service.dispose();
+  });
+});
