@@ -20,6 +20,7 @@ export interface TrainingFlags {
   schedule: string;
   warmupSteps: number;
   seed: number;
+  maxShift: number;
   steps?: number;
   data?: string;
   out?: string;
@@ -74,6 +75,15 @@ export function addTrainingOptions(command: Command): Command {
         .argParser(integer(0, 2 ** 32 - 1))
         .default(defaults.seed),
     )
+    .addOption(
+      envOption(
+        '--max-shift <pixels>',
+        'augment: shift training images randomly by up to this much',
+        'CALLOSUM_MAX_SHIFT',
+      )
+        .argParser(integer(0, 8))
+        .default(defaults.maxShift),
+    )
     .addOption(envOption('--steps <n>', 'stop after this many steps', 'CALLOSUM_STEPS').argParser(integer(1)))
     .addOption(
       envOption('--data <dir>', 'MNIST-format directory (default: the embedded real MNIST)', 'CALLOSUM_DATA'),
@@ -96,6 +106,7 @@ export function trainingConfigFrom(flags: TrainingFlags): TrainingConfig {
     learningRate: flags.lr,
     schedule: scheduleFrom(flags),
     seed: flags.seed,
+    maxShift: flags.maxShift,
     maxSteps: flags.steps,
   };
 }

@@ -26,6 +26,7 @@ import {
   parameterLayout,
   readFlatWeights,
   resolveTrainingConfig,
+  type SampleBytes,
   saveModel,
   stepEvent,
   TrainingState,
@@ -305,8 +306,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** Tasks for the shards of `indices`, one per healthy worker, in worker order. */
   function shardTasks(
-    set: ImageSet,
     indices: Uint32Array,
+    gather: (shardIndices: Uint32Array) => SampleBytes,
     request: (
       shard: number,
       images: Uint8Array,
@@ -316,7 +317,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const parts = Math.max(1, membership.healthy().length);
     const sizes = evenShardSizes(indices.length, parts).filter((size) => size > 0);
     return cutIntoShards(indices, sizes).map((shardIndices, index) => {
-      const { images, labels } = gatherBytes(set, shardIndices);
+      const { images, labels } = gather(shardIndices);
       const message = request(index, images, labels);
       return {
         index,
@@ -375,7 +376,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const started = performance.now();
     const { epoch } = state.position;
     const step = state.step;
-    const tasks = shardTasks(dataset.train, state.nextBatchIndices(), (shard, images, labels) => ({
+    const gatherTraining = (shardIndices: Uint32Array) =>
+      state.gatherTrainingSamples(dataset.train, shardIndices);
+    const tasks = shardTasks(state.nextBatchIndices(), gatherTraining, (shard, images, labels) => ({
       type: 'compute',
       step,
       shard,
@@ -402,7 +405,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   async function evaluate(): Promise<BatchTotals> {
     const round = evaluationRound++;
     const indices = Uint32Array.from({ length: dataset.test.count }, (_, i) => i);
-    const tasks = shardTasks(dataset.test, indices, (shard, images, labels) => ({
+    const gatherTest = (shardIndices: Uint32Array) => gatherBytes(dataset.test, shardIndices);
+    const tasks = shardTasks(indices, gatherTest, (shard, images, labels) => ({
       type: 'evaluate',
       round,
       shard,

@@ -15,8 +15,10 @@ export interface TrainingConfig {
   readonly learningRate: number;
   /** A cosine schedule with `totalSteps: 0` decays over the whole run, however long it turns out. */
   readonly schedule: LearningRateSchedule;
-  /** Seeds weight initialisation and the per-epoch shuffle. */
+  /** Seeds weight initialisation, the per-epoch shuffle and augmentation. */
   readonly seed: number;
+  /** Random translation of training images by up to this many pixels (0: no augmentation). */
+  readonly maxShift: number;
   /** Stop after this many steps even if epochs remain. */
   readonly maxSteps?: number | undefined;
 }
@@ -33,6 +35,7 @@ export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   learningRate: 0.001,
   schedule: { kind: 'constant' },
   seed: 1,
+  maxShift: 0,
 };
 
 /** The defaults, overridden by every option that is set (undefined counts as not set). */

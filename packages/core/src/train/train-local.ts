@@ -1,7 +1,8 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BackendPreference } from '../backends/registry.js';
 import { type BackendChoice, initBackend } from '../backends/select.js';
-import { gatherBatch, loadMnist, type MnistDataset } from '../data/mnist.js';
+import { batchFromBytes } from '../data/batch.js';
+import { loadMnist, type MnistDataset } from '../data/mnist.js';
 import { saveModel } from '../io/model-files.js';
 import { buildModel } from '../models/index.js';
 import { parameterLayout, readFlatWeights, writeFlatWeights } from '../params/layout.js';
@@ -58,7 +59,8 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
   const started = performance.now();
   while (!state.finished) {
     const { epoch } = state.position;
-    const batch = gatherBatch(dataset.train, state.nextBatchIndices());
+    const samples = state.gatherTrainingSamples(dataset.train, state.nextBatchIndices());
+    const batch = batchFromBytes(samples.images, samples.labels);
     const reduced = reduceShardGradients([computeGradients(model, batch, layout)]);
     const learningRate = state.applyStep(reduced);
     writeFlatWeights(model, state.weights, layout);

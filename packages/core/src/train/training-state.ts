@@ -1,3 +1,5 @@
+import { shiftImages } from '../data/augment.js';
+import { gatherBytes, type ImageSet, type SampleBytes } from '../data/mnist.js';
 import { EpochSampler, type SamplerPosition } from '../data/sampler.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -60,6 +62,19 @@ export class TrainingState {
   /** Where the next step's global batch comes from. */
   get position(): SamplerPosition {
     return this.sampler.positionAtStep(this.#step);
+  }
+
+  /**
+   * The training samples at `indices` (all or part of the next step's batch), augmented as the config
+   * says for the next step's epoch. The same samples come out whichever shard they are gathered in.
+   */
+  gatherTrainingSamples(set: ImageSet, indices: Uint32Array): SampleBytes {
+    const { images, labels } = gatherBytes(set, indices);
+    const { maxShift, seed } = this.config;
+    return {
+      images: shiftImages(images, indices, set.rows, set.cols, maxShift, seed, this.position.epoch),
+      labels,
+    };
   }
 
   /** Sample indices of the next step's global batch. */
