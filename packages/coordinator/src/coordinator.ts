@@ -196,7 +196,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         return;
       case 'failure':
         log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
-        if (message.shard !== undefined) {
+        metrics.write({ type: 'worker-failure', worker: worker.id, code: message.code });
+        // Whatever went wrong, send the weights again with the next request rather than trust its copy.
+        worker.weightsVersion = -1;
+        if (message.shard !== undefined && (message.round !== undefined || message.step !== undefined)) {
           const label = message.round !== undefined ? `evaluation ${message.round}` : `step ${message.step}`;
           dispatcher.reject(label, message.shard, worker, message.code);
         }
@@ -293,8 +296,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     message: Extract<WorkerMessage, { type: 'evaluation' }>,
   ): void {
     const label = `evaluation ${message.round}`;
-    if (!Number.isFinite(message.lossSum) || message.correct > message.count) {
-      dispatcher.reject(label, message.shard, worker, 'implausible evaluation totals');
+    if (message.correct > message.count) {
+      metrics.write({
+        type: 'rejected-evaluation',
+        worker: worker.id,
+        round: message.round,
+        shard: message.shard,
+      });
+      dispatcher.reject(label, message.shard, worker, `${message.correct} correct of ${message.count}`);
       return;
     }
     const totals = { lossSum: message.lossSum, correct: message.correct, count: message.count };

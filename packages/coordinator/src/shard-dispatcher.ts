@@ -32,7 +32,7 @@ export interface DispatchCounters {
   redoneShards: number;
   /** Results that arrived for a round, step or shard no longer assigned to their sender. */
   discardedMessages: number;
-  /** Workers closed by the coordinator for missing a deadline. */
+  /** Workers closed by the coordinator for missing a shard deadline or the heartbeat timeout. */
   evictions: number;
 }
 

@@ -39,15 +39,17 @@ export class GradientService {
     this.loadedVersion = -1;
     this.pendingWeights = undefined;
     const key = JSON.stringify(welcome.model);
-    if (key === this.modelKey && this.model !== undefined) return;
-    this.model?.dispose();
-    this.model = buildModel(welcome.model);
-    this.layout = parameterLayout(this.model);
-    this.modelKey = key;
-    if (this.layout.totalSize !== welcome.parameterCount) {
+    if (key !== this.modelKey || this.model === undefined) {
+      this.model?.dispose();
+      this.model = buildModel(welcome.model);
+      this.layout = parameterLayout(this.model);
+      this.modelKey = key;
+    }
+    const parameterCount = (this.layout as ParameterLayout).totalSize;
+    if (parameterCount !== welcome.parameterCount) {
       throw new CallosumError(
         ErrorCodes.SHAPE_MISMATCH,
-        `model ${welcome.model.name} has ${this.layout.totalSize} parameters here, the coordinator says ${welcome.parameterCount}`,
+        `model ${welcome.model.name} has ${parameterCount} parameters here, the coordinator says ${welcome.parameterCount}`,
       );
     }
   }

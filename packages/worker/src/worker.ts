@@ -191,6 +191,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           case 'evaluate': {
             phase = 'computing';
             const { result, timings } = service.evaluate(message);
+            phase = 'sending';
             send({ type: 'evaluation', round: message.round, shard: message.shard, ...result, timings });
             return;
           }

@@ -60,6 +60,8 @@ describe('shiftImages', () => {
   it('leaves images alone with maxShift 0 and rejects shifts as large as the image', () => {
     const images = codedImages(2);
     expect(shiftImages(images, [0, 1], ROWS, COLS, 0, 1, 0)).toBe(images);
-    expect(() => shiftImages(images, [0, 1], ROWS, COLS, 5, 1, 0)).toThrow(/maxShift must be an integer in \[0, 5\)/);
+    expect(() => shiftImages(images, [0, 1], ROWS, COLS, 5, 1, 0)).toThrow(
+      /maxShift must be an integer in \[0, 5\)/,
+    );
   });
 });
