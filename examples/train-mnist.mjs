@@ -6,15 +6,10 @@ import { trainLocal } from '@callosum/core';
 const result = await trainLocal({
   model: { name: 'cnn' },
   epochs: 1,
-  batchSize: 64,
-  learningRate: 0.001,
-  schedule: { kind: 'cosine', totalSteps: 0 }, // decay to zero over the whole run
   outDir: 'runs/example-cnn',
   onStep: ({ step, totalSteps, loss, samplesPerSecond }) => {
-    if (step % 100 === 0 || step === totalSteps) {
-      console.log(
-        `step ${step}/${totalSteps}  loss ${loss.toFixed(4)}  ${samplesPerSecond.toFixed(0)} samples/s`,
-      );
+    if (step % 50 === 0 || step === totalSteps) {
+      console.log(`step ${step}/${totalSteps}  loss ${loss.toFixed(4)}  ${samplesPerSecond.toFixed(0)} samples/s`);
     }
   },
 });
