@@ -9,7 +9,9 @@ const result = await trainLocal({
   outDir: 'runs/example-cnn',
   onStep: ({ step, totalSteps, loss, samplesPerSecond }) => {
     if (step % 50 === 0 || step === totalSteps) {
-      console.log(`step ${step}/${totalSteps}  loss ${loss.toFixed(4)}  ${samplesPerSecond.toFixed(0)} samples/s`);
+      console.log(
+        `step ${step}/${totalSteps}  loss ${loss.toFixed(4)}  ${samplesPerSecond.toFixed(0)} samples/s`,
+      );
     }
   },
 });

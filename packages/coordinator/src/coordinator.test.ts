@@ -62,7 +62,7 @@ describe('startCoordinator', () => {
       rogueJoined = resolve;
     });
     const coordinator = await start({
-      shardDeadlineMs: 1_500,
+      shardDeadlineMs: 5_000,
       onStep: () => {
         stepsSeen += 1;
         if (stepsSeen === 3) rogueJoined();

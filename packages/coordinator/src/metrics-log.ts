@@ -9,7 +9,9 @@ export class MetricsLog {
     this.stream = createWriteStream(path, { flags: 'a' });
   }
 
+  /** Appends a record; records arriving after close (a late socket event) are dropped. */
   write(record: Record<string, unknown>): void {
+    if (this.stream.writableEnded) return;
     this.stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   }
 
