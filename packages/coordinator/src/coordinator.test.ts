@@ -14,7 +14,15 @@ import WebSocket from 'ws';
 import { startCoordinator } from './coordinator.js';
 
 // A coordinator and a worker in this process, over real loopback sockets, on a small model.
-const training = { model: { name: 'mlp', options: { hidden: [16] } }, batchSize: 32, maxSteps: 30, seed: 2 };
+const training = {
+  model: { name: 'mlp', options: { hidden: [16] } },
+  batchSize: 32,
+  maxSteps: 30,
+  seed: 2,
+  learningRate: 0.001,
+  schedule: { kind: 'constant' as const },
+  maxShift: 0,
+};
 let dataset: MnistDataset;
 let outDir: string;
 
