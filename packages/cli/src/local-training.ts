@@ -13,6 +13,9 @@ export interface LocalTrainingOptions {
   readonly backend: string;
   readonly training: TrainingConfig;
   readonly outDir: string;
+  /** Continue the run in outDir from its newest checkpoint. */
+  readonly resume?: boolean;
+  readonly checkpointEverySteps?: number;
   readonly dataDir?: string | undefined;
   readonly host?: string;
   readonly port?: number;
@@ -38,6 +41,10 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     training: options.training,
     outDir: options.outDir,
     minWorkers: options.workers,
+    resume: options.resume === true,
+    ...(options.checkpointEverySteps === undefined
+      ? {}
+      : { checkpointEverySteps: options.checkpointEverySteps }),
     log,
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.onStep === undefined ? {} : { onStep: options.onStep }),

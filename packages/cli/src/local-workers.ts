@@ -22,14 +22,12 @@ export function spawnLocalWorker(
   backend: string,
   extraEnv: Record<string, string> = {},
 ): LocalWorker {
-  const child = spawn(
-    process.execPath,
-    [CLI_ENTRY, 'worker', '--connect', url, '--backend', backend, '--name', name],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, ...extraEnv },
-    },
-  );
+  // A local worker outlives its coordinator only when that was killed: give up soon, not after a minute.
+  const args = ['worker', '--connect', url, '--backend', backend, '--name', name, '--give-up-after', '10000'];
+  const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...extraEnv },
+  });
   const recentLog: string[] = [];
   let partial = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {

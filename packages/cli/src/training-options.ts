@@ -144,6 +144,41 @@ export function addJsonOption(command: Command): Command {
   );
 }
 
+export interface CheckpointFlags {
+  resume?: string;
+  checkpointEvery: number;
+}
+
+/** --resume and --checkpoint-every, shared by every command that runs a coordinator. */
+export function addCheckpointOptions(command: Command): Command {
+  return command
+    .addOption(
+      envOption(
+        '--resume <dir>',
+        'continue the run in this run directory from its newest intact checkpoint (its settings win)',
+        'CALLOSUM_RESUME',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--checkpoint-every <steps>',
+        'checkpoint interval (also at each epoch end and on SIGTERM)',
+        'CALLOSUM_CHECKPOINT_EVERY',
+      )
+        .argParser(integer(1))
+        .default(100),
+    );
+}
+
+/** Coordinator options for the checkpoint flags; a resumed run writes into the directory it resumes. */
+export function checkpointSettings(flags: CheckpointFlags & { out?: string }) {
+  return {
+    outDir: flags.resume ?? flags.out ?? defaultRunDirectory(),
+    resume: flags.resume !== undefined,
+    checkpointEverySteps: flags.checkpointEvery,
+  };
+}
+
 export function defaultRunDirectory(): string {
   return `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`;
 }

@@ -20,6 +20,7 @@ import {
   gatherBytes,
   type ImageSet,
   initBackend,
+  loadLatestCheckpoint,
   loadMnist,
   OrderedGradientSum,
   PROTOCOL_VERSION,
@@ -32,6 +33,7 @@ import {
   TrainingState,
   toWireTensor,
   type WorkerMessage,
+  writeCheckpoint,
   writeFlatWeights,
 } from '@callosum/core';
 import type WebSocket from 'ws';
@@ -61,6 +63,8 @@ const DEFAULTS = {
   heartbeatIntervalMs: 1_000,
   heartbeatTimeoutMs: 30_000,
   shardDeadlineMs: 120_000,
+  checkpointEverySteps: 100,
+  keepCheckpoints: 3,
 };
 
 /** Room for everything in a gradient frame besides the gradient bytes. */
@@ -83,7 +87,11 @@ interface EvaluationReply {
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const settings = { ...DEFAULTS, ...options };
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const config = resolveTrainingConfig(options.training ?? {});
+  const checkpointDir = join(options.outDir, 'checkpoints');
+  await mkdir(checkpointDir, { recursive: true });
+  // A resumed run takes everything (config included) from its newest intact checkpoint.
+  const resumed = options.resume === true ? await loadLatestCheckpoint(checkpointDir, log) : undefined;
+  const config = resumed?.checkpoint.config ?? resolveTrainingConfig(options.training ?? {});
 
   // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
   await initBackend('cpu');
@@ -91,9 +99,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     options.dataset ?? (await loadMnist(options.dataDir === undefined ? {} : { dir: options.dataDir }));
   const model = buildModel(config.model, { seed: config.seed });
   const layout = parameterLayout(model);
-  const state = new TrainingState(config, readFlatWeights(model, layout), dataset.train.count);
-  await mkdir(options.outDir, { recursive: true });
+  const state =
+    resumed === undefined
+      ? new TrainingState(config, readFlatWeights(model, layout), dataset.train.count)
+      : TrainingState.restore(resumed.checkpoint, dataset.train.count);
   const metrics = new MetricsLog(join(options.outDir, 'metrics.jsonl'));
+  if (resumed !== undefined) {
+    log(`coordinator: resuming from ${resumed.path} at step ${state.step} of ${state.totalSteps}`);
+    metrics.write({ type: 'resumed', step: state.step, checkpoint: resumed.path });
+  }
 
   const runId = randomUUID();
   const codec = createMsgpackCodec();
@@ -448,7 +462,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
       metrics.write({ type: 'step', ...report });
       options.onStep?.(report);
-      if (state.endedEpoch(report.epoch)) {
+      const epochEnded = state.endedEpoch(report.epoch);
+      if (epochEnded || state.step % settings.checkpointEverySteps === 0) await saveCheckpoint();
+      if (epochEnded) {
         phase = 'evaluating';
         const totals = await evaluate();
         testLoss = totals.lossSum / totals.count;
@@ -486,6 +502,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     return summary;
   }
 
+  /** The state is always at a step boundary (steps apply atomically), so any moment is a safe one. */
+  async function saveCheckpoint(): Promise<void> {
+    const path = await writeCheckpoint(checkpointDir, state.checkpoint(), settings.keepCheckpoints);
+    metrics.write({ type: 'checkpoint', step: state.step, path });
+  }
+
   async function shutdown(code: ErrorCode, reason: string): Promise<void> {
     clearInterval(heartbeatCheck);
     const closing = membership.all().map((worker) => {
@@ -506,7 +528,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
     async (error: unknown) => {
       const { code, message } = describeError(error);
-      metrics.write({ type: 'stopped', code, reason: message });
+      metrics.write({ type: 'stopped', code, reason: message, step: state.step });
+      // Stopped (a signal, no workers left): keep the progress so `--resume` continues from here.
+      if (phase !== 'waiting' && phase !== 'finished') {
+        await saveCheckpoint().catch((failure: unknown) =>
+          log(`coordinator: could not checkpoint: ${String(failure)}`),
+        );
+      }
       await shutdown(code, message);
       throw error;
     },

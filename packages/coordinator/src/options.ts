@@ -34,8 +34,17 @@ export interface CoordinatorOptions {
   readonly dataDir?: string;
   /** An already loaded dataset, instead of dataDir. */
   readonly dataset?: MnistDataset;
-  /** Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`. */
+  /**
+   * Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`,
+   * checkpoints to `<outDir>/checkpoints`.
+   */
   readonly outDir: string;
+  /** Continue the run in outDir from its newest intact checkpoint (its config wins over `training`). */
+  readonly resume?: boolean;
+  /** Checkpoint every this many steps, besides at each epoch end and when stopped (default 100). */
+  readonly checkpointEverySteps?: number;
+  /** How many checkpoints to keep (default 3). */
+  readonly keepCheckpoints?: number;
   /** Training starts once this many workers are healthy (default 1). */
   readonly minWorkers?: number;
   /** How long to wait for minWorkers at the start (default 120 s). */

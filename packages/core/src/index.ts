@@ -27,6 +27,14 @@ export {
 } from './params/layout.js';
 export * from './protocol/index.js';
 export type { BatchTotals, GradientResult } from './train/batch.js';
+export {
+  CHECKPOINT_FORMAT_VERSION,
+  type Checkpoint,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadLatestCheckpoint,
+  writeCheckpoint,
+} from './train/checkpoint.js';
 export { DEFAULT_TRAINING_CONFIG, resolveTrainingConfig, type TrainingConfig } from './train/config.js';
 export { addTotals, EMPTY_TOTALS, evaluateImageSet } from './train/evaluate.js';
 export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';

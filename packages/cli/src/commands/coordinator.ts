@@ -3,16 +3,18 @@ import type { Command } from 'commander';
 import { integer } from '../option-parsers.js';
 import { reportRun } from '../run-report.js';
 import {
+  addCheckpointOptions,
   addJsonOption,
   addPortOption,
   addTrainingOptions,
-  defaultRunDirectory,
+  type CheckpointFlags,
+  checkpointSettings,
   envOption,
   type TrainingFlags,
   trainingConfigFrom,
 } from '../training-options.js';
 
-interface CoordinatorFlags extends TrainingFlags {
+interface CoordinatorFlags extends TrainingFlags, CheckpointFlags {
   host: string;
   port: number;
   minWorkers: number;
@@ -50,6 +52,7 @@ export function registerCoordinatorCommand(program: Command): void {
     );
   addTrainingOptions(command);
   addPortOption(command, DEFAULT_COORDINATOR_PORT);
+  addCheckpointOptions(command);
   addJsonOption(command);
   command.action((flags: CoordinatorFlags) =>
     reportRun(flags.json === true, async ({ log, onStep, onEvaluation, signal }) => {
@@ -59,7 +62,7 @@ export function registerCoordinatorCommand(program: Command): void {
         minWorkers: flags.minWorkers,
         startTimeoutMs: flags.startTimeout,
         training: trainingConfigFrom(flags),
-        outDir: flags.out ?? defaultRunDirectory(),
+        ...checkpointSettings(flags),
         ...(flags.data === undefined ? {} : { dataDir: flags.data }),
         log,
         onStep,

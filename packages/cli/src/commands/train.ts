@@ -4,16 +4,18 @@ import { integer } from '../option-parsers.js';
 import { reportRun } from '../run-report.js';
 import {
   addBackendOption,
+  addCheckpointOptions,
   addJsonOption,
   addPortOption,
   addTrainingOptions,
-  defaultRunDirectory,
+  type CheckpointFlags,
+  checkpointSettings,
   envOption,
   type TrainingFlags,
   trainingConfigFrom,
 } from '../training-options.js';
 
-interface TrainFlags extends TrainingFlags {
+interface TrainFlags extends TrainingFlags, CheckpointFlags {
   workers: number;
   backend: string;
   port: number;
@@ -32,6 +34,7 @@ export function registerTrainCommand(program: Command): void {
   addTrainingOptions(command);
   addBackendOption(command);
   addPortOption(command, 0);
+  addCheckpointOptions(command);
   addJsonOption(command);
   command.action((flags: TrainFlags) =>
     reportRun(flags.json === true, (hooks) =>
@@ -39,7 +42,7 @@ export function registerTrainCommand(program: Command): void {
         workers: flags.workers,
         backend: flags.backend,
         training: trainingConfigFrom(flags),
-        outDir: flags.out ?? defaultRunDirectory(),
+        ...checkpointSettings(flags),
         dataDir: flags.data,
         port: flags.port,
         ...hooks,

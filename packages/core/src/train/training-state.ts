@@ -5,6 +5,7 @@ import { CallosumError, ErrorCodes } from '../errors.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { createOptimizer } from '../optim/registry.js';
 import { type LearningRateSchedule, learningRateAt } from '../optim/schedules.js';
+import type { Checkpoint } from './checkpoint.js';
 import type { TrainingConfig } from './config.js';
 import type { ReducedStep } from './reduce.js';
 
@@ -86,6 +87,30 @@ export class TrainingState {
   /** The learning rate the next step will use. */
   get learningRate(): number {
     return learningRateAt(this.config.learningRate, this.schedule, this.#step);
+  }
+
+  /** Everything needed to continue this run exactly (see checkpoint.ts). */
+  checkpoint(): Checkpoint {
+    return {
+      config: this.config,
+      step: this.#step,
+      weights: this.weights.slice(),
+      optimizer: this.optimizer.exportState(),
+    };
+  }
+
+  /** A state that continues exactly where `checkpoint` left off. */
+  static restore(checkpoint: Checkpoint, datasetSize: number): TrainingState {
+    const state = new TrainingState(checkpoint.config, checkpoint.weights, datasetSize);
+    state.optimizer.importState(checkpoint.optimizer);
+    if (!Number.isSafeInteger(checkpoint.step) || checkpoint.step < 0 || checkpoint.step > state.totalSteps) {
+      throw new CallosumError(
+        ErrorCodes.ARTIFACT_INVALID,
+        `checkpoint step ${checkpoint.step} is outside this run`,
+      );
+    }
+    state.#step = checkpoint.step;
+    return state;
   }
 
   /** Applies one reduced global batch; returns the learning rate used. */

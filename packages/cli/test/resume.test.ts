@@ -1,0 +1,80 @@
+import { spawn } from 'node:child_process';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadModel, readFlatWeights } from '@callosum/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI_ENTRY, lastJsonLine, runCli, temporaryDirectory } from './processes.js';
+
+const directories: string[] = [];
+afterAll(async () => {
+  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+const RUN = [
+  '--workers',
+  '2',
+  '--steps',
+  '40',
+  '--batch-size',
+  '64',
+  '--seed',
+  '11',
+  '--checkpoint-every',
+  '10',
+];
+
+async function finalWeights(runDir: string): Promise<Float32Array> {
+  const model = await loadModel(join(runDir, 'model'));
+  const weights = readFlatWeights(model);
+  model.dispose();
+  return weights;
+}
+
+async function stepsLogged(runDir: string): Promise<number> {
+  try {
+    return (await readFile(join(runDir, 'metrics.jsonl'), 'utf8'))
+      .split('\n')
+      .filter((line) => line.includes('"type":"step"')).length;
+  } catch {
+    return 0;
+  }
+}
+
+describe('kill -9 the coordinator, then --resume', () => {
+  it('completes the same number of steps with weights bit-identical to an uninterrupted run', async () => {
+    const straight = await temporaryDirectory('straight');
+    const interrupted = await temporaryDirectory('interrupted');
+    directories.push(straight, interrupted);
+
+    const uninterrupted = await runCli(['train', ...RUN, '--out', straight, '--json']);
+    expect(uninterrupted.code, uninterrupted.stderr).toBe(0);
+
+    // Its own process group, so the orphaned local workers can be cleaned up after the kill.
+    const victim = spawn(process.execPath, [CLI_ENTRY, 'train', ...RUN, '--out', interrupted], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      victim.once('exit', (_, signal) => resolve(signal)),
+    );
+    while ((await stepsLogged(interrupted)) < 25) await new Promise((resolve) => setTimeout(resolve, 50));
+    victim.kill('SIGKILL'); // the coordinator only: it gets no chance to checkpoint or say goodbye
+    expect(await exited).toBe('SIGKILL');
+    try {
+      process.kill(-(victim.pid as number), 'SIGKILL');
+    } catch {
+      // the workers may already have gone
+    }
+    const checkpoints = await readdir(join(interrupted, 'checkpoints'));
+    expect(checkpoints.some((name) => name.startsWith('step-000000020'))).toBe(true);
+
+    const resumed = await runCli(['train', '--workers', '2', '--resume', interrupted, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming from .*step-0000000[23]0\.ckpt at step [23]0 of 40/);
+    expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);
+    expect(lastJsonLine<{ steps: number }>(uninterrupted).steps).toBe(40);
+
+    const [expected, actual] = [await finalWeights(straight), await finalWeights(interrupted)];
+    expect(Buffer.from(actual.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+  }, 240_000);
+});

@@ -1,0 +1,102 @@
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type Checkpoint,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadLatestCheckpoint,
+  writeCheckpoint,
+} from './checkpoint.js';
+import { DEFAULT_TRAINING_CONFIG } from './config.js';
+import { TrainingState } from './training-state.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'callosum-checkpoint-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A small run advanced by `steps` optimizer steps with made-up gradients. */
+function advancedState(steps: number): TrainingState {
+  const state = new TrainingState(
+    { ...DEFAULT_TRAINING_CONFIG, batchSize: 10 },
+    new Float32Array(50).fill(0.5),
+    1000,
+  );
+  for (let step = 0; step < steps; step++) {
+    const meanGradient = Float32Array.from({ length: 50 }, (_, i) => Math.sin(i + step));
+    state.applyStep({ meanGradient, lossSum: 1, correct: 1, count: 10 });
+  }
+  return state;
+}
+
+const warnings: string[] = [];
+const warn = (line: string) => warnings.push(line);
+
+describe('checkpoints', () => {
+  it('round-trip the whole training state, and a restored run continues bit-identically', () => {
+    const original = advancedState(7);
+    const restored = TrainingState.restore(
+      decodeCheckpoint(encodeCheckpoint(original.checkpoint()), 'mem'),
+      1000,
+    );
+    expect(restored.step).toBe(7);
+    expect(restored.position).toEqual(original.position);
+    expect(restored.nextBatchIndices()).toEqual(original.nextBatchIndices());
+    const gradient = { meanGradient: new Float32Array(50).fill(0.25), lossSum: 1, correct: 1, count: 10 };
+    original.applyStep(gradient);
+    restored.applyStep(gradient);
+    expect(restored.weights).toEqual(original.weights);
+    expect(restored.optimizer.exportState()).toEqual(original.optimizer.exportState());
+  });
+
+  it('detects truncation, a flipped byte and a wrong magic, naming the file', () => {
+    const bytes = encodeCheckpoint(advancedState(2).checkpoint());
+    expect(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 1), 'a.ckpt')).toThrow(
+      /a\.ckpt: body has/,
+    );
+    const flipped = Buffer.from(bytes);
+    flipped[flipped.length - 3] = (flipped[flipped.length - 3] as number) ^ 0x40;
+    expect(() => decodeCheckpoint(flipped, 'b.ckpt')).toThrow(/b\.ckpt: checksum mismatch/);
+    expect(() => decodeCheckpoint(Buffer.from('hello world, not a checkpoint'), 'c.ckpt')).toThrow(
+      /bad magic/,
+    );
+  });
+
+  it('keeps the newest K, and falls back to the previous checkpoint when the newest is corrupt', async () => {
+    for (const steps of [1, 2, 3, 4]) await writeCheckpoint(dir, advancedState(steps).checkpoint(), 3);
+    expect(await readdir(dir)).toEqual(['step-000000002.ckpt', 'step-000000003.ckpt', 'step-000000004.ckpt']);
+    await truncate(join(dir, 'step-000000004.ckpt'), 100);
+    const { checkpoint, path } = await loadLatestCheckpoint(dir, warn);
+    expect(checkpoint.step).toBe(3);
+    expect(path).toMatch(/step-000000003\.ckpt$/);
+    expect(warnings.at(-1)).toMatch(/step-000000004\.ckpt is unusable/);
+  });
+
+  it('leaves the previous checkpoint intact when a write dies half-way (a partial temporary file)', async () => {
+    await writeCheckpoint(dir, advancedState(5).checkpoint(), 3);
+    const full = encodeCheckpoint(advancedState(6).checkpoint());
+    // What a crash mid-write leaves behind: the temporary file, never renamed into place.
+    await writeFile(join(dir, 'step-000000006.ckpt.999.tmp'), full.subarray(0, full.length / 2));
+    const { checkpoint } = await loadLatestCheckpoint(dir, warn);
+    expect(checkpoint.step).toBe(5);
+    expect(decodeCheckpoint(await readFile(join(dir, 'step-000000005.ckpt')), 'x').step).toBe(5);
+  });
+
+  it('says clearly when there is no valid checkpoint', async () => {
+    await expect(loadLatestCheckpoint(dir, warn)).rejects.toThrow(/no checkpoint in/);
+    await writeFile(join(dir, 'step-000000001.ckpt'), 'garbage');
+    await expect(loadLatestCheckpoint(dir, warn)).rejects.toThrow(
+      /none of the 1 checkpoints in .* is intact/,
+    );
+  });
+
+  it('refuses a checkpoint whose step lies outside the run', () => {
+    const checkpoint: Checkpoint = { ...advancedState(1).checkpoint(), step: 10_000 };
+    expect(() => TrainingState.restore(checkpoint, 1000)).toThrow(/step 10000 is outside this run/);
+  });
+});

@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import type { OptimizerState } from '../optim/optimizer.js';
+import type { TrainingConfig } from './config.js';
+
+/**
+ * A checkpoint is everything the coordinator's state consists of: config (model, seed, batch, schedule,
+ * augmentation), step, weights and optimizer state. The sampler position and every batch follow from
+ * (config, step), so a resumed run continues with exactly the batches the interrupted one would have.
+ *
+ * File layout: 8-byte magic, uint32 little-endian header length, a JSON header, then the body: the
+ * weights and each optimizer slot as little-endian float32, in the order the header lists them. The
+ * header carries the body's SHA-256, so truncation or corruption anywhere is detected.
+ */
+export const CHECKPOINT_FORMAT_VERSION = 1;
+
+export interface Checkpoint {
+  readonly config: TrainingConfig;
+  readonly step: number;
+  readonly weights: Float32Array;
+  readonly optimizer: OptimizerState;
+}
+
+const MAGIC = Buffer.from('CLSMCKPT', 'latin1');
+const FILE_PATTERN = /^step-(\d{9})\.ckpt$/;
+
+interface Header {
+  readonly formatVersion: number;
+  readonly createdAt: string;
+  readonly config: TrainingConfig;
+  readonly step: number;
+  readonly optimizer: { readonly name: string; readonly step: number; readonly slots: readonly string[] };
+  readonly parameterCount: number;
+  readonly bodySha256: string;
+}
+
+export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
+  const slotNames = Object.keys(checkpoint.optimizer.slots).sort();
+  const arrays = [
+    checkpoint.weights,
+    ...slotNames.map((slot) => checkpoint.optimizer.slots[slot] as Float32Array),
+  ];
+  const body = Buffer.concat(
+    arrays.map((array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength)),
+  );
+  const header: Header = {
+    formatVersion: CHECKPOINT_FORMAT_VERSION,
+    createdAt: new Date().toISOString(),
+    config: checkpoint.config,
+    step: checkpoint.step,
+    optimizer: { name: checkpoint.optimizer.name, step: checkpoint.optimizer.step, slots: slotNames },
+    parameterCount: checkpoint.weights.length,
+    bodySha256: createHash('sha256').update(body).digest('hex'),
+  };
+  const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(headerBytes.length);
+  return Buffer.concat([MAGIC, length, headerBytes, body]);
+}
+
+/** Decodes and verifies a checkpoint; `source` names it in errors. */
+export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
+  const invalid = (problem: string) =>
+    new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${source}: ${problem}`);
+  if (bytes.length < MAGIC.length + 4 || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw invalid('not a Callosum checkpoint (bad magic)');
+  }
+  const headerLength = bytes.readUInt32LE(MAGIC.length);
+  const bodyStart = MAGIC.length + 4 + headerLength;
+  if (bodyStart > bytes.length) throw invalid('truncated header');
+  let header: Header;
+  try {
+    header = JSON.parse(bytes.subarray(MAGIC.length + 4, bodyStart).toString('utf8')) as Header;
+  } catch {
+    throw invalid('header is not valid JSON');
+  }
+  if (header.formatVersion !== CHECKPOINT_FORMAT_VERSION) {
+    throw invalid(`format version ${header.formatVersion}, this build reads ${CHECKPOINT_FORMAT_VERSION}`);
+  }
+  const body = bytes.subarray(bodyStart);
+  const expectedBytes = header.parameterCount * 4 * (1 + header.optimizer.slots.length);
+  if (body.length !== expectedBytes)
+    throw invalid(`body has ${body.length} bytes, header describes ${expectedBytes}`);
+  if (createHash('sha256').update(body).digest('hex') !== header.bodySha256)
+    throw invalid('checksum mismatch');
+  // Copy into fresh, aligned arrays: the body may start at any offset.
+  const arrays = Array.from({ length: 1 + header.optimizer.slots.length }, (_, index) => {
+    const start = index * header.parameterCount * 4;
+    return new Float32Array(new Uint8Array(body.subarray(start, start + header.parameterCount * 4)).buffer);
+  });
+  const [weights, ...slotArrays] = arrays as [Float32Array, ...Float32Array[]];
+  const slots = Object.fromEntries(
+    header.optimizer.slots.map((slot, index) => [slot, slotArrays[index] as Float32Array]),
+  );
+  return {
+    config: header.config,
+    step: header.step,
+    weights,
+    optimizer: { name: header.optimizer.name, step: header.optimizer.step, slots },
+  };
+}
+
+/**
+ * Writes a checkpoint atomically (temporary file, fsync, rename, fsync of the directory), so a crash
+ * at any moment leaves either the new checkpoint or none, and the previous ones intact. Keeps the newest
+ * `keep` checkpoints. Returns the file's path.
+ */
+export async function writeCheckpoint(dir: string, checkpoint: Checkpoint, keep: number): Promise<string> {
+  const name = `step-${String(checkpoint.step).padStart(9, '0')}.ckpt`;
+  const path = join(dir, name);
+  const temporary = `${path}.${process.pid}.tmp`;
+  const file = await open(temporary, 'w');
+  try {
+    await file.writeFile(encodeCheckpoint(checkpoint));
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temporary, path);
+  const directory = await open(dir, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+  const existing = await checkpointFiles(dir);
+  await Promise.all(existing.slice(keep).map((old) => rm(join(dir, old), { force: true })));
+  return path;
+}
+
+/** Checkpoint file names in `dir`, newest first. */
+async function checkpointFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((name) => FILE_PATTERN.test(name))
+    .sort()
+    .reverse();
+}
+
+/**
+ * The newest checkpoint in `dir` that reads back intact. A corrupt or truncated newer one is skipped
+ * with a warning; with none valid (or none at all), a clear error.
+ */
+export async function loadLatestCheckpoint(
+  dir: string,
+  warn: (line: string) => void,
+): Promise<{ checkpoint: Checkpoint; path: string }> {
+  const names = await checkpointFiles(dir);
+  for (const name of names) {
+    const path = join(dir, name);
+    try {
+      return { checkpoint: decodeCheckpoint(await readFile(path), path), path };
+    } catch (error) {
+      warn(`checkpoint ${path} is unusable (${(error as Error).message}); trying an older one`);
+    }
+  }
+  throw new CallosumError(
+    ErrorCodes.ARTIFACT_INVALID,
+    names.length === 0
+      ? `no checkpoint in ${dir}`
+      : `none of the ${names.length} checkpoints in ${dir} is intact`,
+  );
+}
