@@ -97,6 +97,39 @@ describe('coordinator with real worker processes', () => {
     expect(await Promise.all(others.map((worker) => worker.exited))).toEqual([0, 0]);
   }, 120_000);
 
+  it('names a SIGSTOPped worker within seconds, redoes its shard, and discards what it sends after SIGCONT', async () => {
+    const { coordinator: target, log, steps } = await coordinator(150, 3);
+    const [, frozen] = startWorkers(target, 3);
+    let stoppedAt = 0;
+    let namedAfterMs: number | undefined;
+    const poll = setInterval(async () => {
+      if (stoppedAt === 0 && ((await currentStep(target)) ?? 0) >= 10) {
+        stoppedAt = Date.now();
+        frozen?.process.kill('SIGSTOP');
+        setTimeout(() => frozen?.process.kill('SIGCONT'), 5_000);
+      }
+      if (
+        stoppedAt > 0 &&
+        namedAfterMs === undefined &&
+        log.some((line) => /test-worker-2.*is late/.test(line))
+      ) {
+        namedAfterMs = Date.now() - stoppedAt;
+      }
+    }, 20);
+    const summary = await target.result.finally(() => clearInterval(poll));
+    expect(namedAfterMs).toBeLessThan(4_000);
+    expect(log.find((line) => line.includes('is late'))).toMatch(
+      /test-worker-2, 127\.0\.0\.1:\d+\).*while (receiving|computing)/,
+    );
+    expect(log.some((line) => /test-worker-2.*responsive again/.test(line))).toBe(true);
+    expect(summary.steps).toBe(150);
+    expect(summary.lateShards).toBeGreaterThanOrEqual(1);
+    expect(summary.discardedMessages).toBeGreaterThanOrEqual(1);
+    expect(
+      steps.every((step) => step.perWorker.reduce((sum, worker) => sum + worker.samples, 0) === 64),
+    ).toBe(true);
+  }, 120_000);
+
   it('drops a peer that sends garbage or the wrong protocol version, and keeps training the honest worker', async () => {
     const { coordinator: target, log } = await coordinator(15, 1);
     const [honest] = startWorkers(target, 1);

@@ -65,6 +65,8 @@ const DEFAULTS = {
   shardDeadlineMs: 120_000,
   checkpointEverySteps: 100,
   keepCheckpoints: 3,
+  stragglerFactor: 4,
+  stragglerFloorMs: 2_000,
 };
 
 /** Room for everything in a gradient frame besides the gradient bytes. */
@@ -116,6 +118,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     shardDeadlineMs: settings.shardDeadlineMs,
     noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
     maxAttemptsPerShard: 5,
+    stragglerFactor: settings.stragglerFactor,
+    stragglerFloorMs: settings.stragglerFloorMs,
+    onStraggler,
     log,
   });
   const backends = new Set<string>();
@@ -173,6 +178,32 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     socket.on('error', (error) => log(`coordinator: worker ${worker.label}: ${error.message}`));
   }
 
+  /** A shard is late: name its worker and what it was doing, and give it no work until it answers. */
+  function onStraggler(worker: WorkerConnection, shard: number, pendingMs: number, typicalMs: number): void {
+    const step = state.step;
+    const doing =
+      worker.computingStep === step
+        ? 'computing'
+        : Date.now() - worker.lastHeardAt > pendingMs
+          ? 'receiving'
+          : worker.phase;
+    log(
+      `coordinator: worker ${worker.label} is late: shard ${shard} pending ${Math.round(pendingMs)} ms ` +
+        `(others took ${Math.round(typicalMs)} ms) while ${doing}, last heard ${Date.now() - worker.lastHeardAt} ms ago; ` +
+        'redoing its shard elsewhere',
+    );
+    metrics.write({
+      type: 'straggler',
+      worker: worker.id,
+      name: worker.name,
+      address: worker.address,
+      shard,
+      phase: doing,
+      pendingMs,
+    });
+    if (worker.state === 'healthy') worker.state = 'suspect';
+  }
+
   function dropWorker(worker: WorkerConnection, code?: number, reason?: string): void {
     const wasMember = worker.state !== 'gone';
     if (code !== undefined) void worker.close(code, reason ?? '');
@@ -201,12 +232,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       welcome(worker, message);
       return;
     }
+    if (worker.state === 'suspect') {
+      membership.markHealthy(worker);
+      log(`coordinator: worker ${worker.label} is responsive again`);
+      metrics.write({ type: 'worker-recovered', worker: worker.id });
+      dispatcher.workerAvailable();
+    }
     switch (message.type) {
       case 'hello':
         dropWorker(worker, 1008, ErrorCodes.UNEXPECTED_MESSAGE);
         return;
       case 'heartbeat':
         worker.phase = message.phase;
+        worker.computingStep = message.phase === 'computing' ? message.step : undefined;
         return;
       case 'failure':
         log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);

@@ -57,6 +57,13 @@ export interface CoordinatorOptions {
   readonly heartbeatTimeoutMs?: number;
   /** A shard not answered within this time is redone elsewhere and its worker evicted (default 120 s). */
   readonly shardDeadlineMs?: number;
+  /**
+   * A shard is late once it took this many times the median of its round's answered shards (default 4),
+   * and at least stragglerFloorMs (default 2 s): its worker is named, gets no work until it answers
+   * again, and the shard is redone elsewhere.
+   */
+  readonly stragglerFactor?: number;
+  readonly stragglerFloorMs?: number;
   readonly log?: (line: string) => void;
   readonly onStep?: (report: StepReport) => void;
   readonly onEvaluation?: (report: EvaluationReport) => void;
@@ -76,6 +83,7 @@ export interface RunSummary {
   readonly modelDir: string;
   readonly metricsFile: string;
   readonly redoneShards: number;
+  readonly lateShards: number;
   readonly discardedMessages: number;
   readonly evictions: number;
   readonly seconds: number;

@@ -24,12 +24,27 @@ export interface DispatcherOptions {
   readonly noWorkerTimeoutMs: number;
   /** How many times one shard may fail (worker lost, bad result) before the run stops. */
   readonly maxAttemptsPerShard: number;
+  /**
+   * A shard is late once it has taken `stragglerFactor` times as long as the median shard already
+   * answered in its round, but never before `stragglerFloorMs`. Its worker is reported (and set aside by
+   * the coordinator) and the shard is redone elsewhere; whatever the late worker sends for it is discarded.
+   */
+  readonly stragglerFactor: number;
+  readonly stragglerFloorMs: number;
+  readonly onStraggler: (
+    worker: WorkerConnection,
+    shard: number,
+    pendingMs: number,
+    typicalMs: number,
+  ) => void;
   readonly log: (line: string) => void;
 }
 
 export interface DispatchCounters {
   /** Shards sent again (to the least-loaded healthy worker) because their worker was lost, late or answered badly. */
   redoneShards: number;
+  /** Shards that passed the straggler deadline of their round. */
+  lateShards: number;
   /** Results that arrived for a round, step or shard no longer assigned to their sender. */
   discardedMessages: number;
   /** Workers closed by the coordinator for missing a shard deadline or the heartbeat timeout. */
@@ -51,6 +66,9 @@ interface ActiveRound {
   readonly assignments: Map<number, Assignment>;
   readonly unassigned: Set<number>;
   remaining: number;
+  /** How long each answered shard took, for the straggler deadline. */
+  readonly answeredMs: number[];
+  stragglerTimer: NodeJS.Timeout | undefined;
   noWorkerTimer: NodeJS.Timeout | undefined;
   resolve: (outcomes: ShardOutcome<unknown>[]) => void;
   reject: (error: Error) => void;
@@ -63,7 +81,12 @@ interface ActiveRound {
  * with a reason; it never waits without a bound.
  */
 export class ShardDispatcher {
-  readonly counters: DispatchCounters = { redoneShards: 0, discardedMessages: 0, evictions: 0 };
+  readonly counters: DispatchCounters = {
+    redoneShards: 0,
+    lateShards: 0,
+    discardedMessages: 0,
+    evictions: 0,
+  };
   private round: ActiveRound | undefined;
 
   constructor(
@@ -88,6 +111,8 @@ export class ShardDispatcher {
         assignments: new Map(),
         unassigned: new Set(tasks.map((task) => task.index)),
         remaining: tasks.length,
+        answeredMs: [],
+        stragglerTimer: undefined,
         noWorkerTimer: undefined,
         resolve: resolve as (outcomes: ShardOutcome<unknown>[]) => void,
         reject,
@@ -124,10 +149,13 @@ export class ShardDispatcher {
     }
     clearTimeout(assignment.timer);
     round.assignments.delete(shard);
-    round.outcomes[shard] = { result, worker, sentAt: assignment.sentAt, receivedAt: performance.now() };
+    const receivedAt = performance.now();
+    round.outcomes[shard] = { result, worker, sentAt: assignment.sentAt, receivedAt };
+    round.answeredMs.push(receivedAt - assignment.sentAt);
     round.onAccepted?.(shard, result);
     round.remaining -= 1;
     if (round.remaining === 0) this.finish(round);
+    else this.armStragglerTimer(round);
     return true;
   }
 
@@ -239,6 +267,27 @@ export class ShardDispatcher {
     return best;
   }
 
+  /** (Re)arms one timer for the pending shard that will be late first. */
+  private armStragglerTimer(round: ActiveRound): void {
+    clearTimeout(round.stragglerTimer);
+    round.stragglerTimer = undefined;
+    if (round.answeredMs.length === 0 || round.assignments.size === 0) return;
+    const typicalMs = median(round.answeredMs);
+    const lateAfterMs = Math.max(this.options.stragglerFloorMs, this.options.stragglerFactor * typicalMs);
+    const earliestSent = Math.min(...[...round.assignments.values()].map((a) => a.sentAt));
+    const delay = Math.max(0, earliestSent + lateAfterMs - performance.now());
+    round.stragglerTimer = setTimeout(() => {
+      const now = performance.now();
+      for (const [shard, { worker, sentAt }] of [...round.assignments]) {
+        if (now - sentAt < lateAfterMs) continue;
+        this.counters.lateShards += 1;
+        this.options.onStraggler(worker, shard, now - sentAt, typicalMs);
+        this.redo(round, shard);
+      }
+      if (this.round === round) this.armStragglerTimer(round);
+    }, delay);
+  }
+
   private deadlineMissed(round: ActiveRound, shard: number): void {
     const assignment = round.assignments.get(shard);
     if (assignment === undefined || this.round !== round) return;
@@ -261,6 +310,15 @@ export class ShardDispatcher {
   private cleanup(round: ActiveRound): void {
     for (const assignment of round.assignments.values()) clearTimeout(assignment.timer);
     clearTimeout(round.noWorkerTimer);
+    clearTimeout(round.stragglerTimer);
     if (this.round === round) this.round = undefined;
   }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }

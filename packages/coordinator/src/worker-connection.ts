@@ -11,11 +11,12 @@ import {
 import type WebSocket from 'ws';
 
 /**
- * Membership states, driven by the handshake and by heartbeats:
- * joining (socket open, no valid hello yet) → healthy (welcomed, heard from within the heartbeat
- * timeout) → gone (closed, evicted or timed out).
+ * Membership states, driven by the handshake, heartbeats and shard deadlines:
+ * joining (socket open, no valid hello yet) → healthy (welcomed; gets work) → suspect (a shard went
+ * past the straggler deadline; gets no work until it is heard from again, then healthy) → gone (closed,
+ * or evicted: silent past the heartbeat timeout or past the hard shard deadline).
  */
-export type WorkerState = 'joining' | 'healthy' | 'gone';
+export type WorkerState = 'joining' | 'healthy' | 'suspect' | 'gone';
 
 export interface WorkerInfo {
   readonly id: string;
@@ -35,6 +36,8 @@ export class WorkerConnection {
   /** Weights version last sent on this socket (-1: none). Messages on one socket arrive in order. */
   weightsVersion = -1;
   lastHeardAt = Date.now();
+  /** The step the worker last said it started computing (from its heartbeats). */
+  computingStep: number | undefined;
 
   constructor(
     readonly id: string,

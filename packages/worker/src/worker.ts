@@ -173,6 +173,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             return;
           case 'compute': {
             phase = 'computing';
+            // Tells the coordinator this step's request arrived; compute blocks the heartbeat timer.
+            send({ type: 'heartbeat', phase, step: message.step });
             const { result, timings } = service.computeGradient(message);
             phase = 'sending';
             send({
