@@ -91,6 +91,11 @@ describe('coordinator with real worker processes', () => {
       Array(60).fill(64),
     );
     expect(steps.at(-1)?.workers).toBe(2);
+    // The same run undisturbed: the loss changed who computed what, not what was computed.
+    const { coordinator: calm } = await coordinator(60, 3);
+    startWorkers(calm, 3);
+    const undisturbed = await calm.result;
+    expect(Math.abs(summary.testAccuracy - undisturbed.testAccuracy)).toBeLessThanOrEqual(0.005);
     expect(log.some((line) => line.includes('test-worker-1') && line.includes('left'))).toBe(true);
     expect(await victim?.exited).toBe('SIGKILL');
     // The survivors are told the run ended and exit cleanly.

@@ -77,4 +77,36 @@ describe('kill -9 the coordinator, then --resume', () => {
     const [expected, actual] = [await finalWeights(straight), await finalWeights(interrupted)];
     expect(Buffer.from(actual.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
   }, 240_000);
+
+  it('on SIGTERM checkpoints the last finished step and exits within seconds; --resume then completes', async () => {
+    const runDir = await temporaryDirectory('sigterm');
+    directories.push(runDir);
+    const run = spawn(
+      process.execPath,
+      [CLI_ENTRY, 'train', ...RUN, '--checkpoint-every', '1000', '--out', runDir],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    run.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => run.once('exit', (code) => resolve(code)));
+    while ((await stepsLogged(runDir)) < 15) await new Promise((resolve) => setTimeout(resolve, 50));
+    const signalledAt = Date.now();
+    run.kill('SIGTERM');
+    const code = await exited;
+    expect(Date.now() - signalledAt).toBeLessThan(10_000);
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/RUN_ENDED: interrupted by SIGTERM/);
+    const [checkpoint] = await readdir(join(runDir, 'checkpoints'));
+    const stoppedAt = Number(/step-(\d+)/.exec(checkpoint ?? '')?.[1]);
+    expect(stoppedAt).toBeGreaterThanOrEqual(15);
+
+    const resumed = await runCli(['train', '--workers', '2', '--resume', runDir, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`at step ${stoppedAt} of 40`);
+    expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);
+  }, 120_000);
 });

@@ -71,6 +71,8 @@ describe('startCoordinator', () => {
     });
     const coordinator = await start({
       shardDeadlineMs: 5_000,
+      // Only the hard deadline here; the straggler deadline is tested with SIGSTOP in packages/cli.
+      stragglerFloorMs: 60_000,
       onStep: () => {
         stepsSeen += 1;
         if (stepsSeen === 3) rogueJoined();
@@ -118,5 +120,41 @@ describe('startCoordinator', () => {
     expect(await rogueClosed).toBe(4008);
     expect(summary.evictions).toBe(1);
     expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses a worker beyond maxWorkers with RUN_FULL, and trains with the others', async () => {
+    const coordinator = await start({ maxWorkers: 1 });
+    const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'first', log: () => {} });
+    const codec = createMsgpackCodec();
+    // Wait until the first worker holds the only place.
+    while (
+      (
+        (await (await fetch(`${coordinator.url.replace('ws', 'http')}/status`)).json()) as {
+          workers: unknown[];
+        }
+      ).workers.length === 0
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const extra = new WebSocket(coordinator.url, { perMessageDeflate: false });
+    const replies: unknown[] = [];
+    extra.on('message', (data: Buffer) => replies.push(codec.decode(data)));
+    const closed = new Promise<number>((resolve) => extra.once('close', (code) => resolve(code)));
+    await new Promise((resolve) => extra.once('open', resolve));
+    extra.send(
+      codec.encode({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        workerName: 'extra',
+        backend: 'cpu',
+        pid: 2,
+        hostname: 'here',
+      }),
+    );
+    expect(await closed).toBe(1013);
+    expect(replies).toContainEqual(expect.objectContaining({ type: 'shutdown', code: 'RUN_FULL' }));
+    const summary = await coordinator.result;
+    await worker;
+    expect(summary).toMatchObject({ steps: 30, workers: 1 });
   });
 });

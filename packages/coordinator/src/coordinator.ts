@@ -58,6 +58,7 @@ const DEFAULTS = {
   host: '127.0.0.1',
   port: 0,
   minWorkers: 1,
+  maxWorkers: Number.POSITIVE_INFINITY,
   startTimeoutMs: 120_000,
   noWorkerTimeoutMs: 60_000,
   heartbeatIntervalMs: 1_000,
@@ -118,6 +119,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     shardDeadlineMs: settings.shardDeadlineMs,
     noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
     maxAttemptsPerShard: 5,
+    onEvicted: (worker, shard) =>
+      metrics.write({
+        type: 'eviction',
+        worker: worker.id,
+        reason: 'shard deadline',
+        shard,
+        phase: worker.phase,
+      }),
     stragglerFactor: settings.stragglerFactor,
     stragglerFloorMs: settings.stragglerFloorMs,
     onStraggler,
@@ -280,6 +289,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         `coordinator: worker ${worker.label} rejected: protocol ${message.protocol.major}.${message.protocol.minor}`,
       );
       dropWorker(worker, 1002, ErrorCodes.VERSION_MISMATCH);
+      return;
+    }
+    if (membership.healthy().length >= settings.maxWorkers) {
+      worker.send({
+        type: 'shutdown',
+        code: ErrorCodes.RUN_FULL,
+        reason: `the run has its maximum of ${settings.maxWorkers} workers`,
+      });
+      log(`coordinator: worker ${message.workerName} refused: already ${settings.maxWorkers} workers`);
+      dropWorker(worker, 1013, ErrorCodes.RUN_FULL);
       return;
     }
     worker.name = message.workerName;
@@ -498,7 +517,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       const report = await trainStep();
       trainingMs += report.stepMs;
       trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
-      metrics.write({ type: 'step', ...report });
+      metrics.write({ type: 'step', ...report, ...dispatcher.counters });
       options.onStep?.(report);
       const epochEnded = state.endedEpoch(report.epoch);
       if (epochEnded || state.step % settings.checkpointEverySteps === 0) await saveCheckpoint();

@@ -47,6 +47,8 @@ export interface CoordinatorOptions {
   readonly keepCheckpoints?: number;
   /** Training starts once this many workers are healthy (default 1). */
   readonly minWorkers?: number;
+  /** Further workers are refused (RUN_FULL, close 1013) while this many are healthy (default: no limit). */
+  readonly maxWorkers?: number;
   /** How long to wait for minWorkers at the start (default 120 s). */
   readonly startTimeoutMs?: number;
   /** How long a step may wait with no healthy worker before the run stops (default 60 s). */

@@ -31,6 +31,8 @@ export interface DispatcherOptions {
    */
   readonly stragglerFactor: number;
   readonly stragglerFloorMs: number;
+  /** A worker was evicted for missing the hard shard deadline. */
+  readonly onEvicted: (worker: WorkerConnection, shard: number) => void;
   readonly onStraggler: (
     worker: WorkerConnection,
     shard: number,
@@ -297,6 +299,7 @@ export class ShardDispatcher {
         `for shard ${shard} while ${worker.phase}; evicting it and redoing its shards`,
     );
     this.counters.evictions += 1;
+    this.options.onEvicted(worker, shard);
     this.membership.remove(worker);
     void worker.close(4008, 'evicted: shard deadline missed');
     this.workerLost(worker);

@@ -34,6 +34,8 @@ export const ErrorCodes = {
   COMPUTE_FAILED: 'COMPUTE_FAILED',
   /** The run is over or the coordinator is shutting down. */
   RUN_ENDED: 'RUN_ENDED',
+  /** The run already has its maximum number of workers. */
+  RUN_FULL: 'RUN_FULL',
   /** Not enough workers to go on, for longer than allowed. */
   NO_WORKERS: 'NO_WORKERS',
   /** An unexpected error (a bug): the message says where. */

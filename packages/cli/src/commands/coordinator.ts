@@ -18,6 +18,7 @@ interface CoordinatorFlags extends TrainingFlags, CheckpointFlags {
   host: string;
   port: number;
   minWorkers: number;
+  maxWorkers?: number;
   startTimeout: number;
   json?: boolean;
 }
@@ -42,6 +43,11 @@ export function registerCoordinatorCommand(program: Command): void {
         .default(1),
     )
     .addOption(
+      envOption('--max-workers <n>', 'refuse workers beyond this many', 'CALLOSUM_MAX_WORKERS').argParser(
+        integer(1),
+      ),
+    )
+    .addOption(
       envOption(
         '--start-timeout <ms>',
         'give up if min-workers have not joined by then',
@@ -60,6 +66,7 @@ export function registerCoordinatorCommand(program: Command): void {
         host: flags.host,
         port: flags.port,
         minWorkers: flags.minWorkers,
+        ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         training: trainingConfigFrom(flags),
         ...checkpointSettings(flags),
