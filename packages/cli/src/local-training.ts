@@ -7,6 +7,7 @@ import {
 } from '@callosum/coordinator';
 import type { TrainingConfig } from '@callosum/core';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
+import { generateToken } from './token.js';
 
 export interface LocalTrainingOptions {
   readonly workers: number;
@@ -35,12 +36,15 @@ const WORKER_EXIT_GRACE_MS = 15_000;
  */
 export async function trainWithLocalWorkers(options: LocalTrainingOptions): Promise<RunSummary> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // Even on loopback, only the workers started here may join: a fresh secret for every run.
+  const token = generateToken();
   const coordinatorOptions: CoordinatorOptions = {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     training: options.training,
     outDir: options.outDir,
     minWorkers: options.workers,
+    token,
     resume: options.resume === true,
     ...(options.checkpointEverySteps === undefined
       ? {}
@@ -51,8 +55,10 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     ...(options.onEvaluation === undefined ? {} : { onEvaluation: options.onEvaluation }),
   };
   const coordinator = await startCoordinator(coordinatorOptions);
+  // Through the environment, not argv: other local users can read a process's arguments.
+  const workerEnv = { CALLOSUM_TOKEN: token };
   const workers: LocalWorker[] = Array.from({ length: options.workers }, (_, index) =>
-    spawnLocalWorker(`worker-${index + 1}`, coordinator.url, options.backend),
+    spawnLocalWorker(`worker-${index + 1}`, coordinator.url, options.backend, workerEnv),
   );
   let alive = workers.length;
   for (const worker of workers) {

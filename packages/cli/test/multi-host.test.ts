@@ -4,12 +4,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CLI_ENTRY, lastJsonLine, runCli, temporaryDirectory } from './processes.js';
 
 const directories: string[] = [];
+const TOKEN = 'multi-host-test-token-0123456789';
 afterAll(async () => {
   await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
 describe('callosum coordinator + callosum worker as separate processes', () => {
-  it('trains with a coordinator bound to 127.0.0.2 and workers that reach it by address; all exit 0', async () => {
+  it('trains with a coordinator bound to 127.0.0.2 and workers that reach it by address with a token; all exit 0', async () => {
     const out = await temporaryDirectory('multi-host');
     directories.push(out);
     const coordinator = spawn(
@@ -27,7 +28,10 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
         out,
         '--json',
       ],
-      { env: { ...process.env, CALLOSUM_HOST: '127.0.0.2' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        env: { ...process.env, CALLOSUM_HOST: '127.0.0.2', CALLOSUM_TOKEN: TOKEN },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     let stdout = '';
     let stderr = '';
@@ -45,7 +49,9 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
     expect(url).toMatch(/^ws:\/\/127\.0\.0\.2:\d+$/);
 
     const workers = [1, 2].map((i) =>
-      runCli(['worker', '--name', `host-${i}`, '--backend', 'wasm'], { env: { CALLOSUM_CONNECT: url } }),
+      runCli(['worker', '--name', `host-${i}`, '--backend', 'wasm'], {
+        env: { CALLOSUM_CONNECT: url, CALLOSUM_TOKEN: TOKEN },
+      }),
     );
     const coordinatorExit = await new Promise<number | null>((resolve) => coordinator.once('exit', resolve));
     const workerRuns = await Promise.all(workers);

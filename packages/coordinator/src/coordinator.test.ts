@@ -2,6 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  AUTH_HEADER,
+  createAuthHeader,
   createMsgpackCodec,
   loadMnist,
   type MnistDataset,
@@ -156,5 +158,59 @@ describe('startCoordinator', () => {
     const summary = await coordinator.result;
     await worker;
     expect(summary).toMatchObject({ steps: 30, workers: 1 });
+  });
+
+  it('refuses upgrades without a valid proof of the token (401), while a worker with the token trains', async () => {
+    const token = 'test-token-0123456789abcdef';
+    const coordinator = await start({ token });
+    const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'honest', token, log: () => {} });
+    const attempt = (headers: Record<string, string>) =>
+      new Promise<number>((resolve) => {
+        const socket = new WebSocket(coordinator.url, { headers });
+        socket.once('unexpected-response', (_request, response) => {
+          resolve(response.statusCode ?? 0);
+          socket.terminate();
+        });
+        socket.once('open', () => {
+          resolve(101);
+          socket.close();
+        });
+        socket.once('error', () => {});
+      });
+    const stolen = createAuthHeader(token, 'eve');
+    expect(await attempt({})).toBe(401);
+    expect(await attempt({ [AUTH_HEADER]: createAuthHeader('not-the-token-0123456789', 'eve') })).toBe(401);
+    expect(await attempt({ [AUTH_HEADER]: createAuthHeader(token, 'eve', Date.now() - 5 * 60_000) })).toBe(
+      401,
+    );
+    expect(await attempt({ [AUTH_HEADER]: stolen })).toBe(101);
+    expect(await attempt({ [AUTH_HEADER]: stolen })).toBe(401); // replayed
+    const summary = await coordinator.result;
+    expect(await worker).toMatchObject({ exitCode: 0 });
+    expect(summary).toMatchObject({ steps: 30, authFailures: 4 });
+  });
+
+  it('a worker with the wrong token gives up at once instead of retrying', async () => {
+    const coordinator = await start({ token: 'test-token-0123456789abcdef' });
+    const exit = await runWorker({
+      url: coordinator.url,
+      backend: 'cpu',
+      token: 'wrong-token-0123456789abc',
+      log: () => {},
+    });
+    expect(exit).toMatchObject({ exitCode: 1, reason: expect.stringMatching(/refused this worker's token/) });
+    await coordinator.stop('test over');
+  });
+
+  it('refuses to listen beyond loopback without a token unless told to, and then warns', async () => {
+    await expect(start({ host: '0.0.0.0' })).rejects.toThrow(
+      /refusing to listen on 0\.0\.0\.0 without a token/,
+    );
+    const log: string[] = [];
+    const coordinator = await start({ host: '0.0.0.0', insecure: true, log: (line) => log.push(line) });
+    expect(log.join('\n')).toMatch(/WARNING: listening on 0\.0\.0\.0 without a token/);
+    const ready = await fetch(`http://127.0.0.1:${coordinator.port}/readyz`);
+    expect(ready.status).toBe(200);
+    await coordinator.stop('test over');
   });
 });

@@ -3,6 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import {
+  AUTH_HEADER,
+  AuthVerifier,
   addTotals,
   assertFiniteShard,
   type BatchTotals,
@@ -90,6 +92,8 @@ interface EvaluationReply {
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const settings = { ...DEFAULTS, ...options };
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const verifier = openDoor(settings.host, options.token, options.insecure === true, log);
+  let authFailures = 0;
   const checkpointDir = join(options.outDir, 'checkpoints');
   await mkdir(checkpointDir, { recursive: true });
   // A resumed run takes everything (config included) from its newest intact checkpoint.
@@ -143,6 +147,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     port: settings.port,
     maxPayload: layout.totalSize * 4 + FRAME_OVERHEAD_BYTES,
     onConnection,
+    authenticate(request) {
+      const verdict = verifier?.verify(headerValue(request.headers[AUTH_HEADER])) ?? { ok: true };
+      if (!verdict.ok) {
+        authFailures += 1;
+        const peer = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+        log(`coordinator: refused connection from ${peer}: ${verdict.reason}`);
+        metrics.write({ type: 'auth-failure', peer, reason: verdict.reason });
+      }
+      return verdict;
+    },
+    ready: () => phase !== 'finished',
     status: () => ({
       runId,
       phase,
@@ -553,6 +568,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       modelDir,
       metricsFile: metrics.path,
       ...dispatcher.counters,
+      authFailures,
       seconds: (performance.now() - started) / 1000,
     };
     metrics.write({ type: 'summary', ...summary });
@@ -634,4 +650,30 @@ function perWorkerTimings(
     byWorker.set(worker.id, entry);
   }
   return [...byWorker.values()];
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/**
+ * Who may connect: with a token, workers that prove they know it; without one, anyone who can reach
+ * the address — acceptable on loopback, refused elsewhere unless the operator insists.
+ */
+function openDoor(host: string, token: string | undefined, insecure: boolean, log: (line: string) => void) {
+  if (token !== undefined) return new AuthVerifier(token);
+  if (!LOOPBACK.test(host)) {
+    if (!insecure) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `refusing to listen on ${host} without a token: set CALLOSUM_TOKEN (or --token-file), or pass --insecure`,
+      );
+    }
+    log(
+      `coordinator: WARNING: listening on ${host} without a token: anyone who can reach it can join and send gradients`,
+    );
+  }
+  return undefined;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

@@ -29,6 +29,13 @@ export interface CoordinatorOptions {
   readonly host?: string;
   /** Port to listen on; 0 picks a free one (default). */
   readonly port?: number;
+  /**
+   * Shared secret workers must prove they know (HMAC on the upgrade request, docs/protocol.md). Without
+   * one, the coordinator refuses to listen on anything but a loopback address unless `insecure` is set.
+   */
+  readonly token?: string;
+  /** Allow listening beyond loopback without a token (any peer that can connect may join). */
+  readonly insecure?: boolean;
   readonly training?: Partial<TrainingConfig>;
   /** MNIST-format directory; default: the embedded real MNIST. */
   readonly dataDir?: string;
@@ -86,6 +93,8 @@ export interface RunSummary {
   readonly metricsFile: string;
   readonly redoneShards: number;
   readonly lateShards: number;
+  /** Connection attempts refused before the upgrade (no, wrong, expired or replayed proof). */
+  readonly authFailures: number;
   readonly discardedMessages: number;
   readonly evictions: number;
   readonly seconds: number;

@@ -9,6 +9,10 @@ export interface TransportOptions {
   /** Largest frame a worker may send; ws closes the connection with 1009 beyond it, before buffering it. */
   readonly maxPayload: number;
   readonly onConnection: (socket: WebSocket, request: IncomingMessage) => void;
+  /** Decides on each upgrade request before any WebSocket exists; a refusal is answered with 401. */
+  readonly authenticate: (request: IncomingMessage) => { ok: true } | { ok: false; reason: string };
+  /** GET /readyz answers 200 while this is true, 503 otherwise. */
+  readonly ready: () => boolean;
   /** JSON served at GET /status. */
   readonly status: () => unknown;
 }
@@ -33,6 +37,9 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       response.end('ok');
+    } else if (path === '/readyz') {
+      response.statusCode = options.ready() ? 200 : 503;
+      response.end(response.statusCode === 200 ? 'ready' : 'not ready');
     } else if (path === '/status') {
       response.setHeader('content-type', 'application/json');
       response.end(JSON.stringify(options.status()));
@@ -42,6 +49,11 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     }
   });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const verdict = options.authenticate(request);
+    if (!verdict.ok) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     sockets.handleUpgrade(request, socket, head, (ws) => options.onConnection(ws, request));
   });
   await new Promise<void>((resolve, reject) => {

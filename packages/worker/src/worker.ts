@@ -1,8 +1,10 @@
 import { hostname } from 'node:os';
 import {
+  AUTH_HEADER,
   type BackendPreference,
   CallosumError,
   type CoordinatorMessage,
+  createAuthHeader,
   createMsgpackCodec,
   ErrorCodes,
   fromWireTensor,
@@ -30,6 +32,8 @@ export interface WorkerOptions {
   readonly maxReconnectDelayMs?: number;
   /** Largest frame accepted from the coordinator. */
   readonly maxMessageBytes?: number;
+  /** The run's shared secret, proved (never sent) on every connection. */
+  readonly token?: string;
   readonly log?: (line: string) => void;
 }
 
@@ -98,6 +102,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       const socket = new WebSocket(settings.url, {
         perMessageDeflate: false,
         maxPayload: settings.maxMessageBytes,
+        ...(options.token === undefined
+          ? {}
+          : { headers: { [AUTH_HEADER]: createAuthHeader(options.token, name) } }),
       });
       let welcomed = false;
       let settled: Outcome | undefined;
@@ -150,6 +157,14 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       });
       socket.on('error', (error) => {
         settled ??= { kind: 'lost', reason: error.message, welcomed };
+      });
+      socket.on('unexpected-response', (_request, response) => {
+        // 401: retrying with the same token cannot help.
+        const refused = response.statusCode === 401;
+        settled ??= refused
+          ? { kind: 'fatal', reason: `the coordinator refused this worker's token (HTTP 401)` }
+          : { kind: 'lost', reason: `HTTP ${response.statusCode} instead of a WebSocket upgrade`, welcomed };
+        socket.terminate();
       });
 
       function handle(message: CoordinatorMessage): void {

@@ -1,7 +1,8 @@
 import { startCoordinator } from '@callosum/coordinator';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { integer } from '../option-parsers.js';
 import { reportRun } from '../run-report.js';
+import { addTokenOptions, type TokenFlags, tokenFrom } from '../token.js';
 import {
   addCheckpointOptions,
   addJsonOption,
@@ -14,7 +15,8 @@ import {
   trainingConfigFrom,
 } from '../training-options.js';
 
-interface CoordinatorFlags extends TrainingFlags, CheckpointFlags {
+interface CoordinatorFlags extends TrainingFlags, CheckpointFlags, TokenFlags {
+  insecure?: boolean;
   host: string;
   port: number;
   minWorkers: number;
@@ -59,6 +61,10 @@ export function registerCoordinatorCommand(program: Command): void {
   addTrainingOptions(command);
   addPortOption(command, DEFAULT_COORDINATOR_PORT);
   addCheckpointOptions(command);
+  addTokenOptions(command);
+  command.addOption(
+    new Option('--insecure', 'allow listening beyond loopback without a token').env('CALLOSUM_INSECURE'),
+  );
   addJsonOption(command);
   command.action((flags: CoordinatorFlags) =>
     reportRun(flags.json === true, async ({ log, onStep, onEvaluation, signal }) => {
@@ -66,6 +72,7 @@ export function registerCoordinatorCommand(program: Command): void {
         host: flags.host,
         port: flags.port,
         minWorkers: flags.minWorkers,
+        ...tokenSettings(flags),
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         training: trainingConfigFrom(flags),
@@ -80,4 +87,9 @@ export function registerCoordinatorCommand(program: Command): void {
       return coordinator.result;
     }),
   );
+}
+
+function tokenSettings(flags: CoordinatorFlags): { token?: string; insecure: boolean } {
+  const token = tokenFrom(flags);
+  return { ...(token === undefined ? {} : { token }), insecure: flags.insecure === true };
 }

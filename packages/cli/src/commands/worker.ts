@@ -1,9 +1,10 @@
 import { runWorker } from '@callosum/worker';
 import type { Command } from 'commander';
 import { integer } from '../option-parsers.js';
+import { addTokenOptions, type TokenFlags, tokenFrom } from '../token.js';
 import { addBackendOption, envOption } from '../training-options.js';
 
-interface WorkerFlags {
+interface WorkerFlags extends TokenFlags {
   connect: string;
   backend: string;
   name?: string;
@@ -38,8 +39,11 @@ export function registerWorkerCommand(program: Command): void {
         .default(60_000),
     );
   addBackendOption(command);
+  addTokenOptions(command);
   command.action(async (flags: WorkerFlags) => {
+    const token = tokenFrom(flags);
     const exit = await runWorker({
+      ...(token === undefined ? {} : { token }),
       url: flags.connect,
       backend: flags.backend as 'auto',
       giveUpAfterMs: flags.giveUpAfter,

@@ -1,3 +1,10 @@
+export {
+  AUTH_HEADER,
+  type AuthResult,
+  AuthVerifier,
+  type AuthVerifierOptions,
+  createAuthHeader,
+} from './auth.js';
 export { type Codec, createMsgpackCodec } from './codec.js';
 export * from './messages.js';
 export { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+
+export interface TokenFlags {
+  token?: string;
+  tokenFile?: string;
+}
+
+/**
+ * The shared secret: from CALLOSUM_TOKEN (or --token, visible to `ps`, so for tests), or from a file
+ * such as a mounted Kubernetes Secret (--token-file / CALLOSUM_TOKEN_FILE).
+ */
+export function addTokenOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--token <secret>', 'shared secret (prefer CALLOSUM_TOKEN or --token-file)').env(
+        'CALLOSUM_TOKEN',
+      ),
+    )
+    .addOption(
+      new Option('--token-file <path>', 'file holding the shared secret').env('CALLOSUM_TOKEN_FILE'),
+    );
+}
+
+export function tokenFrom(flags: TokenFlags): string | undefined {
+  if (flags.token !== undefined) return flags.token;
+  if (flags.tokenFile === undefined) return undefined;
+  let token: string;
+  try {
+    token = readFileSync(flags.tokenFile, 'utf8').trim();
+  } catch (error) {
+    throw new InvalidArgumentError(
+      `cannot read the token file ${flags.tokenFile}: ${(error as Error).message}`,
+    );
+  }
+  if (token === '') throw new InvalidArgumentError(`the token file ${flags.tokenFile} is empty`);
+  return token;
+}
+
+/** A fresh secret for a run whose workers this process starts itself. */
+export function generateToken(): string {
+  return randomBytes(32).toString('hex');
+}
