@@ -213,4 +213,16 @@ describe('startCoordinator', () => {
     expect(ready.status).toBe(200);
     await coordinator.stop('test over');
   });
+
+  it('closes a connection that sends no hello within the handshake timeout', async () => {
+    const coordinator = await start({ handshakeTimeoutMs: 300 });
+    const silent = new WebSocket(coordinator.url, { perMessageDeflate: false });
+    const opened = Date.now();
+    const closed = new Promise<[number, string]>((resolve) =>
+      silent.once('close', (code, reason) => resolve([code, reason.toString()])),
+    );
+    expect(await closed).toEqual([1008, 'HANDSHAKE_TIMEOUT']);
+    expect(Date.now() - opened).toBeLessThan(3_000);
+    await coordinator.stop('test over');
+  });
 });

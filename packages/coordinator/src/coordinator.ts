@@ -68,6 +68,7 @@ const DEFAULTS = {
   shardDeadlineMs: 120_000,
   checkpointEverySteps: 100,
   keepCheckpoints: 3,
+  handshakeTimeoutMs: 10_000,
   stragglerFactor: 4,
   stragglerFloorMs: 2_000,
 };
@@ -195,8 +196,33 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   function onConnection(socket: WebSocket, request: IncomingMessage): void {
     const address = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
-    const worker = new WorkerConnection(membership.newWorkerId(), address, socket, codec);
+    const worker = new WorkerConnection(
+      membership.newWorkerId(),
+      address,
+      socket,
+      codec,
+      settings.maxBufferedBytes ?? 4 * (layout.totalSize * 4 + FRAME_OVERHEAD_BYTES),
+      (buffered) => {
+        log(`coordinator: worker ${worker.label} is not reading (${buffered} bytes queued); dropping it`);
+        metrics.write({
+          type: 'eviction',
+          worker: worker.id,
+          reason: 'slow reader',
+          bufferedBytes: buffered,
+        });
+        dispatcher.counters.evictions += 1;
+        dropWorker(worker, 1008, ErrorCodes.SLOW_READER);
+      },
+    );
     membership.add(worker);
+    const handshake = setTimeout(() => {
+      if (worker.state !== 'joining') return;
+      log(
+        `coordinator: connection ${worker.label} sent no hello within ${settings.handshakeTimeoutMs} ms; closing`,
+      );
+      dropWorker(worker, 1008, ErrorCodes.HANDSHAKE_TIMEOUT);
+    }, settings.handshakeTimeoutMs);
+    socket.once('close', () => clearTimeout(handshake));
     socket.on('message', (frame: Buffer, isBinary: boolean) => onFrame(worker, frame, isBinary));
     socket.on('close', () => dropWorker(worker));
     socket.on('error', (error) => log(`coordinator: worker ${worker.label}: ${error.message}`));

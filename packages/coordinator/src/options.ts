@@ -62,6 +62,13 @@ export interface CoordinatorOptions {
   readonly noWorkerTimeoutMs?: number;
   /** Heartbeat interval asked of workers (default 1 s). */
   readonly heartbeatIntervalMs?: number;
+  /** A connection that has not sent `hello` this long after connecting is closed (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /**
+   * Bytes that may wait unsent for one worker before it is dropped as not reading (default: four
+   * weights frames). ws would otherwise queue without bound for a peer that stopped reading.
+   */
+  readonly maxBufferedBytes?: number;
   /** A worker silent this long is evicted (default 30 s; compute blocks a worker's heartbeats). */
   readonly heartbeatTimeoutMs?: number;
   /** A shard not answered within this time is redone elsewhere and its worker evicted (default 120 s). */

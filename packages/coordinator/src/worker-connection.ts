@@ -44,6 +44,10 @@ export class WorkerConnection {
     readonly address: string,
     private readonly socket: WebSocket,
     private readonly codec: Codec,
+    /** Most bytes that may wait unsent for this peer; ws itself queues without limit. */
+    private readonly maxBufferedBytes: number,
+    /** Called instead of sending when the peer has stopped reading. */
+    private readonly onSlowReader: (bufferedBytes: number) => void,
   ) {}
 
   get info(): WorkerInfo {
@@ -68,7 +72,14 @@ export class WorkerConnection {
 
   /** Sends an already encoded frame (weights are encoded once and sent to every worker). */
   sendFrame(frame: Uint8Array): void {
-    if (this.state !== 'gone') this.socket.send(frame);
+    if (this.state === 'gone') return;
+    // What is still queued from earlier frames: a reading peer drains it between steps.
+    const buffered = this.socket.bufferedAmount;
+    if (buffered > this.maxBufferedBytes) {
+      this.onSlowReader(buffered);
+      return;
+    }
+    this.socket.send(frame);
   }
 
   /** Decodes and validates one frame; throws a CallosumError naming what is wrong. */

@@ -34,6 +34,10 @@ export const ErrorCodes = {
   COMPUTE_FAILED: 'COMPUTE_FAILED',
   /** The run is over or the coordinator is shutting down. */
   RUN_ENDED: 'RUN_ENDED',
+  /** A peer stopped reading: more bytes are queued for it than the limit allows. */
+  SLOW_READER: 'SLOW_READER',
+  /** A connection did not complete the handshake (`hello`) in time. */
+  HANDSHAKE_TIMEOUT: 'HANDSHAKE_TIMEOUT',
   /** The run already has its maximum number of workers. */
   RUN_FULL: 'RUN_FULL',
   /** Not enough workers to go on, for longer than allowed. */
