@@ -146,6 +146,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const transport: Transport = await startTransport({
     host: settings.host,
     port: settings.port,
+    tls: options.tls,
     maxPayload: layout.totalSize * 4 + FRAME_OVERHEAD_BYTES,
     onConnection,
     authenticate(request) {

@@ -1,3 +1,4 @@
 export { type Coordinator, startCoordinator } from './coordinator.js';
 export type { CoordinatorOptions, EvaluationReport, RunSummary, StepReport } from './options.js';
+export type { ServerTlsOptions } from './server.js';
 export type { WorkerInfo, WorkerState } from './worker-connection.js';

@@ -1,4 +1,5 @@
 import type { MnistDataset, StepEvent, TrainingConfig } from '@callosum/core';
+import type { ServerTlsOptions } from './server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
 export interface StepReport extends StepEvent {
@@ -36,6 +37,8 @@ export interface CoordinatorOptions {
   readonly token?: string;
   /** Allow listening beyond loopback without a token (any peer that can connect may join). */
   readonly insecure?: boolean;
+  /** Serve wss:// with this certificate and key (PEM); with `clientCa`, require client certificates. */
+  readonly tls?: ServerTlsOptions;
   readonly training?: Partial<TrainingConfig>;
   /** MNIST-format directory; default: the embedded real MNIST. */
   readonly dataDir?: string;

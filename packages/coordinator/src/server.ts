@@ -1,10 +1,19 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 
+/** PEM texts for wss://. With `clientCa`, workers must present a certificate it signed (mutual TLS). */
+export interface ServerTlsOptions {
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCa?: string;
+}
+
 export interface TransportOptions {
   readonly host: string;
+  readonly tls?: ServerTlsOptions | undefined;
   readonly port: number;
   /** Largest frame a worker may send; ws closes the connection with 1009 beyond it, before buffering it. */
   readonly maxPayload: number;
@@ -33,7 +42,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     perMessageDeflate: false,
     maxPayload: options.maxPayload,
   });
-  const server: Server = createServer((request, response) => {
+  const handle: RequestListener = (request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       response.end('ok');
@@ -47,7 +56,22 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       response.statusCode = 404;
       response.end();
     }
-  });
+  };
+  const tls = options.tls;
+  const server: Server =
+    tls === undefined
+      ? createServer(handle)
+      : createTlsServer(
+          {
+            cert: tls.cert,
+            key: tls.key,
+            // Mutual TLS: the handshake itself fails for a client without a certificate from this CA.
+            ...(tls.clientCa === undefined
+              ? {}
+              : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+          },
+          handle,
+        );
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const verdict = options.authenticate(request);
     if (!verdict.ok) {
@@ -63,7 +87,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   const { port } = server.address() as AddressInfo;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
-    url: `ws://${host}:${port}`,
+    url: `${tls === undefined ? 'ws' : 'wss'}://${host}:${port}`,
     port,
     async close() {
       for (const client of sockets.clients) client.terminate();

@@ -34,6 +34,8 @@ export interface WorkerOptions {
   readonly maxMessageBytes?: number;
   /** The run's shared secret, proved (never sent) on every connection. */
   readonly token?: string;
+  /** For wss://: the CA that signed the coordinator's certificate, and this worker's own for mutual TLS (PEM). */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
   readonly log?: (line: string) => void;
 }
 
@@ -102,6 +104,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       const socket = new WebSocket(settings.url, {
         perMessageDeflate: false,
         maxPayload: settings.maxMessageBytes,
+        ...options.tls,
         ...(options.token === undefined
           ? {}
           : { headers: { [AUTH_HEADER]: createAuthHeader(options.token, name) } }),

@@ -2,6 +2,7 @@ import { startCoordinator } from '@callosum/coordinator';
 import { type Command, Option } from 'commander';
 import { integer } from '../option-parsers.js';
 import { reportRun } from '../run-report.js';
+import { addServerTlsOptions, serverTlsFrom, type TlsFlags } from '../tls-options.js';
 import { addTokenOptions, type TokenFlags, tokenFrom } from '../token.js';
 import {
   addCheckpointOptions,
@@ -15,7 +16,7 @@ import {
   trainingConfigFrom,
 } from '../training-options.js';
 
-interface CoordinatorFlags extends TrainingFlags, CheckpointFlags, TokenFlags {
+interface CoordinatorFlags extends TrainingFlags, CheckpointFlags, TokenFlags, TlsFlags {
   insecure?: boolean;
   host: string;
   port: number;
@@ -62,6 +63,7 @@ export function registerCoordinatorCommand(program: Command): void {
   addPortOption(command, DEFAULT_COORDINATOR_PORT);
   addCheckpointOptions(command);
   addTokenOptions(command);
+  addServerTlsOptions(command);
   command.addOption(
     new Option('--insecure', 'allow listening beyond loopback without a token').env('CALLOSUM_INSECURE'),
   );
@@ -73,6 +75,7 @@ export function registerCoordinatorCommand(program: Command): void {
         port: flags.port,
         minWorkers: flags.minWorkers,
         ...tokenSettings(flags),
+        ...tlsSettings(flags),
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         training: trainingConfigFrom(flags),
@@ -92,4 +95,9 @@ export function registerCoordinatorCommand(program: Command): void {
 function tokenSettings(flags: CoordinatorFlags): { token?: string; insecure: boolean } {
   const token = tokenFrom(flags);
   return { ...(token === undefined ? {} : { token }), insecure: flags.insecure === true };
+}
+
+function tlsSettings(flags: CoordinatorFlags): { tls?: NonNullable<ReturnType<typeof serverTlsFrom>> } {
+  const tls = serverTlsFrom(flags);
+  return tls === undefined ? {} : { tls };
 }

@@ -1,10 +1,11 @@
 import { runWorker } from '@callosum/worker';
 import type { Command } from 'commander';
 import { integer } from '../option-parsers.js';
+import { addClientTlsOptions, clientTlsFrom, type TlsFlags } from '../tls-options.js';
 import { addTokenOptions, type TokenFlags, tokenFrom } from '../token.js';
 import { addBackendOption, envOption } from '../training-options.js';
 
-interface WorkerFlags extends TokenFlags {
+interface WorkerFlags extends TokenFlags, TlsFlags {
   connect: string;
   backend: string;
   name?: string;
@@ -40,9 +41,12 @@ export function registerWorkerCommand(program: Command): void {
     );
   addBackendOption(command);
   addTokenOptions(command);
+  addClientTlsOptions(command);
   command.action(async (flags: WorkerFlags) => {
     const token = tokenFrom(flags);
+    const tls = clientTlsFrom(flags);
     const exit = await runWorker({
+      ...(tls === undefined ? {} : { tls }),
       ...(token === undefined ? {} : { token }),
       url: flags.connect,
       backend: flags.backend as 'auto',
