@@ -6,8 +6,10 @@ import {
   createAuthHeader,
   createMsgpackCodec,
   loadMnist,
+  loadModel,
   type MnistDataset,
   PROTOCOL_VERSION,
+  readFlatWeights,
   toWireTensor,
 } from '@callosum/core';
 import { runWorker } from '@callosum/worker';
@@ -225,4 +227,73 @@ describe('startCoordinator', () => {
     expect(Date.now() - opened).toBeLessThan(3_000);
     await coordinator.stop('test over');
   });
+
+  it('never applies a NaN gradient: rejects it, redoes the shard, evicts the sender after 3, and ends with the clean weights', async () => {
+    const sgd = { ...training, optimizer: { name: 'sgd' }, learningRate: 0.05 };
+    const clean = await start({ training: sgd });
+    void runWorker({ url: clean.url, backend: 'cpu', name: 'alone', log: () => {} });
+    const expected = await weightsOf((await clean.result).modelDir);
+    await rm(outDir, { recursive: true, force: true });
+
+    const attacked = await start({ training: sgd, minWorkers: 2 });
+    const honest = runWorker({ url: attacked.url, backend: 'cpu', name: 'honest', log: () => {} });
+    const codec = createMsgpackCodec();
+    const rogue = new WebSocket(attacked.url, { perMessageDeflate: false });
+    await new Promise((resolve) => rogue.once('open', resolve));
+    rogue.send(
+      codec.encode({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        workerName: 'nan',
+        backend: 'cpu',
+        pid: 1,
+        hostname: 'h',
+      }),
+    );
+    rogue.on('message', (data: Buffer) => {
+      const message = codec.decode(data) as {
+        type: string;
+        step: number;
+        shard: number;
+        labels: { shape: number[] };
+      };
+      if (message.type !== 'compute') return;
+      const gradient = new Float32Array(12_730).fill(Number.NaN);
+      rogue.send(
+        codec.encode({
+          type: 'gradient',
+          step: message.step,
+          shard: message.shard,
+          gradient: toWireTensor(gradient, [gradient.length]),
+          lossSum: 1,
+          correct: 0,
+          count: message.labels.shape[0],
+          timings: { decodeMs: 0, computeMs: 0 },
+        }),
+      );
+    });
+    const rogueClosed = new Promise<[number, string]>((resolve) =>
+      rogue.once('close', (code, reason) => resolve([code, reason.toString()])),
+    );
+    const summary = await attacked.result;
+    await honest;
+    expect(await rogueClosed).toEqual([1008, 'NON_FINITE']);
+    expect(summary).toMatchObject({ steps: 30, evictions: 1 });
+    expect(summary.redoneShards).toBeGreaterThanOrEqual(3);
+    const actual = await weightsOf(summary.modelDir);
+    // Redone shards are summed in a different grouping: equal up to float32 rounding, nothing more.
+    let worst = 0;
+    actual.forEach((value, i) => {
+      worst = Math.max(worst, Math.abs(value - (expected[i] as number)));
+    });
+    expect(worst).toBeLessThan(1e-6);
+    expect(actual.every(Number.isFinite)).toBe(true);
+  });
 });
+
+async function weightsOf(modelDir: string): Promise<Float32Array> {
+  const model = await loadModel(modelDir);
+  const weights = readFlatWeights(model);
+  model.dispose();
+  return weights;
+}

@@ -69,6 +69,7 @@ const DEFAULTS = {
   checkpointEverySteps: 100,
   keepCheckpoints: 3,
   handshakeTimeoutMs: 10_000,
+  maxBadResults: 3,
   stragglerFactor: 4,
   stragglerFloorMs: 2_000,
 };
@@ -267,6 +268,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   function onFrame(worker: WorkerConnection, frame: Buffer, isBinary: boolean): void {
+    if (worker.state === 'gone') {
+      // Frames still in flight from a worker this side already dropped.
+      dispatcher.counters.discardedMessages += 1;
+      return;
+    }
     let message: WorkerMessage;
     try {
       if (!isBinary)
@@ -382,7 +388,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         );
       }
     } catch (error) {
-      const { code } = describeError(error);
+      const { code, message: reason } = describeError(error);
       metrics.write({
         type: 'rejected-gradient',
         worker: worker.id,
@@ -390,9 +396,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         shard: message.shard,
         code,
       });
-      dispatcher.reject(label, message.shard, worker, describeError(error).message);
+      dispatcher.reject(label, message.shard, worker, reason);
+      worker.badResults += 1;
+      if (worker.badResults >= settings.maxBadResults) {
+        log(
+          `coordinator: worker ${worker.label} sent ${worker.badResults} unusable gradients in a row (${reason}); evicting it`,
+        );
+        metrics.write({ type: 'eviction', worker: worker.id, reason: 'bad gradients', code });
+        dispatcher.counters.evictions += 1;
+        dropWorker(worker, 1008, code);
+      }
       return;
     }
+    worker.badResults = 0;
     const reply: GradientReply = { gradient, timings: message.timings };
     if (!dispatcher.accept(label, message.shard, worker, message.count, reply)) {
       metrics.write({

@@ -65,6 +65,8 @@ export interface CoordinatorOptions {
   readonly noWorkerTimeoutMs?: number;
   /** Heartbeat interval asked of workers (default 1 s). */
   readonly heartbeatIntervalMs?: number;
+  /** A worker that sends this many unusable gradients in a row (NaN/Inf, wrong length) is evicted (default 3). */
+  readonly maxBadResults?: number;
   /** A connection that has not sent `hello` this long after connecting is closed (default 10 s). */
   readonly handshakeTimeoutMs?: number;
   /**

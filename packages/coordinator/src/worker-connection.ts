@@ -36,6 +36,8 @@ export class WorkerConnection {
   /** Weights version last sent on this socket (-1: none). Messages on one socket arrive in order. */
   weightsVersion = -1;
   lastHeardAt = Date.now();
+  /** Unusable gradients (non-finite, wrong length or counts) in a row; reset by a good one. */
+  badResults = 0;
   /** The step the worker last said it started computing (from its heartbeats). */
   computingStep: number | undefined;
 
