@@ -289,6 +289,38 @@ describe('startCoordinator', () => {
     expect(worst).toBeLessThan(1e-6);
     expect(actual.every(Number.isFinite)).toBe(true);
   });
+
+  it('survives a connection flood: refuses it (429 beyond the burst, 401 within) and trains to the very same weights', async () => {
+    const token = 'flood-test-token-0123456789';
+    const clean = await start({ token });
+    void runWorker({ url: clean.url, backend: 'cpu', token, log: () => {} });
+    const expected = await weightsOf((await clean.result).modelDir);
+    await rm(outDir, { recursive: true, force: true });
+
+    const flooded = await start({ token, connectionRate: { perSecond: 5, burst: 10 } });
+    const honest = runWorker({ url: flooded.url, backend: 'cpu', token, log: () => {} });
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 200 },
+        () =>
+          new Promise<number>((resolve) => {
+            const socket = new WebSocket(flooded.url);
+            socket.once('unexpected-response', (_request, response) => {
+              resolve(response.statusCode ?? 0);
+              socket.terminate();
+            });
+            socket.once('open', () => resolve(101));
+            socket.once('error', () => resolve(0));
+          }),
+      ),
+    );
+    const summary = await flooded.result;
+    await honest;
+    expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(180);
+    expect(statuses.filter((status) => status === 101)).toHaveLength(0);
+    expect(summary.refusedConnections).toBeGreaterThanOrEqual(180);
+    expect(await weightsOf(summary.modelDir)).toEqual(expected);
+  });
 });
 
 async function weightsOf(modelDir: string): Promise<Float32Array> {

@@ -70,6 +70,7 @@ const DEFAULTS = {
   keepCheckpoints: 3,
   handshakeTimeoutMs: 10_000,
   maxBadResults: 3,
+  connectionRate: { perSecond: 20, burst: 64 },
   stragglerFactor: 4,
   stragglerFloorMs: 2_000,
 };
@@ -96,6 +97,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const verifier = openDoor(settings.host, options.token, options.insecure === true, log);
   let authFailures = 0;
+  let refusedConnections = 0;
   const checkpointDir = join(options.outDir, 'checkpoints');
   await mkdir(checkpointDir, { recursive: true });
   // A resumed run takes everything (config included) from its newest intact checkpoint.
@@ -150,15 +152,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     tls: options.tls,
     maxPayload: layout.totalSize * 4 + FRAME_OVERHEAD_BYTES,
     onConnection,
-    authenticate(request) {
-      const verdict = verifier?.verify(headerValue(request.headers[AUTH_HEADER])) ?? { ok: true };
-      if (!verdict.ok) {
-        authFailures += 1;
-        const peer = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
-        log(`coordinator: refused connection from ${peer}: ${verdict.reason}`);
-        metrics.write({ type: 'auth-failure', peer, reason: verdict.reason });
-      }
-      return verdict;
+    connectionRate: settings.connectionRate,
+    authenticate: (request) => verifier?.verify(headerValue(request.headers[AUTH_HEADER])) ?? { ok: true },
+    onRefused(request, status, reason) {
+      const peer = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+      if (status === 401) authFailures += 1;
+      else refusedConnections += 1;
+      // A flood would flood the log too: name the first refusals, then only count them.
+      if (authFailures + refusedConnections <= 20)
+        log(`coordinator: refused connection from ${peer} (${status}): ${reason}`);
+      metrics.write({ type: status === 401 ? 'auth-failure' : 'connection-refused', peer, status, reason });
     },
     ready: () => phase !== 'finished',
     status: () => ({
@@ -612,6 +615,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       metricsFile: metrics.path,
       ...dispatcher.counters,
       authFailures,
+      refusedConnections,
       seconds: (performance.now() - started) / 1000,
     };
     metrics.write({ type: 'summary', ...summary });

@@ -65,6 +65,8 @@ export interface CoordinatorOptions {
   readonly noWorkerTimeoutMs?: number;
   /** Heartbeat interval asked of workers (default 1 s). */
   readonly heartbeatIntervalMs?: number;
+  /** Upgrade attempts per remote address: `burst` at once, then `perSecond` (default 64, then 20/s). */
+  readonly connectionRate?: { readonly perSecond: number; readonly burst: number };
   /** A worker that sends this many unusable gradients in a row (NaN/Inf, wrong length) is evicted (default 3). */
   readonly maxBadResults?: number;
   /** A connection that has not sent `hello` this long after connecting is closed (default 10 s). */
@@ -107,6 +109,8 @@ export interface RunSummary {
   readonly lateShards: number;
   /** Connection attempts refused before the upgrade (no, wrong, expired or replayed proof). */
   readonly authFailures: number;
+  /** Connection attempts refused for coming too fast from one address. */
+  readonly refusedConnections: number;
   readonly discardedMessages: number;
   readonly evictions: number;
   readonly seconds: number;

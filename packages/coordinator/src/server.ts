@@ -3,6 +3,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { ConnectionRateLimit } from './rate-limit.js';
 
 /** PEM texts for wss://. With `clientCa`, workers must present a certificate it signed (mutual TLS). */
 export interface ServerTlsOptions {
@@ -18,6 +19,10 @@ export interface TransportOptions {
   /** Largest frame a worker may send; ws closes the connection with 1009 beyond it, before buffering it. */
   readonly maxPayload: number;
   readonly onConnection: (socket: WebSocket, request: IncomingMessage) => void;
+  /** Upgrade attempts allowed per remote address: a burst, then a steady rate (429 beyond). */
+  readonly connectionRate: { readonly perSecond: number; readonly burst: number };
+  /** Told about every refused upgrade. */
+  readonly onRefused: (request: IncomingMessage, status: number, reason: string) => void;
   /** Decides on each upgrade request before any WebSocket exists; a refusal is answered with 401. */
   readonly authenticate: (request: IncomingMessage) => { ok: true } | { ok: false; reason: string };
   /** GET /readyz answers 200 while this is true, 503 otherwise. */
@@ -57,6 +62,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       response.end();
     }
   };
+  const rateLimit = new ConnectionRateLimit(options.connectionRate.perSecond, options.connectionRate.burst);
   const tls = options.tls;
   const server: Server =
     tls === undefined
@@ -73,8 +79,14 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
           handle,
         );
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!rateLimit.allow(request.socket.remoteAddress ?? 'unknown')) {
+      options.onRefused(request, 429, 'too many connection attempts');
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     const verdict = options.authenticate(request);
     if (!verdict.ok) {
+      options.onRefused(request, 401, verdict.reason);
       socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
