@@ -13,6 +13,7 @@ import {
   toWireTensor,
 } from '@callosum/core';
 import { runWorker } from '@callosum/worker';
+import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCoordinator } from './coordinator.js';
@@ -319,6 +320,62 @@ describe('startCoordinator', () => {
     expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(180);
     expect(statuses.filter((status) => status === 101)).toHaveLength(0);
     expect(summary.refusedConnections).toBeGreaterThanOrEqual(180);
+    expect(await weightsOf(summary.modelDir)).toEqual(expected);
+  });
+
+  it('drops every malformed, oversized or fuzzed frame at the door and trains to the very same weights', async () => {
+    const clean = await start();
+    void runWorker({ url: clean.url, backend: 'cpu', log: () => {} });
+    const expected = await weightsOf((await clean.result).modelDir);
+    await rm(outDir, { recursive: true, force: true });
+
+    const target = await start();
+    const honest = runWorker({ url: target.url, backend: 'cpu', log: () => {} });
+    const codec = createMsgpackCodec();
+    const heartbeat = codec.encode({ type: 'heartbeat', phase: 'idle' });
+    let deep: unknown = 0;
+    for (let i = 0; i < 100; i++) deep = [deep];
+    const handmade = [
+      heartbeat.subarray(0, heartbeat.length - 2), // truncated
+      Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]), // an array that claims 4 billion elements
+      Buffer.from([0xc6, 0x7f, 0xff, 0xff, 0xff, 0x01]), // a bin that claims 2 GiB
+      Buffer.concat([heartbeat, Buffer.from([0x00])]), // trailing bytes
+      codec.encode(deep), // deep nesting
+      Buffer.from([0xd7, 0xff, 0, 0, 0, 0, 0, 0, 0, 0]), // a timestamp extension (Date)
+      codec.encode(JSON.parse('{"type":"heartbeat","phase":"idle","__proto__":{"admin":true}}')),
+      new Uint8Array(12_730 * 4 + 64 * 1024 + 1), // one byte over the frame limit
+    ];
+    const fuzzed = fc.sample(
+      fc
+        .tuple(
+          fc.constantFrom(heartbeat, codec.encode({ type: 'failure', code: 'INTERNAL', message: 'x' })),
+          fc.nat(),
+          fc.integer({ min: 0, max: 255 }),
+        )
+        .map(([frame, position, value]) => {
+          const copy = Uint8Array.from(frame);
+          copy[position % copy.length] = value;
+          return copy;
+        }),
+      40,
+    );
+    const codes = await Promise.all(
+      [...handmade, ...fuzzed].map(
+        (frame) =>
+          new Promise<number>((resolve) => {
+            const socket = new WebSocket(target.url, { perMessageDeflate: false });
+            socket.once('open', () => socket.send(frame));
+            socket.once('close', (code) => resolve(code));
+            socket.once('error', () => {});
+          }),
+      ),
+    );
+    const summary = await target.result;
+    await honest;
+    expect(codes.slice(0, handmade.length - 1).every((code) => code === 1008)).toBe(true);
+    expect(codes[handmade.length - 1]).toBe(1009);
+    expect(codes.slice(handmade.length).every((code) => code === 1008)).toBe(true);
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
     expect(await weightsOf(summary.modelDir)).toEqual(expected);
   });
 });
