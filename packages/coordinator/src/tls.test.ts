@@ -19,81 +19,54 @@ function openssl(...args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
 }
 
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+/** A self-signed certificate `<name>.pem` with its key `<name>.key`. */
+function selfSigned(name: string, subject: string): void {
+  openssl(
+    'req',
+    '-x509',
+    ...EC_KEY,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '1',
+    '-subj',
+    subject,
+  );
+}
+
+/** A certificate `<name>.pem` signed by the test CA, with extra `openssl x509` arguments. */
+function signedByCa(name: string, subject: string, ...extra: string[]): void {
+  openssl('req', '-new', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '1',
+    ...extra,
+  );
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'callosum-tls-'));
   dataset = await loadMnist();
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=callosum-test-ca',
-  );
+  selfSigned('ca', '/CN=callosum-test-ca');
   await writeFile(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  for (const [name, subject] of [
-    ['server', '/CN=127.0.0.1'],
-    ['worker', '/CN=worker'],
-  ] as const) {
-    openssl(
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      subject,
-    );
-    const extension = name === 'server' ? ['-extfile', 'server.ext'] : [];
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.pem`,
-      '-days',
-      '1',
-      ...extension,
-    );
-  }
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'rogue.key',
-    '-out',
-    'rogue.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=rogue',
-  );
+  signedByCa('server', '/CN=127.0.0.1', '-extfile', 'server.ext');
+  signedByCa('worker', '/CN=worker');
+  selfSigned('rogue', '/CN=rogue');
   for (const file of [
     'ca.pem',
     'server.pem',
