@@ -3,8 +3,6 @@ import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import {
-  AUTH_HEADER,
-  AuthVerifier,
   addTotals,
   assertFiniteShard,
   type BatchTotals,
@@ -39,6 +37,7 @@ import {
   writeFlatWeights,
 } from '@callosum/core';
 import type WebSocket from 'ws';
+import { authHeaderOf, accessVerifier } from './access.js';
 import { Membership } from './membership.js';
 import { MetricsLog } from './metrics-log.js';
 import type { CoordinatorOptions, RunSummary, StepReport } from './options.js';
@@ -95,7 +94,7 @@ interface EvaluationReply {
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const settings = { ...DEFAULTS, ...options };
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const verifier = openDoor(settings.host, options.token, options.insecure === true, log);
+  const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
   let authFailures = 0;
   let refusedConnections = 0;
   const checkpointDir = join(options.outDir, 'checkpoints');
@@ -153,7 +152,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     maxPayload: layout.totalSize * 4 + FRAME_OVERHEAD_BYTES,
     onConnection,
     connectionRate: settings.connectionRate,
-    authenticate: (request) => verifier?.verify(headerValue(request.headers[AUTH_HEADER])) ?? { ok: true },
+    authenticate: (request) => verifier?.verify(authHeaderOf(request)) ?? { ok: true },
     onRefused(request, status, reason) {
       const peer = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
       if (status === 401) authFailures += 1;
@@ -697,30 +696,4 @@ function perWorkerTimings(
     byWorker.set(worker.id, entry);
   }
   return [...byWorker.values()];
-}
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
-
-/**
- * Who may connect: with a token, workers that prove they know it; without one, anyone who can reach
- * the address — acceptable on loopback, refused elsewhere unless the operator insists.
- */
-function openDoor(host: string, token: string | undefined, insecure: boolean, log: (line: string) => void) {
-  if (token !== undefined) return new AuthVerifier(token);
-  if (!LOOPBACK.test(host)) {
-    if (!insecure) {
-      throw new CallosumError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `refusing to listen on ${host} without a token: set CALLOSUM_TOKEN (or --token-file), or pass --insecure`,
-      );
-    }
-    log(
-      `coordinator: WARNING: listening on ${host} without a token: anyone who can reach it can join and send gradients`,
-    );
-  }
-  return undefined;
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
