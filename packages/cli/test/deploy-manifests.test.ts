@@ -36,8 +36,8 @@ import { createProgram } from '../dist/index.js';
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const K8S = join(REPO, 'deploy', 'k8s');
 const DOCKER = join(REPO, 'deploy', 'docker');
-const BUILDS = ['base', 'overlays/cpu', 'overlays/gpu'];
-const OVERLAYS = ['overlays/cpu', 'overlays/gpu'];
+const OVERLAYS = ['overlays/cpu', 'overlays/gpu', 'overlays/gpu-tls'];
+const BUILDS = ['base', ...OVERLAYS];
 const TOKEN_SECRET = { name: 'callosum-token', key: 'token' };
 
 type Json = null | boolean | number | string | Json[] | JsonObject;
@@ -62,7 +62,8 @@ function asList(value: Json | undefined, what: string): Json[] {
 }
 
 function asString(value: Json | undefined, what: string): string {
-  if (typeof value !== 'string') throw new Error(`${what}: expected a string, found ${JSON.stringify(value)}`);
+  if (typeof value !== 'string')
+    throw new Error(`${what}: expected a string, found ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -106,17 +107,46 @@ function loadYaml(file: string): Json[] {
     });
   const documents = read('1.2');
   // kubectl reads YAML 1.1 (`on`, `yes`, `0755` are not strings there): the files must not depend on it.
-  expect(read('1.1'), `${rel(file)} reads differently as YAML 1.1 (quote the ambiguous scalars)`).toEqual(
-    documents,
-  );
+  const difference = firstDifference(read('1.1'), documents, '');
+  if (difference !== undefined) {
+    throw new Error(`${rel(file)}: ${difference} reads differently as YAML 1.1 and 1.2; quote it`);
+  }
   return documents.filter((document) => document !== null);
+}
+
+function firstDifference(a: Json | undefined, b: Json | undefined, path: string): string | undefined {
+  if (isObject(a) && isObject(b)) {
+    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const found = firstDifference(a[key], b[key], `${path}.${key}`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let index = 0; index < Math.max(a.length, b.length); index += 1) {
+      const found = firstDifference(a[index], b[index], `${path}[${index}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  return Object.is(a, b)
+    ? undefined
+    : `${path || 'the document'} (${JSON.stringify(a)} / ${JSON.stringify(b)})`;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // A kustomize subset: what deploy/k8s uses, built the way `kustomize build` does, and an error for
 // everything else (so a new kustomization feature cannot be silently ignored by this test).
 
-const KUSTOMIZATION_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'patches', 'namespace', 'labels', 'images']);
+const KUSTOMIZATION_FIELDS = new Set([
+  'apiVersion',
+  'kind',
+  'resources',
+  'patches',
+  'namespace',
+  'labels',
+  'images',
+]);
 
 /** Kinds this subset knows the scope of; the namespace transformer skips cluster-scoped ones. */
 const NAMESPACED_KINDS = new Set([
@@ -131,7 +161,13 @@ const NAMESPACED_KINDS = new Set([
   'StatefulSet',
   'ServiceAccount',
 ]);
-const CLUSTER_KINDS = new Set(['Namespace', 'PersistentVolume', 'StorageClass', 'ClusterRole', 'ClusterRoleBinding']);
+const CLUSTER_KINDS = new Set([
+  'Namespace',
+  'PersistentVolume',
+  'StorageClass',
+  'ClusterRole',
+  'ClusterRoleBinding',
+]);
 
 /** Lists that strategic merge patches merge element by element, by this key (from the Kubernetes types). */
 const LIST_MERGE_KEYS: Readonly<Record<string, string>> = {
@@ -163,14 +199,17 @@ function kustomize(dir: string): Build {
   const candidates = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].filter((name) =>
     existsSync(join(dir, name)),
   );
-  if (candidates.length !== 1) throw new Error(`${rel(dir)}: expected one kustomization file, found ${candidates}`);
+  if (candidates.length !== 1)
+    throw new Error(`${rel(dir)}: expected one kustomization file, found ${candidates}`);
   const file = join(dir, candidates[0]!);
   const documents = loadYaml(file);
   if (documents.length !== 1) throw new Error(`${rel(file)}: expected one document`);
   const kustomization = asObject(documents[0], rel(file));
   for (const field of Object.keys(kustomization)) {
     if (!KUSTOMIZATION_FIELDS.has(field)) {
-      throw new Error(`${rel(file)}: kustomization field "${field}" is not implemented by this test's kustomize subset`);
+      throw new Error(
+        `${rel(file)}: kustomization field "${field}" is not implemented by this test's kustomize subset`,
+      );
     }
   }
   expect(kustomization.apiVersion, rel(file)).toBe('kustomize.config.k8s.io/v1beta1');
@@ -180,7 +219,8 @@ function kustomize(dir: string): Build {
   let resources: JsonObject[] = [];
   for (const entry of asList(kustomization.resources ?? [], `${rel(file)} resources`)) {
     const path = asString(entry, `${rel(file)} resources`);
-    if (/^[a-z]+:\/\/|\?ref=|^github\.com\//.test(path)) throw new Error(`${rel(file)}: remote resource ${path}`);
+    if (/^[a-z]+:\/\/|\?ref=|^github\.com\//.test(path))
+      throw new Error(`${rel(file)}: remote resource ${path}`);
     const target = resolve(dir, path);
     if (statSync(target).isDirectory()) {
       const base = kustomize(target);
@@ -203,7 +243,8 @@ function kustomize(dir: string): Build {
     const where = `${rel(file)} patches[${index}]`;
     const spec = asObject(entry, where);
     for (const key of Object.keys(spec)) {
-      if (!['path', 'patch', 'target'].includes(key)) throw new Error(`${where}: "${key}" is not implemented`);
+      if (!['path', 'patch', 'target'].includes(key))
+        throw new Error(`${where}: "${key}" is not implemented`);
     }
     let documents: Json[];
     if (typeof spec.path === 'string') {
@@ -215,7 +256,8 @@ function kustomize(dir: string): Build {
     }
     if (documents.length !== 1) throw new Error(`${where}: expected one patch document`);
     const patch = documents[0];
-    if (Array.isArray(patch)) throw new Error(`${where}: JSON 6902 patches are not implemented by this subset`);
+    if (Array.isArray(patch))
+      throw new Error(`${where}: JSON 6902 patches are not implemented by this subset`);
     const patchObject = asObject(patch, where);
     const target = spec.target === undefined ? undefined : asObject(spec.target, `${where}.target`);
     for (const key of Object.keys(target ?? {})) {
@@ -234,16 +276,22 @@ function kustomize(dir: string): Build {
           (target.version === undefined || target.version === version)
         );
       }
+      // Namespaces must agree exactly: whether kustomize matches a patch without one to a resource
+      // that already has one is a subtlety this subset does not model.
       return (
         patchObject.apiVersion === resource.apiVersion &&
         patchObject.kind === resource.kind &&
-        at(patchObject, 'metadata', 'name') === name
+        at(patchObject, 'metadata', 'name') === name &&
+        at(patchObject, 'metadata', 'namespace') === at(resource, 'metadata', 'namespace')
       );
     };
     const hits = resources.filter(matches);
     if (hits.length === 0) throw new Error(`${where}: the patch matches no resource`);
-    if (target === undefined && hits.length > 1) throw new Error(`${where}: the patch matches several resources`);
-    resources = resources.map((resource) => (matches(resource) ? strategicMerge(resource, patchObject, where) : resource));
+    if (target === undefined && hits.length > 1)
+      throw new Error(`${where}: the patch matches several resources`);
+    resources = resources.map((resource) =>
+      matches(resource) ? strategicMerge(resource, patchObject, where) : resource,
+    );
   }
 
   if (kustomization.namespace !== undefined) {
@@ -251,7 +299,8 @@ function kustomize(dir: string): Build {
     for (const resource of resources) {
       const kind = asString(resource.kind, 'kind');
       if (CLUSTER_KINDS.has(kind)) continue;
-      if (!NAMESPACED_KINDS.has(kind)) throw new Error(`${rel(file)}: scope of kind ${kind} not known to this subset`);
+      if (!NAMESPACED_KINDS.has(kind))
+        throw new Error(`${rel(file)}: scope of kind ${kind} not known to this subset`);
       asObject(resource.metadata, 'metadata').namespace = namespace;
     }
   }
@@ -260,14 +309,20 @@ function kustomize(dir: string): Build {
     const where = `${rel(file)} labels[${index}]`;
     const spec = asObject(entry, where);
     for (const key of Object.keys(spec)) {
-      if (key !== 'pairs' && !(['includeSelectors', 'includeTemplates'].includes(key) && spec[key] === false)) {
+      if (
+        key !== 'pairs' &&
+        !(['includeSelectors', 'includeTemplates'].includes(key) && spec[key] === false)
+      ) {
         throw new Error(`${where}: "${key}: ${JSON.stringify(spec[key])}" is not implemented by this subset`);
       }
     }
     // Without includeSelectors/includeTemplates: the resources' own metadata.labels only.
     for (const resource of resources) {
       const metadata = asObject(resource.metadata, 'metadata');
-      metadata.labels = { ...asObject(metadata.labels ?? {}, 'labels'), ...asObject(spec.pairs, `${where}.pairs`) };
+      metadata.labels = {
+        ...asObject(metadata.labels ?? {}, 'labels'),
+        ...asObject(spec.pairs, `${where}.pairs`),
+      };
     }
   }
 
@@ -275,7 +330,8 @@ function kustomize(dir: string): Build {
     const where = `${rel(file)} images[${index}]`;
     const spec = asObject(entry, where);
     for (const key of Object.keys(spec)) {
-      if (!['name', 'newName', 'newTag', 'digest'].includes(key)) throw new Error(`${where}: "${key}" is not implemented`);
+      if (!['name', 'newName', 'newTag', 'digest'].includes(key))
+        throw new Error(`${where}: "${key}" is not implemented`);
     }
     const name = asString(spec.name, `${where}.name`);
     for (const resource of resources) {
@@ -285,7 +341,8 @@ function kustomize(dir: string): Build {
         const newName = typeof spec.newName === 'string' ? spec.newName : image.name;
         if (typeof spec.digest === 'string') container.image = `${newName}@${spec.digest}`;
         else if (spec.newTag !== undefined) container.image = `${newName}:${String(spec.newTag)}`;
-        else container.image = `${newName}${image.tag ? `:${image.tag}` : ''}${image.digest ? `@${image.digest}` : ''}`;
+        else
+          container.image = `${newName}${image.tag ? `:${image.tag}` : ''}${image.digest ? `@${image.digest}` : ''}`;
       });
     }
   }
@@ -322,7 +379,8 @@ function strategicMerge(base: JsonObject, patch: JsonObject, where: string): Jso
 function mergeList(key: string, current: Json | undefined, patch: Json[], where: string): Json[] {
   const mergeKey = LIST_MERGE_KEYS[key];
   if (mergeKey === undefined) {
-    if (!ATOMIC_LISTS.has(key)) throw new Error(`${where}: how a patch merges the list "${key}" is not implemented`);
+    if (!ATOMIC_LISTS.has(key))
+      throw new Error(`${where}: how a patch merges the list "${key}" is not implemented`);
     return clone(patch);
   }
   const result = current === undefined ? [] : clone(asList(current, where));
@@ -351,12 +409,17 @@ function forEachContainer(value: Json, visit: (container: JsonObject) => void): 
   }
 }
 
-function splitImage(reference: string): { name: string; tag: string | undefined; digest: string | undefined } {
+function splitImage(reference: string): {
+  name: string;
+  tag: string | undefined;
+  digest: string | undefined;
+} {
   const atSign = reference.indexOf('@');
   const digest = atSign === -1 ? undefined : reference.slice(atSign + 1);
   const rest = atSign === -1 ? reference : reference.slice(0, atSign);
   const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) return { name: rest.slice(0, colon), tag: rest.slice(colon + 1), digest };
+  if (colon > rest.lastIndexOf('/'))
+    return { name: rest.slice(0, colon), tag: rest.slice(colon + 1), digest };
   return { name: rest, tag: undefined, digest };
 }
 
@@ -371,8 +434,16 @@ interface Kind {
 }
 
 const KINDS: Readonly<Record<string, Kind>> = {
-  'batch/v1 Job': { validate: (data) => new Job(data as never).validate(), module: 'batch/v1/Job', type: 'IJob' },
-  'v1 Service': { validate: (data) => new Service(data as never).validate(), module: 'v1/Service', type: 'IService' },
+  'batch/v1 Job': {
+    validate: (data) => new Job(data as never).validate(),
+    module: 'batch/v1/Job',
+    type: 'IJob',
+  },
+  'v1 Service': {
+    validate: (data) => new Service(data as never).validate(),
+    module: 'v1/Service',
+    type: 'IService',
+  },
   'v1 ConfigMap': {
     validate: (data) => new ConfigMap(data as never).validate(),
     module: 'v1/ConfigMap',
@@ -394,7 +465,8 @@ class FieldChecker {
   constructor() {
     const require = createRequire(import.meta.url);
     const files = Object.entries(KINDS).map(
-      ([key, kind]) => [key, kind, require.resolve(`kubernetes-models/${kind.module}`).replace(/\.js$/, '.d.ts')] as const,
+      ([key, kind]) =>
+        [key, kind, require.resolve(`kubernetes-models/${kind.module}`).replace(/\.js$/, '.d.ts')] as const,
     );
     const program = ts.createProgram(
       files.map(([, , file]) => file),
@@ -435,8 +507,11 @@ class FieldChecker {
     if (Array.isArray(value)) {
       const list = members.find((member) => this.checker.isArrayType(member));
       const element = list && this.checker.getTypeArguments(list as ts.TypeReference)[0];
-      if (element === undefined) problems.push(`${path}: a list where the schema has ${shown()}`);
-      else value.forEach((item, index) => this.walk(item, element, `${path}[${index}]`, problems));
+      if (element === undefined) {
+        problems.push(`${path}: a list where the schema has ${shown()}`);
+        return;
+      }
+      for (const [index, item] of value.entries()) this.walk(item, element, `${path}[${index}]`, problems);
       return;
     }
     const objects = members.filter(
@@ -528,7 +603,8 @@ async function parseWithCli(
   try {
     await program.parseAsync([command, ...args], { from: 'user' });
   } catch (error) {
-    throw new Error(`callosum ${command} rejects it: ${(error as Error).message} ${output}`.trim());
+    const message = (error as Error).message;
+    throw new Error(`callosum ${command} rejects it: ${output.includes(message) ? output.trim() : message}`);
   } finally {
     for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
     Object.assign(process.env, saved);
@@ -645,13 +721,21 @@ interface CallosumContainer {
   readonly options: Record<string, unknown>;
 }
 
+/** Variables that hold a secret (not a path to one, like CALLOSUM_TOKEN_FILE). */
+const isSecretName = (name: string) => /TOKEN|SECRET|PASSWORD/i.test(name) && !/_FILE$/.test(name);
+
 const isCallosumImage = (image: string) => /(^|\/)callosum(-gpu)?$/.test(splitImage(image).name);
 
 function imageOf(container: JsonObject): string {
   return asString(container.image, 'image');
 }
 
-async function checkRules(resources: JsonObject[], label: string, cli: Cli, facts: ImageFacts): Promise<string[]> {
+async function checkRules(
+  resources: JsonObject[],
+  label: string,
+  cli: Cli,
+  facts: ImageFacts,
+): Promise<string[]> {
   const problems: string[] = [];
   const problem = (text: string) => problems.push(`${label}: ${text}`);
   const nameOf = (resource: JsonObject) => `${resource.kind}/${at(resource, 'metadata', 'name')}`;
@@ -660,64 +744,86 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
 
   // No secrets in manifests: no Secret objects, no literal values for secret-looking variables, and no
   // long hex string anywhere (what `openssl rand -hex 32` makes).
-  for (const secret of byKind('Secret')) problem(`${nameOf(secret)}: a Secret in the manifests (create it with kubectl)`);
+  for (const secret of byKind('Secret'))
+    problem(`${nameOf(secret)}: a Secret in the manifests (create it with kubectl)`);
   const scan = (value: Json, path: string) => {
-    if (typeof value === 'string' && /^[0-9a-f]{32,}$/i.test(value)) problem(`${path}: looks like an inlined secret`);
-    if (Array.isArray(value)) value.forEach((item, index) => scan(item, `${path}[${index}]`));
+    if (typeof value === 'string' && /^[0-9a-f]{32,}$/i.test(value))
+      problem(`${path}: looks like an inlined secret`);
+    if (Array.isArray(value)) for (const [index, item] of value.entries()) scan(item, `${path}[${index}]`);
     if (isObject(value)) for (const [key, child] of Object.entries(value)) scan(child, `${path}.${key}`);
   };
   for (const resource of resources) scan(resource, nameOf(resource));
   for (const configMap of byKind('ConfigMap')) {
     for (const key of Object.keys(asObject(configMap.data ?? {}, 'data'))) {
-      if (/TOKEN|SECRET|PASSWORD/i.test(key)) problem(`${nameOf(configMap)}: ${key} belongs in a Secret`);
+      if (isSecretName(key)) problem(`${nameOf(configMap)}: ${key} belongs in a Secret`);
     }
   }
 
   const templates = resources.flatMap((resource) => podTemplates(resource, nameOf(resource)));
-  const configMaps = new Map(byKind('ConfigMap').map((c) => [`${namespaceOf(c)}/${at(c, 'metadata', 'name')}`, c]));
+  const configMaps = new Map(
+    byKind('ConfigMap').map((c) => [`${namespaceOf(c)}/${at(c, 'metadata', 'name')}`, c]),
+  );
   const callosum: CallosumContainer[] = [];
+  /** Every container that runs callosum, with the command, whether or not the CLI accepted its settings. */
+  const loaders: { container: JsonObject; command: string; where: string }[] = [];
 
   for (const pod of templates) {
     const where = pod.where;
     if (pod.owner.kind === 'Job') {
       const policy = pod.spec.restartPolicy;
-      if (policy !== 'OnFailure' && policy !== 'Never') problem(`${where}: restartPolicy ${policy}, not OnFailure/Never`);
+      if (policy !== 'OnFailure' && policy !== 'Never')
+        problem(`${where}: restartPolicy ${policy}, not OnFailure/Never`);
       if (typeof at(pod.owner, 'spec', 'backoffLimit') !== 'number') problem(`${where}: no backoffLimit`);
     }
-    if (at(pod.spec, 'securityContext', 'runAsNonRoot') !== true) problem(`${where}: pods run with runAsNonRoot`);
+    if (at(pod.spec, 'securityContext', 'runAsNonRoot') !== true)
+      problem(`${where}: pods run with runAsNonRoot`);
     // A Service named callosum-* would inject CALLOSUM_*_SERVICE_HOST/PORT variables into the CLI's namespace.
-    const serviceLinks = byKind('Service').some((s) => String(at(s, 'metadata', 'name')).startsWith('callosum'));
-    if (serviceLinks && pod.spec.enableServiceLinks !== false) problem(`${where}: set enableServiceLinks: false`);
+    const serviceLinks = byKind('Service').some((s) =>
+      String(at(s, 'metadata', 'name')).startsWith('callosum'),
+    );
+    if (serviceLinks && pod.spec.enableServiceLinks !== false)
+      problem(`${where}: set enableServiceLinks: false`);
 
     for (const [index, item] of asList(pod.spec.containers, `${where} containers`).entries()) {
       const container = asObject(item, where);
       const cwhere = `${where} container ${container.name ?? index}`;
       const image = imageOf(container);
       const { tag, digest } = splitImage(image);
-      if (digest === undefined && (tag === undefined || tag === 'latest')) problem(`${cwhere}: image ${image} is not pinned by a tag`);
+      if (digest === undefined && (tag === undefined || tag === 'latest'))
+        problem(`${cwhere}: image ${image} is not pinned by a tag`);
       for (const section of ['requests', 'limits']) {
         for (const resource of ['cpu', 'memory']) {
-          if (at(container, 'resources', section, resource) === undefined) problem(`${cwhere}: no ${section}.${resource}`);
+          if (at(container, 'resources', section, resource) === undefined)
+            problem(`${cwhere}: no ${section}.${resource}`);
         }
       }
-      for (const [name, quantity] of Object.entries(asObject(at(container, 'resources', 'requests') ?? {}, cwhere))) {
-        if (/gpu/i.test(name)) problem(`${cwhere}: GPU ${name} in requests (${quantity}); GPUs go in limits only`);
+      for (const [name, quantity] of Object.entries(
+        asObject(at(container, 'resources', 'requests') ?? {}, cwhere),
+      )) {
+        if (/gpu/i.test(name))
+          problem(`${cwhere}: GPU ${name} in requests (${quantity}); GPUs go in limits only`);
       }
-      for (const [name, quantity] of Object.entries(asObject(at(container, 'resources', 'limits') ?? {}, cwhere))) {
-        if (/gpu/i.test(name) && !(/^[1-9]\d*$/.test(String(quantity)) && Number.isInteger(Number(quantity)))) {
+      for (const [name, quantity] of Object.entries(
+        asObject(at(container, 'resources', 'limits') ?? {}, cwhere),
+      )) {
+        if (
+          /gpu/i.test(name) &&
+          !(/^[1-9]\d*$/.test(String(quantity)) && Number.isInteger(Number(quantity)))
+        ) {
           problem(`${cwhere}: GPU limit ${name}: ${quantity} is not a whole number of GPUs`);
         }
       }
       for (const entry of asList(container.env ?? [], cwhere)) {
         const variable = asObject(entry, cwhere);
-        if (/TOKEN|SECRET|PASSWORD/i.test(String(variable.name)) && variable.value !== undefined) {
+        if (isSecretName(String(variable.name)) && variable.value !== undefined) {
           problem(`${cwhere}: ${variable.name} has a literal value; use valueFrom.secretKeyRef`);
         }
       }
       if (!isCallosumImage(image)) continue;
 
       // What the container runs: the image's ENTRYPOINT plus args, or a wrapper from the image.
-      const command = container.command === undefined ? undefined : asList(container.command, cwhere).map(String);
+      const command =
+        container.command === undefined ? undefined : asList(container.command, cwhere).map(String);
       const args = asList(container.args ?? [], cwhere).map(String);
       let sub: string;
       let flags: string[];
@@ -727,21 +833,26 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
         sub = facts.wrappers.get(command[0]!)!;
         flags = args;
       } else {
-        problem(`${cwhere}: command ${JSON.stringify(command)} is neither the image's ENTRYPOINT nor its wrapper`);
+        problem(
+          `${cwhere}: command ${JSON.stringify(command)} is neither the image's ENTRYPOINT nor its wrapper`,
+        );
         continue;
       }
       if (!cli.commands.has(sub)) {
         problem(`${cwhere}: "callosum ${sub}" is not a command`);
         continue;
       }
-      if (flags.some((flag) => /^--(token|insecure)\b/.test(flag))) problem(`${cwhere}: --token/--insecure in args`);
+      if (flags.some((flag) => /^--(token|insecure)\b/.test(flag)))
+        problem(`${cwhere}: --token/--insecure in args`);
+      loaders.push({ container, command: sub, where: cwhere });
 
       // The environment the container gets: envFrom ConfigMaps, then env (which wins).
       const env: Record<string, string> = {};
       const sources = new Map<string, string>();
       for (const entry of asList(container.envFrom ?? [], cwhere)) {
         const from = asObject(entry, cwhere);
-        if (from.secretRef !== undefined || from.prefix !== undefined) problem(`${cwhere}: envFrom secretRef/prefix`);
+        if (from.secretRef !== undefined || from.prefix !== undefined)
+          problem(`${cwhere}: envFrom secretRef/prefix`);
         const name = asString(at(from, 'configMapRef', 'name'), `${cwhere} envFrom`);
         const configMap = configMaps.get(`${namespaceOf(pod.owner)}/${name}`);
         if (configMap === undefined) {
@@ -763,14 +874,18 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
         }
         env[name] = typeof variable.value === 'string' ? variable.value : `stand-in-for-${name}`;
         sources.set(name, 'env');
-        if (!cli.envVars.get(sub)?.has(name)) problem(`${cwhere}: env ${name} is not read by callosum ${sub}`);
+        if (!cli.envVars.get(sub)?.has(name))
+          problem(`${cwhere}: env ${name} is not read by callosum ${sub}`);
       }
       if (!tokenFromSecret) {
-        problem(`${cwhere}: CALLOSUM_TOKEN must come from secretKeyRef ${TOKEN_SECRET.name}/${TOKEN_SECRET.key}`);
+        problem(
+          `${cwhere}: CALLOSUM_TOKEN must come from secretKeyRef ${TOKEN_SECRET.name}/${TOKEN_SECRET.key}`,
+        );
       }
       if ('CALLOSUM_INSECURE' in env) problem(`${cwhere}: CALLOSUM_INSECURE is set`);
       for (const [name, source] of sources) {
-        if (!cli.allEnvVars.has(name)) problem(`${cwhere}: ${name} (${source}) is not an environment variable callosum reads`);
+        if (!cli.allEnvVars.has(name))
+          problem(`${cwhere}: ${name} (${source}) is not an environment variable callosum reads`);
       }
       try {
         const options = await parseWithCli(sub, flags, env);
@@ -784,7 +899,7 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
   // Every ConfigMap key is read by a command of some container that loads it.
   for (const configMap of byKind('ConfigMap')) {
     const name = at(configMap, 'metadata', 'name');
-    const readers = callosum.filter((c) =>
+    const readers = loaders.filter((c) =>
       asList(c.container.envFrom ?? [], c.where).some((from) => at(from, 'configMapRef', 'name') === name),
     );
     for (const key of Object.keys(asObject(configMap.data ?? {}, 'data'))) {
@@ -814,9 +929,11 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
       problem(`${c.where}: GPUs for a ${c.command}; only workers compute`);
     }
   }
-  if (coordinators.length > 0 || workers.length > 0) {
-    if (coordinators.length !== 1) problem(`expected one coordinator container, found ${coordinators.length}`);
-    if (workers.length !== 1) problem(`expected one workers template, found ${workers.length}`);
+  const count = (command: string) => loaders.filter((loader) => loader.command === command).length;
+  if (loaders.length > 0) {
+    if (count('coordinator') !== 1)
+      problem(`expected one coordinator container, found ${count('coordinator')}`);
+    if (count('worker') !== 1) problem(`expected one workers template, found ${count('worker')}`);
   }
   const coordinator = coordinators[0];
   const worker = workers[0];
@@ -825,19 +942,41 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
     const port = Number(coordinator.options.port);
     const portNumber = (value: Json | undefined) => {
       if (typeof value === 'number') return value;
-      const named = asList(coordinator.container.ports ?? [], coordinator.where).find((p) => at(p, 'name') === value);
+      const named = asList(coordinator.container.ports ?? [], coordinator.where).find(
+        (p) => at(p, 'name') === value,
+      );
       return at(named, 'containerPort');
     };
-    const declared = asList(coordinator.container.ports ?? [], coordinator.where).map((p) => at(p, 'containerPort'));
-    if (!declared.includes(port)) problem(`${coordinator.where}: listens on ${port}, declares ports ${declared}`);
-    if (coordinator.options.host !== '0.0.0.0') problem(`${coordinator.where}: --host ${coordinator.options.host}`);
+    const declared = asList(coordinator.container.ports ?? [], coordinator.where).map((p) =>
+      at(p, 'containerPort'),
+    );
+    if (!declared.includes(port))
+      problem(`${coordinator.where}: listens on ${port}, declares ports ${declared}`);
+    if (coordinator.options.host !== '0.0.0.0')
+      problem(`${coordinator.where}: --host ${coordinator.options.host}`);
+    // With TLS the same port serves HTTPS; with mutual TLS the kubelet, which has no client
+    // certificate, cannot complete a handshake at all, so only TCP probes can work.
+    const tls = coordinator.options.tlsCert !== undefined;
+    const mutualTls = coordinator.options.tlsClientCa !== undefined;
     for (const [probe, path] of [
       ['readinessProbe', '/readyz'],
       ['livenessProbe', '/healthz'],
+      ['startupProbe', undefined],
     ] as const) {
-      const get = at(coordinator.container, probe, 'httpGet');
-      if (at(get, 'path') !== path || portNumber(at(get, 'port')) !== port) {
-        problem(`${coordinator.where}: ${probe} must GET ${path} on port ${port}`);
+      const settings = at(coordinator.container, probe);
+      if (settings === undefined && path === undefined) continue;
+      const get = at(settings, 'httpGet');
+      if (mutualTls) {
+        if (get !== undefined || portNumber(at(settings, 'tcpSocket', 'port')) !== port) {
+          problem(`${coordinator.where}: with mutual TLS ${probe} must be a tcpSocket probe on ${port}`);
+        }
+        continue;
+      }
+      if ((path !== undefined && at(get, 'path') !== path) || portNumber(at(get, 'port')) !== port) {
+        problem(`${coordinator.where}: ${probe} must GET ${path ?? 'a path'} on port ${port}`);
+      }
+      if ((at(get, 'scheme') ?? 'HTTP') !== (tls ? 'HTTPS' : 'HTTP')) {
+        problem(`${coordinator.where}: ${probe} must use ${tls ? 'HTTPS (TLS is on)' : 'HTTP'}`);
       }
     }
     // The run directory is on a PersistentVolumeClaim that the build has.
@@ -852,19 +991,26 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
         byKind('PersistentVolumeClaim').some((pvc) => at(pvc, 'metadata', 'name') === claim)
       );
     });
-    if (!onClaim) problem(`${coordinator.where}: run directory "${runDir}" is not on a PersistentVolumeClaim`);
+    if (!onClaim)
+      problem(`${coordinator.where}: run directory "${runDir}" is not on a PersistentVolumeClaim`);
   }
 
   if (worker !== undefined) {
     const job = worker.pod.owner;
     const parallelism = at(job, 'spec', 'parallelism');
-    if (job.kind !== 'Job' || parallelism !== at(job, 'spec', 'completions') || typeof parallelism !== 'number') {
+    if (
+      job.kind !== 'Job' ||
+      parallelism !== at(job, 'spec', 'completions') ||
+      typeof parallelism !== 'number'
+    ) {
       problem(`${worker.where}: workers run as a Job with parallelism = completions`);
     }
     if (coordinator !== undefined && typeof parallelism === 'number') {
       const { minWorkers, maxWorkers } = coordinator.options;
-      if (Number(minWorkers) > parallelism) problem(`min-workers ${minWorkers} > ${parallelism} workers: never starts`);
-      if (maxWorkers !== undefined && Number(maxWorkers) < parallelism) problem(`max-workers ${maxWorkers} < ${parallelism}`);
+      if (Number(minWorkers) > parallelism)
+        problem(`min-workers ${minWorkers} > ${parallelism} workers: never starts`);
+      if (maxWorkers !== undefined && Number(maxWorkers) < parallelism)
+        problem(`max-workers ${maxWorkers} < ${parallelism}`);
     }
     // --connect names a Service of the build, on its port, which leads to the coordinator's port.
     const url = new URL(String(worker.options.connect));
@@ -872,7 +1018,18 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
     const service = byKind('Service').find(
       (s) => at(s, 'metadata', 'name') === host && namespaceOf(s) === namespace,
     );
-    if (url.protocol !== 'ws:') problem(`${worker.where}: --connect ${url} is not ws://`);
+    const coordinatorTls = coordinator?.options.tlsCert !== undefined;
+    if (url.protocol !== (coordinatorTls ? 'wss:' : 'ws:')) {
+      problem(
+        `${worker.where}: --connect ${url}, but the coordinator serves ${coordinatorTls ? 'wss' : 'ws'}://`,
+      );
+    }
+    if (coordinatorTls && worker.options.tlsCa === undefined) {
+      problem(`${worker.where}: set CALLOSUM_TLS_CA to verify the coordinator's certificate`);
+    }
+    if (coordinator?.options.tlsClientCa !== undefined && worker.options.tlsCert === undefined) {
+      problem(`${worker.where}: mutual TLS needs a worker certificate (CALLOSUM_TLS_CERT, CALLOSUM_TLS_KEY)`);
+    }
     if (service === undefined) {
       problem(`${worker.where}: --connect ${url}: no Service ${host} in namespace ${namespace}`);
     } else {
@@ -884,9 +1041,16 @@ async function checkRules(resources: JsonObject[], label: string, cli: Cli, fact
         const target = at(servicePort, 'targetPort') ?? at(servicePort, 'port');
         const ports = asList(coordinator.container.ports ?? [], coordinator.where);
         const resolved =
-          typeof target === 'number' ? target : at(ports.find((p) => at(p, 'name') === target), 'containerPort');
+          typeof target === 'number'
+            ? target
+            : at(
+                ports.find((p) => at(p, 'name') === target),
+                'containerPort',
+              );
         if (resolved !== Number(coordinator.options.port)) {
-          problem(`Service ${host} targets ${target}, the coordinator listens on ${coordinator.options.port}`);
+          problem(
+            `Service ${host} targets ${target}, the coordinator listens on ${coordinator.options.port}`,
+          );
         }
       }
     }
@@ -932,13 +1096,17 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
   });
 
   it.each(BUILDS)('%s: every object passes the Kubernetes schema and has no unknown field', (dir) => {
-    const problems = built(dir).resources.flatMap((r) => schemaProblems(r, `${dir} ${r.kind}/${at(r, 'metadata', 'name')}`));
+    const problems = built(dir).resources.flatMap((r) =>
+      schemaProblems(r, `${dir} ${r.kind}/${at(r, 'metadata', 'name')}`),
+    );
     expect(problems).toEqual([]);
   });
 
   it('the standalone manifests pass the Kubernetes schema and have no unknown field', () => {
     const file = join(K8S, 'tools', 'run-reader.yaml');
-    const problems = loadYaml(file).flatMap((document) => schemaProblems(asObject(document, rel(file)), rel(file)));
+    const problems = loadYaml(file).flatMap((document) =>
+      schemaProblems(asObject(document, rel(file)), rel(file)),
+    );
     expect(problems).toEqual([]);
   });
 
@@ -951,7 +1119,12 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
   it('the standalone manifests follow the same rules', async () => {
     const file = join(K8S, 'tools', 'run-reader.yaml');
     const resources = loadYaml(file).map((document) => asObject(document, rel(file)));
-    const problems = await checkRules(resources, rel(file), describeCli(), imageFacts(readDockerfile('Dockerfile')));
+    const problems = await checkRules(
+      resources,
+      rel(file),
+      describeCli(),
+      imageFacts(readDockerfile('Dockerfile')),
+    );
     expect(problems).toEqual([]);
     // It mounts the claim the overlays create.
     expect(at(resources[0], 'spec', 'volumes', 0, 'persistentVolumeClaim', 'claimName')).toBe('callosum-run');
@@ -960,7 +1133,9 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
   it('the CLI declares the token variables the manifests rely on', () => {
     const cli = describeCli();
     for (const command of ['coordinator', 'worker']) {
-      expect([...(cli.envVars.get(command) ?? [])]).toEqual(expect.arrayContaining(['CALLOSUM_TOKEN', 'CALLOSUM_TOKEN_FILE']));
+      expect([...(cli.envVars.get(command) ?? [])]).toEqual(
+        expect.arrayContaining(['CALLOSUM_TOKEN', 'CALLOSUM_TOKEN_FILE']),
+      );
     }
     expect([...(cli.envVars.get('coordinator') ?? [])]).toContain('CALLOSUM_INSECURE');
   });
@@ -977,19 +1152,49 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
     }
     const gpuWorkers = find('overlays/gpu', 'Job', 'callosum-workers');
     expect(image(gpuWorkers)).toBe('registry.example.com/callosum-gpu:0.1.0');
-    expect(image(find('overlays/gpu', 'Job', 'callosum-coordinator'))).toBe('registry.example.com/callosum:0.1.0');
+    expect(image(find('overlays/gpu', 'Job', 'callosum-coordinator'))).toBe(
+      'registry.example.com/callosum:0.1.0',
+    );
     const worker = at(gpuWorkers, 'spec', 'template', 'spec', 'containers', 0);
     expect(at(worker, 'resources', 'limits', 'nvidia.com/gpu')).toBe(1);
     // The patch merged into the base container rather than replacing it.
     expect(at(worker, 'args')).toEqual(['worker', '--connect', 'ws://callosum-coordinator:7070']);
     expect(at(worker, 'env', 0, 'name')).toBe('CALLOSUM_TOKEN');
     expect(at(gpuWorkers, 'spec', 'template', 'spec', 'tolerations', 0, 'key')).toBe('nvidia.com/gpu');
-    expect(at(find('overlays/gpu', 'ConfigMap', 'callosum-config'), 'data', 'CALLOSUM_BACKEND')).toBe('tensorflow');
+    expect(at(find('overlays/gpu', 'ConfigMap', 'callosum-config'), 'data', 'CALLOSUM_BACKEND')).toBe(
+      'tensorflow',
+    );
     const cpuWorkers = find('overlays/cpu', 'Job', 'callosum-workers');
     expect(image(cpuWorkers)).toBe('callosum:0.1.0');
     expect(JSON.stringify(cpuWorkers)).not.toContain('gpu');
     expect(at(cpuWorkers, 'spec', 'parallelism')).toBe(4);
-    expect(at(find('overlays/cpu', 'ConfigMap', 'callosum-config'), 'data', 'CALLOSUM_MIN_WORKERS')).toBe('4');
+    expect(at(find('overlays/cpu', 'ConfigMap', 'callosum-config'), 'data', 'CALLOSUM_MIN_WORKERS')).toBe(
+      '4',
+    );
+    // TLS on top of the GPU overlay: probes over HTTPS on the same paths, wss:// for the workers, and the
+    // certificate volumes next to the run volume.
+    const tlsCoordinator = at(
+      find('overlays/gpu-tls', 'Job', 'callosum-coordinator'),
+      'spec',
+      'template',
+      'spec',
+    );
+    expect(at(tlsCoordinator, 'containers', 0, 'readinessProbe', 'httpGet')).toEqual({
+      path: '/readyz',
+      port: 'callosum',
+      scheme: 'HTTPS',
+    });
+    expect(asList(at(tlsCoordinator, 'volumes'), 'volumes').map((v) => at(v, 'name'))).toEqual([
+      'run',
+      'tls',
+    ]);
+    const tlsWorkers = find('overlays/gpu-tls', 'Job', 'callosum-workers');
+    expect(image(tlsWorkers)).toBe('registry.example.com/callosum-gpu:0.1.0');
+    expect(at(tlsWorkers, 'spec', 'template', 'spec', 'containers', 0, 'args')).toEqual([
+      'worker',
+      '--connect',
+      'wss://callosum-coordinator:7070',
+    ]);
   });
 });
 
@@ -1018,10 +1223,7 @@ describe('the offline checks themselves catch mistakes', () => {
     const base = job({ name: 'w', image: 'a:1', args: ['worker'], resources: { limits: { cpu: '1' } } });
     const merged = strategicMerge(
       base,
-      asObject(
-        job({ name: 'w', image: 'b:2', resources: { limits: { 'nvidia.com/gpu': 1 } } }),
-        'patch',
-      ),
+      asObject(job({ name: 'w', image: 'b:2', resources: { limits: { 'nvidia.com/gpu': 1 } } }), 'patch'),
       'patch',
     );
     expect(at(merged, 'spec', 'template', 'spec', 'containers')).toEqual([
@@ -1044,7 +1246,10 @@ describe('the offline checks themselves catch mistakes', () => {
     const container = at(workers, 'spec', 'template', 'spec', 'containers', 0) as JsonObject;
     container.image = 'callosum-gpu:latest';
     (at(container, 'resources', 'requests') as JsonObject)['nvidia.com/gpu'] = 1;
-    container.env = [{ name: 'CALLOSUM_TOKEN', value: 'hunter2' }, { name: 'CALLOSUM_EPOCHZ', value: '3' }];
+    container.env = [
+      { name: 'CALLOSUM_TOKEN', value: 'hunter2' },
+      { name: 'CALLOSUM_EPOCHZ', value: '3' },
+    ];
     (at(workers, 'spec') as JsonObject).completions = 3;
     const service = resources.find((r) => r.kind === 'Service')!;
     (at(service, 'spec', 'selector') as JsonObject)['app.kubernetes.io/component'] = 'nothing';
@@ -1061,43 +1266,71 @@ describe('the offline checks themselves catch mistakes', () => {
     }
   });
 
+  it('the rules flag plain-HTTP probes and ws:// against a TLS coordinator', async () => {
+    const resources = clone(built('overlays/gpu-tls').resources);
+    const coordinator = resources.find(
+      (r) => r.kind === 'Job' && at(r, 'metadata', 'name') === 'callosum-coordinator',
+    )!;
+    const liveness = at(coordinator, 'spec', 'template', 'spec', 'containers', 0, 'livenessProbe', 'httpGet');
+    delete (liveness as JsonObject).scheme;
+    const workers = resources.find((r) => at(r, 'metadata', 'name') === 'callosum-workers')!;
+    (at(workers, 'spec', 'template', 'spec', 'containers', 0) as JsonObject).args = [
+      'worker',
+      '--connect',
+      'ws://callosum-coordinator:7070',
+    ];
+    const cli = describeCli();
+    const problems = (await checkRules(resources, 'tls', cli, imageFacts(readDockerfile('Dockerfile')))).join(
+      '\n',
+    );
+    expect(problems).toMatch(/livenessProbe must use HTTPS/);
+    expect(problems).toMatch(/but the coordinator serves wss:\/\//);
+  });
+
   it('a configuration value the CLI rejects is reported', async () => {
     await expect(parseWithCli('coordinator', [], { CALLOSUM_EPOCHS: 'two' })).rejects.toThrow(/rejects/);
-    await expect(parseWithCli('worker', ['--connect', 'ws://x:1'], { CALLOSUM_BACKEND: 'cuda' })).rejects.toThrow(
-      /rejects/,
-    );
+    await expect(
+      parseWithCli('worker', ['--connect', 'ws://x:1'], { CALLOSUM_BACKEND: 'cuda' }),
+    ).rejects.toThrow(/rejects/);
   });
 });
 
 describe('deploy/docker, validated offline (no image is built)', () => {
-  const rootPackage = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { packageManager: string };
+  const rootPackage = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    packageManager: string;
+  };
   const corePackage = JSON.parse(readFileSync(join(REPO, 'packages/core/package.json'), 'utf8')) as {
     dependencies: Record<string, string>;
   };
 
-  it.each(['Dockerfile', 'Dockerfile.gpu'])('%s: pinned bases, the workspace pnpm, a pruned non-root image', (name) => {
-    const dockerfile = readDockerfile(name);
-    const aliases = new Set(dockerfile.stages.map((stage) => stage.alias).filter(Boolean));
-    for (const stage of dockerfile.stages) {
-      if (aliases.has(stage.from)) continue;
-      const { tag } = splitImage(stage.from);
-      expect(tag, `${name}: FROM ${stage.from}`).toMatch(/^\d[\w.-]*$/);
-    }
-    const pnpm = /^pnpm@([\d.]+)/.exec(rootPackage.packageManager)?.[1];
-    expect(dockerfile.text).toContain(`pnpm@${pnpm}`);
-    expect(dockerfile.text).toMatch(/pnpm install --offline --frozen-lockfile/);
-    expect(dockerfile.text).toMatch(/pnpm --filter @callosum\/cli deploy --prod/);
-    const final = dockerfile.stages.at(-1)!;
-    expect(final.lines).toContain('COPY --from=build /out /app');
-    const user = final.lines.filter((line) => line.startsWith('USER ')).at(-1);
-    expect(user).toMatch(/^USER [1-9]\d*(:\d+)?$/);
-    expect(imageFacts(dockerfile).entrypoint).toEqual(['node', '/app/dist/bin.js']);
-    expect(imageFacts(dockerfile).wrappers.get('callosum-start-coordinator')).toBe('coordinator');
-    // BuildKit's per-Dockerfile ignore file keeps host installs out of the context.
-    const ignore = readFileSync(join(DOCKER, `${name}.dockerignore`), 'utf8').split('\n');
-    expect(ignore).toEqual(expect.arrayContaining(['**/node_modules', '**/dist', '.git']));
-    expect(ignore.filter((line) => /^(deploy|deploy\/docker|packages|pnpm-lock\.yaml)\/?$/.test(line))).toEqual([]);
-  });
+  it.each(['Dockerfile', 'Dockerfile.gpu'])(
+    '%s: pinned bases, the workspace pnpm, a pruned non-root image',
+    (name) => {
+      const dockerfile = readDockerfile(name);
+      const aliases = new Set(dockerfile.stages.map((stage) => stage.alias).filter(Boolean));
+      for (const stage of dockerfile.stages) {
+        if (aliases.has(stage.from)) continue;
+        const { tag } = splitImage(stage.from);
+        expect(tag, `${name}: FROM ${stage.from}`).toMatch(/^\d[\w.-]*$/);
+      }
+      const pnpm = /^pnpm@([\d.]+)/.exec(rootPackage.packageManager)?.[1];
+      expect(dockerfile.text).toContain(`pnpm@${pnpm}`);
+      expect(dockerfile.text).toMatch(/pnpm install --offline --frozen-lockfile/);
+      expect(dockerfile.text).toMatch(/pnpm --filter @callosum\/cli deploy --prod/);
+      const final = dockerfile.stages.at(-1)!;
+      expect(final.lines).toContain('COPY --from=build /out /app');
+      const user = final.lines.filter((line) => line.startsWith('USER ')).at(-1);
+      expect(user).toMatch(/^USER [1-9]\d*(:\d+)?$/);
+      expect(imageFacts(dockerfile).entrypoint).toEqual(['node', '/app/dist/bin.js']);
+      expect(imageFacts(dockerfile).wrappers.get('callosum-start-coordinator')).toBe('coordinator');
+      // BuildKit's per-Dockerfile ignore file keeps host installs out of the context.
+      const ignore = readFileSync(join(DOCKER, `${name}.dockerignore`), 'utf8').split('\n');
+      expect(ignore).toEqual(expect.arrayContaining(['**/node_modules', '**/dist', '.git']));
+      expect(
+        ignore.filter((line) => /^(deploy|deploy\/docker|packages|pnpm-lock\.yaml)\/?$/.test(line)),
+      ).toEqual([]);
+    },
+  );
 
   it('the GPU image: CUDA 11.2 + cuDNN 8 runtime, tfjs-node-gpu at the tfjs version of core, found via NODE_PATH', () => {
     const dockerfile = readDockerfile('Dockerfile.gpu');
@@ -1123,7 +1356,7 @@ describe('deploy/docker/start-coordinator.sh: resume when the run directory has 
     directories.push(dir);
     const run = join(dir, 'run');
     await mkdir(join(dir, 'bin'));
-    await writeFile(join(dir, 'bin', 'node'), '#!/bin/sh\necho "argv=$* resume=${CALLOSUM_RESUME:-}"\n');
+    await writeFile(join(dir, 'bin', 'node'), '#!/bin/sh\necho "argv=$* resume=$CALLOSUM_RESUME"\n');
     await chmod(join(dir, 'bin', 'node'), 0o755);
     await setup(run);
     const environment = { PATH: `${join(dir, 'bin')}:/usr/bin:/bin`, CALLOSUM_OUT: run, ...env };
