@@ -76,6 +76,8 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     return await coordinator.result;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
+    // Stopped early, the coordinator tells workers to wait for a resumed run; local ones should not.
+    if (options.signal?.aborted) for (const worker of workers) worker.process.kill('SIGTERM');
     await reapWorkers(workers, WORKER_EXIT_GRACE_MS);
   }
 }

@@ -99,7 +99,7 @@ describe('kill -9 the coordinator, then --resume', () => {
     const code = await exited;
     expect(Date.now() - signalledAt).toBeLessThan(10_000);
     expect(code).not.toBe(0);
-    expect(stderr).toMatch(/RUN_ENDED: interrupted by SIGTERM/);
+    expect(stderr).toMatch(/COORDINATOR_STOPPING: interrupted by SIGTERM/);
     const [checkpoint] = await readdir(join(runDir, 'checkpoints'));
     const stoppedAt = Number(/step-(\d+)/.exec(checkpoint ?? '')?.[1]);
     expect(stoppedAt).toBeGreaterThanOrEqual(15);

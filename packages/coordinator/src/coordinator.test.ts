@@ -378,6 +378,37 @@ describe('startCoordinator', () => {
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
     expect(await weightsOf(summary.modelDir)).toEqual(expected);
   });
+
+  it('a stopped coordinator sends workers COORDINATOR_STOPPING; they wait and rejoin the resumed run', async () => {
+    let steps = 0;
+    let stopping: Promise<void> | undefined;
+    const first = await start({
+      checkpointEverySteps: 1000,
+      onStep: () => {
+        steps += 1;
+        if (steps === 10) stopping = first.stop('preempted');
+      },
+    });
+    const worker = runWorker({
+      url: first.url,
+      backend: 'cpu',
+      name: 'patient',
+      reconnectDelayMs: 50,
+      log: () => {},
+    });
+    await expect(first.result).rejects.toThrow(/preempted/);
+    await stopping;
+    const resumed = await startCoordinator({
+      outDir,
+      dataset,
+      port: first.port,
+      resume: true,
+      log: () => {},
+    });
+    const summary = await resumed.result;
+    expect(summary.steps).toBe(30);
+    expect(await worker).toMatchObject({ exitCode: 0, stepsComputed: 30 });
+  });
 });
 
 async function weightsOf(modelDir: string): Promise<Float32Array> {

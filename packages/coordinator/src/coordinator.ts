@@ -37,7 +37,7 @@ import {
   writeFlatWeights,
 } from '@callosum/core';
 import type WebSocket from 'ws';
-import { authHeaderOf, accessVerifier } from './access.js';
+import { accessVerifier, authHeaderOf } from './access.js';
 import { Membership } from './membership.js';
 import { MetricsLog } from './metrics-log.js';
 import type { CoordinatorOptions, RunSummary, StepReport } from './options.js';
@@ -51,7 +51,10 @@ export interface Coordinator {
   readonly port: number;
   /** Resolves when the run completes; rejects with the reason it stopped. */
   readonly result: Promise<RunSummary>;
-  /** Ends the run early (the result rejects with RUN_ENDED) and closes every connection. */
+  /**
+   * Ends the run early: checkpoints, tells workers COORDINATOR_STOPPING (they wait for a resumed
+   * coordinator), closes every connection; the result rejects with that code.
+   */
   stop(reason: string): Promise<void>;
 }
 
@@ -664,7 +667,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     port: transport.port,
     result,
     async stop(reason) {
-      stopRequested = new CallosumError(ErrorCodes.RUN_ENDED, reason);
+      stopRequested = new CallosumError(ErrorCodes.COORDINATOR_STOPPING, reason);
       dispatcher.abort(stopRequested);
       wakeStart?.();
       await result.catch(() => undefined);

@@ -32,8 +32,13 @@ export const ErrorCodes = {
   STALE_MESSAGE: 'STALE_MESSAGE',
   /** A worker could not compute what it was asked to (its backend failed). */
   COMPUTE_FAILED: 'COMPUTE_FAILED',
-  /** The run is over or the coordinator is shutting down. */
+  /** The run is complete: workers exit successfully. */
   RUN_ENDED: 'RUN_ENDED',
+  /**
+   * The coordinator was stopped before the run completed (a signal, e.g. preemption) and has
+   * checkpointed: workers keep trying to reconnect, for a resumed coordinator.
+   */
+  COORDINATOR_STOPPING: 'COORDINATOR_STOPPING',
   /** A peer stopped reading: more bytes are queued for it than the limit allows. */
   SLOW_READER: 'SLOW_READER',
   /** A connection did not complete the handshake (`hello`) in time. */

@@ -216,11 +216,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             return;
           }
           case 'shutdown':
-            finish(
-              message.code === ErrorCodes.RUN_ENDED
-                ? { kind: 'ended', reason: message.reason }
-                : { kind: 'fatal', reason: `${message.code}: ${message.reason}` },
-            );
+            finish(shutdownOutcome(message.code, message.reason));
             return;
         }
       }
@@ -237,4 +233,19 @@ function requestOf(message: CoordinatorMessage | undefined): {
   if (message?.type === 'compute') return { step: message.step, shard: message.shard };
   if (message?.type === 'evaluate') return { round: message.round, shard: message.shard };
   return {};
+}
+
+/**
+ * What a shutdown means for this worker: a completed run ends it successfully; a coordinator that is
+ * only stopping (it checkpointed, and a resumed one will listen again) is waited for like a lost
+ * connection; anything else is a failure.
+ */
+function shutdownOutcome(
+  code: string,
+  reason: string,
+): { kind: 'ended' | 'fatal'; reason: string } | { kind: 'lost'; reason: string; welcomed: boolean } {
+  if (code === ErrorCodes.RUN_ENDED) return { kind: 'ended', reason };
+  if (code === ErrorCodes.COORDINATOR_STOPPING)
+    return { kind: 'lost', reason: `coordinator stopping: ${reason}`, welcomed: true };
+  return { kind: 'fatal', reason: `${code}: ${reason}` };
 }
