@@ -152,6 +152,13 @@ async function runParent() {
         median(stepMs).toFixed(1),
         median(measured.map((step) => step.gapMs)).toFixed(1),
       ]);
+      const outside = measured.map((step) => step.gapMs);
+      const largest = outside.indexOf(Math.max(...outside));
+      notes.push(
+        `${label(result.config)}: ${formatNumber(sum(outside), 0)} ms of wall time between the measured steps ` +
+          `is outside stepMs and not counted (largest ${outside[largest].toFixed(0)} ms, before step ` +
+          `${warmup + largest + 1}: the coordinator checkpoints every 100 steps)`,
+      );
     }
     if (result.summary !== undefined) {
       notes.push(
@@ -195,7 +202,7 @@ async function runParent() {
       'prep     = step ms − update − max over workers of (compute + transfer + wait): cutting the batch ' +
         'before the first send',
       'update   = updateMs (mean gradient and optimizer on the coordinator); step = stepMs',
-      'gap      = wall time between steps not in stepMs (metrics log, step report)',
+      'gap      = wall time between steps not in stepMs (metrics log, step report, checkpoints)',
     );
   }
   if (notes.length > 0) lines.push('', ...notes);
