@@ -23,14 +23,24 @@
  *   --workers 1,2,4    worker counts to run after the single-process baseline (default: 1,2,4)
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  */
-import { fork } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TRAINING_CONFIG, trainLocal } from '@callosum/core';
+import {
+  errorReason,
+  forkForResult,
+  formatLoad,
+  formatTable,
+  loadLine,
+  machineLines,
+  median,
+  positiveInteger,
+  scriptArgs,
+  sendToParent,
+} from '../../../tools/bench-support.mjs';
 import { trainWithLocalWorkers } from '../dist/index.js';
 
 const BACKEND = 'wasm';
@@ -40,8 +50,7 @@ const MNIST_TRAIN_COUNT = 60_000;
 const PROGRESS_EVERY = 25;
 
 const { values } = parseArgs({
-  // pnpm forwards a `--` separator to the script; it separates nothing here.
-  args: process.argv.slice(2).filter((arg) => arg !== '--'),
+  args: scriptArgs(),
   options: {
     child: { type: 'string' },
     steps: { type: 'string', default: '150' },
@@ -81,15 +90,10 @@ if (values.child === undefined) {
 // Parent: one child per configuration, then the tables.
 
 async function runParent() {
-  const cpus = os.cpus();
-  const machine = [
-    `CPU:     ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} cores`,
-    `RAM:     ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    `Node:    ${process.version} (${process.platform}-${process.arch})`,
+  const machine = machineLines([
     `Run:     model ${training.model.name}, global batch ${batchSize}, backend ${BACKEND}, ` +
       `${warmup} warm-up + ${steps} measured steps per configuration`,
-    `Load:    ${formatLoad()} (1/5/15 min) at start`,
-  ];
+  ]);
   process.stderr.write(`${machine.join('\n')}\n`);
 
   const configs = ['local', ...workerCounts.map(String)];
@@ -175,7 +179,7 @@ async function runParent() {
     `Distributed training throughput, model "${training.model.name}", global batch ${batchSize}, backend ${BACKEND}`,
     '',
     ...machine,
-    `Load:    ${formatLoad()} (1/5/15 min) at end`,
+    loadLine('end'),
     '',
     ...formatTable(throughputRows, new Set([1, 2, 3, 4, 5, 6, 7, 8])),
     '',
@@ -183,7 +187,7 @@ async function runParent() {
       'speed-up = ÷ single-process samples/s;',
     'efficiency = speed-up ÷ workers. Single process: time between onStep calls of trainLocal; workers: ' +
       'StepReport.stepMs.',
-    `load = 1-minute load average when the configuration finished (${cpus.length} cores).`,
+    `load = 1-minute load average when the configuration finished (${os.cpus().length} cores).`,
   ];
   if (splitRows.length > 1) {
     lines.push(
@@ -211,35 +215,24 @@ async function runParent() {
 
 /** Forks this script as `--child <config>` and resolves with the one result message it sends. */
 function runChildProcess(config) {
-  return new Promise((resolve, reject) => {
-    const child = fork(
-      fileURLToPath(import.meta.url),
-      [
-        '--child',
-        config,
-        '--steps',
-        String(steps),
-        '--warmup',
-        String(warmup),
-        '--batch-size',
-        String(batchSize),
-      ],
+  return forkForResult(
+    import.meta.url,
+    [
+      '--child',
+      config,
+      '--steps',
+      String(steps),
+      '--warmup',
+      String(warmup),
+      '--batch-size',
+      String(batchSize),
+    ],
+    {
       // The child's stdout goes to our stderr, so stdout carries only the tables.
-      { stdio: ['ignore', 2, 2, 'ipc'] },
-    );
-    let result;
-    child.on('message', (message) => {
-      result = message;
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (result !== undefined) resolve(result);
-      else {
-        const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
-        resolve({ config, ok: false, reason: `benchmark child process failed (${how})` });
-      }
-    });
-  });
+      stdio: ['ignore', 2, 2, 'ipc'],
+      failed: (reason) => ({ config, ok: false, reason }),
+    },
+  );
 }
 
 function label(config) {
@@ -255,25 +248,6 @@ function shardSizes(batch, parts) {
   return sizes.every((size) => size === sizes[0]) ? String(sizes[0]) : sizes.join('/');
 }
 
-function formatTable(rows, numeric) {
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  const format = (row) =>
-    row
-      .map((cell, column) =>
-        numeric.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column]),
-      )
-      .join('  ')
-      .trimEnd();
-  return [format(rows[0]), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.slice(1).map(format)];
-}
-
-function formatLoad() {
-  return os
-    .loadavg()
-    .map((load) => load.toFixed(2))
-    .join(' ');
-}
-
 function formatNumber(value, digits) {
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
@@ -282,7 +256,6 @@ function formatNumber(value, digits) {
 // Child: one configuration.
 
 async function runChild(config) {
-  const send = (message) => new Promise((resolve) => process.send(message, () => resolve()));
   const name = label(config);
   const progress = (step, totalSteps, samplesPerSecond) => {
     if (step % PROGRESS_EVERY !== 0 && step !== totalSteps) return;
@@ -293,11 +266,11 @@ async function runChild(config) {
   };
   try {
     const result = config === 'local' ? await runLocal(progress) : await runWorkers(Number(config), progress);
-    await send({ config, ok: true, load: os.loadavg()[0], ...result });
+    await sendToParent({ config, ok: true, load: os.loadavg()[0], ...result });
   } catch (error) {
-    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    const reason = errorReason(error);
     process.stderr.write(`[${name}] failed: ${reason}\n`);
-    await send({ config, ok: false, reason });
+    await sendToParent({ config, ok: false, reason });
   }
 }
 
@@ -369,13 +342,6 @@ async function runWorkers(workers, progress) {
 // ---------------------------------------------------------------------------------------------------------
 // Arguments and statistics.
 
-function positiveInteger(option, text) {
-  const parsed = Number(text);
-  if (!Number.isInteger(parsed) || parsed <= 0)
-    throw new Error(`${option}: "${text}" is not a positive integer`);
-  return parsed;
-}
-
 function nonNegativeInteger(option, text) {
   const parsed = Number(text);
   if (!Number.isInteger(parsed) || parsed < 0) {
@@ -386,10 +352,6 @@ function nonNegativeInteger(option, text) {
 
 function sum(numbers) {
   return numbers.reduce((total, value) => total + value, 0);
-}
-
-function median(numbers) {
-  return quantile(numbers, 0.5);
 }
 
 /** Linear-interpolated quantile (q in [0, 1]). */

@@ -15,13 +15,23 @@
  *   --seconds 3                      minimum timed seconds per case (default: 3)
  *   --model cnn                      model name from the registry (default: cnn)
  */
-import { fork } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  errorReason,
+  forkForResult,
+  formatLoad,
+  formatTable,
+  loadLine,
+  machineLines,
+  median,
+  positiveInteger,
+  scriptArgs,
+  sendToParent,
+} from '../../../tools/bench-support.mjs';
 import {
   buildModel,
   computeGradients,
@@ -47,8 +57,7 @@ const POLICY = {
 const BATCH_POOL = 8;
 
 const { values } = parseArgs({
-  // pnpm forwards a `--` separator to the script; it separates nothing here.
-  args: process.argv.slice(2).filter((arg) => arg !== '--'),
+  args: scriptArgs(),
   options: {
     child: { type: 'string' },
     backends: { type: 'string', default: ALL_BACKENDS.join(',') },
@@ -59,12 +68,7 @@ const { values } = parseArgs({
   strict: true,
 });
 
-const batchSizes = values.batches.split(',').map((size) => {
-  const parsed = Number(size);
-  if (!Number.isInteger(parsed) || parsed <= 0)
-    throw new Error(`--batches: "${size}" is not a positive integer`);
-  return parsed;
-});
+const batchSizes = values.batches.split(',').map((size) => positiveInteger('--batches', size));
 const minSeconds = Number(values.seconds);
 if (!(minSeconds > 0)) throw new Error(`--seconds: "${values.seconds}" is not a positive number`);
 
@@ -79,15 +83,10 @@ if (values.child === undefined) {
 
 async function runParent() {
   const backends = values.backends.split(',').filter((name) => name !== '');
-  const cpus = os.cpus();
-  const machine = [
-    `CPU:     ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} cores`,
-    `RAM:     ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    `Node:    ${process.version} (${process.platform}-${process.arch})`,
+  const machine = machineLines([
     `tfjs:    @tensorflow/tfjs-core ${tf.version_core}`,
     `Model:   ${values.model}, batches ${batchSizes.join('/')}, ≥ ${minSeconds} s timed per case`,
-    `Load:    ${formatLoad()} (1/5/15 min) at start`,
-  ];
+  ]);
   process.stderr.write(`${machine.join('\n')}\n`);
 
   const results = [];
@@ -125,9 +124,9 @@ async function runParent() {
     `Gradient computation (computeGradients), model "${values.model}"`,
     '',
     ...machine,
-    `Load:    ${formatLoad()} (1/5/15 min) at end`,
+    loadLine('end'),
     '',
-    ...formatTable(rows),
+    ...formatTable(rows, new Set([2, 3, 4, 6, 7])),
     '',
     `load = 1-minute load average when the case finished; the benchmark itself adds up to ~1, so on ${os.cpus().length} ` +
       'cores a value well above 1 means other processes competed.',
@@ -138,68 +137,36 @@ async function runParent() {
 
 /** Forks this script as `--child <backend>` and resolves with the one result message it sends. */
 function runChildProcess(backend) {
-  return new Promise((resolve, reject) => {
-    const child = fork(
-      fileURLToPath(import.meta.url),
-      [
-        '--child',
-        backend,
-        '--batches',
-        batchSizes.join(','),
-        '--seconds',
-        String(minSeconds),
-        '--model',
-        values.model,
-      ],
-      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
-    );
-    let result;
-    child.on('message', (message) => {
-      result = message;
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (result !== undefined) resolve(result);
-      else {
-        const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
-        resolve({ backend, available: false, reason: `benchmark child process failed (${how})` });
-      }
-    });
-  });
-}
-
-function formatTable(rows) {
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  const numeric = new Set([2, 3, 4, 6, 7]);
-  const format = (row) =>
-    row
-      .map((cell, column) =>
-        numeric.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column]),
-      )
-      .join('  ')
-      .trimEnd();
-  return [format(rows[0]), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.slice(1).map(format)];
-}
-
-function formatLoad() {
-  return os
-    .loadavg()
-    .map((load) => load.toFixed(2))
-    .join(' ');
+  return forkForResult(
+    import.meta.url,
+    [
+      '--child',
+      backend,
+      '--batches',
+      batchSizes.join(','),
+      '--seconds',
+      String(minSeconds),
+      '--model',
+      values.model,
+    ],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      failed: (reason) => ({ backend, available: false, reason }),
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Child: one backend, every batch size.
 
 async function runChild(backend) {
-  const send = (message) => new Promise((resolve) => process.send(message, () => resolve()));
   let choice;
   try {
     choice = await initBackend(backend);
   } catch (error) {
-    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    const reason = errorReason(error);
     process.stderr.write(`[${backend}] not available: ${reason}\n`);
-    await send({ backend, available: false, reason });
+    await sendToParent({ backend, available: false, reason });
     return;
   }
 
@@ -253,12 +220,7 @@ async function runChild(backend) {
   if (tf.memory().numTensors > model.weights.length + 16) {
     process.stderr.write(`[${backend}] warning: ${tf.memory().numTensors} tensors alive after the run\n`);
   }
-  await send({ backend, available: true, packageName, details, cases });
-}
-
-function median(sorted) {
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  await sendToParent({ backend, available: true, packageName, details, cases });
 }
 
 /** The installed version of a backend package, resolved from core (where initBackend resolved it). */

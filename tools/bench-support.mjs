@@ -1,0 +1,173 @@
+/**
+ * Helpers shared by the benchmark scripts (`packages/core/bench/gradients.mjs`,
+ * `packages/cli/bench/throughput.mjs`): command-line arguments, running the script itself as a `--child`
+ * process and collecting its one result message, the machine description, the load average, text tables
+ * and the median.
+ *
+ * Plain ESM JavaScript with no dependencies beyond Node, imported by relative path, so that a benchmark
+ * needs no build step of its own.
+ */
+import { fork } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+// ---------------------------------------------------------------------------------------------------------
+// Arguments.
+
+/**
+ * The script's command-line arguments, for `parseArgs`. pnpm forwards a `--` separator to the script; it
+ * separates nothing here, so it is dropped.
+ *
+ * @returns {string[]}
+ */
+export function scriptArgs() {
+  return process.argv.slice(2).filter((arg) => arg !== '--');
+}
+
+/**
+ * Parses `text` as a positive integer, or throws an error that names the option.
+ *
+ * @param {string} option The option as typed, e.g. `--steps`.
+ * @param {string} text The value given.
+ * @returns {number}
+ */
+export function positiveInteger(option, text) {
+  const parsed = Number(text);
+  if (!Number.isInteger(parsed) || parsed <= 0)
+    throw new Error(`${option}: "${text}" is not a positive integer`);
+  return parsed;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parent and child processes.
+
+/**
+ * Forks a script (normally the caller itself, as `--child …`) and resolves with the one result message
+ * it sends over IPC; if it exits without sending one, resolves with `failed(reason)` instead. Rejects only
+ * if the process cannot be started.
+ *
+ * @template T
+ * @param {string | URL} script The script's file URL, normally `import.meta.url`.
+ * @param {string[]} args Arguments for the child.
+ * @param {object} options
+ * @param {import('node:child_process').StdioOptions} options.stdio The child's stdio; must include `'ipc'`.
+ * @param {(reason: string) => T} options.failed Builds the result for a child that sent none.
+ * @returns {Promise<T>}
+ */
+export function forkForResult(script, args, { stdio, failed }) {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(script), args, { stdio });
+    let result;
+    child.on('message', (message) => {
+      result = message;
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (result !== undefined) resolve(result);
+      else {
+        const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
+        resolve(failed(`benchmark child process failed (${how})`));
+      }
+    });
+  });
+}
+
+/**
+ * In a child process: sends `message` to the parent and resolves once it has been handed over.
+ *
+ * @param {unknown} message
+ * @returns {Promise<void>}
+ */
+export function sendToParent(message) {
+  return new Promise((resolve) => process.send(message, () => resolve()));
+}
+
+/**
+ * The first line of an error's message (or of whatever was thrown), for a one-line report.
+ *
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function errorReason(error) {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Machine and load.
+
+/**
+ * Describes the machine, one aligned `Label:   value` line each: CPU, RAM and Node, then `extra` (the
+ * benchmark's own lines), then the load average now, `at start`.
+ *
+ * @param {string[]} extra
+ * @returns {string[]}
+ */
+export function machineLines(extra) {
+  const cpus = os.cpus();
+  return [
+    `CPU:     ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} cores`,
+    `RAM:     ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `Node:    ${process.version} (${process.platform}-${process.arch})`,
+    ...extra,
+    loadLine('start'),
+  ];
+}
+
+/**
+ * The line that gives the load average now, e.g. `Load:    0.81 2.19 2.19 (1/5/15 min) at end`.
+ *
+ * @param {string} when `start` or `end`.
+ * @returns {string}
+ */
+export function loadLine(when) {
+  return `Load:    ${formatLoad()} (1/5/15 min) at ${when}`;
+}
+
+/**
+ * The 1-, 5- and 15-minute load averages, e.g. `0.81 2.19 2.19`.
+ *
+ * @returns {string}
+ */
+export function formatLoad() {
+  return os
+    .loadavg()
+    .map((load) => load.toFixed(2))
+    .join(' ');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tables and statistics.
+
+/**
+ * Formats rows of cells as a text table: the header row, a rule of dashes, then the other rows; columns
+ * two spaces apart, the `numeric` ones right-aligned and the others left-aligned, no trailing spaces.
+ *
+ * @param {string[][]} rows The header row first; every row has the same number of cells.
+ * @param {Set<number>} numeric Indexes of the columns to right-align.
+ * @returns {string[]} The table's lines.
+ */
+export function formatTable(rows, numeric) {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  const format = (row) =>
+    row
+      .map((cell, column) =>
+        numeric.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column]),
+      )
+      .join('  ')
+      .trimEnd();
+  return [format(rows[0]), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.slice(1).map(format)];
+}
+
+/**
+ * The median of `numbers` (the mean of the two middle values for an even count); NaN for none. The
+ * array is not changed and need not be sorted.
+ *
+ * @param {number[]} numbers
+ * @returns {number}
+ */
+export function median(numbers) {
+  if (numbers.length === 0) return Number.NaN;
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
