@@ -129,14 +129,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     shardDeadlineMs: settings.shardDeadlineMs,
     noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
     maxAttemptsPerShard: 5,
-    onEvicted: (worker, shard) =>
-      metrics.write({
-        type: 'eviction',
-        worker: worker.id,
-        reason: 'shard deadline',
-        shard,
-        phase: worker.phase,
-      }),
+    onDeadlineMissed: (worker, shard, roundLabel) =>
+      evict(
+        worker,
+        `${roundLabel}: shard ${shard} not answered within ${settings.shardDeadlineMs} ms while ${worker.phase}`,
+        4008,
+        'evicted: shard deadline missed',
+        { shard, phase: worker.phase },
+      ),
     stragglerFactor: settings.stragglerFactor,
     stragglerFloorMs: settings.stragglerFloorMs,
     onStraggler,
@@ -186,17 +186,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const now = Date.now();
     for (const worker of membership.all()) {
       if (now - worker.lastHeardAt > settings.heartbeatTimeoutMs) {
-        log(
-          `coordinator: worker ${worker.label} silent for ${now - worker.lastHeardAt} ms while ${worker.phase}; evicting`,
-        );
-        dispatcher.counters.evictions += 1;
-        metrics.write({
-          type: 'eviction',
-          worker: worker.id,
-          reason: 'heartbeat timeout',
-          phase: worker.phase,
-        });
-        dropWorker(worker, 4008, 'evicted: heartbeat timeout');
+        const why = `silent for ${now - worker.lastHeardAt} ms while ${worker.phase}`;
+        evict(worker, why, 4008, 'evicted: heartbeat timeout', { phase: worker.phase });
       }
     }
   }, settings.heartbeatIntervalMs);
@@ -209,17 +200,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       socket,
       codec,
       settings.maxBufferedBytes ?? 4 * (layout.totalSize * 4 + FRAME_OVERHEAD_BYTES),
-      (buffered) => {
-        log(`coordinator: worker ${worker.label} is not reading (${buffered} bytes queued); dropping it`);
-        metrics.write({
-          type: 'eviction',
-          worker: worker.id,
-          reason: 'slow reader',
+      (buffered) =>
+        evict(worker, `not reading (${buffered} bytes queued)`, 1008, ErrorCodes.SLOW_READER, {
           bufferedBytes: buffered,
-        });
-        dispatcher.counters.evictions += 1;
-        dropWorker(worker, 1008, ErrorCodes.SLOW_READER);
-      },
+        }),
     );
     membership.add(worker);
     const handshake = setTimeout(() => {
@@ -259,6 +243,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       pendingMs,
     });
     if (worker.state === 'healthy') worker.state = 'suspect';
+  }
+
+  /** Removes a worker for misbehaving: named in the log and the metrics, counted, its shards redone. */
+  function evict(
+    worker: WorkerConnection,
+    why: string,
+    closeCode: number,
+    closeReason: string,
+    details: Record<string, unknown>,
+  ): void {
+    log(`coordinator: evicting worker ${worker.label}: ${why}; its shards are redone`);
+    metrics.write({ type: 'eviction', worker: worker.id, reason: why, ...details });
+    dispatcher.counters.evictions += 1;
+    dropWorker(worker, closeCode, closeReason);
   }
 
   function dropWorker(worker: WorkerConnection, code?: number, reason?: string): void {
@@ -404,12 +402,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       dispatcher.reject(label, message.shard, worker, reason);
       worker.badResults += 1;
       if (worker.badResults >= settings.maxBadResults) {
-        log(
-          `coordinator: worker ${worker.label} sent ${worker.badResults} unusable gradients in a row (${reason}); evicting it`,
-        );
-        metrics.write({ type: 'eviction', worker: worker.id, reason: 'bad gradients', code });
-        dispatcher.counters.evictions += 1;
-        dropWorker(worker, 1008, code);
+        evict(worker, `${worker.badResults} unusable gradients in a row (${reason})`, 1008, code, { code });
       }
       return;
     }

@@ -31,8 +31,11 @@ export interface DispatcherOptions {
    */
   readonly stragglerFactor: number;
   readonly stragglerFloorMs: number;
-  /** A worker was evicted for missing the hard shard deadline. */
-  readonly onEvicted: (worker: WorkerConnection, shard: number) => void;
+  /**
+   * A worker missed the hard shard deadline: the owner evicts it, and its shards come back for redoing
+   * through workerLost.
+   */
+  readonly onDeadlineMissed: (worker: WorkerConnection, shard: number, roundLabel: string) => void;
   readonly onStraggler: (
     worker: WorkerConnection,
     shard: number,
@@ -293,16 +296,7 @@ export class ShardDispatcher {
   private deadlineMissed(round: ActiveRound, shard: number): void {
     const assignment = round.assignments.get(shard);
     if (assignment === undefined || this.round !== round) return;
-    const { worker } = assignment;
-    this.options.log(
-      `${round.label}: worker ${worker.label} missed the ${this.options.shardDeadlineMs} ms deadline ` +
-        `for shard ${shard} while ${worker.phase}; evicting it and redoing its shards`,
-    );
-    this.counters.evictions += 1;
-    this.options.onEvicted(worker, shard);
-    this.membership.remove(worker);
-    void worker.close(4008, 'evicted: shard deadline missed');
-    this.workerLost(worker);
+    this.options.onDeadlineMissed(assignment.worker, shard, round.label);
   }
 
   private finish(round: ActiveRound): void {
