@@ -41,12 +41,10 @@ export function trainableVariables(model: LayersModel): Variable[] {
 }
 
 export function readFlatWeights(model: LayersModel, layout = parameterLayout(model)): Float32Array {
-  const flat = new Float32Array(layout.totalSize);
-  model.weights.forEach((weight, index) => {
-    const entry = layout.entries[index] as ParameterEntry;
-    flat.set(weight.read().dataSync() as Float32Array, entry.offset);
-  });
-  return flat;
+  return flattenTensors(
+    model.weights.map((weight) => weight.read()),
+    layout,
+  );
 }
 
 export function writeFlatWeights(
