@@ -26,6 +26,7 @@ import {
   PROTOCOL_VERSION,
   parameterLayout,
   readFlatWeights,
+  readsTensorFrames,
   resolveTrainingConfig,
   type SampleBytes,
   saveModel,
@@ -116,6 +117,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     resumed === undefined
       ? new TrainingState(config, readFlatWeights(model, layout), dataset.train.count)
       : TrainingState.restore(resumed.checkpoint, dataset.train.count);
+  const gradientSum = new OrderedGradientSum(layout.totalSize);
   const metrics = new MetricsLog(join(options.outDir, 'metrics.jsonl'));
   if (resumed !== undefined) {
     log(`coordinator: resuming from ${resumed.path} at step ${state.step} of ${state.totalSteps}`);
@@ -354,6 +356,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
     worker.name = message.workerName;
     worker.backend = message.backend;
+    worker.readsTensorFrames = readsTensorFrames(message.protocol);
     backends.add(message.backend);
     worker.send({
       type: 'welcome',
@@ -466,16 +469,21 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
   }
 
-  let weightsFrame: { version: number; frame: Uint8Array } | undefined;
+  /** The current weights, encoded at most once per version and framing (1.0 peers: plain MessagePack). */
+  let weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
   /** Workers get the weights once per version; the frame is encoded once for all of them. */
   function sendCurrentWeights(worker: WorkerConnection): void {
     const version = state.step;
     if (worker.weightsVersion === version) return;
-    if (weightsFrame?.version !== version) {
+    if (weightsFrames.version !== version) weightsFrames = { version };
+    const framing = worker.readsTensorFrames ? 'tensor' : 'plain';
+    let frame = weightsFrames[framing];
+    if (frame === undefined) {
       const weights = toWireTensor(state.weights, [state.weights.length]);
-      weightsFrame = { version, frame: codec.encode({ type: 'weights', version, weights }) };
+      frame = codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
+      weightsFrames[framing] = frame;
     }
-    worker.sendFrame(weightsFrame.frame);
+    worker.sendFrame(frame);
     worker.weightsVersion = version;
   }
 
@@ -521,12 +529,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       weightsVersion: step,
       ...imageTensors(images, labels, dataset.train),
     }));
-    const sum = new OrderedGradientSum(layout.totalSize, tasks.length);
+    gradientSum.begin(tasks.length);
     const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks, (shard, reply) =>
-      sum.add(shard, reply.gradient),
+      gradientSum.add(shard, reply.gradient),
     );
     const collected = performance.now();
-    const reduced = sum.reduce();
+    const reduced = gradientSum.reduce();
     const learningRate = state.applyStep(reduced);
     const finished = performance.now();
     return {

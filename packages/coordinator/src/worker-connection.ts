@@ -40,6 +40,8 @@ export class WorkerConnection {
   badResults = 0;
   /** The step the worker last said it started computing (from its heartbeats). */
   computingStep: number | undefined;
+  /** Whether the worker's hello announced protocol 1.1 or later, which reads tensor frames. */
+  readsTensorFrames = false;
 
   constructor(
     readonly id: string,
@@ -69,7 +71,7 @@ export class WorkerConnection {
   }
 
   send(message: CoordinatorMessage): void {
-    this.sendFrame(this.codec.encode(message));
+    this.sendFrame(this.codec.encode(message, { tensorFrame: this.readsTensorFrames }));
   }
 
   /** Sends an already encoded frame (weights are encoded once and sent to every worker). */

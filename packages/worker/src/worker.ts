@@ -12,6 +12,7 @@ import {
   isCallosumError,
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
+  readsTensorFrames,
   toWireTensor,
   type WorkerMessage,
   type WorkerPhase,
@@ -104,6 +105,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       const socket = new WebSocket(settings.url, {
         perMessageDeflate: false,
         maxPayload: settings.maxMessageBytes,
+        // An all-zero mask makes ws send frames as they are instead of copying each one to mask it.
+        // Masking protects HTTP proxies from page content a browser script controls; this client is
+        // not a browser, and what it sends is its own (see docs/security.md).
+        generateMask: (mask: Buffer) => mask.fill(0),
         ...options.tls,
         ...(options.token === undefined
           ? {}
@@ -114,8 +119,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       let heartbeat: NodeJS.Timeout | undefined;
       let phase: WorkerPhase = 'idle';
 
+      // Set by the welcome: a 1.0 coordinator reads plain MessagePack frames only.
+      let tensorFrames = false;
       const send = (message: WorkerMessage) => {
-        if (socket.readyState === WebSocket.OPEN) socket.send(codec.encode(message));
+        if (socket.readyState === WebSocket.OPEN)
+          socket.send(codec.encode(message, { tensorFrame: tensorFrames }));
       };
       const finish = (outcome: Outcome) => {
         settled ??= outcome;
@@ -180,6 +188,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               );
             }
             service.configure(message);
+            tensorFrames = readsTensorFrames(message.protocol);
             welcomed = true;
             log(`worker ${name}: joined run ${message.runId} as ${message.workerId}`);
             clearInterval(heartbeat);

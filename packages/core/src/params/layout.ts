@@ -65,14 +65,32 @@ export function writeFlatWeights(
   });
 }
 
-/** Concatenates per-variable tensors (in layout order) into one flat vector. */
+/**
+ * Concatenates per-variable tensors (in layout order) into one flat vector. The concatenation runs on
+ * the backend and is read back once: one array per call instead of one per tensor plus the result.
+ */
 export function flattenTensors(tensors: readonly Tensor[], layout: ParameterLayout): Float32Array {
-  const flat = new Float32Array(layout.totalSize);
   tensors.forEach((tensor, index) => {
-    const entry = layout.entries[index] as ParameterEntry;
-    flat.set(tensor.dataSync() as Float32Array, entry.offset);
+    const entry = layout.entries[index];
+    if (entry === undefined || tensor.size !== entry.size) {
+      throw new CallosumError(
+        ErrorCodes.SHAPE_MISMATCH,
+        `tensor ${index} has ${tensor.size} elements, the layout expects ${entry?.size ?? 'none'}`,
+      );
+    }
   });
-  return flat;
+  if (tensors.length !== layout.entries.length) {
+    throw new CallosumError(
+      ErrorCodes.SHAPE_MISMATCH,
+      `${tensors.length} tensors for a layout of ${layout.entries.length}`,
+    );
+  }
+  const flat = tf.tidy(() => tf.concat(tensors.map((tensor) => tf.reshape(tensor, [-1]))));
+  try {
+    return flat.dataSync() as Float32Array;
+  } finally {
+    flat.dispose();
+  }
 }
 
 export function assertFlatLength(flat: Float32Array, layout: ParameterLayout, what: string): void {

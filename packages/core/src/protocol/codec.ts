@@ -1,11 +1,23 @@
 import { endianness } from 'node:os';
 import { Packr } from 'msgpackr';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { decodeTensorFrame, encodeTensorFrame, isTensorFrame, largeTensorField } from './tensor-frame.js';
+
+export interface EncodeOptions {
+  /**
+   * Send the message's largest tensor in a tensor frame (protocol 1.1, see tensor-frame.ts). Only for
+   * a peer that announced minor version 1 or later; a 1.0 peer reads plain MessagePack only.
+   */
+  readonly tensorFrame?: boolean;
+}
 
 /** Turns messages into frames and back. Swappable, so tests can run the protocol in memory. */
 export interface Codec {
-  encode(message: unknown): Uint8Array;
-  /** Returns plain data only (objects, arrays, strings, finite numbers, booleans, null, byte arrays). */
+  encode(message: unknown, options?: EncodeOptions): Uint8Array;
+  /**
+   * Reads a plain MessagePack frame or a tensor frame. Returns plain data only (objects, arrays,
+   * strings, finite numbers, booleans, null, byte arrays).
+   */
   decode(frame: Uint8Array): unknown;
 }
 
@@ -31,22 +43,29 @@ export function createMsgpackCodec(): Codec {
     moreTypes: false,
     mapsAsObjects: true,
   });
+  const pack = (value: unknown): Uint8Array => packr.pack(value);
+  const unpack = (bytes: Uint8Array): unknown => {
+    let value: unknown;
+    try {
+      value = packr.unpack(bytes);
+    } catch (error) {
+      throw new CallosumError(
+        ErrorCodes.MALFORMED_MESSAGE,
+        // msgpackr may append the decoded data to its message; keep the log line short
+        `frame is not valid MessagePack: ${(error as Error).message.slice(0, 120)}`,
+      );
+    }
+    assertPlainData(value, '$', 0);
+    return value;
+  };
   return {
-    encode: (message) => packr.pack(message),
-    decode(frame) {
-      let value: unknown;
-      try {
-        value = packr.unpack(frame);
-      } catch (error) {
-        throw new CallosumError(
-          ErrorCodes.MALFORMED_MESSAGE,
-          // msgpackr may append the decoded data to its message; keep the log line short
-          `frame is not valid MessagePack: ${(error as Error).message.slice(0, 120)}`,
-        );
-      }
-      assertPlainData(value, '$', 0);
-      return value;
+    encode(message, options) {
+      const field = options?.tensorFrame === true ? largeTensorField(message) : undefined;
+      return field === undefined
+        ? pack(message)
+        : encodeTensorFrame(message as Record<string, unknown>, field, pack);
     },
+    decode: (frame) => (isTensorFrame(frame) ? decodeTensorFrame(frame, unpack) : unpack(frame)),
   };
 }
 

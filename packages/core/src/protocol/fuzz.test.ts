@@ -1,9 +1,11 @@
 import fc from 'fast-check';
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { isCallosumError } from '../errors.js';
 import { createMsgpackCodec } from './codec.js';
 import { parseWorkerMessage } from './parse.js';
 import { toWireTensor } from './tensor.js';
+import { encodeTensorFrame } from './tensor-frame.js';
 import { PROTOCOL_VERSION } from './version.js';
 
 const codec = createMsgpackCodec();
@@ -27,6 +29,21 @@ const validFrames = [
     count: 4,
     timings: { decodeMs: 1, computeMs: 2 },
   }),
+  // A tensor frame with a payload small enough that random edits often hit the prelude and header.
+  encodeTensorFrame(
+    {
+      type: 'gradient',
+      step: 2,
+      shard: 0,
+      gradient: toWireTensor(new Float32Array([1, 2]), [2]),
+      lossSum: 1,
+      correct: 1,
+      count: 2,
+      timings: { decodeMs: 1, computeMs: 2 },
+    },
+    'gradient',
+    (header) => new Packr({ useRecords: false }).pack(header),
+  ),
   codec.encode({ type: 'heartbeat', phase: 'computing', step: 7 }),
   codec.encode({ type: 'failure', code: 'COMPUTE_FAILED', message: 'oops', step: 1, shard: 0 }),
 ];

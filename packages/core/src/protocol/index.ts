@@ -5,7 +5,7 @@ export {
   type AuthVerifierOptions,
   createAuthHeader,
 } from './auth.js';
-export { type Codec, createMsgpackCodec } from './codec.js';
+export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
 export * from './messages.js';
 export { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
 export {
@@ -16,4 +16,4 @@ export {
   toWireTensor,
   type WireTensor,
 } from './tensor.js';
-export { PROTOCOL_VERSION } from './version.js';
+export { PROTOCOL_VERSION, readsTensorFrames } from './version.js';

@@ -10,7 +10,7 @@ import { resolveTrainingConfig, type TrainingConfig } from './config.js';
 import { evaluateImageSet } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
 import { computeGradients } from './gradients.js';
-import { reduceShardGradients } from './reduce.js';
+import { OrderedGradientSum, reduceShardGradients } from './reduce.js';
 import { TrainingState } from './training-state.js';
 
 export interface TrainLocalOptions extends Partial<TrainingConfig> {
@@ -56,12 +56,13 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
   let testLoss = Number.NaN;
   let testAccuracy = Number.NaN;
   let trainedSamples = 0;
+  const sum = new OrderedGradientSum(layout.totalSize);
   const started = performance.now();
   while (!state.finished) {
     const { epoch } = state.position;
     const samples = state.gatherTrainingSamples(dataset.train, state.nextBatchIndices());
     const batch = batchFromBytes(samples.images, samples.labels);
-    const reduced = reduceShardGradients([computeGradients(model, batch, layout)]);
+    const reduced = reduceShardGradients([computeGradients(model, batch, layout)], sum);
     const learningRate = state.applyStep(reduced);
     writeFlatWeights(model, state.weights, layout);
     trainedSamples += reduced.count;
