@@ -41,7 +41,7 @@ import {
   scriptArgs,
   sendToParent,
 } from '../../../tools/bench-support.mjs';
-import { trainWithLocalWorkers } from '../dist/index.js';
+import { trainWithLocalWorkers, tuneHeapForTraining } from '../dist/index.js';
 
 const BACKEND = 'wasm';
 /** Size of the MNIST training set, only to give the run enough epochs for `--steps`. */
@@ -256,6 +256,8 @@ function formatNumber(value, digits) {
 // Child: one configuration.
 
 async function runChild(config) {
+  // As the `callosum` command does, in every configuration (the single-process baseline too).
+  tuneHeapForTraining();
   const name = label(config);
   const progress = (step, totalSteps, samplesPerSecond) => {
     if (step % PROGRESS_EVERY !== 0 && step !== totalSteps) return;

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { isCallosumError } from '@callosum/core';
+import { tuneHeapForTraining } from './heap-tuning.js';
 import { createProgram } from './program.js';
 
+tuneHeapForTraining();
 createProgram()
   .parseAsync(process.argv)
   .catch((error: unknown) => {
