@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { GradientResult } from './batch.js';
-import { OrderedGradientSum, reduceShardGradients } from './reduce.js';
+import { assertFiniteShard, OrderedGradientSum, reduceShardGradients } from './reduce.js';
 
 function shard(values: number[], count: number, lossSum = count, correct = 0): GradientResult {
   return { gradient: Float32Array.from(values), lossSum, correct, count };
 }
 
-/** The mean the spec asks for: float64 sum in shard order, divided by the global count, then float32. */
+/** The mean the spec asks for: float64 sum in shard order, times 1 / global count, then float32. */
 function expectedMean(shards: GradientResult[]): Float32Array {
   const count = shards.reduce((sum, s) => sum + s.count, 0);
   const first = shards[0] as GradientResult;
   return Float32Array.from(
     first.gradient,
-    (_, i) => shards.reduce((sum, s) => sum + (s.gradient[i] as number), 0) / count,
+    (_, i) => shards.reduce((sum, s) => sum + (s.gradient[i] as number), 0) * (1 / count),
   );
 }
 
@@ -66,5 +66,23 @@ describe('OrderedGradientSum', () => {
       /shard 1: gradient\[1\] is NaN/,
     );
     expect(Array.from(reduceShardGradients(shards).meanGradient)).toEqual(Array.from(expectedMean(shards)));
+  });
+
+  it('assertFiniteShard finds a bad value anywhere, and names it', () => {
+    for (const [position, bad] of [
+      [0, Number.NaN],
+      [2, Number.POSITIVE_INFINITY],
+      [5, Number.NEGATIVE_INFINITY],
+      [6, Number.NaN],
+    ] as const) {
+      const values = [1, -2, 3e38, -3e38, 0, 1e-45, 7];
+      values[position] = bad;
+      expect(() => assertFiniteShard(shard(values, 1), 4, 7)).toThrow(
+        `shard 4: gradient[${position}] is ${bad}`,
+      );
+    }
+    expect(() => assertFiniteShard(shard([1, -2, 3e38, -3e38, 0, 1e-45, 7], 1), 0, 7)).not.toThrow();
+    expect(() => assertFiniteShard(shard([1], 1, Number.NaN), 0, 1)).toThrow(/loss is NaN/);
+    expect(() => assertFiniteShard(shard([1], 1), 0, 2)).toThrow(/1 elements, expected 2/);
   });
 });
