@@ -59,8 +59,20 @@ export class GradientService {
     this.pendingWeights = { version, values: weights };
   }
 
-  computeGradient(request: ComputeRequest): { result: GradientResult; timings: ComputeTimings } {
-    return this.run(request, (model, batch, layout) => computeGradients(model, batch, layout));
+  /** Parameters of the configured model: the length of a gradient. */
+  get parameterCount(): number {
+    if (this.layout === undefined) {
+      throw new CallosumError(ErrorCodes.UNEXPECTED_MESSAGE, 'a request arrived before the welcome');
+    }
+    return this.layout.totalSize;
+  }
+
+  /** `into`, if given, receives the gradient (e.g. the payload of the frame that will carry it). */
+  computeGradient(
+    request: ComputeRequest,
+    into?: Float32Array,
+  ): { result: GradientResult; timings: ComputeTimings } {
+    return this.run(request, (model, batch, layout) => computeGradients(model, batch, layout, into));
   }
 
   evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {

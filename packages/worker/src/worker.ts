@@ -121,10 +121,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
 
       // Set by the welcome: a 1.0 coordinator reads plain MessagePack frames only.
       let tensorFrames = false;
-      const send = (message: WorkerMessage) => {
-        if (socket.readyState === WebSocket.OPEN)
-          socket.send(codec.encode(message, { tensorFrame: tensorFrames }));
+      const sendFrame = (frame: Uint8Array) => {
+        if (socket.readyState === WebSocket.OPEN) socket.send(frame);
       };
+      const send = (message: WorkerMessage) =>
+        sendFrame(codec.encode(message, { tensorFrame: tensorFrames }));
       const finish = (outcome: Outcome) => {
         settled ??= outcome;
         socket.close();
@@ -202,9 +203,15 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             phase = 'computing';
             // Tells the coordinator this step's request arrived; compute blocks the heartbeat timer.
             send({ type: 'heartbeat', phase, step: message.step });
-            const { result, timings } = service.computeGradient(message);
+            // For a 1.1 coordinator the gradient is read back straight into the frame that carries it.
+            const frame = tensorFrames ? codec.startTensorFrame(service.parameterCount * 4) : undefined;
+            const { result, timings } = service.computeGradient(
+              message,
+              frame &&
+                new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount),
+            );
             phase = 'sending';
-            send({
+            const reply: WorkerMessage = {
               type: 'gradient',
               step: message.step,
               shard: message.shard,
@@ -213,7 +220,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               correct: result.correct,
               count: result.count,
               timings,
-            });
+            };
+            sendFrame(frame === undefined ? codec.encode(reply) : frame.finish(reply, 'gradient'));
             stepsComputed += 1;
             return;
           }

@@ -66,31 +66,38 @@ export function writeFlatWeights(
 }
 
 /**
- * Concatenates per-variable tensors (in layout order) into one flat vector. The concatenation runs on
- * the backend and is read back once: one array per call instead of one per tensor plus the result.
+ * Copies per-variable tensors (in layout order) into one flat vector: `into` if given (it must have
+ * the layout's length), else a new one. Each tensor is copied once, straight from the backend's memory
+ * where the backend allows it (wasm), instead of through an intermediate array per tensor.
  */
-export function flattenTensors(tensors: readonly Tensor[], layout: ParameterLayout): Float32Array {
-  tensors.forEach((tensor, index) => {
-    const entry = layout.entries[index];
-    if (entry === undefined || tensor.size !== entry.size) {
-      throw new CallosumError(
-        ErrorCodes.SHAPE_MISMATCH,
-        `tensor ${index} has ${tensor.size} elements, the layout expects ${entry?.size ?? 'none'}`,
-      );
-    }
-  });
+export function flattenTensors(
+  tensors: readonly Tensor[],
+  layout: ParameterLayout,
+  into: Float32Array = new Float32Array(layout.totalSize),
+): Float32Array {
+  assertFlatLength(into, layout, 'target');
   if (tensors.length !== layout.entries.length) {
     throw new CallosumError(
       ErrorCodes.SHAPE_MISMATCH,
       `${tensors.length} tensors for a layout of ${layout.entries.length}`,
     );
   }
-  const flat = tf.tidy(() => tf.concat(tensors.map((tensor) => tf.reshape(tensor, [-1]))));
-  try {
-    return flat.dataSync() as Float32Array;
-  } finally {
-    flat.dispose();
-  }
+  const backend = tf.backend() as { typedArrayFromHeap?: (tensor: Tensor) => ArrayLike<number> };
+  tensors.forEach((tensor, index) => {
+    const entry = layout.entries[index] as ParameterEntry;
+    if (tensor.size !== entry.size) {
+      throw new CallosumError(
+        ErrorCodes.SHAPE_MISMATCH,
+        `tensor ${index} has ${tensor.size} elements, the layout expects ${entry.size}`,
+      );
+    }
+    const values =
+      typeof backend.typedArrayFromHeap === 'function'
+        ? backend.typedArrayFromHeap(tensor)
+        : tensor.dataSync();
+    into.set(values, entry.offset);
+  });
+  return into;
 }
 
 export function assertFlatLength(flat: Float32Array, layout: ParameterLayout, what: string): void {

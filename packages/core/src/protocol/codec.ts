@@ -1,7 +1,14 @@
 import { endianness } from 'node:os';
 import { Packr } from 'msgpackr';
 import { CallosumError, ErrorCodes } from '../errors.js';
-import { decodeTensorFrame, encodeTensorFrame, isTensorFrame, largeTensorField } from './tensor-frame.js';
+import {
+  decodeTensorFrame,
+  encodeTensorFrame,
+  isTensorFrame,
+  largeTensorField,
+  startTensorFrame,
+  type TensorFrameWriter,
+} from './tensor-frame.js';
 
 export interface EncodeOptions {
   /**
@@ -14,6 +21,11 @@ export interface EncodeOptions {
 /** Turns messages into frames and back. Swappable, so tests can run the protocol in memory. */
 export interface Codec {
   encode(message: unknown, options?: EncodeOptions): Uint8Array;
+  /**
+   * A tensor frame (1.1 peers only) whose payload of `byteLength` bytes the caller writes in place,
+   * e.g. a gradient read back from the backend, before finishing it with the rest of the message.
+   */
+  startTensorFrame(byteLength: number): TensorFrameWriter;
   /**
    * Reads a plain MessagePack frame or a tensor frame. Returns plain data only (objects, arrays,
    * strings, finite numbers, booleans, null, byte arrays).
@@ -65,6 +77,7 @@ export function createMsgpackCodec(): Codec {
         ? pack(message)
         : encodeTensorFrame(message as Record<string, unknown>, field, pack);
     },
+    startTensorFrame: (byteLength) => startTensorFrame(byteLength, pack),
     decode: (frame) => (isTensorFrame(frame) ? decodeTensorFrame(frame, unpack) : unpack(frame)),
   };
 }

@@ -16,4 +16,5 @@ export {
   toWireTensor,
   type WireTensor,
 } from './tensor.js';
+export type { TensorFrameWriter } from './tensor-frame.js';
 export { PROTOCOL_VERSION, readsTensorFrames } from './version.js';

@@ -1,25 +1,34 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
 
 /**
- * Tensor frames (protocol 1.1): one large tensor travels after a small MessagePack header instead of
- * inside it, starting at an offset that is a multiple of 8, so the receiver can read it in place as a
- * Float32Array instead of copying it (and the sender copies it once, not twice). Layout:
+ * Tensor frames (protocol 1.1): one large tensor travels as raw bytes at offset 8 of the frame, with
+ * the rest of the message in a small MessagePack trailer, so the receiver reads it in place as a
+ * Float32Array and the sender can write it straight into the frame (a gradient read back from the
+ * backend, say) before it knows the rest of the message. Layout:
  *
  *   0       4 bytes  magic C1 54 46 31; 0xC1 is never valid MessagePack, so no plain frame starts so
- *   4       uint32   little-endian length H of the header
- *   8       H bytes  MessagePack array [field, message]: the message with `message[field].bytes` empty
- *   8 + H   zeros    padding up to the next multiple of 8
- *   P       the rest the tensor's bytes, which become `message[field].bytes`
+ *   4       uint32   little-endian length H of the trailer
+ *   8       N bytes  the tensor's bytes, which become `message[field].bytes` (N = frame length − 8 − H)
+ *   8 + N   H bytes  MessagePack array [field, message]: the message with `message[field].bytes` empty
  */
 export const TENSOR_FRAME_MAGIC = Uint8Array.of(0xc1, 0x54, 0x46, 0x31);
-const PRELUDE_BYTES = 8;
-const PAYLOAD_ALIGNMENT = 8;
+const PAYLOAD_OFFSET = 8;
 /** Tensors smaller than this stay inside plain MessagePack frames: not worth a second layout. */
 export const TENSOR_FRAME_MIN_BYTES = 64 * 1024;
+/** Room reserved after the payload for the trailer; a larger one costs a copy of the frame. */
+const TRAILER_RESERVE_BYTES = 4 * 1024;
 
 const EMPTY_BYTES = new Uint8Array(0);
 
 type MessageObject = Record<string, unknown>;
+
+/** A tensor frame being written: fill `payload`, then `finish` with the message it belongs to. */
+export interface TensorFrameWriter {
+  /** Where the tensor's bytes go: aligned to 8 bytes, `byteLength` long. */
+  readonly payload: Uint8Array;
+  /** The finished frame. `message[field]` is the tensor's dtype and shape; its bytes are not read. */
+  finish(message: unknown, field: string): Uint8Array;
+}
 
 export function isTensorFrame(frame: Uint8Array): boolean {
   return frame[0] === TENSOR_FRAME_MAGIC[0];
@@ -40,58 +49,78 @@ export function largeTensorField(message: unknown): string | undefined {
   return best;
 }
 
-/** Builds a tensor frame carrying `message[field].bytes` as its payload. */
+/** Starts a tensor frame with room for a payload of `byteLength` bytes. */
+export function startTensorFrame(
+  byteLength: number,
+  packTrailer: (trailer: unknown) => Uint8Array,
+): TensorFrameWriter {
+  // Not zero-filled: the payload is the caller's to write and only the written trailer is sent.
+  // A Buffer, because ws sends a Buffer (or a view of one) without copying it.
+  const buffer = Buffer.allocUnsafe(PAYLOAD_OFFSET + byteLength + TRAILER_RESERVE_BYTES);
+  const payload = buffer.subarray(PAYLOAD_OFFSET, PAYLOAD_OFFSET + byteLength);
+  return {
+    payload,
+    finish(message, field) {
+      const tensor = (message as MessageObject)[field];
+      if (typeof tensor !== 'object' || tensor === null) {
+        throw new CallosumError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `tensor frame: message field "${field}" is not a tensor`,
+        );
+      }
+      const trailer = packTrailer([
+        field,
+        { ...(message as MessageObject), [field]: { ...tensor, bytes: EMPTY_BYTES } },
+      ]);
+      const end = PAYLOAD_OFFSET + byteLength;
+      const frame =
+        trailer.byteLength <= TRAILER_RESERVE_BYTES
+          ? buffer.subarray(0, end + trailer.byteLength)
+          : Buffer.concat([buffer.subarray(0, end), trailer]);
+      frame.set(TENSOR_FRAME_MAGIC, 0);
+      frame.writeUInt32LE(trailer.byteLength, 4);
+      frame.set(trailer, end);
+      return frame;
+    },
+  };
+}
+
+/** A tensor frame carrying `message[field].bytes` as its payload. */
 export function encodeTensorFrame(
   message: MessageObject,
   field: string,
-  packHeader: (header: unknown) => Uint8Array,
+  packTrailer: (trailer: unknown) => Uint8Array,
 ): Uint8Array {
-  const tensor = message[field] as { bytes: Uint8Array };
-  const header = packHeader([field, { ...message, [field]: { ...tensor, bytes: EMPTY_BYTES } }]);
-  const payloadStart = alignUp(PRELUDE_BYTES + header.byteLength);
-  // Every byte is written below, so no zero-filling of megabytes (ws sends a Buffer without copying).
-  const frame = Buffer.allocUnsafe(payloadStart + tensor.bytes.byteLength);
-  frame.set(TENSOR_FRAME_MAGIC, 0);
-  frame.writeUInt32LE(header.byteLength, 4);
-  frame.set(header, PRELUDE_BYTES);
-  frame.fill(0, PRELUDE_BYTES + header.byteLength, payloadStart);
-  frame.set(tensor.bytes, payloadStart);
-  return frame;
+  const bytes = (message[field] as { bytes: Uint8Array }).bytes;
+  const writer = startTensorFrame(bytes.byteLength, packTrailer);
+  writer.payload.set(bytes);
+  return writer.finish(message, field);
 }
 
 /**
  * Splits a tensor frame and puts the payload (a view of the frame, not a copy) back into the message.
- * `unpackHeader` must return plain data only; the message is validated by the caller as usual.
+ * `unpackTrailer` must return plain data only; the message is validated by the caller as usual.
  */
-export function decodeTensorFrame(frame: Uint8Array, unpackHeader: (bytes: Uint8Array) => unknown): unknown {
-  if (frame.byteLength < PRELUDE_BYTES || !TENSOR_FRAME_MAGIC.every((byte, i) => frame[i] === byte)) {
+export function decodeTensorFrame(frame: Uint8Array, unpackTrailer: (bytes: Uint8Array) => unknown): unknown {
+  if (frame.byteLength < PAYLOAD_OFFSET || !TENSOR_FRAME_MAGIC.every((byte, i) => frame[i] === byte)) {
     throw malformed('has no valid prelude');
   }
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  const headerLength = view.getUint32(4, true);
-  const headerEnd = PRELUDE_BYTES + headerLength;
-  const payloadStart = alignUp(headerEnd);
-  if (payloadStart > frame.byteLength) {
-    throw malformed(`header of ${headerLength} bytes does not fit in a frame of ${frame.byteLength}`);
+  const trailerLength = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(4, true);
+  const payloadEnd = frame.byteLength - trailerLength;
+  if (payloadEnd < PAYLOAD_OFFSET) {
+    throw malformed(`trailer of ${trailerLength} bytes does not fit in a frame of ${frame.byteLength}`);
   }
-  for (let i = headerEnd; i < payloadStart; i++) {
-    if (frame[i] !== 0) throw malformed('padding after the header is not zero');
+  const trailer = unpackTrailer(frame.subarray(payloadEnd));
+  if (!Array.isArray(trailer) || trailer.length !== 2 || typeof trailer[0] !== 'string') {
+    throw malformed('trailer is not [field, message]');
   }
-  const header = unpackHeader(frame.subarray(PRELUDE_BYTES, headerEnd));
-  if (!Array.isArray(header) || header.length !== 2 || typeof header[0] !== 'string') {
-    throw malformed('header is not [field, message]');
-  }
-  const [field, message] = header as [string, unknown];
+  const [field, message] = trailer as [string, unknown];
   const tensor = isObject(message) && Object.hasOwn(message, field) ? message[field] : undefined;
   if (!isObject(tensor) || !(tensor.bytes instanceof Uint8Array) || tensor.bytes.byteLength !== 0) {
-    throw malformed(`header field "${field}" is not a tensor with empty bytes`);
+    throw malformed(`trailer field "${field}" is not a tensor with empty bytes`);
   }
-  tensor.bytes = frame.subarray(payloadStart);
+  tensor.bytes = frame.subarray(PAYLOAD_OFFSET, payloadEnd);
   return message;
-}
-
-function alignUp(offset: number): number {
-  return Math.ceil(offset / PAYLOAD_ALIGNMENT) * PAYLOAD_ALIGNMENT;
 }
 
 function isObject(value: unknown): value is MessageObject {

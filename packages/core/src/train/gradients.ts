@@ -29,16 +29,19 @@ function inputTensors(model: LayersModel, batch: ImageBatch): { input: Tensor; l
 }
 
 /**
- * Gradient of the summed loss over `batch` with respect to all parameters, as one flat vector, plus
- * the batch totals. Creates no lasting tensors.
+ * Gradient of the summed loss over `batch` with respect to all parameters, as one flat vector (written
+ * into `into` when given, e.g. the frame that will carry it), plus the batch totals. Creates no lasting
+ * tensors.
  */
 export function computeGradients(
   model: LayersModel,
   batch: ImageBatch,
   layout: ParameterLayout = parameterLayout(model),
+  into: Float32Array = new Float32Array(layout.totalSize),
 ): GradientResult {
   if (batch.count === 0) {
-    return { gradient: new Float32Array(layout.totalSize), lossSum: 0, correct: 0, count: 0 };
+    into.fill(0);
+    return { gradient: into, lossSum: 0, correct: 0, count: 0 };
   }
   const variables = trainableVariables(model);
   // Only tensors leave the tidy: tidy walks its result looking for tensors, and walking a
@@ -59,7 +62,7 @@ export function computeGradients(
   });
   try {
     return {
-      gradient: flattenTensors(grads, layout),
+      gradient: flattenTensors(grads, layout, into),
       lossSum: loss.dataSync()[0] as number,
       correct: correct.dataSync()[0] as number,
       count: batch.count,
