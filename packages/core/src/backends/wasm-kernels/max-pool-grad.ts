@@ -15,9 +15,10 @@ interface MaxPoolGradParams {
 
 /**
  * Replaces wasm's MaxPoolGrad for two reasons. It is slow: 26 ms for the [64,26,26,32] 2×2/2 pool of a
- * small CNN, against 9 ms here. And it disagrees with the cpu backend: it routes a tie to the last maximal
- * element rather than the first, and it seeds the running maximum with FLT_MIN (the smallest positive
- * float), so a window without a positive element, such as a window of dead ReLUs, loses its gradient.
+ * small CNN, against 9 ms here in general and 6 ms on the exact 2×2 tiling path. And it disagrees with
+ * the cpu backend: it routes a tie to the last maximal element rather than the first, and it seeds the
+ * running maximum with FLT_MIN (the smallest positive float), so a window without a positive element,
+ * such as a window of dead ReLUs, loses its gradient.
  * This kernel follows the cpu backend exactly: in each window, the first maximal element in row-major
  * order receives dy (NaN never counts as maximal); a window of only NaN or -Infinity receives nothing.
  *
@@ -40,9 +41,78 @@ function maxPoolGrad({ inputs, backend, attrs }: MaxPoolGradParams): TensorInfo 
   const dx = backend.makeOutput(input.shape, 'float32');
   // Heap views are taken only after allocating: growing the wasm memory detaches earlier views.
   const dxValues = backend.typedArrayFromHeap(dx);
-  dxValues.fill(0);
-  scatterToWindowMaxima(backend.typedArrayFromHeap(input), backend.typedArrayFromHeap(dy), dxValues, info);
+  const xValues = backend.typedArrayFromHeap(input);
+  const dyValues = backend.typedArrayFromHeap(dy);
+  if (tilesExactly2x2(info)) {
+    routeThrough2x2Tiles(xValues, dyValues, dxValues, info);
+  } else {
+    dxValues.fill(0);
+    scatterToWindowMaxima(xValues, dyValues, dxValues, info);
+  }
   return dx;
+}
+
+/** 2×2 windows with stride 2 and no padding that cover the input exactly, as after most conv layers. */
+function tilesExactly2x2(info: backend_util.Conv2DInfo): boolean {
+  return (
+    info.effectiveFilterHeight === 2 &&
+    info.effectiveFilterWidth === 2 &&
+    info.strideHeight === 2 &&
+    info.strideWidth === 2 &&
+    info.padInfo.top === 0 &&
+    info.padInfo.left === 0 &&
+    info.outHeight * 2 === info.inHeight &&
+    info.outWidth * 2 === info.inWidth
+  );
+}
+
+/**
+ * The same rule as scatterToWindowMaxima for exactly tiling 2×2 windows, where every dx element
+ * belongs to one window: each is written once (dy at its window's first maximum, else 0), with no
+ * zero-fill pass and no read-modify-write, and the comparisons are conditional moves rather than
+ * branches, which ReLU outputs full of equal zeros would mispredict. A third less time on this model.
+ */
+function routeThrough2x2Tiles(
+  x: backend_util.TypedArray,
+  dy: backend_util.TypedArray,
+  dx: backend_util.TypedArray,
+  info: backend_util.Conv2DInfo,
+): void {
+  const { batchSize, inWidth, inChannels: channels, outHeight, outWidth } = info;
+  const rowStride = inWidth * channels;
+  let dyOffset = 0;
+  for (let batch = 0; batch < batchSize; batch++) {
+    for (let outRow = 0; outRow < outHeight; outRow++) {
+      for (let outCol = 0; outCol < outWidth; outCol++, dyOffset += channels) {
+        const topLeft = ((batch * outHeight * 2 + outRow * 2) * inWidth + outCol * 2) * channels;
+        const topRight = topLeft + channels;
+        const bottomLeft = topLeft + rowStride;
+        const bottomRight = bottomLeft + channels;
+        for (let channel = 0; channel < channels; channel++) {
+          const a = x[topLeft + channel] as number;
+          const b = x[topRight + channel] as number;
+          const c = x[bottomLeft + channel] as number;
+          const d = x[bottomRight + channel] as number;
+          // `>` is false for NaN, so NaN is never the maximum, and -Infinity never beats the start.
+          const aWins = a > Number.NEGATIVE_INFINITY;
+          let max = aWins ? a : Number.NEGATIVE_INFINITY;
+          let winner = aWins ? 0 : -1;
+          const bWins = b > max;
+          max = bWins ? b : max;
+          winner = bWins ? 1 : winner;
+          const cWins = c > max;
+          max = cWins ? c : max;
+          winner = cWins ? 2 : winner;
+          winner = d > max ? 3 : winner;
+          const gradient = dy[dyOffset + channel] as number;
+          dx[topLeft + channel] = winner === 0 ? gradient : 0;
+          dx[topRight + channel] = winner === 1 ? gradient : 0;
+          dx[bottomLeft + channel] = winner === 2 ? gradient : 0;
+          dx[bottomRight + channel] = winner === 3 ? gradient : 0;
+        }
+      }
+    }
+  }
 }
 
 /**
