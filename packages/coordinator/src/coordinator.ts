@@ -3,36 +3,24 @@ import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import {
-  addTotals,
   assertFiniteShard,
-  type BatchTotals,
   buildModel,
   CallosumError,
-  type ComputeTimings,
   createMsgpackCodec,
-  cutIntoShards,
-  EMPTY_TOTALS,
   type ErrorCode,
   ErrorCodes,
-  evenShardSizes,
   fromWireTensor,
   type GradientResult,
-  gatherBytes,
-  type ImageSet,
   initBackend,
   loadLatestCheckpoint,
   loadMnist,
-  OrderedGradientSum,
   PROTOCOL_VERSION,
   parameterLayout,
   readFlatWeights,
   readsTensorFrames,
   resolveTrainingConfig,
-  type SampleBytes,
   saveModel,
-  stepEvent,
   TrainingState,
-  toWireTensor,
   type WorkerMessage,
   writeCheckpoint,
   writeFlatWeights,
@@ -41,9 +29,10 @@ import type WebSocket from 'ws';
 import { accessVerifier, authHeaderOf } from './access.js';
 import { Membership } from './membership.js';
 import { MetricsLog } from './metrics-log.js';
-import type { CoordinatorOptions, RunSummary, StepReport } from './options.js';
+import type { CoordinatorOptions, RunSummary } from './options.js';
+import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
 import { startTransport, type Transport } from './server.js';
-import { ShardDispatcher, type ShardOutcome, type ShardTask } from './shard-dispatcher.js';
+import { ShardDispatcher } from './shard-dispatcher.js';
 import { describeError, WorkerConnection } from './worker-connection.js';
 
 export interface Coordinator {
@@ -81,16 +70,6 @@ const DEFAULTS = {
 /** Room for everything in a gradient frame besides the gradient bytes. */
 const FRAME_OVERHEAD_BYTES = 64 * 1024;
 
-interface GradientReply {
-  readonly gradient: GradientResult;
-  readonly timings: ComputeTimings;
-}
-
-interface EvaluationReply {
-  readonly totals: BatchTotals;
-  readonly timings: ComputeTimings;
-}
-
 /**
  * Starts a coordinator: listens for workers and runs synchronous data-parallel training. Owns the
  * dataset, sampler, authoritative weights, optimizer and step counter; workers only compute.
@@ -117,7 +96,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     resumed === undefined
       ? new TrainingState(config, readFlatWeights(model, layout), dataset.train.count)
       : TrainingState.restore(resumed.checkpoint, dataset.train.count);
-  const gradientSum = new OrderedGradientSum(layout.totalSize);
   const metrics = new MetricsLog(join(options.outDir, 'metrics.jsonl'));
   if (resumed !== undefined) {
     log(`coordinator: resuming from ${resumed.path} at step ${state.step} of ${state.totalSteps}`);
@@ -145,7 +123,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log,
   });
   const backends = new Set<string>();
-  let evaluationRound = 0;
+  const rounds = new Rounds({ state, dataset, codec, membership, dispatcher });
   let phase: 'waiting' | 'training' | 'evaluating' | 'finished' = 'waiting';
   let stopRequested: CallosumError | undefined;
   let wakeStart: (() => void) | undefined;
@@ -443,57 +421,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
   }
 
-  /** Tasks for the shards of `indices`, one per healthy worker, in worker order. */
-  function shardTasks(
-    indices: Uint32Array,
-    gather: (shardIndices: Uint32Array) => SampleBytes,
-    request: (
-      shard: number,
-      images: Uint8Array,
-      labels: Uint8Array,
-    ) => Parameters<WorkerConnection['send']>[0],
-  ): ShardTask[] {
-    const parts = Math.max(1, membership.healthy().length);
-    const sizes = evenShardSizes(indices.length, parts).filter((size) => size > 0);
-    return cutIntoShards(indices, sizes).map((shardIndices, index) => {
-      const { images, labels } = gather(shardIndices);
-      const message = request(index, images, labels);
-      return {
-        index,
-        count: shardIndices.length,
-        send(worker) {
-          sendCurrentWeights(worker);
-          worker.send(message);
-        },
-      };
-    });
-  }
-
-  /** The current weights, encoded at most once per version and framing (1.0 peers: plain MessagePack). */
-  let weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
-  /** Workers get the weights once per version; the frame is encoded once for all of them. */
-  function sendCurrentWeights(worker: WorkerConnection): void {
-    const version = state.step;
-    if (worker.weightsVersion === version) return;
-    if (weightsFrames.version !== version) weightsFrames = { version };
-    const framing = worker.readsTensorFrames ? 'tensor' : 'plain';
-    let frame = weightsFrames[framing];
-    if (frame === undefined) {
-      const weights = toWireTensor(state.weights, [state.weights.length]);
-      frame = codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
-      weightsFrames[framing] = frame;
-    }
-    worker.sendFrame(frame);
-    worker.weightsVersion = version;
-  }
-
-  function imageTensors(images: Uint8Array, labels: Uint8Array, set: ImageSet) {
-    return {
-      images: toWireTensor(images, [labels.length, set.rows, set.cols]),
-      labels: toWireTensor(labels, [labels.length]),
-    };
-  }
-
   async function waitForWorkers(): Promise<void> {
     const deadline = Date.now() + settings.startTimeoutMs;
     while (membership.healthy().length < settings.minWorkers) {
@@ -516,58 +443,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     wakeStart = undefined;
   }
 
-  async function trainStep(): Promise<StepReport> {
-    const started = performance.now();
-    const { epoch } = state.position;
-    const step = state.step;
-    const gatherTraining = (shardIndices: Uint32Array) =>
-      state.gatherTrainingSamples(dataset.train, shardIndices);
-    const tasks = shardTasks(state.nextBatchIndices(), gatherTraining, (shard, images, labels) => ({
-      type: 'compute',
-      step,
-      shard,
-      weightsVersion: step,
-      ...imageTensors(images, labels, dataset.train),
-    }));
-    gradientSum.begin(tasks.length);
-    const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks, (shard, reply) =>
-      gradientSum.add(shard, reply.gradient),
-    );
-    const collected = performance.now();
-    const reduced = gradientSum.reduce();
-    const learningRate = state.applyStep(reduced);
-    const finished = performance.now();
-    return {
-      ...stepEvent(state, epoch, reduced, learningRate, reduced.count / ((finished - started) / 1000)),
-      workers: new Set(outcomes.map((outcome) => outcome.worker)).size,
-      perWorker: perWorkerTimings(outcomes, collected),
-      updateMs: finished - collected,
-      stepMs: finished - started,
-    };
-  }
-
-  async function evaluate(): Promise<BatchTotals> {
-    const round = evaluationRound++;
-    const indices = Uint32Array.from({ length: dataset.test.count }, (_, i) => i);
-    const gatherTest = (shardIndices: Uint32Array) => gatherBytes(dataset.test, shardIndices);
-    const tasks = shardTasks(indices, gatherTest, (shard, images, labels) => ({
-      type: 'evaluate',
-      round,
-      shard,
-      weightsVersion: state.step,
-      ...imageTensors(images, labels, dataset.test),
-    }));
-    const outcomes = await dispatcher.run<EvaluationReply>(`evaluation ${round}`, tasks);
-    const totals = outcomes.reduce((sum, outcome) => addTotals(sum, outcome.result.totals), EMPTY_TOTALS);
-    if (totals.count !== dataset.test.count) {
-      throw new CallosumError(
-        ErrorCodes.COMPUTE_FAILED,
-        `evaluation counted ${totals.count} of ${dataset.test.count} test samples`,
-      );
-    }
-    return totals;
-  }
-
   async function run(): Promise<RunSummary> {
     const started = performance.now();
     let trainingMs = 0;
@@ -578,7 +453,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     phase = 'training';
     while (!state.finished) {
       if (stopRequested) throw stopRequested;
-      const report = await trainStep();
+      const report = await rounds.trainStep();
       trainingMs += report.stepMs;
       trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
       metrics.write({ type: 'step', ...report, ...dispatcher.counters });
@@ -587,7 +462,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (epochEnded || state.step % settings.checkpointEverySteps === 0) await saveCheckpoint();
       if (epochEnded) {
         phase = 'evaluating';
-        const totals = await evaluate();
+        const totals = await rounds.evaluate();
         testLoss = totals.lossSum / totals.count;
         testAccuracy = totals.correct / totals.count;
         const evaluation = {
@@ -674,30 +549,4 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await result.catch(() => undefined);
     },
   };
-}
-
-function perWorkerTimings(
-  outcomes: readonly ShardOutcome<GradientReply>[],
-  collectedAt: number,
-): StepReport['perWorker'] {
-  const byWorker = new Map<
-    string,
-    { id: string; samples: number; computeMs: number; transferMs: number; waitMs: number }
-  >();
-  for (const { worker, result, sentAt, receivedAt } of outcomes) {
-    const entry = byWorker.get(worker.id) ?? {
-      id: worker.id,
-      samples: 0,
-      computeMs: 0,
-      transferMs: 0,
-      waitMs: 0,
-    };
-    const inside = result.timings.decodeMs + result.timings.computeMs;
-    entry.samples += result.gradient.count;
-    entry.computeMs += inside;
-    entry.transferMs += Math.max(0, receivedAt - sentAt - inside);
-    entry.waitMs = Math.max(entry.waitMs, collectedAt - receivedAt);
-    byWorker.set(worker.id, entry);
-  }
-  return [...byWorker.values()];
 }
