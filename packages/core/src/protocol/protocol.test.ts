@@ -2,23 +2,11 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { createMsgpackCodec } from './codec.js';
 import { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
-import { fromWireTensor, toWireTensor } from './tensor.js';
+import { fromWireTensor } from './tensor.js';
+import { gradientMessage } from './test-support.js';
 import { PROTOCOL_VERSION } from './version.js';
 
 const codec = createMsgpackCodec();
-
-function gradientMessage(gradient = new Float32Array([1.5, -2, 3.25])) {
-  return {
-    type: 'gradient',
-    step: 4,
-    shard: 1,
-    gradient: toWireTensor(gradient, [gradient.length]),
-    lossSum: 1.25,
-    correct: 3,
-    count: 5,
-    timings: { decodeMs: 1, computeMs: 20 },
-  };
-}
 
 describe('codec + validation', () => {
   it('round-trips a gradient message and reads the tensor back exactly', () => {

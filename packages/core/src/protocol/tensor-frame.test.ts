@@ -1,25 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createMsgpackCodec } from './codec.js';
 import { parseWorkerMessage } from './parse.js';
-import { fromWireTensor, toWireTensor } from './tensor.js';
+import { fromWireTensor } from './tensor.js';
 import { TENSOR_FRAME_MAGIC, TENSOR_FRAME_MIN_BYTES } from './tensor-frame.js';
+import { gradientMessage } from './test-support.js';
 
 const codec = createMsgpackCodec();
 const LARGE = TENSOR_FRAME_MIN_BYTES / 4 + 3; // float32 elements, a little over the threshold
-
-function gradientMessage(values: Float32Array, extra: Record<string, unknown> = {}) {
-  return {
-    type: 'gradient',
-    step: 4,
-    shard: 1,
-    gradient: toWireTensor(values, [values.length]),
-    lossSum: 1.25,
-    correct: 3,
-    count: 5,
-    timings: { decodeMs: 1, computeMs: 20 },
-    ...extra,
-  };
-}
 
 function ramp(length: number): Float32Array {
   return Float32Array.from({ length }, (_, i) => (i % 1000) * 0.25 - 100);
