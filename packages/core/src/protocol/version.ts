@@ -1,7 +1,7 @@
 /**
  * Version of the wire protocol (docs/protocol.md). Peers must agree on `major`. A higher `minor` may
- * add optional fields; since every message is validated strictly, a peer sends a field only to a side
- * that announced a minor version which knows it.
+ * add optional fields or a framing (1.1: tensor frames); since every message is validated strictly, a
+ * peer uses them only with a side that announced a minor version which knows them.
  */
 export const PROTOCOL_VERSION = { major: 1, minor: 1 } as const;
 
