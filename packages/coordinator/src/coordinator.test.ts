@@ -333,6 +333,23 @@ describe('startCoordinator', () => {
     const honest = runWorker({ url: target.url, backend: 'cpu', log: () => {} });
     const codec = createMsgpackCodec();
     const heartbeat = codec.encode({ type: 'heartbeat', phase: 'idle' });
+    // A well-formed tensor frame (protocol 1.1): a gradient with the 12,730 parameters of this model.
+    const writer = codec.startTensorFrame(12_730 * 4);
+    const tensorFrame = writer.finish(
+      {
+        type: 'gradient',
+        step: 0,
+        shard: 0,
+        gradient: { dtype: 'float32', shape: [12_730] },
+        lossSum: 1,
+        correct: 0,
+        count: 1,
+        timings: { decodeMs: 0, computeMs: 0 },
+      },
+      'gradient',
+    );
+    const lyingTrailer = Uint8Array.from(tensorFrame);
+    new DataView(lyingTrailer.buffer).setUint32(4, tensorFrame.byteLength, true);
     let deep: unknown = 0;
     for (let i = 0; i < 100; i++) deep = [deep];
     const handmade = [
@@ -343,20 +360,32 @@ describe('startCoordinator', () => {
       codec.encode(deep), // deep nesting
       Buffer.from([0xd7, 0xff, 0, 0, 0, 0, 0, 0, 0, 0]), // a timestamp extension (Date)
       codec.encode(JSON.parse('{"type":"heartbeat","phase":"idle","__proto__":{"admin":true}}')),
+      tensorFrame, // valid, but not a hello
+      lyingTrailer, // a tensor frame whose trailer claims more bytes than the frame has
       new Uint8Array(12_730 * 4 + 64 * 1024 + 1), // one byte over the frame limit
     ];
     const fuzzed = fc.sample(
       fc
         .tuple(
-          fc.constantFrom(heartbeat, codec.encode({ type: 'failure', code: 'INTERNAL', message: 'x' })),
+          fc.constantFrom(
+            heartbeat,
+            codec.encode({ type: 'failure', code: 'INTERNAL', message: 'x' }),
+            tensorFrame,
+          ),
           fc.nat(),
           fc.integer({ min: 0, max: 255 }),
         )
         .map(([frame, position, value]) => {
           const copy = Uint8Array.from(frame);
-          copy[position % copy.length] = value;
+          // In a tensor frame, edit the prelude or the trailer (the payload is any bytes anyway).
+          const editable =
+            frame === tensorFrame ? [...range(0, 8), ...range(frame.length - 200, frame.length)] : [];
+          copy[
+            editable.length > 0 ? (editable[position % editable.length] as number) : position % copy.length
+          ] = value;
           return copy;
         }),
+      // With the 10 handmade frames, 50 connections: within the per-address burst of 64 (no 429s).
       40,
     );
     const codes = await Promise.all(
@@ -416,4 +445,8 @@ async function weightsOf(modelDir: string): Promise<Float32Array> {
   const weights = readFlatWeights(model);
   model.dispose();
   return weights;
+}
+
+function range(start: number, end: number): number[] {
+  return Array.from({ length: end - start }, (_, i) => start + i);
 }
