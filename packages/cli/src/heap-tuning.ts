@@ -5,8 +5,9 @@ import { setFlagsFromString } from 'node:v8';
  * percent (V8's own choice is dynamic, about 10–100%). A coordinator keeps ~17 MB of objects alive
  * but receives megabytes of gradient frames every step; with V8's limits it ran a mark-compact
  * (5–15 ms) at nearly every step, mostly while the workers computed, taking a core from one of them.
- * At 400% (a limit of ~90 MB) it ran one in a 100-step run, and a 2-worker step got 12 ms shorter.
- * The memory cost is tens of megabytes; like GOGC for a Go server, throughput is worth it here.
+ * At 400% (a limit of ~90 MB) it ran one in a 100-step run, and `pnpm bench` with 2 workers went
+ * from 1,729 to about 1,800 samples/s (docs/benchmarks.md). The memory cost is tens of megabytes;
+ * like GOGC for a Go server, throughput is worth it here.
  */
 const HEAP_GROWING_PERCENT = 400;
 
