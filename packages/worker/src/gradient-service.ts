@@ -61,10 +61,7 @@ export class GradientService {
 
   /** Parameters of the configured model: the length of a gradient. */
   get parameterCount(): number {
-    if (this.layout === undefined) {
-      throw new CallosumError(ErrorCodes.UNEXPECTED_MESSAGE, 'a request arrived before the welcome');
-    }
-    return this.layout.totalSize;
+    return this.configured().layout.totalSize;
   }
 
   /** `into`, if given, receives the gradient (e.g. the payload of the frame that will carry it). */
@@ -101,10 +98,15 @@ export class GradientService {
     return { result, timings: { decodeMs: decoded - started, computeMs: computed - decoded } };
   }
 
-  private modelWithWeights(version: number): { model: LayersModel; layout: ParameterLayout } {
+  private configured(): { model: LayersModel; layout: ParameterLayout } {
     if (this.model === undefined || this.layout === undefined) {
       throw new CallosumError(ErrorCodes.UNEXPECTED_MESSAGE, 'a request arrived before the welcome');
     }
+    return { model: this.model, layout: this.layout };
+  }
+
+  private modelWithWeights(version: number): { model: LayersModel; layout: ParameterLayout } {
+    const { model, layout } = this.configured();
     if (this.loadedVersion !== version) {
       if (this.pendingWeights?.version !== version) {
         throw new CallosumError(
@@ -112,9 +114,9 @@ export class GradientService {
           `request needs weights version ${version}, this worker has ${this.pendingWeights?.version ?? 'none'}`,
         );
       }
-      writeFlatWeights(this.model, this.pendingWeights.values, this.layout);
+      writeFlatWeights(model, this.pendingWeights.values, layout);
       this.loadedVersion = version;
     }
-    return { model: this.model, layout: this.layout };
+    return { model, layout };
   }
 }

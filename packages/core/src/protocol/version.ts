@@ -7,5 +7,5 @@ export const PROTOCOL_VERSION = { major: 1, minor: 1 } as const;
 
 /** Whether a peer announcing `version` reads tensor frames (added in 1.1). */
 export function readsTensorFrames(version: { readonly major: number; readonly minor: number }): boolean {
-  return version.major === 1 && version.minor >= 1;
+  return version.major > 1 || (version.major === 1 && version.minor >= 1);
 }
