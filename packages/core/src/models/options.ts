@@ -12,10 +12,8 @@ export function readModelOptions<T extends Record<string, unknown>>(
     const check = isValid[key as keyof T];
     if (check === undefined) {
       const known = Object.keys(defaults);
-      throw new CallosumError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `model "${model}" has no option "${key}"` + (known.length ? `; options: ${known.join(', ')}` : ''),
-      );
+      const hint = known.length > 0 ? `; options: ${known.join(', ')}` : '';
+      throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `model "${model}" has no option "${key}"${hint}`);
     }
     if (!check(value)) {
       throw new CallosumError(
