@@ -1,10 +1,8 @@
 import { readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { loadMnist } from '@callosum/core';
 import * as tfjs from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { serveDirectory } from '../../../tools/serve-directory.js';
 import { lastJsonLine, runCli, temporaryDirectory } from './processes.js';
 
 interface Summary {
@@ -23,20 +21,6 @@ const directories: string[] = [];
 afterAll(async () => {
   await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
-
-/** Serves a directory over loopback http, the way a browser or plain tfjs would fetch a model. */
-async function serve(dir: string): Promise<{ url: string; close: () => void }> {
-  const server = createServer(async (request, response) => {
-    try {
-      response.end(await readFile(join(dir, (request.url ?? '/').slice(1))));
-    } catch {
-      response.statusCode = 404;
-      response.end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
-}
 
 describe('callosum train', () => {
   it('with defaults and 4 workers reaches 98.5% on the real MNIST test set, and plain tfjs reproduces it', async () => {
@@ -66,7 +50,7 @@ describe('callosum train', () => {
     expect(steps.every((step: { learningRate: number }) => step.learningRate > 0)).toBe(true);
 
     // Plain @tensorflow/tfjs (no Callosum code) loads the saved model and scores the same test set.
-    const server = await serve(summary.modelDir);
+    const server = await serveDirectory(summary.modelDir);
     try {
       const model = await tfjs.loadLayersModel(`${server.url}/model.json`);
       const { test } = await loadMnist();
@@ -87,7 +71,7 @@ describe('callosum train', () => {
       }
       expect(correct / test.count).toBeCloseTo(summary.testAccuracy, 3);
     } finally {
-      server.close();
+      await server.close();
     }
   }, 900_000);
 

@@ -1,10 +1,9 @@
-import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tfjs from '@tensorflow/tfjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { serveDirectory } from '../../../../tools/serve-directory.js';
 import { buildModel } from '../models/index.js';
 import { readFlatWeights } from '../params/layout.js';
 import { loadModel, saveModel } from './model-files.js';
@@ -33,25 +32,16 @@ describe('saveModel / loadModel', () => {
   it('is readable by plain @tensorflow/tfjs loadLayersModel over http, with identical predictions', async () => {
     const model = buildModel({ name: 'cnn' }, { seed: 12 });
     await saveModel(model, dir);
-    const server = createServer(async (request, response) => {
-      try {
-        response.end(await readFile(join(dir, (request.url ?? '/').slice(1))));
-      } catch {
-        response.statusCode = 404;
-        response.end();
-      }
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const server = await serveDirectory(dir);
     try {
-      const { port } = server.address() as AddressInfo;
-      const plain = await tfjs.loadLayersModel(`http://127.0.0.1:${port}/model.json`);
+      const plain = await tfjs.loadLayersModel(`${server.url}/model.json`);
       const input = tfjs.randomUniform([3, 28, 28, 1], 0, 1, 'float32', 1);
       const expected = (model.predict(input) as tfjs.Tensor).dataSync();
       const actual = (plain.predict(input) as tfjs.Tensor).dataSync();
       expect(Array.from(actual)).toEqual(Array.from(expected));
       plain.dispose();
     } finally {
-      server.close();
+      await server.close();
       model.dispose();
     }
   });
