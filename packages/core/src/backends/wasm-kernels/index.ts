@@ -6,6 +6,7 @@ import {
   type KernelConfig,
   MaxPoolGrad,
   registerKernel,
+  Sum,
   Transpose,
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
@@ -13,12 +14,13 @@ import { CallosumError, ErrorCodes } from '../../errors.js';
 import { createBatchMatMulKernel } from './batch-mat-mul.js';
 import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
+import { createSumKernel } from './sum.js';
 
 let registered = false;
 
 /**
  * Makes the tfjs wasm backend able to train convolutional networks, and fast at it: adds the missing
- * Conv2DBackpropFilter kernel and replaces BatchMatMul and MaxPoolGrad (see each kernel for why).
+ * Conv2DBackpropFilter kernel and replaces BatchMatMul, MaxPoolGrad and Sum (see each kernel for why).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
  * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
@@ -31,10 +33,12 @@ export function registerWasmTrainingKernels(): void {
   const originalBatchMatMul = requireWasmKernel(BatchMatMul);
   const transpose = requireWasmKernel(Transpose);
   const originalMaxPoolGrad = requireWasmKernel(MaxPoolGrad);
+  const originalSum = requireWasmKernel(Sum);
 
   registerKernel(createConv2DBackpropFilterKernel(originalBatchMatMul.kernelFunc));
   replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
   replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
+  replaceKernel(createSumKernel(originalSum));
   registered = true;
 }
 
