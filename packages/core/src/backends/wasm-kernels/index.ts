@@ -2,7 +2,9 @@
 import '@tensorflow/tfjs-backend-wasm';
 import {
   BatchMatMul,
+  Cast,
   getKernel,
+  Identity,
   type KernelConfig,
   MaxPoolGrad,
   registerKernel,
@@ -13,6 +15,7 @@ import {
 import { CallosumError, ErrorCodes } from '../../errors.js';
 import { createBatchMatMulKernel } from './batch-mat-mul.js';
 import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
+import { createCastKernel, createIdentityKernel } from './identity.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
 import { createSumKernel } from './sum.js';
 
@@ -20,7 +23,8 @@ let registered = false;
 
 /**
  * Makes the tfjs wasm backend able to train convolutional networks, and fast at it: adds the missing
- * Conv2DBackpropFilter kernel and replaces BatchMatMul, MaxPoolGrad and Sum (see each kernel for why).
+ * Conv2DBackpropFilter kernel and replaces BatchMatMul, MaxPoolGrad, Sum, Identity and Cast (see each
+ * kernel for why).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
  * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
@@ -34,11 +38,15 @@ export function registerWasmTrainingKernels(): void {
   const transpose = requireWasmKernel(Transpose);
   const originalMaxPoolGrad = requireWasmKernel(MaxPoolGrad);
   const originalSum = requireWasmKernel(Sum);
+  const originalIdentity = requireWasmKernel(Identity);
+  const originalCast = requireWasmKernel(Cast);
 
   registerKernel(createConv2DBackpropFilterKernel(originalBatchMatMul.kernelFunc));
   replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
   replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
   replaceKernel(createSumKernel(originalSum));
+  replaceKernel(createIdentityKernel(originalIdentity));
+  replaceKernel(createCastKernel(originalCast));
   registered = true;
 }
 
