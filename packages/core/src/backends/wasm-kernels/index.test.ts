@@ -5,7 +5,9 @@ import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 
 // The other test files register before the wasm backend is initialised; this one registers after.
 const registeredKernels = () =>
-  ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad', 'Sum'].map((name) => tf.getKernel(name, 'wasm'));
+  ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad', 'Sum', 'Identity', 'Cast'].map((name) =>
+    tf.getKernel(name, 'wasm'),
+  );
 
 describe('registerWasmTrainingKernels', () => {
   it('works after the wasm backend is initialised, and a second call changes nothing', async () => {

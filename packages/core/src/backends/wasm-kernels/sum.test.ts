@@ -11,7 +11,10 @@ interface SumCase {
   shape: number[];
   axis: number | number[];
   keepDims?: boolean;
-  /** Sums over leading axes take the replacement kernel, which adds in the cpu backend's order. */
+  /**
+   * Sums over leading axes take the replacement kernel, which adds in float64 like the cpu backend: the
+   * float32 results agree exactly. The others stay on wasm's float32 kernel.
+   */
   exact: boolean;
 }
 
