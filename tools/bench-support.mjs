@@ -2,7 +2,7 @@
  * Helpers shared by the benchmark scripts (`packages/core/bench/gradients.mjs`,
  * `packages/cli/bench/throughput.mjs`): command-line arguments, running the script itself as a `--child`
  * process and collecting its one result message, the machine description, the load average, text tables
- * and the median.
+ * and the median and quantiles.
  *
  * Plain ESM JavaScript with no dependencies beyond Node, imported by relative path, so that a benchmark
  * needs no build step of its own.
@@ -32,9 +32,23 @@ export function scriptArgs() {
  * @returns {number}
  */
 export function positiveInteger(option, text) {
+  return integerAtLeast(option, text, 1, 'a positive integer');
+}
+
+/**
+ * Parses `text` as an integer ≥ 0, or throws an error that names the option.
+ *
+ * @param {string} option The option as typed, e.g. `--warmup`.
+ * @param {string} text The value given.
+ * @returns {number}
+ */
+export function nonNegativeInteger(option, text) {
+  return integerAtLeast(option, text, 0, 'a non-negative integer');
+}
+
+function integerAtLeast(option, text, min, what) {
   const parsed = Number(text);
-  if (!Number.isInteger(parsed) || parsed <= 0)
-    throw new Error(`${option}: "${text}" is not a positive integer`);
+  if (!Number.isInteger(parsed) || parsed < min) throw new Error(`${option}: "${text}" is not ${what}`);
   return parsed;
 }
 
@@ -166,8 +180,22 @@ export function formatTable(rows, numeric) {
  * @returns {number}
  */
 export function median(numbers) {
+  return quantile(numbers, 0.5);
+}
+
+/**
+ * The linearly interpolated quantile `q` (in [0, 1]) of `numbers`; NaN for none. The array is not
+ * changed and need not be sorted.
+ *
+ * @param {number[]} numbers
+ * @param {number} q
+ * @returns {number}
+ */
+export function quantile(numbers, q) {
   if (numbers.length === 0) return Number.NaN;
   const sorted = [...numbers].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  const position = (sorted.length - 1) * q;
+  const lower = Math.floor(position);
+  const upper = Math.ceil(position);
+  return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - lower);
 }

@@ -37,7 +37,9 @@ import {
   loadLine,
   machineLines,
   median,
+  nonNegativeInteger,
   positiveInteger,
+  quantile,
   scriptArgs,
   sendToParent,
 } from '../../../tools/bench-support.mjs';
@@ -342,26 +344,8 @@ async function runWorkers(workers, progress) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Arguments and statistics.
-
-function nonNegativeInteger(option, text) {
-  const parsed = Number(text);
-  if (!Number.isInteger(parsed) || parsed < 0) {
-    throw new Error(`${option}: "${text}" is not a non-negative integer`);
-  }
-  return parsed;
-}
+// Statistics.
 
 function sum(numbers) {
   return numbers.reduce((total, value) => total + value, 0);
-}
-
-/** Linear-interpolated quantile (q in [0, 1]). */
-function quantile(numbers, q) {
-  if (numbers.length === 0) return Number.NaN;
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const position = (sorted.length - 1) * q;
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - lower);
 }
