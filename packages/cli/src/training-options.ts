@@ -21,6 +21,7 @@ export interface TrainingFlags {
   warmupSteps: number;
   seed: number;
   maxShift: number;
+  microBatchSize?: number;
   steps?: number;
   data?: string;
   out?: string;
@@ -84,6 +85,14 @@ export function addTrainingOptions(command: Command): Command {
         .argParser(integer(0, 8))
         .default(defaults.maxShift),
     )
+    .addOption(
+      envOption(
+        '--micro-batch-size <n>',
+        'deterministic reduction: gradients per micro-batch of n samples, added along a fixed tree, ' +
+          'so the weights are bit-identical at any worker count (default: off)',
+        'CALLOSUM_MICRO_BATCH_SIZE',
+      ).argParser(integer(1)),
+    )
     .addOption(envOption('--steps <n>', 'stop after this many steps', 'CALLOSUM_STEPS').argParser(integer(1)))
     .addOption(
       envOption('--data <dir>', 'MNIST-format directory (default: the embedded real MNIST)', 'CALLOSUM_DATA'),
@@ -108,6 +117,7 @@ export function trainingConfigFrom(flags: TrainingFlags): TrainingConfig {
     seed: flags.seed,
     maxShift: flags.maxShift,
     maxSteps: flags.steps,
+    microBatchSize: flags.microBatchSize,
   };
 }
 

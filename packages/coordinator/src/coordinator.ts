@@ -17,6 +17,7 @@ import {
   PROTOCOL_VERSION,
   parameterLayout,
   readFlatWeights,
+  readsMicroBatches,
   readsTensorFrames,
   resolveTrainingConfig,
   saveModel,
@@ -310,15 +311,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       dropWorker(worker, 1008, ErrorCodes.UNEXPECTED_MESSAGE);
       return;
     }
-    if (message.protocol.major !== PROTOCOL_VERSION.major) {
-      worker.send({
-        type: 'shutdown',
-        code: ErrorCodes.VERSION_MISMATCH,
-        reason: `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${message.protocol.major}.${message.protocol.minor}`,
-      });
-      log(
-        `coordinator: worker ${worker.label} rejected: protocol ${message.protocol.major}.${message.protocol.minor}`,
-      );
+    const { major, minor } = message.protocol;
+    const versionProblem =
+      major !== PROTOCOL_VERSION.major
+        ? `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${major}.${minor}`
+        : config.microBatchSize !== undefined && !readsMicroBatches(message.protocol)
+          ? `this run uses micro-batches, which need protocol 1.2 or later; worker speaks ${major}.${minor}`
+          : undefined;
+    if (versionProblem !== undefined) {
+      worker.send({ type: 'shutdown', code: ErrorCodes.VERSION_MISMATCH, reason: versionProblem });
+      log(`coordinator: worker ${worker.label} rejected: ${versionProblem}`);
       dropWorker(worker, 1002, ErrorCodes.VERSION_MISMATCH);
       return;
     }

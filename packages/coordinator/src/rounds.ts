@@ -4,7 +4,6 @@ import {
   CallosumError,
   type Codec,
   type ComputeTimings,
-  cutIntoShards,
   EMPTY_TOTALS,
   ErrorCodes,
   evenShardSizes,
@@ -12,11 +11,15 @@ import {
   gatherBytes,
   type ImageSet,
   type MnistDataset,
+  microBatchCount,
   OrderedGradientSum,
+  type ReducedStep,
   type SampleBytes,
   stepEvent,
   type TrainingState,
+  TreeGradientSum,
   toWireTensor,
+  treeShards,
 } from '@callosum/core';
 import type { Membership } from './membership.js';
 import type { StepReport } from './options.js';
@@ -43,38 +46,57 @@ export interface RoundsContext {
   readonly dispatcher: ShardDispatcher;
 }
 
+/** Samples [start, end) of a round's indices, meant for worker slot `part`. */
+interface ShardRange {
+  readonly start: number;
+  readonly end: number;
+  readonly part: number;
+}
+
+/** What reduces a training step's shards: in shard order, or along the micro-batch tree. */
+interface StepSum {
+  add(shard: number, result: GradientResult): void;
+  reduce(): ReducedStep;
+}
+
 /**
  * The two kinds of round a run is made of, a training step and an evaluation pass over the test set:
- * cuts the samples into one shard per healthy worker, sends each shard with the weights it needs, and
+ * cuts the samples into shards for the healthy workers, sends each shard with the weights it needs, and
  * reduces what the dispatcher collects.
  */
 export class Rounds {
-  private readonly gradientSum: OrderedGradientSum;
+  private readonly orderedSum: OrderedGradientSum;
+  /** Only for runs with deterministic reduction (`microBatchSize`). */
+  private readonly treeSum: TreeGradientSum | undefined;
   /** The current weights, encoded at most once per version and framing (1.0 peers: plain MessagePack). */
   private weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
   private evaluationRound = 0;
 
   constructor(private readonly context: RoundsContext) {
-    this.gradientSum = new OrderedGradientSum(context.state.weights.length);
+    const { weights, config } = context.state;
+    this.orderedSum = new OrderedGradientSum(weights.length);
+    this.treeSum = config.microBatchSize === undefined ? undefined : new TreeGradientSum(weights.length);
   }
 
-  /** One synchronous step: every shard of the next global batch, reduced in shard order, applied. */
+  /** One synchronous step: every shard of the next global batch, reduced, applied. */
   async trainStep(): Promise<StepReport> {
     const { state, dataset, dispatcher } = this.context;
     const started = performance.now();
     const { epoch } = state.position;
     const step = state.step;
+    const { microBatchSize } = state.config;
+    const indices = state.nextBatchIndices();
+    const { shards, sum } = this.stepPlan(indices.length);
     const gatherTraining = (shardIndices: Uint32Array) =>
       state.gatherTrainingSamples(dataset.train, shardIndices);
-    const tasks = this.shardTasks(state.nextBatchIndices(), gatherTraining, (shard, images, labels) => ({
+    const tasks = this.shardTasks(indices, shards, gatherTraining, (shard, images, labels) => ({
       type: 'compute',
       step,
       shard,
       weightsVersion: step,
       ...imageTensors(images, labels, dataset.train),
+      ...(microBatchSize === undefined ? {} : { microBatchSize }),
     }));
-    const sum = this.gradientSum;
-    sum.begin(tasks.length);
     const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks, (shard, reply) =>
       sum.add(shard, reply.gradient),
     );
@@ -97,7 +119,8 @@ export class Rounds {
     const round = this.evaluationRound++;
     const indices = Uint32Array.from({ length: dataset.test.count }, (_, i) => i);
     const gatherTest = (shardIndices: Uint32Array) => gatherBytes(dataset.test, shardIndices);
-    const tasks = this.shardTasks(indices, gatherTest, (shard, images, labels) => ({
+    const shards = this.evenShards(indices.length);
+    const tasks = this.shardTasks(indices, shards, gatherTest, (shard, images, labels) => ({
       type: 'evaluate',
       round,
       shard,
@@ -115,9 +138,50 @@ export class Rounds {
     return totals;
   }
 
-  /** Tasks for the shards of `indices`, one per healthy worker, in worker order. */
+  /**
+   * A step's shards and the sum that reduces them: one even shard per healthy worker, added in shard
+   * order; or, with micro-batches, each worker's even share of micro-batches as nodes of the tree.
+   */
+  private stepPlan(samples: number): { shards: ShardRange[]; sum: StepSum } {
+    const { microBatchSize } = this.context.state.config;
+    if (microBatchSize === undefined || this.treeSum === undefined) {
+      const shards = this.evenShards(samples);
+      this.orderedSum.begin(shards.length);
+      return { shards, sum: this.orderedSum };
+    }
+    const leafCount = microBatchCount(samples, microBatchSize);
+    const nodes = treeShards(leafCount, this.parts());
+    this.treeSum.begin(
+      leafCount,
+      nodes.map(({ node }) => node),
+    );
+    const shards = nodes.map(({ node, part }) => ({
+      start: node.first * microBatchSize,
+      end: Math.min((node.first + node.count) * microBatchSize, samples),
+      part,
+    }));
+    return { shards, sum: this.treeSum };
+  }
+
+  /** One contiguous shard per healthy worker, sizes differing by at most one sample. */
+  private evenShards(samples: number): ShardRange[] {
+    let start = 0;
+    return evenShardSizes(samples, this.parts())
+      .filter((size) => size > 0)
+      .map((size, part) => {
+        start += size;
+        return { start: start - size, end: start, part };
+      });
+  }
+
+  private parts(): number {
+    return Math.max(1, this.context.membership.healthy().length);
+  }
+
+  /** Tasks for the given shards of `indices`. */
   private shardTasks(
     indices: Uint32Array,
+    shards: readonly ShardRange[],
     gather: (shardIndices: Uint32Array) => SampleBytes,
     request: (
       shard: number,
@@ -125,14 +189,13 @@ export class Rounds {
       labels: Uint8Array,
     ) => Parameters<WorkerConnection['send']>[0],
   ): ShardTask[] {
-    const parts = Math.max(1, this.context.membership.healthy().length);
-    const sizes = evenShardSizes(indices.length, parts).filter((size) => size > 0);
-    return cutIntoShards(indices, sizes).map((shardIndices, index) => {
-      const { images, labels } = gather(shardIndices);
+    return shards.map(({ start, end, part }, index) => {
+      const { images, labels } = gather(indices.subarray(start, end));
       const message = request(index, images, labels);
       return {
         index,
-        count: shardIndices.length,
+        part,
+        count: end - start,
         send: (worker) => {
           this.sendCurrentWeights(worker);
           worker.send(message);

@@ -5,6 +5,8 @@ import type { WorkerConnection } from './worker-connection.js';
 /** One shard of a round: how to ask a worker for it. */
 export interface ShardTask {
   readonly index: number;
+  /** The worker slot it is first sent to: healthy worker number `part` (modulo their count). */
+  readonly part: number;
   readonly count: number;
   send(worker: WorkerConnection): void;
 }
@@ -80,8 +82,8 @@ interface ActiveRound {
 }
 
 /**
- * Runs rounds of shards (a training step, or an evaluation pass) over the healthy workers: first shard
- * i to worker i, then re-sends any shard whose worker is lost, late or answers badly, to the healthy
+ * Runs rounds of shards (a training step, or an evaluation pass) over the healthy workers: first each
+ * shard to the worker of its part, then re-sends any shard whose worker is lost, late or answers badly, to the healthy
  * worker with the least work. A round resolves with every shard's result in shard order, or rejects
  * with a reason; it never waits without a bound.
  */
@@ -129,7 +131,7 @@ export class ShardDispatcher {
       }
       const workers = this.membership.healthy();
       for (const task of tasks) {
-        const worker = workers[task.index % Math.max(workers.length, 1)];
+        const worker = workers[task.part % Math.max(workers.length, 1)];
         if (worker !== undefined) this.assign(round, task, worker);
       }
       this.assignWaiting(round);

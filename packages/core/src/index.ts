@@ -40,6 +40,17 @@ export { addTotals, EMPTY_TOTALS, evaluateImageSet } from './train/evaluate.js';
 export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
 export { computeGradients, evaluateBatch } from './train/gradients.js';
 export {
+  computeTreeGradients,
+  microBatchCount,
+  TreeGradientSum,
+  type TreeNode,
+  type TreeShard,
+  TreeSummation,
+  treeNodesCovering,
+  treeRoot,
+  treeShards,
+} from './train/micro-batch-tree.js';
+export {
   assertFiniteShard,
   OrderedGradientSum,
   type ReducedStep,

@@ -6,6 +6,7 @@ import {
   type ComputeRequest,
   type ComputeTimings,
   computeGradients,
+  computeTreeGradients,
   ErrorCodes,
   type EvaluateRequest,
   evaluateBatch,
@@ -15,6 +16,7 @@ import {
   type LayersModel,
   type ParameterLayout,
   parameterLayout,
+  TreeSummation,
   type Welcome,
   writeFlatWeights,
 } from '@callosum/core';
@@ -30,6 +32,7 @@ export class GradientService {
   private modelKey = '';
   private pendingWeights: { version: number; values: Float32Array } | undefined;
   private loadedVersion = -1;
+  private treeSummation: TreeSummation | undefined;
 
   /**
    * Builds the model named in the welcome, unless the same one is already built. Weights are always
@@ -69,7 +72,12 @@ export class GradientService {
     request: ComputeRequest,
     into?: Float32Array,
   ): { result: GradientResult; timings: ComputeTimings } {
-    return this.run(request, (model, batch, layout) => computeGradients(model, batch, layout, into));
+    const { microBatchSize } = request;
+    return this.run(request, (model, batch, layout) =>
+      microBatchSize === undefined
+        ? computeGradients(model, batch, layout, into)
+        : computeTreeGradients(model, batch, microBatchSize, this.summation(layout), layout, into),
+    );
   }
 
   evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {
@@ -96,6 +104,14 @@ export class GradientService {
     const result = work(model, batch, layout);
     const computed = performance.now();
     return { result, timings: { decodeMs: decoded - started, computeMs: computed - decoded } };
+  }
+
+  /** Scratch buffers for micro-batched shards, kept from one request to the next. */
+  private summation(layout: ParameterLayout): TreeSummation {
+    if (this.treeSummation?.parameterCount !== layout.totalSize) {
+      this.treeSummation = new TreeSummation(layout.totalSize);
+    }
+    return this.treeSummation;
   }
 
   private configured(): { model: LayersModel; layout: ParameterLayout } {

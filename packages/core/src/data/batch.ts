@@ -11,3 +11,13 @@ export function batchFromBytes(images: Uint8Array, labels: Uint8Array): ImageBat
   for (let i = 0; i < images.length; i++) pixels[i] = (images[i] as number) / 255;
   return { pixels, labels: Int32Array.from(labels), count: labels.length };
 }
+
+/** Samples [start, end) of `batch`, as views (no copy). */
+export function sliceImageBatch(batch: ImageBatch, start: number, end: number): ImageBatch {
+  const pixelsPerSample = batch.count === 0 ? 0 : batch.pixels.length / batch.count;
+  return {
+    pixels: batch.pixels.subarray(start * pixelsPerSample, end * pixelsPerSample),
+    labels: batch.labels.subarray(start, end),
+    count: end - start,
+  };
+}

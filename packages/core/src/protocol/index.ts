@@ -17,4 +17,4 @@ export {
   type WireTensor,
 } from './tensor.js';
 export type { TensorFrameWriter } from './tensor-frame.js';
-export { PROTOCOL_VERSION, readsTensorFrames } from './version.js';
+export { PROTOCOL_VERSION, readsMicroBatches, readsTensorFrames } from './version.js';

@@ -139,7 +139,16 @@ const shardData = {
   labels: wireTensorSchema,
 };
 
-export const computeSchema = z.strictObject({ type: z.literal('compute'), step: index, ...shardData });
+export const computeSchema = z.strictObject({
+  type: z.literal('compute'),
+  step: index,
+  ...shardData,
+  /**
+   * Since 1.2, for runs with deterministic reduction: the shard is one node of the fixed summation tree;
+   * compute each micro-batch of this many samples on its own and add them along the tree.
+   */
+  microBatchSize: z.int().min(1).optional(),
+});
 
 export const evaluateSchema = z.strictObject({ type: z.literal('evaluate'), round: index, ...shardData });
 

@@ -21,6 +21,12 @@ export interface TrainingConfig {
   readonly maxShift: number;
   /** Stop after this many steps even if epochs remain. */
   readonly maxSteps?: number | undefined;
+  /**
+   * Deterministic reduction: compute gradients per micro-batch of this many samples and add them along
+   * one fixed tree, so the weights are the same at any worker count (micro-batch-tree.ts). Unset: a
+   * shard's gradient is computed in one piece and shards are added in shard order in float64.
+   */
+  readonly microBatchSize?: number | undefined;
 }
 
 /**

@@ -114,7 +114,7 @@ export class OrderedGradientSum {
     this.held = undefined;
     const scale = 1 / this.count;
     if (position === 0) {
-      for (let i = 0; i < mean.length; i++) mean[i] = (gradient[i] as number) * scale;
+      scaleInto(mean, gradient, this.count);
     } else if (position === 1 && last) {
       for (let i = 0; i < mean.length; i++) {
         mean[i] = ((first[i] as number) + (gradient[i] as number)) * scale;
@@ -166,11 +166,17 @@ export function assertFiniteShard(shard: GradientResult, index: number, paramete
   );
 }
 
+/** `into` = `gradient` / `count`, rounded to float32: the one place a summed gradient becomes a mean. */
+export function scaleInto(into: Float32Array, gradient: Float32Array, count: number): void {
+  const scale = 1 / count;
+  for (let i = 0; i < into.length; i++) into[i] = (gradient[i] as number) * scale;
+}
+
 /**
  * x * 0 is 0 for a finite x and NaN for NaN or ±Infinity, so the sum of those products is 0 exactly
  * when every element is finite. Four sums and no branch: twice as fast as testing each element.
  */
-function allFinite(values: Float32Array): boolean {
+export function allFinite(values: Float32Array): boolean {
   let a = 0;
   let b = 0;
   let c = 0;

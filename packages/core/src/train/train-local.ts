@@ -1,16 +1,28 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BackendPreference } from '../backends/registry.js';
 import { type BackendChoice, initBackend } from '../backends/select.js';
-import { batchFromBytes } from '../data/batch.js';
+import { batchFromBytes, type ImageBatch } from '../data/batch.js';
 import { loadMnist, type MnistDataset } from '../data/mnist.js';
 import { saveModel } from '../io/model-files.js';
 import { buildModel } from '../models/index.js';
-import { parameterLayout, readFlatWeights, writeFlatWeights } from '../params/layout.js';
+import {
+  type ParameterLayout,
+  parameterLayout,
+  readFlatWeights,
+  writeFlatWeights,
+} from '../params/layout.js';
 import { resolveTrainingConfig, type TrainingConfig } from './config.js';
 import { evaluateImageSet } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
 import { computeGradients } from './gradients.js';
-import { OrderedGradientSum, reduceShardGradients } from './reduce.js';
+import {
+  computeTreeGradients,
+  microBatchCount,
+  TreeGradientSum,
+  TreeSummation,
+  treeRoot,
+} from './micro-batch-tree.js';
+import { assertFiniteShard, OrderedGradientSum, type ReducedStep, reduceShardGradients } from './reduce.js';
 import { TrainingState } from './training-state.js';
 
 export interface TrainLocalOptions extends Partial<TrainingConfig> {
@@ -56,13 +68,13 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
   let testLoss = Number.NaN;
   let testAccuracy = Number.NaN;
   let trainedSamples = 0;
-  const sum = new OrderedGradientSum(layout.totalSize);
+  const reduceStep = localStepReducer(config, model, layout);
   const started = performance.now();
   while (!state.finished) {
     const { epoch } = state.position;
     const samples = state.gatherTrainingSamples(dataset.train, state.nextBatchIndices());
     const batch = batchFromBytes(samples.images, samples.labels);
-    const reduced = reduceShardGradients([computeGradients(model, batch, layout)], sum);
+    const reduced = reduceStep(batch);
     const learningRate = state.applyStep(reduced);
     writeFlatWeights(model, state.weights, layout);
     trainedSamples += reduced.count;
@@ -86,5 +98,28 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
     testLoss,
     testAccuracy,
     samplesPerSecond: trainedSamples / seconds,
+  };
+}
+
+/** One process's gradient for a whole global batch, reduced the way a coordinator reduces its shards. */
+function localStepReducer(
+  config: TrainingConfig,
+  model: LayersModel,
+  layout: ParameterLayout,
+): (batch: ImageBatch) => ReducedStep {
+  const { microBatchSize } = config;
+  if (microBatchSize === undefined) {
+    const sum = new OrderedGradientSum(layout.totalSize);
+    return (batch) => reduceShardGradients([computeGradients(model, batch, layout)], sum);
+  }
+  const summation = new TreeSummation(layout.totalSize);
+  const treeSum = new TreeGradientSum(layout.totalSize);
+  return (batch) => {
+    const result = computeTreeGradients(model, batch, microBatchSize, summation, layout);
+    assertFiniteShard(result, 0, layout.totalSize);
+    const root = treeRoot(microBatchCount(batch.count, microBatchSize));
+    treeSum.begin(root.count, [root]);
+    treeSum.add(0, result);
+    return treeSum.reduce();
   };
 }

@@ -1,4 +1,5 @@
 import { shiftImages } from '../data/augment.js';
+import { requireIntegerInRange } from '../data/checks.js';
 import { gatherBytes, type ImageSet, type SampleBytes } from '../data/mnist.js';
 import { EpochSampler, type SamplerPosition } from '../data/sampler.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
@@ -32,6 +33,9 @@ export class TrainingState {
         ErrorCodes.INVALID_ARGUMENT,
         `epochs must be a positive integer, got ${config.epochs}`,
       );
+    }
+    if (config.microBatchSize !== undefined) {
+      requireIntegerInRange('microBatchSize', config.microBatchSize, 1, config.batchSize);
     }
     this.weights = initialWeights.slice();
     this.optimizer = createOptimizer(config.optimizer, initialWeights.length);
