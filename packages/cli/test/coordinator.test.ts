@@ -1,6 +1,14 @@
 import { rm } from 'node:fs/promises';
 import { type Coordinator, type RunSummary, type StepReport, startCoordinator } from '@callosum/coordinator';
-import { createMsgpackCodec, loadMnist, type MnistDataset, PROTOCOL_VERSION } from '@callosum/core';
+import {
+  createMsgpackCodec,
+  loadMnist,
+  loadModel,
+  type MnistDataset,
+  PROTOCOL_VERSION,
+  readFlatWeights,
+  trainLocal,
+} from '@callosum/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 // The built module, so that local workers start the built CLI entry point next to it.
@@ -21,7 +29,11 @@ afterAll(async () => {
   await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-async function coordinator(maxSteps: number, minWorkers: number, extra: { batchSize?: number } = {}) {
+async function coordinator(
+  maxSteps: number,
+  minWorkers: number,
+  extra: { batchSize?: number; microBatchSize?: number } = {},
+) {
   const outDir = await temporaryDirectory('coordinator');
   directories.push(outDir);
   const log: string[] = [];
@@ -32,7 +44,7 @@ async function coordinator(maxSteps: number, minWorkers: number, extra: { batchS
     dataset,
     minWorkers,
     shardDeadlineMs: 20_000,
-    training: { maxSteps, batchSize: extra.batchSize ?? 64, seed: 3 },
+    training: { maxSteps, batchSize: extra.batchSize ?? 64, seed: 3, microBatchSize: extra.microBatchSize },
     log: (line) => log.push(line),
   });
   return { coordinator: started, log, steps };
@@ -100,6 +112,36 @@ describe('coordinator with real worker processes', () => {
     expect(await victim?.exited).toBe('SIGKILL');
     // The survivors are told the run ended and exit cleanly.
     expect(await Promise.all(others.map((worker) => worker.exited))).toEqual([0, 0]);
+  }, 120_000);
+
+  it('with micro-batches, ends with the weights of trainLocal to the last bit although a worker was SIGKILLed', async () => {
+    const { coordinator: target, log } = await coordinator(30, 3, { microBatchSize: 16 });
+    const [victim] = startWorkers(target, 3);
+    let killed = false;
+    const poll = setInterval(async () => {
+      if (!killed && ((await currentStep(target)) ?? 0) >= 10) {
+        killed = true;
+        victim?.process.kill('SIGKILL');
+      }
+    }, 50);
+    const summary = await target.result.finally(() => clearInterval(poll));
+    expect(killed).toBe(true);
+    expect(await victim?.exited).toBe('SIGKILL');
+    expect(log.some((line) => line.includes('test-worker-1') && line.includes('left'))).toBe(true);
+    const model = await loadModel(summary.modelDir);
+    const distributed = readFlatWeights(model);
+    model.dispose();
+    const local = await trainLocal({
+      maxSteps: 30,
+      batchSize: 64,
+      seed: 3,
+      microBatchSize: 16,
+      backend: 'wasm',
+      evaluate: false,
+      dataset,
+    });
+    local.model.dispose();
+    expect(Buffer.from(distributed.buffer).equals(Buffer.from(local.weights.buffer))).toBe(true);
   }, 120_000);
 
   it('names a SIGSTOPped worker within seconds, redoes its shard, and discards what it sends after SIGCONT', async () => {

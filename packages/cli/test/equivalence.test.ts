@@ -18,7 +18,13 @@ afterAll(async () => {
   await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-async function distributedWeights(workers: number, optimizer: string): Promise<Float32Array> {
+const MICRO_BATCH = 16;
+
+async function distributedWeights(
+  workers: number,
+  optimizer: string,
+  microBatchSize?: number,
+): Promise<Float32Array> {
   const out = await temporaryDirectory(`equivalence-${workers}`);
   directories.push(out);
   const run = await runCli([
@@ -40,6 +46,7 @@ async function distributedWeights(workers: number, optimizer: string): Promise<F
     '--out',
     out,
     '--json',
+    ...(microBatchSize === undefined ? [] : ['--micro-batch-size', String(microBatchSize)]),
   ]);
   expect(run.code, run.stderr).toBe(0);
   const summary = lastJsonLine<{ steps: number; workers: number }>(run);
@@ -50,8 +57,13 @@ async function distributedWeights(workers: number, optimizer: string): Promise<F
   return weights;
 }
 
-async function localWeights(optimizer: string, steps = STEPS): Promise<Float32Array> {
+async function localWeights(
+  optimizer: string,
+  steps = STEPS,
+  microBatchSize?: number,
+): Promise<Float32Array> {
   const local = await trainLocal({
+    microBatchSize,
     maxSteps: steps,
     batchSize: BATCH,
     seed: SEED,
@@ -76,14 +88,24 @@ describe('distributed training is the same computation as local training', () =>
     expect(maxRelativeDifference(one, local, LAYOUT)).toBe(0);
   }, 120_000);
 
-  // With 3 workers tfjs sums each shard's gradient in float32 over fewer samples, so results differ
-  // from one process in the last bits. SGD passes those bits through linearly (measured: 2.6e-6);
-  // Adam divides by sqrt(v) and so magnifies them where a gradient is almost exactly zero (4e-5),
-  // which measures float32 rounding, not the distribution. The 1e-5 bound is checked with SGD.
+  // Without micro-batches, tfjs sums each shard's gradient in float32 over fewer samples with 3
+  // workers, so results differ from one process in the last bits. SGD passes those bits through
+  // linearly (measured: 2.6e-6); Adam divides by sqrt(v) and so magnifies them where a gradient is
+  // almost exactly zero (4e-5). Micro-batches (below) remove the difference altogether.
   it('gives the same weights for trainLocal, 1 worker and 3 workers within 1e-5 (sgd)', async () => {
     const local = await localWeights('sgd');
     const [one, three] = [await distributedWeights(1, 'sgd'), await distributedWeights(3, 'sgd')];
     expect(maxRelativeDifference(one, local, LAYOUT)).toBeLessThanOrEqual(1e-5);
     expect(maxRelativeDifference(three, local, LAYOUT)).toBeLessThanOrEqual(1e-5);
+  }, 240_000);
+
+  // 96 samples in micro-batches of 16: 6 micro-batches, which 3 workers share as 5 tree nodes (two of
+  // them compute two nodes each), so the coordinator adds nodes from different workers.
+  it('gives bit-identical weights for trainLocal, 1 worker and 3 workers with micro-batches (adam)', async () => {
+    const local = await localWeights('adam', STEPS, MICRO_BATCH);
+    const one = await distributedWeights(1, 'adam', MICRO_BATCH);
+    const three = await distributedWeights(3, 'adam', MICRO_BATCH);
+    expect(maxRelativeDifference(one, local, LAYOUT)).toBe(0);
+    expect(maxRelativeDifference(three, local, LAYOUT)).toBe(0);
   }, 240_000);
 });
