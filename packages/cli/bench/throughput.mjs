@@ -22,6 +22,7 @@
  *   --warmup 10        warm-up steps per configuration, not measured (default: 10)
  *   --workers 1,2,4    worker counts to run after the single-process baseline (default: 1,2,4)
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
+ *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -59,6 +60,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '10' },
     workers: { type: 'string', default: '1,2,4' },
     'batch-size': { type: 'string', default: String(DEFAULT_TRAINING_CONFIG.batchSize) },
+    'micro-batch-size': { type: 'string' },
   },
   strict: true,
 });
@@ -66,6 +68,10 @@ const { values } = parseArgs({
 const steps = positiveInteger('--steps', values.steps);
 const warmup = nonNegativeInteger('--warmup', values.warmup);
 const batchSize = positiveInteger('--batch-size', values['batch-size']);
+const microBatchSize =
+  values['micro-batch-size'] === undefined
+    ? undefined
+    : positiveInteger('--micro-batch-size', values['micro-batch-size']);
 const workerCounts = values.workers
   .split(',')
   .filter((count) => count !== '')
@@ -80,6 +86,7 @@ const training = {
     Math.ceil(((warmup + steps) * batchSize) / MNIST_TRAIN_COUNT) + 1,
   ),
   maxSteps: warmup + steps,
+  microBatchSize,
 };
 
 if (values.child === undefined) {
@@ -93,7 +100,8 @@ if (values.child === undefined) {
 
 async function runParent() {
   const machine = machineLines([
-    `Run:     model ${training.model.name}, global batch ${batchSize}, backend ${BACKEND}, ` +
+    `Run:     model ${training.model.name}, global batch ${batchSize}, ` +
+      `${microBatchSize === undefined ? '' : `micro-batches of ${microBatchSize}, `}backend ${BACKEND}, ` +
       `${warmup} warm-up + ${steps} measured steps per configuration`,
   ]);
   process.stderr.write(`${machine.join('\n')}\n`);
@@ -178,7 +186,8 @@ async function runParent() {
   }
 
   const lines = [
-    `Distributed training throughput, model "${training.model.name}", global batch ${batchSize}, backend ${BACKEND}`,
+    `Distributed training throughput, model "${training.model.name}", global batch ${batchSize}, ` +
+      `${microBatchSize === undefined ? '' : `micro-batches of ${microBatchSize}, `}backend ${BACKEND}`,
     '',
     ...machine,
     loadLine('end'),
@@ -228,6 +237,7 @@ function runChildProcess(config) {
       String(warmup),
       '--batch-size',
       String(batchSize),
+      ...(microBatchSize === undefined ? [] : ['--micro-batch-size', String(microBatchSize)]),
     ],
     {
       // The child's stdout goes to our stderr, so stdout carries only the tables.
