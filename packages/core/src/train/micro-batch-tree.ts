@@ -13,8 +13,9 @@ import { evenShardSizes } from '../data/shards.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { ParameterLayout } from '../params/layout.js';
 import type { GradientResult } from './batch.js';
+import { addTotals } from './evaluate.js';
 import { computeGradients } from './gradients.js';
-import { allFinite, type ReducedStep, scaleInto } from './reduce.js';
+import { type ReducedStep, scaleInto } from './reduce.js';
 
 /** Micro-batches [first, first + count) of a global batch: one node of the summation tree. */
 export interface TreeNode {
@@ -104,6 +105,12 @@ export class TreeSummation {
     return this.visit(node, known, 0, 0, into);
   }
 
+  /** The sums of a node's two halves, for a caller that adds them itself. */
+  halves(node: TreeNode, known: KnownNode): [GradientResult, GradientResult] {
+    const [leftNode, rightNode] = children(node);
+    return [this.visit(leftNode, known, 1, 0), this.visit(rightNode, known, 1, 1)];
+  }
+
   private visit(
     node: TreeNode,
     known: KnownNode,
@@ -124,12 +131,7 @@ export class TreeSummation {
     const a = left.gradient;
     const b = right.gradient;
     for (let i = 0; i < sum.length; i++) sum[i] = (a[i] as number) + (b[i] as number);
-    return {
-      gradient: sum,
-      lossSum: left.lossSum + right.lossSum,
-      correct: left.correct + right.correct,
-      count: left.count + right.count,
-    };
+    return { gradient: sum, ...addTotals(left, right) };
   }
 
   private buffer(index: number): Float32Array {
@@ -209,8 +211,9 @@ export class TreeGradientSum {
   }
 
   /**
-   * The mean gradient. Every shard was checked finite on arrival, but their float32 sum could still
-   * overflow; such a step is refused rather than applied.
+   * The mean gradient. The root's two halves are added, scaled and checked in one pass. Every shard
+   * was checked finite on arrival, but their float32 sum could still overflow; such a step is refused
+   * rather than applied.
    */
   reduce(): ReducedStep {
     if (this.results.size !== this.nodes.length) {
@@ -219,15 +222,35 @@ export class TreeGradientSum {
         `only ${this.results.size} of ${this.nodes.length} tree shards were added`,
       );
     }
-    const root = this.summation.sum(treeRoot(this.leafCount), (node) => this.results.get(key(node)));
-    if (root.count === 0)
-      throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a step needs at least one sample');
-    scaleInto(this.mean, root.gradient, root.count);
-    if (!allFinite(this.mean)) {
+    const root = treeRoot(this.leafCount);
+    const lookup: KnownNode = (node) => this.results.get(key(node));
+    const whole = lookup(root, () => this.mean);
+    if (whole !== undefined) {
+      scaleInto(this.mean, whole.gradient, whole.count);
+      return { meanGradient: this.mean, lossSum: whole.lossSum, correct: whole.correct, count: whole.count };
+    }
+    const [left, right] = this.summation.halves(root, lookup);
+    const totals = addTotals(left, right);
+    if (!addAndScaleInto(this.mean, left.gradient, right.gradient, totals.count)) {
       throw new CallosumError(ErrorCodes.NON_FINITE, 'the summed gradient overflows float32');
     }
-    return { meanGradient: this.mean, lossSum: root.lossSum, correct: root.correct, count: root.count };
+    return { meanGradient: this.mean, ...totals };
   }
+}
+
+/**
+ * `into` = float32(a + b) / count, the same rounding as adding into a float32 node and scaling it;
+ * returns whether every sum was finite (x * 0 is 0 only for a finite x).
+ */
+function addAndScaleInto(into: Float32Array, a: Float32Array, b: Float32Array, count: number): boolean {
+  const scale = 1 / count;
+  let check = 0;
+  for (let i = 0; i < into.length; i++) {
+    const sum = Math.fround((a[i] as number) + (b[i] as number));
+    check += sum * 0;
+    into[i] = sum * scale;
+  }
+  return check === 0;
 }
 
 function key(node: TreeNode): string {
