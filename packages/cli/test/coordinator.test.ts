@@ -50,14 +50,24 @@ async function coordinator(
   return { coordinator: started, log, steps };
 }
 
-/** The coordinator's step counter, from its HTTP status endpoint (undefined once it has closed). */
-async function currentStep(target: Coordinator): Promise<number | undefined> {
+interface Status {
+  step: number;
+  workers: { name: string; pendingShards: number[] }[];
+}
+
+/** The coordinator's HTTP status (undefined once it has closed). */
+async function coordinatorStatus(target: Coordinator): Promise<Status | undefined> {
   try {
     const response = await fetch(`${target.url.replace('ws', 'http')}/status`);
-    return ((await response.json()) as { step: number }).step;
+    return (await response.json()) as Status;
   } catch {
     return undefined;
   }
+}
+
+/** The coordinator's step counter (undefined once it has closed). */
+async function currentStep(target: Coordinator): Promise<number | undefined> {
+  return (await coordinatorStatus(target))?.step;
 }
 
 function startWorkers(target: Coordinator, count: number): LocalWorker[] {
@@ -79,6 +89,26 @@ async function openRawSocket(url: string): Promise<WebSocket> {
 
 function closeCode(socket: WebSocket): Promise<number> {
   return new Promise((resolve) => socket.once('close', (code) => resolve(code)));
+}
+
+/** Says hello with `protocol` on a raw socket; resolves with the close code and what came back. */
+async function helloWithProtocol(url: string, protocol: { major: number; minor: number }) {
+  const codec = createMsgpackCodec();
+  const socket = await openRawSocket(url);
+  const replies: unknown[] = [];
+  socket.on('message', (data: Buffer) => replies.push(codec.decode(data)));
+  const closed = closeCode(socket);
+  socket.send(
+    codec.encode({
+      type: 'hello',
+      protocol,
+      workerName: 'other-version',
+      backend: 'wasm',
+      pid: 1,
+      hostname: 'elsewhere',
+    }),
+  );
+  return { code: await closed, replies };
 }
 
 describe('coordinator with real worker processes', () => {
@@ -114,18 +144,32 @@ describe('coordinator with real worker processes', () => {
     expect(await Promise.all(others.map((worker) => worker.exited))).toEqual([0, 0]);
   }, 120_000);
 
+  // 96 samples in micro-batches of 16 on 3 workers: 5 tree nodes, so at least one worker holds two in
+  // every step. The victim is stopped first and killed only once it holds pending shards, so that
+  // they are certainly redone by the survivors.
   it('with micro-batches, ends with the weights of trainLocal to the last bit although a worker was SIGKILLed', async () => {
-    const { coordinator: target, log } = await coordinator(30, 3, { microBatchSize: 16 });
+    const { coordinator: target, log } = await coordinator(30, 3, { batchSize: 96, microBatchSize: 16 });
     const [victim] = startWorkers(target, 3);
-    let killed = false;
+    let phase: 'training' | 'stopped' | 'killed' = 'training';
+    let pendingWhenKilled: number[] = [];
     const poll = setInterval(async () => {
-      if (!killed && ((await currentStep(target)) ?? 0) >= 10) {
-        killed = true;
+      const status = await coordinatorStatus(target);
+      if (status === undefined) return;
+      if (phase === 'training' && status.step >= 10) {
+        phase = 'stopped';
+        victim?.process.kill('SIGSTOP');
+      }
+      const pending = status.workers.find((worker) => worker.name === 'test-worker-1')?.pendingShards ?? [];
+      if (phase === 'stopped' && pending.length > 0) {
+        phase = 'killed';
+        pendingWhenKilled = pending;
         victim?.process.kill('SIGKILL');
       }
-    }, 50);
+    }, 20);
     const summary = await target.result.finally(() => clearInterval(poll));
-    expect(killed).toBe(true);
+    expect(phase).toBe('killed');
+    expect(pendingWhenKilled.length).toBeGreaterThan(0);
+    expect(summary.redoneShards).toBeGreaterThanOrEqual(pendingWhenKilled.length);
     expect(await victim?.exited).toBe('SIGKILL');
     expect(log.some((line) => line.includes('test-worker-1') && line.includes('left'))).toBe(true);
     const model = await loadModel(summary.modelDir);
@@ -133,7 +177,7 @@ describe('coordinator with real worker processes', () => {
     model.dispose();
     const local = await trainLocal({
       maxSteps: 30,
-      batchSize: 64,
+      batchSize: 96,
       seed: 3,
       microBatchSize: 16,
       backend: 'wasm',
@@ -143,6 +187,25 @@ describe('coordinator with real worker processes', () => {
     local.model.dispose();
     expect(Buffer.from(distributed.buffer).equals(Buffer.from(local.weights.buffer))).toBe(true);
   }, 120_000);
+
+  it('refuses a worker older than protocol 1.2 into a run with micro-batches', async () => {
+    const { coordinator: target, log } = await coordinator(5, 1, { microBatchSize: 16 });
+    const { code, replies } = await helloWithProtocol(target.url, {
+      major: PROTOCOL_VERSION.major,
+      minor: 1,
+    });
+    expect(code).toBe(1002);
+    expect(replies).toEqual([
+      expect.objectContaining({
+        type: 'shutdown',
+        code: 'VERSION_MISMATCH',
+        reason: expect.stringMatching(/1\.2/),
+      }),
+    ]);
+    expect(log.some((line) => line.includes('micro-batches'))).toBe(true);
+    startWorkers(target, 1);
+    expect((await target.result).steps).toBe(5);
+  }, 60_000);
 
   it('names a SIGSTOPped worker within seconds, redoes its shard, and discards what it sends after SIGCONT', async () => {
     const { coordinator: target, log, steps } = await coordinator(150, 3);
@@ -180,28 +243,17 @@ describe('coordinator with real worker processes', () => {
   it('drops a peer that sends garbage or the wrong protocol version, and keeps training the honest worker', async () => {
     const { coordinator: target, log } = await coordinator(15, 1);
     const [honest] = startWorkers(target, 1);
-    const codec = createMsgpackCodec();
 
     const garbage = await openRawSocket(target.url);
     const garbageClosed = closeCode(garbage);
     garbage.send(Buffer.from([0xc1, 0xff, 0x00, 0x12]));
     expect(await garbageClosed).toBe(1008);
 
-    const oldVersion = await openRawSocket(target.url);
-    const replies: unknown[] = [];
-    oldVersion.on('message', (data: Buffer) => replies.push(codec.decode(data)));
-    const oldClosed = closeCode(oldVersion);
-    oldVersion.send(
-      codec.encode({
-        type: 'hello',
-        protocol: { major: PROTOCOL_VERSION.major + 1, minor: 0 },
-        workerName: 'from-the-future',
-        backend: 'wasm',
-        pid: 1,
-        hostname: 'elsewhere',
-      }),
-    );
-    expect(await oldClosed).toBe(1002);
+    const { code, replies } = await helloWithProtocol(target.url, {
+      major: PROTOCOL_VERSION.major + 1,
+      minor: 0,
+    });
+    expect(code).toBe(1002);
     expect(replies).toContainEqual(expect.objectContaining({ type: 'shutdown', code: 'VERSION_MISMATCH' }));
 
     const summary = await target.result;

@@ -337,6 +337,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     worker.name = message.workerName;
     worker.backend = message.backend;
     worker.readsTensorFrames = readsTensorFrames(message.protocol);
+    if (config.microBatchSize !== undefined && backends.size > 0 && !backends.has(message.backend)) {
+      log(
+        `coordinator: warning: worker ${worker.label} computes on ${message.backend}, others on ` +
+          `${[...backends].join(', ')}; backends round differently, so this run's weights now depend on ` +
+          'which worker computes which micro-batches',
+      );
+    }
     backends.add(message.backend);
     worker.send({
       type: 'welcome',

@@ -12,6 +12,7 @@ import {
   type ImageSet,
   type MnistDataset,
   microBatchCount,
+  nodeSamples,
   OrderedGradientSum,
   type ReducedStep,
   type SampleBytes,
@@ -65,17 +66,21 @@ interface StepSum {
  * reduces what the dispatcher collects.
  */
 export class Rounds {
-  private readonly orderedSum: OrderedGradientSum;
-  /** Only for runs with deterministic reduction (`microBatchSize`). */
-  private readonly treeSum: TreeGradientSum | undefined;
+  /** How training steps are reduced: in shard order, or along the tree of micro-batches. */
+  private readonly reduction:
+    | { readonly kind: 'ordered'; readonly sum: OrderedGradientSum }
+    | { readonly kind: 'tree'; readonly sum: TreeGradientSum; readonly microBatchSize: number };
   /** The current weights, encoded at most once per version and framing (1.0 peers: plain MessagePack). */
   private weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
   private evaluationRound = 0;
 
   constructor(private readonly context: RoundsContext) {
     const { weights, config } = context.state;
-    this.orderedSum = new OrderedGradientSum(weights.length);
-    this.treeSum = config.microBatchSize === undefined ? undefined : new TreeGradientSum(weights.length);
+    const { microBatchSize } = config;
+    this.reduction =
+      microBatchSize === undefined
+        ? { kind: 'ordered', sum: new OrderedGradientSum(weights.length) }
+        : { kind: 'tree', sum: new TreeGradientSum(weights.length), microBatchSize };
   }
 
   /** One synchronous step: every shard of the next global batch, reduced, applied. */
@@ -84,9 +89,8 @@ export class Rounds {
     const started = performance.now();
     const { epoch } = state.position;
     const step = state.step;
-    const { microBatchSize } = state.config;
     const indices = state.nextBatchIndices();
-    const { shards, sum } = this.stepPlan(indices.length);
+    const { shards, sum, microBatchSize } = this.stepPlan(indices.length);
     const gatherTraining = (shardIndices: Uint32Array) =>
       state.gatherTrainingSamples(dataset.train, shardIndices);
     const tasks = this.shardTasks(indices, shards, gatherTraining, (shard, images, labels) => ({
@@ -142,25 +146,22 @@ export class Rounds {
    * A step's shards and the sum that reduces them: one even shard per healthy worker, added in shard
    * order; or, with micro-batches, each worker's even share of micro-batches as nodes of the tree.
    */
-  private stepPlan(samples: number): { shards: ShardRange[]; sum: StepSum } {
-    const { microBatchSize } = this.context.state.config;
-    if (microBatchSize === undefined || this.treeSum === undefined) {
+  private stepPlan(samples: number): { shards: ShardRange[]; sum: StepSum; microBatchSize?: number } {
+    const reduction = this.reduction;
+    if (reduction.kind === 'ordered') {
       const shards = this.evenShards(samples);
-      this.orderedSum.begin(shards.length);
-      return { shards, sum: this.orderedSum };
+      reduction.sum.begin(shards.length);
+      return { shards, sum: reduction.sum };
     }
+    const { microBatchSize } = reduction;
     const leafCount = microBatchCount(samples, microBatchSize);
     const nodes = treeShards(leafCount, this.parts());
-    this.treeSum.begin(
+    reduction.sum.begin(
       leafCount,
       nodes.map(({ node }) => node),
     );
-    const shards = nodes.map(({ node, part }) => ({
-      start: node.first * microBatchSize,
-      end: Math.min((node.first + node.count) * microBatchSize, samples),
-      part,
-    }));
-    return { shards, sum: this.treeSum };
+    const shards = nodes.map(({ node, part }) => ({ ...nodeSamples(node, microBatchSize, samples), part }));
+    return { shards, sum: reduction.sum, microBatchSize };
   }
 
   /** One contiguous shard per healthy worker, sizes differing by at most one sample. */
@@ -237,7 +238,7 @@ function perWorkerTimings(
     string,
     { id: string; samples: number; computeMs: number; transferMs: number; waitMs: number }
   >();
-  for (const { worker, result, sentAt, receivedAt } of outcomes) {
+  for (const { worker, result, startedAt, receivedAt } of outcomes) {
     const entry = byWorker.get(worker.id) ?? {
       id: worker.id,
       samples: 0,
@@ -248,7 +249,7 @@ function perWorkerTimings(
     const inside = result.timings.decodeMs + result.timings.computeMs;
     entry.samples += result.gradient.count;
     entry.computeMs += inside;
-    entry.transferMs += Math.max(0, receivedAt - sentAt - inside);
+    entry.transferMs += Math.max(0, receivedAt - startedAt - inside);
     entry.waitMs = Math.max(entry.waitMs, collectedAt - receivedAt);
     byWorker.set(worker.id, entry);
   }

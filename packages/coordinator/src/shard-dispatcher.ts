@@ -11,11 +11,12 @@ export interface ShardTask {
   send(worker: WorkerConnection): void;
 }
 
-/** A result for one shard, with when it was asked for and answered. */
+/** A result for one shard, with when its worker could start on it and when it answered. */
 export interface ShardOutcome<R> {
   readonly result: R;
   readonly worker: WorkerConnection;
-  readonly sentAt: number;
+  /** When the shard was sent, or when the same worker answered its previous shard of the round. */
+  readonly startedAt: number;
   readonly receivedAt: number;
 }
 
@@ -27,9 +28,10 @@ export interface DispatcherOptions {
   /** How many times one shard may fail (worker lost, bad result) before the run stops. */
   readonly maxAttemptsPerShard: number;
   /**
-   * A shard is late once it has taken `stragglerFactor` times as long as the median shard already
-   * answered in its round, but never before `stragglerFloorMs`. Its worker is reported (and set aside by
-   * the coordinator) and the shard is redone elsewhere; whatever the late worker sends for it is discarded.
+   * A shard is late once its worker has been on it `stragglerFactor` times as long as the median time
+   * per sample of the shards already answered in its round predicts for its size, but never before
+   * `stragglerFloorMs`. Its worker is reported (and set aside by the coordinator) and the shard is
+   * redone elsewhere; whatever the late worker sends for it is discarded.
    */
   readonly stragglerFactor: number;
   readonly stragglerFloorMs: number;
@@ -73,8 +75,10 @@ interface ActiveRound {
   readonly assignments: Map<number, Assignment>;
   readonly unassigned: Set<number>;
   remaining: number;
-  /** How long each answered shard took, for the straggler deadline. */
-  readonly answeredMs: number[];
+  /** Milliseconds per sample of each answered shard, for the straggler deadline. */
+  readonly answeredMsPerSample: number[];
+  /** When each worker last answered in this round: its next shard starts then. */
+  readonly lastAnsweredAt: Map<WorkerConnection, number>;
   stragglerTimer: NodeJS.Timeout | undefined;
   noWorkerTimer: NodeJS.Timeout | undefined;
   resolve: (outcomes: ShardOutcome<unknown>[]) => void;
@@ -83,8 +87,8 @@ interface ActiveRound {
 
 /**
  * Runs rounds of shards (a training step, or an evaluation pass) over the healthy workers: first each
- * shard to the worker of its part, then re-sends any shard whose worker is lost, late or answers badly, to the healthy
- * worker with the least work. A round resolves with every shard's result in shard order, or rejects
+ * shard to the worker of its part, then re-sends any shard whose worker is lost, late or answers
+ * badly, to the healthy worker with the fewest pending samples. A round resolves with every shard's result in shard order, or rejects
  * with a reason; it never waits without a bound.
  */
 export class ShardDispatcher {
@@ -118,7 +122,8 @@ export class ShardDispatcher {
         assignments: new Map(),
         unassigned: new Set(tasks.map((task) => task.index)),
         remaining: tasks.length,
-        answeredMs: [],
+        answeredMsPerSample: [],
+        lastAnsweredAt: new Map(),
         stragglerTimer: undefined,
         noWorkerTimer: undefined,
         resolve: resolve as (outcomes: ShardOutcome<unknown>[]) => void,
@@ -157,8 +162,10 @@ export class ShardDispatcher {
     clearTimeout(assignment.timer);
     round.assignments.delete(shard);
     const receivedAt = performance.now();
-    round.outcomes[shard] = { result, worker, sentAt: assignment.sentAt, receivedAt };
-    round.answeredMs.push(receivedAt - assignment.sentAt);
+    const startedAt = startOf(round, assignment);
+    round.lastAnsweredAt.set(worker, receivedAt);
+    round.outcomes[shard] = { result, worker, startedAt, receivedAt };
+    round.answeredMsPerSample.push((receivedAt - startedAt) / Math.max(1, sampleCount));
     round.onAccepted?.(shard, result);
     round.remaining -= 1;
     if (round.remaining === 0) this.finish(round);
@@ -175,6 +182,7 @@ export class ShardDispatcher {
       return;
     }
     this.options.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${reason}`);
+    round.lastAnsweredAt.set(worker, performance.now());
     this.redo(round, shard);
   }
 
@@ -265,7 +273,9 @@ export class ShardDispatcher {
     let bestLoad = Number.POSITIVE_INFINITY;
     for (const worker of this.membership.healthy()) {
       let load = 0;
-      for (const assignment of round.assignments.values()) if (assignment.worker === worker) load += 1;
+      for (const [shard, assignment] of round.assignments) {
+        if (assignment.worker === worker) load += round.tasks[shard]?.count ?? 0;
+      }
       if (load < bestLoad) {
         best = worker;
         bestLoad = load;
@@ -274,25 +284,36 @@ export class ShardDispatcher {
     return best;
   }
 
-  /** (Re)arms one timer for the pending shard that will be late first. */
+  /**
+   * (Re)arms one timer for the pending shard that will be late first. A worker answers its shards in
+   * turn, so only its oldest pending shard is being computed; the others wait behind it, unjudged.
+   */
   private armStragglerTimer(round: ActiveRound): void {
     clearTimeout(round.stragglerTimer);
     round.stragglerTimer = undefined;
-    if (round.answeredMs.length === 0 || round.assignments.size === 0) return;
-    const typicalMs = median(round.answeredMs);
-    const lateAfterMs = Math.max(this.options.stragglerFloorMs, this.options.stragglerFactor * typicalMs);
-    const earliestSent = Math.min(...[...round.assignments.values()].map((a) => a.sentAt));
-    const delay = Math.max(0, earliestSent + lateAfterMs - performance.now());
-    round.stragglerTimer = setTimeout(() => {
-      const now = performance.now();
-      for (const [shard, { worker, sentAt }] of [...round.assignments]) {
-        if (now - sentAt < lateAfterMs) continue;
-        this.counters.lateShards += 1;
-        this.options.onStraggler(worker, shard, now - sentAt, typicalMs);
-        this.redo(round, shard);
-      }
-      if (this.round === round) this.armStragglerTimer(round);
-    }, delay);
+    if (round.answeredMsPerSample.length === 0 || round.assignments.size === 0) return;
+    const msPerSample = median(round.answeredMsPerSample);
+    const typicalMs = (shard: number) => msPerSample * (round.tasks[shard]?.count ?? 0);
+    const lateAfterMs = (shard: number) =>
+      Math.max(this.options.stragglerFloorMs, this.options.stragglerFactor * typicalMs(shard));
+    const inProgress = oldestPendingPerWorker(round);
+    const firstLate = Math.min(
+      ...inProgress.map(([shard, assignment]) => startOf(round, assignment) + lateAfterMs(shard)),
+    );
+    round.stragglerTimer = setTimeout(
+      () => {
+        const now = performance.now();
+        for (const [shard, assignment] of oldestPendingPerWorker(round)) {
+          const pendingMs = now - startOf(round, assignment);
+          if (pendingMs < lateAfterMs(shard)) continue;
+          this.counters.lateShards += 1;
+          this.options.onStraggler(assignment.worker, shard, pendingMs, typicalMs(shard));
+          this.redo(round, shard);
+        }
+        if (this.round === round) this.armStragglerTimer(round);
+      },
+      Math.max(0, firstLate - performance.now()),
+    );
   }
 
   private deadlineMissed(round: ActiveRound, shard: number): void {
@@ -312,6 +333,20 @@ export class ShardDispatcher {
     clearTimeout(round.stragglerTimer);
     if (this.round === round) this.round = undefined;
   }
+}
+
+/** When the worker could start on this shard: when it was sent, or when it answered its previous one. */
+function startOf(round: ActiveRound, assignment: Assignment): number {
+  return Math.max(assignment.sentAt, round.lastAnsweredAt.get(assignment.worker) ?? 0);
+}
+
+/** Each worker's oldest pending shard (assignments keep the order in which they were sent). */
+function oldestPendingPerWorker(round: ActiveRound): [number, Assignment][] {
+  const oldest = new Map<WorkerConnection, [number, Assignment]>();
+  for (const [shard, assignment] of round.assignments) {
+    if (!oldest.has(assignment.worker)) oldest.set(assignment.worker, [shard, assignment]);
+  }
+  return [...oldest.values()];
 }
 
 function median(values: readonly number[]): number {

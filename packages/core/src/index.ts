@@ -41,7 +41,9 @@ export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
 export { computeGradients, evaluateBatch } from './train/gradients.js';
 export {
   computeTreeGradients,
+  type KnownNode,
   microBatchCount,
+  nodeSamples,
   TreeGradientSum,
   type TreeNode,
   type TreeShard,

@@ -67,17 +67,25 @@ export class GradientService {
     return this.configured().layout.totalSize;
   }
 
-  /** `into`, if given, receives the gradient (e.g. the payload of the frame that will carry it). */
+  /**
+   * `into`, if given, receives the gradient (e.g. the payload of the frame that will carry it). Without
+   * it, a micro-batched shard's gradient lives in scratch memory that the next request reuses.
+   */
   computeGradient(
     request: ComputeRequest,
     into?: Float32Array,
   ): { result: GradientResult; timings: ComputeTimings } {
     const { microBatchSize } = request;
-    return this.run(request, (model, batch, layout) =>
+    const answer = this.run(request, (model, batch, layout) =>
       microBatchSize === undefined
         ? computeGradients(model, batch, layout, into)
         : computeTreeGradients(model, batch, microBatchSize, this.summation(layout), layout, into),
     );
+    const { gradient } = answer.result;
+    if (into === undefined || gradient === into) return answer;
+    // Both paths write into `into`; should one ever return other memory, the frame still gets it.
+    into.set(gradient);
+    return { ...answer, result: { ...answer.result, gradient: into } };
   }
 
   evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {

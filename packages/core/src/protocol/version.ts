@@ -1,7 +1,8 @@
 /**
  * Version of the wire protocol (docs/protocol.md). Peers must agree on `major`. A higher `minor` may
- * add optional fields or a framing (1.1: tensor frames; 1.2: micro-batches in compute requests); since every message is validated strictly, a
- * peer uses them only with a side that announced a minor version which knows them.
+ * add optional fields or a framing (1.1: tensor frames; 1.2: micro-batches in compute requests);
+ * since every message is validated strictly, a peer uses them only with a side that announced a minor
+ * version which knows them.
  */
 export const PROTOCOL_VERSION = { major: 1, minor: 2 } as const;
 

@@ -6,10 +6,12 @@ import { evenShardSizes } from '../data/shards.js';
 import { buildModel } from '../models/index.js';
 import { parameterLayout } from '../params/layout.js';
 import type { GradientResult } from './batch.js';
+import { DEFAULT_TRAINING_CONFIG } from './config.js';
 import { computeGradients } from './gradients.js';
 import {
   computeTreeGradients,
   microBatchCount,
+  nodeSamples,
   TreeGradientSum,
   type TreeNode,
   TreeSummation,
@@ -18,6 +20,7 @@ import {
   treeShards,
 } from './micro-batch-tree.js';
 import { OrderedGradientSum } from './reduce.js';
+import { TrainingState } from './training-state.js';
 
 /** Every node of the tree over `leafCount` micro-batches, as "first+count". */
 function allTreeNodes(leafCount: number): Set<string> {
@@ -122,6 +125,15 @@ describe('the micro-batch tree', () => {
     expect(microBatchCount(96, 16)).toBe(6);
     expect(microBatchCount(97, 16)).toBe(7);
   });
+
+  it('is refused by a run for a micro-batch size that is not an integer in 1..batch size', () => {
+    const run = (microBatchSize: number) =>
+      new TrainingState({ ...DEFAULT_TRAINING_CONFIG, microBatchSize }, new Float32Array(4), 1000);
+    for (const size of [0, 129, 1.5]) {
+      expect(() => run(size)).toThrow(`microBatchSize must be an integer in 1..128, got ${size}`);
+    }
+    expect(run(128).config.microBatchSize).toBe(128);
+  });
 });
 
 describe('TreeGradientSum', () => {
@@ -215,12 +227,8 @@ describe('computeTreeGradients', () => {
       const nodes = treeShards(leafCount, parts).map(({ node }) => node);
       sum.begin(leafCount, nodes);
       nodes.forEach((node, index) => {
-        const start = node.first * microBatchSize;
-        const shard = sliceImageBatch(
-          batch,
-          start,
-          Math.min(start + node.count * microBatchSize, batch.count),
-        );
+        const { start, end } = nodeSamples(node, microBatchSize, batch.count);
+        const shard = sliceImageBatch(batch, start, end);
         const worker = new TreeSummation(layout.totalSize);
         sum.add(index, computeTreeGradients(model, shard, microBatchSize, worker, layout));
       });

@@ -36,6 +36,16 @@ export function microBatchCount(samples: number, microBatchSize: number): number
   return Math.ceil(samples / microBatchSize);
 }
 
+/** The samples [start, end) of a batch of `samples` that `node`'s micro-batches hold. */
+export function nodeSamples(
+  node: TreeNode,
+  microBatchSize: number,
+  samples: number,
+): { start: number; end: number } {
+  const start = Math.min(node.first * microBatchSize, samples);
+  return { start, end: Math.min(start + node.count * microBatchSize, samples) };
+}
+
 /** The root of the tree over `leafCount` micro-batches. */
 export function treeRoot(leafCount: number): TreeNode {
   return { first: 0, count: leafCount };
@@ -163,8 +173,7 @@ export function computeTreeGradients(
     root,
     (node, buffer) => {
       if (node.count !== 1) return undefined;
-      const start = node.first * microBatchSize;
-      const end = Math.min(start + microBatchSize, batch.count);
+      const { start, end } = nodeSamples(node, microBatchSize, batch.count);
       return computeGradients(model, sliceImageBatch(batch, start, end), layout, buffer());
     },
     into,
@@ -224,8 +233,11 @@ export class TreeGradientSum {
     }
     const root = treeRoot(this.leafCount);
     const lookup: KnownNode = (node) => this.results.get(key(node));
-    const whole = lookup(root, () => this.mean);
+    const whole = this.results.get(key(root));
     if (whole !== undefined) {
+      if (whole.count === 0) {
+        throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a step needs at least one sample');
+      }
       scaleInto(this.mean, whole.gradient, whole.count);
       return { meanGradient: this.mean, lossSum: whole.lossSum, correct: whole.correct, count: whole.count };
     }

@@ -166,7 +166,7 @@ export function assertFiniteShard(shard: GradientResult, index: number, paramete
   );
 }
 
-/** `into` = `gradient` / `count`, rounded to float32: the one place a summed gradient becomes a mean. */
+/** `into` = `gradient` × (1 / `count`), rounded to float32: a summed gradient made a mean. */
 export function scaleInto(into: Float32Array, gradient: Float32Array, count: number): void {
   const scale = 1 / count;
   for (let i = 0; i < into.length; i++) into[i] = (gradient[i] as number) * scale;

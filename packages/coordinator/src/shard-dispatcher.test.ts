@@ -1,0 +1,94 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Membership } from './membership.js';
+import { type DispatcherOptions, ShardDispatcher, type ShardTask } from './shard-dispatcher.js';
+import type { WorkerConnection } from './worker-connection.js';
+
+// The straggler deadline's arithmetic, on a fake clock. The worker connections are stubs (the rule is
+// about timing, not transport); real workers and real SIGSTOPs are tested in packages/cli.
+
+function stubWorker(id: string): WorkerConnection {
+  return { id, label: id, state: 'healthy' } as unknown as WorkerConnection;
+}
+
+function setup() {
+  const membership = new Membership();
+  const workers = [stubWorker('w1'), stubWorker('w2')];
+  for (const worker of workers) {
+    membership.add(worker);
+    membership.markHealthy(worker);
+  }
+  const late: string[] = [];
+  const options: DispatcherOptions = {
+    shardDeadlineMs: 60_000,
+    noWorkerTimeoutMs: 60_000,
+    maxAttemptsPerShard: 5,
+    stragglerFactor: 2,
+    stragglerFloorMs: 50,
+    onDeadlineMissed: () => {},
+    onStraggler: (worker, shard, pendingMs, typicalMs) =>
+      late.push(`${worker.id} shard ${shard} after ${pendingMs} ms, typical ${typicalMs} ms`),
+    log: () => {},
+  };
+  const dispatcher = new ShardDispatcher(membership, options);
+  const sent: string[] = [];
+  const task = (index: number, part: number, count: number): ShardTask => ({
+    index,
+    part,
+    count,
+    send: (worker) => sent.push(`${index}→${worker.id}`),
+  });
+  const answer = (shard: number, worker: WorkerConnection, count: number) =>
+    dispatcher.accept('step 0', shard, worker, count, { shard });
+  return { dispatcher, workers, late, sent, task, answer };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('ShardDispatcher straggler deadline', () => {
+  it('judges a shard from when its worker answered the one before it, and per sample', async () => {
+    const { dispatcher, workers, late, sent, task, answer } = setup();
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    // w1 gets one shard of 20 samples; w2 three of 10 that it computes one after the other.
+    const round = dispatcher.run('step 0', [task(0, 0, 20), task(1, 1, 10), task(2, 1, 10), task(3, 1, 10)]);
+    expect(sent).toEqual(['0→w1', '1→w2', '2→w2', '3→w2']);
+    vi.advanceTimersByTime(100);
+    answer(0, w1, 20); // 5 ms per sample
+    answer(1, w2, 10); // 10 ms per sample: the median is 7.5
+    vi.advanceTimersByTime(100);
+    answer(2, w2, 10);
+    // Shard 3 has waited 250 ms since it was sent, but w2 only started on it at 200 ms; its deadline is
+    // 2 × 7.5 ms × 10 samples = 150 ms from then.
+    vi.advanceTimersByTime(50);
+    expect(late).toEqual([]);
+    vi.advanceTimersByTime(40);
+    answer(3, w2, 10);
+    const outcomes = await round;
+    expect(late).toEqual([]);
+    expect(outcomes.map((outcome) => outcome.startedAt)).toEqual([0, 0, 100, 200]);
+    expect(dispatcher.counters.lateShards).toBe(0);
+  });
+
+  it('names a worker that stops answering and redoes its shards on the worker with the fewest pending samples', async () => {
+    const { dispatcher, workers, late, sent, task, answer } = setup();
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    const round = dispatcher.run('step 0', [task(0, 0, 10), task(1, 1, 10), task(2, 1, 10)]);
+    vi.advanceTimersByTime(100);
+    answer(0, w1, 10);
+    answer(1, w2, 10); // 10 ms per sample everywhere; w2 then hangs on shard 2
+    vi.advanceTimersByTime(199);
+    expect(late).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(late).toEqual(['w2 shard 2 after 200 ms, typical 100 ms']);
+    expect(sent.at(-1)).toBe('2→w1');
+    vi.advanceTimersByTime(100);
+    answer(2, w1, 10);
+    const outcomes = await round;
+    expect(outcomes.map((outcome) => outcome.worker.id)).toEqual(['w1', 'w2', 'w1']);
+    expect(dispatcher.counters).toMatchObject({ lateShards: 1, redoneShards: 1 });
+  });
+});
