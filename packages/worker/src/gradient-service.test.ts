@@ -1,6 +1,7 @@
 import {
   buildModel,
   computeGradients,
+  computeTreeGradients,
   gatherBatch,
   gatherBytes,
   initBackend,
@@ -9,6 +10,7 @@ import {
   PROTOCOL_VERSION,
   parameterLayout,
   readFlatWeights,
+  TreeSummation,
   toWireTensor,
   type Welcome,
   writeFlatWeights,
@@ -65,6 +67,38 @@ describe('GradientService', () => {
     expect(result.lossSum).toBe(expected.lossSum);
     expect(result.count).toBe(4);
     expect(timings.computeMs).toBeGreaterThan(0);
+    service.dispose();
+    reference.dispose();
+  });
+
+  it('computes a micro-batched shard as computeTreeGradients does, into the frame memory it is given', () => {
+    const reference = buildModel(MODEL, { seed: 4 });
+    const layout = parameterLayout(reference);
+    const weights = readFlatWeights(reference, layout);
+    const indices = [5, 9, 100, 7, 11, 12, 13];
+    const summation = new TreeSummation(layout.totalSize);
+    const expected = computeTreeGradients(
+      reference,
+      gatherBatch(dataset.train, indices),
+      2,
+      summation,
+      layout,
+    );
+
+    const service = new GradientService();
+    service.configure(welcome(layout.totalSize));
+    service.receiveWeights(0, weights);
+    const frame = new Float32Array(layout.totalSize);
+    const { result } = service.computeGradient(
+      { ...computeRequest(0, 0, indices), microBatchSize: 2 },
+      frame,
+    );
+    expect(result.gradient).toBe(frame);
+    expect(Array.from(frame)).toEqual(Array.from(expected.gradient));
+    expect(result).toMatchObject({ lossSum: expected.lossSum, correct: expected.correct, count: 7 });
+    // Computed in one piece, the same shard rounds differently: the micro-batches were really used.
+    const whole = service.computeGradient(computeRequest(0, 0, indices)).result.gradient;
+    expect(Array.from(whole)).not.toEqual(Array.from(frame));
     service.dispose();
     reference.dispose();
   });
