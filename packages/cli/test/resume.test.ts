@@ -40,42 +40,69 @@ async function stepsLogged(runDir: string): Promise<number> {
   }
 }
 
+/**
+ * Runs RUN (plus `extra`) once straight through and once killed with SIGKILL after 25 steps and resumed
+ * with `resumeWorkers` workers; resolves with both runs' final weights.
+ */
+async function killAndResume(extra: string[], resumeWorkers: number) {
+  const straight = await temporaryDirectory('straight');
+  const interrupted = await temporaryDirectory('interrupted');
+  directories.push(straight, interrupted);
+
+  const uninterrupted = await runCli(['train', ...RUN, ...extra, '--out', straight, '--json']);
+  expect(uninterrupted.code, uninterrupted.stderr).toBe(0);
+
+  // Its own process group, so the orphaned local workers can be cleaned up after the kill.
+  const victim = spawn(process.execPath, [CLI_ENTRY, 'train', ...RUN, ...extra, '--out', interrupted], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    victim.once('exit', (_, signal) => resolve(signal)),
+  );
+  while ((await stepsLogged(interrupted)) < 25) await new Promise((resolve) => setTimeout(resolve, 50));
+  victim.kill('SIGKILL'); // the coordinator only: it gets no chance to checkpoint or say goodbye
+  expect(await exited).toBe('SIGKILL');
+  try {
+    process.kill(-(victim.pid as number), 'SIGKILL');
+  } catch {
+    // the workers may already have gone
+  }
+  const checkpoints = await readdir(join(interrupted, 'checkpoints'));
+  expect(checkpoints.some((name) => name.startsWith('step-000000020'))).toBe(true);
+
+  const resumed = await runCli([
+    'train',
+    '--workers',
+    String(resumeWorkers),
+    '--resume',
+    interrupted,
+    '--json',
+  ]);
+  expect(resumed.code, resumed.stderr).toBe(0);
+  expect(resumed.stderr).toMatch(/resuming from .*step-0000000[23]0\.ckpt at step [23]0 of 40/);
+  expect(lastJsonLine<{ steps: number; workers: number }>(resumed)).toMatchObject({
+    steps: 40,
+    workers: resumeWorkers,
+  });
+  expect(lastJsonLine<{ steps: number }>(uninterrupted).steps).toBe(40);
+  return { expected: await finalWeights(straight), actual: await finalWeights(interrupted) };
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+}
+
 describe('kill -9 the coordinator, then --resume', () => {
   it('completes the same number of steps with weights bit-identical to an uninterrupted run', async () => {
-    const straight = await temporaryDirectory('straight');
-    const interrupted = await temporaryDirectory('interrupted');
-    directories.push(straight, interrupted);
+    const { expected, actual } = await killAndResume([], 2);
+    expect(sameBits(actual, expected)).toBe(true);
+  }, 240_000);
 
-    const uninterrupted = await runCli(['train', ...RUN, '--out', straight, '--json']);
-    expect(uninterrupted.code, uninterrupted.stderr).toBe(0);
-
-    // Its own process group, so the orphaned local workers can be cleaned up after the kill.
-    const victim = spawn(process.execPath, [CLI_ENTRY, 'train', ...RUN, '--out', interrupted], {
-      detached: true,
-      stdio: 'ignore',
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-      victim.once('exit', (_, signal) => resolve(signal)),
-    );
-    while ((await stepsLogged(interrupted)) < 25) await new Promise((resolve) => setTimeout(resolve, 50));
-    victim.kill('SIGKILL'); // the coordinator only: it gets no chance to checkpoint or say goodbye
-    expect(await exited).toBe('SIGKILL');
-    try {
-      process.kill(-(victim.pid as number), 'SIGKILL');
-    } catch {
-      // the workers may already have gone
-    }
-    const checkpoints = await readdir(join(interrupted, 'checkpoints'));
-    expect(checkpoints.some((name) => name.startsWith('step-000000020'))).toBe(true);
-
-    const resumed = await runCli(['train', '--workers', '2', '--resume', interrupted, '--json']);
-    expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toMatch(/resuming from .*step-0000000[23]0\.ckpt at step [23]0 of 40/);
-    expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);
-    expect(lastJsonLine<{ steps: number }>(uninterrupted).steps).toBe(40);
-
-    const [expected, actual] = [await finalWeights(straight), await finalWeights(interrupted)];
-    expect(Buffer.from(actual.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+  // The checkpoint keeps the run's micro-batch size, so the resumed run adds along the same tree.
+  it('with micro-batches, stays bit-identical when resumed with a different worker count', async () => {
+    const { expected, actual } = await killAndResume(['--micro-batch-size', '16'], 3);
+    expect(sameBits(actual, expected)).toBe(true);
   }, 240_000);
 
   it('on SIGTERM checkpoints the last finished step and exits within seconds; --resume then completes', async () => {
