@@ -81,9 +81,10 @@ export interface CoordinatorOptions {
   /** A shard not answered within this time is redone elsewhere and its worker evicted (default 120 s). */
   readonly shardDeadlineMs?: number;
   /**
-   * A shard is late once it took this many times the median of its round's answered shards (default 4),
-   * and at least stragglerFloorMs (default 2 s): its worker is named, gets no work until it answers
-   * again, and the shard is redone elsewhere.
+   * A shard is late once its worker has been on it this many times what the median time per sample of
+   * its round's answered shards predicts for its size (default 4), and at least stragglerFloorMs
+   * (default 2 s): its worker is named, gets no work until it answers again, and the shard is redone
+   * elsewhere.
    */
   readonly stragglerFactor?: number;
   readonly stragglerFloorMs?: number;

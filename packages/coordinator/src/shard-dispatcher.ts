@@ -56,7 +56,10 @@ export interface DispatchCounters {
   lateShards: number;
   /** Results that arrived for a round, step or shard no longer assigned to their sender. */
   discardedMessages: number;
-  /** Workers closed by the coordinator for missing a shard deadline or the heartbeat timeout. */
+  /**
+   * Workers closed by the coordinator for misbehaving: a missed shard deadline, the heartbeat timeout,
+   * not reading their weights, or unusable results in a row.
+   */
   evictions: number;
 }
 
