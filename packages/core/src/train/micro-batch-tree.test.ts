@@ -130,7 +130,9 @@ describe('the micro-batch tree', () => {
     const run = (microBatchSize: number) =>
       new TrainingState({ ...DEFAULT_TRAINING_CONFIG, microBatchSize }, new Float32Array(4), 1000);
     for (const size of [0, 129, 1.5]) {
-      expect(() => run(size)).toThrow(`microBatchSize must be an integer in 1..128, got ${size}`);
+      expect(() => run(size)).toThrow(
+        `microBatchSize (at most the global batch size) must be an integer in 1..128, got ${size}`,
+      );
     }
     expect(run(128).config.microBatchSize).toBe(128);
   });

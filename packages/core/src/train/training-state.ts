@@ -35,7 +35,12 @@ export class TrainingState {
       );
     }
     if (config.microBatchSize !== undefined) {
-      requireIntegerInRange('microBatchSize', config.microBatchSize, 1, config.batchSize);
+      requireIntegerInRange(
+        'microBatchSize (at most the global batch size)',
+        config.microBatchSize,
+        1,
+        config.batchSize,
+      );
     }
     this.weights = initialWeights.slice();
     this.optimizer = createOptimizer(config.optimizer, initialWeights.length);
