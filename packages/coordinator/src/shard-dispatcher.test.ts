@@ -10,24 +10,29 @@ function stubWorker(id: string): WorkerConnection {
   return { id, label: id, state: 'healthy' } as unknown as WorkerConnection;
 }
 
-function setup() {
+function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
   const membership = new Membership();
-  const workers = [stubWorker('w1'), stubWorker('w2')];
+  const workers = Array.from({ length: workerCount }, (_, i) => stubWorker(`w${i + 1}`));
   for (const worker of workers) {
     membership.add(worker);
     membership.markHealthy(worker);
   }
   const late: string[] = [];
+  const missed: number[] = [];
   const options: DispatcherOptions = {
     shardDeadlineMs: 60_000,
     noWorkerTimeoutMs: 60_000,
     maxAttemptsPerShard: 5,
     stragglerFactor: 2,
     stragglerFloorMs: 50,
-    onDeadlineMissed: () => {},
-    onStraggler: (worker, shard, pendingMs, typicalMs) =>
-      late.push(`${worker.id} shard ${shard} after ${pendingMs} ms, typical ${typicalMs} ms`),
+    onDeadlineMissed: (_, shard) => missed.push(shard),
+    // As the coordinator does: a late worker gets no new work until it answers.
+    onStraggler: (worker, shard, pendingMs, typicalMs) => {
+      late.push(`${worker.id} shard ${shard} after ${pendingMs} ms, typical ${typicalMs} ms`);
+      worker.state = 'suspect';
+    },
     log: () => {},
+    ...overrides,
   };
   const dispatcher = new ShardDispatcher(membership, options);
   const sent: string[] = [];
@@ -39,7 +44,7 @@ function setup() {
   });
   const answer = (shard: number, worker: WorkerConnection, count: number) =>
     dispatcher.accept('step 0', shard, worker, count, { shard });
-  return { dispatcher, workers, late, sent, task, answer };
+  return { dispatcher, workers, late, missed, sent, task, answer };
 }
 
 beforeEach(() => {
@@ -73,22 +78,47 @@ describe('ShardDispatcher straggler deadline', () => {
     expect(dispatcher.counters.lateShards).toBe(0);
   });
 
-  it('names a worker that stops answering and redoes its shards on the worker with the fewest pending samples', async () => {
-    const { dispatcher, workers, late, sent, task, answer } = setup();
-    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
-    const round = dispatcher.run('step 0', [task(0, 0, 10), task(1, 1, 10), task(2, 1, 10)]);
+  it('names a worker that stops answering once, and redoes all it holds on the workers with the fewest pending samples', async () => {
+    const { dispatcher, workers, late, sent, task, answer } = setup(3);
+    const [w1, w2, w3] = workers as [WorkerConnection, WorkerConnection, WorkerConnection];
+    // w2 holds three shards of 10 samples; w3 one of 30, w1 one of 10.
+    const round = dispatcher.run('step 0', [
+      task(0, 0, 10),
+      task(1, 1, 10),
+      task(2, 1, 10),
+      task(3, 1, 10),
+      task(4, 2, 30),
+    ]);
     vi.advanceTimersByTime(100);
     answer(0, w1, 10);
-    answer(1, w2, 10); // 10 ms per sample everywhere; w2 then hangs on shard 2
+    answer(1, w2, 10); // 10 ms per sample; w2 then hangs on shard 2, with shard 3 queued behind it
     vi.advanceTimersByTime(199);
     expect(late).toEqual([]);
     vi.advanceTimersByTime(1);
     expect(late).toEqual(['w2 shard 2 after 200 ms, typical 100 ms']);
-    expect(sent.at(-1)).toBe('2→w1');
+    // Both of w2's shards go to w1, which has nothing pending; w3 still has its 30 samples.
+    expect(sent.slice(5)).toEqual(['2→w1', '3→w1']);
     vi.advanceTimersByTime(100);
     answer(2, w1, 10);
+    answer(4, w3, 30);
+    vi.advanceTimersByTime(100);
+    answer(3, w1, 10);
     const outcomes = await round;
-    expect(outcomes.map((outcome) => outcome.worker.id)).toEqual(['w1', 'w2', 'w1']);
-    expect(dispatcher.counters).toMatchObject({ lateShards: 1, redoneShards: 1 });
+    expect(outcomes.map((outcome) => outcome.worker.id)).toEqual(['w1', 'w2', 'w1', 'w1', 'w3']);
+    expect(dispatcher.counters).toMatchObject({ lateShards: 1, redoneShards: 2 });
+  });
+
+  it('holds a hard deadline against the shard a worker is on, not one queued behind it', async () => {
+    const { dispatcher, missed, task, answer, workers } = setup(1, { shardDeadlineMs: 1_000 });
+    const [w1] = workers as [WorkerConnection];
+    const round = dispatcher.run('step 0', [task(0, 0, 10), task(1, 0, 10)]);
+    vi.advanceTimersByTime(900);
+    answer(0, w1, 10);
+    vi.advanceTimersByTime(800); // shard 1 was sent 1,700 ms ago, but w1 started on it 800 ms ago
+    expect(missed).toEqual([]);
+    vi.advanceTimersByTime(1_000);
+    expect(missed).toEqual([1]);
+    dispatcher.abort(new Error('stopped'));
+    await expect(round).rejects.toThrow('stopped');
   });
 });

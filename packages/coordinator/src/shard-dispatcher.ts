@@ -15,7 +15,10 @@ export interface ShardTask {
 export interface ShardOutcome<R> {
   readonly result: R;
   readonly worker: WorkerConnection;
-  /** When the shard was sent, or when the same worker answered its previous shard of the round. */
+  /**
+   * When the shard was sent, or when the same worker last answered (or had rejected) a shard of the
+   * round before it.
+   */
   readonly startedAt: number;
   readonly receivedAt: number;
 }
@@ -80,7 +83,7 @@ interface ActiveRound {
   remaining: number;
   /** Milliseconds per sample of each answered shard, for the straggler deadline. */
   readonly answeredMsPerSample: number[];
-  /** When each worker last answered in this round: its next shard starts then. */
+  /** When each worker last answered in this round, usable or not: its next shard starts then. */
   readonly lastAnsweredAt: Map<WorkerConnection, number>;
   stragglerTimer: NodeJS.Timeout | undefined;
   noWorkerTimer: NodeJS.Timeout | undefined;
@@ -91,8 +94,8 @@ interface ActiveRound {
 /**
  * Runs rounds of shards (a training step, or an evaluation pass) over the healthy workers: first each
  * shard to the worker of its part, then re-sends any shard whose worker is lost, late or answers
- * badly, to the healthy worker with the fewest pending samples. A round resolves with every shard's result in shard order, or rejects
- * with a reason; it never waits without a bound.
+ * badly, to the healthy worker with the fewest pending samples. A round resolves with every shard's
+ * result in shard order, or rejects with a reason; it never waits without a bound.
  */
 export class ShardDispatcher {
   readonly counters: DispatchCounters = {
@@ -192,10 +195,7 @@ export class ShardDispatcher {
   /** The worker is gone: redo everything it had. */
   workerLost(worker: WorkerConnection): void {
     const round = this.round;
-    if (round === undefined) return;
-    for (const [shard, assignment] of round.assignments) {
-      if (assignment.worker === worker) this.redo(round, shard);
-    }
+    if (round !== undefined) this.redoAllOf(round, worker);
   }
 
   /** A worker became healthy: give it any shard that is waiting for one. */
@@ -245,13 +245,23 @@ export class ShardDispatcher {
     this.assignWaiting(round);
   }
 
+  /** Redoes every shard pending on `worker`, stopping if that ends the round. */
+  private redoAllOf(round: ActiveRound, worker: WorkerConnection): void {
+    for (const [shard, assignment] of [...round.assignments]) {
+      if (this.round !== round) return;
+      if (assignment.worker === worker) this.redo(round, shard);
+    }
+  }
+
   private assignWaiting(round: ActiveRound): void {
     if (this.round !== round) return;
+    const waiting = round.unassigned.size;
     for (const shard of [...round.unassigned]) {
       const worker = this.leastLoaded(round);
       if (worker === undefined) break;
       this.assign(round, round.tasks[shard] as ShardTask, worker);
     }
+    if (round.unassigned.size < waiting) this.armStragglerTimer(round);
     if (round.unassigned.size === 0) {
       clearTimeout(round.noWorkerTimer);
       round.noWorkerTimer = undefined;
@@ -289,7 +299,8 @@ export class ShardDispatcher {
 
   /**
    * (Re)arms one timer for the pending shard that will be late first. A worker answers its shards in
-   * turn, so only its oldest pending shard is being computed; the others wait behind it, unjudged.
+   * turn, so only its oldest pending shard is being computed and judged; when that one is late, the
+   * worker is named once and everything it holds is redone, including the shards queued behind it.
    */
   private armStragglerTimer(round: ActiveRound): void {
     clearTimeout(round.stragglerTimer);
@@ -299,29 +310,47 @@ export class ShardDispatcher {
     const typicalMs = (shard: number) => msPerSample * (round.tasks[shard]?.count ?? 0);
     const lateAfterMs = (shard: number) =>
       Math.max(this.options.stragglerFloorMs, this.options.stragglerFactor * typicalMs(shard));
-    const inProgress = oldestPendingPerWorker(round);
     const firstLate = Math.min(
-      ...inProgress.map(([shard, assignment]) => startOf(round, assignment) + lateAfterMs(shard)),
+      ...oldestPendingPerWorker(round).map(
+        ([shard, assignment]) => startOf(round, assignment) + lateAfterMs(shard),
+      ),
     );
+    // An infinite factor turns the deadline off; setTimeout cannot wait longer than 2^31 - 1 ms.
+    if (!Number.isFinite(firstLate)) return;
     round.stragglerTimer = setTimeout(
       () => {
         const now = performance.now();
         for (const [shard, assignment] of oldestPendingPerWorker(round)) {
+          if (this.round !== round) return;
           const pendingMs = now - startOf(round, assignment);
           if (pendingMs < lateAfterMs(shard)) continue;
           this.counters.lateShards += 1;
           this.options.onStraggler(assignment.worker, shard, pendingMs, typicalMs(shard));
-          this.redo(round, shard);
+          this.redoAllOf(round, assignment.worker);
         }
         if (this.round === round) this.armStragglerTimer(round);
       },
-      Math.max(0, firstLate - performance.now()),
+      Math.min(2 ** 31 - 1, Math.max(0, firstLate - performance.now())),
     );
   }
 
+  /**
+   * The hard deadline, like the straggler deadline, holds only against the shard a worker is on and
+   * runs from when it could start on it: a shard queued behind others of its worker waits on.
+   */
   private deadlineMissed(round: ActiveRound, shard: number): void {
     const assignment = round.assignments.get(shard);
     if (assignment === undefined || this.round !== round) return;
+    const [current] =
+      oldestPendingPerWorker(round).find(([, pending]) => pending.worker === assignment.worker) ?? [];
+    const remainingMs =
+      current === shard
+        ? startOf(round, assignment) + this.options.shardDeadlineMs - performance.now()
+        : this.options.shardDeadlineMs;
+    if (remainingMs > 0) {
+      assignment.timer = setTimeout(() => this.deadlineMissed(round, shard), remainingMs);
+      return;
+    }
     this.options.onDeadlineMissed(assignment.worker, shard, round.label);
   }
 

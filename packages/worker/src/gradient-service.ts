@@ -81,11 +81,11 @@ export class GradientService {
         ? computeGradients(model, batch, layout, into)
         : computeTreeGradients(model, batch, microBatchSize, this.summation(layout), layout, into),
     );
-    const { gradient } = answer.result;
-    if (into === undefined || gradient === into) return answer;
-    // Both paths write into `into`; should one ever return other memory, the frame still gets it.
-    into.set(gradient);
-    return { ...answer, result: { ...answer.result, gradient: into } };
+    // The frame carrying the gradient is sent as it is: it must hold the gradient, not stale memory.
+    if (into !== undefined && answer.result.gradient !== into) {
+      throw new CallosumError(ErrorCodes.INTERNAL, 'the gradient was not written into its frame');
+    }
+    return answer;
   }
 
   evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {

@@ -12,7 +12,7 @@ import { requireIntegerInRange } from '../data/checks.js';
 import { evenShardSizes } from '../data/shards.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { ParameterLayout } from '../params/layout.js';
-import type { GradientResult } from './batch.js';
+import type { BatchTotals, GradientResult } from './batch.js';
 import { addTotals } from './evaluate.js';
 import { computeGradients } from './gradients.js';
 import { type ReducedStep, scaleInto } from './reduce.js';
@@ -220,9 +220,9 @@ export class TreeGradientSum {
   }
 
   /**
-   * The mean gradient. The root's two halves are added, scaled and checked in one pass. Every shard
-   * was checked finite on arrival, but their float32 sum could still overflow; such a step is refused
-   * rather than applied.
+   * The mean gradient: the root's shard scaled, or the root's two halves added, scaled and checked in
+   * one pass. Every shard was checked finite on arrival, but their float32 sum could still overflow;
+   * such a step is refused rather than applied.
    */
   reduce(): ReducedStep {
     if (this.results.size !== this.nodes.length) {
@@ -232,22 +232,28 @@ export class TreeGradientSum {
       );
     }
     const root = treeRoot(this.leafCount);
-    const lookup: KnownNode = (node) => this.results.get(key(node));
     const whole = this.results.get(key(root));
     if (whole !== undefined) {
-      if (whole.count === 0) {
-        throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a step needs at least one sample');
-      }
+      requireSamples(whole.count);
       scaleInto(this.mean, whole.gradient, whole.count);
-      return { meanGradient: this.mean, lossSum: whole.lossSum, correct: whole.correct, count: whole.count };
+      return this.step(whole);
     }
-    const [left, right] = this.summation.halves(root, lookup);
+    const [left, right] = this.summation.halves(root, (node) => this.results.get(key(node)));
     const totals = addTotals(left, right);
+    requireSamples(totals.count);
     if (!addAndScaleInto(this.mean, left.gradient, right.gradient, totals.count)) {
       throw new CallosumError(ErrorCodes.NON_FINITE, 'the summed gradient overflows float32');
     }
-    return { meanGradient: this.mean, ...totals };
+    return this.step(totals);
   }
+
+  private step({ lossSum, correct, count }: BatchTotals): ReducedStep {
+    return { meanGradient: this.mean, lossSum, correct, count };
+  }
+}
+
+function requireSamples(count: number): void {
+  if (count === 0) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a step needs at least one sample');
 }
 
 /**
