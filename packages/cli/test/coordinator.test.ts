@@ -188,7 +188,7 @@ describe('coordinator with real worker processes', () => {
     expect(Buffer.from(distributed.buffer).equals(Buffer.from(local.weights.buffer))).toBe(true);
   }, 120_000);
 
-  it('refuses a worker older than protocol 1.2 into a run with micro-batches', async () => {
+  it('refuses a worker older than protocol 1.2 into a run with micro-batches, and warns when backends differ', async () => {
     const { coordinator: target, log } = await coordinator(5, 1, { microBatchSize: 16 });
     const { code, replies } = await helloWithProtocol(target.url, {
       major: PROTOCOL_VERSION.major,
@@ -203,8 +203,30 @@ describe('coordinator with real worker processes', () => {
       }),
     ]);
     expect(log.some((line) => line.includes('micro-batches'))).toBe(true);
+
+    // A 1.2 peer on another backend is welcomed (then leaves); the real wasm worker after it is warned about.
+    const codec = createMsgpackCodec();
+    const other = await openRawSocket(target.url);
+    const welcomed = new Promise((resolve) =>
+      other.once('message', (data: Buffer) => resolve(codec.decode(data))),
+    );
+    other.send(
+      codec.encode({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        workerName: 'cpu-peer',
+        backend: 'cpu',
+        pid: 1,
+        hostname: 'elsewhere',
+      }),
+    );
+    expect(await welcomed).toMatchObject({ type: 'welcome' });
+    other.close();
     startWorkers(target, 1);
     expect((await target.result).steps).toBe(5);
+    expect(log.filter((line) => line.includes('warning'))).toEqual([
+      expect.stringMatching(/test-worker-1.*computes on wasm, others on cpu/),
+    ]);
   }, 60_000);
 
   it('names a SIGSTOPped worker within seconds, redoes its shard, and discards what it sends after SIGCONT', async () => {
