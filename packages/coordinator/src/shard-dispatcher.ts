@@ -341,10 +341,8 @@ export class ShardDispatcher {
   private deadlineMissed(round: ActiveRound, shard: number): void {
     const assignment = round.assignments.get(shard);
     if (assignment === undefined || this.round !== round) return;
-    const [current] =
-      oldestPendingPerWorker(round).find(([, pending]) => pending.worker === assignment.worker) ?? [];
     const remainingMs =
-      current === shard
+      currentShardOf(round, assignment.worker) === shard
         ? startOf(round, assignment) + this.options.shardDeadlineMs - performance.now()
         : this.options.shardDeadlineMs;
     if (remainingMs > 0) {
@@ -370,6 +368,12 @@ export class ShardDispatcher {
 /** When the worker could start on this shard: when it was sent, or when it answered its previous one. */
 function startOf(round: ActiveRound, assignment: Assignment): number {
   return Math.max(assignment.sentAt, round.lastAnsweredAt.get(assignment.worker) ?? 0);
+}
+
+/** The shard `worker` is computing: its oldest pending one. */
+function currentShardOf(round: ActiveRound, worker: WorkerConnection): number | undefined {
+  for (const [shard, assignment] of round.assignments) if (assignment.worker === worker) return shard;
+  return undefined;
 }
 
 /** Each worker's oldest pending shard (assignments keep the order in which they were sent). */

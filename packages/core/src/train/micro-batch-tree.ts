@@ -15,7 +15,7 @@ import type { ParameterLayout } from '../params/layout.js';
 import type { BatchTotals, GradientResult } from './batch.js';
 import { addTotals } from './evaluate.js';
 import { computeGradients } from './gradients.js';
-import { type ReducedStep, scaleInto } from './reduce.js';
+import { type ReducedStep, requireSamples, scaleInto } from './reduce.js';
 
 /** Micro-batches [first, first + count) of a global batch: one node of the summation tree. */
 export interface TreeNode {
@@ -250,10 +250,6 @@ export class TreeGradientSum {
   private step({ lossSum, correct, count }: BatchTotals): ReducedStep {
     return { meanGradient: this.mean, lossSum, correct, count };
   }
-}
-
-function requireSamples(count: number): void {
-  if (count === 0) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a step needs at least one sample');
 }
 
 /**

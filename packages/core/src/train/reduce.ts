@@ -88,8 +88,7 @@ export class OrderedGradientSum {
         `only ${this.nextShard} of ${this.shardCount} shards were added`,
       );
     }
-    if (this.count === 0)
-      throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a step needs at least one sample');
+    requireSamples(this.count);
     return { meanGradient: this.mean, lossSum: this.lossSum, correct: this.correct, count: this.count };
   }
 
@@ -164,6 +163,11 @@ export function assertFiniteShard(shard: GradientResult, index: number, paramete
     ErrorCodes.NON_FINITE,
     `shard ${index}: gradient[${bad}] is ${shard.gradient[bad]}`,
   );
+}
+
+/** A mean over no samples would be 0 / 0: refuse such a step rather than apply NaN. */
+export function requireSamples(count: number): void {
+  if (count === 0) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a step needs at least one sample');
 }
 
 /** `into` = `gradient` × (1 / `count`), rounded to float32: a summed gradient made a mean. */
