@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
-export const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 export type Json = null | boolean | number | string | Json[] | JsonObject;
 export interface JsonObject {

@@ -21,10 +21,10 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
+import { createProgram } from '@callosum/cli';
 import type { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createProgram } from '../dist/index.js';
-import { schemaProblems } from './support/k8s-schema.js';
+import { schemaProblems } from './k8s-schema.js';
 import {
   asList,
   asObject,
@@ -42,7 +42,7 @@ import {
   rel,
   splitImage,
   strategicMerge,
-} from './support/manifests.js';
+} from './manifests.js';
 
 const K8S = join(REPO, 'deploy', 'k8s');
 const DOCKER = join(REPO, 'deploy', 'docker');
