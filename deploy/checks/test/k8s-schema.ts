@@ -1,19 +1,21 @@
 /**
- * Test support for deploy-manifests.test.ts: Kubernetes schema checks, offline. kubernetes-models'
- * validators, plus unknown fields checked against the property lists of its type declarations (its
- * schemas accept unknown fields).
+ * Kubernetes schema checks, offline, in two parts, both from maintained packages:
+ * - `kubernetes-models` validates values (types, enums, quantities, required fields) with its own
+ *   validators, which accept unknown fields;
+ * - unknown fields (a misspelled key is silently dropped by the API server) are caught by strict JSON
+ *   schemas that `ts-json-schema-generator` derives from the same package's type declarations
+ *   (`additionalProperties: false` on every object), validated with `ajv`.
  */
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { Service } from 'kubernetes-models/v1/Service';
-import ts from 'typescript';
-import type { Json, JsonObject } from './manifests.js';
-
-// ---------------------------------------------------------------------------------------------------
-// Schemas: kubernetes-models' validators, plus unknown fields against its type declarations.
+import { createGenerator } from 'ts-json-schema-generator';
+import type { JsonObject } from './manifests.js';
 
 interface Kind {
   readonly validate: (data: JsonObject) => void;
@@ -46,88 +48,45 @@ const KINDS: Readonly<Record<string, Kind>> = {
   'v1 Pod': { validate: (data) => new Pod(data as never).validate(), module: 'v1/Pod', type: 'IPod' },
 };
 
-/** Walks an object alongside its kubernetes-models TypeScript type, naming fields the type lacks. */
-class FieldChecker {
-  private readonly checker: ts.TypeChecker;
-  private readonly roots = new Map<string, ts.Type>();
+/** Strict validators, one per kind, generated once (the TypeScript program behind them takes seconds). */
+let strictValidators: Map<string, ValidateFunction> | undefined;
 
-  constructor() {
-    const require = createRequire(import.meta.url);
-    const files = Object.entries(KINDS).map(
-      ([key, kind]) =>
-        [key, kind, require.resolve(`kubernetes-models/${kind.module}`).replace(/\.js$/, '.d.ts')] as const,
+function strictValidator(key: string, kind: Kind): ValidateFunction {
+  if (strictValidators === undefined) {
+    const root = dirname(createRequire(import.meta.url).resolve('kubernetes-models/package.json'));
+    const modules = Object.values(KINDS).map((k) => k.module);
+    const generator = createGenerator({
+      path: `${root}/{${modules.join(',')}}.d.ts`,
+      skipTypeCheck: true,
+      additionalProperties: false,
+      jsDoc: 'none',
+    });
+    const ajv = new Ajv({ allErrors: true, allowUnionTypes: true });
+    strictValidators = new Map(
+      Object.entries(KINDS).map(([name, { type }]) => [name, ajv.compile(generator.createSchema(type))]),
     );
-    const program = ts.createProgram(
-      files.map(([, , file]) => file),
-      {
-        noEmit: true,
-        strict: true,
-        skipLibCheck: true,
-        types: [],
-        lib: ['lib.es2022.d.ts'],
-        module: ts.ModuleKind.CommonJS,
-        moduleResolution: ts.ModuleResolutionKind.Node10,
-      },
-    );
-    this.checker = program.getTypeChecker();
-    for (const [key, kind, file] of files) {
-      const source = program.getSourceFile(file);
-      const module = source === undefined ? undefined : this.checker.getSymbolAtLocation(source);
-      const symbol = module && this.checker.getExportsOfModule(module).find((s) => s.name === kind.type);
-      if (symbol === undefined) throw new Error(`kubernetes-models: no ${kind.type} in ${file}`);
-      this.roots.set(key, this.checker.getDeclaredTypeOfSymbol(symbol));
-    }
   }
-
-  unknownFields(key: string, value: JsonObject): string[] {
-    const root = this.roots.get(key);
-    if (root === undefined) throw new Error(`no type for ${key}`);
-    const problems: string[] = [];
-    this.walk(value, root, '', problems);
-    return problems;
-  }
-
-  private walk(value: Json, declared: ts.Type, path: string, problems: string[]): void {
-    if (value === null || typeof value !== 'object') return; // scalars: the schema validator checks them
-    const type = this.checker.getNonNullableType(declared);
-    if (type.flags & (ts.TypeFlags.Any | ts.TypeFlags.Unknown)) return;
-    const members = type.isUnion() ? type.types : [type];
-    const shown = () => this.checker.typeToString(type);
-    if (Array.isArray(value)) {
-      const list = members.find((member) => this.checker.isArrayType(member));
-      const element = list && this.checker.getTypeArguments(list as ts.TypeReference)[0];
-      if (element === undefined) {
-        problems.push(`${path}: a list where the schema has ${shown()}`);
-        return;
-      }
-      for (const [index, item] of value.entries()) this.walk(item, element, `${path}[${index}]`, problems);
-      return;
-    }
-    const objects = members.filter(
-      (member) => (member.flags & ts.TypeFlags.Object) !== 0 && !this.checker.isArrayType(member),
-    );
-    if (objects.length === 0) {
-      problems.push(`${path}: a mapping where the schema has ${shown()}`);
-      return;
-    }
-    for (const [key, child] of Object.entries(value)) {
-      const property = objects.map((object) => object.getProperty(key)).find((p) => p !== undefined);
-      const next = property
-        ? this.checker.getTypeOfSymbol(property)
-        : objects
-            .map((object) => this.checker.getIndexTypeOfType(object, ts.IndexKind.String))
-            .find((t) => t !== undefined);
-      if (next === undefined) {
-        const known = objects.flatMap((object) => object.getProperties().map((p) => p.name));
-        problems.push(`${path}.${key}: unknown field (known: ${known.join(', ')})`);
-      } else {
-        this.walk(child, next, `${path}.${key}`, problems);
-      }
-    }
-  }
+  const validator = strictValidators.get(key);
+  if (validator === undefined) throw new Error(`no strict schema for ${kind.type}`);
+  return validator;
 }
 
-let fieldChecker: FieldChecker | undefined;
+/** `.spec.containers[0].name` for the JSON pointer `/spec/containers/0/name`. */
+function fieldPath(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((segment) => (/^\d+$/.test(segment) ? `[${segment}]` : `.${segment}`))
+    .join('');
+}
+
+function describe(error: ErrorObject): string {
+  if (error.keyword === 'additionalProperties') {
+    return `${fieldPath(error.instancePath)}.${error.params.additionalProperty}: unknown field`;
+  }
+  return `${fieldPath(error.instancePath) || 'the object'}: ${error.message}`;
+}
 
 export function schemaProblems(resource: JsonObject, where: string): string[] {
   const key = `${resource.apiVersion} ${resource.kind}`;
@@ -139,7 +98,8 @@ export function schemaProblems(resource: JsonObject, where: string): string[] {
   } catch (error) {
     problems.push(`${where}: ${(error as Error).message}`);
   }
-  fieldChecker ??= new FieldChecker();
-  problems.push(...fieldChecker.unknownFields(key, resource).map((problem) => `${where}: ${problem}`));
+  const strict = strictValidator(key, kind);
+  if (!strict(resource))
+    problems.push(...(strict.errors ?? []).map((error) => `${where}: ${describe(error)}`));
   return problems;
 }
