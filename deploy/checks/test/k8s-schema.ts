@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
@@ -63,7 +63,11 @@ function strictValidator(key: string, kind: Kind): ValidateFunction {
     });
     const ajv = new Ajv({ allErrors: true, allowUnionTypes: true });
     strictValidators = new Map(
-      Object.entries(KINDS).map(([name, { type }]) => [name, ajv.compile(generator.createSchema(type))]),
+      Object.entries(KINDS).map(([name, { type }]) => [
+        name,
+        // A JSON Schema draft-07 document; ajv's own type for one differs only in typing.
+        ajv.compile(generator.createSchema(type) as SchemaObject),
+      ]),
     );
   }
   const validator = strictValidators.get(key);
