@@ -1,113 +1,15 @@
 /**
- * Test support for deploy-manifests.test.ts: JSON and YAML helpers for Kubernetes objects, and a
- * kustomize subset (what deploy/k8s uses, built the way `kustomize build` does, and an error for
- * everything else, so a new kustomization feature cannot be silently ignored by the tests).
+ * A kustomize subset: what deploy/k8s uses (resources, strategic-merge patches, namespace, labels,
+ * images), built the way `kustomize build` does, and an error for everything else, so a new
+ * kustomization feature cannot be silently ignored by the checks. No maintained kustomize or
+ * strategic-merge implementation exists for Node (kustomize is Go; kubectl embeds it), hence this one.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-
-export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-
-export type Json = null | boolean | number | string | Json[] | JsonObject;
-export interface JsonObject {
-  [key: string]: Json;
-}
-
-export const rel = (path: string) => relative(REPO, path) || '.';
-
-export function isObject(value: Json | undefined): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-export function asObject(value: Json | undefined, what: string): JsonObject {
-  if (!isObject(value)) throw new Error(`${what}: expected a mapping, found ${JSON.stringify(value)}`);
-  return value;
-}
-
-export function asList(value: Json | undefined, what: string): Json[] {
-  if (!Array.isArray(value)) throw new Error(`${what}: expected a list, found ${JSON.stringify(value)}`);
-  return value;
-}
-
-export function asString(value: Json | undefined, what: string): string {
-  if (typeof value !== 'string')
-    throw new Error(`${what}: expected a string, found ${JSON.stringify(value)}`);
-  return value;
-}
-
-/** value.a.b[0].c without throwing: undefined where the path does not exist. */
-export function at(value: Json | undefined, ...path: (string | number)[]): Json | undefined {
-  let current = value;
-  for (const step of path) {
-    if (typeof step === 'number') current = Array.isArray(current) ? current[step] : undefined;
-    else current = isObject(current) ? current[step] : undefined;
-  }
-  return current;
-}
-
-export function clone<T extends Json>(value: T): T {
-  return structuredClone(value);
-}
-
-export function filesUnder(dir: string, keep: (name: string) => boolean): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((entry) => {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) return filesUnder(path, keep);
-      return keep(entry.name) ? [path] : [];
-    })
-    .sort();
-}
-
-// ---------------------------------------------------------------------------------------------------
-// YAML
-
-/** Every document of a YAML file; fails on any parse error or warning, and on duplicate keys. */
-export function loadYaml(file: string): Json[] {
-  const text = readFileSync(file, 'utf8');
-  const read = (version: '1.1' | '1.2') =>
-    parseAllDocuments(text, { version, uniqueKeys: true, prettyErrors: true }).map((document) => {
-      const problems = [...document.errors, ...document.warnings];
-      if (problems.length > 0) {
-        throw new Error(`${rel(file)}: ${problems.map((problem) => problem.message).join('\n')}`);
-      }
-      return document.toJS({ maxAliasCount: 0 }) as Json;
-    });
-  const documents = read('1.2');
-  // kubectl reads YAML 1.1 (`on`, `yes`, `0755` are not strings there): the files must not depend on it.
-  const difference = firstDifference(read('1.1'), documents, '');
-  if (difference !== undefined) {
-    throw new Error(`${rel(file)}: ${difference} reads differently as YAML 1.1 and 1.2; quote it`);
-  }
-  return documents.filter((document) => document !== null);
-}
-
-function firstDifference(a: Json | undefined, b: Json | undefined, path: string): string | undefined {
-  if (isObject(a) && isObject(b)) {
-    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const found = firstDifference(a[key], b[key], `${path}.${key}`);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  }
-  if (Array.isArray(a) && Array.isArray(b)) {
-    for (let index = 0; index < Math.max(a.length, b.length); index += 1) {
-      const found = firstDifference(a[index], b[index], `${path}[${index}]`);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  }
-  return Object.is(a, b)
-    ? undefined
-    : `${path || 'the document'} (${JSON.stringify(a)} / ${JSON.stringify(b)})`;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// A kustomize subset: what deploy/k8s uses, built the way `kustomize build` does, and an error for
-// everything else (so a new kustomization feature cannot be silently ignored by this test).
+import { asList, asObject, asString, at, clone, isObject, type Json, type JsonObject, rel } from './json.js';
+import { loadYaml } from './yaml.js';
 
 const KUSTOMIZATION_FIELDS = new Set([
   'apiVersion',

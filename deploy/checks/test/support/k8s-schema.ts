@@ -15,7 +15,7 @@ import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClai
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { Service } from 'kubernetes-models/v1/Service';
 import { createGenerator } from 'ts-json-schema-generator';
-import type { JsonObject } from './manifests.js';
+import type { JsonObject } from './json.js';
 
 interface Kind {
   readonly validate: (data: JsonObject) => void;
