@@ -59,6 +59,12 @@ export {
   reduceShardGradients,
 } from './train/reduce.js';
 export {
+  type Reduction,
+  type ReductionSettings,
+  reductionFor,
+  type StepPlan,
+} from './train/reduction.js';
+export {
   type TrainLocalOptions,
   type TrainLocalResult,
   trainLocal,
