@@ -67,6 +67,7 @@ export {
   reduceShardGradients,
 } from './train/reduce.js';
 export {
+  type ComputeShard,
   type Reduction,
   type ReductionSettings,
   reductionFor,

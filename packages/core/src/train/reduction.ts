@@ -36,6 +36,17 @@ export interface StepPlan {
   readonly shards: readonly ShardRange[];
 }
 
+/**
+ * The gradient of the summed loss over one shard's samples, computed as a reduction adds it; written
+ * into `into` when given. Without `into` the result may live in scratch memory that the next call reuses.
+ */
+export type ComputeShard = (
+  model: LayersModel,
+  batch: ImageBatch,
+  layout: ParameterLayout,
+  into?: Float32Array,
+) => GradientResult;
+
 export interface Reduction {
   /** Names the reduction in logs and errors. */
   readonly name: string;
@@ -50,17 +61,7 @@ export interface Reduction {
   readonly identicalAtAnyWorkerCount: boolean;
   /** The shards of a step of `samples` samples for `parts` worker slots. */
   plan(samples: number, parts: number): StepPlan;
-  /**
-   * The gradient of the summed loss over one shard's samples, computed as this reduction adds it;
-   * written into `into` when given. Without `into` the result may live in scratch memory that the next
-   * call reuses.
-   */
-  computeShard(
-    model: LayersModel,
-    batch: ImageBatch,
-    layout: ParameterLayout,
-    into?: Float32Array,
-  ): GradientResult;
+  readonly computeShard: ComputeShard;
   /** Starts reducing a step planned by `plan`, forgetting everything added before. */
   begin(plan: StepPlan): void;
   /**
@@ -81,36 +82,13 @@ export function reductionFor(settings: ReductionSettings, parameterCount: number
 }
 
 /**
- * One even shard per worker slot, each computed in one piece and added in shard order in float64
- * (reduce.ts). Shard sizes depend on the worker count, so the last bits of the weights do too.
+ * The reducing half both reductions share. Their sum is allocated by the first `begin` (in a subclass),
+ * so a worker, which computes shards but never reduces them, never allocates it.
  */
-class OrderedShardReduction implements Reduction {
-  readonly name = 'the ordered shard sum';
-  readonly settings: ReductionSettings = {};
-  readonly minimumProtocol: ProtocolVersion = { major: 1, minor: 0 };
-  readonly identicalAtAnyWorkerCount = false;
-  // Allocated on first use: a worker computes shards but never reduces them.
-  private sum: OrderedGradientSum | undefined;
-
-  constructor(private readonly parameterCount: number) {}
-
-  plan(samples: number, parts: number): StepPlan {
-    return { samples, shards: evenShardRanges(samples, parts) };
-  }
-
-  computeShard(
-    model: LayersModel,
-    batch: ImageBatch,
-    layout: ParameterLayout,
-    into?: Float32Array,
-  ): GradientResult {
-    return computeGradients(model, batch, layout, into);
-  }
-
-  begin(plan: StepPlan): void {
-    this.sum ??= new OrderedGradientSum(this.parameterCount);
-    this.sum.begin(plan.shards.length);
-  }
+abstract class LazySum<
+  S extends { add(index: number, result: GradientResult): void; reduce(): ReducedStep },
+> {
+  protected sum: S | undefined;
 
   add(index: number, result: GradientResult): void {
     this.started().add(index, result);
@@ -120,9 +98,38 @@ class OrderedShardReduction implements Reduction {
     return this.started().reduce();
   }
 
-  private started(): OrderedGradientSum {
-    if (this.sum === undefined) throw notStarted();
+  private started(): S {
+    if (this.sum === undefined) {
+      throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a shard was added before the step began');
+    }
     return this.sum;
+  }
+}
+
+/**
+ * One even shard per worker slot, each computed in one piece and added in shard order in float64
+ * (reduce.ts). Shard sizes depend on the worker count, so the last bits of the weights do too.
+ */
+class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduction {
+  readonly name = 'the ordered shard sum';
+  readonly settings: ReductionSettings = {};
+  readonly minimumProtocol: ProtocolVersion = { major: 1, minor: 0 };
+  readonly identicalAtAnyWorkerCount = false;
+
+  constructor(private readonly parameterCount: number) {
+    super();
+  }
+
+  plan(samples: number, parts: number): StepPlan {
+    return { samples, shards: evenShardRanges(samples, parts) };
+  }
+
+  readonly computeShard: ComputeShard = (model, batch, layout, into) =>
+    computeGradients(model, batch, layout, into);
+
+  begin(plan: StepPlan): void {
+    this.sum ??= new OrderedGradientSum(this.parameterCount);
+    this.sum.begin(plan.shards.length);
   }
 }
 
@@ -131,20 +138,20 @@ class OrderedShardReduction implements Reduction {
  * its even share of micro-batches as the tree nodes covering it, so the weights are the same at any
  * worker count.
  */
-class MicroBatchTreeReduction implements Reduction {
+class MicroBatchTreeReduction extends LazySum<TreeGradientSum> implements Reduction {
   readonly name = 'micro-batches';
   readonly settings: ReductionSettings;
   /** 1.3 receives the micro-batch size in the welcome (1.2 took it in every compute request). */
   readonly minimumProtocol: ProtocolVersion = { major: 1, minor: 3 };
   readonly identicalAtAnyWorkerCount = true;
-  // Both allocated on first use: a worker only computes, the coordinator only reduces.
+  // Allocated on first use: a worker only computes, the coordinator only reduces.
   private summation: TreeSummation | undefined;
-  private sum: TreeGradientSum | undefined;
 
   constructor(
     private readonly microBatchSize: number,
     private readonly parameterCount: number,
   ) {
+    super();
     this.settings = { microBatchSize };
   }
 
@@ -156,15 +163,10 @@ class MicroBatchTreeReduction implements Reduction {
     return { samples, shards };
   }
 
-  computeShard(
-    model: LayersModel,
-    batch: ImageBatch,
-    layout: ParameterLayout,
-    into?: Float32Array,
-  ): GradientResult {
+  readonly computeShard: ComputeShard = (model, batch, layout, into) => {
     this.summation ??= new TreeSummation(this.parameterCount);
     return computeTreeGradients(model, batch, this.microBatchSize, this.summation, layout, into);
-  }
+  };
 
   begin(plan: StepPlan): void {
     this.sum ??= new TreeGradientSum(this.parameterCount);
@@ -174,25 +176,8 @@ class MicroBatchTreeReduction implements Reduction {
     );
   }
 
-  add(index: number, result: GradientResult): void {
-    this.started().add(index, result);
-  }
-
-  finish(): ReducedStep {
-    return this.started().reduce();
-  }
-
   /** The tree node a planned shard computes: shards start on a micro-batch boundary. */
   private node({ start, end }: ShardRange): TreeNode {
     return { first: start / this.microBatchSize, count: microBatchCount(end - start, this.microBatchSize) };
   }
-
-  private started(): TreeGradientSum {
-    if (this.sum === undefined) throw notStarted();
-    return this.sum;
-  }
-}
-
-function notStarted(): CallosumError {
-  return new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a shard was added before the step began');
 }
