@@ -188,23 +188,26 @@ describe('coordinator with real worker processes', () => {
     expect(Buffer.from(distributed.buffer).equals(Buffer.from(local.weights.buffer))).toBe(true);
   }, 120_000);
 
-  it('refuses a worker older than protocol 1.2 into a run with micro-batches, and warns when backends differ', async () => {
+  // 1.3 moved the micro-batch size from every compute request into the welcome, which a 1.2 worker
+  // would refuse as an unknown field.
+  it('refuses a worker older than protocol 1.3 into a run with micro-batches, and warns when backends differ', async () => {
     const { coordinator: target, log } = await coordinator(5, 1, { microBatchSize: 16 });
     const { code, replies } = await helloWithProtocol(target.url, {
       major: PROTOCOL_VERSION.major,
-      minor: 1,
+      minor: 2,
     });
     expect(code).toBe(1002);
     expect(replies).toEqual([
       expect.objectContaining({
         type: 'shutdown',
         code: 'VERSION_MISMATCH',
-        reason: expect.stringMatching(/1\.2/),
+        reason: expect.stringMatching(/1\.3 or later.*worker speaks 1\.2/),
       }),
     ]);
     expect(log.some((line) => line.includes('micro-batches'))).toBe(true);
 
-    // A 1.2 peer on another backend is welcomed (then leaves); the real wasm worker after it is warned about.
+    // A current peer on another backend is welcomed with the micro-batch size (then leaves); the real
+    // wasm worker after it is warned about.
     const codec = createMsgpackCodec();
     const other = await openRawSocket(target.url);
     const welcomed = new Promise((resolve) =>
@@ -220,7 +223,7 @@ describe('coordinator with real worker processes', () => {
         hostname: 'elsewhere',
       }),
     );
-    expect(await welcomed).toMatchObject({ type: 'welcome' });
+    expect(await welcomed).toMatchObject({ type: 'welcome', microBatchSize: 16 });
     other.close();
     startWorkers(target, 1);
     expect((await target.result).steps).toBe(5);

@@ -9,6 +9,7 @@ import {
   createMsgpackCodec,
   type ErrorCode,
   ErrorCodes,
+  formatProtocol,
   fromWireTensor,
   type GradientResult,
   initBackend,
@@ -16,9 +17,10 @@ import {
   loadMnist,
   PROTOCOL_VERSION,
   parameterLayout,
+  protocolAtLeast,
   readFlatWeights,
-  readsMicroBatches,
   readsTensorFrames,
+  reductionFor,
   resolveTrainingConfig,
   saveModel,
   TrainingState,
@@ -124,7 +126,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log,
   });
   const backends = new Set<string>();
-  const rounds = new Rounds({ state, dataset, codec, membership, dispatcher });
+  const reduction = reductionFor(config, layout.totalSize);
+  const rounds = new Rounds({ state, dataset, codec, membership, dispatcher, reduction });
   let phase: 'waiting' | 'training' | 'evaluating' | 'finished' = 'waiting';
   let stopRequested: CallosumError | undefined;
   let wakeStart: (() => void) | undefined;
@@ -315,8 +318,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const versionProblem =
       major !== PROTOCOL_VERSION.major
         ? `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${major}.${minor}`
-        : config.microBatchSize !== undefined && !readsMicroBatches(message.protocol)
-          ? `this run uses micro-batches, which need protocol 1.2 or later; worker speaks ${major}.${minor}`
+        : !protocolAtLeast(message.protocol, reduction.minimumProtocol)
+          ? `this run uses ${reduction.name}: protocol ${formatProtocol(reduction.minimumProtocol)} or later needed; worker speaks ${major}.${minor}`
           : undefined;
     if (versionProblem !== undefined) {
       worker.send({ type: 'shutdown', code: ErrorCodes.VERSION_MISMATCH, reason: versionProblem });
@@ -337,7 +340,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     worker.name = message.workerName;
     worker.backend = message.backend;
     worker.readsTensorFrames = readsTensorFrames(message.protocol);
-    if (config.microBatchSize !== undefined && backends.size > 0 && !backends.has(message.backend)) {
+    if (reduction.identicalAtAnyWorkerCount && backends.size > 0 && !backends.has(message.backend)) {
       log(
         `coordinator: warning: worker ${worker.label} computes on ${message.backend}, others on ` +
           `${[...backends].join(', ')}; backends round differently, so this run's weights now depend on ` +
@@ -353,6 +356,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       model: config.model,
       parameterCount: layout.totalSize,
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
+      ...reduction.settings,
     });
     membership.markHealthy(worker);
     log(

@@ -6,21 +6,17 @@ import {
   type ComputeTimings,
   EMPTY_TOTALS,
   ErrorCodes,
-  evenShardSizes,
+  evenShardRanges,
   type GradientResult,
   gatherBytes,
   type ImageSet,
   type MnistDataset,
-  microBatchCount,
-  nodeSamples,
-  OrderedGradientSum,
-  type ReducedStep,
+  type Reduction,
   type SampleBytes,
+  type ShardRange,
   stepEvent,
   type TrainingState,
-  TreeGradientSum,
   toWireTensor,
-  treeShards,
 } from '@callosum/core';
 import type { Membership } from './membership.js';
 import type { StepReport } from './options.js';
@@ -45,19 +41,8 @@ export interface RoundsContext {
   readonly codec: Codec;
   readonly membership: Membership;
   readonly dispatcher: ShardDispatcher;
-}
-
-/** Samples [start, end) of a round's indices, meant for worker slot `part`. */
-interface ShardRange {
-  readonly start: number;
-  readonly end: number;
-  readonly part: number;
-}
-
-/** What reduces a training step's shards: in shard order, or along the micro-batch tree. */
-interface StepSum {
-  add(shard: number, result: GradientResult): void;
-  reduce(): ReducedStep;
+  /** How training steps are planned and reduced, chosen once for the run. */
+  readonly reduction: Reduction;
 }
 
 /**
@@ -66,46 +51,35 @@ interface StepSum {
  * reduces what the dispatcher collects.
  */
 export class Rounds {
-  /** How training steps are reduced: in shard order, or along the tree of micro-batches. */
-  private readonly reduction:
-    | { readonly kind: 'ordered'; readonly sum: OrderedGradientSum }
-    | { readonly kind: 'tree'; readonly sum: TreeGradientSum; readonly microBatchSize: number };
   /** The current weights, encoded at most once per version and framing (1.0 peers: plain MessagePack). */
   private weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
   private evaluationRound = 0;
 
-  constructor(private readonly context: RoundsContext) {
-    const { weights, config } = context.state;
-    const { microBatchSize } = config;
-    this.reduction =
-      microBatchSize === undefined
-        ? { kind: 'ordered', sum: new OrderedGradientSum(weights.length) }
-        : { kind: 'tree', sum: new TreeGradientSum(weights.length), microBatchSize };
-  }
+  constructor(private readonly context: RoundsContext) {}
 
   /** One synchronous step: every shard of the next global batch, reduced, applied. */
   async trainStep(): Promise<StepReport> {
-    const { state, dataset, dispatcher } = this.context;
+    const { state, dataset, dispatcher, reduction } = this.context;
     const started = performance.now();
     const { epoch } = state.position;
     const step = state.step;
     const indices = state.nextBatchIndices();
-    const { shards, sum, microBatchSize } = this.stepPlan(indices.length);
+    const plan = reduction.plan(indices.length, this.parts());
+    reduction.begin(plan);
     const gatherTraining = (shardIndices: Uint32Array) =>
       state.gatherTrainingSamples(dataset.train, shardIndices);
-    const tasks = this.shardTasks(indices, shards, gatherTraining, (shard, images, labels) => ({
+    const tasks = this.shardTasks(indices, plan.shards, gatherTraining, (shard, images, labels) => ({
       type: 'compute',
       step,
       shard,
       weightsVersion: step,
       ...imageTensors(images, labels, dataset.train),
-      ...(microBatchSize === undefined ? {} : { microBatchSize }),
     }));
     const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks, (shard, reply) =>
-      sum.add(shard, reply.gradient),
+      reduction.add(shard, reply.gradient),
     );
     const collected = performance.now();
-    const reduced = sum.reduce();
+    const reduced = reduction.finish();
     const learningRate = state.applyStep(reduced);
     const finished = performance.now();
     return {
@@ -123,7 +97,7 @@ export class Rounds {
     const round = this.evaluationRound++;
     const indices = Uint32Array.from({ length: dataset.test.count }, (_, i) => i);
     const gatherTest = (shardIndices: Uint32Array) => gatherBytes(dataset.test, shardIndices);
-    const shards = this.evenShards(indices.length);
+    const shards = evenShardRanges(indices.length, this.parts());
     const tasks = this.shardTasks(indices, shards, gatherTest, (shard, images, labels) => ({
       type: 'evaluate',
       round,
@@ -140,39 +114,6 @@ export class Rounds {
       );
     }
     return totals;
-  }
-
-  /**
-   * A step's shards and the sum that reduces them: one even shard per healthy worker, added in shard
-   * order; or, with micro-batches, each worker's even share of micro-batches as nodes of the tree.
-   */
-  private stepPlan(samples: number): { shards: ShardRange[]; sum: StepSum; microBatchSize?: number } {
-    const reduction = this.reduction;
-    if (reduction.kind === 'ordered') {
-      const shards = this.evenShards(samples);
-      reduction.sum.begin(shards.length);
-      return { shards, sum: reduction.sum };
-    }
-    const { microBatchSize } = reduction;
-    const leafCount = microBatchCount(samples, microBatchSize);
-    const nodes = treeShards(leafCount, this.parts());
-    reduction.sum.begin(
-      leafCount,
-      nodes.map(({ node }) => node),
-    );
-    const shards = nodes.map(({ node, part }) => ({ ...nodeSamples(node, microBatchSize, samples), part }));
-    return { shards, sum: reduction.sum, microBatchSize };
-  }
-
-  /** One contiguous shard per healthy worker, sizes differing by at most one sample. */
-  private evenShards(samples: number): ShardRange[] {
-    let start = 0;
-    return evenShardSizes(samples, this.parts())
-      .filter((size) => size > 0)
-      .map((size, part) => {
-        start += size;
-        return { start: start - size, end: start, part };
-      });
   }
 
   private parts(): number {

@@ -18,6 +18,7 @@ export { CallosumError, type ErrorCode, ErrorCodes, isCallosumError } from './er
 export { loadModel, MODEL_JSON_FILE, saveModel } from './io/model-files.js';
 export * from './models/index.js';
 export * from './optim/index.js';
+export { integerOption, parseOptions, positiveNumberOption } from './options/schema.js';
 export {
   type ParameterEntry,
   type ParameterLayout,
@@ -35,7 +36,14 @@ export {
   loadLatestCheckpoint,
   writeCheckpoint,
 } from './train/checkpoint.js';
-export { DEFAULT_TRAINING_CONFIG, resolveTrainingConfig, type TrainingConfig } from './train/config.js';
+export {
+  DEFAULT_TRAINING_CONFIG,
+  resolveTrainingConfig,
+  type TrainingConfig,
+  type TrainingOptions,
+  trainingConfigSchema,
+  trainingOptionsSchema,
+} from './train/config.js';
 export { addTotals, EMPTY_TOTALS, evaluateImageSet } from './train/evaluate.js';
 export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
 export { computeGradients, evaluateBatch } from './train/gradients.js';
@@ -58,6 +66,13 @@ export {
   type ReducedStep,
   reduceShardGradients,
 } from './train/reduce.js';
+export {
+  type ComputeShard,
+  type Reduction,
+  type ReductionSettings,
+  reductionFor,
+  type StepPlan,
+} from './train/reduction.js';
 export {
   type TrainLocalOptions,
   type TrainLocalResult,

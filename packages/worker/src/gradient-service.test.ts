@@ -26,7 +26,11 @@ beforeAll(async () => {
   dataset = await loadMnist();
 });
 
-function welcome(parameterCount: number, runId = 'run-1'): Welcome {
+function welcome(
+  parameterCount: number,
+  runId = 'run-1',
+  settings: { microBatchSize?: number } = {},
+): Welcome {
   return {
     type: 'welcome',
     protocol: PROTOCOL_VERSION,
@@ -35,6 +39,7 @@ function welcome(parameterCount: number, runId = 'run-1'): Welcome {
     model: MODEL,
     parameterCount,
     heartbeatIntervalMs: 1000,
+    ...settings,
   };
 }
 
@@ -71,7 +76,7 @@ describe('GradientService', () => {
     reference.dispose();
   });
 
-  it('computes a micro-batched shard as computeTreeGradients does, into the frame memory it is given', () => {
+  it('computes a micro-batched shard (size from the welcome) as computeTreeGradients does, into the frame memory it is given', () => {
     const reference = buildModel(MODEL, { seed: 4 });
     const layout = parameterLayout(reference);
     const weights = readFlatWeights(reference, layout);
@@ -86,17 +91,17 @@ describe('GradientService', () => {
     );
 
     const service = new GradientService();
-    service.configure(welcome(layout.totalSize));
+    service.configure(welcome(layout.totalSize, 'run-1', { microBatchSize: 2 }));
     service.receiveWeights(0, weights);
     const frame = new Float32Array(layout.totalSize);
-    const { result } = service.computeGradient(
-      { ...computeRequest(0, 0, indices), microBatchSize: 2 },
-      frame,
-    );
+    const { result } = service.computeGradient(computeRequest(0, 0, indices), frame);
     expect(result.gradient).toBe(frame);
     expect(Array.from(frame)).toEqual(Array.from(expected.gradient));
     expect(result).toMatchObject({ lossSum: expected.lossSum, correct: expected.correct, count: 7 });
-    // Computed in one piece, the same shard rounds differently: the micro-batches were really used.
+    // Computed in one piece (a run without micro-batches), the same shard rounds differently: the
+    // micro-batches were really used.
+    service.configure(welcome(layout.totalSize, 'run-2'));
+    service.receiveWeights(0, weights);
     const whole = service.computeGradient(computeRequest(0, 0, indices)).result.gradient;
     expect(Array.from(whole)).not.toEqual(Array.from(frame));
     service.dispose();

@@ -5,8 +5,6 @@ import {
   CallosumError,
   type ComputeRequest,
   type ComputeTimings,
-  computeGradients,
-  computeTreeGradients,
   ErrorCodes,
   type EvaluateRequest,
   evaluateBatch,
@@ -16,7 +14,8 @@ import {
   type LayersModel,
   type ParameterLayout,
   parameterLayout,
-  TreeSummation,
+  type Reduction,
+  reductionFor,
   type Welcome,
   writeFlatWeights,
 } from '@callosum/core';
@@ -32,11 +31,13 @@ export class GradientService {
   private modelKey = '';
   private pendingWeights: { version: number; values: Float32Array } | undefined;
   private loadedVersion = -1;
-  private treeSummation: TreeSummation | undefined;
+  /** How the run adds shards up, from the welcome: it decides how each shard's gradient is computed. */
+  private reduction: Reduction | undefined;
 
   /**
-   * Builds the model named in the welcome, unless the same one is already built. Weights are always
-   * forgotten: versions are only meaningful within one connection to one run.
+   * Builds the model named in the welcome, unless the same one is already built, and takes the run's
+   * reduction from it. Weights are always forgotten: versions are only meaningful within one connection
+   * to one run.
    */
   configure(welcome: Welcome): void {
     this.loadedVersion = -1;
@@ -55,6 +56,7 @@ export class GradientService {
         `model ${welcome.model.name} has ${parameterCount} parameters here, the coordinator says ${welcome.parameterCount}`,
       );
     }
+    this.reduction = reductionFor(welcome, parameterCount);
   }
 
   /** Keeps the weights until a request needs them; later versions replace earlier unused ones. */
@@ -75,11 +77,9 @@ export class GradientService {
     request: ComputeRequest,
     into?: Float32Array,
   ): { result: GradientResult; timings: ComputeTimings } {
-    const { microBatchSize } = request;
+    const { reduction } = this.configured();
     const answer = this.run(request, (model, batch, layout) =>
-      microBatchSize === undefined
-        ? computeGradients(model, batch, layout, into)
-        : computeTreeGradients(model, batch, microBatchSize, this.summation(layout), layout, into),
+      reduction.computeShard(model, batch, layout, into),
     );
     // The frame carrying the gradient is sent as it is: it must hold the gradient, not stale memory.
     if (into !== undefined && answer.result.gradient !== into) {
@@ -114,19 +114,11 @@ export class GradientService {
     return { result, timings: { decodeMs: decoded - started, computeMs: computed - decoded } };
   }
 
-  /** Scratch buffers for micro-batched shards, kept from one request to the next. */
-  private summation(layout: ParameterLayout): TreeSummation {
-    if (this.treeSummation?.parameterCount !== layout.totalSize) {
-      this.treeSummation = new TreeSummation(layout.totalSize);
-    }
-    return this.treeSummation;
-  }
-
-  private configured(): { model: LayersModel; layout: ParameterLayout } {
-    if (this.model === undefined || this.layout === undefined) {
+  private configured(): { model: LayersModel; layout: ParameterLayout; reduction: Reduction } {
+    if (this.model === undefined || this.layout === undefined || this.reduction === undefined) {
       throw new CallosumError(ErrorCodes.UNEXPECTED_MESSAGE, 'a request arrived before the welcome');
     }
-    return { model: this.model, layout: this.layout };
+    return { model: this.model, layout: this.layout, reduction: this.reduction };
   }
 
   private modelWithWeights(version: number): { model: LayersModel; layout: ParameterLayout } {

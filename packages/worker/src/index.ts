@@ -1,2 +1,9 @@
 export { GradientService } from './gradient-service.js';
-export { runWorker, type WorkerExit, type WorkerOptions } from './worker.js';
+export {
+  resolveWorkerOptions,
+  WORKER_DEFAULTS,
+  type WorkerOptions,
+  type WorkerSettings,
+  workerOptionsSchema,
+} from './options.js';
+export { runWorker, type WorkerExit } from './worker.js';

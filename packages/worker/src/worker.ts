@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import {
   AUTH_HEADER,
-  type BackendPreference,
   CallosumError,
   type CoordinatorMessage,
   createAuthHeader,
@@ -19,26 +18,7 @@ import {
 } from '@callosum/core';
 import WebSocket from 'ws';
 import { GradientService } from './gradient-service.js';
-
-export interface WorkerOptions {
-  /** ws:// or wss:// address of the coordinator. */
-  readonly url: string;
-  readonly backend?: BackendPreference;
-  /** Shown in the coordinator's logs; defaults to host:pid. */
-  readonly name?: string;
-  /** Give up when no coordinator has been reachable for this long (ms). */
-  readonly giveUpAfterMs?: number;
-  /** First reconnect delay; doubles up to maxReconnectDelayMs, with jitter. */
-  readonly reconnectDelayMs?: number;
-  readonly maxReconnectDelayMs?: number;
-  /** Largest frame accepted from the coordinator. */
-  readonly maxMessageBytes?: number;
-  /** The run's shared secret, proved (never sent) on every connection. */
-  readonly token?: string;
-  /** For wss://: the CA that signed the coordinator's certificate, and this worker's own for mutual TLS (PEM). */
-  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
-  readonly log?: (line: string) => void;
-}
+import { resolveWorkerOptions, type WorkerOptions } from './options.js';
 
 export interface WorkerExit {
   /** 0 when the coordinator ended the run; non-zero when the worker gave up. */
@@ -47,22 +27,16 @@ export interface WorkerExit {
   readonly stepsComputed: number;
 }
 
-const DEFAULTS = {
-  giveUpAfterMs: 60_000,
-  reconnectDelayMs: 200,
-  maxReconnectDelayMs: 5_000,
-  maxMessageBytes: 256 * 1024 * 1024,
-};
-
 /**
  * Runs a worker until the coordinator ends the run (exit code 0) or stays unreachable for
  * `giveUpAfterMs` (exit code 1). Reconnects with exponential backoff when the connection drops.
  */
 export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
-  const settings = { ...DEFAULTS, ...options };
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const name = options.name ?? `${hostname()}:${process.pid}`;
-  const choice = await initBackend(options.backend ?? 'auto');
+  // First: a wrong address or option is reported at once, not after the backend has loaded.
+  const settings = resolveWorkerOptions(options);
+  const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const name = settings.name ?? `${hostname()}:${process.pid}`;
+  const choice = await initBackend(settings.backend);
   log(`worker ${name}: backend ${choice.backend} (${choice.reason})`);
 
   const codec = createMsgpackCodec();
@@ -109,10 +83,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         // Masking protects HTTP proxies from page content a browser script controls; this client is
         // not a browser, and what it sends is its own (see docs/security.md).
         generateMask: (mask: Buffer) => mask.fill(0),
-        ...options.tls,
-        ...(options.token === undefined
+        ...settings.tls,
+        ...(settings.token === undefined
           ? {}
-          : { headers: { [AUTH_HEADER]: createAuthHeader(options.token, name) } }),
+          : { headers: { [AUTH_HEADER]: createAuthHeader(settings.token, name) } }),
       });
       let welcomed = false;
       let settled: Outcome | undefined;

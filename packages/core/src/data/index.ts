@@ -12,4 +12,11 @@ export {
   type SampleBytes,
 } from './mnist.js';
 export { EpochSampler, type EpochSamplerOptions, type SamplerPosition } from './sampler.js';
-export { cutIntoShards, evenShardSizes, proportionalShardSizes, type Sliceable } from './shards.js';
+export {
+  cutIntoShards,
+  evenShardRanges,
+  evenShardSizes,
+  proportionalShardSizes,
+  type ShardRange,
+  type Sliceable,
+} from './shards.js';

@@ -20,6 +20,24 @@ export function evenShardSizes(total: number, parts: number): number[] {
   return Array.from({ length: parts }, (_, i) => (i < remainder ? base + 1 : base));
 }
 
+/** Items [start, end) of a batch, meant for worker slot `part`. */
+export interface ShardRange {
+  readonly start: number;
+  readonly end: number;
+  readonly part: number;
+}
+
+/** One contiguous, in-order shard per part, sizes differing by at most one; no empty shards. */
+export function evenShardRanges(total: number, parts: number): ShardRange[] {
+  let start = 0;
+  return evenShardSizes(total, parts)
+    .filter((size) => size > 0)
+    .map((size, part) => {
+      start += size;
+      return { start: start - size, end: start, part };
+    });
+}
+
 /**
  * Sizes summing to `total` in proportion to `weights` (e.g. measured worker speeds), by largest-remainder
  * rounding: each gets the floor of its exact share, and the units left over go to the largest fractional

@@ -17,4 +17,10 @@ export {
   type WireTensor,
 } from './tensor.js';
 export type { TensorFrameWriter } from './tensor-frame.js';
-export { PROTOCOL_VERSION, readsMicroBatches, readsTensorFrames } from './version.js';
+export {
+  formatProtocol,
+  PROTOCOL_VERSION,
+  type ProtocolVersion,
+  protocolAtLeast,
+  readsTensorFrames,
+} from './version.js';

@@ -121,6 +121,12 @@ export const welcomeSchema = z.strictObject({
   parameterCount: count,
   /** How often the worker must send a heartbeat while connected. */
   heartbeatIntervalMs: z.int().min(10),
+  /**
+   * Since 1.3, for runs with deterministic reduction (only sent to 1.3+ workers): every shard of the
+   * run is one node of the fixed summation tree; compute each micro-batch of this many samples on its
+   * own and add them along the tree. Absent: compute each shard's gradient in one piece.
+   */
+  microBatchSize: z.int().min(1).optional(),
 });
 
 export const weightsSchema = z.strictObject({
@@ -143,11 +149,6 @@ export const computeSchema = z.strictObject({
   type: z.literal('compute'),
   step: index,
   ...shardData,
-  /**
-   * Since 1.2, for runs with deterministic reduction: the shard is one node of the fixed summation tree;
-   * compute each micro-batch of this many samples on its own and add them along the tree.
-   */
-  microBatchSize: z.int().min(1).optional(),
 });
 
 export const evaluateSchema = z.strictObject({ type: z.literal('evaluate'), round: index, ...shardData });

@@ -2,11 +2,20 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { createMsgpackCodec } from './codec.js';
 import { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
-import { fromWireTensor } from './tensor.js';
+import { fromWireTensor, toWireTensor } from './tensor.js';
 import { gradientMessage } from './test-support.js';
-import { PROTOCOL_VERSION } from './version.js';
+import { PROTOCOL_VERSION, protocolAtLeast } from './version.js';
 
 const codec = createMsgpackCodec();
+const welcome = {
+  type: 'welcome',
+  protocol: PROTOCOL_VERSION,
+  workerId: 'w1',
+  runId: 'run',
+  model: { name: 'cnn' },
+  parameterCount: 693962,
+  heartbeatIntervalMs: 1000,
+};
 
 describe('codec + validation', () => {
   it('round-trips a gradient message and reads the tensor back exactly', () => {
@@ -69,18 +78,38 @@ describe('codec + validation', () => {
   });
 
   it('validates coordinator messages too', () => {
-    const welcome = {
-      type: 'welcome',
-      protocol: PROTOCOL_VERSION,
-      workerId: 'w1',
-      runId: 'run',
-      model: { name: 'cnn' },
-      parameterCount: 693962,
-      heartbeatIntervalMs: 1000,
-    };
     expect(parseCoordinatorMessage(codec.decode(codec.encode(welcome)))).toEqual(welcome);
     expect(() => parseCoordinatorMessage({ ...welcome, heartbeatIntervalMs: 0 })).toThrow(
       /heartbeatIntervalMs/,
     );
+  });
+
+  it('carries the micro-batch size once, in the welcome (1.3), and no longer in compute requests', () => {
+    const microBatched = { ...welcome, microBatchSize: 16 };
+    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 3 });
+    expect(parseCoordinatorMessage(codec.decode(codec.encode(microBatched)))).toEqual(microBatched);
+    for (const bad of [0, 2.5, -1]) {
+      expect(() => parseCoordinatorMessage({ ...welcome, microBatchSize: bad })).toThrow(/microBatchSize/);
+    }
+    const compute = {
+      type: 'compute',
+      step: 0,
+      shard: 0,
+      weightsVersion: 0,
+      images: toWireTensor(new Uint8Array(4), [1, 2, 2]),
+      labels: toWireTensor(new Uint8Array(1), [1]),
+    };
+    expect(parseCoordinatorMessage(compute)).toEqual(compute);
+    expect(() => parseCoordinatorMessage({ ...compute, microBatchSize: 16 })).toThrow(
+      /microBatchSize|Unrecognized/,
+    );
+  });
+
+  it('compares protocol versions by major, then minor', () => {
+    expect(protocolAtLeast({ major: 1, minor: 3 }, { major: 1, minor: 3 })).toBe(true);
+    expect(protocolAtLeast({ major: 1, minor: 2 }, { major: 1, minor: 3 })).toBe(false);
+    expect(protocolAtLeast({ major: 1, minor: 0 }, { major: 1, minor: 0 })).toBe(true);
+    expect(protocolAtLeast({ major: 2, minor: 0 }, { major: 1, minor: 3 })).toBe(true);
+    expect(protocolAtLeast({ major: 0, minor: 9 }, { major: 1, minor: 0 })).toBe(false);
   });
 });

@@ -67,6 +67,44 @@ describe('checkpoints', () => {
     );
   });
 
+  it('reads the header through its schema: a bad or contradictory field is named, never trusted', () => {
+    const checkpoint = advancedState(1).checkpoint();
+    const contradictory = { ...checkpoint, config: { ...checkpoint.config, microBatchSize: 11 } };
+    expect(() => decodeCheckpoint(encodeCheckpoint(contradictory), 'd.ckpt')).toThrow(
+      'd.ckpt: header: config.microBatchSize (at most the global batch size) must be an integer in 1..10, got 11',
+    );
+    const bytes = encodeCheckpoint(checkpoint);
+    const edited = (edit: (header: Record<string, unknown>) => void): Buffer => {
+      const length = bytes.readUInt32LE(8);
+      const header = JSON.parse(bytes.subarray(12, 12 + length).toString('utf8'));
+      edit(header);
+      const json = Buffer.from(JSON.stringify(header), 'utf8');
+      const prefix = Buffer.alloc(12);
+      bytes.copy(prefix, 0, 0, 8);
+      prefix.writeUInt32LE(json.length, 8);
+      return Buffer.concat([prefix, json, bytes.subarray(12 + length)]);
+    };
+    expect(
+      decodeCheckpoint(
+        edited(() => {}),
+        'e.ckpt',
+      ).step,
+    ).toBe(1);
+    const cases: [(header: Record<string, unknown>) => void, RegExp][] = [
+      [(header) => (header.formatVersion = 2), /e\.ckpt: header: formatVersion must be 1 .*got 2/],
+      [(header) => delete header.step, /e\.ckpt: header: step must be an integer >= 0, got undefined/],
+      [(header) => (header.parameterCount = -50), /e\.ckpt: header: parameterCount must be an integer >= 0/],
+      [(header) => ((header.config as Record<string, unknown>).epochs = 0), /header: config\.epochs must be/],
+      [(header) => delete (header.config as Record<string, unknown>).batchSize, /header: config\.batchSize/],
+    ];
+    for (const [edit, message] of cases) {
+      expect(() => decodeCheckpoint(edited(edit), 'e.ckpt')).toThrow(message);
+      expect(() => decodeCheckpoint(edited(edit), 'e.ckpt')).toThrow(
+        expect.objectContaining({ code: 'ARTIFACT_INVALID' }),
+      );
+    }
+  });
+
   it('keeps the newest K, and falls back to the previous checkpoint when the newest is corrupt', async () => {
     for (const steps of [1, 2, 3, 4]) await writeCheckpoint(dir, advancedState(steps).checkpoint(), 3);
     expect(await readdir(dir)).toEqual(['step-000000002.ckpt', 'step-000000003.ckpt', 'step-000000004.ckpt']);

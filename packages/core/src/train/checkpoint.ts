@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { OptimizerState } from '../optim/optimizer.js';
-import type { TrainingConfig } from './config.js';
+import { integerOption, parseOptions } from '../options/schema.js';
+import { type TrainingConfig, trainingConfigSchema } from './config.js';
 
 /**
  * A checkpoint is everything the coordinator's state consists of: config (model, seed, batch, schedule,
@@ -26,15 +28,25 @@ export interface Checkpoint {
 const MAGIC = Buffer.from('CLSMCKPT', 'latin1');
 const FILE_PATTERN = /^step-(\d{9})\.ckpt$/;
 
-interface Header {
-  readonly formatVersion: number;
-  readonly createdAt: string;
-  readonly config: TrainingConfig;
-  readonly step: number;
-  readonly optimizer: { readonly name: string; readonly step: number; readonly slots: readonly string[] };
-  readonly parameterCount: number;
-  readonly bodySha256: string;
-}
+/** The JSON header: read back through this schema, so a damaged or foreign header is named, not trusted. */
+const headerSchema = z.object({
+  formatVersion: z.literal(CHECKPOINT_FORMAT_VERSION, {
+    error: (issue) =>
+      `must be ${CHECKPOINT_FORMAT_VERSION} (the version this build reads), got ${String(issue.input)}`,
+  }),
+  createdAt: z.string(),
+  config: trainingConfigSchema,
+  step: integerOption(0),
+  optimizer: z.object({
+    name: z.string().min(1),
+    step: integerOption(0),
+    slots: z.array(z.string().min(1)),
+  }),
+  parameterCount: integerOption(0),
+  bodySha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+type Header = z.infer<typeof headerSchema>;
 
 export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
   const slotNames = Object.keys(checkpoint.optimizer.slots).sort();
@@ -70,15 +82,13 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
   const headerLength = bytes.readUInt32LE(MAGIC.length);
   const bodyStart = MAGIC.length + 4 + headerLength;
   if (bodyStart > bytes.length) throw invalid('truncated header');
-  let header: Header;
+  let json: unknown;
   try {
-    header = JSON.parse(bytes.subarray(MAGIC.length + 4, bodyStart).toString('utf8')) as Header;
+    json = JSON.parse(bytes.subarray(MAGIC.length + 4, bodyStart).toString('utf8'));
   } catch {
     throw invalid('header is not valid JSON');
   }
-  if (header.formatVersion !== CHECKPOINT_FORMAT_VERSION) {
-    throw invalid(`format version ${header.formatVersion}, this build reads ${CHECKPOINT_FORMAT_VERSION}`);
-  }
+  const header = parseOptions(headerSchema, json, `${source}: header`, ErrorCodes.ARTIFACT_INVALID);
   const body = bytes.subarray(bodyStart);
   const expectedBytes = header.parameterCount * 4 * (1 + header.optimizer.slots.length);
   if (body.length !== expectedBytes)

@@ -1,6 +1,8 @@
+import { z } from 'zod';
 import type { ModelSpec } from '../models/spec.js';
 import type { AnyOptimizerSpec } from '../optim/registry.js';
 import type { LearningRateSchedule } from '../optim/schedules.js';
+import { integerOption, namedSpecOption, parseOptions, positiveNumberOption } from '../options/schema.js';
 
 /**
  * What defines a training run, wherever it runs (one process or many): the same config and seed give
@@ -46,8 +48,76 @@ export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   maxShift: 1,
 };
 
-/** The defaults, overridden by every option that is set (undefined counts as not set). */
-export function resolveTrainingConfig(options: Partial<TrainingConfig>): TrainingConfig {
-  const set = Object.entries(options).filter(([, value]) => value !== undefined);
-  return { ...DEFAULT_TRAINING_CONFIG, ...Object.fromEntries(set) };
+const MAX_UINT32 = 2 ** 32 - 1;
+const defaults = DEFAULT_TRAINING_CONFIG;
+
+/** Each option on its own; the micro-batch size is checked against the batch size in `checked`. */
+const fields = {
+  model: namedSpecOption<ModelSpec>('name', 'a model spec {name, options?}'),
+  epochs: integerOption(1),
+  batchSize: integerOption(1),
+  optimizer: namedSpecOption<AnyOptimizerSpec>('name', 'an optimizer spec {name, ...}'),
+  learningRate: positiveNumberOption(),
+  schedule: namedSpecOption<LearningRateSchedule>('kind', 'a schedule {kind, ...}'),
+  seed: integerOption(0, MAX_UINT32),
+  maxShift: integerOption(0),
+  maxSteps: integerOption(1).optional(),
+  microBatchSize: z.number().optional(),
+};
+
+/** Adds the checks across fields: the micro-batch size must fit in the global batch. */
+function checked<
+  T extends z.ZodType<{ readonly batchSize: number; readonly microBatchSize?: number | undefined }>,
+>(schema: T): T {
+  return schema.check((context) => {
+    const { microBatchSize, batchSize } = context.value;
+    if (!isIntegerIn(microBatchSize ?? 1, 1, batchSize)) {
+      context.issues.push({
+        code: 'custom',
+        input: microBatchSize,
+        path: ['microBatchSize'],
+        message: `(at most the global batch size) must be an integer in 1..${batchSize}, got ${microBatchSize}`,
+      });
+    }
+  });
+}
+
+/**
+ * A complete training config, as a checkpoint stores it. Unknown keys are dropped. The model, optimizer
+ * and schedule are only checked for their name or kind here: their registries check the rest.
+ */
+export const trainingConfigSchema = checked(z.object(fields));
+
+/**
+ * The training options: each defaults to DEFAULT_TRAINING_CONFIG (undefined counts as not set).
+ * Unknown keys are dropped, so an options object may carry other settings too (trainLocal's backend,
+ * data directory, ...).
+ */
+export const trainingOptionsSchema = checked(
+  z.object({
+    ...fields,
+    model: fields.model.default(defaults.model),
+    epochs: fields.epochs.default(defaults.epochs),
+    batchSize: fields.batchSize.default(defaults.batchSize),
+    optimizer: fields.optimizer.default(defaults.optimizer),
+    learningRate: fields.learningRate.default(defaults.learningRate),
+    schedule: fields.schedule.default(defaults.schedule),
+    seed: fields.seed.default(defaults.seed),
+    maxShift: fields.maxShift.default(defaults.maxShift),
+  }),
+);
+
+/** Any subset of the training options, as trainingOptionsSchema reads them. */
+export type TrainingOptions = z.input<typeof trainingOptionsSchema>;
+
+/**
+ * The defaults, overridden by every option that is set (undefined counts as not set); throws
+ * INVALID_ARGUMENT naming the first invalid or contradictory option.
+ */
+export function resolveTrainingConfig(options: TrainingOptions): TrainingConfig {
+  return parseOptions(trainingOptionsSchema, options, 'training config');
+}
+
+function isIntegerIn(value: number, min: number, max: number): boolean {
+  return Number.isInteger(value) && value >= min && value <= max;
 }

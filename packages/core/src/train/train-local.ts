@@ -14,15 +14,8 @@ import {
 import { resolveTrainingConfig, type TrainingConfig } from './config.js';
 import { evaluateImageSet } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
-import { computeGradients } from './gradients.js';
-import {
-  computeTreeGradients,
-  microBatchCount,
-  TreeGradientSum,
-  TreeSummation,
-  treeRoot,
-} from './micro-batch-tree.js';
-import { assertFiniteShard, OrderedGradientSum, type ReducedStep, reduceShardGradients } from './reduce.js';
+import { assertFiniteShard, type ReducedStep } from './reduce.js';
+import { reductionFor } from './reduction.js';
 import { TrainingState } from './training-state.js';
 
 export interface TrainLocalOptions extends Partial<TrainingConfig> {
@@ -107,19 +100,13 @@ function localStepReducer(
   model: LayersModel,
   layout: ParameterLayout,
 ): (batch: ImageBatch) => ReducedStep {
-  const { microBatchSize } = config;
-  if (microBatchSize === undefined) {
-    const sum = new OrderedGradientSum(layout.totalSize);
-    return (batch) => reduceShardGradients([computeGradients(model, batch, layout)], sum);
-  }
-  const summation = new TreeSummation(layout.totalSize);
-  const treeSum = new TreeGradientSum(layout.totalSize);
+  const reduction = reductionFor(config, layout.totalSize);
   return (batch) => {
-    const result = computeTreeGradients(model, batch, microBatchSize, summation, layout);
+    // One worker slot: the whole batch is the step's only shard (the tree's root, or one even shard).
+    reduction.begin(reduction.plan(batch.count, 1));
+    const result = reduction.computeShard(model, batch, layout);
     assertFiniteShard(result, 0, layout.totalSize);
-    const root = treeRoot(microBatchCount(batch.count, microBatchSize));
-    treeSum.begin(root.count, [root]);
-    treeSum.add(0, result);
-    return treeSum.reduce();
+    reduction.add(0, result);
+    return reduction.finish();
   };
 }

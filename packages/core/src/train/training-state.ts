@@ -1,5 +1,4 @@
 import { shiftImages } from '../data/augment.js';
-import { requireIntegerInRange } from '../data/checks.js';
 import { gatherBytes, type ImageSet, type SampleBytes } from '../data/mnist.js';
 import { EpochSampler, type SamplerPosition } from '../data/sampler.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
@@ -7,7 +6,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { createOptimizer } from '../optim/registry.js';
 import { type LearningRateSchedule, learningRateAt } from '../optim/schedules.js';
 import type { Checkpoint } from './checkpoint.js';
-import type { TrainingConfig } from './config.js';
+import { resolveTrainingConfig, type TrainingConfig } from './config.js';
 import type { ReducedStep } from './reduce.js';
 
 /**
@@ -21,27 +20,13 @@ export class TrainingState {
   readonly sampler: EpochSampler;
   readonly totalSteps: number;
   readonly schedule: LearningRateSchedule;
+  readonly config: TrainingConfig;
   #step = 0;
 
-  constructor(
-    readonly config: TrainingConfig,
-    initialWeights: Float32Array,
-    datasetSize: number,
-  ) {
-    if (!Number.isInteger(config.epochs) || config.epochs < 1) {
-      throw new CallosumError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `epochs must be a positive integer, got ${config.epochs}`,
-      );
-    }
-    if (config.microBatchSize !== undefined) {
-      requireIntegerInRange(
-        'microBatchSize (at most the global batch size)',
-        config.microBatchSize,
-        1,
-        config.batchSize,
-      );
-    }
+  /** Throws INVALID_ARGUMENT naming the field if `unchecked` is invalid or contradicts itself. */
+  constructor(unchecked: TrainingConfig, initialWeights: Float32Array, datasetSize: number) {
+    const config = resolveTrainingConfig(unchecked);
+    this.config = config;
     this.weights = initialWeights.slice();
     this.optimizer = createOptimizer(config.optimizer, initialWeights.length);
     this.sampler = new EpochSampler({ datasetSize, batchSize: config.batchSize, seed: config.seed });

@@ -1,0 +1,69 @@
+/**
+ * Building blocks for the zod schemas of public options objects (training config, worker options,
+ * coordinator options): fields whose errors read "<field> must be ..., got <value>", and one parse
+ * function that turns the first problem into an INVALID_ARGUMENT error naming the field.
+ */
+import { z } from 'zod';
+import { CallosumError, type ErrorCode, ErrorCodes } from '../errors.js';
+
+/** An integer in `min..max` (inclusive). */
+export function integerOption(min: number, max = Number.MAX_SAFE_INTEGER) {
+  const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`;
+  return z.custom<number>(
+    (value) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max,
+    {
+      error: (issue) => `must be an integer ${range}, got ${shown(issue.input)}`,
+    },
+  );
+}
+
+/** A finite number > 0. */
+export function positiveNumberOption() {
+  return z.custom<number>((value) => typeof value === 'number' && Number.isFinite(value) && value > 0, {
+    error: (issue) => `must be a finite number > 0, got ${shown(issue.input)}`,
+  });
+}
+
+/** An object with a non-empty string `key` (a spec whose other fields its own registry validates). */
+export function namedSpecOption<T>(key: string, description: string) {
+  return z.custom<T>(
+    (value) =>
+      typeof value === 'object' &&
+      value !== null &&
+      !Array.isArray(value) &&
+      typeof (value as Record<string, unknown>)[key] === 'string' &&
+      ((value as Record<string, unknown>)[key] as string).length > 0,
+    { error: (issue) => `must be ${description}, got ${shown(issue.input)}` },
+  );
+}
+
+/**
+ * Parses `value` with `schema`; on failure throws `code` (INVALID_ARGUMENT unless given) naming `what`
+ * and the field, e.g. "worker options: url must be a ws:// or wss:// URL, got "http://host"".
+ */
+export function parseOptions<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+  code: ErrorCode = ErrorCodes.INVALID_ARGUMENT,
+): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue?.path.map(String).join('.') ?? '';
+  const problem = issue?.message ?? 'are invalid';
+  throw new CallosumError(code, field === '' ? `${what}: ${problem}` : `${what}: ${field} ${problem}`);
+}
+
+/** A value as it appears in an error message. */
+export function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) {
+    return String(value);
+  }
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * How a run turns the gradients of a step's shards into one mean gradient, chosen once per run from its
+ * config (`reductionFor`). The coordinator plans each step's shards with it and reduces what the workers
+ * return; a worker computes each shard with it; trainLocal does both in one process. Keeping the choice
+ * in one place is what keeps those three computing the same thing.
+ */
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { ImageBatch } from '../data/batch.js';
+import { evenShardRanges, type ShardRange } from '../data/shards.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import type { ParameterLayout } from '../params/layout.js';
+import type { ProtocolVersion } from '../protocol/version.js';
+import type { GradientResult } from './batch.js';
+import { computeGradients } from './gradients.js';
+import {
+  computeTreeGradients,
+  microBatchCount,
+  nodeSamples,
+  TreeGradientSum,
+  type TreeNode,
+  TreeSummation,
+  treeShards,
+} from './micro-batch-tree.js';
+import { OrderedGradientSum, type ReducedStep } from './reduce.js';
+
+/** The run settings that choose a reduction. A worker receives them once, in the welcome. */
+export interface ReductionSettings {
+  /** Set: the micro-batch tree with micro-batches of this many samples. Unset: the ordered shard sum. */
+  readonly microBatchSize?: number | undefined;
+}
+
+/** The shards of one step's global batch of `samples` samples. */
+export interface StepPlan {
+  readonly samples: number;
+  /** In shard order: shard `i` is `shards[i]`. */
+  readonly shards: readonly ShardRange[];
+}
+
+/**
+ * The gradient of the summed loss over one shard's samples, computed as a reduction adds it; written
+ * into `into` when given. Without `into` the result may live in scratch memory that the next call reuses.
+ */
+export type ComputeShard = (
+  model: LayersModel,
+  batch: ImageBatch,
+  layout: ParameterLayout,
+  into?: Float32Array,
+) => GradientResult;
+
+export interface Reduction {
+  /** Names the reduction in logs and errors. */
+  readonly name: string;
+  /** What a worker needs to compute shards for this reduction; sent once, in the welcome. */
+  readonly settings: ReductionSettings;
+  /** The oldest protocol version whose workers compute shards for this reduction. */
+  readonly minimumProtocol: ProtocolVersion;
+  /**
+   * Whether the weights are the same to the last bit at any worker count. Workers on different
+   * backends round differently and break that promise, which is worth a warning.
+   */
+  readonly identicalAtAnyWorkerCount: boolean;
+  /** The shards of a step of `samples` samples for `parts` worker slots. */
+  plan(samples: number, parts: number): StepPlan;
+  readonly computeShard: ComputeShard;
+  /** Starts reducing a step planned by `plan`, forgetting everything added before. */
+  begin(plan: StepPlan): void;
+  /**
+   * Adds shard `index`'s result, which must have been checked with assertFiniteShard. Its gradient
+   * buffer must stay untouched until `finish`.
+   */
+  add(index: number, result: GradientResult): void;
+  /** The mean over every shard of the step; its gradient is this reduction's buffer, valid until `begin`. */
+  finish(): ReducedStep;
+}
+
+/** The one place that chooses a run's reduction. */
+export function reductionFor(settings: ReductionSettings, parameterCount: number): Reduction {
+  const { microBatchSize } = settings;
+  return microBatchSize === undefined
+    ? new OrderedShardReduction(parameterCount)
+    : new MicroBatchTreeReduction(microBatchSize, parameterCount);
+}
+
+/**
+ * The reducing half both reductions share. Their sum is allocated by the first `begin` (in a subclass),
+ * so a worker, which computes shards but never reduces them, never allocates it.
+ */
+abstract class LazySum<
+  S extends { add(index: number, result: GradientResult): void; reduce(): ReducedStep },
+> {
+  protected sum: S | undefined;
+
+  add(index: number, result: GradientResult): void {
+    this.started().add(index, result);
+  }
+
+  finish(): ReducedStep {
+    return this.started().reduce();
+  }
+
+  private started(): S {
+    if (this.sum === undefined) {
+      throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'a shard was added before the step began');
+    }
+    return this.sum;
+  }
+}
+
+/**
+ * One even shard per worker slot, each computed in one piece and added in shard order in float64
+ * (reduce.ts). Shard sizes depend on the worker count, so the last bits of the weights do too.
+ */
+class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduction {
+  readonly name = 'the ordered shard sum';
+  readonly settings: ReductionSettings = {};
+  readonly minimumProtocol: ProtocolVersion = { major: 1, minor: 0 };
+  readonly identicalAtAnyWorkerCount = false;
+
+  constructor(private readonly parameterCount: number) {
+    super();
+  }
+
+  plan(samples: number, parts: number): StepPlan {
+    return { samples, shards: evenShardRanges(samples, parts) };
+  }
+
+  readonly computeShard: ComputeShard = (model, batch, layout, into) =>
+    computeGradients(model, batch, layout, into);
+
+  begin(plan: StepPlan): void {
+    this.sum ??= new OrderedGradientSum(this.parameterCount);
+    this.sum.begin(plan.shards.length);
+  }
+}
+
+/**
+ * Micro-batches of a fixed size added along one fixed tree (micro-batch-tree.ts): each worker slot gets
+ * its even share of micro-batches as the tree nodes covering it, so the weights are the same at any
+ * worker count.
+ */
+class MicroBatchTreeReduction extends LazySum<TreeGradientSum> implements Reduction {
+  readonly name = 'micro-batches';
+  readonly settings: ReductionSettings;
+  /** 1.3 receives the micro-batch size in the welcome (1.2 took it in every compute request). */
+  readonly minimumProtocol: ProtocolVersion = { major: 1, minor: 3 };
+  readonly identicalAtAnyWorkerCount = true;
+  // Allocated on first use: a worker only computes, the coordinator only reduces.
+  private summation: TreeSummation | undefined;
+
+  constructor(
+    private readonly microBatchSize: number,
+    private readonly parameterCount: number,
+  ) {
+    super();
+    this.settings = { microBatchSize };
+  }
+
+  plan(samples: number, parts: number): StepPlan {
+    const shards = treeShards(microBatchCount(samples, this.microBatchSize), parts).map(({ node, part }) => ({
+      ...nodeSamples(node, this.microBatchSize, samples),
+      part,
+    }));
+    return { samples, shards };
+  }
+
+  readonly computeShard: ComputeShard = (model, batch, layout, into) => {
+    this.summation ??= new TreeSummation(this.parameterCount);
+    return computeTreeGradients(model, batch, this.microBatchSize, this.summation, layout, into);
+  };
+
+  begin(plan: StepPlan): void {
+    this.sum ??= new TreeGradientSum(this.parameterCount);
+    this.sum.begin(
+      microBatchCount(plan.samples, this.microBatchSize),
+      plan.shards.map((shard) => this.node(shard)),
+    );
+  }
+
+  /** The tree node a planned shard computes: shards start on a micro-batch boundary. */
+  private node({ start, end }: ShardRange): TreeNode {
+    return { first: start / this.microBatchSize, count: microBatchCount(end - start, this.microBatchSize) };
+  }
+}

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { resolveWorkerOptions, WORKER_DEFAULTS, type WorkerOptions } from './options.js';
+import { runWorker } from './worker.js';
+
+const url = 'ws://127.0.0.1:7070';
+
+describe('worker options', () => {
+  it('apply the defaults to every option not set, and keep those that are', () => {
+    expect(resolveWorkerOptions({ url })).toEqual({ url, ...WORKER_DEFAULTS });
+    expect(resolveWorkerOptions({ url: 'wss://coordinator:443/run', giveUpAfterMs: 5 })).toMatchObject({
+      url: 'wss://coordinator:443/run',
+      giveUpAfterMs: 5,
+      reconnectDelayMs: WORKER_DEFAULTS.reconnectDelayMs,
+    });
+  });
+
+  it('refuse a wrong address, a non-positive timeout, contradictory delays and unknown options, naming the field', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [
+        { url: 'http://127.0.0.1:7070' },
+        /url must be a ws:\/\/ or wss:\/\/ URL of the coordinator, got "http:/,
+      ],
+      [{ url: 'localhost:7070' }, /url must be a ws:\/\/ or wss:\/\/ URL/],
+      [{ url: 'not a url' }, /url must be .*got "not a url"/],
+      [{ url: undefined }, /url must be .*got undefined/],
+      [{ url, giveUpAfterMs: -1 }, /giveUpAfterMs must be an integer >= 1, got -1/],
+      [{ url, giveUpAfterMs: 0 }, /giveUpAfterMs must be an integer >= 1, got 0/],
+      [{ url, reconnectDelayMs: -200 }, /reconnectDelayMs must be an integer >= 1, got -200/],
+      [{ url, maxMessageBytes: 1.5 }, /maxMessageBytes must be an integer >= 1/],
+      [
+        { url, reconnectDelayMs: 9_000 },
+        /reconnectDelayMs must be at most maxReconnectDelayMs \(5000\), got 9000/,
+      ],
+      [{ url, backend: 'gpu' }, /backend/],
+      [{ url, giveUpAfter: 5 }, /giveUpAfter/],
+    ];
+    for (const [options, message] of cases) {
+      expect(
+        () => resolveWorkerOptions(options as unknown as WorkerOptions),
+        JSON.stringify(options),
+      ).toThrow(message);
+      expect(() => resolveWorkerOptions(options as unknown as WorkerOptions)).toThrow(/^worker options: /);
+    }
+  });
+
+  it('are checked before the backend loads: runWorker fails at once, with nothing logged', async () => {
+    const log: string[] = [];
+    await expect(runWorker({ url: 'http://127.0.0.1:7070', log: (line) => log.push(line) })).rejects.toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/url must be/) }),
+    );
+    expect(log).toEqual([]);
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * The worker's options, defined once: a zod schema with the defaults and the checks, which runWorker
+ * applies before it does anything else (in particular before loading a backend, which can take seconds).
+ */
+import { BackendNames, type BackendPreference, integerOption, parseOptions } from '@callosum/core';
+import { z } from 'zod';
+
+export const WORKER_DEFAULTS = {
+  backend: BackendNames.AUTO as BackendPreference,
+  /** Give up when no coordinator has been reachable for this long (ms). */
+  giveUpAfterMs: 60_000,
+  /** First reconnect delay (ms); doubles up to maxReconnectDelayMs, with jitter. */
+  reconnectDelayMs: 200,
+  maxReconnectDelayMs: 5_000,
+  /** Largest frame accepted from the coordinator (bytes). */
+  maxMessageBytes: 256 * 1024 * 1024,
+} as const;
+
+const coordinatorUrl = z.custom<string>((value) => typeof value === 'string' && isWebSocketUrl(value), {
+  error: (issue) => `must be a ws:// or wss:// URL of the coordinator, got ${JSON.stringify(issue.input)}`,
+});
+
+const pem = z.string().min(1);
+
+/**
+ * Every option a worker takes. Strict: a misspelt option is an error, not silently ignored. Timeouts
+ * and delays are positive integers of milliseconds; the first reconnect delay is at most the largest.
+ */
+export const workerOptionsSchema = z
+  .strictObject({
+    /** ws:// or wss:// address of the coordinator. */
+    url: coordinatorUrl,
+    backend: z
+      .enum(Object.values(BackendNames) as [BackendPreference, ...BackendPreference[]])
+      .default(WORKER_DEFAULTS.backend),
+    /** Shown in the coordinator's logs; defaults to host:pid. */
+    name: z.string().min(1).optional(),
+    giveUpAfterMs: integerOption(1).default(WORKER_DEFAULTS.giveUpAfterMs),
+    reconnectDelayMs: integerOption(1).default(WORKER_DEFAULTS.reconnectDelayMs),
+    maxReconnectDelayMs: integerOption(1).default(WORKER_DEFAULTS.maxReconnectDelayMs),
+    maxMessageBytes: integerOption(1).default(WORKER_DEFAULTS.maxMessageBytes),
+    /** The run's shared secret, proved (never sent) on every connection. */
+    token: z.string().min(1).optional(),
+    /** For wss://: the CA that signed the coordinator's certificate, and this worker's own for mutual TLS (PEM). */
+    tls: z.strictObject({ ca: pem.optional(), cert: pem.optional(), key: pem.optional() }).optional(),
+    log: z.custom<(line: string) => void>((value) => typeof value === 'function').optional(),
+  })
+  .check((context) => {
+    const { reconnectDelayMs, maxReconnectDelayMs } = context.value;
+    if (reconnectDelayMs > maxReconnectDelayMs) {
+      context.issues.push({
+        code: 'custom',
+        input: reconnectDelayMs,
+        path: ['reconnectDelayMs'],
+        message: `must be at most maxReconnectDelayMs (${maxReconnectDelayMs}), got ${reconnectDelayMs}`,
+      });
+    }
+  });
+
+/** What runWorker accepts: only `url` is required. */
+export type WorkerOptions = z.input<typeof workerOptionsSchema>;
+/** The options with every default applied. */
+export type WorkerSettings = z.output<typeof workerOptionsSchema>;
+
+/** The defaults applied and every option checked; throws INVALID_ARGUMENT naming the field. */
+export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
+  return parseOptions(workerOptionsSchema, options, 'worker options');
+}
+
+function isWebSocketUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === 'ws:' || protocol === 'wss:';
+  } catch {
+    return false;
+  }
+}
