@@ -36,17 +36,19 @@ export function registerTrainCommand(program: Command): void {
   addPortOption(command, 0);
   addCheckpointOptions(command);
   addJsonOption(command);
-  command.action((flags: TrainFlags) =>
-    reportRun(flags.json === true, (hooks) =>
+  command.action((flags: TrainFlags) => {
+    const settings = checkpointSettings(flags);
+    const reported = { command, json: flags.json === true, runDir: settings.outDir, resume: settings.resume };
+    return reportRun(reported, (hooks) =>
       trainWithLocalWorkers({
         workers: flags.workers,
         backend: flags.backend,
         training: trainingConfigFrom(flags),
-        ...checkpointSettings(flags),
+        ...settings,
         dataDir: flags.data,
         port: flags.port,
         ...hooks,
       }),
-    ),
-  );
+    );
+  });
 }
