@@ -49,7 +49,8 @@ describe.skipIf(!hasScript())('the progress bar in a real terminal', () => {
     ]);
     expect(output).toContain('Training complete');
     // cli-progress saved the cursor at the bar's start and returned there: later text overwrote old lines.
-    for (const restore of [`${ESC}7`, `${ESC}8`, `${ESC}[s`, `${ESC}[u`]) expect(output).not.toContain(restore);
+    for (const restore of [`${ESC}7`, `${ESC}8`, `${ESC}[s`, `${ESC}[u`])
+      expect(output).not.toContain(restore);
     const barLines = output
       .split(/\r|\n/)
       .map((line) => line.replace(new RegExp(`${ESC}\\[[0-9;?]*[A-Za-z]`, 'g'), ''))
