@@ -26,6 +26,7 @@ import {
 } from '@callosum/core';
 import type WebSocket from 'ws';
 import { accessVerifier, authHeaderOf } from './access.js';
+import { advertisedUrls } from './advertised-addresses.js';
 import { Membership } from './membership.js';
 import { MetricsLog } from './metrics-log.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
@@ -167,7 +168,7 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
     }),
   });
   log(
-    `coordinator: run ${runId} listening on ${transport.url}; ${config.model.name}, ${state.totalSteps} steps`,
+    `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${config.model.name}, ${state.totalSteps} steps`,
   );
 
   const heartbeatCheck = setInterval(() => {

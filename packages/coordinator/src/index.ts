@@ -1,3 +1,4 @@
+export { advertisedUrls } from './advertised-addresses.js';
 export { type Coordinator, startCoordinator } from './coordinator.js';
 export type { CoordinatorOptions, EvaluationReport, RunSummary, StepReport } from './options.js';
 export { RunFiles, storedSummary } from './run-directory.js';

@@ -1,4 +1,4 @@
-import { startCoordinator } from '@callosum/coordinator';
+import { advertisedUrls, startCoordinator } from '@callosum/coordinator';
 import type { Command } from 'commander';
 import { booleanOption } from '../boolean-options.js';
 import { integer } from '../option-parsers.js';
@@ -88,7 +88,8 @@ export function registerCoordinatorCommand(program: Command): void {
         onStep,
         onEvaluation,
       });
-      log(`coordinator: workers connect with: callosum worker --connect ${coordinator.url}`);
+      for (const url of advertisedUrls(coordinator.url))
+        log(`coordinator: workers connect with: callosum worker --connect ${url}`);
       signal.addEventListener('abort', () => void coordinator.stop(String(signal.reason)), { once: true });
       return coordinator.result;
     });
