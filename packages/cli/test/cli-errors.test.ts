@@ -121,3 +121,29 @@ describe('everyday errors are one line without a stack trace', () => {
     expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 });
+
+describe('a batch too big for the backend', () => {
+  it('--batch-size 1000000 on wasm fails before training with one line naming the largest batch that fits', async () => {
+    const started = Date.now();
+    const run = await runCli([
+      'train',
+      '--workers',
+      '2',
+      '--backend',
+      'wasm',
+      '--batch-size',
+      '1000000',
+      '--out',
+      join(root, 'huge'),
+    ]);
+    expect(run.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(run.stderr).not.toMatch(/^\s+at /m);
+    // (tfjs's own "install the node backend" notice may come first.)
+    expect(run.stderr.split('\n').filter((line) => line.startsWith('callosum:'))).toHaveLength(1);
+    expect(run.stderr).toMatch(
+      /^callosum: INVALID_ARGUMENT: --batch-size 1000000 does not fit the wasm backend's 4 GiB: .*the largest batch that fits with 2 workers is \d+/m,
+    );
+    expect(run.stderr).not.toMatch(/COMPUTE_FAILED|memory access out of bounds/);
+  });
+});
