@@ -1,15 +1,11 @@
 #!/usr/bin/env node
-import { isCallosumError } from '@callosum/core';
+import { failureMessage } from './failure-message.js';
 import { tuneHeapForTraining } from './heap-tuning.js';
 import { createProgram } from './program.js';
 
 tuneHeapForTraining();
-createProgram()
-  .parseAsync(process.argv)
-  .catch((error: unknown) => {
-    const text = isCallosumError(error)
-      ? `${error.code}: ${error.message}`
-      : String(error instanceof Error ? error.stack : error);
-    process.stderr.write(`callosum: ${text}\n`);
-    process.exitCode = 1;
-  });
+const program = createProgram();
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`callosum: ${failureMessage(error, program.opts().debug === true)}\n`);
+  process.exitCode = 1;
+});

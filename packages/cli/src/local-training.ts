@@ -16,6 +16,8 @@ export interface LocalTrainingOptions {
   readonly outDir: string;
   /** Continue the run in outDir from its newest checkpoint. */
   readonly resume?: boolean;
+  /** A new run in an outDir holding another run moves that run's files aside instead of being refused. */
+  readonly overwrite?: boolean;
   readonly checkpointEverySteps?: number;
   readonly dataDir?: string | undefined;
   readonly host?: string;
@@ -46,6 +48,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     minWorkers: options.workers,
     token,
     resume: options.resume === true,
+    overwrite: options.overwrite === true,
     ...(options.checkpointEverySteps === undefined
       ? {}
       : { checkpointEverySteps: options.checkpointEverySteps }),
@@ -65,7 +68,11 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     void worker.exited.then((code) => {
       alive -= 1;
       if (code === 0) return;
-      log(`${worker.name} exited with ${code}; its last lines:\n  ${worker.recentLog.join('\n  ')}`);
+      // Told to stop (by us, or by a terminal's Ctrl-C to the whole process group): not a failure to report.
+      const toldToStop = options.signal?.aborted === true || code === 'SIGINT' || code === 'SIGTERM';
+      if (!toldToStop) {
+        log(`${worker.name} exited with ${code}; its last lines:\n  ${worker.recentLog.join('\n  ')}`);
+      }
       // With no local worker left nothing can join: stop now instead of waiting out the timeout.
       if (alive === 0) void coordinator.stop('every local worker process has exited');
     });

@@ -20,3 +20,17 @@ export function positiveNumber(raw: string): number {
   }
   return value;
 }
+
+/** A coordinator address: checked before a worker loads its backend, so a typo fails at once. */
+export function coordinatorUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new InvalidArgumentError(`expected ws://host:port or wss://host:port, got "${raw}"`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new InvalidArgumentError(`expected a ws:// or wss:// URL, got "${raw}"`);
+  }
+  return raw;
+}

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { booleanOption } from './boolean-options.js';
 import { registerCoordinatorCommand } from './commands/coordinator.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerWorkerCommand } from './commands/worker.js';
@@ -7,9 +9,18 @@ export function createProgram(): Command {
   const program = new Command('callosum')
     .description('synchronous data-parallel training with TensorFlow.js')
     .showHelpAfterError()
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    .addOption(booleanOption('--debug', 'print stack traces with errors', 'CALLOSUM_DEBUG'))
     .configureHelp({ showGlobalOptions: true });
   registerTrainCommand(program);
   registerCoordinatorCommand(program);
   registerWorkerCommand(program);
   return program;
+}
+
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return manifest.version;
 }

@@ -1,5 +1,5 @@
 import type { EvaluationReport, StepReport } from '@callosum/coordinator';
-import cliProgress from 'cli-progress';
+import { formatProgressLine, type ProgressFields } from './progress-line.js';
 
 export interface ProgressReporter {
   step(report: StepReport): void;
@@ -10,6 +10,7 @@ export interface ProgressReporter {
 }
 
 const PLAIN_INTERVAL_MS = 5_000;
+const ERASE_LINE = '\x1b[2K';
 
 /**
  * A live bar on a terminal; plain periodic lines otherwise (CI logs, pipes, Kubernetes). Both go to
@@ -19,7 +20,7 @@ export function createProgressReporter(stream: NodeJS.WriteStream = process.stde
   return stream.isTTY ? barReporter(stream) : lineReporter(stream);
 }
 
-function describe(report: StepReport): Record<string, string> {
+function describe(report: StepReport): Pick<ProgressFields, 'epoch' | 'loss' | 'acc' | 'rate' | 'workers'> {
   return {
     epoch: String(report.epoch + 1),
     loss: report.loss.toFixed(4),
@@ -27,6 +28,10 @@ function describe(report: StepReport): Record<string, string> {
     rate: report.samplesPerSecond.toFixed(0),
     workers: String(report.workers),
   };
+}
+
+function evaluationLine(report: EvaluationReport): string {
+  return `epoch ${report.epoch + 1}: test accuracy ${(report.testAccuracy * 100).toFixed(2)}%, test loss ${report.testLoss.toFixed(4)}`;
 }
 
 /** Smooths samples/s over recent steps so the bar does not flicker. */
@@ -38,45 +43,44 @@ function smoother(): (report: StepReport) => StepReport {
   };
 }
 
+/**
+ * One status line at the bottom, redrawn in place: `\r` and erase-line, never cursor save/restore (a
+ * saved position goes stale once the screen scrolls, and later text then lands on earlier lines). Log
+ * lines are printed where the bar was and the bar is redrawn under them; stop leaves the cursor below.
+ */
 function barReporter(stream: NodeJS.WriteStream): ProgressReporter {
   const smooth = smoother();
-  const bar = new cliProgress.SingleBar(
-    {
-      stream,
-      format:
-        'epoch {epoch} |{bar}| step {value}/{total} | loss {loss} | acc {acc} | {rate} samples/s | {workers} workers | eta {eta_formatted}',
-      hideCursor: true,
-      clearOnComplete: false,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  let started = false;
+  let current: string | undefined;
+  let firstStep: { step: number; at: number } | undefined;
+  const draw = () => {
+    if (current !== undefined) stream.write(`\r${ERASE_LINE}${current}`);
+  };
   return {
     step(report) {
-      const smoothed = smooth(report);
-      if (!started) {
-        bar.start(report.totalSteps, report.step, describe(smoothed));
-        started = true;
-      } else {
-        bar.update(report.step, describe(smoothed));
-      }
+      const now = performance.now();
+      firstStep ??= { step: report.step, at: now };
+      const done = report.step - firstStep.step;
+      const etaSeconds =
+        done > 0 ? (((now - firstStep.at) / done) * (report.totalSteps - report.step)) / 1000 : undefined;
+      const fields = {
+        ...describe(smooth(report)),
+        step: report.step,
+        totalSteps: report.totalSteps,
+        etaSeconds,
+      };
+      current = formatProgressLine(fields, stream.columns ?? 80);
+      draw();
     },
     evaluation(report) {
-      this.log(
-        `epoch ${report.epoch + 1}: test accuracy ${(report.testAccuracy * 100).toFixed(2)}%, test loss ${report.testLoss.toFixed(4)}`,
-      );
+      this.log(evaluationLine(report));
     },
     log(line) {
-      if (started) {
-        // Clear the bar's line, print, and let the next update redraw it.
-        stream.write(`\r\x1b[K${line}\n`);
-        bar.render();
-      } else {
-        stream.write(`${line}\n`);
-      }
+      stream.write(current === undefined ? `${line}\n` : `\r${ERASE_LINE}${line}\n`);
+      draw();
     },
     stop() {
-      if (started) bar.stop();
+      if (current !== undefined) stream.write('\n');
+      current = undefined;
     },
   };
 }
@@ -96,9 +100,7 @@ function lineReporter(stream: NodeJS.WriteStream): ProgressReporter {
       );
     },
     evaluation(report) {
-      this.log(
-        `epoch ${report.epoch + 1}: test accuracy ${(report.testAccuracy * 100).toFixed(2)}%, test loss ${report.testLoss.toFixed(4)}`,
-      );
+      this.log(evaluationLine(report));
     },
     log(line) {
       stream.write(`${line}\n`);

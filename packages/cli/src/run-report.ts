@@ -1,7 +1,14 @@
-import type { EvaluationReport, RunSummary, StepReport } from '@callosum/coordinator';
+import {
+  type EvaluationReport,
+  type RunSummary,
+  type StepReport,
+  storedSummary,
+} from '@callosum/coordinator';
+import type { Command } from 'commander';
 import { createProgressReporter } from './progress.js';
 import { runUntilSignal } from './signals.js';
 import { formatSummary } from './summary.js';
+import { flagsIgnoredOnResume, resumeCommand } from './training-options.js';
 
 /** What a command hands to the run it reports on. */
 export interface RunHooks {
@@ -12,19 +19,55 @@ export interface RunHooks {
   readonly signal: AbortSignal;
 }
 
+export interface ReportedRun {
+  readonly command: Command;
+  readonly json: boolean;
+  readonly runDir: string;
+  readonly resume: boolean;
+}
+
 /**
  * Runs a training run with progress on stderr and the summary on stdout: a table for a person, or with
- * `json` one JSON object on the last line for a program.
+ * `json` one JSON object on the last line for a program. Resuming a finished run reports its stored
+ * summary; a run stopped by a signal says how to resume it.
  */
-export async function reportRun(json: boolean, run: (hooks: RunHooks) => Promise<RunSummary>): Promise<void> {
+export async function reportRun(
+  { command, json, runDir, resume }: ReportedRun,
+  run: (hooks: RunHooks) => Promise<RunSummary>,
+): Promise<void> {
+  const printSummary = (summary: RunSummary) =>
+    process.stdout.write(json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
+  if (resume) {
+    const finished = await storedSummary(runDir);
+    if (finished !== undefined) {
+      process.stderr.write(`callosum: the run in ${runDir} is already complete; its summary:\n`);
+      printSummary(finished);
+      return;
+    }
+    const ignored = flagsIgnoredOnResume(command);
+    if (ignored.length > 0) {
+      process.stderr.write(
+        `callosum: warning: --resume continues the run with the settings it started with; ignoring ${ignored.join(', ')}\n`,
+      );
+    }
+  }
   const progress = createProgressReporter();
-  const summary = await runUntilSignal((signal) =>
-    run({
-      log: (line) => progress.log(line),
-      onStep: (report) => progress.step(report),
-      onEvaluation: (report) => progress.evaluation(report),
-      signal,
-    }),
-  ).finally(() => progress.stop());
-  process.stdout.write(json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
+  let signal: AbortSignal | undefined;
+  try {
+    const summary = await runUntilSignal((abort) => {
+      signal = abort;
+      return run({
+        log: (line) => progress.log(line),
+        onStep: (report) => progress.step(report),
+        onEvaluation: (report) => progress.evaluation(report),
+        signal: abort,
+      });
+    }).finally(() => progress.stop());
+    printSummary(summary);
+  } catch (error) {
+    if (signal?.aborted === true) {
+      process.stderr.write(`callosum: stopped; continue with: ${resumeCommand(command, runDir)}\n`);
+    }
+    throw error;
+  }
 }

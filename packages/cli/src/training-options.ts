@@ -8,6 +8,7 @@ import {
   type TrainingConfig,
 } from '@callosum/core';
 import { type Command, Option } from 'commander';
+import { booleanOption } from './boolean-options.js';
 import { integer, positiveNumber } from './option-parsers.js';
 
 /** The option values commander hands over for the flags defined below. */
@@ -148,7 +149,9 @@ export function addPortOption(command: Command, defaultPort: number): Command {
 
 export function addJsonOption(command: Command): Command {
   return command.addOption(
-    new Option('--json', 'print the summary as one JSON object on the last line of stdout').env(
+    booleanOption(
+      '--json',
+      'print the summary as one JSON object on the last line of stdout',
       'CALLOSUM_JSON',
     ),
   );
@@ -156,6 +159,7 @@ export function addJsonOption(command: Command): Command {
 
 export interface CheckpointFlags {
   resume?: string;
+  overwrite?: boolean;
   checkpointEvery: number;
 }
 
@@ -167,6 +171,13 @@ export function addCheckpointOptions(command: Command): Command {
         '--resume <dir>',
         'continue the run in this run directory from its newest intact checkpoint (its settings win)',
         'CALLOSUM_RESUME',
+      ),
+    )
+    .addOption(
+      booleanOption(
+        '--overwrite',
+        "start a new run in an --out directory that holds another run, moving that run's files aside",
+        'CALLOSUM_OVERWRITE',
       ),
     )
     .addOption(
@@ -185,8 +196,63 @@ export function checkpointSettings(flags: CheckpointFlags & { out?: string }) {
   return {
     outDir: flags.resume ?? flags.out ?? defaultRunDirectory(),
     resume: flags.resume !== undefined,
+    overwrite: flags.overwrite === true,
     checkpointEverySteps: flags.checkpointEvery,
   };
+}
+
+/** Flags a resumed run cannot apply: its checkpoint fixes the training config and the directory. */
+const STORED_BY_THE_RUN = [
+  'model',
+  'epochs',
+  'batchSize',
+  'optimizer',
+  'lr',
+  'schedule',
+  'warmupSteps',
+  'seed',
+  'maxShift',
+  'microBatchSize',
+  'steps',
+  'out',
+  'overwrite',
+] as const;
+
+/**
+ * The flags given (on the command line or in the environment) that `--resume` ignores, by name. Changing
+ * --steps or --epochs would change the learning-rate schedule of steps already taken, so none applies.
+ */
+export function flagsIgnoredOnResume(command: Command): string[] {
+  return command.options
+    .filter((option) => {
+      const key = option.attributeName() as (typeof STORED_BY_THE_RUN)[number];
+      const source = command.getOptionValueSource(key);
+      return STORED_BY_THE_RUN.includes(key) && (source === 'cli' || source === 'env');
+    })
+    .map((option) => option.long ?? option.name());
+}
+
+/**
+ * The command that continues this run: this command with the flags the run does not store (workers,
+ * port, token file, …) as given, and `--resume <dir>`.
+ */
+export function resumeCommand(command: Command, runDir: string): string {
+  const kept = command.options.flatMap((option) => {
+    const key = option.attributeName();
+    // Not --token: a secret printed on the terminal ends up in scrollback and logs.
+    const stored =
+      (STORED_BY_THE_RUN as readonly string[]).includes(key) || key === 'resume' || key === 'token';
+    if (stored || command.getOptionValueSource(key) !== 'cli' || option.long === undefined) return [];
+    const value: unknown = command.getOptionValue(key);
+    if (value === true) return [option.long];
+    if (value === false) return [option.long, 'no'];
+    return [option.long, shellQuote(String(value))];
+  });
+  return ['callosum', command.name(), ...kept, '--resume', shellQuote(runDir)].join(' ');
+}
+
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
 }
 
 export function defaultRunDirectory(): string {

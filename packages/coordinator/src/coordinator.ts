@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import {
@@ -30,10 +28,12 @@ import {
 } from '@callosum/core';
 import type WebSocket from 'ws';
 import { accessVerifier, authHeaderOf } from './access.js';
+import { advertisedUrls } from './advertised-addresses.js';
 import { Membership } from './membership.js';
 import { MetricsLog } from './metrics-log.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
+import { RunDirectory } from './run-directory.js';
 import { startTransport, type Transport } from './server.js';
 import { ShardDispatcher } from './shard-dispatcher.js';
 import { describeError, WorkerConnection } from './worker-connection.js';
@@ -78,16 +78,24 @@ const FRAME_OVERHEAD_BYTES = 64 * 1024;
  * dataset, sampler, authoritative weights, optimizer and step counter; workers only compute.
  */
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const runDirectory = await RunDirectory.open({ ...options, log: options.log ?? (() => {}) });
+  return startIn(runDirectory, options).catch(async (error: unknown) => {
+    await runDirectory.discardUnstarted();
+    throw error;
+  });
+}
+
+async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions): Promise<Coordinator> {
   const settings = { ...DEFAULTS, ...options };
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
   let authFailures = 0;
   let refusedConnections = 0;
-  const checkpointDir = join(options.outDir, 'checkpoints');
-  await mkdir(checkpointDir, { recursive: true });
+  const checkpointDir = runDirectory.checkpointDir;
   // A resumed run takes everything (config included) from its newest intact checkpoint.
   const resumed = options.resume === true ? await loadLatestCheckpoint(checkpointDir, log) : undefined;
   const config = resumed?.checkpoint.config ?? resolveTrainingConfig(options.training ?? {});
+  await runDirectory.adopt(config, resumed?.path);
 
   // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
   await initBackend('cpu');
@@ -105,7 +113,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     metrics.write({ type: 'resumed', step: state.step, checkpoint: resumed.path });
   }
 
-  const runId = randomUUID();
+  const runId = runDirectory.runId;
   const codec = createMsgpackCodec();
   const membership = new Membership();
   const dispatcher = new ShardDispatcher(membership, {
@@ -163,7 +171,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }),
   });
   log(
-    `coordinator: run ${runId} listening on ${transport.url}; ${config.model.name}, ${state.totalSteps} steps`,
+    `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${config.model.name}, ${state.totalSteps} steps`,
   );
 
   const heartbeatCheck = setInterval(() => {
@@ -510,6 +518,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       seconds: (performance.now() - started) / 1000,
     };
     metrics.write({ type: 'summary', ...summary });
+    await runDirectory.recordSummary(summary);
     return summary;
   }
 

@@ -46,11 +46,18 @@ export interface CoordinatorOptions {
   readonly dataset?: MnistDataset;
   /**
    * Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`,
-   * checkpoints to `<outDir>/checkpoints`.
+   * checkpoints to `<outDir>/checkpoints`, the finished run's summary to `<outDir>/summary.json`. It
+   * belongs to one run (`<outDir>/callosum-run.json` says which); a new run refuses a directory that holds
+   * another run's files.
    */
   readonly outDir: string;
   /** Continue the run in outDir from its newest intact checkpoint (its config wins over `training`). */
   readonly resume?: boolean;
+  /**
+   * A new run in an outDir that holds another run's files moves those files aside (into
+   * `<outDir>/replaced-<time>`) instead of being refused. Runs never share a directory.
+   */
+  readonly overwrite?: boolean;
   /** Checkpoint every this many steps, besides at each epoch end and when stopped (default 100). */
   readonly checkpointEverySteps?: number;
   /** How many checkpoints to keep (default 3). */

@@ -48,6 +48,11 @@ export { addTotals, EMPTY_TOTALS, evaluateImageSet } from './train/evaluate.js';
 export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
 export { computeGradients, evaluateBatch } from './train/gradients.js';
 export {
+  activationBytesPerSample,
+  largestFittingSamples,
+  WASM_MEMORY_BYTES,
+} from './train/memory-estimate.js';
+export {
   computeTreeGradients,
   type KnownNode,
   microBatchCount,

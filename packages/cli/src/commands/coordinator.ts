@@ -1,5 +1,6 @@
-import { startCoordinator } from '@callosum/coordinator';
-import { type Command, Option } from 'commander';
+import { advertisedUrls, startCoordinator } from '@callosum/coordinator';
+import type { Command } from 'commander';
+import { booleanOption } from '../boolean-options.js';
 import { integer } from '../option-parsers.js';
 import { reportRun } from '../run-report.js';
 import { addServerTlsOptions, serverTlsFrom, type TlsFlags } from '../tls-options.js';
@@ -65,11 +66,13 @@ export function registerCoordinatorCommand(program: Command): void {
   addTokenOptions(command);
   addServerTlsOptions(command);
   command.addOption(
-    new Option('--insecure', 'allow listening beyond loopback without a token').env('CALLOSUM_INSECURE'),
+    booleanOption('--insecure', 'allow listening beyond loopback without a token', 'CALLOSUM_INSECURE'),
   );
   addJsonOption(command);
-  command.action((flags: CoordinatorFlags) =>
-    reportRun(flags.json === true, async ({ log, onStep, onEvaluation, signal }) => {
+  command.action((flags: CoordinatorFlags) => {
+    const settings = checkpointSettings(flags);
+    const reported = { command, json: flags.json === true, runDir: settings.outDir, resume: settings.resume };
+    return reportRun(reported, async ({ log, onStep, onEvaluation, signal }) => {
       const coordinator = await startCoordinator({
         host: flags.host,
         port: flags.port,
@@ -79,17 +82,18 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         training: trainingConfigFrom(flags),
-        ...checkpointSettings(flags),
+        ...settings,
         ...(flags.data === undefined ? {} : { dataDir: flags.data }),
         log,
         onStep,
         onEvaluation,
       });
-      log(`coordinator: workers connect with: callosum worker --connect ${coordinator.url}`);
+      for (const url of advertisedUrls(coordinator.url))
+        log(`coordinator: workers connect with: callosum worker --connect ${url}`);
       signal.addEventListener('abort', () => void coordinator.stop(String(signal.reason)), { once: true });
       return coordinator.result;
-    }),
-  );
+    });
+  });
 }
 
 function tokenSettings(flags: CoordinatorFlags): { token?: string; insecure: boolean } {

@@ -1,5 +1,7 @@
+import { resolveTrainingConfig } from '@callosum/core';
 import type { Command } from 'commander';
 import { trainWithLocalWorkers } from '../local-training.js';
+import { assertBatchFits } from '../memory-fit.js';
 import { integer } from '../option-parsers.js';
 import { reportRun } from '../run-report.js';
 import {
@@ -36,17 +38,21 @@ export function registerTrainCommand(program: Command): void {
   addPortOption(command, 0);
   addCheckpointOptions(command);
   addJsonOption(command);
-  command.action((flags: TrainFlags) =>
-    reportRun(flags.json === true, (hooks) =>
+  command.action((flags: TrainFlags) => {
+    const settings = checkpointSettings(flags);
+    const training = trainingConfigFrom(flags);
+    if (!settings.resume) assertBatchFits(resolveTrainingConfig(training), flags.workers, flags.backend);
+    const reported = { command, json: flags.json === true, runDir: settings.outDir, resume: settings.resume };
+    return reportRun(reported, (hooks) =>
       trainWithLocalWorkers({
         workers: flags.workers,
         backend: flags.backend,
-        training: trainingConfigFrom(flags),
-        ...checkpointSettings(flags),
+        training,
+        ...settings,
         dataDir: flags.data,
         port: flags.port,
         ...hooks,
       }),
-    ),
-  );
+    );
+  });
 }

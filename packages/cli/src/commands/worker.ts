@@ -1,6 +1,6 @@
 import { runWorker } from '@callosum/worker';
 import type { Command } from 'commander';
-import { integer } from '../option-parsers.js';
+import { coordinatorUrl, integer } from '../option-parsers.js';
 import { addClientTlsOptions, clientTlsFrom, type TlsFlags } from '../tls-options.js';
 import { addTokenOptions, type TokenFlags, tokenFrom } from '../token.js';
 import { addBackendOption, envOption } from '../training-options.js';
@@ -17,11 +17,9 @@ export function registerWorkerCommand(program: Command): void {
     .command('worker')
     .description('compute gradients for a coordinator until its run ends')
     .addOption(
-      envOption(
-        '--connect <url>',
-        'coordinator address, ws://host:port',
-        'CALLOSUM_CONNECT',
-      ).makeOptionMandatory(),
+      envOption('--connect <url>', 'coordinator address, ws://host:port', 'CALLOSUM_CONNECT')
+        .argParser(coordinatorUrl)
+        .makeOptionMandatory(),
     )
     .addOption(
       envOption(

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { CallosumError, ErrorCodes } from '../errors.js';
 import { PROTOCOL_VERSION } from './version.js';
 
 /**
@@ -43,7 +44,9 @@ export class AuthVerifier {
     private readonly token: string,
     options: AuthVerifierOptions = {},
   ) {
-    if (token.length < 16) throw new Error('the token must be at least 16 characters long');
+    if (token.length < 16) {
+      throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'the token must be at least 16 characters long');
+    }
     this.windowMs = options.windowMs ?? 60_000;
     this.maxNonces = options.maxNonces ?? 100_000;
   }

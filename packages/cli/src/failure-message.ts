@@ -1,0 +1,60 @@
+import { isCallosumError } from '@callosum/core';
+import { CommanderError, InvalidArgumentError } from 'commander';
+
+interface SystemError extends Error {
+  readonly code?: string;
+  readonly syscall?: string;
+  readonly path?: string;
+  readonly address?: string;
+  readonly port?: number;
+  readonly hostname?: string;
+  readonly input?: string;
+}
+
+/** What a known system error means for the user, and what to do about it. */
+function describeSystemError(error: SystemError): string | undefined {
+  const where = error.address === undefined ? '' : ` ${error.address}:${error.port ?? ''}`;
+  const path = error.path ?? '';
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `port${where} is already in use (--port): choose another port, or 0 for any free one`;
+    case 'EADDRNOTAVAIL':
+      return `address${where} is not an address of this machine (--host)`;
+    case 'EACCES':
+    case 'EPERM':
+      return error.syscall === 'listen' || error.syscall === 'bind'
+        ? `not allowed to listen on${where} (--port): ports below 1024 need privileges; choose a higher one`
+        : `permission denied for ${path}: choose a place you can write (--out) or read`;
+    case 'ENOTDIR':
+      return `${path} is not a directory (part of the path is a file): choose another --out`;
+    case 'EROFS':
+      return `${path} is on a read-only file system: choose a writable --out`;
+    case 'ENOSPC':
+      return `no space left on the device holding ${path}: free space or choose another --out`;
+    case 'ENOENT':
+      return `${path} does not exist`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot resolve the host name ${error.hostname ?? ''} (--host / --connect): give an IP address or a resolvable name`;
+    case 'ERR_INVALID_URL':
+      return `"${error.input ?? ''}" is not a URL (--connect): expected ws://host:port or wss://host:port`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The one line the CLI prints for a failed command. Errors the user can fix (bad input, a port in use,
+ * an unwritable directory) name what is wrong and what to do; a stack trace only with `debug`, or for an
+ * error nobody expected, which is a bug.
+ */
+export function failureMessage(error: unknown, debug: boolean): string {
+  const stack = debug && error instanceof Error && error.stack !== undefined ? `\n${error.stack}` : '';
+  if (isCallosumError(error)) return `${error.code}: ${error.message}${stack}`;
+  if (error instanceof InvalidArgumentError || error instanceof CommanderError)
+    return `${error.message}${stack}`;
+  const known = error instanceof Error ? describeSystemError(error as SystemError) : undefined;
+  if (known !== undefined) return `${known}${stack}`;
+  const trace = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  return `internal error (a bug in Callosum; please report it with this trace):\n${trace}`;
+}

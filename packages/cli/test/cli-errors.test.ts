@@ -1,0 +1,152 @@
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, temporaryDirectory } from './processes.js';
+
+let root: string;
+beforeAll(async () => {
+  root = await temporaryDirectory('cli-errors');
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** The first stderr line after tfjs's own notice (printed when a model is first built), and no stack trace anywhere. */
+function oneLine(stderr: string): string {
+  expect(stderr).not.toMatch(/^\s+at /m);
+  const lines = stderr
+    .split('\n')
+    .filter((line) => !/^=+$|^Hi, looks like you are running TensorFlow\.js/.test(line));
+  return lines.find((line) => line.trim() !== '') ?? '';
+}
+
+describe('boolean flags and environment variables are strict', () => {
+  it('CALLOSUM_INSECURE=0 does not start an insecure coordinator', async () => {
+    const run = await runCli(
+      ['coordinator', '--host', '0.0.0.0', '--steps', '2', '--out', join(root, 'i0')],
+      {
+        env: { CALLOSUM_INSECURE: '0' },
+        timeoutMs: 30_000,
+      },
+    );
+    expect(run.code).toBe(1);
+    expect(oneLine(run.stderr)).toMatch(/refusing to listen on 0\.0\.0\.0 without a token/);
+  });
+
+  it('a value that is not a yes/no word is an error naming the variable', async () => {
+    const run = await runCli(['train', '--steps', '1'], { env: { CALLOSUM_JSON: 'maybe' } });
+    expect(run.code).not.toBe(0);
+    expect(oneLine(run.stderr)).toMatch(
+      /CALLOSUM_JSON.*expected one of 1\/0, true\/false, yes\/no, on\/off.*"maybe"/,
+    );
+    const flag = await runCli(['coordinator', '--insecure', 'perhaps']);
+    expect(oneLine(flag.stderr)).toMatch(/--insecure.*"perhaps"/);
+  });
+});
+
+describe('everyday errors are one line without a stack trace', () => {
+  it('a port in use names --port', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const outDir = join(root, 'port');
+      const run = await runCli(['coordinator', '--port', String(port), '--steps', '1', '--out', outDir]);
+      expect(run.code).toBe(1);
+      expect(oneLine(run.stderr.split('\n').slice(-2).join('\n'))).toBe(
+        `callosum: port 127.0.0.1:${port} is already in use (--port): choose another port, or 0 for any free one`,
+      );
+      // A failed start leaves no run directory behind.
+      await expect(stat(outDir)).rejects.toThrow(/ENOENT/);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('an --out under a file, an unwritable --out, --resume of a file or of nothing', async () => {
+    const file = join(root, 'a-file');
+    await writeFile(file, '');
+    const underFile = await runCli(['train', '--out', join(file, 'run'), '--steps', '1']);
+    expect(oneLine(underFile.stderr)).toMatch(
+      /^callosum: INVALID_ARGUMENT: cannot create the run directory .*ENOTDIR.*--out/,
+    );
+    const proc = await runCli(['train', '--out', '/proc/callosum-x', '--steps', '1'], { timeoutMs: 20_000 });
+    expect(proc.signal).toBeNull();
+    expect(oneLine(proc.stderr)).toMatch(/cannot create the run directory \/proc\/callosum-x \(ENOENT\)/);
+    const resumeFile = await runCli(['train', '--resume', file]);
+    expect(oneLine(resumeFile.stderr)).toMatch(/is a file, not a run directory to resume/);
+    const missing = join(root, 'missing');
+    const resumeMissing = await runCli(['train', '--resume', missing]);
+    expect(oneLine(resumeMissing.stderr)).toMatch(/no run directory .*missing to resume/);
+    await expect(stat(missing)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a bad --connect fails before a backend loads; a short token, a missing token file, a bad --host', async () => {
+    const notUrl = await runCli(['worker', '--connect', 'notaurl']);
+    expect(oneLine(notUrl.stderr)).toMatch(/--connect.*expected ws:\/\/host:port.*"notaurl"/);
+    expect(notUrl.stderr).not.toMatch(/worker .*: backend/);
+    const http = await runCli(['worker', '--connect', 'http://127.0.0.1:1']);
+    expect(oneLine(http.stderr)).toMatch(/--connect.*ws:\/\/ or wss:\/\//);
+    const out = join(root, 'tokens');
+    await mkdir(out);
+    const short = await runCli(['coordinator', '--token', 'short', '--steps', '1', '--out', join(out, 'a')]);
+    expect(oneLine(short.stderr)).toBe(
+      'callosum: INVALID_ARGUMENT: the token must be at least 16 characters long',
+    );
+    const noFile = await runCli(['coordinator', '--token-file', join(root, 'nope'), '--out', join(out, 'b')]);
+    expect(oneLine(noFile.stderr)).toMatch(/^callosum: cannot read the token file .*nope/);
+    const host = await runCli([
+      'coordinator',
+      '--host',
+      '999.1.1.1',
+      '--token',
+      '0123456789abcdef0123',
+      '--steps',
+      '1',
+      '--out',
+      join(out, 'c'),
+    ]);
+    expect(host.stderr.trim().split('\n').at(-1)).toMatch(
+      /cannot resolve the host name 999\.1\.1\.1 \(--host/,
+    );
+    expect(host.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it('--debug (or CALLOSUM_DEBUG=1) adds the stack trace', async () => {
+    const run = await runCli(['train', '--resume', join(root, 'absent')], { env: { CALLOSUM_DEBUG: '1' } });
+    expect(run.stderr).toMatch(/^\s+at /m);
+  });
+
+  it('--version prints the version', async () => {
+    const run = await runCli(['--version']);
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('a batch too big for the backend', () => {
+  it('--batch-size 1000000 on wasm fails before training with one line naming the largest batch that fits', async () => {
+    const started = Date.now();
+    const run = await runCli([
+      'train',
+      '--workers',
+      '2',
+      '--backend',
+      'wasm',
+      '--batch-size',
+      '1000000',
+      '--out',
+      join(root, 'huge'),
+    ]);
+    expect(run.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(run.stderr).not.toMatch(/^\s+at /m);
+    // (tfjs's own "install the node backend" notice may come first.)
+    expect(run.stderr.split('\n').filter((line) => line.startsWith('callosum:'))).toHaveLength(1);
+    expect(run.stderr).toMatch(
+      /^callosum: INVALID_ARGUMENT: --batch-size 1000000 does not fit the wasm backend's 4 GiB: .*the largest batch that fits with 2 workers is \d+/m,
+    );
+    expect(run.stderr).not.toMatch(/COMPUTE_FAILED|memory access out of bounds/);
+  });
+});

@@ -1,0 +1,70 @@
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { lastJsonLine, runCli, temporaryDirectory } from './processes.js';
+
+const directories: string[] = [];
+afterAll(async () => {
+  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+describe('callosum train: a run directory belongs to one run', () => {
+  it('refuses a second run in the same --out; resuming the finished run reports its stored summary', async () => {
+    const root = await temporaryDirectory('one-run');
+    directories.push(root);
+    const runDir = join(root, 'r');
+    const first = await runCli([
+      'train',
+      '--workers',
+      '2',
+      '--steps',
+      '3',
+      '--micro-batch-size',
+      '7',
+      '--out',
+      runDir,
+      '--json',
+    ]);
+    expect(first.code, first.stderr).toBe(0);
+    const summary = lastJsonLine<{ steps: number; testAccuracy: number }>(first);
+
+    const second = await runCli(['train', '--workers', '2', '--steps', '2', '--out', runDir]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`already holds a run`);
+    expect(second.stderr).toContain(`--resume ${runDir}`);
+    expect(second.stderr).not.toMatch(/^\s+at /m);
+
+    const resumed = await runCli(['train', '--workers', '2', '--resume', runDir, '--steps', '9', '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`the run in ${runDir} is already complete`);
+    expect(lastJsonLine<typeof summary>(resumed)).toEqual(summary);
+    expect(Number.isFinite(lastJsonLine<typeof summary>(resumed).testAccuracy)).toBe(true);
+
+    const replaced = await runCli([
+      'train',
+      '--workers',
+      '2',
+      '--steps',
+      '2',
+      '--out',
+      runDir,
+      '--overwrite',
+      '--json',
+    ]);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(lastJsonLine<{ steps: number }>(replaced).steps).toBe(2);
+    expect((await readdir(runDir)).filter((name) => name.startsWith('replaced-'))).toHaveLength(1);
+  }, 240_000);
+
+  it('--resume warns about each flag it ignores', async () => {
+    const runDir = await temporaryDirectory('ignored-flags');
+    directories.push(runDir);
+    const stopped = await runCli(['coordinator', '--steps', '5', '--start-timeout', '1', '--out', runDir]);
+    expect(stopped.code).toBe(1);
+    // No checkpoint (it never trained), but the flags are named before that is found out.
+    const resumed = await runCli(['train', '--resume', runDir, '--steps', '9', '--lr', '0.5'], {
+      env: { CALLOSUM_MODEL: 'mlp' },
+    });
+    expect(resumed.stderr).toMatch(/warning: --resume continues the run .*ignoring --model, --lr, --steps/);
+  }, 60_000);
+});

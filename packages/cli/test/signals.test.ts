@@ -1,0 +1,65 @@
+import { spawn } from 'node:child_process';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI_ENTRY, lastJsonLine, runCli, temporaryDirectory } from './processes.js';
+
+const directories: string[] = [];
+afterAll(async () => {
+  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+const RUN = ['train', '--workers', '2', '--steps', '40', '--batch-size', '64', '--checkpoint-every', '1000'];
+
+async function stepsLogged(runDir: string): Promise<number> {
+  const text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8').catch(() => '');
+  return text.split('\n').filter((line) => line.includes('"type":"step"')).length;
+}
+
+/** Starts a run in its own process group (as a terminal does) and waits until it has trained `steps` steps. */
+async function runningTraining(runDir: string, steps: number) {
+  const child = spawn(process.execPath, [CLI_ENTRY, ...RUN, '--out', runDir], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  while ((await stepsLogged(runDir)) < steps) await new Promise((resolve) => setTimeout(resolve, 50));
+  return { child, exited, stderr: () => stderr };
+}
+
+describe('stop signals', () => {
+  it('a second SIGINT while stopping is acknowledged and does not cut the checkpoint short; the resume command is printed', async () => {
+    const runDir = await temporaryDirectory('double-sigint');
+    directories.push(runDir);
+    const run = await runningTraining(runDir, 8);
+    run.child.kill('SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    run.child.kill('SIGINT'); // Ctrl-C pressed twice
+    const code = await run.exited;
+    expect(code).toBe(1);
+    expect(run.stderr()).toContain('saving checkpoint, please wait');
+    const checkpoints = await readdir(join(runDir, 'checkpoints'));
+    expect(checkpoints.filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    expect(checkpoints.some((name) => /^step-\d{9}\.ckpt$/.test(name))).toBe(true);
+    const command = /continue with: (callosum train .*)$/m.exec(run.stderr())?.[1];
+    expect(command).toBe(`callosum train --workers 2 --checkpoint-every 1000 --resume ${runDir}`);
+    const resumed = await runCli([...(command as string).split(' ').slice(1), '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);
+  }, 180_000);
+
+  it("Ctrl-C to the terminal's process group stops the workers without dumping their stderr", async () => {
+    const runDir = await temporaryDirectory('group-sigint');
+    directories.push(runDir);
+    const run = await runningTraining(runDir, 3);
+    process.kill(-(run.child.pid as number), 'SIGINT');
+    expect(await run.exited).toBe(1);
+    expect(run.stderr()).toMatch(/COORDINATOR_STOPPING: interrupted by SIGINT/);
+    expect(run.stderr()).not.toMatch(/exited with SIGINT|its last lines/);
+    expect(run.stderr()).not.toMatch(/^\s+at /m);
+  }, 120_000);
+});

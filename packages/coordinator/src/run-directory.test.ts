@@ -1,0 +1,141 @@
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isCallosumError, loadMnist, type MnistDataset } from '@callosum/core';
+import { runWorker } from '@callosum/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCoordinator } from './coordinator.js';
+import type { CoordinatorOptions } from './options.js';
+import { RunFiles, storedSummary } from './run-directory.js';
+
+// Real runs of a small model, one in-process worker over loopback.
+const training = {
+  model: { name: 'mlp', options: { hidden: [8] } },
+  batchSize: 32,
+  maxSteps: 3,
+  seed: 3,
+  schedule: { kind: 'constant' as const },
+  maxShift: 0,
+};
+let dataset: MnistDataset;
+let root: string;
+
+beforeAll(async () => {
+  dataset = await loadMnist();
+  root = await mkdtemp(join(tmpdir(), 'callosum-run-directory-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function runToEnd(options: Partial<CoordinatorOptions> & { outDir: string }) {
+  const coordinator = await startCoordinator({ dataset, training, log: () => {}, ...options });
+  const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'inline', log: () => {} });
+  const summary = await coordinator.result;
+  await worker;
+  return summary;
+}
+
+async function startError(options: Partial<CoordinatorOptions> & { outDir: string }): Promise<Error> {
+  try {
+    const coordinator = await startCoordinator({ dataset, training, log: () => {}, ...options });
+    await coordinator.stop('unexpected start');
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('the coordinator started');
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('a run directory belongs to one run', () => {
+  it('refuses a new run in a directory holding another run, naming --resume and a new --out, and touches nothing', async () => {
+    const outDir = join(root, 'taken');
+    await runToEnd({ outDir });
+    const metricsBefore = await readFile(join(outDir, RunFiles.METRICS), 'utf8');
+    const error = await startError({ outDir, training: { ...training, maxSteps: 2 } });
+    expect(isCallosumError(error, 'INVALID_ARGUMENT')).toBe(true);
+    expect(error.message).toContain(`already holds a run`);
+    expect(error.message).toContain(`--resume ${outDir}`);
+    expect(error.message).toContain('--out');
+    expect(await readFile(join(outDir, RunFiles.METRICS), 'utf8')).toBe(metricsBefore);
+  });
+
+  it('with overwrite, moves the previous run aside instead of mixing the two', async () => {
+    const outDir = join(root, 'overwritten');
+    const first = await runToEnd({ outDir });
+    const second = await runToEnd({ outDir, overwrite: true, training: { ...training, maxSteps: 2 } });
+    expect(second.steps).toBe(2);
+    const [aside, ...more] = (await readdir(outDir)).filter((name) => name.startsWith('replaced-'));
+    expect(more).toEqual([]);
+    const old = join(outDir, aside as string);
+    expect((await storedSummary(old))?.steps).toBe(first.steps);
+    const steps = (file: string) =>
+      readFile(file, 'utf8').then((text) =>
+        text.split('\n').filter((line) => line.includes('"type":"step"')),
+      );
+    expect(await steps(join(old, RunFiles.METRICS))).toHaveLength(3);
+    expect(await steps(join(outDir, RunFiles.METRICS))).toHaveLength(2);
+  });
+
+  it('stores the summary of a finished run; resuming it says it is complete', async () => {
+    const outDir = join(root, 'finished');
+    const summary = await runToEnd({ outDir });
+    expect(await storedSummary(outDir)).toEqual(JSON.parse(JSON.stringify(summary)));
+    const error = await startError({ outDir, resume: true });
+    expect(isCallosumError(error, 'RUN_ENDED')).toBe(true);
+    expect(error.message).toMatch(/already complete/);
+  });
+
+  it("refuses to resume from a checkpoint of another run's config", async () => {
+    const outDir = join(root, 'foreign');
+    const stopped = await startCoordinator({ outDir, dataset, training, log: () => {} });
+    // No worker: stopped while waiting, it has no checkpoint; give it one from a different run.
+    await stopped.stop('test');
+    const other = join(root, 'other');
+    await runToEnd({ outDir: other, training: { ...training, seed: 4 } });
+    const [checkpoint] = await readdir(join(other, RunFiles.CHECKPOINTS));
+    await writeFile(
+      join(outDir, RunFiles.CHECKPOINTS, checkpoint as string),
+      await readFile(join(other, RunFiles.CHECKPOINTS, checkpoint as string)),
+    );
+    const error = await startError({ outDir, resume: true });
+    expect(isCallosumError(error, 'ARTIFACT_INVALID')).toBe(true);
+    expect(error.message).toMatch(/belongs to another run/);
+  });
+
+  it('a failed start leaves no directory behind, and resuming a missing directory does not create it', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const outDir = join(root, 'failed', 'start');
+      const error = await startError({ outDir, port });
+      expect((error as NodeJS.ErrnoException).code).toBe('EADDRINUSE');
+      expect(await exists(join(root, 'failed'))).toBe(false);
+    } finally {
+      blocker.close();
+    }
+    const missing = join(root, 'missing');
+    const error = await startError({ outDir: missing, resume: true });
+    expect(error.message).toBe(`no run directory ${missing} to resume`);
+    expect(await exists(missing)).toBe(false);
+  });
+
+  it('an unwritable place is refused at once with a clear error (Node 20 would loop under /proc)', async () => {
+    const started = Date.now();
+    const error = await startError({ outDir: '/proc/callosum-run' });
+    expect(error.message).toMatch(/cannot create the run directory \/proc\/callosum-run \(ENOENT\)/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const file = join(root, 'a-file');
+    await writeFile(file, '');
+    expect((await startError({ outDir: join(file, 'run') })).message).toMatch(/ENOTDIR/);
+    expect((await startError({ outDir: file, resume: true })).message).toMatch(/is a file/);
+  });
+});

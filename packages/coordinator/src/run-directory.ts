@@ -1,0 +1,275 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { CallosumError, ErrorCodes, type TrainingConfig } from '@callosum/core';
+import type { RunSummary } from './options.js';
+
+/** The files a run keeps in its directory. Another run's copy of any of them means the directory is taken. */
+export const RunFiles = {
+  /** Who the directory belongs to: run id and the hash of its training config. */
+  MARKER: 'callosum-run.json',
+  /** The finished run's summary; its presence means the run is complete. */
+  SUMMARY: 'summary.json',
+  METRICS: 'metrics.jsonl',
+  CHECKPOINTS: 'checkpoints',
+  MODEL: 'model',
+} as const;
+
+const RUN_FILE_NAMES: readonly string[] = Object.values(RunFiles);
+const MARKER_FORMAT = 1;
+
+interface RunMarker {
+  readonly format: number;
+  readonly runId: string;
+  readonly createdAt: string;
+  readonly configSha256: string;
+}
+
+export interface RunDirectoryOptions {
+  readonly outDir: string;
+  /** Continue the run in outDir; it must exist. */
+  readonly resume?: boolean | undefined;
+  /** A new run in a directory holding another run: move that run's files aside instead of refusing. */
+  readonly overwrite?: boolean | undefined;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * A run directory belongs to one run. A new run refuses a directory that holds another run's files (it
+ * would overwrite its model, append to its metrics and resume from its checkpoints), and records who it
+ * is in a marker file; a resumed run checks that its checkpoint is the marker's run.
+ */
+export class RunDirectory {
+  private constructor(
+    readonly path: string,
+    private readonly marker: RunMarker,
+    /** False for a run directory from before markers existed: it gets one when resumed. */
+    private readonly markerStored: boolean,
+    /** What this process created for a new run, so a start that fails leaves nothing behind. */
+    private readonly created: readonly string[],
+  ) {}
+
+  /** The run's identity, the same for every coordinator that continues it. */
+  get runId(): string {
+    return this.marker.runId;
+  }
+
+  get checkpointDir(): string {
+    return join(this.path, RunFiles.CHECKPOINTS);
+  }
+
+  get metricsFile(): string {
+    return join(this.path, RunFiles.METRICS);
+  }
+
+  static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
+    return options.resume === true ? RunDirectory.reopen(options.outDir) : RunDirectory.claim(options);
+  }
+
+  /** The directory of a run to continue: it must exist; it is never created. */
+  private static async reopen(path: string): Promise<RunDirectory> {
+    await requireDirectory(path, 'to resume');
+    if ((await storedSummary(path)) !== undefined) {
+      throw new CallosumError(ErrorCodes.RUN_ENDED, `the run in ${path} is already complete`);
+    }
+    const marker = await readMarker(path);
+    return new RunDirectory(path, marker ?? newMarker(), marker !== undefined, []);
+  }
+
+  private static async claim(options: RunDirectoryOptions): Promise<RunDirectory> {
+    const path = options.outDir;
+    const created = await createDirectories(path);
+    const taken = await runFilesIn(path);
+    if (taken.length > 0) {
+      if (options.overwrite !== true) {
+        throw new CallosumError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `${path} already holds a run (${taken.join(', ')}): continue it with --resume ${path}, ` +
+            'start a new run with a new --out directory, or pass --overwrite to move the old files aside',
+        );
+      }
+      const aside = join(path, `replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      try {
+        await mkdir(aside);
+        for (const name of taken) await rename(join(path, name), join(aside, name));
+      } catch (error) {
+        throw runDirectoryError(
+          path,
+          'cannot move the previous run aside in',
+          error as NodeJS.ErrnoException,
+        );
+      }
+      options.log(`coordinator: moved the previous run's files in ${path} to ${aside}`);
+    }
+    const checkpoints = join(path, RunFiles.CHECKPOINTS);
+    await mkdir(checkpoints).catch((error: NodeJS.ErrnoException) => {
+      throw runDirectoryError(path, 'cannot write to', error);
+    });
+    const ours = [...created, checkpoints, join(path, RunFiles.MARKER), join(path, RunFiles.METRICS)];
+    return new RunDirectory(path, newMarker(), false, ours);
+  }
+
+  /**
+   * Binds the directory to the run's config: a new run writes its marker (the first write, so an
+   * unwritable directory fails here, before training); a resumed run's checkpoint must carry the
+   * config its marker names, or it belongs to another run.
+   */
+  async adopt(config: TrainingConfig, checkpointPath?: string): Promise<void> {
+    const configSha256 = configHash(config);
+    if (this.markerStored) {
+      if (this.marker.configSha256 !== configSha256) {
+        throw new CallosumError(
+          ErrorCodes.ARTIFACT_INVALID,
+          `${checkpointPath ?? 'the checkpoint'} is not from the run recorded in ${join(this.path, RunFiles.MARKER)} ` +
+            '(its training config differs); it belongs to another run',
+        );
+      }
+      return;
+    }
+    // A new run, or a run from before run markers existed: record who owns the directory from now on.
+    const marker = { ...this.marker, configSha256 };
+    await writeAtomically(join(this.path, RunFiles.MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+  }
+
+  /** Records the finished run's summary: a later --resume reports it instead of training again. */
+  async recordSummary(summary: RunSummary): Promise<void> {
+    await writeAtomically(join(this.path, RunFiles.SUMMARY), `${JSON.stringify(summary, null, 2)}\n`);
+  }
+
+  /** After a failed start: removes what this process created, so no empty or half-claimed directory is left. */
+  async discardUnstarted(): Promise<void> {
+    for (const path of [...this.created].reverse()) await rm(path, { recursive: true, force: true });
+  }
+}
+
+/** The summary of the completed run in `path`, or undefined if it has none (not finished, or no run). */
+export async function storedSummary(path: string): Promise<RunSummary | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(path, RunFiles.SUMMARY), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as RunSummary;
+  } catch {
+    throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${join(path, RunFiles.SUMMARY)} is not valid JSON`);
+  }
+}
+
+function newMarker(): RunMarker {
+  return {
+    format: MARKER_FORMAT,
+    runId: randomUUID(),
+    createdAt: new Date().toISOString(),
+    configSha256: '',
+  };
+}
+
+/** SHA-256 of the config as JSON with sorted keys, so equal configs hash equally whatever their key order. */
+export function configHash(config: TrainingConfig): string {
+  const canonical = (value: unknown): unknown =>
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(
+          Object.entries(value)
+            .filter(([, entry]) => entry !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([key, entry]) => [key, canonical(entry)]),
+        )
+      : value;
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(config)))
+    .digest('hex');
+}
+
+async function requireDirectory(path: string, purpose: string): Promise<void> {
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(path)).isDirectory();
+  } catch {
+    throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `no run directory ${path} ${purpose}`);
+  }
+  if (!isDirectory) {
+    throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `${path} is a file, not a run directory ${purpose}`);
+  }
+}
+
+async function readMarker(path: string): Promise<RunMarker | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(path, RunFiles.MARKER), 'utf8');
+  } catch {
+    return undefined; // a run directory from before markers existed
+  }
+  try {
+    const marker = JSON.parse(text) as RunMarker;
+    if (marker.format === MARKER_FORMAT && typeof marker.configSha256 === 'string') return marker;
+  } catch {
+    // reported below
+  }
+  throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${join(path, RunFiles.MARKER)} is not a run marker`);
+}
+
+/** Names of run files already in `path`. */
+async function runFilesIn(path: string): Promise<string[]> {
+  return (await readdir(path)).filter((name) => RUN_FILE_NAMES.includes(name)).sort();
+}
+
+/**
+ * Creates `path` and any missing parents one level at a time, and returns the ones it created (outermost
+ * first). Not `mkdir({ recursive: true })`: on Node 20 that loops forever at 100% CPU under /proc.
+ */
+async function createDirectories(path: string): Promise<string[]> {
+  const missing: string[] = [];
+  let current = resolve(path);
+  for (;;) {
+    const found = await stat(current).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw runDirectoryError(path, 'cannot create', error);
+    });
+    if (found !== undefined) {
+      if (!found.isDirectory()) {
+        throw new CallosumError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `cannot use ${path} as a run directory: ${current} is a file`,
+        );
+      }
+      break;
+    }
+    missing.unshift(current);
+    const parent = dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  const created: string[] = [];
+  try {
+    for (const directory of missing) {
+      await mkdir(directory);
+      created.push(directory);
+    }
+  } catch (error) {
+    for (const directory of created.reverse()) await rm(directory, { recursive: true, force: true });
+    throw runDirectoryError(path, 'cannot create', error as NodeJS.ErrnoException);
+  }
+  return created.slice(0, 1);
+}
+
+function runDirectoryError(path: string, action: string, error: NodeJS.ErrnoException): CallosumError {
+  return new CallosumError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `${action} the run directory ${path} (${error.code ?? error.message}); choose a writable --out directory`,
+    { cause: error },
+  );
+}
+
+/** Writes via a temporary file and rename, so a reader sees the old content or the new, never a part. */
+async function writeAtomically(path: string, content: string): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    await writeFile(temporary, content);
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw runDirectoryError(dirname(path), 'cannot write to', error as NodeJS.ErrnoException);
+  }
+}
