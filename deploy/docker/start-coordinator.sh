@@ -8,6 +8,10 @@
 #   CALLOSUM_RESUME  set it yourself to resume a specific directory; otherwise this script sets it to
 #                    CALLOSUM_OUT when that directory holds a checkpoint (step-NNNNNNNNN.ckpt)
 #
+# A coordinator that died before its first checkpoint leaves only its run marker and metrics log, which
+# the coordinator refuses to mix with a new run; this script then starts over with --overwrite, which
+# moves those files aside (to replaced-<time>/) rather than deleting them.
+#
 # A run directory that already holds a finished model is refused: use a new CALLOSUM_OUT for a new run.
 set -eu
 
@@ -25,6 +29,11 @@ if [ -z "${CALLOSUM_RESUME:-}" ]; then
       echo "start-coordinator: $run_dir has checkpoints; resuming the run from the newest intact one" >&2
       CALLOSUM_RESUME="$run_dir"
       export CALLOSUM_RESUME
+    elif [ -f "$run_dir/callosum-run.json" ]; then
+      echo "start-coordinator: no checkpoint in $run_dir; starting the run again (the earlier attempt's" \
+        "files move aside)" >&2
+      CALLOSUM_OVERWRITE=true
+      export CALLOSUM_OVERWRITE
     else
       echo "start-coordinator: no checkpoint in $run_dir; starting a new run" >&2
     fi

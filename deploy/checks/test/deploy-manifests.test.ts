@@ -330,7 +330,11 @@ describe('deploy/docker/start-coordinator.sh: resume when the run directory has 
     directories.push(dir);
     const run = join(dir, 'run');
     await mkdir(join(dir, 'bin'));
-    await writeFile(join(dir, 'bin', 'node'), '#!/bin/sh\necho "argv=$* resume=$CALLOSUM_RESUME"\n');
+    await writeFile(
+      join(dir, 'bin', 'node'),
+      '#!/bin/sh\necho "argv=$* resume=$CALLOSUM_RESUME"\n' +
+        'if [ -n "${CALLOSUM_OVERWRITE:-}" ]; then echo "overwrite=$CALLOSUM_OVERWRITE"; fi\n',
+    );
     await chmod(join(dir, 'bin', 'node'), 0o755);
     await setup(run);
     const environment = { PATH: `${join(dir, 'bin')}:/usr/bin:/bin`, CALLOSUM_OUT: run, ...env };
@@ -367,6 +371,18 @@ describe('deploy/docker/start-coordinator.sh: resume when the run directory has 
       `argv=/app/dist/bin.js coordinator --host 0.0.0.0 --port 7070 resume=${restarted.run}`,
     );
     expect(restarted.stderr).toMatch(/resuming/);
+  });
+
+  it('starts again, moving the files aside, when an earlier attempt died before its first checkpoint', async () => {
+    const retried = await start(async (run) => {
+      await mkdir(run, { recursive: true });
+      await writeFile(join(run, 'callosum-run.json'), '{}');
+      await writeFile(join(run, 'metrics.jsonl'), '');
+    });
+    expect(retried.stdout).toBe(
+      'argv=/app/dist/bin.js coordinator --host 0.0.0.0 --port 7070 resume=\noverwrite=true',
+    );
+    expect(retried.stderr).toMatch(/starting the run again/);
   });
 
   it('refuses a finished run and a missing CALLOSUM_OUT', async () => {
