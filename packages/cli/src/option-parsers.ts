@@ -1,3 +1,4 @@
+import { isWebSocketUrl } from '@callosum/worker';
 import { InvalidArgumentError } from 'commander';
 
 /** Parsers for commander options: each rejects bad input with a message naming what was expected. */
@@ -23,14 +24,8 @@ export function positiveNumber(raw: string): number {
 
 /** A coordinator address: checked before a worker loads its backend, so a typo fails at once. */
 export function coordinatorUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
+  if (!isWebSocketUrl(raw)) {
     throw new InvalidArgumentError(`expected ws://host:port or wss://host:port, got "${raw}"`);
-  }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new InvalidArgumentError(`expected a ws:// or wss:// URL, got "${raw}"`);
   }
   return raw;
 }

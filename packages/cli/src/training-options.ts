@@ -7,6 +7,7 @@ import {
   ScheduleKinds,
   type TrainingConfig,
 } from '@callosum/core';
+import { WORKER_DEFAULTS } from '@callosum/worker';
 import { type Command, Option } from 'commander';
 import { booleanOption } from './boolean-options.js';
 import { integer, positiveNumber } from './option-parsers.js';
@@ -135,7 +136,7 @@ export function addBackendOption(command: Command): Command {
   return command.addOption(
     envOption('--backend <name>', 'compute backend for workers', 'CALLOSUM_BACKEND')
       .choices(Object.values(BackendNames))
-      .default(BackendNames.AUTO),
+      .default(WORKER_DEFAULTS.backend),
   );
 }
 

@@ -87,7 +87,7 @@ describe('everyday errors are one line without a stack trace', () => {
     expect(oneLine(notUrl.stderr)).toMatch(/--connect.*expected ws:\/\/host:port.*"notaurl"/);
     expect(notUrl.stderr).not.toMatch(/worker .*: backend/);
     const http = await runCli(['worker', '--connect', 'http://127.0.0.1:1']);
-    expect(oneLine(http.stderr)).toMatch(/--connect.*ws:\/\/ or wss:\/\//);
+    expect(oneLine(http.stderr)).toMatch(/--connect.*expected ws:\/\/host:port or wss:\/\/host:port.*"http:/);
     const out = join(root, 'tokens');
     await mkdir(out);
     const short = await runCli(['coordinator', '--token', 'short', '--steps', '1', '--out', join(out, 'a')]);

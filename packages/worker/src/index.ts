@@ -1,5 +1,6 @@
 export { GradientService } from './gradient-service.js';
 export {
+  isWebSocketUrl,
   resolveWorkerOptions,
   WORKER_DEFAULTS,
   type WorkerOptions,

@@ -67,7 +67,8 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
   return parseOptions(workerOptionsSchema, options, 'worker options');
 }
 
-function isWebSocketUrl(text: string): boolean {
+/** Whether `text` is a ws:// or wss:// URL: the only addresses a coordinator can have. */
+export function isWebSocketUrl(text: string): boolean {
   try {
     const { protocol } = new URL(text);
     return protocol === 'ws:' || protocol === 'wss:';

@@ -1,4 +1,4 @@
-import { runWorker } from '@callosum/worker';
+import { runWorker, WORKER_DEFAULTS } from '@callosum/worker';
 import type { Command } from 'commander';
 import { coordinatorUrl, integer } from '../option-parsers.js';
 import { addClientTlsOptions, clientTlsFrom, type TlsFlags } from '../tls-options.js';
@@ -35,7 +35,7 @@ export function registerWorkerCommand(program: Command): void {
         'CALLOSUM_GIVE_UP_AFTER',
       )
         .argParser(integer(1))
-        .default(60_000),
+        .default(WORKER_DEFAULTS.giveUpAfterMs),
     );
   addBackendOption(command);
   addTokenOptions(command);
