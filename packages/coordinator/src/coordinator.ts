@@ -33,6 +33,7 @@ import { MetricsLog } from './metrics-log.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
 import { startTransport, type Transport } from './server.js';
+import { resolveCoordinatorSettings } from './settings.js';
 import { ShardDispatcher } from './shard-dispatcher.js';
 import { describeError, WorkerConnection } from './worker-connection.js';
 
@@ -49,25 +50,6 @@ export interface Coordinator {
   stop(reason: string): Promise<void>;
 }
 
-const DEFAULTS = {
-  host: '127.0.0.1',
-  port: 0,
-  minWorkers: 1,
-  maxWorkers: Number.POSITIVE_INFINITY,
-  startTimeoutMs: 120_000,
-  noWorkerTimeoutMs: 60_000,
-  heartbeatIntervalMs: 1_000,
-  heartbeatTimeoutMs: 30_000,
-  shardDeadlineMs: 120_000,
-  checkpointEverySteps: 100,
-  keepCheckpoints: 3,
-  handshakeTimeoutMs: 10_000,
-  maxBadResults: 3,
-  connectionRate: { perSecond: 20, burst: 64 },
-  stragglerFactor: 4,
-  stragglerFloorMs: 2_000,
-};
-
 /** Room for everything in a gradient frame besides the gradient bytes. */
 const FRAME_OVERHEAD_BYTES = 64 * 1024;
 
@@ -76,7 +58,7 @@ const FRAME_OVERHEAD_BYTES = 64 * 1024;
  * dataset, sampler, authoritative weights, optimizer and step counter; workers only compute.
  */
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
-  const settings = { ...DEFAULTS, ...options };
+  const settings = resolveCoordinatorSettings(options);
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
   let authFailures = 0;

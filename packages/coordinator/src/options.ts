@@ -59,7 +59,7 @@ export interface CoordinatorOptions {
   readonly minWorkers?: number;
   /** Further workers are refused (RUN_FULL, close 1013) while this many are healthy (default: no limit). */
   readonly maxWorkers?: number;
-  /** How long to wait for minWorkers at the start (default 120 s). */
+  /** How long to wait for minWorkers at the start (default 10 min, as the CLI). */
   readonly startTimeoutMs?: number;
   /** How long a step may wait with no healthy worker before the run stops (default 60 s). */
   readonly noWorkerTimeoutMs?: number;

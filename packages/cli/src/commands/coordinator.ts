@@ -1,4 +1,4 @@
-import { startCoordinator } from '@callosum/coordinator';
+import { COORDINATOR_DEFAULTS, startCoordinator } from '@callosum/coordinator';
 import { type Command, Option } from 'commander';
 import { integer } from '../option-parsers.js';
 import { reportRun } from '../run-report.js';
@@ -57,7 +57,7 @@ export function registerCoordinatorCommand(program: Command): void {
         'CALLOSUM_START_TIMEOUT',
       )
         .argParser(integer(1))
-        .default(600_000),
+        .default(COORDINATOR_DEFAULTS.startTimeoutMs),
     );
   addTrainingOptions(command);
   addPortOption(command, DEFAULT_COORDINATOR_PORT);
