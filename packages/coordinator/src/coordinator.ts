@@ -27,15 +27,16 @@ import {
   writeFlatWeights,
 } from '@callosum/core';
 import type WebSocket from 'ws';
-import { accessVerifier, authHeaderOf } from './access.js';
-import { Membership } from './membership.js';
 import { MetricsLog } from './metrics-log.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
-import { startTransport, type Transport } from './server.js';
 import { resolveCoordinatorSettings } from './settings.js';
 import { ShardDispatcher } from './shard-dispatcher.js';
-import { describeError, WorkerConnection } from './worker-connection.js';
+import { accessVerifier, authHeaderOf } from './transport/access.js';
+import { type CloseCode, CloseCodes } from './transport/close-codes.js';
+import { startTransport, type Transport } from './transport/server.js';
+import { describeError, WorkerConnection } from './workers/connection.js';
+import { WorkerRegistry } from './workers/registry.js';
 
 export interface Coordinator {
   /** ws:// address workers connect to. */
@@ -87,7 +88,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   const runId = randomUUID();
   const codec = createMsgpackCodec();
-  const membership = new Membership();
+  const membership = new WorkerRegistry();
   const dispatcher = new ShardDispatcher(membership, {
     shardDeadlineMs: settings.shardDeadlineMs,
     noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
@@ -96,7 +97,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       evict(
         worker,
         `${roundLabel}: shard ${shard} not answered within ${settings.shardDeadlineMs} ms while ${worker.phase}`,
-        4008,
+        CloseCodes.EVICTED_UNRESPONSIVE,
         'evicted: shard deadline missed',
         { shard, phase: worker.phase },
       ),
@@ -150,7 +151,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     for (const worker of membership.all()) {
       if (now - worker.lastHeardAt > settings.heartbeatTimeoutMs) {
         const why = `silent for ${now - worker.lastHeardAt} ms while ${worker.phase}`;
-        evict(worker, why, 4008, 'evicted: heartbeat timeout', { phase: worker.phase });
+        evict(worker, why, CloseCodes.EVICTED_UNRESPONSIVE, 'evicted: heartbeat timeout', {
+          phase: worker.phase,
+        });
       }
     }
   }, settings.heartbeatIntervalMs);
@@ -164,9 +167,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       codec,
       settings.maxBufferedBytes ?? 4 * (layout.totalSize * 4 + FRAME_OVERHEAD_BYTES),
       (buffered) =>
-        evict(worker, `not reading (${buffered} bytes queued)`, 1008, ErrorCodes.SLOW_READER, {
-          bufferedBytes: buffered,
-        }),
+        evict(
+          worker,
+          `not reading (${buffered} bytes queued)`,
+          CloseCodes.POLICY_VIOLATION,
+          ErrorCodes.SLOW_READER,
+          {
+            bufferedBytes: buffered,
+          },
+        ),
     );
     membership.add(worker);
     const handshake = setTimeout(() => {
@@ -174,7 +183,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       log(
         `coordinator: connection ${worker.label} sent no hello within ${settings.handshakeTimeoutMs} ms; closing`,
       );
-      dropWorker(worker, 1008, ErrorCodes.HANDSHAKE_TIMEOUT);
+      dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.HANDSHAKE_TIMEOUT);
     }, settings.handshakeTimeoutMs);
     socket.once('close', () => clearTimeout(handshake));
     socket.on('message', (frame: Buffer, isBinary: boolean) => onFrame(worker, frame, isBinary));
@@ -205,14 +214,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       phase: doing,
       pendingMs,
     });
-    if (worker.state === 'healthy') worker.state = 'suspect';
+    if (worker.state === 'healthy') worker.suspected();
   }
 
   /** Removes a worker for misbehaving: named in the log and the metrics, counted, its shards redone. */
   function evict(
     worker: WorkerConnection,
     why: string,
-    closeCode: number,
+    closeCode: CloseCode,
     closeReason: string,
     details: Record<string, unknown>,
   ): void {
@@ -222,7 +231,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     dropWorker(worker, closeCode, closeReason);
   }
 
-  function dropWorker(worker: WorkerConnection, code?: number, reason?: string): void {
+  function dropWorker(worker: WorkerConnection, code?: CloseCode, reason?: string): void {
     const wasMember = worker.state !== 'gone';
     if (code !== undefined) void worker.close(code, reason ?? '');
     membership.remove(worker);
@@ -248,7 +257,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       const { code, message: text } = describeError(error);
       log(`coordinator: worker ${worker.label}: ${code}: ${text}`);
       metrics.write({ type: 'rejected-message', worker: worker.id, code });
-      dropWorker(worker, 1008, code);
+      dropWorker(worker, CloseCodes.POLICY_VIOLATION, code);
       return;
     }
     if (worker.state === 'joining') {
@@ -256,24 +265,24 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       return;
     }
     if (worker.state === 'suspect') {
-      membership.markHealthy(worker);
+      worker.recovered();
+      membership.countHealthy();
       log(`coordinator: worker ${worker.label} is responsive again`);
       metrics.write({ type: 'worker-recovered', worker: worker.id });
       dispatcher.workerAvailable();
     }
     switch (message.type) {
       case 'hello':
-        dropWorker(worker, 1008, ErrorCodes.UNEXPECTED_MESSAGE);
+        dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
         return;
       case 'heartbeat':
-        worker.phase = message.phase;
-        worker.computingStep = message.phase === 'computing' ? message.step : undefined;
+        worker.reportedPhase(message.phase, message.step);
         return;
       case 'failure':
         log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
         metrics.write({ type: 'worker-failure', worker: worker.id, code: message.code });
         // Whatever went wrong, send the weights again with the next request rather than trust its copy.
-        worker.weightsVersion = -1;
+        worker.forgetWeights();
         if (message.shard !== undefined && (message.round !== undefined || message.step !== undefined)) {
           const label = message.round !== undefined ? `evaluation ${message.round}` : `step ${message.step}`;
           dispatcher.reject(label, message.shard, worker, message.code);
@@ -290,7 +299,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   function welcome(worker: WorkerConnection, message: WorkerMessage): void {
     if (message.type !== 'hello') {
-      dropWorker(worker, 1008, ErrorCodes.UNEXPECTED_MESSAGE);
+      dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
       return;
     }
     const { major, minor } = message.protocol;
@@ -303,7 +312,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (versionProblem !== undefined) {
       worker.send({ type: 'shutdown', code: ErrorCodes.VERSION_MISMATCH, reason: versionProblem });
       log(`coordinator: worker ${worker.label} rejected: ${versionProblem}`);
-      dropWorker(worker, 1002, ErrorCodes.VERSION_MISMATCH);
+      dropWorker(worker, CloseCodes.PROTOCOL_ERROR, ErrorCodes.VERSION_MISMATCH);
       return;
     }
     if (membership.healthy().length >= settings.maxWorkers) {
@@ -313,12 +322,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         reason: `the run has its maximum of ${settings.maxWorkers} workers`,
       });
       log(`coordinator: worker ${message.workerName} refused: already ${settings.maxWorkers} workers`);
-      dropWorker(worker, 1013, ErrorCodes.RUN_FULL);
+      dropWorker(worker, CloseCodes.TRY_AGAIN_LATER, ErrorCodes.RUN_FULL);
       return;
     }
-    worker.name = message.workerName;
-    worker.backend = message.backend;
-    worker.readsTensorFrames = readsTensorFrames(message.protocol);
+    worker.welcomed({
+      name: message.workerName,
+      backend: message.backend,
+      readsTensorFrames: readsTensorFrames(message.protocol),
+    });
     if (config.microBatchSize !== undefined && backends.size > 0 && !backends.has(message.backend)) {
       log(
         `coordinator: warning: worker ${worker.label} computes on ${message.backend}, others on ` +
@@ -336,7 +347,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       parameterCount: layout.totalSize,
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
     });
-    membership.markHealthy(worker);
+    membership.countHealthy();
     log(
       `coordinator: worker ${worker.label} joined (backend ${worker.backend}); ${membership.healthy().length} healthy`,
     );
@@ -372,13 +383,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         code,
       });
       dispatcher.reject(label, message.shard, worker, reason);
-      worker.badResults += 1;
-      if (worker.badResults >= settings.maxBadResults) {
-        evict(worker, `${worker.badResults} unusable gradients in a row (${reason})`, 1008, code, { code });
+      const badResults = worker.badResult();
+      if (badResults >= settings.maxBadResults) {
+        evict(
+          worker,
+          `${badResults} unusable gradients in a row (${reason})`,
+          CloseCodes.POLICY_VIOLATION,
+          code,
+          { code },
+        );
       }
       return;
     }
-    worker.badResults = 0;
+    worker.goodResult();
     const reply: GradientReply = { gradient, timings: message.timings };
     if (!dispatcher.accept(label, message.shard, worker, message.count, reply)) {
       metrics.write({
@@ -501,7 +518,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     clearInterval(heartbeatCheck);
     const closing = membership.all().map((worker) => {
       worker.send({ type: 'shutdown', code, reason: reason.slice(0, 4000) });
-      return worker.close(1000, 'run ended');
+      return worker.close(CloseCodes.NORMAL, 'run ended');
     });
     // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer.
     await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 2_000))]);

@@ -1,5 +1,5 @@
 import type { MnistDataset, StepEvent, TrainingConfig } from '@callosum/core';
-import type { ServerTlsOptions } from './server.js';
+import type { ServerTlsOptions } from './transport/server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
 export interface StepReport extends StepEvent {

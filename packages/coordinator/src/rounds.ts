@@ -22,10 +22,10 @@ import {
   toWireTensor,
   treeShards,
 } from '@callosum/core';
-import type { Membership } from './membership.js';
 import type { StepReport } from './options.js';
 import type { ShardDispatcher, ShardOutcome, ShardTask } from './shard-dispatcher.js';
-import type { WorkerConnection } from './worker-connection.js';
+import type { WorkerConnection } from './workers/connection.js';
+import type { WorkerRegistry } from './workers/registry.js';
 
 /** A validated `gradient` message, as the dispatcher collects it. */
 export interface GradientReply {
@@ -43,7 +43,7 @@ export interface RoundsContext {
   readonly state: TrainingState;
   readonly dataset: MnistDataset;
   readonly codec: Codec;
-  readonly membership: Membership;
+  readonly membership: WorkerRegistry;
   readonly dispatcher: ShardDispatcher;
 }
 
@@ -209,7 +209,7 @@ export class Rounds {
   private sendCurrentWeights(worker: WorkerConnection): void {
     const { state, codec } = this.context;
     const version = state.step;
-    if (worker.weightsVersion === version) return;
+    if (worker.holdsWeights(version)) return;
     if (this.weightsFrames.version !== version) this.weightsFrames = { version };
     const framing = worker.readsTensorFrames ? 'tensor' : 'plain';
     let frame = this.weightsFrames[framing];
@@ -218,8 +218,7 @@ export class Rounds {
       frame = codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
       this.weightsFrames[framing] = frame;
     }
-    worker.sendFrame(frame);
-    worker.weightsVersion = version;
+    worker.sendWeights(version, frame);
   }
 }
 

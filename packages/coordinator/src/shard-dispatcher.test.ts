@@ -1,21 +1,28 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Membership } from './membership.js';
 import { type DispatcherOptions, ShardDispatcher, type ShardTask } from './shard-dispatcher.js';
-import type { WorkerConnection } from './worker-connection.js';
+import type { WorkerConnection } from './workers/connection.js';
+import { WorkerRegistry } from './workers/registry.js';
 
 // The straggler deadline's arithmetic, on a fake clock. The worker connections are stubs (the rule is
 // about timing, not transport); real workers and real SIGSTOPs are tested in packages/cli.
 
 function stubWorker(id: string): WorkerConnection {
-  return { id, label: id, state: 'healthy' } as unknown as WorkerConnection;
+  const stub = {
+    id,
+    label: id,
+    state: 'healthy',
+    suspected() {
+      stub.state = 'suspect';
+    },
+  };
+  return stub as unknown as WorkerConnection;
 }
 
 function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
-  const membership = new Membership();
+  const membership = new WorkerRegistry();
   const workers = Array.from({ length: workerCount }, (_, i) => stubWorker(`w${i + 1}`));
   for (const worker of workers) {
     membership.add(worker);
-    membership.markHealthy(worker);
   }
   const late: string[] = [];
   const missed: number[] = [];
@@ -29,7 +36,7 @@ function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
     // As the coordinator does: a late worker gets no new work until it answers.
     onStraggler: (worker, shard, pendingMs, typicalMs) => {
       late.push(`${worker.id} shard ${shard} after ${pendingMs} ms, typical ${typicalMs} ms`);
-      worker.state = 'suspect';
+      worker.suspected();
     },
     log: () => {},
     ...overrides,

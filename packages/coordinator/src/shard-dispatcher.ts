@@ -1,6 +1,6 @@
 import { CallosumError, ErrorCodes } from '@callosum/core';
-import type { Membership } from './membership.js';
-import type { WorkerConnection } from './worker-connection.js';
+import type { WorkerConnection } from './workers/connection.js';
+import type { WorkerRegistry } from './workers/registry.js';
 
 /** One shard of a round: how to ask a worker for it. */
 export interface ShardTask {
@@ -107,7 +107,7 @@ export class ShardDispatcher {
   private round: ActiveRound | undefined;
 
   constructor(
-    private readonly membership: Membership,
+    private readonly membership: WorkerRegistry,
     private readonly options: DispatcherOptions,
   ) {}
 
