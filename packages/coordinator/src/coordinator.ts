@@ -30,6 +30,7 @@ import type WebSocket from 'ws';
 import { MetricsLog } from './metrics-log.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
+import { DivergenceWatch } from './run/divergence.js';
 import { resolveCoordinatorSettings } from './settings.js';
 import { ShardDispatcher } from './shard-dispatcher.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
@@ -107,6 +108,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log,
   });
   const backends = new Set<string>();
+  const divergence = new DivergenceWatch();
   const rounds = new Rounds({ state, dataset, codec, membership, dispatcher });
   let phase: 'waiting' | 'training' | 'evaluating' | 'finished' = 'waiting';
   let stopRequested: CallosumError | undefined;
@@ -283,7 +285,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         metrics.write({ type: 'worker-failure', worker: worker.id, code: message.code });
         // Whatever went wrong, send the weights again with the next request rather than trust its copy.
         worker.forgetWeights();
-        if (message.shard !== undefined && (message.round !== undefined || message.step !== undefined)) {
+        if (
+          message.code === ErrorCodes.NON_FINITE &&
+          message.step !== undefined &&
+          message.shard !== undefined
+        ) {
+          unusableGradient(worker, message.step, message.shard, message.code, message.message);
+        } else if (
+          message.shard !== undefined &&
+          (message.round !== undefined || message.step !== undefined)
+        ) {
           const label = message.round !== undefined ? `evaluation ${message.round}` : `step ${message.step}`;
           dispatcher.reject(label, message.shard, worker, message.code);
         }
@@ -356,6 +367,52 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     wakeStart?.();
   }
 
+  /**
+   * A gradient that must not be applied. Non-finite on every worker, the run has diverged and stops;
+   * otherwise the shard is redone (a non-finite one on another worker), and a worker with too many
+   * unusable results in a row is evicted.
+   */
+  function unusableGradient(
+    worker: WorkerConnection,
+    step: number,
+    shard: number,
+    code: ErrorCode,
+    reason: string,
+  ): void {
+    const nonFinite = code === ErrorCodes.NON_FINITE;
+    if (nonFinite && step === state.step) {
+      const computing = membership
+        .all()
+        .filter((member) => member.state === 'healthy' || member.state === 'suspect');
+      if (
+        divergence.nonFinite(
+          step,
+          worker.id,
+          computing.map((member) => member.id),
+        )
+      ) {
+        dispatcher.abort(
+          new CallosumError(
+            ErrorCodes.TRAINING_DIVERGED,
+            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker`,
+          ),
+        );
+        return;
+      }
+    }
+    dispatcher.reject(`step ${step}`, shard, worker, reason, nonFinite);
+    const badResults = worker.badResult();
+    if (badResults >= settings.maxBadResults) {
+      evict(
+        worker,
+        `${badResults} unusable gradients in a row (${reason})`,
+        CloseCodes.POLICY_VIOLATION,
+        code,
+        { code },
+      );
+    }
+  }
+
   function onGradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): void {
     const label = `step ${message.step}`;
     let gradient: GradientResult;
@@ -382,17 +439,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         shard: message.shard,
         code,
       });
-      dispatcher.reject(label, message.shard, worker, reason);
-      const badResults = worker.badResult();
-      if (badResults >= settings.maxBadResults) {
-        evict(
-          worker,
-          `${badResults} unusable gradients in a row (${reason})`,
-          CloseCodes.POLICY_VIOLATION,
-          code,
-          { code },
-        );
-      }
+      unusableGradient(worker, message.step, message.shard, code, reason);
       return;
     }
     worker.goodResult();

@@ -85,6 +85,8 @@ interface ActiveRound {
   readonly answeredMsPerSample: number[];
   /** When each worker last answered in this round, usable or not: its next shard starts then. */
   readonly lastAnsweredAt: Map<WorkerConnection, number>;
+  /** Workers a shard must not go back to in this round (they found its result non-finite). */
+  readonly avoid: Map<number, Set<WorkerConnection>>;
   stragglerTimer: NodeJS.Timeout | undefined;
   noWorkerTimer: NodeJS.Timeout | undefined;
   resolve: (outcomes: ShardOutcome<unknown>[]) => void;
@@ -130,6 +132,7 @@ export class ShardDispatcher {
         remaining: tasks.length,
         answeredMsPerSample: [],
         lastAnsweredAt: new Map(),
+        avoid: new Map(),
         stragglerTimer: undefined,
         noWorkerTimer: undefined,
         resolve: resolve as (outcomes: ShardOutcome<unknown>[]) => void,
@@ -179,8 +182,18 @@ export class ShardDispatcher {
     return true;
   }
 
-  /** A worker's answer for a shard cannot be used (bad data, compute failure): redo it elsewhere. */
-  reject(label: string, shard: number, worker: WorkerConnection, reason: string): void {
+  /**
+   * A worker's answer for a shard cannot be used (bad data, compute failure): redo it. With
+   * `notOnSameWorker`, never again on that worker in this round (a non-finite result that the same
+   * weights would reproduce there).
+   */
+  reject(
+    label: string,
+    shard: number,
+    worker: WorkerConnection,
+    reason: string,
+    notOnSameWorker = false,
+  ): void {
     const round = this.round;
     const assignment = round?.assignments.get(shard);
     if (round === undefined || round.label !== label || assignment?.worker !== worker) {
@@ -189,6 +202,7 @@ export class ShardDispatcher {
     }
     this.options.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${reason}`);
     round.lastAnsweredAt.set(worker, performance.now());
+    if (notOnSameWorker) round.avoid.set(shard, (round.avoid.get(shard) ?? new Set()).add(worker));
     this.redo(round, shard);
   }
 
@@ -257,9 +271,8 @@ export class ShardDispatcher {
     if (this.round !== round) return;
     const waiting = round.unassigned.size;
     for (const shard of [...round.unassigned]) {
-      const worker = this.leastLoaded(round);
-      if (worker === undefined) break;
-      this.assign(round, round.tasks[shard] as ShardTask, worker);
+      const worker = this.leastLoaded(round, shard);
+      if (worker !== undefined) this.assign(round, round.tasks[shard] as ShardTask, worker);
     }
     if (round.unassigned.size < waiting) this.armStragglerTimer(round);
     if (round.unassigned.size === 0) {
@@ -281,13 +294,15 @@ export class ShardDispatcher {
     }
   }
 
-  private leastLoaded(round: ActiveRound): WorkerConnection | undefined {
+  private leastLoaded(round: ActiveRound, shard: number): WorkerConnection | undefined {
     let best: WorkerConnection | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
+    const avoid = round.avoid.get(shard);
     for (const worker of this.membership.healthy()) {
+      if (avoid?.has(worker)) continue;
       let load = 0;
-      for (const [shard, assignment] of round.assignments) {
-        if (assignment.worker === worker) load += round.tasks[shard]?.count ?? 0;
+      for (const [pending, assignment] of round.assignments) {
+        if (assignment.worker === worker) load += round.tasks[pending]?.count ?? 0;
       }
       if (load < bestLoad) {
         best = worker;
