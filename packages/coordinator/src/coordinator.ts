@@ -27,12 +27,14 @@ import {
   writeFlatWeights,
 } from '@callosum/core';
 import type WebSocket from 'ws';
-import { MetricsLog } from './metrics-log.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
 import { DivergenceWatch } from './run/divergence.js';
 import { resolveCoordinatorSettings } from './settings.js';
 import { ShardDispatcher } from './shard-dispatcher.js';
+import type { CoordinatorEvent } from './telemetry/events.js';
+import { MetricsFile } from './telemetry/metrics-file.js';
+import { Telemetry } from './telemetry/telemetry.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
 import { type CloseCode, CloseCodes } from './transport/close-codes.js';
 import { startTransport, type Transport } from './transport/server.js';
@@ -81,10 +83,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     resumed === undefined
       ? new TrainingState(config, readFlatWeights(model, layout), dataset.train.count)
       : TrainingState.restore(resumed.checkpoint, dataset.train.count);
-  const metrics = new MetricsLog(join(options.outDir, 'metrics.jsonl'));
+  const metricsFile = new MetricsFile(join(options.outDir, 'metrics.jsonl'));
+  const telemetry = new Telemetry();
+  telemetry.subscribe(metricsFile.write);
   if (resumed !== undefined) {
     log(`coordinator: resuming from ${resumed.path} at step ${state.step} of ${state.totalSteps}`);
-    metrics.write({ type: 'resumed', step: state.step, checkpoint: resumed.path });
+    telemetry.record({ type: 'resumed', step: state.step, checkpoint: resumed.path });
   }
 
   const runId = randomUUID();
@@ -129,7 +133,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       // A flood would flood the log too: name the first refusals, then only count them.
       if (authFailures + refusedConnections <= 20)
         log(`coordinator: refused connection from ${peer} (${status}): ${reason}`);
-      metrics.write({ type: status === 401 ? 'auth-failure' : 'connection-refused', peer, status, reason });
+      telemetry.record({
+        type: status === 401 ? 'auth-failure' : 'connection-refused',
+        peer,
+        status,
+        reason,
+      });
     },
     ready: () => phase !== 'finished',
     status: () => ({
@@ -207,7 +216,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         `(others took ${Math.round(typicalMs)} ms) while ${doing}, last heard ${Date.now() - worker.lastHeardAt} ms ago; ` +
         'redoing its shard elsewhere',
     );
-    metrics.write({
+    telemetry.record({
       type: 'straggler',
       worker: worker.id,
       name: worker.name,
@@ -225,10 +234,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     why: string,
     closeCode: CloseCode,
     closeReason: string,
-    details: Record<string, unknown>,
+    details: Omit<Extract<CoordinatorEvent, { type: 'eviction' }>, 'type' | 'worker' | 'reason'>,
   ): void {
     log(`coordinator: evicting worker ${worker.label}: ${why}; its shards are redone`);
-    metrics.write({ type: 'eviction', worker: worker.id, reason: why, ...details });
+    telemetry.record({ type: 'eviction', worker: worker.id, reason: why, ...details });
     dispatcher.counters.evictions += 1;
     dropWorker(worker, closeCode, closeReason);
   }
@@ -239,7 +248,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     membership.remove(worker);
     if (wasMember && worker.name) {
       log(`coordinator: worker ${worker.label} left`);
-      metrics.write({ type: 'worker-left', worker: worker.id, reason: reason ?? 'connection closed' });
+      telemetry.record({ type: 'worker-left', worker: worker.id, reason: reason ?? 'connection closed' });
     }
     dispatcher.workerLost(worker);
   }
@@ -258,7 +267,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     } catch (error) {
       const { code, message: text } = describeError(error);
       log(`coordinator: worker ${worker.label}: ${code}: ${text}`);
-      metrics.write({ type: 'rejected-message', worker: worker.id, code });
+      telemetry.record({ type: 'rejected-message', worker: worker.id, code });
       dropWorker(worker, CloseCodes.POLICY_VIOLATION, code);
       return;
     }
@@ -270,7 +279,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       worker.recovered();
       membership.countHealthy();
       log(`coordinator: worker ${worker.label} is responsive again`);
-      metrics.write({ type: 'worker-recovered', worker: worker.id });
+      telemetry.record({ type: 'worker-recovered', worker: worker.id });
       dispatcher.workerAvailable();
     }
     switch (message.type) {
@@ -282,7 +291,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         return;
       case 'failure':
         log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
-        metrics.write({ type: 'worker-failure', worker: worker.id, code: message.code });
+        telemetry.record({ type: 'worker-failure', worker: worker.id, code: message.code });
         // Whatever went wrong, send the weights again with the next request rather than trust its copy.
         worker.forgetWeights();
         if (
@@ -362,7 +371,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log(
       `coordinator: worker ${worker.label} joined (backend ${worker.backend}); ${membership.healthy().length} healthy`,
     );
-    metrics.write({ type: 'worker-joined', worker: worker.id, name: worker.name, backend: worker.backend });
+    telemetry.record({
+      type: 'worker-joined',
+      worker: worker.id,
+      name: worker.name,
+      backend: worker.backend,
+    });
     dispatcher.workerAvailable();
     wakeStart?.();
   }
@@ -432,7 +446,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }
     } catch (error) {
       const { code, message: reason } = describeError(error);
-      metrics.write({
+      telemetry.record({
         type: 'rejected-gradient',
         worker: worker.id,
         step: message.step,
@@ -445,7 +459,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     worker.goodResult();
     const reply: GradientReply = { gradient, timings: message.timings };
     if (!dispatcher.accept(label, message.shard, worker, message.count, reply)) {
-      metrics.write({
+      telemetry.record({
         type: 'discarded-message',
         worker: worker.id,
         step: message.step,
@@ -460,7 +474,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   ): void {
     const label = `evaluation ${message.round}`;
     if (message.correct > message.count) {
-      metrics.write({
+      telemetry.record({
         type: 'rejected-evaluation',
         worker: worker.id,
         round: message.round,
@@ -511,7 +525,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       const report = await rounds.trainStep();
       trainingMs += report.stepMs;
       trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
-      metrics.write({ type: 'step', ...report, ...dispatcher.counters });
+      telemetry.record({ type: 'step', ...report, ...dispatcher.counters });
       options.onStep?.(report);
       const epochEnded = state.endedEpoch(report.epoch);
       if (epochEnded || state.step % settings.checkpointEverySteps === 0) await saveCheckpoint();
@@ -527,7 +541,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           testAccuracy,
           count: totals.count,
         };
-        metrics.write({ type: 'evaluation', ...evaluation });
+        telemetry.record({ type: 'evaluation', ...evaluation });
         options.onEvaluation?.(evaluation);
         phase = 'training';
       }
@@ -545,20 +559,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       samplesPerSecond: trainedSamples / (trainingMs / 1000),
       backend: [...backends].join(','),
       modelDir,
-      metricsFile: metrics.path,
+      metricsFile: metricsFile.path,
       ...dispatcher.counters,
       authFailures,
       refusedConnections,
       seconds: (performance.now() - started) / 1000,
     };
-    metrics.write({ type: 'summary', ...summary });
+    telemetry.record({ type: 'summary', ...summary });
     return summary;
   }
 
   /** The state is always at a step boundary (steps apply atomically), so any moment is a safe one. */
   async function saveCheckpoint(): Promise<void> {
     const path = await writeCheckpoint(checkpointDir, state.checkpoint(), settings.keepCheckpoints);
-    metrics.write({ type: 'checkpoint', step: state.step, path });
+    telemetry.record({ type: 'checkpoint', step: state.step, path });
   }
 
   async function shutdown(code: ErrorCode, reason: string): Promise<void> {
@@ -570,7 +584,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer.
     await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 2_000))]);
     await transport.close();
-    await metrics.close();
+    await metricsFile.close();
     model.dispose();
   }
 
@@ -581,7 +595,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
     async (error: unknown) => {
       const { code, message } = describeError(error);
-      metrics.write({ type: 'stopped', code, reason: message, step: state.step });
+      telemetry.record({ type: 'stopped', code, reason: message, step: state.step });
       // Stopped (a signal, no workers left): keep the progress so `--resume` continues from here.
       if (phase !== 'waiting' && phase !== 'finished') {
         await saveCheckpoint().catch((failure: unknown) =>

@@ -1,12 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeCheckpoint, isCallosumError, loadMnist } from '@callosum/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCoordinator } from '../coordinator.js';
+import { parseMetricsLine } from '../telemetry/events.js';
+import { killWorkerProcesses, startWorkerProcess } from '../test-support/worker-processes.js';
 import { DivergenceWatch } from './divergence.js';
 
 describe('DivergenceWatch', () => {
@@ -22,24 +21,11 @@ describe('DivergenceWatch', () => {
   });
 });
 
-// Real worker processes (the @callosum/worker package, as `callosum worker` runs it) on loopback.
-const packageDir = fileURLToPath(new URL('../..', import.meta.url));
-const children: ChildProcess[] = [];
 let outDir: string | undefined;
 afterEach(async () => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  killWorkerProcesses();
   if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
 });
-
-function workerProcess(url: string, name: string): Promise<number | null> {
-  const script = `import('@callosum/worker').then(({ runWorker }) => runWorker({ url: ${JSON.stringify(url)}, backend: 'cpu', name: ${JSON.stringify(name)}, log: () => {} })).then((exit) => process.exit(exit.exitCode))`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: packageDir,
-    stdio: 'ignore',
-  });
-  children.push(child);
-  return once(child, 'exit').then(([code]) => code as number | null);
-}
 
 describe('a diverging run (real worker processes)', () => {
   it('stops with TRAINING_DIVERGED naming the step and learning rate; no worker is evicted, the checkpoint holds the last good step', async () => {
@@ -59,7 +45,7 @@ describe('a diverging run (real worker processes)', () => {
       },
       log: (line) => log.push(line),
     });
-    const exits = [workerProcess(coordinator.url, 'one'), workerProcess(coordinator.url, 'two')];
+    const exits = [startWorkerProcess(coordinator.url, 'one'), startWorkerProcess(coordinator.url, 'two')];
     const error = await coordinator.result.then(
       () => undefined,
       (reason: unknown) => reason,
@@ -74,7 +60,7 @@ describe('a diverging run (real worker processes)', () => {
     const records = (await readFile(join(outDir, 'metrics.jsonl'), 'utf8'))
       .trim()
       .split('\n')
-      .map((line) => JSON.parse(line) as { type: string; step?: number; code?: string });
+      .map((line) => parseMetricsLine(line));
     expect(records.filter((record) => record.type === 'eviction')).toEqual([]);
     expect(log.join('\n')).not.toMatch(/evicting/);
     expect(records.find((record) => record.type === 'stopped')).toMatchObject({
@@ -82,7 +68,7 @@ describe('a diverging run (real worker processes)', () => {
       step: divergedAt - 1,
     });
     // The bad update was never applied: the last step reported and checkpointed is the one before.
-    const steps = records.filter((record) => record.type === 'step').map((record) => record.step);
+    const steps = records.flatMap((record) => (record.type === 'step' ? [record.step] : []));
     expect(steps.at(-1)).toBe(divergedAt - 1);
     const checkpoints = (await readdir(join(outDir, 'checkpoints'))).sort();
     const newest = join(outDir, 'checkpoints', checkpoints.at(-1) as string);
