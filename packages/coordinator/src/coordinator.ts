@@ -27,11 +27,12 @@ import {
   writeFlatWeights,
 } from '@callosum/core';
 import type WebSocket from 'ws';
+import { describeRound, RoundIds } from './dispatch/round-id.js';
+import { ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
 import { DivergenceWatch } from './run/divergence.js';
 import { resolveCoordinatorSettings } from './settings.js';
-import { ShardDispatcher } from './shard-dispatcher.js';
 import type { CoordinatorEvent } from './telemetry/events.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
 import { Telemetry } from './telemetry/telemetry.js';
@@ -98,10 +99,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     shardDeadlineMs: settings.shardDeadlineMs,
     noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
     maxAttemptsPerShard: 5,
-    onDeadlineMissed: (worker, shard, roundLabel) =>
+    onDeadlineMissed: (worker, shard, round) =>
       evict(
         worker,
-        `${roundLabel}: shard ${shard} not answered within ${settings.shardDeadlineMs} ms while ${worker.phase}`,
+        `${describeRound(round)}: shard ${shard} not answered within ${settings.shardDeadlineMs} ms while ${worker.phase}`,
         CloseCodes.EVICTED_UNRESPONSIVE,
         'evicted: shard deadline missed',
         { shard, phase: worker.phase },
@@ -294,18 +295,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         telemetry.record({ type: 'worker-failure', worker: worker.id, code: message.code });
         // Whatever went wrong, send the weights again with the next request rather than trust its copy.
         worker.forgetWeights();
-        if (
-          message.code === ErrorCodes.NON_FINITE &&
-          message.step !== undefined &&
-          message.shard !== undefined
-        ) {
+        if (message.shard === undefined) return;
+        if (message.round !== undefined) {
+          dispatcher.reject(RoundIds.evaluation(message.round), message.shard, worker, message.code);
+        } else if (message.step !== undefined && message.code === ErrorCodes.NON_FINITE) {
           unusableGradient(worker, message.step, message.shard, message.code, message.message);
-        } else if (
-          message.shard !== undefined &&
-          (message.round !== undefined || message.step !== undefined)
-        ) {
-          const label = message.round !== undefined ? `evaluation ${message.round}` : `step ${message.step}`;
-          dispatcher.reject(label, message.shard, worker, message.code);
+        } else if (message.step !== undefined) {
+          dispatcher.reject(RoundIds.step(message.step), message.shard, worker, message.code);
         }
         return;
       case 'gradient':
@@ -414,7 +410,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         return;
       }
     }
-    dispatcher.reject(`step ${step}`, shard, worker, reason, nonFinite);
+    dispatcher.reject(RoundIds.step(step), shard, worker, reason, nonFinite);
     const badResults = worker.badResult();
     if (badResults >= settings.maxBadResults) {
       evict(
@@ -428,7 +424,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   function onGradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): void {
-    const label = `step ${message.step}`;
     let gradient: GradientResult;
     try {
       gradient = {
@@ -458,7 +453,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
     worker.goodResult();
     const reply: GradientReply = { gradient, timings: message.timings };
-    if (!dispatcher.accept(label, message.shard, worker, message.count, reply)) {
+    if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
       telemetry.record({
         type: 'discarded-message',
         worker: worker.id,
@@ -472,7 +467,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     worker: WorkerConnection,
     message: Extract<WorkerMessage, { type: 'evaluation' }>,
   ): void {
-    const label = `evaluation ${message.round}`;
+    const round = RoundIds.evaluation(message.round);
     if (message.correct > message.count) {
       telemetry.record({
         type: 'rejected-evaluation',
@@ -480,11 +475,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         round: message.round,
         shard: message.shard,
       });
-      dispatcher.reject(label, message.shard, worker, `${message.correct} correct of ${message.count}`);
+      dispatcher.reject(round, message.shard, worker, `${message.correct} correct of ${message.count}`);
       return;
     }
     const totals = { lossSum: message.lossSum, correct: message.correct, count: message.count };
-    dispatcher.accept<EvaluationReply>(label, message.shard, worker, message.count, {
+    dispatcher.accept<EvaluationReply>(round, message.shard, worker, message.count, {
       totals,
       timings: message.timings,
     });

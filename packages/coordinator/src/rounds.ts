@@ -22,8 +22,9 @@ import {
   toWireTensor,
   treeShards,
 } from '@callosum/core';
+import { RoundIds } from './dispatch/round-id.js';
+import type { ShardDispatcher, ShardOutcome, ShardTask } from './dispatch/shard-dispatcher.js';
 import type { StepReport } from './options.js';
-import type { ShardDispatcher, ShardOutcome, ShardTask } from './shard-dispatcher.js';
 import type { WorkerConnection } from './workers/connection.js';
 import type { WorkerRegistry } from './workers/registry.js';
 
@@ -101,7 +102,7 @@ export class Rounds {
       ...imageTensors(images, labels, dataset.train),
       ...(microBatchSize === undefined ? {} : { microBatchSize }),
     }));
-    const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks, (shard, reply) =>
+    const outcomes = await dispatcher.run<GradientReply>(RoundIds.step(step), tasks, (shard, reply) =>
       sum.add(shard, reply.gradient),
     );
     const collected = performance.now();
@@ -131,7 +132,7 @@ export class Rounds {
       weightsVersion: state.step,
       ...imageTensors(images, labels, dataset.test),
     }));
-    const outcomes = await dispatcher.run<EvaluationReply>(`evaluation ${round}`, tasks);
+    const outcomes = await dispatcher.run<EvaluationReply>(RoundIds.evaluation(round), tasks);
     const totals = outcomes.reduce((sum, outcome) => addTotals(sum, outcome.result.totals), EMPTY_TOTALS);
     if (totals.count !== dataset.test.count) {
       throw new CallosumError(
