@@ -1,27 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import {
   assertFiniteShard,
-  buildModel,
   CallosumError,
   createMsgpackCodec,
   type ErrorCode,
   ErrorCodes,
   fromWireTensor,
   type GradientResult,
-  initBackend,
-  loadLatestCheckpoint,
-  loadMnist,
   PROTOCOL_VERSION,
-  parameterLayout,
-  readFlatWeights,
-  readsMicroBatches,
   readsTensorFrames,
-  resolveTrainingConfig,
   saveModel,
-  TrainingState,
   type WorkerMessage,
   writeCheckpoint,
   writeFlatWeights,
@@ -32,6 +22,7 @@ import { ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
 import { DivergenceWatch } from './run/divergence.js';
+import { prepareRun } from './run/prepare-run.js';
 import { resolveCoordinatorSettings } from './settings.js';
 import type { CoordinatorEvent } from './telemetry/events.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
@@ -39,6 +30,7 @@ import { Telemetry } from './telemetry/telemetry.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
 import { type CloseCode, CloseCodes } from './transport/close-codes.js';
 import { startTransport, type Transport } from './transport/server.js';
+import { admissionRefusal } from './workers/admission.js';
 import { describeError, WorkerConnection } from './workers/connection.js';
 import { WorkerRegistry } from './workers/registry.js';
 
@@ -55,6 +47,11 @@ export interface Coordinator {
   stop(reason: string): Promise<void>;
 }
 
+type MessageHandler<K extends WorkerMessage['type']> = (
+  worker: WorkerConnection,
+  message: Extract<WorkerMessage, { type: K }>,
+) => void;
+
 /** Room for everything in a gradient frame besides the gradient bytes. */
 const FRAME_OVERHEAD_BYTES = 64 * 1024;
 
@@ -68,28 +65,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
   let authFailures = 0;
   let refusedConnections = 0;
-  const checkpointDir = join(options.outDir, 'checkpoints');
-  await mkdir(checkpointDir, { recursive: true });
-  // A resumed run takes everything (config included) from its newest intact checkpoint.
-  const resumed = options.resume === true ? await loadLatestCheckpoint(checkpointDir, log) : undefined;
-  const config = resumed?.checkpoint.config ?? resolveTrainingConfig(options.training ?? {});
-
-  // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
-  await initBackend('cpu');
-  const dataset =
-    options.dataset ?? (await loadMnist(options.dataDir === undefined ? {} : { dir: options.dataDir }));
-  const model = buildModel(config.model, { seed: config.seed });
-  const layout = parameterLayout(model);
-  const state =
-    resumed === undefined
-      ? new TrainingState(config, readFlatWeights(model, layout), dataset.train.count)
-      : TrainingState.restore(resumed.checkpoint, dataset.train.count);
+  const { checkpointDir, resumedFrom, state, dataset, model, layout } = await prepareRun(options, log);
+  const config = state.config;
   const metricsFile = new MetricsFile(join(options.outDir, 'metrics.jsonl'));
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
-  if (resumed !== undefined) {
-    log(`coordinator: resuming from ${resumed.path} at step ${state.step} of ${state.totalSteps}`);
-    telemetry.record({ type: 'resumed', step: state.step, checkpoint: resumed.path });
+  if (resumedFrom !== undefined) {
+    log(`coordinator: resuming from ${resumedFrom} at step ${state.step} of ${state.totalSteps}`);
+    telemetry.record({ type: 'resumed', step: state.step, checkpoint: resumedFrom });
   }
 
   const runId = randomUUID();
@@ -118,6 +101,28 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   let phase: 'waiting' | 'training' | 'evaluating' | 'finished' = 'waiting';
   let stopRequested: CallosumError | undefined;
   let wakeStart: (() => void) | undefined;
+
+  /** One handler per message type a welcomed worker may send. */
+  const handlers: { [K in WorkerMessage['type']]: MessageHandler<K> } = {
+    hello: (worker) => dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE),
+    heartbeat: (worker, message) => worker.reportedPhase(message.phase, message.step),
+    failure: (worker, message) => {
+      log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
+      telemetry.record({ type: 'worker-failure', worker: worker.id, code: message.code });
+      // Whatever went wrong, send the weights again with the next request rather than trust its copy.
+      worker.forgetWeights();
+      if (message.shard === undefined) return;
+      if (message.round !== undefined) {
+        dispatcher.reject(RoundIds.evaluation(message.round), message.shard, worker, message.code);
+      } else if (message.step !== undefined && message.code === ErrorCodes.NON_FINITE) {
+        unusableGradient(worker, message.step, message.shard, message.code, message.message);
+      } else if (message.step !== undefined) {
+        dispatcher.reject(RoundIds.step(message.step), message.shard, worker, message.code);
+      }
+    },
+    gradient: onGradient,
+    evaluation: onEvaluation,
+  };
 
   const transport: Transport = await startTransport({
     host: settings.host,
@@ -283,34 +288,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       telemetry.record({ type: 'worker-recovered', worker: worker.id });
       dispatcher.workerAvailable();
     }
-    switch (message.type) {
-      case 'hello':
-        dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
-        return;
-      case 'heartbeat':
-        worker.reportedPhase(message.phase, message.step);
-        return;
-      case 'failure':
-        log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
-        telemetry.record({ type: 'worker-failure', worker: worker.id, code: message.code });
-        // Whatever went wrong, send the weights again with the next request rather than trust its copy.
-        worker.forgetWeights();
-        if (message.shard === undefined) return;
-        if (message.round !== undefined) {
-          dispatcher.reject(RoundIds.evaluation(message.round), message.shard, worker, message.code);
-        } else if (message.step !== undefined && message.code === ErrorCodes.NON_FINITE) {
-          unusableGradient(worker, message.step, message.shard, message.code, message.message);
-        } else if (message.step !== undefined) {
-          dispatcher.reject(RoundIds.step(message.step), message.shard, worker, message.code);
-        }
-        return;
-      case 'gradient':
-        onGradient(worker, message);
-        return;
-      case 'evaluation':
-        onEvaluation(worker, message);
-        return;
-    }
+    // The table is typed per message type; TypeScript cannot correlate the lookup with the argument.
+    (handlers[message.type] as (from: WorkerConnection, received: WorkerMessage) => void)(worker, message);
   }
 
   function welcome(worker: WorkerConnection, message: WorkerMessage): void {
@@ -318,27 +297,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
       return;
     }
-    const { major, minor } = message.protocol;
-    const versionProblem =
-      major !== PROTOCOL_VERSION.major
-        ? `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${major}.${minor}`
-        : config.microBatchSize !== undefined && !readsMicroBatches(message.protocol)
-          ? `this run uses micro-batches, which need protocol 1.2 or later; worker speaks ${major}.${minor}`
-          : undefined;
-    if (versionProblem !== undefined) {
-      worker.send({ type: 'shutdown', code: ErrorCodes.VERSION_MISMATCH, reason: versionProblem });
-      log(`coordinator: worker ${worker.label} rejected: ${versionProblem}`);
-      dropWorker(worker, CloseCodes.PROTOCOL_ERROR, ErrorCodes.VERSION_MISMATCH);
-      return;
-    }
-    if (membership.healthy().length >= settings.maxWorkers) {
-      worker.send({
-        type: 'shutdown',
-        code: ErrorCodes.RUN_FULL,
-        reason: `the run has its maximum of ${settings.maxWorkers} workers`,
-      });
-      log(`coordinator: worker ${message.workerName} refused: already ${settings.maxWorkers} workers`);
-      dropWorker(worker, CloseCodes.TRY_AGAIN_LATER, ErrorCodes.RUN_FULL);
+    const refusal = admissionRefusal(message, {
+      label: worker.label,
+      usesMicroBatches: config.microBatchSize !== undefined,
+      healthyWorkers: membership.healthy().length,
+      maxWorkers: settings.maxWorkers,
+    });
+    if (refusal !== undefined) {
+      worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });
+      log(`coordinator: ${refusal.logLine}`);
+      dropWorker(worker, refusal.closeCode, refusal.code);
       return;
     }
     worker.welcomed({
