@@ -23,6 +23,7 @@ import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
 import { DivergenceWatch } from './run/divergence.js';
 import { prepareRun } from './run/prepare-run.js';
+import { Scope } from './scope.js';
 import { resolveCoordinatorSettings } from './settings.js';
 import type { CoordinatorEvent } from './telemetry/events.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
@@ -32,6 +33,7 @@ import { type CloseCode, CloseCodes } from './transport/close-codes.js';
 import { startTransport, type Transport } from './transport/server.js';
 import { admissionRefusal } from './workers/admission.js';
 import { describeError, WorkerConnection } from './workers/connection.js';
+import { Liveness } from './workers/liveness.js';
 import { WorkerRegistry } from './workers/registry.js';
 
 export interface Coordinator {
@@ -66,10 +68,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   let authFailures = 0;
   let refusedConnections = 0;
   const { checkpointDir, resumedFrom, state, dataset, model, layout } = await prepareRun(options, log);
+  const scope = new Scope();
+  scope.add(() => {
+    model.dispose();
+  });
   const config = state.config;
   const metricsFile = new MetricsFile(join(options.outDir, 'metrics.jsonl'));
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
+  scope.add(() => metricsFile.close());
   if (resumedFrom !== undefined) {
     log(`coordinator: resuming from ${resumedFrom} at step ${state.step} of ${state.totalSteps}`);
     telemetry.record({ type: 'resumed', step: state.step, checkpoint: resumedFrom });
@@ -159,21 +166,28 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ...dispatcher.counters,
     }),
   });
+  scope.add(() => transport.close());
   log(
     `coordinator: run ${runId} listening on ${transport.url}; ${config.model.name}, ${state.totalSteps} steps`,
   );
 
-  const heartbeatCheck = setInterval(() => {
-    const now = Date.now();
-    for (const worker of membership.all()) {
-      if (now - worker.lastHeardAt > settings.heartbeatTimeoutMs) {
-        const why = `silent for ${now - worker.lastHeardAt} ms while ${worker.phase}`;
-        evict(worker, why, CloseCodes.EVICTED_UNRESPONSIVE, 'evicted: heartbeat timeout', {
-          phase: worker.phase,
-        });
-      }
-    }
-  }, settings.heartbeatIntervalMs);
+  const liveness = new Liveness(membership, settings, {
+    silent: (worker, silentMs) =>
+      evict(
+        worker,
+        `silent for ${silentMs} ms while ${worker.phase}`,
+        CloseCodes.EVICTED_UNRESPONSIVE,
+        'evicted: heartbeat timeout',
+        { phase: worker.phase },
+      ),
+    noHello: (worker) => {
+      log(
+        `coordinator: connection ${worker.label} sent no hello within ${settings.handshakeTimeoutMs} ms; closing`,
+      );
+      dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.HANDSHAKE_TIMEOUT);
+    },
+  });
+  scope.add(() => liveness.stop());
 
   function onConnection(socket: WebSocket, request: IncomingMessage): void {
     const address = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
@@ -195,14 +209,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         ),
     );
     membership.add(worker);
-    const handshake = setTimeout(() => {
-      if (worker.state !== 'joining') return;
-      log(
-        `coordinator: connection ${worker.label} sent no hello within ${settings.handshakeTimeoutMs} ms; closing`,
-      );
-      dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.HANDSHAKE_TIMEOUT);
-    }, settings.handshakeTimeoutMs);
-    socket.once('close', () => clearTimeout(handshake));
+    liveness.joining(worker);
+    socket.once('close', () => liveness.closed(worker));
     socket.on('message', (frame: Buffer, isBinary: boolean) => onFrame(worker, frame, isBinary));
     socket.on('close', () => dropWorker(worker));
     socket.on('error', (error) => log(`coordinator: worker ${worker.label}: ${error.message}`));
@@ -539,16 +547,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   async function shutdown(code: ErrorCode, reason: string): Promise<void> {
-    clearInterval(heartbeatCheck);
+    liveness.stop();
     const closing = membership.all().map((worker) => {
       worker.send({ type: 'shutdown', code, reason: reason.slice(0, 4000) });
       return worker.close(CloseCodes.NORMAL, 'run ended');
     });
     // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer.
     await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 2_000))]);
-    await transport.close();
-    await metricsFile.close();
-    model.dispose();
+    await scope.close();
   }
 
   const result = run().then(
