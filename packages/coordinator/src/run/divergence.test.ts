@@ -1,11 +1,10 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeCheckpoint, isCallosumError, loadMnist } from '@callosum/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startCoordinator } from '../coordinator.js';
 import { parseMetricsLine } from '../telemetry/events.js';
-import { killWorkerProcesses, startWorkerProcess } from '../test-support/worker-processes.js';
+import { runDirectoryPerTest, startWorkerProcess } from '../test-support/worker-processes.js';
 import { DivergenceWatch } from './divergence.js';
 
 describe('DivergenceWatch', () => {
@@ -21,15 +20,11 @@ describe('DivergenceWatch', () => {
   });
 });
 
-let outDir: string | undefined;
-afterEach(async () => {
-  killWorkerProcesses();
-  if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
-});
+const newRunDirectory = runDirectoryPerTest('callosum-diverged-');
 
 describe('a diverging run (real worker processes)', () => {
   it('stops with TRAINING_DIVERGED naming the step and learning rate; no worker is evicted, the checkpoint holds the last good step', async () => {
-    outDir = await mkdtemp(join(tmpdir(), 'callosum-diverged-'));
+    const outDir = await newRunDirectory();
     const log: string[] = [];
     const coordinator = await startCoordinator({
       outDir,

@@ -1,22 +1,16 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { loadMnist } from '@callosum/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCoordinator } from '../coordinator.js';
-import { killWorkerProcesses, startWorkerProcess } from '../test-support/worker-processes.js';
+import { runDirectoryPerTest, startWorkerProcess } from '../test-support/worker-processes.js';
 import { parseMetricsLine } from './events.js';
 
-let outDir: string | undefined;
-afterEach(async () => {
-  killWorkerProcesses();
-  if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
-});
+const newRunDirectory = runDirectoryPerTest('callosum-telemetry-');
 
 describe('metrics.jsonl', () => {
   it('every line of a real run (two worker processes) is a member of the event union', async () => {
-    outDir = await mkdtemp(join(tmpdir(), 'callosum-telemetry-'));
+    const outDir = await newRunDirectory();
     const token = 'telemetry-test-token-0123456789';
     const coordinator = await startCoordinator({
       outDir,

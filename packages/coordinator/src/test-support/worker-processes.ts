@@ -1,6 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 // Real worker processes (the @callosum/worker package, as `callosum worker` runs it) on loopback.
 const packageDir = fileURLToPath(new URL('../..', import.meta.url));
@@ -24,8 +28,24 @@ export function startWorkerProcess(url: string, name: string, token?: string): P
   });
 }
 
-/** Kills any worker process still running (for afterEach). */
-export function killWorkerProcesses(): void {
+function killWorkerProcesses(): void {
   for (const child of running) child.kill('SIGKILL');
   running.clear();
+}
+
+/**
+ * For a file of tests with real worker processes: each test gets a fresh run directory from the
+ * returned function; afterwards its workers are killed and the directory removed.
+ */
+export function runDirectoryPerTest(prefix: string): () => Promise<string> {
+  let current: string | undefined;
+  afterEach(async () => {
+    killWorkerProcesses();
+    if (current !== undefined) await rm(current, { recursive: true, force: true });
+    current = undefined;
+  });
+  return async () => {
+    current = await mkdtemp(join(tmpdir(), prefix));
+    return current;
+  };
 }
