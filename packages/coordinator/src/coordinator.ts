@@ -13,7 +13,6 @@ import {
   readsTensorFrames,
   saveModel,
   type WorkerMessage,
-  writeCheckpoint,
   writeFlatWeights,
 } from '@callosum/core';
 import type WebSocket from 'ws';
@@ -23,6 +22,7 @@ import type { CoordinatorOptions, RunSummary } from './options.js';
 import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
 import { DivergenceWatch } from './run/divergence.js';
 import { prepareRun } from './run/prepare-run.js';
+import { TrainingLoop } from './run/training-loop.js';
 import { Scope } from './scope.js';
 import { resolveCoordinatorSettings } from './settings.js';
 import type { CoordinatorEvent } from './telemetry/events.js';
@@ -105,7 +105,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const backends = new Set<string>();
   const divergence = new DivergenceWatch();
   const rounds = new Rounds({ state, dataset, codec, membership, dispatcher });
-  let phase: 'waiting' | 'training' | 'evaluating' | 'finished' = 'waiting';
+  const loop = new TrainingLoop({
+    state,
+    rounds,
+    counters: dispatcher.counters,
+    telemetry,
+    checkpointDir,
+    checkpointEverySteps: settings.checkpointEverySteps,
+    keepCheckpoints: settings.keepCheckpoints,
+    onStep: options.onStep,
+    onEvaluation: options.onEvaluation,
+  });
   let stopRequested: CallosumError | undefined;
   let wakeStart: (() => void) | undefined;
 
@@ -153,10 +163,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         reason,
       });
     },
-    ready: () => phase !== 'finished',
+    ready: () => loop.phase !== 'finished',
     status: () => ({
       runId,
-      phase,
+      phase: loop.phase,
       step: state.step,
       totalSteps: state.totalSteps,
       epoch: state.position.epoch,
@@ -485,49 +495,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   async function run(): Promise<RunSummary> {
     const started = performance.now();
-    let trainingMs = 0;
-    let trainedSamples = 0;
-    let testLoss = Number.NaN;
-    let testAccuracy = Number.NaN;
     await waitForWorkers();
-    phase = 'training';
-    while (!state.finished) {
-      if (stopRequested) throw stopRequested;
-      const report = await rounds.trainStep();
-      trainingMs += report.stepMs;
-      trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
-      telemetry.record({ type: 'step', ...report, ...dispatcher.counters });
-      options.onStep?.(report);
-      const epochEnded = state.endedEpoch(report.epoch);
-      if (epochEnded || state.step % settings.checkpointEverySteps === 0) await saveCheckpoint();
-      if (epochEnded) {
-        phase = 'evaluating';
-        const totals = await rounds.evaluate();
-        testLoss = totals.lossSum / totals.count;
-        testAccuracy = totals.correct / totals.count;
-        const evaluation = {
-          epoch: report.epoch,
-          step: state.step,
-          testLoss,
-          testAccuracy,
-          count: totals.count,
-        };
-        telemetry.record({ type: 'evaluation', ...evaluation });
-        options.onEvaluation?.(evaluation);
-        phase = 'training';
-      }
-    }
-    phase = 'finished';
+    const totals = await loop.train(() => stopRequested);
     writeFlatWeights(model, state.weights, layout);
     const modelDir = join(options.outDir, 'model');
     await saveModel(model, modelDir);
     const summary: RunSummary = {
-      testAccuracy,
-      testLoss,
+      testAccuracy: totals.testAccuracy,
+      testLoss: totals.testLoss,
       epochs: state.step / state.sampler.batchesPerEpoch,
       steps: state.step,
       workers: membership.peakHealthy,
-      samplesPerSecond: trainedSamples / (trainingMs / 1000),
+      samplesPerSecond: totals.trainedSamples / (totals.trainingMs / 1000),
       backend: [...backends].join(','),
       modelDir,
       metricsFile: metricsFile.path,
@@ -538,12 +517,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     };
     telemetry.record({ type: 'summary', ...summary });
     return summary;
-  }
-
-  /** The state is always at a step boundary (steps apply atomically), so any moment is a safe one. */
-  async function saveCheckpoint(): Promise<void> {
-    const path = await writeCheckpoint(checkpointDir, state.checkpoint(), settings.keepCheckpoints);
-    telemetry.record({ type: 'checkpoint', step: state.step, path });
   }
 
   async function shutdown(code: ErrorCode, reason: string): Promise<void> {
@@ -566,10 +539,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       const { code, message } = describeError(error);
       telemetry.record({ type: 'stopped', code, reason: message, step: state.step });
       // Stopped (a signal, no workers left): keep the progress so `--resume` continues from here.
-      if (phase !== 'waiting' && phase !== 'finished') {
-        await saveCheckpoint().catch((failure: unknown) =>
-          log(`coordinator: could not checkpoint: ${String(failure)}`),
-        );
+      if (loop.midRun) {
+        await loop
+          .saveCheckpoint()
+          .catch((failure: unknown) => log(`coordinator: could not checkpoint: ${String(failure)}`));
       }
       await shutdown(code, message);
       throw error;
