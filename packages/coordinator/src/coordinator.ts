@@ -2,41 +2,41 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import {
   assertFiniteShard,
-  buildModel,
   CallosumError,
   createMsgpackCodec,
   type ErrorCode,
   ErrorCodes,
-  formatProtocol,
   fromWireTensor,
   type GradientResult,
-  initBackend,
-  loadLatestCheckpoint,
-  loadMnist,
   PROTOCOL_VERSION,
-  parameterLayout,
-  protocolAtLeast,
-  readFlatWeights,
   readsTensorFrames,
   reductionFor,
-  resolveTrainingConfig,
   saveModel,
-  TrainingState,
   type WorkerMessage,
-  writeCheckpoint,
   writeFlatWeights,
 } from '@callosum/core';
 import type WebSocket from 'ws';
-import { accessVerifier, authHeaderOf } from './access.js';
-import { advertisedUrls } from './advertised-addresses.js';
-import { Membership } from './membership.js';
-import { MetricsLog } from './metrics-log.js';
+import { describeRound, RoundIds } from './dispatch/round-id.js';
+import { ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
-import { type EvaluationReply, type GradientReply, Rounds } from './rounds.js';
-import { RunDirectory } from './run-directory.js';
-import { startTransport, type Transport } from './server.js';
-import { ShardDispatcher } from './shard-dispatcher.js';
-import { describeError, WorkerConnection } from './worker-connection.js';
+import { DivergenceWatch } from './run/divergence.js';
+import { prepareRun } from './run/prepare-run.js';
+import { type EvaluationReply, type GradientReply, Rounds } from './run/rounds.js';
+import { RunDirectory } from './run/run-directory.js';
+import { TrainingLoop } from './run/training-loop.js';
+import { Scope } from './scope.js';
+import { type CoordinatorSettings, resolveCoordinatorSettings } from './settings.js';
+import type { CoordinatorEvent } from './telemetry/events.js';
+import { MetricsFile } from './telemetry/metrics-file.js';
+import { Telemetry } from './telemetry/telemetry.js';
+import { accessVerifier, authHeaderOf } from './transport/access.js';
+import { advertisedUrls } from './transport/advertised-addresses.js';
+import { type CloseCode, CloseCodes } from './transport/close-codes.js';
+import { startTransport, type Transport } from './transport/server.js';
+import { admissionRefusal } from './workers/admission.js';
+import { describeError, WorkerConnection } from './workers/connection.js';
+import { Liveness } from './workers/liveness.js';
+import { WorkerRegistry } from './workers/registry.js';
 
 export interface Coordinator {
   /** ws:// address workers connect to. */
@@ -51,24 +51,10 @@ export interface Coordinator {
   stop(reason: string): Promise<void>;
 }
 
-const DEFAULTS = {
-  host: '127.0.0.1',
-  port: 0,
-  minWorkers: 1,
-  maxWorkers: Number.POSITIVE_INFINITY,
-  startTimeoutMs: 120_000,
-  noWorkerTimeoutMs: 60_000,
-  heartbeatIntervalMs: 1_000,
-  heartbeatTimeoutMs: 30_000,
-  shardDeadlineMs: 120_000,
-  checkpointEverySteps: 100,
-  keepCheckpoints: 3,
-  handshakeTimeoutMs: 10_000,
-  maxBadResults: 3,
-  connectionRate: { perSecond: 20, burst: 64 },
-  stragglerFactor: 4,
-  stragglerFloorMs: 2_000,
-};
+type MessageHandler<K extends WorkerMessage['type']> = (
+  worker: WorkerConnection,
+  message: Extract<WorkerMessage, { type: K }>,
+) => void;
 
 /** Room for everything in a gradient frame besides the gradient bytes. */
 const FRAME_OVERHEAD_BYTES = 64 * 1024;
@@ -78,53 +64,54 @@ const FRAME_OVERHEAD_BYTES = 64 * 1024;
  * dataset, sampler, authoritative weights, optimizer and step counter; workers only compute.
  */
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const settings = resolveCoordinatorSettings(options);
   const runDirectory = await RunDirectory.open({ ...options, log: options.log ?? (() => {}) });
-  return startIn(runDirectory, options).catch(async (error: unknown) => {
+  return startIn(runDirectory, settings, options).catch(async (error: unknown) => {
     await runDirectory.discardUnstarted();
     throw error;
   });
 }
 
-async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions): Promise<Coordinator> {
-  const settings = { ...DEFAULTS, ...options };
+async function startIn(
+  runDirectory: RunDirectory,
+  settings: CoordinatorSettings,
+  options: CoordinatorOptions,
+): Promise<Coordinator> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
   let authFailures = 0;
   let refusedConnections = 0;
-  const checkpointDir = runDirectory.checkpointDir;
-  // A resumed run takes everything (config included) from its newest intact checkpoint.
-  const resumed = options.resume === true ? await loadLatestCheckpoint(checkpointDir, log) : undefined;
-  const config = resumed?.checkpoint.config ?? resolveTrainingConfig(options.training ?? {});
-  await runDirectory.adopt(config, resumed?.path);
-
-  // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
-  await initBackend('cpu');
-  const dataset =
-    options.dataset ?? (await loadMnist(options.dataDir === undefined ? {} : { dir: options.dataDir }));
-  const model = buildModel(config.model, { seed: config.seed });
-  const layout = parameterLayout(model);
-  const state =
-    resumed === undefined
-      ? new TrainingState(config, readFlatWeights(model, layout), dataset.train.count)
-      : TrainingState.restore(resumed.checkpoint, dataset.train.count);
-  const metrics = new MetricsLog(join(options.outDir, 'metrics.jsonl'));
-  if (resumed !== undefined) {
-    log(`coordinator: resuming from ${resumed.path} at step ${state.step} of ${state.totalSteps}`);
-    metrics.write({ type: 'resumed', step: state.step, checkpoint: resumed.path });
+  const { checkpointDir, resumedFrom, state, dataset, model, layout } = await prepareRun(
+    runDirectory,
+    options,
+    log,
+  );
+  const scope = new Scope();
+  scope.add(() => {
+    model.dispose();
+  });
+  const config = state.config;
+  const metricsFile = new MetricsFile(join(options.outDir, 'metrics.jsonl'));
+  const telemetry = new Telemetry();
+  telemetry.subscribe(metricsFile.write);
+  scope.add(() => metricsFile.close());
+  if (resumedFrom !== undefined) {
+    log(`coordinator: resuming from ${resumedFrom} at step ${state.step} of ${state.totalSteps}`);
+    telemetry.record({ type: 'resumed', step: state.step, checkpoint: resumedFrom });
   }
 
   const runId = runDirectory.runId;
   const codec = createMsgpackCodec();
-  const membership = new Membership();
+  const membership = new WorkerRegistry();
   const dispatcher = new ShardDispatcher(membership, {
     shardDeadlineMs: settings.shardDeadlineMs,
     noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
     maxAttemptsPerShard: 5,
-    onDeadlineMissed: (worker, shard, roundLabel) =>
+    onDeadlineMissed: (worker, shard, round) =>
       evict(
         worker,
-        `${roundLabel}: shard ${shard} not answered within ${settings.shardDeadlineMs} ms while ${worker.phase}`,
-        4008,
+        `${describeRound(round)}: shard ${shard} not answered within ${settings.shardDeadlineMs} ms while ${worker.phase}`,
+        CloseCodes.EVICTED_UNRESPONSIVE,
         'evicted: shard deadline missed',
         { shard, phase: worker.phase },
       ),
@@ -134,11 +121,44 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
     log,
   });
   const backends = new Set<string>();
+  const divergence = new DivergenceWatch();
   const reduction = reductionFor(config, layout.totalSize);
   const rounds = new Rounds({ state, dataset, codec, membership, dispatcher, reduction });
-  let phase: 'waiting' | 'training' | 'evaluating' | 'finished' = 'waiting';
+  const loop = new TrainingLoop({
+    state,
+    rounds,
+    counters: dispatcher.counters,
+    telemetry,
+    checkpointDir,
+    checkpointEverySteps: settings.checkpointEverySteps,
+    keepCheckpoints: settings.keepCheckpoints,
+    onStep: options.onStep,
+    onEvaluation: options.onEvaluation,
+  });
   let stopRequested: CallosumError | undefined;
   let wakeStart: (() => void) | undefined;
+
+  /** One handler per message type a welcomed worker may send. */
+  const handlers: { [K in WorkerMessage['type']]: MessageHandler<K> } = {
+    hello: (worker) => dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE),
+    heartbeat: (worker, message) => worker.reportedPhase(message.phase, message.step),
+    failure: (worker, message) => {
+      log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
+      telemetry.record({ type: 'worker-failure', worker: worker.id, code: message.code });
+      // Whatever went wrong, send the weights again with the next request rather than trust its copy.
+      worker.forgetWeights();
+      if (message.shard === undefined) return;
+      if (message.round !== undefined) {
+        dispatcher.reject(RoundIds.evaluation(message.round), message.shard, worker, message.code);
+      } else if (message.step !== undefined && message.code === ErrorCodes.NON_FINITE) {
+        unusableGradient(worker, message.step, message.shard, message.code, message.message);
+      } else if (message.step !== undefined) {
+        dispatcher.reject(RoundIds.step(message.step), message.shard, worker, message.code);
+      }
+    },
+    gradient: onGradient,
+    evaluation: onEvaluation,
+  };
 
   const transport: Transport = await startTransport({
     host: settings.host,
@@ -155,12 +175,17 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
       // A flood would flood the log too: name the first refusals, then only count them.
       if (authFailures + refusedConnections <= 20)
         log(`coordinator: refused connection from ${peer} (${status}): ${reason}`);
-      metrics.write({ type: status === 401 ? 'auth-failure' : 'connection-refused', peer, status, reason });
+      telemetry.record({
+        type: status === 401 ? 'auth-failure' : 'connection-refused',
+        peer,
+        status,
+        reason,
+      });
     },
-    ready: () => phase !== 'finished',
+    ready: () => loop.phase !== 'finished',
     status: () => ({
       runId,
-      phase,
+      phase: loop.phase,
       step: state.step,
       totalSteps: state.totalSteps,
       epoch: state.position.epoch,
@@ -170,19 +195,28 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
       ...dispatcher.counters,
     }),
   });
+  scope.add(() => transport.close());
   log(
     `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${config.model.name}, ${state.totalSteps} steps`,
   );
 
-  const heartbeatCheck = setInterval(() => {
-    const now = Date.now();
-    for (const worker of membership.all()) {
-      if (now - worker.lastHeardAt > settings.heartbeatTimeoutMs) {
-        const why = `silent for ${now - worker.lastHeardAt} ms while ${worker.phase}`;
-        evict(worker, why, 4008, 'evicted: heartbeat timeout', { phase: worker.phase });
-      }
-    }
-  }, settings.heartbeatIntervalMs);
+  const liveness = new Liveness(membership, settings, {
+    silent: (worker, silentMs) =>
+      evict(
+        worker,
+        `silent for ${silentMs} ms while ${worker.phase}`,
+        CloseCodes.EVICTED_UNRESPONSIVE,
+        'evicted: heartbeat timeout',
+        { phase: worker.phase },
+      ),
+    noHello: (worker) => {
+      log(
+        `coordinator: connection ${worker.label} sent no hello within ${settings.handshakeTimeoutMs} ms; closing`,
+      );
+      dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.HANDSHAKE_TIMEOUT);
+    },
+  });
+  scope.add(() => liveness.stop());
 
   function onConnection(socket: WebSocket, request: IncomingMessage): void {
     const address = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
@@ -193,19 +227,19 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
       codec,
       settings.maxBufferedBytes ?? 4 * (layout.totalSize * 4 + FRAME_OVERHEAD_BYTES),
       (buffered) =>
-        evict(worker, `not reading (${buffered} bytes queued)`, 1008, ErrorCodes.SLOW_READER, {
-          bufferedBytes: buffered,
-        }),
+        evict(
+          worker,
+          `not reading (${buffered} bytes queued)`,
+          CloseCodes.POLICY_VIOLATION,
+          ErrorCodes.SLOW_READER,
+          {
+            bufferedBytes: buffered,
+          },
+        ),
     );
     membership.add(worker);
-    const handshake = setTimeout(() => {
-      if (worker.state !== 'joining') return;
-      log(
-        `coordinator: connection ${worker.label} sent no hello within ${settings.handshakeTimeoutMs} ms; closing`,
-      );
-      dropWorker(worker, 1008, ErrorCodes.HANDSHAKE_TIMEOUT);
-    }, settings.handshakeTimeoutMs);
-    socket.once('close', () => clearTimeout(handshake));
+    liveness.joining(worker);
+    socket.once('close', () => liveness.closed(worker));
     socket.on('message', (frame: Buffer, isBinary: boolean) => onFrame(worker, frame, isBinary));
     socket.on('close', () => dropWorker(worker));
     socket.on('error', (error) => log(`coordinator: worker ${worker.label}: ${error.message}`));
@@ -225,7 +259,7 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
         `(others took ${Math.round(typicalMs)} ms) while ${doing}, last heard ${Date.now() - worker.lastHeardAt} ms ago; ` +
         'redoing its shard elsewhere',
     );
-    metrics.write({
+    telemetry.record({
       type: 'straggler',
       worker: worker.id,
       name: worker.name,
@@ -234,30 +268,30 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
       phase: doing,
       pendingMs,
     });
-    if (worker.state === 'healthy') worker.state = 'suspect';
+    if (worker.state === 'healthy') worker.suspected();
   }
 
   /** Removes a worker for misbehaving: named in the log and the metrics, counted, its shards redone. */
   function evict(
     worker: WorkerConnection,
     why: string,
-    closeCode: number,
+    closeCode: CloseCode,
     closeReason: string,
-    details: Record<string, unknown>,
+    details: Omit<Extract<CoordinatorEvent, { type: 'eviction' }>, 'type' | 'worker' | 'reason'>,
   ): void {
     log(`coordinator: evicting worker ${worker.label}: ${why}; its shards are redone`);
-    metrics.write({ type: 'eviction', worker: worker.id, reason: why, ...details });
+    telemetry.record({ type: 'eviction', worker: worker.id, reason: why, ...details });
     dispatcher.counters.evictions += 1;
     dropWorker(worker, closeCode, closeReason);
   }
 
-  function dropWorker(worker: WorkerConnection, code?: number, reason?: string): void {
+  function dropWorker(worker: WorkerConnection, code?: CloseCode, reason?: string): void {
     const wasMember = worker.state !== 'gone';
     if (code !== undefined) void worker.close(code, reason ?? '');
     membership.remove(worker);
     if (wasMember && worker.name) {
       log(`coordinator: worker ${worker.label} left`);
-      metrics.write({ type: 'worker-left', worker: worker.id, reason: reason ?? 'connection closed' });
+      telemetry.record({ type: 'worker-left', worker: worker.id, reason: reason ?? 'connection closed' });
     }
     dispatcher.workerLost(worker);
   }
@@ -276,8 +310,8 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
     } catch (error) {
       const { code, message: text } = describeError(error);
       log(`coordinator: worker ${worker.label}: ${code}: ${text}`);
-      metrics.write({ type: 'rejected-message', worker: worker.id, code });
-      dropWorker(worker, 1008, code);
+      telemetry.record({ type: 'rejected-message', worker: worker.id, code });
+      dropWorker(worker, CloseCodes.POLICY_VIOLATION, code);
       return;
     }
     if (worker.state === 'joining') {
@@ -285,69 +319,38 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
       return;
     }
     if (worker.state === 'suspect') {
-      membership.markHealthy(worker);
+      worker.recovered();
+      membership.countHealthy();
       log(`coordinator: worker ${worker.label} is responsive again`);
-      metrics.write({ type: 'worker-recovered', worker: worker.id });
+      telemetry.record({ type: 'worker-recovered', worker: worker.id });
       dispatcher.workerAvailable();
     }
-    switch (message.type) {
-      case 'hello':
-        dropWorker(worker, 1008, ErrorCodes.UNEXPECTED_MESSAGE);
-        return;
-      case 'heartbeat':
-        worker.phase = message.phase;
-        worker.computingStep = message.phase === 'computing' ? message.step : undefined;
-        return;
-      case 'failure':
-        log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
-        metrics.write({ type: 'worker-failure', worker: worker.id, code: message.code });
-        // Whatever went wrong, send the weights again with the next request rather than trust its copy.
-        worker.weightsVersion = -1;
-        if (message.shard !== undefined && (message.round !== undefined || message.step !== undefined)) {
-          const label = message.round !== undefined ? `evaluation ${message.round}` : `step ${message.step}`;
-          dispatcher.reject(label, message.shard, worker, message.code);
-        }
-        return;
-      case 'gradient':
-        onGradient(worker, message);
-        return;
-      case 'evaluation':
-        onEvaluation(worker, message);
-        return;
-    }
+    // The table is typed per message type; TypeScript cannot correlate the lookup with the argument.
+    (handlers[message.type] as (from: WorkerConnection, received: WorkerMessage) => void)(worker, message);
   }
 
   function welcome(worker: WorkerConnection, message: WorkerMessage): void {
     if (message.type !== 'hello') {
-      dropWorker(worker, 1008, ErrorCodes.UNEXPECTED_MESSAGE);
+      dropWorker(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
       return;
     }
-    const { major, minor } = message.protocol;
-    const versionProblem =
-      major !== PROTOCOL_VERSION.major
-        ? `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${major}.${minor}`
-        : !protocolAtLeast(message.protocol, reduction.minimumProtocol)
-          ? `this run uses ${reduction.name}: protocol ${formatProtocol(reduction.minimumProtocol)} or later needed; worker speaks ${major}.${minor}`
-          : undefined;
-    if (versionProblem !== undefined) {
-      worker.send({ type: 'shutdown', code: ErrorCodes.VERSION_MISMATCH, reason: versionProblem });
-      log(`coordinator: worker ${worker.label} rejected: ${versionProblem}`);
-      dropWorker(worker, 1002, ErrorCodes.VERSION_MISMATCH);
+    const refusal = admissionRefusal(message, {
+      label: worker.label,
+      reduction,
+      healthyWorkers: membership.healthy().length,
+      maxWorkers: settings.maxWorkers,
+    });
+    if (refusal !== undefined) {
+      worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });
+      log(`coordinator: ${refusal.logLine}`);
+      dropWorker(worker, refusal.closeCode, refusal.code);
       return;
     }
-    if (membership.healthy().length >= settings.maxWorkers) {
-      worker.send({
-        type: 'shutdown',
-        code: ErrorCodes.RUN_FULL,
-        reason: `the run has its maximum of ${settings.maxWorkers} workers`,
-      });
-      log(`coordinator: worker ${message.workerName} refused: already ${settings.maxWorkers} workers`);
-      dropWorker(worker, 1013, ErrorCodes.RUN_FULL);
-      return;
-    }
-    worker.name = message.workerName;
-    worker.backend = message.backend;
-    worker.readsTensorFrames = readsTensorFrames(message.protocol);
+    worker.welcomed({
+      name: message.workerName,
+      backend: message.backend,
+      readsTensorFrames: readsTensorFrames(message.protocol),
+    });
     if (reduction.identicalAtAnyWorkerCount && backends.size > 0 && !backends.has(message.backend)) {
       log(
         `coordinator: warning: worker ${worker.label} computes on ${message.backend}, others on ` +
@@ -366,17 +369,67 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       ...reduction.settings,
     });
-    membership.markHealthy(worker);
+    membership.countHealthy();
     log(
       `coordinator: worker ${worker.label} joined (backend ${worker.backend}); ${membership.healthy().length} healthy`,
     );
-    metrics.write({ type: 'worker-joined', worker: worker.id, name: worker.name, backend: worker.backend });
+    telemetry.record({
+      type: 'worker-joined',
+      worker: worker.id,
+      name: worker.name,
+      backend: worker.backend,
+    });
     dispatcher.workerAvailable();
     wakeStart?.();
   }
 
+  /**
+   * A gradient that must not be applied. Non-finite on every worker, the run has diverged and stops;
+   * otherwise the shard is redone (a non-finite one on another worker), and a worker with too many
+   * unusable results in a row is evicted.
+   */
+  function unusableGradient(
+    worker: WorkerConnection,
+    step: number,
+    shard: number,
+    code: ErrorCode,
+    reason: string,
+  ): void {
+    const nonFinite = code === ErrorCodes.NON_FINITE;
+    if (nonFinite && step === state.step) {
+      const computing = membership
+        .all()
+        .filter((member) => member.state === 'healthy' || member.state === 'suspect');
+      if (
+        divergence.nonFinite(
+          step,
+          worker.id,
+          computing.map((member) => member.id),
+        )
+      ) {
+        dispatcher.abort(
+          new CallosumError(
+            ErrorCodes.TRAINING_DIVERGED,
+            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker`,
+          ),
+        );
+        return;
+      }
+    }
+    dispatcher.reject(RoundIds.step(step), shard, worker, reason, nonFinite);
+    const badResults = worker.badResult();
+    if (badResults >= settings.maxBadResults) {
+      evict(
+        worker,
+        `${badResults} unusable gradients in a row (${reason})`,
+        CloseCodes.POLICY_VIOLATION,
+        code,
+        { code },
+      );
+    }
+  }
+
   function onGradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): void {
-    const label = `step ${message.step}`;
     let gradient: GradientResult;
     try {
       gradient = {
@@ -394,24 +447,20 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
       }
     } catch (error) {
       const { code, message: reason } = describeError(error);
-      metrics.write({
+      telemetry.record({
         type: 'rejected-gradient',
         worker: worker.id,
         step: message.step,
         shard: message.shard,
         code,
       });
-      dispatcher.reject(label, message.shard, worker, reason);
-      worker.badResults += 1;
-      if (worker.badResults >= settings.maxBadResults) {
-        evict(worker, `${worker.badResults} unusable gradients in a row (${reason})`, 1008, code, { code });
-      }
+      unusableGradient(worker, message.step, message.shard, code, reason);
       return;
     }
-    worker.badResults = 0;
+    worker.goodResult();
     const reply: GradientReply = { gradient, timings: message.timings };
-    if (!dispatcher.accept(label, message.shard, worker, message.count, reply)) {
-      metrics.write({
+    if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
+      telemetry.record({
         type: 'discarded-message',
         worker: worker.id,
         step: message.step,
@@ -424,19 +473,19 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
     worker: WorkerConnection,
     message: Extract<WorkerMessage, { type: 'evaluation' }>,
   ): void {
-    const label = `evaluation ${message.round}`;
+    const round = RoundIds.evaluation(message.round);
     if (message.correct > message.count) {
-      metrics.write({
+      telemetry.record({
         type: 'rejected-evaluation',
         worker: worker.id,
         round: message.round,
         shard: message.shard,
       });
-      dispatcher.reject(label, message.shard, worker, `${message.correct} correct of ${message.count}`);
+      dispatcher.reject(round, message.shard, worker, `${message.correct} correct of ${message.count}`);
       return;
     }
     const totals = { lossSum: message.lossSum, correct: message.correct, count: message.count };
-    dispatcher.accept<EvaluationReply>(label, message.shard, worker, message.count, {
+    dispatcher.accept<EvaluationReply>(round, message.shard, worker, message.count, {
       totals,
       timings: message.timings,
     });
@@ -466,79 +515,40 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
 
   async function run(): Promise<RunSummary> {
     const started = performance.now();
-    let trainingMs = 0;
-    let trainedSamples = 0;
-    let testLoss = Number.NaN;
-    let testAccuracy = Number.NaN;
     await waitForWorkers();
-    phase = 'training';
-    while (!state.finished) {
-      if (stopRequested) throw stopRequested;
-      const report = await rounds.trainStep();
-      trainingMs += report.stepMs;
-      trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
-      metrics.write({ type: 'step', ...report, ...dispatcher.counters });
-      options.onStep?.(report);
-      const epochEnded = state.endedEpoch(report.epoch);
-      if (epochEnded || state.step % settings.checkpointEverySteps === 0) await saveCheckpoint();
-      if (epochEnded) {
-        phase = 'evaluating';
-        const totals = await rounds.evaluate();
-        testLoss = totals.lossSum / totals.count;
-        testAccuracy = totals.correct / totals.count;
-        const evaluation = {
-          epoch: report.epoch,
-          step: state.step,
-          testLoss,
-          testAccuracy,
-          count: totals.count,
-        };
-        metrics.write({ type: 'evaluation', ...evaluation });
-        options.onEvaluation?.(evaluation);
-        phase = 'training';
-      }
-    }
-    phase = 'finished';
+    const totals = await loop.train(() => stopRequested);
     writeFlatWeights(model, state.weights, layout);
     const modelDir = join(options.outDir, 'model');
     await saveModel(model, modelDir);
     const summary: RunSummary = {
-      testAccuracy,
-      testLoss,
+      testAccuracy: totals.testAccuracy,
+      testLoss: totals.testLoss,
       epochs: state.step / state.sampler.batchesPerEpoch,
       steps: state.step,
       workers: membership.peakHealthy,
-      samplesPerSecond: trainedSamples / (trainingMs / 1000),
+      samplesPerSecond: totals.trainedSamples / (totals.trainingMs / 1000),
       backend: [...backends].join(','),
       modelDir,
-      metricsFile: metrics.path,
+      metricsFile: metricsFile.path,
       ...dispatcher.counters,
       authFailures,
       refusedConnections,
       seconds: (performance.now() - started) / 1000,
     };
-    metrics.write({ type: 'summary', ...summary });
+    telemetry.record({ type: 'summary', ...summary });
     await runDirectory.recordSummary(summary);
     return summary;
   }
 
-  /** The state is always at a step boundary (steps apply atomically), so any moment is a safe one. */
-  async function saveCheckpoint(): Promise<void> {
-    const path = await writeCheckpoint(checkpointDir, state.checkpoint(), settings.keepCheckpoints);
-    metrics.write({ type: 'checkpoint', step: state.step, path });
-  }
-
   async function shutdown(code: ErrorCode, reason: string): Promise<void> {
-    clearInterval(heartbeatCheck);
+    liveness.stop();
     const closing = membership.all().map((worker) => {
       worker.send({ type: 'shutdown', code, reason: reason.slice(0, 4000) });
-      return worker.close(1000, 'run ended');
+      return worker.close(CloseCodes.NORMAL, 'run ended');
     });
     // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer.
     await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 2_000))]);
-    await transport.close();
-    await metrics.close();
-    model.dispose();
+    await scope.close();
   }
 
   const result = run().then(
@@ -548,12 +558,12 @@ async function startIn(runDirectory: RunDirectory, options: CoordinatorOptions):
     },
     async (error: unknown) => {
       const { code, message } = describeError(error);
-      metrics.write({ type: 'stopped', code, reason: message, step: state.step });
+      telemetry.record({ type: 'stopped', code, reason: message, step: state.step });
       // Stopped (a signal, no workers left): keep the progress so `--resume` continues from here.
-      if (phase !== 'waiting' && phase !== 'finished') {
-        await saveCheckpoint().catch((failure: unknown) =>
-          log(`coordinator: could not checkpoint: ${String(failure)}`),
-        );
+      if (loop.midRun) {
+        await loop
+          .saveCheckpoint()
+          .catch((failure: unknown) => log(`coordinator: could not checkpoint: ${String(failure)}`));
       }
       await shutdown(code, message);
       throw error;

@@ -1,6 +1,7 @@
-export { advertisedUrls } from './advertised-addresses.js';
 export { type Coordinator, startCoordinator } from './coordinator.js';
 export type { CoordinatorOptions, EvaluationReport, RunSummary, StepReport } from './options.js';
-export { RunFiles, storedSummary } from './run-directory.js';
-export type { ServerTlsOptions } from './server.js';
-export type { WorkerInfo, WorkerState } from './worker-connection.js';
+export { RunFiles, storedSummary } from './run/run-directory.js';
+export { COORDINATOR_DEFAULTS } from './settings.js';
+export { advertisedUrls } from './transport/advertised-addresses.js';
+export type { ServerTlsOptions } from './transport/server.js';
+export type { WorkerInfo, WorkerState } from './workers/connection.js';

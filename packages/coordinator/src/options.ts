@@ -1,5 +1,5 @@
 import type { MnistDataset, StepEvent, TrainingConfig } from '@callosum/core';
-import type { ServerTlsOptions } from './server.js';
+import type { ServerTlsOptions } from './transport/server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
 export interface StepReport extends StepEvent {
@@ -66,7 +66,7 @@ export interface CoordinatorOptions {
   readonly minWorkers?: number;
   /** Further workers are refused (RUN_FULL, close 1013) while this many are healthy (default: no limit). */
   readonly maxWorkers?: number;
-  /** How long to wait for minWorkers at the start (default 120 s). */
+  /** How long to wait for minWorkers at the start (default 10 min, as the CLI). */
   readonly startTimeoutMs?: number;
   /** How long a step may wait with no healthy worker before the run stops (default 60 s). */
   readonly noWorkerTimeoutMs?: number;

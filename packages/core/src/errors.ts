@@ -18,6 +18,12 @@ export const ErrorCodes = {
   SHAPE_MISMATCH: 'SHAPE_MISMATCH',
   /** A loss, gradient or weight contains NaN or Infinity. */
   NON_FINITE: 'NON_FINITE',
+  /**
+   * Every worker found the same step's loss or gradient non-finite (NaN or Infinity): the weights
+   * themselves have diverged, typically from a learning rate far too high. The run stops at the last
+   * good step, which its checkpoint holds; the bad update is never applied.
+   */
+  TRAINING_DIVERGED: 'TRAINING_DIVERGED',
   /** A saved model or checkpoint cannot be read back. */
   ARTIFACT_INVALID: 'ARTIFACT_INVALID',
 

@@ -184,6 +184,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               frame &&
                 new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount),
             );
+            // The protocol carries finite numbers only: a diverged step is reported as such, not sent.
+            if (!Number.isFinite(result.lossSum)) {
+              throw new CallosumError(
+                ErrorCodes.NON_FINITE,
+                `step ${message.step}: loss is ${result.lossSum}`,
+              );
+            }
             phase = 'sending';
             const reply: WorkerMessage = {
               type: 'gradient',

@@ -1,4 +1,4 @@
-import { advertisedUrls, startCoordinator } from '@callosum/coordinator';
+import { advertisedUrls, COORDINATOR_DEFAULTS, startCoordinator } from '@callosum/coordinator';
 import type { Command } from 'commander';
 import { booleanOption } from '../boolean-options.js';
 import { integer } from '../option-parsers.js';
@@ -58,7 +58,7 @@ export function registerCoordinatorCommand(program: Command): void {
         'CALLOSUM_START_TIMEOUT',
       )
         .argParser(integer(1))
-        .default(600_000),
+        .default(COORDINATOR_DEFAULTS.startTimeoutMs),
     );
   addTrainingOptions(command);
   addPortOption(command, DEFAULT_COORDINATOR_PORT);

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CallosumError, ErrorCodes, type TrainingConfig } from '@callosum/core';
-import type { RunSummary } from './options.js';
+import type { RunSummary } from '../options.js';
 
 /** The files a run keeps in its directory. Another run's copy of any of them means the directory is taken. */
 export const RunFiles = {

@@ -18,10 +18,11 @@ import {
   type TrainingState,
   toWireTensor,
 } from '@callosum/core';
-import type { Membership } from './membership.js';
-import type { StepReport } from './options.js';
-import type { ShardDispatcher, ShardOutcome, ShardTask } from './shard-dispatcher.js';
-import type { WorkerConnection } from './worker-connection.js';
+import { RoundIds } from '../dispatch/round-id.js';
+import type { ShardDispatcher, ShardOutcome, ShardTask } from '../dispatch/shard-dispatcher.js';
+import type { StepReport } from '../options.js';
+import type { WorkerConnection } from '../workers/connection.js';
+import type { WorkerRegistry } from '../workers/registry.js';
 
 /** A validated `gradient` message, as the dispatcher collects it. */
 export interface GradientReply {
@@ -39,7 +40,7 @@ export interface RoundsContext {
   readonly state: TrainingState;
   readonly dataset: MnistDataset;
   readonly codec: Codec;
-  readonly membership: Membership;
+  readonly membership: WorkerRegistry;
   readonly dispatcher: ShardDispatcher;
   /** How training steps are planned and reduced, chosen once for the run. */
   readonly reduction: Reduction;
@@ -75,7 +76,7 @@ export class Rounds {
       weightsVersion: step,
       ...imageTensors(images, labels, dataset.train),
     }));
-    const outcomes = await dispatcher.run<GradientReply>(`step ${step}`, tasks, (shard, reply) =>
+    const outcomes = await dispatcher.run<GradientReply>(RoundIds.step(step), tasks, (shard, reply) =>
       reduction.add(shard, reply.gradient),
     );
     const collected = performance.now();
@@ -105,7 +106,7 @@ export class Rounds {
       weightsVersion: state.step,
       ...imageTensors(images, labels, dataset.test),
     }));
-    const outcomes = await dispatcher.run<EvaluationReply>(`evaluation ${round}`, tasks);
+    const outcomes = await dispatcher.run<EvaluationReply>(RoundIds.evaluation(round), tasks);
     const totals = outcomes.reduce((sum, outcome) => addTotals(sum, outcome.result.totals), EMPTY_TOTALS);
     if (totals.count !== dataset.test.count) {
       throw new CallosumError(
@@ -150,7 +151,7 @@ export class Rounds {
   private sendCurrentWeights(worker: WorkerConnection): void {
     const { state, codec } = this.context;
     const version = state.step;
-    if (worker.weightsVersion === version) return;
+    if (worker.holdsWeights(version)) return;
     if (this.weightsFrames.version !== version) this.weightsFrames = { version };
     const framing = worker.readsTensorFrames ? 'tensor' : 'plain';
     let frame = this.weightsFrames[framing];
@@ -159,8 +160,7 @@ export class Rounds {
       frame = codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
       this.weightsFrames[framing] = frame;
     }
-    worker.sendFrame(frame);
-    worker.weightsVersion = version;
+    worker.sendWeights(version, frame);
   }
 }
 

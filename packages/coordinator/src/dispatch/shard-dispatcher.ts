@@ -1,6 +1,8 @@
 import { CallosumError, ErrorCodes } from '@callosum/core';
-import type { Membership } from './membership.js';
-import type { WorkerConnection } from './worker-connection.js';
+import type { WorkerConnection } from '../workers/connection.js';
+import type { WorkerRegistry } from '../workers/registry.js';
+import { describeRound, type RoundId, sameRound } from './round-id.js';
+import { lateAfterMs, typicalShardMs } from './straggler-rule.js';
 
 /** One shard of a round: how to ask a worker for it. */
 export interface ShardTask {
@@ -42,7 +44,7 @@ export interface DispatcherOptions {
    * A worker missed the hard shard deadline: the owner evicts it, and its shards come back for redoing
    * through workerLost.
    */
-  readonly onDeadlineMissed: (worker: WorkerConnection, shard: number, roundLabel: string) => void;
+  readonly onDeadlineMissed: (worker: WorkerConnection, shard: number, round: RoundId) => void;
   readonly onStraggler: (
     worker: WorkerConnection,
     shard: number,
@@ -73,6 +75,8 @@ interface Assignment {
 }
 
 interface ActiveRound {
+  readonly id: RoundId;
+  /** For log lines. */
   readonly label: string;
   readonly onAccepted: ((shard: number, result: unknown) => void) | undefined;
   readonly tasks: readonly ShardTask[];
@@ -85,6 +89,8 @@ interface ActiveRound {
   readonly answeredMsPerSample: number[];
   /** When each worker last answered in this round, usable or not: its next shard starts then. */
   readonly lastAnsweredAt: Map<WorkerConnection, number>;
+  /** Workers a shard must not go back to in this round (they found its result non-finite). */
+  readonly avoid: Map<number, Set<WorkerConnection>>;
   stragglerTimer: NodeJS.Timeout | undefined;
   noWorkerTimer: NodeJS.Timeout | undefined;
   resolve: (outcomes: ShardOutcome<unknown>[]) => void;
@@ -107,20 +113,21 @@ export class ShardDispatcher {
   private round: ActiveRound | undefined;
 
   constructor(
-    private readonly membership: Membership,
+    private readonly membership: WorkerRegistry,
     private readonly options: DispatcherOptions,
   ) {}
 
   /** `onAccepted` sees each result as it is accepted, to start reducing before the round ends. */
   run<R>(
-    label: string,
+    id: RoundId,
     tasks: readonly ShardTask[],
     onAccepted?: (shard: number, result: R) => void,
   ): Promise<ShardOutcome<R>[]> {
     if (this.round !== undefined) throw new Error(`round ${this.round.label} is still running`);
     return new Promise<ShardOutcome<R>[]>((resolve, reject) => {
       const round: ActiveRound = {
-        label,
+        id,
+        label: describeRound(id),
         onAccepted: onAccepted as ActiveRound['onAccepted'],
         tasks,
         outcomes: tasks.map(() => undefined),
@@ -130,6 +137,7 @@ export class ShardDispatcher {
         remaining: tasks.length,
         answeredMsPerSample: [],
         lastAnsweredAt: new Map(),
+        avoid: new Map(),
         stragglerTimer: undefined,
         noWorkerTimer: undefined,
         resolve: resolve as (outcomes: ShardOutcome<unknown>[]) => void,
@@ -153,16 +161,16 @@ export class ShardDispatcher {
    * Accepts a result if its shard is pending on that worker in the current round (otherwise discards
    * it) and covers exactly the shard's samples (otherwise redoes the shard).
    */
-  accept<R>(label: string, shard: number, worker: WorkerConnection, sampleCount: number, result: R): boolean {
+  accept<R>(id: RoundId, shard: number, worker: WorkerConnection, sampleCount: number, result: R): boolean {
     const round = this.round;
     const assignment = round?.assignments.get(shard);
-    if (round === undefined || round.label !== label || assignment?.worker !== worker) {
+    if (round === undefined || !sameRound(round.id, id) || assignment?.worker !== worker) {
       this.counters.discardedMessages += 1;
       return false;
     }
     const expected = round.tasks[shard]?.count;
     if (sampleCount !== expected) {
-      this.reject(label, shard, worker, `result counts ${sampleCount} samples, the shard has ${expected}`);
+      this.reject(id, shard, worker, `result counts ${sampleCount} samples, the shard has ${expected}`);
       return false;
     }
     clearTimeout(assignment.timer);
@@ -179,16 +187,27 @@ export class ShardDispatcher {
     return true;
   }
 
-  /** A worker's answer for a shard cannot be used (bad data, compute failure): redo it elsewhere. */
-  reject(label: string, shard: number, worker: WorkerConnection, reason: string): void {
+  /**
+   * A worker's answer for a shard cannot be used (bad data, compute failure): redo it. With
+   * `notOnSameWorker`, never again on that worker in this round (a non-finite result that the same
+   * weights would reproduce there).
+   */
+  reject(
+    id: RoundId,
+    shard: number,
+    worker: WorkerConnection,
+    reason: string,
+    notOnSameWorker = false,
+  ): void {
     const round = this.round;
     const assignment = round?.assignments.get(shard);
-    if (round === undefined || round.label !== label || assignment?.worker !== worker) {
+    if (round === undefined || !sameRound(round.id, id) || assignment?.worker !== worker) {
       this.counters.discardedMessages += 1;
       return;
     }
     this.options.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${reason}`);
     round.lastAnsweredAt.set(worker, performance.now());
+    if (notOnSameWorker) round.avoid.set(shard, (round.avoid.get(shard) ?? new Set()).add(worker));
     this.redo(round, shard);
   }
 
@@ -257,9 +276,8 @@ export class ShardDispatcher {
     if (this.round !== round) return;
     const waiting = round.unassigned.size;
     for (const shard of [...round.unassigned]) {
-      const worker = this.leastLoaded(round);
-      if (worker === undefined) break;
-      this.assign(round, round.tasks[shard] as ShardTask, worker);
+      const worker = this.leastLoaded(round, shard);
+      if (worker !== undefined) this.assign(round, round.tasks[shard] as ShardTask, worker);
     }
     if (round.unassigned.size < waiting) this.armStragglerTimer(round);
     if (round.unassigned.size === 0) {
@@ -281,13 +299,15 @@ export class ShardDispatcher {
     }
   }
 
-  private leastLoaded(round: ActiveRound): WorkerConnection | undefined {
+  private leastLoaded(round: ActiveRound, shard: number): WorkerConnection | undefined {
     let best: WorkerConnection | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
+    const avoid = round.avoid.get(shard);
     for (const worker of this.membership.healthy()) {
+      if (avoid?.has(worker)) continue;
       let load = 0;
-      for (const [shard, assignment] of round.assignments) {
-        if (assignment.worker === worker) load += round.tasks[shard]?.count ?? 0;
+      for (const [pending, assignment] of round.assignments) {
+        if (assignment.worker === worker) load += round.tasks[pending]?.count ?? 0;
       }
       if (load < bestLoad) {
         best = worker;
@@ -306,13 +326,13 @@ export class ShardDispatcher {
     clearTimeout(round.stragglerTimer);
     round.stragglerTimer = undefined;
     if (round.answeredMsPerSample.length === 0 || round.assignments.size === 0) return;
-    const msPerSample = median(round.answeredMsPerSample);
-    const typicalMs = (shard: number) => msPerSample * (round.tasks[shard]?.count ?? 0);
-    const lateAfterMs = (shard: number) =>
-      Math.max(this.options.stragglerFloorMs, this.options.stragglerFactor * typicalMs(shard));
+    const rule = { factor: this.options.stragglerFactor, floorMs: this.options.stragglerFloorMs };
+    const samples = (shard: number) => round.tasks[shard]?.count ?? 0;
+    const typicalMs = (shard: number) => typicalShardMs(round.answeredMsPerSample, samples(shard));
+    const lateAfter = (shard: number) => lateAfterMs(rule, round.answeredMsPerSample, samples(shard));
     const firstLate = Math.min(
       ...oldestPendingPerWorker(round).map(
-        ([shard, assignment]) => startOf(round, assignment) + lateAfterMs(shard),
+        ([shard, assignment]) => startOf(round, assignment) + lateAfter(shard),
       ),
     );
     // An infinite factor turns the deadline off; setTimeout cannot wait longer than 2^31 - 1 ms.
@@ -323,7 +343,7 @@ export class ShardDispatcher {
         for (const [shard, assignment] of oldestPendingPerWorker(round)) {
           if (this.round !== round) return;
           const pendingMs = now - startOf(round, assignment);
-          if (pendingMs < lateAfterMs(shard)) continue;
+          if (pendingMs < lateAfter(shard)) continue;
           this.counters.lateShards += 1;
           this.options.onStraggler(assignment.worker, shard, pendingMs, typicalMs(shard));
           this.redoAllOf(round, assignment.worker);
@@ -349,7 +369,7 @@ export class ShardDispatcher {
       assignment.timer = setTimeout(() => this.deadlineMissed(round, shard), remainingMs);
       return;
     }
-    this.options.onDeadlineMissed(assignment.worker, shard, round.label);
+    this.options.onDeadlineMissed(assignment.worker, shard, round.id);
   }
 
   private finish(round: ActiveRound): void {
@@ -383,12 +403,4 @@ function oldestPendingPerWorker(round: ActiveRound): [number, Assignment][] {
     if (!oldest.has(assignment.worker)) oldest.set(assignment.worker, [shard, assignment]);
   }
   return [...oldest.values()];
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }

@@ -1,14 +1,13 @@
-import type { WorkerConnection } from './worker-connection.js';
+import type { WorkerConnection } from './connection.js';
 
 /**
  * The set of connected workers, in join order. Ranks are not stable: a worker's shard position in a
  * step is its index among the healthy workers at the start of that step.
  */
-export class Membership {
+export class WorkerRegistry {
   private readonly workers = new Map<string, WorkerConnection>();
   private nextId = 1;
-  /** Most workers healthy at once during the run. */
-  peakHealthy = 0;
+  #peakHealthy = 0;
 
   newWorkerId(): string {
     return `w${this.nextId++}`;
@@ -18,14 +17,20 @@ export class Membership {
     this.workers.set(worker.id, worker);
   }
 
+  /** Forgets a worker that is gone (closed or closing). */
   remove(worker: WorkerConnection): void {
-    worker.state = 'gone';
+    worker.gone();
     this.workers.delete(worker.id);
   }
 
-  markHealthy(worker: WorkerConnection): void {
-    worker.state = 'healthy';
-    this.peakHealthy = Math.max(this.peakHealthy, this.healthy().length);
+  /** Call after a worker became healthy, to keep the peak count. */
+  countHealthy(): void {
+    this.#peakHealthy = Math.max(this.#peakHealthy, this.healthy().length);
+  }
+
+  /** Most workers healthy at once during the run. */
+  get peakHealthy(): number {
+    return this.#peakHealthy;
   }
 
   /** Workers that may be given work, in join order. */
@@ -35,9 +40,5 @@ export class Membership {
 
   all(): WorkerConnection[] {
     return [...this.workers.values()];
-  }
-
-  get size(): number {
-    return this.workers.size;
   }
 }

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { isCallosumError, loadMnist, type MnistDataset } from '@callosum/core';
 import { runWorker } from '@callosum/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCoordinator } from './coordinator.js';
-import type { CoordinatorOptions } from './options.js';
+import { startCoordinator } from '../coordinator.js';
+import type { CoordinatorOptions } from '../options.js';
 import { RunFiles, storedSummary } from './run-directory.js';
 
 // Real runs of a small model, one in-process worker over loopback.

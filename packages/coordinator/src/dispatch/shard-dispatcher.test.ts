@@ -1,21 +1,32 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Membership } from './membership.js';
+import type { WorkerConnection } from '../workers/connection.js';
+import { WorkerRegistry } from '../workers/registry.js';
+import { RoundIds } from './round-id.js';
 import { type DispatcherOptions, ShardDispatcher, type ShardTask } from './shard-dispatcher.js';
-import type { WorkerConnection } from './worker-connection.js';
+import { lateAfterMs, typicalShardMs } from './straggler-rule.js';
 
 // The straggler deadline's arithmetic, on a fake clock. The worker connections are stubs (the rule is
 // about timing, not transport); real workers and real SIGSTOPs are tested in packages/cli.
 
 function stubWorker(id: string): WorkerConnection {
-  return { id, label: id, state: 'healthy' } as unknown as WorkerConnection;
+  const stub = {
+    id,
+    label: id,
+    state: 'healthy',
+    suspected() {
+      stub.state = 'suspect';
+    },
+  };
+  return stub as unknown as WorkerConnection;
 }
 
+const rule = { factor: 2, floorMs: 50 };
+
 function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
-  const membership = new Membership();
+  const membership = new WorkerRegistry();
   const workers = Array.from({ length: workerCount }, (_, i) => stubWorker(`w${i + 1}`));
   for (const worker of workers) {
     membership.add(worker);
-    membership.markHealthy(worker);
   }
   const late: string[] = [];
   const missed: number[] = [];
@@ -23,13 +34,13 @@ function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
     shardDeadlineMs: 60_000,
     noWorkerTimeoutMs: 60_000,
     maxAttemptsPerShard: 5,
-    stragglerFactor: 2,
-    stragglerFloorMs: 50,
+    stragglerFactor: rule.factor,
+    stragglerFloorMs: rule.floorMs,
     onDeadlineMissed: (_, shard) => missed.push(shard),
     // As the coordinator does: a late worker gets no new work until it answers.
     onStraggler: (worker, shard, pendingMs, typicalMs) => {
       late.push(`${worker.id} shard ${shard} after ${pendingMs} ms, typical ${typicalMs} ms`);
-      worker.state = 'suspect';
+      worker.suspected();
     },
     log: () => {},
     ...overrides,
@@ -43,7 +54,7 @@ function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
     send: (worker) => sent.push(`${index}→${worker.id}`),
   });
   const answer = (shard: number, worker: WorkerConnection, count: number) =>
-    dispatcher.accept('step 0', shard, worker, count, { shard });
+    dispatcher.accept(RoundIds.step(0), shard, worker, count, { shard });
   return { dispatcher, workers, late, missed, sent, task, answer };
 }
 
@@ -59,7 +70,12 @@ describe('ShardDispatcher straggler deadline', () => {
     const { dispatcher, workers, late, sent, task, answer } = setup();
     const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
     // w1 gets one shard of 20 samples; w2 three of 10 that it computes one after the other.
-    const round = dispatcher.run('step 0', [task(0, 0, 20), task(1, 1, 10), task(2, 1, 10), task(3, 1, 10)]);
+    const round = dispatcher.run(RoundIds.step(0), [
+      task(0, 0, 20),
+      task(1, 1, 10),
+      task(2, 1, 10),
+      task(3, 1, 10),
+    ]);
     expect(sent).toEqual(['0→w1', '1→w2', '2→w2', '3→w2']);
     vi.advanceTimersByTime(100);
     answer(0, w1, 20); // 5 ms per sample
@@ -82,7 +98,7 @@ describe('ShardDispatcher straggler deadline', () => {
     const { dispatcher, workers, late, sent, task, answer } = setup(3);
     const [w1, w2, w3] = workers as [WorkerConnection, WorkerConnection, WorkerConnection];
     // w2 holds three shards of 10 samples; w3 one of 30, w1 one of 10.
-    const round = dispatcher.run('step 0', [
+    const round = dispatcher.run(RoundIds.step(0), [
       task(0, 0, 10),
       task(1, 1, 10),
       task(2, 1, 10),
@@ -92,10 +108,13 @@ describe('ShardDispatcher straggler deadline', () => {
     vi.advanceTimersByTime(100);
     answer(0, w1, 10);
     answer(1, w2, 10); // 10 ms per sample; w2 then hangs on shard 2, with shard 3 queued behind it
-    vi.advanceTimersByTime(199);
+    // The dispatcher's own rule: 2 × the median 10 ms per sample × 10 samples, from when w2 answered.
+    const deadline = lateAfterMs(rule, [10, 10], 10);
+    expect(deadline).toBe(200);
+    vi.advanceTimersByTime(deadline - 1);
     expect(late).toEqual([]);
     vi.advanceTimersByTime(1);
-    expect(late).toEqual(['w2 shard 2 after 200 ms, typical 100 ms']);
+    expect(late).toEqual([`w2 shard 2 after ${deadline} ms, typical ${typicalShardMs([10, 10], 10)} ms`]);
     // Both of w2's shards go to w1, which has nothing pending; w3 still has its 30 samples.
     expect(sent.slice(5)).toEqual(['2→w1', '3→w1']);
     vi.advanceTimersByTime(100);
@@ -111,7 +130,7 @@ describe('ShardDispatcher straggler deadline', () => {
   it('holds a hard deadline against the shard a worker is on, not one queued behind it', async () => {
     const { dispatcher, missed, task, answer, workers } = setup(1, { shardDeadlineMs: 1_000 });
     const [w1] = workers as [WorkerConnection];
-    const round = dispatcher.run('step 0', [task(0, 0, 10), task(1, 0, 10)]);
+    const round = dispatcher.run(RoundIds.step(0), [task(0, 0, 10), task(1, 0, 10)]);
     vi.advanceTimersByTime(900);
     answer(0, w1, 10);
     vi.advanceTimersByTime(800); // shard 1 was sent 1,700 ms ago, but w1 started on it 800 ms ago
@@ -120,5 +139,36 @@ describe('ShardDispatcher straggler deadline', () => {
     expect(missed).toEqual([1]);
     dispatcher.abort(new Error('stopped'));
     await expect(round).rejects.toThrow('stopped');
+  });
+});
+
+describe('ShardDispatcher redo', () => {
+  it('redoes a shard on the least-loaded worker, but never on one that found it non-finite in this round', async () => {
+    const { dispatcher, workers, sent, task, answer } = setup(2);
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    const round = dispatcher.run(RoundIds.step(0), [task(0, 0, 10), task(1, 1, 10), task(2, 1, 10)]);
+    dispatcher.reject(RoundIds.step(0), 0, w1, 'bad counts');
+    expect(sent.at(-1)).toBe('0→w1'); // w1 holds nothing now; w2 holds 20 samples
+    dispatcher.reject(RoundIds.step(0), 0, w1, 'NON_FINITE', true);
+    expect(sent.at(-1)).toBe('0→w2');
+    // A result for another round is not this round's, whatever its shard.
+    expect(dispatcher.accept(RoundIds.evaluation(0), 1, w2, 10, {})).toBe(false);
+    answer(1, w2, 10);
+    answer(2, w2, 10);
+    answer(0, w2, 10);
+    expect((await round).map((outcome) => outcome.worker.id)).toEqual(['w2', 'w2', 'w2']);
+    expect(dispatcher.counters).toMatchObject({ redoneShards: 2, discardedMessages: 1 });
+  });
+});
+
+describe('the straggler rule', () => {
+  it('is the factor times the median time per sample times the shard size, never below the floor', () => {
+    expect(typicalShardMs([5, 10, 100], 10)).toBe(100);
+    expect(typicalShardMs([5, 10], 10)).toBe(75);
+    expect(lateAfterMs({ factor: 4, floorMs: 0 }, [5, 10, 100], 10)).toBe(400);
+    expect(lateAfterMs({ factor: 4, floorMs: 2_000 }, [5, 10, 100], 10)).toBe(2_000);
+    expect(lateAfterMs({ factor: Number.POSITIVE_INFINITY, floorMs: 50 }, [1], 1)).toBe(
+      Number.POSITIVE_INFINITY,
+    );
   });
 });

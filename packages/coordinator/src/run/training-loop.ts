@@ -1,0 +1,93 @@
+import { type TrainingState, writeCheckpoint } from '@callosum/core';
+import type { DispatchCounters } from '../dispatch/shard-dispatcher.js';
+import type { EvaluationReport, StepReport } from '../options.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
+import type { Rounds } from './rounds.js';
+
+export type RunPhase = 'waiting' | 'training' | 'evaluating' | 'finished';
+
+export interface TrainingLoopContext {
+  readonly state: TrainingState;
+  readonly rounds: Rounds;
+  readonly counters: DispatchCounters;
+  readonly telemetry: Telemetry;
+  readonly checkpointDir: string;
+  readonly checkpointEverySteps: number;
+  readonly keepCheckpoints: number;
+  readonly onStep: ((report: StepReport) => void) | undefined;
+  readonly onEvaluation: ((report: EvaluationReport) => void) | undefined;
+}
+
+/** What the loop measured, for the run summary. */
+export interface TrainingTotals {
+  readonly trainingMs: number;
+  readonly trainedSamples: number;
+  /** NaN until the first evaluation. */
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+}
+
+/**
+ * The training loop: step after step until the run is finished, a checkpoint every so many steps and
+ * at each epoch end, and an evaluation of the whole test set after each epoch.
+ */
+export class TrainingLoop {
+  #phase: RunPhase = 'waiting';
+
+  constructor(private readonly context: TrainingLoopContext) {}
+
+  get phase(): RunPhase {
+    return this.#phase;
+  }
+
+  /** Trains to the end; `stopped` is checked before each step. */
+  async train(stopped: () => Error | undefined): Promise<TrainingTotals> {
+    const { state, rounds, counters, telemetry } = this.context;
+    let trainingMs = 0;
+    let trainedSamples = 0;
+    let testLoss = Number.NaN;
+    let testAccuracy = Number.NaN;
+    this.#phase = 'training';
+    while (!state.finished) {
+      const stop = stopped();
+      if (stop) throw stop;
+      const report = await rounds.trainStep();
+      trainingMs += report.stepMs;
+      trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
+      telemetry.record({ type: 'step', ...report, ...counters });
+      this.context.onStep?.(report);
+      const epochEnded = state.endedEpoch(report.epoch);
+      if (epochEnded || state.step % this.context.checkpointEverySteps === 0) await this.saveCheckpoint();
+      if (epochEnded) {
+        this.#phase = 'evaluating';
+        const totals = await rounds.evaluate();
+        testLoss = totals.lossSum / totals.count;
+        testAccuracy = totals.correct / totals.count;
+        const evaluation = {
+          epoch: report.epoch,
+          step: state.step,
+          testLoss,
+          testAccuracy,
+          count: totals.count,
+        };
+        telemetry.record({ type: 'evaluation', ...evaluation });
+        this.context.onEvaluation?.(evaluation);
+        this.#phase = 'training';
+      }
+    }
+    this.#phase = 'finished';
+    return { trainingMs, trainedSamples, testLoss, testAccuracy };
+  }
+
+  /** Whether stopping now leaves progress worth a checkpoint (training started, not finished). */
+  get midRun(): boolean {
+    return this.#phase === 'training' || this.#phase === 'evaluating';
+  }
+
+  /** The state is always at a step boundary (steps apply atomically), so any moment is a safe one. */
+  async saveCheckpoint(): Promise<void> {
+    const { state, checkpointDir, keepCheckpoints, telemetry } = this.context;
+    const path = await writeCheckpoint(checkpointDir, state.checkpoint(), keepCheckpoints);
+    telemetry.record({ type: 'checkpoint', step: state.step, path });
+  }
+}

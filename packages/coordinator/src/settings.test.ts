@@ -1,0 +1,70 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isCallosumError } from '@callosum/core';
+import { describe, expect, it } from 'vitest';
+import { startCoordinator } from './coordinator.js';
+import { COORDINATOR_DEFAULTS, resolveCoordinatorSettings } from './settings.js';
+
+function problemWith(options: Record<string, unknown>): string {
+  try {
+    resolveCoordinatorSettings({ outDir: 'unused', ...options });
+  } catch (error) {
+    expect(isCallosumError(error, 'INVALID_ARGUMENT')).toBe(true);
+    return (error as Error).message;
+  }
+  throw new Error(`accepted ${JSON.stringify(options)}`);
+}
+
+describe('coordinator options', () => {
+  it('fills in every default from one table', () => {
+    expect(resolveCoordinatorSettings({ outDir: 'unused' })).toMatchObject(COORDINATOR_DEFAULTS);
+    expect(COORDINATOR_DEFAULTS.startTimeoutMs).toBe(600_000);
+  });
+
+  it('refuses more minWorkers than maxWorkers, naming the field', () => {
+    expect(problemWith({ minWorkers: 3, maxWorkers: 2 })).toMatch(
+      /minWorkers: must be at most maxWorkers \(2\), got 3/,
+    );
+    expect(resolveCoordinatorSettings({ outDir: 'unused', minWorkers: 2, maxWorkers: 2 })).toMatchObject({
+      minWorkers: 2,
+      maxWorkers: 2,
+    });
+  });
+
+  it.each([
+    'startTimeoutMs',
+    'noWorkerTimeoutMs',
+    'heartbeatIntervalMs',
+    'heartbeatTimeoutMs',
+    'shardDeadlineMs',
+    'handshakeTimeoutMs',
+    'stragglerFloorMs',
+  ])('refuses a negative %s, naming it', (field) => {
+    expect(problemWith({ [field]: -1 })).toMatch(new RegExp(`\\b${field}: `));
+  });
+
+  it('names every bad field at once, nested ones with their path', () => {
+    const message = problemWith({
+      port: 70_000,
+      maxBadResults: 0,
+      connectionRate: { perSecond: 1, burst: 0.5 },
+    });
+    expect(message).toMatch(/\bport: /);
+    expect(message).toMatch(/\bmaxBadResults: /);
+    expect(message).toMatch(/\bconnectionRate\.burst: /);
+  });
+
+  it('startCoordinator refuses contradictory options before it creates or listens on anything', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'callosum-options-'));
+    try {
+      const outDir = join(parent, 'run');
+      await expect(startCoordinator({ outDir, minWorkers: 3, maxWorkers: 2, log: () => {} })).rejects.toThrow(
+        /minWorkers: must be at most maxWorkers/,
+      );
+      expect(await readdir(parent)).toEqual([]);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+});

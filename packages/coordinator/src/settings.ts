@@ -1,0 +1,84 @@
+import { CallosumError, ErrorCodes } from '@callosum/core';
+import { z } from 'zod';
+import type { CoordinatorOptions } from './options.js';
+
+/**
+ * Every default of the coordinator's options, in one place: the library applies them and the CLI can
+ * show them in its help. The start timeout is the CLI's 10 minutes, so that `callosum coordinator` and
+ * `startCoordinator` wait equally long for workers on slow-starting hosts (GPU pods pulling images).
+ */
+export const COORDINATOR_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  minWorkers: 1,
+  maxWorkers: Number.POSITIVE_INFINITY,
+  startTimeoutMs: 600_000,
+  noWorkerTimeoutMs: 60_000,
+  heartbeatIntervalMs: 1_000,
+  heartbeatTimeoutMs: 30_000,
+  shardDeadlineMs: 120_000,
+  checkpointEverySteps: 100,
+  keepCheckpoints: 3,
+  handshakeTimeoutMs: 10_000,
+  maxBadResults: 3,
+  connectionRate: { perSecond: 20, burst: 64 },
+  stragglerFactor: 4,
+  stragglerFloorMs: 2_000,
+} as const;
+
+const positiveInteger = z.number().int().positive();
+const positiveMs = z.number().positive().finite();
+const nonNegativeMs = z.number().nonnegative().finite();
+
+/**
+ * The options that tune the run, with their defaults. The rest of CoordinatorOptions (dataset,
+ * training config, TLS texts, callbacks) is checked where it is used.
+ */
+const settingsSchema = z
+  .object({
+    host: z.string().min(1).default(COORDINATOR_DEFAULTS.host),
+    port: z.number().int().min(0).max(65_535).default(COORDINATOR_DEFAULTS.port),
+    minWorkers: positiveInteger.default(COORDINATOR_DEFAULTS.minWorkers),
+    // No limit is the default: Infinity is allowed here, and only here among the worker counts.
+    maxWorkers: z
+      .union([positiveInteger, z.literal(Number.POSITIVE_INFINITY)])
+      .default(COORDINATOR_DEFAULTS.maxWorkers),
+    startTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.startTimeoutMs),
+    noWorkerTimeoutMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.noWorkerTimeoutMs),
+    heartbeatIntervalMs: positiveMs.default(COORDINATOR_DEFAULTS.heartbeatIntervalMs),
+    heartbeatTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.heartbeatTimeoutMs),
+    shardDeadlineMs: positiveMs.default(COORDINATOR_DEFAULTS.shardDeadlineMs),
+    checkpointEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.checkpointEverySteps),
+    keepCheckpoints: positiveInteger.default(COORDINATOR_DEFAULTS.keepCheckpoints),
+    handshakeTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.handshakeTimeoutMs),
+    maxBadResults: positiveInteger.default(COORDINATOR_DEFAULTS.maxBadResults),
+    maxBufferedBytes: positiveInteger.optional(),
+    connectionRate: z
+      .object({ perSecond: z.number().positive().finite(), burst: positiveInteger })
+      .default(COORDINATOR_DEFAULTS.connectionRate),
+    // An infinite factor turns the straggler deadline off.
+    stragglerFactor: z.number().min(1).default(COORDINATOR_DEFAULTS.stragglerFactor),
+    stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
+  })
+  .superRefine((settings, context) => {
+    if (settings.minWorkers > settings.maxWorkers) {
+      context.addIssue({
+        code: 'custom',
+        path: ['minWorkers'],
+        message: `must be at most maxWorkers (${settings.maxWorkers}), got ${settings.minWorkers}`,
+      });
+    }
+  });
+
+export type CoordinatorSettings = z.output<typeof settingsSchema>;
+
+/**
+ * The options with every default filled in, or an INVALID_ARGUMENT error naming each bad field
+ * (`minWorkers: must be at most maxWorkers (2), got 3`).
+ */
+export function resolveCoordinatorSettings(options: CoordinatorOptions): CoordinatorSettings {
+  const parsed = settingsSchema.safeParse(options);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `invalid coordinator options: ${problems.join('; ')}`);
+}

@@ -1,0 +1,66 @@
+import { readFile } from 'node:fs/promises';
+import { loadMnist } from '@callosum/core';
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startCoordinator } from '../coordinator.js';
+import { runDirectoryPerTest, startWorkerProcess } from '../test-support/worker-processes.js';
+import { parseMetricsLine } from './events.js';
+
+const newRunDirectory = runDirectoryPerTest('callosum-telemetry-');
+
+describe('metrics.jsonl', () => {
+  it('every line of a real run (two worker processes) is a member of the event union', async () => {
+    const outDir = await newRunDirectory();
+    const token = 'telemetry-test-token-0123456789';
+    const coordinator = await startCoordinator({
+      outDir,
+      dataset: await loadMnist(),
+      token,
+      minWorkers: 2,
+      checkpointEverySteps: 5,
+      training: {
+        model: { name: 'mlp', options: { hidden: [16] } },
+        batchSize: 32,
+        maxSteps: 12,
+        schedule: { kind: 'constant' },
+        maxShift: 0,
+      },
+      log: () => {},
+    });
+    // A refused upgrade, so that kind of event is in the file too.
+    const refused = new WebSocket(coordinator.url);
+    refused.once('error', () => {});
+    await new Promise((resolve) => refused.once('unexpected-response', resolve));
+    refused.terminate();
+    const exits = [
+      startWorkerProcess(coordinator.url, 'one', token),
+      startWorkerProcess(coordinator.url, 'two', token),
+    ];
+    const summary = await coordinator.result;
+    expect(await Promise.all(exits)).toEqual([0, 0]);
+
+    const lines = (await readFile(summary.metricsFile, 'utf8')).trim().split('\n');
+    const events = lines.map((line) => parseMetricsLine(line));
+    const types = new Set(events.map((event) => event.type));
+    for (const type of ['auth-failure', 'worker-joined', 'step', 'checkpoint', 'evaluation', 'summary'])
+      expect(types).toContain(type);
+    expect(events.filter((event) => event.type === 'step')).toHaveLength(12);
+  });
+
+  it('refuses a line of an unknown type, with a missing, extra or mistyped field, or without a time', () => {
+    const time = new Date().toISOString();
+    const good = { time, type: 'checkpoint', step: 5, path: '/x' };
+    expect(parseMetricsLine(JSON.stringify(good))).toEqual(good);
+    const bad = [
+      { ...good, type: 'checkpointed' },
+      { time, type: 'checkpoint', step: 5 },
+      { ...good, extra: 1 },
+      { ...good, step: '5' },
+      { ...good, step: -1 },
+      { type: 'checkpoint', step: 5, path: '/x' },
+      { time, type: 'stopped', code: 'NOT_A_CODE', reason: 'x', step: 1 },
+    ];
+    for (const line of bad)
+      expect(() => parseMetricsLine(JSON.stringify(line)), JSON.stringify(line)).toThrow();
+  });
+});

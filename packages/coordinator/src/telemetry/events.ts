@@ -1,0 +1,136 @@
+import { ErrorCodes } from '@callosum/core';
+import { z } from 'zod';
+
+/**
+ * Every event a coordinator records, one zod schema per kind, as one union discriminated on `type`.
+ * The schemas describe what a metrics.jsonl line holds (`time` is added when it is written); the
+ * TypeScript type of what `Telemetry.record` accepts is inferred from them, so the two cannot drift.
+ */
+const count = z.number().int().nonnegative();
+const workerId = z.string();
+const errorCode = z.enum(Object.values(ErrorCodes) as [string, ...string[]]);
+/** JSON has no NaN: a mean over nothing (no evaluation yet, no step timed) is written as null. */
+const measured = z.number().nullable();
+
+const dispatchCounters = {
+  redoneShards: count,
+  lateShards: count,
+  discardedMessages: count,
+  evictions: count,
+};
+
+const eventSchemas = [
+  z.strictObject({ type: z.literal('resumed'), step: count, checkpoint: z.string() }),
+  z.strictObject({
+    type: z.enum(['auth-failure', 'connection-refused']),
+    peer: z.string(),
+    status: z.number().int(),
+    reason: z.string(),
+  }),
+  z.strictObject({
+    type: z.literal('worker-joined'),
+    worker: workerId,
+    name: z.string(),
+    backend: z.string(),
+  }),
+  z.strictObject({ type: z.literal('worker-left'), worker: workerId, reason: z.string() }),
+  z.strictObject({ type: z.literal('worker-recovered'), worker: workerId }),
+  z.strictObject({ type: z.literal('worker-failure'), worker: workerId, code: z.string() }),
+  z.strictObject({ type: z.literal('rejected-message'), worker: workerId, code: errorCode }),
+  z.strictObject({
+    type: z.literal('rejected-gradient'),
+    worker: workerId,
+    step: count,
+    shard: count,
+    code: errorCode,
+  }),
+  z.strictObject({ type: z.literal('rejected-evaluation'), worker: workerId, round: count, shard: count }),
+  z.strictObject({ type: z.literal('discarded-message'), worker: workerId, step: count, shard: count }),
+  z.strictObject({
+    type: z.literal('straggler'),
+    worker: workerId,
+    name: z.string(),
+    address: z.string(),
+    shard: count,
+    phase: z.string(),
+    pendingMs: z.number().nonnegative(),
+  }),
+  z.strictObject({
+    type: z.literal('eviction'),
+    worker: workerId,
+    reason: z.string(),
+    // What the eviction was for: a missed deadline (shard, phase), silence (phase), not reading
+    // (bufferedBytes), unusable results (code).
+    shard: count.optional(),
+    phase: z.string().optional(),
+    bufferedBytes: count.optional(),
+    code: errorCode.optional(),
+  }),
+  z.strictObject({
+    type: z.literal('step'),
+    step: count,
+    totalSteps: count,
+    epoch: count,
+    loss: z.number(),
+    accuracy: z.number(),
+    learningRate: z.number(),
+    samplesPerSecond: measured,
+    workers: count,
+    perWorker: z
+      .array(
+        z.strictObject({
+          id: workerId,
+          samples: count,
+          computeMs: z.number(),
+          transferMs: z.number(),
+          waitMs: z.number(),
+        }),
+      )
+      .readonly(),
+    updateMs: z.number(),
+    stepMs: z.number(),
+    ...dispatchCounters,
+  }),
+  z.strictObject({
+    type: z.literal('evaluation'),
+    epoch: count,
+    step: count,
+    testLoss: z.number(),
+    testAccuracy: z.number(),
+    count,
+  }),
+  z.strictObject({ type: z.literal('checkpoint'), step: count, path: z.string() }),
+  z.strictObject({ type: z.literal('stopped'), code: errorCode, reason: z.string(), step: count }),
+  z.strictObject({
+    type: z.literal('summary'),
+    testAccuracy: measured,
+    testLoss: measured,
+    epochs: z.number(),
+    steps: count,
+    workers: count,
+    samplesPerSecond: measured,
+    backend: z.string(),
+    modelDir: z.string(),
+    metricsFile: z.string(),
+    authFailures: count,
+    refusedConnections: count,
+    seconds: z.number(),
+    ...dispatchCounters,
+  }),
+] as const;
+
+/** One event of a run, as recorded. */
+export const coordinatorEventSchema = z.discriminatedUnion('type', [...eventSchemas]);
+export type CoordinatorEvent = z.infer<typeof coordinatorEventSchema>;
+export type CoordinatorEventType = CoordinatorEvent['type'];
+
+const recordedAt = z.iso.datetime();
+
+/**
+ * One line of metrics.jsonl: an event and when it was recorded. Throws (a ZodError naming the field)
+ * for a line of an unknown type, a missing or extra field, or a field of the wrong kind.
+ */
+export function parseMetricsLine(line: string): CoordinatorEvent & { time: string } {
+  const { time, ...event } = JSON.parse(line) as { time: unknown };
+  return { ...coordinatorEventSchema.parse(event), time: recordedAt.parse(time) };
+}

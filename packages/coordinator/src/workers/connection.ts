@@ -1,0 +1,205 @@
+import {
+  CallosumError,
+  type Codec,
+  type CoordinatorMessage,
+  type ErrorCode,
+  ErrorCodes,
+  isCallosumError,
+  parseWorkerMessage,
+  type WorkerMessage,
+  type WorkerPhase,
+} from '@callosum/core';
+import type WebSocket from 'ws';
+import type { CloseCode } from '../transport/close-codes.js';
+
+/**
+ * Membership states, driven by the handshake, heartbeats and shard deadlines:
+ * joining (socket open, no valid hello yet) → healthy (welcomed; gets work) ⇄ suspect (a shard went
+ * past the straggler deadline; gets no work until it is heard from again) → gone (closed, or evicted:
+ * silent past the heartbeat timeout or past the hard shard deadline). Any state may end in gone.
+ */
+export type WorkerState = 'joining' | 'healthy' | 'suspect' | 'gone';
+
+export interface WorkerInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly backend: string;
+  readonly state: WorkerState;
+  readonly phase: WorkerPhase;
+}
+
+/** What a valid hello tells about the worker. */
+export interface WorkerIdentity {
+  readonly name: string;
+  readonly backend: string;
+  /** Whether its protocol (1.1 or later) reads tensor frames. */
+  readonly readsTensorFrames: boolean;
+}
+
+/**
+ * One worker's socket, with its identity, its state and the weights version it holds. The state moves
+ * only through the named transitions below; each throws on a move the state machine does not have.
+ */
+export class WorkerConnection {
+  #state: WorkerState = 'joining';
+  #identity: WorkerIdentity = { name: '', backend: '', readsTensorFrames: false };
+  #phase: WorkerPhase = 'idle';
+  /** Weights version last sent on this socket (-1: none). Messages on one socket arrive in order. */
+  #weightsVersion = -1;
+  #lastHeardAt = Date.now();
+  /** Unusable gradients (non-finite, wrong length or counts) in a row; reset by a good one. */
+  #badResults = 0;
+  /** The step the worker last said it started computing (from its heartbeats). */
+  #computingStep: number | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly address: string,
+    private readonly socket: WebSocket,
+    private readonly codec: Codec,
+    /** Most bytes that may wait unsent for this peer; ws itself queues without limit. */
+    private readonly maxBufferedBytes: number,
+    /** Called instead of sending when the peer has stopped reading. */
+    private readonly onSlowReader: (bufferedBytes: number) => void,
+  ) {}
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+  get name(): string {
+    return this.#identity.name;
+  }
+  get backend(): string {
+    return this.#identity.backend;
+  }
+  get readsTensorFrames(): boolean {
+    return this.#identity.readsTensorFrames;
+  }
+  get phase(): WorkerPhase {
+    return this.#phase;
+  }
+  get lastHeardAt(): number {
+    return this.#lastHeardAt;
+  }
+  get computingStep(): number | undefined {
+    return this.#computingStep;
+  }
+
+  /** joining → healthy: its hello was accepted. */
+  welcomed(identity: WorkerIdentity): void {
+    this.transition('joining', 'healthy');
+    this.#identity = identity;
+  }
+
+  /** healthy → suspect: a shard of its went past the straggler deadline. */
+  suspected(): void {
+    this.transition('healthy', 'suspect');
+  }
+
+  /** suspect → healthy: it was heard from again. */
+  recovered(): void {
+    this.transition('suspect', 'healthy');
+  }
+
+  /** Any state → gone (closing, closed, evicted). Final; repeating it changes nothing. */
+  gone(): void {
+    this.#state = 'gone';
+  }
+
+  private transition(from: WorkerState, to: WorkerState): void {
+    if (this.#state !== from) {
+      throw new CallosumError(
+        ErrorCodes.INTERNAL,
+        `worker ${this.id}: no transition ${this.#state} → ${to} (only ${from} → ${to})`,
+      );
+    }
+    this.#state = to;
+  }
+
+  /** A heartbeat: what the worker is doing, and the step it is computing if any. */
+  reportedPhase(phase: WorkerPhase, step: number | undefined): void {
+    this.#phase = phase;
+    this.#computingStep = phase === 'computing' ? step : undefined;
+  }
+
+  /** Whether it holds weights `version` already (sent on this socket). */
+  holdsWeights(version: number): boolean {
+    return this.#weightsVersion === version;
+  }
+
+  /** After a failure its copy of the weights is not trusted: the next request sends them again. */
+  forgetWeights(): void {
+    this.#weightsVersion = -1;
+  }
+
+  /** Counts an unusable result; returns how many came in a row. */
+  badResult(): number {
+    this.#badResults += 1;
+    return this.#badResults;
+  }
+
+  goodResult(): void {
+    this.#badResults = 0;
+  }
+
+  get info(): WorkerInfo {
+    return {
+      id: this.id,
+      name: this.name,
+      address: this.address,
+      backend: this.backend,
+      state: this.#state,
+      phase: this.#phase,
+    };
+  }
+
+  /** Human-readable identity for log lines. */
+  get label(): string {
+    return `${this.id}${this.name ? ` (${this.name}, ${this.address})` : ` (${this.address})`}`;
+  }
+
+  send(message: CoordinatorMessage): void {
+    this.sendFrame(this.codec.encode(message, { tensorFrame: this.readsTensorFrames }));
+  }
+
+  /** Sends weights `version`, already encoded once for every worker, and remembers it holds them. */
+  sendWeights(version: number, frame: Uint8Array): void {
+    this.sendFrame(frame);
+    this.#weightsVersion = version;
+  }
+
+  private sendFrame(frame: Uint8Array): void {
+    if (this.#state === 'gone') return;
+    // What is still queued from earlier frames: a reading peer drains it between steps.
+    const buffered = this.socket.bufferedAmount;
+    if (buffered > this.maxBufferedBytes) {
+      this.onSlowReader(buffered);
+      return;
+    }
+    this.socket.send(frame);
+  }
+
+  /** Decodes and validates one frame; throws a CallosumError naming what is wrong. */
+  decode(frame: Buffer): WorkerMessage {
+    this.#lastHeardAt = Date.now();
+    return parseWorkerMessage(this.codec.decode(frame));
+  }
+
+  /**
+   * Starts the closing handshake; `code` is a WebSocket close code, `reason` at most 123 bytes.
+   * Resolves when the socket has closed.
+   */
+  close(code: CloseCode, reason: string): Promise<void> {
+    this.gone();
+    if (this.socket.readyState === this.socket.CLOSED) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => this.socket.once('close', () => resolve()));
+    this.socket.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    return closed;
+  }
+}
+
+export function describeError(error: unknown): { code: ErrorCode; message: string } {
+  if (isCallosumError(error)) return { code: error.code, message: error.message };
+  return { code: ErrorCodes.INTERNAL, message: error instanceof Error ? error.message : String(error) };
+}

@@ -1,0 +1,62 @@
+import type { WorkerConnection } from './connection.js';
+import type { WorkerRegistry } from './registry.js';
+
+export interface LivenessOptions {
+  readonly heartbeatIntervalMs: number;
+  /** A worker silent this long is reported. */
+  readonly heartbeatTimeoutMs: number;
+  /** A connection still joining this long after it opened is reported. */
+  readonly handshakeTimeoutMs: number;
+}
+
+/** What liveness finds; the owner decides what to do (evict, close). */
+export interface LivenessFindings {
+  silent(worker: WorkerConnection, silentMs: number): void;
+  noHello(worker: WorkerConnection): void;
+}
+
+/**
+ * Whether workers are alive: every member is checked once per heartbeat interval against the
+ * heartbeat timeout, and every new connection must say hello within the handshake timeout.
+ */
+export class Liveness {
+  private readonly heartbeatCheck: NodeJS.Timeout;
+  private readonly handshakes = new Map<WorkerConnection, NodeJS.Timeout>();
+
+  constructor(
+    private readonly registry: WorkerRegistry,
+    private readonly options: LivenessOptions,
+    private readonly findings: LivenessFindings,
+  ) {
+    this.heartbeatCheck = setInterval(() => this.checkHeartbeats(), options.heartbeatIntervalMs);
+  }
+
+  /** Starts the handshake timeout of a connection that just opened. */
+  joining(worker: WorkerConnection): void {
+    const timer = setTimeout(() => {
+      this.handshakes.delete(worker);
+      if (worker.state === 'joining') this.findings.noHello(worker);
+    }, this.options.handshakeTimeoutMs);
+    this.handshakes.set(worker, timer);
+  }
+
+  /** The connection closed: its handshake timeout, if still running, is moot. */
+  closed(worker: WorkerConnection): void {
+    clearTimeout(this.handshakes.get(worker));
+    this.handshakes.delete(worker);
+  }
+
+  stop(): void {
+    clearInterval(this.heartbeatCheck);
+    for (const timer of this.handshakes.values()) clearTimeout(timer);
+    this.handshakes.clear();
+  }
+
+  private checkHeartbeats(): void {
+    const now = Date.now();
+    for (const worker of this.registry.all()) {
+      const silentMs = now - worker.lastHeardAt;
+      if (silentMs > this.options.heartbeatTimeoutMs) this.findings.silent(worker, silentMs);
+    }
+  }
+}
