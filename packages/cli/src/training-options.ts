@@ -1,3 +1,4 @@
+import { COORDINATOR_DEFAULTS } from '@callosum/coordinator';
 import {
   BackendNames,
   DEFAULT_TRAINING_CONFIG,
@@ -188,7 +189,7 @@ export function addCheckpointOptions(command: Command): Command {
         'CALLOSUM_CHECKPOINT_EVERY',
       )
         .argParser(integer(1))
-        .default(100),
+        .default(COORDINATOR_DEFAULTS.checkpointEverySteps),
     );
 }
 

@@ -39,12 +39,12 @@ export function registerCoordinatorCommand(program: Command): void {
         '--host <address>',
         'address to listen on (0.0.0.0 for every interface)',
         'CALLOSUM_HOST',
-      ).default('127.0.0.1'),
+      ).default(COORDINATOR_DEFAULTS.host),
     )
     .addOption(
       envOption('--min-workers <n>', 'start training once this many workers joined', 'CALLOSUM_MIN_WORKERS')
         .argParser(integer(1))
-        .default(1),
+        .default(COORDINATOR_DEFAULTS.minWorkers),
     )
     .addOption(
       envOption('--max-workers <n>', 'refuse workers beyond this many', 'CALLOSUM_MAX_WORKERS').argParser(
