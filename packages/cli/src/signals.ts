@@ -24,6 +24,7 @@ export async function runUntilSignal<T>(
   const onSignal = (name: NodeJS.Signals) => {
     received += 1;
     if (received === 1) {
+      notify(`callosum: ${name}: stopping after a checkpoint`);
       controller.abort(`interrupted by ${name}`);
       forceTimer = setTimeout(
         () => forceExit(name, `the stop took longer than ${FORCE_EXIT_AFTER_MS / 1000} s`),

@@ -36,9 +36,16 @@ describe('stop signals', () => {
     const runDir = await temporaryDirectory('double-sigint');
     directories.push(runDir);
     const run = await runningTraining(runDir, 8);
+    // Ctrl-C pressed twice: the second once the first is acknowledged, so the kernel cannot merge the
+    // two into one pending signal on a busy machine.
+    const stopping = new Promise<void>((resolve) =>
+      run.child.stderr.on('data', () => {
+        if (run.stderr().includes('SIGINT: stopping')) resolve();
+      }),
+    );
     run.child.kill('SIGINT');
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    run.child.kill('SIGINT'); // Ctrl-C pressed twice
+    await stopping;
+    run.child.kill('SIGINT');
     const code = await run.exited;
     expect(code).toBe(1);
     expect(run.stderr()).toContain('saving checkpoint, please wait');
