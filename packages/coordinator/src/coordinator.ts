@@ -1,19 +1,13 @@
 import { join } from 'node:path';
-import {
-  CallosumError,
-  createMsgpackCodec,
-  type ErrorCode,
-  ErrorCodes,
-  reductionFor,
-  saveModel,
-  writeFlatWeights,
-} from '@callosum/core';
+import { createMsgpackCodec, reductionFor } from '@callosum/core';
 import { ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { prepareRun } from './run/prepare-run.js';
 import { ResultIntake } from './run/result-intake.js';
 import { Rounds } from './run/rounds.js';
 import { RunDirectory } from './run/run-directory.js';
+import { RunLifecycle } from './run/run-lifecycle.js';
+import { StartQuorum } from './run/start-quorum.js';
 import { TrainingLoop } from './run/training-loop.js';
 import { Scope } from './scope.js';
 import { type CoordinatorSettings, resolveCoordinatorSettings } from './settings.js';
@@ -21,8 +15,8 @@ import { MetricsFile } from './telemetry/metrics-file.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
 import { advertisedUrls } from './transport/advertised-addresses.js';
+import { Refusals } from './transport/refusals.js';
 import { startTransport, type Transport } from './transport/server.js';
-import { describeError } from './workers/connection.js';
 import { WorkerRegistry } from './workers/registry.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
@@ -62,8 +56,6 @@ async function startIn(
 ): Promise<Coordinator> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
-  let authFailures = 0;
-  let refusedConnections = 0;
   const { checkpointDir, resumedFrom, state, dataset, model, layout } = await prepareRun(
     runDirectory,
     options,
@@ -111,8 +103,8 @@ async function startIn(
     onStep: options.onStep,
     onEvaluation: options.onEvaluation,
   });
-  let stopRequested: CallosumError | undefined;
-  let wakeStart: (() => void) | undefined;
+  const quorum = new StartQuorum(membership, settings);
+  const refusals = new Refusals(telemetry, log);
 
   const transport: Transport = await startTransport({
     host: settings.host,
@@ -122,20 +114,7 @@ async function startIn(
     onConnection: (socket, request) => workers.connected(socket, request),
     connectionRate: settings.connectionRate,
     authenticate: (request) => verifier?.verify(authHeaderOf(request)) ?? { ok: true },
-    onRefused(request, status, reason) {
-      const peer = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
-      if (status === 401) authFailures += 1;
-      else refusedConnections += 1;
-      // A flood would flood the log too: name the first refusals, then only count them.
-      if (authFailures + refusedConnections <= 20)
-        log(`coordinator: refused connection from ${peer} (${status}): ${reason}`);
-      telemetry.record({
-        type: status === 401 ? 'auth-failure' : 'connection-refused',
-        peer,
-        status,
-        reason,
-      });
-    },
+    onRefused: (request, status, reason) => refusals.refused(request, status, reason),
     ready: () => loop.phase !== 'finished',
     status: () => ({
       runId,
@@ -168,96 +147,31 @@ async function startIn(
     log,
     currentStep: () => state.step,
     results: new ResultIntake({ state, membership, dispatcher, telemetry, parameterCount: layout.totalSize }),
-    joined: () => wakeStart?.(),
+    joined: () => quorum.wake(),
   });
   scope.add(() => workers.stop());
 
-  async function waitForWorkers(): Promise<void> {
-    const deadline = Date.now() + settings.startTimeoutMs;
-    while (membership.healthy().length < settings.minWorkers) {
-      if (stopRequested) throw stopRequested;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new CallosumError(
-          ErrorCodes.NO_WORKERS,
-          `only ${membership.healthy().length} of ${settings.minWorkers} workers joined within ${settings.startTimeoutMs} ms`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        wakeStart = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    wakeStart = undefined;
-  }
-
-  async function run(): Promise<RunSummary> {
-    const started = performance.now();
-    await waitForWorkers();
-    const totals = await loop.train(() => stopRequested);
-    writeFlatWeights(model, state.weights, layout);
-    const modelDir = join(options.outDir, 'model');
-    await saveModel(model, modelDir);
-    const summary: RunSummary = {
-      testAccuracy: totals.testAccuracy,
-      testLoss: totals.testLoss,
-      epochs: state.step / state.sampler.batchesPerEpoch,
-      steps: state.step,
-      workers: membership.peakHealthy,
-      samplesPerSecond: totals.trainedSamples / (totals.trainingMs / 1000),
-      backend: workers.backends.join(','),
-      modelDir,
-      metricsFile: metricsFile.path,
-      ...dispatcher.counters,
-      authFailures,
-      refusedConnections,
-      seconds: (performance.now() - started) / 1000,
-    };
-    telemetry.record({ type: 'summary', ...summary });
-    await runDirectory.recordSummary(summary);
-    return summary;
-  }
-
-  async function shutdown(code: ErrorCode, reason: string): Promise<void> {
-    // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer.
-    await Promise.race([
-      workers.closeAll(code, reason),
-      new Promise((resolve) => setTimeout(resolve, 2_000)),
-    ]);
-    await scope.close();
-  }
-
-  const result = run().then(
-    async (summary) => {
-      await shutdown(ErrorCodes.RUN_ENDED, 'training complete');
-      return summary;
-    },
-    async (error: unknown) => {
-      const { code, message } = describeError(error);
-      telemetry.record({ type: 'stopped', code, reason: message, step: state.step });
-      // Stopped (a signal, no workers left): keep the progress so `--resume` continues from here.
-      if (loop.midRun) {
-        await loop
-          .saveCheckpoint()
-          .catch((failure: unknown) => log(`coordinator: could not checkpoint: ${String(failure)}`));
-      }
-      await shutdown(code, message);
-      throw error;
-    },
-  );
-
+  const lifecycle = new RunLifecycle({
+    outDir: options.outDir,
+    runDirectory,
+    state,
+    model,
+    layout,
+    quorum,
+    loop,
+    membership,
+    dispatcher,
+    workers,
+    refusals,
+    telemetry,
+    metricsPath: metricsFile.path,
+    scope,
+    log,
+  });
   return {
     url: transport.url,
     port: transport.port,
-    result,
-    async stop(reason) {
-      stopRequested = new CallosumError(ErrorCodes.COORDINATOR_STOPPING, reason);
-      dispatcher.abort(stopRequested);
-      wakeStart?.();
-      await result.catch(() => undefined);
-    },
+    result: lifecycle.result,
+    stop: (reason) => lifecycle.stop(reason),
   };
 }
