@@ -1,0 +1,148 @@
+import {
+  assertFiniteShard,
+  CallosumError,
+  type ErrorCode,
+  ErrorCodes,
+  fromWireTensor,
+  type GradientResult,
+  type TrainingState,
+  type WorkerMessage,
+} from '@callosum/core';
+import { RoundIds } from '../dispatch/round-id.js';
+import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
+import { describeError, type WorkerConnection } from '../workers/connection.js';
+import type { WorkerRegistry } from '../workers/registry.js';
+import type { ResultHandlers, ResultQuality } from '../workers/worker-pool.js';
+import { DivergenceWatch } from './divergence.js';
+import type { EvaluationReply, GradientReply } from './rounds.js';
+
+export interface ResultIntakeContext {
+  readonly state: TrainingState;
+  readonly membership: WorkerRegistry;
+  readonly dispatcher: ShardDispatcher;
+  readonly telemetry: Telemetry;
+  readonly parameterCount: number;
+}
+
+/**
+ * Where a worker's results enter the run: gradients and evaluations are validated and handed to the
+ * dispatcher, unusable ones are rejected so their shard is redone, and a non-finite gradient on every
+ * worker stops the run as diverged. Says whether a result was usable; judging the worker is the pool's.
+ */
+export class ResultIntake implements ResultHandlers {
+  private readonly divergence = new DivergenceWatch();
+
+  constructor(private readonly context: ResultIntakeContext) {}
+
+  gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality {
+    const { dispatcher, telemetry, parameterCount } = this.context;
+    let gradient: GradientResult;
+    try {
+      gradient = {
+        gradient: fromWireTensor(message.gradient, 'float32', [parameterCount]),
+        lossSum: message.lossSum,
+        correct: message.correct,
+        count: message.count,
+      };
+      assertFiniteShard(gradient, message.shard, parameterCount);
+      if (message.correct > message.count) {
+        throw new CallosumError(
+          ErrorCodes.MALFORMED_MESSAGE,
+          `${message.correct} correct of ${message.count}`,
+        );
+      }
+    } catch (error) {
+      const { code, message: reason } = describeError(error);
+      telemetry.record({
+        type: 'rejected-gradient',
+        worker: worker.id,
+        step: message.step,
+        shard: message.shard,
+        code,
+      });
+      return this.unusableGradient(worker, message.step, message.shard, code, reason);
+    }
+    const reply: GradientReply = { gradient, timings: message.timings };
+    if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
+      telemetry.record({
+        type: 'discarded-message',
+        worker: worker.id,
+        step: message.step,
+        shard: message.shard,
+      });
+    }
+    return { usable: true };
+  }
+
+  evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void {
+    const { dispatcher, telemetry } = this.context;
+    const round = RoundIds.evaluation(message.round);
+    if (message.correct > message.count) {
+      telemetry.record({
+        type: 'rejected-evaluation',
+        worker: worker.id,
+        round: message.round,
+        shard: message.shard,
+      });
+      dispatcher.reject(round, message.shard, worker, `${message.correct} correct of ${message.count}`);
+      return;
+    }
+    const totals = { lossSum: message.lossSum, correct: message.correct, count: message.count };
+    dispatcher.accept<EvaluationReply>(round, message.shard, worker, message.count, {
+      totals,
+      timings: message.timings,
+    });
+  }
+
+  /** A worker reports it could not compute a shard: the shard is redone elsewhere. */
+  failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): ResultQuality {
+    const { dispatcher } = this.context;
+    if (message.shard === undefined) return undefined;
+    if (message.round !== undefined) {
+      dispatcher.reject(RoundIds.evaluation(message.round), message.shard, worker, message.code);
+    } else if (message.step !== undefined && message.code === ErrorCodes.NON_FINITE) {
+      return this.unusableGradient(worker, message.step, message.shard, message.code, message.message);
+    } else if (message.step !== undefined) {
+      dispatcher.reject(RoundIds.step(message.step), message.shard, worker, message.code);
+    }
+    return undefined;
+  }
+
+  /**
+   * A gradient that must not be applied. Non-finite on every worker, the run has diverged and stops;
+   * otherwise the shard is redone (a non-finite one on another worker).
+   */
+  private unusableGradient(
+    worker: WorkerConnection,
+    step: number,
+    shard: number,
+    code: ErrorCode,
+    reason: string,
+  ): ResultQuality {
+    const { state, membership, dispatcher } = this.context;
+    const nonFinite = code === ErrorCodes.NON_FINITE;
+    if (nonFinite && step === state.step) {
+      const computing = membership
+        .all()
+        .filter((member) => member.state === 'healthy' || member.state === 'suspect');
+      if (
+        this.divergence.nonFinite(
+          step,
+          worker.id,
+          computing.map((member) => member.id),
+        )
+      ) {
+        dispatcher.abort(
+          new CallosumError(
+            ErrorCodes.TRAINING_DIVERGED,
+            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker`,
+          ),
+        );
+        return undefined;
+      }
+    }
+    dispatcher.reject(RoundIds.step(step), shard, worker, reason, nonFinite);
+    return { usable: false, code, reason };
+  }
+}

@@ -1,0 +1,118 @@
+import { join } from 'node:path';
+import {
+  CallosumError,
+  type ErrorCode,
+  ErrorCodes,
+  type LayersModel,
+  type ParameterLayout,
+  saveModel,
+  type TrainingState,
+  writeFlatWeights,
+} from '@callosum/core';
+import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
+import type { RunSummary } from '../options.js';
+import type { Scope } from '../scope.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
+import type { Refusals } from '../transport/refusals.js';
+import { describeError } from '../workers/connection.js';
+import type { WorkerRegistry } from '../workers/registry.js';
+import type { WorkerPool } from '../workers/worker-pool.js';
+import type { RunDirectory } from './run-directory.js';
+import type { StartQuorum } from './start-quorum.js';
+import type { TrainingLoop } from './training-loop.js';
+
+export interface RunLifecycleContext {
+  readonly outDir: string;
+  readonly runDirectory: RunDirectory;
+  readonly state: TrainingState;
+  readonly model: LayersModel;
+  readonly layout: ParameterLayout;
+  readonly quorum: StartQuorum;
+  readonly loop: TrainingLoop;
+  readonly membership: WorkerRegistry;
+  readonly dispatcher: ShardDispatcher;
+  readonly workers: Pick<WorkerPool, 'backends' | 'closeAll'>;
+  readonly refusals: Pick<Refusals, 'authFailures' | 'refusedConnections'>;
+  readonly telemetry: Telemetry;
+  readonly metricsPath: string;
+  /** Everything to release when the run ends, after the workers were told. */
+  readonly scope: Scope;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * A run from start to end: waits for the start quorum, trains, saves the model and the summary; on
+ * any stop, checkpoints a run in progress; either way tells the workers, then releases everything.
+ */
+export class RunLifecycle {
+  private stopRequested: CallosumError | undefined;
+  /** Resolves when the run completes; rejects with the reason it stopped. */
+  readonly result: Promise<RunSummary>;
+
+  constructor(private readonly context: RunLifecycleContext) {
+    const { telemetry, state, loop, log } = context;
+    this.result = this.run().then(
+      async (summary) => {
+        await this.shutdown(ErrorCodes.RUN_ENDED, 'training complete');
+        return summary;
+      },
+      async (error: unknown) => {
+        const { code, message } = describeError(error);
+        telemetry.record({ type: 'stopped', code, reason: message, step: state.step });
+        // Stopped (a signal, no workers left): keep the progress so `--resume` continues from here.
+        if (loop.midRun) {
+          await loop
+            .saveCheckpoint()
+            .catch((failure: unknown) => log(`coordinator: could not checkpoint: ${String(failure)}`));
+        }
+        await this.shutdown(code, message);
+        throw error;
+      },
+    );
+  }
+
+  /** Ends the run early with COORDINATOR_STOPPING; resolves once it has shut down. */
+  async stop(reason: string): Promise<void> {
+    this.stopRequested = new CallosumError(ErrorCodes.COORDINATOR_STOPPING, reason);
+    this.context.dispatcher.abort(this.stopRequested);
+    this.context.quorum.wake();
+    await this.result.catch(() => undefined);
+  }
+
+  private async run(): Promise<RunSummary> {
+    const { state, model, layout, loop, membership, dispatcher, workers, refusals, telemetry } = this.context;
+    const started = performance.now();
+    await this.context.quorum.reached(() => this.stopRequested);
+    const totals = await loop.train(() => this.stopRequested);
+    writeFlatWeights(model, state.weights, layout);
+    const modelDir = join(this.context.outDir, 'model');
+    await saveModel(model, modelDir);
+    const summary: RunSummary = {
+      testAccuracy: totals.testAccuracy,
+      testLoss: totals.testLoss,
+      epochs: state.step / state.sampler.batchesPerEpoch,
+      steps: state.step,
+      workers: membership.peakHealthy,
+      samplesPerSecond: totals.trainedSamples / (totals.trainingMs / 1000),
+      backend: workers.backends.join(','),
+      modelDir,
+      metricsFile: this.context.metricsPath,
+      ...dispatcher.counters,
+      authFailures: refusals.authFailures,
+      refusedConnections: refusals.refusedConnections,
+      seconds: (performance.now() - started) / 1000,
+    };
+    telemetry.record({ type: 'summary', ...summary });
+    await this.context.runDirectory.recordSummary(summary);
+    return summary;
+  }
+
+  private async shutdown(code: ErrorCode, reason: string): Promise<void> {
+    // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer.
+    await Promise.race([
+      this.context.workers.closeAll(code, reason),
+      new Promise((resolve) => setTimeout(resolve, 2_000)),
+    ]);
+    await this.context.scope.close();
+  }
+}

@@ -1,0 +1,39 @@
+import { CallosumError, ErrorCodes } from '@callosum/core';
+import { describe, expect, it } from 'vitest';
+import type { WorkerRegistry } from '../workers/registry.js';
+import { StartQuorum } from './start-quorum.js';
+
+/** The quorum only counts healthy workers; a list it can count stands in for the registry. */
+function membershipOf(healthy: unknown[]): WorkerRegistry {
+  return { healthy: () => healthy } as unknown as WorkerRegistry;
+}
+
+describe('StartQuorum', () => {
+  it('fails with NO_WORKERS, naming the counts, when too few workers join within the start timeout', async () => {
+    const quorum = new StartQuorum(membershipOf(['w1']), { minWorkers: 2, startTimeoutMs: 50 });
+    await expect(quorum.reached(() => undefined)).rejects.toMatchObject({
+      code: ErrorCodes.NO_WORKERS,
+      message: 'only 1 of 2 workers joined within 50 ms',
+    });
+  });
+
+  it('resolves as soon as a join is reported that completes the quorum', async () => {
+    const healthy: unknown[] = [];
+    const quorum = new StartQuorum(membershipOf(healthy), { minWorkers: 1, startTimeoutMs: 60_000 });
+    const started = Date.now();
+    const reached = quorum.reached(() => undefined);
+    healthy.push('w1');
+    quorum.wake();
+    await reached;
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('rejects with the stop reason when a stop wakes it', async () => {
+    const quorum = new StartQuorum(membershipOf([]), { minWorkers: 1, startTimeoutMs: 60_000 });
+    let stop: CallosumError | undefined;
+    const reached = quorum.reached(() => stop);
+    stop = new CallosumError(ErrorCodes.COORDINATOR_STOPPING, 'signal');
+    quorum.wake();
+    await expect(reached).rejects.toBe(stop);
+  });
+});

@@ -1,0 +1,334 @@
+import type { IncomingMessage } from 'node:http';
+import {
+  CallosumError,
+  type Codec,
+  type ErrorCode,
+  ErrorCodes,
+  PROTOCOL_VERSION,
+  type Reduction,
+  readsTensorFrames,
+  type TrainingConfig,
+  type WorkerMessage,
+} from '@callosum/core';
+import type WebSocket from 'ws';
+import { describeRound, type RoundId } from '../dispatch/round-id.js';
+import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
+import type { CoordinatorSettings } from '../settings.js';
+import type { CoordinatorEvent } from '../telemetry/events.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
+import { type CloseCode, CloseCodes } from '../transport/close-codes.js';
+import { admissionRefusal } from './admission.js';
+import { describeError, WorkerConnection } from './connection.js';
+import { Liveness } from './liveness.js';
+import type { WorkerRegistry } from './registry.js';
+
+/**
+ * What a result said about the worker that sent it: usable, unusable (counted towards its eviction),
+ * or nothing (an evaluation, a failure that is not the worker's fault, a run that just diverged).
+ */
+export type ResultQuality =
+  | { readonly usable: true }
+  | { readonly usable: false; readonly code: ErrorCode; readonly reason: string }
+  | undefined;
+
+/** The run's side of the results a welcomed worker sends. */
+export interface ResultHandlers {
+  gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality;
+  evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void;
+  failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): ResultQuality;
+}
+
+export interface WorkerPoolContext {
+  readonly settings: CoordinatorSettings;
+  readonly runId: string;
+  readonly model: TrainingConfig['model'];
+  readonly parameterCount: number;
+  /** Largest frame a worker may send; bounds what may queue towards a worker that does not read. */
+  readonly maxFrameBytes: number;
+  readonly reduction: Reduction;
+  readonly codec: Codec;
+  readonly membership: WorkerRegistry;
+  readonly dispatcher: ShardDispatcher;
+  readonly telemetry: Telemetry;
+  readonly log: (line: string) => void;
+  /** The step the run is at, to tell a straggler that is computing it from one that is not. */
+  readonly currentStep: () => number;
+  readonly results: ResultHandlers;
+  /** A worker was welcomed. */
+  readonly joined: () => void;
+}
+
+type MessageHandler<K extends WorkerMessage['type']> = (
+  worker: WorkerConnection,
+  message: Extract<WorkerMessage, { type: K }>,
+) => void;
+
+/**
+ * The workers: takes each connection in, decodes its frames, admits it (hello, version, capacity),
+ * watches its liveness, and evicts or drops it. Results go to the run's handlers, lost workers to
+ * the dispatcher.
+ */
+export class WorkerPool {
+  private readonly liveness: Liveness;
+  private readonly backendsSeen = new Set<string>();
+
+  /** One handler per message type a welcomed worker may send. */
+  private readonly handlers: { [K in WorkerMessage['type']]: MessageHandler<K> } = {
+    hello: (worker) => this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE),
+    heartbeat: (worker, message) => worker.reportedPhase(message.phase, message.step),
+    failure: (worker, message) => {
+      this.context.log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
+      this.context.telemetry.record({ type: 'worker-failure', worker: worker.id, code: message.code });
+      // Whatever went wrong, send the weights again with the next request rather than trust its copy.
+      worker.forgetWeights();
+      this.judge(worker, this.context.results.failure(worker, message));
+    },
+    gradient: (worker, message) => this.judge(worker, this.context.results.gradient(worker, message)),
+    evaluation: (worker, message) => this.context.results.evaluation(worker, message),
+  };
+
+  constructor(private readonly context: WorkerPoolContext) {
+    const { settings, log } = context;
+    this.liveness = new Liveness(context.membership, settings, {
+      silent: (worker, silentMs) =>
+        this.evict(
+          worker,
+          `silent for ${silentMs} ms while ${worker.phase}`,
+          CloseCodes.EVICTED_UNRESPONSIVE,
+          'evicted: heartbeat timeout',
+          { phase: worker.phase },
+        ),
+      noHello: (worker) => {
+        log(
+          `coordinator: connection ${worker.label} sent no hello within ${settings.handshakeTimeoutMs} ms; closing`,
+        );
+        this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.HANDSHAKE_TIMEOUT);
+      },
+    });
+  }
+
+  /** The backends the welcomed workers compute on, in the order they were first seen. */
+  get backends(): readonly string[] {
+    return [...this.backendsSeen];
+  }
+
+  /** A new connection: a worker that must say hello within the handshake timeout. */
+  connected(socket: WebSocket, request: IncomingMessage): void {
+    const { membership, codec, settings, maxFrameBytes, log } = this.context;
+    const address = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+    const worker = new WorkerConnection(
+      membership.newWorkerId(),
+      address,
+      socket,
+      codec,
+      settings.maxBufferedBytes ?? 4 * maxFrameBytes,
+      (buffered) =>
+        this.evict(
+          worker,
+          `not reading (${buffered} bytes queued)`,
+          CloseCodes.POLICY_VIOLATION,
+          ErrorCodes.SLOW_READER,
+          {
+            bufferedBytes: buffered,
+          },
+        ),
+    );
+    membership.add(worker);
+    this.liveness.joining(worker);
+    socket.once('close', () => this.liveness.closed(worker));
+    socket.on('message', (frame: Buffer, isBinary: boolean) => this.onFrame(worker, frame, isBinary));
+    socket.on('close', () => this.drop(worker));
+    socket.on('error', (error) => log(`coordinator: worker ${worker.label}: ${error.message}`));
+  }
+
+  /** The dispatcher's finding: a shard was not answered within the deadline. */
+  deadlineMissed(worker: WorkerConnection, shard: number, round: RoundId): void {
+    this.evict(
+      worker,
+      `${describeRound(round)}: shard ${shard} not answered within ${this.context.settings.shardDeadlineMs} ms while ${worker.phase}`,
+      CloseCodes.EVICTED_UNRESPONSIVE,
+      'evicted: shard deadline missed',
+      { shard, phase: worker.phase },
+    );
+  }
+
+  /** A shard is late: name its worker and what it was doing, and give it no work until it answers. */
+  straggler(worker: WorkerConnection, shard: number, pendingMs: number, typicalMs: number): void {
+    const step = this.context.currentStep();
+    const doing =
+      worker.computingStep === step
+        ? 'computing'
+        : Date.now() - worker.lastHeardAt > pendingMs
+          ? 'receiving'
+          : worker.phase;
+    this.context.log(
+      `coordinator: worker ${worker.label} is late: shard ${shard} pending ${Math.round(pendingMs)} ms ` +
+        `(others took ${Math.round(typicalMs)} ms) while ${doing}, last heard ${Date.now() - worker.lastHeardAt} ms ago; ` +
+        'redoing its shard elsewhere',
+    );
+    this.context.telemetry.record({
+      type: 'straggler',
+      worker: worker.id,
+      name: worker.name,
+      address: worker.address,
+      shard,
+      phase: doing,
+      pendingMs,
+    });
+    if (worker.state === 'healthy') worker.suspected();
+  }
+
+  /** Stops the liveness checks. */
+  stop(): void {
+    this.liveness.stop();
+  }
+
+  /** Ends the run for every worker: a shutdown message, then a normal close; resolves when all closed. */
+  async closeAll(code: ErrorCode, reason: string): Promise<void> {
+    this.liveness.stop();
+    await Promise.all(
+      this.context.membership.all().map((worker) => {
+        worker.send({ type: 'shutdown', code, reason: reason.slice(0, 4000) });
+        return worker.close(CloseCodes.NORMAL, 'run ended');
+      }),
+    );
+  }
+
+  /** Removes a worker for misbehaving: named in the log and the metrics, counted, its shards redone. */
+  private evict(
+    worker: WorkerConnection,
+    why: string,
+    closeCode: CloseCode,
+    closeReason: string,
+    details: Omit<Extract<CoordinatorEvent, { type: 'eviction' }>, 'type' | 'worker' | 'reason'>,
+  ): void {
+    this.context.log(`coordinator: evicting worker ${worker.label}: ${why}; its shards are redone`);
+    this.context.telemetry.record({ type: 'eviction', worker: worker.id, reason: why, ...details });
+    this.context.dispatcher.counters.evictions += 1;
+    this.drop(worker, closeCode, closeReason);
+  }
+
+  private drop(worker: WorkerConnection, code?: CloseCode, reason?: string): void {
+    const { membership, dispatcher, log, telemetry } = this.context;
+    const wasMember = worker.state !== 'gone';
+    if (code !== undefined) void worker.close(code, reason ?? '');
+    membership.remove(worker);
+    if (wasMember && worker.name) {
+      log(`coordinator: worker ${worker.label} left`);
+      telemetry.record({ type: 'worker-left', worker: worker.id, reason: reason ?? 'connection closed' });
+    }
+    dispatcher.workerLost(worker);
+  }
+
+  /** Counts a worker's unusable results in a row; too many, and it is evicted. */
+  private judge(worker: WorkerConnection, quality: ResultQuality): void {
+    if (quality === undefined) return;
+    if (quality.usable) {
+      worker.goodResult();
+      return;
+    }
+    const badResults = worker.badResult();
+    if (badResults >= this.context.settings.maxBadResults) {
+      this.evict(
+        worker,
+        `${badResults} unusable gradients in a row (${quality.reason})`,
+        CloseCodes.POLICY_VIOLATION,
+        quality.code,
+        { code: quality.code },
+      );
+    }
+  }
+
+  private onFrame(worker: WorkerConnection, frame: Buffer, isBinary: boolean): void {
+    const { membership, dispatcher, log, telemetry } = this.context;
+    if (worker.state === 'gone') {
+      // Frames still in flight from a worker this side already dropped.
+      dispatcher.counters.discardedMessages += 1;
+      return;
+    }
+    let message: WorkerMessage;
+    try {
+      if (!isBinary)
+        throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, 'text frames are not part of the protocol');
+      message = worker.decode(frame);
+    } catch (error) {
+      const { code, message: text } = describeError(error);
+      log(`coordinator: worker ${worker.label}: ${code}: ${text}`);
+      telemetry.record({ type: 'rejected-message', worker: worker.id, code });
+      this.drop(worker, CloseCodes.POLICY_VIOLATION, code);
+      return;
+    }
+    if (worker.state === 'joining') {
+      this.welcome(worker, message);
+      return;
+    }
+    if (worker.state === 'suspect') {
+      worker.recovered();
+      membership.countHealthy();
+      log(`coordinator: worker ${worker.label} is responsive again`);
+      telemetry.record({ type: 'worker-recovered', worker: worker.id });
+      dispatcher.workerAvailable();
+    }
+    // The table is typed per message type; TypeScript cannot correlate the lookup with the argument.
+    (this.handlers[message.type] as (from: WorkerConnection, received: WorkerMessage) => void)(
+      worker,
+      message,
+    );
+  }
+
+  private welcome(worker: WorkerConnection, message: WorkerMessage): void {
+    const { membership, dispatcher, reduction, settings, log, telemetry } = this.context;
+    if (message.type !== 'hello') {
+      this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
+      return;
+    }
+    const refusal = admissionRefusal(message, {
+      label: worker.label,
+      reduction,
+      healthyWorkers: membership.healthy().length,
+      maxWorkers: settings.maxWorkers,
+    });
+    if (refusal !== undefined) {
+      worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });
+      log(`coordinator: ${refusal.logLine}`);
+      this.drop(worker, refusal.closeCode, refusal.code);
+      return;
+    }
+    worker.welcomed({
+      name: message.workerName,
+      backend: message.backend,
+      readsTensorFrames: readsTensorFrames(message.protocol),
+    });
+    const backends = this.backendsSeen;
+    if (reduction.identicalAtAnyWorkerCount && backends.size > 0 && !backends.has(message.backend)) {
+      log(
+        `coordinator: warning: worker ${worker.label} computes on ${message.backend}, others on ` +
+          `${[...backends].join(', ')}; backends round differently, so this run's weights now depend on ` +
+          'which worker computes which micro-batches',
+      );
+    }
+    backends.add(message.backend);
+    worker.send({
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: worker.id,
+      runId: this.context.runId,
+      model: this.context.model,
+      parameterCount: this.context.parameterCount,
+      heartbeatIntervalMs: settings.heartbeatIntervalMs,
+      ...reduction.settings,
+    });
+    membership.countHealthy();
+    log(
+      `coordinator: worker ${worker.label} joined (backend ${worker.backend}); ${membership.healthy().length} healthy`,
+    );
+    telemetry.record({
+      type: 'worker-joined',
+      worker: worker.id,
+      name: worker.name,
+      backend: worker.backend,
+    });
+    dispatcher.workerAvailable();
+    this.context.joined();
+  }
+}
