@@ -333,7 +333,7 @@ describe('deploy/docker/start-coordinator.sh: resume when the run directory has 
     await writeFile(
       join(dir, 'bin', 'node'),
       '#!/bin/sh\necho "argv=$* resume=$CALLOSUM_RESUME"\n' +
-        'if [ -n "${CALLOSUM_OVERWRITE:-}" ]; then echo "overwrite=$CALLOSUM_OVERWRITE"; fi\n',
+        'if [ -n "$CALLOSUM_OVERWRITE" ]; then echo "overwrite=$CALLOSUM_OVERWRITE"; fi\n',
     );
     await chmod(join(dir, 'bin', 'node'), 0o755);
     await setup(run);
