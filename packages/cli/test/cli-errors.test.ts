@@ -1,8 +1,13 @@
+import { execFile } from 'node:child_process';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, temporaryDirectory } from './processes.js';
+
+const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 let root: string;
 beforeAll(async () => {
@@ -122,6 +127,18 @@ describe('everyday errors are one line without a stack trace', () => {
     const run = await runCli(['--version']);
     expect(run.code).toBe(0);
     expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('`pnpm -s cli` on a machine turbo has never seen prints no telemetry notice', async () => {
+    // A home turbo has no config in is what a fresh machine has: turbo then announces its telemetry.
+    const home = join(root, 'fresh-home');
+    await mkdir(home);
+    const { stdout, stderr } = await promisify(execFile)('pnpm', ['-s', 'cli', '--version'], {
+      cwd: REPOSITORY_ROOT,
+      env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config') },
+    });
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(stderr).not.toMatch(/telemetry/i);
   });
 });
 
