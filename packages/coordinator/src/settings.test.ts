@@ -24,7 +24,7 @@ describe('coordinator options', () => {
 
   it('refuses more minWorkers than maxWorkers, naming the field', () => {
     expect(problemWith({ minWorkers: 3, maxWorkers: 2 })).toMatch(
-      /minWorkers: must be at most maxWorkers \(2\), got 3/,
+      /minWorkers must be at most maxWorkers \(2\), got 3/,
     );
     expect(resolveCoordinatorSettings({ outDir: 'unused', minWorkers: 2, maxWorkers: 2 })).toMatchObject({
       minWorkers: 2,
@@ -41,7 +41,7 @@ describe('coordinator options', () => {
     'handshakeTimeoutMs',
     'stragglerFloorMs',
   ])('refuses a negative %s, naming it', (field) => {
-    expect(problemWith({ [field]: -1 })).toMatch(new RegExp(`\\b${field}: `));
+    expect(problemWith({ [field]: -1 })).toMatch(new RegExp(`\\b${field} must be a finite number`));
   });
 
   it('names every bad field at once, nested ones with their path', () => {
@@ -50,9 +50,9 @@ describe('coordinator options', () => {
       maxBadResults: 0,
       connectionRate: { perSecond: 1, burst: 0.5 },
     });
-    expect(message).toMatch(/\bport: /);
-    expect(message).toMatch(/\bmaxBadResults: /);
-    expect(message).toMatch(/\bconnectionRate\.burst: /);
+    expect(message).toMatch(/\bport must be an integer in 0\.\.65535, got 70000/);
+    expect(message).toMatch(/\bmaxBadResults must be an integer >= 1, got 0/);
+    expect(message).toMatch(/\bconnectionRate\.burst must be an integer >= 1, got 0\.5/);
   });
 
   it('startCoordinator refuses contradictory options before it creates or listens on anything', async () => {
@@ -60,7 +60,7 @@ describe('coordinator options', () => {
     try {
       const outDir = join(parent, 'run');
       await expect(startCoordinator({ outDir, minWorkers: 3, maxWorkers: 2, log: () => {} })).rejects.toThrow(
-        /minWorkers: must be at most maxWorkers/,
+        /minWorkers must be at most maxWorkers/,
       );
       expect(await readdir(parent)).toEqual([]);
     } finally {

@@ -1,4 +1,4 @@
-import { CallosumError, ErrorCodes } from '@callosum/core';
+import { integerOption, numberOption, parseOptions, positiveNumberOption } from '@callosum/core';
 import { z } from 'zod';
 import type { CoordinatorOptions } from './options.js';
 
@@ -26,9 +26,9 @@ export const COORDINATOR_DEFAULTS = {
   stragglerFloorMs: 2_000,
 } as const;
 
-const positiveInteger = z.number().int().positive();
-const positiveMs = z.number().positive().finite();
-const nonNegativeMs = z.number().nonnegative().finite();
+const positiveInteger = integerOption(1);
+const positiveMs = positiveNumberOption();
+const nonNegativeMs = numberOption((value) => Number.isFinite(value) && value >= 0, 'a finite number >= 0');
 
 /**
  * The options that tune the run, with their defaults. The rest of CoordinatorOptions (dataset,
@@ -37,7 +37,7 @@ const nonNegativeMs = z.number().nonnegative().finite();
 const settingsSchema = z
   .object({
     host: z.string().min(1).default(COORDINATOR_DEFAULTS.host),
-    port: z.number().int().min(0).max(65_535).default(COORDINATOR_DEFAULTS.port),
+    port: integerOption(0, 65_535).default(COORDINATOR_DEFAULTS.port),
     minWorkers: positiveInteger.default(COORDINATOR_DEFAULTS.minWorkers),
     // No limit is the default: Infinity is allowed here, and only here among the worker counts.
     maxWorkers: z
@@ -54,10 +54,12 @@ const settingsSchema = z
     maxBadResults: positiveInteger.default(COORDINATOR_DEFAULTS.maxBadResults),
     maxBufferedBytes: positiveInteger.optional(),
     connectionRate: z
-      .object({ perSecond: z.number().positive().finite(), burst: positiveInteger })
+      .object({ perSecond: positiveNumberOption(), burst: positiveInteger })
       .default(COORDINATOR_DEFAULTS.connectionRate),
     // An infinite factor turns the straggler deadline off.
-    stragglerFactor: z.number().min(1).default(COORDINATOR_DEFAULTS.stragglerFactor),
+    stragglerFactor: numberOption((value) => value >= 1, 'a number >= 1 (Infinity: off)').default(
+      COORDINATOR_DEFAULTS.stragglerFactor,
+    ),
     stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
   })
   .superRefine((settings, context) => {
@@ -74,11 +76,8 @@ export type CoordinatorSettings = z.output<typeof settingsSchema>;
 
 /**
  * The options with every default filled in, or an INVALID_ARGUMENT error naming each bad field
- * (`minWorkers: must be at most maxWorkers (2), got 3`).
+ * ("coordinator options: minWorkers must be at most maxWorkers (2), got 3").
  */
 export function resolveCoordinatorSettings(options: CoordinatorOptions): CoordinatorSettings {
-  const parsed = settingsSchema.safeParse(options);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-  throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `invalid coordinator options: ${problems.join('; ')}`);
+  return parseOptions(settingsSchema, options, 'coordinator options');
 }

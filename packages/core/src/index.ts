@@ -18,7 +18,7 @@ export { CallosumError, type ErrorCode, ErrorCodes, isCallosumError } from './er
 export { loadModel, MODEL_JSON_FILE, saveModel } from './io/model-files.js';
 export * from './models/index.js';
 export * from './optim/index.js';
-export { integerOption, parseOptions, positiveNumberOption } from './options/schema.js';
+export { integerOption, numberOption, parseOptions, positiveNumberOption } from './options/schema.js';
 export {
   type ParameterEntry,
   type ParameterLayout,

@@ -19,8 +19,13 @@ export function integerOption(min: number, max = Number.MAX_SAFE_INTEGER) {
 
 /** A finite number > 0. */
 export function positiveNumberOption() {
-  return z.custom<number>((value) => typeof value === 'number' && Number.isFinite(value) && value > 0, {
-    error: (issue) => `must be a finite number > 0, got ${shown(issue.input)}`,
+  return numberOption((value) => Number.isFinite(value) && value > 0, 'a finite number > 0');
+}
+
+/** A number that `accepts` allows, described as `description` when it does not. */
+export function numberOption(accepts: (value: number) => boolean, description: string) {
+  return z.custom<number>((value) => typeof value === 'number' && accepts(value), {
+    error: (issue) => `must be ${description}, got ${shown(issue.input)}`,
   });
 }
 
@@ -39,7 +44,7 @@ export function namedSpecOption<T>(key: string, description: string) {
 
 /**
  * Parses `value` with `schema`; on failure throws `code` (INVALID_ARGUMENT unless given) naming `what`
- * and the field, e.g. "worker options: url must be a ws:// or wss:// URL, got "http://host"".
+ * and every bad field, e.g. "worker options: url must be a ws:// or wss:// URL, got "http://host"".
  */
 export function parseOptions<S extends z.ZodType>(
   schema: S,
@@ -49,10 +54,11 @@ export function parseOptions<S extends z.ZodType>(
 ): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = issue?.path.map(String).join('.') ?? '';
-  const problem = issue?.message ?? 'are invalid';
-  throw new CallosumError(code, field === '' ? `${what}: ${problem}` : `${what}: ${field} ${problem}`);
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.map(String).join('.');
+    return field === '' ? issue.message : `${field} ${issue.message}`;
+  });
+  throw new CallosumError(code, `${what}: ${problems.join('; ') || 'are invalid'}`);
 }
 
 /** A value as it appears in an error message. */
