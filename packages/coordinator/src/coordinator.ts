@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { createMsgpackCodec, reductionFor } from '@callosum/core';
 import { ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
@@ -66,7 +65,7 @@ async function startIn(
     model.dispose();
   });
   const config = state.config;
-  const metricsFile = new MetricsFile(join(options.outDir, 'metrics.jsonl'));
+  const metricsFile = new MetricsFile(runDirectory.metricsFile);
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
   scope.add(() => metricsFile.close());

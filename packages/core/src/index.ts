@@ -15,6 +15,7 @@ export {
 export { type BackendChoice, initBackend } from './backends/select.js';
 export * from './data/index.js';
 export { CallosumError, type ErrorCode, ErrorCodes, isCallosumError } from './errors.js';
+export { writeFileAtomically } from './io/atomic-file.js';
 export { loadModel, MODEL_JSON_FILE, saveModel } from './io/model-files.js';
 export * from './models/index.js';
 export * from './optim/index.js';

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { CallosumError, ErrorCodes, type TrainingConfig } from '@callosum/core';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { CallosumError, ErrorCodes, type TrainingConfig, writeFileAtomically } from '@callosum/core';
 import type { RunSummary } from '../options.js';
 
 /** The files a run keeps in its directory. Another run's copy of any of them means the directory is taken. */
@@ -262,14 +262,9 @@ function runDirectoryError(path: string, action: string, error: NodeJS.ErrnoExce
   );
 }
 
-/** Writes via a temporary file and rename, so a reader sees the old content or the new, never a part. */
+/** Writes a run file atomically (old content or new, never a part), naming the directory if it cannot. */
 async function writeAtomically(path: string, content: string): Promise<void> {
-  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    await writeFile(temporary, content);
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw runDirectoryError(dirname(path), 'cannot write to', error as NodeJS.ErrnoException);
-  }
+  await writeFileAtomically(path, content).catch((error: NodeJS.ErrnoException) => {
+    throw runDirectoryError(dirname(path), 'cannot write to', error);
+  });
 }

@@ -17,7 +17,7 @@ import type { Refusals } from '../transport/refusals.js';
 import { describeError } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import type { WorkerPool } from '../workers/worker-pool.js';
-import type { RunDirectory } from './run-directory.js';
+import { type RunDirectory, RunFiles } from './run-directory.js';
 import type { StartQuorum } from './start-quorum.js';
 import type { TrainingLoop } from './training-loop.js';
 
@@ -85,7 +85,7 @@ export class RunLifecycle {
     await this.context.quorum.reached(() => this.stopRequested);
     const totals = await loop.train(() => this.stopRequested);
     writeFlatWeights(model, state.weights, layout);
-    const modelDir = join(this.context.outDir, 'model');
+    const modelDir = join(this.context.outDir, RunFiles.MODEL);
     await saveModel(model, modelDir);
     const summary: RunSummary = {
       testAccuracy: totals.testAccuracy,

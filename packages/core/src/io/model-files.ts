@@ -1,18 +1,12 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { writeFileAtomically } from './atomic-file.js';
 
 export const MODEL_JSON_FILE = 'model.json';
 const WEIGHTS_FILE = 'weights.bin';
-
-/** Writes a file so that a reader never sees it half-written: a temporary name, then a rename. */
-async function writeFileAtomically(path: string, data: string | Uint8Array): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, data);
-  await rename(temporary, path);
-}
 
 /**
  * Saves a model in the TF.js layers format (`model.json` + one weights file) into `dir`, readable by
