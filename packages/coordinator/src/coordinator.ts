@@ -1,4 +1,5 @@
 import { createMsgpackCodec, reductionFor } from '@callosum/core';
+import { systemClock } from './dispatch/clock.js';
 import { ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { prepareRun } from './run/prepare-run.js';
@@ -10,6 +11,7 @@ import { StartQuorum } from './run/start-quorum.js';
 import { TrainingLoop } from './run/training-loop.js';
 import { Scope } from './scope.js';
 import { type CoordinatorSettings, resolveCoordinatorSettings } from './settings.js';
+import { zeroCounters } from './telemetry/counters.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
@@ -17,6 +19,7 @@ import { advertisedUrls } from './transport/advertised-addresses.js';
 import { Refusals } from './transport/refusals.js';
 import { startTransport, type Transport } from './transport/server.js';
 import { WorkerRegistry } from './workers/registry.js';
+import { ShardDelivery } from './workers/shard-delivery.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 export interface Coordinator {
@@ -78,23 +81,35 @@ async function startIn(
   const maxFrameBytes = layout.totalSize * 4 + FRAME_OVERHEAD_BYTES;
   const codec = createMsgpackCodec();
   const membership = new WorkerRegistry();
-  const dispatcher = new ShardDispatcher(membership, {
-    shardDeadlineMs: settings.shardDeadlineMs,
-    noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
-    maxAttemptsPerShard: 5,
-    onDeadlineMissed: (worker, shard, round) => workers.deadlineMissed(worker, shard, round),
-    stragglerFactor: settings.stragglerFactor,
-    stragglerFloorMs: settings.stragglerFloorMs,
-    onStraggler: (worker, shard, pendingMs, typicalMs) =>
-      workers.straggler(worker, shard, pendingMs, typicalMs),
-    log,
-  });
+  const counters = zeroCounters();
+  const dispatcher = new ShardDispatcher(
+    {
+      membership,
+      sender: new ShardDelivery(state, codec),
+      // The pool is built below, once the transport it takes connections from exists.
+      findings: {
+        missedDeadline: (worker, shard, round) => workers.missedDeadline(worker, shard, round),
+        straggler: (worker, shard, pendingMs, typicalMs) =>
+          workers.straggler(worker, shard, pendingMs, typicalMs),
+      },
+      counters,
+      clock: systemClock,
+      log,
+    },
+    {
+      shardDeadlineMs: settings.shardDeadlineMs,
+      noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
+      maxAttemptsPerShard: 5,
+      stragglerFactor: settings.stragglerFactor,
+      stragglerFloorMs: settings.stragglerFloorMs,
+    },
+  );
   const reduction = reductionFor(config, layout.totalSize);
-  const rounds = new Rounds({ state, dataset, codec, membership, dispatcher, reduction });
+  const rounds = new Rounds({ state, dataset, membership, dispatcher, reduction });
   const loop = new TrainingLoop({
     state,
     rounds,
-    counters: dispatcher.counters,
+    counters,
     telemetry,
     checkpointDir,
     checkpointEverySteps: settings.checkpointEverySteps,
@@ -124,7 +139,7 @@ async function startIn(
       workers: membership
         .all()
         .map((worker) => ({ ...worker.info, pendingShards: dispatcher.pendingOn(worker) })),
-      ...dispatcher.counters,
+      ...counters,
     }),
   });
   scope.add(() => transport.close());
@@ -141,12 +156,11 @@ async function startIn(
     reduction,
     codec,
     membership,
-    dispatcher,
+    counters,
     telemetry,
     log,
     currentStep: () => state.step,
     results: new ResultIntake({ state, membership, dispatcher, telemetry, parameterCount: layout.totalSize }),
-    joined: () => quorum.wake(),
   });
   scope.add(() => workers.stop());
 
@@ -160,6 +174,7 @@ async function startIn(
     loop,
     membership,
     dispatcher,
+    counters,
     workers,
     refusals,
     telemetry,

@@ -1,16 +1,46 @@
-import { CallosumError, ErrorCodes } from '@callosum/core';
+import { CallosumError, type CoordinatorMessage, ErrorCodes } from '@callosum/core';
+import type { RunCounters } from '../telemetry/counters.js';
 import type { WorkerConnection } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
+import type { Cancel, Clock } from './clock.js';
 import { describeRound, type RoundId, sameRound } from './round-id.js';
 import { lateAfterMs, typicalShardMs } from './straggler-rule.js';
 
-/** One shard of a round: how to ask a worker for it. */
+/** What a worker is asked to do for one shard. */
+export type ShardRequest = Extract<CoordinatorMessage, { type: 'compute' | 'evaluate' }>;
+
+/** One shard of a round. */
 export interface ShardTask {
   readonly index: number;
   /** The worker slot it is first sent to: healthy worker number `part` (modulo their count). */
   readonly part: number;
   readonly count: number;
-  send(worker: WorkerConnection): void;
+  readonly request: ShardRequest;
+}
+
+/** The way out to the workers: delivers a shard's request (with the weights it needs) to one of them. */
+export interface ShardSender {
+  send(worker: WorkerConnection, request: ShardRequest): void;
+}
+
+/**
+ * What the dispatcher finds out about a worker. The owner takes the worker out of the healthy set
+ * (suspect for a straggler, evicted for a missed deadline); the dispatcher then redoes whatever the
+ * worker holds elsewhere.
+ */
+export interface DispatchFindings {
+  missedDeadline(worker: WorkerConnection, shard: number, round: RoundId): void;
+  straggler(worker: WorkerConnection, shard: number, pendingMs: number, typicalMs: number): void;
+}
+
+/** What a dispatcher works with: the workers, the way to them, time, and where to report. */
+export interface DispatcherSeams {
+  readonly membership: WorkerRegistry;
+  readonly sender: ShardSender;
+  readonly findings: DispatchFindings;
+  readonly counters: RunCounters;
+  readonly clock: Clock;
+  readonly log: (line: string) => void;
 }
 
 /** A result for one shard, with when its worker could start on it and when it answered. */
@@ -40,38 +70,12 @@ export interface DispatcherOptions {
    */
   readonly stragglerFactor: number;
   readonly stragglerFloorMs: number;
-  /**
-   * A worker missed the hard shard deadline: the owner evicts it, and its shards come back for redoing
-   * through workerLost.
-   */
-  readonly onDeadlineMissed: (worker: WorkerConnection, shard: number, round: RoundId) => void;
-  readonly onStraggler: (
-    worker: WorkerConnection,
-    shard: number,
-    pendingMs: number,
-    typicalMs: number,
-  ) => void;
-  readonly log: (line: string) => void;
-}
-
-export interface DispatchCounters {
-  /** Shards sent again (to the least-loaded healthy worker) because their worker was lost, late or answered badly. */
-  redoneShards: number;
-  /** Shards that passed the straggler deadline of their round. */
-  lateShards: number;
-  /** Results that arrived for a round, step or shard no longer assigned to their sender. */
-  discardedMessages: number;
-  /**
-   * Workers closed by the coordinator for misbehaving: a missed shard deadline, the heartbeat timeout,
-   * not reading their weights, or unusable results in a row.
-   */
-  evictions: number;
 }
 
 interface Assignment {
   worker: WorkerConnection;
   sentAt: number;
-  timer: NodeJS.Timeout;
+  cancelDeadline: Cancel;
 }
 
 interface ActiveRound {
@@ -91,8 +95,8 @@ interface ActiveRound {
   readonly lastAnsweredAt: Map<WorkerConnection, number>;
   /** Workers a shard must not go back to in this round (they found its result non-finite). */
   readonly avoid: Map<number, Set<WorkerConnection>>;
-  stragglerTimer: NodeJS.Timeout | undefined;
-  noWorkerTimer: NodeJS.Timeout | undefined;
+  cancelStragglerCheck: Cancel | undefined;
+  cancelNoWorkerStop: Cancel | undefined;
   resolve: (outcomes: ShardOutcome<unknown>[]) => void;
   reject: (error: Error) => void;
 }
@@ -104,18 +108,21 @@ interface ActiveRound {
  * result in shard order, or rejects with a reason; it never waits without a bound.
  */
 export class ShardDispatcher {
-  readonly counters: DispatchCounters = {
-    redoneShards: 0,
-    lateShards: 0,
-    discardedMessages: 0,
-    evictions: 0,
-  };
   private round: ActiveRound | undefined;
 
   constructor(
-    private readonly membership: WorkerRegistry,
+    private readonly seams: DispatcherSeams,
     private readonly options: DispatcherOptions,
-  ) {}
+  ) {
+    seams.membership.subscribe({
+      available: () => {
+        if (this.round !== undefined) this.assignWaiting(this.round);
+      },
+      lost: (worker) => {
+        if (this.round !== undefined) this.redoAllOf(this.round, worker);
+      },
+    });
+  }
 
   /** `onAccepted` sees each result as it is accepted, to start reducing before the round ends. */
   run<R>(
@@ -138,8 +145,8 @@ export class ShardDispatcher {
         answeredMsPerSample: [],
         lastAnsweredAt: new Map(),
         avoid: new Map(),
-        stragglerTimer: undefined,
-        noWorkerTimer: undefined,
+        cancelStragglerCheck: undefined,
+        cancelNoWorkerStop: undefined,
         resolve: resolve as (outcomes: ShardOutcome<unknown>[]) => void,
         reject,
       };
@@ -148,7 +155,7 @@ export class ShardDispatcher {
         this.finish(round);
         return;
       }
-      const workers = this.membership.healthy();
+      const workers = this.seams.membership.healthy();
       for (const task of tasks) {
         const worker = workers[task.part % Math.max(workers.length, 1)];
         if (worker !== undefined) this.assign(round, task, worker);
@@ -165,7 +172,7 @@ export class ShardDispatcher {
     const round = this.round;
     const assignment = round?.assignments.get(shard);
     if (round === undefined || !sameRound(round.id, id) || assignment?.worker !== worker) {
-      this.counters.discardedMessages += 1;
+      this.seams.counters.discardedMessages += 1;
       return false;
     }
     const expected = round.tasks[shard]?.count;
@@ -173,9 +180,9 @@ export class ShardDispatcher {
       this.reject(id, shard, worker, `result counts ${sampleCount} samples, the shard has ${expected}`);
       return false;
     }
-    clearTimeout(assignment.timer);
+    assignment.cancelDeadline();
     round.assignments.delete(shard);
-    const receivedAt = performance.now();
+    const receivedAt = this.seams.clock.now();
     const startedAt = startOf(round, assignment);
     round.lastAnsweredAt.set(worker, receivedAt);
     round.outcomes[shard] = { result, worker, startedAt, receivedAt };
@@ -202,24 +209,13 @@ export class ShardDispatcher {
     const round = this.round;
     const assignment = round?.assignments.get(shard);
     if (round === undefined || !sameRound(round.id, id) || assignment?.worker !== worker) {
-      this.counters.discardedMessages += 1;
+      this.seams.counters.discardedMessages += 1;
       return;
     }
-    this.options.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${reason}`);
-    round.lastAnsweredAt.set(worker, performance.now());
+    this.seams.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${reason}`);
+    round.lastAnsweredAt.set(worker, this.seams.clock.now());
     if (notOnSameWorker) round.avoid.set(shard, (round.avoid.get(shard) ?? new Set()).add(worker));
     this.redo(round, shard);
-  }
-
-  /** The worker is gone: redo everything it had. */
-  workerLost(worker: WorkerConnection): void {
-    const round = this.round;
-    if (round !== undefined) this.redoAllOf(round, worker);
-  }
-
-  /** A worker became healthy: give it any shard that is waiting for one. */
-  workerAvailable(): void {
-    if (this.round !== undefined) this.assignWaiting(this.round);
   }
 
   /** Pending shards per worker, for status and for naming late workers. */
@@ -240,14 +236,15 @@ export class ShardDispatcher {
   private assign(round: ActiveRound, task: ShardTask, worker: WorkerConnection): void {
     round.unassigned.delete(task.index);
     round.attempts[task.index] = (round.attempts[task.index] ?? 0) + 1;
-    const timer = setTimeout(() => this.deadlineMissed(round, task.index), this.options.shardDeadlineMs);
-    round.assignments.set(task.index, { worker, sentAt: performance.now(), timer });
-    task.send(worker);
+    const cancelDeadline = this.seams.clock.after(this.options.shardDeadlineMs, () =>
+      this.deadlineMissed(round, task.index),
+    );
+    round.assignments.set(task.index, { worker, sentAt: this.seams.clock.now(), cancelDeadline });
+    this.seams.sender.send(worker, task.request);
   }
 
   private redo(round: ActiveRound, shard: number): void {
-    const assignment = round.assignments.get(shard);
-    if (assignment !== undefined) clearTimeout(assignment.timer);
+    round.assignments.get(shard)?.cancelDeadline();
     round.assignments.delete(shard);
     if ((round.attempts[shard] ?? 0) >= this.options.maxAttemptsPerShard) {
       this.cleanup(round);
@@ -259,7 +256,7 @@ export class ShardDispatcher {
       );
       return;
     }
-    this.counters.redoneShards += 1;
+    this.seams.counters.redoneShards += 1;
     round.unassigned.add(shard);
     this.assignWaiting(round);
   }
@@ -281,13 +278,11 @@ export class ShardDispatcher {
     }
     if (round.unassigned.size < waiting) this.armStragglerTimer(round);
     if (round.unassigned.size === 0) {
-      clearTimeout(round.noWorkerTimer);
-      round.noWorkerTimer = undefined;
-    } else if (round.noWorkerTimer === undefined) {
-      this.options.log(
-        `${round.label}: no healthy worker; waiting up to ${this.options.noWorkerTimeoutMs} ms`,
-      );
-      round.noWorkerTimer = setTimeout(() => {
+      round.cancelNoWorkerStop?.();
+      round.cancelNoWorkerStop = undefined;
+    } else if (round.cancelNoWorkerStop === undefined) {
+      this.seams.log(`${round.label}: no healthy worker; waiting up to ${this.options.noWorkerTimeoutMs} ms`);
+      round.cancelNoWorkerStop = this.seams.clock.after(this.options.noWorkerTimeoutMs, () => {
         this.cleanup(round);
         round.reject(
           new CallosumError(
@@ -295,7 +290,7 @@ export class ShardDispatcher {
             `${round.label}: no healthy worker for ${this.options.noWorkerTimeoutMs} ms`,
           ),
         );
-      }, this.options.noWorkerTimeoutMs);
+      });
     }
   }
 
@@ -303,7 +298,7 @@ export class ShardDispatcher {
     let best: WorkerConnection | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
     const avoid = round.avoid.get(shard);
-    for (const worker of this.membership.healthy()) {
+    for (const worker of this.seams.membership.healthy()) {
       if (avoid?.has(worker)) continue;
       let load = 0;
       for (const [pending, assignment] of round.assignments) {
@@ -323,8 +318,8 @@ export class ShardDispatcher {
    * worker is named once and everything it holds is redone, including the shards queued behind it.
    */
   private armStragglerTimer(round: ActiveRound): void {
-    clearTimeout(round.stragglerTimer);
-    round.stragglerTimer = undefined;
+    round.cancelStragglerCheck?.();
+    round.cancelStragglerCheck = undefined;
     if (round.answeredMsPerSample.length === 0 || round.assignments.size === 0) return;
     const rule = { factor: this.options.stragglerFactor, floorMs: this.options.stragglerFloorMs };
     const samples = (shard: number) => round.tasks[shard]?.count ?? 0;
@@ -335,23 +330,21 @@ export class ShardDispatcher {
         ([shard, assignment]) => startOf(round, assignment) + lateAfter(shard),
       ),
     );
-    // An infinite factor turns the deadline off; setTimeout cannot wait longer than 2^31 - 1 ms.
+    // An infinite factor turns the deadline off.
     if (!Number.isFinite(firstLate)) return;
-    round.stragglerTimer = setTimeout(
-      () => {
-        const now = performance.now();
-        for (const [shard, assignment] of oldestPendingPerWorker(round)) {
-          if (this.round !== round) return;
-          const pendingMs = now - startOf(round, assignment);
-          if (pendingMs < lateAfter(shard)) continue;
-          this.counters.lateShards += 1;
-          this.options.onStraggler(assignment.worker, shard, pendingMs, typicalMs(shard));
-          this.redoAllOf(round, assignment.worker);
-        }
-        if (this.round === round) this.armStragglerTimer(round);
-      },
-      Math.min(2 ** 31 - 1, Math.max(0, firstLate - performance.now())),
-    );
+    const { clock } = this.seams;
+    round.cancelStragglerCheck = clock.after(firstLate - clock.now(), () => {
+      const now = clock.now();
+      for (const [shard, assignment] of oldestPendingPerWorker(round)) {
+        if (this.round !== round) return;
+        const pendingMs = now - startOf(round, assignment);
+        if (pendingMs < lateAfter(shard)) continue;
+        this.seams.counters.lateShards += 1;
+        this.seams.findings.straggler(assignment.worker, shard, pendingMs, typicalMs(shard));
+        this.redoAllOf(round, assignment.worker);
+      }
+      if (this.round === round) this.armStragglerTimer(round);
+    });
   }
 
   /**
@@ -363,13 +356,16 @@ export class ShardDispatcher {
     if (assignment === undefined || this.round !== round) return;
     const remainingMs =
       currentShardOf(round, assignment.worker) === shard
-        ? startOf(round, assignment) + this.options.shardDeadlineMs - performance.now()
+        ? startOf(round, assignment) + this.options.shardDeadlineMs - this.seams.clock.now()
         : this.options.shardDeadlineMs;
     if (remainingMs > 0) {
-      assignment.timer = setTimeout(() => this.deadlineMissed(round, shard), remainingMs);
+      assignment.cancelDeadline = this.seams.clock.after(remainingMs, () =>
+        this.deadlineMissed(round, shard),
+      );
       return;
     }
-    this.options.onDeadlineMissed(assignment.worker, shard, round.id);
+    this.seams.findings.missedDeadline(assignment.worker, shard, round.id);
+    this.redoAllOf(round, assignment.worker);
   }
 
   private finish(round: ActiveRound): void {
@@ -378,9 +374,9 @@ export class ShardDispatcher {
   }
 
   private cleanup(round: ActiveRound): void {
-    for (const assignment of round.assignments.values()) clearTimeout(assignment.timer);
-    clearTimeout(round.noWorkerTimer);
-    clearTimeout(round.stragglerTimer);
+    for (const assignment of round.assignments.values()) assignment.cancelDeadline();
+    round.cancelNoWorkerStop?.();
+    round.cancelStragglerCheck?.();
     if (this.round === round) this.round = undefined;
   }
 }

@@ -2,7 +2,6 @@ import {
   addTotals,
   type BatchTotals,
   CallosumError,
-  type Codec,
   type ComputeTimings,
   EMPTY_TOTALS,
   ErrorCodes,
@@ -19,9 +18,8 @@ import {
   toWireTensor,
 } from '@callosum/core';
 import { RoundIds } from '../dispatch/round-id.js';
-import type { ShardDispatcher, ShardOutcome, ShardTask } from '../dispatch/shard-dispatcher.js';
+import type { ShardDispatcher, ShardOutcome, ShardRequest, ShardTask } from '../dispatch/shard-dispatcher.js';
 import type { StepReport } from '../options.js';
-import type { WorkerConnection } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 
 /** A validated `gradient` message, as the dispatcher collects it. */
@@ -39,7 +37,6 @@ export interface EvaluationReply {
 export interface RoundsContext {
   readonly state: TrainingState;
   readonly dataset: MnistDataset;
-  readonly codec: Codec;
   readonly membership: WorkerRegistry;
   readonly dispatcher: ShardDispatcher;
   /** How training steps are planned and reduced, chosen once for the run. */
@@ -48,12 +45,10 @@ export interface RoundsContext {
 
 /**
  * The two kinds of round a run is made of, a training step and an evaluation pass over the test set:
- * cuts the samples into shards for the healthy workers, sends each shard with the weights it needs, and
- * reduces what the dispatcher collects.
+ * cuts the samples into shards for the healthy workers, hands them to the dispatcher, and reduces
+ * what it collects.
  */
 export class Rounds {
-  /** The current weights, encoded at most once per version and framing (1.0 peers: plain MessagePack). */
-  private weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
   private evaluationRound = 0;
 
   constructor(private readonly context: RoundsContext) {}
@@ -126,41 +121,12 @@ export class Rounds {
     indices: Uint32Array,
     shards: readonly ShardRange[],
     gather: (shardIndices: Uint32Array) => SampleBytes,
-    request: (
-      shard: number,
-      images: Uint8Array,
-      labels: Uint8Array,
-    ) => Parameters<WorkerConnection['send']>[0],
+    request: (shard: number, images: Uint8Array, labels: Uint8Array) => ShardRequest,
   ): ShardTask[] {
     return shards.map(({ start, end, part }, index) => {
       const { images, labels } = gather(indices.subarray(start, end));
-      const message = request(index, images, labels);
-      return {
-        index,
-        part,
-        count: end - start,
-        send: (worker) => {
-          this.sendCurrentWeights(worker);
-          worker.send(message);
-        },
-      };
+      return { index, part, count: end - start, request: request(index, images, labels) };
     });
-  }
-
-  /** Workers get the weights once per version; the frame is encoded once for all of them. */
-  private sendCurrentWeights(worker: WorkerConnection): void {
-    const { state, codec } = this.context;
-    const version = state.step;
-    if (worker.holdsWeights(version)) return;
-    if (this.weightsFrames.version !== version) this.weightsFrames = { version };
-    const framing = worker.readsTensorFrames ? 'tensor' : 'plain';
-    let frame = this.weightsFrames[framing];
-    if (frame === undefined) {
-      const weights = toWireTensor(state.weights, [state.weights.length]);
-      frame = codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
-      this.weightsFrames[framing] = frame;
-    }
-    worker.sendWeights(version, frame);
   }
 }
 

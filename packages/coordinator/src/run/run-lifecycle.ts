@@ -12,6 +12,7 @@ import {
 import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
 import type { RunSummary } from '../options.js';
 import type { Scope } from '../scope.js';
+import type { RunCounters } from '../telemetry/counters.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { Refusals } from '../transport/refusals.js';
 import { describeError } from '../workers/connection.js';
@@ -30,7 +31,8 @@ export interface RunLifecycleContext {
   readonly quorum: StartQuorum;
   readonly loop: TrainingLoop;
   readonly membership: WorkerRegistry;
-  readonly dispatcher: ShardDispatcher;
+  readonly dispatcher: Pick<ShardDispatcher, 'abort'>;
+  readonly counters: RunCounters;
   readonly workers: Pick<WorkerPool, 'backends' | 'closeAll'>;
   readonly refusals: Pick<Refusals, 'authFailures' | 'refusedConnections'>;
   readonly telemetry: Telemetry;
@@ -80,7 +82,7 @@ export class RunLifecycle {
   }
 
   private async run(): Promise<RunSummary> {
-    const { state, model, layout, loop, membership, dispatcher, workers, refusals, telemetry } = this.context;
+    const { state, model, layout, loop, membership, counters, workers, refusals, telemetry } = this.context;
     const started = performance.now();
     await this.context.quorum.reached(() => this.stopRequested);
     const totals = await loop.train(() => this.stopRequested);
@@ -97,7 +99,7 @@ export class RunLifecycle {
       backend: workers.backends.join(','),
       modelDir,
       metricsFile: this.context.metricsPath,
-      ...dispatcher.counters,
+      ...counters,
       authFailures: refusals.authFailures,
       refusedConnections: refusals.refusedConnections,
       seconds: (performance.now() - started) / 1000,

@@ -1,11 +1,18 @@
 import { CallosumError, ErrorCodes } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
-import type { WorkerRegistry } from '../workers/registry.js';
+import type { WorkerConnection } from '../workers/connection.js';
+import { WorkerRegistry } from '../workers/registry.js';
 import { StartQuorum } from './start-quorum.js';
 
-/** The quorum only counts healthy workers; a list it can count stands in for the registry. */
-function membershipOf(healthy: unknown[]): WorkerRegistry {
-  return { healthy: () => healthy } as unknown as WorkerRegistry;
+/** The quorum only counts healthy workers: stand-ins with an id and a state, in a real registry. */
+function healthyWorker(id: string): WorkerConnection {
+  return { id, state: 'healthy' } as unknown as WorkerConnection;
+}
+
+function membershipOf(healthy: string[]): WorkerRegistry {
+  const registry = new WorkerRegistry();
+  for (const id of healthy) registry.add(healthyWorker(id));
+  return registry;
 }
 
 describe('StartQuorum', () => {
@@ -17,13 +24,14 @@ describe('StartQuorum', () => {
     });
   });
 
-  it('resolves as soon as a join is reported that completes the quorum', async () => {
-    const healthy: unknown[] = [];
-    const quorum = new StartQuorum(membershipOf(healthy), { minWorkers: 1, startTimeoutMs: 60_000 });
+  it('resolves as soon as the registry announces the worker that completes the quorum', async () => {
+    const membership = membershipOf([]);
+    const quorum = new StartQuorum(membership, { minWorkers: 1, startTimeoutMs: 60_000 });
     const started = Date.now();
     const reached = quorum.reached(() => undefined);
-    healthy.push('w1');
-    quorum.wake();
+    const worker = healthyWorker('w1');
+    membership.add(worker);
+    membership.available(worker);
     await reached;
     expect(Date.now() - started).toBeLessThan(5_000);
   });

@@ -13,7 +13,9 @@ export class StartQuorum {
   constructor(
     private readonly membership: WorkerRegistry,
     private readonly options: StartQuorumOptions,
-  ) {}
+  ) {
+    membership.subscribe({ available: () => this.wake() });
+  }
 
   /** Resolves once enough workers are healthy; rejects on timeout or with the stop reason. */
   async reached(stopRequested: () => CallosumError | undefined): Promise<void> {
@@ -40,7 +42,7 @@ export class StartQuorum {
     this.wakeUp = undefined;
   }
 
-  /** Something changed (a worker joined, a stop was requested): look again. */
+  /** Something changed (a worker became healthy, a stop was requested): look again. */
   wake(): void {
     this.wakeUp?.();
   }

@@ -1,6 +1,6 @@
 import { type TrainingState, writeCheckpoint } from '@callosum/core';
-import type { DispatchCounters } from '../dispatch/shard-dispatcher.js';
 import type { EvaluationReport, StepReport } from '../options.js';
+import type { RunCounters } from '../telemetry/counters.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { Rounds } from './rounds.js';
 
@@ -9,7 +9,7 @@ export type RunPhase = 'waiting' | 'training' | 'evaluating' | 'finished';
 export interface TrainingLoopContext {
   readonly state: TrainingState;
   readonly rounds: Rounds;
-  readonly counters: DispatchCounters;
+  readonly counters: RunCounters;
   readonly telemetry: Telemetry;
   readonly checkpointDir: string;
   readonly checkpointEverySteps: number;

@@ -12,8 +12,9 @@ import {
 } from '@callosum/core';
 import type WebSocket from 'ws';
 import { describeRound, type RoundId } from '../dispatch/round-id.js';
-import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
+import type { DispatchFindings } from '../dispatch/shard-dispatcher.js';
 import type { CoordinatorSettings } from '../settings.js';
+import type { RunCounters } from '../telemetry/counters.js';
 import type { CoordinatorEvent } from '../telemetry/events.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { type CloseCode, CloseCodes } from '../transport/close-codes.js';
@@ -48,14 +49,12 @@ export interface WorkerPoolContext {
   readonly reduction: Reduction;
   readonly codec: Codec;
   readonly membership: WorkerRegistry;
-  readonly dispatcher: ShardDispatcher;
+  readonly counters: RunCounters;
   readonly telemetry: Telemetry;
   readonly log: (line: string) => void;
   /** The step the run is at, to tell a straggler that is computing it from one that is not. */
   readonly currentStep: () => number;
   readonly results: ResultHandlers;
-  /** A worker was welcomed. */
-  readonly joined: () => void;
 }
 
 type MessageHandler<K extends WorkerMessage['type']> = (
@@ -65,10 +64,10 @@ type MessageHandler<K extends WorkerMessage['type']> = (
 
 /**
  * The workers: takes each connection in, decodes its frames, admits it (hello, version, capacity),
- * watches its liveness, and evicts or drops it. Results go to the run's handlers, lost workers to
- * the dispatcher.
+ * watches its liveness, and evicts or drops it. Results go to the run's handlers; who may be given
+ * work, and who is gone, the registry announces.
  */
-export class WorkerPool {
+export class WorkerPool implements DispatchFindings {
   private readonly liveness: Liveness;
   private readonly backendsSeen = new Set<string>();
 
@@ -142,7 +141,7 @@ export class WorkerPool {
   }
 
   /** The dispatcher's finding: a shard was not answered within the deadline. */
-  deadlineMissed(worker: WorkerConnection, shard: number, round: RoundId): void {
+  missedDeadline(worker: WorkerConnection, shard: number, round: RoundId): void {
     this.evict(
       worker,
       `${describeRound(round)}: shard ${shard} not answered within ${this.context.settings.shardDeadlineMs} ms while ${worker.phase}`,
@@ -204,12 +203,12 @@ export class WorkerPool {
   ): void {
     this.context.log(`coordinator: evicting worker ${worker.label}: ${why}; its shards are redone`);
     this.context.telemetry.record({ type: 'eviction', worker: worker.id, reason: why, ...details });
-    this.context.dispatcher.counters.evictions += 1;
+    this.context.counters.evictions += 1;
     this.drop(worker, closeCode, closeReason);
   }
 
   private drop(worker: WorkerConnection, code?: CloseCode, reason?: string): void {
-    const { membership, dispatcher, log, telemetry } = this.context;
+    const { membership, log, telemetry } = this.context;
     const wasMember = worker.state !== 'gone';
     if (code !== undefined) void worker.close(code, reason ?? '');
     membership.remove(worker);
@@ -217,7 +216,6 @@ export class WorkerPool {
       log(`coordinator: worker ${worker.label} left`);
       telemetry.record({ type: 'worker-left', worker: worker.id, reason: reason ?? 'connection closed' });
     }
-    dispatcher.workerLost(worker);
   }
 
   /** Counts a worker's unusable results in a row; too many, and it is evicted. */
@@ -240,10 +238,10 @@ export class WorkerPool {
   }
 
   private onFrame(worker: WorkerConnection, frame: Buffer, isBinary: boolean): void {
-    const { membership, dispatcher, log, telemetry } = this.context;
+    const { membership, counters, log, telemetry } = this.context;
     if (worker.state === 'gone') {
       // Frames still in flight from a worker this side already dropped.
-      dispatcher.counters.discardedMessages += 1;
+      counters.discardedMessages += 1;
       return;
     }
     let message: WorkerMessage;
@@ -264,10 +262,9 @@ export class WorkerPool {
     }
     if (worker.state === 'suspect') {
       worker.recovered();
-      membership.countHealthy();
       log(`coordinator: worker ${worker.label} is responsive again`);
       telemetry.record({ type: 'worker-recovered', worker: worker.id });
-      dispatcher.workerAvailable();
+      membership.available(worker);
     }
     // The table is typed per message type; TypeScript cannot correlate the lookup with the argument.
     (this.handlers[message.type] as (from: WorkerConnection, received: WorkerMessage) => void)(
@@ -277,7 +274,7 @@ export class WorkerPool {
   }
 
   private welcome(worker: WorkerConnection, message: WorkerMessage): void {
-    const { membership, dispatcher, reduction, settings, log, telemetry } = this.context;
+    const { membership, reduction, settings, log, telemetry } = this.context;
     if (message.type !== 'hello') {
       this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
       return;
@@ -318,7 +315,6 @@ export class WorkerPool {
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       ...reduction.settings,
     });
-    membership.countHealthy();
     log(
       `coordinator: worker ${worker.label} joined (backend ${worker.backend}); ${membership.healthy().length} healthy`,
     );
@@ -328,7 +324,6 @@ export class WorkerPool {
       name: worker.name,
       backend: worker.backend,
     });
-    dispatcher.workerAvailable();
-    this.context.joined();
+    membership.available(worker);
   }
 }

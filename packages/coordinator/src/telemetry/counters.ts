@@ -1,0 +1,21 @@
+/**
+ * What went wrong and was recovered from, counted where it happens (the dispatcher and the worker
+ * pool) and reported with every step event, in /status and in the run summary.
+ */
+export interface RunCounters {
+  /** Shards sent again (to the least-loaded healthy worker) because their worker was lost, late or answered badly. */
+  redoneShards: number;
+  /** Shards that passed the straggler deadline of their round. */
+  lateShards: number;
+  /** Results that arrived for a round, step or shard no longer assigned to their sender. */
+  discardedMessages: number;
+  /**
+   * Workers closed by the coordinator for misbehaving: a missed shard deadline, the heartbeat timeout,
+   * not reading their weights, or unusable results in a row.
+   */
+  evictions: number;
+}
+
+export function zeroCounters(): RunCounters {
+  return { redoneShards: 0, lateShards: 0, discardedMessages: 0, evictions: 0 };
+}

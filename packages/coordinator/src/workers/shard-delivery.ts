@@ -1,0 +1,44 @@
+import { type Codec, toWireTensor } from '@callosum/core';
+import type { ShardRequest, ShardSender } from '../dispatch/shard-dispatcher.js';
+import type { WorkerConnection } from './connection.js';
+
+/** The authoritative weights: version `step`, the run's current step. */
+export interface CurrentWeights {
+  readonly step: number;
+  readonly weights: Float32Array;
+}
+
+/**
+ * Delivers a shard's request to a worker, preceded by the weights it names unless the worker holds
+ * them already. The weights frame is encoded at most once per version and framing (1.0 peers read
+ * plain MessagePack), whichever worker needs it first.
+ */
+export class ShardDelivery implements ShardSender {
+  private weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
+
+  constructor(
+    private readonly current: CurrentWeights,
+    private readonly codec: Codec,
+  ) {}
+
+  send(worker: WorkerConnection, request: ShardRequest): void {
+    this.sendWeights(worker, request.weightsVersion);
+    worker.send(request);
+  }
+
+  private sendWeights(worker: WorkerConnection, version: number): void {
+    if (worker.holdsWeights(version)) return;
+    if (version !== this.current.step) {
+      throw new Error(`a request names weights ${version}, but the coordinator holds ${this.current.step}`);
+    }
+    if (this.weightsFrames.version !== version) this.weightsFrames = { version };
+    const framing = worker.readsTensorFrames ? 'tensor' : 'plain';
+    let frame = this.weightsFrames[framing];
+    if (frame === undefined) {
+      const weights = toWireTensor(this.current.weights, [this.current.weights.length]);
+      frame = this.codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
+      this.weightsFrames[framing] = frame;
+    }
+    worker.sendWeights(version, frame);
+  }
+}
