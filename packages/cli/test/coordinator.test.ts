@@ -9,7 +9,7 @@ import {
   readFlatWeights,
   trainLocal,
 } from '@callosum/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 // The built module, so that local workers start the built CLI entry point next to it.
 import { type LocalWorker, spawnLocalWorker } from '../dist/local-workers.js';
@@ -22,7 +22,8 @@ const directories: string[] = [];
 const workers: LocalWorker[] = [];
 
 beforeAll(async () => {
-  dataset = await loadMnist();
+  // A small test set (small-test-set.ts): these tests are about faults, not accuracy.
+  dataset = await loadMnist({ dir: inject('smallTestSetDir') });
 });
 afterAll(async () => {
   for (const worker of workers) worker.process.kill('SIGKILL');

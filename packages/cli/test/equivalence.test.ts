@@ -2,7 +2,13 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildModel, loadModel, parameterLayout, readFlatWeights, trainLocal } from '@callosum/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lastJsonLine, maxRelativeDifference, runCli, temporaryDirectory } from './processes.js';
+import {
+  lastJsonLine,
+  maxRelativeDifference,
+  runCli,
+  smallTestSetData,
+  temporaryDirectory,
+} from './processes.js';
 
 // One synchronous step on N workers is one step on the whole global batch: after 5 steps with the same
 // seed and global batch, a single process, 1 worker and 3 workers hold the same weights. Real coordinator
@@ -43,6 +49,7 @@ async function distributedWeights(
     String(LEARNING_RATE[optimizer]),
     '--backend',
     'wasm',
+    ...smallTestSetData(),
     '--out',
     out,
     '--json',

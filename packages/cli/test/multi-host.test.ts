@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, lastJsonLine, runCli, temporaryDirectory } from './processes.js';
+import { CLI_ENTRY, lastJsonLine, runCli, smallTestSetData, temporaryDirectory } from './processes.js';
 
 const directories: string[] = [];
 const TOKEN = 'multi-host-test-token-0123456789';
@@ -24,6 +24,7 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
         '2',
         '--steps',
         '20',
+        ...smallTestSetData(),
         '--out',
         out,
         '--json',

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParameterLayout } from '@callosum/core';
+import { inject } from 'vitest';
 
 export const CLI_ENTRY = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 
@@ -49,6 +50,11 @@ export function lastJsonLine<T>(output: Finished): T {
   } catch {
     throw new Error(`no JSON summary on stdout.\nstdout:\n${output.stdout}\nstderr:\n${output.stderr}`);
   }
+}
+
+/** `--data` for runs that test behaviour, not accuracy: the real MNIST with a small test set (small-test-set.ts). */
+export function smallTestSetData(): string[] {
+  return ['--data', inject('smallTestSetDir')];
 }
 
 export function temporaryDirectory(prefix: string): Promise<string> {

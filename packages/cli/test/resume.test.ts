@@ -3,7 +3,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadModel, readFlatWeights } from '@callosum/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, lastJsonLine, runCli, temporaryDirectory } from './processes.js';
+import { CLI_ENTRY, lastJsonLine, runCli, smallTestSetData, temporaryDirectory } from './processes.js';
 
 const directories: string[] = [];
 afterAll(async () => {
@@ -21,6 +21,7 @@ const RUN = [
   '11',
   '--checkpoint-every',
   '10',
+  ...smallTestSetData(),
 ];
 
 async function finalWeights(runDir: string): Promise<Float32Array> {
@@ -77,6 +78,7 @@ async function killAndResume(extra: string[], resumeWorkers: number) {
     String(resumeWorkers),
     '--resume',
     interrupted,
+    ...smallTestSetData(),
     '--json',
   ]);
   expect(resumed.code, resumed.stderr).toBe(0);
@@ -131,7 +133,15 @@ describe('kill -9 the coordinator, then --resume', () => {
     const stoppedAt = Number(/step-(\d+)/.exec(checkpoint ?? '')?.[1]);
     expect(stoppedAt).toBeGreaterThanOrEqual(15);
 
-    const resumed = await runCli(['train', '--workers', '2', '--resume', runDir, '--json']);
+    const resumed = await runCli([
+      'train',
+      '--workers',
+      '2',
+      '--resume',
+      runDir,
+      ...smallTestSetData(),
+      '--json',
+    ]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain(`at step ${stoppedAt} of 40`);
     expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);

@@ -1,7 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lastJsonLine, runCli, temporaryDirectory } from './processes.js';
+import { lastJsonLine, runCli, smallTestSetData, temporaryDirectory } from './processes.js';
 
 const directories: string[] = [];
 afterAll(async () => {
@@ -21,6 +21,7 @@ describe('callosum train: a run directory belongs to one run', () => {
       '3',
       '--micro-batch-size',
       '7',
+      ...smallTestSetData(),
       '--out',
       runDir,
       '--json',
@@ -46,6 +47,7 @@ describe('callosum train: a run directory belongs to one run', () => {
       '2',
       '--steps',
       '2',
+      ...smallTestSetData(),
       '--out',
       runDir,
       '--overwrite',

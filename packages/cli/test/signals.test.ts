@@ -2,14 +2,26 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, lastJsonLine, runCli, temporaryDirectory } from './processes.js';
+import { CLI_ENTRY, lastJsonLine, runCli, smallTestSetData, temporaryDirectory } from './processes.js';
 
 const directories: string[] = [];
 afterAll(async () => {
   await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-const RUN = ['train', '--workers', '2', '--steps', '40', '--batch-size', '64', '--checkpoint-every', '1000'];
+const DATA = smallTestSetData();
+const RUN = [
+  'train',
+  '--workers',
+  '2',
+  '--steps',
+  '40',
+  '--batch-size',
+  '64',
+  '--checkpoint-every',
+  '1000',
+  ...DATA,
+];
 
 async function stepsLogged(runDir: string): Promise<number> {
   const text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8').catch(() => '');
@@ -53,7 +65,10 @@ describe('stop signals', () => {
     expect(checkpoints.filter((name) => name.endsWith('.tmp'))).toEqual([]);
     expect(checkpoints.some((name) => /^step-\d{9}\.ckpt$/.test(name))).toBe(true);
     const command = /continue with: (callosum train .*)$/m.exec(run.stderr())?.[1];
-    expect(command).toBe(`callosum train --workers 2 --checkpoint-every 1000 --resume ${runDir}`);
+    // --data is not stored by the run, so the command must carry it.
+    expect(command).toBe(
+      `callosum train --workers 2 ${DATA.join(' ')} --checkpoint-every 1000 --resume ${runDir}`,
+    );
     const resumed = await runCli([...(command as string).split(' ').slice(1), '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);

@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, temporaryDirectory } from './processes.js';
+import { CLI_ENTRY, smallTestSetData, temporaryDirectory } from './processes.js';
 
 const ESC = String.fromCharCode(27);
 const directories: string[] = [];
@@ -44,6 +44,7 @@ describe.skipIf(!hasScript())('the progress bar in a real terminal', () => {
       '12',
       '--batch-size',
       '64',
+      ...smallTestSetData(),
       '--out',
       join(runDir, 'r'),
     ]);

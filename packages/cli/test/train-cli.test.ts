@@ -1,6 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { loadMnist } from '@callosum/core';
 import * as tfjs from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { serveDirectory } from '../../../tools/serve-directory.js';
 import { lastJsonLine, runCli, temporaryDirectory } from './processes.js';
@@ -49,7 +50,9 @@ describe('callosum train', () => {
     ]);
     expect(steps.every((step: { learningRate: number }) => step.learningRate > 0)).toBe(true);
 
-    // Plain @tensorflow/tfjs (no Callosum code) loads the saved model and scores the same test set.
+    // Plain @tensorflow/tfjs (no Callosum code) loads the saved model and scores the same test set, on
+    // its own wasm backend: its pure-JavaScript cpu backend takes ten times as long.
+    await tfjs.setBackend('wasm');
     const server = await serveDirectory(summary.modelDir);
     try {
       const model = await tfjs.loadLayersModel(`${server.url}/model.json`);
