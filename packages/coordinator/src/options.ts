@@ -1,4 +1,4 @@
-import type { MnistDataset, StepEvent, TrainingConfig } from '@callosum/core';
+import type { DatasetSource, StepEvent, TrainingConfig } from '@callosum/core';
 import type { ServerTlsOptions } from './transport/server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
@@ -25,7 +25,7 @@ export interface EvaluationReport {
   readonly count: number;
 }
 
-export interface CoordinatorOptions {
+export interface CoordinatorOptions extends DatasetSource {
   /** Address to listen on (default 127.0.0.1). */
   readonly host?: string;
   /** Port to listen on; 0 picks a free one (default). */
@@ -40,10 +40,6 @@ export interface CoordinatorOptions {
   /** Serve wss:// with this certificate and key (PEM); with `clientCa`, require client certificates. */
   readonly tls?: ServerTlsOptions;
   readonly training?: Partial<TrainingConfig>;
-  /** MNIST-format directory; default: the embedded real MNIST. */
-  readonly dataDir?: string;
-  /** An already loaded dataset, instead of dataDir. */
-  readonly dataset?: MnistDataset;
   /**
    * Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`,
    * checkpoints to `<outDir>/checkpoints`, the finished run's summary to `<outDir>/summary.json`. It
