@@ -1,9 +1,4 @@
-import {
-  type EvaluationReport,
-  type RunSummary,
-  type StepReport,
-  storedSummary,
-} from '@callosum/coordinator';
+import { type RunCallbacks, type RunSummary, storedSummary } from '@callosum/coordinator';
 import type { Command, Option } from 'commander';
 import { booleanOption } from './env-options.js';
 import { createProgressReporter } from './progress.js';
@@ -29,10 +24,7 @@ export function jsonOption(): Option {
 }
 
 /** What a command hands to the run it reports on. */
-export interface RunHooks {
-  readonly log: (line: string) => void;
-  readonly onStep: (report: StepReport) => void;
-  readonly onEvaluation: (report: EvaluationReport) => void;
+export interface RunHooks extends Required<RunCallbacks> {
   /** Fires on SIGINT/SIGTERM. */
   readonly signal: AbortSignal;
 }

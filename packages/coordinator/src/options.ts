@@ -25,7 +25,14 @@ export interface EvaluationReport {
   readonly count: number;
 }
 
-export interface CoordinatorOptions extends DatasetSource {
+/** Where a run reports on itself as it goes. */
+export interface RunCallbacks {
+  readonly log?: (line: string) => void;
+  readonly onStep?: (report: StepReport) => void;
+  readonly onEvaluation?: (report: EvaluationReport) => void;
+}
+
+export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
   /** Address to listen on (default 127.0.0.1). */
   readonly host?: string;
   /** Port to listen on; 0 picks a free one (default). */
@@ -91,9 +98,6 @@ export interface CoordinatorOptions extends DatasetSource {
    */
   readonly stragglerFactor?: number;
   readonly stragglerFloorMs?: number;
-  readonly log?: (line: string) => void;
-  readonly onStep?: (report: StepReport) => void;
-  readonly onEvaluation?: (report: EvaluationReport) => void;
 }
 
 /** What a finished run reports; also the last stdout line of `callosum train --json`. */
