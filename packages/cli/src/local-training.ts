@@ -1,15 +1,14 @@
 import {
   type CoordinatorOptions,
-  type EvaluationReport,
+  type RunCallbacks,
   type RunSummary,
-  type StepReport,
   startCoordinator,
 } from '@callosum/coordinator';
 import type { TrainingConfig } from '@callosum/core';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
 import { generateToken } from './token.js';
 
-export interface LocalTrainingOptions {
+export interface LocalTrainingOptions extends RunCallbacks {
   readonly workers: number;
   readonly backend: string;
   readonly training: TrainingConfig;
@@ -22,9 +21,6 @@ export interface LocalTrainingOptions {
   readonly dataDir?: string | undefined;
   readonly host?: string;
   readonly port?: number;
-  readonly log?: (line: string) => void;
-  readonly onStep?: (report: StepReport) => void;
-  readonly onEvaluation?: (report: EvaluationReport) => void;
   /** Aborts the run (e.g. on SIGINT); the result then rejects with the reason. */
   readonly signal?: AbortSignal;
 }

@@ -1,16 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { booleanOption } from './boolean-options.js';
 import { registerCoordinatorCommand } from './commands/coordinator.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerWorkerCommand } from './commands/worker.js';
+import { booleanOption } from './env-options.js';
 
 export function createProgram(): Command {
   const program = new Command('callosum')
     .description('synchronous data-parallel training with TensorFlow.js')
     .showHelpAfterError()
     .version(packageVersion(), '-V, --version', 'print the version and exit')
-    .addOption(booleanOption('--debug', 'print stack traces with errors', 'CALLOSUM_DEBUG'))
+    .addOption(booleanOption('--debug', 'print stack traces with errors'))
     .configureHelp({ showGlobalOptions: true });
   registerTrainCommand(program);
   registerCoordinatorCommand(program);

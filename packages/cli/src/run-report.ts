@@ -1,40 +1,48 @@
-import {
-  type EvaluationReport,
-  type RunSummary,
-  type StepReport,
-  storedSummary,
-} from '@callosum/coordinator';
-import type { Command } from 'commander';
+import { type RunCallbacks, type RunSummary, storedSummary } from '@callosum/coordinator';
+import type { Command, Option } from 'commander';
+import { booleanOption } from './env-options.js';
 import { createProgressReporter } from './progress.js';
 import { runUntilSignal } from './signals.js';
 import { formatSummary } from './summary.js';
-import { flagsIgnoredOnResume, resumeCommand } from './training-options.js';
+import {
+  type CheckpointFlags,
+  type CheckpointSettings,
+  checkpointSettings,
+  flagsIgnoredOnResume,
+  resumeCommand,
+  type TrainingFlags,
+} from './training-options.js';
+
+/** The flags of a command that runs training (`train`, `coordinator`). */
+export interface RunFlags extends TrainingFlags, CheckpointFlags {
+  json?: boolean;
+}
+
+/** How reportRun prints the summary: --json for a program. */
+export function jsonOption(): Option {
+  return booleanOption('--json', 'print the summary as one JSON object on the last line of stdout');
+}
 
 /** What a command hands to the run it reports on. */
-export interface RunHooks {
-  readonly log: (line: string) => void;
-  readonly onStep: (report: StepReport) => void;
-  readonly onEvaluation: (report: EvaluationReport) => void;
+export interface RunHooks extends Required<RunCallbacks> {
   /** Fires on SIGINT/SIGTERM. */
   readonly signal: AbortSignal;
 }
 
-export interface ReportedRun {
-  readonly command: Command;
-  readonly json: boolean;
-  readonly runDir: string;
-  readonly resume: boolean;
-}
-
 /**
- * Runs a training run with progress on stderr and the summary on stdout: a table for a person, or with
- * `json` one JSON object on the last line for a program. Resuming a finished run reports its stored
- * summary; a run stopped by a signal says how to resume it.
+ * Runs the training run of a command's flags with progress on stderr and the summary on stdout: a table
+ * for a person, or with --json one JSON object on the last line for a program. `run` gets the checkpoint
+ * settings, whose outDir is the run directory. Resuming a finished run reports its stored summary; a run
+ * stopped by a signal says how to resume it.
  */
 export async function reportRun(
-  { command, json, runDir, resume }: ReportedRun,
-  run: (hooks: RunHooks) => Promise<RunSummary>,
+  command: Command,
+  flags: RunFlags,
+  run: (settings: CheckpointSettings, hooks: RunHooks) => Promise<RunSummary>,
 ): Promise<void> {
+  const settings = checkpointSettings(flags);
+  const { outDir: runDir, resume } = settings;
+  const json = flags.json === true;
   const printSummary = (summary: RunSummary) =>
     process.stdout.write(json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
   if (resume) {
@@ -56,7 +64,7 @@ export async function reportRun(
   try {
     const summary = await runUntilSignal((abort) => {
       signal = abort;
-      return run({
+      return run(settings, {
         log: (line) => progress.log(line),
         onStep: (report) => progress.step(report),
         onEvaluation: (report) => progress.evaluation(report),

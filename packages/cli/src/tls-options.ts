@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { type Command, InvalidArgumentError } from 'commander';
-import { envOption } from './training-options.js';
+import { InvalidArgumentError, type Option } from 'commander';
+import { envOption } from './env-options.js';
 
 export interface TlsFlags {
   tlsCert?: string;
@@ -18,19 +18,12 @@ function readPem(path: string, flag: string): string {
 }
 
 /** Coordinator: serve wss:// with a certificate; require client certificates from a CA (mutual TLS). */
-export function addServerTlsOptions(command: Command): Command {
-  return command
-    .addOption(
-      envOption('--tls-cert <file>', 'serve wss:// with this certificate (PEM)', 'CALLOSUM_TLS_CERT'),
-    )
-    .addOption(envOption('--tls-key <file>', 'private key of --tls-cert (PEM)', 'CALLOSUM_TLS_KEY'))
-    .addOption(
-      envOption(
-        '--tls-client-ca <file>',
-        'require worker certificates signed by this CA (mutual TLS)',
-        'CALLOSUM_TLS_CLIENT_CA',
-      ),
-    );
+export function serverTlsOptions(): Option[] {
+  return [
+    envOption('--tls-cert <file>', 'serve wss:// with this certificate (PEM)'),
+    envOption('--tls-key <file>', 'private key of --tls-cert (PEM)'),
+    envOption('--tls-client-ca <file>', 'require worker certificates signed by this CA (mutual TLS)'),
+  ];
 }
 
 export function serverTlsFrom(flags: TlsFlags): { cert: string; key: string; clientCa?: string } | undefined {
@@ -50,15 +43,12 @@ export function serverTlsFrom(flags: TlsFlags): { cert: string; key: string; cli
 }
 
 /** Worker: trust a CA for wss://, and present a certificate for mutual TLS. */
-export function addClientTlsOptions(command: Command): Command {
-  return command
-    .addOption(
-      envOption('--tls-ca <file>', "CA that signed the coordinator's certificate (PEM)", 'CALLOSUM_TLS_CA'),
-    )
-    .addOption(
-      envOption('--tls-cert <file>', "this worker's certificate for mutual TLS (PEM)", 'CALLOSUM_TLS_CERT'),
-    )
-    .addOption(envOption('--tls-key <file>', 'private key of --tls-cert (PEM)', 'CALLOSUM_TLS_KEY'));
+export function clientTlsOptions(): Option[] {
+  return [
+    envOption('--tls-ca <file>', "CA that signed the coordinator's certificate (PEM)"),
+    envOption('--tls-cert <file>', "this worker's certificate for mutual TLS (PEM)"),
+    envOption('--tls-key <file>', 'private key of --tls-cert (PEM)'),
+  ];
 }
 
 export function clientTlsFrom(flags: TlsFlags): { ca?: string; cert?: string; key?: string } | undefined {

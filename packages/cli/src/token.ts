@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, type Option } from 'commander';
+import { envOption } from './env-options.js';
 
 export interface TokenFlags {
   token?: string;
@@ -11,16 +12,11 @@ export interface TokenFlags {
  * The shared secret: from CALLOSUM_TOKEN (or --token, visible to `ps`, so for tests), or from a file
  * such as a mounted Kubernetes Secret (--token-file / CALLOSUM_TOKEN_FILE).
  */
-export function addTokenOptions(command: Command): Command {
-  return command
-    .addOption(
-      new Option('--token <secret>', 'shared secret (prefer CALLOSUM_TOKEN or --token-file)').env(
-        'CALLOSUM_TOKEN',
-      ),
-    )
-    .addOption(
-      new Option('--token-file <path>', 'file holding the shared secret').env('CALLOSUM_TOKEN_FILE'),
-    );
+export function tokenOptions(): Option[] {
+  return [
+    envOption('--token <secret>', 'shared secret (prefer CALLOSUM_TOKEN or --token-file)'),
+    envOption('--token-file <path>', 'file holding the shared secret'),
+  ];
 }
 
 export function tokenFrom(flags: TokenFlags): string | undefined {

@@ -9,8 +9,8 @@ import {
   type TrainingConfig,
 } from '@callosum/core';
 import { WORKER_DEFAULTS } from '@callosum/worker';
-import { type Command, Option } from 'commander';
-import { booleanOption } from './boolean-options.js';
+import type { Command, Option } from 'commander';
+import { booleanOption, envOption } from './env-options.js';
 import { integer, positiveNumber } from './option-parsers.js';
 
 /** The option values commander hands over for the flags defined below. */
@@ -30,83 +30,40 @@ export interface TrainingFlags {
   out?: string;
 }
 
-/** Every flag can also come from the environment, so a manifest only sets env (CALLOSUM_<FLAG>). */
-export function envOption(flags: string, description: string, env: string): Option {
-  return new Option(flags, description).env(env);
-}
-
-/** Adds the flags that define a training run (shared by `train` and `coordinator`). */
-export function addTrainingOptions(command: Command): Command {
+/** The flags that define a training run (shared by `train` and `coordinator`). */
+export function trainingOptions(): Option[] {
   const defaults = DEFAULT_TRAINING_CONFIG;
-  return command
-    .addOption(
-      envOption('--model <name>', 'model to train', 'CALLOSUM_MODEL')
-        .choices(registeredModelNames())
-        .default(defaults.model.name),
-    )
-    .addOption(
-      envOption('--epochs <n>', 'passes over the training set', 'CALLOSUM_EPOCHS')
-        .argParser(integer(1))
-        .default(defaults.epochs),
-    )
-    .addOption(
-      envOption('--batch-size <n>', 'global batch size (split across workers)', 'CALLOSUM_BATCH_SIZE')
-        .argParser(integer(1))
-        .default(defaults.batchSize),
-    )
-    .addOption(
-      envOption('--optimizer <name>', 'optimizer', 'CALLOSUM_OPTIMIZER')
-        .choices(registeredOptimizerNames())
-        .default(defaults.optimizer.name),
-    )
-    .addOption(
-      envOption('--lr <rate>', 'base learning rate', 'CALLOSUM_LR')
-        .argParser(positiveNumber)
-        .default(defaults.learningRate),
-    )
-    .addOption(
-      envOption('--schedule <kind>', 'learning-rate schedule', 'CALLOSUM_SCHEDULE')
-        .choices([ScheduleKinds.CONSTANT, ScheduleKinds.COSINE])
-        .default(defaults.schedule.kind),
-    )
-    .addOption(
-      envOption('--warmup-steps <n>', 'linear learning-rate warmup steps', 'CALLOSUM_WARMUP_STEPS')
-        .argParser(integer(0))
-        .default(0),
-    )
-    .addOption(
-      envOption('--seed <n>', 'seed for initial weights and shuffling', 'CALLOSUM_SEED')
-        .argParser(integer(0, 2 ** 32 - 1))
-        .default(defaults.seed),
-    )
-    .addOption(
-      envOption(
-        '--max-shift <pixels>',
-        'augment: shift training images randomly by up to this much',
-        'CALLOSUM_MAX_SHIFT',
-      )
-        .argParser(integer(0, 8))
-        .default(defaults.maxShift),
-    )
-    .addOption(
-      envOption(
-        '--micro-batch-size <n>',
-        'deterministic reduction: gradients per micro-batch of n samples, added along a fixed tree, ' +
-          'so the weights are bit-identical at any worker count (default: off)',
-        'CALLOSUM_MICRO_BATCH_SIZE',
-      ).argParser(integer(1)),
-    )
-    .addOption(envOption('--steps <n>', 'stop after this many steps', 'CALLOSUM_STEPS').argParser(integer(1)))
-    .addOption(
-      envOption('--data <dir>', 'MNIST-format directory (default: the embedded real MNIST)', 'CALLOSUM_DATA'),
-    )
-    .addOption(
-      envOption(
-        '--out <dir>',
-        'run directory for the model and metrics (default: runs/<timestamp>)',
-        'CALLOSUM_OUT',
-      ),
-    );
+  return [
+    envOption('--model <name>', 'model to train')
+      .choices(registeredModelNames())
+      .default(defaults.model.name),
+    envOption('--epochs <n>', 'passes over the training set').argParser(integer(1)).default(defaults.epochs),
+    envOption('--batch-size <n>', 'global batch size (split across workers)')
+      .argParser(integer(1))
+      .default(defaults.batchSize),
+    envOption('--optimizer <name>', 'optimizer')
+      .choices(registeredOptimizerNames())
+      .default(defaults.optimizer.name),
+    envOption('--lr <rate>', 'base learning rate').argParser(positiveNumber).default(defaults.learningRate),
+    envOption('--schedule <kind>', 'learning-rate schedule')
+      .choices([ScheduleKinds.CONSTANT, ScheduleKinds.COSINE])
+      .default(defaults.schedule.kind),
+    envOption('--warmup-steps <n>', 'linear learning-rate warmup steps').argParser(integer(0)).default(0),
+    envOption('--seed <n>', 'seed for initial weights and shuffling')
+      .argParser(integer(0, 2 ** 32 - 1))
+      .default(defaults.seed),
+    envOption('--max-shift <pixels>', 'augment: shift training images randomly by up to this much')
+      .argParser(integer(0, 8))
+      .default(defaults.maxShift),
+    envOption(
+      '--micro-batch-size <n>',
+      'deterministic reduction: gradients per micro-batch of n samples, added along a fixed tree, ' +
+        'so the weights are bit-identical at any worker count (default: off)',
+    ).argParser(integer(1)),
+    envOption('--steps <n>', 'stop after this many steps').argParser(integer(1)),
+    envOption('--data <dir>', 'MNIST-format directory (default: the embedded real MNIST)'),
+    envOption('--out <dir>', 'run directory for the model and metrics (default: runs/<timestamp>)'),
+  ];
 }
 
 export function trainingConfigFrom(flags: TrainingFlags): TrainingConfig {
@@ -133,30 +90,16 @@ function scheduleFrom(flags: TrainingFlags): LearningRateSchedule {
   return { kind: ScheduleKinds.CONSTANT, warmupSteps };
 }
 
-export function addBackendOption(command: Command): Command {
-  return command.addOption(
-    envOption('--backend <name>', 'compute backend for workers', 'CALLOSUM_BACKEND')
-      .choices(Object.values(BackendNames))
-      .default(WORKER_DEFAULTS.backend),
-  );
+export function backendOption(): Option {
+  return envOption('--backend <name>', 'compute backend for workers')
+    .choices(Object.values(BackendNames))
+    .default(WORKER_DEFAULTS.backend);
 }
 
-export function addPortOption(command: Command, defaultPort: number): Command {
-  return command.addOption(
-    envOption('--port <n>', 'coordinator port (0 = any free port)', 'CALLOSUM_PORT')
-      .argParser(integer(0, 65535))
-      .default(defaultPort),
-  );
-}
-
-export function addJsonOption(command: Command): Command {
-  return command.addOption(
-    booleanOption(
-      '--json',
-      'print the summary as one JSON object on the last line of stdout',
-      'CALLOSUM_JSON',
-    ),
-  );
+export function portOption(defaultPort: number): Option {
+  return envOption('--port <n>', 'coordinator port (0 = any free port)')
+    .argParser(integer(0, 65535))
+    .default(defaultPort);
 }
 
 export interface CheckpointFlags {
@@ -165,36 +108,33 @@ export interface CheckpointFlags {
   checkpointEvery: number;
 }
 
-/** --resume and --checkpoint-every, shared by every command that runs a coordinator. */
-export function addCheckpointOptions(command: Command): Command {
-  return command
-    .addOption(
-      envOption(
-        '--resume <dir>',
-        'continue the run in this run directory from its newest intact checkpoint (its settings win)',
-        'CALLOSUM_RESUME',
-      ),
-    )
-    .addOption(
-      booleanOption(
-        '--overwrite',
-        "start a new run in an --out directory that holds another run, moving that run's files aside",
-        'CALLOSUM_OVERWRITE',
-      ),
-    )
-    .addOption(
-      envOption(
-        '--checkpoint-every <steps>',
-        'checkpoint interval (also at each epoch end and on SIGTERM)',
-        'CALLOSUM_CHECKPOINT_EVERY',
-      )
-        .argParser(integer(1))
-        .default(COORDINATOR_DEFAULTS.checkpointEverySteps),
-    );
+/** --resume, --overwrite and --checkpoint-every, shared by every command that runs a coordinator. */
+export function checkpointOptions(): Option[] {
+  return [
+    envOption(
+      '--resume <dir>',
+      'continue the run in this run directory from its newest intact checkpoint (its settings win)',
+    ),
+    booleanOption(
+      '--overwrite',
+      "start a new run in an --out directory that holds another run, moving that run's files aside",
+    ),
+    envOption('--checkpoint-every <steps>', 'checkpoint interval (also at each epoch end and on SIGTERM)')
+      .argParser(integer(1))
+      .default(COORDINATOR_DEFAULTS.checkpointEverySteps),
+  ];
 }
 
-/** Coordinator options for the checkpoint flags; a resumed run writes into the directory it resumes. */
-export function checkpointSettings(flags: CheckpointFlags & { out?: string }) {
+/** Coordinator options for the checkpoint flags. */
+export interface CheckpointSettings {
+  readonly outDir: string;
+  readonly resume: boolean;
+  readonly overwrite: boolean;
+  readonly checkpointEverySteps: number;
+}
+
+/** The checkpoint settings of the flags; a resumed run writes into the directory it resumes. */
+export function checkpointSettings(flags: CheckpointFlags & { out?: string }): CheckpointSettings {
   return {
     outDir: flags.resume ?? flags.out ?? defaultRunDirectory(),
     resume: flags.resume !== undefined,

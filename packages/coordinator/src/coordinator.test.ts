@@ -18,7 +18,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCoordinator } from './coordinator.js';
 
-// A coordinator and a worker in this process, over real loopback sockets, on a small model.
+// A coordinator and a worker in this process, over real loopback sockets, on a small model (each test
+// file sizes its own small run, so their configs look alike).
 const training = {
   model: { name: 'mlp', options: { hidden: [16] } },
   batchSize: 32,

@@ -7,10 +7,10 @@ import {
   computeGradients,
   createMsgpackCodec,
   fromWireTensor,
+  gradientReply,
   loadMnist,
   parameterLayout,
   parseCoordinatorMessage,
-  toWireTensor,
   writeFlatWeights,
 } from '@callosum/core';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -51,16 +51,7 @@ async function connectWorker(url: string, minor: number) {
         fromWireTensor(message.labels, 'uint8', [count]),
       );
       const result = computeGradients(network, batch, layout);
-      const reply = {
-        type: 'gradient',
-        step: message.step,
-        shard: message.shard,
-        gradient: toWireTensor(result.gradient, [result.gradient.length]),
-        lossSum: result.lossSum,
-        correct: result.correct,
-        count: result.count,
-        timings: { decodeMs: 0, computeMs: 0 },
-      };
+      const reply = gradientReply(message, result, { decodeMs: 0, computeMs: 0 });
       socket.send(codec.encode(reply, { tensorFrame: minor >= 1 }));
     } else if (message.type === 'evaluate') {
       const count = message.labels.shape[0] as number;

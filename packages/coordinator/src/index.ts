@@ -1,5 +1,11 @@
 export { type Coordinator, startCoordinator } from './coordinator.js';
-export type { CoordinatorOptions, EvaluationReport, RunSummary, StepReport } from './options.js';
+export type {
+  CoordinatorOptions,
+  EvaluationReport,
+  RunCallbacks,
+  RunSummary,
+  StepReport,
+} from './options.js';
 export { RunFiles, storedSummary } from './run/run-directory.js';
 export { COORDINATOR_DEFAULTS } from './settings.js';
 export { advertisedUrls } from './transport/advertised-addresses.js';

@@ -1,4 +1,4 @@
-import type { MnistDataset, StepEvent, TrainingConfig } from '@callosum/core';
+import type { DatasetSource, StepEvent, TrainingConfig } from '@callosum/core';
 import type { ServerTlsOptions } from './transport/server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
@@ -25,7 +25,14 @@ export interface EvaluationReport {
   readonly count: number;
 }
 
-export interface CoordinatorOptions {
+/** Where a run reports on itself as it goes. */
+export interface RunCallbacks {
+  readonly log?: (line: string) => void;
+  readonly onStep?: (report: StepReport) => void;
+  readonly onEvaluation?: (report: EvaluationReport) => void;
+}
+
+export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
   /** Address to listen on (default 127.0.0.1). */
   readonly host?: string;
   /** Port to listen on; 0 picks a free one (default). */
@@ -40,10 +47,6 @@ export interface CoordinatorOptions {
   /** Serve wss:// with this certificate and key (PEM); with `clientCa`, require client certificates. */
   readonly tls?: ServerTlsOptions;
   readonly training?: Partial<TrainingConfig>;
-  /** MNIST-format directory; default: the embedded real MNIST. */
-  readonly dataDir?: string;
-  /** An already loaded dataset, instead of dataDir. */
-  readonly dataset?: MnistDataset;
   /**
    * Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`,
    * checkpoints to `<outDir>/checkpoints`, the finished run's summary to `<outDir>/summary.json`. It
@@ -95,9 +98,6 @@ export interface CoordinatorOptions {
    */
   readonly stragglerFactor?: number;
   readonly stragglerFloorMs?: number;
-  readonly log?: (line: string) => void;
-  readonly onStep?: (report: StepReport) => void;
-  readonly onEvaluation?: (report: EvaluationReport) => void;
 }
 
 /** What a finished run reports; also the last stdout line of `callosum train --json`. */

@@ -55,6 +55,15 @@ function computeRequest(step: number, weightsVersion: number, indices: number[])
   };
 }
 
+/** A service welcomed into a run of MODEL, holding zero weights of `weightsVersion`. */
+function serviceHoldingWeights(weightsVersion: number) {
+  const parameterCount = parameterLayout(buildModel(MODEL)).totalSize;
+  const service = new GradientService();
+  service.configure(welcome(parameterCount));
+  service.receiveWeights(weightsVersion, new Float32Array(parameterCount));
+  return { service, parameterCount };
+}
+
 describe('GradientService', () => {
   it('computes exactly what computeGradients computes with the weights it was sent', () => {
     const reference = buildModel(MODEL, { seed: 4 });
@@ -109,14 +118,11 @@ describe('GradientService', () => {
   });
 
   it('refuses a request for weights it does not hold, and forgets weights on a new welcome', () => {
-    const layout = parameterLayout(buildModel(MODEL));
-    const service = new GradientService();
-    service.configure(welcome(layout.totalSize));
-    service.receiveWeights(1, new Float32Array(layout.totalSize));
+    const { service, parameterCount } = serviceHoldingWeights(1);
     expect(() => service.computeGradient(computeRequest(0, 2, [1]))).toThrow(
       /needs weights version 2, this worker has 1/,
     );
-    service.configure(welcome(layout.totalSize, 'run-2'));
+    service.configure(welcome(parameterCount, 'run-2'));
     expect(() => service.computeGradient(computeRequest(0, 1, [1]))).toThrow(/this worker has none/);
     service.dispose();
   });
@@ -128,10 +134,7 @@ describe('GradientService', () => {
   });
 
   it('refuses images whose shape does not match the model input', () => {
-    const layout = parameterLayout(buildModel(MODEL));
-    const service = new GradientService();
-    service.configure(welcome(layout.totalSize));
-    service.receiveWeights(0, new Float32Array(layout.totalSize));
+    const { service } = serviceHoldingWeights(0);
     const request = computeRequest(0, 0, [1, 2]);
     const wrong = { ...request, images: toWireTensor(new Uint8Array(2 * 27 * 28), [2, 27, 28]) };
     expect(() => service.computeGradient(wrong)).toThrow(/expected shape \[2, 28, 28\]/);

@@ -7,12 +7,12 @@ import {
   createMsgpackCodec,
   ErrorCodes,
   fromWireTensor,
+  gradientReply,
   initBackend,
   isCallosumError,
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   readsTensorFrames,
-  toWireTensor,
   type WorkerMessage,
   type WorkerPhase,
 } from '@callosum/core';
@@ -192,16 +192,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               );
             }
             phase = 'sending';
-            const reply: WorkerMessage = {
-              type: 'gradient',
-              step: message.step,
-              shard: message.shard,
-              gradient: toWireTensor(result.gradient, [result.gradient.length]),
-              lossSum: result.lossSum,
-              correct: result.correct,
-              count: result.count,
-              timings,
-            };
+            const reply = gradientReply(message, result, timings);
             sendFrame(frame === undefined ? codec.encode(reply) : frame.finish(reply, 'gradient'));
             stepsComputed += 1;
             return;

@@ -1,9 +1,10 @@
 import { runWorker, WORKER_DEFAULTS } from '@callosum/worker';
 import type { Command } from 'commander';
+import { addOptions, envOption } from '../env-options.js';
 import { coordinatorUrl, integer } from '../option-parsers.js';
-import { addClientTlsOptions, clientTlsFrom, type TlsFlags } from '../tls-options.js';
-import { addTokenOptions, type TokenFlags, tokenFrom } from '../token.js';
-import { addBackendOption, envOption } from '../training-options.js';
+import { clientTlsFrom, clientTlsOptions, type TlsFlags } from '../tls-options.js';
+import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
+import { backendOption } from '../training-options.js';
 
 interface WorkerFlags extends TokenFlags, TlsFlags {
   connect: string;
@@ -15,31 +16,23 @@ interface WorkerFlags extends TokenFlags, TlsFlags {
 export function registerWorkerCommand(program: Command): void {
   const command = program
     .command('worker')
-    .description('compute gradients for a coordinator until its run ends')
-    .addOption(
-      envOption('--connect <url>', 'coordinator address, ws://host:port', 'CALLOSUM_CONNECT')
-        .argParser(coordinatorUrl)
-        .makeOptionMandatory(),
-    )
-    .addOption(
-      envOption(
-        '--name <name>',
-        'name shown in the coordinator log (default host:pid)',
-        'CALLOSUM_WORKER_NAME',
-      ),
-    )
-    .addOption(
-      envOption(
-        '--give-up-after <ms>',
-        'exit 1 after this long without a coordinator',
-        'CALLOSUM_GIVE_UP_AFTER',
-      )
-        .argParser(integer(1))
-        .default(WORKER_DEFAULTS.giveUpAfterMs),
-    );
-  addBackendOption(command);
-  addTokenOptions(command);
-  addClientTlsOptions(command);
+    .description('compute gradients for a coordinator until its run ends');
+  addOptions(command, [
+    envOption('--connect <url>', 'coordinator address, ws://host:port')
+      .argParser(coordinatorUrl)
+      .makeOptionMandatory(),
+    envOption(
+      '--name <name>',
+      'name shown in the coordinator log (default host:pid)',
+      'CALLOSUM_WORKER_NAME',
+    ),
+    envOption('--give-up-after <ms>', 'exit 1 after this long without a coordinator')
+      .argParser(integer(1))
+      .default(WORKER_DEFAULTS.giveUpAfterMs),
+    backendOption(),
+    ...tokenOptions(),
+    ...clientTlsOptions(),
+  ]);
   command.action(async (flags: WorkerFlags) => {
     const token = tokenFrom(flags);
     const tls = clientTlsFrom(flags);

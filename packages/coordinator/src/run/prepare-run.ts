@@ -1,9 +1,9 @@
 import {
   buildModel,
+  datasetFrom,
   initBackend,
   type LayersModel,
   loadLatestCheckpoint,
-  loadMnist,
   type MnistDataset,
   type ParameterLayout,
   parameterLayout,
@@ -42,8 +42,7 @@ export async function prepareRun(
 
   // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
   await initBackend('cpu');
-  const dataset =
-    options.dataset ?? (await loadMnist(options.dataDir === undefined ? {} : { dir: options.dataDir }));
+  const dataset = await datasetFrom(options);
   const model = buildModel(config.model, { seed: config.seed });
   const layout = parameterLayout(model);
   const state =

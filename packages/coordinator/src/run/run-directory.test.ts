@@ -9,7 +9,8 @@ import { startCoordinator } from '../coordinator.js';
 import type { CoordinatorOptions } from '../options.js';
 import { RunFiles, storedSummary } from './run-directory.js';
 
-// Real runs of a small model, one in-process worker over loopback.
+// Real runs of a small model, one in-process worker over loopback (each test file sizes its own small
+// run, so their configs look alike).
 const training = {
   model: { name: 'mlp', options: { hidden: [8] } },
   batchSize: 32,

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { registerBackendCandidate } from './registry.js';
+import { type BackendName, registerBackendCandidate } from './registry.js';
 
 /**
  * Imports an optional package. The native TensorFlow packages are not dependencies of core (their
@@ -23,34 +23,19 @@ async function importOptional(packageName: string): Promise<void> {
   }
 }
 
+/** A built-in candidate: its tfjs backend has the name of the backend it provides. */
+function registerBuiltin(backend: BackendName, packageName: string, load: () => Promise<void>): void {
+  registerBackendCandidate({ backend, packageName, tfjsBackend: backend, load });
+}
+
 // Registration order is the order `auto` tries them in: fastest first.
-registerBackendCandidate({
-  backend: 'tensorflow',
-  packageName: '@tensorflow/tfjs-node-gpu',
-  tfjsBackend: 'tensorflow',
-  load: () => importOptional('@tensorflow/tfjs-node-gpu'),
+registerBuiltin('tensorflow', '@tensorflow/tfjs-node-gpu', () => importOptional('@tensorflow/tfjs-node-gpu'));
+registerBuiltin('tensorflow', '@tensorflow/tfjs-node', () => importOptional('@tensorflow/tfjs-node'));
+registerBuiltin('wasm', '@tensorflow/tfjs-backend-wasm', async () => {
+  await import('@tensorflow/tfjs-backend-wasm');
+  const { registerWasmTrainingKernels } = await import('./wasm-kernels/index.js');
+  registerWasmTrainingKernels();
 });
-registerBackendCandidate({
-  backend: 'tensorflow',
-  packageName: '@tensorflow/tfjs-node',
-  tfjsBackend: 'tensorflow',
-  load: () => importOptional('@tensorflow/tfjs-node'),
-});
-registerBackendCandidate({
-  backend: 'wasm',
-  packageName: '@tensorflow/tfjs-backend-wasm',
-  tfjsBackend: 'wasm',
-  load: async () => {
-    await import('@tensorflow/tfjs-backend-wasm');
-    const { registerWasmTrainingKernels } = await import('./wasm-kernels/index.js');
-    registerWasmTrainingKernels();
-  },
-});
-registerBackendCandidate({
-  backend: 'cpu',
-  packageName: '@tensorflow/tfjs-backend-cpu',
-  tfjsBackend: 'cpu',
-  load: async () => {
-    await import('@tensorflow/tfjs-backend-cpu');
-  },
+registerBuiltin('cpu', '@tensorflow/tfjs-backend-cpu', async () => {
+  await import('@tensorflow/tfjs-backend-cpu');
 });

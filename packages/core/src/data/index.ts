@@ -1,6 +1,8 @@
 export { batchFromBytes, type ImageBatch } from './batch.js';
 export { decodeIdx, encodeIdx, type IdxArray, type IdxReadOptions, readIdxFile } from './idx.js';
 export {
+  type DatasetSource,
+  datasetFrom,
   embeddedMnistDir,
   gatherBatch,
   gatherBytes,

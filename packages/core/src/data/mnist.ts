@@ -36,6 +36,14 @@ export interface LoadMnistOptions {
   readonly dir?: string;
 }
 
+/** Where a run's data comes from: a loaded dataset, an MNIST-format directory, or the embedded MNIST. */
+export interface DatasetSource {
+  /** MNIST-format directory; defaults to the embedded real MNIST. */
+  readonly dataDir?: string;
+  /** An already loaded dataset (skips loading; `dataDir` is then ignored). */
+  readonly dataset?: MnistDataset;
+}
+
 /** Raw samples as stored: pixels 0..255 (`count × rows × cols`) and labels. */
 export interface SampleBytes {
   readonly images: Uint8Array;
@@ -60,6 +68,11 @@ export async function loadMnist(options: LoadMnistOptions = {}): Promise<MnistDa
     );
   }
   return { train, test, source };
+}
+
+/** The dataset of a source: the loaded one if given, else read from `dataDir` or the embedded MNIST. */
+export async function datasetFrom(source: DatasetSource): Promise<MnistDataset> {
+  return source.dataset ?? (await loadMnist(source.dataDir === undefined ? {} : { dir: source.dataDir }));
 }
 
 /** Copies the raw samples at `indices` (in that order); this is what travels to workers. */

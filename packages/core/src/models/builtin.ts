@@ -9,6 +9,28 @@ export const ModelNames = { CNN: 'cnn', MLP: 'mlp', LENET5: 'lenet5' } as const;
 const MNIST_INPUT_SHAPE = [28, 28, 1];
 const CLASS_COUNT = 10;
 
+/** A relu convolution whose weights start from the seeded initializers of weighted layer `index`. */
+function reluConv2d(args: Parameters<typeof tfl.layers.conv2d>[0], seed: number, index: number) {
+  return tfl.layers.conv2d({ ...args, activation: 'relu', ...seededInitializers(seed, index) });
+}
+
+/**
+ * The head every model ends with: relu dense layers of these widths, then the softmax over the classes.
+ * Its weighted layers are numbered from `firstIndex` on, for their seeded initializers.
+ */
+function denseClassifier(widths: readonly number[], seed: number, firstIndex: number) {
+  return [
+    ...widths.map((units, offset) =>
+      tfl.layers.dense({ units, activation: 'relu', ...seededInitializers(seed, firstIndex + offset) }),
+    ),
+    tfl.layers.dense({
+      units: CLASS_COUNT,
+      activation: 'softmax',
+      ...seededInitializers(seed, firstIndex + widths.length),
+    }),
+  ];
+}
+
 /**
  * The reference model: Conv2D(32, 3×3, relu) → MaxPool(2×2) → Flatten → Dense(128, relu) →
  * Dense(10, softmax); 693,962 parameters. It takes no options so that "cnn" always means exactly this.
@@ -18,17 +40,10 @@ function buildCnn(given: Readonly<Record<string, unknown>>, { seed }: { seed: nu
   return tfl.sequential({
     name: ModelNames.CNN,
     layers: [
-      tfl.layers.conv2d({
-        inputShape: MNIST_INPUT_SHAPE,
-        filters: 32,
-        kernelSize: 3,
-        activation: 'relu',
-        ...seededInitializers(seed, 0),
-      }),
+      reluConv2d({ inputShape: MNIST_INPUT_SHAPE, filters: 32, kernelSize: 3 }, seed, 0),
       tfl.layers.maxPooling2d({ poolSize: 2 }),
       tfl.layers.flatten(),
-      tfl.layers.dense({ units: 128, activation: 'relu', ...seededInitializers(seed, 1) }),
-      tfl.layers.dense({ units: CLASS_COUNT, activation: 'softmax', ...seededInitializers(seed, 2) }),
+      ...denseClassifier([128], seed, 1),
     ],
   });
 }
@@ -43,17 +58,7 @@ function buildMlp(given: Readonly<Record<string, unknown>>, { seed }: { seed: nu
   );
   return tfl.sequential({
     name: ModelNames.MLP,
-    layers: [
-      tfl.layers.flatten({ inputShape: MNIST_INPUT_SHAPE }),
-      ...hidden.map((units, index) =>
-        tfl.layers.dense({ units, activation: 'relu', ...seededInitializers(seed, index) }),
-      ),
-      tfl.layers.dense({
-        units: CLASS_COUNT,
-        activation: 'softmax',
-        ...seededInitializers(seed, hidden.length),
-      }),
-    ],
+    layers: [tfl.layers.flatten({ inputShape: MNIST_INPUT_SHAPE }), ...denseClassifier(hidden, seed, 0)],
   });
 }
 
@@ -72,26 +77,16 @@ function buildLenet5(given: Readonly<Record<string, unknown>>, { seed }: { seed:
   return tfl.sequential({
     name: ModelNames.LENET5,
     layers: [
-      tfl.layers.conv2d({
-        inputShape: MNIST_INPUT_SHAPE,
-        filters: firstFilters,
-        kernelSize: 5,
-        padding: 'same',
-        activation: 'relu',
-        ...seededInitializers(seed, 0),
-      }),
+      reluConv2d(
+        { inputShape: MNIST_INPUT_SHAPE, filters: firstFilters, kernelSize: 5, padding: 'same' },
+        seed,
+        0,
+      ),
       tfl.layers.maxPooling2d({ poolSize: 2 }),
-      tfl.layers.conv2d({
-        filters: secondFilters,
-        kernelSize: 5,
-        activation: 'relu',
-        ...seededInitializers(seed, 1),
-      }),
+      reluConv2d({ filters: secondFilters, kernelSize: 5 }, seed, 1),
       tfl.layers.maxPooling2d({ poolSize: 2 }),
       tfl.layers.flatten(),
-      tfl.layers.dense({ units: 120, activation: 'relu', ...seededInitializers(seed, 2) }),
-      tfl.layers.dense({ units: 84, activation: 'relu', ...seededInitializers(seed, 3) }),
-      tfl.layers.dense({ units: CLASS_COUNT, activation: 'softmax', ...seededInitializers(seed, 4) }),
+      ...denseClassifier([120, 84], seed, 2),
     ],
   });
 }

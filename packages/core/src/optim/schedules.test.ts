@@ -49,6 +49,7 @@ describe('learningRateAt', () => {
 });
 
 describe('learningRateAt rejects invalid input', () => {
+  // One invalid input a row, spelled out in full: the rows look alike by design.
   const cases: [string, number, LearningRateSchedule, number, string][] = [
     ['a base rate of 0', 0, { kind: 'constant' }, 0, 'baseLearningRate must be a number > 0, got 0'],
     ['a negative step', BASE, { kind: 'constant' }, -1, 'step must be an integer >= 0, got -1'],

@@ -8,6 +8,7 @@ export {
 export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
 export * from './messages.js';
 export { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
+export { gradientReply } from './replies.js';
 export {
   elementCount,
   fromWireTensor,

@@ -12,6 +12,7 @@ import {
   computeTreeGradients,
   microBatchCount,
   nodeSamples,
+  shardNode,
   TreeGradientSum,
   type TreeNode,
   TreeSummation,
@@ -124,6 +125,14 @@ describe('the micro-batch tree', () => {
     ]);
     expect(microBatchCount(96, 16)).toBe(6);
     expect(microBatchCount(97, 16)).toBe(7);
+  });
+
+  it("finds a shard's node from its samples, also when its last micro-batch is short", () => {
+    for (const samples of [96, 97, 100]) {
+      for (const { node } of treeShards(microBatchCount(samples, 16), 3)) {
+        expect(shardNode(nodeSamples(node, 16, samples), 16)).toEqual(node);
+      }
+    }
   });
 
   it('is refused by a run for a micro-batch size that is not an integer in 1..batch size', () => {

@@ -46,6 +46,14 @@ export function nodeSamples(
   return { start, end: Math.min(start + node.count * microBatchSize, samples) };
 }
 
+/**
+ * The node whose micro-batches a shard's samples [start, end) are, the inverse of nodeSamples: shards
+ * start on a micro-batch boundary.
+ */
+export function shardNode({ start, end }: { start: number; end: number }, microBatchSize: number): TreeNode {
+  return { first: start / microBatchSize, count: microBatchCount(end - start, microBatchSize) };
+}
+
 /** The root of the tree over `leafCount` micro-batches. */
 export function treeRoot(leafCount: number): TreeNode {
   return { first: 0, count: leafCount };

@@ -43,6 +43,7 @@ function meanOnWorkers(reduction: Reduction, batch: ImageBatch, parts: number): 
 }
 
 describe('reductionFor', () => {
+  // The next two tests check the same facts of each reduction, in the same form on purpose.
   it('chooses the ordered shard sum without a micro-batch size: one even shard per part, no welcome settings', () => {
     const reduction = reductionFor({}, 10);
     expect(reduction.settings).toEqual({});

@@ -16,8 +16,8 @@ import {
   computeTreeGradients,
   microBatchCount,
   nodeSamples,
+  shardNode,
   TreeGradientSum,
-  type TreeNode,
   TreeSummation,
   treeShards,
 } from './micro-batch-tree.js';
@@ -172,12 +172,7 @@ class MicroBatchTreeReduction extends LazySum<TreeGradientSum> implements Reduct
     this.sum ??= new TreeGradientSum(this.parameterCount);
     this.sum.begin(
       microBatchCount(plan.samples, this.microBatchSize),
-      plan.shards.map((shard) => this.node(shard)),
+      plan.shards.map((shard) => shardNode(shard, this.microBatchSize)),
     );
-  }
-
-  /** The tree node a planned shard computes: shards start on a micro-batch boundary. */
-  private node({ start, end }: ShardRange): TreeNode {
-    return { first: start / this.microBatchSize, count: microBatchCount(end - start, this.microBatchSize) };
   }
 }

@@ -2,7 +2,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BackendPreference } from '../backends/registry.js';
 import { type BackendChoice, initBackend } from '../backends/select.js';
 import { batchFromBytes, type ImageBatch } from '../data/batch.js';
-import { loadMnist, type MnistDataset } from '../data/mnist.js';
+import { type DatasetSource, datasetFrom } from '../data/mnist.js';
 import { saveModel } from '../io/model-files.js';
 import { buildModel } from '../models/index.js';
 import {
@@ -18,12 +18,8 @@ import { assertFiniteShard, type ReducedStep } from './reduce.js';
 import { reductionFor } from './reduction.js';
 import { TrainingState } from './training-state.js';
 
-export interface TrainLocalOptions extends Partial<TrainingConfig> {
+export interface TrainLocalOptions extends Partial<TrainingConfig>, DatasetSource {
   readonly backend?: BackendPreference;
-  /** MNIST-format directory; defaults to the embedded real MNIST. */
-  readonly dataDir?: string;
-  /** An already loaded dataset (skips loading; `dataDir` is then ignored). */
-  readonly dataset?: MnistDataset;
   /** Evaluate on the full test set after every epoch (default true). */
   readonly evaluate?: boolean;
   /** Save the final model here in the TF.js layers format. */
@@ -52,8 +48,7 @@ export interface TrainLocalResult {
 export async function trainLocal(options: TrainLocalOptions = {}): Promise<TrainLocalResult> {
   const config = resolveTrainingConfig(options);
   const backend = await initBackend(options.backend ?? 'auto');
-  const dataset =
-    options.dataset ?? (await loadMnist(options.dataDir === undefined ? {} : { dir: options.dataDir }));
+  const dataset = await datasetFrom(options);
   const model = buildModel(config.model, { seed: config.seed });
   const layout = parameterLayout(model);
   const state = new TrainingState(config, readFlatWeights(model, layout), dataset.train.count);

@@ -18,6 +18,7 @@ interface FilterGradientCase {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
+// One case a row with every shape spelled out: the rows (and max-pool-grad.test.ts's) look alike by design.
 const cases: FilterGradientCase[] = [
   {
     name: 'small CNN layer 28x28x1 -> 32 3x3 valid',

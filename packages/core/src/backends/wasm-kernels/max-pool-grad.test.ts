@@ -16,6 +16,7 @@ interface PoolCase {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
+// One case a row with every shape spelled out, like conv2d-backprop-filter.test.ts: alike by design.
 const cases: PoolCase[] = [
   {
     name: '2x2/2 valid after the small CNN conv',
