@@ -1,6 +1,6 @@
 import { createMsgpackCodec, reductionFor } from '@callosum/core';
 import { systemClock } from './dispatch/clock.js';
-import { ShardDispatcher } from './dispatch/shard-dispatcher.js';
+import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { prepareRun } from './run/prepare-run.js';
 import { ResultIntake } from './run/result-intake.js';
@@ -12,6 +12,7 @@ import { TrainingLoop } from './run/training-loop.js';
 import { Scope } from './scope.js';
 import { type CoordinatorSettings, resolveCoordinatorSettings } from './settings.js';
 import { zeroCounters } from './telemetry/counters.js';
+import { eventLog } from './telemetry/event-log.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
@@ -64,17 +65,20 @@ async function startIn(
     log,
   );
   const scope = new Scope();
-  scope.add(() => {
-    model.dispose();
-  });
+  scope.add(() => void model.dispose());
   const config = state.config;
   const metricsFile = new MetricsFile(runDirectory.metricsFile);
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
+  telemetry.subscribe(eventLog(log));
   scope.add(() => metricsFile.close());
   if (resumedFrom !== undefined) {
-    log(`coordinator: resuming from ${resumedFrom} at step ${state.step} of ${state.totalSteps}`);
-    telemetry.record({ type: 'resumed', step: state.step, checkpoint: resumedFrom });
+    telemetry.record({
+      type: 'resumed',
+      step: state.step,
+      totalSteps: state.totalSteps,
+      checkpoint: resumedFrom,
+    });
   }
 
   const runId = runDirectory.runId;
@@ -82,28 +86,14 @@ async function startIn(
   const codec = createMsgpackCodec();
   const membership = new WorkerRegistry();
   const counters = zeroCounters();
-  const dispatcher = new ShardDispatcher(
-    {
-      membership,
-      sender: new ShardDelivery(state, codec),
-      // The pool is built below, once the transport it takes connections from exists.
-      findings: {
-        missedDeadline: (worker, shard, round) => workers.missedDeadline(worker, shard, round),
-        straggler: (worker, shard, pendingMs, typicalMs) =>
-          workers.straggler(worker, shard, pendingMs, typicalMs),
-      },
-      counters,
-      clock: systemClock,
-      log,
-    },
-    {
-      shardDeadlineMs: settings.shardDeadlineMs,
-      noWorkerTimeoutMs: settings.noWorkerTimeoutMs,
-      maxAttemptsPerShard: 5,
-      stragglerFactor: settings.stragglerFactor,
-      stragglerFloorMs: settings.stragglerFloorMs,
-    },
-  );
+  // The pool (the findings' receiver) is built below, once the transport it takes connections from exists.
+  const findings: DispatchFindings = {
+    missedDeadline: (...finding) => workers.missedDeadline(...finding),
+    straggler: (...finding) => workers.straggler(...finding),
+  };
+  const sender = new ShardDelivery(state, codec);
+  const seams = { membership, sender, findings, counters, clock: systemClock, log };
+  const dispatcher = new ShardDispatcher(seams, settings);
   const reduction = reductionFor(config, layout.totalSize);
   const rounds = new Rounds({ state, dataset, membership, dispatcher, reduction });
   const loop = new TrainingLoop({
@@ -118,7 +108,7 @@ async function startIn(
     onEvaluation: options.onEvaluation,
   });
   const quorum = new StartQuorum(membership, settings);
-  const refusals = new Refusals(telemetry, log);
+  const refusals = new Refusals(telemetry);
 
   const transport: Transport = await startTransport({
     host: settings.host,
@@ -130,17 +120,7 @@ async function startIn(
     authenticate: (request) => verifier?.verify(authHeaderOf(request)) ?? { ok: true },
     onRefused: (request, status, reason) => refusals.refused(request, status, reason),
     ready: () => loop.phase !== 'finished',
-    status: () => ({
-      runId,
-      phase: loop.phase,
-      step: state.step,
-      totalSteps: state.totalSteps,
-      epoch: state.position.epoch,
-      workers: membership
-        .all()
-        .map((worker) => ({ ...worker.info, pendingShards: dispatcher.pendingOn(worker) })),
-      ...counters,
-    }),
+    status: () => lifecycle.status(),
   });
   scope.add(() => transport.close());
   log(

@@ -45,7 +45,7 @@ export {
   trainingConfigSchema,
   trainingOptionsSchema,
 } from './train/config.js';
-export { addTotals, EMPTY_TOTALS, evaluateImageSet } from './train/evaluate.js';
+export { addTotals, EMPTY_TOTALS, evaluateImageSet, evaluateInChunks } from './train/evaluate.js';
 export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
 export { computeGradients, evaluateBatch } from './train/gradients.js';
 export {

@@ -7,7 +7,7 @@ import {
   type ComputeTimings,
   ErrorCodes,
   type EvaluateRequest,
-  evaluateBatch,
+  evaluateInChunks,
   fromWireTensor,
   type GradientResult,
   type ImageBatch,
@@ -89,7 +89,7 @@ export class GradientService {
   }
 
   evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {
-    return this.run(request, (model, batch) => evaluateBatch(model, batch));
+    return this.run(request, (model, batch) => evaluateInChunks(model, batch));
   }
 
   dispose(): void {

@@ -67,7 +67,6 @@ function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
     {
       shardDeadlineMs: 60_000,
       noWorkerTimeoutMs: 60_000,
-      maxAttemptsPerShard: 5,
       stragglerFactor: rule.factor,
       stragglerFloorMs: rule.floorMs,
       ...overrides,

@@ -60,8 +60,6 @@ export interface DispatcherOptions {
   readonly shardDeadlineMs: number;
   /** Longest a round may wait with no healthy worker before the run stops. */
   readonly noWorkerTimeoutMs: number;
-  /** How many times one shard may fail (worker lost, bad result) before the run stops. */
-  readonly maxAttemptsPerShard: number;
   /**
    * A shard is late once its worker has been on it `stragglerFactor` times as long as the median time
    * per sample of the shards already answered in its round predicts for its size, but never before
@@ -71,6 +69,9 @@ export interface DispatcherOptions {
   readonly stragglerFactor: number;
   readonly stragglerFloorMs: number;
 }
+
+/** How many times one shard may be sent (its worker lost, late or answering badly) before the run stops. */
+const MAX_ATTEMPTS_PER_SHARD = 5;
 
 interface Assignment {
   worker: WorkerConnection;
@@ -246,7 +247,7 @@ export class ShardDispatcher {
   private redo(round: ActiveRound, shard: number): void {
     round.assignments.get(shard)?.cancelDeadline();
     round.assignments.delete(shard);
-    if ((round.attempts[shard] ?? 0) >= this.options.maxAttemptsPerShard) {
+    if ((round.attempts[shard] ?? 0) >= MAX_ATTEMPTS_PER_SHARD) {
       this.cleanup(round);
       round.reject(
         new CallosumError(

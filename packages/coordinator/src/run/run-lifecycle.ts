@@ -31,7 +31,7 @@ export interface RunLifecycleContext {
   readonly quorum: StartQuorum;
   readonly loop: TrainingLoop;
   readonly membership: WorkerRegistry;
-  readonly dispatcher: Pick<ShardDispatcher, 'abort'>;
+  readonly dispatcher: Pick<ShardDispatcher, 'abort' | 'pendingOn'>;
   readonly counters: RunCounters;
   readonly workers: Pick<WorkerPool, 'backends' | 'closeAll'>;
   readonly refusals: Pick<Refusals, 'authFailures' | 'refusedConnections'>;
@@ -73,6 +73,22 @@ export class RunLifecycle {
     );
   }
 
+  /** What GET /status shows: where the run is, each worker with its pending shards, the counters. */
+  status() {
+    const { runDirectory, loop, state, membership, dispatcher, counters } = this.context;
+    return {
+      runId: runDirectory.runId,
+      phase: loop.phase,
+      step: state.step,
+      totalSteps: state.totalSteps,
+      epoch: state.position.epoch,
+      workers: membership
+        .all()
+        .map((worker) => ({ ...worker.info, pendingShards: dispatcher.pendingOn(worker) })),
+      ...counters,
+    };
+  }
+
   /** Ends the run early with COORDINATOR_STOPPING; resolves once it has shut down. */
   async stop(reason: string): Promise<void> {
     this.stopRequested = new CallosumError(ErrorCodes.COORDINATOR_STOPPING, reason);
@@ -110,11 +126,16 @@ export class RunLifecycle {
   }
 
   private async shutdown(code: ErrorCode, reason: string): Promise<void> {
-    // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer.
+    // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer; and
+    // clear that wait, which would otherwise keep the process alive for its full length.
+    let giveUp: NodeJS.Timeout | undefined;
     await Promise.race([
       this.context.workers.closeAll(code, reason),
-      new Promise((resolve) => setTimeout(resolve, 2_000)),
+      new Promise((resolve) => {
+        giveUp = setTimeout(resolve, 2_000);
+      }),
     ]);
+    clearTimeout(giveUp);
     await this.context.scope.close();
   }
 }

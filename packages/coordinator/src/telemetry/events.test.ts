@@ -11,6 +11,7 @@ const newRunDirectory = runDirectoryPerTest('callosum-telemetry-');
 describe('metrics.jsonl', () => {
   it('every line of a real run (two worker processes) is a member of the event union', async () => {
     const outDir = await newRunDirectory();
+    const log: string[] = [];
     const token = 'telemetry-test-token-0123456789';
     const coordinator = await startCoordinator({
       outDir,
@@ -25,7 +26,7 @@ describe('metrics.jsonl', () => {
         schedule: { kind: 'constant' },
         maxShift: 0,
       },
-      log: () => {},
+      log: (line) => log.push(line),
     });
     // A refused upgrade, so that kind of event is in the file too.
     const refused = new WebSocket(coordinator.url);
@@ -38,6 +39,8 @@ describe('metrics.jsonl', () => {
     ];
     const summary = await coordinator.result;
     expect(await Promise.all(exits)).toEqual([0, 0]);
+    // Finished means finished: no timer of the run is left to keep a process alive after it.
+    expect(process.getActiveResourcesInfo()).not.toContain('Timeout');
 
     const lines = (await readFile(summary.metricsFile, 'utf8')).trim().split('\n');
     const events = lines.map((line) => parseMetricsLine(line));
@@ -45,6 +48,9 @@ describe('metrics.jsonl', () => {
     for (const type of ['auth-failure', 'worker-joined', 'step', 'checkpoint', 'evaluation', 'summary'])
       expect(types).toContain(type);
     expect(events.filter((event) => event.type === 'step')).toHaveLength(12);
+    // The log shows each event it has a line for once: formatted by its sink, not written beside it.
+    expect(log.filter((line) => line.includes(' joined (backend '))).toHaveLength(2);
+    expect(log.filter((line) => line.includes('refused connection from'))).toHaveLength(1);
   });
 
   it('refuses a line of an unknown type, with a missing, extra or mistyped field, or without a time', () => {

@@ -12,6 +12,9 @@ const errorCode = z.enum(Object.values(ErrorCodes) as [string, ...string[]]);
 /** JSON has no NaN: a mean over nothing (no evaluation yet, no step timed) is written as null. */
 const measured = z.number().nullable();
 
+/** Who an event is about: the worker's id, and its name (empty before its hello) and address. */
+const peer = { worker: workerId, name: z.string(), address: z.string() };
+
 const dispatchCounters = {
   redoneShards: count,
   lateShards: count,
@@ -20,7 +23,7 @@ const dispatchCounters = {
 };
 
 const eventSchemas = [
-  z.strictObject({ type: z.literal('resumed'), step: count, checkpoint: z.string() }),
+  z.strictObject({ type: z.literal('resumed'), step: count, totalSteps: count, checkpoint: z.string() }),
   z.strictObject({
     type: z.enum(['auth-failure', 'connection-refused']),
     peer: z.string(),
@@ -29,14 +32,15 @@ const eventSchemas = [
   }),
   z.strictObject({
     type: z.literal('worker-joined'),
-    worker: workerId,
-    name: z.string(),
+    ...peer,
     backend: z.string(),
+    /** Healthy workers once it joined. */
+    healthy: count,
   }),
-  z.strictObject({ type: z.literal('worker-left'), worker: workerId, reason: z.string() }),
-  z.strictObject({ type: z.literal('worker-recovered'), worker: workerId }),
-  z.strictObject({ type: z.literal('worker-failure'), worker: workerId, code: z.string() }),
-  z.strictObject({ type: z.literal('rejected-message'), worker: workerId, code: errorCode }),
+  z.strictObject({ type: z.literal('worker-left'), ...peer, reason: z.string() }),
+  z.strictObject({ type: z.literal('worker-recovered'), ...peer }),
+  z.strictObject({ type: z.literal('worker-failure'), ...peer, code: z.string(), message: z.string() }),
+  z.strictObject({ type: z.literal('rejected-message'), ...peer, code: errorCode, message: z.string() }),
   z.strictObject({
     type: z.literal('rejected-gradient'),
     worker: workerId,
@@ -48,16 +52,17 @@ const eventSchemas = [
   z.strictObject({ type: z.literal('discarded-message'), worker: workerId, step: count, shard: count }),
   z.strictObject({
     type: z.literal('straggler'),
-    worker: workerId,
-    name: z.string(),
-    address: z.string(),
+    ...peer,
     shard: count,
     phase: z.string(),
     pendingMs: z.number().nonnegative(),
+    /** What the shards already answered in its round predict for this one. */
+    typicalMs: z.number().nonnegative(),
+    lastHeardMs: z.number().nonnegative(),
   }),
   z.strictObject({
     type: z.literal('eviction'),
-    worker: workerId,
+    ...peer,
     reason: z.string(),
     // What the eviction was for: a missed deadline (shard, phase), silence (phase), not reading
     // (bufferedBytes), unusable results (code).

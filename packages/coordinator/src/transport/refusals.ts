@@ -1,23 +1,17 @@
 import type { IncomingMessage } from 'node:http';
 import type { Telemetry } from '../telemetry/telemetry.js';
 
-/** Connections the transport refused (bad token, rate limit, not ready): counted, recorded, and logged. */
+/** Connections the transport refused (bad token, rate limit, not ready): counted and recorded. */
 export class Refusals {
   authFailures = 0;
   refusedConnections = 0;
 
-  constructor(
-    private readonly telemetry: Telemetry,
-    private readonly log: (line: string) => void,
-  ) {}
+  constructor(private readonly telemetry: Telemetry) {}
 
   refused(request: IncomingMessage, status: number, reason: string): void {
     const peer = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
     if (status === 401) this.authFailures += 1;
     else this.refusedConnections += 1;
-    // A flood would flood the log too: name the first refusals, then only count them.
-    if (this.authFailures + this.refusedConnections <= 20)
-      this.log(`coordinator: refused connection from ${peer} (${status}): ${reason}`);
     this.telemetry.record({
       type: status === 401 ? 'auth-failure' : 'connection-refused',
       peer,

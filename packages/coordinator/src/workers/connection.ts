@@ -10,6 +10,7 @@ import {
   type WorkerPhase,
 } from '@callosum/core';
 import type WebSocket from 'ws';
+import { workerLabel } from '../telemetry/event-log.js';
 import type { CloseCode } from '../transport/close-codes.js';
 
 /**
@@ -156,7 +157,12 @@ export class WorkerConnection {
 
   /** Human-readable identity for log lines. */
   get label(): string {
-    return `${this.id}${this.name ? ` (${this.name}, ${this.address})` : ` (${this.address})`}`;
+    return workerLabel(this);
+  }
+
+  /** Who an event is about, as events name a worker. */
+  get peer(): { worker: string; name: string; address: string } {
+    return { worker: this.id, name: this.name, address: this.address };
   }
 
   send(message: CoordinatorMessage): void {

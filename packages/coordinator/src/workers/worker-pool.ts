@@ -76,8 +76,12 @@ export class WorkerPool implements DispatchFindings {
     hello: (worker) => this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE),
     heartbeat: (worker, message) => worker.reportedPhase(message.phase, message.step),
     failure: (worker, message) => {
-      this.context.log(`coordinator: worker ${worker.label} reports ${message.code}: ${message.message}`);
-      this.context.telemetry.record({ type: 'worker-failure', worker: worker.id, code: message.code });
+      this.context.telemetry.record({
+        type: 'worker-failure',
+        ...worker.peer,
+        code: message.code,
+        message: message.message,
+      });
       // Whatever went wrong, send the weights again with the next request rather than trust its copy.
       worker.forgetWeights();
       this.judge(worker, this.context.results.failure(worker, message));
@@ -154,25 +158,17 @@ export class WorkerPool implements DispatchFindings {
   /** A shard is late: name its worker and what it was doing, and give it no work until it answers. */
   straggler(worker: WorkerConnection, shard: number, pendingMs: number, typicalMs: number): void {
     const step = this.context.currentStep();
+    const lastHeardMs = Date.now() - worker.lastHeardAt;
     const doing =
-      worker.computingStep === step
-        ? 'computing'
-        : Date.now() - worker.lastHeardAt > pendingMs
-          ? 'receiving'
-          : worker.phase;
-    this.context.log(
-      `coordinator: worker ${worker.label} is late: shard ${shard} pending ${Math.round(pendingMs)} ms ` +
-        `(others took ${Math.round(typicalMs)} ms) while ${doing}, last heard ${Date.now() - worker.lastHeardAt} ms ago; ` +
-        'redoing its shard elsewhere',
-    );
+      worker.computingStep === step ? 'computing' : lastHeardMs > pendingMs ? 'receiving' : worker.phase;
     this.context.telemetry.record({
       type: 'straggler',
-      worker: worker.id,
-      name: worker.name,
-      address: worker.address,
+      ...worker.peer,
       shard,
       phase: doing,
       pendingMs,
+      typicalMs,
+      lastHeardMs,
     });
     if (worker.state === 'healthy') worker.suspected();
   }
@@ -199,22 +195,23 @@ export class WorkerPool implements DispatchFindings {
     why: string,
     closeCode: CloseCode,
     closeReason: string,
-    details: Omit<Extract<CoordinatorEvent, { type: 'eviction' }>, 'type' | 'worker' | 'reason'>,
+    details: Omit<
+      Extract<CoordinatorEvent, { type: 'eviction' }>,
+      'type' | keyof WorkerConnection['peer'] | 'reason'
+    >,
   ): void {
-    this.context.log(`coordinator: evicting worker ${worker.label}: ${why}; its shards are redone`);
-    this.context.telemetry.record({ type: 'eviction', worker: worker.id, reason: why, ...details });
+    this.context.telemetry.record({ type: 'eviction', ...worker.peer, reason: why, ...details });
     this.context.counters.evictions += 1;
     this.drop(worker, closeCode, closeReason);
   }
 
   private drop(worker: WorkerConnection, code?: CloseCode, reason?: string): void {
-    const { membership, log, telemetry } = this.context;
+    const { membership, telemetry } = this.context;
     const wasMember = worker.state !== 'gone';
     if (code !== undefined) void worker.close(code, reason ?? '');
     membership.remove(worker);
     if (wasMember && worker.name) {
-      log(`coordinator: worker ${worker.label} left`);
-      telemetry.record({ type: 'worker-left', worker: worker.id, reason: reason ?? 'connection closed' });
+      telemetry.record({ type: 'worker-left', ...worker.peer, reason: reason ?? 'connection closed' });
     }
   }
 
@@ -238,7 +235,7 @@ export class WorkerPool implements DispatchFindings {
   }
 
   private onFrame(worker: WorkerConnection, frame: Buffer, isBinary: boolean): void {
-    const { membership, counters, log, telemetry } = this.context;
+    const { membership, counters, telemetry } = this.context;
     if (worker.state === 'gone') {
       // Frames still in flight from a worker this side already dropped.
       counters.discardedMessages += 1;
@@ -251,8 +248,7 @@ export class WorkerPool implements DispatchFindings {
       message = worker.decode(frame);
     } catch (error) {
       const { code, message: text } = describeError(error);
-      log(`coordinator: worker ${worker.label}: ${code}: ${text}`);
-      telemetry.record({ type: 'rejected-message', worker: worker.id, code });
+      telemetry.record({ type: 'rejected-message', ...worker.peer, code, message: text });
       this.drop(worker, CloseCodes.POLICY_VIOLATION, code);
       return;
     }
@@ -262,8 +258,7 @@ export class WorkerPool implements DispatchFindings {
     }
     if (worker.state === 'suspect') {
       worker.recovered();
-      log(`coordinator: worker ${worker.label} is responsive again`);
-      telemetry.record({ type: 'worker-recovered', worker: worker.id });
+      telemetry.record({ type: 'worker-recovered', ...worker.peer });
       membership.available(worker);
     }
     // The table is typed per message type; TypeScript cannot correlate the lookup with the argument.
@@ -315,14 +310,11 @@ export class WorkerPool implements DispatchFindings {
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       ...reduction.settings,
     });
-    log(
-      `coordinator: worker ${worker.label} joined (backend ${worker.backend}); ${membership.healthy().length} healthy`,
-    );
     telemetry.record({
       type: 'worker-joined',
-      worker: worker.id,
-      name: worker.name,
+      ...worker.peer,
       backend: worker.backend,
+      healthy: membership.healthy().length,
     });
     membership.available(worker);
   }

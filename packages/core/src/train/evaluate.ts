@@ -1,4 +1,5 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { type ImageBatch, sliceImageBatch } from '../data/batch.js';
 import { gatherBatch, type ImageSet } from '../data/mnist.js';
 import type { BatchTotals } from './batch.js';
 import { evaluateBatch } from './gradients.js';
@@ -10,8 +11,28 @@ export function addTotals(a: BatchTotals, b: BatchTotals): BatchTotals {
 
 export const EMPTY_TOTALS: BatchTotals = { lossSum: 0, correct: 0, count: 0 };
 
+/**
+ * Samples evaluated in one forward pass. A whole evaluation shard at once (thousands of images) is
+ * three to five times slower on wasm: its activations outgrow the caches (docs/benchmarks.md).
+ */
+export const EVALUATION_CHUNK_SAMPLES = 512;
+
+/** Loss and accuracy totals of `batch`, evaluated EVALUATION_CHUNK_SAMPLES at a time. */
+export function evaluateInChunks(model: LayersModel, batch: ImageBatch): BatchTotals {
+  let totals = EMPTY_TOTALS;
+  for (let start = 0; start < batch.count; start += EVALUATION_CHUNK_SAMPLES) {
+    const end = Math.min(batch.count, start + EVALUATION_CHUNK_SAMPLES);
+    totals = addTotals(totals, evaluateBatch(model, sliceImageBatch(batch, start, end)));
+  }
+  return totals;
+}
+
 /** Loss and accuracy over every sample of `set`, each counted exactly once, in chunks. */
-export function evaluateImageSet(model: LayersModel, set: ImageSet, chunkSize = 1000): BatchTotals {
+export function evaluateImageSet(
+  model: LayersModel,
+  set: ImageSet,
+  chunkSize = EVALUATION_CHUNK_SAMPLES,
+): BatchTotals {
   let totals = EMPTY_TOTALS;
   for (let start = 0; start < set.count; start += chunkSize) {
     const indices = Array.from({ length: Math.min(chunkSize, set.count - start) }, (_, i) => start + i);

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ImageBatch } from '../data/batch.js';
 import { buildModel } from '../models/index.js';
 import { parameterLayout, readFlatWeights, writeFlatWeights } from '../params/layout.js';
+import { evaluateInChunks } from './evaluate.js';
 import { computeGradients, evaluateBatch } from './gradients.js';
 
 function randomBatch(count: number, seed: number): ImageBatch {
@@ -133,6 +134,17 @@ describe('computeGradients', () => {
     expect(worst / scale).toBeLessThan(1e-5);
     expect(parts[0]!.lossSum + parts[1]!.lossSum).toBeCloseTo(whole.lossSum, 3);
     expect(parts[0]!.correct + parts[1]!.correct).toBe(whole.correct);
+    model.dispose();
+  });
+
+  it('evaluates a shard larger than a chunk to the same totals in chunks as in one pass', () => {
+    const model = buildModel({ name: 'mlp', options: { hidden: [8] } }, { seed: 6 });
+    const batch = randomBatch(1_100, 5); // three chunks, the last one short
+    const whole = evaluateBatch(model, batch);
+    const chunked = evaluateInChunks(model, batch);
+    expect(chunked.count).toBe(1_100);
+    expect(chunked.correct).toBe(whole.correct);
+    expect(chunked.lossSum).toBeCloseTo(whole.lossSum, 2);
     model.dispose();
   });
 
