@@ -57,6 +57,11 @@ export function smallTestSetData(): string[] {
   return ['--data', inject('smallTestSetDir')];
 }
 
+/** The flags of the short run the stop and resume tests interrupt: 2 workers, 40 steps of 64 samples. */
+export function shortRun(): string[] {
+  return ['--workers', '2', '--steps', '40', '--batch-size', '64', ...smallTestSetData()];
+}
+
 export function temporaryDirectory(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `callosum-${prefix}-`));
 }

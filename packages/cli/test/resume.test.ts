@@ -3,26 +3,21 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadModel, readFlatWeights } from '@callosum/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, lastJsonLine, runCli, smallTestSetData, temporaryDirectory } from './processes.js';
+import {
+  CLI_ENTRY,
+  lastJsonLine,
+  runCli,
+  shortRun,
+  smallTestSetData,
+  temporaryDirectory,
+} from './processes.js';
 
 const directories: string[] = [];
 afterAll(async () => {
   await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-const RUN = [
-  '--workers',
-  '2',
-  '--steps',
-  '40',
-  '--batch-size',
-  '64',
-  '--seed',
-  '11',
-  '--checkpoint-every',
-  '10',
-  ...smallTestSetData(),
-];
+const RUN = [...shortRun(), '--seed', '11', '--checkpoint-every', '10'];
 
 async function finalWeights(runDir: string): Promise<Float32Array> {
   const model = await loadModel(join(runDir, 'model'));

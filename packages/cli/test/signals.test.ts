@@ -1,27 +1,15 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, lastJsonLine, runCli, smallTestSetData, temporaryDirectory } from './processes.js';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { CLI_ENTRY, lastJsonLine, runCli, shortRun, temporaryDirectory } from './processes.js';
 
 const directories: string[] = [];
 afterAll(async () => {
   await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-const DATA = smallTestSetData();
-const RUN = [
-  'train',
-  '--workers',
-  '2',
-  '--steps',
-  '40',
-  '--batch-size',
-  '64',
-  '--checkpoint-every',
-  '1000',
-  ...DATA,
-];
+const RUN = ['train', ...shortRun(), '--checkpoint-every', '1000'];
 
 async function stepsLogged(runDir: string): Promise<number> {
   const text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8').catch(() => '');
@@ -67,7 +55,7 @@ describe('stop signals', () => {
     const command = /continue with: (callosum train .*)$/m.exec(run.stderr())?.[1];
     // --data is not stored by the run, so the command must carry it.
     expect(command).toBe(
-      `callosum train --workers 2 ${DATA.join(' ')} --checkpoint-every 1000 --resume ${runDir}`,
+      `callosum train --workers 2 --data ${inject('smallTestSetDir')} --checkpoint-every 1000 --resume ${runDir}`,
     );
     const resumed = await runCli([...(command as string).split(' ').slice(1), '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);

@@ -17,6 +17,7 @@ import { MetricsFile } from './telemetry/metrics-file.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
 import { advertisedUrls } from './transport/advertised-addresses.js';
+import { runRoutes } from './transport/http-routes.js';
 import { Refusals } from './transport/refusals.js';
 import { startTransport, type Transport } from './transport/server.js';
 import { WorkerRegistry } from './workers/registry.js';
@@ -119,8 +120,9 @@ async function startIn(
     connectionRate: settings.connectionRate,
     authenticate: (request) => verifier?.verify(authHeaderOf(request)) ?? { ok: true },
     onRefused: (request, status, reason) => refusals.refused(request, status, reason),
-    ready: () => loop.phase !== 'finished',
-    status: () => lifecycle.status(),
+    routes: runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
+    // The endpoints show progress and worker addresses, nothing secret; a token guard comes with the dashboard.
+    authorizeRead: () => true,
   });
   scope.add(() => transport.close());
   log(

@@ -3,6 +3,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
+import type { HttpRoutes } from './http-routes.js';
 import { ConnectionRateLimit } from './rate-limit.js';
 
 /** PEM texts for wss://. With `clientCa`, workers must present a certificate it signed (mutual TLS). */
@@ -25,10 +26,10 @@ export interface TransportOptions {
   readonly onRefused: (request: IncomingMessage, status: number, reason: string) => void;
   /** Decides on each upgrade request before any WebSocket exists; a refusal is answered with 401. */
   readonly authenticate: (request: IncomingMessage) => { ok: true } | { ok: false; reason: string };
-  /** GET /readyz answers 200 while this is true, 503 otherwise. */
-  readonly ready: () => boolean;
-  /** JSON served at GET /status. */
-  readonly status: () => unknown;
+  /** The HTTP endpoints; anything else is 404. */
+  readonly routes: HttpRoutes;
+  /** Decides on each request for an endpoint that is not open; a refusal is answered with 401. */
+  readonly authorizeRead: (request: IncomingMessage) => boolean;
 }
 
 export interface Transport {
@@ -38,8 +39,8 @@ export interface Transport {
 }
 
 /**
- * The coordinator's listening socket: plain HTTP for health and status, WebSocket upgrades for
- * workers. `noServer` lets the upgrade be checked (authentication, limits) before any WebSocket exists.
+ * The coordinator's listening socket: plain HTTP for its endpoints (health, status), WebSocket upgrades
+ * for workers. `noServer` lets the upgrade be checked (authentication, limits) before any WebSocket exists.
  */
 export async function startTransport(options: TransportOptions): Promise<Transport> {
   const sockets = new WebSocketServer({
@@ -48,18 +49,16 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     maxPayload: options.maxPayload,
   });
   const handle: RequestListener = (request, response) => {
-    const path = (request.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
-      response.end('ok');
-    } else if (path === '/readyz') {
-      response.statusCode = options.ready() ? 200 : 503;
-      response.end(response.statusCode === 200 ? 'ready' : 'not ready');
-    } else if (path === '/status') {
-      response.setHeader('content-type', 'application/json');
-      response.end(JSON.stringify(options.status()));
-    } else {
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    const route = Object.hasOwn(options.routes, path) ? options.routes[path] : undefined;
+    if (route === undefined) {
       response.statusCode = 404;
       response.end();
+    } else if (!route.open && !options.authorizeRead(request)) {
+      response.statusCode = 401;
+      response.end();
+    } else {
+      route.handle(request, response);
     }
   };
   const rateLimit = new ConnectionRateLimit(options.connectionRate.perSecond, options.connectionRate.burst);
