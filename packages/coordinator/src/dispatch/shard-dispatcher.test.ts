@@ -187,6 +187,7 @@ describe('ShardDispatcher straggler deadline', () => {
       stopped = error;
     });
     membership.remove(w1);
+    await Promise.resolve(); // the registry tells its listeners once remove has returned
     clock.advance(4_999);
     await Promise.resolve();
     expect(stopped).toBeUndefined();

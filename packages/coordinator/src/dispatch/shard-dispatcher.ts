@@ -25,8 +25,8 @@ export interface ShardSender {
 
 /**
  * What the dispatcher finds out about a worker. The owner takes the worker out of the healthy set
- * (suspect for a straggler, evicted for a missed deadline); the dispatcher then redoes whatever the
- * worker holds elsewhere.
+ * (suspect for a straggler, evicted for a missed deadline) before it returns; the dispatcher then
+ * redoes whatever the worker holds on the others.
  */
 export interface DispatchFindings {
   missedDeadline(worker: WorkerConnection, shard: number, round: RoundId): void;
@@ -63,7 +63,7 @@ export interface DispatcherOptions {
   /**
    * A shard is late once its worker has been on it `stragglerFactor` times as long as the median time
    * per sample of the shards already answered in its round predicts for its size, but never before
-   * `stragglerFloorMs`. Its worker is reported (and set aside by the coordinator) and the shard is
+   * `stragglerFloorMs`. Its worker is reported (and set aside by the findings' owner) and the shard is
    * redone elsewhere; whatever the late worker sends for it is discarded.
    */
   readonly stragglerFactor: number;
@@ -159,7 +159,7 @@ export class ShardDispatcher {
       const workers = this.seams.membership.healthy();
       for (const task of tasks) {
         const worker = workers[task.part % Math.max(workers.length, 1)];
-        if (worker !== undefined) this.assign(round, task, worker);
+        if (worker?.state === 'healthy') this.assign(round, task, worker);
       }
       this.assignWaiting(round);
     });
@@ -274,6 +274,7 @@ export class ShardDispatcher {
     if (this.round !== round) return;
     const waiting = round.unassigned.size;
     for (const shard of [...round.unassigned]) {
+      if (this.round !== round || !round.unassigned.has(shard)) continue;
       const worker = this.leastLoaded(round, shard);
       if (worker !== undefined) this.assign(round, round.tasks[shard] as ShardTask, worker);
     }
@@ -338,6 +339,8 @@ export class ShardDispatcher {
       const now = clock.now();
       for (const [shard, assignment] of oldestPendingPerWorker(round)) {
         if (this.round !== round) return;
+        // Redone meanwhile (its worker was lost while another late one was being handled).
+        if (round.assignments.get(shard) !== assignment) continue;
         const pendingMs = now - startOf(round, assignment);
         if (pendingMs < lateAfter(shard)) continue;
         this.seams.counters.lateShards += 1;

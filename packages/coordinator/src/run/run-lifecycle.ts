@@ -129,13 +129,16 @@ export class RunLifecycle {
     // Let the shutdown frames drain (a closing handshake), but never wait long for a stuck peer; and
     // clear that wait, which would otherwise keep the process alive for its full length.
     let giveUp: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.context.workers.closeAll(code, reason),
-      new Promise((resolve) => {
-        giveUp = setTimeout(resolve, 2_000);
-      }),
-    ]);
-    clearTimeout(giveUp);
-    await this.context.scope.close();
+    try {
+      await Promise.race([
+        this.context.workers.closeAll(code, reason),
+        new Promise((resolve) => {
+          giveUp = setTimeout(resolve, 2_000);
+        }),
+      ]);
+    } finally {
+      clearTimeout(giveUp);
+      await this.context.scope.close();
+    }
   }
 }

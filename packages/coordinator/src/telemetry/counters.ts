@@ -1,20 +1,26 @@
+import { z } from 'zod';
+
+const count = z.number().int().nonnegative();
+
 /**
  * What went wrong and was recovered from, counted where it happens (the dispatcher and the worker
  * pool) and reported with every step event, in /status and in the run summary.
  */
-export interface RunCounters {
+export const runCountersSchema = z.strictObject({
   /** Shards sent again (to the least-loaded healthy worker) because their worker was lost, late or answered badly. */
-  redoneShards: number;
+  redoneShards: count,
   /** Shards that passed the straggler deadline of their round. */
-  lateShards: number;
+  lateShards: count,
   /** Results that arrived for a round, step or shard no longer assigned to their sender. */
-  discardedMessages: number;
+  discardedMessages: count,
   /**
    * Workers closed by the coordinator for misbehaving: a missed shard deadline, the heartbeat timeout,
    * not reading their weights, or unusable results in a row.
    */
-  evictions: number;
-}
+  evictions: count,
+});
+
+export type RunCounters = z.infer<typeof runCountersSchema>;
 
 export function zeroCounters(): RunCounters {
   return { redoneShards: 0, lateShards: 0, discardedMessages: 0, evictions: 0 };

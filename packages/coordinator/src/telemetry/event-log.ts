@@ -1,22 +1,23 @@
+import { workerLabel } from '../workers/connection.js';
 import type { CoordinatorEvent } from './events.js';
 import type { TelemetrySink } from './telemetry.js';
 
 /** Refused connections are logged up to this many; the rest are only counted (a flood would drown the log). */
 const LOGGED_REFUSALS = 20;
 
-/** How a worker is named in the log: "w2 (worker-2, 127.0.0.1:5000)", or "w2 (127.0.0.1:5000)" before its hello. */
-export function workerLabel(worker: {
-  readonly id: string;
-  readonly name: string;
-  readonly address: string;
+/** The worker an event is about, as the log names it. */
+function workerOf(event: {
+  worker: string;
+  name?: string | undefined;
+  address?: string | undefined;
 }): string {
-  return `${worker.id}${worker.name ? ` (${worker.name}, ${worker.address})` : ` (${worker.address})`}`;
+  return `worker ${workerLabel({ id: event.worker, name: event.name, address: event.address })}`;
 }
 
 /**
  * The run's events as log lines: each kind is formatted here and only here. Steps, evaluations,
  * checkpoints and the summary are left to the caller's progress display (onStep, onEvaluation, the
- * result), so they have no line.
+ * result), and rejected or discarded results to the dispatcher's own line, so they have none.
  */
 export function eventLogLine(event: CoordinatorEvent): string | undefined {
   switch (event.type) {
@@ -26,23 +27,23 @@ export function eventLogLine(event: CoordinatorEvent): string | undefined {
     case 'connection-refused':
       return `refused connection from ${event.peer} (${event.status}): ${event.reason}`;
     case 'worker-joined':
-      return `worker ${workerLabel({ id: event.worker, ...event })} joined (backend ${event.backend}); ${event.healthy} healthy`;
+      return `${workerOf(event)} joined (backend ${event.backend}); ${event.healthy} healthy`;
     case 'worker-left':
-      return `worker ${workerLabel({ id: event.worker, ...event })} left`;
+      return `${workerOf(event)} left`;
     case 'worker-recovered':
-      return `worker ${workerLabel({ id: event.worker, ...event })} is responsive again`;
+      return `${workerOf(event)} is responsive again`;
     case 'worker-failure':
-      return `worker ${workerLabel({ id: event.worker, ...event })} reports ${event.code}: ${event.message}`;
+      return `${workerOf(event)} reports ${event.code}: ${event.message}`;
     case 'rejected-message':
-      return `worker ${workerLabel({ id: event.worker, ...event })}: ${event.code}: ${event.message}`;
+      return `${workerOf(event)}: ${event.code}: ${event.message}`;
     case 'straggler':
       return (
-        `worker ${workerLabel({ id: event.worker, ...event })} is late: shard ${event.shard} pending ` +
-        `${Math.round(event.pendingMs)} ms (others took ${Math.round(event.typicalMs)} ms) while ${event.phase}, ` +
+        `${workerOf(event)} is late: shard ${event.shard} pending ${Math.round(event.pendingMs)} ms ` +
+        `(others took ${Math.round(event.typicalMs ?? Number.NaN)} ms) while ${event.phase}, ` +
         `last heard ${event.lastHeardMs} ms ago; redoing its shard elsewhere`
       );
     case 'eviction':
-      return `evicting worker ${workerLabel({ id: event.worker, ...event })}: ${event.reason}; its shards are redone`;
+      return `evicting ${workerOf(event)}: ${event.reason}; its shards are redone`;
     default:
       return undefined;
   }

@@ -1,5 +1,6 @@
 import { ErrorCodes } from '@callosum/core';
 import { z } from 'zod';
+import { runCountersSchema } from './counters.js';
 
 /**
  * Every event a coordinator records, one zod schema per kind, as one union discriminated on `type`.
@@ -12,18 +13,22 @@ const errorCode = z.enum(Object.values(ErrorCodes) as [string, ...string[]]);
 /** JSON has no NaN: a mean over nothing (no evaluation yet, no step timed) is written as null. */
 const measured = z.number().nullable();
 
-/** Who an event is about: the worker's id, and its name (empty before its hello) and address. */
-const peer = { worker: workerId, name: z.string(), address: z.string() };
+/**
+ * Fields added since metrics.jsonl was first written are optional: a run resumed across versions
+ * appends to a file whose earlier lines lack them. The coordinator always records them.
+ */
+const addedLater = <T extends z.ZodType>(field: T) => field.optional();
 
-const dispatchCounters = {
-  redoneShards: count,
-  lateShards: count,
-  discardedMessages: count,
-  evictions: count,
-};
+/** Who an event is about: the worker's id, and its name (empty before its hello) and address. */
+const aboutWorker = { worker: workerId, name: addedLater(z.string()), address: addedLater(z.string()) };
 
 const eventSchemas = [
-  z.strictObject({ type: z.literal('resumed'), step: count, totalSteps: count, checkpoint: z.string() }),
+  z.strictObject({
+    type: z.literal('resumed'),
+    step: count,
+    totalSteps: addedLater(count),
+    checkpoint: z.string(),
+  }),
   z.strictObject({
     type: z.enum(['auth-failure', 'connection-refused']),
     peer: z.string(),
@@ -32,15 +37,27 @@ const eventSchemas = [
   }),
   z.strictObject({
     type: z.literal('worker-joined'),
-    ...peer,
+    worker: workerId,
+    name: z.string(),
+    address: addedLater(z.string()),
     backend: z.string(),
     /** Healthy workers once it joined. */
-    healthy: count,
+    healthy: addedLater(count),
   }),
-  z.strictObject({ type: z.literal('worker-left'), ...peer, reason: z.string() }),
-  z.strictObject({ type: z.literal('worker-recovered'), ...peer }),
-  z.strictObject({ type: z.literal('worker-failure'), ...peer, code: z.string(), message: z.string() }),
-  z.strictObject({ type: z.literal('rejected-message'), ...peer, code: errorCode, message: z.string() }),
+  z.strictObject({ type: z.literal('worker-left'), ...aboutWorker, reason: z.string() }),
+  z.strictObject({ type: z.literal('worker-recovered'), ...aboutWorker }),
+  z.strictObject({
+    type: z.literal('worker-failure'),
+    ...aboutWorker,
+    code: z.string(),
+    message: addedLater(z.string()),
+  }),
+  z.strictObject({
+    type: z.literal('rejected-message'),
+    ...aboutWorker,
+    code: errorCode,
+    message: addedLater(z.string()),
+  }),
   z.strictObject({
     type: z.literal('rejected-gradient'),
     worker: workerId,
@@ -52,17 +69,19 @@ const eventSchemas = [
   z.strictObject({ type: z.literal('discarded-message'), worker: workerId, step: count, shard: count }),
   z.strictObject({
     type: z.literal('straggler'),
-    ...peer,
+    worker: workerId,
+    name: z.string(),
+    address: z.string(),
     shard: count,
     phase: z.string(),
     pendingMs: z.number().nonnegative(),
     /** What the shards already answered in its round predict for this one. */
-    typicalMs: z.number().nonnegative(),
-    lastHeardMs: z.number().nonnegative(),
+    typicalMs: addedLater(z.number().nonnegative()),
+    lastHeardMs: addedLater(z.number().nonnegative()),
   }),
   z.strictObject({
     type: z.literal('eviction'),
-    ...peer,
+    ...aboutWorker,
     reason: z.string(),
     // What the eviction was for: a missed deadline (shard, phase), silence (phase), not reading
     // (bufferedBytes), unusable results (code).
@@ -94,7 +113,7 @@ const eventSchemas = [
       .readonly(),
     updateMs: z.number(),
     stepMs: z.number(),
-    ...dispatchCounters,
+    ...runCountersSchema.shape,
   }),
   z.strictObject({
     type: z.literal('evaluation'),
@@ -120,7 +139,7 @@ const eventSchemas = [
     authFailures: count,
     refusedConnections: count,
     seconds: z.number(),
-    ...dispatchCounters,
+    ...runCountersSchema.shape,
   }),
 ] as const;
 

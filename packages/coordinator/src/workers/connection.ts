@@ -10,7 +10,6 @@ import {
   type WorkerPhase,
 } from '@callosum/core';
 import type WebSocket from 'ws';
-import { workerLabel } from '../telemetry/event-log.js';
 import type { CloseCode } from '../transport/close-codes.js';
 
 /**
@@ -160,8 +159,8 @@ export class WorkerConnection {
     return workerLabel(this);
   }
 
-  /** Who an event is about, as events name a worker. */
-  get peer(): { worker: string; name: string; address: string } {
+  /** The fields by which events name the worker they are about. */
+  get idNameAddress(): { worker: string; name: string; address: string } {
     return { worker: this.id, name: this.name, address: this.address };
   }
 
@@ -203,6 +202,16 @@ export class WorkerConnection {
     this.socket.close(code, Buffer.from(reason).subarray(0, 123).toString());
     return closed;
   }
+}
+
+/** How a worker is named in the log: "w2 (worker-2, 127.0.0.1:5000)", or "w2 (127.0.0.1:5000)" before its hello. */
+export function workerLabel(worker: {
+  readonly id: string;
+  readonly name?: string | undefined;
+  readonly address?: string | undefined;
+}): string {
+  const where = worker.address ?? 'address unknown';
+  return `${worker.id}${worker.name ? ` (${worker.name}, ${where})` : ` (${where})`}`;
 }
 
 export function describeError(error: unknown): { code: ErrorCode; message: string } {

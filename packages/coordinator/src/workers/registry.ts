@@ -9,9 +9,13 @@ export interface MembershipListener {
 }
 
 /**
- * The set of connected workers, in join order, and the one place that announces who may be given
- * work and who is gone. Ranks are not stable: a worker's shard position in a step is its index among
- * the healthy workers at the start of that step.
+ * The set of connected workers, in join order, and the one place that announces who became available
+ * for work and who is gone. Ranks are not stable: a worker's shard position in a step is its index
+ * among the healthy workers at the start of that step.
+ *
+ * Listeners hear of a change once the call that made it has returned (a microtask later), never in
+ * the middle of it: whoever removes a worker (say, the pool acting on the dispatcher's finding) is
+ * never called back into by the dispatcher's listener within its own call.
  */
 export class WorkerRegistry {
   private readonly workers = new Map<string, WorkerConnection>();
@@ -35,13 +39,17 @@ export class WorkerRegistry {
   remove(worker: WorkerConnection): void {
     worker.gone();
     if (!this.workers.delete(worker.id)) return;
-    for (const listener of this.listeners) listener.lost?.(worker);
+    queueMicrotask(() => {
+      for (const listener of this.listeners) listener.lost?.(worker);
+    });
   }
 
   /** Call after a worker became healthy: keeps the peak count and tells the listeners. */
   available(worker: WorkerConnection): void {
     this.#peakHealthy = Math.max(this.#peakHealthy, this.healthy().length);
-    for (const listener of this.listeners) listener.available?.(worker);
+    queueMicrotask(() => {
+      for (const listener of this.listeners) listener.available?.(worker);
+    });
   }
 
   /** Most workers healthy at once during the run. */

@@ -78,7 +78,7 @@ export class WorkerPool implements DispatchFindings {
     failure: (worker, message) => {
       this.context.telemetry.record({
         type: 'worker-failure',
-        ...worker.peer,
+        ...worker.idNameAddress,
         code: message.code,
         message: message.message,
       });
@@ -125,15 +125,17 @@ export class WorkerPool implements DispatchFindings {
       socket,
       codec,
       settings.maxBufferedBytes ?? 4 * maxFrameBytes,
+      // Found while something is sending to it (the dispatcher, mid-assignment): evict once that
+      // call has returned, not in the middle of it. Until then the connection sends nothing more.
       (buffered) =>
-        this.evict(
-          worker,
-          `not reading (${buffered} bytes queued)`,
-          CloseCodes.POLICY_VIOLATION,
-          ErrorCodes.SLOW_READER,
-          {
-            bufferedBytes: buffered,
-          },
+        queueMicrotask(() =>
+          this.evict(
+            worker,
+            `not reading (${buffered} bytes queued)`,
+            CloseCodes.POLICY_VIOLATION,
+            ErrorCodes.SLOW_READER,
+            { bufferedBytes: buffered },
+          ),
         ),
     );
     membership.add(worker);
@@ -158,12 +160,12 @@ export class WorkerPool implements DispatchFindings {
   /** A shard is late: name its worker and what it was doing, and give it no work until it answers. */
   straggler(worker: WorkerConnection, shard: number, pendingMs: number, typicalMs: number): void {
     const step = this.context.currentStep();
-    const lastHeardMs = Date.now() - worker.lastHeardAt;
+    const lastHeardMs = Math.max(0, Date.now() - worker.lastHeardAt);
     const doing =
       worker.computingStep === step ? 'computing' : lastHeardMs > pendingMs ? 'receiving' : worker.phase;
     this.context.telemetry.record({
       type: 'straggler',
-      ...worker.peer,
+      ...worker.idNameAddress,
       shard,
       phase: doing,
       pendingMs,
@@ -197,10 +199,12 @@ export class WorkerPool implements DispatchFindings {
     closeReason: string,
     details: Omit<
       Extract<CoordinatorEvent, { type: 'eviction' }>,
-      'type' | keyof WorkerConnection['peer'] | 'reason'
+      'type' | keyof WorkerConnection['idNameAddress'] | 'reason'
     >,
   ): void {
-    this.context.telemetry.record({ type: 'eviction', ...worker.peer, reason: why, ...details });
+    // Findings can race (a missed deadline and the heartbeat timeout): a worker is evicted once.
+    if (worker.state === 'gone') return;
+    this.context.telemetry.record({ type: 'eviction', ...worker.idNameAddress, reason: why, ...details });
     this.context.counters.evictions += 1;
     this.drop(worker, closeCode, closeReason);
   }
@@ -211,7 +215,11 @@ export class WorkerPool implements DispatchFindings {
     if (code !== undefined) void worker.close(code, reason ?? '');
     membership.remove(worker);
     if (wasMember && worker.name) {
-      telemetry.record({ type: 'worker-left', ...worker.peer, reason: reason ?? 'connection closed' });
+      telemetry.record({
+        type: 'worker-left',
+        ...worker.idNameAddress,
+        reason: reason ?? 'connection closed',
+      });
     }
   }
 
@@ -248,7 +256,7 @@ export class WorkerPool implements DispatchFindings {
       message = worker.decode(frame);
     } catch (error) {
       const { code, message: text } = describeError(error);
-      telemetry.record({ type: 'rejected-message', ...worker.peer, code, message: text });
+      telemetry.record({ type: 'rejected-message', ...worker.idNameAddress, code, message: text });
       this.drop(worker, CloseCodes.POLICY_VIOLATION, code);
       return;
     }
@@ -258,7 +266,7 @@ export class WorkerPool implements DispatchFindings {
     }
     if (worker.state === 'suspect') {
       worker.recovered();
-      telemetry.record({ type: 'worker-recovered', ...worker.peer });
+      telemetry.record({ type: 'worker-recovered', ...worker.idNameAddress });
       membership.available(worker);
     }
     // The table is typed per message type; TypeScript cannot correlate the lookup with the argument.
@@ -312,7 +320,7 @@ export class WorkerPool implements DispatchFindings {
     });
     telemetry.record({
       type: 'worker-joined',
-      ...worker.peer,
+      ...worker.idNameAddress,
       backend: worker.backend,
       healthy: membership.healthy().length,
     });

@@ -27,16 +27,8 @@ export function evaluateInChunks(model: LayersModel, batch: ImageBatch): BatchTo
   return totals;
 }
 
-/** Loss and accuracy over every sample of `set`, each counted exactly once, in chunks. */
-export function evaluateImageSet(
-  model: LayersModel,
-  set: ImageSet,
-  chunkSize = EVALUATION_CHUNK_SAMPLES,
-): BatchTotals {
-  let totals = EMPTY_TOTALS;
-  for (let start = 0; start < set.count; start += chunkSize) {
-    const indices = Array.from({ length: Math.min(chunkSize, set.count - start) }, (_, i) => start + i);
-    totals = addTotals(totals, evaluateBatch(model, gatherBatch(set, indices)));
-  }
-  return totals;
+/** Loss and accuracy over every sample of `set`, each counted exactly once. */
+export function evaluateImageSet(model: LayersModel, set: ImageSet): BatchTotals {
+  const everySample = Array.from({ length: set.count }, (_, i) => i);
+  return evaluateInChunks(model, gatherBatch(set, everySample));
 }
