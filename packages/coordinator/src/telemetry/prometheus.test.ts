@@ -1,0 +1,175 @@
+import { readFile } from 'node:fs/promises';
+import { loadMnist } from '@callosum/core';
+import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startCoordinator } from '../coordinator.js';
+import { runDirectoryPerTest, startWorkerProcess } from '../test-support/worker-processes.js';
+import { type CoordinatorEvent, parseMetricsLine } from './events.js';
+
+const newRunDirectory = runDirectoryPerTest('callosum-prometheus-');
+type StepLine = Extract<CoordinatorEvent, { type: 'step' }>;
+
+const SERIES = [
+  'callosum_step',
+  'callosum_total_steps',
+  'callosum_epoch',
+  'callosum_samples_total',
+  'callosum_loss',
+  'callosum_accuracy',
+  'callosum_learning_rate',
+  'callosum_step_duration_seconds',
+  'callosum_worker_compute_seconds',
+  'callosum_worker_transfer_seconds',
+  'callosum_worker_wait_seconds',
+  'callosum_workers',
+  'callosum_redone_shards_total',
+  'callosum_late_shards_total',
+  'callosum_discarded_messages_total',
+  'callosum_evictions_total',
+  'callosum_rejected_messages_total',
+  'callosum_auth_failures_total',
+  'callosum_refused_connections_total',
+  'callosum_sent_bytes_total',
+  'callosum_received_bytes_total',
+  'process_cpu_seconds_total',
+  'process_resident_memory_bytes',
+  'nodejs_heap_size_used_bytes',
+];
+
+/** A parsed scrape, by family name. */
+function familiesOf(text: string): Map<string, ParsedFamily> {
+  return new Map(parsePrometheusTextFormat(text).map((family) => [family.name, family]));
+}
+
+function valueOf(families: Map<string, ParsedFamily>, name: string, labels: Record<string, string> = {}) {
+  const sample = families
+    .get(name)
+    ?.metrics.find((metric) =>
+      Object.entries(labels).every(([key, value]) => metric.labels?.[key] === value),
+    );
+  if (sample?.value === undefined) throw new Error(`no sample of ${name} ${JSON.stringify(labels)}`);
+  return Number(sample.value);
+}
+
+/**
+ * The parser (1.1.1) merges the buckets of every label set of a histogram into one and drops labelled
+ * _sum and _count lines; without the bucket lines it keeps each label set's _sum and _count.
+ */
+function histogramTotalsOf(text: string): Map<string, ParsedFamily> {
+  return familiesOf(
+    text
+      .split('\n')
+      .filter((line) => !/^\w+_bucket[{ ]/.test(line))
+      .join('\n'),
+  );
+}
+
+function histogramOf(families: Map<string, ParsedFamily>, name: string, labels: Record<string, string> = {}) {
+  const sample = families
+    .get(name)
+    ?.metrics.find((metric) =>
+      Object.entries(labels).every(([key, value]) => metric.labels?.[key] === value),
+    );
+  if (sample?.count === undefined) throw new Error(`no histogram ${name} ${JSON.stringify(labels)}`);
+  return { count: Number(sample.count), sum: Number(sample.sum) };
+}
+
+describe('GET /metrics', () => {
+  it('serves the listed series, and their values agree with metrics.jsonl at the step scraped (two worker processes)', async () => {
+    const outDir = await newRunDirectory();
+    const token = 'prometheus-test-token-0123456789';
+    const scrapes: Promise<string | undefined>[] = [];
+    let url = '';
+    const scrape = () =>
+      fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } }).then(
+        async (response) => {
+          expect(response.status).toBe(200);
+          expect(response.headers.get('content-type')).toContain('text/plain');
+          return response.text();
+        },
+        // The last scrapes may meet a coordinator that has finished and closed.
+        () => undefined,
+      );
+    const coordinator = await startCoordinator({
+      outDir,
+      dataset: await loadMnist(),
+      token,
+      minWorkers: 2,
+      training: {
+        model: { name: 'mlp', options: { hidden: [16] } },
+        batchSize: 32,
+        maxSteps: 20,
+        schedule: { kind: 'cosine', totalSteps: 0, warmupSteps: 5 },
+        maxShift: 0,
+      },
+      // Scraped while the next step runs: the values must be those of one step, whichever it is.
+      onStep: () => void scrapes.push(scrape()),
+      log: () => {},
+    });
+    url = `http://127.0.0.1:${coordinator.port}`;
+    const before = familiesOf((await scrape()) ?? '');
+    expect(valueOf(before, 'callosum_workers', { state: 'healthy' })).toBe(0);
+    // An upgrade without the token's proof: one authentication failure.
+    const refused = new WebSocket(coordinator.url);
+    refused.once('error', () => {});
+    await new Promise((resolve) => refused.once('unexpected-response', resolve));
+    refused.terminate();
+    const exits = [
+      startWorkerProcess(coordinator.url, 'one', token),
+      startWorkerProcess(coordinator.url, 'two', token),
+    ];
+    const summary = await coordinator.result;
+    expect(await Promise.all(exits)).toEqual([0, 0]);
+
+    const lines = (await readFile(summary.metricsFile, 'utf8')).trim().split('\n').map(parseMetricsLine);
+    const steps = lines.filter((line): line is StepLine & { time: string } => line.type === 'step');
+    const parameterBytes = 4 * (784 * 16 + 16 + 16 * 10 + 10);
+    const texts = (await Promise.all(scrapes)).filter((text) => text !== undefined);
+    expect(texts.length).toBeGreaterThanOrEqual(10);
+    for (const text of texts) {
+      const families = familiesOf(text);
+      const totals = histogramTotalsOf(text);
+      for (const name of SERIES) expect(families.has(name), name).toBe(true);
+      const step = valueOf(families, 'callosum_step');
+      const line = steps.find((candidate) => candidate.step === step);
+      if (line === undefined) throw new Error(`no step ${step} in metrics.jsonl`);
+      const upTo = steps.filter((candidate) => candidate.step <= step);
+      expect(valueOf(families, 'callosum_total_steps')).toBe(line.totalSteps);
+      expect(valueOf(families, 'callosum_epoch')).toBe(line.epoch);
+      expect(valueOf(families, 'callosum_loss')).toBe(line.loss);
+      expect(valueOf(families, 'callosum_accuracy')).toBe(line.accuracy);
+      expect(valueOf(families, 'callosum_learning_rate')).toBe(line.learningRate);
+      expect(valueOf(families, 'callosum_samples_total')).toBe(32 * step);
+      const stepSeconds = histogramOf(totals, 'callosum_step_duration_seconds');
+      expect(stepSeconds.count).toBe(step);
+      expect(Number(families.get('callosum_step_duration_seconds')?.metrics[0]?.buckets?.['+Inf'])).toBe(
+        step,
+      );
+      expect(stepSeconds.sum).toBeCloseTo(upTo.reduce((sum, { stepMs }) => sum + stepMs, 0) / 1000, 6);
+      for (const worker of ['w1', 'w2']) {
+        const shares = upTo.flatMap(({ perWorker }) => perWorker.filter(({ id }) => id === worker));
+        for (const [phase, field] of [
+          ['compute', 'computeMs'],
+          ['transfer', 'transferMs'],
+          ['wait', 'waitMs'],
+        ] as const) {
+          const histogram = histogramOf(totals, `callosum_worker_${phase}_seconds`, { worker });
+          expect(histogram.count, `${worker} ${phase}`).toBe(shares.length);
+          const expected = shares.reduce((sum, share) => sum + share[field], 0) / 1000;
+          expect(histogram.sum, `${worker} ${phase}`).toBeCloseTo(expected, 6);
+        }
+      }
+      // Training, both workers are healthy; each step sends each of them the weights, and gets a gradient back.
+      expect(valueOf(families, 'callosum_workers', { state: 'healthy' })).toBe(2);
+      expect(valueOf(families, 'callosum_sent_bytes_total')).toBeGreaterThan(2 * step * parameterBytes);
+      expect(valueOf(families, 'callosum_received_bytes_total')).toBeGreaterThan(2 * step * parameterBytes);
+      expect(valueOf(families, 'callosum_redone_shards_total')).toBe(line.redoneShards);
+      expect(valueOf(families, 'callosum_evictions_total')).toBe(0);
+      expect(valueOf(families, 'callosum_auth_failures_total')).toBe(1);
+    }
+    // Scrapes were taken across the run, not all at one step.
+    const scrapedSteps = new Set(texts.map((text) => valueOf(familiesOf(text), 'callosum_step')));
+    expect(scrapedSteps.size).toBeGreaterThanOrEqual(5);
+  });
+});
