@@ -16,6 +16,7 @@ import { eventLog } from './telemetry/event-log.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
 import { PrometheusMetrics } from './telemetry/prometheus.js';
 import { Telemetry } from './telemetry/telemetry.js';
+import { TraceFile } from './telemetry/trace-file.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
 import { advertisedUrls } from './transport/advertised-addresses.js';
 import { runRoutes } from './transport/http-routes.js';
@@ -76,6 +77,11 @@ async function startIn(
   telemetry.subscribe(metricsFile.write);
   telemetry.subscribe(eventLog(log));
   scope.add(() => metricsFile.close());
+  if (options.traceFile !== undefined) {
+    const trace = new TraceFile(options.traceFile);
+    telemetry.subscribe(trace.sink);
+    scope.add(() => trace.close());
+  }
   if (resumedFrom !== undefined) {
     telemetry.record({
       type: 'resumed',

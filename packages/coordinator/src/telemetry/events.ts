@@ -94,6 +94,15 @@ const eventSchemas = [
       .readonly(),
     updateMs: z.number(),
     stepMs: z.number(),
+    timeline: z.strictObject({
+      prepareMs: z.number(),
+      broadcastMs: z.number(),
+      reduceMs: z.number(),
+      optimizerMs: z.number(),
+      workers: z
+        .array(z.strictObject({ id: workerId, sentMs: z.number(), receivedMs: z.number() }))
+        .readonly(),
+    }),
     ...dispatchCounters,
   }),
   z.strictObject({
@@ -103,6 +112,7 @@ const eventSchemas = [
     testLoss: z.number(),
     testAccuracy: z.number(),
     count,
+    evaluationMs: z.number(),
   }),
   z.strictObject({ type: z.literal('checkpoint'), step: count, path: z.string() }),
   z.strictObject({ type: z.literal('stopped'), code: errorCode, reason: z.string(), step: count }),

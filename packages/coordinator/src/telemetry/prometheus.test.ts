@@ -42,14 +42,19 @@ function familiesOf(text: string): Map<string, ParsedFamily> {
   return new Map(parsePrometheusTextFormat(text).map((family) => [family.name, family]));
 }
 
-function valueOf(families: Map<string, ParsedFamily>, name: string, labels: Record<string, string> = {}) {
-  const sample = families
+/** The sample of a family with these labels (among others). */
+function sampleOf(families: Map<string, ParsedFamily>, name: string, labels: Record<string, string>) {
+  return families
     .get(name)
     ?.metrics.find((metric) =>
       Object.entries(labels).every(([key, value]) => metric.labels?.[key] === value),
     );
-  if (sample?.value === undefined) throw new Error(`no sample of ${name} ${JSON.stringify(labels)}`);
-  return Number(sample.value);
+}
+
+function sampleValue(families: Map<string, ParsedFamily>, name: string, labels: Record<string, string> = {}) {
+  const value = sampleOf(families, name, labels)?.value;
+  if (value === undefined) throw new Error(`no sample of ${name} ${JSON.stringify(labels)}`);
+  return Number(value);
 }
 
 /**
@@ -66,11 +71,7 @@ function histogramTotalsOf(text: string): Map<string, ParsedFamily> {
 }
 
 function histogramOf(families: Map<string, ParsedFamily>, name: string, labels: Record<string, string> = {}) {
-  const sample = families
-    .get(name)
-    ?.metrics.find((metric) =>
-      Object.entries(labels).every(([key, value]) => metric.labels?.[key] === value),
-    );
+  const sample = sampleOf(families, name, labels);
   if (sample?.count === undefined) throw new Error(`no histogram ${name} ${JSON.stringify(labels)}`);
   return { count: Number(sample.count), sum: Number(sample.sum) };
 }
@@ -109,7 +110,7 @@ describe('GET /metrics', () => {
     });
     url = `http://127.0.0.1:${coordinator.port}`;
     const before = familiesOf((await scrape()) ?? '');
-    expect(valueOf(before, 'callosum_workers', { state: 'healthy' })).toBe(0);
+    expect(sampleValue(before, 'callosum_workers', { state: 'healthy' })).toBe(0);
     // An upgrade without the token's proof: one authentication failure.
     const refused = new WebSocket(coordinator.url);
     refused.once('error', () => {});
@@ -131,16 +132,16 @@ describe('GET /metrics', () => {
       const families = familiesOf(text);
       const totals = histogramTotalsOf(text);
       for (const name of SERIES) expect(families.has(name), name).toBe(true);
-      const step = valueOf(families, 'callosum_step');
+      const step = sampleValue(families, 'callosum_step');
       const line = steps.find((candidate) => candidate.step === step);
       if (line === undefined) throw new Error(`no step ${step} in metrics.jsonl`);
       const upTo = steps.filter((candidate) => candidate.step <= step);
-      expect(valueOf(families, 'callosum_total_steps')).toBe(line.totalSteps);
-      expect(valueOf(families, 'callosum_epoch')).toBe(line.epoch);
-      expect(valueOf(families, 'callosum_loss')).toBe(line.loss);
-      expect(valueOf(families, 'callosum_accuracy')).toBe(line.accuracy);
-      expect(valueOf(families, 'callosum_learning_rate')).toBe(line.learningRate);
-      expect(valueOf(families, 'callosum_samples_total')).toBe(32 * step);
+      expect(sampleValue(families, 'callosum_total_steps')).toBe(line.totalSteps);
+      expect(sampleValue(families, 'callosum_epoch')).toBe(line.epoch);
+      expect(sampleValue(families, 'callosum_loss')).toBe(line.loss);
+      expect(sampleValue(families, 'callosum_accuracy')).toBe(line.accuracy);
+      expect(sampleValue(families, 'callosum_learning_rate')).toBe(line.learningRate);
+      expect(sampleValue(families, 'callosum_samples_total')).toBe(32 * step);
       const stepSeconds = histogramOf(totals, 'callosum_step_duration_seconds');
       expect(stepSeconds.count).toBe(step);
       expect(Number(families.get('callosum_step_duration_seconds')?.metrics[0]?.buckets?.['+Inf'])).toBe(
@@ -161,15 +162,17 @@ describe('GET /metrics', () => {
         }
       }
       // Training, both workers are healthy; each step sends each of them the weights, and gets a gradient back.
-      expect(valueOf(families, 'callosum_workers', { state: 'healthy' })).toBe(2);
-      expect(valueOf(families, 'callosum_sent_bytes_total')).toBeGreaterThan(2 * step * parameterBytes);
-      expect(valueOf(families, 'callosum_received_bytes_total')).toBeGreaterThan(2 * step * parameterBytes);
-      expect(valueOf(families, 'callosum_redone_shards_total')).toBe(line.redoneShards);
-      expect(valueOf(families, 'callosum_evictions_total')).toBe(0);
-      expect(valueOf(families, 'callosum_auth_failures_total')).toBe(1);
+      expect(sampleValue(families, 'callosum_workers', { state: 'healthy' })).toBe(2);
+      expect(sampleValue(families, 'callosum_sent_bytes_total')).toBeGreaterThan(2 * step * parameterBytes);
+      expect(sampleValue(families, 'callosum_received_bytes_total')).toBeGreaterThan(
+        2 * step * parameterBytes,
+      );
+      expect(sampleValue(families, 'callosum_redone_shards_total')).toBe(line.redoneShards);
+      expect(sampleValue(families, 'callosum_evictions_total')).toBe(0);
+      expect(sampleValue(families, 'callosum_auth_failures_total')).toBe(1);
     }
     // Scrapes were taken across the run, not all at one step.
-    const scrapedSteps = new Set(texts.map((text) => valueOf(familiesOf(text), 'callosum_step')));
+    const scrapedSteps = new Set(texts.map((text) => sampleValue(familiesOf(text), 'callosum_step')));
     expect(scrapedSteps.size).toBeGreaterThanOrEqual(5);
   });
 });
