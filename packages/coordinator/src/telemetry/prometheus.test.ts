@@ -2,9 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { loadMnist } from '@callosum/core';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { startCoordinator } from '../coordinator.js';
-import { runDirectoryPerTest, startWorkerProcess } from '../test-support/worker-processes.js';
+import {
+  refusedUpgrade,
+  runDirectoryPerTest,
+  runWithWorkerProcesses,
+} from '../test-support/worker-processes.js';
 import { type CoordinatorEvent, parseMetricsLine } from './events.js';
 
 const newRunDirectory = runDirectoryPerTest('callosum-prometheus-');
@@ -112,16 +115,9 @@ describe('GET /metrics', () => {
     const before = familiesOf((await scrape()) ?? '');
     expect(sampleValue(before, 'callosum_workers', { state: 'healthy' })).toBe(0);
     // An upgrade without the token's proof: one authentication failure.
-    const refused = new WebSocket(coordinator.url);
-    refused.once('error', () => {});
-    await new Promise((resolve) => refused.once('unexpected-response', resolve));
-    refused.terminate();
-    const exits = [
-      startWorkerProcess(coordinator.url, 'one', token),
-      startWorkerProcess(coordinator.url, 'two', token),
-    ];
-    const summary = await coordinator.result;
-    expect(await Promise.all(exits)).toEqual([0, 0]);
+    await refusedUpgrade(coordinator.url);
+    const { summary, exitCodes } = await runWithWorkerProcesses(coordinator, token, ['one', 'two']);
+    expect(exitCodes).toEqual([0, 0]);
 
     const lines = (await readFile(summary.metricsFile, 'utf8')).trim().split('\n').map(parseMetricsLine);
     const steps = lines.filter((line): line is StepLine & { time: string } => line.type === 'step');

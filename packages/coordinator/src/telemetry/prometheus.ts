@@ -21,6 +21,36 @@ const REJECTED_KINDS = {
   'rejected-evaluation': 'evaluation',
 } as const;
 
+/** Counters whose values the run keeps, read when scraped. */
+const SCRAPED_COUNTERS: readonly (readonly [
+  name: string,
+  help: string,
+  read: (counters: Readonly<RunCounters>, traffic: WireTraffic) => number,
+])[] = [
+  [
+    'callosum_redone_shards_total',
+    'Shards sent again after their worker was lost, late or wrong.',
+    (counters) => counters.redoneShards,
+  ],
+  [
+    'callosum_late_shards_total',
+    'Shards that passed the straggler deadline.',
+    (counters) => counters.lateShards,
+  ],
+  [
+    'callosum_discarded_messages_total',
+    'Results that arrived for a round or shard no longer assigned to their sender.',
+    (counters) => counters.discardedMessages,
+  ],
+  ['callosum_evictions_total', 'Workers closed for misbehaving.', (counters) => counters.evictions],
+  ['callosum_sent_bytes_total', 'Bytes of frames sent to workers.', (_, traffic) => traffic.sentBytes],
+  [
+    'callosum_received_bytes_total',
+    'Bytes of frames received from workers.',
+    (_, traffic) => traffic.receivedBytes,
+  ],
+];
+
 /**
  * The run in the Prometheus text format (GET /metrics): a registry of its own per coordinator, fed by
  * the telemetry events (steps, evaluations, rejections, refused connections) and, at scrape time, by
@@ -82,32 +112,16 @@ export class PrometheusMetrics {
           this.set({ state }, workers.filter((worker) => worker.state === state).length);
       },
     });
-    this.readCounter(
-      'callosum_redone_shards_total',
-      'Shards sent again after their worker was lost, late or wrong.',
-      () => counters.redoneShards,
-    );
-    this.readCounter(
-      'callosum_late_shards_total',
-      'Shards that passed the straggler deadline.',
-      () => counters.lateShards,
-    );
-    this.readCounter(
-      'callosum_discarded_messages_total',
-      'Results that arrived for a round or shard no longer assigned to their sender.',
-      () => counters.discardedMessages,
-    );
-    this.readCounter('callosum_evictions_total', 'Workers closed for misbehaving.', () => counters.evictions);
-    this.readCounter(
-      'callosum_sent_bytes_total',
-      'Bytes of frames sent to workers.',
-      () => traffic.sentBytes,
-    );
-    this.readCounter(
-      'callosum_received_bytes_total',
-      'Bytes of frames received from workers.',
-      () => traffic.receivedBytes,
-    );
+    for (const [name, help, read] of SCRAPED_COUNTERS)
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(read(counters, traffic));
+        },
+      });
   }
 
   /** The telemetry sink that keeps the event-fed series current. */
@@ -176,19 +190,6 @@ export class PrometheusMetrics {
 
   private counter(name: string, help: string): Counter {
     return new Counter({ name, help, registers: [this.registry] });
-  }
-
-  /** A counter whose value is read from the run when scraped. */
-  private readCounter(name: string, help: string, read: () => number): void {
-    new Counter({
-      name,
-      help,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
   }
 
   private workerHistogram(phase: string, doing: string): Histogram<'worker' | 'name'> {
