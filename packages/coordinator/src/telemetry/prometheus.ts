@@ -57,7 +57,7 @@ const SCRAPED_COUNTERS: readonly (readonly [
  * the registry of workers, the run's counters and the bytes on the wire; plus Node's process metrics.
  */
 export class PrometheusMetrics {
-  readonly registry = new Registry();
+  private readonly registry = new Registry();
   private readonly step = this.gauge('callosum_step', 'Steps completed (the step the weights are at).');
   private readonly totalSteps = this.gauge('callosum_total_steps', 'Steps the run will take.');
   private readonly epoch = this.gauge('callosum_epoch', 'Epoch of the last step (0-based).');
@@ -69,7 +69,10 @@ export class PrometheusMetrics {
     'callosum_test_accuracy',
     'Test accuracy of the last evaluation.',
   );
-  private readonly samples = this.counter('callosum_samples_total', 'Training samples computed by this run.');
+  private readonly samples = this.counter(
+    'callosum_samples_total',
+    'Training samples computed since this coordinator started.',
+  );
   private readonly stepSeconds = new Histogram({
     name: 'callosum_step_duration_seconds',
     help: 'Duration of a training step: shards out, gradients back, reduced and applied.',

@@ -33,7 +33,7 @@ export class TraceFile {
 
   /** Opens (truncates) the file now, so a path that cannot be written fails the start of the run. */
   constructor(readonly path: string) {
-    this.stream = createWriteStream('', { fd: openSync(path, 'w') });
+    this.stream = createWriteStream(path, { fd: openSync(path, 'w') });
     this.stream.write('{"displayTimeUnit":"ms","traceEvents":[\n');
     this.emit({ name: 'process_name', ph: 'M', pid: PID, tid: 0, args: { name: 'callosum run' } });
     this.nameThread(COORDINATOR_TID, 'coordinator');
@@ -42,14 +42,19 @@ export class TraceFile {
   readonly sink: TelemetrySink = (event) => {
     if (this.stream.writableEnded) return;
     const nowUs = performance.now() * 1000;
-    if (event.type === 'worker-joined')
-      this.workerThread(event.worker, `worker ${event.worker} (${event.name})`);
-    else if (event.type === 'step') this.step(event, nowUs);
-    else if (event.type === 'evaluation') {
-      this.span(COORDINATOR_TID, 'evaluation', nowUs - event.evaluationMs * 1000, event.evaluationMs, {
-        epoch: event.epoch,
-        step: event.step,
-      });
+    switch (event.type) {
+      case 'worker-joined':
+        this.workerThread(event.worker, `worker ${event.worker} (${event.name})`);
+        break;
+      case 'step':
+        this.step(event, nowUs);
+        break;
+      case 'evaluation':
+        this.span(COORDINATOR_TID, 'evaluation', nowUs - event.evaluationMs * 1000, event.evaluationMs, {
+          epoch: event.epoch,
+          step: event.step,
+        });
+        break;
     }
   };
 
