@@ -64,15 +64,9 @@ export class PrometheusMetrics {
   private readonly loss = this.gauge('callosum_loss', 'Training loss of the last step.');
   private readonly accuracy = this.gauge('callosum_accuracy', 'Training accuracy of the last step.');
   private readonly learningRate = this.gauge('callosum_learning_rate', 'Learning rate of the last step.');
-  private readonly testLoss = this.gauge('callosum_test_loss', 'Test loss of the last evaluation.');
-  private readonly testAccuracy = this.gauge(
-    'callosum_test_accuracy',
-    'Test accuracy of the last evaluation.',
-  );
-  private readonly samples = this.counter(
-    'callosum_samples_total',
-    'Training samples computed since this coordinator started.',
-  );
+  private readonly testLoss = this.gauge('callosum_test_loss', 'Test loss, last evaluation.');
+  private readonly testAccuracy = this.gauge('callosum_test_accuracy', 'Test accuracy, last evaluation.');
+  private readonly samples = this.counter('callosum_samples_total', 'Training samples since the start.');
   private readonly stepSeconds = new Histogram({
     name: 'callosum_step_duration_seconds',
     help: 'Duration of a training step: shards out, gradients back, reduced and applied.',
