@@ -240,13 +240,16 @@ describe('the offline checks themselves catch mistakes', () => {
     }
   });
 
-  it('the rules flag plain-HTTP probes and ws:// against a TLS coordinator', async () => {
+  it('the rules flag plain-HTTP probes and scrapes and ws:// against a TLS coordinator', async () => {
     const resources = clone(built('overlays/gpu-tls').resources);
     const coordinator = resources.find(
       (r) => r.kind === 'Job' && at(r, 'metadata', 'name') === 'callosum-coordinator',
     )!;
     const liveness = at(coordinator, 'spec', 'template', 'spec', 'containers', 0, 'livenessProbe', 'httpGet');
     delete (liveness as JsonObject).scheme;
+    delete (at(coordinator, 'spec', 'template', 'metadata', 'annotations') as JsonObject)[
+      'prometheus.io/scheme'
+    ];
     const workers = resources.find((r) => at(r, 'metadata', 'name') === 'callosum-workers')!;
     (at(workers, 'spec', 'template', 'spec', 'containers', 0) as JsonObject).args = [
       'worker',
@@ -258,6 +261,7 @@ describe('the offline checks themselves catch mistakes', () => {
       '\n',
     );
     expect(problems).toMatch(/livenessProbe must use HTTPS/);
+    expect(problems).toMatch(/annotation prometheus\.io\/scheme must be https/);
     expect(problems).toMatch(/but the coordinator serves wss:\/\//);
   });
 

@@ -18,6 +18,8 @@ export interface LocalTrainingOptions extends RunCallbacks {
   /** A new run in an outDir holding another run moves that run's files aside instead of being refused. */
   readonly overwrite?: boolean;
   readonly checkpointEverySteps?: number;
+  /** Write the run's timeline here (the coordinator's traceFile). */
+  readonly traceFile?: string;
   readonly dataDir?: string | undefined;
   readonly host?: string;
   readonly port?: number;
@@ -49,6 +51,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       ? {}
       : { checkpointEverySteps: options.checkpointEverySteps }),
     log,
+    ...(options.traceFile === undefined ? {} : { traceFile: options.traceFile }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.onStep === undefined ? {} : { onStep: options.onStep }),
     ...(options.onEvaluation === undefined ? {} : { onEvaluation: options.onEvaluation }),

@@ -1,6 +1,6 @@
 import { type RunCallbacks, type RunSummary, storedSummary } from '@callosum/coordinator';
 import type { Command, Option } from 'commander';
-import { booleanOption } from './env-options.js';
+import { booleanOption, envOption } from './env-options.js';
 import { createProgressReporter } from './progress.js';
 import { runUntilSignal } from './signals.js';
 import { formatSummary } from './summary.js';
@@ -16,11 +16,25 @@ import {
 /** The flags of a command that runs training (`train`, `coordinator`). */
 export interface RunFlags extends TrainingFlags, CheckpointFlags {
   json?: boolean;
+  trace?: string;
 }
 
 /** How reportRun prints the summary: --json for a program. */
 export function jsonOption(): Option {
   return booleanOption('--json', 'print the summary as one JSON object on the last line of stdout');
+}
+
+/** --trace: the coordinator's timeline of every step, for Perfetto or chrome://tracing. */
+export function traceOption(): Option {
+  return envOption(
+    '--trace <file>',
+    'write a timeline of every step (Chrome trace event JSON: open it in ui.perfetto.dev or chrome://tracing)',
+  );
+}
+
+/** The settings of a run's flags that reportRun hands to the run: its directory, checkpoints, trace file. */
+export interface RunSettings extends CheckpointSettings {
+  readonly traceFile?: string;
 }
 
 /** What a command hands to the run it reports on. */
@@ -31,16 +45,19 @@ export interface RunHooks extends Required<RunCallbacks> {
 
 /**
  * Runs the training run of a command's flags with progress on stderr and the summary on stdout: a table
- * for a person, or with --json one JSON object on the last line for a program. `run` gets the checkpoint
+ * for a person, or with --json one JSON object on the last line for a program. `run` gets the run's
  * settings, whose outDir is the run directory. Resuming a finished run reports its stored summary; a run
  * stopped by a signal says how to resume it.
  */
 export async function reportRun(
   command: Command,
   flags: RunFlags,
-  run: (settings: CheckpointSettings, hooks: RunHooks) => Promise<RunSummary>,
+  run: (settings: RunSettings, hooks: RunHooks) => Promise<RunSummary>,
 ): Promise<void> {
-  const settings = checkpointSettings(flags);
+  const settings: RunSettings = {
+    ...checkpointSettings(flags),
+    ...(flags.trace === undefined ? {} : { traceFile: flags.trace }),
+  };
   const { outDir: runDir, resume } = settings;
   const json = flags.json === true;
   const printSummary = (summary: RunSummary) =>

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,35 @@ export function runCli(
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+async function stepsLogged(runDir: string): Promise<number> {
+  const text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8').catch(() => '');
+  return text.split('\n').filter((line) => line.includes('"type":"step"')).length;
+}
+
+/**
+ * Starts `callosum <args>` (a run into `runDir`) in its own process group, as a terminal does, and
+ * waits until it has trained `steps` steps.
+ */
+export async function trainingUntil(
+  args: string[],
+  runDir: string,
+  steps: number,
+  env: Record<string, string> = {},
+) {
+  const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
+    detached: true,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  while ((await stepsLogged(runDir)) < steps) await new Promise((resolve) => setTimeout(resolve, 50));
+  return { child, exited, stderr: () => stderr };
 }
 
 /** The JSON object on the last stdout line (the `--json` summary). */

@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { CLI_ENTRY, lastJsonLine, runCli, shortRun, temporaryDirectory } from './processes.js';
+import { lastJsonLine, runCli, shortRun, temporaryDirectory, trainingUntil } from './processes.js';
 
 const directories: string[] = [];
 afterAll(async () => {
@@ -11,31 +10,11 @@ afterAll(async () => {
 
 const RUN = ['train', ...shortRun(), '--checkpoint-every', '1000'];
 
-async function stepsLogged(runDir: string): Promise<number> {
-  const text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8').catch(() => '');
-  return text.split('\n').filter((line) => line.includes('"type":"step"')).length;
-}
-
-/** Starts a run in its own process group (as a terminal does) and waits until it has trained `steps` steps. */
-async function runningTraining(runDir: string, steps: number) {
-  const child = spawn(process.execPath, [CLI_ENTRY, ...RUN, '--out', runDir], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  while ((await stepsLogged(runDir)) < steps) await new Promise((resolve) => setTimeout(resolve, 50));
-  return { child, exited, stderr: () => stderr };
-}
-
 describe('stop signals', () => {
   it('a second SIGINT while stopping is acknowledged and does not cut the checkpoint short; the resume command is printed', async () => {
     const runDir = await temporaryDirectory('double-sigint');
     directories.push(runDir);
-    const run = await runningTraining(runDir, 8);
+    const run = await trainingUntil([...RUN, '--out', runDir], runDir, 8);
     // Ctrl-C pressed twice: the second once the first is acknowledged, so the kernel cannot merge the
     // two into one pending signal on a busy machine.
     const stopping = new Promise<void>((resolve) =>
@@ -65,7 +44,7 @@ describe('stop signals', () => {
   it("Ctrl-C to the terminal's process group stops the workers without dumping their stderr", async () => {
     const runDir = await temporaryDirectory('group-sigint');
     directories.push(runDir);
-    const run = await runningTraining(runDir, 3);
+    const run = await trainingUntil([...RUN, '--out', runDir], runDir, 3);
     process.kill(-(run.child.pid as number), 'SIGINT');
     expect(await run.exited).toBe(1);
     expect(run.stderr()).toMatch(/COORDINATOR_STOPPING: interrupted by SIGINT/);

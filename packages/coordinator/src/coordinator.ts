@@ -14,12 +14,16 @@ import { type CoordinatorSettings, resolveCoordinatorSettings } from './settings
 import { zeroCounters } from './telemetry/counters.js';
 import { eventLog } from './telemetry/event-log.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
+import { PrometheusMetrics } from './telemetry/prometheus.js';
 import { Telemetry } from './telemetry/telemetry.js';
+import { TraceFile } from './telemetry/trace-file.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
 import { advertisedUrls } from './transport/advertised-addresses.js';
 import { runRoutes } from './transport/http-routes.js';
+import { readAccess } from './transport/read-access.js';
 import { Refusals } from './transport/refusals.js';
 import { startTransport, type Transport } from './transport/server.js';
+import { WireTraffic } from './transport/wire-traffic.js';
 import { WorkerRegistry } from './workers/registry.js';
 import { ShardDelivery } from './workers/shard-delivery.js';
 import { WorkerPool } from './workers/worker-pool.js';
@@ -73,6 +77,11 @@ async function startIn(
   telemetry.subscribe(metricsFile.write);
   telemetry.subscribe(eventLog(log));
   scope.add(() => metricsFile.close());
+  if (options.traceFile !== undefined) {
+    const trace = new TraceFile(options.traceFile);
+    telemetry.subscribe(trace.sink);
+    scope.add(() => trace.close());
+  }
   if (resumedFrom !== undefined) {
     telemetry.record({
       type: 'resumed',
@@ -87,6 +96,9 @@ async function startIn(
   const codec = createMsgpackCodec();
   const membership = new WorkerRegistry();
   const counters = zeroCounters();
+  const traffic = new WireTraffic();
+  const prometheus = new PrometheusMetrics({ membership, counters, traffic });
+  telemetry.subscribe(prometheus.sink);
   // The pool (the findings' receiver) is built below, once the transport it takes connections from exists.
   const findings: DispatchFindings = {
     missedDeadline: (...finding) => workers.missedDeadline(...finding),
@@ -120,9 +132,11 @@ async function startIn(
     connectionRate: settings.connectionRate,
     authenticate: (request) => verifier?.verify(authHeaderOf(request)) ?? { ok: true },
     onRefused: (request, status, reason) => refusals.refused(request, status, reason),
-    routes: runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
-    // The endpoints show progress and worker addresses, nothing secret; a token guard comes with the dashboard.
-    authorizeRead: () => true,
+    routes: {
+      ...runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
+      '/metrics': prometheus.route,
+    },
+    authorizeRead: readAccess(options.token),
   });
   scope.add(() => transport.close());
   log(
@@ -137,6 +151,7 @@ async function startIn(
     maxFrameBytes,
     reduction,
     codec,
+    traffic,
     membership,
     counters,
     telemetry,

@@ -15,6 +15,18 @@ export interface StepReport extends StepEvent {
   /** Reducing gradients and applying the optimizer on the coordinator. */
   readonly updateMs: number;
   readonly stepMs: number;
+  /** When each part of the step happened, for a timeline (--trace): durations and offsets from its start. */
+  readonly timeline: {
+    /** Drawing the batch, planning and gathering the shards' samples. */
+    readonly prepareMs: number;
+    /** Sending the weights and the first shards to every worker. */
+    readonly broadcastMs: number;
+    /** updateMs is reduceMs (the mean gradient) plus optimizerMs (applying it). */
+    readonly reduceMs: number;
+    readonly optimizerMs: number;
+    /** Per worker: ms after the step started when its first shard was sent and its last answer came. */
+    readonly workers: readonly { id: string; sentMs: number; receivedMs: number }[];
+  };
 }
 
 export interface EvaluationReport {
@@ -23,6 +35,8 @@ export interface EvaluationReport {
   readonly testLoss: number;
   readonly testAccuracy: number;
   readonly count: number;
+  /** How long the evaluation pass took. */
+  readonly evaluationMs: number;
 }
 
 /** Where a run reports on itself as it goes. */
@@ -98,6 +112,12 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly stragglerFactor?: number;
   readonly stragglerFloorMs?: number;
+  /**
+   * Write a timeline of every step to this file in the Trace Event Format (Perfetto, chrome://tracing):
+   * the coordinator's prepare, broadcast, reduce, optimizer and evaluation, each worker's receive,
+   * compute, send and wait.
+   */
+  readonly traceFile?: string;
 }
 
 /** What a finished run reports; also the last stdout line of `callosum train --json`. */

@@ -310,6 +310,23 @@ export async function checkRules(
         problem(`${coordinator.where}: ${probe} must use ${tls ? 'HTTPS (TLS is on)' : 'HTTP'}`);
       }
     }
+    // Prometheus' scrape annotations, if any, point at /metrics on the port it listens on, over HTTPS
+    // when TLS is on.
+    const annotations = asObject(
+      at(coordinator.pod.owner, 'spec', 'template', 'metadata', 'annotations') ?? {},
+      coordinator.where,
+    );
+    if (annotations['prometheus.io/scrape'] === 'true') {
+      const scrape = {
+        port: String(port),
+        path: '/metrics',
+        scheme: tls ? 'https' : 'http',
+      };
+      for (const [key, expected] of Object.entries(scrape)) {
+        if ((annotations[`prometheus.io/${key}`] ?? (key === 'scheme' ? 'http' : undefined)) !== expected)
+          problem(`${coordinator.where}: annotation prometheus.io/${key} must be ${expected}`);
+      }
+    }
     // The run directory is on a PersistentVolumeClaim that the build has.
     const runDir = String(coordinator.options.resume ?? coordinator.options.out ?? '');
     const volumes = asList(coordinator.pod.spec.volumes ?? [], coordinator.where);

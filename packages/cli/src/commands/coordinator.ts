@@ -2,7 +2,7 @@ import { advertisedUrls, COORDINATOR_DEFAULTS, startCoordinator } from '@callosu
 import type { Command } from 'commander';
 import { addOptions, booleanOption, envOption } from '../env-options.js';
 import { integer } from '../option-parsers.js';
-import { jsonOption, type RunFlags, reportRun } from '../run-report.js';
+import { jsonOption, type RunFlags, reportRun, traceOption } from '../run-report.js';
 import { serverTlsFrom, serverTlsOptions, type TlsFlags } from '../tls-options.js';
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
 import { checkpointOptions, portOption, trainingConfigFrom, trainingOptions } from '../training-options.js';
@@ -40,6 +40,7 @@ export function registerCoordinatorCommand(program: Command): void {
     ...tokenOptions(),
     ...serverTlsOptions(),
     booleanOption('--insecure', 'allow listening beyond loopback without a token'),
+    traceOption(),
     jsonOption(),
   ]);
   command.action((flags: CoordinatorFlags) =>

@@ -4,7 +4,7 @@ import { addOptions, envOption } from '../env-options.js';
 import { trainWithLocalWorkers } from '../local-training.js';
 import { assertBatchFits } from '../memory-fit.js';
 import { integer } from '../option-parsers.js';
-import { jsonOption, type RunFlags, reportRun } from '../run-report.js';
+import { jsonOption, type RunFlags, reportRun, traceOption } from '../run-report.js';
 import {
   backendOption,
   checkpointOptions,
@@ -29,6 +29,7 @@ export function registerTrainCommand(program: Command): void {
     backendOption(),
     portOption(0),
     ...checkpointOptions(),
+    traceOption(),
     jsonOption(),
   ]);
   command.action((flags: TrainFlags) => {

@@ -71,19 +71,32 @@ export class Rounds {
       weightsVersion: step,
       ...imageTensors(images, labels, dataset.train),
     }));
-    const outcomes = await dispatcher.run<GradientReply>(RoundIds.step(step), tasks, (shard, reply) =>
+    const prepared = performance.now();
+    // The dispatcher sends each worker its first shards (after the weights) before it returns.
+    const round = dispatcher.run<GradientReply>(RoundIds.step(step), tasks, (shard, reply) =>
       reduction.add(shard, reply.gradient),
     );
+    const broadcast = performance.now();
+    const outcomes = await round;
     const collected = performance.now();
     const reduced = reduction.finish();
+    const reducedAt = performance.now();
     const learningRate = state.applyStep(reduced);
     const finished = performance.now();
+    const { perWorker, spans } = perWorkerTimings(outcomes, started, collected);
     return {
       ...stepEvent(state, epoch, reduced, learningRate, reduced.count / ((finished - started) / 1000)),
       workers: new Set(outcomes.map((outcome) => outcome.worker)).size,
-      perWorker: perWorkerTimings(outcomes, collected),
+      perWorker,
       updateMs: finished - collected,
       stepMs: finished - started,
+      timeline: {
+        prepareMs: prepared - started,
+        broadcastMs: broadcast - prepared,
+        reduceMs: reducedAt - collected,
+        optimizerMs: finished - reducedAt,
+        workers: spans,
+      },
     };
   }
 
@@ -137,13 +150,15 @@ function imageTensors(images: Uint8Array, labels: Uint8Array, set: ImageSet) {
   };
 }
 
+/** Per worker: its samples and where its time went, and when it was sent its first shard and gave its last answer. */
 function perWorkerTimings(
   outcomes: readonly ShardOutcome<GradientReply>[],
+  stepStartedAt: number,
   collectedAt: number,
-): StepReport['perWorker'] {
+): Pick<StepReport, 'perWorker'> & { spans: StepReport['timeline']['workers'] } {
   const byWorker = new Map<
     string,
-    { id: string; samples: number; computeMs: number; transferMs: number; waitMs: number }
+    StepReport['perWorker'][number] & { sentAt: number; receivedAt: number }
   >();
   for (const { worker, result, startedAt, receivedAt } of outcomes) {
     const entry = byWorker.get(worker.id) ?? {
@@ -152,13 +167,26 @@ function perWorkerTimings(
       computeMs: 0,
       transferMs: 0,
       waitMs: 0,
+      sentAt: startedAt,
+      receivedAt,
     };
     const inside = result.timings.decodeMs + result.timings.computeMs;
     entry.samples += result.gradient.count;
     entry.computeMs += inside;
     entry.transferMs += Math.max(0, receivedAt - startedAt - inside);
-    entry.waitMs = Math.max(entry.waitMs, collectedAt - receivedAt);
+    entry.sentAt = Math.min(entry.sentAt, startedAt);
+    entry.receivedAt = Math.max(entry.receivedAt, receivedAt);
+    // Waiting for the others starts with its last answer (a worker may compute several shards).
+    entry.waitMs = collectedAt - entry.receivedAt;
     byWorker.set(worker.id, entry);
   }
-  return [...byWorker.values()];
+  const entries = [...byWorker.values()];
+  return {
+    perWorker: entries.map(({ sentAt, receivedAt, ...timings }) => timings),
+    spans: entries.map(({ id, sentAt, receivedAt }) => ({
+      id,
+      sentMs: sentAt - stepStartedAt,
+      receivedMs: receivedAt - stepStartedAt,
+    })),
+  };
 }

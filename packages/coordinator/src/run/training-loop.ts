@@ -60,6 +60,7 @@ export class TrainingLoop {
       if (epochEnded || state.step % this.context.checkpointEverySteps === 0) await this.saveCheckpoint();
       if (epochEnded) {
         this.#phase = 'evaluating';
+        const evaluationStarted = performance.now();
         const totals = await rounds.evaluate();
         testLoss = totals.lossSum / totals.count;
         testAccuracy = totals.correct / totals.count;
@@ -69,6 +70,7 @@ export class TrainingLoop {
           testLoss,
           testAccuracy,
           count: totals.count,
+          evaluationMs: performance.now() - evaluationStarted,
         };
         telemetry.record({ type: 'evaluation', ...evaluation });
         this.context.onEvaluation?.(evaluation);

@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { loadMnist } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { startCoordinator } from '../coordinator.js';
-import { runDirectoryPerTest, startWorkerProcess } from '../test-support/worker-processes.js';
+import {
+  refusedUpgrade,
+  runDirectoryPerTest,
+  runWithWorkerProcesses,
+} from '../test-support/worker-processes.js';
 import { parseMetricsLine } from './events.js';
 
 const newRunDirectory = runDirectoryPerTest('callosum-telemetry-');
@@ -29,16 +32,9 @@ describe('metrics.jsonl', () => {
       log: (line) => log.push(line),
     });
     // A refused upgrade, so that kind of event is in the file too.
-    const refused = new WebSocket(coordinator.url);
-    refused.once('error', () => {});
-    await new Promise((resolve) => refused.once('unexpected-response', resolve));
-    refused.terminate();
-    const exits = [
-      startWorkerProcess(coordinator.url, 'one', token),
-      startWorkerProcess(coordinator.url, 'two', token),
-    ];
-    const summary = await coordinator.result;
-    expect(await Promise.all(exits)).toEqual([0, 0]);
+    await refusedUpgrade(coordinator.url);
+    const { summary, exitCodes } = await runWithWorkerProcesses(coordinator, token, ['one', 'two']);
+    expect(exitCodes).toEqual([0, 0]);
     // Finished means finished: no timer of the run is left to keep a process alive after it.
     expect(process.getActiveResourcesInfo()).not.toContain('Timeout');
 

@@ -113,6 +113,17 @@ const eventSchemas = [
       .readonly(),
     updateMs: z.number(),
     stepMs: z.number(),
+    timeline: addedLater(
+      z.strictObject({
+        prepareMs: z.number(),
+        broadcastMs: z.number(),
+        reduceMs: z.number(),
+        optimizerMs: z.number(),
+        workers: z
+          .array(z.strictObject({ id: workerId, sentMs: z.number(), receivedMs: z.number() }))
+          .readonly(),
+      }),
+    ),
     ...runCountersSchema.shape,
   }),
   z.strictObject({
@@ -122,6 +133,7 @@ const eventSchemas = [
     testLoss: z.number(),
     testAccuracy: z.number(),
     count,
+    evaluationMs: addedLater(z.number()),
   }),
   z.strictObject({ type: z.literal('checkpoint'), step: count, path: z.string() }),
   z.strictObject({ type: z.literal('stopped'), code: errorCode, reason: z.string(), step: count }),

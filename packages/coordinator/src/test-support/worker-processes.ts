@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
+import WebSocket from 'ws';
+import type { Coordinator } from '../coordinator.js';
+import type { RunSummary } from '../options.js';
 
 // Real worker processes (the @callosum/worker package, as `callosum worker` runs it) on loopback.
 const packageDir = fileURLToPath(new URL('../..', import.meta.url));
@@ -48,4 +51,23 @@ export function runDirectoryPerTest(prefix: string): () => Promise<string> {
     current = await mkdtemp(join(tmpdir(), prefix));
     return current;
   };
+}
+
+/** An upgrade without the token's proof, as a stranger would try: resolves once it was refused. */
+export async function refusedUpgrade(url: string): Promise<void> {
+  const refused = new WebSocket(url);
+  refused.once('error', () => {});
+  await new Promise((resolve) => refused.once('unexpected-response', resolve));
+  refused.terminate();
+}
+
+/** Runs the coordinator's run to its end with a worker process per name; its summary and their exit codes. */
+export async function runWithWorkerProcesses(
+  coordinator: Coordinator,
+  token: string,
+  names: readonly string[],
+): Promise<{ summary: RunSummary; exitCodes: (number | null)[] }> {
+  const exits = names.map((name) => startWorkerProcess(coordinator.url, name, token));
+  const summary = await coordinator.result;
+  return { summary, exitCodes: await Promise.all(exits) };
 }

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HttpRoutes } from './http-routes.js';
 import { ConnectionRateLimit } from './rate-limit.js';
+import type { ReadAccess } from './read-access.js';
 
 /** PEM texts for wss://. With `clientCa`, workers must present a certificate it signed (mutual TLS). */
 export interface ServerTlsOptions {
@@ -28,8 +29,8 @@ export interface TransportOptions {
   readonly authenticate: (request: IncomingMessage) => { ok: true } | { ok: false; reason: string };
   /** The HTTP endpoints; anything else is 404. */
   readonly routes: HttpRoutes;
-  /** Decides on each request for an endpoint that is not open; a refusal is answered with 401. */
-  readonly authorizeRead: (request: IncomingMessage) => boolean;
+  /** Decides on each request for an endpoint that is not open (read-access.ts); a refusal is answered with 401. */
+  readonly authorizeRead: ReadAccess;
 }
 
 export interface Transport {
@@ -54,7 +55,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     if (route === undefined) {
       response.statusCode = 404;
       response.end();
-    } else if (!route.open && !options.authorizeRead(request)) {
+    } else if (!route.open && !options.authorizeRead(request, response)) {
       response.statusCode = 401;
       response.end();
     } else {

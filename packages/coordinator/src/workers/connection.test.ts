@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { createMsgpackCodec, isCallosumError } from '@callosum/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { WireTraffic } from '../transport/wire-traffic.js';
 import { WorkerConnection } from './connection.js';
 
 let server: WebSocketServer | undefined;
@@ -27,6 +28,7 @@ describe('WorkerConnection', () => {
       'test',
       await accepted,
       createMsgpackCodec(),
+      new WireTraffic(),
       limit,
       (buffered) => {
         reported = buffered;
@@ -45,7 +47,15 @@ describe('WorkerConnection', () => {
 
   it('moves between states only through named transitions, and throws on an illegal one', () => {
     // The state machine never touches the socket.
-    const connection = new WorkerConnection('w1', 'test', {} as WebSocket, createMsgpackCodec(), 1, () => {});
+    const connection = new WorkerConnection(
+      'w1',
+      'test',
+      {} as WebSocket,
+      createMsgpackCodec(),
+      new WireTraffic(),
+      1,
+      () => {},
+    );
     const illegal = (transition: () => void) => {
       try {
         transition();

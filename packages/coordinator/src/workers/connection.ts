@@ -11,6 +11,7 @@ import {
 } from '@callosum/core';
 import type WebSocket from 'ws';
 import type { CloseCode } from '../transport/close-codes.js';
+import type { WireTraffic } from '../transport/wire-traffic.js';
 
 /**
  * Membership states, driven by the handshake, heartbeats and shard deadlines:
@@ -58,6 +59,8 @@ export class WorkerConnection {
     readonly address: string,
     private readonly socket: WebSocket,
     private readonly codec: Codec,
+    /** Where the bytes of its frames are counted, both ways. */
+    private readonly traffic: WireTraffic,
     /** Most bytes that may wait unsent for this peer; ws itself queues without limit. */
     private readonly maxBufferedBytes: number,
     /** Called instead of sending when the peer has stopped reading. */
@@ -183,11 +186,13 @@ export class WorkerConnection {
       return;
     }
     this.socket.send(frame);
+    this.traffic.sent(frame.byteLength);
   }
 
   /** Decodes and validates one frame; throws a CallosumError naming what is wrong. */
   decode(frame: Buffer): WorkerMessage {
     this.#lastHeardAt = Date.now();
+    this.traffic.received(frame.byteLength);
     return parseWorkerMessage(this.codec.decode(frame));
   }
 

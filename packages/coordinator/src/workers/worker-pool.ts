@@ -18,6 +18,7 @@ import type { RunCounters } from '../telemetry/counters.js';
 import type { CoordinatorEvent } from '../telemetry/events.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { type CloseCode, CloseCodes } from '../transport/close-codes.js';
+import type { WireTraffic } from '../transport/wire-traffic.js';
 import { admissionRefusal } from './admission.js';
 import { describeError, WorkerConnection } from './connection.js';
 import { Liveness } from './liveness.js';
@@ -48,6 +49,8 @@ export interface WorkerPoolContext {
   readonly maxFrameBytes: number;
   readonly reduction: Reduction;
   readonly codec: Codec;
+  /** Where the connections count the bytes of their frames. */
+  readonly traffic: WireTraffic;
   readonly membership: WorkerRegistry;
   readonly counters: RunCounters;
   readonly telemetry: Telemetry;
@@ -124,6 +127,7 @@ export class WorkerPool implements DispatchFindings {
       address,
       socket,
       codec,
+      this.context.traffic,
       settings.maxBufferedBytes ?? 4 * maxFrameBytes,
       // Found while something is sending to it (the dispatcher, mid-assignment): evict once that
       // call has returned, not in the middle of it. Until then the connection sends nothing more.
