@@ -2,7 +2,7 @@
 // @callosum/worker and @callosum/coordinator.
 
 // Always have a backend, so building a model works before (or without) initBackend.
-import '@tensorflow/tfjs-backend-cpu';
+import './backends/cpu.js';
 
 export type { LayersModel } from '@tensorflow/tfjs-layers';
 export {

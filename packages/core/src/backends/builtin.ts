@@ -37,5 +37,5 @@ registerBuiltin('wasm', '@tensorflow/tfjs-backend-wasm', async () => {
   registerWasmTrainingKernels();
 });
 registerBuiltin('cpu', '@tensorflow/tfjs-backend-cpu', async () => {
-  await import('@tensorflow/tfjs-backend-cpu');
+  await import('./cpu.js');
 });

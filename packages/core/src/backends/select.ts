@@ -33,7 +33,6 @@ export async function initBackend(preference: BackendPreference = 'auto'): Promi
         throw new Error(`tfjs could not initialise the "${candidate.tfjsBackend}" backend`);
       }
       await tf.ready();
-      silenceCpuBackendAdvert();
       const reason =
         skipped.length === 0
           ? `${candidate.packageName} loaded (${preference === 'auto' ? 'first choice' : 'requested'})`
@@ -49,12 +48,4 @@ export async function initBackend(preference: BackendPreference = 'auto'): Promi
     `backend "${preference}" is not available here (${tried})` +
       (preference === 'tensorflow' ? `; to use it, ${INSTALL_HINT}` : ''),
   );
-}
-
-/**
- * The cpu backend prints an advert for tfjs-node on its first tensor. Backend choice is reported by
- * initBackend instead, so the advert is only noise in worker logs.
- */
-function silenceCpuBackendAdvert(): void {
-  if (tf.getBackend() === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
 }

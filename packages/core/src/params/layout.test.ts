@@ -1,4 +1,4 @@
-import '@tensorflow/tfjs-backend-cpu';
+import '../backends/cpu.js';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';

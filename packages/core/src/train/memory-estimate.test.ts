@@ -1,4 +1,4 @@
-import '@tensorflow/tfjs-backend-cpu';
+import '../backends/cpu.js';
 import { describe, expect, it } from 'vitest';
 import { buildModel } from '../models/index.js';
 import { activationBytesPerSample, largestFittingSamples, WASM_MEMORY_BYTES } from './memory-estimate.js';

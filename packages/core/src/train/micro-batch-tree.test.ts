@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+import '../backends/cpu.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ImageBatch, sliceImageBatch } from '../data/batch.js';
 import { evenShardSizes } from '../data/shards.js';

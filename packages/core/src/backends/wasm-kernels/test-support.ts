@@ -1,6 +1,6 @@
 // Test support for the *.test.ts files of this folder: runs one computation on the cpu backend (the
 // reference) and on wasm, from the same seeded inputs.
-import '@tensorflow/tfjs-backend-cpu';
+import '../cpu.js';
 import '@tensorflow/tfjs-backend-wasm';
 // tfjs-core alone registers no gradients (the @tensorflow/tfjs bundle and tfjs-layers import this).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
