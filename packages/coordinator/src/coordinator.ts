@@ -1,4 +1,6 @@
 import { createMsgpackCodec, reductionFor } from '@callosum/core';
+import { DashboardFeed } from './dashboard/dashboard-feed.js';
+import { dashboardRoutes, dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
@@ -27,6 +29,8 @@ import { WorkerPool } from './workers/worker-pool.js';
 export interface Coordinator {
   /** ws:// address workers connect to. */
   readonly url: string;
+  /** http:// address of the run's dashboard. */
+  readonly dashboardUrl: string;
   readonly port: number;
   /** Resolves when the run completes; rejects with the reason it stopped. */
   readonly result: Promise<RunSummary>;
@@ -72,6 +76,8 @@ async function startIn(
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
   telemetry.subscribe(eventLog(log));
+  const dashboard = new DashboardFeed();
+  telemetry.subscribe(dashboard.record);
   scope.add(() => metricsFile.close());
   if (resumedFrom !== undefined) {
     telemetry.record({
@@ -120,14 +126,20 @@ async function startIn(
     connectionRate: settings.connectionRate,
     authenticate: (request) => verifier?.verify(authHeaderOf(request)) ?? { ok: true },
     onRefused: (request, status, reason) => refusals.refused(request, status, reason),
-    routes: runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
+    routes: {
+      ...runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
+      ...dashboardRoutes(dashboard),
+    },
     // The endpoints show progress and worker addresses, nothing secret; a token guard comes with the dashboard.
     authorizeRead: () => true,
   });
   scope.add(() => transport.close());
+  scope.add(() => dashboard.close());
   log(
     `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${config.model.name}, ${state.totalSteps} steps`,
   );
+  const dashboardAt = dashboardUrls(transport.url);
+  log(`coordinator: dashboard at ${dashboardAt.join(', ')}`);
 
   const workers = new WorkerPool({
     settings,
@@ -166,6 +178,7 @@ async function startIn(
   });
   return {
     url: transport.url,
+    dashboardUrl: dashboardAt[0] ?? '',
     port: transport.port,
     result: lifecycle.result,
     stop: (reason) => lifecycle.stop(reason),
