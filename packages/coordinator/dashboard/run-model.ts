@@ -90,6 +90,7 @@ export class RunModel {
         this.rewind(event.step);
         this.#workers.clear();
         this.#redoneShards = 0;
+        this.#outcome = { kind: 'running' };
         break;
       case 'worker-joined':
         this.#workers.set(event.worker, {
