@@ -48,6 +48,11 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
       coordinator.once('exit', () => reject(new Error(`coordinator exited early:\n${stderr}`)));
     });
     expect(url).toMatch(/^ws:\/\/127\.0\.0\.2:\d+$/);
+    // Its dashboard, on the same port, is announced once at start.
+    const port = new URL(url).port;
+    expect(stderr.match(/^coordinator: dashboard at .*$/gm)).toEqual([
+      `coordinator: dashboard at http://127.0.0.2:${port}/`,
+    ]);
 
     const workers = [1, 2].map((i) =>
       runCli(['worker', '--name', `host-${i}`, '--backend', 'wasm'], {

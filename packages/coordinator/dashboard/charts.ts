@@ -1,4 +1,5 @@
 import uPlot from 'uplot';
+import { panel } from './panel.js';
 import type { RunModel } from './run-model.js';
 
 const CHART_HEIGHT = 220;
@@ -37,37 +38,33 @@ function trainingAndTest(
   ];
 }
 
+/** A chart of a figure per step, with the test figure of each epoch's evaluation on it. */
+function trainingAndTestChart(
+  spec: Pick<ChartSpec, 'id' | 'title' | 'axis'>,
+  train: (step: RunModel['steps'][number]) => number,
+  test: (evaluation: RunModel['evaluations'][number]) => number,
+): ChartSpec {
+  return {
+    ...spec,
+    series: [
+      { label: 'training (per step)', color: COLORS.train },
+      { label: 'test (per epoch)', color: COLORS.test, sparse: true },
+    ],
+    data: (model) => trainingAndTest(model, train, test),
+  };
+}
+
 const CHARTS: readonly ChartSpec[] = [
-  {
-    id: 'loss',
-    title: 'Loss (cross-entropy)',
-    axis: 'loss',
-    series: [
-      { label: 'training (per step)', color: COLORS.train },
-      { label: 'test (per epoch)', color: COLORS.test, sparse: true },
-    ],
-    data: (model) =>
-      trainingAndTest(
-        model,
-        (step) => step.loss,
-        (evaluation) => evaluation.testLoss,
-      ),
-  },
-  {
-    id: 'accuracy',
-    title: 'Accuracy (%)',
-    axis: '%',
-    series: [
-      { label: 'training (per step)', color: COLORS.train },
-      { label: 'test (per epoch)', color: COLORS.test, sparse: true },
-    ],
-    data: (model) =>
-      trainingAndTest(
-        model,
-        (step) => step.accuracy * 100,
-        (evaluation) => evaluation.testAccuracy * 100,
-      ),
-  },
+  trainingAndTestChart(
+    { id: 'loss', title: 'Loss (cross-entropy)', axis: 'loss' },
+    (step) => step.loss,
+    (evaluation) => evaluation.testLoss,
+  ),
+  trainingAndTestChart(
+    { id: 'accuracy', title: 'Accuracy (%)', axis: '%' },
+    (step) => step.accuracy * 100,
+    (evaluation) => evaluation.testAccuracy * 100,
+  ),
   {
     id: 'throughput',
     title: 'Throughput (samples/s, per step)',
@@ -90,13 +87,7 @@ export class RunCharts {
 
   constructor(container: HTMLElement) {
     this.charts = CHARTS.map((spec) => {
-      const box = document.createElement('section');
-      box.className = 'panel chart';
-      box.id = `chart-${spec.id}`;
-      const heading = document.createElement('h2');
-      heading.textContent = spec.title;
-      box.append(heading);
-      container.append(box);
+      const box = panel(container, { id: `chart-${spec.id}`, title: spec.title, wide: false });
       const plot = new uPlot(options(spec, box.clientWidth), [[], ...spec.series.map(() => [])], box);
       return { spec, plot, box };
     });

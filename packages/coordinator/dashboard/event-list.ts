@@ -1,3 +1,4 @@
+import { panel } from './panel.js';
 import type { RunModel } from './run-model.js';
 
 /** Entries shown, newest first. */
@@ -8,14 +9,8 @@ export class EventList {
   private readonly list: HTMLOListElement;
 
   constructor(container: HTMLElement) {
-    const panel = document.createElement('section');
-    panel.className = 'panel wide';
-    panel.id = 'events';
-    const heading = document.createElement('h2');
-    heading.textContent = 'Event log (newest first)';
     this.list = document.createElement('ol');
-    panel.append(heading, this.list);
-    container.append(panel);
+    panel(container, { id: 'events', title: 'Event log (newest first)', wide: true }).append(this.list);
   }
 
   render(model: RunModel): void {

@@ -1,3 +1,4 @@
+import { panel } from './panel.js';
 import type { RunModel } from './run-model.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -31,11 +32,8 @@ export class Timeline {
   private readonly panel: HTMLElement;
 
   constructor(container: HTMLElement) {
-    this.panel = document.createElement('section');
-    this.panel.className = 'panel wide';
-    this.panel.id = 'timeline';
-    const heading = document.createElement('h2');
-    heading.textContent = 'Timeline of the latest steps (ms per worker, stacked)';
+    const title = 'Timeline of the latest steps (ms per worker, stacked)';
+    this.panel = panel(container, { id: 'timeline', title, wide: true });
     const legend = document.createElement('div');
     legend.className = 'legend';
     for (const part of PARTS) {
@@ -45,8 +43,7 @@ export class Timeline {
       legend.append(swatch);
     }
     this.svg = element('svg', { height: HEIGHT, role: 'img' });
-    this.panel.append(heading, legend, this.svg);
-    container.append(this.panel);
+    this.panel.append(legend, this.svg);
   }
 
   render(model: RunModel): void {

@@ -1,3 +1,4 @@
+import { panel } from './panel.js';
 import type { RunModel, WorkerRow } from './run-model.js';
 
 const COLUMNS: readonly { readonly heading: string; readonly cell: (row: WorkerRow) => string }[] = [
@@ -22,11 +23,6 @@ export class WorkerTable {
   private readonly body: HTMLTableSectionElement;
 
   constructor(container: HTMLElement) {
-    const panel = document.createElement('section');
-    panel.className = 'panel wide';
-    panel.id = 'workers';
-    const heading = document.createElement('h2');
-    heading.textContent = 'Workers (samples and times: the last step each computed in)';
     const table = document.createElement('table');
     const head = table.createTHead().insertRow();
     for (const column of COLUMNS) {
@@ -35,8 +31,8 @@ export class WorkerTable {
       head.append(cell);
     }
     this.body = table.createTBody();
-    panel.append(heading, table);
-    container.append(panel);
+    const title = 'Workers (samples and times: the last step each computed in)';
+    panel(container, { id: 'workers', title, wide: true }).append(table);
   }
 
   render(model: RunModel): void {
