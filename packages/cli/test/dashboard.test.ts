@@ -12,7 +12,8 @@ import { temporaryDirectory } from './processes.js';
 // headless Chromium.
 
 const STEPS = 80;
-const NAMES = ['dash-worker-1', 'dash-worker-2', 'dash-worker-3'];
+const VICTIM = 'dash-worker-1';
+const NAMES = [VICTIM, 'dash-worker-2', 'dash-worker-3'];
 let browser: Browser | undefined;
 const workers: LocalWorker[] = [];
 const directories: string[] = [];
@@ -47,7 +48,8 @@ describe('the dashboard of a live run', () => {
     });
     await page.goto(coordinator.dashboardUrl);
     expect(await page.locator('#progress').textContent()).toMatch(/waiting for the first step/);
-    workers.push(...NAMES.map((name) => spawnLocalWorker(name, coordinator.url, 'wasm')));
+    const started = NAMES.map((name) => spawnLocalWorker(name, coordinator.url, 'wasm'));
+    workers.push(...started);
 
     await expect
       .poll(() => page.locator('#workers tr[data-state="healthy"]').count(), { timeout: 60_000 })
@@ -63,9 +65,9 @@ describe('the dashboard of a live run', () => {
     const lossPoints = async () => Number(await page.locator('#chart-loss').getAttribute('data-points'));
     await expect.poll(lossPoints, { timeout: 60_000 }).toBeGreaterThanOrEqual(10);
     const pointsBefore = await lossPoints();
-    const victim = page.locator(`#workers tr[data-name="${NAMES[0]}"]`);
+    const victim = page.locator(`#workers tr[data-name="${VICTIM}"]`);
     const killedAt = Date.now();
-    workers[0]?.process.kill('SIGKILL');
+    started[0]?.process.kill('SIGKILL');
     await victim.and(page.locator('[data-state="gone"]')).waitFor({ timeout: 5_000 });
     expect(Date.now() - killedAt).toBeLessThan(5_000);
 
@@ -79,7 +81,7 @@ describe('the dashboard of a live run', () => {
     expect(loads).toBe(1);
     expect(await page.locator('#workers tr[data-state="gone"]').count()).toBeGreaterThanOrEqual(1);
     expect(await page.locator('#timeline rect').count()).toBeGreaterThan(0);
-    expect(await page.locator('#events li[data-kind="worker-left"]', { hasText: NAMES[0] }).count()).toBe(1);
+    expect(await page.locator('#events li[data-kind="worker-left"]', { hasText: VICTIM }).count()).toBe(1);
     await page.screenshot({ path: await artifactPath('dashboard.png'), fullPage: true });
     await page.close();
   }, 120_000);

@@ -26,8 +26,9 @@ export function followLive(show: (model: RunModel, connection: Connection) => vo
   };
   source.onmessage = (message: MessageEvent<string>) => {
     model.apply(JSON.parse(message.data) as RecordedEvent);
-    // The run is over: nothing more will come, and the coordinator is about to go.
-    if (model.outcome.kind !== 'running') {
+    // The run is complete: nothing more will come. (A stopped run may be resumed on the same port,
+    // which the retries pick up.)
+    if (model.outcome.kind === 'finished') {
       source.close();
       connection = 'disconnected';
     }
