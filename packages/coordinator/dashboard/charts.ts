@@ -3,6 +3,8 @@ import { panel } from './panel.js';
 import type { RunModel } from './run-model.js';
 
 const CHART_HEIGHT = 220;
+/** A chart fills its panel but for the panel's padding. */
+const chartWidth = (box: HTMLElement) => Math.max(box.clientWidth - 24, 200);
 const COLORS = { train: '#2563eb', test: '#dc2626', rate: '#059669', lr: '#7c3aed' };
 
 type Series = (number | null)[];
@@ -88,12 +90,11 @@ export class RunCharts {
   constructor(container: HTMLElement) {
     this.charts = CHARTS.map((spec) => {
       const box = panel(container, { id: `chart-${spec.id}`, title: spec.title, wide: false });
-      const plot = new uPlot(options(spec, box.clientWidth), [[], ...spec.series.map(() => [])], box);
+      const plot = new uPlot(options(spec, chartWidth(box)), [[], ...spec.series.map(() => [])], box);
       return { spec, plot, box };
     });
     new ResizeObserver(() => {
-      for (const { plot, box } of this.charts)
-        plot.setSize({ width: box.clientWidth - 24, height: CHART_HEIGHT });
+      for (const { plot, box } of this.charts) plot.setSize({ width: chartWidth(box), height: CHART_HEIGHT });
     }).observe(container);
   }
 
@@ -109,7 +110,7 @@ export class RunCharts {
 
 function options(spec: ChartSpec, width: number): uPlot.Options {
   return {
-    width: Math.max(width - 24, 200),
+    width,
     height: CHART_HEIGHT,
     scales: { x: { time: false } },
     axes: [{ label: 'step' }, { label: spec.axis, size: 60 }],

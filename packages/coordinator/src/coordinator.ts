@@ -128,7 +128,7 @@ async function startIn(
     onRefused: (request, status, reason) => refusals.refused(request, status, reason),
     routes: {
       ...runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
-      ...dashboardRoutes(dashboard),
+      ...dashboardRoutes(dashboard, `Callosum: run ${runId}`),
     },
     // The endpoints show progress and worker addresses, nothing secret; a token guard comes with the dashboard.
     authorizeRead: () => true,

@@ -28,7 +28,7 @@ async function serve(feed: DashboardFeed, authorizeRead: () => boolean): Promise
     connectionRate: { perSecond: 1, burst: 1 },
     onRefused: () => {},
     authenticate: () => ({ ok: true }),
-    routes: dashboardRoutes(feed),
+    routes: dashboardRoutes(feed, 'Callosum: run <a&b>'),
     authorizeRead,
   });
   const [url] = dashboardUrls(transport.url);
@@ -48,7 +48,9 @@ describe('the dashboard routes', () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     const page = await fetch(url);
     expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
-    expect(await page.text()).toMatch(/<script>.+<\/script>/s);
+    const html = await page.text();
+    expect(html).toMatch(/<script>.+<\/script>/s);
+    expect(html).toContain('<title>Callosum: run &#60;a&#38;b&#62;</title>');
 
     feed.record(joined, new Date('2026-12-06T00:00:00.000Z'));
     const response = await fetch(`${url}events`);

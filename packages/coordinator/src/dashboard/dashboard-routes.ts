@@ -4,13 +4,13 @@ import type { DashboardFeed } from './dashboard-feed.js';
 import { dashboardPage } from './dashboard-page.js';
 
 /** The dashboard's endpoints: the page at / and its event stream. Neither is open: both show the run. */
-export function dashboardRoutes(feed: DashboardFeed): HttpRoutes {
+export function dashboardRoutes(feed: DashboardFeed, title: string): HttpRoutes {
   return {
     '/': {
       handle: (_, response) => {
         response.setHeader('content-type', 'text/html; charset=utf-8');
         response.setHeader('cache-control', 'no-store');
-        response.end(dashboardPage({ title: 'Callosum: live run' }));
+        response.end(dashboardPage({ title }));
       },
     },
     '/events': { handle: (request, response) => feed.serve(request, response) },
