@@ -35,8 +35,10 @@ afterAll(async () => {
 describe('callosum report', () => {
   it('writes one HTML file for a finished run, whose charts headless Chromium renders without any network request', async (context) => {
     expect(train.code, train.stderr).toBe(0);
-    // `callosum train` says where its dashboard was, once.
-    expect(train.stderr.match(/^coordinator: dashboard at http:\/\/127\.0\.0\.1:\d+\/$/gm)).toHaveLength(1);
+    // `callosum train` says where its dashboard was, once (with a query that may carry the token).
+    expect(
+      train.stderr.match(/^coordinator: dashboard at http:\/\/127\.0\.0\.1:\d+\/(\?\S*)?$/gm),
+    ).toHaveLength(1);
 
     const report = await runCli(['report', runDir]);
     expect(report.code, report.stderr).toBe(0);
