@@ -44,7 +44,7 @@ export class RunHeader {
             `accuracy ${percent(step.accuracy)}`,
             `${Math.round(step.samplesPerSecond ?? 0).toLocaleString('en-US')} samples/s`,
             `${healthy} workers`,
-            `${step.redoneShards} shards redone, ${step.lateShards} late, ${step.evictions} evictions`,
+            `redone shards ${step.redoneShards}, late ${step.lateShards}, evictions ${step.evictions}`,
           ].join(' · ');
   }
 }
