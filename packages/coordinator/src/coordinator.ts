@@ -134,6 +134,7 @@ async function startIn(
     authorizeRead: () => true,
   });
   scope.add(() => transport.close());
+  // Released before the transport, so the pages' streams end cleanly with everything written.
   scope.add(() => dashboard.close());
   log(
     `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${config.model.name}, ${state.totalSteps} steps`,
