@@ -47,7 +47,7 @@ describe('the dashboard of a live run', () => {
       loads += 1;
     });
     await page.goto(coordinator.dashboardUrl);
-    expect(await page.locator('#progress').textContent()).toMatch(/waiting for the first step/);
+    await page.locator('#progress', { hasText: 'waiting for the first step' }).waitFor({ timeout: 5_000 });
     const started = NAMES.map((name) => spawnLocalWorker(name, coordinator.url, 'wasm'));
     workers.push(...started);
 

@@ -18,6 +18,7 @@ export function followLive(show: (model: RunModel, connection: Connection) => vo
       show(model, connection);
     });
   };
+  schedule();
   const source = new EventSource(`events${location.search}`);
   source.onopen = () => {
     model = new RunModel();
