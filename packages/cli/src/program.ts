@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerCoordinatorCommand } from './commands/coordinator.js';
+import { registerReportCommand } from './commands/report.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { booleanOption } from './env-options.js';
@@ -15,6 +16,7 @@ export function createProgram(): Command {
   registerTrainCommand(program);
   registerCoordinatorCommand(program);
   registerWorkerCommand(program);
+  registerReportCommand(program);
   return program;
 }
 

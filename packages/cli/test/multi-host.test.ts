@@ -48,6 +48,11 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
       coordinator.once('exit', () => reject(new Error(`coordinator exited early:\n${stderr}`)));
     });
     expect(url).toMatch(/^ws:\/\/127\.0\.0\.2:\d+$/);
+    // Its dashboard, on the same port, is announced once at start (with a query that may carry the token).
+    const dashboards = stderr.match(/^coordinator: dashboard at \S+$/gm) ?? [];
+    expect(dashboards).toHaveLength(1);
+    const dashboard = new URL(dashboards[0]?.slice('coordinator: dashboard at '.length) ?? '');
+    expect(`${dashboard.origin}${dashboard.pathname}`).toBe(`http://127.0.0.2:${new URL(url).port}/`);
 
     const workers = [1, 2].map((i) =>
       runCli(['worker', '--name', `host-${i}`, '--backend', 'wasm'], {

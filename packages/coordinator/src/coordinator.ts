@@ -1,4 +1,6 @@
 import { createMsgpackCodec, reductionFor } from '@callosum/core';
+import { DashboardFeed } from './dashboard/dashboard-feed.js';
+import { dashboardRoutes, dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
@@ -31,6 +33,8 @@ import { WorkerPool } from './workers/worker-pool.js';
 export interface Coordinator {
   /** ws:// address workers connect to. */
   readonly url: string;
+  /** http:// address of the run's dashboard. */
+  readonly dashboardUrl: string;
   readonly port: number;
   /** Resolves when the run completes; rejects with the reason it stopped. */
   readonly result: Promise<RunSummary>;
@@ -76,6 +80,8 @@ async function startIn(
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
   telemetry.subscribe(eventLog(log));
+  const dashboard = new DashboardFeed();
+  telemetry.subscribe(dashboard.record);
   scope.add(() => metricsFile.close());
   if (options.traceFile !== undefined) {
     const trace = new TraceFile(options.traceFile);
@@ -135,13 +141,18 @@ async function startIn(
     routes: {
       ...runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
       '/metrics': prometheus.route,
+      ...dashboardRoutes(dashboard, `Callosum: run ${runId}`),
     },
     authorizeRead: readAccess(options.token),
   });
   scope.add(() => transport.close());
+  // Released before the transport, so the pages' streams end cleanly with everything written.
+  scope.add(() => dashboard.close());
   log(
     `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${config.model.name}, ${state.totalSteps} steps`,
   );
+  const dashboardAt = dashboardUrls(transport.url, options.token);
+  log(`coordinator: dashboard at ${dashboardAt.join(', ')}`);
 
   const workers = new WorkerPool({
     settings,
@@ -181,6 +192,7 @@ async function startIn(
   });
   return {
     url: transport.url,
+    dashboardUrl: dashboardAt[0] ?? '',
     port: transport.port,
     result: lifecycle.result,
     stop: (reason) => lifecycle.stop(reason),

@@ -1,4 +1,5 @@
 export { type Coordinator, startCoordinator } from './coordinator.js';
+export { type RunReportOptions, writeRunReport } from './dashboard/run-report.js';
 export type {
   CoordinatorOptions,
   EvaluationReport,

@@ -24,7 +24,7 @@ export const ErrorCodes = {
    * good step, which its checkpoint holds; the bad update is never applied.
    */
   TRAINING_DIVERGED: 'TRAINING_DIVERGED',
-  /** A saved model or checkpoint cannot be read back. */
+  /** A saved model, checkpoint or metrics log (metrics.jsonl) cannot be read back. */
   ARTIFACT_INVALID: 'ARTIFACT_INVALID',
 
   // Wire protocol (docs/protocol.md). Sent in `failure` and `shutdown` messages and as close reasons.

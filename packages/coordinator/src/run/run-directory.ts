@@ -13,6 +13,8 @@ export const RunFiles = {
   METRICS: 'metrics.jsonl',
   CHECKPOINTS: 'checkpoints',
   MODEL: 'model',
+  /** What `callosum report` writes: the dashboard's views of the run, in one HTML file. */
+  REPORT: 'report.html',
 } as const;
 
 const RUN_FILE_NAMES: readonly string[] = Object.values(RunFiles);

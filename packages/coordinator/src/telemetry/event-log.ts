@@ -1,6 +1,6 @@
-import { workerLabel } from '../workers/connection.js';
 import type { CoordinatorEvent } from './events.js';
 import type { TelemetrySink } from './telemetry.js';
+import { workerLabel } from './worker-label.js';
 
 /** Refused connections are logged up to this many; the rest are only counted (a flood would drown the log). */
 const LOGGED_REFUSALS = 20;

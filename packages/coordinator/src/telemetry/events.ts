@@ -162,11 +162,18 @@ export type CoordinatorEventType = CoordinatorEvent['type'];
 
 const recordedAt = z.iso.datetime();
 
+/** An event with the time it was recorded: one line of metrics.jsonl, one message of the dashboard's feed. */
+export type RecordedEvent = CoordinatorEvent & { time: string };
+
+export function recordedEvent(event: CoordinatorEvent, time: Date): RecordedEvent {
+  return { time: time.toISOString(), ...event };
+}
+
 /**
  * One line of metrics.jsonl: an event and when it was recorded. Throws (a ZodError naming the field)
  * for a line of an unknown type, a missing or extra field, or a field of the wrong kind.
  */
-export function parseMetricsLine(line: string): CoordinatorEvent & { time: string } {
+export function parseMetricsLine(line: string): RecordedEvent {
   const { time, ...event } = JSON.parse(line) as { time: unknown };
   return { ...coordinatorEventSchema.parse(event), time: recordedAt.parse(time) };
 }

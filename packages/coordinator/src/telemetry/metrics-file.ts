@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { CoordinatorEvent } from './events.js';
+import { type CoordinatorEvent, recordedEvent } from './events.js';
 
 /** Appends one JSON object per event: the run's machine-readable record (docs/observability in README). */
 export class MetricsFile {
@@ -13,7 +13,7 @@ export class MetricsFile {
   /** A telemetry sink; events arriving after close (a late socket event) are dropped. */
   readonly write = (event: CoordinatorEvent, time: Date): void => {
     if (this.stream.writableEnded) return;
-    this.stream.write(`${JSON.stringify({ time: time.toISOString(), ...event })}\n`);
+    this.stream.write(`${JSON.stringify(recordedEvent(event, time))}\n`);
   };
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@ import {
   type WorkerPhase,
 } from '@callosum/core';
 import type WebSocket from 'ws';
+import { workerLabel } from '../telemetry/worker-label.js';
 import type { CloseCode } from '../transport/close-codes.js';
 import type { WireTraffic } from '../transport/wire-traffic.js';
 
@@ -207,16 +208,6 @@ export class WorkerConnection {
     this.socket.close(code, Buffer.from(reason).subarray(0, 123).toString());
     return closed;
   }
-}
-
-/** How a worker is named in the log: "w2 (worker-2, 127.0.0.1:5000)", or "w2 (127.0.0.1:5000)" before its hello. */
-export function workerLabel(worker: {
-  readonly id: string;
-  readonly name?: string | undefined;
-  readonly address?: string | undefined;
-}): string {
-  const where = worker.address ?? 'address unknown';
-  return `${worker.id}${worker.name ? ` (${worker.name}, ${where})` : ` (${where})`}`;
 }
 
 export function describeError(error: unknown): { code: ErrorCode; message: string } {
