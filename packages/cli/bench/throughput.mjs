@@ -20,7 +20,11 @@
  * Options (e.g. `pnpm bench --steps 50 --workers 2`):
  *   --steps 150        measured steps per configuration, after the warm-up (default: 150)
  *   --warmup 10        warm-up steps per configuration, not measured (default: 10)
- *   --workers 1,2,4    worker counts to run after the single-process baseline (default: 1,2,4)
+ *   --workers 1,2,4    worker counts to run after the single-process baseline (default: 1,2,4); a count
+ *                      may say how the run is watched: `2:watched` (a dashboard page's event stream
+ *                      open and /metrics scraped every second) or `2:no-views` (no dashboard, no
+ *                      /metrics: the coordinator's liveViews off). `--workers 2:watched,2:no-views,…`
+ *                      measures what the live views cost.
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
@@ -72,10 +76,16 @@ const microBatchSize =
   values['micro-batch-size'] === undefined
     ? undefined
     : positiveInteger('--micro-batch-size', values['micro-batch-size']);
-const workerCounts = values.workers
+const workerConfigs = values.workers
   .split(',')
-  .filter((count) => count !== '')
-  .map((count) => positiveInteger('--workers', count));
+  .filter((config) => config !== '')
+  .map((config) => {
+    const [count = '', views, ...rest] = config.split(':');
+    if (rest.length > 0 || (views !== undefined && !['watched', 'no-views'].includes(views))) {
+      throw new Error(`--workers: "${config}" is not a count, count:watched or count:no-views`);
+    }
+    return `${positiveInteger('--workers', count)}${views === undefined ? '' : `:${views}`}`;
+  });
 
 /** Every configuration trains with this config; epochs only so that `maxSteps` is what ends the run. */
 const training = {
@@ -106,7 +116,7 @@ async function runParent() {
   ]);
   process.stderr.write(`${machine.join('\n')}\n`);
 
-  const configs = ['local', ...workerCounts.map(String)];
+  const configs = ['local', ...workerConfigs];
   const results = [];
   for (const config of configs) {
     process.stderr.write(`[${label(config)}] starting child process\n`);
@@ -141,7 +151,7 @@ async function runParent() {
     const stepMs = measured.map((step) => step.stepMs);
     const samples = measured.reduce((sum, step) => sum + step.samples, 0);
     const samplesPerSecond = samples / (sum(stepMs) / 1000);
-    const workers = result.config === 'local' ? 0 : Number(result.config);
+    const workers = result.config === 'local' ? 0 : workerCount(result.config);
     const speedUp = baseline === undefined ? Number.NaN : samplesPerSecond / baseline.samplesPerSecond;
     result.samplesPerSecond = samplesPerSecond;
     throughputRows.push([
@@ -249,7 +259,12 @@ function runChildProcess(config) {
 
 function label(config) {
   if (config === 'local') return 'single process';
-  return `${config} worker${config === '1' ? '' : 's'}`;
+  const [count, views] = config.split(':');
+  return `${count} worker${count === '1' ? '' : 's'}${views === undefined ? '' : ` (${views})`}`;
+}
+
+function workerCount(config) {
+  return Number(config.split(':')[0]);
 }
 
 /** How the coordinator cuts the global batch, e.g. "43/43/42". */
@@ -279,7 +294,7 @@ async function runChild(config) {
     );
   };
   try {
-    const result = config === 'local' ? await runLocal(progress) : await runWorkers(Number(config), progress);
+    const result = config === 'local' ? await runLocal(progress) : await runWorkers(config, progress);
     await sendToParent({ config, ok: true, load: os.loadavg()[0], ...result });
   } catch (error) {
     const reason = errorReason(error);
@@ -310,17 +325,26 @@ async function runLocal(progress) {
 }
 
 /** trainWithLocalWorkers: the coordinator here, `workers` worker processes; StepReports give the times. */
-async function runWorkers(workers, progress) {
+async function runWorkers(config, progress) {
+  const workers = workerCount(config);
+  const views = config.split(':')[1];
   const outDir = await mkdtemp(path.join(os.tmpdir(), 'callosum-bench-'));
   const steps = [];
   let previous;
+  let watcher;
   try {
     const summary = await trainWithLocalWorkers({
       workers,
       backend: BACKEND,
       training,
       outDir,
-      log: (line) => process.stderr.write(`[${label(String(workers))}] ${line}\n`),
+      liveViews: views !== 'no-views',
+      log: (line) => {
+        process.stderr.write(`[${label(config)}] ${line}\n`);
+        // The address the coordinator prints carries the run's token.
+        const dashboard = /dashboard at (\S+)/.exec(line)?.[1];
+        if (views === 'watched' && dashboard !== undefined) watcher = watchRun(dashboard);
+      },
       onStep(report) {
         const now = performance.now();
         const max = (pick) => Math.max(...report.perWorker.map(pick));
@@ -344,13 +368,40 @@ async function runWorkers(workers, progress) {
     const short = steps.filter((step) => step.workers !== workers).length;
     if (short > 0) {
       process.stderr.write(
-        `[${label(String(workers))}] warning: ${short} steps ran on fewer than ${workers} workers\n`,
+        `[${label(config)}] warning: ${short} steps ran on fewer than ${workers} workers\n`,
       );
     }
     return { steps, summary };
   } finally {
+    watcher?.stop();
     await rm(outDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * What a person and a Prometheus server watching the run cost it: the dashboard's event stream read
+ * for the whole run, and /metrics scraped every second (Prometheus scrapes every 15 s by default).
+ */
+function watchRun(dashboardUrl) {
+  const at = (pathname) => Object.assign(new URL(dashboardUrl), { pathname }).href;
+  const aborted = new AbortController();
+  void fetch(at('/events'), { signal: aborted.signal })
+    .then(async (response) => {
+      // Read and drop, as a page does once it has drawn.
+      for await (const _chunk of response.body);
+    })
+    .catch(() => {});
+  const scraper = setInterval(() => {
+    void fetch(at('/metrics'), { signal: aborted.signal })
+      .then((response) => response.text())
+      .catch(() => {});
+  }, 1_000);
+  return {
+    stop() {
+      clearInterval(scraper);
+      aborted.abort();
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------

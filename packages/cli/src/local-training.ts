@@ -20,6 +20,8 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly checkpointEverySteps?: number;
   /** Write the run's timeline here (the coordinator's traceFile). */
   readonly traceFile?: string;
+  /** Serve the dashboard and /metrics (the coordinator's liveViews; default true). */
+  readonly liveViews?: boolean;
   readonly dataDir?: string | undefined;
   readonly host?: string;
   readonly port?: number;
@@ -52,6 +54,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       : { checkpointEverySteps: options.checkpointEverySteps }),
     log,
     ...(options.traceFile === undefined ? {} : { traceFile: options.traceFile }),
+    ...(options.liveViews === undefined ? {} : { liveViews: options.liveViews }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.onStep === undefined ? {} : { onStep: options.onStep }),
     ...(options.onEvaluation === undefined ? {} : { onEvaluation: options.onEvaluation }),

@@ -46,7 +46,7 @@ describe('the dashboard of a live run', () => {
     page.on('load', () => {
       loads += 1;
     });
-    await page.goto(coordinator.dashboardUrl);
+    await page.goto(coordinator.dashboardUrl ?? 'the coordinator serves no dashboard');
     await page.locator('#progress', { hasText: 'waiting for the first step' }).waitFor({ timeout: 5_000 });
     const started = NAMES.map((name) => spawnLocalWorker(name, coordinator.url, 'wasm'));
     workers.push(...started);

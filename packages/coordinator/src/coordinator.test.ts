@@ -47,6 +47,24 @@ async function start(
 }
 
 describe('startCoordinator', () => {
+  it('serves the dashboard and /metrics by default, and neither with liveViews: false', async () => {
+    for (const liveViews of [true, false]) {
+      const coordinator = await start({ liveViews, startTimeoutMs: 60_000 });
+      const http = coordinator.url.replace('ws', 'http');
+      const statuses = await Promise.all(
+        ['/', '/events', '/metrics', '/status'].map(async (path) => {
+          const response = await fetch(`${http}${path}`);
+          await response.body?.cancel();
+          return response.status;
+        }),
+      );
+      expect(statuses).toEqual(liveViews ? [200, 200, 200, 200] : [404, 404, 404, 200]);
+      expect(coordinator.dashboardUrl === undefined).toBe(!liveViews);
+      await coordinator.stop('test over');
+      await rm(outDir, { recursive: true, force: true });
+    }
+  });
+
   it('runs every step, evaluates the whole test set, writes the model and one metrics line per step', async () => {
     const coordinator = await start();
     const health = await fetch(`${coordinator.url.replace('ws', 'http')}/healthz`);

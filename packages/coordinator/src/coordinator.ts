@@ -1,8 +1,8 @@
 import { createMsgpackCodec, reductionFor } from '@callosum/core';
-import { DashboardFeed } from './dashboard/dashboard-feed.js';
-import { dashboardRoutes, dashboardUrls } from './dashboard/dashboard-routes.js';
+import { dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
+import { attachLiveViews } from './live-views.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { prepareRun } from './run/prepare-run.js';
 import { ResultIntake } from './run/result-intake.js';
@@ -16,7 +16,6 @@ import { type CoordinatorSettings, resolveCoordinatorSettings } from './settings
 import { zeroCounters } from './telemetry/counters.js';
 import { eventLog } from './telemetry/event-log.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
-import { PrometheusMetrics } from './telemetry/prometheus.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { TraceFile } from './telemetry/trace-file.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
@@ -33,8 +32,8 @@ import { WorkerPool } from './workers/worker-pool.js';
 export interface Coordinator {
   /** ws:// address workers connect to. */
   readonly url: string;
-  /** http:// address of the run's dashboard. */
-  readonly dashboardUrl: string;
+  /** http:// address of the run's dashboard (with the token, if any); none with `liveViews: false`. */
+  readonly dashboardUrl: string | undefined;
   readonly port: number;
   /** Resolves when the run completes; rejects with the reason it stopped. */
   readonly result: Promise<RunSummary>;
@@ -80,8 +79,6 @@ async function startIn(
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
   telemetry.subscribe(eventLog(log));
-  const dashboard = new DashboardFeed();
-  telemetry.subscribe(dashboard.record);
   scope.add(() => metricsFile.close());
   if (options.traceFile !== undefined) {
     const trace = new TraceFile(options.traceFile);
@@ -103,8 +100,10 @@ async function startIn(
   const membership = new WorkerRegistry();
   const counters = zeroCounters();
   const traffic = new WireTraffic();
-  const prometheus = new PrometheusMetrics({ membership, counters, traffic });
-  telemetry.subscribe(prometheus.sink);
+  const views =
+    options.liveViews === false
+      ? undefined
+      : attachLiveViews(telemetry, { membership, counters, traffic, title: `Callosum: run ${runId}` });
   // The pool (the findings' receiver) is built below, once the transport it takes connections from exists.
   const findings: DispatchFindings = {
     missedDeadline: (...finding) => workers.missedDeadline(...finding),
@@ -140,19 +139,18 @@ async function startIn(
     onRefused: (request, status, reason) => refusals.refused(request, status, reason),
     routes: {
       ...runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
-      '/metrics': prometheus.route,
-      ...dashboardRoutes(dashboard, `Callosum: run ${runId}`),
+      ...views?.routes,
     },
     authorizeRead: readAccess(options.token),
   });
   scope.add(() => transport.close());
   // Released before the transport, so the pages' streams end cleanly with everything written.
-  scope.add(() => dashboard.close());
+  scope.add(() => views?.close());
   log(
     `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${config.model.name}, ${state.totalSteps} steps`,
   );
-  const dashboardAt = dashboardUrls(transport.url, options.token);
-  log(`coordinator: dashboard at ${dashboardAt.join(', ')}`);
+  const dashboardAt = views === undefined ? [] : dashboardUrls(transport.url, options.token);
+  if (views !== undefined) log(`coordinator: dashboard at ${dashboardAt.join(', ')}`);
 
   const workers = new WorkerPool({
     settings,
@@ -192,7 +190,7 @@ async function startIn(
   });
   return {
     url: transport.url,
-    dashboardUrl: dashboardAt[0] ?? '',
+    dashboardUrl: dashboardAt[0],
     port: transport.port,
     result: lifecycle.result,
     stop: (reason) => lifecycle.stop(reason),

@@ -118,6 +118,11 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * compute, send and wait.
    */
   readonly traceFile?: string;
+  /**
+   * Serve the dashboard (`/`, `/events`) and Prometheus metrics (`/metrics`); default true. Without
+   * them the port serves the probes and `/status` only (`pnpm bench` measures what they cost).
+   */
+  readonly liveViews?: boolean;
 }
 
 /** What a finished run reports; also the last stdout line of `callosum train --json`. */
