@@ -2,6 +2,8 @@ import { mkdtemp, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tfjs from '@tensorflow/tfjs';
+// Plain tfjs's cpu backend, without its advert for tfjs-node in the test output (backends/cpu.ts).
+import '../backends/cpu.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { serveDirectory } from '../../../../tools/serve-directory.js';
 import { buildModel } from '../models/index.js';
