@@ -91,6 +91,11 @@ export function shortRun(): string[] {
   return ['--workers', '2', '--steps', '40', '--batch-size', '64', ...smallTestSetData()];
 }
 
+/** `callosum train` for two steps on two workers into `out`: the smallest real run. */
+export function twoStepTraining(out: string): string[] {
+  return ['train', '--workers', '2', '--steps', '2', ...smallTestSetData(), '--out', out];
+}
+
 export function temporaryDirectory(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `callosum-${prefix}-`));
 }

@@ -1,7 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lastJsonLine, runCli, smallTestSetData, temporaryDirectory } from './processes.js';
+import { lastJsonLine, runCli, smallTestSetData, temporaryDirectory, twoStepTraining } from './processes.js';
 
 const directories: string[] = [];
 afterAll(async () => {
@@ -41,18 +41,7 @@ describe('callosum train: a run directory belongs to one run', () => {
     expect(lastJsonLine<typeof summary>(resumed)).toEqual(summary);
     expect(Number.isFinite(lastJsonLine<typeof summary>(resumed).testAccuracy)).toBe(true);
 
-    const replaced = await runCli([
-      'train',
-      '--workers',
-      '2',
-      '--steps',
-      '2',
-      ...smallTestSetData(),
-      '--out',
-      runDir,
-      '--overwrite',
-      '--json',
-    ]);
+    const replaced = await runCli([...twoStepTraining(runDir), '--overwrite', '--json']);
     expect(replaced.code, replaced.stderr).toBe(0);
     expect(lastJsonLine<{ steps: number }>(replaced).steps).toBe(2);
     expect((await readdir(runDir)).filter((name) => name.startsWith('replaced-'))).toHaveLength(1);
