@@ -21,13 +21,14 @@
  *   --steps 150        measured steps per configuration, after the warm-up (default: 150)
  *   --warmup 10        warm-up steps per configuration, not measured (default: 10)
  *   --workers 1,2,4    worker counts to run after the single-process baseline (default: 1,2,4); a count
- *                      may say how the run is watched: `2:watched` (a dashboard page's event stream
- *                      open and /metrics scraped every second) or `2:no-views` (no dashboard, no
+ *                      may say how the run is watched: `2:watched` (a process reading the dashboard's
+ *                      event stream and scraping /metrics every second) or `2:no-views` (no dashboard, no
  *                      /metrics: the coordinator's liveViews off). `--workers 2:watched,2:no-views,…`
  *                      measures what the live views cost.
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -138,7 +139,17 @@ async function runParent() {
     ],
   ];
   const splitRows = [
-    ['configuration', 'compute ms', 'transfer ms', 'wait ms', 'prep ms', 'update ms', 'step ms', 'gap ms'],
+    [
+      'configuration',
+      'compute ms',
+      'transfer ms',
+      'wait ms',
+      'prep ms',
+      'update ms',
+      'step ms',
+      'gap ms',
+      'coordinator CPU ms',
+    ],
   ];
   const notes = [];
   for (const result of results) {
@@ -175,6 +186,7 @@ async function runParent() {
         median(measured.map((step) => step.updateMs)).toFixed(1),
         median(stepMs).toFixed(1),
         median(measured.map((step) => step.gapMs)).toFixed(1),
+        result.coordinatorCpuMsPerStep.toFixed(1),
       ]);
       const outside = measured.map((step) => step.gapMs);
       const largest = outside.indexOf(Math.max(...outside));
@@ -215,7 +227,7 @@ async function runParent() {
       '',
       'Where a distributed step goes (medians over the measured steps):',
       '',
-      ...formatTable(splitRows, new Set([1, 2, 3, 4, 5, 6, 7])),
+      ...formatTable(splitRows, new Set([1, 2, 3, 4, 5, 6, 7, 8])),
       '',
       'compute  = max over workers of computeMs (decoding the shard, loading weights, forward/backward, ' +
         'reading the gradient)',
@@ -228,6 +240,7 @@ async function runParent() {
         'before the first send',
       'update   = updateMs (mean gradient and optimizer on the coordinator); step = stepMs',
       'gap      = wall time between steps not in stepMs (metrics log, step report, checkpoints)',
+      'coordinator CPU = CPU time of the coordinator process per measured step (user + system, all threads)',
     );
   }
   if (notes.length > 0) lines.push('', ...notes);
@@ -332,6 +345,8 @@ async function runWorkers(config, progress) {
   const steps = [];
   let previous;
   let watcher;
+  let cpuAtWarmupEnd;
+  let cpuOverMeasured;
   try {
     const summary = await trainWithLocalWorkers({
       workers,
@@ -362,16 +377,20 @@ async function runWorkers(config, progress) {
           workers: report.workers,
         });
         previous = now;
+        if (report.step === warmup) cpuAtWarmupEnd = process.cpuUsage();
+        if (report.step === report.totalSteps) cpuOverMeasured = process.cpuUsage(cpuAtWarmupEnd);
         progress(report.step, report.totalSteps, report.samplesPerSecond);
       },
     });
+    const coordinatorCpuMsPerStep =
+      (cpuOverMeasured.user + cpuOverMeasured.system) / 1000 / steps.slice(warmup).length;
     const short = steps.filter((step) => step.workers !== workers).length;
     if (short > 0) {
       process.stderr.write(
         `[${label(config)}] warning: ${short} steps ran on fewer than ${workers} workers\n`,
       );
     }
-    return { steps, summary };
+    return { steps, summary, coordinatorCpuMsPerStep };
   } finally {
     watcher?.stop();
     await rm(outDir, { recursive: true, force: true });
@@ -379,29 +398,21 @@ async function runWorkers(config, progress) {
 }
 
 /**
- * What a person and a Prometheus server watching the run cost it: the dashboard's event stream read
- * for the whole run, and /metrics scraped every second (Prometheus scrapes every 15 s by default).
+ * A dashboard page and a Prometheus server watching a run, in a process of their own as they would be:
+ * the page's event stream read for the whole run, and /metrics scraped every second (Prometheus's
+ * default is every 15 s).
  */
 function watchRun(dashboardUrl) {
-  const at = (pathname) => Object.assign(new URL(dashboardUrl), { pathname }).href;
-  const aborted = new AbortController();
-  void fetch(at('/events'), { signal: aborted.signal })
-    .then(async (response) => {
-      // Read and drop, as a page does once it has drawn.
-      for await (const _chunk of response.body);
-    })
-    .catch(() => {});
-  const scraper = setInterval(() => {
-    void fetch(at('/metrics'), { signal: aborted.signal })
-      .then((response) => response.text())
-      .catch(() => {});
-  }, 1_000);
-  return {
-    stop() {
-      clearInterval(scraper);
-      aborted.abort();
-    },
-  };
+  // `process.argv[1]` is the dashboard's address, with the run's token.
+  const script = `
+const at = (pathname) => Object.assign(new URL(process.argv[1]), { pathname }).href;
+fetch(at('/events')).then(async (response) => { for await (const _chunk of response.body); }).catch(() => {});
+setInterval(() => fetch(at('/metrics')).then((response) => response.text()).catch(() => {}), 1_000);
+`;
+  const watcher = spawn(process.execPath, ['--input-type=module', '-e', script, dashboardUrl], {
+    stdio: 'ignore',
+  });
+  return { stop: () => watcher.kill() };
 }
 
 // ---------------------------------------------------------------------------------------------------------
