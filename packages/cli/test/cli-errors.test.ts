@@ -1,15 +1,12 @@
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, temporaryDirectory } from './processes.js';
 
 let root: string;
 beforeAll(async () => {
   root = await temporaryDirectory('cli-errors');
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
 });
 
 /** The first stderr line, and no stack trace anywhere. */

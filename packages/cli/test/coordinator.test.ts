@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { type Coordinator, type RunSummary, type StepReport, startCoordinator } from '@callosum/coordinator';
 import {
   createMsgpackCodec,
@@ -18,7 +17,6 @@ import { temporaryDirectory } from './processes.js';
 // A coordinator in this process, real `callosum worker` processes on loopback, real signals.
 
 let dataset: MnistDataset;
-const directories: string[] = [];
 const workers: LocalWorker[] = [];
 
 beforeAll(async () => {
@@ -27,7 +25,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const worker of workers) worker.process.kill('SIGKILL');
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
 async function coordinator(
@@ -36,7 +33,6 @@ async function coordinator(
   extra: { batchSize?: number; microBatchSize?: number } = {},
 ) {
   const outDir = await temporaryDirectory('coordinator');
-  directories.push(outDir);
   const log: string[] = [];
   const steps: StepReport[] = [];
   const started = await startCoordinator({
@@ -306,7 +302,6 @@ describe('coordinator with real worker processes', () => {
 
   it('stops with NO_WORKERS when no worker joins in time', async () => {
     const outDir = await temporaryDirectory('no-workers');
-    directories.push(outDir);
     const target = await startCoordinator({
       outDir,
       dataset,

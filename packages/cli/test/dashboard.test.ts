@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { startCoordinator } from '@callosum/coordinator';
 import { loadMnist } from '@callosum/core';
 import type { Browser } from 'playwright-core';
@@ -16,7 +15,6 @@ const VICTIM = 'dash-worker-1';
 const NAMES = [VICTIM, 'dash-worker-2', 'dash-worker-3'];
 let browser: Browser | undefined;
 const workers: LocalWorker[] = [];
-const directories: string[] = [];
 
 beforeAll(async () => {
   if (noBrowser === undefined) browser = await launchBrowser();
@@ -27,13 +25,11 @@ beforeEach((context) => {
 afterAll(async () => {
   await browser?.close();
   for (const worker of workers) worker.process.kill('SIGKILL');
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
 describe('the dashboard of a live run', () => {
   it('plots every step, lists every worker with its state, shows a SIGKILLed worker gone within seconds, all without a reload', async () => {
     const outDir = await temporaryDirectory('dashboard');
-    directories.push(outDir);
     const coordinator = await startCoordinator({
       outDir,
       dataset: await loadMnist({ dir: inject('smallTestSetDir') }),

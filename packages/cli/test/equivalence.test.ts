@@ -1,7 +1,6 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildModel, loadModel, parameterLayout, readFlatWeights, trainLocal } from '@callosum/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   lastJsonLine,
   maxRelativeDifference,
@@ -19,11 +18,6 @@ const SEED = 7;
 const LAYOUT = parameterLayout(buildModel({ name: 'cnn' }));
 const LEARNING_RATE: Record<string, number> = { adam: 0.001, sgd: 0.1 };
 
-const directories: string[] = [];
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
 const MICRO_BATCH = 16;
 
 async function distributedWeights(
@@ -32,7 +26,6 @@ async function distributedWeights(
   microBatchSize?: number,
 ): Promise<Float32Array> {
   const out = await temporaryDirectory(`equivalence-${workers}`);
-  directories.push(out);
   const run = await runCli([
     'train',
     '--workers',

@@ -1,18 +1,12 @@
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CLI_ENTRY, lastJsonLine, runCli, smallTestSetData, temporaryDirectory } from './processes.js';
 
-const directories: string[] = [];
 const TOKEN = 'multi-host-test-token-0123456789';
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
 
 describe('callosum coordinator + callosum worker as separate processes', () => {
   it('trains with a coordinator bound to 127.0.0.2 and workers that reach it by address with a token; all exit 0', async () => {
     const out = await temporaryDirectory('multi-host');
-    directories.push(out);
     const coordinator = spawn(
       process.execPath,
       [

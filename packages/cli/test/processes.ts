@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParameterLayout } from '@callosum/core';
-import { inject } from 'vitest';
+import { afterAll, inject } from 'vitest';
 
 export const CLI_ENTRY = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 
@@ -96,8 +96,20 @@ export function twoStepTraining(out: string): string[] {
   return ['train', '--workers', '2', '--steps', '2', ...smallTestSetData(), '--out', out];
 }
 
-export function temporaryDirectory(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), `callosum-${prefix}-`));
+/**
+ * The test file's temporary directories. Registered when the file imports this module (each test file
+ * has its own copy of it), so every file that makes one has them removed after its tests.
+ */
+const temporaryDirectories: string[] = [];
+afterAll(async () => {
+  await Promise.all(temporaryDirectories.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** A new directory under the system's temporary directory, removed after the test file's tests. */
+export async function temporaryDirectory(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `callosum-${prefix}-`));
+  temporaryDirectories.push(dir);
+  return dir;
 }
 
 /**

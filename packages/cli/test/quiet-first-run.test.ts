@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, temporaryDirectory, twoStepTraining } from './processes.js';
 
 // The README's first command is `pnpm install && pnpm cli train --workers 4`, its second `pnpm test`.
@@ -15,9 +15,6 @@ const run = promisify(execFile);
 let root: string;
 beforeAll(async () => {
   root = await temporaryDirectory('quiet-first-run');
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
 });
 
 /** What a clone of this working tree holds: the tracked files (as they are now) and new, unignored ones. */

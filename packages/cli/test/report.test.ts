@@ -1,19 +1,17 @@
-import { appendFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { artifactPath, launchBrowser, noBrowser } from './browser.js';
 import { runCli, smallTestSetData, temporaryDirectory } from './processes.js';
 
 const STEPS = 20;
 let runDir: string;
 let train: Awaited<ReturnType<typeof runCli>>;
-const directories: string[] = [];
 
 beforeAll(async () => {
   runDir = await temporaryDirectory('report');
-  directories.push(runDir);
   train = await runCli([
     'train',
     '--workers',
@@ -28,10 +26,6 @@ beforeAll(async () => {
     '--json',
   ]);
 }, 120_000);
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
 describe('callosum report', () => {
   it('writes one HTML file for a finished run, whose charts headless Chromium renders without any network request', async (context) => {
     expect(train.code, train.stderr).toBe(0);
@@ -79,7 +73,6 @@ describe('callosum report', () => {
 
   it('names a missing or corrupt metrics.jsonl', async () => {
     const empty = await temporaryDirectory('report-empty');
-    directories.push(empty);
     const missing = await runCli(['report', empty]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe(

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadModel, readFlatWeights } from '@callosum/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CLI_ENTRY,
   lastJsonLine,
@@ -11,11 +11,6 @@ import {
   smallTestSetData,
   temporaryDirectory,
 } from './processes.js';
-
-const directories: string[] = [];
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
 
 const RUN = [...shortRun(), '--seed', '11', '--checkpoint-every', '10'];
 
@@ -43,7 +38,6 @@ async function stepsLogged(runDir: string): Promise<number> {
 async function killAndResume(extra: string[], resumeWorkers: number) {
   const straight = await temporaryDirectory('straight');
   const interrupted = await temporaryDirectory('interrupted');
-  directories.push(straight, interrupted);
 
   const uninterrupted = await runCli(['train', ...RUN, ...extra, '--out', straight, '--json']);
   expect(uninterrupted.code, uninterrupted.stderr).toBe(0);
@@ -104,7 +98,6 @@ describe('kill -9 the coordinator, then --resume', () => {
 
   it('on SIGTERM checkpoints the last finished step and exits within seconds; --resume then completes', async () => {
     const runDir = await temporaryDirectory('sigterm');
-    directories.push(runDir);
     const run = spawn(
       process.execPath,
       [CLI_ENTRY, 'train', ...RUN, '--checkpoint-every', '1000', '--out', runDir],

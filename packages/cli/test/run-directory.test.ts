@@ -1,17 +1,11 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { lastJsonLine, runCli, smallTestSetData, temporaryDirectory, twoStepTraining } from './processes.js';
-
-const directories: string[] = [];
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
 
 describe('callosum train: a run directory belongs to one run', () => {
   it('refuses a second run in the same --out; resuming the finished run reports its stored summary', async () => {
     const root = await temporaryDirectory('one-run');
-    directories.push(root);
     const runDir = join(root, 'r');
     const first = await runCli([
       'train',
@@ -49,7 +43,6 @@ describe('callosum train: a run directory belongs to one run', () => {
 
   it('--resume warns about each flag it ignores', async () => {
     const runDir = await temporaryDirectory('ignored-flags');
-    directories.push(runDir);
     const stopped = await runCli(['coordinator', '--steps', '5', '--start-timeout', '1', '--out', runDir]);
     expect(stopped.code).toBe(1);
     // No checkpoint (it never trained), but the flags are named before that is found out.

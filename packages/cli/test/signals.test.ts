@@ -1,19 +1,13 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { lastJsonLine, runCli, shortRun, temporaryDirectory, trainingUntil } from './processes.js';
-
-const directories: string[] = [];
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
 
 const RUN = ['train', ...shortRun(), '--checkpoint-every', '1000'];
 
 describe('stop signals', () => {
   it('a second SIGINT while stopping is acknowledged and does not cut the checkpoint short; the resume command is printed', async () => {
     const runDir = await temporaryDirectory('double-sigint');
-    directories.push(runDir);
     const run = await trainingUntil([...RUN, '--out', runDir], runDir, 8);
     // Ctrl-C pressed twice: the second once the first is acknowledged, so the kernel cannot merge the
     // two into one pending signal on a busy machine.
@@ -43,7 +37,6 @@ describe('stop signals', () => {
 
   it("Ctrl-C to the terminal's process group stops the workers without dumping their stderr", async () => {
     const runDir = await temporaryDirectory('group-sigint');
-    directories.push(runDir);
     const run = await trainingUntil([...RUN, '--out', runDir], runDir, 3);
     process.kill(-(run.child.pid as number), 'SIGINT');
     expect(await run.exited).toBe(1);

@@ -1,15 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CLI_ENTRY, smallTestSetData, temporaryDirectory } from './processes.js';
 
 const ESC = String.fromCharCode(27);
-const directories: string[] = [];
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
 function hasScript(): boolean {
   try {
     execFileSync('script', ['--version'], { stdio: 'ignore' });
@@ -35,7 +29,6 @@ function inTerminal(columns: number, args: string[]): Promise<string> {
 describe.skipIf(!hasScript())('the progress bar in a real terminal', () => {
   it('fits 80 columns, never restores a saved cursor position, and leaves the summary below the bar', async () => {
     const runDir = await temporaryDirectory('terminal');
-    directories.push(runDir);
     const output = await inTerminal(80, [
       'train',
       '--workers',

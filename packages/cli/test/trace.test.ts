@@ -1,14 +1,9 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EvaluationReport, StepReport } from '@callosum/coordinator';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { lastJsonLine, runCli, shortRun, temporaryDirectory, trainingUntil } from './processes.js';
-
-const directories: string[] = [];
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
 
 /** What Perfetto and chrome://tracing need of a JSON trace: complete events and the metadata naming tracks. */
 const id = z.number().int().nonnegative();
@@ -124,7 +119,6 @@ function expectTraceOf(tracks: Map<string, Span[]>, record: RunRecord, workers: 
 describe('--trace', () => {
   it('writes a trace event file with every step on every track, whose durations agree with metrics.jsonl', async () => {
     const runDir = await temporaryDirectory('trace');
-    directories.push(runDir);
     const tracePath = join(runDir, 'trace.json');
     const run = await runCli(['train', ...shortRun(), '--out', runDir, '--trace', tracePath, '--json'], {
       timeoutMs: 300_000,
@@ -139,7 +133,6 @@ describe('--trace', () => {
 
   it('CALLOSUM_TRACE: a run stopped early still leaves valid JSON, with the steps it took', async () => {
     const runDir = await temporaryDirectory('trace-stopped');
-    directories.push(runDir);
     const tracePath = join(runDir, 'trace.json');
     const run = await trainingUntil(['train', ...shortRun(), '--out', runDir], runDir, 5, {
       CALLOSUM_TRACE: tracePath,

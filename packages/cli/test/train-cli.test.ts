@@ -1,8 +1,8 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { loadMnist } from '@callosum/core';
 import * as tfjs from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { serveDirectory } from '../../../tools/serve-directory.js';
 import { lastJsonLine, runCli, temporaryDirectory } from './processes.js';
 
@@ -18,15 +18,9 @@ interface Summary {
   metricsFile: string;
 }
 
-const directories: string[] = [];
-afterAll(async () => {
-  await Promise.all(directories.map((dir) => rm(dir, { recursive: true, force: true })));
-});
-
 describe('callosum train', () => {
   it('with defaults and 4 workers reaches 98.5% on the real MNIST test set, and plain tfjs reproduces it', async () => {
     const out = await temporaryDirectory('train-defaults');
-    directories.push(out);
     const run = await runCli(['train', '--workers', '4', '--out', out, '--json'], { timeoutMs: 900_000 });
     expect(run.code, run.stderr).toBe(0);
     const summary = lastJsonLine<Summary>(run);
