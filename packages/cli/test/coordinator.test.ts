@@ -110,7 +110,7 @@ async function helloWithProtocol(url: string, protocol: { major: number; minor: 
 
 describe('coordinator with real worker processes', () => {
   it('finishes every step with the survivors when a worker is SIGKILLed mid-training', async () => {
-    const { coordinator: target, log, steps } = await coordinator(60, 3);
+    const { coordinator: target, log, steps } = await coordinator(30, 3);
     const [victim, ...others] = startWorkers(target, 3);
     let killed = false;
     const summary = await new Promise<RunSummary>((resolve, reject) => {
@@ -123,15 +123,15 @@ describe('coordinator with real worker processes', () => {
       target.result.then(resolve, reject).finally(() => clearInterval(poll));
     });
     expect(killed).toBe(true);
-    expect(summary.steps).toBe(60);
+    expect(summary.steps).toBe(30);
     expect(summary.workers).toBe(3);
     // Every step covered its full global batch, before and after the loss.
     expect(steps.map((step) => step.perWorker.reduce((sum, worker) => sum + worker.samples, 0))).toEqual(
-      Array(60).fill(64),
+      Array(30).fill(64),
     );
     expect(steps.at(-1)?.workers).toBe(2);
     // The same run undisturbed: the loss changed who computed what, not what was computed.
-    const { coordinator: calm } = await coordinator(60, 3);
+    const { coordinator: calm } = await coordinator(30, 3);
     startWorkers(calm, 3);
     const undisturbed = await calm.result;
     expect(Math.abs(summary.testAccuracy - undisturbed.testAccuracy)).toBeLessThanOrEqual(0.005);
@@ -230,7 +230,7 @@ describe('coordinator with real worker processes', () => {
   }, 60_000);
 
   it('names a SIGSTOPped worker within seconds, redoes its shard, and discards what it sends after SIGCONT', async () => {
-    const { coordinator: target, log, steps } = await coordinator(150, 3);
+    const { coordinator: target, log, steps } = await coordinator(100, 3);
     const [, frozen] = startWorkers(target, 3);
     let stoppedAt = 0;
     let namedAfterMs: number | undefined;
@@ -238,7 +238,6 @@ describe('coordinator with real worker processes', () => {
       if (stoppedAt === 0 && ((await currentStep(target)) ?? 0) >= 10) {
         stoppedAt = Date.now();
         frozen?.process.kill('SIGSTOP');
-        setTimeout(() => frozen?.process.kill('SIGCONT'), 5_000);
       }
       if (
         stoppedAt > 0 &&
@@ -246,6 +245,8 @@ describe('coordinator with real worker processes', () => {
         log.some((line) => /test-worker-2.*is late/.test(line))
       ) {
         namedAfterMs = Date.now() - stoppedAt;
+        // Woken a second after it was named, it sends the result of a shard that was redone meanwhile.
+        setTimeout(() => frozen?.process.kill('SIGCONT'), 1_000);
       }
     }, 20);
     const summary = await target.result.finally(() => clearInterval(poll));
@@ -254,7 +255,7 @@ describe('coordinator with real worker processes', () => {
       /test-worker-2, 127\.0\.0\.1:\d+\).*while (receiving|computing)/,
     );
     expect(log.some((line) => /test-worker-2.*responsive again/.test(line))).toBe(true);
-    expect(summary.steps).toBe(150);
+    expect(summary.steps).toBe(100);
     expect(summary.lateShards).toBeGreaterThanOrEqual(1);
     expect(summary.discardedMessages).toBeGreaterThanOrEqual(1);
     expect(

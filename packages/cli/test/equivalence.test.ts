@@ -92,11 +92,12 @@ describe('distributed training is the same computation as local training', () =>
   // workers, so results differ from one process in the last bits. SGD passes those bits through
   // linearly (measured: 2.6e-6); Adam divides by sqrt(v) and so magnifies them where a gradient is
   // almost exactly zero (4e-5). Micro-batches (below) remove the difference altogether.
-  it('gives the same weights for trainLocal, 1 worker and 3 workers within 1e-5 (sgd)', async () => {
+  // (One worker sums its shard as trainLocal does: the adam case above shows it to the bit.)
+  it('gives the same weights for trainLocal and 3 workers within 1e-5 (sgd)', async () => {
     const local = await localWeights('sgd');
-    const [one, three] = [await distributedWeights(1, 'sgd'), await distributedWeights(3, 'sgd')];
-    expect(maxRelativeDifference(one, local, LAYOUT)).toBeLessThanOrEqual(1e-5);
-    expect(maxRelativeDifference(three, local, LAYOUT)).toBeLessThanOrEqual(1e-5);
+    expect(maxRelativeDifference(await distributedWeights(3, 'sgd'), local, LAYOUT)).toBeLessThanOrEqual(
+      1e-5,
+    );
   }, 240_000);
 
   // 96 samples in micro-batches of 16: 6 micro-batches, which 3 workers share as 5 tree nodes (two of

@@ -41,7 +41,8 @@ export function runCli(
   });
 }
 
-async function stepsLogged(runDir: string): Promise<number> {
+/** How many step lines the run in `runDir` has written to metrics.jsonl so far. */
+export async function stepsLogged(runDir: string): Promise<number> {
   const text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8').catch(() => '');
   return text.split('\n').filter((line) => line.includes('"type":"step"')).length;
 }
@@ -86,9 +87,20 @@ export function smallTestSetData(): string[] {
   return ['--data', inject('smallTestSetDir')];
 }
 
-/** The flags of the short run the stop and resume tests interrupt: 2 workers, 40 steps of 64 samples. */
+/** The short run the stop and resume tests interrupt. */
+export const SHORT_RUN = { workers: 2, steps: 40, batchSize: 64 } as const;
+
+/** The flags of SHORT_RUN. */
 export function shortRun(): string[] {
-  return ['--workers', '2', '--steps', '40', '--batch-size', '64', ...smallTestSetData()];
+  return [
+    '--workers',
+    String(SHORT_RUN.workers),
+    '--steps',
+    String(SHORT_RUN.steps),
+    '--batch-size',
+    String(SHORT_RUN.batchSize),
+    ...smallTestSetData(),
+  ];
 }
 
 /** `callosum train` for two steps on two workers into `out`: the smallest real run. */
