@@ -19,7 +19,7 @@ class CpuBoundLast extends BaseSequencer {
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-    globalSetup: ['test/small-test-set.ts'],
+    globalSetup: ['test/small-test-set.ts', 'test/shared-run-root.ts'],
     testTimeout: 60_000,
     // These tests start coordinators and worker processes; on a 2-core machine running the files one
     // at a time is faster than letting them fight over the cores (and keeps their timeouts honest).

@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli, temporaryDirectory, twoStepTraining } from './processes.js';
+import { SHORT_RUN, temporaryDirectory } from './processes.js';
+import { finishedShortRun } from './shared-run.js';
 
 // The README's first command is `pnpm install && pnpm cli train --workers 4`, its second `pnpm test`.
 // These tests run the parts of them that printed a notice on a fresh clone.
@@ -70,10 +71,9 @@ describe('a quiet first run: the README commands print no notices on a fresh clo
   });
 
   it('`callosum train` prints no TF.js advert for its node backend', async () => {
-    const out = join(root, 'train');
-    const train = await runCli(twoStepTraining(out));
+    const { output: train } = await finishedShortRun();
     expect(train.code, train.stderr).toBe(0);
-    expect(train.stderr).toMatch(/^step 2\/2 /m);
+    expect(train.stderr).toMatch(new RegExp(`^step ${SHORT_RUN.steps}/${SHORT_RUN.steps} `, 'm'));
     expect(train.stderr).not.toContain('looks like you are running TensorFlow.js');
   });
 });

@@ -4,30 +4,17 @@ import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { artifactPath, launchBrowser, noBrowser } from './browser.js';
-import { runCli, smallTestSetData, temporaryDirectory } from './processes.js';
+import { runCli, SHORT_RUN, temporaryDirectory } from './processes.js';
+import { type FinishedShortRun, finishedShortRun } from './shared-run.js';
 
-const STEPS = 20;
-let runDir: string;
-let train: Awaited<ReturnType<typeof runCli>>;
-
+let run: FinishedShortRun;
 beforeAll(async () => {
-  runDir = await temporaryDirectory('report');
-  train = await runCli([
-    'train',
-    '--workers',
-    '2',
-    '--steps',
-    String(STEPS),
-    '--batch-size',
-    '64',
-    ...smallTestSetData(),
-    '--out',
-    runDir,
-    '--json',
-  ]);
-}, 120_000);
+  run = await finishedShortRun();
+}, 300_000);
+
 describe('callosum report', () => {
   it('writes one HTML file for a finished run, whose charts headless Chromium renders without any network request', async (context) => {
+    const { runDir, output: train } = run;
     expect(train.code, train.stderr).toBe(0);
     // `callosum train` says where its dashboard was, once (with a query that may carry the token).
     expect(
@@ -56,7 +43,9 @@ describe('callosum report', () => {
       await page.goto(url);
       await page.locator('#status[data-state="finished"]').waitFor();
       for (const chart of ['loss', 'accuracy', 'throughput', 'learning-rate']) {
-        expect(await page.locator(`#chart-${chart}`).getAttribute('data-points'), chart).toBe(String(STEPS));
+        expect(await page.locator(`#chart-${chart}`).getAttribute('data-points'), chart).toBe(
+          String(SHORT_RUN.steps),
+        );
         expect(await page.locator(`#chart-${chart} canvas`).count(), chart).toBe(1);
       }
       expect(await page.locator('#workers tbody tr').count()).toBe(2);
@@ -84,7 +73,7 @@ describe('callosum report', () => {
     expect(nothing.stderr).toMatch(/^callosum: ARTIFACT_INVALID: .*metrics\.jsonl holds no events\n$/);
 
     const corrupt = join(empty, 'metrics.jsonl');
-    const [first] = (await readFile(join(runDir, 'metrics.jsonl'), 'utf8')).split('\n');
+    const [first] = (await readFile(join(run.runDir, 'metrics.jsonl'), 'utf8')).split('\n');
     await writeFile(corrupt, `${first}\n{"time":"2026-12-06T00:00:00.000Z","type":"step","step":-1}\n`);
     const bad = await runCli(['report', empty]);
     expect(bad.code).toBe(1);

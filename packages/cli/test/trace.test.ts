@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { EvaluationReport, StepReport } from '@callosum/coordinator';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { lastJsonLine, runCli, shortRun, temporaryDirectory, trainingUntil } from './processes.js';
+import { lastJsonLine, SHORT_RUN, shortRun, temporaryDirectory, trainingUntil } from './processes.js';
+import { finishedShortRun } from './shared-run.js';
 
 /** What Perfetto and chrome://tracing need of a JSON trace: complete events and the metadata naming tracks. */
 const id = z.number().int().nonnegative();
@@ -118,15 +119,11 @@ function expectTraceOf(tracks: Map<string, Span[]>, record: RunRecord, workers: 
 
 describe('--trace', () => {
   it('writes a trace event file with every step on every track, whose durations agree with metrics.jsonl', async () => {
-    const runDir = await temporaryDirectory('trace');
-    const tracePath = join(runDir, 'trace.json');
-    const run = await runCli(['train', ...shortRun(), '--out', runDir, '--trace', tracePath, '--json'], {
-      timeoutMs: 300_000,
-    });
-    expect(run.code, run.stderr).toBe(0);
-    expect(lastJsonLine<{ steps: number }>(run).steps).toBe(40);
+    const { runDir, tracePath, output } = await finishedShortRun();
+    expect(output.code, output.stderr).toBe(0);
+    expect(lastJsonLine<{ steps: number }>(output).steps).toBe(SHORT_RUN.steps);
     const record = await runRecord(runDir);
-    expect(record.steps).toHaveLength(40);
+    expect(record.steps).toHaveLength(SHORT_RUN.steps);
     expect(record.evaluations).toHaveLength(1);
     expectTraceOf(await traceOf(tracePath), record, 2);
   }, 300_000);
@@ -141,7 +138,7 @@ describe('--trace', () => {
     expect(await run.exited).toBe(1);
     const record = await runRecord(runDir);
     expect(record.steps.length).toBeGreaterThanOrEqual(5);
-    expect(record.steps.length).toBeLessThan(40);
+    expect(record.steps.length).toBeLessThan(SHORT_RUN.steps);
     expectTraceOf(await traceOf(tracePath), record, 2);
   }, 180_000);
 });
