@@ -30,19 +30,23 @@ const training = {
   maxShift: 0,
 };
 let dataset: MnistDataset;
+/** The run directory of the coordinator started last. */
 let outDir: string;
+/** Every run directory a test made, including those of coordinators that refused to start. */
+const outDirs: string[] = [];
 
 beforeAll(async () => {
   dataset = await loadMnist();
 });
 afterEach(async () => {
-  await rm(outDir, { recursive: true, force: true });
+  await Promise.all(outDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
 async function start(
   extra: Parameters<typeof startCoordinator>[0] extends infer O ? Partial<O> : never = {},
 ) {
   outDir = await mkdtemp(join(tmpdir(), 'callosum-coordinator-'));
+  outDirs.push(outDir);
   return startCoordinator({ outDir, dataset, training, log: () => {}, ...extra });
 }
 
@@ -61,7 +65,6 @@ describe('startCoordinator', () => {
       expect(statuses).toEqual(liveViews ? [200, 200, 200, 200] : [404, 404, 404, 200]);
       expect(coordinator.dashboardUrl === undefined).toBe(!liveViews);
       await coordinator.stop('test over');
-      await rm(outDir, { recursive: true, force: true });
     }
   });
 
@@ -253,7 +256,6 @@ describe('startCoordinator', () => {
     const clean = await start({ training: sgd });
     void runWorker({ url: clean.url, backend: 'cpu', name: 'alone', log: () => {} });
     const expected = await weightsOf((await clean.result).modelDir);
-    await rm(outDir, { recursive: true, force: true });
 
     const attacked = await start({ training: sgd, minWorkers: 2 });
     const honest = runWorker({ url: attacked.url, backend: 'cpu', name: 'honest', log: () => {} });
@@ -315,7 +317,6 @@ describe('startCoordinator', () => {
     const clean = await start({ token });
     void runWorker({ url: clean.url, backend: 'cpu', token, log: () => {} });
     const expected = await weightsOf((await clean.result).modelDir);
-    await rm(outDir, { recursive: true, force: true });
 
     const flooded = await start({ token, connectionRate: { perSecond: 5, burst: 10 } });
     const honest = runWorker({ url: flooded.url, backend: 'cpu', token, log: () => {} });
@@ -346,7 +347,6 @@ describe('startCoordinator', () => {
     const clean = await start();
     void runWorker({ url: clean.url, backend: 'cpu', log: () => {} });
     const expected = await weightsOf((await clean.result).modelDir);
-    await rm(outDir, { recursive: true, force: true });
 
     const target = await start();
     const honest = runWorker({ url: target.url, backend: 'cpu', log: () => {} });
