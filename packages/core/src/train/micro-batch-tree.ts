@@ -221,10 +221,10 @@ export class TreeGradientSum {
   /** Adds the result for `nodes[index]`; its gradient buffer must stay untouched until `reduce`. */
   add(index: number, result: GradientResult): void {
     const node = this.nodes[index];
-    if (node === undefined || this.results.has(key(node))) {
+    if (node === undefined || this.results.has(nodeKey(node))) {
       throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `tree shard ${index} is not awaited`);
     }
-    this.results.set(key(node), result);
+    this.results.set(nodeKey(node), result);
   }
 
   /**
@@ -240,13 +240,13 @@ export class TreeGradientSum {
       );
     }
     const root = treeRoot(this.leafCount);
-    const whole = this.results.get(key(root));
+    const whole = this.results.get(nodeKey(root));
     if (whole !== undefined) {
       requireSamples(whole.count);
       scaleInto(this.mean, whole.gradient, whole.count);
       return this.step(whole);
     }
-    const [left, right] = this.summation.halves(root, (node) => this.results.get(key(node)));
+    const [left, right] = this.summation.halves(root, (node) => this.results.get(nodeKey(node)));
     const totals = addTotals(left, right);
     requireSamples(totals.count);
     if (!addAndScaleInto(this.mean, left.gradient, right.gradient, totals.count)) {
@@ -275,6 +275,7 @@ function addAndScaleInto(into: Float32Array, a: Float32Array, b: Float32Array, c
   return check === 0;
 }
 
-function key(node: TreeNode): string {
+/** A node's identity, e.g. as a map key. */
+export function nodeKey(node: TreeNode): string {
   return `${node.first}+${node.count}`;
 }

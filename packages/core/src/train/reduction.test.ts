@@ -91,4 +91,66 @@ describe('reductionFor', () => {
       expect(() => reduction.finish()).toThrow(/only 1 of 2/);
     }
   });
+
+  it('combines pieces computed apart: with micro-batches bit-identical to the whole shard at any lane count', () => {
+    const batch = batchOf(37);
+    const net = model();
+    const layout = parameterLayout(net);
+    const reduction = reductionFor({ microBatchSize: 8 }, layout.totalSize);
+    const whole = reduction.computeShard(net, batch, layout, new Float32Array(layout.totalSize));
+    for (const lanes of [1, 2, 3, 4, 7]) {
+      const combined = combinedFromPieces(reduction, net, batch, lanes);
+      expect(Array.from(combined.gradient)).toEqual(Array.from(whole.gradient));
+      expect(combined.count).toBe(37);
+      expect(combined.correct).toBe(whole.correct);
+    }
+    net.dispose();
+  });
+
+  it('combines pieces computed apart: without micro-batches the same bits for the same lane count, close to one piece', () => {
+    const batch = batchOf(37);
+    const net = model();
+    const layout = parameterLayout(net);
+    const reduction = reductionFor({}, layout.totalSize);
+    const whole = reduction.computeShard(net, batch, layout, new Float32Array(layout.totalSize));
+    const two = combinedFromPieces(reduction, net, batch, 2);
+    expect(Array.from(combinedFromPieces(reduction, net, batch, 2).gradient)).toEqual(
+      Array.from(two.gradient),
+    );
+    expect(two.count).toBe(37);
+    expect(two.lossSum).toBeCloseTo(whole.lossSum, 3);
+    const scale = Math.max(...whole.gradient.map(Math.abs));
+    for (const [i, value] of whole.gradient.entries()) {
+      expect(Math.abs((two.gradient[i] as number) - value)).toBeLessThanOrEqual(1e-5 * scale);
+    }
+    net.dispose();
+  });
+
+  it('refuses to combine a shard with a piece missing', () => {
+    const reduction = reductionFor({ microBatchSize: 2 }, 2);
+    const result = { gradient: Float32Array.of(1, 2), lossSum: 0, correct: 0, count: 2 };
+    expect(() => reduction.combinePieces(reduction.plan(4, 2), [result], new Float32Array(2))).toThrow(
+      /1 results for the 2 pieces/,
+    );
+  });
 });
+
+/** A shard's gradient from its pieces for `lanes` lanes, each computed on its own slice into its own buffer. */
+function combinedFromPieces(
+  reduction: Reduction,
+  net: ReturnType<typeof model>,
+  batch: ImageBatch,
+  lanes: number,
+) {
+  const layout = parameterLayout(net);
+  const plan = reduction.plan(batch.count, lanes);
+  const results = plan.shards.map(({ start, end }) =>
+    reduction.computeShard(
+      net,
+      sliceImageBatch(batch, start, end),
+      layout,
+      new Float32Array(layout.totalSize),
+    ),
+  );
+  return reduction.combinePieces(plan, results, new Float32Array(layout.totalSize));
+}

@@ -10,15 +10,18 @@ import { evenShardRanges, type ShardRange } from '../data/shards.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { ParameterLayout } from '../params/layout.js';
 import type { ProtocolVersion } from '../protocol/version.js';
-import type { GradientResult } from './batch.js';
+import type { BatchTotals, GradientResult } from './batch.js';
+import { addTotals, EMPTY_TOTALS } from './evaluate.js';
 import { computeGradients } from './gradients.js';
 import {
   computeTreeGradients,
   microBatchCount,
+  nodeKey,
   nodeSamples,
   shardNode,
   TreeGradientSum,
   TreeSummation,
+  treeRoot,
   treeShards,
 } from './micro-batch-tree.js';
 import { OrderedGradientSum, type ReducedStep } from './reduce.js';
@@ -62,6 +65,15 @@ export interface Reduction {
   /** The shards of a step of `samples` samples for `parts` worker slots. */
   plan(samples: number, parts: number): StepPlan;
   readonly computeShard: ComputeShard;
+  /**
+   * The gradient sum of one shard of `plan.samples` samples whose pieces (the shards of
+   * `plan(samples, lanes)`, e.g. one lane per thread) were computed apart with computeShard, added in
+   * one fixed order into `into`; `results[i]` is `plan.shards[i]`'s. Micro-batches: the pieces are tree
+   * nodes added along the tree, bit-identical to computeShard over the whole shard. Ordered: the pieces
+   * added in order in float32, the same bits for the same lane count (the last bits differ from one
+   * piece, as they do between worker counts).
+   */
+  combinePieces(plan: StepPlan, results: readonly GradientResult[], into: Float32Array): GradientResult;
   /** Starts reducing a step planned by `plan`, forgetting everything added before. */
   begin(plan: StepPlan): void;
   /**
@@ -79,6 +91,16 @@ export function reductionFor(settings: ReductionSettings, parameterCount: number
   return microBatchSize === undefined
     ? new OrderedShardReduction(parameterCount)
     : new MicroBatchTreeReduction(microBatchSize, parameterCount);
+}
+
+/** Pieces are combined only when every one of them has its result. */
+function requirePieces(plan: StepPlan, results: readonly GradientResult[]): void {
+  if (plan.samples < 1 || results.length !== plan.shards.length) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `${results.length} results for the ${plan.shards.length} pieces of a shard of ${plan.samples} samples`,
+    );
+  }
 }
 
 /**
@@ -127,6 +149,18 @@ class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduc
   readonly computeShard: ComputeShard = (model, batch, layout, into) =>
     computeGradients(model, batch, layout, into);
 
+  combinePieces(plan: StepPlan, results: readonly GradientResult[], into: Float32Array): GradientResult {
+    requirePieces(plan, results);
+    into.fill(0);
+    let totals: BatchTotals = EMPTY_TOTALS;
+    for (const result of results) {
+      const gradient = result.gradient;
+      for (let i = 0; i < into.length; i++) into[i] = (into[i] as number) + (gradient[i] as number);
+      totals = addTotals(totals, result);
+    }
+    return { gradient: into, ...totals };
+  }
+
   begin(plan: StepPlan): void {
     this.sum ??= new OrderedGradientSum(this.parameterCount);
     this.sum.begin(plan.shards.length);
@@ -163,10 +197,25 @@ class MicroBatchTreeReduction extends LazySum<TreeGradientSum> implements Reduct
     return { samples, shards };
   }
 
-  readonly computeShard: ComputeShard = (model, batch, layout, into) => {
+  readonly computeShard: ComputeShard = (model, batch, layout, into) =>
+    computeTreeGradients(model, batch, this.microBatchSize, this.treeSummation(), layout, into);
+
+  combinePieces(plan: StepPlan, results: readonly GradientResult[], into: Float32Array): GradientResult {
+    requirePieces(plan, results);
+    const byNode = new Map(
+      plan.shards.map((shard, index) => [nodeKey(shardNode(shard, this.microBatchSize)), results[index]]),
+    );
+    const root = treeRoot(microBatchCount(plan.samples, this.microBatchSize));
+    const sum = this.treeSummation().sum(root, (node) => byNode.get(nodeKey(node)), into);
+    // One piece covering the whole shard is its own sum, still in that piece's buffer.
+    if (sum.gradient !== into) into.set(sum.gradient);
+    return { ...sum, gradient: into };
+  }
+
+  private treeSummation(): TreeSummation {
     this.summation ??= new TreeSummation(this.parameterCount);
-    return computeTreeGradients(model, batch, this.microBatchSize, this.summation, layout, into);
-  };
+    return this.summation;
+  }
 
   begin(plan: StepPlan): void {
     this.sum ??= new TreeGradientSum(this.parameterCount);
