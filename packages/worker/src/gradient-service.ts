@@ -16,9 +16,14 @@ import {
   parameterLayout,
   type Reduction,
   reductionFor,
+  type ShardRange,
+  sliceImageBatch,
   type Welcome,
   writeFlatWeights,
 } from '@callosum/core';
+
+/** Samples [start, end) of a shard. */
+export type ShardPiece = Pick<ShardRange, 'start' | 'end'>;
 
 /**
  * The compute side of a worker, with no transport: holds the model the coordinator described and the
@@ -64,6 +69,17 @@ export class GradientService {
     this.pendingWeights = { version, values: weights };
   }
 
+  /** The weights of `version`, as received; a request for any other version is stale. */
+  weights(version: number): Float32Array {
+    if (this.pendingWeights?.version !== version) {
+      throw new CallosumError(
+        ErrorCodes.STALE_MESSAGE,
+        `request needs weights version ${version}, this worker has ${this.pendingWeights?.version ?? 'none'}`,
+      );
+    }
+    return this.pendingWeights.values;
+  }
+
   /** Parameters of the configured model: the length of a gradient. */
   get parameterCount(): number {
     return this.configured().layout.totalSize;
@@ -86,6 +102,27 @@ export class GradientService {
       throw new CallosumError(ErrorCodes.INTERNAL, 'the gradient was not written into its frame');
     }
     return answer;
+  }
+
+  /**
+   * Samples [start, end) of a request's shard for each piece, each computed as a whole shard would be
+   * and written into its own buffer: the part of a shard that one compute thread takes.
+   */
+  computePieces(
+    request: ComputeRequest,
+    pieces: readonly ShardPiece[],
+    outputs: readonly Float32Array[],
+  ): { results: GradientResult[]; timings: ComputeTimings } {
+    const { reduction } = this.configured();
+    const answer = this.run(request, (model, batch, layout) =>
+      pieces.map(({ start, end }, index) =>
+        reduction.computeShard(model, sliceImageBatch(batch, start, end), layout, outputs[index]),
+      ),
+    );
+    if (answer.result.some((result, index) => result.gradient !== outputs[index])) {
+      throw new CallosumError(ErrorCodes.INTERNAL, 'a piece was not written into its buffer');
+    }
+    return { results: answer.result, timings: answer.timings };
   }
 
   evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {
@@ -124,13 +161,7 @@ export class GradientService {
   private modelWithWeights(version: number): { model: LayersModel; layout: ParameterLayout } {
     const { model, layout } = this.configured();
     if (this.loadedVersion !== version) {
-      if (this.pendingWeights?.version !== version) {
-        throw new CallosumError(
-          ErrorCodes.STALE_MESSAGE,
-          `request needs weights version ${version}, this worker has ${this.pendingWeights?.version ?? 'none'}`,
-        );
-      }
-      writeFlatWeights(model, this.pendingWeights.values, layout);
+      writeFlatWeights(model, this.weights(version), layout);
       this.loadedVersion = version;
     }
     return { model, layout };

@@ -1,6 +1,8 @@
+export { defaultThreads, usableCores } from './cpu-budget.js';
 export { GradientService } from './gradient-service.js';
 export {
   isWebSocketUrl,
+  MAX_WORKER_THREADS,
   resolveWorkerOptions,
   WORKER_DEFAULTS,
   type WorkerOptions,

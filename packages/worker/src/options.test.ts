@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { defaultThreads } from './cpu-budget.js';
 import { resolveWorkerOptions, WORKER_DEFAULTS, type WorkerOptions } from './options.js';
 import { runWorker } from './worker.js';
 
@@ -6,7 +7,8 @@ const url = 'ws://127.0.0.1:7070';
 
 describe('worker options', () => {
   it('apply the defaults to every option not set, and keep those that are', () => {
-    expect(resolveWorkerOptions({ url })).toEqual({ url, ...WORKER_DEFAULTS });
+    expect(resolveWorkerOptions({ url })).toEqual({ url, ...WORKER_DEFAULTS, threads: defaultThreads() });
+    expect(resolveWorkerOptions({ url, threads: 3 })).toMatchObject({ threads: 3 });
     expect(resolveWorkerOptions({ url: 'wss://coordinator:443/run', giveUpAfterMs: 5 })).toMatchObject({
       url: 'wss://coordinator:443/run',
       giveUpAfterMs: 5,
@@ -31,6 +33,8 @@ describe('worker options', () => {
         { url, reconnectDelayMs: 9_000 },
         /reconnectDelayMs must be at most maxReconnectDelayMs \(5000\), got 9000/,
       ],
+      [{ url, threads: 0 }, /threads must be an integer in 1\.\.256, got 0/],
+      [{ url, threads: 2.5 }, /threads must be an integer in 1\.\.256, got 2\.5/],
       [{ url, backend: 'gpu' }, /backend/],
       [{ url, giveUpAfter: 5 }, /giveUpAfter/],
     ];

@@ -4,6 +4,7 @@
  */
 import { BackendNames, type BackendPreference, integerOption, parseOptions } from '@callosum/core';
 import { z } from 'zod';
+import { defaultThreads } from './cpu-budget.js';
 
 export const WORKER_DEFAULTS = {
   backend: BackendNames.AUTO as BackendPreference,
@@ -15,6 +16,9 @@ export const WORKER_DEFAULTS = {
   /** Largest frame accepted from the coordinator (bytes). */
   maxMessageBytes: 256 * 1024 * 1024,
 } as const;
+
+/** The most compute threads a worker takes (`threads`). */
+export const MAX_WORKER_THREADS = 256;
 
 const coordinatorUrl = z.custom<string>((value) => typeof value === 'string' && isWebSocketUrl(value), {
   error: (issue) => `must be a ws:// or wss:// URL of the coordinator, got ${JSON.stringify(issue.input)}`,
@@ -39,6 +43,11 @@ export const workerOptionsSchema = z
     reconnectDelayMs: integerOption(1).default(WORKER_DEFAULTS.reconnectDelayMs),
     maxReconnectDelayMs: integerOption(1).default(WORKER_DEFAULTS.maxReconnectDelayMs),
     maxMessageBytes: integerOption(1).default(WORKER_DEFAULTS.maxMessageBytes),
+    /**
+     * Threads computing each shard (this one and threads - 1 more). Default: the cores this process may
+     * use, for a worker alone on its host; `callosum train` divides them among its local workers.
+     */
+    threads: integerOption(1, MAX_WORKER_THREADS).default(() => defaultThreads()),
     /** The run's shared secret, proved (never sent) on every connection. */
     token: z.string().min(1).optional(),
     /** For wss://: the CA that signed the coordinator's certificate, and this worker's own for mutual TLS (PEM). */

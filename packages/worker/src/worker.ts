@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import {
   AUTH_HEADER,
+  BackendNames,
   CallosumError,
   type CoordinatorMessage,
   createAuthHeader,
@@ -17,8 +18,10 @@ import {
   type WorkerPhase,
 } from '@callosum/core';
 import WebSocket from 'ws';
+import { ComputeThreads } from './compute-threads.js';
 import { GradientService } from './gradient-service.js';
 import { resolveWorkerOptions, type WorkerOptions } from './options.js';
+import { ThreadedGradientService } from './threaded-gradient-service.js';
 
 export interface WorkerExit {
   /** 0 when the coordinator ended the run; non-zero when the worker gave up. */
@@ -37,10 +40,20 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const name = settings.name ?? `${hostname()}:${process.pid}`;
   const choice = await initBackend(settings.backend);
-  log(`worker ${name}: backend ${choice.backend} (${choice.reason})`);
+  // tfjs-node computes with its own thread pool; threads of ours are for wasm and cpu.
+  const threads = choice.backend === BackendNames.TENSORFLOW ? 1 : settings.threads;
+  const service =
+    threads === 1
+      ? new GradientService()
+      : new ThreadedGradientService(
+          new GradientService(),
+          await ComputeThreads.start(threads - 1, choice.backend),
+        );
+  log(
+    `worker ${name}: backend ${choice.backend} (${choice.reason}), ${threads} compute thread${threads === 1 ? '' : 's'}`,
+  );
 
   const codec = createMsgpackCodec();
-  const service = new GradientService();
   let stepsComputed = 0;
   let unreachableSince = Date.now();
   let delay = settings.reconnectDelayMs;
@@ -66,7 +79,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       delay = Math.min(delay * 2, settings.maxReconnectDelayMs);
     }
   } finally {
-    service.dispose();
+    await service.dispose();
   }
 
   type Outcome =
@@ -115,7 +128,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           hostname: hostname(),
         });
       });
+      // One message at a time, in arrival order: a shard computed on threads is awaited.
+      let received = Promise.resolve();
       socket.on('message', (data: Buffer, isBinary: boolean) => {
+        received = received.then(() => receive(data, isBinary));
+      });
+      async function receive(data: Buffer, isBinary: boolean): Promise<void> {
         let message: CoordinatorMessage | undefined;
         try {
           if (!isBinary) {
@@ -123,18 +141,22 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           }
           phase = 'receiving';
           message = parseCoordinatorMessage(codec.decode(data));
-          handle(message);
+          await handle(message);
         } catch (error) {
           const code = isCallosumError(error) ? error.code : ErrorCodes.COMPUTE_FAILED;
           const text = error instanceof Error ? error.message : String(error);
           log(`worker ${name}: ${code}: ${text}`);
           send({ type: 'failure', code, message: text.slice(0, 4000), ...requestOf(message) });
-          // Without a usable welcome (unknown model, other protocol) this worker cannot serve this run.
-          if (message === undefined || message.type === 'welcome') finish({ kind: 'fatal', reason: text });
+          // Without a usable welcome (unknown model, other protocol) this worker cannot serve this run;
+          // with a crashed compute thread it cannot serve any.
+          const crashed = threadFailure(service);
+          if (crashed !== undefined) finish({ kind: 'fatal', reason: crashed });
+          else if (message === undefined || message.type === 'welcome')
+            finish({ kind: 'fatal', reason: text });
         } finally {
           phase = 'idle';
         }
-      });
+      }
       socket.on('close', (code, reason) => {
         clearInterval(heartbeat);
         resolve(
@@ -153,7 +175,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         socket.terminate();
       });
 
-      function handle(message: CoordinatorMessage): void {
+      async function handle(message: CoordinatorMessage): Promise<void> {
         switch (message.type) {
           case 'welcome': {
             if (message.protocol.major !== PROTOCOL_VERSION.major) {
@@ -162,7 +184,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
                 `coordinator speaks protocol ${message.protocol.major}.${message.protocol.minor}, this worker ${PROTOCOL_VERSION.major}.${PROTOCOL_VERSION.minor}`,
               );
             }
-            service.configure(message);
+            await service.configure(message);
             tensorFrames = readsTensorFrames(message.protocol);
             welcomed = true;
             log(`worker ${name}: joined run ${message.runId} as ${message.workerId}`);
@@ -179,7 +201,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             send({ type: 'heartbeat', phase, step: message.step });
             // For a 1.1 coordinator the gradient is read back straight into the frame that carries it.
             const frame = tensorFrames ? codec.startTensorFrame(service.parameterCount * 4) : undefined;
-            const { result, timings } = service.computeGradient(
+            const { result, timings } = await service.computeGradient(
               message,
               frame &&
                 new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount),
@@ -211,6 +233,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       }
     });
   }
+}
+
+/** Why a worker's compute threads can no longer compute, once one has crashed. */
+function threadFailure(service: GradientService | ThreadedGradientService): string | undefined {
+  return service instanceof ThreadedGradientService ? service.failure : undefined;
 }
 
 /** Which request a failure is about, so the coordinator can redo that shard at once. */

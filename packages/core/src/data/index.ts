@@ -1,4 +1,4 @@
-export { batchFromBytes, type ImageBatch } from './batch.js';
+export { batchFromBytes, type ImageBatch, sliceImageBatch } from './batch.js';
 export { decodeIdx, encodeIdx, type IdxArray, type IdxReadOptions, readIdxFile } from './idx.js';
 export {
   type DatasetSource,

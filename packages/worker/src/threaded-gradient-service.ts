@@ -1,0 +1,173 @@
+import {
+  CallosumError,
+  type ComputeRequest,
+  type ComputeTimings,
+  ErrorCodes,
+  type EvaluateRequest,
+  type GradientResult,
+  type Reduction,
+  reductionFor,
+  type StepPlan,
+  type Welcome,
+} from '@callosum/core';
+import type { ComputeThreads } from './compute-threads.js';
+import type { GradientService } from './gradient-service.js';
+
+/**
+ * A GradientService whose shards are computed by this thread and the compute threads together: each
+ * shard is cut into one part per thread as the run's reduction plans it (micro-batches: tree nodes;
+ * otherwise contiguous pieces), every piece is computed as a shard of its own, and the reduction adds the
+ * pieces in its fixed order. With micro-batches that is bit-identical to one thread; without, the same
+ * bits for the same thread count.
+ */
+export class ThreadedGradientService {
+  private reduction: Reduction | undefined;
+  /** The run's weights, shared with the threads; `sharedVersion` is the version they hold. */
+  private sharedWeights = new Float32Array(new SharedArrayBuffer(0));
+  private sharedVersion = -1;
+  /** One gradient buffer per piece, kept from step to step (allocating megabytes per step costs more). */
+  private readonly pieceOutputs: Float32Array[] = [];
+  private scratch: Float32Array | undefined;
+
+  constructor(
+    private readonly own: GradientService,
+    private readonly threads: ComputeThreads,
+  ) {}
+
+  /** The threads in all, this one included. */
+  get threadCount(): number {
+    return this.threads.count + 1;
+  }
+
+  /** Why the threads can no longer compute, once one has crashed. */
+  get failure(): string | undefined {
+    return this.threads.failure;
+  }
+
+  get parameterCount(): number {
+    return this.own.parameterCount;
+  }
+
+  async configure(welcome: Welcome): Promise<void> {
+    this.own.configure(welcome);
+    const parameterCount = this.own.parameterCount;
+    this.reduction = reductionFor(welcome, parameterCount);
+    this.sharedVersion = -1;
+    if (this.sharedWeights.length !== parameterCount) {
+      this.sharedWeights = new Float32Array(new SharedArrayBuffer(parameterCount * 4));
+      this.pieceOutputs.length = 0;
+      this.scratch = undefined;
+    }
+    await this.threads.requestAll({
+      type: 'configure',
+      welcome,
+      weights: this.sharedWeights.buffer as SharedArrayBuffer,
+    });
+  }
+
+  receiveWeights(version: number, weights: Float32Array): void {
+    this.own.receiveWeights(version, weights);
+  }
+
+  /** As GradientService.computeGradient, the shard's pieces spread over the threads. */
+  async computeGradient(
+    request: ComputeRequest,
+    into?: Float32Array,
+  ): Promise<{ result: GradientResult; timings: ComputeTimings }> {
+    const reduction = this.configuredReduction();
+    const plan = reduction.plan(request.labels.shape[0] ?? 0, this.threadCount);
+    // One piece (a single sample or micro-batch): this thread alone, as without threads.
+    if (plan.shards.length < 2) return this.own.computeGradient(request, into);
+    const started = performance.now();
+    this.shareWeights(request.weightsVersion);
+    const outputs = this.outputs(plan.shards.length);
+    const lanes = lanesOf(plan);
+    // The threads get a copy of the shard's bytes: a view into the received frame would copy it whole.
+    const shard = { ...request, images: copyOf(request.images), labels: copyOf(request.labels) };
+    const others = lanes.slice(1).map((indices, thread) =>
+      this.threads.request(thread, {
+        type: 'compute',
+        request: shard,
+        pieces: indices.map((index) => plan.shards[index] as StepPlan['shards'][number]),
+        outputs: indices.map((index) => (outputs[index] as Float32Array).buffer as SharedArrayBuffer),
+      }),
+    );
+    const settled = Promise.allSettled(others);
+    try {
+      const ownIndices = lanes[0] ?? [];
+      const own = this.own.computePieces(
+        request,
+        ownIndices.map((index) => plan.shards[index] as StepPlan['shards'][number]),
+        ownIndices.map((index) => outputs[index] as Float32Array),
+      );
+      const results: GradientResult[] = new Array(plan.shards.length);
+      for (const [position, index] of ownIndices.entries())
+        results[index] = own.results[position] as GradientResult;
+      for (const [lane, reply] of (await Promise.all(others)).entries()) {
+        for (const [position, index] of (lanes[lane + 1] ?? []).entries()) {
+          results[index] = {
+            ...(reply.totals[position] as GradientResult),
+            gradient: outputs[index] as Float32Array,
+          };
+        }
+      }
+      const result = reduction.combinePieces(plan, results, into ?? this.scratchBuffer());
+      return {
+        result,
+        timings: {
+          decodeMs: own.timings.decodeMs,
+          computeMs: performance.now() - started - own.timings.decodeMs,
+        },
+      };
+    } finally {
+      // Never return (and let the next shard reuse the buffers) while a thread may still write them.
+      await settled;
+    }
+  }
+
+  evaluate(request: EvaluateRequest) {
+    return this.own.evaluate(request);
+  }
+
+  async dispose(): Promise<void> {
+    this.own.dispose();
+    await this.threads.close();
+  }
+
+  private configuredReduction(): Reduction {
+    if (this.reduction === undefined) {
+      throw new CallosumError(ErrorCodes.UNEXPECTED_MESSAGE, 'a request arrived before the welcome');
+    }
+    return this.reduction;
+  }
+
+  /** Puts weights `version` where the threads read them, once per version. */
+  private shareWeights(version: number): void {
+    if (this.sharedVersion === version) return;
+    this.sharedWeights.set(this.own.weights(version));
+    this.sharedVersion = version;
+  }
+
+  private outputs(count: number): Float32Array[] {
+    while (this.pieceOutputs.length < count) {
+      this.pieceOutputs.push(new Float32Array(new SharedArrayBuffer(this.parameterCount * 4)));
+    }
+    return this.pieceOutputs;
+  }
+
+  private scratchBuffer(): Float32Array {
+    this.scratch ??= new Float32Array(this.parameterCount);
+    return this.scratch;
+  }
+}
+
+/** The indices of the plan's pieces for each lane (thread), in plan order; lane 0 is this thread. */
+function lanesOf(plan: StepPlan): number[][] {
+  const lanes: number[][] = [];
+  for (const [index, { part }] of plan.shards.entries()) (lanes[part] ??= []).push(index);
+  return lanes;
+}
+
+function copyOf<T extends { bytes: Uint8Array }>(tensor: T): T {
+  return { ...tensor, bytes: tensor.bytes.slice() };
+}

@@ -1,0 +1,149 @@
+// Real compute threads (the built dist/compute-thread.js: run `pnpm turbo run build` first), on wasm.
+import {
+  buildModel,
+  type ComputeRequest,
+  gatherBytes,
+  initBackend,
+  loadMnist,
+  type MnistDataset,
+  PROTOCOL_VERSION,
+  parameterLayout,
+  readFlatWeights,
+  toWireTensor,
+  type Welcome,
+} from '@callosum/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ComputeThreads } from '../dist/compute-threads.js';
+import { GradientService } from '../dist/gradient-service.js';
+import { ThreadedGradientService } from '../dist/threaded-gradient-service.js';
+
+const MODEL = { name: 'cnn' };
+const SAMPLES = 45;
+let dataset: MnistDataset;
+let parameterCount: number;
+const weights: Float32Array[] = [];
+const services: { dispose(): unknown }[] = [];
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  dataset = await loadMnist();
+  const model = buildModel(MODEL, { seed: 5 });
+  parameterCount = parameterLayout(model).totalSize;
+  // Two versions of the weights, so that a thread that kept the first would be caught.
+  weights.push(
+    readFlatWeights(model),
+    readFlatWeights(model).map((value, i) => value * (1 + (i % 7) / 10)),
+  );
+  model.dispose();
+});
+
+afterAll(async () => {
+  await Promise.all(services.map((service) => service.dispose()));
+});
+
+function welcome(microBatchSize?: number): Welcome {
+  return {
+    type: 'welcome',
+    protocol: PROTOCOL_VERSION,
+    workerId: 'w1',
+    runId: 'run-1',
+    model: MODEL,
+    parameterCount,
+    heartbeatIntervalMs: 1000,
+    ...(microBatchSize === undefined ? {} : { microBatchSize }),
+  };
+}
+
+function computeRequest(weightsVersion: number, first: number, count: number): ComputeRequest {
+  const indices = Array.from({ length: count }, (_, i) => first + i * 13);
+  const { images, labels } = gatherBytes(dataset.train, indices);
+  return {
+    type: 'compute',
+    step: weightsVersion,
+    shard: 0,
+    weightsVersion,
+    images: toWireTensor(images, [count, 28, 28]),
+    labels: toWireTensor(labels, [count]),
+  };
+}
+
+/** A worker's compute side with `threads` threads in all, welcomed into a run. */
+async function serviceWith(threads: number, microBatchSize?: number) {
+  const service =
+    threads === 1
+      ? new GradientService()
+      : new ThreadedGradientService(new GradientService(), await ComputeThreads.start(threads - 1, 'wasm'));
+  services.push(service);
+  await service.configure(welcome(microBatchSize));
+  return service;
+}
+
+/** The gradients (copied) and totals of two shards, at weights version 0 and then 1. */
+async function twoShards(service: Awaited<ReturnType<typeof serviceWith>>) {
+  const answers = [];
+  for (const [version, values] of weights.entries()) {
+    service.receiveWeights(version, values);
+    const { result } = await service.computeGradient(computeRequest(version, version * 100, SAMPLES));
+    answers.push({ ...result, gradient: Array.from(result.gradient) });
+  }
+  return answers;
+}
+
+describe('a worker computing on several threads', () => {
+  it('with micro-batches, gives the gradient of one thread to the last bit on 2 and 3 threads', async () => {
+    // 45 samples in micro-batches of 8: 6 micro-batches, shared by 3 threads as 3 tree nodes of 2.
+    const one = await twoShards(await serviceWith(1, 8));
+    expect(one[0]?.gradient).not.toEqual(one[1]?.gradient);
+    for (const threads of [2, 3]) {
+      const answers = await twoShards(await serviceWith(threads, 8));
+      expect(answers, `${threads} threads`).toEqual(one);
+    }
+  }, 60_000);
+
+  it("without micro-batches, adds the threads' contiguous pieces in order: the same bits every time", async () => {
+    const two = await twoShards(await serviceWith(2));
+    expect(await twoShards(await serviceWith(2))).toEqual(two);
+    // The pieces are samples [0, 23) and [23, 45), each computed by one thread as a shard of its own.
+    const single = await serviceWith(1);
+    for (const [version, values] of weights.entries()) {
+      single.receiveWeights(version, values);
+      const request = computeRequest(version, version * 100, SAMPLES);
+      const pieces = [
+        { start: 0, end: 23 },
+        { start: 23, end: SAMPLES },
+      ];
+      const { results } = single.computePieces(request, pieces, [
+        new Float32Array(parameterCount),
+        new Float32Array(parameterCount),
+      ]);
+      const [first, second] = results as [{ gradient: Float32Array }, { gradient: Float32Array }];
+      const sum = first.gradient.map((value, i) => value + (second.gradient[i] as number));
+      expect(two[version]?.gradient).toEqual(Array.from(sum));
+      expect(two[version]?.count).toBe(SAMPLES);
+    }
+  }, 60_000);
+
+  it('reports a thread that crashes mid-shard as a failure naming it, then refuses every later shard', async () => {
+    const crashing = new URL('./fixtures/crashing-thread.mjs', import.meta.url);
+    const service = new ThreadedGradientService(
+      new GradientService(),
+      await ComputeThreads.start(1, 'wasm', crashing),
+    );
+    services.push(service);
+    const configured = service.configure(welcome());
+    await expect(configured).rejects.toThrow(
+      /compute thread 1 of 1 crashed: wasm memory access out of bounds/,
+    );
+    expect(service.failure).toMatch(/compute thread 1 of 1 crashed/);
+    service.receiveWeights(0, weights[0] as Float32Array);
+    await expect(service.computeGradient(computeRequest(0, 0, SAMPLES))).rejects.toThrow(
+      expect.objectContaining({ code: 'COMPUTE_FAILED', message: expect.stringMatching(/crashed/) }),
+    );
+  });
+
+  it('refuses to start threads on a backend they cannot load, with the reason', async () => {
+    await expect(ComputeThreads.start(1, 'tensorflow')).rejects.toThrow(
+      /backend "tensorflow" is not available/,
+    );
+  });
+});
