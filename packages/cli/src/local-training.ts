@@ -5,11 +5,14 @@ import {
   startCoordinator,
 } from '@callosum/coordinator';
 import type { TrainingConfig } from '@callosum/core';
+import { defaultThreads } from '@callosum/worker';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
 import { generateToken } from './token.js';
 
 export interface LocalTrainingOptions extends RunCallbacks {
   readonly workers: number;
+  /** Compute threads per worker; default: the usable cores shared among the workers (defaultThreads). */
+  readonly threads?: number;
   readonly backend: string;
   readonly training: TrainingConfig;
   readonly outDir: string;
@@ -59,11 +62,17 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     ...(options.onStep === undefined ? {} : { onStep: options.onStep }),
     ...(options.onEvaluation === undefined ? {} : { onEvaluation: options.onEvaluation }),
   };
+  const threads = options.threads ?? defaultThreads(options.workers);
   const coordinator = await startCoordinator(coordinatorOptions);
   // Through the environment, not argv: other local users can read a process's arguments.
   const workerEnv = { CALLOSUM_TOKEN: token };
   const workers: LocalWorker[] = Array.from({ length: options.workers }, (_, index) =>
-    spawnLocalWorker(`worker-${index + 1}`, coordinator.url, options.backend, workerEnv),
+    spawnLocalWorker(
+      `worker-${index + 1}`,
+      coordinator.url,
+      { backend: options.backend, threads },
+      workerEnv,
+    ),
   );
   let alive = workers.length;
   for (const worker of workers) {

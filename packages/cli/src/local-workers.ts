@@ -15,15 +15,33 @@ export interface LocalWorker {
 
 const KEPT_LOG_LINES = 20;
 
+/** How a local worker computes: its backend and compute threads. */
+export interface LocalWorkerCompute {
+  readonly backend: string;
+  readonly threads: number;
+}
+
 /** Starts one worker process that connects to `url`. */
 export function spawnLocalWorker(
   name: string,
   url: string,
-  backend: string,
+  { backend, threads }: LocalWorkerCompute,
   extraEnv: Record<string, string> = {},
 ): LocalWorker {
   // A local worker outlives its coordinator only when that was killed: give up soon, not after a minute.
-  const args = ['worker', '--connect', url, '--backend', backend, '--name', name, '--give-up-after', '10000'];
+  const args = [
+    'worker',
+    '--connect',
+    url,
+    '--backend',
+    backend,
+    '--threads',
+    String(threads),
+    '--name',
+    name,
+    '--give-up-after',
+    '10000',
+  ];
   const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...extraEnv },

@@ -8,7 +8,7 @@ import {
   ScheduleKinds,
   type TrainingConfig,
 } from '@callosum/core';
-import { WORKER_DEFAULTS } from '@callosum/worker';
+import { MAX_WORKER_THREADS, usableCores, WORKER_DEFAULTS } from '@callosum/worker';
 import type { Command, Option } from 'commander';
 import { booleanOption, envOption } from './env-options.js';
 import { integer, positiveNumber } from './option-parsers.js';
@@ -94,6 +94,14 @@ export function backendOption(): Option {
   return envOption('--backend <name>', 'compute backend for workers')
     .choices(Object.values(BackendNames))
     .default(WORKER_DEFAULTS.backend);
+}
+
+/** --threads: compute threads per worker; its default (`shared`) is how the usable cores are shared. */
+export function threadsOption(shared: string): Option {
+  return envOption(
+    '--threads <n>',
+    `compute threads per worker process (default: ${shared}; ${usableCores()} usable cores here)`,
+  ).argParser(integer(1, MAX_WORKER_THREADS));
 }
 
 export function portOption(defaultPort: number): Option {

@@ -138,7 +138,7 @@ describe('a batch too big for the backend', () => {
     expect(run.stderr).not.toMatch(/^\s+at /m);
     expect(run.stderr.split('\n').filter((line) => line.startsWith('callosum:'))).toHaveLength(1);
     expect(run.stderr).toMatch(
-      /^callosum: INVALID_ARGUMENT: --batch-size 1000000 does not fit the wasm backend's 4 GiB: .*the largest batch that fits with 2 workers is \d+/m,
+      /^callosum: INVALID_ARGUMENT: --batch-size 1000000 does not fit the wasm backend's 4 GiB: .*the largest batch that fits with 2 workers and \d+ threads? each is \d+/m,
     );
     expect(run.stderr).not.toMatch(/COMPUTE_FAILED|memory access out of bounds/);
   });

@@ -69,7 +69,7 @@ async function currentStep(target: Coordinator): Promise<number | undefined> {
 
 function startWorkers(target: Coordinator, count: number): LocalWorker[] {
   const started = Array.from({ length: count }, (_, i) =>
-    spawnLocalWorker(`test-worker-${i + 1}`, target.url, 'wasm'),
+    spawnLocalWorker(`test-worker-${i + 1}`, target.url, { backend: 'wasm', threads: 1 }),
   );
   workers.push(...started);
   return started;

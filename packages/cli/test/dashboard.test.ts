@@ -44,7 +44,9 @@ describe('the dashboard of a live run', () => {
     });
     await page.goto(coordinator.dashboardUrl ?? 'the coordinator serves no dashboard');
     await page.locator('#progress', { hasText: 'waiting for the first step' }).waitFor({ timeout: 5_000 });
-    const started = NAMES.map((name) => spawnLocalWorker(name, coordinator.url, 'wasm'));
+    const started = NAMES.map((name) =>
+      spawnLocalWorker(name, coordinator.url, { backend: 'wasm', threads: 1 }),
+    );
     workers.push(...started);
 
     await expect

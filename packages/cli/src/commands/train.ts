@@ -1,4 +1,5 @@
 import { resolveTrainingConfig } from '@callosum/core';
+import { defaultThreads } from '@callosum/worker';
 import type { Command } from 'commander';
 import { addOptions, envOption } from '../env-options.js';
 import { trainWithLocalWorkers } from '../local-training.js';
@@ -9,12 +10,14 @@ import {
   backendOption,
   checkpointOptions,
   portOption,
+  threadsOption,
   trainingConfigFrom,
   trainingOptions,
 } from '../training-options.js';
 
 interface TrainFlags extends RunFlags {
   workers: number;
+  threads?: number;
   backend: string;
   port: number;
 }
@@ -27,6 +30,7 @@ export function registerTrainCommand(program: Command): void {
     envOption('--workers <n>', 'worker processes to start').argParser(integer(1, 256)).default(4),
     ...trainingOptions(),
     backendOption(),
+    threadsOption('the usable cores ÷ --workers, at least 1'),
     portOption(0),
     ...checkpointOptions(),
     traceOption(),
@@ -34,12 +38,14 @@ export function registerTrainCommand(program: Command): void {
   ]);
   command.action((flags: TrainFlags) => {
     const training = trainingConfigFrom(flags);
+    const threads = flags.threads ?? defaultThreads(flags.workers);
     // A resumed run trains with the config it started with, so only a new run is checked here.
     if (flags.resume === undefined)
-      assertBatchFits(resolveTrainingConfig(training), flags.workers, flags.backend);
+      assertBatchFits(resolveTrainingConfig(training), { workers: flags.workers, threads }, flags.backend);
     return reportRun(command, flags, (settings, hooks) =>
       trainWithLocalWorkers({
         workers: flags.workers,
+        threads,
         backend: flags.backend,
         training,
         ...settings,

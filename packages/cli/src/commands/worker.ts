@@ -4,13 +4,14 @@ import { addOptions, envOption } from '../env-options.js';
 import { coordinatorUrl, integer } from '../option-parsers.js';
 import { clientTlsFrom, clientTlsOptions, type TlsFlags } from '../tls-options.js';
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
-import { backendOption } from '../training-options.js';
+import { backendOption, threadsOption } from '../training-options.js';
 
 interface WorkerFlags extends TokenFlags, TlsFlags {
   connect: string;
   backend: string;
   name?: string;
   giveUpAfter: number;
+  threads?: number;
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -30,6 +31,7 @@ export function registerWorkerCommand(program: Command): void {
       .argParser(integer(1))
       .default(WORKER_DEFAULTS.giveUpAfterMs),
     backendOption(),
+    threadsOption('every core this process may use'),
     ...tokenOptions(),
     ...clientTlsOptions(),
   ]);
@@ -42,6 +44,7 @@ export function registerWorkerCommand(program: Command): void {
       url: flags.connect,
       backend: flags.backend as 'auto',
       giveUpAfterMs: flags.giveUpAfter,
+      ...(flags.threads === undefined ? {} : { threads: flags.threads }),
       ...(flags.name === undefined ? {} : { name: flags.name }),
     });
     process.stderr.write(`worker: ${exit.reason} (${exit.stepsComputed} shards computed)\n`);
