@@ -24,7 +24,10 @@
  *                      may say how the run is watched: `2:watched` (a process reading the dashboard's
  *                      event stream and scraping /metrics every second) or `2:no-views` (no dashboard, no
  *                      /metrics: the coordinator's liveViews off). `--workers 2:watched,2:no-views,…`
- *                      measures what the live views cost.
+ *                      measures what the live views cost. `1:threads=2` sets the compute threads per
+ *                      worker (`callosum train --threads`; default as there: the usable cores ÷ workers),
+ *                      so `--workers 1:threads=1,1:threads=2` measures what a second thread gives one
+ *                      worker. Modifiers combine: `2:threads=1:no-views`.
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
@@ -81,12 +84,31 @@ const workerConfigs = values.workers
   .split(',')
   .filter((config) => config !== '')
   .map((config) => {
-    const [count = '', views, ...rest] = config.split(':');
-    if (rest.length > 0 || (views !== undefined && !['watched', 'no-views'].includes(views))) {
-      throw new Error(`--workers: "${config}" is not a count, count:watched or count:no-views`);
-    }
-    return `${positiveInteger('--workers', count)}${views === undefined ? '' : `:${views}`}`;
+    const { count, threads } = parseWorkerConfig(config);
+    positiveInteger('--workers', count);
+    if (threads !== undefined) positiveInteger(`--workers ${config}: threads`, threads);
+    return config;
   });
+
+/**
+ * A `--workers` entry: a count, then any of `:watched` or `:no-views` and `:threads=N`. Throws naming
+ * the entry when it is none of these.
+ */
+function parseWorkerConfig(config) {
+  const [count = '', ...modifiers] = config.split(':');
+  const parsed = { count, views: undefined, threads: undefined };
+  for (const modifier of modifiers) {
+    if (['watched', 'no-views'].includes(modifier) && parsed.views === undefined) parsed.views = modifier;
+    else if (modifier.startsWith('threads=') && parsed.threads === undefined)
+      parsed.threads = modifier.slice(8);
+    else {
+      throw new Error(
+        `--workers: "${config}" is not a count followed by :watched or :no-views and :threads=N`,
+      );
+    }
+  }
+  return parsed;
+}
 
 /** Every configuration trains with this config; epochs only so that `maxSteps` is what ends the run. */
 const training = {
@@ -272,12 +294,14 @@ function runChildProcess(config) {
 
 function label(config) {
   if (config === 'local') return 'single process';
-  const [count, views] = config.split(':');
-  return `${count} worker${count === '1' ? '' : 's'}${views === undefined ? '' : ` (${views})`}`;
+  const { count, views, threads } = parseWorkerConfig(config);
+  const workers = `${count} worker${count === '1' ? '' : 's'}`;
+  const perWorker = threads === undefined ? '' : ` × ${threads} thread${threads === '1' ? '' : 's'}`;
+  return `${workers}${perWorker}${views === undefined ? '' : ` (${views})`}`;
 }
 
 function workerCount(config) {
-  return Number(config.split(':')[0]);
+  return Number(parseWorkerConfig(config).count);
 }
 
 /** How the coordinator cuts the global batch, e.g. "43/43/42". */
@@ -340,7 +364,7 @@ async function runLocal(progress) {
 /** trainWithLocalWorkers: the coordinator here, `workers` worker processes; StepReports give the times. */
 async function runWorkers(config, progress) {
   const workers = workerCount(config);
-  const views = config.split(':')[1];
+  const { views, threads } = parseWorkerConfig(config);
   const outDir = await mkdtemp(path.join(os.tmpdir(), 'callosum-bench-'));
   const steps = [];
   let previous;
@@ -350,6 +374,7 @@ async function runWorkers(config, progress) {
   try {
     const summary = await trainWithLocalWorkers({
       workers,
+      ...(threads === undefined ? {} : { threads: Number(threads) }),
       backend: BACKEND,
       training,
       outDir,

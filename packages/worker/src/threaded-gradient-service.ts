@@ -1,4 +1,5 @@
 import {
+  type BatchTotals,
   CallosumError,
   type ComputeRequest,
   type ComputeTimings,
@@ -11,7 +12,7 @@ import {
   type Welcome,
 } from '@callosum/core';
 import type { ComputeThreads } from './compute-threads.js';
-import type { GradientService } from './gradient-service.js';
+import type { GradientService, ShardPiece } from './gradient-service.js';
 
 /**
  * A GradientService whose shards are computed by this thread and the compute threads together: each
@@ -81,47 +82,39 @@ export class ThreadedGradientService {
     const started = performance.now();
     this.shareWeights(request.weightsVersion);
     const outputs = this.outputs(plan.shards.length);
-    const lanes = lanesOf(plan);
+    const [own, ...others] = lanesOf(plan);
     // The threads get a copy of the shard's bytes: a view into the received frame would copy it whole.
     const shard = { ...request, images: copyOf(request.images), labels: copyOf(request.labels) };
-    const others = lanes.slice(1).map((indices, thread) =>
+    const answers = others.map((lane, thread) =>
       this.threads.request(thread, {
         type: 'compute',
         request: shard,
-        pieces: indices.map((index) => plan.shards[index] as StepPlan['shards'][number]),
-        outputs: indices.map((index) => (outputs[index] as Float32Array).buffer as SharedArrayBuffer),
+        pieces: lane.map((index) => plan.shards[index] as ShardPiece),
+        outputs: lane.map((index) => outputs[index]?.buffer as SharedArrayBuffer),
       }),
     );
-    const settled = Promise.allSettled(others);
     try {
-      const ownIndices = lanes[0] ?? [];
-      const own = this.own.computePieces(
+      const results: GradientResult[] = [];
+      const mine = own ?? [];
+      const computed = this.own.computePieces(
         request,
-        ownIndices.map((index) => plan.shards[index] as StepPlan['shards'][number]),
-        ownIndices.map((index) => outputs[index] as Float32Array),
+        mine.map((index) => plan.shards[index] as ShardPiece),
+        mine.map((index) => outputs[index] as Float32Array),
       );
-      const results: GradientResult[] = new Array(plan.shards.length);
-      for (const [position, index] of ownIndices.entries())
-        results[index] = own.results[position] as GradientResult;
-      for (const [lane, reply] of (await Promise.all(others)).entries()) {
-        for (const [position, index] of (lanes[lane + 1] ?? []).entries()) {
-          results[index] = {
-            ...(reply.totals[position] as GradientResult),
-            gradient: outputs[index] as Float32Array,
-          };
+      for (const [position, index] of mine.entries())
+        results[index] = computed.results[position] as GradientResult;
+      for (const [thread, answer] of (await Promise.all(answers)).entries()) {
+        for (const [position, index] of (others[thread] ?? []).entries()) {
+          const totals = answer.totals[position] as BatchTotals;
+          results[index] = { ...totals, gradient: outputs[index] as Float32Array };
         }
       }
       const result = reduction.combinePieces(plan, results, into ?? this.scratchBuffer());
-      return {
-        result,
-        timings: {
-          decodeMs: own.timings.decodeMs,
-          computeMs: performance.now() - started - own.timings.decodeMs,
-        },
-      };
+      const { decodeMs } = computed.timings;
+      return { result, timings: { decodeMs, computeMs: performance.now() - started - decodeMs } };
     } finally {
       // Never return (and let the next shard reuse the buffers) while a thread may still write them.
-      await settled;
+      await Promise.allSettled(answers);
     }
   }
 
@@ -164,7 +157,11 @@ export class ThreadedGradientService {
 /** The indices of the plan's pieces for each lane (thread), in plan order; lane 0 is this thread. */
 function lanesOf(plan: StepPlan): number[][] {
   const lanes: number[][] = [];
-  for (const [index, { part }] of plan.shards.entries()) (lanes[part] ??= []).push(index);
+  for (const [index, { part }] of plan.shards.entries()) {
+    const lane = lanes[part] ?? [];
+    lane.push(index);
+    lanes[part] = lane;
+  }
   return lanes;
 }
 
