@@ -48,7 +48,8 @@ export class ComputeThreads {
     const setup: ThreadSetup = { backend };
     const readiness: Promise<void>[] = [];
     this.threads = Array.from({ length: count }, (_, index) => {
-      const name = `compute thread ${index + 1} of ${count}`;
+      // Numbered as the user counts them: the worker's own thread is thread 1 of --threads.
+      const name = `compute thread ${index + 2} of ${count + 1}`;
       const thread = new Worker(entry, { workerData: setup, name });
       readiness.push(
         new Promise<void>((resolve, reject) => {

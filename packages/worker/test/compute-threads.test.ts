@@ -132,7 +132,7 @@ describe('a worker computing on several threads', () => {
     await service.configure(welcome());
     expect(service.failure).toBeUndefined();
     service.receiveWeights(0, weights[0] as Float32Array);
-    const crashed = /compute thread 1 of 1 crashed: wasm memory access out of bounds/;
+    const crashed = /compute thread 2 of 2 crashed: wasm memory access out of bounds/;
     await expect(service.computeGradient(computeRequest(0, 0, SAMPLES))).rejects.toThrow(
       expect.objectContaining({ code: 'COMPUTE_FAILED', message: expect.stringMatching(crashed) }),
     );

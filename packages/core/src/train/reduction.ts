@@ -11,7 +11,7 @@ import { CallosumError, ErrorCodes } from '../errors.js';
 import type { ParameterLayout } from '../params/layout.js';
 import type { ProtocolVersion } from '../protocol/version.js';
 import type { BatchTotals, GradientResult } from './batch.js';
-import { addTotals, EMPTY_TOTALS } from './evaluate.js';
+import { addTotals } from './evaluate.js';
 import { computeGradients } from './gradients.js';
 import {
   computeTreeGradients,
@@ -151,14 +151,15 @@ class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduc
 
   combinePieces(plan: StepPlan, results: readonly GradientResult[], into: Float32Array): GradientResult {
     requirePieces(plan, results);
-    into.fill(0);
-    let totals: BatchTotals = EMPTY_TOTALS;
-    for (const result of results) {
+    const [first, ...rest] = results as [GradientResult, ...GradientResult[]];
+    if (first.gradient !== into) into.set(first.gradient);
+    let totals: BatchTotals = first;
+    for (const result of rest) {
       const gradient = result.gradient;
       for (let i = 0; i < into.length; i++) into[i] = (into[i] as number) + (gradient[i] as number);
       totals = addTotals(totals, result);
     }
-    return { gradient: into, ...totals };
+    return { gradient: into, lossSum: totals.lossSum, correct: totals.correct, count: totals.count };
   }
 
   begin(plan: StepPlan): void {
