@@ -5,41 +5,21 @@
  * same in wasm as in JavaScript, and wasm SIMD has no fused multiply-add, so the bits are the same. It is
  * faster because the float64 divisions and square roots, which bound this loop, run two at a time.
  *
- * The module is a few hundred bytes, assembled below from named opcodes (no toolchain, nothing to load);
- * its memory holds the two moments for good, plus the parameters and the gradient, copied in for the step.
+ * The module is a few hundred bytes, assembled from named opcodes (wasm/assembler.ts); its memory holds
+ * the two moments for good, plus the parameters and the gradient, copied in for the step.
  */
+import {
+  assembleModule,
+  EMPTY_BLOCK,
+  localGet as get,
+  MEMARG_8,
+  Op,
+  localSet as set,
+  ValueType,
+  webAssembly,
+} from '../wasm/assembler.js';
 
-const SIMD = 0xfd;
-const Op = {
-  block: 0x02,
-  loop: 0x03,
-  br: 0x0c,
-  brIf: 0x0d,
-  end: 0x0b,
-  localGet: 0x20,
-  localSet: 0x21,
-  i32Const: 0x41,
-  i32GeU: 0x4f,
-  i32Add: 0x6a,
-  i32Shl: 0x74,
-  // SIMD opcodes follow the 0xfd prefix, as LEB128.
-  f64x2Splat: [SIMD, 0x14],
-  v128Load64Zero: [SIMD, 0x5d],
-  v128Store64Lane: [SIMD, 0x5b],
-  f32x4DemoteF64x2Zero: [SIMD, 0x5e],
-  f64x2PromoteLowF32x4: [SIMD, 0x5f],
-  f64x2Sqrt: [SIMD, 0xef, 0x01],
-  f64x2Add: [SIMD, 0xf0, 0x01],
-  f64x2Sub: [SIMD, 0xf1, 0x01],
-  f64x2Mul: [SIMD, 0xf2, 0x01],
-  f64x2Div: [SIMD, 0xf3, 0x01],
-} as const;
-const I32 = 0x7f;
-const F64 = 0x7c;
-const V128 = 0x7b;
-/** memarg for 8-byte accesses: alignment 2^3, offset 0. */
-const MEMARG_8 = [3, 0];
-
+const { i32: I32, f64: F64, v128: V128 } = ValueType;
 /** The exported function's parameters, in order: byte offsets and counts (i32), then the scalars (f64). */
 const PARAMS = [
   ['pairs', I32],
@@ -69,8 +49,6 @@ const END = AT + 1;
 const splat = (name: ScalarName) => END + 1 + SCALARS.indexOf(name);
 const vector = (name: (typeof VECTORS)[number]) => END + 1 + SCALARS.length + VECTORS.indexOf(name);
 
-const get = (index: number) => [Op.localGet, index];
-const set = (index: number) => [Op.localSet, index];
 /** Pushes two float32 at `base` + position, widened to float64. */
 const loadPair = (base: ParamName) => [
   ...get(param(base)),
@@ -103,9 +81,9 @@ const BODY = [
   ...set(END),
   ...SCALARS.flatMap((name) => [...get(param(name)), ...Op.f64x2Splat, ...set(splat(name))]),
   Op.block,
-  0x40,
+  EMPTY_BLOCK,
   Op.loop,
-  0x40,
+  EMPTY_BLOCK,
   ...[...get(AT), ...get(END), Op.i32GeU, Op.brIf, 1],
   ...[...loadPair('gradient'), ...set(vector('g'))],
   ...[...loadPair('params'), ...set(vector('p'))],
@@ -143,54 +121,8 @@ const BODY = [
     ...Op.f64x2Sub,
   ]),
   ...[...get(AT), Op.i32Const, 8, Op.i32Add, ...set(AT)],
-  ...[Op.br, 0, Op.end, Op.end, Op.end],
+  ...[Op.br, 0, Op.end, Op.end],
 ];
-/** Local declarations: (count, type) groups after the parameters. */
-const LOCALS = [
-  [2, I32],
-  [SCALARS.length + VECTORS.length, V128],
-];
-
-function unsignedLeb128(value: number): number[] {
-  const bytes: number[] = [];
-  let rest = value;
-  do {
-    const low = rest & 0x7f;
-    rest >>>= 7;
-    bytes.push(rest === 0 ? low : low | 0x80);
-  } while (rest !== 0);
-  return bytes;
-}
-
-const vec = (items: number[][]) => [...unsignedLeb128(items.length), ...items.flat()];
-const name = (text: string) => vec([...text].map((char) => [char.charCodeAt(0)]));
-const section = (id: number, content: number[]) => [id, ...unsignedLeb128(content.length), ...content];
-
-function moduleBytes(): Uint8Array {
-  const functionType = [0x60, ...vec(PARAMS.map(([, type]) => [type])), ...vec([])];
-  const memoryImport = [...name('env'), ...name('memory'), 0x02, 0x00, 1];
-  const body = [
-    ...vec(LOCALS.map(([count, type]) => [...unsignedLeb128(count as number), type as number])),
-    ...BODY,
-  ];
-  return Uint8Array.from([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([functionType])),
-    ...section(2, vec([memoryImport])),
-    ...section(3, vec([[0]])),
-    ...section(7, vec([[...name('adam'), 0x00, 0]])),
-    ...section(10, vec([[...unsignedLeb128(body.length), ...body]])),
-  ]);
-}
-
-/** The part of the WebAssembly JavaScript API used here (the project's TypeScript libs leave it out). */
-interface WebAssemblyApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
-}
-const wasm = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
-
 let compiled: object | undefined;
 
 export interface AdamScalars {
@@ -223,10 +155,21 @@ export class AdamSimd {
     this.pairs = Math.ceil(parameterCount / 2);
     const vectorBytes = this.pairs * 2 * FLOAT_BYTES;
     const pages = Math.ceil((4 * vectorBytes) / BYTES_PER_PAGE);
-    const memory = new wasm.Memory({ initial: pages, maximum: pages });
-    compiled ??= new wasm.Module(moduleBytes());
-    const instance = new wasm.Instance(compiled, { env: { memory } });
-    this.run = instance.exports.adam as (...args: number[]) => void;
+    const memory = new webAssembly.Memory({ initial: pages, maximum: pages });
+    compiled ??= new webAssembly.Module(
+      assembleModule({
+        params: PARAMS.map(([, type]) => type),
+        results: [],
+        locals: [
+          [2, I32],
+          [SCALARS.length + VECTORS.length, V128],
+        ],
+        body: BODY,
+        importsMemory: true,
+      }),
+    );
+    const instance = new webAssembly.Instance(compiled, { env: { memory } });
+    this.run = instance.exports.run as (...args: number[]) => void;
     const view = (index: number) => new Float32Array(memory.buffer, index * vectorBytes, parameterCount);
     this.params = view(0);
     this.gradient = view(1);
