@@ -43,8 +43,23 @@ export function skipLine(pytorch) {
 }
 
 /**
- * Measures one PyTorch case; resolves with the script's JSON result (samplesPerSecond, medianStepMs, blas,
- * …), or rejects with the script's last error line.
+ * How PyTorch is run. As installed, glibc's malloc returns the large freed activation buffers to the
+ * kernel, and a process that falls into that pattern spends much of its time in page faults on fresh
+ * memory (run to run it is either fast or about 4× slower). The second setup keeps freed memory in the
+ * process (glibc's documented tunables, as an allocator such as jemalloc would), which measures PyTorch
+ * without that cost.
+ */
+export const PYTORCH_SETUPS = [
+  { name: 'as installed', env: {} },
+  {
+    name: 'malloc keeps freed memory',
+    env: { MALLOC_MMAP_THRESHOLD_: '1073741824', MALLOC_TRIM_THRESHOLD_: '1073741824' },
+  },
+];
+
+/**
+ * Measures one PyTorch case in every setup; resolves with one entry per setup: the script's JSON result
+ * (samplesPerSecond, medianStepMs, systemSeconds, blas, …) or, if it failed, its last error line.
  *
  * @param {string} python
  * @param {object} options
@@ -54,15 +69,25 @@ export function skipLine(pytorch) {
  * @param {number} [options.processes] ddp processes.
  * @param {number} options.steps Timed steps.
  * @param {number} options.warmup Untimed steps before them.
+ * @returns {Promise<{ setup: string, result: object | string }[]>}
  */
-export function measurePytorch(python, { dataDir, mode, batchSize, processes = 1, steps, warmup }) {
+export async function measurePytorch(python, options) {
+  const measured = [];
+  for (const setup of PYTORCH_SETUPS) {
+    const result = await runScript(python, options, setup.env).catch((error) => error.message);
+    measured.push({ setup: setup.name, result });
+  }
+  return measured;
+}
+
+function runScript(python, { dataDir, mode, batchSize, processes = 1, steps, warmup }, env) {
   const args = [
     SCRIPT,
     ...['--data', dataDir, '--mode', mode, '--batch-size', String(batchSize)],
     ...['--processes', String(processes), '--steps', String(steps), '--warmup', String(warmup)],
   ];
   return new Promise((resolve, reject) => {
-    const child = spawn(python, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {
@@ -85,35 +110,49 @@ export function measurePytorch(python, { dataDir, mode, batchSize, processes = 1
 }
 
 /**
- * The comparison table: one row per case with Callosum's and PyTorch's samples/s and their ratio, then
- * which torch and BLAS were measured.
+ * The comparison table: for each case, one row per PyTorch setup with Callosum's and PyTorch's samples/s,
+ * PyTorch's system CPU time as a share of its CPU time, and the ratio; then which torch and BLAS ran.
  *
- * @param {{ label: string, pytorchLabel: string, callosum: number, pytorch: object | string }[]} rows
- *   `pytorch` is the case's result, or why it failed.
+ * @param {{ label: string, pytorchLabel: string, callosum: number,
+ *   pytorch: { setup: string, result: object | string }[] }[]} rows
  * @param {string} torchVersion
  * @returns {string[]}
  */
 export function comparisonLines(rows, torchVersion) {
-  const table = [['Callosum', 'samples/s', 'PyTorch', 'samples/s', 'Callosum ÷ PyTorch']];
+  const table = [
+    ['Callosum', 'samples/s', 'PyTorch', 'setup', 'samples/s', 'system CPU', 'Callosum ÷ PyTorch'],
+  ];
   const notes = [];
   for (const row of rows) {
-    const measured = typeof row.pytorch === 'object';
-    if (!measured) notes.push(`${row.pytorchLabel}: failed: ${row.pytorch}`);
-    table.push([
-      row.label,
-      row.callosum.toFixed(0),
-      row.pytorchLabel,
-      measured ? row.pytorch.samplesPerSecond.toFixed(0) : 'failed',
-      measured ? `${(row.callosum / row.pytorch.samplesPerSecond).toFixed(2)}×` : '—',
-    ]);
+    for (const { setup, result } of row.pytorch) {
+      const measured = typeof result === 'object';
+      if (!measured) notes.push(`${row.pytorchLabel}, ${setup}: failed: ${result}`);
+      const cpu = measured ? result.userSeconds + result.systemSeconds : Number.NaN;
+      table.push([
+        row.label,
+        row.callosum.toFixed(0),
+        row.pytorchLabel,
+        setup,
+        measured ? result.samplesPerSecond.toFixed(0) : 'failed',
+        measured ? `${((100 * result.systemSeconds) / cpu).toFixed(0)}%` : '—',
+        measured ? `${(row.callosum / result.samplesPerSecond).toFixed(2)}×` : '—',
+      ]);
+    }
   }
-  const first = rows.map((row) => row.pytorch).find((result) => typeof result === 'object');
+  const first = rows
+    .flatMap((row) => row.pytorch.map(({ result }) => result))
+    .find((result) => typeof result === 'object');
   const blas =
     first === undefined
       ? []
       : [
           `PyTorch ${torchVersion}, ${first.torchThreads} thread(s) per process, OMP_NUM_THREADS=${first.ompNumThreads}; ` +
             `BLAS mapped: ${first.blas.join(', ') || 'none'} (build config BLAS_INFO=${first.blasBuildInfo})`,
+          "system CPU = share of the (first) PyTorch process's CPU time over the timed steps spent in the " +
+            'kernel, mostly page faults on memory malloc returned to it',
+          `malloc keeps freed memory = ${Object.entries(PYTORCH_SETUPS[1].env)
+            .map(([name, value]) => `${name}=${value}`)
+            .join(' ')}`,
         ];
-  return [...formatTable(table, new Set([1, 3, 4])), '', ...blas, ...notes];
+  return [...formatTable(table, new Set([1, 4, 5, 6])), '', ...blas, ...notes];
 }

@@ -11,8 +11,9 @@ PyTorch user would train it on a CPU:
 
 Every process uses one BLAS/OpenMP thread: OMP_NUM_THREADS=1 is set before torch is imported (as torchrun
 sets it; torch.set_num_threads(1) alone does not bound OpenBLAS). Warm-up steps are not timed. Prints
-one JSON object on the last line of stdout: samples/s over the timed steps, the median step, the
-versions and the BLAS library the process actually mapped.
+one JSON object on the last line of stdout: samples/s over the timed steps, the median step, the first
+process's user and system CPU time and page faults over them, the versions and the BLAS library the
+process actually mapped.
 """
 
 import os
@@ -22,6 +23,7 @@ os.environ["OMP_NUM_THREADS"] = "1"
 import argparse  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
+import resource  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -105,8 +107,10 @@ def run(rank, args, data, results):
     source = batches(*data, args.batch_size, rank, processes)
     times = []
     for step in range(args.warmup + args.steps):
-        if step == args.warmup and args.mode == "ddp":
-            dist.barrier()
+        if step == args.warmup:
+            if args.mode == "ddp":
+                dist.barrier()
+            usage_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         images, labels = next(source)
         model.zero_grad(set_to_none=True)
@@ -116,6 +120,7 @@ def run(rank, args, data, results):
             optimizer.step()
         if step >= args.warmup:
             times.append(time.perf_counter() - started)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     if args.mode == "ddp":
         # The slowest process sets the pace: every step waited for it in the all-reduce.
         total = torch.tensor([sum(times)])
@@ -131,6 +136,11 @@ def run(rank, args, data, results):
                 "medianStepMs": 1000 * statistics.median(times),
                 "blas": mapped_blas(),
                 "torchThreads": torch.get_num_threads(),
+                # This process's CPU time over the timed steps: system time is mostly page faults on
+                # memory glibc handed back to the kernel and allocates afresh.
+                "userSeconds": usage.ru_utime - usage_before.ru_utime,
+                "systemSeconds": usage.ru_stime - usage_before.ru_stime,
+                "minorFaults": usage.ru_minflt - usage_before.ru_minflt,
             }
         )
 

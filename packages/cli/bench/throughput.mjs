@@ -278,7 +278,7 @@ async function pytorchComparison(results) {
           processes,
           steps,
           warmup,
-        }).catch(errorReason),
+        }),
       );
     }
     rows.push({

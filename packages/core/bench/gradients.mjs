@@ -162,7 +162,7 @@ async function pytorchComparison(results) {
         batchSize: batch,
         steps,
         warmup: PYTORCH_WARMUP,
-      }).catch(errorReason),
+      }),
     );
   }
   const rows = results
