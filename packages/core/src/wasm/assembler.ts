@@ -22,9 +22,13 @@ export const Op = {
   i32Sub: 0x6b,
   i32Shl: 0x74,
   i32Eqz: 0x45,
+  i32x4Splat: [SIMD, 0x11],
   f32x4Splat: [SIMD, 0x13],
   f64x2Splat: [SIMD, 0x14],
   f32x4ExtractLane: [SIMD, 0x1f],
+  v128Load: [SIMD, 0x00],
+  f32x4Eq: [SIMD, 0x41],
+  i32x4AllTrue: [SIMD, 0xa3, 0x01],
   v128Load64Zero: [SIMD, 0x5d],
   v128Store64Lane: [SIMD, 0x5b],
   f32x4DemoteF64x2Zero: [SIMD, 0x5e],
@@ -43,6 +47,8 @@ export const ValueType = { i32: 0x7f, f32: 0x7d, f64: 0x7c, v128: 0x7b } as cons
 export const EMPTY_BLOCK = 0x40;
 /** memarg for 8-byte accesses: alignment 2^3, offset 0. */
 export const MEMARG_8 = [3, 0] as const;
+/** memarg for 16-byte accesses: alignment 2^4, offset 0. */
+export const MEMARG_16 = [4, 0] as const;
 
 export const localGet = (index: number) => [Op.localGet, index];
 export const localSet = (index: number) => [Op.localSet, index];
@@ -100,6 +106,9 @@ export function assembleModule(spec: FunctionSpec): Uint8Array {
 export interface WebAssemblyApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
+  Memory: new (descriptor: {
+    initial: number;
+    maximum?: number;
+  }) => { buffer: ArrayBuffer; grow(pages: number): number };
 }
 export const webAssembly = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
