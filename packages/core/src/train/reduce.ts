@@ -1,6 +1,6 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { BatchTotals, GradientResult } from './batch.js';
-import { allFiniteSimd, scaleIntoSimd } from './vector-simd.js';
+import { addScaledSimd, allFiniteSimd, scaleIntoSimd } from './vector-simd.js';
 
 export interface ReducedStep extends BatchTotals {
   /** Mean gradient over every sample of the global batch. */
@@ -116,9 +116,7 @@ export class OrderedGradientSum {
     if (position === 0) {
       scaleInto(mean, gradient, this.count);
     } else if (position === 1 && last) {
-      for (let i = 0; i < mean.length; i++) {
-        mean[i] = ((first[i] as number) + (gradient[i] as number)) * scale;
-      }
+      addScaledSimd(mean, first, gradient, scale);
     } else if (position === 1) {
       for (let i = 0; i < sum.length; i++) sum[i] = (first[i] as number) + (gradient[i] as number);
     } else if (last) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../optim/test-support.js';
-import { allFiniteSimd, scaleIntoSimd } from './vector-simd.js';
+import { addScaledSimd, allFiniteSimd, scaleIntoSimd } from './vector-simd.js';
 
 /** Values of every magnitude float32 has, subnormals included, with random signs. */
 function randomValues(seed: number, length: number): Float32Array {
@@ -57,5 +57,23 @@ describe('scaleIntoSimd', () => {
     scaleIntoSimd(into, values, 0.5);
     expect(values).toEqual(copy);
     expect(into[3]).toBe(Math.fround((values[3] as number) * 0.5));
+  });
+});
+
+describe('addScaledSimd', () => {
+  it('gives the bits of the float64 sum times the scale, rounded to float32', () => {
+    for (const [length, count] of [
+      [1, 3],
+      [7, 128],
+      [100_003, 96],
+    ] as const) {
+      const a = randomValues(length, length);
+      const b = randomValues(length + 1, length);
+      const scale = 1 / count;
+      const expected = a.map((value, i) => (value + (b[i] as number)) * scale);
+      const into = new Float32Array(length).fill(Number.NaN);
+      addScaledSimd(into, a, b, scale);
+      expect(new Uint32Array(into.buffer)).toEqual(new Uint32Array(expected.buffer));
+    }
   });
 });

@@ -1,7 +1,8 @@
 /**
- * Two passes over a flat gradient as WebAssembly SIMD loops: the finiteness check (four float32 lanes at a
- * time) and the scaling into a mean (two float64 lanes: each float32 widened, multiplied in float64 and
- * rounded back, the operations of the plain JavaScript loop, so the same bits). The vectors are copied
+ * Passes over flat gradients as WebAssembly SIMD loops: the finiteness check (four float32 lanes at a
+ * time) and the scaling of one gradient, or of the sum of two, into a mean (two float64 lanes: each
+ * float32 widened, added and multiplied in float64 and rounded back, the operations of the plain
+ * JavaScript loop, so the same bits). The vectors are copied
  * into the module's memory, which grows to the largest vector seen and is reused; copying runs at memory
  * speed, several times faster than a JavaScript loop over the elements.
  */
@@ -62,35 +63,52 @@ const allFiniteModule = () =>
   });
 
 /**
- * (from, to, end, scale): writes float32(float64(from[i]) × scale) to to[i] for the float32 pairs from
- * `from` to `end`. Locals: 0 from, 1 to, 2 end, 3 scale, 4 scale splat.
+ * (first, stride, end, scale): for the float32 pairs from `first` to `end`, writes
+ * float32((float64(a) [+ float64(b)]) × scale), where a is at the position, b (with two inputs) one
+ * `stride` further, and the result goes `inputs` strides further. Locals: 0 position, 1 stride, 2 end,
+ * 3 scale, 4 scale splat.
  */
-const scaleModule = () =>
-  assembleModule({
+const scaleSumModule = (inputs: 1 | 2) => {
+  const at = (strides: number) => [
+    ...get(0),
+    ...Array.from({ length: strides }, () => [...get(1), Op.i32Add]).flat(),
+  ];
+  const load = (strides: number) => [
+    ...at(strides),
+    ...Op.v128Load64Zero,
+    ...MEMARG_8,
+    ...Op.f64x2PromoteLowF32x4,
+  ];
+  return assembleModule({
     params: [I32, I32, I32, F64],
     results: [],
     locals: [[1, V128]],
     body: [
       ...[...get(3), ...Op.f64x2Splat, ...set(4)],
       ...loop(0, 2, 8, [
-        ...[...get(1), ...get(0), ...Op.v128Load64Zero, ...MEMARG_8, ...Op.f64x2PromoteLowF32x4],
+        ...at(inputs),
+        ...load(0),
+        ...(inputs === 2 ? [...load(1), ...Op.f64x2Add] : []),
         ...[...get(4), ...Op.f64x2Mul, ...Op.f32x4DemoteF64x2Zero, ...Op.v128Store64Lane, ...MEMARG_8, 0],
-        ...[...get(1), Op.i32Const, 8, Op.i32Add, ...set(1)],
       ]),
     ],
     importsMemory: true,
   });
+};
 
 class VectorKernels {
   private readonly memory = new webAssembly.Memory({ initial: 1 });
   private readonly allFiniteRun: (start: number, end: number) => number;
-  private readonly scaleRun: (from: number, to: number, end: number, scale: number) => void;
+  /** The scaling of one vector, and of the sum of two. */
+  private readonly scaleSumRuns: ((first: number, stride: number, end: number, scale: number) => void)[];
 
   constructor() {
     const instantiate = (bytes: Uint8Array) =>
       new webAssembly.Instance(new webAssembly.Module(bytes), { env: { memory: this.memory } }).exports.run;
     this.allFiniteRun = instantiate(allFiniteModule()) as VectorKernels['allFiniteRun'];
-    this.scaleRun = instantiate(scaleModule()) as VectorKernels['scaleRun'];
+    this.scaleSumRuns = [1, 2].map(
+      (inputs) => instantiate(scaleSumModule(inputs as 1 | 2)) as VectorKernels['scaleSumRuns'][number],
+    );
   }
 
   allFinite(values: Float32Array): boolean {
@@ -99,12 +117,16 @@ class VectorKernels {
     return this.allFiniteRun(input.byteOffset, input.byteOffset + this.stride(values.length)) === 1;
   }
 
-  scaleInto(into: Float32Array, values: Float32Array, scale: number): void {
-    this.reserve(values.length, 2);
-    const input = this.vector(0, values.length, values);
-    const output = this.vector(1, into.length);
-    this.scaleRun(input.byteOffset, output.byteOffset, input.byteOffset + this.stride(values.length), scale);
-    into.set(output);
+  /** `into` = (the sum of `inputs`, one or two vectors of into's length) × `scale`, in float64. */
+  scaleSum(into: Float32Array, inputs: readonly Float32Array[], scale: number): void {
+    const run = this.scaleSumRuns[inputs.length - 1];
+    if (run === undefined) throw new RangeError('scaleSum adds one or two vectors');
+    this.reserve(into.length, inputs.length + 1);
+    const copies = inputs.map((values, index) => this.vector(index, into.length, values));
+    const first = copies[0] as Float32Array;
+    const stride = this.stride(into.length);
+    run(first.byteOffset, stride, first.byteOffset + stride, scale);
+    into.set(this.vector(inputs.length, into.length));
   }
 
   /** Bytes per vector of `length` floats, padded to whole blocks. */
@@ -142,5 +164,11 @@ export function allFiniteSimd(values: Float32Array): boolean {
 /** `into` = `values` × `scale`, each product taken in float64 and rounded to float32. */
 export function scaleIntoSimd(into: Float32Array, values: Float32Array, scale: number): void {
   kernels ??= new VectorKernels();
-  kernels.scaleInto(into, values, scale);
+  kernels.scaleSum(into, [values], scale);
+}
+
+/** `into` = (`a` + `b`) × `scale`, the sum and product taken in float64 and rounded to float32. */
+export function addScaledSimd(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void {
+  kernels ??= new VectorKernels();
+  kernels.scaleSum(into, [a, b], scale);
 }
