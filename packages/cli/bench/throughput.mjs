@@ -13,6 +13,11 @@
  * calls (evaluation is off). Workers: the coordinator's `StepReport.stepMs`, so starting the workers,
  * the test-set evaluation at the end of the run and saving the model do not count.
  *
+ * Where a Python with torch is found (tools/pytorch-baseline.mjs), the same run then trains the same model
+ * with PyTorch at the same global batch and steps: one process (against the single process) and
+ * DistributedDataParallel over gloo with as many processes as workers (against each worker count), one
+ * BLAS thread per process, and prints the ratios; otherwise one line says why it was skipped.
+ *
  * Each configuration runs in its own child process (this script forked with `--child <config>`): the
  * coordinator initialises the cpu backend in its process, `trainLocal` the wasm one, and a backend
  * cannot be unloaded.
@@ -37,7 +42,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TRAINING_CONFIG, trainLocal } from '@callosum/core';
+import { DEFAULT_TRAINING_CONFIG, embeddedMnistDir, trainLocal } from '@callosum/core';
 import {
   errorReason,
   forkForResult,
@@ -52,6 +57,7 @@ import {
   scriptArgs,
   sendToParent,
 } from '../../../tools/bench-support.mjs';
+import { comparisonLines, findPytorch, measurePytorch, skipLine } from '../../../tools/pytorch-baseline.mjs';
 import { trainWithLocalWorkers, tuneHeapForTraining } from '../dist/index.js';
 
 const BACKEND = 'wasm';
@@ -266,7 +272,50 @@ async function runParent() {
     );
   }
   if (notes.length > 0) lines.push('', ...notes);
+  lines.push('', ...(await pytorchComparison(results)));
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/**
+ * PyTorch training the same model at the same global batch, Adam, as many steps: one process against the
+ * single process, DDP with N processes against N workers (each count measured once).
+ */
+async function pytorchComparison(results) {
+  const pytorch = findPytorch();
+  if (!pytorch.available) return [skipLine(pytorch)];
+  const measured = new Map();
+  const rows = [];
+  for (const result of results.filter((r) => r.ok)) {
+    const processes = result.config === 'local' ? 1 : workerCount(result.config);
+    if (batchSize % processes !== 0) continue;
+    const pytorchLabel = processes === 1 ? '1 process' : `DDP gloo, ${processes} × ${batchSize / processes}`;
+    if (!measured.has(processes)) {
+      process.stderr.write(`[pytorch] ${pytorchLabel}\n`);
+      measured.set(
+        processes,
+        await measurePytorch(pytorch.python, {
+          dataDir: embeddedMnistDir(),
+          mode: processes === 1 ? 'train' : 'ddp',
+          batchSize,
+          processes,
+          steps,
+          warmup,
+        }),
+      );
+    }
+    rows.push({
+      label: label(result.config),
+      pytorchLabel,
+      callosum: result.samplesPerSecond,
+      pytorch: measured.get(processes),
+    });
+  }
+  return [
+    `Against PyTorch on the same CPU (Adam, global batch ${batchSize}, ${warmup} warm-up + ${steps} timed steps; ` +
+      'no augmentation, no micro-batches)',
+    '',
+    ...comparisonLines(rows, pytorch.torch),
+  ];
 }
 
 /** Forks this script as `--child <config>` and resolves with the one result message it sends. */

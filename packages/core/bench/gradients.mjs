@@ -9,6 +9,10 @@
  * Each backend runs in its own child process (this script forked with `--child <backend>`), because
  * model variables live on the backend they were created on and a backend cannot be unloaded.
  *
+ * Where a Python with torch is found (tools/pytorch-baseline.mjs), the same run then measures PyTorch's
+ * forward and backward pass of the same model at the same batch sizes, one process with one BLAS thread,
+ * and prints the ratios; otherwise one line says why it was skipped.
+ *
  * Options (e.g. `pnpm bench:core --backends wasm --seconds 5`):
  *   --backends tensorflow,wasm,cpu   backends to try, in order (default: all three)
  *   --batches 32,64,128              batch sizes (default: 32,64,128)
@@ -32,9 +36,11 @@ import {
   scriptArgs,
   sendToParent,
 } from '../../../tools/bench-support.mjs';
+import { comparisonLines, findPytorch, measurePytorch, skipLine } from '../../../tools/pytorch-baseline.mjs';
 import {
   buildModel,
   computeGradients,
+  embeddedMnistDir,
   gatherBatch,
   initBackend,
   loadMnist,
@@ -55,6 +61,10 @@ const POLICY = {
 
 /** Distinct consecutive-index batches cycled through per case, so the timed steps see varied real data. */
 const BATCH_POOL = 8;
+
+/** PyTorch's untimed steps per batch size, and samples/s assumed to size its timed steps to --seconds. */
+const PYTORCH_WARMUP = 5;
+const PYTORCH_ASSUMED_RATE = 2000;
 
 const { values } = parseArgs({
   args: scriptArgs(),
@@ -132,7 +142,44 @@ async function runParent() {
       'cores a value well above 1 means other processes competed.',
   ];
   if (notes.length > 0) lines.push('', ...notes);
+  lines.push('', ...(await pytorchComparison(results)));
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** PyTorch's forward and backward pass at each measured batch size, against every backend measured. */
+async function pytorchComparison(results) {
+  const pytorch = findPytorch();
+  if (!pytorch.available) return [skipLine(pytorch)];
+  const measured = new Map();
+  for (const batch of batchSizes) {
+    process.stderr.write(`[pytorch] forward + backward, batch ${batch}\n`);
+    const steps = Math.max(POLICY.wasm.minIterations, Math.ceil((minSeconds * PYTORCH_ASSUMED_RATE) / batch));
+    measured.set(
+      batch,
+      await measurePytorch(pytorch.python, {
+        dataDir: embeddedMnistDir(),
+        mode: 'gradient',
+        batchSize: batch,
+        steps,
+        warmup: PYTORCH_WARMUP,
+      }),
+    );
+  }
+  const rows = results
+    .filter((result) => result.available)
+    .flatMap((result) =>
+      result.cases.map((c) => ({
+        label: `${result.backend}, batch ${c.batch}`,
+        pytorchLabel: `forward + backward, batch ${c.batch}`,
+        callosum: c.samplesPerSecond,
+        pytorch: measured.get(c.batch),
+      })),
+    );
+  return [
+    'Against PyTorch on the same CPU (computeGradients; PyTorch: one process, loss.backward(), no optimizer step)',
+    '',
+    ...comparisonLines(rows, pytorch.torch),
+  ];
 }
 
 /** Forks this script as `--child <backend>` and resolves with the one result message it sends. */

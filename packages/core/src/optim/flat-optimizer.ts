@@ -16,15 +16,23 @@ export abstract class FlatOptimizer<SlotName extends string> implements Optimize
   protected readonly slots: Readonly<Record<SlotName, Float32Array>>;
   private completedSteps = 0;
 
+  /**
+   * `allocateSlots` makes the slot vectors once `parameterCount` is checked: by default one
+   * zero-filled Float32Array per name in `slotNames`, or any zero-filled vectors of that length (Adam's
+   * live in its WebAssembly memory).
+   */
   protected constructor(
     readonly name: string,
     parameterCount: number,
     slotNames: readonly SlotName[],
+    allocateSlots: (parameterCount: number) => Record<SlotName, Float32Array> = (count) =>
+      Object.fromEntries(slotNames.map((slot) => [slot, new Float32Array(count)])) as Record<
+        SlotName,
+        Float32Array
+      >,
   ) {
     this.parameterCount = requireNumber(this.context, 'parameterCount', parameterCount, POSITIVE_INTEGER);
-    this.slots = Object.fromEntries(
-      slotNames.map((slot) => [slot, new Float32Array(parameterCount)]),
-    ) as Record<SlotName, Float32Array>;
+    this.slots = allocateSlots(this.parameterCount);
   }
 
   step(params: Float32Array, gradient: Float32Array, learningRate: number): void {

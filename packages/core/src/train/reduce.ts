@@ -1,5 +1,6 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { BatchTotals, GradientResult } from './batch.js';
+import { addScaledSimd, allFiniteSimd, scaleIntoSimd } from './vector-simd.js';
 
 export interface ReducedStep extends BatchTotals {
   /** Mean gradient over every sample of the global batch. */
@@ -115,9 +116,7 @@ export class OrderedGradientSum {
     if (position === 0) {
       scaleInto(mean, gradient, this.count);
     } else if (position === 1 && last) {
-      for (let i = 0; i < mean.length; i++) {
-        mean[i] = ((first[i] as number) + (gradient[i] as number)) * scale;
-      }
+      addScaledSimd(mean, first, gradient, scale);
     } else if (position === 1) {
       for (let i = 0; i < sum.length; i++) sum[i] = (first[i] as number) + (gradient[i] as number);
     } else if (last) {
@@ -157,7 +156,7 @@ export function assertFiniteShard(shard: GradientResult, index: number, paramete
   if (!Number.isFinite(shard.lossSum)) {
     throw new CallosumError(ErrorCodes.NON_FINITE, `shard ${index}: loss is ${shard.lossSum}`);
   }
-  if (allFinite(shard.gradient)) return;
+  if (allFiniteSimd(shard.gradient)) return;
   const bad = shard.gradient.findIndex((value) => !Number.isFinite(value));
   throw new CallosumError(
     ErrorCodes.NON_FINITE,
@@ -172,26 +171,5 @@ export function requireSamples(count: number): void {
 
 /** `into` = `gradient` × (1 / `count`), rounded to float32: a summed gradient made a mean. */
 export function scaleInto(into: Float32Array, gradient: Float32Array, count: number): void {
-  const scale = 1 / count;
-  for (let i = 0; i < into.length; i++) into[i] = (gradient[i] as number) * scale;
-}
-
-/**
- * x * 0 is 0 for a finite x and NaN for NaN or ±Infinity, so the sum of those products is 0 exactly
- * when every element is finite. Four sums and no branch: twice as fast as testing each element.
- */
-function allFinite(values: Float32Array): boolean {
-  let a = 0;
-  let b = 0;
-  let c = 0;
-  let d = 0;
-  let i = 0;
-  for (; i + 3 < values.length; i += 4) {
-    a += (values[i] as number) * 0;
-    b += (values[i + 1] as number) * 0;
-    c += (values[i + 2] as number) * 0;
-    d += (values[i + 3] as number) * 0;
-  }
-  for (; i < values.length; i++) a += (values[i] as number) * 0;
-  return a + b + c + d === 0;
+  scaleIntoSimd(into, gradient, 1 / count);
 }

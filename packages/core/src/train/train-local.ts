@@ -57,11 +57,16 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
   let testAccuracy = Number.NaN;
   let trainedSamples = 0;
   const reduceStep = localStepReducer(config, model, layout);
+  // Every step's batch is written into these (the input tensor copies it out before the next).
+  const batchBuffers = {
+    pixels: new Float32Array(config.batchSize * dataset.train.rows * dataset.train.cols),
+    labels: new Int32Array(config.batchSize),
+  };
   const started = performance.now();
   while (!state.finished) {
     const { epoch } = state.position;
     const samples = state.gatherTrainingSamples(dataset.train, state.nextBatchIndices());
-    const batch = batchFromBytes(samples.images, samples.labels);
+    const batch = batchFromBytes(samples.images, samples.labels, batchBuffers);
     const reduced = reduceStep(batch);
     const learningRate = state.applyStep(reduced);
     writeFlatWeights(model, state.weights, layout);
@@ -96,10 +101,12 @@ function localStepReducer(
   layout: ParameterLayout,
 ): (batch: ImageBatch) => ReducedStep {
   const reduction = reductionFor(config, layout.totalSize);
+  // The shard's gradient, reused every step: the reduction has read it by the time finish returns.
+  const gradient = new Float32Array(layout.totalSize);
   return (batch) => {
     // One worker slot: the whole batch is the step's only shard (the tree's root, or one even shard).
     reduction.begin(reduction.plan(batch.count, 1));
-    const result = reduction.computeShard(model, batch, layout);
+    const result = reduction.computeShard(model, batch, layout, gradient);
     assertFiniteShard(result, 0, layout.totalSize);
     reduction.add(0, result);
     return reduction.finish();
