@@ -50,7 +50,7 @@ export class ComputeThreads {
     this.threads = Array.from({ length: count }, (_, index) => {
       // Numbered as the user counts them: the worker's own thread is thread 1 of --threads.
       const name = `compute thread ${index + 2} of ${count + 1}`;
-      const thread = new Worker(entry, { workerData: setup, name });
+      const thread = new Worker(entry, { workerData: setup, name, execArgv: threadExecArgv() });
       readiness.push(
         new Promise<void>((resolve, reject) => {
           thread.on('message', (reply: ThreadReply) => {
@@ -118,4 +118,12 @@ export class ComputeThreads {
     for (const pending of this.pending.values()) pending.reject(this.crash);
     this.pending.clear();
   }
+}
+
+/**
+ * The process's Node options for a thread, less `--input-type`: a thread inherits them, and that one is
+ * refused with a file entry (a worker started as `node --input-type=module -e …` could not start any).
+ */
+function threadExecArgv(): string[] {
+  return process.execArgv.filter((option) => !option.startsWith('--input-type'));
 }
