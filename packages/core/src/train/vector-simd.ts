@@ -6,109 +6,31 @@
  * into the module's memory, which grows to the largest vector seen and is reused; copying runs at memory
  * speed, several times faster than a JavaScript loop over the elements.
  */
-import {
-  assembleModule,
-  EMPTY_BLOCK,
-  localGet as get,
-  MEMARG_8,
-  MEMARG_16,
-  Op,
-  localSet as set,
-  ValueType,
-  webAssembly,
-} from '../wasm/assembler.js';
+import { instantiateKernels, type Kernels, webAssembly } from '../wasm/kernels.js';
 
-const { i32: I32, f64: F64, v128: V128 } = ValueType;
 const BYTES_PER_PAGE = 65_536;
 const FLOAT_BYTES = 4;
 /** Both loops step over whole 16-byte blocks; the padding after a vector is kept at 0. */
 const BLOCK_FLOATS = 4;
 
-/** `for (at = start; at < end; at += step) body`, with `at` and `end` byte offsets in locals. */
-const loop = (at: number, end: number, step: number, body: number[]) => [
-  ...[Op.block, EMPTY_BLOCK, Op.loop, EMPTY_BLOCK],
-  ...[...get(at), ...get(end), Op.i32GeU, Op.brIf, 1],
-  ...body,
-  ...[...get(at), Op.i32Const, step, Op.i32Add, ...set(at)],
-  ...[Op.br, 0, Op.end, Op.end],
-];
-
 /**
- * (start, end) → 1 if every float32 in [start, end) is finite, else 0. x × 0 is ±0 for a finite x and NaN
- * otherwise; the lane sums of those products are all 0 exactly when every element is finite.
- * Locals: 0 start, 1 end, 2 sums, 3 zero.
- */
-const allFiniteModule = () =>
-  assembleModule({
-    params: [I32, I32],
-    results: [I32],
-    locals: [[2, V128]],
-    body: [
-      ...[Op.i32Const, 0, ...Op.i32x4Splat, ...set(3)],
-      ...loop(0, 1, 16, [
-        ...[
-          ...get(2),
-          ...get(0),
-          ...Op.v128Load,
-          ...MEMARG_16,
-          ...get(3),
-          ...Op.f32x4Mul,
-          ...Op.f32x4Add,
-          ...set(2),
-        ],
-      ]),
-      ...[...get(2), ...get(3), ...Op.f32x4Eq, ...Op.i32x4AllTrue],
-    ],
-    importsMemory: true,
-  });
-
-/**
- * (first, stride, end, scale): for the float32 pairs from `first` to `end`, writes
+ * The loops are in assembly/kernels.ts (AssemblyScript, compiled at build time): `allFinite` (start, end)
+ * → 1 if every float32 in [start, end) is finite (x × 0 is ±0 for a finite x and NaN otherwise; the lane
+ * sums of those products are all 0 exactly when every element is finite), and `scaleOne` /
+ * `scaleSumOfTwo` (first, stride, end, scale), which for the float32 pairs from `first` to `end` write
  * float32((float64(a) [+ float64(b)]) × scale), where a is at the position, b (with two inputs) one
- * `stride` further, and the result goes `inputs` strides further. Locals: 0 position, 1 stride, 2 end,
- * 3 scale, 4 scale splat.
+ * `stride` further, and the result goes `inputs` strides further.
  */
-const scaleSumModule = (inputs: 1 | 2) => {
-  const at = (strides: number) => [
-    ...get(0),
-    ...Array.from({ length: strides }, () => [...get(1), Op.i32Add]).flat(),
-  ];
-  const load = (strides: number) => [
-    ...at(strides),
-    ...Op.v128Load64Zero,
-    ...MEMARG_8,
-    ...Op.f64x2PromoteLowF32x4,
-  ];
-  return assembleModule({
-    params: [I32, I32, I32, F64],
-    results: [],
-    locals: [[1, V128]],
-    body: [
-      ...[...get(3), ...Op.f64x2Splat, ...set(4)],
-      ...loop(0, 2, 8, [
-        ...at(inputs),
-        ...load(0),
-        ...(inputs === 2 ? [...load(1), ...Op.f64x2Add] : []),
-        ...[...get(4), ...Op.f64x2Mul, ...Op.f32x4DemoteF64x2Zero, ...Op.v128Store64Lane, ...MEMARG_8, 0],
-      ]),
-    ],
-    importsMemory: true,
-  });
-};
-
 class VectorKernels {
   private readonly memory = new webAssembly.Memory({ initial: 1 });
-  private readonly allFiniteRun: (start: number, end: number) => number;
+  private readonly allFiniteRun: Kernels['allFinite'];
   /** The scaling of one vector, and of the sum of two. */
-  private readonly scaleSumRuns: ((first: number, stride: number, end: number, scale: number) => void)[];
+  private readonly scaleSumRuns: Kernels['scaleOne'][];
 
   constructor() {
-    const instantiate = (bytes: Uint8Array) =>
-      new webAssembly.Instance(new webAssembly.Module(bytes), { env: { memory: this.memory } }).exports.run;
-    this.allFiniteRun = instantiate(allFiniteModule()) as VectorKernels['allFiniteRun'];
-    this.scaleSumRuns = [1, 2].map(
-      (inputs) => instantiate(scaleSumModule(inputs as 1 | 2)) as VectorKernels['scaleSumRuns'][number],
-    );
+    const kernels = instantiateKernels(this.memory);
+    this.allFiniteRun = kernels.allFinite;
+    this.scaleSumRuns = [kernels.scaleOne, kernels.scaleSumOfTwo];
   }
 
   allFinite(values: Float32Array): boolean {
