@@ -72,7 +72,13 @@ describe('startCoordinator', () => {
     const coordinator = await start();
     const health = await fetch(`${coordinator.url.replace('ws', 'http')}/healthz`);
     expect(await health.text()).toBe('ok');
-    const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'inline', log: () => {} });
+    const worker = runWorker({
+      url: coordinator.url,
+      backend: 'cpu',
+      threads: 1,
+      name: 'inline',
+      log: () => {},
+    });
     const summary = await coordinator.result;
     expect(await worker).toMatchObject({ exitCode: 0, stepsComputed: 30 });
     expect(summary).toMatchObject({ steps: 30, workers: 1, backend: 'cpu', redoneShards: 0 });
@@ -105,7 +111,13 @@ describe('startCoordinator', () => {
         if (stepsSeen === 3) rogueJoined();
       },
     });
-    const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'honest', log: () => {} });
+    const worker = runWorker({
+      url: coordinator.url,
+      backend: 'cpu',
+      threads: 1,
+      name: 'honest',
+      log: () => {},
+    });
     await joined;
     const codec = createMsgpackCodec();
     const rogue = new WebSocket(coordinator.url, { perMessageDeflate: false });
@@ -151,7 +163,13 @@ describe('startCoordinator', () => {
 
   it('refuses a worker beyond maxWorkers with RUN_FULL, and trains with the others', async () => {
     const coordinator = await start({ maxWorkers: 1 });
-    const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'first', log: () => {} });
+    const worker = runWorker({
+      url: coordinator.url,
+      backend: 'cpu',
+      threads: 1,
+      name: 'first',
+      log: () => {},
+    });
     const codec = createMsgpackCodec();
     // Wait until the first worker holds the only place.
     while (
@@ -188,7 +206,14 @@ describe('startCoordinator', () => {
   it('refuses upgrades without a valid proof of the token (401), while a worker with the token trains', async () => {
     const token = 'test-token-0123456789abcdef';
     const coordinator = await start({ token });
-    const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'honest', token, log: () => {} });
+    const worker = runWorker({
+      url: coordinator.url,
+      backend: 'cpu',
+      threads: 1,
+      name: 'honest',
+      token,
+      log: () => {},
+    });
     const attempt = (headers: Record<string, string>) =>
       new Promise<number>((resolve) => {
         const socket = new WebSocket(coordinator.url, { headers });
@@ -220,6 +245,7 @@ describe('startCoordinator', () => {
     const exit = await runWorker({
       url: coordinator.url,
       backend: 'cpu',
+      threads: 1,
       token: 'wrong-token-0123456789abc',
       log: () => {},
     });
@@ -254,11 +280,17 @@ describe('startCoordinator', () => {
   it('never applies a NaN gradient: rejects it, redoes the shard, evicts the sender after 3, and ends with the clean weights', async () => {
     const sgd = { ...training, optimizer: { name: 'sgd' }, learningRate: 0.05 };
     const clean = await start({ training: sgd });
-    void runWorker({ url: clean.url, backend: 'cpu', name: 'alone', log: () => {} });
+    void runWorker({ url: clean.url, backend: 'cpu', threads: 1, name: 'alone', log: () => {} });
     const expected = await weightsOf((await clean.result).modelDir);
 
     const attacked = await start({ training: sgd, minWorkers: 2 });
-    const honest = runWorker({ url: attacked.url, backend: 'cpu', name: 'honest', log: () => {} });
+    const honest = runWorker({
+      url: attacked.url,
+      backend: 'cpu',
+      threads: 1,
+      name: 'honest',
+      log: () => {},
+    });
     const codec = createMsgpackCodec();
     const rogue = new WebSocket(attacked.url, { perMessageDeflate: false });
     await new Promise((resolve) => rogue.once('open', resolve));
@@ -315,11 +347,11 @@ describe('startCoordinator', () => {
   it('survives a connection flood: refuses it (429 beyond the burst, 401 within) and trains to the very same weights', async () => {
     const token = 'flood-test-token-0123456789';
     const clean = await start({ token });
-    void runWorker({ url: clean.url, backend: 'cpu', token, log: () => {} });
+    void runWorker({ url: clean.url, backend: 'cpu', threads: 1, token, log: () => {} });
     const expected = await weightsOf((await clean.result).modelDir);
 
     const flooded = await start({ token, connectionRate: { perSecond: 5, burst: 10 } });
-    const honest = runWorker({ url: flooded.url, backend: 'cpu', token, log: () => {} });
+    const honest = runWorker({ url: flooded.url, backend: 'cpu', threads: 1, token, log: () => {} });
     const statuses = await Promise.all(
       Array.from(
         { length: 200 },
@@ -345,11 +377,11 @@ describe('startCoordinator', () => {
 
   it('drops every malformed, oversized or fuzzed frame at the door and trains to the very same weights', async () => {
     const clean = await start();
-    void runWorker({ url: clean.url, backend: 'cpu', log: () => {} });
+    void runWorker({ url: clean.url, backend: 'cpu', threads: 1, log: () => {} });
     const expected = await weightsOf((await clean.result).modelDir);
 
     const target = await start();
-    const honest = runWorker({ url: target.url, backend: 'cpu', log: () => {} });
+    const honest = runWorker({ url: target.url, backend: 'cpu', threads: 1, log: () => {} });
     const codec = createMsgpackCodec();
     const heartbeat = codec.encode({ type: 'heartbeat', phase: 'idle' });
     // A well-formed tensor frame (protocol 1.1): a gradient with the 12,730 parameters of this model.
@@ -440,6 +472,7 @@ describe('startCoordinator', () => {
     const worker = runWorker({
       url: first.url,
       backend: 'cpu',
+      threads: 1,
       name: 'patient',
       reconnectDelayMs: 50,
       log: () => {},

@@ -117,6 +117,7 @@ describe('TLS', () => {
     const worker = runWorker({
       url: coordinator.url,
       backend: 'cpu',
+      threads: 1,
       tls: { ca: pem['ca.pem'] as string },
       log: () => {},
     });
@@ -136,7 +137,7 @@ describe('TLS', () => {
       }),
     ).not.toBe('open');
     const tls = { ca, cert: pem['worker.pem'] as string, key: pem['worker.key'] as string };
-    const worker = runWorker({ url: coordinator.url, backend: 'cpu', tls, log: () => {} });
+    const worker = runWorker({ url: coordinator.url, backend: 'cpu', threads: 1, tls, log: () => {} });
     expect((await coordinator.result).steps).toBe(5);
     expect((await worker).exitCode).toBe(0);
   });

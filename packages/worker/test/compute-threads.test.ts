@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 // Real compute threads (the built dist/compute-thread.js: run `pnpm turbo run build` first), on wasm.
 import {
   buildModel,
@@ -144,5 +147,20 @@ describe('a worker computing on several threads', () => {
     await expect(ComputeThreads.start(1, 'tensorflow')).rejects.toThrow(
       /backend "tensorflow" is not available/,
     );
+  });
+});
+
+describe('a worker started as `node --input-type=module -e …`', () => {
+  // Threads inherit the process's Node options, and --input-type is refused with a file entry.
+  it('starts its compute threads (then gives up on an absent coordinator)', async () => {
+    const script =
+      "import('@callosum/worker').then(({ runWorker }) => runWorker({ url: 'ws://127.0.0.1:1', " +
+      "backend: 'wasm', threads: 2, giveUpAfterMs: 1, log: (line) => console.error(line) }))" +
+      '.then((exit) => console.error(exit.reason))';
+    const { stderr } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+    });
+    expect(stderr).toMatch(/2 compute threads/);
+    expect(stderr).toMatch(/no coordinator at ws:\/\/127\.0\.0\.1:1/);
   });
 });

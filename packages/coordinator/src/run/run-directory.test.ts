@@ -32,7 +32,13 @@ afterAll(async () => {
 
 async function runToEnd(options: Partial<CoordinatorOptions> & { outDir: string }) {
   const coordinator = await startCoordinator({ dataset, training, log: () => {}, ...options });
-  const worker = runWorker({ url: coordinator.url, backend: 'cpu', name: 'inline', log: () => {} });
+  const worker = runWorker({
+    url: coordinator.url,
+    backend: 'cpu',
+    threads: 1,
+    name: 'inline',
+    log: () => {},
+  });
   const summary = await coordinator.result;
   await worker;
   return summary;

@@ -15,7 +15,9 @@ const running = new Set<ChildProcess>();
 
 /** Starts a worker process for `url`; resolves with its exit code. */
 export function startWorkerProcess(url: string, name: string, token?: string): Promise<number | null> {
-  const options = { url, backend: 'cpu', name, ...(token === undefined ? {} : { token }) };
+  // One compute thread: these tests are about the coordinator, and each thread of a cpu worker would load
+  // tfjs again (threads have their own tests in @callosum/worker).
+  const options = { url, backend: 'cpu', threads: 1, name, ...(token === undefined ? {} : { token }) };
   const script =
     "import('@callosum/worker')" +
     `.then(({ runWorker }) => runWorker({ ...${JSON.stringify(options)}, log: () => {} }))` +
