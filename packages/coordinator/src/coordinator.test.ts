@@ -12,11 +12,11 @@ import {
   readFlatWeights,
   toWireTensor,
 } from '@callosum/core';
-import { runWorker } from '@callosum/worker';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCoordinator } from './coordinator.js';
+import { inlineWorker } from './test-support/inline-worker.js';
 
 // A coordinator and a worker in this process, over real loopback sockets, on a small model (each test
 // file sizes its own small run, so their configs look alike).
@@ -72,13 +72,7 @@ describe('startCoordinator', () => {
     const coordinator = await start();
     const health = await fetch(`${coordinator.url.replace('ws', 'http')}/healthz`);
     expect(await health.text()).toBe('ok');
-    const worker = runWorker({
-      url: coordinator.url,
-      backend: 'cpu',
-      threads: 1,
-      name: 'inline',
-      log: () => {},
-    });
+    const worker = inlineWorker(coordinator.url, { name: 'inline' });
     const summary = await coordinator.result;
     expect(await worker).toMatchObject({ exitCode: 0, stepsComputed: 30 });
     expect(summary).toMatchObject({ steps: 30, workers: 1, backend: 'cpu', redoneShards: 0 });
@@ -111,13 +105,7 @@ describe('startCoordinator', () => {
         if (stepsSeen === 3) rogueJoined();
       },
     });
-    const worker = runWorker({
-      url: coordinator.url,
-      backend: 'cpu',
-      threads: 1,
-      name: 'honest',
-      log: () => {},
-    });
+    const worker = inlineWorker(coordinator.url, { name: 'honest' });
     await joined;
     const codec = createMsgpackCodec();
     const rogue = new WebSocket(coordinator.url, { perMessageDeflate: false });
@@ -163,13 +151,7 @@ describe('startCoordinator', () => {
 
   it('refuses a worker beyond maxWorkers with RUN_FULL, and trains with the others', async () => {
     const coordinator = await start({ maxWorkers: 1 });
-    const worker = runWorker({
-      url: coordinator.url,
-      backend: 'cpu',
-      threads: 1,
-      name: 'first',
-      log: () => {},
-    });
+    const worker = inlineWorker(coordinator.url, { name: 'first' });
     const codec = createMsgpackCodec();
     // Wait until the first worker holds the only place.
     while (
@@ -206,14 +188,7 @@ describe('startCoordinator', () => {
   it('refuses upgrades without a valid proof of the token (401), while a worker with the token trains', async () => {
     const token = 'test-token-0123456789abcdef';
     const coordinator = await start({ token });
-    const worker = runWorker({
-      url: coordinator.url,
-      backend: 'cpu',
-      threads: 1,
-      name: 'honest',
-      token,
-      log: () => {},
-    });
+    const worker = inlineWorker(coordinator.url, { name: 'honest', token });
     const attempt = (headers: Record<string, string>) =>
       new Promise<number>((resolve) => {
         const socket = new WebSocket(coordinator.url, { headers });
@@ -242,13 +217,7 @@ describe('startCoordinator', () => {
 
   it('a worker with the wrong token gives up at once instead of retrying', async () => {
     const coordinator = await start({ token: 'test-token-0123456789abcdef' });
-    const exit = await runWorker({
-      url: coordinator.url,
-      backend: 'cpu',
-      threads: 1,
-      token: 'wrong-token-0123456789abc',
-      log: () => {},
-    });
+    const exit = await inlineWorker(coordinator.url, { token: 'wrong-token-0123456789abc' });
     expect(exit).toMatchObject({ exitCode: 1, reason: expect.stringMatching(/refused this worker's token/) });
     await coordinator.stop('test over');
   });
@@ -280,17 +249,11 @@ describe('startCoordinator', () => {
   it('never applies a NaN gradient: rejects it, redoes the shard, evicts the sender after 3, and ends with the clean weights', async () => {
     const sgd = { ...training, optimizer: { name: 'sgd' }, learningRate: 0.05 };
     const clean = await start({ training: sgd });
-    void runWorker({ url: clean.url, backend: 'cpu', threads: 1, name: 'alone', log: () => {} });
+    void inlineWorker(clean.url, { name: 'alone' });
     const expected = await weightsOf((await clean.result).modelDir);
 
     const attacked = await start({ training: sgd, minWorkers: 2 });
-    const honest = runWorker({
-      url: attacked.url,
-      backend: 'cpu',
-      threads: 1,
-      name: 'honest',
-      log: () => {},
-    });
+    const honest = inlineWorker(attacked.url, { name: 'honest' });
     const codec = createMsgpackCodec();
     const rogue = new WebSocket(attacked.url, { perMessageDeflate: false });
     await new Promise((resolve) => rogue.once('open', resolve));
@@ -347,11 +310,11 @@ describe('startCoordinator', () => {
   it('survives a connection flood: refuses it (429 beyond the burst, 401 within) and trains to the very same weights', async () => {
     const token = 'flood-test-token-0123456789';
     const clean = await start({ token });
-    void runWorker({ url: clean.url, backend: 'cpu', threads: 1, token, log: () => {} });
+    void inlineWorker(clean.url, { token });
     const expected = await weightsOf((await clean.result).modelDir);
 
     const flooded = await start({ token, connectionRate: { perSecond: 5, burst: 10 } });
-    const honest = runWorker({ url: flooded.url, backend: 'cpu', threads: 1, token, log: () => {} });
+    const honest = inlineWorker(flooded.url, { token });
     const statuses = await Promise.all(
       Array.from(
         { length: 200 },
@@ -377,11 +340,11 @@ describe('startCoordinator', () => {
 
   it('drops every malformed, oversized or fuzzed frame at the door and trains to the very same weights', async () => {
     const clean = await start();
-    void runWorker({ url: clean.url, backend: 'cpu', threads: 1, log: () => {} });
+    void inlineWorker(clean.url);
     const expected = await weightsOf((await clean.result).modelDir);
 
     const target = await start();
-    const honest = runWorker({ url: target.url, backend: 'cpu', threads: 1, log: () => {} });
+    const honest = inlineWorker(target.url);
     const codec = createMsgpackCodec();
     const heartbeat = codec.encode({ type: 'heartbeat', phase: 'idle' });
     // A well-formed tensor frame (protocol 1.1): a gradient with the 12,730 parameters of this model.
@@ -469,14 +432,7 @@ describe('startCoordinator', () => {
         if (steps === 10) stopping = first.stop('preempted');
       },
     });
-    const worker = runWorker({
-      url: first.url,
-      backend: 'cpu',
-      threads: 1,
-      name: 'patient',
-      reconnectDelayMs: 50,
-      log: () => {},
-    });
+    const worker = inlineWorker(first.url, { name: 'patient', reconnectDelayMs: 50 });
     await expect(first.result).rejects.toThrow(/preempted/);
     await stopping;
     const resumed = await startCoordinator({

@@ -3,10 +3,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMnist, type MnistDataset } from '@callosum/core';
-import { runWorker } from '@callosum/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCoordinator } from './coordinator.js';
+import { inlineWorker } from './test-support/inline-worker.js';
 
 // Real TLS on loopback with certificates made by the openssl command for this test: a CA, a server
 // certificate for 127.0.0.1, a worker certificate from the CA, and a self-signed "rogue" certificate.
@@ -114,13 +114,7 @@ describe('TLS', () => {
     const coordinator = await start();
     expect(coordinator.url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
     expect(await handshake(coordinator.url, {})).toMatch(/self[- ]signed|unable to verify|certificate/i);
-    const worker = runWorker({
-      url: coordinator.url,
-      backend: 'cpu',
-      threads: 1,
-      tls: { ca: pem['ca.pem'] as string },
-      log: () => {},
-    });
+    const worker = inlineWorker(coordinator.url, { tls: { ca: pem['ca.pem'] as string } });
     expect((await coordinator.result).steps).toBe(5);
     expect((await worker).exitCode).toBe(0);
   });
@@ -137,7 +131,7 @@ describe('TLS', () => {
       }),
     ).not.toBe('open');
     const tls = { ca, cert: pem['worker.pem'] as string, key: pem['worker.key'] as string };
-    const worker = runWorker({ url: coordinator.url, backend: 'cpu', threads: 1, tls, log: () => {} });
+    const worker = inlineWorker(coordinator.url, { tls });
     expect((await coordinator.result).steps).toBe(5);
     expect((await worker).exitCode).toBe(0);
   });

@@ -3,10 +3,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isCallosumError, loadMnist, type MnistDataset } from '@callosum/core';
-import { runWorker } from '@callosum/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinator } from '../coordinator.js';
 import type { CoordinatorOptions } from '../options.js';
+import { inlineWorker } from '../test-support/inline-worker.js';
 import { RunFiles, storedSummary } from './run-directory.js';
 
 // Real runs of a small model, one in-process worker over loopback (each test file sizes its own small
@@ -32,13 +32,7 @@ afterAll(async () => {
 
 async function runToEnd(options: Partial<CoordinatorOptions> & { outDir: string }) {
   const coordinator = await startCoordinator({ dataset, training, log: () => {}, ...options });
-  const worker = runWorker({
-    url: coordinator.url,
-    backend: 'cpu',
-    threads: 1,
-    name: 'inline',
-    log: () => {},
-  });
+  const worker = inlineWorker(coordinator.url, { name: 'inline' });
   const summary = await coordinator.result;
   await worker;
   return summary;
