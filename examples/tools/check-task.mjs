@@ -12,6 +12,7 @@
 //   --batch-size N       default: the task's batchSize, else 128
 //   --seed N             passed to the model factory (default 1)
 //   --limit N            train on the first N training samples only (a quick smoke run)
+//   --confusion          also print the test set's confusion matrix (classifiers with softmax outputs)
 //   --json               also print the summary as one JSON line
 //
 // While @callosum/core has no defineTask (issue 13), '@callosum/core' imported by the task resolves to
@@ -31,6 +32,7 @@ const { values: flags, positionals } = parseArgs({
     'batch-size': { type: 'string' },
     seed: { type: 'string', default: '1' },
     limit: { type: 'string' },
+    confusion: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -157,6 +159,36 @@ if (evaluated !== undefined) {
   console.log(`${which}: loss ${testLoss.toFixed(4)}  ${shown.join('  ')}  (${seconds} s)`);
 }
 console.log(`fit took ${fitSeconds.toFixed(1)} s`);
+
+/**
+ * Rows: true class (class index, argmax of one-hot labels, or 0/1); columns: predicted class (argmax, or
+ * a single sigmoid output at 0.5).
+ */
+async function confusionMatrix({ xs, ys }) {
+  const outputs = model.outputs[0].shape.at(-1);
+  const binary = outputs === 1;
+  const predicted = await tfc
+    .tidy(() => {
+      const probabilities = model.predict(xs, { batchSize: 512 });
+      return binary ? tfc.greaterEqual(tfc.reshape(probabilities, [-1]), 0.5) : tfc.argMax(probabilities, -1);
+    })
+    .data();
+  const labels = ys.rank === 2 && ys.shape[1] > 1 ? await tfc.argMax(ys, -1).data() : await ys.data();
+  const classes = binary ? 2 : outputs;
+  const matrix = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  labels.forEach((label, index) => {
+    matrix[label][predicted[index]] += 1;
+  });
+  return matrix;
+}
+
+if (flags.confusion && evaluated !== undefined) {
+  const matrix = await confusionMatrix(evaluated);
+  console.log('confusion (rows: true class, columns: predicted):');
+  matrix.forEach((row, label) => {
+    console.log(`  ${String(label).padStart(2)}: ${row.map((n) => String(n).padStart(5)).join('')}`);
+  });
+}
 
 if (flags.json) {
   const summary = {
