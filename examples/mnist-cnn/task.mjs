@@ -1,4 +1,5 @@
-// The seed's MNIST CNN as a Callosum task, line for line like its Keras code:
+// The seed's MNIST CNN as a Callosum task, written line for line like this Keras code for it (epochs and
+// batch size are Callosum's defaults, 2 and 128):
 //
 //   (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
 //   x_train = x_train.astype('float32').reshape(-1, 28, 28, 1) / 255   # and x_test alike
