@@ -14,10 +14,6 @@
 //   --limit N            train on the first N training samples only (a quick smoke run)
 //   --confusion          also print the test set's confusion matrix (classifiers with softmax outputs)
 //   --json               also print the summary as one JSON line
-//
-// While @callosum/core has no defineTask (issue 13), '@callosum/core' imported by the task resolves to
-// core-stub.mjs, which adds defineTask and tf to the real core.
-import { register } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,10 +35,6 @@ const { values: flags, positionals } = parseArgs({
 if (positionals.length !== 1) {
   console.error('usage: node examples/tools/check-task.mjs <task.mjs> [--backend wasm|cpu] [--epochs N] …');
   process.exit(2);
-}
-
-if (typeof core.defineTask !== 'function') {
-  register('./core-stub-hooks.mjs', import.meta.url);
 }
 
 const taskPath = resolve(positionals[0]);

@@ -1,10 +1,12 @@
+import { resolve } from 'node:path';
 import {
+  type Coordinator,
   type CoordinatorOptions,
   type RunCallbacks,
   type RunSummary,
   startCoordinator,
 } from '@callosum/coordinator';
-import type { TrainingConfig } from '@callosum/core';
+import type { Task, TrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
 import { generateToken } from './token.js';
@@ -14,7 +16,10 @@ export interface LocalTrainingOptions extends RunCallbacks {
   /** Compute threads per worker; default: the usable cores shared among the workers (defaultThreads). */
   readonly threads?: number;
   readonly backend: string;
-  readonly training: TrainingConfig;
+  /** A task module's run: the task loaded here and its path, which every local worker loads too. */
+  readonly task?: Task;
+  readonly taskModule?: string;
+  readonly training: Partial<TrainingConfig>;
   readonly outDir: string;
   /** Continue the run in outDir from its newest checkpoint. */
   readonly resume?: boolean;
@@ -30,6 +35,8 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly port?: number;
   /** Aborts the run (e.g. on SIGINT); the result then rejects with the reason. */
   readonly signal?: AbortSignal;
+  /** Called with the coordinator once it listens (e.g. to finish the run early from a callback). */
+  readonly onStarted?: (coordinator: Coordinator) => void;
 }
 
 const WORKER_EXIT_GRACE_MS = 15_000;
@@ -47,6 +54,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     training: options.training,
+    ...(options.task === undefined ? {} : { task: options.task }),
     outDir: options.outDir,
     minWorkers: options.workers,
     token,
@@ -64,13 +72,18 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
   };
   const threads = options.threads ?? defaultThreads(options.workers);
   const coordinator = await startCoordinator(coordinatorOptions);
+  options.onStarted?.(coordinator);
   // Through the environment, not argv: other local users can read a process's arguments.
   const workerEnv = { CALLOSUM_TOKEN: token };
   const workers: LocalWorker[] = Array.from({ length: options.workers }, (_, index) =>
     spawnLocalWorker(
       `worker-${index + 1}`,
       coordinator.url,
-      { backend: options.backend, threads },
+      {
+        backend: options.backend,
+        threads,
+        ...(options.taskModule === undefined ? {} : { taskModule: resolve(options.taskModule) }),
+      },
       workerEnv,
     ),
   );

@@ -15,17 +15,18 @@ export interface LocalWorker {
 
 const KEPT_LOG_LINES = 20;
 
-/** How a local worker computes: its backend and compute threads. */
+/** How a local worker computes: its backend and compute threads, and the task module it loads. */
 export interface LocalWorkerCompute {
   readonly backend: string;
   readonly threads: number;
+  readonly taskModule?: string | undefined;
 }
 
 /** Starts one worker process that connects to `url`. */
 export function spawnLocalWorker(
   name: string,
   url: string,
-  { backend, threads }: LocalWorkerCompute,
+  { backend, threads, taskModule }: LocalWorkerCompute,
   extraEnv: Record<string, string> = {},
 ): LocalWorker {
   // A local worker outlives its coordinator only when that was killed: give up soon, not after a minute.
@@ -41,6 +42,7 @@ export function spawnLocalWorker(
     name,
     '--give-up-after',
     '10000',
+    ...(taskModule === undefined ? [] : ['--task', taskModule]),
   ];
   const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,9 +1,9 @@
 import {
   BackendNames,
-  buildModel,
   CallosumError,
   ErrorCodes,
   largestFittingSamples,
+  type Task,
   type TrainingConfig,
   WASM_MEMORY_BYTES,
 } from '@callosum/core';
@@ -15,13 +15,14 @@ import {
  * (about batch / workers / threads samples) in one piece, or one micro-batch at a time.
  */
 export function assertBatchFits(
+  task: Task,
   config: TrainingConfig,
   { workers, threads }: { workers: number; threads: number },
   backend: string,
 ): void {
   if (backend !== BackendNames.WASM && backend !== BackendNames.AUTO) return;
   const atOnce = config.microBatchSize ?? Math.ceil(Math.ceil(config.batchSize / workers) / threads);
-  const model = buildModel(config.model, { seed: config.seed });
+  const model = task.buildModel(config.seed);
   const fitting = largestFittingSamples(model, WASM_MEMORY_BYTES);
   model.dispose();
   if (atOnce <= fitting) return;
@@ -32,6 +33,6 @@ export function assertBatchFits(
   throw new CallosumError(
     ErrorCodes.INVALID_ARGUMENT,
     `--batch-size ${config.batchSize} does not fit the wasm backend's 4 GiB: each worker thread would compute ` +
-      `${atOnce} samples at once, and about ${fitting} fit (${config.model.name} model); ${advice}`,
+      `${atOnce} samples at once, and about ${fitting} fit (${task.name}); ${advice}`,
   );
 }

@@ -4,7 +4,8 @@ export interface ProgressFields {
   readonly totalSteps: number;
   readonly epoch: string;
   readonly loss: string;
-  readonly acc: string;
+  /** Absent when the task does not measure accuracy. */
+  readonly acc?: string | undefined;
   readonly rate: string;
   readonly workers: string;
   /** Seconds left, once it can be estimated. */
@@ -40,7 +41,7 @@ export function formatProgressLine(fields: ProgressFields, columns: number): str
   const texts: Record<Optional, string | undefined> = {
     epoch: `epoch ${fields.epoch}`,
     loss: `loss ${fields.loss}`,
-    acc: `acc ${fields.acc}`,
+    acc: fields.acc === undefined ? undefined : `acc ${fields.acc}`,
     rate: `${fields.rate} samples/s`,
     workers: `${fields.workers} workers`,
     eta: fields.etaSeconds === undefined ? undefined : `eta ${formatEta(fields.etaSeconds)}`,

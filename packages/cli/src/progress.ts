@@ -24,14 +24,23 @@ function describe(report: StepReport): Pick<ProgressFields, 'epoch' | 'loss' | '
   return {
     epoch: String(report.epoch + 1),
     loss: report.loss.toFixed(4),
-    acc: `${(report.accuracy * 100).toFixed(1)}%`,
+    acc: Number.isNaN(report.accuracy) ? undefined : `${(report.accuracy * 100).toFixed(1)}%`,
     rate: report.samplesPerSecond.toFixed(0),
     workers: String(report.workers),
   };
 }
 
 function evaluationLine(report: EvaluationReport): string {
-  return `epoch ${report.epoch + 1}: test accuracy ${(report.testAccuracy * 100).toFixed(2)}%, test loss ${report.testLoss.toFixed(4)}`;
+  const figures = [
+    ...(Number.isNaN(report.testAccuracy)
+      ? []
+      : [`test accuracy ${(report.testAccuracy * 100).toFixed(2)}%`]),
+    `test loss ${report.testLoss.toFixed(4)}`,
+    ...Object.entries(report.testMetrics)
+      .filter(([name]) => name !== 'accuracy')
+      .map(([name, value]) => `test ${name} ${value.toPrecision(5)}`),
+  ];
+  return `epoch ${report.epoch + 1}: ${figures.join(', ')}`;
 }
 
 /** Smooths samples/s over recent steps so the bar does not flicker. */
@@ -96,7 +105,7 @@ function lineReporter(stream: NodeJS.WriteStream): ProgressReporter {
       lastPrinted = now;
       const d = describe(smoothed);
       stream.write(
-        `step ${report.step}/${report.totalSteps} epoch ${d.epoch} loss ${d.loss} acc ${d.acc} ${d.rate} samples/s ${d.workers} workers\n`,
+        `step ${report.step}/${report.totalSteps} epoch ${d.epoch} loss ${d.loss}${d.acc === undefined ? '' : ` acc ${d.acc}`} ${d.rate} samples/s ${d.workers} workers\n`,
       );
     },
     evaluation(report) {

@@ -61,7 +61,7 @@ export async function reportRun(
   const { outDir: runDir, resume } = settings;
   const json = flags.json === true;
   const printSummary = (summary: RunSummary) =>
-    process.stdout.write(json ? `${JSON.stringify(summary)}\n` : `${formatSummary(summary)}\n`);
+    process.stdout.write(json ? `${JSON.stringify(jsonSummary(summary))}\n` : `${formatSummary(summary)}\n`);
   if (resume) {
     const finished = await storedSummary(runDir);
     if (finished !== undefined) {
@@ -95,4 +95,11 @@ export async function reportRun(
     }
     throw error;
   }
+}
+
+/** The --json summary: testAccuracy only when the task measures accuracy (JSON has no NaN). */
+function jsonSummary(summary: RunSummary): Partial<RunSummary> {
+  if (!Number.isNaN(summary.testAccuracy)) return summary;
+  const { testAccuracy: _, ...measured } = summary;
+  return measured;
 }

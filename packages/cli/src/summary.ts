@@ -3,8 +3,7 @@ import type { RunSummary } from '@callosum/coordinator';
 /** The end-of-run report for a person: one aligned table. */
 export function formatSummary(summary: RunSummary): string {
   const rows: [string, string][] = [
-    ['test accuracy', `${(summary.testAccuracy * 100).toFixed(2)} %`],
-    ['test loss', summary.testLoss.toFixed(4)],
+    ...testRows(summary),
     ['steps', `${summary.steps} (${summary.epochs.toFixed(2)} epochs)`],
     ['workers', `${summary.workers} (${summary.backend || 'none'})`],
     ['throughput', `${Math.round(summary.samplesPerSecond).toLocaleString('en-US')} samples/s`],
@@ -17,4 +16,16 @@ export function formatSummary(summary: RunSummary): string {
   return ['Training complete', ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)].join(
     '\n',
   );
+}
+
+/** Accuracy when the task measures it, the loss, and every other metric by name. */
+function testRows(summary: RunSummary): [string, string][] {
+  const others = Object.entries(summary.testMetrics).filter(([name]) => name !== 'accuracy');
+  return [
+    ...(Number.isNaN(summary.testAccuracy)
+      ? []
+      : [['test accuracy', `${(summary.testAccuracy * 100).toFixed(2)} %`] as [string, string]]),
+    ['test loss', summary.testLoss.toFixed(4)],
+    ...others.map(([name, value]): [string, string] => [`test ${name}`, value.toPrecision(5)]),
+  ];
 }

@@ -1,11 +1,15 @@
 import { COORDINATOR_DEFAULTS } from '@callosum/coordinator';
 import {
   BackendNames,
+  CallosumError,
   DEFAULT_TRAINING_CONFIG,
+  ErrorCodes,
   type LearningRateSchedule,
+  loadTaskModule,
   registeredModelNames,
   registeredOptimizerNames,
   ScheduleKinds,
+  type Task,
   type TrainingConfig,
 } from '@callosum/core';
 import { MAX_WORKER_THREADS, usableCores, WORKER_DEFAULTS } from '@callosum/worker';
@@ -15,6 +19,7 @@ import { integer, positiveNumber } from './option-parsers.js';
 
 /** The option values commander hands over for the flags defined below. */
 export interface TrainingFlags {
+  task?: string;
   model: string;
   epochs: number;
   batchSize: number;
@@ -34,7 +39,11 @@ export interface TrainingFlags {
 export function trainingOptions(): Option[] {
   const defaults = DEFAULT_TRAINING_CONFIG;
   return [
-    envOption('--model <name>', 'model to train')
+    envOption(
+      '--task <module>',
+      'a task module to train (its default export is defineTask({ model, data, loss })); without it, --model on MNIST',
+    ),
+    envOption('--model <name>', 'built-in model to train on MNIST (without --task)')
       .choices(registeredModelNames())
       .default(defaults.model.name),
     envOption('--epochs <n>', 'passes over the training set').argParser(integer(1)).default(defaults.epochs),
@@ -66,8 +75,29 @@ export function trainingOptions(): Option[] {
   ];
 }
 
-export function trainingConfigFrom(flags: TrainingFlags): TrainingConfig {
-  return {
+/** The task of `--task`, loaded from this machine; undefined for a run of a built-in model. */
+export async function taskFrom(command: Command, flags: TrainingFlags): Promise<Task | undefined> {
+  if (flags.task === undefined) return undefined;
+  for (const [key, flag] of [
+    ['model', '--model'],
+    ['data', '--data'],
+  ] as const) {
+    if (givenExplicitly(command, key)) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${flag} is for the built-in MNIST models; with --task the task module builds its model and loads its data`,
+      );
+    }
+  }
+  return loadTaskModule(flags.task);
+}
+
+/**
+ * The training options of the flags. A built-in model's run takes every flag, defaults included; a
+ * task's run only the flags given, so that the task's own defaults (its optimizer, epochs, ...) hold.
+ */
+export function trainingOptionsFrom(command: Command, flags: TrainingFlags): Partial<TrainingConfig> {
+  const all: TrainingConfig = {
     model: { name: flags.model },
     epochs: flags.epochs,
     batchSize: flags.batchSize,
@@ -79,9 +109,33 @@ export function trainingConfigFrom(flags: TrainingFlags): TrainingConfig {
     maxSteps: flags.steps,
     microBatchSize: flags.microBatchSize,
   };
+  if (flags.task === undefined) return all;
+  const given = (key: keyof TrainingFlags) => givenExplicitly(command, key);
+  const scheduleGiven = given('schedule') || given('warmupSteps');
+  return Object.fromEntries(
+    Object.entries({
+      epochs: given('epochs') ? all.epochs : undefined,
+      batchSize: given('batchSize') ? all.batchSize : undefined,
+      optimizer: given('optimizer') ? all.optimizer : undefined,
+      learningRate: given('lr') ? all.learningRate : undefined,
+      // A task's runs keep a constant rate unless --schedule says otherwise.
+      schedule: scheduleGiven
+        ? scheduleFrom({ ...flags, schedule: given('schedule') ? flags.schedule : ScheduleKinds.CONSTANT })
+        : undefined,
+      seed: given('seed') ? all.seed : undefined,
+      maxShift: given('maxShift') ? all.maxShift : undefined,
+      maxSteps: all.maxSteps,
+      microBatchSize: all.microBatchSize,
+    }).filter(([, value]) => value !== undefined),
+  );
 }
 
-function scheduleFrom(flags: TrainingFlags): LearningRateSchedule {
+function givenExplicitly(command: Command, key: string): boolean {
+  const source = command.getOptionValueSource(key);
+  return source === 'cli' || source === 'env';
+}
+
+function scheduleFrom(flags: Pick<TrainingFlags, 'schedule' | 'warmupSteps'>): LearningRateSchedule {
   const warmupSteps = flags.warmupSteps;
   if (flags.schedule === ScheduleKinds.COSINE) {
     // totalSteps 0: decay over the whole run (its length is known once the dataset is loaded).

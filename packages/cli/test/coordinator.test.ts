@@ -187,7 +187,7 @@ describe('coordinator with real worker processes', () => {
 
   // 1.3 moved the micro-batch size from every compute request into the welcome, which a 1.2 worker
   // would refuse as an unknown field.
-  it('refuses a worker older than protocol 1.3 into a run with micro-batches, and warns when backends differ', async () => {
+  it('refuses a worker older than protocol 1.4, and warns when backends differ in a run with micro-batches', async () => {
     const { coordinator: target, log } = await coordinator(5, 1, { microBatchSize: 16 });
     const { code, replies } = await helloWithProtocol(target.url, {
       major: PROTOCOL_VERSION.major,
@@ -198,7 +198,7 @@ describe('coordinator with real worker processes', () => {
       expect.objectContaining({
         type: 'shutdown',
         code: 'VERSION_MISMATCH',
-        reason: expect.stringMatching(/1\.3 or later.*worker speaks 1\.2/),
+        reason: expect.stringMatching(/1\.4 or later.*worker speaks 1\.2/),
       }),
     ]);
     expect(log.some((line) => line.includes('micro-batches'))).toBe(true);

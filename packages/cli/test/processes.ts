@@ -20,8 +20,17 @@ export function runCli(
   args: string[],
   options: { timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<Finished> {
+  return runNodeScript(CLI_ENTRY, args, options);
+}
+
+/** Runs `node <script> <args>` as a real process and collects its output; kills it after `timeoutMs`. */
+export function runNodeScript(
+  script: string,
+  args: string[],
+  options: { timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<Finished> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
+    const child = spawn(process.execPath, [script, ...args], {
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -39,6 +48,43 @@ export function runCli(
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/** A `callosum coordinator` process, with the URL it told workers to connect to. */
+export interface CoordinatorProcess {
+  readonly url: string;
+  /** Resolves with the finished process's exit code and output. */
+  readonly finished: Promise<Finished>;
+  /** Its stderr so far. */
+  stderr(): string;
+}
+
+/** Starts `callosum coordinator <args>` and waits until it announces where workers connect. */
+export async function startCoordinatorProcess(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CoordinatorProcess> {
+  const child = spawn(process.execPath, [CLI_ENTRY, 'coordinator', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  const finished = new Promise<Finished>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      const match = /--connect (ws:\/\/\S+)/.exec(stderr);
+      if (match?.[1]) resolve(match[1]);
+    });
+    child.once('exit', () => reject(new Error(`coordinator exited early:\n${stderr}`)));
+  });
+  return { url, finished, stderr: () => stderr };
 }
 
 /** How many step lines the run in `runDir` has written to metrics.jsonl so far. */

@@ -58,14 +58,14 @@ function trainingAndTestChart(
 
 const CHARTS: readonly ChartSpec[] = [
   trainingAndTestChart(
-    { id: 'loss', title: 'Loss (cross-entropy)', axis: 'loss' },
+    { id: 'loss', title: 'Loss', axis: 'loss' },
     (step) => step.loss,
-    (evaluation) => evaluation.testLoss,
+    (evaluation) => evaluation.testLoss ?? Number.NaN,
   ),
   trainingAndTestChart(
     { id: 'accuracy', title: 'Accuracy (%)', axis: '%' },
     (step) => step.accuracy * 100,
-    (evaluation) => evaluation.testAccuracy * 100,
+    (evaluation) => (evaluation.testAccuracy ?? Number.NaN) * 100,
   ),
   {
     id: 'throughput',

@@ -82,7 +82,7 @@ export class RunModel {
         this.#evaluations.push(event);
         this.note(
           event,
-          `epoch ${event.epoch + 1}: test accuracy ${percent(event.testAccuracy)}, test loss ${event.testLoss.toFixed(4)}`,
+          `epoch ${event.epoch + 1}: ${event.testAccuracy === null ? '' : `test accuracy ${percent(event.testAccuracy)}, `}test loss ${(event.testLoss ?? Number.NaN).toFixed(4)}`,
         );
         return;
       case 'resumed':

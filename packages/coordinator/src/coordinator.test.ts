@@ -127,6 +127,7 @@ describe('startCoordinator', () => {
         gradient: toWireTensor(new Float32Array(12_730).fill(1e6), [12_730]),
         lossSum: 0,
         correct: 0,
+        metricSums: [],
         count: 32,
         timings: { decodeMs: 0, computeMs: 0 },
       });
@@ -284,6 +285,7 @@ describe('startCoordinator', () => {
           gradient: toWireTensor(gradient, [gradient.length]),
           lossSum: 1,
           correct: 0,
+          metricSums: [],
           count: message.labels.shape[0],
           timings: { decodeMs: 0, computeMs: 0 },
         }),
@@ -357,6 +359,7 @@ describe('startCoordinator', () => {
         gradient: { dtype: 'float32', shape: [12_730] },
         lossSum: 1,
         correct: 0,
+        metricSums: [],
         count: 1,
         timings: { decodeMs: 0, computeMs: 0 },
       },

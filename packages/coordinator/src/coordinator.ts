@@ -1,4 +1,4 @@
-import { createMsgpackCodec, reductionFor } from '@callosum/core';
+import { createMsgpackCodec, evaluationOf, reductionFor } from '@callosum/core';
 import { dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
@@ -42,6 +42,13 @@ export interface Coordinator {
    * coordinator), closes every connection; the result rejects with that code.
    */
   stop(reason: string): Promise<void>;
+  /**
+   * Ends training after the step in progress as if the run were complete (early stopping): the model
+   * and summary are saved, workers exit successfully, and the result resolves.
+   */
+  finish(reason: string): void;
+  /** Saves the model with its current weights into `dir`; call between steps (from a callback). */
+  saveModel(dir: string): Promise<void>;
 }
 
 /** Room for everything in a gradient frame besides the gradient bytes. */
@@ -67,11 +74,9 @@ async function startIn(
 ): Promise<Coordinator> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
-  const { checkpointDir, resumedFrom, state, dataset, model, layout } = await prepareRun(
-    runDirectory,
-    options,
-    log,
-  );
+  const { checkpointDir, resumedFrom, state, task, taskModel, train, evaluationSet, fingerprint } =
+    await prepareRun(runDirectory, options, log);
+  const { model, layout } = taskModel;
   const scope = new Scope();
   scope.add(() => void model.dispose());
   const config = state.config;
@@ -113,7 +118,16 @@ async function startIn(
   const seams = { membership, sender, findings, counters, clock: systemClock, log };
   const dispatcher = new ShardDispatcher(seams, settings);
   const reduction = reductionFor(config, layout.totalSize);
-  const rounds = new Rounds({ state, dataset, membership, dispatcher, reduction });
+  const { measuresAccuracy } = taskModel.objective;
+  const rounds = new Rounds({
+    state,
+    train,
+    evaluationSet,
+    membership,
+    dispatcher,
+    reduction,
+    measuresAccuracy,
+  });
   const loop = new TrainingLoop({
     state,
     rounds,
@@ -124,6 +138,7 @@ async function startIn(
     keepCheckpoints: settings.keepCheckpoints,
     onStep: options.onStep,
     onEvaluation: options.onEvaluation,
+    evaluationOf: (totals) => evaluationOf(totals, taskModel),
   });
   const quorum = new StartQuorum(membership, settings);
   const refusals = new Refusals(telemetry);
@@ -147,7 +162,7 @@ async function startIn(
   // Released before the transport, so the pages' streams end cleanly with everything written.
   scope.add(() => views?.close());
   log(
-    `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${config.model.name}, ${state.totalSteps} steps`,
+    `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${task.name}, ${state.totalSteps} steps`,
   );
   const dashboardAt = views === undefined ? [] : dashboardUrls(transport.url, options.token);
   if (views !== undefined) log(`coordinator: dashboard at ${dashboardAt.join(', ')}`);
@@ -155,7 +170,8 @@ async function startIn(
   const workers = new WorkerPool({
     settings,
     runId,
-    model: config.model,
+    model: fingerprint === undefined ? config.model : undefined,
+    task: { name: task.name, fingerprint },
     parameterCount: layout.totalSize,
     maxFrameBytes,
     reduction,
@@ -166,7 +182,14 @@ async function startIn(
     telemetry,
     log,
     currentStep: () => state.step,
-    results: new ResultIntake({ state, membership, dispatcher, telemetry, parameterCount: layout.totalSize }),
+    results: new ResultIntake({
+      state,
+      membership,
+      dispatcher,
+      telemetry,
+      parameterCount: layout.totalSize,
+      metricCount: taskModel.objective.metricNames.length,
+    }),
   });
   scope.add(() => workers.stop());
 
@@ -194,5 +217,7 @@ async function startIn(
     port: transport.port,
     result: lifecycle.result,
     stop: (reason) => lifecycle.stop(reason),
+    finish: (reason) => lifecycle.finish(reason),
+    saveModel: (dir) => lifecycle.saveModelTo(dir),
   };
 }

@@ -2,15 +2,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  batchFromBytes,
-  buildModel,
   computeGradients,
   createMsgpackCodec,
   fromWireTensor,
   gradientReply,
+  instantiateTask,
   loadMnist,
-  parameterLayout,
+  mnistTask,
   parseCoordinatorMessage,
+  samplesFromWire,
+  toSampleBatch,
   writeFlatWeights,
 } from '@callosum/core';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,30 +30,27 @@ afterAll(async () => {
 
 /**
  * A worker written against the protocol directly, announcing protocol 1.`minor`: it computes real
- * gradients, sends them in the framing that version allows, and records how the weights reached it.
+ * gradients, sends them in tensor frames, and records how the weights reached it.
  */
 async function connectWorker(url: string, minor: number) {
   const codec = createMsgpackCodec();
-  const network = buildModel(model);
-  const layout = parameterLayout(network);
+  const network = instantiateTask(mnistTask(model), 0);
   const socket = new WebSocket(url, { perMessageDeflate: false });
   const received: { firstByte: number; version: number; weights: Float32Array }[] = [];
+  let shutdown: unknown;
   let weights: Float32Array | undefined;
   socket.on('message', (frame: Buffer) => {
     const message = parseCoordinatorMessage(codec.decode(frame));
+    if (message.type === 'shutdown') shutdown = message;
     if (message.type === 'weights') {
       weights = fromWireTensor(message.weights, 'float32').slice();
       received.push({ firstByte: frame[0] as number, version: message.version, weights });
     } else if (message.type === 'compute') {
-      writeFlatWeights(network, weights as Float32Array, layout);
-      const count = message.labels.shape[0] as number;
-      const batch = batchFromBytes(
-        fromWireTensor(message.images, 'uint8', [count, 28, 28]),
-        fromWireTensor(message.labels, 'uint8', [count]),
-      );
-      const result = computeGradients(network, batch, layout);
+      writeFlatWeights(network.model, weights as Float32Array, network.layout);
+      const batch = toSampleBatch(samplesFromWire(message), network.conversion);
+      const result = computeGradients(network, batch);
       const reply = gradientReply(message, result, { decodeMs: 0, computeMs: 0 });
-      socket.send(codec.encode(reply, { tensorFrame: minor >= 1 }));
+      socket.send(codec.encode(reply, { tensorFrame: true }));
     } else if (message.type === 'evaluate') {
       const count = message.labels.shape[0] as number;
       socket.send(
@@ -62,6 +60,7 @@ async function connectWorker(url: string, minor: number) {
           shard: message.shard,
           lossSum: 0,
           correct: 0,
+          metricSums: [],
           count,
           timings: { decodeMs: 0, computeMs: 0 },
         }),
@@ -79,34 +78,40 @@ async function connectWorker(url: string, minor: number) {
       hostname: 'here',
     }),
   );
-  return { received, closed: new Promise((resolve) => socket.once('close', resolve)) };
+  return {
+    received,
+    get shutdown() {
+      return shutdown;
+    },
+    closed: new Promise((resolve) => socket.once('close', resolve)),
+  };
 }
 
-describe('framing by protocol version', () => {
-  it('sends a 1.0 worker plain MessagePack and a 1.1 worker tensor frames: the same weights either way', async () => {
+describe('a third-party worker by protocol version', () => {
+  it('refuses a 1.3 worker (shards carry typed features since 1.4) and trains a 1.4 worker, sending it weights in tensor frames', async () => {
     outDir = await mkdtemp(join(tmpdir(), 'callosum-framing-'));
     const dataset = await loadMnist();
     const coordinator = await startCoordinator({
       outDir,
       dataset,
       training: { model, batchSize: 32, maxSteps: STEPS, seed: 3, maxShift: 0 },
-      minWorkers: 2,
+      minWorkers: 1,
       log: () => {},
     });
-    const old = await connectWorker(coordinator.url, 0);
-    const current = await connectWorker(coordinator.url, 1);
+    const old = await connectWorker(coordinator.url, 3);
+    await old.closed;
+    expect(old.shutdown).toMatchObject({
+      code: 'VERSION_MISMATCH',
+      reason: expect.stringMatching(/1\.4 or later.*speaks 1\.3/),
+    });
+    const current = await connectWorker(coordinator.url, 4);
     const summary = await coordinator.result;
-    await Promise.all([old.closed, current.closed]);
+    await current.closed;
 
     expect(summary.steps).toBe(STEPS);
-    expect(old.received.map((entry) => entry.version)).toEqual([0, 1, 2, 3, 4]);
     expect(current.received.map((entry) => entry.version)).toEqual([0, 1, 2, 3, 4]);
-    for (const entry of old.received) expect(entry.firstByte).not.toBe(TENSOR_FRAME_FIRST_BYTE);
     for (const entry of current.received) expect(entry.firstByte).toBe(TENSOR_FRAME_FIRST_BYTE);
-    old.received.forEach((entry, index) => {
-      expect(entry.weights).toEqual(current.received[index]?.weights);
-    });
     // The run trained: the weights moved.
-    expect(old.received[STEPS]?.weights).not.toEqual(old.received[0]?.weights);
+    expect(current.received[STEPS]?.weights).not.toEqual(current.received[0]?.weights);
   });
 });

@@ -1,4 +1,4 @@
-import type { DatasetSource, StepEvent, TrainingConfig } from '@callosum/core';
+import type { DatasetSource, StepEvent, Task, TrainingConfig } from '@callosum/core';
 import type { ServerTlsOptions } from './transport/server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
@@ -33,7 +33,10 @@ export interface EvaluationReport {
   readonly epoch: number;
   readonly step: number;
   readonly testLoss: number;
+  /** NaN when the task does not measure accuracy. */
   readonly testAccuracy: number;
+  /** Every metric of the task by name, accuracy included when measured. */
+  readonly testMetrics: Readonly<Record<string, number>>;
   readonly count: number;
   /** How long the evaluation pass took. */
   readonly evaluationMs: number;
@@ -42,8 +45,10 @@ export interface EvaluationReport {
 /** Where a run reports on itself as it goes. */
 export interface RunCallbacks {
   readonly log?: (line: string) => void;
-  readonly onStep?: (report: StepReport) => void;
-  readonly onEvaluation?: (report: EvaluationReport) => void;
+  /** Called after every step; the next step waits for a promise it returns. */
+  readonly onStep?: (report: StepReport) => void | Promise<void>;
+  /** Called after every evaluation; training waits for a promise it returns (e.g. saving the model). */
+  readonly onEvaluation?: (report: EvaluationReport) => void | Promise<void>;
 }
 
 export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
@@ -60,6 +65,11 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
   readonly insecure?: boolean;
   /** Serve wss:// with this certificate and key (PEM); with `clientCa`, require client certificates. */
   readonly tls?: ServerTlsOptions;
+  /**
+   * What to train: a task (loadTaskModule's), whose defaults `training` overrides. Without one, the
+   * built-in `training.model` (default cnn) on MNIST-format data (`dataDir`, `dataset`).
+   */
+  readonly task?: Task;
   readonly training?: Partial<TrainingConfig>;
   /**
    * Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`,
@@ -127,8 +137,11 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
 
 /** What a finished run reports; also the last stdout line of `callosum train --json`. */
 export interface RunSummary {
+  /** NaN when the task does not measure accuracy or nothing was evaluated. */
   readonly testAccuracy: number;
   readonly testLoss: number;
+  /** Every metric of the task by name (accuracy included when measured), after the last evaluation. */
+  readonly testMetrics: Readonly<Record<string, number>>;
   readonly epochs: number;
   readonly steps: number;
   /** Most workers training at the same time. */

@@ -38,13 +38,15 @@ import {
 } from '../../../tools/bench-support.mjs';
 import { comparisonLines, findPytorch, measurePytorch, skipLine } from '../../../tools/pytorch-baseline.mjs';
 import {
-  buildModel,
   computeGradients,
   embeddedMnistDir,
-  gatherBatch,
+  gatherSamples,
+  imageSamples,
   initBackend,
+  instantiateTask,
   loadMnist,
-  parameterLayout,
+  mnistTask,
+  toSampleBatch,
 } from '../dist/index.js';
 
 const ALL_BACKENDS = ['tensorflow', 'wasm', 'cpu'];
@@ -222,27 +224,26 @@ async function runChild(backend) {
   process.stderr.write(`[${backend}] ${choice.reason}${details === undefined ? '' : `; ${details}`}\n`);
 
   const mnist = await loadMnist();
-  const model = buildModel({ name: values.model }, { seed: 0 });
-  const layout = parameterLayout(model);
+  // The built-in model as every run trains it: the MNIST task of the registered model, seed 0.
+  const taskModel = instantiateTask(mnistTask({ name: values.model }), 0);
+  const trainSamples = imageSamples(mnist.train);
   const policy = POLICY[backend] ?? POLICY.wasm;
 
   const cases = [];
   for (const batch of batchSizes) {
     const pool = Array.from({ length: BATCH_POOL }, (_, index) => {
       const start = (index * batch) % (mnist.train.count - batch);
-      return gatherBatch(
-        mnist.train,
-        Array.from({ length: batch }, (_, offset) => start + offset),
-      );
+      const indices = Array.from({ length: batch }, (_, offset) => start + offset);
+      return toSampleBatch(gatherSamples(trainSamples, indices), taskModel.conversion);
     });
-    for (let step = 0; step < policy.warmup; step++) computeGradients(model, pool[step % BATCH_POOL], layout);
+    for (let step = 0; step < policy.warmup; step++) computeGradients(taskModel, pool[step % BATCH_POOL]);
 
     const times = [];
     let elapsed = 0;
     while (elapsed < minSeconds * 1000 || times.length < policy.minIterations) {
       const input = pool[times.length % BATCH_POOL];
       const started = performance.now();
-      computeGradients(model, input, layout);
+      computeGradients(taskModel, input);
       const took = performance.now() - started;
       times.push(took);
       elapsed += took;
@@ -264,7 +265,7 @@ async function runChild(backend) {
         `${times.length} steps, ${result.samplesPerSecond.toFixed(0)} samples/s (load ${formatLoad()})\n`,
     );
   }
-  if (tf.memory().numTensors > model.weights.length + 16) {
+  if (tf.memory().numTensors > taskModel.model.weights.length + 16) {
     process.stderr.write(`[${backend}] warning: ${tf.memory().numTensors} tensors alive after the run\n`);
   }
   await sendToParent({ backend, available: true, packageName, details, cases });

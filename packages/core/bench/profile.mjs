@@ -31,16 +31,18 @@ import {
 } from '../../../tools/bench-support.mjs';
 import {
   assertFiniteShard,
-  batchFromBytes,
-  buildModel,
+  batchBuffers,
   computeGradients,
   DEFAULT_TRAINING_CONFIG,
+  imageSamples,
   initBackend,
+  instantiateTask,
   loadMnist,
+  mnistTask,
   OrderedGradientSum,
-  parameterLayout,
   readFlatWeights,
   TrainingState,
+  toSampleBatch,
   trainLocal,
   writeFlatWeights,
 } from '../dist/index.js';
@@ -91,24 +93,23 @@ const PHASES = [
   'optimizer',
   'write weights',
 ];
-const model = buildModel(config.model, { seed: config.seed });
-const layout = parameterLayout(model);
-const state = new TrainingState(config, readFlatWeights(model, layout), mnist.train.count);
+// The built-in task trainLocal trains without one: the config's model on MNIST.
+const taskModel = instantiateTask(mnistTask(config.model, { dataset: mnist }), config.seed);
+const { model, layout, conversion } = taskModel;
+const train = imageSamples(mnist.train);
+const state = new TrainingState(config, readFlatWeights(model, layout), train.count, layout);
 const sum = new OrderedGradientSum(layout.totalSize);
 const gradient = new Float32Array(layout.totalSize);
-const batchBuffers = {
-  pixels: new Float32Array(config.batchSize * mnist.train.rows * mnist.train.cols),
-  labels: new Int32Array(config.batchSize),
-};
+const buffers = batchBuffers(train, config.batchSize, conversion);
 
 /** One trainLocal step; with `times`, adds each phase's milliseconds to it. */
 function step(times) {
   const clock = [performance.now()];
-  const samples = state.gatherTrainingSamples(mnist.train, state.nextBatchIndices());
+  const samples = state.gatherTrainingSamples(train, state.nextBatchIndices());
   clock.push(performance.now());
-  const batch = batchFromBytes(samples.images, samples.labels, batchBuffers);
+  const batch = toSampleBatch(samples, conversion, buffers);
   clock.push(performance.now());
-  const result = computeGradients(model, batch, layout, gradient);
+  const result = computeGradients(taskModel, batch, gradient);
   clock.push(performance.now());
   assertFiniteShard(result, 0, layout.totalSize);
   sum.begin(1);

@@ -26,6 +26,11 @@ export const ErrorCodes = {
   TRAINING_DIVERGED: 'TRAINING_DIVERGED',
   /** A saved model, checkpoint or metrics log (metrics.jsonl) cannot be read back. */
   ARTIFACT_INVALID: 'ARTIFACT_INVALID',
+  /**
+   * A task module cannot be used: it does not load, has no defineTask default export, its model or data
+   * factory throws, or its data does not fit its model and loss. The message names what is wrong.
+   */
+  TASK_INVALID: 'TASK_INVALID',
 
   // Wire protocol (docs/protocol.md). Sent in `failure` and `shutdown` messages and as close reasons.
   /** A frame is not valid MessagePack, or decodes to something that is not a valid message. */
@@ -49,6 +54,8 @@ export const ErrorCodes = {
   SLOW_READER: 'SLOW_READER',
   /** A connection did not complete the handshake (`hello`) in time. */
   HANDSHAKE_TIMEOUT: 'HANDSHAKE_TIMEOUT',
+  /** The worker's task differs from the run's (or one side has none); the reason names the difference. */
+  TASK_MISMATCH: 'TASK_MISMATCH',
   /** The run already has its maximum number of workers. */
   RUN_FULL: 'RUN_FULL',
   /** Not enough workers to go on, for longer than allowed. */

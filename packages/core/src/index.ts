@@ -25,9 +25,12 @@ export {
   type ParameterLayout,
   parameterLayout,
   readFlatWeights,
+  type WeightRole,
   writeFlatWeights,
 } from './params/layout.js';
 export * from './protocol/index.js';
+export * from './task/index.js';
+export * as tf from './tf.js';
 export type { BatchTotals, GradientResult } from './train/batch.js';
 export {
   CHECKPOINT_FORMAT_VERSION,
@@ -45,7 +48,14 @@ export {
   trainingConfigSchema,
   trainingOptionsSchema,
 } from './train/config.js';
-export { addTotals, EMPTY_TOTALS, evaluateImageSet, evaluateInChunks } from './train/evaluate.js';
+export {
+  addTotals,
+  EMPTY_TOTALS,
+  type Evaluation,
+  evaluateInChunks,
+  evaluateSampleSet,
+  evaluationOf,
+} from './train/evaluate.js';
 export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
 export { computeGradients, evaluateBatch } from './train/gradients.js';
 export {
@@ -84,4 +94,4 @@ export {
   type TrainLocalResult,
   trainLocal,
 } from './train/train-local.js';
-export { TrainingState } from './train/training-state.js';
+export { allTrainable, TrainingState } from './train/training-state.js';

@@ -5,25 +5,28 @@
  * of a shard it is sent into shared buffers and answers with their totals, one request at a time.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { ErrorCodes, initBackend, isCallosumError } from '@callosum/core';
+import { ErrorCodes, initBackend, isCallosumError, loadTaskModule } from '@callosum/core';
 import { GradientService } from './gradient-service.js';
 import type { ThreadReply, ThreadRequest, ThreadSetup } from './thread-messages.js';
 
 const port = parentPort;
 if (port === null) throw new Error('compute-thread.js runs as a worker thread, started by ComputeThreads');
-const { backend } = workerData as ThreadSetup;
-const service = new GradientService();
+const { backend, taskModule } = workerData as ThreadSetup;
 let weights: Float32Array | undefined;
 
 const reply = (message: ThreadReply) => port.postMessage(message);
-const loaded = initBackend(backend);
-// A backend that cannot load here ends the thread, and so the worker, with the reason.
-loaded.then((choice) => reply({ type: 'ready', backend: choice.backend }));
+// The thread loads the worker's task module itself: code never crosses threads, as it never crosses the wire.
+const loaded = initBackend(backend).then(async (choice) => ({
+  choice,
+  service: new GradientService(taskModule === undefined ? undefined : await loadTaskModule(taskModule)),
+}));
+// A backend or task that cannot load here ends the thread, and so the worker, with the reason.
+loaded.then(({ choice }) => reply({ type: 'ready', backend: choice.backend }));
 
 port.on('message', (request: ThreadRequest) => {
-  void loaded.then(() => {
+  void loaded.then(({ service }) => {
     try {
-      reply(handle(request));
+      reply(handle(service, request));
     } catch (error) {
       reply({
         type: 'failed',
@@ -35,7 +38,7 @@ port.on('message', (request: ThreadRequest) => {
   });
 });
 
-function handle(request: ThreadRequest): ThreadReply {
+function handle(service: GradientService, request: ThreadRequest): ThreadReply {
   if (request.type === 'configure') {
     service.configure(request.welcome);
     weights = new Float32Array(request.weights);
@@ -48,6 +51,11 @@ function handle(request: ThreadRequest): ThreadReply {
   return {
     type: 'done',
     id: request.id,
-    totals: results.map(({ lossSum, correct, count }) => ({ lossSum, correct, count })),
+    totals: results.map(({ lossSum, correct, metricSums, count }) => ({
+      lossSum,
+      correct,
+      metricSums,
+      count,
+    })),
   };
 }

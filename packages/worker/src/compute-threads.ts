@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { type BackendName, CallosumError, ErrorCodes } from '@callosum/core';
+import { CallosumError, ErrorCodes } from '@callosum/core';
 import type { ThreadReply, ThreadRequest, ThreadSetup } from './thread-messages.js';
 
 /** The built compute-thread.js next to this file (a thread cannot run TypeScript sources). */
@@ -29,10 +29,10 @@ export class ComputeThreads {
    */
   static async start(
     count: number,
-    backend: BackendName,
+    setup: ThreadSetup,
     entry: URL = COMPUTE_THREAD_ENTRY,
   ): Promise<ComputeThreads> {
-    const threads = new ComputeThreads(count, backend, entry);
+    const threads = new ComputeThreads(count, setup, entry);
     try {
       await threads.ready;
       return threads;
@@ -44,8 +44,7 @@ export class ComputeThreads {
 
   private readonly ready: Promise<void>;
 
-  private constructor(count: number, backend: BackendName, entry: URL) {
-    const setup: ThreadSetup = { backend };
+  private constructor(count: number, setup: ThreadSetup, entry: URL) {
     const readiness: Promise<void>[] = [];
     this.threads = Array.from({ length: count }, (_, index) => {
       // Numbered as the user counts them: the worker's own thread is thread 1 of --threads.

@@ -1,30 +1,42 @@
 import {
-  buildModel,
   computeGradients,
   computeTreeGradients,
-  gatherBatch,
-  gatherBytes,
+  gatherSamples,
+  imageSamples,
   initBackend,
+  instantiateTask,
   loadMnist,
-  type MnistDataset,
+  mnistTask,
   PROTOCOL_VERSION,
-  parameterLayout,
   readFlatWeights,
+  type SampleSet,
+  type TaskModel,
   TreeSummation,
+  toSampleBatch,
   toWireTensor,
   type Welcome,
   writeFlatWeights,
 } from '@callosum/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GradientService } from './gradient-service.js';
+import { mnistComputeRequest } from './test-support.js';
 
 const MODEL = { name: 'mlp', options: { hidden: [16] } };
-let dataset: MnistDataset;
+let train: SampleSet;
 
 beforeAll(async () => {
   await initBackend('cpu');
-  dataset = await loadMnist();
+  train = imageSamples((await loadMnist()).train);
 });
+
+/** MODEL as a task model, its weights from `seed`. */
+function referenceModel(seed: number): TaskModel {
+  return instantiateTask(mnistTask(MODEL), seed);
+}
+
+function batchOf(reference: TaskModel, indices: number[]) {
+  return toSampleBatch(gatherSamples(train, indices), reference.conversion);
+}
 
 function welcome(
   parameterCount: number,
@@ -44,20 +56,12 @@ function welcome(
 }
 
 function computeRequest(step: number, weightsVersion: number, indices: number[]) {
-  const { images, labels } = gatherBytes(dataset.train, indices);
-  return {
-    type: 'compute' as const,
-    step,
-    shard: 0,
-    weightsVersion,
-    images: toWireTensor(images, [indices.length, 28, 28]),
-    labels: toWireTensor(labels, [indices.length]),
-  };
+  return mnistComputeRequest(train, { step, weightsVersion, indices });
 }
 
 /** A service welcomed into a run of MODEL, holding zero weights of `weightsVersion`. */
 function serviceHoldingWeights(weightsVersion: number) {
-  const parameterCount = parameterLayout(buildModel(MODEL)).totalSize;
+  const parameterCount = referenceModel(0).layout.totalSize;
   const service = new GradientService();
   service.configure(welcome(parameterCount));
   service.receiveWeights(weightsVersion, new Float32Array(parameterCount));
@@ -66,12 +70,12 @@ function serviceHoldingWeights(weightsVersion: number) {
 
 describe('GradientService', () => {
   it('computes exactly what computeGradients computes with the weights it was sent', () => {
-    const reference = buildModel(MODEL, { seed: 4 });
-    const layout = parameterLayout(reference);
-    const weights = readFlatWeights(reference, layout).map((value) => value * 0.5);
-    writeFlatWeights(reference, weights, layout);
+    const reference = referenceModel(4);
+    const { layout } = reference;
+    const weights = readFlatWeights(reference.model, layout).map((value) => value * 0.5);
+    writeFlatWeights(reference.model, weights, layout);
     const indices = [5, 9, 100, 7];
-    const expected = computeGradients(reference, gatherBatch(dataset.train, indices), layout);
+    const expected = computeGradients(reference, batchOf(reference, indices));
 
     const service = new GradientService();
     service.configure(welcome(layout.totalSize));
@@ -82,22 +86,16 @@ describe('GradientService', () => {
     expect(result.count).toBe(4);
     expect(timings.computeMs).toBeGreaterThan(0);
     service.dispose();
-    reference.dispose();
+    reference.model.dispose();
   });
 
   it('computes a micro-batched shard (size from the welcome) as computeTreeGradients does, into the frame memory it is given', () => {
-    const reference = buildModel(MODEL, { seed: 4 });
-    const layout = parameterLayout(reference);
-    const weights = readFlatWeights(reference, layout);
+    const reference = referenceModel(4);
+    const { layout } = reference;
+    const weights = readFlatWeights(reference.model, layout);
     const indices = [5, 9, 100, 7, 11, 12, 13];
     const summation = new TreeSummation(layout.totalSize);
-    const expected = computeTreeGradients(
-      reference,
-      gatherBatch(dataset.train, indices),
-      2,
-      summation,
-      layout,
-    );
+    const expected = computeTreeGradients(reference, batchOf(reference, indices), 2, summation);
 
     const service = new GradientService();
     service.configure(welcome(layout.totalSize, 'run-1', { microBatchSize: 2 }));
@@ -114,7 +112,7 @@ describe('GradientService', () => {
     const whole = service.computeGradient(computeRequest(0, 0, indices)).result.gradient;
     expect(Array.from(whole)).not.toEqual(Array.from(frame));
     service.dispose();
-    reference.dispose();
+    reference.model.dispose();
   });
 
   it('refuses a request for weights it does not hold, and forgets weights on a new welcome', () => {
@@ -133,11 +131,26 @@ describe('GradientService', () => {
     service.dispose();
   });
 
-  it('refuses images whose shape does not match the model input', () => {
+  it('refuses features whose size does not match the model input, and labels for other samples', () => {
     const { service } = serviceHoldingWeights(0);
     const request = computeRequest(0, 0, [1, 2]);
-    const wrong = { ...request, images: toWireTensor(new Uint8Array(2 * 27 * 28), [2, 27, 28]) };
-    expect(() => service.computeGradient(wrong)).toThrow(/expected shape \[2, 28, 28\]/);
+    const wrong = { ...request, features: toWireTensor(new Uint8Array(2 * 27 * 28), [2, 27, 28]) };
+    expect(() => service.computeGradient(wrong)).toThrow(/needs 1568 feature values.*got 1512/);
+    const moreLabels = { ...request, labels: toWireTensor(new Uint8Array(3), [3]) };
+    expect(() => service.computeGradient(moreLabels)).toThrow(/must both start with the sample count/);
     service.dispose();
+  });
+
+  it('refuses a run of a task module when it has no task, and a built-in run when it has one', () => {
+    const service = new GradientService();
+    expect(() => service.configure({ ...welcome(1), model: undefined, task: { name: 'spam' } })).toThrow(
+      /trains task spam; start this worker with --task/,
+    );
+    service.dispose();
+    const withTask = new GradientService(mnistTask(MODEL));
+    expect(() => withTask.configure(welcome(1))).toThrow(
+      /built-in model mlp, this worker was started with task mnist\/mlp/,
+    );
+    withTask.dispose();
   });
 });

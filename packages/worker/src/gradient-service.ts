@@ -1,23 +1,23 @@
 import {
   type BatchTotals,
-  batchFromBytes,
-  buildModel,
   CallosumError,
   type ComputeRequest,
   type ComputeTimings,
   ErrorCodes,
   type EvaluateRequest,
   evaluateInChunks,
-  fromWireTensor,
   type GradientResult,
-  type ImageBatch,
-  type LayersModel,
-  type ParameterLayout,
-  parameterLayout,
+  instantiateTask,
+  mnistTask,
   type Reduction,
   reductionFor,
+  type SampleBatch,
   type ShardRange,
-  sliceImageBatch,
+  samplesFromWire,
+  sliceBatch,
+  type Task,
+  type TaskModel,
+  toSampleBatch,
   type Welcome,
   writeFlatWeights,
 } from '@callosum/core';
@@ -26,42 +26,58 @@ import {
 export type ShardPiece = Pick<ShardRange, 'start' | 'end'>;
 
 /**
- * The compute side of a worker, with no transport: holds the model the coordinator described and the
- * latest weights it sent, and answers compute/evaluate requests. Stateless beyond that cache, so a
- * reconnecting worker simply receives the current weights again.
+ * The compute side of a worker, with no transport: holds the model the coordinator described (a
+ * built-in model, or the task this worker loaded) and the latest weights it sent, and answers
+ * compute/evaluate requests. Stateless beyond that cache, so a reconnecting worker simply receives the
+ * current weights again.
  */
 export class GradientService {
-  private model: LayersModel | undefined;
-  private layout: ParameterLayout | undefined;
+  private taskModel: TaskModel | undefined;
   private modelKey = '';
   private pendingWeights: { version: number; values: Float32Array } | undefined;
   private loadedVersion = -1;
   /** How the run adds shards up, from the welcome: it decides how each shard's gradient is computed. */
   private reduction: Reduction | undefined;
 
+  /** @param task the task this worker loaded (`--task`); without one it serves runs of built-in models. */
+  constructor(private readonly task?: Task) {}
+
   /**
-   * Builds the model named in the welcome, unless the same one is already built, and takes the run's
+   * Builds the model the welcome names, unless the same one is already built, and takes the run's
    * reduction from it. Weights are always forgotten: versions are only meaningful within one connection
    * to one run.
    */
   configure(welcome: Welcome): void {
     this.loadedVersion = -1;
     this.pendingWeights = undefined;
-    const key = JSON.stringify(welcome.model);
-    if (key !== this.modelKey || this.model === undefined) {
-      this.model?.dispose();
-      this.model = buildModel(welcome.model);
-      this.layout = parameterLayout(this.model);
+    const task = this.taskFor(welcome);
+    const key = JSON.stringify(welcome.model ?? welcome.task);
+    if (key !== this.modelKey || this.taskModel === undefined) {
+      this.taskModel?.model.dispose();
+      // The seed does not matter: the coordinator sends the weights.
+      this.taskModel = instantiateTask(task, 0);
       this.modelKey = key;
     }
-    const parameterCount = (this.layout as ParameterLayout).totalSize;
+    const parameterCount = this.taskModel.layout.totalSize;
     if (parameterCount !== welcome.parameterCount) {
       throw new CallosumError(
         ErrorCodes.SHAPE_MISMATCH,
-        `model ${welcome.model.name} has ${parameterCount} parameters here, the coordinator says ${welcome.parameterCount}`,
+        `task ${task.name} has ${parameterCount} parameters here, the coordinator says ${welcome.parameterCount}`,
       );
     }
     this.reduction = reductionFor(welcome, parameterCount);
+  }
+
+  /** The coordinator refuses a worker whose task differs, so a mismatch here is a coordinator's bug. */
+  private taskFor(welcome: Welcome): Task {
+    if (welcome.model !== undefined && this.task === undefined) return mnistTask(welcome.model);
+    if (welcome.task !== undefined && this.task !== undefined) return this.task;
+    throw new CallosumError(
+      ErrorCodes.TASK_MISMATCH,
+      welcome.task === undefined
+        ? `the run trains the built-in model ${welcome.model?.name}, this worker was started with task ${this.task?.name}`
+        : `the run trains task ${welcome.task.name}; start this worker with --task`,
+    );
   }
 
   /** Keeps the weights until a request needs them; later versions replace earlier unused ones. */
@@ -82,7 +98,7 @@ export class GradientService {
 
   /** Parameters of the configured model: the length of a gradient. */
   get parameterCount(): number {
-    return this.configured().layout.totalSize;
+    return this.configured().taskModel.layout.totalSize;
   }
 
   /**
@@ -94,9 +110,7 @@ export class GradientService {
     into?: Float32Array,
   ): { result: GradientResult; timings: ComputeTimings } {
     const { reduction } = this.configured();
-    const answer = this.run(request, (model, batch, layout) =>
-      reduction.computeShard(model, batch, layout, into),
-    );
+    const answer = this.run(request, (taskModel, batch) => reduction.computeShard(taskModel, batch, into));
     // The frame carrying the gradient is sent as it is: it must hold the gradient, not stale memory.
     if (into !== undefined && answer.result.gradient !== into) {
       throw new CallosumError(ErrorCodes.INTERNAL, 'the gradient was not written into its frame');
@@ -114,9 +128,9 @@ export class GradientService {
     outputs: readonly Float32Array[],
   ): { results: GradientResult[]; timings: ComputeTimings } {
     const { reduction } = this.configured();
-    const answer = this.run(request, (model, batch, layout) =>
+    const answer = this.run(request, (taskModel, batch) =>
       pieces.map(({ start, end }, index) =>
-        reduction.computeShard(model, sliceImageBatch(batch, start, end), layout, outputs[index]),
+        reduction.computeShard(taskModel, sliceBatch(batch, start, end), outputs[index]),
       ),
     );
     if (answer.result.some((result, index) => result.gradient !== outputs[index])) {
@@ -126,44 +140,40 @@ export class GradientService {
   }
 
   evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {
-    return this.run(request, (model, batch) => evaluateInChunks(model, batch));
+    return this.run(request, (taskModel, batch) => evaluateInChunks(taskModel, batch));
   }
 
   dispose(): void {
-    this.model?.dispose();
-    this.model = undefined;
+    this.taskModel?.model.dispose();
+    this.taskModel = undefined;
   }
 
   private run<T>(
     request: ComputeRequest | EvaluateRequest,
-    work: (model: LayersModel, batch: ImageBatch, layout: ParameterLayout) => T,
+    work: (taskModel: TaskModel, batch: SampleBatch) => T,
   ): { result: T; timings: ComputeTimings } {
     const started = performance.now();
-    const { model, layout } = this.modelWithWeights(request.weightsVersion);
-    const count = request.labels.shape[0] ?? 0;
-    const [, rows, cols] = model.inputs[0]?.shape ?? [];
-    const images = fromWireTensor(request.images, 'uint8', [count, rows ?? 0, cols ?? 0]);
-    const labels = fromWireTensor(request.labels, 'uint8', [count]);
-    const batch = batchFromBytes(images, labels);
+    const taskModel = this.modelWithWeights(request.weightsVersion);
+    const batch = toSampleBatch(samplesFromWire(request), taskModel.conversion);
     const decoded = performance.now();
-    const result = work(model, batch, layout);
+    const result = work(taskModel, batch);
     const computed = performance.now();
     return { result, timings: { decodeMs: decoded - started, computeMs: computed - decoded } };
   }
 
-  private configured(): { model: LayersModel; layout: ParameterLayout; reduction: Reduction } {
-    if (this.model === undefined || this.layout === undefined || this.reduction === undefined) {
+  private configured(): { taskModel: TaskModel; reduction: Reduction } {
+    if (this.taskModel === undefined || this.reduction === undefined) {
       throw new CallosumError(ErrorCodes.UNEXPECTED_MESSAGE, 'a request arrived before the welcome');
     }
-    return { model: this.model, layout: this.layout, reduction: this.reduction };
+    return { taskModel: this.taskModel, reduction: this.reduction };
   }
 
-  private modelWithWeights(version: number): { model: LayersModel; layout: ParameterLayout } {
-    const { model, layout } = this.configured();
+  private modelWithWeights(version: number): TaskModel {
+    const { taskModel } = this.configured();
     if (this.loadedVersion !== version) {
-      writeFlatWeights(model, this.weights(version), layout);
+      writeFlatWeights(taskModel.model, this.weights(version), taskModel.layout);
       this.loadedVersion = version;
     }
-    return { model, layout };
+    return taskModel;
   }
 }

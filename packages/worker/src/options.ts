@@ -48,6 +48,8 @@ export const workerOptionsSchema = z
      * use, for a worker alone on its host; `callosum train` divides them among its local workers.
      */
     threads: integerOption(1, MAX_WORKER_THREADS).default(() => defaultThreads()),
+    /** A task module (`--task`) to load from this machine; without one the worker serves built-in models. */
+    task: z.string().min(1).optional(),
     /** The run's shared secret, proved (never sent) on every connection. */
     token: z.string().min(1).optional(),
     /** For wss://: the CA that signed the coordinator's certificate, and this worker's own for mutual TLS (PEM). */

@@ -6,6 +6,8 @@ import type { ShardPiece } from './gradient-service.js';
 export interface ThreadSetup {
   /** The backend the worker's main thread loaded: every thread must compute with the same one. */
   readonly backend: BackendName;
+  /** The worker's task module (`--task`), which the thread loads too. */
+  readonly taskModule?: string | undefined;
 }
 
 export type ThreadRequest =

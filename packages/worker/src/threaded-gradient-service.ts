@@ -84,7 +84,12 @@ export class ThreadedGradientService {
     const outputs = this.outputs(plan.shards.length);
     const [own, ...others] = lanesOf(plan);
     // The threads get a copy of the shard's bytes: a view into the received frame would copy it whole.
-    const shard = { ...request, images: copyOf(request.images), labels: copyOf(request.labels) };
+    const shard = {
+      ...request,
+      features: copyOf(request.features),
+      labels: copyOf(request.labels),
+      keys: copyOf(request.keys),
+    };
     const answers = others.map((lane, thread) =>
       this.threads.request(thread, {
         type: 'compute',

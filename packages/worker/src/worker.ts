@@ -7,13 +7,18 @@ import {
   createAuthHeader,
   createMsgpackCodec,
   ErrorCodes,
+  type Fingerprint,
   fromWireTensor,
   gradientReply,
   initBackend,
+  instantiateTask,
   isCallosumError,
+  loadTaskModule,
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   readsTensorFrames,
+  type Task,
+  taskFingerprint,
   type WorkerMessage,
   type WorkerPhase,
 } from '@callosum/core';
@@ -40,14 +45,17 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const name = settings.name ?? `${hostname()}:${process.pid}`;
   const choice = await initBackend(settings.backend);
+  const task = settings.task === undefined ? undefined : await loadTaskModule(settings.task);
+  // Sent in the hello, for the coordinator to compare with its own task's.
+  const fingerprint = task === undefined ? undefined : fingerprintOf(task);
   // tfjs-node computes with its own thread pool; threads of ours are for wasm and cpu.
   const threads = choice.backend === BackendNames.TENSORFLOW ? 1 : settings.threads;
   const service =
     threads === 1
-      ? new GradientService()
+      ? new GradientService(task)
       : new ThreadedGradientService(
-          new GradientService(),
-          await ComputeThreads.start(threads - 1, choice.backend),
+          new GradientService(task),
+          await ComputeThreads.start(threads - 1, { backend: choice.backend, taskModule: settings.task }),
         );
   log(
     `worker ${name}: backend ${choice.backend} (${choice.reason}), ${threads} compute thread${threads === 1 ? '' : 's'}`,
@@ -126,6 +134,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           backend: choice.backend,
           pid: process.pid,
           hostname: hostname(),
+          ...(fingerprint === undefined ? {} : { task: fingerprint }),
         });
       });
       // One message at a time, in arrival order: a shard computed on threads is awaited.
@@ -223,7 +232,15 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             phase = 'computing';
             const { result, timings } = service.evaluate(message);
             phase = 'sending';
-            send({ type: 'evaluation', round: message.round, shard: message.shard, ...result, timings });
+            const metricSums = [...result.metricSums];
+            send({
+              type: 'evaluation',
+              round: message.round,
+              shard: message.shard,
+              ...result,
+              metricSums,
+              timings,
+            });
             return;
           }
           case 'shutdown':
@@ -232,6 +249,15 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         }
       }
     });
+  }
+}
+
+function fingerprintOf(task: Task): Fingerprint {
+  const taskModel = instantiateTask(task, 0);
+  try {
+    return taskFingerprint(task, taskModel);
+  } finally {
+    taskModel.model.dispose();
   }
 }
 

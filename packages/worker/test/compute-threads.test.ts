@@ -5,31 +5,31 @@ import { promisify } from 'node:util';
 import {
   buildModel,
   type ComputeRequest,
-  gatherBytes,
+  imageSamples,
   initBackend,
   loadMnist,
-  type MnistDataset,
   PROTOCOL_VERSION,
   parameterLayout,
   readFlatWeights,
-  toWireTensor,
+  type SampleSet,
   type Welcome,
 } from '@callosum/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ComputeThreads } from '../dist/compute-threads.js';
 import { GradientService } from '../dist/gradient-service.js';
 import { ThreadedGradientService } from '../dist/threaded-gradient-service.js';
+import { mnistComputeRequest } from '../src/test-support.js';
 
 const MODEL = { name: 'cnn' };
 const SAMPLES = 45;
-let dataset: MnistDataset;
+let train: SampleSet;
 let parameterCount: number;
 const weights: Float32Array[] = [];
 const services: { dispose(): unknown }[] = [];
 
 beforeAll(async () => {
   await initBackend('wasm');
-  dataset = await loadMnist();
+  train = imageSamples((await loadMnist()).train);
   const model = buildModel(MODEL, { seed: 5 });
   parameterCount = parameterLayout(model).totalSize;
   // Two versions of the weights, so that a thread that kept the first would be caught.
@@ -59,15 +59,7 @@ function welcome(microBatchSize?: number): Welcome {
 
 function computeRequest(weightsVersion: number, first: number, count: number): ComputeRequest {
   const indices = Array.from({ length: count }, (_, i) => first + i * 13);
-  const { images, labels } = gatherBytes(dataset.train, indices);
-  return {
-    type: 'compute',
-    step: weightsVersion,
-    shard: 0,
-    weightsVersion,
-    images: toWireTensor(images, [count, 28, 28]),
-    labels: toWireTensor(labels, [count]),
-  };
+  return mnistComputeRequest(train, { step: weightsVersion, weightsVersion, indices });
 }
 
 /** A worker's compute side with `threads` threads in all, welcomed into a run. */
@@ -75,7 +67,10 @@ async function serviceWith(threads: number, microBatchSize?: number) {
   const service =
     threads === 1
       ? new GradientService()
-      : new ThreadedGradientService(new GradientService(), await ComputeThreads.start(threads - 1, 'wasm'));
+      : new ThreadedGradientService(
+          new GradientService(),
+          await ComputeThreads.start(threads - 1, { backend: 'wasm' }),
+        );
   services.push(service);
   await service.configure(welcome(microBatchSize));
   return service;
@@ -129,7 +124,7 @@ describe('a worker computing on several threads', () => {
     const crashing = new URL('./fixtures/crashing-thread.mjs', import.meta.url);
     const service = new ThreadedGradientService(
       new GradientService(),
-      await ComputeThreads.start(1, 'wasm', crashing),
+      await ComputeThreads.start(1, { backend: 'wasm' }, crashing),
     );
     services.push(service);
     await service.configure(welcome());
@@ -144,7 +139,7 @@ describe('a worker computing on several threads', () => {
   });
 
   it('refuses to start threads on a backend they cannot load, with the reason', async () => {
-    await expect(ComputeThreads.start(1, 'tensorflow')).rejects.toThrow(
+    await expect(ComputeThreads.start(1, { backend: 'tensorflow' })).rejects.toThrow(
       /backend "tensorflow" is not available/,
     );
   });

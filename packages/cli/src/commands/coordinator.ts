@@ -5,7 +5,13 @@ import { integer } from '../option-parsers.js';
 import { jsonOption, type RunFlags, reportRun, traceOption } from '../run-report.js';
 import { serverTlsFrom, serverTlsOptions, type TlsFlags } from '../tls-options.js';
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
-import { checkpointOptions, portOption, trainingConfigFrom, trainingOptions } from '../training-options.js';
+import {
+  checkpointOptions,
+  portOption,
+  taskFrom,
+  trainingOptions,
+  trainingOptionsFrom,
+} from '../training-options.js';
 
 interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
   insecure?: boolean;
@@ -45,7 +51,9 @@ export function registerCoordinatorCommand(program: Command): void {
   ]);
   command.action((flags: CoordinatorFlags) =>
     reportRun(command, flags, async (settings, { log, onStep, onEvaluation, signal }) => {
+      const task = await taskFrom(command, flags);
       const coordinator = await startCoordinator({
+        ...(task === undefined ? {} : { task }),
         host: flags.host,
         port: flags.port,
         minWorkers: flags.minWorkers,
@@ -53,7 +61,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...tlsSettings(flags),
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
-        training: trainingConfigFrom(flags),
+        training: trainingOptionsFrom(command, flags),
         ...settings,
         ...(flags.data === undefined ? {} : { dataDir: flags.data }),
         log,
@@ -61,7 +69,9 @@ export function registerCoordinatorCommand(program: Command): void {
         onEvaluation,
       });
       for (const url of advertisedUrls(coordinator.url))
-        log(`coordinator: workers connect with: callosum worker --connect ${url}`);
+        log(
+          `coordinator: workers connect with: callosum worker --connect ${url}${flags.task === undefined ? '' : ` --task ${flags.task}`}`,
+        );
       signal.addEventListener('abort', () => void coordinator.stop(String(signal.reason)), { once: true });
       return coordinator.result;
     }),

@@ -1,4 +1,4 @@
-import { resolveTrainingConfig } from '@callosum/core';
+import { runTask, taskTrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import type { Command } from 'commander';
 import { addOptions, envOption } from '../env-options.js';
@@ -10,9 +10,10 @@ import {
   backendOption,
   checkpointOptions,
   portOption,
+  taskFrom,
   threadsOption,
-  trainingConfigFrom,
   trainingOptions,
+  trainingOptionsFrom,
 } from '../training-options.js';
 
 interface TrainFlags extends RunFlags {
@@ -36,17 +37,22 @@ export function registerTrainCommand(program: Command): void {
     traceOption(),
     jsonOption(),
   ]);
-  command.action((flags: TrainFlags) => {
-    const training = trainingConfigFrom(flags);
+  command.action(async (flags: TrainFlags) => {
+    const task = await taskFrom(command, flags);
+    const training = trainingOptionsFrom(command, flags);
     const threads = flags.threads ?? defaultThreads(flags.workers);
     // A resumed run trains with the config it started with, so only a new run is checked here.
-    if (flags.resume === undefined)
-      assertBatchFits(resolveTrainingConfig(training), { workers: flags.workers, threads }, flags.backend);
+    if (flags.resume === undefined) {
+      const chosen = runTask(task, training.model);
+      const config = taskTrainingConfig(chosen, training, task === undefined);
+      assertBatchFits(chosen, config, { workers: flags.workers, threads }, flags.backend);
+    }
     return reportRun(command, flags, (settings, hooks) =>
       trainWithLocalWorkers({
         workers: flags.workers,
         threads,
         backend: flags.backend,
+        ...(task === undefined ? {} : { task, taskModule: flags.task }),
         training,
         ...settings,
         dataDir: flags.data,

@@ -12,6 +12,7 @@ interface WorkerFlags extends TokenFlags, TlsFlags {
   name?: string;
   giveUpAfter: number;
   threads?: number;
+  task?: string;
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -30,6 +31,7 @@ export function registerWorkerCommand(program: Command): void {
     envOption('--give-up-after <ms>', 'exit 1 after this long without a coordinator')
       .argParser(integer(1))
       .default(WORKER_DEFAULTS.giveUpAfterMs),
+    envOption('--task <module>', "the run's task module, loaded from this machine (runs of --task only)"),
     backendOption(),
     threadsOption('every core this process may use'),
     ...tokenOptions(),
@@ -46,6 +48,7 @@ export function registerWorkerCommand(program: Command): void {
       giveUpAfterMs: flags.giveUpAfter,
       ...(flags.threads === undefined ? {} : { threads: flags.threads }),
       ...(flags.name === undefined ? {} : { name: flags.name }),
+      ...(flags.task === undefined ? {} : { task: flags.task }),
     });
     process.stderr.write(`worker: ${exit.reason} (${exit.stepsComputed} shards computed)\n`);
     process.exitCode = exit.exitCode;

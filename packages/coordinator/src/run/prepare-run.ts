@@ -1,33 +1,41 @@
 import {
-  buildModel,
-  datasetFrom,
+  type Fingerprint,
   initBackend,
-  type LayersModel,
   loadLatestCheckpoint,
-  type MnistDataset,
-  type ParameterLayout,
-  parameterLayout,
+  loadTaskForTraining,
   readFlatWeights,
-  resolveTrainingConfig,
+  requireAugmentable,
+  requireSameTask,
+  runTask,
+  type SampleSet,
+  type Task,
+  type TaskModel,
   TrainingState,
+  taskFingerprint,
+  taskTrainingConfig,
 } from '@callosum/core';
 import type { CoordinatorOptions } from '../options.js';
 import type { RunDirectory } from './run-directory.js';
 
-/** Everything a run starts from: its directory, its config and state (fresh or resumed), data and model. */
+/** Everything a run starts from: its directory, its config and state (fresh or resumed), task and data. */
 export interface PreparedRun {
   readonly checkpointDir: string;
   /** The checkpoint a resumed run continues from. */
   readonly resumedFrom: string | undefined;
   readonly state: TrainingState;
-  readonly dataset: MnistDataset;
-  readonly model: LayersModel;
-  readonly layout: ParameterLayout;
+  readonly task: Task;
+  readonly taskModel: TaskModel;
+  readonly train: SampleSet;
+  /** What each epoch is evaluated on: the task's test set, else its validation set, else nothing. */
+  readonly evaluationSet: SampleSet | undefined;
+  /** A task module's fingerprint, which every worker's must match; undefined for built-in models. */
+  readonly fingerprint: Fingerprint | undefined;
 }
 
 /**
- * The start of a run, in one place: the run directory (claimed or reopened by RunDirectory), resuming from its newest intact checkpoint
- * (whose config then wins over `options.training`), the dataset and the model.
+ * The start of a run, in one place: the run directory (claimed or reopened by RunDirectory), resuming
+ * from its newest intact checkpoint (whose config then wins over `options.training`), the task's model
+ * and data.
  */
 export async function prepareRun(
   runDirectory: RunDirectory,
@@ -36,18 +44,31 @@ export async function prepareRun(
 ): Promise<PreparedRun> {
   const { checkpointDir } = runDirectory;
   const resumed = options.resume === true ? await loadLatestCheckpoint(checkpointDir, log) : undefined;
-  const config = resumed?.checkpoint.config ?? resolveTrainingConfig(options.training ?? {});
+  const builtIn = options.task === undefined;
+  // A resumed run of a built-in model trains the model its checkpoint names.
+  const task = runTask(options.task, resumed?.checkpoint.config.model ?? options.training?.model, options);
+  const config = resumed?.checkpoint.config ?? taskTrainingConfig(task, options.training ?? {}, builtIn);
+  requireSameTask(task, config, builtIn);
+  requireAugmentable(task, config);
   // Checks that a resumed checkpoint belongs to this run, and marks a new run's directory as its own.
   await runDirectory.adopt(config, resumed?.path);
 
   // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
   await initBackend('cpu');
-  const dataset = await datasetFrom(options);
-  const model = buildModel(config.model, { seed: config.seed });
-  const layout = parameterLayout(model);
+  const { taskModel, data } = await loadTaskForTraining(task, config.seed);
+  const { model, layout } = taskModel;
   const state =
     resumed === undefined
-      ? new TrainingState(config, readFlatWeights(model, layout), dataset.train.count)
-      : TrainingState.restore(resumed.checkpoint, dataset.train.count);
-  return { checkpointDir, resumedFrom: resumed?.path, state, dataset, model, layout };
+      ? new TrainingState(config, readFlatWeights(model, layout), data.train.count, layout)
+      : TrainingState.restore(resumed.checkpoint, data.train.count, layout);
+  return {
+    checkpointDir,
+    resumedFrom: resumed?.path,
+    state,
+    task,
+    taskModel,
+    train: data.train,
+    evaluationSet: data.test ?? data.validation,
+    fingerprint: builtIn ? undefined : taskFingerprint(task, taskModel),
+  };
 }

@@ -23,6 +23,8 @@ export interface ResultIntakeContext {
   readonly dispatcher: ShardDispatcher;
   readonly telemetry: Telemetry;
   readonly parameterCount: number;
+  /** How many metric sums (the task's metrics other than accuracy) each result must carry. */
+  readonly metricCount: number;
 }
 
 /**
@@ -43,9 +45,12 @@ export class ResultIntake implements ResultHandlers {
         gradient: fromWireTensor(message.gradient, 'float32', [parameterCount]),
         lossSum: message.lossSum,
         correct: message.correct,
+        metricSums: message.metricSums,
         count: message.count,
       };
       assertFiniteShard(gradient, message.shard, parameterCount);
+      const problem = metricSumsProblem(message.metricSums, this.context.metricCount);
+      if (problem !== undefined) throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, problem);
       if (message.correct > message.count) {
         throw new CallosumError(
           ErrorCodes.MALFORMED_MESSAGE,
@@ -78,17 +83,26 @@ export class ResultIntake implements ResultHandlers {
   evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void {
     const { dispatcher, telemetry } = this.context;
     const round = RoundIds.evaluation(message.round);
-    if (message.correct > message.count) {
+    const problem =
+      message.correct > message.count
+        ? `${message.correct} correct of ${message.count}`
+        : metricSumsProblem(message.metricSums, this.context.metricCount);
+    if (problem !== undefined) {
       telemetry.record({
         type: 'rejected-evaluation',
         worker: worker.id,
         round: message.round,
         shard: message.shard,
       });
-      dispatcher.reject(round, message.shard, worker, `${message.correct} correct of ${message.count}`);
+      dispatcher.reject(round, message.shard, worker, problem);
       return;
     }
-    const totals = { lossSum: message.lossSum, correct: message.correct, count: message.count };
+    const totals = {
+      lossSum: message.lossSum,
+      correct: message.correct,
+      metricSums: message.metricSums,
+      count: message.count,
+    };
     dispatcher.accept<EvaluationReply>(round, message.shard, worker, message.count, {
       totals,
       timings: message.timings,
@@ -145,4 +159,12 @@ export class ResultIntake implements ResultHandlers {
     dispatcher.reject(RoundIds.step(step), shard, worker, reason, nonFinite);
     return { usable: false, code, reason };
   }
+}
+
+/** Why a result's metric sums cannot be used, if they cannot. */
+function metricSumsProblem(metricSums: readonly number[], metricCount: number): string | undefined {
+  if (metricSums.length !== metricCount)
+    return `${metricSums.length} metric sums, the task has ${metricCount}`;
+  const bad = metricSums.findIndex((sum) => !Number.isFinite(sum));
+  return bad === -1 ? undefined : `metric sum ${bad} is ${metricSums[bad]}`;
 }

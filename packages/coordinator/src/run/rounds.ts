@@ -7,15 +7,15 @@ import {
   ErrorCodes,
   evenShardRanges,
   type GradientResult,
-  gatherBytes,
-  type ImageSet,
-  type MnistDataset,
+  gatherSamples,
+  keysToWire,
+  type RawSamples,
   type Reduction,
-  type SampleBytes,
+  type SampleSet,
   type ShardRange,
+  samplesToWire,
   stepEvent,
   type TrainingState,
-  toWireTensor,
 } from '@callosum/core';
 import { RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher, ShardOutcome, ShardRequest, ShardTask } from '../dispatch/shard-dispatcher.js';
@@ -36,11 +36,15 @@ export interface EvaluationReply {
 
 export interface RoundsContext {
   readonly state: TrainingState;
-  readonly dataset: MnistDataset;
+  readonly train: SampleSet;
+  /** What evaluations cover (the task's test set, else its validation set); none: no evaluations. */
+  readonly evaluationSet: SampleSet | undefined;
   readonly membership: WorkerRegistry;
   readonly dispatcher: ShardDispatcher;
   /** How training steps are planned and reduced, chosen once for the run. */
   readonly reduction: Reduction;
+  /** Whether steps report an accuracy (the task measures it). */
+  readonly measuresAccuracy: boolean;
 }
 
 /**
@@ -55,21 +59,21 @@ export class Rounds {
 
   /** One synchronous step: every shard of the next global batch, reduced, applied. */
   async trainStep(): Promise<StepReport> {
-    const { state, dataset, dispatcher, reduction } = this.context;
+    const { state, train, dispatcher, reduction } = this.context;
     const started = performance.now();
     const { epoch } = state.position;
     const step = state.step;
     const indices = state.nextBatchIndices();
     const plan = reduction.plan(indices.length, this.parts());
     reduction.begin(plan);
-    const gatherTraining = (shardIndices: Uint32Array) =>
-      state.gatherTrainingSamples(dataset.train, shardIndices);
-    const tasks = this.shardTasks(indices, plan.shards, gatherTraining, (shard, images, labels) => ({
+    const gatherTraining = (shardIndices: Uint32Array) => state.gatherTrainingSamples(train, shardIndices);
+    const tasks = this.shardTasks(indices, plan.shards, gatherTraining, (shard, samples) => ({
       type: 'compute',
       step,
       shard,
       weightsVersion: step,
-      ...imageTensors(images, labels, dataset.train),
+      ...samplesToWire(samples, train),
+      keys: keysToWire(samples),
     }));
     const prepared = performance.now();
     // The dispatcher sends each worker its first shards (after the weights) before it returns.
@@ -85,7 +89,14 @@ export class Rounds {
     const finished = performance.now();
     const { perWorker, spans } = perWorkerTimings(outcomes, started, collected);
     return {
-      ...stepEvent(state, epoch, reduced, learningRate, reduced.count / ((finished - started) / 1000)),
+      ...stepEvent(
+        state,
+        epoch,
+        reduced,
+        learningRate,
+        reduced.count / ((finished - started) / 1000),
+        this.context.measuresAccuracy,
+      ),
       workers: new Set(outcomes.map((outcome) => outcome.worker)).size,
       perWorker,
       updateMs: finished - collected,
@@ -100,26 +111,37 @@ export class Rounds {
     };
   }
 
-  /** Loss and accuracy on the whole test set with the current weights: every sample counted once. */
+  /** Loss and metrics on the whole evaluation set with the current weights: every sample counted once. */
+  get evaluates(): boolean {
+    return this.context.evaluationSet !== undefined;
+  }
+
   async evaluate(): Promise<BatchTotals> {
-    const { state, dataset, dispatcher } = this.context;
+    const { state, dispatcher } = this.context;
+    const evaluationSet = this.context.evaluationSet;
+    if (evaluationSet === undefined) {
+      throw new CallosumError(
+        ErrorCodes.INTERNAL,
+        'an evaluation was asked of a task without evaluation data',
+      );
+    }
     const round = this.evaluationRound++;
-    const indices = Uint32Array.from({ length: dataset.test.count }, (_, i) => i);
-    const gatherTest = (shardIndices: Uint32Array) => gatherBytes(dataset.test, shardIndices);
+    const indices = Uint32Array.from({ length: evaluationSet.count }, (_, i) => i);
+    const gatherTest = (shardIndices: Uint32Array) => gatherSamples(evaluationSet, shardIndices);
     const shards = evenShardRanges(indices.length, this.parts());
-    const tasks = this.shardTasks(indices, shards, gatherTest, (shard, images, labels) => ({
+    const tasks = this.shardTasks(indices, shards, gatherTest, (shard, samples) => ({
       type: 'evaluate',
       round,
       shard,
       weightsVersion: state.step,
-      ...imageTensors(images, labels, dataset.test),
+      ...samplesToWire(samples, evaluationSet),
     }));
     const outcomes = await dispatcher.run<EvaluationReply>(RoundIds.evaluation(round), tasks);
     const totals = outcomes.reduce((sum, outcome) => addTotals(sum, outcome.result.totals), EMPTY_TOTALS);
-    if (totals.count !== dataset.test.count) {
+    if (totals.count !== evaluationSet.count) {
       throw new CallosumError(
         ErrorCodes.COMPUTE_FAILED,
-        `evaluation counted ${totals.count} of ${dataset.test.count} test samples`,
+        `evaluation counted ${totals.count} of ${evaluationSet.count} test samples`,
       );
     }
     return totals;
@@ -133,21 +155,16 @@ export class Rounds {
   private shardTasks(
     indices: Uint32Array,
     shards: readonly ShardRange[],
-    gather: (shardIndices: Uint32Array) => SampleBytes,
-    request: (shard: number, images: Uint8Array, labels: Uint8Array) => ShardRequest,
+    gather: (shardIndices: Uint32Array) => RawSamples,
+    request: (shard: number, samples: RawSamples) => ShardRequest,
   ): ShardTask[] {
-    return shards.map(({ start, end, part }, index) => {
-      const { images, labels } = gather(indices.subarray(start, end));
-      return { index, part, count: end - start, request: request(index, images, labels) };
-    });
+    return shards.map(({ start, end, part }, index) => ({
+      index,
+      part,
+      count: end - start,
+      request: request(index, gather(indices.subarray(start, end))),
+    }));
   }
-}
-
-function imageTensors(images: Uint8Array, labels: Uint8Array, set: ImageSet) {
-  return {
-    images: toWireTensor(images, [labels.length, set.rows, set.cols]),
-    labels: toWireTensor(labels, [labels.length]),
-  };
 }
 
 /** Per worker: its samples and where its time went, and when it was sent its first shard and gave its last answer. */

@@ -89,6 +89,22 @@ export class RunLifecycle {
     };
   }
 
+  /**
+   * Ends training after the step in progress as if the run were complete: the model and the summary
+   * are saved and the workers told RUN_ENDED. For early stopping; a stop to resume later is `stop`.
+   */
+  finish(reason: string): void {
+    this.context.log(`coordinator: finishing early at step ${this.context.state.step}: ${reason}`);
+    this.context.loop.finishEarly();
+  }
+
+  /** Saves the model with the current weights into `dir` (between steps, e.g. from onEvaluation). */
+  async saveModelTo(dir: string): Promise<void> {
+    const { model, state, layout } = this.context;
+    writeFlatWeights(model, state.weights, layout);
+    await saveModel(model, dir);
+  }
+
   /** Ends the run early with COORDINATOR_STOPPING; resolves once it has shut down. */
   async stop(reason: string): Promise<void> {
     this.stopRequested = new CallosumError(ErrorCodes.COORDINATOR_STOPPING, reason);
@@ -108,6 +124,7 @@ export class RunLifecycle {
     const summary: RunSummary = {
       testAccuracy: totals.testAccuracy,
       testLoss: totals.testLoss,
+      testMetrics: totals.testMetrics,
       epochs: state.step / state.sampler.batchesPerEpoch,
       steps: state.step,
       workers: membership.peakHealthy,

@@ -1,4 +1,4 @@
-import { type TrainingState, writeCheckpoint } from '@callosum/core';
+import { type BatchTotals, type Evaluation, type TrainingState, writeCheckpoint } from '@callosum/core';
 import type { EvaluationReport, StepReport } from '../options.js';
 import type { RunCounters } from '../telemetry/counters.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -14,8 +14,10 @@ export interface TrainingLoopContext {
   readonly checkpointDir: string;
   readonly checkpointEverySteps: number;
   readonly keepCheckpoints: number;
-  readonly onStep: ((report: StepReport) => void) | undefined;
-  readonly onEvaluation: ((report: EvaluationReport) => void) | undefined;
+  readonly onStep: ((report: StepReport) => void | Promise<void>) | undefined;
+  readonly onEvaluation: ((report: EvaluationReport) => void | Promise<void>) | undefined;
+  /** The figures of an evaluation's totals, by the task's objective. */
+  readonly evaluationOf: (totals: BatchTotals) => Evaluation;
 }
 
 /** What the loop measured, for the run summary. */
@@ -25,6 +27,7 @@ export interface TrainingTotals {
   /** NaN until the first evaluation. */
   readonly testLoss: number;
   readonly testAccuracy: number;
+  readonly testMetrics: Readonly<Record<string, number>>;
 }
 
 /**
@@ -33,6 +36,7 @@ export interface TrainingTotals {
  */
 export class TrainingLoop {
   #phase: RunPhase = 'waiting';
+  #finishRequested = false;
 
   constructor(private readonly context: TrainingLoopContext) {}
 
@@ -40,45 +44,55 @@ export class TrainingLoop {
     return this.#phase;
   }
 
+  /** Ends training after the step in progress, as if the run were complete (e.g. early stopping). */
+  finishEarly(): void {
+    this.#finishRequested = true;
+  }
+
   /** Trains to the end; `stopped` is checked before each step. */
   async train(stopped: () => Error | undefined): Promise<TrainingTotals> {
     const { state, rounds, counters, telemetry } = this.context;
     let trainingMs = 0;
     let trainedSamples = 0;
-    let testLoss = Number.NaN;
-    let testAccuracy = Number.NaN;
+    let last: Evaluation | undefined;
     this.#phase = 'training';
-    while (!state.finished) {
+    while (!state.finished && !this.#finishRequested) {
       const stop = stopped();
       if (stop) throw stop;
       const report = await rounds.trainStep();
       trainingMs += report.stepMs;
       trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
       telemetry.record({ type: 'step', ...report, ...counters });
-      this.context.onStep?.(report);
+      await this.context.onStep?.(report);
       const epochEnded = state.endedEpoch(report.epoch);
       if (epochEnded || state.step % this.context.checkpointEverySteps === 0) await this.saveCheckpoint();
-      if (epochEnded) {
+      if (epochEnded && rounds.evaluates) {
         this.#phase = 'evaluating';
         const evaluationStarted = performance.now();
         const totals = await rounds.evaluate();
-        testLoss = totals.lossSum / totals.count;
-        testAccuracy = totals.correct / totals.count;
+        last = this.context.evaluationOf(totals);
         const evaluation = {
           epoch: report.epoch,
           step: state.step,
-          testLoss,
-          testAccuracy,
+          testLoss: last.loss,
+          testAccuracy: last.accuracy ?? Number.NaN,
+          testMetrics: last.metrics,
           count: totals.count,
           evaluationMs: performance.now() - evaluationStarted,
         };
         telemetry.record({ type: 'evaluation', ...evaluation });
-        this.context.onEvaluation?.(evaluation);
+        await this.context.onEvaluation?.(evaluation);
         this.#phase = 'training';
       }
     }
     this.#phase = 'finished';
-    return { trainingMs, trainedSamples, testLoss, testAccuracy };
+    return {
+      trainingMs,
+      trainedSamples,
+      testLoss: last?.loss ?? Number.NaN,
+      testAccuracy: last?.accuracy ?? Number.NaN,
+      testMetrics: last?.metrics ?? {},
+    };
   }
 
   /** Whether stopping now leaves progress worth a checkpoint (training started, not finished). */

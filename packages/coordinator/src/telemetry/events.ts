@@ -19,6 +19,9 @@ const measured = z.number().nullable();
  */
 const addedLater = <T extends z.ZodType>(field: T) => field.optional();
 
+/** Each metric of the task by name (accuracy included when measured). */
+const testMetrics = z.record(z.string(), measured);
+
 /** Who an event is about: the worker's id, and its name (empty before its hello) and address. */
 const aboutWorker = { worker: workerId, name: addedLater(z.string()), address: addedLater(z.string()) };
 
@@ -130,8 +133,9 @@ const eventSchemas = [
     type: z.literal('evaluation'),
     epoch: count,
     step: count,
-    testLoss: z.number(),
-    testAccuracy: z.number(),
+    testLoss: measured,
+    testAccuracy: measured,
+    testMetrics: addedLater(testMetrics),
     count,
     evaluationMs: addedLater(z.number()),
   }),
@@ -141,6 +145,7 @@ const eventSchemas = [
     type: z.literal('summary'),
     testAccuracy: measured,
     testLoss: measured,
+    testMetrics: addedLater(testMetrics),
     epochs: z.number(),
     steps: count,
     workers: count,

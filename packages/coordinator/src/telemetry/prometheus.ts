@@ -128,8 +128,8 @@ export class PrometheusMetrics {
         this.recordStep(event);
         break;
       case 'evaluation':
-        this.testLoss.set(event.testLoss);
-        this.testAccuracy.set(event.testAccuracy);
+        this.testLoss.set(event.testLoss ?? Number.NaN);
+        this.testAccuracy.set(event.testAccuracy ?? Number.NaN);
         break;
       case 'worker-joined':
         this.names.set(event.worker, event.name);

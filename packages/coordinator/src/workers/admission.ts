@@ -1,7 +1,10 @@
 import {
   type ErrorCode,
   ErrorCodes,
+  type Fingerprint,
+  fingerprintDifference,
   formatProtocol,
+  MINIMUM_PROTOCOL,
   PROTOCOL_VERSION,
   protocolAtLeast,
   type Reduction,
@@ -26,6 +29,8 @@ export interface AdmissionContext {
   readonly reduction: Pick<Reduction, 'name' | 'minimumProtocol'>;
   readonly healthyWorkers: number;
   readonly maxWorkers: number;
+  /** The run's task: its name and, for a task module, the fingerprint every worker's must equal. */
+  readonly task: { readonly name: string; readonly fingerprint: Fingerprint | undefined };
 }
 
 /** Whether a worker that said `hello` may join this run: undefined, or why not. */
@@ -34,14 +39,25 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
   const versionProblem =
     major !== PROTOCOL_VERSION.major
       ? `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${major}.${minor}`
-      : !protocolAtLeast(hello.protocol, run.reduction.minimumProtocol)
-        ? `this run uses ${run.reduction.name}: protocol ${formatProtocol(run.reduction.minimumProtocol)} or later needed; worker speaks ${major}.${minor}`
-        : undefined;
+      : !protocolAtLeast(hello.protocol, MINIMUM_PROTOCOL)
+        ? `protocol ${formatProtocol(MINIMUM_PROTOCOL)} or later needed (typed shard features); worker speaks ${major}.${minor}`
+        : !protocolAtLeast(hello.protocol, run.reduction.minimumProtocol)
+          ? `this run uses ${run.reduction.name}: protocol ${formatProtocol(run.reduction.minimumProtocol)} or later needed; worker speaks ${major}.${minor}`
+          : undefined;
   if (versionProblem !== undefined) {
     return {
       code: ErrorCodes.VERSION_MISMATCH,
       reason: versionProblem,
       logLine: `worker ${run.label} rejected: ${versionProblem}`,
+      closeCode: CloseCodes.PROTOCOL_ERROR,
+    };
+  }
+  const taskProblem = taskMismatch(hello, run.task);
+  if (taskProblem !== undefined) {
+    return {
+      code: ErrorCodes.TASK_MISMATCH,
+      reason: taskProblem,
+      logLine: `worker ${hello.workerName} (${run.label}) refused: ${taskProblem}`,
       closeCode: CloseCodes.PROTOCOL_ERROR,
     };
   }
@@ -54,4 +70,21 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
     };
   }
   return undefined;
+}
+
+/** Why the worker's task is not the run's (each side's task, or that one side has none), if it is not. */
+function taskMismatch(hello: HelloMessage, run: AdmissionContext['task']): string | undefined {
+  if (run.fingerprint === undefined) {
+    return hello.task === undefined
+      ? undefined
+      : `this run trains the built-in model ${run.name}; the worker was started with --task`;
+  }
+  if (hello.task === undefined) return `this run trains task ${run.name}; start the worker with --task`;
+  const difference = fingerprintDifference(run.fingerprint, hello.task, {
+    here: 'on the coordinator',
+    there: 'on the worker',
+  });
+  return difference === undefined
+    ? undefined
+    : `the worker's task differs from the run's: ${difference}`.slice(0, 1000);
 }

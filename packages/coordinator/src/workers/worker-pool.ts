@@ -19,7 +19,7 @@ import type { CoordinatorEvent } from '../telemetry/events.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { type CloseCode, CloseCodes } from '../transport/close-codes.js';
 import type { WireTraffic } from '../transport/wire-traffic.js';
-import { admissionRefusal } from './admission.js';
+import { type AdmissionContext, admissionRefusal } from './admission.js';
 import { describeError, WorkerConnection } from './connection.js';
 import { Liveness } from './liveness.js';
 import type { WorkerRegistry } from './registry.js';
@@ -43,7 +43,9 @@ export interface ResultHandlers {
 export interface WorkerPoolContext {
   readonly settings: CoordinatorSettings;
   readonly runId: string;
-  readonly model: TrainingConfig['model'];
+  /** A built-in model's spec, or undefined for a task module's run (whose fingerprint is in `task`). */
+  readonly model: TrainingConfig['model'] | undefined;
+  readonly task: AdmissionContext['task'];
   readonly parameterCount: number;
   /** Largest frame a worker may send; bounds what may queue towards a worker that does not read. */
   readonly maxFrameBytes: number;
@@ -291,6 +293,7 @@ export class WorkerPool implements DispatchFindings {
       reduction,
       healthyWorkers: membership.healthy().length,
       maxWorkers: settings.maxWorkers,
+      task: this.context.task,
     });
     if (refusal !== undefined) {
       worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });
@@ -317,7 +320,9 @@ export class WorkerPool implements DispatchFindings {
       protocol: PROTOCOL_VERSION,
       workerId: worker.id,
       runId: this.context.runId,
-      model: this.context.model,
+      ...(this.context.model === undefined
+        ? { task: { name: this.context.task.name } }
+        : { model: this.context.model }),
       parameterCount: this.context.parameterCount,
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       ...reduction.settings,

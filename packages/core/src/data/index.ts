@@ -1,19 +1,29 @@
-export { batchFromBytes, type ImageBatch, sliceImageBatch } from './batch.js';
 export { decodeIdx, encodeIdx, type IdxArray, type IdxReadOptions, readIdxFile } from './idx.js';
 export {
   type DatasetSource,
   datasetFrom,
   embeddedMnistDir,
-  gatherBatch,
-  gatherBytes,
   type ImageSet,
   type LoadMnistOptions,
   loadMnist,
   MNIST_CLASS_COUNT,
   type MnistDataset,
-  type SampleBytes,
 } from './mnist.js';
 export { EpochSampler, type EpochSamplerOptions, type SamplerPosition } from './sampler.js';
+export {
+  type BatchConversion,
+  batchBuffers,
+  gatherSamples,
+  type RawSamples,
+  type SampleBatch,
+  type SampleDtype,
+  type SampleSet,
+  type SampleTensor,
+  type SampleValues,
+  sliceBatch,
+  sliceSampleSet,
+  toSampleBatch,
+} from './samples.js';
 export {
   cutIntoShards,
   evenShardRanges,

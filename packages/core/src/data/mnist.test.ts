@@ -4,8 +4,19 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../errors.js';
+import { imageSamples } from '../task/mnist-task.js';
 import { encodeIdx, type IdxArray } from './idx.js';
-import { embeddedMnistDir, gatherBatch, type ImageSet, loadMnist, type MnistDataset } from './mnist.js';
+import { embeddedMnistDir, type ImageSet, loadMnist, type MnistDataset } from './mnist.js';
+import { gatherSamples, type SampleBatch, toSampleBatch } from './samples.js';
+
+/** The samples at `indices` as the built-in MNIST task feeds them to a model: pixels / 255, int32 labels. */
+function gatherBatch(set: ImageSet, indices: ArrayLike<number>): SampleBatch {
+  return toSampleBatch(gatherSamples(imageSamples(set), indices), {
+    featureDtype: 'float32',
+    featureDivisor: 255,
+    labelDtype: 'int32',
+  });
+}
 
 const TRAIN_CLASS_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
 const TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
@@ -42,9 +53,9 @@ describe('the embedded real MNIST', () => {
   it('gathers a batch of real digits', () => {
     const batch = gatherBatch(mnist.train, [0, 1]);
     expect(Array.from(batch.labels)).toEqual([5, 0]); // the first two MNIST training labels
-    expect(batch.pixels.length).toBe(2 * 784);
-    expect(Math.max(...batch.pixels)).toBe(1);
-    expect(Math.min(...batch.pixels)).toBe(0);
+    expect(batch.features.length).toBe(2 * 784);
+    expect(Math.max(...batch.features)).toBe(1);
+    expect(Math.min(...batch.features)).toBe(0);
   });
 });
 
@@ -156,22 +167,32 @@ describe('MNIST-format directories', () => {
   });
 });
 
-describe('gatherBatch', () => {
+describe('gatherSamples + toSampleBatch on an image set', () => {
   const { images, labels } = tinySet(4);
   const set: ImageSet = { count: 4, rows: 2, cols: 3, images: images.data, labels: labels.data };
 
   it('copies the chosen samples in the given order, pixels scaled to [0, 1]', () => {
     const batch = gatherBatch(set, Uint32Array.of(3, 0, 3));
-    expect(Array.from(batch.labels)).toEqual([3, 0, 3]);
+    expect(batch.count).toBe(3);
+    expect(batch.labels).toEqual(Int32Array.of(3, 0, 3));
+    expect(batch.features).toBeInstanceOf(Float32Array);
     const expectedPixels = [18, 19, 20, 21, 22, 23, 0, 1, 2, 3, 4, 5, 18, 19, 20, 21, 22, 23].map((value) =>
       Math.fround(value / 255),
     );
-    expect(Array.from(batch.pixels)).toEqual(expectedPixels);
+    expect(Array.from(batch.features)).toEqual(expectedPixels);
+  });
+
+  it('gathers the raw bytes as stored, in the given order', () => {
+    const raw = gatherSamples(imageSamples(set), [2, 1]);
+    expect(raw.count).toBe(2);
+    expect(raw.features).toEqual(Uint8Array.of(12, 13, 14, 15, 16, 17, 6, 7, 8, 9, 10, 11));
+    expect(raw.labels).toEqual(Uint8Array.of(2, 1));
   });
 
   it('returns an empty batch for no indices', () => {
     const batch = gatherBatch(set, []);
-    expect(batch.pixels.length).toBe(0);
+    expect(batch.count).toBe(0);
+    expect(batch.features.length).toBe(0);
     expect(batch.labels.length).toBe(0);
   });
 

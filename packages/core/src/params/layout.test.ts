@@ -6,10 +6,11 @@ import { flattenTensors, type ParameterLayout } from './layout.js';
 
 const layout: ParameterLayout = {
   entries: [
-    { name: 'kernel', shape: [2, 3], offset: 0, size: 6 },
-    { name: 'bias', shape: [3], offset: 6, size: 3 },
+    { name: 'kernel', shape: [2, 3], offset: 0, size: 6, role: 'trainable' },
+    { name: 'bias', shape: [3], offset: 6, size: 3, role: 'trainable' },
   ],
   totalSize: 9,
+  trainableSize: 9,
 };
 const kernel = [1.5, -2, 3, 4.25, -5, 6];
 const bias = [7, -8.5, 9];

@@ -3,46 +3,111 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { CallosumError, ErrorCodes } from '../errors.js';
 
+/**
+ * What a weight is to the trainer. Trainable weights follow the optimizer. Statistics (BatchNormalization's
+ * moving mean and variance) follow the batches: each shard reports its batch statistic and the
+ * coordinator moves the weight towards their sample-weighted mean (train/statistics.ts). Frozen weights
+ * (a layer set `trainable = false`) never change.
+ */
+export type WeightRole = 'trainable' | 'statistic' | 'frozen';
+
 export interface ParameterEntry {
   readonly name: string;
   readonly shape: readonly number[];
   /** Offset of the first element in the flat vector. */
   readonly offset: number;
   readonly size: number;
+  readonly role: WeightRole;
+  /** A statistic's momentum: each step keeps this fraction of the old value. */
+  readonly momentum?: number | undefined;
 }
 
-/** Where each weight of a model lives in one flat Float32Array, in the model's own weight order. */
+/**
+ * Where each weight of a model lives in one flat Float32Array: the trainable weights first, in the
+ * model's order, so the optimizer works on one prefix of the vector, then the others. A gradient vector
+ * has the same layout: statistics in their entries (as sums over the batch), zeros for frozen weights.
+ */
 export interface ParameterLayout {
   readonly entries: readonly ParameterEntry[];
   readonly totalSize: number;
+  /** Elements [0, trainableSize) are the trainable weights. */
+  readonly trainableSize: number;
+}
+
+type ModelWeight = LayersModel['weights'][number];
+
+/** The model's weights in layout order: the trainable ones, then the others. */
+function layoutWeights(model: LayersModel): ModelWeight[] {
+  return [...model.trainableWeights, ...model.nonTrainableWeights];
 }
 
 export function parameterLayout(model: LayersModel): ParameterLayout {
+  const momenta = statisticMomenta(model);
+  const trainable = new Set(model.trainableWeights);
   let offset = 0;
-  const entries = model.weights.map((weight) => {
+  let trainableSize = 0;
+  const entries = layoutWeights(model).map((weight) => {
     const size = weight.shape.reduce<number>((product, dim) => product * (dim ?? 1), 1);
-    const entry = { name: weight.originalName, shape: weight.shape.map((dim) => dim ?? 1), offset, size };
+    const momentum = momenta.get(weight);
+    const role: WeightRole = trainable.has(weight)
+      ? 'trainable'
+      : momentum === undefined
+        ? 'frozen'
+        : 'statistic';
+    const entry = {
+      name: weight.originalName,
+      shape: weight.shape.map((dim) => dim ?? 1),
+      offset,
+      size,
+      role,
+      momentum,
+    };
     offset += size;
+    if (role === 'trainable') trainableSize = offset;
     return entry;
   });
-  return { entries, totalSize: offset };
+  return { entries, totalSize: offset, trainableSize };
+}
+
+/** BatchNormalization layers, anywhere in the model (nested models included), with their moving weights. */
+export function batchNormalizationLayers(model: LayersModel): {
+  layer: LayersModel['layers'][number];
+  movingMean: ModelWeight;
+  movingVariance: ModelWeight;
+}[] {
+  const found: ReturnType<typeof batchNormalizationLayers> = [];
+  const visit = (layers: LayersModel['layers']) => {
+    for (const layer of layers) {
+      const nested = (layer as Partial<LayersModel>).layers;
+      if (nested !== undefined) visit(nested);
+      const moving = layer as unknown as { movingMean?: ModelWeight; movingVariance?: ModelWeight };
+      if (layer.getClassName() === 'BatchNormalization' && moving.movingMean && moving.movingVariance) {
+        found.push({ layer, movingMean: moving.movingMean, movingVariance: moving.movingVariance });
+      }
+    }
+  };
+  visit(model.layers);
+  return found;
+}
+
+function statisticMomenta(model: LayersModel): Map<ModelWeight, number> {
+  const momenta = new Map<ModelWeight, number>();
+  for (const { layer, movingMean, movingVariance } of batchNormalizationLayers(model)) {
+    const momentum = layer.getConfig().momentum as number;
+    momenta.set(movingMean, momentum);
+    momenta.set(movingVariance, momentum);
+  }
+  return momenta;
 }
 
 /** The model's trainable variables, in layout order (the order gradients are flattened in). */
 export function trainableVariables(model: LayersModel): Variable[] {
-  if (model.trainableWeights.length !== model.weights.length) {
-    // Every built-in model is fully trainable; a frozen weight would need its own place in the layout.
-    throw new CallosumError(
-      ErrorCodes.INVALID_ARGUMENT,
-      'models with non-trainable weights are not supported',
-    );
-  }
   return model.trainableWeights.map((weight) => weight.read() as Variable);
 }
 
 export function readFlatWeights(model: LayersModel, layout = parameterLayout(model)): Float32Array {
   return flattenTensors(
-    model.weights.map((weight) => weight.read()),
+    layoutWeights(model).map((weight) => weight.read()),
     layout,
   );
 }
@@ -53,7 +118,7 @@ export function writeFlatWeights(
   layout = parameterLayout(model),
 ): void {
   assertFlatLength(flat, layout, 'weights');
-  model.weights.forEach((weight, index) => {
+  layoutWeights(model).forEach((weight, index) => {
     const entry = layout.entries[index] as ParameterEntry;
     const value = tf.tensor(
       flat.subarray(entry.offset, entry.offset + entry.size),

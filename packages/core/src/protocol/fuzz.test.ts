@@ -26,6 +26,7 @@ const validFrames = [
     gradient: toWireTensor(new Float32Array([0.5, -1, 2, 4]), [4]),
     lossSum: 3.5,
     correct: 2,
+    metricSums: [1.5, 0.25],
     count: 4,
     timings: { decodeMs: 1, computeMs: 2 },
   }),
@@ -38,12 +39,26 @@ const validFrames = [
       gradient: toWireTensor(new Float32Array([1, 2]), [2]),
       lossSum: 1,
       correct: 1,
+      metricSums: [],
       count: 2,
       timings: { decodeMs: 1, computeMs: 2 },
     },
     'gradient',
     (header) => new Packr({ useRecords: false }).pack(header),
   ),
+  codec.encode({
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    workerName: 'w',
+    backend: 'cpu',
+    pid: 4,
+    hostname: 'h',
+    task: {
+      task: 'spam',
+      layers: [{ class: 'Dense', config: { units: 1 }, inputs: [0] }],
+      loss: 'binaryCrossentropy',
+    },
+  }),
   codec.encode({ type: 'heartbeat', phase: 'computing', step: 7 }),
   codec.encode({ type: 'failure', code: 'COMPUTE_FAILED', message: 'oops', step: 1, shard: 0 }),
 ];
@@ -75,6 +90,10 @@ const mutatedFrame = fc
   });
 
 describe('receiving hostile frames (property-based)', () => {
+  it('starts from frames that are valid as they are', () => {
+    for (const frame of validFrames) expect(receive(frame)).toBe('accepted');
+  });
+
   it('random bytes are rejected cleanly, never crash the decoder', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => {

@@ -9,6 +9,7 @@ export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
 export * from './messages.js';
 export { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
 export { gradientReply } from './replies.js';
+export { keysToWire, samplesFromWire, samplesToWire } from './samples.js';
 export {
   elementCount,
   fromWireTensor,
@@ -20,6 +21,7 @@ export {
 export type { TensorFrameWriter } from './tensor-frame.js';
 export {
   formatProtocol,
+  MINIMUM_PROTOCOL,
   PROTOCOL_VERSION,
   type ProtocolVersion,
   protocolAtLeast,

@@ -35,6 +35,12 @@ const modelSpec = z.strictObject({
   options: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** A task's fingerprint (task/fingerprint.ts): plain JSON, compared key by key. */
+const fingerprint = z.record(z.string(), z.unknown());
+
+/** Per-sample sums of the task's metrics other than accuracy, in the task's order. */
+const metricSums = z.array(z.number()).max(256);
+
 const errorCode = z.enum(Object.values(ErrorCodes) as [string, ...string[]]);
 
 /** What a worker was doing when it last reported; lets the coordinator name a late worker's phase. */
@@ -62,6 +68,8 @@ export const helloSchema = z.strictObject({
   backend: name,
   pid: z.int().min(0),
   hostname: name,
+  /** Since 1.4: the fingerprint of the task this worker loaded (`--task`); absent for the built-in models. */
+  task: fingerprint.optional(),
 });
 
 export const gradientSchema = z.strictObject({
@@ -71,7 +79,9 @@ export const gradientSchema = z.strictObject({
   /** Gradient of the summed loss over the shard, float32, one element per parameter. */
   gradient: wireTensorSchema,
   lossSum: z.number(),
-  correct: count,
+  /** Samples counted correct; fractional for binary accuracy over several outputs. */
+  correct: z.number().min(0),
+  metricSums,
   count,
   timings: computeTimings,
 });
@@ -81,7 +91,9 @@ export const evaluationSchema = z.strictObject({
   round: index,
   shard: index,
   lossSum: z.number(),
-  correct: count,
+  /** Samples counted correct; fractional for binary accuracy over several outputs. */
+  correct: z.number().min(0),
+  metricSums,
   count,
   timings: computeTimings,
 });
@@ -112,22 +124,29 @@ export const workerMessageSchema = z.discriminatedUnion('type', [
 
 // ---- coordinator → worker -------------------------------------------------------------------------
 
-export const welcomeSchema = z.strictObject({
-  type: z.literal('welcome'),
-  protocol: protocolVersion,
-  workerId: name,
-  runId: name,
-  model: modelSpec,
-  parameterCount: count,
-  /** How often the worker must send a heartbeat while connected. */
-  heartbeatIntervalMs: z.int().min(10),
-  /**
-   * Since 1.3, for runs with deterministic reduction (only sent to 1.3+ workers): every shard of the
-   * run is one node of the fixed summation tree; compute each micro-batch of this many samples on its
-   * own and add them along the tree. Absent: compute each shard's gradient in one piece.
-   */
-  microBatchSize: z.int().min(1).optional(),
-});
+export const welcomeSchema = z
+  .strictObject({
+    type: z.literal('welcome'),
+    protocol: protocolVersion,
+    workerId: name,
+    runId: name,
+    /** A run of a built-in model: the worker builds it from this spec. */
+    model: modelSpec.optional(),
+    /** Since 1.4, a run of a task module: the worker computes with the task it loaded (named here). */
+    task: z.strictObject({ name }).optional(),
+    parameterCount: count,
+    /** How often the worker must send a heartbeat while connected. */
+    heartbeatIntervalMs: z.int().min(10),
+    /**
+     * Since 1.3, for runs with deterministic reduction (only sent to 1.3+ workers): every shard of the
+     * run is one node of the fixed summation tree; compute each micro-batch of this many samples on its
+     * own and add them along the tree. Absent: compute each shard's gradient in one piece.
+     */
+    microBatchSize: z.int().min(1).optional(),
+  })
+  .refine((welcome) => (welcome.model === undefined) !== (welcome.task === undefined), {
+    message: 'a welcome names either a built-in model or a task',
+  });
 
 export const weightsSchema = z.strictObject({
   type: z.literal('weights'),
@@ -139,9 +158,9 @@ export const weightsSchema = z.strictObject({
 const shardData = {
   shard: index,
   weightsVersion: index,
-  /** uint8 pixels, shape [count, rows, cols]; the worker scales them to [0, 1]. */
-  images: wireTensorSchema,
-  /** uint8 labels, shape [count]. */
+  /** Since 1.4: the samples' features as the task stores them, shape [count, ...sample shape]. */
+  features: wireTensorSchema,
+  /** The samples' labels as the task stores them, shape [count, ...label shape]. */
   labels: wireTensorSchema,
 };
 
@@ -149,6 +168,11 @@ export const computeSchema = z.strictObject({
   type: z.literal('compute'),
   step: index,
   ...shardData,
+  /**
+   * Since 1.4: each sample's 32-bit key (as int32, shape [count]), which its dropout masks are drawn
+   * from, so a sample is dropped the same way whichever worker computes it.
+   */
+  keys: wireTensorSchema,
 });
 
 export const evaluateSchema = z.strictObject({ type: z.literal('evaluate'), round: index, ...shardData });

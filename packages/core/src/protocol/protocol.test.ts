@@ -1,7 +1,9 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
+import { callosumError } from '../optim/test-support.js';
 import { createMsgpackCodec } from './codec.js';
 import { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
+import { samplesFromWire, samplesToWire } from './samples.js';
 import { fromWireTensor, toWireTensor } from './tensor.js';
 import { gradientMessage } from './test-support.js';
 import { PROTOCOL_VERSION, protocolAtLeast } from './version.js';
@@ -86,7 +88,7 @@ describe('codec + validation', () => {
 
   it('carries the micro-batch size once, in the welcome (1.3), and no longer in compute requests', () => {
     const microBatched = { ...welcome, microBatchSize: 16 };
-    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 3 });
+    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 4 });
     expect(parseCoordinatorMessage(codec.decode(codec.encode(microBatched)))).toEqual(microBatched);
     for (const bad of [0, 2.5, -1]) {
       expect(() => parseCoordinatorMessage({ ...welcome, microBatchSize: bad })).toThrow(/microBatchSize/);
@@ -96,12 +98,96 @@ describe('codec + validation', () => {
       step: 0,
       shard: 0,
       weightsVersion: 0,
-      images: toWireTensor(new Uint8Array(4), [1, 2, 2]),
+      features: toWireTensor(new Uint8Array(4), [1, 2, 2]),
       labels: toWireTensor(new Uint8Array(1), [1]),
+      keys: toWireTensor(new Int32Array(1), [1]),
     };
     expect(parseCoordinatorMessage(compute)).toEqual(compute);
     expect(() => parseCoordinatorMessage({ ...compute, microBatchSize: 16 })).toThrow(
       /microBatchSize|Unrecognized/,
+    );
+  });
+
+  it('carries any task (1.4): typed features and labels, metric sums, the task in hello and welcome', () => {
+    const compute = {
+      type: 'compute',
+      step: 3,
+      shard: 1,
+      weightsVersion: 3,
+      features: toWireTensor(new Float32Array([0.5, -1, 2, 4, 8, 16]), [2, 3]),
+      labels: toWireTensor(new Float32Array([1, 0]), [2]),
+      keys: toWireTensor(new Int32Array([7, -9]), [2]),
+    };
+    expect(parseCoordinatorMessage(compute)).toEqual(compute);
+    const decoded = parseCoordinatorMessage(codec.decode(codec.encode(compute)));
+    if (decoded.type !== 'compute') throw new Error(`decoded a ${decoded.type}`);
+    expect(decoded.features.shape).toEqual([2, 3]);
+    expect(fromWireTensor(decoded.features, 'float32')).toEqual(new Float32Array([0.5, -1, 2, 4, 8, 16]));
+    expect(fromWireTensor(decoded.keys, 'int32')).toEqual(new Int32Array([7, -9]));
+    const { keys: _, ...evaluate } = { ...compute, type: 'evaluate', round: 0 };
+    const { step: __, ...evaluateRequest } = evaluate;
+    expect(parseCoordinatorMessage(evaluateRequest)).toEqual(evaluateRequest);
+    // The old uint8 `images` field is gone.
+    const { features, ...withoutFeatures } = compute;
+    expect(() => parseCoordinatorMessage({ ...withoutFeatures, images: features })).toThrow(
+      /features|images/,
+    );
+
+    const gradient = parseWorkerMessage(codec.decode(codec.encode(gradientMessage())));
+    expect(gradient).toMatchObject({ metricSums: [0.75] });
+    const { metricSums: ___, ...withoutMetrics } = gradientMessage();
+    expect(() => parseWorkerMessage(withoutMetrics)).toThrow(/metricSums/);
+    expect(() => parseWorkerMessage(gradientMessage(undefined, { metricSums: ['0.5'] }))).toThrow(
+      /metricSums/,
+    );
+    expect(() =>
+      parseWorkerMessage(gradientMessage(undefined, { metricSums: new Array(257).fill(0) })),
+    ).toThrow(/metricSums/);
+
+    const hello = {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      workerName: 'w',
+      backend: 'cpu',
+      pid: 1,
+      hostname: 'h',
+      task: { task: 'spam', layers: [{ class: 'Dense', config: { units: 1 } }], loss: 'binaryCrossentropy' },
+    };
+    expect(parseWorkerMessage(codec.decode(codec.encode(hello)))).toEqual(hello);
+    const { model: ____, ...taskWelcome } = { ...welcome, task: { name: 'spam' } };
+    expect(parseCoordinatorMessage(codec.decode(codec.encode(taskWelcome)))).toEqual(taskWelcome);
+    for (const both of [
+      { ...welcome, task: { name: 'spam' } },
+      { ...taskWelcome, task: undefined },
+    ]) {
+      expect(() => parseCoordinatorMessage(both)).toThrow(/either a built-in model or a task/);
+    }
+  });
+
+  it("sends a shard's samples as typed tensors of [count, ...sample shape], in the set's own dtypes", () => {
+    const set = {
+      count: 3,
+      features: { values: Uint8Array.from({ length: 12 }, (_, i) => i), sampleShape: [2, 2] },
+      labels: { values: Float32Array.of(0.5, 1.5, 2.5, 3.5, 4.5, 5.5), sampleShape: [2] },
+    };
+    const raw = {
+      count: 2,
+      features: set.features.values.subarray(4, 12),
+      labels: set.labels.values.subarray(2, 6),
+    };
+    const wire = samplesToWire(raw, set);
+    expect(wire.features).toMatchObject({ dtype: 'uint8', shape: [2, 2, 2] });
+    expect(wire.labels).toMatchObject({ dtype: 'float32', shape: [2, 2] });
+    const back = samplesFromWire(wire);
+    expect(back.count).toBe(2);
+    expect(back.features).toEqual(raw.features);
+    expect(back.labels).toEqual(raw.labels);
+    expect(() => samplesFromWire({ ...wire, labels: toWireTensor(new Float32Array(6), [3, 2]) })).toThrow(
+      callosumError(
+        'MALFORMED_MESSAGE',
+        'features of shape [2, 2, 2] and labels of shape [3, 2]',
+        'sample count',
+      ),
     );
   });
 

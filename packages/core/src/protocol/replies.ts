@@ -15,6 +15,7 @@ export function gradientReply(
     gradient: toWireTensor(result.gradient, [result.gradient.length]),
     lossSum: result.lossSum,
     correct: result.correct,
+    metricSums: [...result.metricSums],
     count: result.count,
     timings,
   };

@@ -13,6 +13,7 @@ export function gradientMessage(
     gradient: toWireTensor(gradient, [gradient.length]),
     lossSum: 1.25,
     correct: 3,
+    metricSums: [0.75],
     count: 5,
     timings: { decodeMs: 1, computeMs: 20 },
     ...extra,

@@ -29,7 +29,7 @@ function advancedState(steps: number): TrainingState {
   );
   for (let step = 0; step < steps; step++) {
     const meanGradient = Float32Array.from({ length: 50 }, (_, i) => Math.sin(i + step));
-    state.applyStep({ meanGradient, lossSum: 1, correct: 1, count: 10 });
+    state.applyStep({ meanGradient, lossSum: 1, correct: 1, metricSums: [], count: 10 });
   }
   return state;
 }
@@ -47,7 +47,13 @@ describe('checkpoints', () => {
     expect(restored.step).toBe(7);
     expect(restored.position).toEqual(original.position);
     expect(restored.nextBatchIndices()).toEqual(original.nextBatchIndices());
-    const gradient = { meanGradient: new Float32Array(50).fill(0.25), lossSum: 1, correct: 1, count: 10 };
+    const gradient = {
+      meanGradient: new Float32Array(50).fill(0.25),
+      lossSum: 1,
+      correct: 1,
+      metricSums: [],
+      count: 10,
+    };
     original.applyStep(gradient);
     restored.applyStep(gradient);
     expect(restored.weights).toEqual(original.weights);
@@ -90,12 +96,16 @@ describe('checkpoints', () => {
         'e.ckpt',
       ).step,
     ).toBe(1);
+    // A fully trainable model's optimizer slots are as long as its weights: the header says nothing more.
+    edited((header) => expect(header.slotLength).toBeUndefined());
     const cases: [(header: Record<string, unknown>) => void, RegExp][] = [
       [(header) => (header.formatVersion = 2), /e\.ckpt: header: formatVersion must be 1 .*got 2/],
       [(header) => delete header.step, /e\.ckpt: header: step must be an integer >= 0, got undefined/],
       [(header) => (header.parameterCount = -50), /e\.ckpt: header: parameterCount must be an integer >= 0/],
       [(header) => ((header.config as Record<string, unknown>).epochs = 0), /header: config\.epochs must be/],
       [(header) => delete (header.config as Record<string, unknown>).batchSize, /header: config\.batchSize/],
+      [(header) => (header.slotLength = 51), /e\.ckpt: header: slotLength 51 is more than the 50 parameters/],
+      [(header) => (header.slotLength = 49), /e\.ckpt: body has 600 bytes, header describes 592/],
     ];
     for (const [edit, message] of cases) {
       expect(() => decodeCheckpoint(edited(edit), 'e.ckpt')).toThrow(message);

@@ -14,7 +14,10 @@ import { type TrainingConfig, trainingConfigSchema } from './config.js';
  *
  * File layout: 8-byte magic, uint32 little-endian header length, a JSON header, then the body: the
  * weights and each optimizer slot as little-endian float32, in the order the header lists them. The
- * header carries the body's SHA-256, so truncation or corruption anywhere is detected.
+ * header carries the body's SHA-256, so truncation or corruption anywhere is detected. The optimizer
+ * moves only the trainable weights (a prefix of the vector, see ParameterLayout), so its slots may be
+ * shorter than the weights: the header then gives their length as `slotLength` (absent: as long as the
+ * weights, which is all a checkpoint of a fully trainable model says, as before the field existed).
  */
 export const CHECKPOINT_FORMAT_VERSION = 1;
 
@@ -43,6 +46,8 @@ const headerSchema = z.object({
     slots: z.array(z.string().min(1)),
   }),
   parameterCount: integerOption(0),
+  /** Elements per optimizer slot, when fewer than `parameterCount` (the optimizer's trainable prefix). */
+  slotLength: integerOption(0).optional(),
   bodySha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
@@ -54,6 +59,16 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     checkpoint.weights,
     ...slotNames.map((slot) => checkpoint.optimizer.slots[slot] as Float32Array),
   ];
+  const slotLength = checkpoint.optimizer.slots[slotNames[0] ?? '']?.length ?? checkpoint.weights.length;
+  for (const slot of slotNames) {
+    const length = (checkpoint.optimizer.slots[slot] as Float32Array).length;
+    if (length !== slotLength || length > checkpoint.weights.length) {
+      throw new CallosumError(
+        ErrorCodes.SHAPE_MISMATCH,
+        `checkpoint: optimizer slot "${slot}" has ${length} elements, the weights ${checkpoint.weights.length} and slot "${slotNames[0]}" ${slotLength}`,
+      );
+    }
+  }
   const body = Buffer.concat(
     arrays.map((array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength)),
   );
@@ -64,6 +79,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     step: checkpoint.step,
     optimizer: { name: checkpoint.optimizer.name, step: checkpoint.optimizer.step, slots: slotNames },
     parameterCount: checkpoint.weights.length,
+    ...(slotLength === checkpoint.weights.length ? {} : { slotLength }),
     bodySha256: createHash('sha256').update(body).digest('hex'),
   };
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
@@ -90,15 +106,22 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
   }
   const header = parseOptions(headerSchema, json, `${source}: header`, ErrorCodes.ARTIFACT_INVALID);
   const body = bytes.subarray(bodyStart);
-  const expectedBytes = header.parameterCount * 4 * (1 + header.optimizer.slots.length);
+  const slotLength = header.slotLength ?? header.parameterCount;
+  if (slotLength > header.parameterCount) {
+    throw invalid(`header: slotLength ${slotLength} is more than the ${header.parameterCount} parameters`);
+  }
+  const lengths = [header.parameterCount, ...header.optimizer.slots.map(() => slotLength)];
+  const expectedBytes = lengths.reduce((total, length) => total + length * 4, 0);
   if (body.length !== expectedBytes)
     throw invalid(`body has ${body.length} bytes, header describes ${expectedBytes}`);
   if (createHash('sha256').update(body).digest('hex') !== header.bodySha256)
     throw invalid('checksum mismatch');
   // Copy into fresh, aligned arrays: the body may start at any offset.
-  const arrays = Array.from({ length: 1 + header.optimizer.slots.length }, (_, index) => {
-    const start = index * header.parameterCount * 4;
-    return new Float32Array(new Uint8Array(body.subarray(start, start + header.parameterCount * 4)).buffer);
+  let start = 0;
+  const arrays = lengths.map((length) => {
+    const array = new Float32Array(new Uint8Array(body.subarray(start, start + length * 4)).buffer);
+    start += length * 4;
+    return array;
   });
   const [weights, ...slotArrays] = arrays as [Float32Array, ...Float32Array[]];
   const slots = Object.fromEntries(

@@ -8,11 +8,13 @@ export interface StepEvent {
   readonly totalSteps: number;
   /** Epoch the step's batch came from (0-based). */
   readonly epoch: number;
-  /** Mean loss and accuracy over this step's global batch. */
+  /** Mean loss and accuracy over this step's global batch (accuracy NaN when the task does not measure it). */
   readonly loss: number;
   readonly accuracy: number;
   readonly learningRate: number;
   readonly samplesPerSecond: number;
+  /** Whether this step was the last of its epoch (or of the run). */
+  readonly endsEpoch: boolean;
 }
 
 export interface EpochEvent {
@@ -28,14 +30,16 @@ export function stepEvent(
   reduced: ReducedStep,
   learningRate: number,
   samplesPerSecond: number,
+  measuresAccuracy = true,
 ): StepEvent {
   return {
     step: state.step,
     totalSteps: state.totalSteps,
     epoch,
     loss: reduced.lossSum / reduced.count,
-    accuracy: reduced.correct / reduced.count,
+    accuracy: measuresAccuracy ? reduced.correct / reduced.count : Number.NaN,
     learningRate,
     samplesPerSecond,
+    endsEpoch: state.endedEpoch(epoch),
   };
 }

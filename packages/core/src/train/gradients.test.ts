@@ -1,32 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../backends/cpu.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ImageBatch } from '../data/batch.js';
+import { sliceBatch } from '../data/samples.js';
 import { buildModel } from '../models/index.js';
 import { parameterLayout, readFlatWeights, writeFlatWeights } from '../params/layout.js';
 import { evaluateInChunks } from './evaluate.js';
 import { computeGradients, evaluateBatch } from './gradients.js';
-
-function randomBatch(count: number, seed: number): ImageBatch {
-  let state = seed;
-  const next = () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-  return {
-    pixels: Float32Array.from({ length: count * 784 }, next),
-    labels: Int32Array.from({ length: count }, () => Math.floor(next() * 10)),
-    count,
-  };
-}
-
-function slice(batch: ImageBatch, start: number, end: number): ImageBatch {
-  return {
-    pixels: batch.pixels.subarray(start * 784, end * 784),
-    labels: batch.labels.subarray(start, end),
-    count: end - start,
-  };
-}
+import { builtinTaskModel, randomBatch } from './test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -75,11 +55,12 @@ describe('models and flat parameters', () => {
 
 describe('computeGradients', () => {
   it('computes the summed cross-entropy of the softmax output, and counts correct predictions', () => {
-    const model = buildModel({ name: 'mlp', options: { hidden: [32] } }, { seed: 3 });
+    const taskModel = builtinTaskModel({ name: 'mlp', options: { hidden: [32] } }, 3);
+    const { model } = taskModel;
     const batch = randomBatch(12, 1);
-    const result = computeGradients(model, batch);
+    const result = computeGradients(taskModel, batch);
     const probabilities = tf
-      .tidy(() => model.predict(tf.tensor(batch.pixels, [12, 28, 28, 1])) as tf.Tensor)
+      .tidy(() => model.predict(tf.tensor(batch.features, [12, 28, 28, 1])) as tf.Tensor)
       .arraySync() as number[][];
     let expectedLoss = 0;
     let expectedCorrect = 0;
@@ -91,22 +72,25 @@ describe('computeGradients', () => {
     expect(result.lossSum).toBeCloseTo(expectedLoss, 3);
     expect(result.correct).toBe(expectedCorrect);
     expect(result.count).toBe(12);
-    expect(evaluateBatch(model, batch)).toEqual({
+    expect(result.metricSums).toEqual([]);
+    expect(evaluateBatch(taskModel, batch)).toEqual({
       lossSum: expect.closeTo(expectedLoss, 3),
       correct: expectedCorrect,
+      metricSums: [],
       count: 12,
     });
     model.dispose();
   });
 
   it('matches finite differences of the loss on sampled parameters', () => {
-    const model = buildModel({ name: 'mlp', options: { hidden: [8] } }, { seed: 5 });
+    const taskModel = builtinTaskModel({ name: 'mlp', options: { hidden: [8] } }, 5);
+    const { model } = taskModel;
     const batch = randomBatch(6, 2);
-    const { gradient } = computeGradients(model, batch);
+    const { gradient } = computeGradients(taskModel, batch);
     const weights = readFlatWeights(model);
     const lossAt = (flat: Float32Array) => {
       writeFlatWeights(model, flat);
-      return evaluateBatch(model, batch).lossSum;
+      return evaluateBatch(taskModel, batch).lossSum;
     };
     const epsilon = 1e-3;
     for (const index of [0, 100, 4000, 6279, weights.length - 1]) {
@@ -124,10 +108,13 @@ describe('computeGradients', () => {
   });
 
   it('is additive over shards: the gradient of a batch is the sum of its parts', () => {
-    const model = buildModel({ name: 'cnn' }, { seed: 7 });
+    const taskModel = builtinTaskModel({ name: 'cnn' }, 7);
+    const { model } = taskModel;
     const batch = randomBatch(10, 3);
-    const whole = computeGradients(model, batch);
-    const parts = [slice(batch, 0, 3), slice(batch, 3, 10)].map((part) => computeGradients(model, part));
+    const whole = computeGradients(taskModel, batch);
+    const parts = [sliceBatch(batch, 0, 3), sliceBatch(batch, 3, 10)].map((part) =>
+      computeGradients(taskModel, part),
+    );
     const summed = parts[0]!.gradient.map((value, i) => value + parts[1]!.gradient[i]!);
     const scale = whole.gradient.reduce((max, value) => Math.max(max, Math.abs(value)), 0);
     const worst = summed.reduce((max, value, i) => Math.max(max, Math.abs(value - whole.gradient[i]!)), 0);
@@ -138,10 +125,11 @@ describe('computeGradients', () => {
   });
 
   it('evaluates a shard larger than a chunk to the same totals in chunks as in one pass', () => {
-    const model = buildModel({ name: 'mlp', options: { hidden: [8] } }, { seed: 6 });
+    const taskModel = builtinTaskModel({ name: 'mlp', options: { hidden: [8] } }, 6);
+    const { model } = taskModel;
     const batch = randomBatch(1_100, 5); // three chunks, the last one short
-    const whole = evaluateBatch(model, batch);
-    const chunked = evaluateInChunks(model, batch);
+    const whole = evaluateBatch(taskModel, batch);
+    const chunked = evaluateInChunks(taskModel, batch);
     expect(chunked.count).toBe(1_100);
     expect(chunked.correct).toBe(whole.correct);
     expect(chunked.lossSum).toBeCloseTo(whole.lossSum, 2);
@@ -149,22 +137,29 @@ describe('computeGradients', () => {
   });
 
   it('leaves no tensors behind', () => {
-    const model = buildModel({ name: 'lenet5' });
+    const taskModel = builtinTaskModel({ name: 'lenet5' });
+    const { model } = taskModel;
     const batch = randomBatch(4, 4);
-    computeGradients(model, batch);
+    computeGradients(taskModel, batch);
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) {
-      computeGradients(model, batch);
-      evaluateBatch(model, batch);
+      computeGradients(taskModel, batch);
+      evaluateBatch(taskModel, batch);
     }
     expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
 
   it('rejects a batch whose arrays do not match its count', () => {
-    const model = buildModel({ name: 'mlp' });
+    const taskModel = builtinTaskModel({ name: 'mlp' });
+    const { model } = taskModel;
     const batch = randomBatch(4, 5);
-    expect(() => computeGradients(model, { ...batch, count: 5 })).toThrow(/batch of 5 needs 3920 pixels/);
+    expect(() => computeGradients(taskModel, { ...batch, count: 5 })).toThrow(
+      /batch of 5 needs 3920 feature values for the model's input \[28, 28, 1\], got 3136/,
+    );
+    expect(() => computeGradients(taskModel, { ...batch, labels: batch.labels.subarray(0, 3) })).toThrow(
+      /batch of 4 samples has 3 label values/,
+    );
     model.dispose();
   });
 });

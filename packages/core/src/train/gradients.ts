@@ -1,87 +1,117 @@
-import type { Scalar, Tensor } from '@tensorflow/tfjs-core';
+import type { Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { ImageBatch } from '../data/batch.js';
+import type { SampleBatch } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
-import {
-  flattenTensors,
-  type ParameterLayout,
-  parameterLayout,
-  trainableVariables,
-} from '../params/layout.js';
+import { flattenTensors, trainableVariables } from '../params/layout.js';
+import { withSampleKeys } from '../task/dropout.js';
+import { inputSampleShape, type TaskModel } from '../task/task.js';
 import type { BatchTotals, GradientResult } from './batch.js';
-import { correctCount, crossEntropySum, forwardLogits } from './logits.js';
+import { withBatchStatistics } from './statistics.js';
 
-function inputTensors(model: LayersModel, batch: ImageBatch): { input: Tensor; labels: Tensor } {
-  const [, ...sampleShape] = model.inputs[0]?.shape ?? [];
-  const sampleSize = sampleShape.reduce<number>((product, dim) => product * (dim ?? 1), 1);
-  if (batch.pixels.length !== batch.count * sampleSize || batch.labels.length !== batch.count) {
+function inputTensors(
+  { model, conversion }: TaskModel,
+  batch: SampleBatch,
+): { input: Tensor; labels: Tensor } {
+  const sampleShape = inputSampleShape(model);
+  const sampleSize = sampleShape.reduce((product, dim) => product * dim, 1);
+  if (batch.features.length !== batch.count * sampleSize) {
     throw new CallosumError(
       ErrorCodes.SHAPE_MISMATCH,
-      `batch of ${batch.count} needs ${batch.count * sampleSize} pixels and ${batch.count} labels, ` +
-        `got ${batch.pixels.length} and ${batch.labels.length}`,
+      `batch of ${batch.count} needs ${batch.count * sampleSize} feature values for the model's input ` +
+        `[${sampleShape.join(', ')}], got ${batch.features.length}`,
     );
   }
+  if (batch.count === 0 || batch.labels.length % batch.count !== 0) {
+    throw new CallosumError(
+      ErrorCodes.SHAPE_MISMATCH,
+      `batch of ${batch.count} samples has ${batch.labels.length} label values`,
+    );
+  }
+  const labelsPerSample = batch.labels.length / batch.count;
   return {
-    input: tf.tensor(batch.pixels, [batch.count, ...sampleShape.map((dim) => dim ?? 1)], 'float32'),
-    labels: tf.tensor1d(batch.labels, 'int32'),
+    input: tf.tensor(batch.features, [batch.count, ...sampleShape], conversion.featureDtype),
+    labels: tf.tensor(
+      batch.labels,
+      labelsPerSample === 1 ? [batch.count] : [batch.count, labelsPerSample],
+      conversion.labelDtype,
+    ),
+  };
+}
+
+/** Reads scalar sums back once the tensors exist. */
+function totalsOf(
+  sums: { loss: Tensor; correct: Tensor | undefined; metrics: readonly Tensor[] },
+  count: number,
+): BatchTotals {
+  return {
+    lossSum: sums.loss.dataSync()[0] as number,
+    correct: sums.correct === undefined ? 0 : (sums.correct.dataSync()[0] as number),
+    metricSums: sums.metrics.map((metric) => metric.dataSync()[0] as number),
+    count,
   };
 }
 
 /**
- * Gradient of the summed loss over `batch` with respect to all parameters, as one flat vector (written
- * into `into` when given, e.g. the frame that will carry it), plus the batch totals. Creates no lasting
- * tensors.
+ * Gradient of the summed loss over `batch` with respect to all trainable parameters, and each
+ * statistic's batch value times the batch's samples, as one flat vector (written into `into` when
+ * given, e.g. the frame that will carry it), plus the batch totals. Creates no lasting tensors.
  */
 export function computeGradients(
-  model: LayersModel,
-  batch: ImageBatch,
-  layout: ParameterLayout = parameterLayout(model),
-  into: Float32Array = new Float32Array(layout.totalSize),
+  taskModel: TaskModel,
+  batch: SampleBatch,
+  into: Float32Array = new Float32Array(taskModel.layout.totalSize),
 ): GradientResult {
+  const { model, layout, objective } = taskModel;
   if (batch.count === 0) {
     into.fill(0);
-    return { gradient: into, lossSum: 0, correct: 0, count: 0 };
+    return {
+      gradient: into,
+      lossSum: 0,
+      correct: 0,
+      metricSums: objective.metricNames.map(() => 0),
+      count: 0,
+    };
   }
   const variables = trainableVariables(model);
   // Only tensors leave the tidy: tidy walks its result looking for tensors, and walking a
   // 700k-element Float32Array key by key costs more than the whole backward pass.
-  const { loss, correct, grads } = tf.tidy(() => {
-    const { input, labels } = inputTensors(model, batch);
-    let correctTensor: Tensor | undefined;
-    const { value, grads: byName } = tf.variableGrads(() => {
-      const logits = forwardLogits(model, input, true);
-      correctTensor = tf.keep(correctCount(logits, labels));
-      return crossEntropySum(logits, labels) as Scalar;
-    }, variables);
-    return {
-      loss: value,
-      correct: correctTensor as Tensor,
-      grads: variables.map((variable) => byName[variable.name] as Tensor),
-    };
+  const { sums, vector } = tf.tidy(() => {
+    const { input, labels } = inputTensors(taskModel, batch);
+    return withBatchStatistics(model, layout, batch.count, () =>
+      withSampleKeys(batch.keys, () => {
+        let kept: { correct: Tensor | undefined; metrics: Tensor[] } = { correct: undefined, metrics: [] };
+        const { value, grads } = tf.variableGrads(() => {
+          const { loss, correct, metrics } = objective.trainingSums(model, input, labels);
+          kept = { correct: correct && tf.keep(correct), metrics: metrics.map((metric) => tf.keep(metric)) };
+          return loss;
+        }, variables);
+        return {
+          sums: { loss: value, ...kept },
+          gradients: variables.map((variable) => grads[variable.name] as Tensor),
+        };
+      }),
+    );
   });
   try {
-    return {
-      gradient: flattenTensors(grads, layout, into),
-      lossSum: loss.dataSync()[0] as number,
-      correct: correct.dataSync()[0] as number,
-      count: batch.count,
-    };
+    const totals = totalsOf(sums, batch.count);
+    return { gradient: flattenTensors(vector, layout, into), ...totals };
   } finally {
-    tf.dispose([loss, correct, ...grads]);
+    tf.dispose([sums.loss, ...(sums.correct ? [sums.correct] : []), ...sums.metrics, ...vector]);
   }
 }
 
-/** Loss and accuracy totals of the model on `batch`, without gradients. */
-export function evaluateBatch(model: LayersModel, batch: ImageBatch): BatchTotals {
-  if (batch.count === 0) return { lossSum: 0, correct: 0, count: 0 };
-  return tf.tidy(() => {
-    const { input, labels } = inputTensors(model, batch);
-    const logits = forwardLogits(model, input, false);
-    return {
-      lossSum: crossEntropySum(logits, labels).dataSync()[0] as number,
-      correct: correctCount(logits, labels).dataSync()[0] as number,
-      count: batch.count,
-    };
+/** Loss and metric totals of the model on `batch`, without gradients, as plain tfjs evaluates them. */
+export function evaluateBatch(taskModel: TaskModel, batch: SampleBatch): BatchTotals {
+  if (batch.count === 0)
+    return { lossSum: 0, correct: 0, metricSums: taskModel.objective.metricNames.map(() => 0), count: 0 };
+  const sums = tf.tidy(() => {
+    const { input, labels } = inputTensors(taskModel, batch);
+    const { loss, correct, metrics } = taskModel.objective.evaluationSums(taskModel.model, input, labels);
+    return { loss, correct, metrics: [...metrics] };
   });
+  try {
+    return totalsOf(sums, batch.count);
+  } finally {
+    tf.dispose(sums);
+  }
 }

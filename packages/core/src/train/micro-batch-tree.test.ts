@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../backends/cpu.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ImageBatch, sliceImageBatch } from '../data/batch.js';
+import { sliceBatch } from '../data/samples.js';
 import { evenShardSizes } from '../data/shards.js';
-import { buildModel } from '../models/index.js';
-import { parameterLayout } from '../params/layout.js';
 import type { GradientResult } from './batch.js';
 import { DEFAULT_TRAINING_CONFIG } from './config.js';
 import { computeGradients } from './gradients.js';
@@ -21,6 +19,7 @@ import {
   treeShards,
 } from './micro-batch-tree.js';
 import { OrderedGradientSum } from './reduce.js';
+import { builtinTaskModel, randomBatch, randomGenerator } from './test-support.js';
 import { TrainingState } from './training-state.js';
 
 /** Every node of the tree over `leafCount` micro-batches, as "first+count". */
@@ -37,14 +36,6 @@ function allTreeNodes(leafCount: number): Set<string> {
   return nodes;
 }
 
-function randomGenerator(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
 /** Leaf gradients whose float32 sums depend on the order: magnitudes from 1e-6 to 1e6, both signs. */
 function randomLeaves(leafCount: number, length: number, seed: number): GradientResult[] {
   const next = randomGenerator(seed);
@@ -52,6 +43,7 @@ function randomLeaves(leafCount: number, length: number, seed: number): Gradient
     gradient: Float32Array.from({ length }, () => (next() - 0.5) * 10 ** Math.floor(next() * 13 - 6)),
     lossSum: next() * 100,
     correct: leaf % 3,
+    metricSums: [],
     count: 4,
   }));
 }
@@ -63,15 +55,6 @@ function nodeResult(leaves: readonly GradientResult[], node: TreeNode): Gradient
     (part) => (part.count === 1 ? leaves[node.first + part.first] : undefined),
   );
   return { ...result, gradient: result.gradient.slice() };
-}
-
-function randomBatch(count: number, seed: number): ImageBatch {
-  const next = randomGenerator(seed);
-  return {
-    pixels: Float32Array.from({ length: count * 784 }, next),
-    labels: Int32Array.from({ length: count }, () => Math.floor(next() * 10)),
-    count,
-  };
 }
 
 beforeAll(async () => {
@@ -182,7 +165,7 @@ describe('TreeGradientSum', () => {
             gradient[i] = (gradient[i] as number) + (leaf.gradient[i] as number);
         }
         first += count;
-        return { gradient, lossSum: 0, correct: 0, count: count * 4 };
+        return { gradient, lossSum: 0, correct: 0, metricSums: [], count: count * 4 };
       });
       ordered.begin(shards.length);
       for (const [index, shard] of shards.entries()) ordered.add(index, shard);
@@ -198,6 +181,7 @@ describe('TreeGradientSum', () => {
       gradient: Float32Array.of(3e38, 1),
       lossSum: 0,
       correct: 0,
+      metricSums: [],
       count: 1,
     });
     sum.begin(2, [
@@ -217,19 +201,13 @@ describe('TreeGradientSum', () => {
 
 describe('computeTreeGradients', () => {
   it('computes a batch in one piece or node by node on "workers" with the same bits', () => {
-    const model = buildModel({ name: 'mlp', options: { hidden: [16] } }, { seed: 3 });
-    const layout = parameterLayout(model);
+    const taskModel = builtinTaskModel({ name: 'mlp', options: { hidden: [16] } }, 3);
+    const { model, layout } = taskModel;
     const batch = randomBatch(37, 5);
     const microBatchSize = 8;
     const leafCount = microBatchCount(batch.count, microBatchSize);
     const sum = new TreeGradientSum(layout.totalSize);
-    const whole = computeTreeGradients(
-      model,
-      batch,
-      microBatchSize,
-      new TreeSummation(layout.totalSize),
-      layout,
-    );
+    const whole = computeTreeGradients(taskModel, batch, microBatchSize, new TreeSummation(layout.totalSize));
     sum.begin(leafCount, [treeRoot(leafCount)]);
     sum.add(0, whole);
     const local = Array.from(sum.reduce().meanGradient);
@@ -239,15 +217,15 @@ describe('computeTreeGradients', () => {
       sum.begin(leafCount, nodes);
       nodes.forEach((node, index) => {
         const { start, end } = nodeSamples(node, microBatchSize, batch.count);
-        const shard = sliceImageBatch(batch, start, end);
+        const shard = sliceBatch(batch, start, end);
         const worker = new TreeSummation(layout.totalSize);
-        sum.add(index, computeTreeGradients(model, shard, microBatchSize, worker, layout));
+        sum.add(index, computeTreeGradients(taskModel, shard, microBatchSize, worker));
       });
       expect(Array.from(sum.reduce().meanGradient)).toEqual(local);
     }
 
     // And it is the gradient of the batch: computed in one piece it agrees up to float32 rounding.
-    const direct = computeGradients(model, batch, layout);
+    const direct = computeGradients(taskModel, batch);
     let worst = 0;
     let scale = 0;
     direct.gradient.forEach((value, i) => {

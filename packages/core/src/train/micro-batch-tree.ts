@@ -6,12 +6,12 @@
  * same to the last bit: a run gives the same weights with 1, 3 or 8 workers, in one process, or when a
  * lost worker's shard is redone elsewhere (on the same backend).
  */
-import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { type ImageBatch, sliceImageBatch } from '../data/batch.js';
+
 import { requireIntegerInRange } from '../data/checks.js';
+import { type SampleBatch, sliceBatch } from '../data/samples.js';
 import { evenShardSizes } from '../data/shards.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
-import type { ParameterLayout } from '../params/layout.js';
+import type { TaskModel } from '../task/task.js';
 import type { BatchTotals, GradientResult } from './batch.js';
 import { addTotals } from './evaluate.js';
 import { computeGradients } from './gradients.js';
@@ -168,21 +168,20 @@ export class TreeSummation {
  * Written into `into` when given.
  */
 export function computeTreeGradients(
-  model: LayersModel,
-  batch: ImageBatch,
+  taskModel: TaskModel,
+  batch: SampleBatch,
   microBatchSize: number,
   summation: TreeSummation,
-  layout: ParameterLayout,
   into?: Float32Array,
 ): GradientResult {
   const root = treeRoot(microBatchCount(batch.count, microBatchSize));
-  if (root.count === 0) return computeGradients(model, batch, layout, into);
+  if (root.count === 0) return computeGradients(taskModel, batch, into);
   return summation.sum(
     root,
     (node, buffer) => {
       if (node.count !== 1) return undefined;
       const { start, end } = nodeSamples(node, microBatchSize, batch.count);
-      return computeGradients(model, sliceImageBatch(batch, start, end), layout, buffer());
+      return computeGradients(taskModel, sliceBatch(batch, start, end), buffer());
     },
     into,
   );
@@ -255,8 +254,8 @@ export class TreeGradientSum {
     return this.step(totals);
   }
 
-  private step({ lossSum, correct, count }: BatchTotals): ReducedStep {
-    return { meanGradient: this.mean, lossSum, correct, count };
+  private step({ lossSum, correct, metricSums, count }: BatchTotals): ReducedStep {
+    return { meanGradient: this.mean, lossSum, correct, metricSums, count };
   }
 }
 

@@ -3,7 +3,7 @@ import type { GradientResult } from './batch.js';
 import { assertFiniteShard, OrderedGradientSum, reduceShardGradients } from './reduce.js';
 
 function shard(values: number[], count: number, lossSum = count, correct = 0): GradientResult {
-  return { gradient: Float32Array.from(values), lossSum, correct, count };
+  return { gradient: Float32Array.from(values), lossSum, correct, metricSums: [], count };
 }
 
 /** The mean the spec asks for: float64 sum in shard order, times 1 / global count, then float32. */

@@ -1,5 +1,6 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { BatchTotals, GradientResult } from './batch.js';
+import { addTotals, EMPTY_TOTALS } from './evaluate.js';
 import { addScaledSimd, allFiniteSimd, scaleIntoSimd } from './vector-simd.js';
 
 export interface ReducedStep extends BatchTotals {
@@ -25,9 +26,7 @@ export class OrderedGradientSum {
   private held: Float32Array | undefined;
   private shardCount = 0;
   private nextShard = 0;
-  private lossSum = 0;
-  private correct = 0;
-  private count = 0;
+  private totals: BatchTotals = EMPTY_TOTALS;
 
   constructor(readonly parameterCount: number) {
     this.sum = new Float64Array(parameterCount);
@@ -46,9 +45,7 @@ export class OrderedGradientSum {
     this.waiting.clear();
     this.held = undefined;
     this.nextShard = 0;
-    this.lossSum = 0;
-    this.correct = 0;
-    this.count = 0;
+    this.totals = EMPTY_TOTALS;
   }
 
   /**
@@ -89,8 +86,8 @@ export class OrderedGradientSum {
         `only ${this.nextShard} of ${this.shardCount} shards were added`,
       );
     }
-    requireSamples(this.count);
-    return { meanGradient: this.mean, lossSum: this.lossSum, correct: this.correct, count: this.count };
+    requireSamples(this.totals.count);
+    return { meanGradient: this.mean, ...this.totals };
   }
 
   /**
@@ -99,9 +96,7 @@ export class OrderedGradientSum {
    * makes one pass over the parameters in all, writing straight into the mean.
    */
   private fold(shard: GradientResult): void {
-    this.lossSum += shard.lossSum;
-    this.correct += shard.correct;
-    this.count += shard.count;
+    this.totals = addTotals(this.totals, shard);
     const position = this.nextShard;
     const last = position === this.shardCount - 1;
     if (position === 0 && !last) {
@@ -112,9 +107,10 @@ export class OrderedGradientSum {
     const gradient = shard.gradient;
     const first = this.held as Float32Array;
     this.held = undefined;
-    const scale = 1 / this.count;
+    const { count } = this.totals;
+    const scale = 1 / count;
     if (position === 0) {
-      scaleInto(mean, gradient, this.count);
+      scaleInto(mean, gradient, count);
     } else if (position === 1 && last) {
       addScaledSimd(mean, first, gradient, scale);
     } else if (position === 1) {

@@ -1,44 +1,44 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../backends/cpu.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ImageBatch, sliceImageBatch } from '../data/batch.js';
-import { buildModel } from '../models/index.js';
-import { parameterLayout } from '../params/layout.js';
+import { type SampleBatch, sliceBatch } from '../data/samples.js';
+import type { TaskModel } from '../task/task.js';
 import { assertFiniteShard } from './reduce.js';
 import { type Reduction, reductionFor } from './reduction.js';
+import { builtinTaskModel } from './test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
 /** Pixels and labels that vary enough for float32 sums to round differently in another order. */
-function batchOf(count: number): ImageBatch {
+function batchOf(count: number): SampleBatch {
   return {
-    pixels: Float32Array.from({ length: count * 784 }, (_, i) => ((i * 7919) % 1021) / 1021),
+    features: Float32Array.from({ length: count * 784 }, (_, i) => ((i * 7919) % 1021) / 1021),
     labels: Int32Array.from({ length: count }, (_, i) => (i * 7) % 10),
     count,
   };
 }
 
-const model = () => buildModel({ name: 'mlp', options: { hidden: [16] } }, { seed: 3 });
+const model = () => builtinTaskModel({ name: 'mlp', options: { hidden: [16] } }, 3);
 
 /** One step of `batch` on `parts` simulated workers, each shard computed on its own slice. */
-function meanOnWorkers(reduction: Reduction, batch: ImageBatch, parts: number): number[] {
+function meanOnWorkers(reduction: Reduction, batch: SampleBatch, parts: number): number[] {
   const net = model();
-  const layout = parameterLayout(net);
+  const { layout } = net;
   const plan = reduction.plan(batch.count, parts);
   reduction.begin(plan);
   // Each "worker" has its own reduction (from the same settings), as a real one does.
   const worker = reductionFor(reduction.settings, layout.totalSize);
   // Added in reverse: arrival order must not matter.
   for (const [index, { start, end }] of [...plan.shards.entries()].reverse()) {
-    const result = worker.computeShard(net, sliceImageBatch(batch, start, end), layout);
+    const result = worker.computeShard(net, sliceBatch(batch, start, end));
     const copy = { ...result, gradient: result.gradient.slice() };
     assertFiniteShard(copy, index, layout.totalSize);
     reduction.add(index, copy);
   }
   const mean = Array.from(reduction.finish().meanGradient);
-  net.dispose();
+  net.model.dispose();
   return mean;
 }
 
@@ -75,7 +75,9 @@ describe('reductionFor', () => {
 
   it('with micro-batches, a step gives the same mean to the last bit on 1, 2, 3 or 5 workers', () => {
     const batch = batchOf(37);
-    const reduction = reductionFor({ microBatchSize: 8 }, parameterLayout(model()).totalSize);
+    const sizing = model();
+    const reduction = reductionFor({ microBatchSize: 8 }, sizing.layout.totalSize);
+    sizing.model.dispose();
     const means = [1, 2, 3, 5].map((parts) => meanOnWorkers(reduction, batch, parts));
     for (const mean of means.slice(1)) expect(mean).toEqual(means[0]);
   });
@@ -83,7 +85,7 @@ describe('reductionFor', () => {
   it('refuses shards added before a step began, or not awaited, and a step missing one', () => {
     for (const settings of [{}, { microBatchSize: 2 }]) {
       const reduction = reductionFor(settings, 2);
-      const result = { gradient: Float32Array.of(1, 2), lossSum: 0, correct: 0, count: 2 };
+      const result = { gradient: Float32Array.of(1, 2), lossSum: 0, correct: 0, metricSums: [], count: 2 };
       expect(() => reduction.add(0, result)).toThrow(/before the step began/);
       reduction.begin(reduction.plan(4, 2));
       reduction.add(0, result);
@@ -95,24 +97,24 @@ describe('reductionFor', () => {
   it('combines pieces computed apart: with micro-batches bit-identical to the whole shard at any lane count', () => {
     const batch = batchOf(37);
     const net = model();
-    const layout = parameterLayout(net);
+    const { layout } = net;
     const reduction = reductionFor({ microBatchSize: 8 }, layout.totalSize);
-    const whole = reduction.computeShard(net, batch, layout, new Float32Array(layout.totalSize));
+    const whole = reduction.computeShard(net, batch, new Float32Array(layout.totalSize));
     for (const lanes of [1, 2, 3, 4, 7]) {
       const combined = combinedFromPieces(reduction, net, batch, lanes);
       expect(Array.from(combined.gradient)).toEqual(Array.from(whole.gradient));
       expect(combined.count).toBe(37);
       expect(combined.correct).toBe(whole.correct);
     }
-    net.dispose();
+    net.model.dispose();
   });
 
   it('combines pieces computed apart: without micro-batches the same bits for the same lane count, close to one piece', () => {
     const batch = batchOf(37);
     const net = model();
-    const layout = parameterLayout(net);
+    const { layout } = net;
     const reduction = reductionFor({}, layout.totalSize);
-    const whole = reduction.computeShard(net, batch, layout, new Float32Array(layout.totalSize));
+    const whole = reduction.computeShard(net, batch, new Float32Array(layout.totalSize));
     const two = combinedFromPieces(reduction, net, batch, 2);
     expect(Array.from(combinedFromPieces(reduction, net, batch, 2).gradient)).toEqual(
       Array.from(two.gradient),
@@ -123,12 +125,12 @@ describe('reductionFor', () => {
     for (const [i, value] of whole.gradient.entries()) {
       expect(Math.abs((two.gradient[i] as number) - value)).toBeLessThanOrEqual(1e-5 * scale);
     }
-    net.dispose();
+    net.model.dispose();
   });
 
   it('refuses to combine a shard with a piece missing', () => {
     const reduction = reductionFor({ microBatchSize: 2 }, 2);
-    const result = { gradient: Float32Array.of(1, 2), lossSum: 0, correct: 0, count: 2 };
+    const result = { gradient: Float32Array.of(1, 2), lossSum: 0, correct: 0, metricSums: [], count: 2 };
     expect(() => reduction.combinePieces(reduction.plan(4, 2), [result], new Float32Array(2))).toThrow(
       /1 results for the 2 pieces/,
     );
@@ -136,21 +138,11 @@ describe('reductionFor', () => {
 });
 
 /** A shard's gradient from its pieces for `lanes` lanes, each computed on its own slice into its own buffer. */
-function combinedFromPieces(
-  reduction: Reduction,
-  net: ReturnType<typeof model>,
-  batch: ImageBatch,
-  lanes: number,
-) {
-  const layout = parameterLayout(net);
+function combinedFromPieces(reduction: Reduction, net: TaskModel, batch: SampleBatch, lanes: number) {
+  const { layout } = net;
   const plan = reduction.plan(batch.count, lanes);
   const results = plan.shards.map(({ start, end }) =>
-    reduction.computeShard(
-      net,
-      sliceImageBatch(batch, start, end),
-      layout,
-      new Float32Array(layout.totalSize),
-    ),
+    reduction.computeShard(net, sliceBatch(batch, start, end), new Float32Array(layout.totalSize)),
   );
   return reduction.combinePieces(plan, results, new Float32Array(layout.totalSize));
 }

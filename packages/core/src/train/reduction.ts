@@ -4,12 +4,11 @@
  * return; a worker computes each shard with it; trainLocal does both in one process. Keeping the choice
  * in one place is what keeps those three computing the same thing.
  */
-import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { ImageBatch } from '../data/batch.js';
+import type { SampleBatch } from '../data/samples.js';
 import { evenShardRanges, type ShardRange } from '../data/shards.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
-import type { ParameterLayout } from '../params/layout.js';
 import type { ProtocolVersion } from '../protocol/version.js';
+import type { TaskModel } from '../task/task.js';
 import type { BatchTotals, GradientResult } from './batch.js';
 import { addTotals } from './evaluate.js';
 import { computeGradients } from './gradients.js';
@@ -43,12 +42,7 @@ export interface StepPlan {
  * The gradient of the summed loss over one shard's samples, computed as a reduction adds it; written
  * into `into` when given. Without `into` the result may live in scratch memory that the next call reuses.
  */
-export type ComputeShard = (
-  model: LayersModel,
-  batch: ImageBatch,
-  layout: ParameterLayout,
-  into?: Float32Array,
-) => GradientResult;
+export type ComputeShard = (taskModel: TaskModel, batch: SampleBatch, into?: Float32Array) => GradientResult;
 
 export interface Reduction {
   /** Names the reduction in logs and errors. */
@@ -146,8 +140,7 @@ class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduc
     return { samples, shards: evenShardRanges(samples, parts) };
   }
 
-  readonly computeShard: ComputeShard = (model, batch, layout, into) =>
-    computeGradients(model, batch, layout, into);
+  readonly computeShard: ComputeShard = (taskModel, batch, into) => computeGradients(taskModel, batch, into);
 
   combinePieces(plan: StepPlan, results: readonly GradientResult[], into: Float32Array): GradientResult {
     requirePieces(plan, results);
@@ -159,7 +152,7 @@ class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduc
       for (let i = 0; i < into.length; i++) into[i] = (into[i] as number) + (gradient[i] as number);
       totals = addTotals(totals, result);
     }
-    return { gradient: into, lossSum: totals.lossSum, correct: totals.correct, count: totals.count };
+    return { ...totals, gradient: into };
   }
 
   begin(plan: StepPlan): void {
@@ -198,8 +191,8 @@ class MicroBatchTreeReduction extends LazySum<TreeGradientSum> implements Reduct
     return { samples, shards };
   }
 
-  readonly computeShard: ComputeShard = (model, batch, layout, into) =>
-    computeTreeGradients(model, batch, this.microBatchSize, this.treeSummation(), layout, into);
+  readonly computeShard: ComputeShard = (taskModel, batch, into) =>
+    computeTreeGradients(taskModel, batch, this.microBatchSize, this.treeSummation(), into);
 
   combinePieces(plan: StepPlan, results: readonly GradientResult[], into: Float32Array): GradientResult {
     requirePieces(plan, results);

@@ -1,24 +1,22 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BackendPreference } from '../backends/registry.js';
 import { type BackendChoice, initBackend } from '../backends/select.js';
-import { batchFromBytes, type ImageBatch } from '../data/batch.js';
-import { type DatasetSource, datasetFrom } from '../data/mnist.js';
+import type { DatasetSource } from '../data/mnist.js';
+import { batchBuffers, type SampleBatch, toSampleBatch } from '../data/samples.js';
 import { saveModel } from '../io/model-files.js';
-import { buildModel } from '../models/index.js';
-import {
-  type ParameterLayout,
-  parameterLayout,
-  readFlatWeights,
-  writeFlatWeights,
-} from '../params/layout.js';
-import { resolveTrainingConfig, type TrainingConfig } from './config.js';
-import { evaluateImageSet } from './evaluate.js';
+import { readFlatWeights, writeFlatWeights } from '../params/layout.js';
+import { prepareTask } from '../task/prepare-task.js';
+import type { Task, TaskModel } from '../task/task.js';
+import type { TrainingConfig } from './config.js';
+import { type Evaluation, evaluateSampleSet, evaluationOf } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
 import { assertFiniteShard, type ReducedStep } from './reduce.js';
 import { reductionFor } from './reduction.js';
 import { TrainingState } from './training-state.js';
 
 export interface TrainLocalOptions extends Partial<TrainingConfig>, DatasetSource {
+  /** What to train: a task (e.g. loadTaskModule's); without one, `model` on MNIST. */
+  readonly task?: Task | undefined;
   readonly backend?: BackendPreference;
   /** Evaluate on the full test set after every epoch (default true). */
   readonly evaluate?: boolean;
@@ -34,9 +32,15 @@ export interface TrainLocalResult {
   readonly backend: BackendChoice;
   readonly steps: number;
   readonly epochs: number;
-  /** Test-set figures after the last epoch (NaN when evaluation was off). */
+  /**
+   * Figures on the test set (else the validation set) after the last epoch; NaN when evaluation was off
+   * or the task has neither.
+   */
   readonly testLoss: number;
+  /** NaN also when the task does not measure accuracy. */
   readonly testAccuracy: number;
+  /** Every metric of the task on the test set, by name (empty when evaluation was off). */
+  readonly testMetrics: Readonly<Record<string, number>>;
   readonly samplesPerSecond: number;
 }
 
@@ -46,38 +50,31 @@ export interface TrainLocalResult {
  * coordinator with one worker.
  */
 export async function trainLocal(options: TrainLocalOptions = {}): Promise<TrainLocalResult> {
-  const config = resolveTrainingConfig(options);
   const backend = await initBackend(options.backend ?? 'auto');
-  const dataset = await datasetFrom(options);
-  const model = buildModel(config.model, { seed: config.seed });
-  const layout = parameterLayout(model);
-  const state = new TrainingState(config, readFlatWeights(model, layout), dataset.train.count);
+  const { config, taskModel, data } = await prepareTask(options.task, options, options);
+  const { model, layout } = taskModel;
+  const state = new TrainingState(config, readFlatWeights(model, layout), data.train.count, layout);
 
-  let testLoss = Number.NaN;
-  let testAccuracy = Number.NaN;
+  let test: Evaluation | undefined;
   let trainedSamples = 0;
-  const reduceStep = localStepReducer(config, model, layout);
+  const reduceStep = localStepReducer(config, taskModel);
   // Every step's batch is written into these (the input tensor copies it out before the next).
-  const batchBuffers = {
-    pixels: new Float32Array(config.batchSize * dataset.train.rows * dataset.train.cols),
-    labels: new Int32Array(config.batchSize),
-  };
+  const buffers = batchBuffers(data.train, config.batchSize, taskModel.conversion);
   const started = performance.now();
   while (!state.finished) {
     const { epoch } = state.position;
-    const samples = state.gatherTrainingSamples(dataset.train, state.nextBatchIndices());
-    const batch = batchFromBytes(samples.images, samples.labels, batchBuffers);
-    const reduced = reduceStep(batch);
+    const samples = state.gatherTrainingSamples(data.train, state.nextBatchIndices());
+    const reduced = reduceStep(toSampleBatch(samples, taskModel.conversion, buffers));
     const learningRate = state.applyStep(reduced);
     writeFlatWeights(model, state.weights, layout);
     trainedSamples += reduced.count;
     const samplesPerSecond = trainedSamples / ((performance.now() - started) / 1000);
-    options.onStep?.(stepEvent(state, epoch, reduced, learningRate, samplesPerSecond));
-    if (state.endedEpoch(epoch) && options.evaluate !== false) {
-      const totals = evaluateImageSet(model, dataset.test);
-      testLoss = totals.lossSum / totals.count;
-      testAccuracy = totals.correct / totals.count;
-      options.onEpoch?.({ epoch, testLoss, testAccuracy });
+    const { measuresAccuracy } = taskModel.objective;
+    options.onStep?.(stepEvent(state, epoch, reduced, learningRate, samplesPerSecond, measuresAccuracy));
+    const evaluationSet = data.test ?? data.validation;
+    if (state.endedEpoch(epoch) && options.evaluate !== false && evaluationSet !== undefined) {
+      test = evaluationOf(evaluateSampleSet(taskModel, evaluationSet), taskModel);
+      options.onEpoch?.({ epoch, testLoss: test.loss, testAccuracy: test.accuracy ?? Number.NaN });
     }
   }
   const seconds = (performance.now() - started) / 1000;
@@ -88,26 +85,24 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
     backend,
     steps: state.step,
     epochs: state.step / state.sampler.batchesPerEpoch,
-    testLoss,
-    testAccuracy,
+    testLoss: test?.loss ?? Number.NaN,
+    testAccuracy: test?.accuracy ?? Number.NaN,
+    testMetrics: test?.metrics ?? {},
     samplesPerSecond: trainedSamples / seconds,
   };
 }
 
 /** One process's gradient for a whole global batch, reduced the way a coordinator reduces its shards. */
-function localStepReducer(
-  config: TrainingConfig,
-  model: LayersModel,
-  layout: ParameterLayout,
-): (batch: ImageBatch) => ReducedStep {
-  const reduction = reductionFor(config, layout.totalSize);
+function localStepReducer(config: TrainingConfig, taskModel: TaskModel): (batch: SampleBatch) => ReducedStep {
+  const { totalSize } = taskModel.layout;
+  const reduction = reductionFor(config, totalSize);
   // The shard's gradient, reused every step: the reduction has read it by the time finish returns.
-  const gradient = new Float32Array(layout.totalSize);
+  const gradient = new Float32Array(totalSize);
   return (batch) => {
     // One worker slot: the whole batch is the step's only shard (the tree's root, or one even shard).
     reduction.begin(reduction.plan(batch.count, 1));
-    const result = reduction.computeShard(model, batch, layout, gradient);
-    assertFiniteShard(result, 0, layout.totalSize);
+    const result = reduction.computeShard(taskModel, batch, gradient);
+    assertFiniteShard(result, 0, totalSize);
     reduction.add(0, result);
     return reduction.finish();
   };

@@ -1,13 +1,21 @@
 import { shiftImages } from '../data/augment.js';
-import { gatherBytes, type ImageSet, type SampleBytes } from '../data/mnist.js';
 import { EpochSampler, type SamplerPosition } from '../data/sampler.js';
+import { gatherSamples, type RawSamples, type SampleSet } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { createOptimizer } from '../optim/registry.js';
 import { type LearningRateSchedule, learningRateAt } from '../optim/schedules.js';
+import type { ParameterLayout } from '../params/layout.js';
+import { sampleKey } from '../task/dropout.js';
 import type { Checkpoint } from './checkpoint.js';
 import { resolveTrainingConfig, type TrainingConfig } from './config.js';
 import type { ReducedStep } from './reduce.js';
+import { applyStatistics } from './statistics.js';
+
+/** The layout of a model whose weights are all trainable, for a state built without a model. */
+export function allTrainable(size: number): ParameterLayout {
+  return { entries: [], totalSize: size, trainableSize: size };
+}
 
 /**
  * The authoritative state of a synchronous run: flat weights, optimizer, step counter and the
@@ -21,14 +29,28 @@ export class TrainingState {
   readonly totalSteps: number;
   readonly schedule: LearningRateSchedule;
   readonly config: TrainingConfig;
+  /** Which weights the optimizer moves (a prefix) and which are statistics. */
+  readonly layout: ParameterLayout;
   #step = 0;
 
   /** Throws INVALID_ARGUMENT naming the field if `unchecked` is invalid or contradicts itself. */
-  constructor(unchecked: TrainingConfig, initialWeights: Float32Array, datasetSize: number) {
+  constructor(
+    unchecked: TrainingConfig,
+    initialWeights: Float32Array,
+    datasetSize: number,
+    layout: ParameterLayout = allTrainable(initialWeights.length),
+  ) {
     const config = resolveTrainingConfig(unchecked);
+    if (layout.totalSize !== initialWeights.length) {
+      throw new CallosumError(
+        ErrorCodes.SHAPE_MISMATCH,
+        `the weight layout covers ${layout.totalSize} values, the weights are ${initialWeights.length}`,
+      );
+    }
     this.config = config;
+    this.layout = layout;
     this.weights = initialWeights.slice();
-    this.optimizer = createOptimizer(config.optimizer, initialWeights.length);
+    this.optimizer = createOptimizer(config.optimizer, layout.trainableSize);
     this.sampler = new EpochSampler({ datasetSize, batchSize: config.batchSize, seed: config.seed });
     const all = config.epochs * this.sampler.batchesPerEpoch;
     this.totalSteps = config.maxSteps === undefined ? all : Math.min(all, config.maxSteps);
@@ -61,14 +83,30 @@ export class TrainingState {
 
   /**
    * The training samples at `indices` (all or part of the next step's batch), augmented as the config
-   * says for the next step's epoch. The same samples come out whichever shard they are gathered in.
+   * says for the next step's epoch (images only: samples of shape [rows, cols] or [rows, cols,
+   * channels]). The same samples come out whichever shard they are gathered in.
    */
-  gatherTrainingSamples(set: ImageSet, indices: Uint32Array): SampleBytes {
-    const { images, labels } = gatherBytes(set, indices);
+  gatherTrainingSamples(set: SampleSet, indices: Uint32Array): RawSamples {
     const { maxShift, seed } = this.config;
+    const { epoch } = this.position;
+    const samples = {
+      ...gatherSamples(set, indices),
+      keys: indices.map((index) => sampleKey(seed, epoch, index)),
+    };
+    if (maxShift === 0) return samples;
+    const [rows, cols, channels = 1] = set.features.sampleShape as [number, number, number?];
     return {
-      images: shiftImages(images, indices, set.rows, set.cols, maxShift, seed, this.position.epoch),
-      labels,
+      ...samples,
+      features: shiftImages(
+        samples.features,
+        indices,
+        rows,
+        cols,
+        maxShift,
+        seed,
+        this.position.epoch,
+        channels,
+      ),
     };
   }
 
@@ -94,8 +132,8 @@ export class TrainingState {
   }
 
   /** A state that continues exactly where `checkpoint` left off. */
-  static restore(checkpoint: Checkpoint, datasetSize: number): TrainingState {
-    const state = new TrainingState(checkpoint.config, checkpoint.weights, datasetSize);
+  static restore(checkpoint: Checkpoint, datasetSize: number, layout?: ParameterLayout): TrainingState {
+    const state = new TrainingState(checkpoint.config, checkpoint.weights, datasetSize, layout);
     state.optimizer.importState(checkpoint.optimizer);
     if (!Number.isSafeInteger(checkpoint.step) || checkpoint.step < 0 || checkpoint.step > state.totalSteps) {
       throw new CallosumError(
@@ -110,7 +148,13 @@ export class TrainingState {
   /** Applies one reduced global batch; returns the learning rate used. */
   applyStep(reduced: ReducedStep): number {
     const learningRate = this.learningRate;
-    this.optimizer.step(this.weights, reduced.meanGradient, learningRate);
+    const trainable = this.layout.trainableSize;
+    this.optimizer.step(
+      this.weights.subarray(0, trainable),
+      reduced.meanGradient.subarray(0, trainable),
+      learningRate,
+    );
+    applyStatistics(this.weights, reduced.meanGradient, this.layout);
     this.#step += 1;
     return learningRate;
   }

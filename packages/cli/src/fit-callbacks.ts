@@ -1,0 +1,62 @@
+/** Keras's EarlyStopping and ModelCheckpoint(save_best_only) as fit callbacks. */
+import type { FitCallback, Logs } from './fit.js';
+
+export interface MonitorOptions {
+  /** The figure to watch (default val_loss). */
+  readonly monitor?: string;
+  /** 'min' or 'max'; 'auto' (default) maximises figures named like accuracy and minimises the rest. */
+  readonly mode?: 'min' | 'max' | 'auto';
+  /** Smaller changes than this do not count as improvements (default 0). */
+  readonly minDelta?: number;
+}
+
+/** Tracks whether each epoch's value of a figure improved on the best so far. */
+function improvementTracker({ monitor = 'val_loss', mode = 'auto', minDelta = 0 }: MonitorOptions) {
+  const maximise = mode === 'max' || (mode === 'auto' && /acc/.test(monitor));
+  let best = maximise ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+  return {
+    monitor,
+    /** Whether `logs` improve on the best so far (which they then become). */
+    improves(logs: Logs): boolean {
+      const value = logs[monitor];
+      if (value === undefined) {
+        throw new Error(
+          `the monitored figure "${monitor}" is not in the epoch's logs (${Object.keys(logs).join(', ')})`,
+        );
+      }
+      const better = maximise ? value > best + Math.abs(minDelta) : value < best - Math.abs(minDelta);
+      if (better) best = value;
+      return better;
+    },
+  };
+}
+
+/**
+ * Stops the run once the monitored figure has not improved for `patience` epochs in a row (Keras's
+ * EarlyStopping; patience 0 stops at the first epoch without improvement).
+ */
+export function earlyStopping(options: MonitorOptions & { readonly patience?: number } = {}): FitCallback {
+  const tracker = improvementTracker(options);
+  const patience = options.patience ?? 0;
+  let epochsWithout = 0;
+  return {
+    onEpochEnd(epoch, logs, run) {
+      epochsWithout = tracker.improves(logs) ? 0 : epochsWithout + 1;
+      if (epochsWithout > patience) {
+        run.stop(
+          `early stopping: ${tracker.monitor} has not improved for ${epochsWithout} epochs (epoch ${epoch + 1})`,
+        );
+      }
+    },
+  };
+}
+
+/** Saves the model into `dir` whenever the monitored figure improves (ModelCheckpoint, best only). */
+export function saveBestModel(options: MonitorOptions & { readonly dir: string }): FitCallback {
+  const tracker = improvementTracker(options);
+  return {
+    async onEpochEnd(_epoch, logs, run) {
+      if (tracker.improves(logs)) await run.saveModel(options.dir);
+    },
+  };
+}

@@ -1,0 +1,252 @@
+/**
+ * `fit(task, options)`: Keras's model.fit for a Callosum run. Trains a task module on local worker
+ * processes (or on remote workers that connect to it), evaluates the validation data after every
+ * epoch, calls the callbacks, and returns a History shaped like tf.LayersModel.fit's with the run
+ * summary.
+ */
+import { resolve } from 'node:path';
+import {
+  type Coordinator,
+  type EvaluationReport,
+  type RunSummary,
+  type StepReport,
+  startCoordinator,
+} from '@callosum/coordinator';
+import {
+  CallosumError,
+  ErrorCodes,
+  loadTaskModule,
+  type SampleSet,
+  sampleSet,
+  sliceSampleSet,
+  type Task,
+  type TaskSplit,
+  type TrainingConfig,
+} from '@callosum/core';
+import { defaultThreads } from '@callosum/worker';
+import { trainWithLocalWorkers } from './local-training.js';
+import { generateToken } from './token.js';
+
+/** Figures of an epoch or a batch by name: loss, acc, val_loss, val_acc, val_<metric>. */
+export type Logs = Readonly<Record<string, number>>;
+
+/** What a callback may do to the run it is called from. */
+export interface FitRun {
+  /** Ends training after this epoch or batch, as if complete: the model and summary are saved. */
+  stop(reason?: string): void;
+  /** Saves the model with its current weights (e.g. the best so far) into `dir`. */
+  saveModel(dir: string): Promise<void>;
+}
+
+export interface FitCallback {
+  /** After every step; `batch` counts from 0 in each epoch. */
+  onBatchEnd?(batch: number, logs: Logs, run: FitRun): void | Promise<void>;
+  /** After every epoch, with its validation figures when there is validation data. */
+  onEpochEnd?(epoch: number, logs: Logs, run: FitRun): void | Promise<void>;
+}
+
+export interface FitOptions
+  extends Partial<
+    Pick<
+      TrainingConfig,
+      'epochs' | 'batchSize' | 'optimizer' | 'learningRate' | 'schedule' | 'seed' | 'microBatchSize'
+    >
+  > {
+  /** The run directory: the final model, metrics and checkpoints. */
+  readonly outDir: string;
+  /** Local worker processes to start (default 2); ignored with `listen`. */
+  readonly workers?: number;
+  readonly threads?: number;
+  readonly backend?: string;
+  /** Instead of local workers: listen here for `callosum worker --task <the same module>` processes. */
+  readonly listen?: {
+    readonly host?: string;
+    readonly port?: number;
+    readonly token?: string;
+    readonly minWorkers?: number;
+  };
+  /** The last fraction of the training data (before shuffling, as Keras takes it) becomes the validation data. */
+  readonly validationSplit?: number;
+  /** Validation data given here instead of the task's own validation split. */
+  readonly validationData?: TaskSplit;
+  readonly callbacks?: readonly FitCallback[];
+  readonly log?: (line: string) => void;
+}
+
+/** As tf.LayersModel.fit returns it: the epochs run, and each figure's value per epoch. */
+export interface History {
+  readonly epoch: number[];
+  readonly history: Record<string, number[]>;
+}
+
+export interface FitResult {
+  readonly history: History;
+  readonly summary: RunSummary;
+}
+
+/**
+ * Trains the task module at `taskModule` (a path; every worker process loads the same module). The
+ * epoch's `loss` (and `acc`) are the means over its steps' batches; `val_*` are measured on the
+ * validation data with the weights at the epoch's end.
+ */
+export async function fit(taskModule: string, options: FitOptions): Promise<FitResult> {
+  const path = resolve(taskModule);
+  const task = withValidation(await loadTaskModule(path), options);
+  const history: History = { epoch: [], history: {} };
+  const epochTotals = { loss: 0, correct: 0, samples: 0, batch: 0, accuracy: false };
+  let coordinator: Coordinator | undefined;
+  let stopReason: string | undefined;
+  const run: FitRun = {
+    stop: (reason = 'stopped by a callback') => {
+      stopReason ??= reason;
+    },
+    saveModel: async (dir) => {
+      if (coordinator === undefined) throw new CallosumError(ErrorCodes.INTERNAL, 'no run to save yet');
+      await coordinator.saveModel(dir);
+    },
+  };
+  const afterCallbacks = () => {
+    if (stopReason !== undefined) coordinator?.finish(stopReason);
+  };
+  const endEpoch = async (epoch: number, evaluation?: EvaluationReport) => {
+    const logs: Record<string, number> = { loss: epochTotals.loss / epochTotals.samples };
+    if (epochTotals.accuracy) logs.acc = epochTotals.correct / epochTotals.samples;
+    if (evaluation !== undefined) {
+      logs.val_loss = evaluation.testLoss;
+      for (const [name, value] of Object.entries(evaluation.testMetrics)) {
+        logs[`val_${name === 'accuracy' ? 'acc' : name}`] = value;
+      }
+    }
+    Object.assign(epochTotals, { loss: 0, correct: 0, samples: 0, batch: 0 });
+    history.epoch.push(epoch);
+    for (const [name, value] of Object.entries(logs)) {
+      history.history[name] = [...(history.history[name] ?? []), value];
+    }
+    for (const callback of options.callbacks ?? []) await callback.onEpochEnd?.(epoch, logs, run);
+    afterCallbacks();
+  };
+  const onStep = async (report: StepReport) => {
+    const samples = report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
+    epochTotals.loss += report.loss * samples;
+    epochTotals.accuracy = !Number.isNaN(report.accuracy);
+    if (epochTotals.accuracy) epochTotals.correct += report.accuracy * samples;
+    epochTotals.samples += samples;
+    const logs: Logs = Number.isNaN(report.accuracy)
+      ? { loss: report.loss }
+      : { loss: report.loss, acc: report.accuracy };
+    for (const callback of options.callbacks ?? []) await callback.onBatchEnd?.(epochTotals.batch, logs, run);
+    epochTotals.batch += 1;
+    // With validation data the epoch ends after its evaluation (onEvaluation).
+    if (report.endsEpoch && !task.validates()) await endEpoch(report.epoch);
+    else afterCallbacks();
+  };
+  const onEvaluation = (report: EvaluationReport) => endEpoch(report.epoch, report);
+  const training = trainingOptions(options);
+  const summary =
+    options.listen === undefined
+      ? await trainWithLocalWorkers({
+          workers: options.workers ?? 2,
+          threads: options.threads ?? defaultThreads(options.workers ?? 2),
+          backend: options.backend ?? 'auto',
+          task: task.task,
+          taskModule: path,
+          training,
+          outDir: options.outDir,
+          ...(options.log === undefined ? {} : { log: options.log }),
+          onStep,
+          onEvaluation,
+          onStarted: (started) => {
+            coordinator = started;
+          },
+        })
+      : await listenForWorkers(task.task, training, options, { onStep, onEvaluation }, (started) => {
+          coordinator = started;
+        });
+  return { history, summary };
+}
+
+async function listenForWorkers(
+  task: Task,
+  training: Partial<TrainingConfig>,
+  options: FitOptions,
+  callbacks: {
+    onStep: (report: StepReport) => Promise<void>;
+    onEvaluation: (report: EvaluationReport) => Promise<void>;
+  },
+  started: (coordinator: Coordinator) => void,
+): Promise<RunSummary> {
+  const listen = options.listen ?? {};
+  const coordinator = await startCoordinator({
+    task,
+    training,
+    outDir: options.outDir,
+    host: listen.host ?? '127.0.0.1',
+    port: listen.port ?? 0,
+    token: listen.token ?? generateToken(),
+    minWorkers: listen.minWorkers ?? 1,
+    ...(options.log === undefined ? {} : { log: options.log }),
+    ...callbacks,
+  });
+  started(coordinator);
+  return coordinator.result;
+}
+
+function trainingOptions(options: FitOptions): Partial<TrainingConfig> {
+  const keys = [
+    'epochs',
+    'batchSize',
+    'optimizer',
+    'learningRate',
+    'schedule',
+    'seed',
+    'microBatchSize',
+  ] as const;
+  return Object.fromEntries(
+    keys.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]),
+  );
+}
+
+/**
+ * The task with fit's validation data in place of its own, and nothing else evaluated; `validates`
+ * tells, once the data is loaded, whether there is validation data.
+ */
+function withValidation(task: Task, options: FitOptions): { task: Task; validates: () => boolean } {
+  const { validationSplit, validationData } = options;
+  if (validationSplit !== undefined && !(validationSplit > 0 && validationSplit < 1)) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `validationSplit must be in (0, 1), got ${validationSplit}`,
+    );
+  }
+  if (validationSplit !== undefined && validationData !== undefined) {
+    throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'give validationSplit or validationData, not both');
+  }
+  const fail = (problem: string) =>
+    new CallosumError(ErrorCodes.TASK_INVALID, `fit validationData: ${problem}`);
+  let validates = false;
+  const wrapped: Task = {
+    ...task,
+    loadData: async () => {
+      const data = await task.loadData();
+      let train: SampleSet = data.train;
+      let validation = data.validation;
+      if (validationSplit !== undefined) {
+        const at = Math.floor(train.count * (1 - validationSplit));
+        if (at < 1 || at >= train.count) {
+          throw new CallosumError(
+            ErrorCodes.INVALID_ARGUMENT,
+            `validationSplit ${validationSplit} of ${train.count} samples leaves no training or no validation samples`,
+          );
+        }
+        validation = sliceSampleSet(train, at, train.count);
+        train = sliceSampleSet(train, 0, at);
+      } else if (validationData !== undefined) {
+        validation = sampleSet(validationData, 'validation', fail);
+      }
+      // Without either option, the task's own validation split (if any) is what each epoch measures.
+      validates = validation !== undefined;
+      return { train, validation };
+    },
+  };
+  return { task: wrapped, validates: () => validates };
+}

@@ -1,0 +1,49 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RunSummary } from '@callosum/coordinator';
+import { loadModel } from '@callosum/core';
+import { describe, expect, it } from 'vitest';
+import type { History } from '../src/fit.js';
+import { lastJsonLine, runNodeScript, temporaryDirectory } from './processes.js';
+
+// The TypeScript example that calls fit() (examples/fit-early-stopping/train.ts, compiled by the
+// examples' build), run as a real program with its two worker processes.
+const EXAMPLE = fileURLToPath(new URL('../../../examples/dist/fit-early-stopping/train.js', import.meta.url));
+const EPOCHS = 100;
+const PATIENCE = 3;
+
+/** The epoch at which Keras's EarlyStopping (val_loss, min_delta 0) stops, given the values seen. */
+function expectedStopEpoch(valLoss: readonly number[]): number | undefined {
+  let best = Number.POSITIVE_INFINITY;
+  let without = 0;
+  for (const [epoch, value] of valLoss.entries()) {
+    without = value < best ? 0 : without + 1;
+    best = Math.min(best, value);
+    if (without > PATIENCE) return epoch;
+  }
+  return undefined;
+}
+
+describe('fit() with validationSplit and EarlyStopping', () => {
+  it('records per-epoch loss and val_loss, stops once val_loss stops improving, and keeps the best model', async () => {
+    const out = await temporaryDirectory('fit');
+    const run = await runNodeScript(EXAMPLE, ['--out', out, '--json'], { timeoutMs: 150_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const { history, summary } = lastJsonLine<{ history: History; summary: RunSummary }>(run);
+    const epochs = history.epoch.length;
+    expect(history.epoch).toEqual([...Array(epochs).keys()]);
+    for (const name of ['loss', 'val_loss', 'val_mae'])
+      expect(history.history[name], name).toHaveLength(epochs);
+    // Stopped early, and exactly when the rule says: PATIENCE + 1 epochs after the best val_loss.
+    const valLoss = history.history.val_loss as number[];
+    expect(epochs).toBeLessThan(EPOCHS);
+    expect(expectedStopEpoch(valLoss)).toBe(epochs - 1);
+    expect(summary.epochs).toBeCloseTo(epochs, 6);
+    // The training loss kept falling while val_loss did not: the model overfits, as the task intends.
+    expect(history.history.loss?.at(-1)).toBeLessThan(history.history.loss?.[0] as number);
+    // The best model was saved, and is a model tfjs loads.
+    const best = await loadModel(join(out, 'best-model'));
+    expect(best.outputs[0]?.shape).toEqual([null, 1]);
+    best.dispose();
+  }, 180_000);
+});

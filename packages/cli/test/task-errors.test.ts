@@ -1,0 +1,68 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { runCli, temporaryDirectory } from './processes.js';
+
+// A bad task module stops `callosum train` at once, before any worker could wait for work, with one
+// line that names what is wrong. Real CLI processes; the task modules are in fixtures/tasks.
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tasks/${name}`, import.meta.url));
+
+/** `callosum worker` processes still running for this module (a worker left hanging). */
+function workersOf(module: string): string[] {
+  const lines = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n');
+  return lines.filter((line) => line.includes(' worker ') && line.includes(module));
+}
+
+async function trainBroken(module: string, defect?: string) {
+  const run = await runCli(
+    [
+      'train',
+      '--task',
+      module,
+      '--workers',
+      '2',
+      '--steps',
+      '2',
+      '--out',
+      await temporaryDirectory('bad-task'),
+    ],
+    { timeoutMs: 60_000, env: defect === undefined ? {} : { BROKEN_TASK_DEFECT: defect } },
+  );
+  expect(run.signal, 'the run ended by itself').toBeNull();
+  expect(run.code).not.toBe(0);
+  expect(workersOf(module)).toEqual([]);
+  return run.stderr;
+}
+
+describe('a bad task module', () => {
+  it('without a default export is named, with what to write instead', async () => {
+    const module = fixture('no-default-export.mjs');
+    expect(await trainBroken(module)).toMatch(
+      /TASK_INVALID: task module .*no-default-export\.mjs has no default export; it must `export default defineTask/,
+    );
+  });
+
+  it("whose model factory throws is named, with the factory's own message", async () => {
+    expect(await trainBroken(fixture('broken-classifier.mjs'), 'factory-throws')).toMatch(
+      /TASK_INVALID: task broken-classifier: its model factory threw: this factory has no model today/,
+    );
+  });
+
+  it.each([
+    [
+      'float-labels',
+      /train data: label 5 is 0\.5; sparseCategoricalCrossentropy takes class indices, integers in 0\.\.2/,
+    ],
+    [
+      'label-out-of-range',
+      /train data: label 7 is 3; sparseCategoricalCrossentropy takes class indices, integers in 0\.\.2 for a model with 3 outputs/,
+    ],
+    [
+      'wrong-feature-shape',
+      /train data: features of shape \[5\] per sample do not fit the model's input \[4\]/,
+    ],
+    ['nan-features', /train data: features of sample 3 hold NaN/],
+  ])('with %s is refused before training', async (defect, message) => {
+    expect(await trainBroken(fixture('broken-classifier.mjs'), defect)).toMatch(message);
+  });
+});

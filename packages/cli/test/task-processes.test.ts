@@ -1,0 +1,43 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { lastJsonLine, runCli, startCoordinatorProcess, temporaryDirectory } from './processes.js';
+
+// A task module's run with the coordinator and the workers as separate processes, each loading the
+// module from its own file system; a worker whose module builds another model is refused.
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tasks/${name}`, import.meta.url));
+const TASK = fixture('regression-task.mjs');
+
+describe('callosum coordinator --task with callosum worker --task processes', () => {
+  it('trains with two workers that load the task, and refuses one whose task has a wider layer, naming the difference', async () => {
+    const coordinator = await startCoordinatorProcess([
+      '--task',
+      TASK,
+      '--port',
+      '0',
+      '--min-workers',
+      '2',
+      '--out',
+      await temporaryDirectory('task-processes'),
+      '--json',
+    ]);
+    const worker = (name: string, task: string) =>
+      runCli(['worker', '--connect', coordinator.url, '--task', task, '--name', name, '--threads', '1']);
+    const refused = await worker('wider', fixture('regression-wider.mjs'));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /TASK_MISMATCH: the worker's task differs from the run's: layers\[1\]\.config\.units: 32 on the coordinator, 48 on the worker/,
+    );
+    const [first, second] = await Promise.all([worker('first', TASK), worker('second', TASK)]);
+    const finished = await coordinator.finished;
+
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(finished.stderr).toMatch(/worker .*wider.* refused: the worker's task differs/);
+    expect(lastJsonLine(finished)).toMatchObject({
+      steps: 16,
+      workers: 2,
+      testMetrics: { mae: expect.any(Number) },
+    });
+    expect(lastJsonLine(finished)).not.toHaveProperty('testAccuracy');
+    for (const run of [first, second]) expect(run.code, run.stderr).toBe(0);
+  }, 120_000);
+});

@@ -1,0 +1,43 @@
+/** A shard's samples on the wire (protocol 1.4): features and labels as typed tensors, [count, ...]. */
+import type { RawSamples, SampleSet } from '../data/samples.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import { fromWireTensor, toWireTensor, type WireTensor } from './tensor.js';
+
+export function samplesToWire(
+  samples: RawSamples,
+  set: SampleSet,
+): { features: WireTensor; labels: WireTensor } {
+  return {
+    features: toWireTensor(samples.features, [samples.count, ...set.features.sampleShape]),
+    labels: toWireTensor(samples.labels, [samples.count, ...set.labels.sampleShape]),
+  };
+}
+
+/** Training samples' keys on the wire: int32, the same 32 bits. */
+export function keysToWire(samples: RawSamples): WireTensor {
+  const keys = samples.keys ?? new Uint32Array(samples.count);
+  return toWireTensor(new Int32Array(keys.buffer, keys.byteOffset, keys.length), [samples.count]);
+}
+
+/** The samples a request carries; throws MALFORMED_MESSAGE when its features and labels disagree. */
+export function samplesFromWire(request: {
+  features: WireTensor;
+  labels: WireTensor;
+  keys?: WireTensor;
+}): RawSamples {
+  const count = request.features.shape[0];
+  if (count === undefined || request.labels.shape[0] !== count) {
+    throw new CallosumError(
+      ErrorCodes.MALFORMED_MESSAGE,
+      `features of shape [${request.features.shape.join(', ')}] and labels of shape [${request.labels.shape.join(', ')}] ` +
+        'must both start with the sample count',
+    );
+  }
+  const keys = request.keys && fromWireTensor(request.keys, 'int32', [count]);
+  return {
+    count,
+    features: fromWireTensor(request.features, request.features.dtype),
+    labels: fromWireTensor(request.labels, request.labels.dtype),
+    keys: keys && new Uint32Array(keys.buffer, keys.byteOffset, keys.length),
+  };
+}

@@ -1,0 +1,227 @@
+import '../backends/cpu.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callosumError } from '../optim/test-support.js';
+import * as tf from '../tf.js';
+import { type DefinedTask, defineTask, isDefinedTask, type TaskDefinition } from './define-task.js';
+import { loadTaskModule } from './load-task.js';
+import { taskFromDefinition } from './module-task.js';
+import { taskTrainingConfig } from './prepare-task.js';
+
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'test-fixtures');
+
+let scratch: string;
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  scratch = await mkdtemp(join(tmpdir(), 'callosum-task-'));
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+const model = () =>
+  tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2, activation: 'softmax' })] });
+
+const valid: TaskDefinition = {
+  model,
+  data: () => ({
+    train: { xs: tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), ys: tf.tensor1d([0, 1], 'int32') },
+  }),
+  loss: 'sparseCategoricalCrossentropy',
+  metrics: ['accuracy'],
+};
+
+describe('defineTask', () => {
+  it('marks a valid definition so that a loader recognises it, and freezes it', () => {
+    const task = defineTask(valid);
+    expect(isDefinedTask(task)).toBe(true);
+    expect(isDefinedTask({ ...valid })).toBe(false);
+    expect(isDefinedTask(undefined)).toBe(false);
+    expect(Object.isFrozen(task)).toBe(true);
+    expect(task.loss).toBe('sparseCategoricalCrossentropy');
+  });
+
+  it.each([
+    [
+      'without model',
+      { ...valid, model: undefined },
+      '`model` must be a function returning a tf.LayersModel',
+    ],
+    ['with a model instead of a factory', { ...valid, model: model() }, '`model` must be a function'],
+    [
+      'without data',
+      { ...valid, data: undefined },
+      '`data` must be a function returning { train: { xs, ys } }',
+    ],
+    ['without loss', { ...valid, loss: undefined }, '`loss` must be a tfjs loss name or a function'],
+    ['with metrics not an array', { ...valid, metrics: 'accuracy' }, '`metrics` must be an array'],
+    ['with a batch size of 0', { ...valid, batchSize: 0 }, '`batchSize` must be a positive integer, got 0'],
+    ['with fractional epochs', { ...valid, epochs: 1.5 }, '`epochs` must be a positive integer, got 1.5'],
+    ['that is not an object', undefined, 'expects an object { model, data, loss }'],
+  ])('refuses a definition %s with TASK_INVALID', (_, definition, message) => {
+    expect(() => defineTask(definition as unknown as TaskDefinition)).toThrow(
+      callosumError('TASK_INVALID', `defineTask: ${message}`),
+    );
+  });
+});
+
+describe('taskFromDefinition', () => {
+  const taskOf = (overrides: Partial<TaskDefinition>) =>
+    taskFromDefinition(defineTask({ ...valid, ...overrides }), 'demo');
+
+  it("names the task's factories when they throw or return the wrong thing", async () => {
+    const throwing = taskOf({
+      model: () => {
+        throw new Error('no such layer');
+      },
+    });
+    expect(() => throwing.buildModel(1)).toThrow(
+      callosumError('TASK_INVALID', 'task demo: its model factory threw: no such layer'),
+    );
+    expect(() => taskOf({ model: () => ({}) as tf.LayersModel }).buildModel(1)).toThrow(
+      callosumError('TASK_INVALID', 'task demo: its model factory must return a tf.LayersModel'),
+    );
+    await expect(
+      taskOf({
+        data: async () => {
+          throw new Error('spam.csv not found');
+        },
+      }).loadData(),
+    ).rejects.toThrow(
+      callosumError('TASK_INVALID', 'task demo: its data function threw: spam.csv not found'),
+    );
+    await expect(taskOf({ data: () => ({}) as never }).loadData()).rejects.toThrow(
+      callosumError(
+        'TASK_INVALID',
+        'task demo: its data function must return { train: { xs, ys }, validation?, test? }',
+      ),
+    );
+  });
+
+  it('passes the run seed to the model factory', () => {
+    const seeds: number[] = [];
+    const task = taskOf({
+      model: ({ seed }) => {
+        seeds.push(seed);
+        return model();
+      },
+    });
+    task.buildModel(7).dispose();
+    expect(seeds).toEqual([7]);
+  });
+
+  it('takes tensors and { values, shape } arrays, and names what does not fit', async () => {
+    const data = await taskOf({
+      data: () => ({
+        train: {
+          xs: { values: [1, 2, 3, 4, 5, 6], shape: [2, 3] },
+          ys: { values: Uint8Array.of(1, 0), shape: [2] },
+        },
+        test: { xs: tf.tensor3d([1, 2, 3, 4, 5, 6], [1, 2, 3]), ys: tf.tensor2d([0.5, 1], [1, 2]) },
+      }),
+    }).loadData();
+    expect(data.train).toEqual({
+      count: 2,
+      features: { values: Float32Array.of(1, 2, 3, 4, 5, 6), sampleShape: [3] },
+      labels: { values: Uint8Array.of(1, 0), sampleShape: [] },
+    });
+    expect(data.test?.features.sampleShape).toEqual([2, 3]);
+    expect(data.test?.labels).toEqual({ values: Float32Array.of(0.5, 1), sampleShape: [2] });
+    expect(data.validation).toBeUndefined();
+
+    const failing = async (train: unknown) => taskOf({ data: () => ({ train }) as never }).loadData();
+    await expect(failing({ xs: tf.zeros([3, 2]), ys: tf.zeros([2]) })).rejects.toThrow(
+      callosumError('TASK_INVALID', 'task demo: data train has 3 samples in xs but 2 in ys'),
+    );
+    await expect(failing({ xs: tf.zeros([2, 2], 'bool'), ys: tf.zeros([2]) })).rejects.toThrow(
+      callosumError(
+        'TASK_INVALID',
+        'data train.xs is a bool tensor; features and labels must be float32 or int32',
+      ),
+    );
+    await expect(failing({ xs: { values: [1, 2, 3], shape: [2, 2] }, ys: tf.zeros([2]) })).rejects.toThrow(
+      callosumError('TASK_INVALID', 'data train.xs has 3 values, its shape [2, 2] needs 4'),
+    );
+    await expect(failing({ xs: tf.zeros([2, 2]), ys: tf.scalar(1) })).rejects.toThrow(
+      callosumError('TASK_INVALID', 'data train.ys is a scalar; its first dimension must be the samples'),
+    );
+    await expect(failing({ xs: tf.zeros([0, 2]), ys: tf.zeros([0]) })).rejects.toThrow(
+      callosumError('TASK_INVALID', 'data train has no samples'),
+    );
+    await expect(failing({ xs: [[1, 2]], ys: [1] })).rejects.toThrow(
+      callosumError('TASK_INVALID', 'data train.xs must be a tf.Tensor or { values, shape }'),
+    );
+  });
+
+  it("gives Keras's defaults (Adam at 0.001, constant rate, no shift), which a run's options override", () => {
+    const plain = taskOf({});
+    expect(plain.images).toBe(false);
+    expect(plain.defaults).toMatchObject({
+      optimizer: { name: 'adam' },
+      learningRate: 0.001,
+      schedule: { kind: 'constant' },
+      maxShift: 0,
+    });
+    const tuned = taskOf({
+      optimizer: { name: 'adam', learningRate: 0.01, beta1: 0.8 },
+      epochs: 3,
+      batchSize: 16,
+    });
+    const config = taskTrainingConfig(tuned, { batchSize: 32, seed: undefined }, false);
+    expect(config).toMatchObject({
+      optimizer: { name: 'adam', beta1: 0.8 },
+      learningRate: 0.01,
+      epochs: 3,
+      batchSize: 32,
+      seed: 1,
+      maxShift: 0,
+      model: { name: 'task:demo' },
+    });
+    expect(() => taskTrainingConfig(tuned, { maxShift: 1 }, false)).toThrow(
+      callosumError('INVALID_ARGUMENT', 'task demo is not an image task, so it must be 0'),
+    );
+  });
+});
+
+describe('loadTaskModule', () => {
+  afterAll(() => {
+    delete (globalThis as { callosumFixtureTask?: unknown }).callosumFixtureTask;
+  });
+
+  it("loads a module's defineTask default export, named after its directory when the file is task.mjs", async () => {
+    (globalThis as { callosumFixtureTask?: DefinedTask }).callosumFixtureTask = defineTask(valid);
+    const task = await loadTaskModule(join(FIXTURES, 'from-global', 'task.mjs'));
+    expect(task.name).toBe('from-global');
+    expect(task.loss).toBe('sparseCategoricalCrossentropy');
+    const built = task.buildModel(1);
+    expect(built.outputs[0]?.shape).toEqual([null, 2]);
+    built.dispose();
+  });
+
+  it.each([
+    ['no-default.mjs', 'has no default export; it must `export default defineTask({ model, data, loss })`'],
+    ['plain-object.mjs', 'its default export is not the result of defineTask from @callosum/core'],
+    ['throws-on-load.mjs', 'cannot be loaded: cannot find ./spam.csv'],
+    ['missing.mjs', 'cannot be loaded:'],
+  ])('refuses %s with TASK_INVALID, naming the module and the problem', async (file, message) => {
+    const path = join(FIXTURES, file);
+    await expect(loadTaskModule(path)).rejects.toThrow(
+      callosumError('TASK_INVALID', `task module ${path}`, message),
+    );
+  });
+
+  it('refuses a module with a syntax error, naming the module', async () => {
+    // Written here rather than kept as a fixture: the linter would refuse to parse it.
+    const path = join(scratch, 'broken.mjs');
+    await writeFile(path, "export default defineTask({ model: () => , loss: 'mse' });\n");
+    const error = await loadTaskModule(path).catch((thrown: unknown) => thrown);
+    expect(error).toMatchObject({ name: 'CallosumError', code: 'TASK_INVALID' });
+    // The parser's own words follow: Node says "Unexpected token ','", vitest's loader "Parse failure".
+    expect((error as Error).message).toMatch(
+      new RegExp(`^task module ${resolve(path)} cannot be loaded: (Unexpected token|Parse failure)`),
+    );
+  });
+});

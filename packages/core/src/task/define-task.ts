@@ -1,0 +1,87 @@
+/**
+ * The user-facing shape of a task: what a team hands Callosum to train (a model factory, data, a loss,
+ * metrics, defaults), spelled as Keras and tfjs spell it. A task module default-exports
+ * `defineTask({...})`; `callosum train|coordinator|worker --task <module>` and `trainLocal({ task })`
+ * take it.
+ */
+import type { Tensor } from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { SampleValues } from '../data/samples.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import type { SampleFunction } from './losses.js';
+
+/** Features or labels: a tensor, or raw values with their shape (first dimension: the samples). */
+export type TaskArray =
+  | Tensor
+  | { readonly values: SampleValues | readonly number[]; readonly shape: readonly number[] };
+
+export interface TaskSplit {
+  readonly xs: TaskArray;
+  readonly ys: TaskArray;
+}
+
+export interface TaskDataSplits {
+  readonly train: TaskSplit;
+  readonly validation?: TaskSplit | undefined;
+  readonly test?: TaskSplit | undefined;
+}
+
+/** An optimizer as Keras's compile takes it: a name, or a name with settings. */
+export type TaskOptimizer =
+  | string
+  | { readonly name: string; readonly learningRate?: number; readonly [setting: string]: unknown };
+
+export interface TaskDefinition {
+  /**
+   * Builds the model. `seed` is the run's seed: pass it to the initializers so every process builds the
+   * same initial weights (the coordinator's are the ones trained, whatever the workers build).
+   */
+  readonly model: (context: { readonly seed: number }) => LayersModel;
+  /** Called only where data is needed: the coordinator and trainLocal, never a worker. */
+  readonly data: () => TaskDataSplits | Promise<TaskDataSplits>;
+  /** A tfjs loss name or a function giving one value per sample. */
+  readonly loss: string | SampleFunction;
+  /** 'accuracy' (resolved for the loss, as Keras does), 'mse', 'mae', or functions. */
+  readonly metrics?: readonly (string | SampleFunction)[] | undefined;
+  readonly optimizer?: TaskOptimizer | undefined;
+  /** Run defaults; the options of a run (CLI flags) override them. */
+  readonly epochs?: number | undefined;
+  readonly batchSize?: number | undefined;
+}
+
+/** What defineTask returns: the definition, checked and marked so that a loader can recognise it. */
+export interface DefinedTask extends TaskDefinition {
+  readonly [DEFINED_TASK]: true;
+}
+
+const DEFINED_TASK = Symbol.for('callosum.task');
+
+export function defineTask(definition: TaskDefinition): DefinedTask {
+  const problem = definitionProblem(definition);
+  if (problem !== undefined) throw new CallosumError(ErrorCodes.TASK_INVALID, `defineTask: ${problem}`);
+  return Object.freeze({ ...definition, [DEFINED_TASK]: true as const });
+}
+
+export function isDefinedTask(value: unknown): value is DefinedTask {
+  return typeof value === 'object' && value !== null && (value as DefinedTask)[DEFINED_TASK] === true;
+}
+
+function definitionProblem(definition: TaskDefinition): string | undefined {
+  if (typeof definition !== 'object' || definition === null) return 'expects an object { model, data, loss }';
+  if (typeof definition.model !== 'function') return '`model` must be a function returning a tf.LayersModel';
+  if (typeof definition.data !== 'function')
+    return '`data` must be a function returning { train: { xs, ys } }';
+  if (typeof definition.loss !== 'string' && typeof definition.loss !== 'function') {
+    return '`loss` must be a tfjs loss name or a function (labels, predictions) => one value per sample';
+  }
+  if (definition.metrics !== undefined && !Array.isArray(definition.metrics)) {
+    return '`metrics` must be an array of names or functions';
+  }
+  for (const key of ['epochs', 'batchSize'] as const) {
+    const value = definition[key];
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
+      return `\`${key}\` must be a positive integer, got ${value}`;
+    }
+  }
+  return undefined;
+}

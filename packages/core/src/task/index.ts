@@ -1,0 +1,26 @@
+export {
+  type DefinedTask,
+  defineTask,
+  isDefinedTask,
+  type TaskArray,
+  type TaskDataSplits,
+  type TaskDefinition,
+  type TaskOptimizer,
+  type TaskSplit,
+} from './define-task.js';
+export { type Fingerprint, fingerprintDifference, taskFingerprint } from './fingerprint.js';
+export { loadTaskModule } from './load-task.js';
+export { LOSS_NAMES, type LossName, type SampleFunction } from './losses.js';
+export { imageSamples, mnistTask } from './mnist-task.js';
+export { sampleSet, taskFromDefinition } from './module-task.js';
+export { type LossSpec, Objective } from './objective.js';
+export {
+  loadTaskForTraining,
+  prepareTask,
+  requireAugmentable,
+  requireSameTask,
+  runTask,
+  taskTrainingConfig,
+} from './prepare-task.js';
+export { inputSampleShape, instantiateTask, type Task, type TaskData, type TaskModel } from './task.js';
+export { checkTaskData } from './task-data.js';

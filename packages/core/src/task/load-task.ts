@@ -1,0 +1,38 @@
+import { basename, dirname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import { isDefinedTask } from './define-task.js';
+import { taskFromDefinition } from './module-task.js';
+import type { Task } from './task.js';
+
+/**
+ * Loads a task module (`.mjs` or `.js`, whose default export is defineTask's result) from this machine's
+ * file system. Workers never receive code over the wire: every process loads the module itself.
+ */
+export async function loadTaskModule(path: string): Promise<Task> {
+  const absolute = resolve(path);
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(absolute).href)) as { default?: unknown };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new CallosumError(ErrorCodes.TASK_INVALID, `task module ${absolute} cannot be loaded: ${reason}`, {
+      cause: error,
+    });
+  }
+  if (module.default === undefined) {
+    throw new CallosumError(
+      ErrorCodes.TASK_INVALID,
+      `task module ${absolute} has no default export; it must \`export default defineTask({ model, data, loss })\``,
+    );
+  }
+  if (!isDefinedTask(module.default)) {
+    throw new CallosumError(
+      ErrorCodes.TASK_INVALID,
+      `task module ${absolute}: its default export is not the result of defineTask from @callosum/core`,
+    );
+  }
+  // examples/spam/task.mjs is "spam"; tasks/spam.mjs is "spam" too.
+  const file = basename(absolute).replace(/\.[cm]?[jt]s$/, '');
+  return taskFromDefinition(module.default, file === 'task' ? basename(dirname(absolute)) : file);
+}

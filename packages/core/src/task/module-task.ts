@@ -1,0 +1,127 @@
+/**
+ * A user's task (what defineTask returned) as the trainer's Task: calls its factories with errors that
+ * name the task, and turns its tensors or arrays into sample sets.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { SampleSet, SampleTensor, SampleValues } from '../data/samples.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import type { TrainingOptions } from '../train/config.js';
+import type { DefinedTask, TaskArray, TaskOptimizer, TaskSplit } from './define-task.js';
+import type { Task, TaskData } from './task.js';
+
+export function taskFromDefinition(definition: DefinedTask, name: string): Task {
+  const fail = (problem: string, cause?: unknown) =>
+    new CallosumError(ErrorCodes.TASK_INVALID, `task ${name}: ${problem}`, { cause });
+  return {
+    name,
+    buildModel: (seed) => {
+      let model: unknown;
+      try {
+        model = definition.model({ seed });
+      } catch (error) {
+        throw fail(`its model factory threw: ${messageOf(error)}`, error);
+      }
+      if (!isLayersModel(model)) throw fail('its model factory must return a tf.LayersModel');
+      return model;
+    },
+    loadData: async () => {
+      let splits: Awaited<ReturnType<DefinedTask['data']>>;
+      try {
+        splits = await definition.data();
+      } catch (error) {
+        throw fail(`its data function threw: ${messageOf(error)}`, error);
+      }
+      if (typeof splits !== 'object' || splits === null || splits.train === undefined) {
+        throw fail('its data function must return { train: { xs, ys }, validation?, test? }');
+      }
+      const data: TaskData = {
+        train: sampleSet(splits.train, 'train', fail),
+        validation: splits.validation && sampleSet(splits.validation, 'validation', fail),
+        test: splits.test && sampleSet(splits.test, 'test', fail),
+      };
+      return data;
+    },
+    loss: definition.loss,
+    metrics: definition.metrics ?? [],
+    images: false,
+    defaults: taskDefaults(definition),
+  };
+}
+
+/** Keras's defaults where the task says nothing: Adam at 0.001, a constant rate, no augmentation. */
+function taskDefaults(definition: DefinedTask): TrainingOptions {
+  const { name, learningRate, ...settings } = optimizerSpec(definition.optimizer ?? 'adam');
+  return {
+    optimizer: { name, ...settings },
+    learningRate: learningRate ?? 0.001,
+    schedule: { kind: 'constant' },
+    maxShift: 0,
+    epochs: definition.epochs,
+    batchSize: definition.batchSize,
+  };
+}
+
+function optimizerSpec(optimizer: TaskOptimizer): { name: string; learningRate?: number } {
+  return typeof optimizer === 'string' ? { name: optimizer } : { ...optimizer };
+}
+
+/** A split ({ xs, ys }) as a sample set; `fail` makes the error for what is wrong with it. */
+export function sampleSet(split: TaskSplit, which: string, fail: (problem: string) => Error): SampleSet {
+  if (typeof split !== 'object' || split === null) throw fail(`data ${which} must be { xs, ys }`);
+  const features = sampleTensor(split.xs, `${which}.xs`, fail);
+  const labels = sampleTensor(split.ys, `${which}.ys`, fail);
+  const count = features.count;
+  if (labels.count !== count) {
+    throw fail(`data ${which} has ${count} samples in xs but ${labels.count} in ys`);
+  }
+  if (count === 0) throw fail(`data ${which} has no samples`);
+  return { count, features: features.tensor, labels: labels.tensor };
+}
+
+function sampleTensor(
+  array: TaskArray,
+  what: string,
+  fail: (problem: string) => Error,
+): { count: number; tensor: SampleTensor } {
+  let values: SampleValues;
+  let shape: readonly number[];
+  if (array instanceof tf.Tensor) {
+    if (array.dtype !== 'float32' && array.dtype !== 'int32') {
+      throw fail(`data ${what} is a ${array.dtype} tensor; features and labels must be float32 or int32`);
+    }
+    values = array.dataSync() as Float32Array | Int32Array;
+    shape = array.shape;
+  } else if (typeof array === 'object' && array !== null && 'values' in array && Array.isArray(array.shape)) {
+    values = Array.isArray(array.values) ? Float32Array.from(array.values) : (array.values as SampleValues);
+    shape = array.shape;
+    if (!(values instanceof Float32Array || values instanceof Int32Array || values instanceof Uint8Array)) {
+      throw fail(`data ${what}.values must be a Float32Array, Int32Array, Uint8Array or number[]`);
+    }
+    const expected = shape.reduce((product, dim) => product * dim, 1);
+    if (values.length !== expected) {
+      throw fail(
+        `data ${what} has ${values.length} values, its shape [${shape.join(', ')}] needs ${expected}`,
+      );
+    }
+  } else {
+    throw fail(`data ${what} must be a tf.Tensor or { values, shape }`);
+  }
+  if (shape.length === 0) throw fail(`data ${what} is a scalar; its first dimension must be the samples`);
+  const [count, ...sampleShape] = shape as [number, ...number[]];
+  return { count, tensor: { values, sampleShape } };
+}
+
+function isLayersModel(value: unknown): value is LayersModel {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Array.isArray((value as LayersModel).inputs) &&
+    typeof (value as LayersModel).apply === 'function' &&
+    Array.isArray((value as LayersModel).weights)
+  );
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,81 @@
+import type { DatasetSource } from '../data/mnist.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import type { ModelSpec } from '../models/spec.js';
+import { resolveTrainingConfig, type TrainingConfig, type TrainingOptions } from '../train/config.js';
+import { mnistTask } from './mnist-task.js';
+import { instantiateTask, type Task, type TaskData, type TaskModel } from './task.js';
+import { checkTaskData } from './task-data.js';
+
+/** The task a run trains: the one given, else the built-in `model` (default cnn) on MNIST. */
+export function runTask(
+  task: Task | undefined,
+  model: ModelSpec | undefined,
+  source: DatasetSource = {},
+): Task {
+  return task ?? mnistTask(model ?? { name: 'cnn' }, source);
+}
+
+/**
+ * A run's config: the task's defaults, overridden by every option that is set. A task module's run
+ * records the task's name as its model, so that a checkpoint names what it trained.
+ */
+export function taskTrainingConfig(task: Task, options: TrainingOptions, builtIn: boolean): TrainingConfig {
+  const set = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  const config = resolveTrainingConfig({
+    ...task.defaults,
+    ...set,
+    ...(builtIn ? {} : { model: { name: `task:${task.name}` } }),
+  });
+  requireAugmentable(task, config);
+  return config;
+}
+
+/** A resumed run continues the task it started with: the checkpoint's config names it. */
+export function requireSameTask(task: Task, config: TrainingConfig, builtIn: boolean): void {
+  const recorded = config.model.name;
+  const trainedTask = recorded.startsWith('task:') ? recorded.slice('task:'.length) : undefined;
+  if (builtIn && trainedTask !== undefined) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `this run trains task ${trainedTask}: resume it with --task and that task's module`,
+    );
+  }
+  if (!builtIn && trainedTask !== task.name) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `this run trains ${trainedTask === undefined ? `the built-in model ${recorded}` : `task ${trainedTask}`}, not task ${task.name}`,
+    );
+  }
+}
+
+/** Random shifts are for images: anywhere else they would scramble features. */
+export function requireAugmentable(task: Task, config: TrainingConfig): void {
+  if (config.maxShift > 0 && !task.images) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `maxShift (--max-shift) shifts images; task ${task.name} is not an image task, so it must be 0`,
+    );
+  }
+}
+
+/** The task's model for `seed` and its data, checked against each other. */
+export async function loadTaskForTraining(
+  task: Task,
+  seed: number,
+): Promise<{ taskModel: TaskModel; data: TaskData }> {
+  const taskModel = instantiateTask(task, seed);
+  const data = await task.loadData();
+  checkTaskData(task, data, taskModel);
+  return { taskModel, data };
+}
+
+/** Everything trainLocal starts from: the task, its config, model and data. */
+export async function prepareTask(
+  task: Task | undefined,
+  options: TrainingOptions,
+  source: DatasetSource,
+): Promise<{ task: Task; config: TrainingConfig; taskModel: TaskModel; data: TaskData }> {
+  const chosen = runTask(task, options.model as ModelSpec | undefined, source);
+  const config = taskTrainingConfig(chosen, options, task === undefined);
+  return { task: chosen, config, ...(await loadTaskForTraining(chosen, config.seed)) };
+}

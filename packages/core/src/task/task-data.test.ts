@@ -1,0 +1,148 @@
+import '../backends/cpu.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { callosumError } from '../optim/test-support.js';
+import * as tf from '../tf.js';
+import { defineTask, type TaskDataSplits, type TaskSplit } from './define-task.js';
+import { taskFromDefinition } from './module-task.js';
+import { loadTaskForTraining } from './prepare-task.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** A task "check" of a model from 4 features to `units` outputs, trained on `train` (and `test`). */
+function taskOf(loss: string, units: number, train: TaskSplit, test?: TaskSplit) {
+  const data: TaskDataSplits = { train, test };
+  return taskFromDefinition(
+    defineTask({
+      model: () =>
+        tf.sequential({
+          layers: [
+            tf.layers.dense({
+              inputShape: [4],
+              units,
+              activation: loss === 'sparseCategoricalCrossentropy' ? 'softmax' : 'linear',
+            }),
+          ],
+        }),
+      data: () => data,
+      loss,
+    }),
+    'check',
+  );
+}
+
+const features = (count: number, perSample = 4) => ({
+  values: Float32Array.from({ length: count * perSample }, (_, i) => i / 10),
+  shape: [count, perSample],
+});
+
+async function problemOf(task: ReturnType<typeof taskOf>): Promise<unknown> {
+  try {
+    const { taskModel } = await loadTaskForTraining(task, 1);
+    taskModel.model.dispose();
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+describe('checkTaskData (through loadTaskForTraining)', () => {
+  it('accepts data that fits the model and the loss', async () => {
+    const sparse = taskOf('sparseCategoricalCrossentropy', 3, {
+      xs: features(3),
+      ys: { values: Float32Array.of(0, 2, 1), shape: [3] },
+    });
+    expect(await problemOf(sparse)).toBeUndefined();
+    const regression = taskOf('meanSquaredError', 2, { xs: features(3), ys: tf.zeros([3, 2]) });
+    expect(await problemOf(regression)).toBeUndefined();
+  });
+
+  it('refuses float labels for sparse cross-entropy, naming the label', async () => {
+    const task = taskOf('sparseCategoricalCrossentropy', 3, {
+      xs: features(3),
+      ys: { values: Float32Array.of(0, 1.5, 2), shape: [3] },
+    });
+    expect(await problemOf(task)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: train data: label 1 is 1.5; sparseCategoricalCrossentropy takes class indices, integers in 0..2 for a model with 3 outputs',
+      ),
+    );
+  });
+
+  it('refuses a label at or beyond the number of classes', async () => {
+    const task = taskOf('sparseCategoricalCrossentropy', 3, {
+      xs: features(4),
+      ys: { values: Int32Array.of(0, 1, 2, 3), shape: [4] },
+    });
+    expect(await problemOf(task)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: train data: label 3 is 3;',
+        'integers in 0..2 for a model with 3 outputs',
+      ),
+    );
+    const negative = taskOf('sparseCategoricalCrossentropy', 3, {
+      xs: features(2),
+      ys: { values: Int32Array.of(0, -1), shape: [2] },
+    });
+    expect(await problemOf(negative)).toEqual(callosumError('TASK_INVALID', 'label 1 is -1;'));
+  });
+
+  it('refuses one-hot labels for sparse cross-entropy, and labels of the wrong width for MSE', async () => {
+    const oneHot = taskOf('sparseCategoricalCrossentropy', 3, { xs: features(2), ys: tf.oneHot([0, 2], 3) });
+    expect(await problemOf(oneHot)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'sparseCategoricalCrossentropy takes one class index per sample, the labels have shape [3]',
+      ),
+    );
+    const wide = taskOf('meanSquaredError', 2, { xs: features(2), ys: tf.zeros([2, 3]) });
+    expect(await problemOf(wide)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        "task check: train data: labels of shape [3] per sample do not fit the model's output of 2 values for meanSquaredError",
+      ),
+    );
+  });
+
+  it("refuses features whose shape does not match the model's input", async () => {
+    const task = taskOf('meanSquaredError', 1, { xs: features(3, 5), ys: tf.zeros([3, 1]) });
+    expect(await problemOf(task)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        "task check: train data: features of shape [5] per sample do not fit the model's input [4]",
+      ),
+    );
+  });
+
+  it('refuses NaN or infinite features, naming the sample, and non-finite labels', async () => {
+    const xs = features(3);
+    xs.values[6] = Number.NaN; // sample 1
+    const task = taskOf('meanSquaredError', 1, { xs, ys: tf.zeros([3, 1]) });
+    expect(await problemOf(task)).toEqual(
+      callosumError('TASK_INVALID', 'task check: train data: features of sample 1 hold NaN'),
+    );
+    const infinite = features(3);
+    infinite.values[11] = Number.POSITIVE_INFINITY; // sample 2
+    expect(await problemOf(taskOf('meanSquaredError', 1, { xs: infinite, ys: tf.zeros([3, 1]) }))).toEqual(
+      callosumError('TASK_INVALID', 'features of sample 2 hold Infinity'),
+    );
+    const labels = { values: Float32Array.of(0, Number.NaN), shape: [2, 1] };
+    expect(await problemOf(taskOf('meanSquaredError', 1, { xs: features(2), ys: labels }))).toEqual(
+      callosumError('TASK_INVALID', 'task check: train data: label 1 is NaN'),
+    );
+  });
+
+  it('checks every split, naming the one that does not fit', async () => {
+    const fine = { xs: features(2), ys: tf.zeros([2, 1]) };
+    const task = taskOf('meanSquaredError', 1, fine, { xs: features(2, 3), ys: tf.zeros([2, 1]) });
+    expect(await problemOf(task)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        "task check: test data: features of shape [3] per sample do not fit the model's input [4]",
+      ),
+    );
+  });
+});
