@@ -75,14 +75,18 @@ export function trainingOptions(): Option[] {
   ];
 }
 
-/** The task of `--task`, loaded from this machine; undefined for a run of a built-in model. */
+/**
+ * The task of `--task`, loaded from this machine; undefined for a run of a built-in model. --model and
+ * --data on the command line contradict it; from the environment (a deployment's settings for the
+ * built-in model) they are ignored.
+ */
 export async function taskFrom(command: Command, flags: TrainingFlags): Promise<Task | undefined> {
   if (flags.task === undefined) return undefined;
   for (const [key, flag] of [
     ['model', '--model'],
     ['data', '--data'],
   ] as const) {
-    if (givenExplicitly(command, key)) {
+    if (command.getOptionValueSource(key) === 'cli') {
       throw new CallosumError(
         ErrorCodes.INVALID_ARGUMENT,
         `${flag} is for the built-in MNIST models; with --task the task module builds its model and loads its data`,

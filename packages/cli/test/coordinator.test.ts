@@ -36,7 +36,9 @@ async function coordinator(
   const log: string[] = [];
   const steps: StepReport[] = [];
   const started = await startCoordinator({
-    onStep: (report) => steps.push(report),
+    onStep: (report) => {
+      steps.push(report);
+    },
     outDir,
     dataset,
     minWorkers,

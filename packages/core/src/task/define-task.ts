@@ -44,6 +44,11 @@ export interface TaskDefinition {
   /** 'accuracy' (resolved for the loss, as Keras does), 'mse', 'mae', or functions. */
   readonly metrics?: readonly (string | SampleFunction)[] | undefined;
   readonly optimizer?: TaskOptimizer | undefined;
+  /**
+   * The samples are images ([rows, cols] or [rows, cols, channels] per sample): a run may then shift them
+   * at random in training (`maxShift`, --max-shift), which no other task allows.
+   */
+  readonly images?: boolean | undefined;
   /** Run defaults; the options of a run (CLI flags) override them. */
   readonly epochs?: number | undefined;
   readonly batchSize?: number | undefined;
@@ -76,6 +81,9 @@ function definitionProblem(definition: TaskDefinition): string | undefined {
   }
   if (definition.metrics !== undefined && !Array.isArray(definition.metrics)) {
     return '`metrics` must be an array of names or functions';
+  }
+  if (definition.images !== undefined && typeof definition.images !== 'boolean') {
+    return '`images` must be true or false';
   }
   for (const key of ['epochs', 'batchSize'] as const) {
     const value = definition[key];

@@ -44,7 +44,7 @@ export function taskFromDefinition(definition: DefinedTask, name: string): Task 
     },
     loss: definition.loss,
     metrics: definition.metrics ?? [],
-    images: false,
+    images: definition.images === true,
     defaults: taskDefaults(definition),
   };
 }

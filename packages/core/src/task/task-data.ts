@@ -24,6 +24,11 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
       `features of shape [${featureShape.join(', ')}] per sample do not fit the model's input [${inputShape.join(', ')}]`,
     );
   }
+  if (task.images && featureShape.length !== 2 && featureShape.length !== 3) {
+    throw fail(
+      `an image task's features are [rows, cols] or [rows, cols, channels] per sample, these are [${featureShape.join(', ')}]`,
+    );
+  }
   const badFeature = firstNonFinite(set.features.values);
   if (badFeature !== undefined) {
     const sample = Math.floor(badFeature / sampleSize(featureShape));
