@@ -14,6 +14,8 @@
  * (src/backends/wasm-kernels/); each file says in which order it adds.
  */
 
+export { biasAdd } from './bias-add';
+export { columnSums } from './column-sums';
 export { conv2dBackpropFilter } from './conv2d-backprop-filter';
 export { maxPoolGrad2x2 } from './max-pool-grad';
 

@@ -75,6 +75,8 @@ export interface Kernels {
     outWidth: number,
     channels: number,
   ): void;
+  biasAdd(a: number, b: number, out: number, rows: number, columns: number): void;
+  columnSums(values: number, rows: number, columns: number, totals: number, scratch: number): void;
 }
 
 let compiled: object | undefined;

@@ -5,7 +5,7 @@ import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 
 // The other test files register before the wasm backend is initialised; this one registers after.
 const registeredKernels = () =>
-  ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad', 'Sum', 'Identity', 'Cast'].map((name) =>
+  ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad', 'Sum', 'Add', 'Identity', 'Cast'].map((name) =>
     tf.getKernel(name, 'wasm'),
   );
 

@@ -1,6 +1,7 @@
 // Loading the wasm backend registers its kernels, which the kernels below wrap or call.
 import '@tensorflow/tfjs-backend-wasm';
 import {
+  Add,
   BatchMatMul,
   Cast,
   getKernel,
@@ -14,6 +15,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { CallosumError, ErrorCodes } from '../../errors.js';
 import { createBatchMatMulKernel } from './batch-mat-mul.js';
+import { createBiasAddKernel } from './bias-add.js';
 import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { createCastKernel, createIdentityKernel } from './identity.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
@@ -23,8 +25,8 @@ let registered = false;
 
 /**
  * Makes the tfjs wasm backend able to train convolutional networks, and fast at it: adds the missing
- * Conv2DBackpropFilter kernel and replaces BatchMatMul, MaxPoolGrad, Sum, Identity and Cast (see each
- * kernel for why).
+ * Conv2DBackpropFilter kernel and replaces BatchMatMul, MaxPoolGrad, Sum, Add (of a bias), Identity and
+ * Cast (see each kernel for why).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
  * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
@@ -38,6 +40,7 @@ export function registerWasmTrainingKernels(): void {
   const transpose = requireWasmKernel(Transpose);
   const originalMaxPoolGrad = requireWasmKernel(MaxPoolGrad);
   const originalSum = requireWasmKernel(Sum);
+  const originalAdd = requireWasmKernel(Add);
   const originalIdentity = requireWasmKernel(Identity);
   const originalCast = requireWasmKernel(Cast);
 
@@ -45,6 +48,7 @@ export function registerWasmTrainingKernels(): void {
   replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
   replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
   replaceKernel(createSumKernel(originalSum));
+  replaceKernel(createBiasAddKernel(originalAdd));
   replaceKernel(createIdentityKernel(originalIdentity));
   replaceKernel(createCastKernel(originalCast));
   registered = true;
