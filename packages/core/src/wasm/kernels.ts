@@ -77,6 +77,7 @@ export interface Kernels {
   ): void;
   biasAdd(a: number, b: number, out: number, rows: number, columns: number): void;
   columnSums(values: number, rows: number, columns: number, totals: number, scratch: number): void;
+  transposeMatrices(source: number, target: number, count: number, rows: number, columns: number): void;
 }
 
 let compiled: object | undefined;

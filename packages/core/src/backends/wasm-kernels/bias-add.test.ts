@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { createBiasAddKernel } from './bias-add.js';
-import { registerWasmTrainingKernels } from './index.js';
+import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
 import { computeOnCpuAndWasm, seededIntegers, seededUniform, withWasmKernel } from './test-support.js';
 
 registerWasmTrainingKernels();
@@ -38,7 +38,7 @@ function sum({ aShape, bShape, dtype = 'float32' }: AddCase): () => tf.Tensor {
 
 /** The kernel as it runs where core's kernels cannot use the backend's heap: wasm's own throughout. */
 const withoutHeapKernels = createBiasAddKernel(
-  tf.getKernel(tf.Add, 'wasm') as tf.KernelConfig,
+  wasmKernelBeforeReplacement(tf.Add) as tf.KernelConfig,
   () => undefined,
 );
 

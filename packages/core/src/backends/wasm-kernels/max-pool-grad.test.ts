@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from './index.js';
+import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
 import { computeOnCpuAndWasm, seededIntegers, seededUniform, withWasmKernel } from './test-support.js';
 
@@ -125,7 +125,7 @@ const exactTilings = cases.filter(isExactTiling);
 
 /** The kernel as it runs where core's kernels cannot use the backend's heap: JavaScript throughout. */
 const withoutHeapKernels = createMaxPoolGradKernel(
-  tf.getKernel(tf.MaxPoolGrad, 'wasm') as tf.KernelConfig,
+  wasmKernelBeforeReplacement(tf.MaxPoolGrad) as tf.KernelConfig,
   () => undefined,
 );
 

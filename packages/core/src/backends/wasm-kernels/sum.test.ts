@@ -1,13 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from './index.js';
+import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
 import { createSumKernel, sumRows } from './sum.js';
 import { computeOn, computeOnCpuAndWasm, seededUniform, withWasmKernel } from './test-support.js';
 
 registerWasmTrainingKernels();
 
 /** The kernel as it runs where core's kernels cannot use the backend's heap: sumRows. */
-const withoutHeapKernels = createSumKernel(tf.getKernel(tf.Sum, 'wasm') as tf.KernelConfig, () => undefined);
+const withoutHeapKernels = createSumKernel(
+  wasmKernelBeforeReplacement(tf.Sum) as tf.KernelConfig,
+  () => undefined,
+);
 
 interface SumCase {
   name: string;
