@@ -28,9 +28,9 @@ interface Conv2DBackpropFilterParams {
  * CNN fails to train on it).
  *
  * On the backend's heap it runs assembly/conv2d-backprop-filter.ts, which accumulates x × dy per filter
- * tap directly, with three neighbouring filter columns sharing each dy vector: about 2.2–2.5 ms for the
- * 28×28×1 → 32×3×3 layer at batch 128 in training, against 15–18 ms by the patch matrix below, which
- * spends them on XNNPACK packing the 11 MB dy.
+ * tap directly, with three neighbouring filter columns sharing each dy vector: 2.1 ms per training step
+ * for the 28×28×1 → 32×3×3 layer at batch 128 (2.2–4.3 ms on a busy machine), against 15–18 ms by the
+ * patch matrix below, which spends them on XNNPACK packing the 11 MB dy.
  *
  * Where core's kernels cannot use the backend's heap (see heap-kernels.ts), it is computed as
  * dW[taps, outC] = patchesᵀ[taps, pixels] · dy[pixels, outC], with taps = fh·fw·inC and
