@@ -9,7 +9,16 @@
  * fused multiply-add. Binaryen (asc's optimizer) keeps IEEE semantics at every -O level unless told
  * --fast-math, which the build does not pass; the bit tests (adam-simd.test.ts, vector-simd.test.ts)
  * check the compiled module against the plain loops.
+ *
+ * The tfjs kernels re-exported here run on the tfjs wasm backend's own memory
+ * (src/backends/wasm-kernels/); each file says in which order it adds.
  */
+
+export { biasAdd } from './bias-add';
+export { columnSums } from './column-sums';
+export { conv2dBackpropFilter } from './conv2d-backprop-filter';
+export { maxPoolGrad2x2 } from './max-pool-grad';
+export { transposeMatrices } from './transpose';
 
 /** Two float32 at `address`, widened to float64. */
 function loadPair(address: usize): v128 {

@@ -1,6 +1,6 @@
 /**
- * core's WebAssembly SIMD kernels (optim/adam-simd.ts, train/vector-simd.ts, the SIMD128 limit in
- * bench:profile), written in AssemblyScript in assembly/kernels.ts and compiled by the `build` script
+ * core's WebAssembly SIMD kernels (optim/adam-simd.ts, train/vector-simd.ts, the wasm backend's training
+ * kernels in backends/wasm-kernels/, the SIMD128 limit in bench:profile), written in AssemblyScript in assembly/kernels.ts and compiled by the `build` script
  * into dist/kernels.wasm. The module imports one memory as `env.memory`; each user instantiates it with
  * its own.
  */
@@ -48,6 +48,36 @@ export interface Kernels {
   scaleOne(first: number, stride: number, end: number, scale: number): void;
   scaleSumOfTwo(first: number, stride: number, end: number, scale: number): void;
   simdPeak(iterations: number, value: number): number;
+  conv2dBackpropFilter(
+    x: number,
+    dy: number,
+    dW: number,
+    batch: number,
+    inHeight: number,
+    inWidth: number,
+    inChannels: number,
+    outHeight: number,
+    outWidth: number,
+    outChannels: number,
+    filterHeight: number,
+    filterWidth: number,
+    strideHeight: number,
+    strideWidth: number,
+    padTop: number,
+    padLeft: number,
+  ): void;
+  maxPoolGrad2x2(
+    x: number,
+    dy: number,
+    dx: number,
+    batch: number,
+    outHeight: number,
+    outWidth: number,
+    channels: number,
+  ): void;
+  biasAdd(a: number, b: number, out: number, rows: number, columns: number): void;
+  columnSums(values: number, rows: number, columns: number, totals: number, scratch: number): void;
+  transposeMatrices(source: number, target: number, count: number, rows: number, columns: number): void;
 }
 
 let compiled: object | undefined;

@@ -5,8 +5,8 @@ import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 
 // The other test files register before the wasm backend is initialised; this one registers after.
 const registeredKernels = () =>
-  ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad', 'Sum', 'Identity', 'Cast'].map((name) =>
-    tf.getKernel(name, 'wasm'),
+  ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad', 'Transpose', 'Sum', 'Add', 'Identity', 'Cast'].map(
+    (name) => tf.getKernel(name, 'wasm'),
   );
 
 describe('registerWasmTrainingKernels', () => {

@@ -1,6 +1,7 @@
 // Loading the wasm backend registers its kernels, which the kernels below wrap or call.
 import '@tensorflow/tfjs-backend-wasm';
 import {
+  Add,
   BatchMatMul,
   Cast,
   getKernel,
@@ -14,17 +15,21 @@ import {
 } from '@tensorflow/tfjs-core';
 import { CallosumError, ErrorCodes } from '../../errors.js';
 import { createBatchMatMulKernel } from './batch-mat-mul.js';
+import { createBiasAddKernel } from './bias-add.js';
 import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { createCastKernel, createIdentityKernel } from './identity.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
 import { createSumKernel } from './sum.js';
+import { createTransposeKernel } from './transpose.js';
 
 let registered = false;
+/** wasm's own kernels, as they were before registerWasmTrainingKernels replaced them. */
+const replaced = new Map<string, KernelConfig>();
 
 /**
  * Makes the tfjs wasm backend able to train convolutional networks, and fast at it: adds the missing
- * Conv2DBackpropFilter kernel and replaces BatchMatMul, MaxPoolGrad, Sum, Identity and Cast (see each
- * kernel for why).
+ * Conv2DBackpropFilter kernel and replaces BatchMatMul, MaxPoolGrad, Transpose, Sum, Add (of a bias),
+ * Identity and Cast (see each kernel for why).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
  * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
@@ -35,19 +40,32 @@ export function registerWasmTrainingKernels(): void {
     return;
   }
   const originalBatchMatMul = requireWasmKernel(BatchMatMul);
-  const transpose = requireWasmKernel(Transpose);
+  const originalTranspose = requireWasmKernel(Transpose);
   const originalMaxPoolGrad = requireWasmKernel(MaxPoolGrad);
   const originalSum = requireWasmKernel(Sum);
+  const originalAdd = requireWasmKernel(Add);
   const originalIdentity = requireWasmKernel(Identity);
   const originalCast = requireWasmKernel(Cast);
 
+  const transpose = createTransposeKernel(originalTranspose);
+
   registerKernel(createConv2DBackpropFilterKernel(originalBatchMatMul.kernelFunc));
   replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
+  replaceKernel(transpose);
   replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
   replaceKernel(createSumKernel(originalSum));
+  replaceKernel(createBiasAddKernel(originalAdd));
   replaceKernel(createIdentityKernel(originalIdentity));
   replaceKernel(createCastKernel(originalCast));
   registered = true;
+}
+
+/**
+ * wasm's own kernel `kernelName` as registerWasmTrainingKernels found it, if it replaced it: for tests and
+ * benches that compare a kernel with the one it replaced.
+ */
+export function wasmKernelBeforeReplacement(kernelName: string): KernelConfig | undefined {
+  return replaced.get(kernelName);
 }
 
 function requireWasmKernel(kernelName: string): KernelConfig {
@@ -63,6 +81,7 @@ function requireWasmKernel(kernelName: string): KernelConfig {
 
 /** Unregisters first: registering over an existing kernel works too, but logs a warning. */
 function replaceKernel(config: KernelConfig): void {
+  replaced.set(config.kernelName, requireWasmKernel(config.kernelName));
   unregisterKernel(config.kernelName, config.backendName);
   registerKernel(config);
 }

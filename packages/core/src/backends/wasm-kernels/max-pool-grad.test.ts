@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from './index.js';
-import { computeOnCpuAndWasm, seededIntegers, seededUniform } from './test-support.js';
+import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
+import { createMaxPoolGradKernel } from './max-pool-grad.js';
+import { computeOnCpuAndWasm, seededIntegers, seededUniform, withWasmKernel } from './test-support.js';
 
 registerWasmTrainingKernels();
 
@@ -35,6 +36,20 @@ const cases: PoolCase[] = [
   {
     name: '2x2/2 same on odd sizes (padded windows)',
     xShape: [2, 5, 7, 3],
+    filterSize: 2,
+    strides: 2,
+    pad: 'same',
+  },
+  {
+    name: '2x2/2 exact tiling, 7 channels (one f32x4 and three single lanes)',
+    xShape: [3, 6, 10, 7],
+    filterSize: 2,
+    strides: 2,
+    pad: 'valid',
+  },
+  {
+    name: '2x2/2 exact tiling, batch 1, 3 channels (single lanes only)',
+    xShape: [1, 4, 6, 3],
     filterSize: 2,
     strides: 2,
     pad: 'same',
@@ -79,13 +94,56 @@ function poolGradient(testCase: PoolCase, xValues: Float32Array): () => tf.Tenso
   };
 }
 
+/** Values from {-∞, NaN, -2, …, 1}: windows mixing ties, NaN and -Infinity, and windows of only those two. */
+function withNonFinite(size: number, seed: number): Float32Array {
+  const special = [Number.NEGATIVE_INFINITY, Number.NaN];
+  return seededIntegers(size, seed, -4, 1).map((value) =>
+    value < -2 ? (special[value + 4] as number) : value,
+  );
+}
+
+/**
+ * Where windows do not overlap, dy is only routed and must equal the cpu backend's exactly. Overlapping
+ * windows add several dy (in [-1, 1)) into one dx element, in float32 here and float64 on cpu.
+ */
+async function expectMatchesCpu(testCase: PoolCase, xValues: Float32Array): Promise<void> {
+  const { cpu, wasm, maxAbsDifference } = await computeOnCpuAndWasm(poolGradient(testCase, xValues));
+  expect(wasm.shape).toEqual(testCase.xShape);
+  expect(cpu.shape).toEqual(testCase.xShape);
+  if (isExactTiling(testCase)) {
+    expect(wasm.values).toEqual(cpu.values);
+  } else {
+    expect(maxAbsDifference).toBeLessThanOrEqual(1e-6);
+  }
+}
+
+function isExactTiling({ xShape, filterSize, strides }: PoolCase): boolean {
+  return filterSize === 2 && strides === 2 && xShape[1] % 2 === 0 && xShape[2] % 2 === 0;
+}
+
+const exactTilings = cases.filter(isExactTiling);
+
+/** The kernel as it runs where core's kernels cannot use the backend's heap: JavaScript throughout. */
+const withoutHeapKernels = createMaxPoolGradKernel(
+  wasmKernelBeforeReplacement(tf.MaxPoolGrad) as tf.KernelConfig,
+  () => undefined,
+);
+
 describe('MaxPoolGrad on wasm', () => {
-  it.each(cases)('matches the cpu backend, ties included: $name', async (testCase) => {
-    const xValues = seededIntegers(tf.util.sizeFromShape(testCase.xShape), 7, -2, 1);
-    const { cpu, wasm, maxAbsDifference } = await computeOnCpuAndWasm(poolGradient(testCase, xValues));
-    expect(wasm.shape).toEqual(testCase.xShape);
-    expect(cpu.shape).toEqual(testCase.xShape);
-    expect(maxAbsDifference).toBeLessThanOrEqual(1e-4);
+  it.each(cases)('matches the cpu backend, ties included: $name', (testCase) =>
+    expectMatchesCpu(testCase, seededIntegers(tf.util.sizeFromShape(testCase.xShape), 7, -2, 1)),
+  );
+
+  it.each(exactTilings)('matches the cpu backend with NaN and -Infinity: $name', (testCase) =>
+    expectMatchesCpu(testCase, withNonFinite(tf.util.sizeFromShape(testCase.xShape), 9)),
+  );
+
+  describe("without core's kernels on the heap (JavaScript)", () => {
+    it.each(exactTilings)('matches the cpu backend: $name', (testCase) =>
+      withWasmKernel(withoutHeapKernels, () =>
+        expectMatchesCpu(testCase, withNonFinite(tf.util.sizeFromShape(testCase.xShape), 10)),
+      ),
+    );
   });
 
   it('matches the cpu backend on windows of only -Infinity or NaN', async () => {

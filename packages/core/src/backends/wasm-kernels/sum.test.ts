@@ -1,10 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from './index.js';
-import { sumRows } from './sum.js';
-import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
+import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
+import { createSumKernel, sumRows } from './sum.js';
+import { computeOn, computeOnCpuAndWasm, seededUniform, withWasmKernel } from './test-support.js';
 
 registerWasmTrainingKernels();
+
+/** The kernel as it runs where core's kernels cannot use the backend's heap: sumRows. */
+const withoutHeapKernels = createSumKernel(
+  wasmKernelBeforeReplacement(tf.Sum) as tf.KernelConfig,
+  () => undefined,
+);
 
 interface SumCase {
   name: string;
@@ -28,6 +34,12 @@ const cases: SumCase[] = [
   { name: 'dense bias gradient: [64,10] over 0', shape: [64, 10], axis: 0, exact: true },
   { name: 'keepDims', shape: [3, 5, 7], axis: [0, 1], keepDims: true, exact: true },
   { name: 'leading axes out of order and negative', shape: [3, 4, 5], axis: [-2, 0], exact: true },
+  {
+    name: 'odd columns, rows not a multiple of four: [7,5,9] over 0,1',
+    shape: [7, 5, 9],
+    axis: [0, 1],
+    exact: true,
+  },
   { name: 'an inner axis (wasm kernel)', shape: [2, 3, 4], axis: 1, exact: false },
   { name: 'the last axis (wasm kernel)', shape: [6, 9], axis: -1, exact: false },
   { name: 'every axis (wasm kernel)', shape: [5, 6, 7], axis: [0, 1, 2], exact: false },
@@ -59,6 +71,23 @@ describe('Sum on wasm', () => {
     expect(total.dtype).toBe('int32');
     expect(Array.from(total.dataSync())).toEqual([4, 6]);
     total.dispose();
+  });
+
+  it("gives the bits of sumRows, the path where core's kernels cannot use the heap", async () => {
+    const shapes = [
+      [128, 26, 26, 32],
+      [7, 5, 9],
+      [3, 1],
+    ];
+    for (const shape of shapes) {
+      // Wide ranges, so that float64 totals differ from float32 ones and rounding shows.
+      const values = seededUniform(tf.util.sizeFromShape(shape), 13, -1e3, 1e3);
+      const axes = shape.slice(0, -1).map((_, axis) => axis);
+      const sum = () => tf.sum(tf.tensor(values, shape), axes);
+      const onHeap = await computeOn('wasm', sum);
+      const inJavaScript = await withWasmKernel(withoutHeapKernels, () => computeOn('wasm', sum));
+      expect(onHeap.values).toEqual(inJavaScript.values);
+    }
   });
 
   it('sumRows adds rows into float64 column totals', () => {

@@ -12,6 +12,24 @@ export interface CpuAndWasmResults {
   maxAbsDifference: number;
 }
 
+/**
+ * Runs `run` with `config` registered in place of the wasm kernel of the same name, then restores that
+ * kernel: for testing a kernel built with other dependencies, such as without core's heap kernels.
+ */
+export async function withWasmKernel<T>(config: tf.KernelConfig, run: () => Promise<T>): Promise<T> {
+  const registered = tf.getKernel(config.kernelName, 'wasm');
+  tf.unregisterKernel(config.kernelName, 'wasm');
+  tf.registerKernel(config);
+  try {
+    return await run();
+  } finally {
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    if (registered !== undefined) {
+      tf.registerKernel(registered);
+    }
+  }
+}
+
 /** Runs `compute` on cpu, then on wasm; all tensors it creates are disposed. */
 export async function computeOnCpuAndWasm(compute: () => tf.Tensor): Promise<CpuAndWasmResults> {
   const cpu = await computeOn('cpu', compute);

@@ -1,0 +1,213 @@
+/**
+ * The wasm backend's heap kernels (Conv2DBackpropFilter, MaxPoolGrad, Sum, bias Add, the transposes of
+ * BatchMatMul) against the kernels they replaced, in one process (a benchmark, not a test: it asserts
+ * nothing).
+ *
+ * Each kernel's previous path is still in the code, as the fallback for a backend whose heap core's
+ * kernels cannot use: building the kernels with no heap kernels, on wasm's own kernels as
+ * registerWasmTrainingKernels found them, gives exactly the previous kernel set.
+ * Two models train side by side from the same weights and batches (the default config: `cnn`, Adam,
+ * batch 128, the steps of `trainLocal`), one on each kernel set, in interleaved rounds (the order
+ * alternates), so that a busy machine slows both alike. Then each set runs a few steps under
+ * `tf.profile` for the time per kernel. Last, whether the two models' weights differ, to the bit.
+ *
+ * Run from packages/core after building: `pnpm bench:kernels`. Options:
+ *   --rounds 6    interleaved rounds (default 6) of --steps 20 timed steps per kernel set
+ *   --profiled 5  steps per kernel set under tf.profile (default 5)
+ */
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  formatTable,
+  machineLines,
+  median,
+  positiveInteger,
+  scriptArgs,
+} from '../../../tools/bench-support.mjs';
+import { createBatchMatMulKernel } from '../dist/backends/wasm-kernels/batch-mat-mul.js';
+import { createConv2DBackpropFilterKernel } from '../dist/backends/wasm-kernels/conv2d-backprop-filter.js';
+import { wasmKernelBeforeReplacement } from '../dist/backends/wasm-kernels/index.js';
+import { createMaxPoolGradKernel } from '../dist/backends/wasm-kernels/max-pool-grad.js';
+import { createSumKernel } from '../dist/backends/wasm-kernels/sum.js';
+import {
+  assertFiniteShard,
+  batchFromBytes,
+  buildModel,
+  computeGradients,
+  DEFAULT_TRAINING_CONFIG,
+  initBackend,
+  loadMnist,
+  OrderedGradientSum,
+  parameterLayout,
+  readFlatWeights,
+  TrainingState,
+  writeFlatWeights,
+} from '../dist/index.js';
+
+const { values } = parseArgs({
+  args: scriptArgs(),
+  options: {
+    rounds: { type: 'string', default: '6' },
+    steps: { type: 'string', default: '20' },
+    profiled: { type: 'string', default: '5' },
+  },
+  strict: true,
+});
+const rounds = positiveInteger('--rounds', values.rounds);
+const steps = positiveInteger('--steps', values.steps);
+const profiled = positiveInteger('--profiled', values.profiled);
+
+// BatchMatMul is in the sets for its transposes (transpose.ts), which it calls directly.
+const REPLACED = [tf.Conv2DBackpropFilter, tf.MaxPoolGrad, tf.Sum, tf.Add, tf.Transpose, tf.BatchMatMul];
+await initBackend('wasm');
+const wasmKernel = (name) => wasmKernelBeforeReplacement(name);
+const noHeapKernels = () => undefined;
+const kernelSets = {
+  previous: [
+    createConv2DBackpropFilterKernel(wasmKernel(tf.BatchMatMul).kernelFunc, noHeapKernels),
+    createMaxPoolGradKernel(wasmKernel(tf.MaxPoolGrad), noHeapKernels),
+    createSumKernel(wasmKernel(tf.Sum), noHeapKernels),
+    wasmKernel(tf.Add),
+    wasmKernel(tf.Transpose),
+    createBatchMatMulKernel(wasmKernel(tf.BatchMatMul), wasmKernel(tf.Transpose).kernelFunc),
+  ],
+  heap: REPLACED.map((name) => tf.getKernel(name, 'wasm')),
+};
+
+function use(kernelSet) {
+  for (const config of kernelSet) {
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
+  }
+}
+
+const config = { ...DEFAULT_TRAINING_CONFIG };
+const mnist = await loadMnist();
+const machine = machineLines([
+  `Run:     ${config.model.name}, batch ${config.batchSize}, ${config.optimizer.name}; ${rounds} rounds × ` +
+    `${steps} steps per kernel set, ${profiled} under tf.profile`,
+]);
+process.stderr.write(`${machine.join('\n')}\n`);
+
+/** One model with its training state, stepping as trainLocal does. */
+function trainer() {
+  const model = buildModel(config.model, { seed: config.seed });
+  const layout = parameterLayout(model);
+  const state = new TrainingState(config, readFlatWeights(model, layout), mnist.train.count);
+  const sum = new OrderedGradientSum(layout.totalSize);
+  const gradient = new Float32Array(layout.totalSize);
+  const buffers = {
+    pixels: new Float32Array(config.batchSize * mnist.train.rows * mnist.train.cols),
+    labels: new Int32Array(config.batchSize),
+  };
+  return {
+    state,
+    step() {
+      const samples = state.gatherTrainingSamples(mnist.train, state.nextBatchIndices());
+      const result = computeGradients(
+        model,
+        batchFromBytes(samples.images, samples.labels, buffers),
+        layout,
+        gradient,
+      );
+      assertFiniteShard(result, 0, layout.totalSize);
+      sum.begin(1);
+      sum.add(0, result);
+      state.applyStep(sum.reduce());
+      writeFlatWeights(model, state.weights, layout);
+    },
+  };
+}
+
+const names = Object.keys(kernelSets);
+const trainers = Object.fromEntries(names.map((name) => [name, trainer()]));
+const samplesPerSecond = Object.fromEntries(names.map((name) => [name, []]));
+
+for (let round = 0; round < rounds; round++) {
+  const order = round % 2 === 0 ? names : [...names].reverse();
+  for (const name of order) {
+    use(kernelSets[name]);
+    const times = [];
+    for (let i = 0; i < steps; i++) {
+      const started = performance.now();
+      trainers[name].step();
+      times.push(performance.now() - started);
+    }
+    // The first round's first steps warm up (compilation, heap growth): its median leaves them behind.
+    samplesPerSecond[name].push((config.batchSize * 1000) / median(round === 0 ? times.slice(3) : times));
+  }
+  process.stderr.write(`[kernels] round ${round + 1}/${rounds}\n`);
+}
+
+const kernelMs = Object.fromEntries(names.map((name) => [name, new Map()]));
+for (const name of names) {
+  use(kernelSets[name]);
+  for (let i = 0; i < profiled; i++) {
+    const info = await tf.profile(() => trainers[name].step());
+    for (const kernel of info.kernels) {
+      const totals = kernelMs[name];
+      totals.set(kernel.name, (totals.get(kernel.name) ?? 0) + kernel.kernelTimeMs / profiled);
+    }
+  }
+}
+use(kernelSets.heap);
+
+// The steps so far: rounds × steps + profiled, the same batches for both models.
+const [previousWeights, heapWeights] = names.map(
+  (name) => new Uint32Array(trainers[name].state.weights.buffer),
+);
+const differing = previousWeights.filter((bits, i) => bits !== heapWeights[i]).length;
+const stepsTaken = rounds * steps + profiled;
+
+/** The filter gradient's multiply-adds × 2: batch × output pixels × filter taps × output channels. */
+const conv = buildModel(config.model, { seed: config.seed }).layers.find(
+  (layer) => layer.getClassName() === 'Conv2D',
+);
+const [, outHeight, outWidth] = conv.outputShape;
+const filterGradientFlop = 2 * config.batchSize * outHeight * outWidth * conv.getWeights()[0].size;
+
+const roundRows = [['round', ...names.map((name) => `${name} samples/s`), 'heap ÷ previous']];
+for (let round = 0; round < rounds; round++) {
+  const [previous, heap] = names.map((name) => samplesPerSecond[name][round]);
+  roundRows.push([
+    String(round + 1),
+    previous.toFixed(0),
+    heap.toFixed(0),
+    `${(heap / previous).toFixed(2)}×`,
+  ]);
+}
+const ratios = samplesPerSecond.heap.map((heap, round) => heap / samplesPerSecond.previous[round]);
+const kernelRows = [['tfjs kernel', ...names.map((name) => `${name} ms/step`)]];
+// Transpose is left out: BatchMatMul calls it directly, so tf.profile counts it in BatchMatMul's time.
+for (const kernel of [...REPLACED.filter((name) => name !== tf.Transpose), 'all kernels']) {
+  const ms = names.map((name) =>
+    kernel === 'all kernels'
+      ? [...kernelMs[name].values()].reduce((total, value) => total + value, 0)
+      : (kernelMs[name].get(kernel) ?? 0),
+  );
+  kernelRows.push([kernel, ...ms.map((value) => value.toFixed(2))]);
+}
+const filterGflops = names.map(
+  (name) => `${name} ${(filterGradientFlop / kernelMs[name].get(tf.Conv2DBackpropFilter) / 1e6).toFixed(1)}`,
+);
+
+const lines = [
+  'Heap kernels against the previous ones (wasm backend, trainLocal steps)',
+  '',
+  ...machine,
+  '',
+  ...formatTable(roundRows, new Set([1, 2, 3])),
+  '',
+  `heap ÷ previous: ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}× (median ` +
+    `${median(ratios).toFixed(2)}×)`,
+  '',
+  `Per kernel, ${profiled} steps each under tf.profile:`,
+  '',
+  ...formatTable(kernelRows, new Set([1, 2])),
+  '',
+  `Conv2DBackpropFilter (${(filterGradientFlop / 1e6).toFixed(1)} MFLOP per step): ${filterGflops.join(', ')} GFLOP/s`,
+  `Weights after ${stepsTaken} steps from the same start and batches: ${differing} of ${previousWeights.length} ` +
+    'differ between the kernel sets',
+];
+process.stdout.write(`${lines.join('\n')}\n`);
