@@ -1,4 +1,5 @@
 /** Keras's EarlyStopping and ModelCheckpoint(save_best_only) as fit callbacks. */
+import { CallosumError, ErrorCodes } from '@callosum/core';
 import type { FitCallback, Logs } from './fit.js';
 
 export interface MonitorOptions {
@@ -20,8 +21,9 @@ function improvementTracker({ monitor = 'val_loss', mode = 'auto', minDelta = 0 
     improves(logs: Logs): boolean {
       const value = logs[monitor];
       if (value === undefined) {
-        throw new Error(
-          `the monitored figure "${monitor}" is not in the epoch's logs (${Object.keys(logs).join(', ')})`,
+        throw new CallosumError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `the monitored figure "${monitor}" is not in the epoch's logs (${Object.keys(logs).join(', ')}); val_ figures need validation data`,
         );
       }
       const better = maximise ? value > best + Math.abs(minDelta) : value < best - Math.abs(minDelta);
@@ -32,8 +34,8 @@ function improvementTracker({ monitor = 'val_loss', mode = 'auto', minDelta = 0 
 }
 
 /**
- * Stops the run once the monitored figure has not improved for `patience` epochs in a row (Keras's
- * EarlyStopping; patience 0 stops at the first epoch without improvement).
+ * Stops the run once the monitored figure has not improved for `patience` epochs in a row, as Keras's
+ * EarlyStopping does (patience 0 or 1: at the first epoch without improvement).
  */
 export function earlyStopping(options: MonitorOptions & { readonly patience?: number } = {}): FitCallback {
   const tracker = improvementTracker(options);
@@ -42,7 +44,7 @@ export function earlyStopping(options: MonitorOptions & { readonly patience?: nu
   return {
     onEpochEnd(epoch, logs, run) {
       epochsWithout = tracker.improves(logs) ? 0 : epochsWithout + 1;
-      if (epochsWithout > patience) {
+      if (epochsWithout > 0 && epochsWithout >= patience) {
         run.stop(
           `early stopping: ${tracker.monitor} has not improved for ${epochsWithout} epochs (epoch ${epoch + 1})`,
         );

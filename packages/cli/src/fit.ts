@@ -25,7 +25,6 @@ import {
 } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import { trainWithLocalWorkers } from './local-training.js';
-import { generateToken } from './token.js';
 
 /** Figures of an epoch or a batch by name: loss, acc, val_loss, val_acc, val_<metric>. */
 export type Logs = Readonly<Record<string, number>>;
@@ -58,7 +57,10 @@ export interface FitOptions
   readonly workers?: number;
   readonly threads?: number;
   readonly backend?: string;
-  /** Instead of local workers: listen here for `callosum worker --task <the same module>` processes. */
+  /**
+   * Instead of local workers: listen here for `callosum worker --task <the same module>` processes. A
+   * token is required beyond loopback (the workers' CALLOSUM_TOKEN), as for `callosum coordinator`.
+   */
   readonly listen?: {
     readonly host?: string;
     readonly port?: number;
@@ -182,7 +184,7 @@ async function listenForWorkers(
     outDir: options.outDir,
     host: listen.host ?? '127.0.0.1',
     port: listen.port ?? 0,
-    token: listen.token ?? generateToken(),
+    ...(listen.token === undefined ? {} : { token: listen.token }),
     minWorkers: listen.minWorkers ?? 1,
     ...(options.log === undefined ? {} : { log: options.log }),
     ...callbacks,

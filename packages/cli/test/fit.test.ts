@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '@callosum/coordinator';
 import { loadModel } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
-import type { History } from '../src/fit.js';
-import { lastJsonLine, runNodeScript, temporaryDirectory } from './processes.js';
+import { fit, type History } from '../src/fit.js';
+import { type Finished, lastJsonLine, runCli, runNodeScript, temporaryDirectory } from './processes.js';
 
 // The TypeScript example that calls fit() (examples/fit-early-stopping/train.ts, compiled by the
 // examples' build), run as a real program with its two worker processes.
@@ -12,14 +12,17 @@ const EXAMPLE = fileURLToPath(new URL('../../../examples/dist/fit-early-stopping
 const EPOCHS = 100;
 const PATIENCE = 3;
 
-/** The epoch at which Keras's EarlyStopping (val_loss, min_delta 0) stops, given the values seen. */
+/**
+ * The epoch at which Keras's EarlyStopping (val_loss, min_delta 0) stops, given the values seen: the
+ * PATIENCE-th epoch in a row without a new best.
+ */
 function expectedStopEpoch(valLoss: readonly number[]): number | undefined {
   let best = Number.POSITIVE_INFINITY;
   let without = 0;
   for (const [epoch, value] of valLoss.entries()) {
     without = value < best ? 0 : without + 1;
     best = Math.min(best, value);
-    if (without > PATIENCE) return epoch;
+    if (without === PATIENCE) return epoch;
   }
   return undefined;
 }
@@ -34,7 +37,7 @@ describe('fit() with validationSplit and EarlyStopping', () => {
     expect(history.epoch).toEqual([...Array(epochs).keys()]);
     for (const name of ['loss', 'val_loss', 'val_mae'])
       expect(history.history[name], name).toHaveLength(epochs);
-    // Stopped early, and exactly when the rule says: PATIENCE + 1 epochs after the best val_loss.
+    // Stopped early, and exactly when the rule says: PATIENCE epochs after the best val_loss.
     const valLoss = history.history.val_loss as number[];
     expect(epochs).toBeLessThan(EPOCHS);
     expect(expectedStopEpoch(valLoss)).toBe(epochs - 1);
@@ -46,4 +49,37 @@ describe('fit() with validationSplit and EarlyStopping', () => {
     expect(best.outputs[0]?.shape).toEqual([null, 1]);
     best.dispose();
   }, 180_000);
+});
+
+describe('fit() listening for remote workers', () => {
+  it('trains with `callosum worker --task` processes that connect to it, and calls onEpochEnd every epoch', async () => {
+    const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
+    const token = 'fit-listen-test-token-0123456789';
+    const workers: Promise<Finished>[] = [];
+    const epochsSeen: number[] = [];
+    const { history, summary } = await fit(task, {
+      outDir: await temporaryDirectory('fit-listen'),
+      epochs: 3,
+      listen: { port: 0, token, minWorkers: 2 },
+      callbacks: [{ onEpochEnd: (epoch) => void epochsSeen.push(epoch) }],
+      log: (line) => {
+        const url = /listening on (ws:\/\/\S+?)[,;]/.exec(line)?.[1];
+        if (url === undefined) return;
+        for (const name of ['remote-1', 'remote-2']) {
+          workers.push(
+            runCli(['worker', '--connect', url, '--task', task, '--name', name, '--threads', '1'], {
+              env: { CALLOSUM_TOKEN: token },
+            }),
+          );
+        }
+      },
+    });
+    expect(summary).toMatchObject({ steps: 24, workers: 2 });
+    expect(history.epoch).toEqual([0, 1, 2]);
+    expect(epochsSeen).toEqual([0, 1, 2]);
+    // fit evaluates validation data only, and this task has none (only a test split).
+    expect(history.history.val_loss).toBeUndefined();
+    expect(history.history.loss).toHaveLength(3);
+    for (const run of await Promise.all(workers)) expect(run.code, run.stderr).toBe(0);
+  }, 120_000);
 });

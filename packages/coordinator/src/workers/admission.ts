@@ -7,7 +7,6 @@ import {
   MINIMUM_PROTOCOL,
   PROTOCOL_VERSION,
   protocolAtLeast,
-  type Reduction,
   type WorkerMessage,
 } from '@callosum/core';
 import { type CloseCode, CloseCodes } from '../transport/close-codes.js';
@@ -25,8 +24,6 @@ export interface Refusal {
 export interface AdmissionContext {
   /** How the worker is named in log lines. */
   readonly label: string;
-  /** The run's reduction, which may need a newer protocol than the worker's. */
-  readonly reduction: Pick<Reduction, 'name' | 'minimumProtocol'>;
   readonly healthyWorkers: number;
   readonly maxWorkers: number;
   /** The run's task: its name and, for a task module, the fingerprint every worker's must equal. */
@@ -41,9 +38,7 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
       ? `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${major}.${minor}`
       : !protocolAtLeast(hello.protocol, MINIMUM_PROTOCOL)
         ? `protocol ${formatProtocol(MINIMUM_PROTOCOL)} or later needed (typed shard features); worker speaks ${major}.${minor}`
-        : !protocolAtLeast(hello.protocol, run.reduction.minimumProtocol)
-          ? `this run uses ${run.reduction.name}: protocol ${formatProtocol(run.reduction.minimumProtocol)} or later needed; worker speaks ${major}.${minor}`
-          : undefined;
+        : undefined;
   if (versionProblem !== undefined) {
     return {
       code: ErrorCodes.VERSION_MISMATCH,

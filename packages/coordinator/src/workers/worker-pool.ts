@@ -290,7 +290,6 @@ export class WorkerPool implements DispatchFindings {
     }
     const refusal = admissionRefusal(message, {
       label: worker.label,
-      reduction,
       healthyWorkers: membership.healthy().length,
       maxWorkers: settings.maxWorkers,
       task: this.context.task,

@@ -47,7 +47,6 @@ describe('reductionFor', () => {
   it('chooses the ordered shard sum without a micro-batch size: one even shard per part, no welcome settings', () => {
     const reduction = reductionFor({}, 10);
     expect(reduction.settings).toEqual({});
-    expect(reduction.minimumProtocol).toEqual({ major: 1, minor: 0 });
     expect(reduction.identicalAtAnyWorkerCount).toBe(false);
     expect(reduction.plan(10, 3).shards).toEqual([
       { start: 0, end: 4, part: 0 },
@@ -58,10 +57,9 @@ describe('reductionFor', () => {
     expect(reduction.plan(2, 3).shards).toHaveLength(2);
   });
 
-  it('chooses the micro-batch tree with one: tree nodes per part, the size sent in the welcome, protocol 1.3', () => {
+  it('chooses the micro-batch tree with one: tree nodes per part, the size sent in the welcome', () => {
     const reduction = reductionFor({ microBatchSize: 16 }, 10);
     expect(reduction.settings).toEqual({ microBatchSize: 16 });
-    expect(reduction.minimumProtocol).toEqual({ major: 1, minor: 3 });
     expect(reduction.identicalAtAnyWorkerCount).toBe(true);
     // 96 samples = 6 micro-batches on 3 parts: 5 tree nodes, [0,2) [2,3) [3,4) [4,5) [5,6).
     expect(reduction.plan(96, 3).shards).toEqual([

@@ -7,7 +7,6 @@
 import type { SampleBatch } from '../data/samples.js';
 import { evenShardRanges, type ShardRange } from '../data/shards.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
-import type { ProtocolVersion } from '../protocol/version.js';
 import type { TaskModel } from '../task/task.js';
 import type { BatchTotals, GradientResult } from './batch.js';
 import { addTotals } from './evaluate.js';
@@ -49,8 +48,6 @@ export interface Reduction {
   readonly name: string;
   /** What a worker needs to compute shards for this reduction; sent once, in the welcome. */
   readonly settings: ReductionSettings;
-  /** The oldest protocol version whose workers compute shards for this reduction. */
-  readonly minimumProtocol: ProtocolVersion;
   /**
    * Whether the weights are the same to the last bit at any worker count. Workers on different
    * backends round differently and break that promise, which is worth a warning.
@@ -129,7 +126,6 @@ abstract class LazySum<
 class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduction {
   readonly name = 'the ordered shard sum';
   readonly settings: ReductionSettings = {};
-  readonly minimumProtocol: ProtocolVersion = { major: 1, minor: 0 };
   readonly identicalAtAnyWorkerCount = false;
 
   constructor(private readonly parameterCount: number) {
@@ -169,8 +165,6 @@ class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduc
 class MicroBatchTreeReduction extends LazySum<TreeGradientSum> implements Reduction {
   readonly name = 'micro-batches';
   readonly settings: ReductionSettings;
-  /** 1.3 receives the micro-batch size in the welcome (1.2 took it in every compute request). */
-  readonly minimumProtocol: ProtocolVersion = { major: 1, minor: 3 };
   readonly identicalAtAnyWorkerCount = true;
   // Allocated on first use: a worker only computes, the coordinator only reduces.
   private summation: TreeSummation | undefined;
