@@ -64,7 +64,7 @@ const CHARTS: readonly ChartSpec[] = [
   ),
   trainingAndTestChart(
     { id: 'accuracy', title: 'Accuracy (%)', axis: '%' },
-    (step) => step.accuracy * 100,
+    (step) => (step.accuracy ?? Number.NaN) * 100,
     (evaluation) => (evaluation.testAccuracy ?? Number.NaN) * 100,
   ),
   {

@@ -41,7 +41,7 @@ export class RunHeader {
             `step ${step.step} of ${step.totalSteps}`,
             `epoch ${step.epoch + 1}`,
             `loss ${step.loss.toFixed(4)}`,
-            `accuracy ${percent(step.accuracy)}`,
+            ...(step.accuracy === null ? [] : [`accuracy ${percent(step.accuracy)}`]),
             `${Math.round(step.samplesPerSecond ?? 0).toLocaleString('en-US')} samples/s`,
             `${healthy} workers`,
             `redone shards ${step.redoneShards}, late ${step.lateShards}, evictions ${step.evictions}`,

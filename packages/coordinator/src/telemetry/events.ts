@@ -99,9 +99,10 @@ const eventSchemas = [
     totalSteps: count,
     epoch: count,
     loss: z.number(),
-    accuracy: z.number(),
+    accuracy: measured,
     learningRate: z.number(),
     samplesPerSecond: measured,
+    endsEpoch: addedLater(z.boolean()),
     workers: count,
     perWorker: z
       .array(

@@ -169,7 +169,7 @@ export class PrometheusMetrics {
     this.totalSteps.set(event.totalSteps);
     this.epoch.set(event.epoch);
     this.loss.set(event.loss);
-    this.accuracy.set(event.accuracy);
+    this.accuracy.set(event.accuracy ?? Number.NaN);
     this.learningRate.set(event.learningRate);
     this.stepSeconds.observe(event.stepMs / 1000);
     for (const worker of event.perWorker) {
