@@ -88,14 +88,17 @@ export interface FitResult {
 
 /**
  * Trains the task module at `taskModule` (a path; every worker process loads the same module). The
- * epoch's `loss` (and `acc`) are the means over its steps' batches; `val_*` are measured on the
+ * epoch's `loss`, `acc` and metrics are the means over its steps' batches; `val_*` are measured on the
  * validation data with the weights at the epoch's end.
  */
 export async function fit(taskModule: string, options: FitOptions): Promise<FitResult> {
   const path = resolve(taskModule);
   const task = withValidation(await loadTaskModule(path), options);
   const history: History = { epoch: [], history: {} };
-  const epochTotals = { loss: 0, correct: 0, samples: 0, batch: 0, accuracy: false };
+  // Sample-weighted sums over the epoch's steps, by log name (loss, acc, mae, ...).
+  let epochSums: Record<string, number> = {};
+  let epochSamples = 0;
+  let batch = 0;
   let coordinator: Coordinator | undefined;
   let stopReason: string | undefined;
   const run: FitRun = {
@@ -111,15 +114,18 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     if (stopReason !== undefined) coordinator?.finish(stopReason);
   };
   const endEpoch = async (epoch: number, evaluation?: EvaluationReport) => {
-    const logs: Record<string, number> = { loss: epochTotals.loss / epochTotals.samples };
-    if (epochTotals.accuracy) logs.acc = epochTotals.correct / epochTotals.samples;
+    const logs: Record<string, number> = Object.fromEntries(
+      Object.entries(epochSums).map(([name, sum]) => [name, sum / epochSamples]),
+    );
     if (evaluation !== undefined) {
       logs.val_loss = evaluation.testLoss;
       for (const [name, value] of Object.entries(evaluation.testMetrics)) {
         logs[`val_${name === 'accuracy' ? 'acc' : name}`] = value;
       }
     }
-    Object.assign(epochTotals, { loss: 0, correct: 0, samples: 0, batch: 0 });
+    epochSums = {};
+    epochSamples = 0;
+    batch = 0;
     history.epoch.push(epoch);
     for (const [name, value] of Object.entries(logs)) {
       history.history[name] = [...(history.history[name] ?? []), value];
@@ -129,15 +135,12 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   };
   const onStep = async (report: StepReport) => {
     const samples = report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
-    epochTotals.loss += report.loss * samples;
-    epochTotals.accuracy = !Number.isNaN(report.accuracy);
-    if (epochTotals.accuracy) epochTotals.correct += report.accuracy * samples;
-    epochTotals.samples += samples;
-    const logs: Logs = Number.isNaN(report.accuracy)
-      ? { loss: report.loss }
-      : { loss: report.loss, acc: report.accuracy };
-    for (const callback of options.callbacks ?? []) await callback.onBatchEnd?.(epochTotals.batch, logs, run);
-    epochTotals.batch += 1;
+    const logs = batchLogs(report);
+    for (const [name, value] of Object.entries(logs))
+      epochSums[name] = (epochSums[name] ?? 0) + value * samples;
+    epochSamples += samples;
+    for (const callback of options.callbacks ?? []) await callback.onBatchEnd?.(batch, logs, run);
+    batch += 1;
     // With validation data the epoch ends after its evaluation (onEvaluation).
     if (report.endsEpoch && !task.validates()) await endEpoch(report.epoch);
     else afterCallbacks();
@@ -165,6 +168,15 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
           coordinator = started;
         });
   return { history, summary };
+}
+
+/** A step's figures as Keras names them: loss, acc (when measured), then each metric. */
+function batchLogs(report: StepReport): Logs {
+  return {
+    loss: report.loss,
+    ...(Number.isNaN(report.accuracy) ? {} : { acc: report.accuracy }),
+    ...report.metrics,
+  };
 }
 
 async function listenForWorkers(

@@ -187,8 +187,8 @@ describe('coordinator with real worker processes', () => {
     expect(Buffer.from(distributed.buffer).equals(Buffer.from(local.weights.buffer))).toBe(true);
   }, 120_000);
 
-  // 1.3 moved the micro-batch size from every compute request into the welcome, which a 1.2 worker
-  // would refuse as an unknown field.
+  // 1.4 changed the shard requests (typed features, dropout keys) and replies (metric sums), so every
+  // run refuses an older worker; a 1.2 worker would also refuse the welcome's micro-batch size (1.3).
   it('refuses a worker older than protocol 1.4, and warns when backends differ in a run with micro-batches', async () => {
     const { coordinator: target, log } = await coordinator(5, 1, { microBatchSize: 16 });
     const { code, replies } = await helloWithProtocol(target.url, {
@@ -203,7 +203,7 @@ describe('coordinator with real worker processes', () => {
         reason: expect.stringMatching(/1\.4 or later.*worker speaks 1\.2/),
       }),
     ]);
-    expect(log.some((line) => line.includes('micro-batches'))).toBe(true);
+    expect(log.some((line) => /rejected: protocol 1\.4 or later needed/.test(line))).toBe(true);
 
     // A current peer on another backend is welcomed with the micro-batch size (then leaves); the real
     // wasm worker after it is warned about.

@@ -35,7 +35,7 @@ describe('fit() with validationSplit and EarlyStopping', () => {
     const { history, summary } = lastJsonLine<{ history: History; summary: RunSummary }>(run);
     const epochs = history.epoch.length;
     expect(history.epoch).toEqual([...Array(epochs).keys()]);
-    for (const name of ['loss', 'val_loss', 'val_mae'])
+    for (const name of ['loss', 'mae', 'val_loss', 'val_mae'])
       expect(history.history[name], name).toHaveLength(epochs);
     // Stopped early, and exactly when the rule says: PATIENCE epochs after the best val_loss.
     const valLoss = history.history.val_loss as number[];

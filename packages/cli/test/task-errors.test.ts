@@ -65,4 +65,10 @@ describe('a bad task module', () => {
   ])('with %s is refused before training', async (defect, message) => {
     expect(await trainBroken(fixture('broken-classifier.mjs'), defect)).toMatch(message);
   });
+
+  it('whose metric comes out NaN stops the run as diverged, never sending or applying it', async () => {
+    const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'nan-metric');
+    expect(stderr).toMatch(/NON_FINITE: step 0: metric 0 is NaN/);
+    expect(stderr).toMatch(/TRAINING_DIVERGED: training diverged at step 1/);
+  });
 });

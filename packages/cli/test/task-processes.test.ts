@@ -41,3 +41,17 @@ describe('callosum coordinator --task with callosum worker --task processes', ()
     for (const run of [first, second]) expect(run.code, run.stderr).toBe(0);
   }, 120_000);
 });
+
+describe('resuming a finished task run', () => {
+  it('reports its stored summary, without an accuracy the task never measured', async () => {
+    const out = await temporaryDirectory('task-resume');
+    const args = ['train', '--task', TASK, '--workers', '1', '--threads', '1', '--steps', '4'];
+    expect((await runCli([...args, '--out', out])).code).toBe(0);
+    const resumed = await runCli([...args, '--resume', out]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/already complete/);
+    expect(resumed.stdout).toMatch(/test loss\s+\d\.\d{4}/);
+    expect(resumed.stdout).toMatch(/test mae\s+\d/);
+    expect(resumed.stdout).not.toMatch(/accuracy/);
+  }, 60_000);
+});

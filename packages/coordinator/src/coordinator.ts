@@ -118,7 +118,6 @@ async function startIn(
   const seams = { membership, sender, findings, counters, clock: systemClock, log };
   const dispatcher = new ShardDispatcher(seams, settings);
   const reduction = reductionFor(config, layout.totalSize);
-  const { measuresAccuracy } = taskModel.objective;
   const rounds = new Rounds({
     state,
     train,
@@ -126,7 +125,7 @@ async function startIn(
     membership,
     dispatcher,
     reduction,
-    measuresAccuracy,
+    objective: taskModel.objective,
   });
   const loop = new TrainingLoop({
     state,

@@ -7,7 +7,7 @@ import {
   samplesToWire,
 } from '@callosum/core';
 
-/** A compute request for the samples of `set` at `indices` (keys 0: no dropout in the built-in models). */
+/** A compute request for the samples of `set` at `indices`. */
 export function mnistComputeRequest(
   set: SampleSet,
   {
@@ -17,7 +17,8 @@ export function mnistComputeRequest(
     shard = 0,
   }: { step: number; weightsVersion: number; indices: number[]; shard?: number },
 ): ComputeRequest {
-  const samples = gatherSamples(set, indices);
+  // Keys as TrainingState would give them are irrelevant here: the built-in models have no dropout.
+  const samples = { ...gatherSamples(set, indices), keys: Uint32Array.from(indices) };
   return {
     type: 'compute',
     step,

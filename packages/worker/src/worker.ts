@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import {
   AUTH_HEADER,
   BackendNames,
+  type BatchTotals,
   CallosumError,
   type CoordinatorMessage,
   createAuthHeader,
@@ -215,13 +216,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               frame &&
                 new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount),
             );
-            // The protocol carries finite numbers only: a diverged step is reported as such, not sent.
-            if (!Number.isFinite(result.lossSum)) {
-              throw new CallosumError(
-                ErrorCodes.NON_FINITE,
-                `step ${message.step}: loss is ${result.lossSum}`,
-              );
-            }
+            requireFiniteTotals(result, `step ${message.step}`);
             phase = 'sending';
             const reply = gradientReply(message, result, timings);
             sendFrame(frame === undefined ? codec.encode(reply) : frame.finish(reply, 'gradient'));
@@ -231,6 +226,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           case 'evaluate': {
             phase = 'computing';
             const { result, timings } = service.evaluate(message);
+            requireFiniteTotals(result, `evaluation round ${message.round}`);
             phase = 'sending';
             const metricSums = [...result.metricSums];
             send({
@@ -259,6 +255,20 @@ function fingerprintOf(task: Task): Fingerprint {
   } finally {
     taskModel.model.dispose();
   }
+}
+
+/**
+ * The protocol carries finite numbers only: a loss or metric that came out NaN or Infinity is reported
+ * as a failure (its shard is redone, or the run stops as diverged), never sent.
+ */
+function requireFiniteTotals(totals: BatchTotals, what: string): void {
+  const figures: [string, number][] = [
+    ['loss', totals.lossSum],
+    ['accuracy', totals.correct],
+    ...totals.metricSums.map((sum, index): [string, number] => [`metric ${index}`, sum]),
+  ];
+  const bad = figures.find(([, value]) => !Number.isFinite(value));
+  if (bad !== undefined) throw new CallosumError(ErrorCodes.NON_FINITE, `${what}: ${bad[0]} is ${bad[1]}`);
 }
 
 /** Why a worker's compute threads can no longer compute, once one has crashed. */

@@ -9,6 +9,7 @@ import {
   type GradientResult,
   gatherSamples,
   keysToWire,
+  type Objective,
   type RawSamples,
   type Reduction,
   type SampleSet,
@@ -43,8 +44,8 @@ export interface RoundsContext {
   readonly dispatcher: ShardDispatcher;
   /** How training steps are planned and reduced, chosen once for the run. */
   readonly reduction: Reduction;
-  /** Whether steps report an accuracy (the task measures it). */
-  readonly measuresAccuracy: boolean;
+  /** Which figures a step reports: accuracy if the task measures it, and its other metrics. */
+  readonly objective: Pick<Objective, 'measuresAccuracy' | 'metricNames'>;
 }
 
 /**
@@ -95,7 +96,7 @@ export class Rounds {
         reduced,
         learningRate,
         reduced.count / ((finished - started) / 1000),
-        this.context.measuresAccuracy,
+        this.context.objective,
       ),
       workers: new Set(outcomes.map((outcome) => outcome.worker)).size,
       perWorker,
@@ -141,7 +142,7 @@ export class Rounds {
     if (totals.count !== evaluationSet.count) {
       throw new CallosumError(
         ErrorCodes.COMPUTE_FAILED,
-        `evaluation counted ${totals.count} of ${evaluationSet.count} test samples`,
+        `evaluation counted ${totals.count} of ${evaluationSet.count} evaluation samples`,
       );
     }
     return totals;

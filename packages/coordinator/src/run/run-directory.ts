@@ -153,7 +153,8 @@ export async function storedSummary(path: string): Promise<RunSummary | undefine
     return undefined;
   }
   try {
-    return JSON.parse(text) as RunSummary;
+    // JSON has no NaN: a figure that was not measured is stored as null.
+    return JSON.parse(text, (_key, value) => (value === null ? Number.NaN : value)) as RunSummary;
   } catch {
     throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${join(path, RunFiles.SUMMARY)} is not valid JSON`);
   }

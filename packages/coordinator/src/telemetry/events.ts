@@ -19,8 +19,8 @@ const measured = z.number().nullable();
  */
 const addedLater = <T extends z.ZodType>(field: T) => field.optional();
 
-/** Each metric of the task by name (accuracy included when measured). */
-const testMetrics = z.record(z.string(), measured);
+/** Metrics of the task by name. */
+const metricsByName = z.record(z.string(), measured);
 
 /** Who an event is about: the worker's id, and its name (empty before its hello) and address. */
 const aboutWorker = { worker: workerId, name: addedLater(z.string()), address: addedLater(z.string()) };
@@ -100,6 +100,7 @@ const eventSchemas = [
     epoch: count,
     loss: z.number(),
     accuracy: measured,
+    metrics: addedLater(metricsByName),
     learningRate: z.number(),
     samplesPerSecond: measured,
     endsEpoch: addedLater(z.boolean()),
@@ -136,7 +137,7 @@ const eventSchemas = [
     step: count,
     testLoss: measured,
     testAccuracy: measured,
-    testMetrics: addedLater(testMetrics),
+    testMetrics: addedLater(metricsByName),
     count,
     evaluationMs: addedLater(z.number()),
   }),
@@ -146,7 +147,7 @@ const eventSchemas = [
     type: z.literal('summary'),
     testAccuracy: measured,
     testLoss: measured,
-    testMetrics: addedLater(testMetrics),
+    testMetrics: addedLater(metricsByName),
     epochs: z.number(),
     steps: count,
     workers: count,

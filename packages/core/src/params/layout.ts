@@ -69,25 +69,26 @@ export function parameterLayout(model: LayersModel): ParameterLayout {
   return { entries, totalSize: offset, trainableSize };
 }
 
+type Layer = LayersModel['layers'][number];
+
+/** Every layer of the model, a nested model's layers before the nested model itself, in a fixed order. */
+export function everyLayer(model: LayersModel): Layer[] {
+  return model.layers.flatMap((layer) => {
+    const nested = (layer as Partial<LayersModel>).layers;
+    return nested === undefined ? [layer] : [...everyLayer(layer as LayersModel), layer];
+  });
+}
+
 /** BatchNormalization layers, anywhere in the model (nested models included), with their moving weights. */
-export function batchNormalizationLayers(model: LayersModel): {
-  layer: LayersModel['layers'][number];
-  movingMean: ModelWeight;
-  movingVariance: ModelWeight;
-}[] {
-  const found: ReturnType<typeof batchNormalizationLayers> = [];
-  const visit = (layers: LayersModel['layers']) => {
-    for (const layer of layers) {
-      const nested = (layer as Partial<LayersModel>).layers;
-      if (nested !== undefined) visit(nested);
-      const moving = layer as unknown as { movingMean?: ModelWeight; movingVariance?: ModelWeight };
-      if (layer.getClassName() === 'BatchNormalization' && moving.movingMean && moving.movingVariance) {
-        found.push({ layer, movingMean: moving.movingMean, movingVariance: moving.movingVariance });
-      }
-    }
-  };
-  visit(model.layers);
-  return found;
+export function batchNormalizationLayers(
+  model: LayersModel,
+): { layer: Layer; movingMean: ModelWeight; movingVariance: ModelWeight }[] {
+  return everyLayer(model).flatMap((layer) => {
+    const moving = layer as unknown as { movingMean?: ModelWeight; movingVariance?: ModelWeight };
+    return layer.getClassName() === 'BatchNormalization' && moving.movingMean && moving.movingVariance
+      ? [{ layer, movingMean: moving.movingMean, movingVariance: moving.movingVariance }]
+      : [];
+  });
 }
 
 function statisticMomenta(model: LayersModel): Map<ModelWeight, number> {

@@ -15,7 +15,13 @@ export function samplesToWire(
 
 /** Training samples' keys on the wire: int32, the same 32 bits. */
 export function keysToWire(samples: RawSamples): WireTensor {
-  const keys = samples.keys ?? new Uint32Array(samples.count);
+  const keys = samples.keys;
+  if (keys === undefined) {
+    throw new CallosumError(
+      ErrorCodes.INTERNAL,
+      'training samples without their keys (TrainingState.gatherTrainingSamples)',
+    );
+  }
   return toWireTensor(new Int32Array(keys.buffer, keys.byteOffset, keys.length), [samples.count]);
 }
 

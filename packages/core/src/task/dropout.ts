@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { mix32 } from '../data/random.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { everyLayer } from '../params/layout.js';
 
 type Layer = LayersModel['layers'][number];
 type Call = (inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }) => tf.Tensor | tf.Tensor[];
@@ -37,21 +38,25 @@ export function sampleKey(seed: number, epoch: number, index: number): number {
 /** Makes every Dropout layer of the model draw per-sample masks; refuses layers that cannot. */
 export function seedDropoutLayers(model: LayersModel): void {
   let dropoutIndex = 0;
-  const visit = (layers: readonly Layer[]) => {
-    for (const layer of layers) {
-      const nested = (layer as Partial<LayersModel>).layers;
-      if (nested !== undefined) visit(nested);
-      const className = layer.getClassName();
-      if (UNSUPPORTED_RANDOM_LAYERS.includes(className)) {
+  for (const layer of everyLayer(model)) {
+    const className = layer.getClassName();
+    if (UNSUPPORTED_RANDOM_LAYERS.includes(className)) {
+      throw new CallosumError(
+        ErrorCodes.TASK_INVALID,
+        `layer ${layer.name} (${className}) draws random numbers in training, which would differ between workers; Callosum supports Dropout`,
+      );
+    }
+    if (className === 'Dropout') {
+      const noiseShape = (layer as unknown as { noiseShape?: (number | null)[] }).noiseShape;
+      if (noiseShape !== undefined && noiseShape !== null && noiseShape[0] != null) {
         throw new CallosumError(
           ErrorCodes.TASK_INVALID,
-          `layer ${layer.name} (${className}) draws random numbers in training, which would differ between workers; Callosum supports Dropout`,
+          `dropout layer ${layer.name} fixes its noiseShape's batch dimension (${noiseShape[0]}); masks are drawn per sample, so leave it null`,
         );
       }
-      if (className === 'Dropout') replaceCall(layer, dropoutIndex++);
+      replaceCall(layer, dropoutIndex++);
     }
-  };
-  visit(model.layers);
+  }
 }
 
 function replaceCall(layer: Layer, layerIndex: number): void {
@@ -72,7 +77,7 @@ function replaceCall(layer: Layer, layerIndex: number): void {
     return tf.tidy(() => {
       const maskShape = callable.getNoiseShape(input) ?? input.shape;
       const mask = tf.tensor(keepMask(keys, layerIndex, maskShape, rate), maskShape, 'float32');
-      // tfjs's own arithmetic: x / keepProbability × mask.
+      // (x / keep probability) × mask: the scaling of tfjs's dropout, in this order (docs/protocol.md).
       return tf.mul(tf.div(input, 1 - rate), mask);
     });
   };

@@ -2,7 +2,12 @@ import '../backends/cpu.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../tf.js';
 import { defineTask } from './define-task.js';
-import { fingerprintDifference, taskFingerprint } from './fingerprint.js';
+import {
+  fingerprintDifference,
+  fingerprintDigest,
+  fingerprintOfTask,
+  taskFingerprint,
+} from './fingerprint.js';
 import { taskFromDefinition } from './module-task.js';
 import { instantiateTask, type Task } from './task.js';
 
@@ -88,5 +93,59 @@ describe('taskFingerprint', () => {
     );
     expect(fingerprintDifference({ a: [1, 2] }, { a: [1, 2, 3] })).toBe('a[2]: absent here, 3 there');
     expect(fingerprintDifference({ a: { b: 1 } }, { a: {} })).toBe('a.b: 1 here, absent there');
+  });
+});
+
+describe('taskFingerprint of what names cannot tell apart', () => {
+  const dense = (units: number) => tf.layers.dense({ units, inputShape: [3] });
+
+  it('tells two loss functions of the same name apart by their source', () => {
+    const withLoss = (loss: (labels: tf.Tensor, predictions: tf.Tensor) => tf.Tensor) =>
+      taskFromDefinition(
+        defineTask({
+          model: () => tf.sequential({ layers: [dense(1)] }),
+          data: () => ({ train: { xs: tf.zeros([1, 3]), ys: tf.zeros([1, 1]) } }),
+          loss,
+        }),
+        'custom',
+      );
+    const squared = withLoss(function myLoss(labels, predictions) {
+      return tf.mean(tf.square(tf.sub(labels, predictions)), -1);
+    });
+    const absolute = withLoss(function myLoss(labels, predictions) {
+      return tf.mean(tf.abs(tf.sub(labels, predictions)), -1);
+    });
+    expect(fingerprintDifference(fingerprintOfTask(squared), fingerprintOfTask(squared))).toBeUndefined();
+    expect(fingerprintDifference(fingerprintOfTask(squared), fingerprintOfTask(absolute))).toMatch(
+      /^loss: "myLoss \(source [0-9a-f]{16}\)" here, "myLoss \(source [0-9a-f]{16}\)" there$/,
+    );
+  });
+
+  it('describes a nested model by its layers, so builds numbered differently by tfjs agree', () => {
+    const nested = taskFromDefinition(
+      defineTask({
+        model: () => {
+          const inner = tf.sequential({ layers: [dense(4), tf.layers.dense({ units: 2 })] });
+          const input = tf.input({ shape: [3] });
+          const output = tf.layers.dense({ units: 1 }).apply(inner.apply(input) as tf.SymbolicTensor);
+          return tf.model({ inputs: input, outputs: output as tf.SymbolicTensor });
+        },
+        data: () => ({ train: { xs: tf.zeros([1, 3]), ys: tf.zeros([1, 1]) } }),
+        loss: 'meanSquaredError',
+      }),
+      'nested',
+    );
+    // Another model built in between moves tfjs's name counters, as a second build on the coordinator does.
+    tf.sequential({ layers: [dense(7)] }).dispose();
+    const [first, second] = [fingerprintOfTask(nested), fingerprintOfTask(nested)];
+    expect(fingerprintDifference(first, second)).toBeUndefined();
+    expect(JSON.stringify(first)).toContain('"layers":[{"class":"Dense"');
+  });
+
+  it('has a short digest that differs when the fingerprint does', () => {
+    const [narrow, wide] = [fingerprintOf(taskWith(12), 1), fingerprintOf(taskWith(16), 1)];
+    expect(fingerprintDigest(narrow)).toMatch(/^[0-9a-f]{16}$/);
+    expect(fingerprintDigest(narrow)).toBe(fingerprintDigest(fingerprintOf(taskWith(12), 2)));
+    expect(fingerprintDigest(narrow)).not.toBe(fingerprintDigest(wide));
   });
 });

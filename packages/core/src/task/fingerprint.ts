@@ -7,29 +7,66 @@
  * worker sends its own in its hello; the coordinator compares it with the run's and names the first
  * difference.
  */
+import { createHash } from 'node:crypto';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { Task, TaskModel } from './task.js';
+import type { LossSpec } from './objective.js';
+import { instantiateTask, type Task, type TaskModel } from './task.js';
 
 export type Fingerprint = { readonly [key: string]: unknown };
 
 export function taskFingerprint(task: Task, { model, objective }: TaskModel): Fingerprint {
-  const layerIndex = new Map(model.layers.map((layer, index) => [layer, index]));
   return {
-    layers: model.layers.map((layer) => ({
-      class: layer.getClassName(),
-      config: withoutRunSpecifics(layer.getConfig()),
-      inputs: layer.inboundNodes.flatMap((node) =>
-        node.inboundLayers.map((inbound) => layerIndex.get(inbound) ?? 'outside the model'),
-      ),
-    })),
+    layers: layerFingerprints(model),
     weights: weightSpecs(model),
     inputs: model.inputs.map((input) => ({ shape: input.shape, dtype: input.dtype })),
     outputs: model.outputs.map((output) => ({ shape: output.shape, dtype: output.dtype })),
-    loss: objective.lossName,
+    loss: specFingerprint(task.loss),
     accuracy: objective.measuresAccuracy,
-    metrics: objective.metricNames,
+    metrics: task.metrics.map(specFingerprint),
     featureDivisor: task.featureDivisor ?? null,
   };
+}
+
+/** The fingerprint of a task's model as a worker builds it (any seed: seeds are left out). */
+export function fingerprintOfTask(task: Task): Fingerprint {
+  const taskModel = instantiateTask(task, 0);
+  try {
+    return taskFingerprint(task, taskModel);
+  } finally {
+    taskModel.model.dispose();
+  }
+}
+
+/** A short digest of a fingerprint, e.g. for a checkpoint to name the task it belongs to. */
+export function fingerprintDigest(fingerprint: Fingerprint): string {
+  return createHash('sha256').update(JSON.stringify(fingerprint)).digest('hex').slice(0, 16);
+}
+
+/**
+ * Each layer's class, configuration and inputs (by index). A nested model's configuration names its
+ * layers with tfjs's per-process numbering, so it is described by its own layers instead.
+ */
+function layerFingerprints(model: LayersModel): unknown[] {
+  const layerIndex = new Map(model.layers.map((layer, index) => [layer, index]));
+  return model.layers.map((layer) => {
+    const nested = (layer as Partial<LayersModel>).layers;
+    return {
+      class: layer.getClassName(),
+      ...(nested === undefined
+        ? { config: withoutRunSpecifics(layer.getConfig()) }
+        : { layers: layerFingerprints(layer as LayersModel) }),
+      inputs: layer.inboundNodes.flatMap((node) =>
+        node.inboundLayers.map((inbound) => layerIndex.get(inbound) ?? 'outside the model'),
+      ),
+    };
+  });
+}
+
+/** A loss or metric: its name, and for a function also a digest of its source (two may share a name). */
+function specFingerprint(spec: LossSpec): string {
+  if (typeof spec === 'string') return spec;
+  const source = createHash('sha256').update(String(spec)).digest('hex').slice(0, 16);
+  return `${spec.name || 'function'} (source ${source})`;
 }
 
 function weightSpecs(model: LayersModel) {

@@ -8,7 +8,13 @@ export {
   type TaskOptimizer,
   type TaskSplit,
 } from './define-task.js';
-export { type Fingerprint, fingerprintDifference, taskFingerprint } from './fingerprint.js';
+export {
+  type Fingerprint,
+  fingerprintDifference,
+  fingerprintDigest,
+  fingerprintOfTask,
+  taskFingerprint,
+} from './fingerprint.js';
 export { loadTaskModule } from './load-task.js';
 export { LOSS_NAMES, type LossName, type SampleFunction } from './losses.js';
 export { imageSamples, mnistTask } from './mnist-task.js';

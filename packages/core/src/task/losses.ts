@@ -50,8 +50,9 @@ function huberLoss(labels: tf.Tensor, predictions: tf.Tensor): tf.Tensor {
 }
 
 export const LOSSES = {
+  // tfjs clips the probabilities once before, and once inside, the categorical cross-entropy.
   sparseCategoricalCrossentropy: (labels, predictions) =>
-    categoricalCrossentropy(oneHotLike(labels, predictions), predictions),
+    categoricalCrossentropy(oneHotLike(labels, predictions), clippedProbabilities(predictions)),
   categoricalCrossentropy,
   binaryCrossentropy,
   meanSquaredError: (labels, predictions) =>

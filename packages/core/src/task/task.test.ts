@@ -2,12 +2,14 @@ import '../backends/cpu.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ImageSet } from '../data/mnist.js';
 import { callosumError } from '../optim/test-support.js';
+import { keysToWire } from '../protocol/samples.js';
 import * as tf from '../tf.js';
 import { randomGenerator } from '../train/test-support.js';
 import { trainLocal } from '../train/train-local.js';
 import { defineTask } from './define-task.js';
 import { imageSamples, mnistTask } from './mnist-task.js';
 import { taskFromDefinition } from './module-task.js';
+import { requireSameTask, taskTrainingConfig } from './prepare-task.js';
 import { inputSampleShape, instantiateTask } from './task.js';
 
 beforeAll(async () => {
@@ -167,5 +169,57 @@ describe('trainLocal with a task', () => {
     expect(Math.max(...Array.from(movingMean.dataSync()).map(Math.abs))).toBeGreaterThan(0);
     result.model.dispose();
     tf.dispose([train.xs, train.ys, test.xs, test.ys]);
+  });
+});
+
+describe('what a task module may not do', () => {
+  const regression = (layers: () => tf.layers.Layer[]) =>
+    taskFromDefinition(
+      defineTask({
+        model: () => tf.sequential({ layers: [tf.layers.dense({ units: 4, inputShape: [3] }), ...layers()] }),
+        data: () => ({ train: { xs: tf.zeros([2, 3]), ys: tf.zeros([2, 4]) } }),
+        loss: 'meanSquaredError',
+      }),
+      'regression',
+    );
+
+  it('refuses a Dropout whose noise shape fixes the batch dimension, and layers whose noise is not per sample', () => {
+    expect(() =>
+      instantiateTask(
+        regression(() => [tf.layers.dropout({ rate: 0.5, noiseShape: [1, 4] })]),
+        1,
+      ),
+    ).toThrow(callosumError('TASK_INVALID', 'fixes its noiseShape', 'leave it null'));
+    expect(() =>
+      instantiateTask(
+        regression(() => [tf.layers.gaussianNoise({ stddev: 0.1 })]),
+        1,
+      ),
+    ).toThrow(callosumError('TASK_INVALID', 'GaussianNoise', 'Callosum supports Dropout'));
+    expect(() =>
+      instantiateTask(
+        regression(() => [tf.layers.dropout({ rate: 0.5 })]),
+        1,
+      ),
+    ).not.toThrow();
+  });
+
+  it('resumes only with the task its run started with: the same name and fingerprint digest', () => {
+    const task = regression(() => []);
+    const config = taskTrainingConfig(task, {}, false, '0123456789abcdef');
+    expect(config.model).toEqual({ name: 'task:regression', options: { fingerprint: '0123456789abcdef' } });
+    expect(() => requireSameTask(task, config, false, '0123456789abcdef')).not.toThrow();
+    expect(() => requireSameTask(task, config, false, 'fedcba9876543210')).toThrow(
+      callosumError('INVALID_ARGUMENT', 'task regression has changed since this run started'),
+    );
+    expect(() => requireSameTask(task, config, true)).toThrow(
+      callosumError('INVALID_ARGUMENT', 'this run trains task regression: resume it with --task'),
+    );
+  });
+
+  it('sends no training samples without their dropout keys', () => {
+    const samples = { count: 1, features: Float32Array.of(1, 2, 3), labels: Float32Array.of(0) };
+    expect(() => keysToWire(samples)).toThrow(callosumError('INTERNAL', 'without their keys'));
+    expect(keysToWire({ ...samples, keys: Uint32Array.of(0xffffffff) }).shape).toEqual([1]);
   });
 });

@@ -1,3 +1,4 @@
+import type { Objective } from '../task/objective.js';
 import type { ReducedStep } from './reduce.js';
 import type { TrainingState } from './training-state.js';
 
@@ -11,6 +12,8 @@ export interface StepEvent {
   /** Mean loss and accuracy over this step's global batch (accuracy NaN when the task does not measure it). */
   readonly loss: number;
   readonly accuracy: number;
+  /** Mean over this step's global batch of each of the task's other metrics, by name. */
+  readonly metrics: Readonly<Record<string, number>>;
   readonly learningRate: number;
   readonly samplesPerSecond: number;
   /** Whether this step was the last of its epoch (or of the run). */
@@ -30,14 +33,20 @@ export function stepEvent(
   reduced: ReducedStep,
   learningRate: number,
   samplesPerSecond: number,
-  measuresAccuracy = true,
+  objective: Pick<Objective, 'measuresAccuracy' | 'metricNames'>,
 ): StepEvent {
   return {
     step: state.step,
     totalSteps: state.totalSteps,
     epoch,
     loss: reduced.lossSum / reduced.count,
-    accuracy: measuresAccuracy ? reduced.correct / reduced.count : Number.NaN,
+    accuracy: objective.measuresAccuracy ? reduced.correct / reduced.count : Number.NaN,
+    metrics: Object.fromEntries(
+      objective.metricNames.map((name, index) => [
+        name,
+        (reduced.metricSums[index] ?? Number.NaN) / reduced.count,
+      ]),
+    ),
     learningRate,
     samplesPerSecond,
     endsEpoch: state.endedEpoch(epoch),

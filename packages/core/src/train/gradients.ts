@@ -73,25 +73,38 @@ export function computeGradients(
     };
   }
   const variables = trainableVariables(model);
+  // Sums kept out of the gradient tape; tidy does not free kept tensors, so a failed pass must.
+  let kept: { correct: Tensor | undefined; metrics: Tensor[] } = { correct: undefined, metrics: [] };
   // Only tensors leave the tidy: tidy walks its result looking for tensors, and walking a
   // 700k-element Float32Array key by key costs more than the whole backward pass.
-  const { sums, vector } = tf.tidy(() => {
-    const { input, labels } = inputTensors(taskModel, batch);
-    return withBatchStatistics(model, layout, batch.count, () =>
-      withSampleKeys(batch.keys, () => {
-        let kept: { correct: Tensor | undefined; metrics: Tensor[] } = { correct: undefined, metrics: [] };
-        const { value, grads } = tf.variableGrads(() => {
-          const { loss, correct, metrics } = objective.trainingSums(model, input, labels);
-          kept = { correct: correct && tf.keep(correct), metrics: metrics.map((metric) => tf.keep(metric)) };
-          return loss;
-        }, variables);
-        return {
-          sums: { loss: value, ...kept },
-          gradients: variables.map((variable) => grads[variable.name] as Tensor),
-        };
-      }),
-    );
-  });
+  const pass = () =>
+    tf.tidy(() => {
+      const { input, labels } = inputTensors(taskModel, batch);
+      return withBatchStatistics(model, layout, batch.count, () =>
+        withSampleKeys(batch.keys, () => {
+          const { value, grads } = tf.variableGrads(() => {
+            const { loss, correct, metrics } = objective.trainingSums(model, input, labels);
+            kept = {
+              correct: correct && tf.keep(correct),
+              metrics: metrics.map((metric) => tf.keep(metric)),
+            };
+            return loss;
+          }, variables);
+          return {
+            sums: { loss: value, ...kept },
+            gradients: variables.map((variable) => grads[variable.name] as Tensor),
+          };
+        }),
+      );
+    });
+  let computed: ReturnType<typeof pass>;
+  try {
+    computed = pass();
+  } catch (error) {
+    tf.dispose([...(kept.correct ? [kept.correct] : []), ...kept.metrics]);
+    throw error;
+  }
+  const { sums, vector } = computed;
   try {
     const totals = totalsOf(sums, batch.count);
     return { gradient: flattenTensors(vector, layout, into), ...totals };

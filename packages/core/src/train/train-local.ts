@@ -18,7 +18,7 @@ export interface TrainLocalOptions extends Partial<TrainingConfig>, DatasetSourc
   /** What to train: a task (e.g. loadTaskModule's); without one, `model` on MNIST. */
   readonly task?: Task | undefined;
   readonly backend?: BackendPreference;
-  /** Evaluate on the full test set after every epoch (default true). */
+  /** Evaluate on the whole test set (else validation set) after every epoch (default true). */
   readonly evaluate?: boolean;
   /** Save the final model here in the TF.js layers format. */
   readonly outDir?: string;
@@ -69,8 +69,7 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
     writeFlatWeights(model, state.weights, layout);
     trainedSamples += reduced.count;
     const samplesPerSecond = trainedSamples / ((performance.now() - started) / 1000);
-    const { measuresAccuracy } = taskModel.objective;
-    options.onStep?.(stepEvent(state, epoch, reduced, learningRate, samplesPerSecond, measuresAccuracy));
+    options.onStep?.(stepEvent(state, epoch, reduced, learningRate, samplesPerSecond, taskModel.objective));
     const evaluationSet = data.test ?? data.validation;
     if (state.endedEpoch(epoch) && options.evaluate !== false && evaluationSet !== undefined) {
       test = evaluationOf(evaluateSampleSet(taskModel, evaluationSet), taskModel);
