@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '@callosum/coordinator';
 import { loadModel } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
-import { fit, type History } from '../src/fit.js';
+// fit from the built package: it starts its local workers through the built CLI (dist/bin.js).
+import { fit, type History } from '../dist/index.js';
 import { type Finished, lastJsonLine, runCli, runNodeScript, temporaryDirectory } from './processes.js';
 
 // The TypeScript example that calls fit() (examples/fit-early-stopping/train.ts, compiled by the
@@ -81,5 +83,34 @@ describe('fit() listening for remote workers', () => {
     expect(history.history.val_loss).toBeUndefined();
     expect(history.history.loss).toHaveLength(3);
     for (const run of await Promise.all(workers)) expect(run.code, run.stderr).toBe(0);
+  }, 120_000);
+});
+
+describe('fit() with a callback that throws', () => {
+  it("rejects with the callback's error, and leaves no worker process behind", async () => {
+    const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
+    const lines: string[] = [];
+    await expect(
+      fit(task, {
+        outDir: await temporaryDirectory('fit-throws'),
+        epochs: 3,
+        workers: 2,
+        threads: 1,
+        callbacks: [
+          {
+            onEpochEnd: (epoch) => {
+              if (epoch === 1) throw new Error('this callback fails at epoch 2');
+            },
+          },
+        ],
+        log: (line) => void lines.push(line),
+      }),
+    ).rejects.toThrow('this callback fails at epoch 2');
+    const workers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(' worker ') && line.includes(task));
+    expect(workers).toEqual([]);
+    // The workers had joined and trained before the callback failed.
+    expect(lines.some((line) => /joined/.test(line))).toBe(true);
   }, 120_000);
 });
