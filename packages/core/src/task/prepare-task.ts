@@ -17,39 +17,35 @@ export function runTask(
 
 /**
  * A run's config: the task's defaults, overridden by every option that is set. A task module's run
- * records the task's name as its model, so that a checkpoint names what it trained.
+ * records as its model the task's name and its fingerprint's digest, so that a checkpoint names what it
+ * trained and --resume can refuse a changed task.
  */
 export function taskTrainingConfig(
   task: Task,
   options: TrainingOptions,
   builtIn: boolean,
-  fingerprint?: string,
+  digest?: string,
 ): TrainingConfig {
   const set = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
   const config = resolveTrainingConfig({
     ...task.defaults,
     ...set,
-    ...(builtIn ? {} : { model: taskModelSpec(task, fingerprint) }),
+    ...(builtIn ? {} : { model: taskModelSpec(task, digest) }),
   });
   requireAugmentable(task, config);
   return config;
 }
 
 /** How a task module's run records its task: by name, and by fingerprint digest where it has one. */
-function taskModelSpec(task: Task, fingerprint: string | undefined): ModelSpec {
-  return { name: `task:${task.name}`, ...(fingerprint === undefined ? {} : { options: { fingerprint } }) };
+function taskModelSpec(task: Task, digest: string | undefined): ModelSpec {
+  return { name: `task:${task.name}`, ...(digest === undefined ? {} : { options: { fingerprint: digest } }) };
 }
 
 /**
  * A resumed run continues the task it started with: the checkpoint's config names it, and its
- * fingerprint digest (`fingerprint`: this module's) must be the same.
+ * fingerprint digest (`digest`: this module's) must be the same.
  */
-export function requireSameTask(
-  task: Task,
-  config: TrainingConfig,
-  builtIn: boolean,
-  fingerprint?: string,
-): void {
+export function requireSameTask(task: Task, config: TrainingConfig, builtIn: boolean, digest?: string): void {
   const recorded = config.model.name;
   const trainedTask = recorded.startsWith('task:') ? recorded.slice('task:'.length) : undefined;
   if (builtIn && trainedTask !== undefined) {
@@ -64,8 +60,8 @@ export function requireSameTask(
       `this run trains ${trainedTask === undefined ? `the built-in model ${recorded}` : `task ${trainedTask}`}, not task ${task.name}`,
     );
   }
-  const recordedFingerprint = config.model.options?.fingerprint;
-  if (!builtIn && recordedFingerprint !== undefined && recordedFingerprint !== fingerprint) {
+  const recordedDigest = config.model.options?.fingerprint;
+  if (!builtIn && recordedDigest !== undefined && recordedDigest !== digest) {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
       `task ${task.name} has changed since this run started (its model, loss or metrics fingerprint differs): resume it with the module it started with`,
