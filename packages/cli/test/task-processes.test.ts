@@ -1,6 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { lastJsonLine, runCli, startCoordinatorProcess, temporaryDirectory } from './processes.js';
+import {
+  lastJsonLine,
+  runCli,
+  startCoordinatorProcess,
+  temporaryDirectory,
+  trainingUntil,
+} from './processes.js';
 
 // A task module's run with the coordinator and the workers as separate processes, each loading the
 // module from its own file system; a worker whose module builds another model is refused.
@@ -54,4 +60,25 @@ describe('resuming a finished task run', () => {
     expect(resumed.stdout).toMatch(/test mae\s+\d/);
     expect(resumed.stdout).not.toMatch(/accuracy/);
   }, 60_000);
+});
+
+describe('resuming a stopped task run', () => {
+  it('refuses a task module that has changed since the run started, even with the same name and weights', async () => {
+    const out = await temporaryDirectory('task-changed');
+    const task = fixture('broken-classifier.mjs');
+    const args = ['train', '--task', task, '--workers', '1', '--threads', '1', '--epochs', '500'];
+    const run = await trainingUntil([...args, '--checkpoint-every', '2', '--out', out], out, 4);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(1);
+    const resumed = await runCli([...args, '--resume', out], {
+      env: { BROKEN_TASK_DEFECT: 'changed-model' },
+    });
+    expect(resumed.code).toBe(1);
+    expect(resumed.stderr).toMatch(
+      /INVALID_ARGUMENT: task broken-classifier has changed since this run started .*resume it with the module it started with/,
+    );
+    // With the module it started with, it resumes.
+    const continued = await runCli([...args, '--resume', out, '--steps', '1']);
+    expect(continued.code, continued.stderr).toBe(0);
+  }, 90_000);
 });

@@ -1,17 +1,18 @@
 import {
+  evaluationSetOf,
   type Fingerprint,
+  fingerprintDigest,
+  fingerprintOfTask,
   initBackend,
   loadLatestCheckpoint,
   loadTaskForTraining,
   readFlatWeights,
-  requireAugmentable,
   requireSameTask,
   runTask,
   type SampleSet,
   type Task,
   type TaskModel,
   TrainingState,
-  taskFingerprint,
   taskTrainingConfig,
 } from '@callosum/core';
 import type { CoordinatorOptions } from '../options.js';
@@ -47,14 +48,18 @@ export async function prepareRun(
   const builtIn = options.task === undefined;
   // A resumed run of a built-in model trains the model its checkpoint names.
   const task = runTask(options.task, resumed?.checkpoint.config.model ?? options.training?.model, options);
-  const config = resumed?.checkpoint.config ?? taskTrainingConfig(task, options.training ?? {}, builtIn);
-  requireSameTask(task, config, builtIn);
-  requireAugmentable(task, config);
+  // The coordinator never needs a fast backend: it builds the model and saves it at the end.
+  await initBackend('cpu');
+  // What every worker's task must match; its digest goes into the run's config, for --resume to check.
+  const fingerprint = builtIn ? undefined : fingerprintOfTask(task);
+  const digest = fingerprint && fingerprintDigest(fingerprint);
+  // taskTrainingConfig checks that a config shifts images only; a resumed config was made by it too.
+  const config =
+    resumed?.checkpoint.config ?? taskTrainingConfig(task, options.training ?? {}, builtIn, digest);
+  requireSameTask(task, config, builtIn, digest);
   // Checks that a resumed checkpoint belongs to this run, and marks a new run's directory as its own.
   await runDirectory.adopt(config, resumed?.path);
 
-  // The coordinator never needs a fast backend: it builds the model once and saves it at the end.
-  await initBackend('cpu');
   const { taskModel, data } = await loadTaskForTraining(task, config.seed);
   const { model, layout } = taskModel;
   const state =
@@ -68,7 +73,7 @@ export async function prepareRun(
     task,
     taskModel,
     train: data.train,
-    evaluationSet: data.test ?? data.validation,
-    fingerprint: builtIn ? undefined : taskFingerprint(task, taskModel),
+    evaluationSet: evaluationSetOf(data),
+    fingerprint,
   };
 }

@@ -28,5 +28,12 @@ export {
   runTask,
   taskTrainingConfig,
 } from './prepare-task.js';
-export { inputSampleShape, instantiateTask, type Task, type TaskData, type TaskModel } from './task.js';
+export {
+  evaluationSetOf,
+  inputSampleShape,
+  instantiateTask,
+  type Task,
+  type TaskData,
+  type TaskModel,
+} from './task.js';
 export { checkTaskData } from './task-data.js';

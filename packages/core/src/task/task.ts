@@ -33,6 +33,11 @@ export interface Task {
   readonly defaults: TrainingOptions;
 }
 
+/** What a run evaluates after each epoch: the task's test set, else its validation set, else nothing. */
+export function evaluationSetOf(data: TaskData): SampleSet | undefined {
+  return data.test ?? data.validation;
+}
+
 /** A task's model, ready to train: where its weights live in flat vectors, its objective, its batches. */
 export interface TaskModel {
   readonly model: LayersModel;
