@@ -8,18 +8,15 @@ import {
   createAuthHeader,
   createMsgpackCodec,
   ErrorCodes,
-  type Fingerprint,
+  fingerprintOfTask,
   fromWireTensor,
   gradientReply,
   initBackend,
-  instantiateTask,
   isCallosumError,
   loadTaskModule,
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   readsTensorFrames,
-  type Task,
-  taskFingerprint,
   type WorkerMessage,
   type WorkerPhase,
 } from '@callosum/core';
@@ -48,7 +45,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
   const choice = await initBackend(settings.backend);
   const task = settings.task === undefined ? undefined : await loadTaskModule(settings.task);
   // Sent in the hello, for the coordinator to compare with its own task's.
-  const fingerprint = task === undefined ? undefined : fingerprintOf(task);
+  const fingerprint = task === undefined ? undefined : fingerprintOfTask(task);
   // tfjs-node computes with its own thread pool; threads of ours are for wasm and cpu.
   const threads = choice.backend === BackendNames.TENSORFLOW ? 1 : settings.threads;
   const service =
@@ -245,15 +242,6 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         }
       }
     });
-  }
-}
-
-function fingerprintOf(task: Task): Fingerprint {
-  const taskModel = instantiateTask(task, 0);
-  try {
-    return taskFingerprint(task, taskModel);
-  } finally {
-    taskModel.model.dispose();
   }
 }
 

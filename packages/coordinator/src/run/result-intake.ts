@@ -161,10 +161,12 @@ export class ResultIntake implements ResultHandlers {
   }
 }
 
-/** Why a result's metric sums cannot be used, if they cannot. */
+/**
+ * Why a result's metric sums cannot be used, if they cannot. (They are finite: the codec refuses a frame
+ * holding a non-finite number.)
+ */
 function metricSumsProblem(metricSums: readonly number[], metricCount: number): string | undefined {
-  if (metricSums.length !== metricCount)
-    return `${metricSums.length} metric sums, the task has ${metricCount}`;
-  const bad = metricSums.findIndex((sum) => !Number.isFinite(sum));
-  return bad === -1 ? undefined : `metric sum ${bad} is ${metricSums[bad]}`;
+  return metricSums.length === metricCount
+    ? undefined
+    : `${metricSums.length} metric sums, the task has ${metricCount}`;
 }

@@ -25,7 +25,8 @@ function categoricalCrossentropy(labels: tf.Tensor, predictions: tf.Tensor): tf.
   return tf.neg(tf.sum(tf.mul(tf.cast(labels, 'float32'), logs), lastAxis(predictions)));
 }
 
-function oneHotLike(labels: tf.Tensor, predictions: tf.Tensor): tf.Tensor {
+/** Class-index labels one-hot encoded in the predictions' shape. */
+export function oneHotLike(labels: tf.Tensor, predictions: tf.Tensor): tf.Tensor {
   const classes = predictions.shape[lastAxis(predictions)] as number;
   return tf.reshape(tf.oneHot(tf.cast(tf.reshape(labels, [-1]), 'int32'), classes), predictions.shape);
 }

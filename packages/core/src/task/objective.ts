@@ -12,6 +12,7 @@ import {
   accuracyFor,
   namedLoss,
   namedMetric,
+  oneHotLike,
   type SampleFunction,
   takesClassIndices,
 } from './losses.js';
@@ -115,9 +116,7 @@ export class Objective {
   }
 
   #oneHot(labels: tf.Tensor, logits: tf.Tensor): tf.Tensor {
-    if (this.labelDtype === 'int32')
-      return tf.oneHot(tf.reshape(labels, [-1]) as tf.Tensor1D, logits.shape[1] as number);
-    return this.#labelsLike(labels, logits);
+    return this.labelDtype === 'int32' ? oneHotLike(labels, logits) : this.#labelsLike(labels, logits);
   }
 
   /** Labels reshaped to the predictions' shape when they hold as many values ([n] against [n, 1]). */

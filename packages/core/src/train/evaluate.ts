@@ -1,10 +1,4 @@
-import {
-  gatherSamples,
-  type SampleBatch,
-  type SampleSet,
-  sliceBatch,
-  toSampleBatch,
-} from '../data/samples.js';
+import { type SampleBatch, type SampleSet, sliceBatch, toSampleBatch } from '../data/samples.js';
 import type { TaskModel } from '../task/task.js';
 import type { BatchTotals } from './batch.js';
 import { evaluateBatch } from './gradients.js';
@@ -43,8 +37,8 @@ export function evaluateInChunks(taskModel: TaskModel, batch: SampleBatch): Batc
 
 /** Loss and metric totals over every sample of `set`, each counted exactly once. */
 export function evaluateSampleSet(taskModel: TaskModel, set: SampleSet): BatchTotals {
-  const everySample = Array.from({ length: set.count }, (_, i) => i);
-  return evaluateInChunks(taskModel, toSampleBatch(gatherSamples(set, everySample), taskModel.conversion));
+  const samples = { count: set.count, features: set.features.values, labels: set.labels.values };
+  return evaluateInChunks(taskModel, toSampleBatch(samples, taskModel.conversion));
 }
 
 /** The figures a person reads: mean loss, accuracy when measured, and each metric's mean by name. */

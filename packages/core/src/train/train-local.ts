@@ -6,7 +6,7 @@ import { batchBuffers, type SampleBatch, toSampleBatch } from '../data/samples.j
 import { saveModel } from '../io/model-files.js';
 import { readFlatWeights, writeFlatWeights } from '../params/layout.js';
 import { prepareTask } from '../task/prepare-task.js';
-import type { Task, TaskModel } from '../task/task.js';
+import { evaluationSetOf, type Task, type TaskModel } from '../task/task.js';
 import type { TrainingConfig } from './config.js';
 import { type Evaluation, evaluateSampleSet, evaluationOf } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
@@ -58,6 +58,7 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
   let test: Evaluation | undefined;
   let trainedSamples = 0;
   const reduceStep = localStepReducer(config, taskModel);
+  const evaluationSet = evaluationSetOf(data);
   // Every step's batch is written into these (the input tensor copies it out before the next).
   const buffers = batchBuffers(data.train, config.batchSize, taskModel.conversion);
   const started = performance.now();
@@ -70,7 +71,6 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
     trainedSamples += reduced.count;
     const samplesPerSecond = trainedSamples / ((performance.now() - started) / 1000);
     options.onStep?.(stepEvent(state, epoch, reduced, learningRate, samplesPerSecond, taskModel.objective));
-    const evaluationSet = data.test ?? data.validation;
     if (state.endedEpoch(epoch) && options.evaluate !== false && evaluationSet !== undefined) {
       test = evaluationOf(evaluateSampleSet(taskModel, evaluationSet), taskModel);
       options.onEpoch?.({ epoch, testLoss: test.loss, testAccuracy: test.accuracy ?? Number.NaN });
