@@ -57,6 +57,8 @@ export interface FitOptions
   readonly workers?: number;
   readonly threads?: number;
   readonly backend?: string;
+  /** GPUs for the local workers, one each (trainWithLocalWorkers' `gpus`; [] assigns none). */
+  readonly gpus?: readonly string[];
   /**
    * Instead of local workers: listen here for `callosum worker --task <the same module>` processes. A
    * token is required beyond loopback (the workers' CALLOSUM_TOKEN), as for `callosum coordinator`.
@@ -153,6 +155,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
           workers: options.workers ?? 2,
           threads: options.threads ?? defaultThreads(options.workers ?? 2),
           backend: options.backend ?? 'auto',
+          ...(options.gpus === undefined ? {} : { gpus: options.gpus }),
           task: task.task,
           taskModule: path,
           training,

@@ -8,6 +8,7 @@ import {
 } from '@callosum/coordinator';
 import type { Task, TrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
+import { assignGpus } from './gpu-assignment.js';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
 import { generateToken } from './token.js';
 
@@ -16,6 +17,12 @@ export interface LocalTrainingOptions extends RunCallbacks {
   /** Compute threads per worker; default: the usable cores shared among the workers (defaultThreads). */
   readonly threads?: number;
   readonly backend: string;
+  /**
+   * GPUs shared out one per worker as CUDA_VISIBLE_DEVICES (worker i gets gpus[i mod length]): indices or
+   * GPU-UUIDs; [] assigns none. Default: a CUDA_VISIBLE_DEVICES already set passes to every worker
+   * unchanged; else the GPUs nvidia-smi lists (none when it is absent, fails or takes over 5 s).
+   */
+  readonly gpus?: readonly string[];
   /** A task module's run: the task loaded here and its path, which every local worker loads too. */
   readonly task?: Task;
   readonly taskModule?: string;
@@ -71,20 +78,24 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     ...(options.onEvaluation === undefined ? {} : { onEvaluation: options.onEvaluation }),
   };
   const threads = options.threads ?? defaultThreads(options.workers);
+  const names = Array.from({ length: options.workers }, (_, index) => `worker-${index + 1}`);
+  // Before the coordinator starts: a bad list fails the run before it binds a port.
+  const gpus = await assignGpus({ workerNames: names, gpus: options.gpus });
+  if (gpus.summary !== undefined) log(gpus.summary);
   const coordinator = await startCoordinator(coordinatorOptions);
   options.onStarted?.(coordinator);
   // Through the environment, not argv: other local users can read a process's arguments.
   const workerEnv = { CALLOSUM_TOKEN: token };
-  const workers: LocalWorker[] = Array.from({ length: options.workers }, (_, index) =>
+  const workers: LocalWorker[] = names.map((name, index) =>
     spawnLocalWorker(
-      `worker-${index + 1}`,
+      name,
       coordinator.url,
       {
         backend: options.backend,
         threads,
         ...(options.taskModule === undefined ? {} : { taskModule: resolve(options.taskModule) }),
       },
-      workerEnv,
+      { ...workerEnv, ...gpus.environmentOf(index) },
     ),
   );
   let alive = workers.length;

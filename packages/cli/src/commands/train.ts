@@ -2,6 +2,7 @@ import { runTask, taskTrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import type { Command } from 'commander';
 import { addOptions, envOption } from '../env-options.js';
+import { gpusOption } from '../gpu-assignment.js';
 import { trainWithLocalWorkers } from '../local-training.js';
 import { assertBatchFits } from '../memory-fit.js';
 import { integer } from '../option-parsers.js';
@@ -20,6 +21,7 @@ interface TrainFlags extends RunFlags {
   workers: number;
   threads?: number;
   backend: string;
+  gpus?: string[];
   port: number;
 }
 
@@ -32,6 +34,7 @@ export function registerTrainCommand(program: Command): void {
     ...trainingOptions(),
     backendOption(),
     threadsOption('the usable cores ÷ --workers, at least 1'),
+    gpusOption(),
     portOption(0),
     ...checkpointOptions(),
     traceOption(),
@@ -52,6 +55,7 @@ export function registerTrainCommand(program: Command): void {
         workers: flags.workers,
         threads,
         backend: flags.backend,
+        ...(flags.gpus === undefined ? {} : { gpus: flags.gpus }),
         ...(task === undefined ? {} : { task, taskModule: flags.task }),
         training,
         ...settings,
