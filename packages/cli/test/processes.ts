@@ -15,10 +15,13 @@ export interface Finished {
   readonly stderr: string;
 }
 
+/** Variables added to the test's environment; one set to undefined is left out (spawn skips it). */
+export type EnvironmentChanges = Record<string, string | undefined>;
+
 /** Runs `callosum <args>` as a real process and collects its output; kills it after `timeoutMs`. */
 export function runCli(
   args: string[],
-  options: { timeoutMs?: number; env?: Record<string, string> } = {},
+  options: { timeoutMs?: number; env?: EnvironmentChanges } = {},
 ): Promise<Finished> {
   return runNodeScript(CLI_ENTRY, args, options);
 }
@@ -27,7 +30,7 @@ export function runCli(
 export function runNodeScript(
   script: string,
   args: string[],
-  options: { timeoutMs?: number; env?: Record<string, string> } = {},
+  options: { timeoutMs?: number; env?: EnvironmentChanges } = {},
 ): Promise<Finished> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, ...args], {
