@@ -5,6 +5,7 @@ import {
   type RunCallbacks,
   type RunSummary,
   startCoordinator,
+  type Topology,
 } from '@callosum/coordinator';
 import type { Task, TrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
@@ -40,6 +41,8 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly dataDir?: string | undefined;
   readonly host?: string;
   readonly port?: number;
+  /** Where the gradients are reduced (the coordinator's `topology`; default star). */
+  readonly topology?: Topology;
   /** Aborts the run (e.g. on SIGINT); the result then rejects with the reason. */
   readonly signal?: AbortSignal;
   /** Called with the coordinator once it listens (e.g. to finish the run early from a callback). */
@@ -60,6 +63,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
   const coordinatorOptions: CoordinatorOptions = {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
+    ...(options.topology === undefined ? {} : { topology: options.topology }),
     training: options.training,
     ...(options.task === undefined ? {} : { task: options.task }),
     outDir: options.outDir,

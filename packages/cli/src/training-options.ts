@@ -1,4 +1,4 @@
-import { COORDINATOR_DEFAULTS } from '@callosum/coordinator';
+import { COORDINATOR_DEFAULTS, TOPOLOGIES } from '@callosum/coordinator';
 import {
   BackendNames,
   CallosumError,
@@ -160,6 +160,16 @@ export function threadsOption(shared: string): Option {
     '--threads <n>',
     `compute threads per worker process (default: ${shared}; ${usableCores()} usable cores here)`,
   ).argParser(integer(1, MAX_WORKER_THREADS));
+}
+
+/** --topology, for every command that runs a coordinator. */
+export function topologyOption(): Option {
+  return envOption(
+    '--topology <kind>',
+    'star: workers send gradients to the coordinator; ring: workers reduce among themselves',
+  )
+    .choices(TOPOLOGIES)
+    .default(COORDINATOR_DEFAULTS.topology);
 }
 
 export function portOption(defaultPort: number): Option {

@@ -4,11 +4,13 @@ import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import { attachLiveViews } from './live-views.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
+import { startRing } from './ring/ring.js';
 import { prepareRun } from './run/prepare-run.js';
 import { ResultIntake } from './run/result-intake.js';
 import { Rounds } from './run/rounds.js';
 import { RunDirectory } from './run/run-directory.js';
 import { RunLifecycle } from './run/run-lifecycle.js';
+import { StarPath } from './run/star-path.js';
 import { StartQuorum } from './run/start-quorum.js';
 import { TrainingLoop } from './run/training-loop.js';
 import { Scope } from './scope.js';
@@ -100,7 +102,10 @@ async function startIn(
   }
 
   const runId = runDirectory.runId;
-  const maxFrameBytes = layout.totalSize * 4 + FRAME_OVERHEAD_BYTES;
+  // A ring worker sends its whole replica (weights and optimizer slots) when asked for it.
+  const framedVectors =
+    settings.topology === 'ring' ? 1 + Object.keys(state.optimizer.exportState().slots).length : 1;
+  const maxFrameBytes = framedVectors * layout.totalSize * 4 + FRAME_OVERHEAD_BYTES;
   const codec = createMsgpackCodec();
   const membership = new WorkerRegistry();
   const counters = zeroCounters();
@@ -114,10 +119,14 @@ async function startIn(
     missedDeadline: (...finding) => workers.missedDeadline(...finding),
     straggler: (...finding) => workers.straggler(...finding),
   };
-  const sender = new ShardDelivery(state, codec);
+  const ringRun = settings.topology === 'ring';
+  const sender = new ShardDelivery(state, codec, ringRun);
   const seams = { membership, sender, findings, counters, clock: systemClock, log };
   const dispatcher = new ShardDispatcher(seams, settings);
   const reduction = reductionFor(config, layout.totalSize);
+  const ring = ringRun
+    ? startRing({ state, membership, telemetry, settings, log, datasetSize: train.count })
+    : undefined;
   const rounds = new Rounds({
     state,
     train,
@@ -125,8 +134,11 @@ async function startIn(
     membership,
     dispatcher,
     reduction,
+    gradients: ring?.path ?? new StarPath(state, reduction),
+    telemetry,
     objective: taskModel.objective,
   });
+  const currentState = async () => ring?.replicas.refresh();
   const loop = new TrainingLoop({
     state,
     rounds,
@@ -138,6 +150,7 @@ async function startIn(
     onStep: options.onStep,
     onEvaluation: options.onEvaluation,
     evaluationOf: (totals) => evaluationOf(totals, taskModel),
+    currentState,
   });
   const quorum = new StartQuorum(membership, settings);
   const refusals = new Refusals(telemetry);
@@ -189,6 +202,7 @@ async function startIn(
       parameterCount: layout.totalSize,
       metricCount: taskModel.objective.metricNames.length,
     }),
+    ring: ring?.handlers,
   });
   scope.add(() => workers.stop());
 
@@ -207,6 +221,7 @@ async function startIn(
     refusals,
     telemetry,
     metricsPath: metricsFile.path,
+    currentState,
     scope,
     log,
   });

@@ -8,7 +8,7 @@ export type {
   StepReport,
 } from './options.js';
 export { RunFiles, storedSummary } from './run/run-directory.js';
-export { COORDINATOR_DEFAULTS } from './settings.js';
+export { COORDINATOR_DEFAULTS, TOPOLOGIES, type Topology } from './settings.js';
 export { advertisedUrls } from './transport/advertised-addresses.js';
 export type { ServerTlsOptions } from './transport/server.js';
 export type { WorkerInfo, WorkerState } from './workers/connection.js';

@@ -1,4 +1,5 @@
 import type { DatasetSource, StepEvent, Task, TrainingConfig } from '@callosum/core';
+import type { Topology } from './settings.js';
 import type { ServerTlsOptions } from './transport/server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
@@ -122,6 +123,12 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly stragglerFactor?: number;
   readonly stragglerFloorMs?: number;
+  /**
+   * `star` (default): every step, the workers send their gradients here and receive the new weights.
+   * `ring`: the workers reduce gradients among themselves and keep replicas of the weights and optimizer
+   * state; the coordinator sends the data and keeps membership, evaluation and checkpoints.
+   */
+  readonly topology?: Topology;
   /**
    * Write a timeline of every step to this file in the Trace Event Format (Perfetto, chrome://tracing):
    * the coordinator's prepare, broadcast, reduce, optimizer and evaluation, each worker's receive,

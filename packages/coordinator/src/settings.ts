@@ -24,7 +24,12 @@ export const COORDINATOR_DEFAULTS = {
   connectionRate: { perSecond: 20, burst: 64 },
   stragglerFactor: 4,
   stragglerFloorMs: 2_000,
+  topology: 'star' as Topology,
 } as const;
+
+/** star: the coordinator reduces and applies every step. ring: the workers do, among themselves. */
+export const TOPOLOGIES = ['star', 'ring'] as const;
+export type Topology = (typeof TOPOLOGIES)[number];
 
 const positiveInteger = integerOption(1);
 const positiveMs = positiveNumberOption();
@@ -61,6 +66,7 @@ const settingsSchema = z
       COORDINATOR_DEFAULTS.stragglerFactor,
     ),
     stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
+    topology: z.enum(TOPOLOGIES).default(COORDINATOR_DEFAULTS.topology),
   })
   .superRefine((settings, context) => {
     if (settings.minWorkers > settings.maxWorkers) {

@@ -56,6 +56,10 @@ export const ErrorCodes = {
   HANDSHAKE_TIMEOUT: 'HANDSHAKE_TIMEOUT',
   /** The worker's task differs from the run's (or one side has none); the reason names the difference. */
   TASK_MISMATCH: 'TASK_MISMATCH',
+  /** Ring topology: a worker lost its link to a peer in the middle of a reduction (the step is redone). */
+  PEER_LOST: 'PEER_LOST',
+  /** Ring topology: a replica's weights differ from the others' (it is named and replaced). */
+  REPLICA_DIVERGED: 'REPLICA_DIVERGED',
   /** The run already has its maximum number of workers. */
   RUN_FULL: 'RUN_FULL',
   /** Not enough workers to go on, for longer than allowed. */

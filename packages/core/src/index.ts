@@ -90,6 +90,13 @@ export {
   type StepPlan,
 } from './train/reduction.js';
 export {
+  RingExchange,
+  type RingPlan,
+  type RingShard,
+  ringChunk,
+  type ScatterRows,
+} from './train/ring-exchange.js';
+export {
   type TrainLocalOptions,
   type TrainLocalResult,
   trainLocal,

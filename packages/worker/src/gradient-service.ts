@@ -9,6 +9,7 @@ import {
   type GradientResult,
   instantiateTask,
   mnistTask,
+  type ParameterLayout,
   type Reduction,
   reductionFor,
   type SampleBatch,
@@ -94,6 +95,11 @@ export class GradientService {
       );
     }
     return this.pendingWeights.values;
+  }
+
+  /** Where each of the configured model's weights sits in the flat vector. */
+  get layout(): ParameterLayout {
+    return this.configured().taskModel.layout;
   }
 
   /** Parameters of the configured model: the length of a gradient. */

@@ -54,6 +54,15 @@ export const workerOptionsSchema = z
     token: z.string().min(1).optional(),
     /** For wss://: the CA that signed the coordinator's certificate, and this worker's own for mutual TLS (PEM). */
     tls: z.strictObject({ ca: pem.optional(), cert: pem.optional(), key: pem.optional() }).optional(),
+    /**
+     * Ring topology: the port this worker listens on for its peers (0: any free port) and the host it
+     * listens on and tells them. Default host: this machine's address on its connection to the coordinator.
+     */
+    peerPort: integerOption(0, 65_535).default(0),
+    advertiseHost: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)$/, 'must be a host name or IP address')
+      .optional(),
     log: z.custom<(line: string) => void>((value) => typeof value === 'function').optional(),
   })
   .check((context) => {

@@ -6,6 +6,7 @@ import {
   ErrorCodes,
   type EvaluateRequest,
   type GradientResult,
+  type ParameterLayout,
   type Reduction,
   reductionFor,
   type StepPlan,
@@ -47,6 +48,10 @@ export class ThreadedGradientService {
 
   get parameterCount(): number {
     return this.own.parameterCount;
+  }
+
+  get layout(): ParameterLayout {
+    return this.own.layout;
   }
 
   async configure(welcome: Welcome): Promise<void> {

@@ -24,6 +24,7 @@ import WebSocket from 'ws';
 import { ComputeThreads } from './compute-threads.js';
 import { GradientService } from './gradient-service.js';
 import { resolveWorkerOptions, type WorkerOptions } from './options.js';
+import { RingPeers } from './ring-peers.js';
 import { ThreadedGradientService } from './threaded-gradient-service.js';
 
 export interface WorkerExit {
@@ -60,6 +61,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
   );
 
   const codec = createMsgpackCodec();
+  // Ring topology only: this worker's peer port and replica, set up by a ring run's welcome.
+  const ring = new RingPeers({ settings, name, codec, model: service, log });
   let stepsComputed = 0;
   let unreachableSince = Date.now();
   let delay = settings.reconnectDelayMs;
@@ -85,6 +88,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       delay = Math.min(delay * 2, settings.maxReconnectDelayMs);
     }
   } finally {
+    await ring.close();
     await service.dispose();
   }
 
@@ -108,6 +112,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           : { headers: { [AUTH_HEADER]: createAuthHeader(settings.token, name) } }),
       });
       let welcomed = false;
+      // This machine's address on the connection: where ring peers can likely reach it too.
+      let localAddress: string | undefined;
+      socket.on('upgrade', (response) => {
+        localAddress = response.socket.localAddress;
+      });
       let settled: Outcome | undefined;
       let heartbeat: NodeJS.Timeout | undefined;
       let phase: WorkerPhase = 'idle';
@@ -193,10 +202,17 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             }
             await service.configure(message);
             tensorFrames = readsTensorFrames(message.protocol);
+            if (message.topology === 'ring') {
+              const address = await ring.join(message, send, localAddress);
+              send({ type: 'peer-listening', address });
+            }
             welcomed = true;
             log(`worker ${name}: joined run ${message.runId} as ${message.workerId}`);
             clearInterval(heartbeat);
-            heartbeat = setInterval(() => send({ type: 'heartbeat', phase }), message.heartbeatIntervalMs);
+            heartbeat = setInterval(
+              () => send({ type: 'heartbeat', phase: ring.member?.reducing ? 'reducing' : phase }),
+              message.heartbeatIntervalMs,
+            );
             return;
           }
           case 'weights':
@@ -206,6 +222,19 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             phase = 'computing';
             // Tells the coordinator this step's request arrived; compute blocks the heartbeat timer.
             send({ type: 'heartbeat', phase, step: message.step });
+            const member = ring.member;
+            if (member !== undefined) {
+              // Ring: the gradient stays here for the reduction among the workers; the totals go back.
+              const buffer = member.gradientBuffer(message.step);
+              const { result, timings } = await service.computeGradient(message, buffer);
+              requireFiniteTotals(result, `step ${message.step}`);
+              member.hold(message.step, message.shard, result);
+              const { lossSum, correct, metricSums, count } = result;
+              const totals = { lossSum, correct, metricSums: [...metricSums], count };
+              send({ type: 'computed', step: message.step, shard: message.shard, ...totals, timings });
+              stepsComputed += 1;
+              return;
+            }
             // For a 1.1 coordinator the gradient is read back straight into the frame that carries it.
             const frame = tensorFrames ? codec.startTensorFrame(service.parameterCount * 4) : undefined;
             const { result, timings } = await service.computeGradient(
@@ -238,6 +267,22 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           }
           case 'shutdown':
             finish(shutdownOutcome(message.code, message.reason));
+            return;
+          case 'replica':
+            ring.joined().loadReplica(message);
+            return;
+          case 'reduce':
+            ring.joined().reduce(message);
+            return;
+          case 'apply':
+            ring.joined().apply(message);
+            return;
+          case 'state-request':
+            send({
+              type: 'replica-state',
+              version: message.version,
+              state: ring.joined().stateAt(message.version),
+            });
             return;
         }
       }

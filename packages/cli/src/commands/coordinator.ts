@@ -1,4 +1,4 @@
-import { advertisedUrls, COORDINATOR_DEFAULTS, startCoordinator } from '@callosum/coordinator';
+import { advertisedUrls, COORDINATOR_DEFAULTS, startCoordinator, type Topology } from '@callosum/coordinator';
 import type { Command } from 'commander';
 import { addOptions, booleanOption, envOption } from '../env-options.js';
 import { integer } from '../option-parsers.js';
@@ -9,6 +9,7 @@ import {
   checkpointOptions,
   portOption,
   taskFrom,
+  topologyOption,
   trainingOptions,
   trainingOptionsFrom,
 } from '../training-options.js';
@@ -20,6 +21,7 @@ interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
   minWorkers: number;
   maxWorkers?: number;
   startTimeout: number;
+  topology: Topology;
 }
 
 /** The default port of a standalone coordinator, so workers on other hosts know where to connect. */
@@ -42,6 +44,7 @@ export function registerCoordinatorCommand(program: Command): void {
       .default(COORDINATOR_DEFAULTS.startTimeoutMs),
     ...trainingOptions(),
     portOption(DEFAULT_COORDINATOR_PORT),
+    topologyOption(),
     ...checkpointOptions(),
     ...tokenOptions(),
     ...serverTlsOptions(),
@@ -61,6 +64,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...tlsSettings(flags),
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
+        topology: flags.topology,
         training: trainingOptionsFrom(command, flags),
         ...settings,
         ...(flags.data === undefined ? {} : { dataDir: flags.data }),

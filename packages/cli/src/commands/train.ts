@@ -1,3 +1,4 @@
+import type { Topology } from '@callosum/coordinator';
 import { runTask, taskTrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import type { Command } from 'commander';
@@ -13,6 +14,7 @@ import {
   portOption,
   taskFrom,
   threadsOption,
+  topologyOption,
   trainingOptions,
   trainingOptionsFrom,
 } from '../training-options.js';
@@ -23,6 +25,7 @@ interface TrainFlags extends RunFlags {
   backend: string;
   gpus?: string[];
   port: number;
+  topology: Topology;
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -36,6 +39,7 @@ export function registerTrainCommand(program: Command): void {
     threadsOption('the usable cores ÷ --workers, at least 1'),
     gpusOption(),
     portOption(0),
+    topologyOption(),
     ...checkpointOptions(),
     traceOption(),
     jsonOption(),
@@ -61,6 +65,7 @@ export function registerTrainCommand(program: Command): void {
         ...settings,
         dataDir: flags.data,
         port: flags.port,
+        topology: flags.topology,
         ...hooks,
       }),
     );

@@ -13,6 +13,8 @@ interface WorkerFlags extends TokenFlags, TlsFlags {
   giveUpAfter: number;
   threads?: number;
   task?: string;
+  peerPort: number;
+  advertiseHost?: string;
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -34,6 +36,13 @@ export function registerWorkerCommand(program: Command): void {
     envOption('--task <module>', "the run's task module, loaded from this machine (runs of --task only)"),
     backendOption(),
     threadsOption('every core this process may use'),
+    envOption('--peer-port <n>', 'ring topology: port to listen on for peer workers (0 = any free port)')
+      .argParser(integer(0, 65535))
+      .default(0),
+    envOption(
+      '--advertise-host <host>',
+      'ring topology: address peers reach this worker at (default: its address towards the coordinator)',
+    ),
     ...tokenOptions(),
     ...clientTlsOptions(),
   ]);
@@ -49,6 +58,8 @@ export function registerWorkerCommand(program: Command): void {
       ...(flags.threads === undefined ? {} : { threads: flags.threads }),
       ...(flags.name === undefined ? {} : { name: flags.name }),
       ...(flags.task === undefined ? {} : { task: flags.task }),
+      peerPort: flags.peerPort,
+      ...(flags.advertiseHost === undefined ? {} : { advertiseHost: flags.advertiseHost }),
     });
     process.stderr.write(`worker: ${exit.reason} (${exit.stepsComputed} shards computed)\n`);
     process.exitCode = exit.exitCode;

@@ -1,5 +1,6 @@
 import {
   assertFiniteShard,
+  type BatchTotals,
   CallosumError,
   type ErrorCode,
   ErrorCodes,
@@ -15,7 +16,8 @@ import { describeError, type WorkerConnection } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import type { ResultHandlers, ResultQuality } from '../workers/worker-pool.js';
 import { DivergenceWatch } from './divergence.js';
-import type { EvaluationReply, GradientReply } from './rounds.js';
+import type { StepReply } from './gradient-path.js';
+import type { EvaluationReply } from './rounds.js';
 
 export interface ResultIntakeContext {
   readonly state: TrainingState;
@@ -49,14 +51,8 @@ export class ResultIntake implements ResultHandlers {
         count: message.count,
       };
       assertFiniteShard(gradient, message.shard, parameterCount);
-      const problem = metricSumsProblem(message.metricSums, this.context.metricCount);
+      const problem = totalsProblem(message, this.context.metricCount);
       if (problem !== undefined) throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, problem);
-      if (message.correct > message.count) {
-        throw new CallosumError(
-          ErrorCodes.MALFORMED_MESSAGE,
-          `${message.correct} correct of ${message.count}`,
-        );
-      }
     } catch (error) {
       const { code, message: reason } = describeError(error);
       telemetry.record({
@@ -68,7 +64,40 @@ export class ResultIntake implements ResultHandlers {
       });
       return this.unusableGradient(worker, message.step, message.shard, code, reason);
     }
-    const reply: GradientReply = { gradient, timings: message.timings };
+    const reply: StepReply<GradientResult> = { totals: gradient, timings: message.timings };
+    if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
+      telemetry.record({
+        type: 'discarded-message',
+        worker: worker.id,
+        step: message.step,
+        shard: message.shard,
+      });
+    }
+    return { usable: true };
+  }
+
+  /** Ring: a shard computed, its gradient kept on the worker for the reduction among the workers. */
+  computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): ResultQuality {
+    const { dispatcher, telemetry } = this.context;
+    const problem = totalsProblem(message, this.context.metricCount);
+    if (problem !== undefined) {
+      telemetry.record({
+        type: 'rejected-gradient',
+        worker: worker.id,
+        step: message.step,
+        shard: message.shard,
+        code: ErrorCodes.MALFORMED_MESSAGE,
+      });
+      return this.unusableGradient(
+        worker,
+        message.step,
+        message.shard,
+        ErrorCodes.MALFORMED_MESSAGE,
+        problem,
+      );
+    }
+    const { lossSum, correct, metricSums, count } = message;
+    const reply: StepReply = { totals: { lossSum, correct, metricSums, count }, timings: message.timings };
     if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
       telemetry.record({
         type: 'discarded-message',
@@ -83,10 +112,7 @@ export class ResultIntake implements ResultHandlers {
   evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void {
     const { dispatcher, telemetry } = this.context;
     const round = RoundIds.evaluation(message.round);
-    const problem =
-      message.correct > message.count
-        ? `${message.correct} correct of ${message.count}`
-        : metricSumsProblem(message.metricSums, this.context.metricCount);
+    const problem = totalsProblem(message, this.context.metricCount);
     if (problem !== undefined) {
       telemetry.record({
         type: 'rejected-evaluation',
@@ -162,11 +188,12 @@ export class ResultIntake implements ResultHandlers {
 }
 
 /**
- * Why a result's metric sums cannot be used, if they cannot. (They are finite: the codec refuses a frame
+ * Why a result's totals cannot be used, if they cannot. (They are finite: the codec refuses a frame
  * holding a non-finite number.)
  */
-function metricSumsProblem(metricSums: readonly number[], metricCount: number): string | undefined {
-  return metricSums.length === metricCount
+function totalsProblem(totals: BatchTotals, metricCount: number): string | undefined {
+  if (totals.correct > totals.count) return `${totals.correct} correct of ${totals.count}`;
+  return totals.metricSums.length === metricCount
     ? undefined
-    : `${metricSums.length} metric sums, the task has ${metricCount}`;
+    : `${totals.metricSums.length} metric sums, the task has ${metricCount}`;
 }

@@ -6,7 +6,6 @@ import {
   EMPTY_TOTALS,
   ErrorCodes,
   evenShardRanges,
-  type GradientResult,
   gatherSamples,
   keysToWire,
   type Objective,
@@ -21,13 +20,12 @@ import {
 import { RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher, ShardOutcome, ShardRequest, ShardTask } from '../dispatch/shard-dispatcher.js';
 import type { StepReport } from '../options.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { WorkerRegistry } from '../workers/registry.js';
+import { type AppliedStep, type GradientPath, StepRedo, type StepReply } from './gradient-path.js';
 
-/** A validated `gradient` message, as the dispatcher collects it. */
-export interface GradientReply {
-  readonly gradient: GradientResult;
-  readonly timings: ComputeTimings;
-}
+/** How many times one step may be computed (its ring reduction abandoned each time) before the run stops. */
+const MAX_STEP_ATTEMPTS = 5;
 
 /** A validated `evaluation` message, as the dispatcher collects it. */
 export interface EvaluationReply {
@@ -44,6 +42,9 @@ export interface RoundsContext {
   readonly dispatcher: ShardDispatcher;
   /** How training steps are planned and reduced, chosen once for the run. */
   readonly reduction: Reduction;
+  /** Where the shards' gradients are reduced and applied: here (star) or among the workers (ring). */
+  readonly gradients: GradientPath;
+  readonly telemetry: Telemetry;
   /** Which figures a step reports: accuracy if the task measures it, and its other metrics. */
   readonly objective: Pick<Objective, 'measuresAccuracy' | 'metricNames'>;
 }
@@ -58,58 +59,76 @@ export class Rounds {
 
   constructor(private readonly context: RoundsContext) {}
 
-  /** One synchronous step: every shard of the next global batch, reduced, applied. */
+  /**
+   * One synchronous step: every shard of the next global batch, reduced, applied. A step whose
+   * reduction is abandoned (ring) is computed again, up to MAX_STEP_ATTEMPTS times.
+   */
   async trainStep(): Promise<StepReport> {
-    const { state, train, dispatcher, reduction } = this.context;
-    const started = performance.now();
+    const { state, train, dispatcher, reduction, gradients, telemetry } = this.context;
     const { epoch } = state.position;
     const step = state.step;
     const indices = state.nextBatchIndices();
-    const plan = reduction.plan(indices.length, this.parts());
-    reduction.begin(plan);
-    const gatherTraining = (shardIndices: Uint32Array) => state.gatherTrainingSamples(train, shardIndices);
-    const tasks = this.shardTasks(indices, plan.shards, gatherTraining, (shard, samples) => ({
-      type: 'compute',
-      step,
-      shard,
-      weightsVersion: step,
-      ...samplesToWire(samples, train),
-      keys: keysToWire(samples),
-    }));
-    const prepared = performance.now();
-    // The dispatcher sends each worker its first shards (after the weights) before it returns.
-    const round = dispatcher.run<GradientReply>(RoundIds.step(step), tasks, (shard, reply) =>
-      reduction.add(shard, reply.gradient),
-    );
-    const broadcast = performance.now();
-    const outcomes = await round;
-    const collected = performance.now();
-    const reduced = reduction.finish();
-    const reducedAt = performance.now();
-    const learningRate = state.applyStep(reduced);
-    const finished = performance.now();
-    const { perWorker, spans } = perWorkerTimings(outcomes, started, collected);
-    return {
-      ...stepEvent(
-        state,
-        epoch,
-        reduced,
-        learningRate,
-        reduced.count / ((finished - started) / 1000),
-        this.context.objective,
-      ),
-      workers: new Set(outcomes.map((outcome) => outcome.worker)).size,
-      perWorker,
-      updateMs: finished - collected,
-      stepMs: finished - started,
-      timeline: {
-        prepareMs: prepared - started,
-        broadcastMs: broadcast - prepared,
-        reduceMs: reducedAt - collected,
-        optimizerMs: finished - reducedAt,
-        workers: spans,
-      },
-    };
+    for (let attempt = 0; ; attempt += 1) {
+      const started = performance.now();
+      await gradients.prepare();
+      const plan = reduction.plan(indices.length, this.parts());
+      gradients.begin(plan);
+      const gatherTraining = (shardIndices: Uint32Array) => state.gatherTrainingSamples(train, shardIndices);
+      const tasks = this.shardTasks(indices, plan.shards, gatherTraining, (shard, samples) => ({
+        type: 'compute',
+        step,
+        shard,
+        weightsVersion: step,
+        ...samplesToWire(samples, train),
+        keys: keysToWire(samples),
+      }));
+      const prepared = performance.now();
+      // The dispatcher sends each worker its first shards (after the weights) before it returns.
+      const round = dispatcher.run<StepReply>(RoundIds.step(step), tasks, (shard, reply) =>
+        gradients.accepted(shard, reply),
+      );
+      const broadcast = performance.now();
+      const outcomes = await round;
+      const collected = performance.now();
+      let applied: AppliedStep;
+      try {
+        applied = await gradients.finish(step, attempt, plan, outcomes);
+      } catch (error) {
+        if (!(error instanceof StepRedo)) throw error;
+        telemetry.record({ type: 'reduction-redone', step, attempt, reason: error.message });
+        if (attempt + 1 >= MAX_STEP_ATTEMPTS) {
+          throw new CallosumError(
+            ErrorCodes.COMPUTE_FAILED,
+            `step ${step + 1}: the reduction failed ${MAX_STEP_ATTEMPTS} times (last: ${error.message}); stopping`,
+          );
+        }
+        continue;
+      }
+      const finished = performance.now();
+      const { perWorker, spans } = perWorkerTimings(outcomes, started, collected);
+      const { totals, learningRate, reduceMs, optimizerMs } = applied;
+      return {
+        ...stepEvent(
+          state,
+          epoch,
+          totals,
+          learningRate,
+          totals.count / ((finished - started) / 1000),
+          this.context.objective,
+        ),
+        workers: new Set(outcomes.map((outcome) => outcome.worker)).size,
+        perWorker,
+        updateMs: finished - collected,
+        stepMs: finished - started,
+        timeline: {
+          prepareMs: prepared - started,
+          broadcastMs: broadcast - prepared,
+          reduceMs,
+          optimizerMs,
+          workers: spans,
+        },
+      };
+    }
   }
 
   /** Loss and metrics on the whole evaluation set with the current weights: every sample counted once. */
@@ -170,7 +189,7 @@ export class Rounds {
 
 /** Per worker: its samples and where its time went, and when it was sent its first shard and gave its last answer. */
 function perWorkerTimings(
-  outcomes: readonly ShardOutcome<GradientReply>[],
+  outcomes: readonly ShardOutcome<StepReply>[],
   stepStartedAt: number,
   collectedAt: number,
 ): Pick<StepReport, 'perWorker'> & { spans: StepReport['timeline']['workers'] } {
@@ -189,7 +208,7 @@ function perWorkerTimings(
       receivedAt,
     };
     const inside = result.timings.decodeMs + result.timings.computeMs;
-    entry.samples += result.gradient.count;
+    entry.samples += result.totals.count;
     entry.computeMs += inside;
     entry.transferMs += Math.max(0, receivedAt - startedAt - inside);
     entry.sentAt = Math.min(entry.sentAt, startedAt);

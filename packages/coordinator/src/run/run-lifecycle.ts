@@ -37,6 +37,8 @@ export interface RunLifecycleContext {
   readonly refusals: Pick<Refusals, 'authFailures' | 'refusedConnections'>;
   readonly telemetry: Telemetry;
   readonly metricsPath: string;
+  /** Brings `state`'s weights up to its step (a ring run's, from a replica), before they are saved. */
+  readonly currentState: () => Promise<void>;
   /** Everything to release when the run ends, after the workers were told. */
   readonly scope: Scope;
   readonly log: (line: string) => void;
@@ -101,6 +103,7 @@ export class RunLifecycle {
   /** Saves the model with the current weights into `dir` (between steps, e.g. from onEvaluation). */
   async saveModelTo(dir: string): Promise<void> {
     const { model, state, layout } = this.context;
+    await this.context.currentState();
     writeFlatWeights(model, state.weights, layout);
     await saveModel(model, dir);
   }
@@ -118,6 +121,7 @@ export class RunLifecycle {
     const started = performance.now();
     await this.context.quorum.reached(() => this.stopRequested);
     const totals = await loop.train(() => this.stopRequested);
+    await this.context.currentState();
     writeFlatWeights(model, state.weights, layout);
     const modelDir = join(this.context.outDir, RunFiles.MODEL);
     await saveModel(model, modelDir);

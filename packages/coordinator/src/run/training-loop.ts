@@ -18,6 +18,8 @@ export interface TrainingLoopContext {
   readonly onEvaluation: ((report: EvaluationReport) => void | Promise<void>) | undefined;
   /** The figures of an evaluation's totals, by the task's objective. */
   readonly evaluationOf: (totals: BatchTotals) => Evaluation;
+  /** Brings `state`'s weights and optimizer up to its step (a ring run's, from a replica). */
+  readonly currentState: () => Promise<void>;
 }
 
 /** What the loop measured, for the run summary. */
@@ -103,6 +105,7 @@ export class TrainingLoop {
   /** The state is always at a step boundary (steps apply atomically), so any moment is a safe one. */
   async saveCheckpoint(): Promise<void> {
     const { state, checkpointDir, keepCheckpoints, telemetry } = this.context;
+    await this.context.currentState();
     const path = await writeCheckpoint(checkpointDir, state.checkpoint(), keepCheckpoints);
     telemetry.record({ type: 'checkpoint', step: state.step, path });
   }

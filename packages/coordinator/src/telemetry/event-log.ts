@@ -42,6 +42,13 @@ export function eventLogLine(event: CoordinatorEvent): string | undefined {
         `(others took ${Math.round(event.typicalMs ?? Number.NaN)} ms) while ${event.phase}, ` +
         `last heard ${event.lastHeardMs} ms ago; redoing its shard elsewhere`
       );
+    case 'late-peer':
+      return (
+        `${workerOf(event)} is late in the ring reduction of step ${event.step + 1}: ` +
+        `${Math.round(event.pendingMs)} ms while ${event.phase}; the step is redone without it`
+      );
+    case 'reduction-redone':
+      return `ring reduction of step ${event.step + 1} (attempt ${event.attempt}) abandoned: ${event.reason}; redoing the step`;
     case 'eviction':
       return `evicting ${workerOf(event)}: ${event.reason}; its shards are redone`;
     default:

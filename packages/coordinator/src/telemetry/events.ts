@@ -83,6 +83,20 @@ const eventSchemas = [
     lastHeardMs: addedLater(z.number().nonnegative()),
   }),
   z.strictObject({
+    type: z.literal('late-peer'),
+    ...aboutWorker,
+    step: count,
+    /** What its heartbeats last said it was doing (`reducing`: exchanging with its peers). */
+    phase: z.string(),
+    pendingMs: z.number().nonnegative(),
+  }),
+  z.strictObject({
+    type: z.literal('reduction-redone'),
+    step: count,
+    attempt: count,
+    reason: z.string(),
+  }),
+  z.strictObject({
     type: z.literal('eviction'),
     ...aboutWorker,
     reason: z.string(),

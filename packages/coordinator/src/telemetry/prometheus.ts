@@ -14,7 +14,7 @@ export interface PrometheusSources {
   readonly traffic: WireTraffic;
 }
 
-const WORKER_STATES: readonly WorkerState[] = ['joining', 'healthy', 'suspect'];
+const WORKER_STATES: readonly WorkerState[] = ['joining', 'syncing', 'healthy', 'suspect'];
 const REJECTED_KINDS = {
   'rejected-message': 'message',
   'rejected-gradient': 'gradient',

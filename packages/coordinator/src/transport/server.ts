@@ -2,9 +2,10 @@ import { createServer, type IncomingMessage, type RequestListener, type Server }
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { ConnectionRateLimit } from '@callosum/core';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HttpRoutes } from './http-routes.js';
-import { ConnectionRateLimit } from './rate-limit.js';
+
 import type { ReadAccess } from './read-access.js';
 
 /** PEM texts for wss://. With `clientCa`, workers must present a certificate it signed (mutual TLS). */

@@ -9,7 +9,11 @@ import {
   protocolAtLeast,
   type WorkerMessage,
 } from '@callosum/core';
+import type { Topology } from '../settings.js';
 import { type CloseCode, CloseCodes } from '../transport/close-codes.js';
+
+/** The first protocol with the ring topology's messages. */
+const RING_PROTOCOL = { major: 1, minor: 5 } as const;
 
 export type HelloMessage = Extract<WorkerMessage, { type: 'hello' }>;
 
@@ -24,6 +28,8 @@ export interface Refusal {
 export interface AdmissionContext {
   /** How the worker is named in log lines. */
   readonly label: string;
+  /** A ring run needs workers that speak the ring's messages (1.5). */
+  readonly topology: Topology;
   readonly healthyWorkers: number;
   readonly maxWorkers: number;
   /** The run's task: its name and, for a task module, the fingerprint every worker's must equal. */
@@ -38,7 +44,9 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
       ? `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${major}.${minor}`
       : !protocolAtLeast(hello.protocol, MINIMUM_PROTOCOL)
         ? `protocol ${formatProtocol(MINIMUM_PROTOCOL)} or later needed (typed shard features); worker speaks ${major}.${minor}`
-        : undefined;
+        : run.topology === 'ring' && !protocolAtLeast(hello.protocol, RING_PROTOCOL)
+          ? `protocol ${formatProtocol(RING_PROTOCOL)} or later needed for the ring topology; worker speaks ${major}.${minor}`
+          : undefined;
   if (versionProblem !== undefined) {
     return {
       code: ErrorCodes.VERSION_MISMATCH,

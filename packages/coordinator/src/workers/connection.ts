@@ -19,8 +19,10 @@ import type { WireTraffic } from '../transport/wire-traffic.js';
  * joining (socket open, no valid hello yet) → healthy (welcomed; gets work) ⇄ suspect (a shard went
  * past the straggler deadline; gets no work until it is heard from again) → gone (closed, or evicted:
  * silent past the heartbeat timeout or past the hard shard deadline). Any state may end in gone.
+ * In a ring run a welcomed worker is syncing (no work) until it listens for peers and holds a replica
+ * of the current step, and a healthy one whose replica fell behind goes back to syncing.
  */
-export type WorkerState = 'joining' | 'healthy' | 'suspect' | 'gone';
+export type WorkerState = 'joining' | 'syncing' | 'healthy' | 'suspect' | 'gone';
 
 export interface WorkerInfo {
   readonly id: string;
@@ -54,6 +56,8 @@ export class WorkerConnection {
   #badResults = 0;
   /** The step the worker last said it started computing (from its heartbeats). */
   #computingStep: number | undefined;
+  /** Ring: the host:port it listens on for its peers, once it said so. */
+  #peerAddress: string | undefined;
 
   constructor(
     readonly id: string,
@@ -90,10 +94,29 @@ export class WorkerConnection {
     return this.#computingStep;
   }
 
-  /** joining → healthy: its hello was accepted. */
-  welcomed(identity: WorkerIdentity): void {
-    this.transition('joining', 'healthy');
+  get peerAddress(): string | undefined {
+    return this.#peerAddress;
+  }
+
+  /** joining → healthy (or syncing, in a ring run): its hello was accepted. */
+  welcomed(identity: WorkerIdentity, syncFirst = false): void {
+    this.transition('joining', syncFirst ? 'syncing' : 'healthy');
     this.#identity = identity;
+  }
+
+  /** Ring: where its peers reach it. */
+  listensAt(address: string): void {
+    this.#peerAddress = address;
+  }
+
+  /** syncing → healthy: it holds a replica of the current step. */
+  synced(): void {
+    this.transition('syncing', 'healthy');
+  }
+
+  /** healthy → syncing: its replica fell behind (it missed a step's reduction). */
+  fellBehind(): void {
+    this.transition('healthy', 'syncing');
   }
 
   /** healthy → suspect: a shard of its went past the straggler deadline. */
@@ -130,6 +153,11 @@ export class WorkerConnection {
   /** Whether it holds weights `version` already (sent on this socket). */
   holdsWeights(version: number): boolean {
     return this.#weightsVersion === version;
+  }
+
+  /** Ring: its replica is at `version` (it was sent the state, or applied a step with its peers). */
+  holdsReplica(version: number): void {
+    this.#weightsVersion = version;
   }
 
   /** After a failure its copy of the weights is not trusted: the next request sends them again. */

@@ -1,4 +1,4 @@
-import { type Codec, toWireTensor } from '@callosum/core';
+import { CallosumError, type Codec, ErrorCodes, toWireTensor } from '@callosum/core';
 import type { ShardRequest, ShardSender } from '../dispatch/shard-dispatcher.js';
 import type { WorkerConnection } from './connection.js';
 
@@ -16,9 +16,14 @@ export interface CurrentWeights {
 export class ShardDelivery implements ShardSender {
   private weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
 
+  /**
+   * @param replicas a ring run: workers hold the weights in their replicas, and the coordinator's copy
+   *   may be behind, so it is never sent; a worker without the current replica is a bug here.
+   */
   constructor(
     private readonly current: CurrentWeights,
     private readonly codec: Codec,
+    private readonly replicas = false,
   ) {}
 
   send(worker: WorkerConnection, request: ShardRequest): void {
@@ -28,6 +33,12 @@ export class ShardDelivery implements ShardSender {
 
   private sendWeights(worker: WorkerConnection, version: number): void {
     if (worker.holdsWeights(version)) return;
+    if (this.replicas) {
+      throw new CallosumError(
+        ErrorCodes.INTERNAL,
+        `worker ${worker.label} was given work without a replica of step ${version}`,
+      );
+    }
     if (version !== this.current.step) {
       throw new Error(`a request names weights ${version}, but the coordinator holds ${this.current.step}`);
     }

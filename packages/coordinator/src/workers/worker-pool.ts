@@ -36,8 +36,18 @@ export type ResultQuality =
 /** The run's side of the results a welcomed worker sends. */
 export interface ResultHandlers {
   gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality;
+  computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): ResultQuality;
   evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void;
   failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): ResultQuality;
+}
+
+/** A ring run's side of what its workers send about their replicas and reductions. */
+export interface RingHandlers {
+  /** The worker listens for peers: it may be given the run's state and work. */
+  listening(worker: WorkerConnection): void;
+  reduced(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'reduced' }>): void;
+  replicaState(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'replica-state' }>): void;
+  failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): void;
 }
 
 export interface WorkerPoolContext {
@@ -60,6 +70,8 @@ export interface WorkerPoolContext {
   /** The step the run is at, to tell a straggler that is computing it from one that is not. */
   readonly currentStep: () => number;
   readonly results: ResultHandlers;
+  /** Set in a ring run (and only then): its workers keep replicas and reduce among themselves. */
+  readonly ring: RingHandlers | undefined;
 }
 
 type MessageHandler<K extends WorkerMessage['type']> = (
@@ -87,12 +99,30 @@ export class WorkerPool implements DispatchFindings {
         code: message.code,
         message: message.message,
       });
+      const { ring } = this.context;
       // Whatever went wrong, send the weights again with the next request rather than trust its copy.
-      worker.forgetWeights();
+      // (A ring worker's replica is the weights: it is replaced only if it falls behind.)
+      if (ring === undefined) worker.forgetWeights();
+      else ring.failure(worker, message);
       this.judge(worker, this.context.results.failure(worker, message));
     },
-    gradient: (worker, message) => this.judge(worker, this.context.results.gradient(worker, message)),
+    gradient: (worker, message) => {
+      if (this.context.ring !== undefined) this.unexpected(worker);
+      else this.judge(worker, this.context.results.gradient(worker, message));
+    },
     evaluation: (worker, message) => this.context.results.evaluation(worker, message),
+    computed: (worker, message) => {
+      if (this.context.ring === undefined) this.unexpected(worker);
+      else this.judge(worker, this.context.results.computed(worker, message));
+    },
+    'peer-listening': (worker, message) => {
+      const { ring } = this.context;
+      if (ring === undefined) return this.unexpected(worker);
+      worker.listensAt(message.address);
+      ring.listening(worker);
+    },
+    reduced: (worker, message) => this.ringOnly(worker)?.reduced(worker, message),
+    'replica-state': (worker, message) => this.ringOnly(worker)?.replicaState(worker, message),
   };
 
   constructor(private readonly context: WorkerPoolContext) {
@@ -179,6 +209,16 @@ export class WorkerPool implements DispatchFindings {
       lastHeardMs,
     });
     if (worker.state === 'healthy') worker.suspected();
+  }
+
+  /** The ring's handlers, or none (the worker dropped) in a star run, where ring messages have no place. */
+  private ringOnly(worker: WorkerConnection): RingHandlers | undefined {
+    if (this.context.ring === undefined) this.unexpected(worker);
+    return this.context.ring;
+  }
+
+  private unexpected(worker: WorkerConnection): void {
+    this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
   }
 
   /** Stops the liveness checks. */
@@ -273,7 +313,12 @@ export class WorkerPool implements DispatchFindings {
     if (worker.state === 'suspect') {
       worker.recovered();
       telemetry.record({ type: 'worker-recovered', ...worker.idNameAddress });
-      membership.available(worker);
+      // A ring worker that missed a step while suspect gets the current state before more work.
+      if (this.context.ring !== undefined && !worker.holdsWeights(this.context.currentStep())) {
+        worker.fellBehind();
+      } else {
+        membership.available(worker);
+      }
     }
     // The table is typed per message type; TypeScript cannot correlate the lookup with the argument.
     (this.handlers[message.type] as (from: WorkerConnection, received: WorkerMessage) => void)(
@@ -290,6 +335,7 @@ export class WorkerPool implements DispatchFindings {
     }
     const refusal = admissionRefusal(message, {
       label: worker.label,
+      topology: this.context.ring === undefined ? 'star' : 'ring',
       healthyWorkers: membership.healthy().length,
       maxWorkers: settings.maxWorkers,
       task: this.context.task,
@@ -300,11 +346,15 @@ export class WorkerPool implements DispatchFindings {
       this.drop(worker, refusal.closeCode, refusal.code);
       return;
     }
-    worker.welcomed({
-      name: message.workerName,
-      backend: message.backend,
-      readsTensorFrames: readsTensorFrames(message.protocol),
-    });
+    const ring = this.context.ring !== undefined;
+    worker.welcomed(
+      {
+        name: message.workerName,
+        backend: message.backend,
+        readsTensorFrames: readsTensorFrames(message.protocol),
+      },
+      ring,
+    );
     const backends = this.backendsSeen;
     if (reduction.identicalAtAnyWorkerCount && backends.size > 0 && !backends.has(message.backend)) {
       log(
@@ -325,6 +375,7 @@ export class WorkerPool implements DispatchFindings {
       parameterCount: this.context.parameterCount,
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       ...reduction.settings,
+      ...(ring ? { topology: 'ring' as const } : {}),
     });
     telemetry.record({
       type: 'worker-joined',
@@ -332,6 +383,7 @@ export class WorkerPool implements DispatchFindings {
       backend: worker.backend,
       healthy: membership.healthy().length,
     });
-    membership.available(worker);
+    // A ring worker gets work once it listens for peers and holds the run's state.
+    if (!ring) membership.available(worker);
   }
 }

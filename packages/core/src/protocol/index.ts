@@ -7,7 +7,8 @@ export {
 } from './auth.js';
 export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
 export * from './messages.js';
-export { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
+export { parseCoordinatorMessage, parsePeerMessage, parseWorkerMessage } from './parse.js';
+export { ConnectionRateLimit } from './rate-limit.js';
 export { gradientReply } from './replies.js';
 export { keysToWire, samplesFromWire, samplesToWire } from './samples.js';
 export {

@@ -17,12 +17,18 @@ const index = z.int().min(0);
 const name = z.string().min(1).max(MAX_NAME_LENGTH);
 const text = z.string().max(MAX_TEXT_LENGTH);
 const milliseconds = z.number().min(0);
+/** A `host:port` a worker listens on for its peers; the host may be a name, an IPv4 or a [bracketed] IPv6 address. */
+const peerAddress = z
+  .string()
+  .max(MAX_NAME_LENGTH)
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, 'expected host:port');
+const bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes');
 
 export const wireTensorSchema = z
   .strictObject({
     dtype: z.enum(Object.keys(TENSOR_DTYPES) as [keyof typeof TENSOR_DTYPES]),
     shape: z.array(count).max(MAX_RANK),
-    bytes: z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes'),
+    bytes,
   })
   .refine((t) => t.bytes.byteLength === elementCount(t.shape) * TENSOR_DTYPES[t.dtype], {
     message: 'byte length does not match dtype and shape',
@@ -41,10 +47,19 @@ const fingerprint = z.record(z.string(), z.unknown());
 /** Per-sample sums of the task's metrics other than accuracy, in the task's order. */
 const metricSums = z.array(z.number()).max(256);
 
+/** What a shard's samples add up to, besides its gradient. */
+const shardTotals = {
+  lossSum: z.number(),
+  /** Samples counted correct; fractional for binary accuracy over several outputs. */
+  correct: z.number().min(0),
+  metricSums,
+  count,
+};
+
 const errorCode = z.enum(Object.values(ErrorCodes) as [string, ...string[]]);
 
 /** What a worker was doing when it last reported; lets the coordinator name a late worker's phase. */
-export const workerPhase = z.enum(['idle', 'receiving', 'computing', 'sending']);
+export const workerPhase = z.enum(['idle', 'receiving', 'computing', 'sending', 'reducing']);
 
 /**
  * Time spent inside the worker. The coordinator counts everything else between sending a request and
@@ -78,23 +93,52 @@ export const gradientSchema = z.strictObject({
   shard: index,
   /** Gradient of the summed loss over the shard, float32, one element per parameter. */
   gradient: wireTensorSchema,
-  lossSum: z.number(),
-  /** Samples counted correct; fractional for binary accuracy over several outputs. */
-  correct: z.number().min(0),
-  metricSums,
-  count,
+  ...shardTotals,
   timings: computeTimings,
+});
+
+/**
+ * Since 1.5, ring topology: a shard is computed and its gradient kept on the worker for the reduction
+ * among the workers; the coordinator gets its totals.
+ */
+export const computedSchema = z.strictObject({
+  type: z.literal('computed'),
+  step: index,
+  shard: index,
+  ...shardTotals,
+  timings: computeTimings,
+});
+
+/** Since 1.5, ring: the worker listens for its peers at `address` (sent once, after the welcome). */
+export const peerListeningSchema = z.strictObject({
+  type: z.literal('peer-listening'),
+  address: peerAddress,
+});
+
+/**
+ * Since 1.5, ring: this worker holds the step's whole mean gradient (it has not applied it yet). With
+ * the bytes it sent to and received from its peers in that reduction.
+ */
+export const reducedSchema = z.strictObject({
+  type: z.literal('reduced'),
+  step: index,
+  attempt: index,
+  peerBytes: count,
+  reduceMs: milliseconds,
+});
+
+/** Since 1.5, ring: the worker's replica (a checkpoint's bytes), as the coordinator asked for it. */
+export const replicaStateSchema = z.strictObject({
+  type: z.literal('replica-state'),
+  version: index,
+  state: bytes,
 });
 
 export const evaluationSchema = z.strictObject({
   type: z.literal('evaluation'),
   round: index,
   shard: index,
-  lossSum: z.number(),
-  /** Samples counted correct; fractional for binary accuracy over several outputs. */
-  correct: z.number().min(0),
-  metricSums,
-  count,
+  ...shardTotals,
   timings: computeTimings,
 });
 
@@ -120,6 +164,10 @@ export const workerMessageSchema = z.discriminatedUnion('type', [
   evaluationSchema,
   heartbeatSchema,
   failureSchema,
+  computedSchema,
+  peerListeningSchema,
+  reducedSchema,
+  replicaStateSchema,
 ]);
 
 // ---- coordinator → worker -------------------------------------------------------------------------
@@ -143,6 +191,11 @@ export const welcomeSchema = z
      * own and add them along the tree. Absent: compute each shard's gradient in one piece.
      */
     microBatchSize: z.int().min(1).optional(),
+    /**
+     * Since 1.5: `ring`, the workers reduce gradients among themselves and each keeps a replica of the
+     * weights and optimizer state. Absent: the star, where the coordinator reduces and applies.
+     */
+    topology: z.literal('ring').optional(),
   })
   .refine((welcome) => (welcome.model === undefined) !== (welcome.task === undefined), {
     message: 'a welcome names either a built-in model or a task',
@@ -177,6 +230,49 @@ export const computeSchema = z.strictObject({
 
 export const evaluateSchema = z.strictObject({ type: z.literal('evaluate'), round: index, ...shardData });
 
+/**
+ * Since 1.5, ring: the run's state for this worker's replica, at step `version`: a checkpoint's bytes
+ * (train/checkpoint.ts), and the training set's size, which fixes the run's length and schedule.
+ */
+export const replicaSchema = z.strictObject({
+  type: z.literal('replica'),
+  version: index,
+  datasetSize: count,
+  state: bytes,
+});
+
+/**
+ * Since 1.5, ring: reduce step `step` among `peers` (in rank order; this worker is `rank`). `shards`
+ * is the step's plan in shard order, each with the rank holding its gradient. `attempt` tells a redone
+ * reduction from an abandoned one.
+ */
+export const reduceSchema = z
+  .strictObject({
+    type: z.literal('reduce'),
+    step: index,
+    attempt: index,
+    rank: index,
+    samples: count,
+    shards: z
+      .array(z.strictObject({ start: index, end: index, holder: index }))
+      .min(1)
+      .max(1 << 16),
+    peers: z
+      .array(z.strictObject({ workerId: name, address: peerAddress }))
+      .min(1)
+      .max(4096),
+  })
+  .refine((reduce) => reduce.rank < reduce.peers.length, { message: 'rank outside the peers' })
+  .refine((reduce) => reduce.shards.every((shard) => shard.holder < reduce.peers.length), {
+    message: 'a shard held by a rank outside the peers',
+  });
+
+/** Since 1.5, ring: every peer holds the step's mean gradient; apply it. */
+export const applySchema = z.strictObject({ type: z.literal('apply'), step: index, attempt: index });
+
+/** Since 1.5, ring: send the replica's state at step `version` (for a checkpoint or a joining worker). */
+export const stateRequestSchema = z.strictObject({ type: z.literal('state-request'), version: index });
+
 export const shutdownSchema = z.strictObject({
   type: z.literal('shutdown'),
   code: errorCode,
@@ -189,7 +285,37 @@ export const coordinatorMessageSchema = z.discriminatedUnion('type', [
   computeSchema,
   evaluateSchema,
   shutdownSchema,
+  replicaSchema,
+  reduceSchema,
+  applySchema,
+  stateRequestSchema,
 ]);
+
+// ---- worker ↔ worker (ring) -----------------------------------------------------------------------
+
+/**
+ * Since 1.5: the sender's shards' gradients restricted to the receiver's chunk of the parameters,
+ * one row per shard it holds (`shards`, in shard order), float32 [shards, chunk length].
+ */
+export const scatterSchema = z.strictObject({
+  type: z.literal('scatter'),
+  step: index,
+  attempt: index,
+  from: index,
+  shards: z.array(index).max(1 << 16),
+  parts: wireTensorSchema,
+});
+
+/** Since 1.5: the sender's chunk of the step's mean gradient, float32 [chunk length]. */
+export const gatherSchema = z.strictObject({
+  type: z.literal('gather'),
+  step: index,
+  attempt: index,
+  from: index,
+  chunk: wireTensorSchema,
+});
+
+export const peerMessageSchema = z.discriminatedUnion('type', [scatterSchema, gatherSchema]);
 
 export type WorkerPhase = z.infer<typeof workerPhase>;
 export type Hello = z.infer<typeof helloSchema>;
@@ -204,4 +330,6 @@ export type ComputeRequest = z.infer<typeof computeSchema>;
 export type EvaluateRequest = z.infer<typeof evaluateSchema>;
 export type Shutdown = z.infer<typeof shutdownSchema>;
 export type CoordinatorMessage = z.infer<typeof coordinatorMessageSchema>;
+export type ReduceRequest = z.infer<typeof reduceSchema>;
+export type PeerMessage = z.infer<typeof peerMessageSchema>;
 export type ComputeTimings = z.infer<typeof computeTimings>;

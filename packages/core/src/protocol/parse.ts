@@ -3,6 +3,8 @@ import { CallosumError, ErrorCodes } from '../errors.js';
 import {
   type CoordinatorMessage,
   coordinatorMessageSchema,
+  type PeerMessage,
+  peerMessageSchema,
   type WorkerMessage,
   workerMessageSchema,
 } from './messages.js';
@@ -26,4 +28,9 @@ export function parseWorkerMessage(value: unknown): WorkerMessage {
 /** Validates a decoded frame received from the coordinator. */
 export function parseCoordinatorMessage(value: unknown): CoordinatorMessage {
   return parseWith(coordinatorMessageSchema, value, 'coordinator');
+}
+
+/** Validates a decoded frame received from another worker (ring topology). */
+export function parsePeerMessage(value: unknown): PeerMessage {
+  return parseWith(peerMessageSchema, value, 'peer');
 }

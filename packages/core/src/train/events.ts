@@ -1,5 +1,5 @@
 import type { Objective } from '../task/objective.js';
-import type { ReducedStep } from './reduce.js';
+import type { BatchTotals } from './batch.js';
 import type { TrainingState } from './training-state.js';
 
 /** Reported after every optimizer step, by trainLocal and (extended) by the coordinator. */
@@ -30,7 +30,7 @@ export interface EpochEvent {
 export function stepEvent(
   state: TrainingState,
   epoch: number,
-  reduced: ReducedStep,
+  reduced: BatchTotals,
   learningRate: number,
   samplesPerSecond: number,
   objective: Pick<Objective, 'measuresAccuracy' | 'metricNames'>,

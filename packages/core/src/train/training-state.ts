@@ -145,6 +145,31 @@ export class TrainingState {
     return state;
   }
 
+  /**
+   * Counts a step that replicas elsewhere applied (ring topology): this state's weights and optimizer
+   * fall behind until `adopt` brings a replica's back. Returns the learning rate the step used.
+   */
+  advanceWithoutApplying(): number {
+    const learningRate = this.learningRate;
+    this.#step += 1;
+    return learningRate;
+  }
+
+  /** Takes a replica's weights and optimizer state, which must be at this state's step of this run. */
+  adopt(replica: Checkpoint): void {
+    if (replica.step !== this.#step || replica.weights.length !== this.weights.length) {
+      throw new CallosumError(
+        ErrorCodes.ARTIFACT_INVALID,
+        `a replica at step ${replica.step} with ${replica.weights.length} weights, this run is at step ${this.#step} with ${this.weights.length}`,
+      );
+    }
+    if (JSON.stringify(replica.config) !== JSON.stringify(this.config)) {
+      throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, 'a replica of another run (its config differs)');
+    }
+    this.optimizer.importState(replica.optimizer);
+    this.weights.set(replica.weights);
+  }
+
   /** Applies one reduced global batch; returns the learning rate used. */
   applyStep(reduced: ReducedStep): number {
     const learningRate = this.learningRate;

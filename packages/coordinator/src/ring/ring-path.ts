@@ -1,0 +1,46 @@
+import { addTotals, type BatchTotals, EMPTY_TOTALS, type StepPlan } from '@callosum/core';
+import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
+import type { AppliedStep, GradientPath, StepReply } from '../run/gradient-path.js';
+import type { ReplicaSync } from './replica-sync.js';
+import type { RingReduction } from './ring-reduction.js';
+
+/**
+ * The ring: the gradients stay on the workers, which reduce them among themselves and apply the mean to
+ * their replicas; here only the step's totals are added up and the step counted.
+ */
+export class RingPath implements GradientPath {
+  /** What the last step's participants moved among themselves, by worker id. */
+  #lastPeerBytes: ReadonlyMap<string, number> = new Map();
+
+  constructor(
+    private readonly replicas: ReplicaSync,
+    private readonly reduction: RingReduction,
+  ) {}
+
+  get lastPeerBytes(): ReadonlyMap<string, number> {
+    return this.#lastPeerBytes;
+  }
+
+  prepare(): Promise<void> {
+    return this.replicas.admitWaiting();
+  }
+
+  begin(): void {}
+
+  accepted(): void {}
+
+  async finish(
+    step: number,
+    attempt: number,
+    plan: StepPlan,
+    outcomes: readonly ShardOutcome<StepReply>[],
+  ): Promise<AppliedStep> {
+    const reduced = await this.reduction.run(step, attempt, plan, outcomes);
+    this.#lastPeerBytes = reduced.peerBytes;
+    const totals = outcomes.reduce<BatchTotals>(
+      (sum, outcome) => addTotals(sum, outcome.result.totals),
+      EMPTY_TOTALS,
+    );
+    return { totals, learningRate: this.replicas.advance(), reduceMs: reduced.reduceMs, optimizerMs: 0 };
+  }
+}

@@ -1,0 +1,179 @@
+import type { ReduceRequest, StepPlan, WorkerMessage } from '@callosum/core';
+import type { Cancel, Clock } from '../dispatch/clock.js';
+import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
+import { lateAfterMs } from '../dispatch/straggler-rule.js';
+import { StepRedo } from '../run/gradient-path.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
+import type { WorkerConnection } from '../workers/connection.js';
+import type { WorkerRegistry } from '../workers/registry.js';
+
+export interface RingReductionContext {
+  readonly membership: WorkerRegistry;
+  readonly telemetry: Telemetry;
+  readonly clock: Clock;
+  /** A peer is late once the reduction has taken `stragglerFactor` × the typical one, and at least the floor. */
+  readonly settings: {
+    readonly stragglerFactor: number;
+    readonly stragglerFloorMs: number;
+    readonly shardDeadlineMs: number;
+  };
+}
+
+/** What the peers reported of a finished reduction. */
+export interface RingReduced {
+  /** Bytes each participant sent to and received from its peers, by worker id. */
+  readonly peerBytes: ReadonlyMap<string, number>;
+  readonly reduceMs: number;
+}
+
+interface Active {
+  readonly step: number;
+  readonly attempt: number;
+  readonly participants: readonly WorkerConnection[];
+  readonly startedAt: number;
+  readonly peerBytes: Map<string, number>;
+  cancelDeadline: Cancel;
+  readonly resolve: (reduced: RingReduced) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** Reductions remembered for the typical duration that the late-peer deadline scales. */
+const RECENT_REDUCTIONS = 20;
+
+/**
+ * The coordinator's part in a ring step's reduction: tells every participant (the workers holding the
+ * step's gradients, and every other healthy one, so that all replicas stay in step) the plan and the
+ * ranks, waits until each holds the whole mean gradient, then tells them all to apply it. A participant
+ * lost, late or failing before that abandons the reduction (StepRedo) with no replica changed.
+ */
+export class RingReduction {
+  private active: Active | undefined;
+  private readonly recentMs: number[] = [];
+
+  constructor(private readonly context: RingReductionContext) {
+    context.membership.subscribe({
+      lost: (worker) => {
+        if (this.active?.participants.includes(worker)) this.abandon(`worker ${worker.label} left`);
+      },
+    });
+  }
+
+  /** Reduces step `step` (attempt `attempt`), planned as `plan`, whose shards `outcomes` hold. */
+  run(
+    step: number,
+    attempt: number,
+    plan: StepPlan,
+    outcomes: readonly ShardOutcome<unknown>[],
+  ): Promise<RingReduced> {
+    const { membership, clock } = this.context;
+    const holders = new Set(outcomes.map((outcome) => outcome.worker));
+    const gone = [...holders].find((worker) => worker.state === 'gone');
+    if (gone !== undefined) {
+      return Promise.reject(new StepRedo(`worker ${gone.label}, which holds gradients of the step, left`));
+    }
+    // In join order, so ranks follow the registry as shard parts do.
+    const participants = membership
+      .all()
+      .filter(
+        (worker) => holders.has(worker) || (worker.state === 'healthy' && worker.peerAddress !== undefined),
+      );
+    const rankOf = new Map(participants.map((worker, rank) => [worker, rank]));
+    const peers = participants.map((worker) => ({
+      workerId: worker.id,
+      address: worker.peerAddress as string,
+    }));
+    const shards = plan.shards.map(({ start, end }, index) => ({
+      start,
+      end,
+      holder: rankOf.get((outcomes[index] as ShardOutcome<unknown>).worker) as number,
+    }));
+    return new Promise<RingReduced>((resolve, reject) => {
+      const active: Active = {
+        step,
+        attempt,
+        participants,
+        startedAt: clock.now(),
+        peerBytes: new Map(),
+        cancelDeadline: () => {},
+        resolve,
+        reject,
+      };
+      this.active = active;
+      participants.forEach((worker, rank) => {
+        const reduce: ReduceRequest = {
+          type: 'reduce',
+          step,
+          attempt,
+          rank,
+          samples: plan.samples,
+          shards,
+          peers,
+        };
+        worker.send(reduce);
+      });
+      active.cancelDeadline = clock.after(this.lateAfterMs(), () => this.late(active));
+    });
+  }
+
+  /** A participant holds the whole mean: once all do, every one of them is told to apply it. */
+  reduced(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'reduced' }>): void {
+    const active = this.active;
+    if (active?.step !== message.step || active.attempt !== message.attempt) return;
+    if (!active.participants.includes(worker)) return;
+    active.peerBytes.set(worker.id, message.peerBytes);
+    if (active.peerBytes.size < active.participants.length) return;
+    this.end(active);
+    for (const participant of active.participants) {
+      participant.send({ type: 'apply', step: active.step, attempt: active.attempt });
+      participant.holdsReplica(active.step + 1);
+    }
+    const reduceMs = this.context.clock.now() - active.startedAt;
+    this.recentMs.push(reduceMs);
+    if (this.recentMs.length > RECENT_REDUCTIONS) this.recentMs.shift();
+    active.resolve({ peerBytes: active.peerBytes, reduceMs });
+  }
+
+  /** A participant's failure during the reduction (a lost link, an invalid peer message). */
+  failed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): void {
+    const active = this.active;
+    if (active === undefined || message.step !== active.step || !active.participants.includes(worker)) return;
+    this.abandon(`worker ${worker.label} reports ${message.code}: ${message.message}`);
+  }
+
+  private late(active: Active): void {
+    if (this.active !== active) return;
+    const pendingMs = this.context.clock.now() - active.startedAt;
+    const late = active.participants.filter((worker) => !active.peerBytes.has(worker.id));
+    for (const worker of late) {
+      this.context.telemetry.record({
+        type: 'late-peer',
+        ...worker.idNameAddress,
+        step: active.step,
+        phase: worker.phase,
+        pendingMs,
+      });
+      if (worker.state === 'healthy') worker.suspected();
+    }
+    this.abandon(`${late.map((worker) => worker.label).join(', ')} late after ${Math.round(pendingMs)} ms`);
+  }
+
+  private abandon(reason: string): void {
+    const active = this.active;
+    if (active === undefined) return;
+    this.end(active);
+    active.reject(new StepRedo(reason));
+  }
+
+  private end(active: Active): void {
+    active.cancelDeadline();
+    if (this.active === active) this.active = undefined;
+  }
+
+  /** The straggler rule over recent reductions; the hard shard deadline until there are any. */
+  private lateAfterMs(): number {
+    const { stragglerFactor, stragglerFloorMs, shardDeadlineMs } = this.context.settings;
+    if (this.recentMs.length === 0) return shardDeadlineMs;
+    const rule = { factor: stragglerFactor, floorMs: stragglerFloorMs };
+    return Math.min(shardDeadlineMs, lateAfterMs(rule, this.recentMs, 1));
+  }
+}

@@ -1,0 +1,48 @@
+import type { BatchTotals, ComputeTimings, StepPlan } from '@callosum/core';
+import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
+
+/** A validated answer to one shard of a training step: its totals (and, in the star, its gradient). */
+export interface StepReply<T extends BatchTotals = BatchTotals> {
+  readonly totals: T;
+  readonly timings: ComputeTimings;
+}
+
+/** What became of a step once every shard was answered. */
+export interface AppliedStep {
+  /** The step's loss and metric sums over its whole batch. */
+  readonly totals: BatchTotals;
+  readonly learningRate: number;
+  /** Turning the shards' gradients into one mean gradient. */
+  readonly reduceMs: number;
+  /** Applying it (in the ring, on the workers, within reduceMs: 0 here). */
+  readonly optimizerMs: number;
+}
+
+/**
+ * The step's shards could not be reduced (a ring peer was lost, late or sent something invalid) and no
+ * replica changed: the whole step is computed again.
+ */
+export class StepRedo extends Error {
+  override readonly name = 'StepRedo';
+}
+
+/**
+ * Where a step's gradients go once computed, the one thing the two topologies do differently: in the
+ * star, here, where they are reduced and applied; in the ring, nowhere, as the workers reduce them among
+ * themselves and apply the mean to their replicas.
+ */
+export interface GradientPath {
+  /** Before a step (or its redo) is planned: the ring hands the current state to workers that joined. */
+  prepare(): Promise<void>;
+  /** A step planned as `plan` starts; what an abandoned attempt added is forgotten. */
+  begin(plan: StepPlan): void;
+  /** Each shard's reply as it is accepted, to start reducing before the slowest arrives. */
+  accepted(shard: number, reply: StepReply): void;
+  /** Every shard answered: reduces and applies the step, or throws StepRedo. */
+  finish(
+    step: number,
+    attempt: number,
+    plan: StepPlan,
+    outcomes: readonly ShardOutcome<StepReply>[],
+  ): Promise<AppliedStep>;
+}

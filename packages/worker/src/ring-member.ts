@@ -1,0 +1,284 @@
+import {
+  assertFiniteShard,
+  CallosumError,
+  type Codec,
+  type CoordinatorMessage,
+  decodeCheckpoint,
+  ErrorCodes,
+  encodeCheckpoint,
+  fromWireTensor,
+  type GradientResult,
+  isCallosumError,
+  type ParameterLayout,
+  type PeerMessage,
+  type ReductionSettings,
+  RingExchange,
+  ringChunk,
+  TrainingState,
+  toWireTensor,
+  type WorkerMessage,
+} from '@callosum/core';
+import type { PeerLinks } from './peer-links.js';
+
+type Reduce = Extract<CoordinatorMessage, { type: 'reduce' }>;
+
+/** What a ring member computes with: the model's weights are loaded from its replica after every step. */
+export interface ReplicaModel {
+  readonly layout: ParameterLayout;
+  receiveWeights(version: number, weights: Float32Array): void;
+}
+
+export interface RingMemberContext {
+  readonly model: ReplicaModel;
+  readonly reduction: ReductionSettings;
+  readonly codec: Codec;
+  readonly links: PeerLinks;
+  readonly toCoordinator: (message: WorkerMessage) => void;
+}
+
+/** The reduction in progress: what the coordinator asked, and how far this worker is with it. */
+interface Reduction {
+  readonly reduce: Reduce;
+  readonly startedAt: number;
+  /** The peer links' byte count when it started, and the bytes received for it since. */
+  readonly sentBefore: number;
+  received: number;
+  /** This worker's chunk of the mean went to every peer. */
+  chunkSent: boolean;
+  /** Done: reported reduced, or failed (reported as a failure); either way nothing more is sent. */
+  ended: boolean;
+}
+
+/** Peer messages for a reduction this worker has not been told of yet are kept, up to this many. */
+const MAX_EARLY_MESSAGES = 4096;
+
+/**
+ * A worker's part in the ring topology: its replica of the run's state (weights, optimizer, step),
+ * the gradients of the shards it computed for the current step, and its side of each step's exchange
+ * (train/ring-exchange.ts) with its peers. The replica changes only on the coordinator's `apply`, after
+ * every peer holds the same mean gradient, so an abandoned reduction leaves every replica as it was.
+ */
+export class RingMember {
+  private replica: TrainingState | undefined;
+  private readonly exchange: RingExchange;
+  /** Gradients of the shards computed for step `heldStep`, by shard index. */
+  private held = new Map<number, GradientResult>();
+  private heldStep = -1;
+  private readonly spareBuffers: Float32Array[] = [];
+  private current: Reduction | undefined;
+  private early: { message: PeerMessage; bytes: number }[] = [];
+
+  constructor(private readonly context: RingMemberContext) {
+    this.exchange = new RingExchange(context.reduction, context.model.layout.totalSize);
+  }
+
+  /** Whether a reduction is under way (for the heartbeat's phase). */
+  get reducing(): boolean {
+    return this.current !== undefined && !this.current.ended;
+  }
+
+  /** The run's state from the coordinator: this worker's replica from now on. */
+  loadReplica(message: Extract<CoordinatorMessage, { type: 'replica' }>): void {
+    const checkpoint = decodeCheckpoint(Buffer.from(message.state), 'the replica sent by the coordinator');
+    if (checkpoint.step !== message.version) {
+      throw new CallosumError(
+        ErrorCodes.MALFORMED_MESSAGE,
+        `replica of step ${checkpoint.step} sent as version ${message.version}`,
+      );
+    }
+    this.replica = TrainingState.restore(checkpoint, message.datasetSize, this.context.model.layout);
+    this.current = undefined;
+    this.context.model.receiveWeights(this.replica.step, this.replica.weights);
+  }
+
+  /** A buffer for one shard's gradient of `step`; a new step releases the last step's. */
+  gradientBuffer(step: number): Float32Array {
+    if (step !== this.heldStep) {
+      for (const result of this.held.values()) this.spareBuffers.push(result.gradient);
+      this.held = new Map();
+      this.heldStep = step;
+    }
+    return this.spareBuffers.pop() ?? new Float32Array(this.context.model.layout.totalSize);
+  }
+
+  /** Keeps a shard's gradient for the step's reduction; a non-finite one is refused (NON_FINITE). */
+  hold(step: number, shard: number, result: GradientResult): void {
+    assertFiniteShard(result, shard, this.context.model.layout.totalSize);
+    if (step !== this.heldStep) {
+      throw new CallosumError(
+        ErrorCodes.INTERNAL,
+        `a gradient of step ${step} held during step ${this.heldStep}`,
+      );
+    }
+    const replaced = this.held.get(shard);
+    if (replaced !== undefined) this.spareBuffers.push(replaced.gradient);
+    this.held.set(shard, result);
+  }
+
+  /** Starts this worker's side of a step's reduction: sends each peer its rows, then waits for theirs. */
+  reduce(reduce: Reduce): void {
+    const replica = this.requireReplica(reduce.step);
+    const plan = { samples: reduce.samples, shards: reduce.shards, ranks: reduce.peers.length };
+    const mine = new Map<number, GradientResult>();
+    reduce.shards.forEach((shard, index) => {
+      if (shard.holder !== reduce.rank) return;
+      const result = this.heldStep === replica.step ? this.held.get(index) : undefined;
+      if (result?.count !== shard.end - shard.start) {
+        throw new CallosumError(
+          ErrorCodes.STALE_MESSAGE,
+          `step ${reduce.step}: this worker holds no gradient of shard ${index} (${shard.end - shard.start} samples)`,
+        );
+      }
+      mine.set(index, result);
+    });
+    this.exchange.begin(plan, reduce.rank, mine);
+    const { links, codec } = this.context;
+    this.current = {
+      reduce,
+      startedAt: performance.now(),
+      sentBefore: links.sentBytes,
+      received: 0,
+      chunkSent: false,
+      ended: false,
+    };
+    links.retain(new Set(reduce.peers.map((peer) => peer.address)));
+    reduce.peers.forEach((peer, rank) => {
+      if (rank === reduce.rank) return;
+      const { shards, rows } = this.exchange.scatterTo(rank);
+      const { start, end } = ringChunk(this.exchange.parameterCount, reduce.peers.length, rank);
+      const parts = toWireTensor(rows, [shards.length, end - start]);
+      const message = {
+        type: 'scatter',
+        step: reduce.step,
+        attempt: reduce.attempt,
+        from: reduce.rank,
+        shards: [...shards],
+        parts,
+      } as const;
+      links.send(peer.address, codec.encode(message));
+    });
+    const early = this.early;
+    this.early = [];
+    for (const { message, bytes } of early) this.receive(message, bytes);
+    this.progress();
+  }
+
+  /** Every peer holds the mean gradient: apply it to the replica and load the new weights. */
+  apply(message: Extract<CoordinatorMessage, { type: 'apply' }>): void {
+    const current = this.current;
+    if (
+      current === undefined ||
+      current.reduce.step !== message.step ||
+      current.reduce.attempt !== message.attempt ||
+      !this.exchange.complete
+    ) {
+      throw new CallosumError(
+        ErrorCodes.STALE_MESSAGE,
+        `apply of step ${message.step} (attempt ${message.attempt}), which this worker has not reduced`,
+      );
+    }
+    const replica = this.requireReplica(message.step);
+    replica.applyStep(this.exchange.result());
+    this.current = undefined;
+    this.context.model.receiveWeights(replica.step, replica.weights);
+  }
+
+  /** The replica's state at step `version`, as checkpoint bytes. */
+  stateAt(version: number): Uint8Array {
+    return encodeCheckpoint(this.requireReplica(version).checkpoint());
+  }
+
+  /** A frame from a peer: rows or a mean chunk of the current reduction, or of one not yet announced. */
+  receive(message: PeerMessage, bytes: number): void {
+    const current = this.current;
+    const step = this.replica?.step ?? -1;
+    if (
+      message.step < step ||
+      (current !== undefined && message.step === step && message.attempt < current.reduce.attempt)
+    ) {
+      return; // An abandoned reduction's: nothing waits for it.
+    }
+    if (
+      current === undefined ||
+      message.attempt !== current.reduce.attempt ||
+      message.step !== current.reduce.step
+    ) {
+      if (this.early.length < MAX_EARLY_MESSAGES) this.early.push({ message, bytes });
+      return;
+    }
+    if (current.ended) return;
+    current.received += bytes;
+    try {
+      if (message.type === 'scatter') {
+        const rows = fromWireTensor(message.parts, 'float32');
+        this.exchange.receiveScatter(message.from, { shards: message.shards, rows });
+      } else {
+        this.exchange.receiveGather(message.from, fromWireTensor(message.chunk, 'float32'));
+      }
+      this.progress();
+    } catch (error) {
+      current.ended = true;
+      const code = isCallosumError(error) ? error.code : ErrorCodes.MALFORMED_MESSAGE;
+      const text = `step ${message.step}: from peer rank ${message.from}: ${error instanceof Error ? error.message : String(error)}`;
+      this.context.toCoordinator({ type: 'failure', code, message: text.slice(0, 4000), step: message.step });
+    }
+  }
+
+  /** A link to a peer failed while a reduction needs it: the coordinator redoes the step. */
+  linkFailed(address: string, reason: string): void {
+    const current = this.current;
+    if (current === undefined || current.ended) return;
+    current.ended = true;
+    const peer = current.reduce.peers.find((candidate) => candidate.address === address);
+    this.context.toCoordinator({
+      type: 'failure',
+      code: ErrorCodes.PEER_LOST,
+      message:
+        `step ${current.reduce.step}: lost the link to peer ${peer?.workerId ?? '?'} at ${address}: ${reason}`.slice(
+          0,
+          4000,
+        ),
+      step: current.reduce.step,
+    });
+  }
+
+  /** Sends this worker's chunk of the mean once every rank's rows are in; reports once the whole mean is. */
+  private progress(): void {
+    const current = this.current;
+    if (current === undefined || current.ended) return;
+    const { reduce } = current;
+    if (this.exchange.chunkComplete && !current.chunkSent) {
+      const chunk = this.exchange.reduceChunk();
+      const frame = this.context.codec.encode({
+        type: 'gather',
+        step: reduce.step,
+        attempt: reduce.attempt,
+        from: reduce.rank,
+        chunk: toWireTensor(chunk, [chunk.length]),
+      });
+      reduce.peers.forEach((peer, rank) => {
+        if (rank !== reduce.rank) this.context.links.send(peer.address, frame);
+      });
+      current.chunkSent = true;
+    }
+    if (!this.exchange.complete) return;
+    current.ended = true;
+    this.context.toCoordinator({
+      type: 'reduced',
+      step: reduce.step,
+      attempt: reduce.attempt,
+      peerBytes: this.context.links.sentBytes - current.sentBefore + current.received,
+      reduceMs: performance.now() - current.startedAt,
+    });
+  }
+
+  private requireReplica(step: number): TrainingState {
+    if (this.replica?.step !== step) {
+      throw new CallosumError(
+        ErrorCodes.STALE_MESSAGE,
+        `step ${step} asked of a replica at ${this.replica === undefined ? 'none' : `step ${this.replica.step}`}`,
+      );
+    }
+    return this.replica;
+  }
+}

@@ -1,0 +1,97 @@
+import { CallosumError, type Codec, ErrorCodes, type Welcome, type WorkerMessage } from '@callosum/core';
+import type { WorkerSettings } from './options.js';
+import { PeerLinks } from './peer-links.js';
+import { type PeerServer, startPeerServer } from './peer-server.js';
+import { type ReplicaModel, RingMember } from './ring-member.js';
+
+export interface RingPeersContext {
+  readonly settings: Pick<WorkerSettings, 'token' | 'peerPort' | 'advertiseHost'>;
+  /** This worker's name, proved to its peers with the token. */
+  readonly name: string;
+  readonly codec: Codec;
+  readonly model: ReplicaModel;
+  readonly log: (line: string) => void;
+}
+
+/** Room in a peer frame besides its gradient rows. */
+const FRAME_OVERHEAD_BYTES = 64 * 1024;
+/**
+ * Rows a peer may send in one frame, in chunks: a step's shards held by one worker (one, or the few
+ * tree nodes covering its share of micro-batches; more after redone shards) over a chunk of at most
+ * half the parameters.
+ */
+const MAX_ROWS_PER_FRAME_IN_PARAMETERS = 8;
+
+/**
+ * A worker's side of the ring topology across connections to the coordinator: the port it listens on
+ * for its peers and the links it opens to them, both kept while the worker lives, and the member
+ * (replica and reductions) of the run it was last welcomed to.
+ */
+export class RingPeers {
+  private server: { parameterCount: number; peers: PeerServer } | undefined;
+  private readonly links: PeerLinks;
+  #member: RingMember | undefined;
+
+  constructor(private readonly context: RingPeersContext) {
+    this.links = new PeerLinks({
+      name: context.name,
+      token: context.settings.token,
+      onLinkFailed: (address, reason) => this.#member?.linkFailed(address, reason),
+    });
+  }
+
+  /** The member of the ring run this worker was welcomed to; none in a star run. */
+  get member(): RingMember | undefined {
+    return this.#member;
+  }
+
+  /** The member, for a message that only a ring run's coordinator sends. */
+  joined(): RingMember {
+    if (this.#member === undefined) {
+      throw new CallosumError(ErrorCodes.UNEXPECTED_MESSAGE, 'a ring message in a run that is not a ring');
+    }
+    return this.#member;
+  }
+
+  /**
+   * Joins a ring run from its welcome: listens for peers (once; on `advertiseHost`, else on this
+   * machine's address towards the coordinator) and starts a member with no replica yet. Returns the
+   * address to tell the coordinator.
+   */
+  async join(
+    welcome: Welcome,
+    toCoordinator: (message: WorkerMessage) => void,
+    localAddress: string | undefined,
+  ): Promise<string> {
+    const { settings, codec, log } = this.context;
+    const parameterCount = welcome.parameterCount;
+    this.#member = new RingMember({
+      model: this.context.model,
+      reduction: welcome,
+      codec,
+      links: this.links,
+      toCoordinator,
+    });
+    if (this.server?.parameterCount !== parameterCount) {
+      await this.server?.peers.close();
+      const host = settings.advertiseHost ?? localAddress ?? '127.0.0.1';
+      const peers = await startPeerServer({
+        host,
+        port: settings.peerPort,
+        token: settings.token,
+        maxPayload: parameterCount * 4 * MAX_ROWS_PER_FRAME_IN_PARAMETERS + FRAME_OVERHEAD_BYTES,
+        codec,
+        onMessage: (message, bytes) => this.#member?.receive(message, bytes),
+        log: (line) => log(`worker ${this.context.name}: ${line}`),
+      });
+      this.server = { parameterCount, peers };
+      log(`worker ${this.context.name}: listening for ring peers at ${peers.address}`);
+    }
+    return this.server.peers.address;
+  }
+
+  async close(): Promise<void> {
+    this.links.closeAll();
+    await this.server?.peers.close();
+  }
+}
