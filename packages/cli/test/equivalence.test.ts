@@ -26,6 +26,7 @@ async function distributedWeights(
   optimizer: string,
   microBatchSize?: number,
   threads = 1,
+  topology: 'star' | 'ring' = 'star',
 ): Promise<Float32Array> {
   const out = await temporaryDirectory(`equivalence-${workers}`);
   const run = await runCli([
@@ -50,6 +51,8 @@ async function distributedWeights(
     '--out',
     out,
     '--json',
+    '--topology',
+    topology,
     ...(microBatchSize === undefined ? [] : ['--micro-batch-size', String(microBatchSize)]),
   ]);
   expect(run.code, run.stderr).toBe(0);
@@ -97,11 +100,25 @@ describe('distributed training is the same computation as local training', () =>
   // linearly (measured: 2.6e-6); Adam divides by sqrt(v) and so magnifies them where a gradient is
   // almost exactly zero (4e-5). Micro-batches (below) remove the difference altogether.
   // (One worker sums its shard as trainLocal does: the adam case above shows it to the bit.)
-  it('gives the same weights for trainLocal and 3 workers within 1e-5 (sgd)', async () => {
+  // The ring reduces each chunk of the parameters at its owner in the star's own order, so even without
+  // micro-batches its weights are the star's to the bit at the same worker count.
+  it('gives the same weights for trainLocal and 3 workers within 1e-5, and to the bit in star and ring (sgd)', async () => {
     const local = await localWeights('sgd');
-    expect(maxRelativeDifference(await distributedWeights(3, 'sgd'), local, LAYOUT)).toBeLessThanOrEqual(
-      1e-5,
-    );
+    const star = await distributedWeights(3, 'sgd');
+    expect(maxRelativeDifference(star, local, LAYOUT)).toBeLessThanOrEqual(1e-5);
+    expect(maxRelativeDifference(star, local, LAYOUT)).toBeGreaterThan(0);
+    const ring = await distributedWeights(3, 'sgd', undefined, 1, 'ring');
+    expect(maxRelativeDifference(ring, star, LAYOUT)).toBe(0);
+  }, 240_000);
+
+  // The micro-batch tree is kept across the ring's chunks: 1, 2 and 3 workers in the ring end with the
+  // weights of trainLocal (and so of the star, above) to the last bit.
+  it('gives bit-identical weights for trainLocal and 1, 2 and 3 workers in the ring with micro-batches (adam)', async () => {
+    const local = await localWeights('adam', STEPS, MICRO_BATCH);
+    for (const workers of [1, 2, 3]) {
+      const ring = await distributedWeights(workers, 'adam', MICRO_BATCH, 1, 'ring');
+      expect(maxRelativeDifference(ring, local, LAYOUT), `${workers} workers`).toBe(0);
+    }
   }, 240_000);
 
   // 96 samples in micro-batches of 16: 6 micro-batches, which 3 workers share as 5 tree nodes (two of

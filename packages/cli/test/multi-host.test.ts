@@ -45,4 +45,32 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
     expect(stderr).toMatch(/host-1/);
     expect(stderr).toMatch(/host-2/);
   }, 120_000);
+
+  it('trains in the ring with workers that listen for their peers on 127.0.0.3 and 127.0.0.4', async () => {
+    const out = await temporaryDirectory('multi-host-ring');
+    const coordinator = await startCoordinatorProcess(
+      ['--port', '0', '--min-workers', '2', '--steps', '20', ...smallTestSetData(), '--out', out, '--json'],
+      { CALLOSUM_HOST: '127.0.0.2', CALLOSUM_TOKEN: TOKEN, CALLOSUM_TOPOLOGY: 'ring' },
+    );
+    const workers = [3, 4].map((host) =>
+      runCli(
+        ['worker', '--name', `peer-${host}`, '--backend', 'wasm', '--advertise-host', `127.0.0.${host}`],
+        {
+          env: { CALLOSUM_CONNECT: coordinator.url, CALLOSUM_TOKEN: TOKEN },
+        },
+      ),
+    );
+    const finished = await coordinator.finished;
+    const workerRuns = await Promise.all(workers);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(lastJsonLine<{ steps: number; workers: number }>(finished)).toMatchObject({
+      steps: 20,
+      workers: 2,
+    });
+    for (const [index, run] of workerRuns.entries()) {
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(new RegExp(`listening for ring peers at 127\\.0\\.0\\.${index + 3}:\\d+`));
+      expect(run.stderr).toMatch(/training complete/);
+    }
+  }, 120_000);
 });

@@ -222,6 +222,7 @@ async function startIn(
     telemetry,
     metricsPath: metricsFile.path,
     currentState,
+    reduction: ring === undefined ? undefined : () => ring.reduction.waitingFor,
     scope,
     log,
   });

@@ -130,6 +130,11 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly topology?: Topology;
   /**
+   * Ring: every this many steps the workers' replicas are compared (a digest of their weights, sent with
+   * the reduction); one that differs from the others is named and replaced, and that step redone.
+   */
+  readonly replicaCheckEverySteps?: number;
+  /**
    * Write a timeline of every step to this file in the Trace Event Format (Perfetto, chrome://tracing):
    * the coordinator's prepare, broadcast, reduce, optimizer and evaluation, each worker's receive,
    * compute, send and wait.

@@ -25,6 +25,7 @@ export const COORDINATOR_DEFAULTS = {
   stragglerFactor: 4,
   stragglerFloorMs: 2_000,
   topology: 'star' as Topology,
+  replicaCheckEverySteps: 50,
 } as const;
 
 /** star: the coordinator reduces and applies every step. ring: the workers do, among themselves. */
@@ -67,6 +68,7 @@ const settingsSchema = z
     ),
     stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
     topology: z.enum(TOPOLOGIES).default(COORDINATOR_DEFAULTS.topology),
+    replicaCheckEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.replicaCheckEverySteps),
   })
   .superRefine((settings, context) => {
     if (settings.minWorkers > settings.maxWorkers) {

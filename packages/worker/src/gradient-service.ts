@@ -81,9 +81,13 @@ export class GradientService {
     );
   }
 
-  /** Keeps the weights until a request needs them; later versions replace earlier unused ones. */
+  /**
+   * Keeps the weights until a request needs them; later versions replace earlier unused ones. Weights
+   * received again for the version the model holds replace it too (a ring replica that was replaced).
+   */
   receiveWeights(version: number, weights: Float32Array): void {
     this.pendingWeights = { version, values: weights };
+    this.loadedVersion = -1;
   }
 
   /** The weights of `version`, as received; a request for any other version is stale. */

@@ -63,6 +63,11 @@ export const workerOptionsSchema = z
       .string()
       .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)$/, 'must be a host name or IP address')
       .optional(),
+    /**
+     * Fault injection, for testing a ring run's divergence detection only: corrupt this worker's replica
+     * once it reaches this step (`CALLOSUM_FAULT_CORRUPT_REPLICA_AT` for `callosum worker`).
+     */
+    corruptReplicaAt: integerOption(0).optional(),
     log: z.custom<(line: string) => void>((value) => typeof value === 'function').optional(),
   })
   .check((context) => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   assertFiniteShard,
   CallosumError,
@@ -34,6 +35,12 @@ export interface RingMemberContext {
   readonly codec: Codec;
   readonly links: PeerLinks;
   readonly toCoordinator: (message: WorkerMessage) => void;
+  /**
+   * Fault injection, for testing divergence detection only: after the replica reaches this step, one of
+   * its weights is changed, as a memory fault would.
+   */
+  readonly corruptReplicaAt?: number | undefined;
+  readonly log: (line: string) => void;
 }
 
 /** The reduction in progress: what the coordinator asked, and how far this worker is with it. */
@@ -45,6 +52,8 @@ interface Reduction {
   received: number;
   /** This worker's chunk of the mean went to every peer. */
   chunkSent: boolean;
+  /** The replica's digest, when the coordinator asked for it. */
+  readonly replicaDigest: string | undefined;
   /** Done: reported reduced, or failed (reported as a failure); either way nothing more is sent. */
   ended: boolean;
 }
@@ -91,8 +100,12 @@ export class RingMember {
     this.context.model.receiveWeights(this.replica.step, this.replica.weights);
   }
 
-  /** A buffer for one shard's gradient of `step`; a new step releases the last step's. */
+  /**
+   * A buffer for one shard's gradient of `step`; a new step releases the last step's. A compute request
+   * means any reduction under way was abandoned (the step is being redone).
+   */
   gradientBuffer(step: number): Float32Array {
+    this.current = undefined;
     if (step !== this.heldStep) {
       for (const result of this.held.values()) this.spareBuffers.push(result.gradient);
       this.held = new Map();
@@ -140,6 +153,7 @@ export class RingMember {
       received: 0,
       chunkSent: false,
       ended: false,
+      replicaDigest: reduce.digest === true ? replicaDigest(replica) : undefined,
     };
     links.retain(new Set(reduce.peers.map((peer) => peer.address)));
     reduce.peers.forEach((peer, rank) => {
@@ -180,6 +194,10 @@ export class RingMember {
     const replica = this.requireReplica(message.step);
     replica.applyStep(this.exchange.result());
     this.current = undefined;
+    if (replica.step === this.context.corruptReplicaAt) {
+      replica.weights[0] = (replica.weights[0] as number) + 1;
+      this.context.log(`FAULT INJECTION: replica corrupted at step ${replica.step} (weight 0 changed by 1)`);
+    }
     this.context.model.receiveWeights(replica.step, replica.weights);
   }
 
@@ -269,6 +287,7 @@ export class RingMember {
       attempt: reduce.attempt,
       peerBytes: this.context.links.sentBytes - current.sentBefore + current.received,
       reduceMs: performance.now() - current.startedAt,
+      ...(current.replicaDigest === undefined ? {} : { replicaDigest: current.replicaDigest }),
     });
   }
 
@@ -281,4 +300,12 @@ export class RingMember {
     }
     return this.replica;
   }
+}
+
+/** SHA-256 of a replica's weights, as lowercase hex: equal for replicas in lock-step. */
+function replicaDigest(replica: TrainingState): string {
+  const { weights } = replica;
+  return createHash('sha256')
+    .update(new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength))
+    .digest('hex');
 }

@@ -5,7 +5,7 @@ import { type PeerServer, startPeerServer } from './peer-server.js';
 import { type ReplicaModel, RingMember } from './ring-member.js';
 
 export interface RingPeersContext {
-  readonly settings: Pick<WorkerSettings, 'token' | 'peerPort' | 'advertiseHost'>;
+  readonly settings: Pick<WorkerSettings, 'token' | 'peerPort' | 'advertiseHost' | 'corruptReplicaAt'>;
   /** This worker's name, proved to its peers with the token. */
   readonly name: string;
   readonly codec: Codec;
@@ -71,6 +71,8 @@ export class RingPeers {
       codec,
       links: this.links,
       toCoordinator,
+      corruptReplicaAt: settings.corruptReplicaAt,
+      log: (line) => log(`worker ${this.context.name}: ${line}`),
     });
     if (this.server?.parameterCount !== parameterCount) {
       await this.server?.peers.close();

@@ -73,6 +73,8 @@ export class ThreadedGradientService {
 
   receiveWeights(version: number, weights: Float32Array): void {
     this.own.receiveWeights(version, weights);
+    // As in GradientService: the threads take them even for the version they hold.
+    this.sharedVersion = -1;
   }
 
   /** As GradientService.computeGradient, the shard's pieces spread over the threads. */

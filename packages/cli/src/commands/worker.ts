@@ -59,9 +59,19 @@ export function registerWorkerCommand(program: Command): void {
       ...(flags.name === undefined ? {} : { name: flags.name }),
       ...(flags.task === undefined ? {} : { task: flags.task }),
       peerPort: flags.peerPort,
+      ...faultInjection(),
       ...(flags.advertiseHost === undefined ? {} : { advertiseHost: flags.advertiseHost }),
     });
     process.stderr.write(`worker: ${exit.reason} (${exit.stepsComputed} shards computed)\n`);
     process.exitCode = exit.exitCode;
   });
+}
+
+/**
+ * Fault injection for tests of a ring run's divergence detection, from the environment only (no flag,
+ * so nobody sets it by accident): CALLOSUM_FAULT_CORRUPT_REPLICA_AT=<step>.
+ */
+function faultInjection(): { corruptReplicaAt?: number } {
+  const step = process.env.CALLOSUM_FAULT_CORRUPT_REPLICA_AT;
+  return step === undefined ? {} : { corruptReplicaAt: Number(step) };
 }

@@ -16,6 +16,7 @@ export interface RingReductionContext {
     readonly stragglerFactor: number;
     readonly stragglerFloorMs: number;
     readonly shardDeadlineMs: number;
+    readonly replicaCheckEverySteps: number;
   };
 }
 
@@ -32,6 +33,9 @@ interface Active {
   readonly participants: readonly WorkerConnection[];
   readonly startedAt: number;
   readonly peerBytes: Map<string, number>;
+  /** Each participant's replica digest, on the steps that compare them. */
+  readonly digests: Map<WorkerConnection, string>;
+  readonly checksReplicas: boolean;
   cancelDeadline: Cancel;
   readonly resolve: (reduced: RingReduced) => void;
   readonly reject: (error: Error) => void;
@@ -87,6 +91,7 @@ export class RingReduction {
       end,
       holder: rankOf.get((outcomes[index] as ShardOutcome<unknown>).worker) as number,
     }));
+    const checksReplicas = step % this.context.settings.replicaCheckEverySteps === 0;
     return new Promise<RingReduced>((resolve, reject) => {
       const active: Active = {
         step,
@@ -94,6 +99,8 @@ export class RingReduction {
         participants,
         startedAt: clock.now(),
         peerBytes: new Map(),
+        digests: new Map(),
+        checksReplicas,
         cancelDeadline: () => {},
         resolve,
         reject,
@@ -108,6 +115,7 @@ export class RingReduction {
           samples: plan.samples,
           shards,
           peers,
+          ...(checksReplicas ? { digest: true } : {}),
         };
         worker.send(reduce);
       });
@@ -121,7 +129,9 @@ export class RingReduction {
     if (active?.step !== message.step || active.attempt !== message.attempt) return;
     if (!active.participants.includes(worker)) return;
     active.peerBytes.set(worker.id, message.peerBytes);
+    if (message.replicaDigest !== undefined) active.digests.set(worker, message.replicaDigest);
     if (active.peerBytes.size < active.participants.length) return;
+    if (active.checksReplicas && this.divergedReplicas(active)) return;
     this.end(active);
     for (const participant of active.participants) {
       participant.send({ type: 'apply', step: active.step, attempt: active.attempt });
@@ -138,6 +148,51 @@ export class RingReduction {
     const active = this.active;
     if (active === undefined || message.step !== active.step || !active.participants.includes(worker)) return;
     this.abandon(`worker ${worker.label} reports ${message.code}: ${message.message}`);
+  }
+
+  /** Who the reduction under way still waits for, for /status; undefined between reductions. */
+  get waitingFor(): { step: number; attempt: number; workers: string[] } | undefined {
+    const active = this.active;
+    if (active === undefined) return undefined;
+    const workers = active.participants
+      .filter((worker) => !active.peerBytes.has(worker.id))
+      .map((worker) => worker.id);
+    return { step: active.step, attempt: active.attempt, workers };
+  }
+
+  /**
+   * Compares the replicas the step was computed with. Those whose digest differs from the one most share
+   * (on a tie, the earliest-joined worker's) are named and will get the state of one that agrees; the
+   * step, which their gradients spoiled, is redone. True when that happened.
+   */
+  private divergedReplicas(active: Active): boolean {
+    const byDigest = new Map<string, WorkerConnection[]>();
+    for (const worker of active.participants) {
+      const digest = active.digests.get(worker) ?? 'none';
+      byDigest.set(digest, [...(byDigest.get(digest) ?? []), worker]);
+    }
+    if (byDigest.size <= 1) return false;
+    // Map order is first-seen over participants in join order, and only a larger group replaces the best.
+    const [expected] = [...byDigest].reduce((best, group) =>
+      group[1].length > best[1].length ? group : best,
+    );
+    for (const [digest, workers] of byDigest) {
+      if (digest === expected) continue;
+      for (const worker of workers) {
+        this.context.telemetry.record({
+          type: 'replica-diverged',
+          ...worker.idNameAddress,
+          step: active.step,
+          digest,
+          expected,
+        });
+        // Its replica is no source for anyone, and it gets a good one before more work.
+        worker.holdsReplica(-1);
+        if (worker.state === 'healthy') worker.fellBehind();
+      }
+    }
+    this.abandon('a replica diverged');
+    return true;
   }
 
   private late(active: Active): void {

@@ -22,6 +22,7 @@ export interface RingContext {
 export function startRing(context: RingContext): {
   readonly path: RingPath;
   readonly replicas: ReplicaSync;
+  readonly reduction: RingReduction;
   readonly handlers: RingHandlers;
 } {
   const { state, membership, telemetry, settings, datasetSize, log } = context;
@@ -38,6 +39,7 @@ export function startRing(context: RingContext): {
   return {
     path: new RingPath(replicas, reduction),
     replicas,
+    reduction,
     handlers: {
       listening: () => replicas.listening(),
       reduced: (worker, message) => reduction.reduced(worker, message),

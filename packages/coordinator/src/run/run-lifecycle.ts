@@ -11,6 +11,7 @@ import {
 } from '@callosum/core';
 import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
 import type { RunSummary } from '../options.js';
+import type { RingReduction } from '../ring/ring-reduction.js';
 import type { Scope } from '../scope.js';
 import type { RunCounters } from '../telemetry/counters.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -37,6 +38,8 @@ export interface RunLifecycleContext {
   readonly refusals: Pick<Refusals, 'authFailures' | 'refusedConnections'>;
   readonly telemetry: Telemetry;
   readonly metricsPath: string;
+  /** A ring run's reduction under way, and which workers it waits for (for /status). */
+  readonly reduction: (() => RingReduction['waitingFor']) | undefined;
   /** Brings `state`'s weights up to its step (a ring run's, from a replica), before they are saved. */
   readonly currentState: () => Promise<void>;
   /** Everything to release when the run ends, after the workers were told. */
@@ -87,6 +90,7 @@ export class RunLifecycle {
       workers: membership
         .all()
         .map((worker) => ({ ...worker.info, pendingShards: dispatcher.pendingOn(worker) })),
+      ...(this.context.reduction === undefined ? {} : { reduction: this.context.reduction() ?? null }),
       ...counters,
     };
   }

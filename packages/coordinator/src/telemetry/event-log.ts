@@ -47,6 +47,11 @@ export function eventLogLine(event: CoordinatorEvent): string | undefined {
         `${workerOf(event)} is late in the ring reduction of step ${event.step + 1}: ` +
         `${Math.round(event.pendingMs)} ms while ${event.phase}; the step is redone without it`
       );
+    case 'replica-diverged':
+      return (
+        `${workerOf(event)}: its replica differs from the others' at step ${event.step + 1} ` +
+        `(digest ${event.digest.slice(0, 12)}…, others ${event.expected.slice(0, 12)}…); replacing it`
+      );
     case 'reduction-redone':
       return `ring reduction of step ${event.step + 1} (attempt ${event.attempt}) abandoned: ${event.reason}; redoing the step`;
     case 'eviction':

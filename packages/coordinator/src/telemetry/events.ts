@@ -91,6 +91,14 @@ const eventSchemas = [
     pendingMs: z.number().nonnegative(),
   }),
   z.strictObject({
+    type: z.literal('replica-diverged'),
+    ...aboutWorker,
+    step: count,
+    /** Its replica's digest, and the one most replicas agree on. */
+    digest: z.string(),
+    expected: z.string(),
+  }),
+  z.strictObject({
     type: z.literal('reduction-redone'),
     step: count,
     attempt: count,

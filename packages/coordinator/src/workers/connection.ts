@@ -31,6 +31,8 @@ export interface WorkerInfo {
   readonly backend: string;
   readonly state: WorkerState;
   readonly phase: WorkerPhase;
+  /** Ring: where its peers reach it, once it said so. */
+  readonly peerAddress?: string;
 }
 
 /** What a valid hello tells about the worker. */
@@ -183,6 +185,7 @@ export class WorkerConnection {
       backend: this.backend,
       state: this.#state,
       phase: this.#phase,
+      ...(this.#peerAddress === undefined ? {} : { peerAddress: this.#peerAddress }),
     };
   }
 

@@ -125,6 +125,11 @@ export const reducedSchema = z.strictObject({
   attempt: index,
   peerBytes: count,
   reduceMs: milliseconds,
+  /** When the reduce asked for it: SHA-256 (hex) of the replica's weights the step was computed with. */
+  replicaDigest: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 
 /** Since 1.5, ring: the worker's replica (a checkpoint's bytes), as the coordinator asked for it. */
@@ -261,6 +266,8 @@ export const reduceSchema = z
       .array(z.strictObject({ workerId: name, address: peerAddress }))
       .min(1)
       .max(4096),
+    /** Report the replica's digest with `reduced`, for the coordinator to compare the replicas. */
+    digest: z.boolean().optional(),
   })
   .refine((reduce) => reduce.rank < reduce.peers.length, { message: 'rank outside the peers' })
   .refine((reduce) => reduce.shards.every((shard) => shard.holder < reduce.peers.length), {

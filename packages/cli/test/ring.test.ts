@@ -1,0 +1,244 @@
+import { connect } from 'node:net';
+import { type Coordinator, type RunSummary, startCoordinator } from '@callosum/coordinator';
+import {
+  AUTH_HEADER,
+  createAuthHeader,
+  loadMnist,
+  loadModel,
+  type MnistDataset,
+  readFlatWeights,
+  trainLocal,
+} from '@callosum/core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import WebSocket from 'ws';
+// The built module, so that local workers start the built CLI entry point next to it.
+import { type LocalWorker, spawnLocalWorker } from '../dist/local-workers.js';
+import { temporaryDirectory } from './processes.js';
+
+// The ring topology with a coordinator in this process and real `callosum worker` processes on
+// loopback, which reduce among themselves over their own peer ports: real sockets, real signals.
+
+const TOKEN = 'ring-test-token-0123456789abcdef';
+const STEPS = 30;
+const BATCH = 96;
+const MICRO_BATCH = 16;
+const SEED = 3;
+
+let dataset: MnistDataset;
+/** What trainLocal ends with for the runs below: with micro-batches, the same bits at any worker count. */
+let localWeights: Float32Array;
+let localAccuracy: number;
+const workers: LocalWorker[] = [];
+
+beforeAll(async () => {
+  // A small test set (small-test-set.ts): these tests are about faults, not accuracy.
+  dataset = await loadMnist({ dir: inject('smallTestSetDir') });
+  const local = await trainLocal({
+    maxSteps: STEPS,
+    batchSize: BATCH,
+    seed: SEED,
+    microBatchSize: MICRO_BATCH,
+    backend: 'wasm',
+    dataset,
+  });
+  localWeights = local.weights;
+  localAccuracy = local.testAccuracy;
+  local.model.dispose();
+}, 120_000);
+afterAll(() => {
+  for (const worker of workers) worker.process.kill('SIGKILL');
+});
+
+async function ringCoordinator(extra: { replicaCheckEverySteps?: number } = {}) {
+  const log: string[] = [];
+  const coordinator = await startCoordinator({
+    outDir: await temporaryDirectory('ring'),
+    dataset,
+    minWorkers: 3,
+    token: TOKEN,
+    topology: 'ring',
+    shardDeadlineMs: 20_000,
+    ...extra,
+    training: { maxSteps: STEPS, batchSize: BATCH, seed: SEED, microBatchSize: MICRO_BATCH },
+    log: (line) => log.push(line),
+  });
+  return { coordinator, log };
+}
+
+function startWorkers(target: Coordinator, env: Record<string, string>[]): LocalWorker[] {
+  const started = env.map((extra, i) =>
+    spawnLocalWorker(
+      `ring-worker-${i + 1}`,
+      target.url,
+      { backend: 'wasm', threads: 1 },
+      { CALLOSUM_TOKEN: TOKEN, ...extra },
+    ),
+  );
+  workers.push(...started);
+  return started;
+}
+
+interface Status {
+  phase: string;
+  step: number;
+  workers: { id: string; name: string; pendingShards: number[]; peerAddress?: string }[];
+  reduction: { step: number; attempt: number; workers: string[] } | null;
+}
+
+async function status(target: Coordinator): Promise<Status | undefined> {
+  try {
+    const response = await fetch(`${target.url.replace('ws', 'http')}/status`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    return response.ok ? ((await response.json()) as Status) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function finalWeights(summary: RunSummary): Promise<Float32Array> {
+  const model = await loadModel(summary.modelDir);
+  const weights = readFlatWeights(model);
+  model.dispose();
+  return weights;
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
+}
+
+describe('the ring topology with real worker processes', () => {
+  // The victim is frozen (SIGSTOP) at a random moment until the coordinator's reduction is seen waiting
+  // for it with none of the step's shards pending on it: it is then in the middle of the reduction, and
+  // is SIGKILLed there. The survivors abandon that reduction and redo the step.
+  it('redoes the step when a peer is SIGKILLed in the middle of a reduction, and ends with the weights of trainLocal', async () => {
+    const { coordinator: target, log } = await ringCoordinator();
+    const [victim, ...survivors] = startWorkers(target, [{}, {}, {}]);
+    let killedAt: number | undefined;
+    for (let tries = 0; killedAt === undefined && tries < 100; ) {
+      const before = await status(target);
+      if (before === undefined) break;
+      if (before.phase !== 'training' || before.step < 5) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        continue;
+      }
+      tries += 1;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 30));
+      victim?.process.kill('SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const frozen = await status(target);
+      const held = frozen?.workers.find((worker) => worker.name === 'ring-worker-1');
+      if (
+        held !== undefined &&
+        held.pendingShards.length === 0 &&
+        frozen?.reduction?.workers.includes(held.id)
+      ) {
+        killedAt = frozen.reduction.step;
+        victim?.process.kill('SIGKILL');
+      } else {
+        victim?.process.kill('SIGCONT');
+      }
+    }
+    const summary = await target.result;
+    expect(killedAt).toBeDefined();
+    expect(await victim?.exited).toBe('SIGKILL');
+    expect(
+      log.some((line) => line.includes(`reduction of step ${(killedAt ?? 0) + 1}`) && line.includes('left')),
+    ).toBe(true);
+    expect(summary.steps).toBe(STEPS);
+    expect(Math.abs(summary.testAccuracy - localAccuracy)).toBeLessThanOrEqual(0.005);
+    expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
+    expect(await Promise.all(survivors.map((worker) => worker.exited))).toEqual([0, 0]);
+  }, 180_000);
+
+  // Replicas are compared every 5 steps; worker 2 corrupts its own at step 15 (fault injection), which
+  // the comparison at step 15 finds before that step is applied: the step is redone after worker 2 got
+  // a good replica, so the run still ends with trainLocal's weights.
+  it('names a replica corrupted on purpose, replaces it, and keeps the weights exact', async () => {
+    const { coordinator: target, log } = await ringCoordinator({ replicaCheckEverySteps: 5 });
+    const [, corrupted] = startWorkers(target, [{}, { CALLOSUM_FAULT_CORRUPT_REPLICA_AT: '15' }, {}]);
+    const summary = await target.result;
+    const named = log.filter((line) => line.includes('its replica differs'));
+    expect(named).toHaveLength(1);
+    expect(named[0]).toContain('ring-worker-2');
+    expect(named[0]).toContain('step 16');
+    expect(corrupted?.recentLog.join('\n')).toContain('FAULT INJECTION: replica corrupted at step 15');
+    expect(summary.steps).toBe(STEPS);
+    expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
+  }, 180_000);
+
+  it("refuses rogue connections to a worker's peer port while training goes on unchanged", async () => {
+    const { coordinator: target } = await ringCoordinator();
+    startWorkers(target, [{}, {}, {}]);
+    let peer: string | undefined;
+    while (peer === undefined) {
+      const current = await status(target);
+      if (current === undefined) throw new Error('the coordinator stopped before its workers listened');
+      peer = current.workers.find((worker) => worker.peerAddress !== undefined)?.peerAddress;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const url = `ws://${peer}`;
+    expect(await upgradeStatus(url, undefined)).toBe(401);
+    expect(await upgradeStatus(url, createAuthHeader('wrong-token-0123456789abcdef', 'rogue'))).toBe(401);
+    expect(await rawGarbage(peer)).toMatch(/^HTTP\/1\.1 400/);
+    // With the token (a peer gone wrong, not an outsider): bytes that are no message, and a frame over the
+    // limit, each close the connection.
+    expect(await authenticatedSend(url, Buffer.from('not messagepack at all'))).toBe(1008);
+    expect(await authenticatedSend(url, Buffer.alloc(64 * 1024 * 1024))).toBe(1009);
+    // A flood of upgrade attempts: the rate limit answers 429 long before it ends.
+    const flood = await Promise.all(Array.from({ length: 80 }, () => upgradeStatus(url, undefined)));
+    expect(flood.filter((code) => code === 429).length).toBeGreaterThan(0);
+    const summary = await target.result;
+    expect(summary.steps).toBe(STEPS);
+    expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
+  }, 180_000);
+});
+
+/** The HTTP status a WebSocket upgrade to `url` is answered with (101 when it opens). */
+function upgradeStatus(url: string, auth: string | undefined): Promise<number> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, { headers: auth === undefined ? {} : { [AUTH_HEADER]: auth } });
+    socket.once('unexpected-response', (_request, response) => {
+      resolve(response.statusCode ?? 0);
+      socket.terminate();
+    });
+    socket.once('open', () => {
+      resolve(101);
+      socket.terminate();
+    });
+    socket.once('error', () => resolve(0));
+  });
+}
+
+/** What the peer port answers to bytes that are not HTTP. */
+function rawGarbage(address: string): Promise<string> {
+  const [host, port] = [
+    address.slice(0, address.lastIndexOf(':')),
+    Number(address.slice(address.lastIndexOf(':') + 1)),
+  ];
+  return new Promise((resolve) => {
+    const socket = connect(port, host, () =>
+      socket.write(Buffer.from([0xde, 0xad, 0xbe, 0xef, 13, 10, 13, 10])),
+    );
+    let answer = '';
+    socket.setEncoding('latin1').on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    socket.once('close', () => resolve(answer));
+  });
+}
+
+/** Sends one binary frame over an authenticated peer connection; resolves with the close code. */
+function authenticatedSend(url: string, frame: Buffer): Promise<number> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, {
+      perMessageDeflate: false,
+      headers: { [AUTH_HEADER]: createAuthHeader(TOKEN, 'rogue-peer') },
+    });
+    socket.once('open', () => socket.send(frame));
+    socket.once('close', (code) => resolve(code));
+    socket.once('error', () => undefined);
+  });
+}
