@@ -3,16 +3,19 @@
  * no Docker are involved. What is checked:
  *
  * - every YAML file under deploy/k8s parses, and means the same under YAML 1.1 (kubectl) and 1.2;
- * - each kustomization builds, with a small kustomize subset (support/kustomize.ts: resources, patches
- *   as strategic-merge patches, namespace, labels, images) that throws on anything it does not implement;
+ * - each kustomization builds, with a small kustomize subset (support/kustomize.ts: resources,
+ *   components, patches as strategic-merge patches, namespace, labels, images) that throws on anything
+ *   it does not implement; the ring component also on top of the other overlays;
  * - every object of every build (and every standalone manifest) passes the Kubernetes schema of
  *   `kubernetes-models`, and has no field that the models' own type declarations do not know (their
  *   schemas accept unknown fields, so strict JSON schemas are generated from those declarations;
  *   support/k8s-schema.ts);
  * - the project's rules (support/rules.ts): Job restart policies, whole GPUs in limits only, Services
- *   that select pods, workers that connect to an existing Service and port, the token only from a Secret
- *   reference, images pinned by tag, probes on the coordinator, and a configuration (flags and every
- *   environment variable set) that the real `callosum` program reads and accepts (support/cli.ts);
+ *   and NetworkPolicies that select pods, workers that connect to an existing Service and port (and that
+ *   the policies let through), the token only from a Secret reference, images pinned by tag, probes on
+ *   the coordinator, in the ring topology the peer port at the pod IP behind a headless Service that the
+ *   policies admit between workers, and a configuration (flags and every environment variable set) that
+ *   the real `callosum` program reads and accepts (support/cli.ts);
  * - the Dockerfiles' pins, and the coordinator start script's resume decision (run with a stand-in node).
  */
 import { execFile } from 'node:child_process';
@@ -27,12 +30,22 @@ import { DOCKER, imageFacts, readDockerfile } from './support/images.js';
 import { asList, asObject, at, clone, filesUnder, type JsonObject, REPO, rel } from './support/json.js';
 import { schemaProblems } from './support/k8s-schema.js';
 import { type Build, kustomize, splitImage, strategicMerge } from './support/kustomize.js';
-import { checkRules } from './support/rules.js';
+import { checkRules, connectionAllowed } from './support/rules.js';
 import { loadYaml } from './support/yaml.js';
 
 const K8S = join(REPO, 'deploy', 'k8s');
-const OVERLAYS = ['overlays/cpu', 'overlays/gpu', 'overlays/gpu-tls'];
+const OVERLAYS = ['overlays/cpu', 'overlays/gpu', 'overlays/gpu-tls', 'overlays/gpu-ring'];
 const BUILDS = ['base', ...OVERLAYS];
+/** What every build holds, and what the ring component adds. */
+const BASE_OBJECTS = [
+  'ConfigMap/callosum-config',
+  'Job/callosum-coordinator',
+  'Job/callosum-workers',
+  'PersistentVolumeClaim/callosum-run',
+  'Service/callosum-coordinator',
+];
+const RING_OBJECTS = ['NetworkPolicy/callosum-peers', 'Service/callosum-peers'];
+const RING_BUILDS = new Set(['overlays/gpu-ring']);
 
 const builds = new Map<string, Build>();
 function built(dir: string): Build {
@@ -46,6 +59,28 @@ function built(dir: string): Build {
 
 const yamlFiles = filesUnder(K8S, (name) => /\.ya?ml$/.test(name));
 
+function findIn(resources: JsonObject[], kind: string, name: string): JsonObject {
+  const found = resources.find((r) => r.kind === kind && at(r, 'metadata', 'name') === name);
+  if (found === undefined) throw new Error(`no ${kind}/${name}`);
+  return found;
+}
+const containerOf = (job: JsonObject) =>
+  asObject(at(job, 'spec', 'template', 'spec', 'containers', 0), 'container');
+const envOf = (job: JsonObject, name: string) =>
+  asList(containerOf(job).env ?? [], 'env').find((entry) => at(entry, 'name') === name);
+
+/** Kustomizations written for a test (a component on top of another overlay), removed afterwards. */
+const scratch: string[] = [];
+afterAll(async () => {
+  await Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+async function kustomizeScratch(kustomization: JsonObject): Promise<Build> {
+  const dir = await mkdtemp(join(tmpdir(), 'callosum-kustomize-'));
+  scratch.push(dir);
+  await writeFile(join(dir, 'kustomization.yaml'), JSON.stringify(kustomization, null, 2));
+  return kustomize(dir);
+}
+
 describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
   it('every YAML file parses, the same under YAML 1.1 and 1.2', () => {
     expect(yamlFiles.length).toBeGreaterThan(5);
@@ -54,13 +89,9 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
 
   it.each(BUILDS)('%s builds with the kustomize subset', (dir) => {
     const build = built(dir);
-    expect(build.resources.map((r) => `${r.kind}/${at(r, 'metadata', 'name')}`).sort()).toEqual([
-      'ConfigMap/callosum-config',
-      'Job/callosum-coordinator',
-      'Job/callosum-workers',
-      'PersistentVolumeClaim/callosum-run',
-      'Service/callosum-coordinator',
-    ]);
+    expect(build.resources.map((r) => `${r.kind}/${at(r, 'metadata', 'name')}`).sort()).toEqual(
+      [...BASE_OBJECTS, ...(RING_BUILDS.has(dir) ? RING_OBJECTS : [])].sort(),
+    );
   });
 
   it('every YAML file is a kustomization, used by one, or a standalone manifest that validates', () => {
@@ -115,8 +146,7 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
   });
 
   it('the overlays set what they promise: namespace, images, worker count, GPUs', () => {
-    const find = (dir: string, kind: string, name: string) =>
-      built(dir).resources.find((r) => r.kind === kind && at(r, 'metadata', 'name') === name)!;
+    const find = (dir: string, kind: string, name: string) => findIn(built(dir).resources, kind, name);
     const image = (job: JsonObject) => at(job, 'spec', 'template', 'spec', 'containers', 0, 'image');
     for (const dir of OVERLAYS) {
       for (const resource of built(dir).resources) {
@@ -170,6 +200,107 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
       'wss://callosum-coordinator:7070',
     ]);
   });
+
+  it('the ring component: the topology on the coordinator, a fixed peer port at the pod IP on the workers, a headless Service and a NetworkPolicy that agree', () => {
+    const resources = built('overlays/gpu-ring').resources;
+    const coordinator = findIn(resources, 'Job', 'callosum-coordinator');
+    const workers = findIn(resources, 'Job', 'callosum-workers');
+    // Only the coordinator reads the topology (the workers follow its welcome).
+    expect(envOf(coordinator, 'CALLOSUM_TOPOLOGY')).toEqual({ name: 'CALLOSUM_TOPOLOGY', value: 'ring' });
+    expect(envOf(workers, 'CALLOSUM_TOPOLOGY')).toBeUndefined();
+    expect(
+      at(findIn(resources, 'ConfigMap', 'callosum-config'), 'data', 'CALLOSUM_TOPOLOGY'),
+    ).toBeUndefined();
+
+    const worker = containerOf(workers);
+    // Merged into the GPU overlay's worker: its image, its args and the token stay.
+    expect(worker.image).toBe('registry.example.com/callosum-gpu:0.1.0');
+    expect(worker.args).toEqual(['worker', '--connect', 'ws://callosum-coordinator:7070']);
+    expect(at(envOf(workers, 'CALLOSUM_TOKEN'), 'valueFrom', 'secretKeyRef', 'name')).toBe('callosum-token');
+    expect(envOf(workers, 'CALLOSUM_ADVERTISE_HOST')).toEqual({
+      name: 'CALLOSUM_ADVERTISE_HOST',
+      valueFrom: { fieldRef: { fieldPath: 'status.podIP' } },
+    });
+    expect(worker.ports).toEqual([{ name: 'peer', containerPort: 7071, protocol: 'TCP' }]);
+
+    const service = findIn(resources, 'Service', 'callosum-peers');
+    expect(at(service, 'spec')).toEqual({
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: { 'app.kubernetes.io/name': 'callosum', 'app.kubernetes.io/component': 'worker' },
+      ports: [{ name: 'peer', port: 7071, targetPort: 'peer', protocol: 'TCP' }],
+    });
+    const podLabels = asObject(at(workers, 'spec', 'template', 'metadata', 'labels'), 'labels');
+    expect(podLabels).toMatchObject(asObject(at(service, 'spec', 'selector'), 'selector'));
+
+    // Worker pods admit worker pods on the peer port, and nothing else.
+    const policy = findIn(resources, 'NetworkPolicy', 'callosum-peers');
+    const workerSelector = {
+      matchLabels: { 'app.kubernetes.io/name': 'callosum', 'app.kubernetes.io/component': 'worker' },
+    };
+    expect(at(policy, 'spec')).toEqual({
+      podSelector: workerSelector,
+      policyTypes: ['Ingress'],
+      ingress: [{ from: [{ podSelector: workerSelector }], ports: [{ protocol: 'TCP', port: 7071 }] }],
+    });
+    expect(podLabels).toMatchObject(workerSelector.matchLabels);
+
+    // One peer port everywhere: the variable, the container, the Service and the policy.
+    const peerPort = Number(at(envOf(workers, 'CALLOSUM_PEER_PORT'), 'value'));
+    expect(peerPort).toBe(7071);
+    expect([
+      at(worker, 'ports', 0, 'containerPort'),
+      at(service, 'spec', 'ports', 0, 'port'),
+      at(policy, 'spec', 'ingress', 0, 'ports', 0, 'port'),
+    ]).toEqual([peerPort, peerPort, peerPort]);
+
+    // What the policy changes: the coordinator (or any other pod) can no longer reach a worker's peer
+    // port, nor a worker any other port of a worker; the workers still reach the coordinator.
+    expect(connectionAllowed(resources, 'callosum-workers', 'callosum-workers', peerPort)).toBe(true);
+    expect(connectionAllowed(resources, 'callosum-coordinator', 'callosum-workers', peerPort)).toBe(false);
+    expect(connectionAllowed(resources, 'callosum-workers', 'callosum-workers', 7070)).toBe(false);
+    expect(connectionAllowed(resources, 'callosum-workers', 'callosum-coordinator', 7070)).toBe(true);
+    expect(
+      connectionAllowed(
+        built('overlays/gpu').resources,
+        'callosum-coordinator',
+        'callosum-workers',
+        peerPort,
+      ),
+    ).toBe(true);
+  });
+
+  it.each(['overlays/cpu', 'overlays/gpu-tls'])(
+    'the ring component composes with %s: valid objects, the rules hold',
+    async (overlay) => {
+      const build = await kustomizeScratch({
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        namespace: 'callosum',
+        resources: [join(K8S, overlay)],
+        components: [join(K8S, 'components', 'ring')],
+      });
+      const names = build.resources.map((r) => `${r.kind}/${at(r, 'metadata', 'name')}`).sort();
+      expect(names).toEqual([...BASE_OBJECTS, ...RING_OBJECTS].sort());
+      for (const resource of build.resources) expect(at(resource, 'metadata', 'namespace')).toBe('callosum');
+      expect(build.resources.flatMap((r) => schemaProblems(r, `${overlay} + ring ${r.kind}`))).toEqual([]);
+      const rules = await checkRules(
+        build.resources,
+        `${overlay} + ring`,
+        describeCli(),
+        imageFacts(readDockerfile('Dockerfile')),
+      );
+      expect(rules).toEqual([]);
+      const workers = findIn(build.resources, 'Job', 'callosum-workers');
+      expect(at(envOf(workers, 'CALLOSUM_ADVERTISE_HOST'), 'valueFrom', 'fieldRef', 'fieldPath')).toBe(
+        'status.podIP',
+      );
+      // The overlay's own worker settings survive the component's patch.
+      const connect =
+        overlay === 'overlays/gpu-tls' ? 'wss://callosum-coordinator:7070' : 'ws://callosum-coordinator:7070';
+      expect(containerOf(workers).args).toEqual(['worker', '--connect', connect]);
+    },
+  );
 });
 
 describe('the offline checks themselves catch mistakes', () => {
@@ -263,6 +394,136 @@ describe('the offline checks themselves catch mistakes', () => {
     expect(problems).toMatch(/livenessProbe must use HTTPS/);
     expect(problems).toMatch(/annotation prometheus\.io\/scheme must be https/);
     expect(problems).toMatch(/but the coordinator serves wss:\/\//);
+  });
+
+  describe('the ring rules', () => {
+    const worker = (resources: JsonObject[]) => containerOf(findIn(resources, 'Job', 'callosum-workers'));
+    const setEnv = (resources: JsonObject[], name: string, entry: JsonObject | undefined) => {
+      const container = worker(resources);
+      const env = asList(container.env, 'env').filter((e) => at(e, 'name') !== name);
+      container.env = entry === undefined ? env : [...env, entry];
+    };
+    const service = (resources: JsonObject[]) => findIn(resources, 'Service', 'callosum-peers');
+    const policy = (resources: JsonObject[]) => findIn(resources, 'NetworkPolicy', 'callosum-peers');
+    const mistakes: [string, (resources: JsonObject[]) => void, RegExp][] = [
+      [
+        'no advertised address (the worker would guess it)',
+        (r) => setEnv(r, 'CALLOSUM_ADVERTISE_HOST', undefined),
+        /CALLOSUM_ADVERTISE_HOST must be the pod IP/,
+      ],
+      [
+        'an advertised address that is not the pod IP',
+        (r) => setEnv(r, 'CALLOSUM_ADVERTISE_HOST', { name: 'CALLOSUM_ADVERTISE_HOST', value: '10.0.0.1' }),
+        /CALLOSUM_ADVERTISE_HOST must be the pod IP/,
+      ],
+      [
+        'no fixed peer port',
+        (r) => setEnv(r, 'CALLOSUM_PEER_PORT', undefined),
+        /ring topology: set CALLOSUM_PEER_PORT/,
+      ],
+      [
+        'a container port that is not the peer port',
+        (r) => {
+          (at(worker(r), 'ports', 0) as JsonObject).containerPort = 7072;
+        },
+        /peer port 7071 is not a declared TCP containerPort/,
+      ],
+      [
+        'a Service port that is not the peer port',
+        (r) => {
+          (at(service(r), 'spec', 'ports', 0) as JsonObject).port = 7072;
+        },
+        /no headless Service \(clusterIP: None\) selects the workers on port 7071/,
+      ],
+      [
+        'a Service with a cluster IP',
+        (r) => {
+          delete asObject(at(service(r), 'spec'), 'spec').clusterIP;
+        },
+        /no headless Service/,
+      ],
+      [
+        'a Service that selects the coordinator',
+        (r) => {
+          (at(service(r), 'spec', 'selector') as JsonObject)['app.kubernetes.io/component'] = 'coordinator';
+        },
+        /no headless Service/,
+      ],
+      [
+        'a policy port that is not the peer port',
+        (r) => {
+          (at(policy(r), 'spec', 'ingress', 0, 'ports', 0) as JsonObject).port = 7072;
+        },
+        /keep the workers from each other's peer port 7071/,
+      ],
+      [
+        'a policy that admits the coordinator instead of the workers',
+        (r) => {
+          (at(policy(r), 'spec', 'ingress', 0, 'from', 0, 'podSelector', 'matchLabels') as JsonObject)[
+            'app.kubernetes.io/component'
+          ] = 'coordinator';
+        },
+        /keep the workers from each other's peer port 7071/,
+      ],
+      [
+        'a policy that selects no pod (and so protects nothing)',
+        (r) => {
+          (at(policy(r), 'spec', 'podSelector', 'matchLabels') as JsonObject)['app.kubernetes.io/component'] =
+            'workers';
+        },
+        /NetworkPolicy\/callosum-peers: its podSelector .* matches no pod template/,
+      ],
+      [
+        'a policy on the coordinator that shuts the workers out',
+        (r) => {
+          const coordinatorPolicy = clone(policy(r));
+          asObject(coordinatorPolicy.metadata, 'metadata').name = 'coordinator';
+          (at(coordinatorPolicy, 'spec', 'podSelector', 'matchLabels') as JsonObject)[
+            'app.kubernetes.io/component'
+          ] = 'coordinator';
+          r.push(coordinatorPolicy);
+        },
+        /keep the workers from the coordinator's port 7070/,
+      ],
+      [
+        'the topology set on the workers',
+        (r) => setEnv(r, 'CALLOSUM_TOPOLOGY', { name: 'CALLOSUM_TOPOLOGY', value: 'ring' }),
+        /env CALLOSUM_TOPOLOGY is not read by callosum worker/,
+      ],
+    ];
+
+    it.each(mistakes)('flag %s', async (_, mistake, expected) => {
+      const resources = clone(built('overlays/gpu-ring').resources);
+      mistake(resources);
+      const problems = await checkRules(
+        resources,
+        'ring',
+        describeCli(),
+        imageFacts(readDockerfile('Dockerfile')),
+      );
+      expect(problems.join('\n')).toMatch(expected);
+    });
+  });
+
+  it('the kustomize subset keeps Components and Kustomizations apart and does not merge container ports', async () => {
+    await expect(
+      kustomizeScratch({
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        resources: [join(K8S, 'components', 'ring')],
+      }),
+    ).rejects.toThrow(/expected 'Component' to be 'Kustomization'/);
+    await expect(
+      kustomizeScratch({
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        components: [join(K8S, 'overlays', 'gpu')],
+      }),
+    ).rejects.toThrow(/expected 'Kustomization' to be 'Component'/);
+    const base = job({ name: 'w', image: 'a:1', ports: [{ containerPort: 1 }] });
+    expect(() =>
+      strategicMerge(base, asObject(job({ name: 'w', ports: [{ containerPort: 2 }] }), 'patch'), 'p'),
+    ).toThrow(/ports list the base already has/);
   });
 
   it('a configuration value the CLI rejects is reported', async () => {

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { Job } from 'kubernetes-models/batch/v1/Job';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { Pod } from 'kubernetes-models/v1/Pod';
@@ -46,6 +47,11 @@ const KINDS: Readonly<Record<string, Kind>> = {
     type: 'IPersistentVolumeClaim',
   },
   'v1 Pod': { validate: (data) => new Pod(data as never).validate(), module: 'v1/Pod', type: 'IPod' },
+  'networking.k8s.io/v1 NetworkPolicy': {
+    validate: (data) => new NetworkPolicy(data as never).validate(),
+    module: 'networking.k8s.io/v1/NetworkPolicy',
+    type: 'INetworkPolicy',
+  },
 };
 
 /** Strict validators, one per kind, generated once (the TypeScript program behind them takes seconds). */

@@ -1,6 +1,6 @@
 /**
- * A kustomize subset: what deploy/k8s uses (resources, strategic-merge patches, namespace, labels,
- * images), built the way `kustomize build` does, and an error for everything else, so a new
+ * A kustomize subset: what deploy/k8s uses (resources, components, strategic-merge patches, namespace,
+ * labels, images), built the way `kustomize build` does, and an error for everything else, so a new
  * kustomization feature cannot be silently ignored by the checks. No maintained kustomize or
  * strategic-merge implementation exists for Node (kustomize is Go; kubectl embeds it), hence this one.
  */
@@ -15,6 +15,7 @@ const KUSTOMIZATION_FIELDS = new Set([
   'apiVersion',
   'kind',
   'resources',
+  'components',
   'patches',
   'namespace',
   'labels',
@@ -33,6 +34,7 @@ const NAMESPACED_KINDS = new Set([
   'Deployment',
   'StatefulSet',
   'ServiceAccount',
+  'NetworkPolicy',
 ]);
 const CLUSTER_KINDS = new Set([
   'Namespace',
@@ -53,13 +55,18 @@ const LIST_MERGE_KEYS: Readonly<Record<string, string>> = {
 };
 /** Lists without a patch strategy: a patch replaces them whole. */
 const ATOMIC_LISTS = new Set(['tolerations', 'args', 'command', 'envFrom', 'accessModes', 'drop', 'add']);
+/**
+ * Lists whose merge key depends on the object holding them (a container's ports merge by containerPort,
+ * a Service's by port): only allowed where the base has none, so that no merge key is needed.
+ */
+const OWNER_KEYED_LISTS = new Set(['ports']);
 /** Maps whose merge semantics differ between patch mechanisms: only allowed where the base has none. */
 const UNMERGEABLE_MAPS = new Set(['nodeSelector', 'selector', 'matchLabels']);
 
 export interface Build {
   readonly dir: string;
   readonly resources: JsonObject[];
-  /** Files read as resources or patches, to find the manifests no kustomization uses. */
+  /** Kustomization files, resources and patches read, to find the manifests no kustomization uses. */
   readonly files: Set<string>;
 }
 
@@ -68,7 +75,30 @@ function resourceId(resource: JsonObject): string {
   return `${resource.apiVersion} ${resource.kind} ${metadata.namespace ?? '~'}/${metadata.name}`;
 }
 
+/** What each kind of kustomization file is, and the apiVersion kustomize reads it under. */
+const KUSTOMIZATION_KINDS = {
+  Kustomization: 'kustomize.config.k8s.io/v1beta1',
+  Component: 'kustomize.config.k8s.io/v1alpha1',
+} as const;
+type KustomizationKind = keyof typeof KUSTOMIZATION_KINDS;
+
 export function kustomize(dir: string): Build {
+  const files = new Set<string>();
+  return { dir, resources: accumulate(dir, 'Kustomization', [], files), files };
+}
+
+/**
+ * Builds the kustomization in `dir` as kustomize's accumulateTarget does: its resources, then its
+ * components, then its own transformers. A Kustomization starts from nothing; a Component starts from
+ * what the kustomization listing it has accumulated so far, so its patches reach those resources and
+ * the listing kustomization's transformers (its namespace, say) reach the Component's resources.
+ */
+function accumulate(
+  dir: string,
+  kind: KustomizationKind,
+  accumulated: JsonObject[],
+  files: Set<string>,
+): JsonObject[] {
   const candidates = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].filter((name) =>
     existsSync(join(dir, name)),
   );
@@ -85,24 +115,31 @@ export function kustomize(dir: string): Build {
       );
     }
   }
-  expect(kustomization.apiVersion, rel(file)).toBe('kustomize.config.k8s.io/v1beta1');
-  expect(kustomization.kind, rel(file)).toBe('Kustomization');
+  // kustomize refuses a Component listed under resources, and a Kustomization under components.
+  expect(kustomization.kind, rel(file)).toBe(kind);
+  expect(kustomization.apiVersion, rel(file)).toBe(KUSTOMIZATION_KINDS[kind]);
 
-  const files = new Set<string>([file]);
-  let resources: JsonObject[] = [];
+  files.add(file);
+  let resources: JsonObject[] = [...accumulated];
   for (const entry of asList(kustomization.resources ?? [], `${rel(file)} resources`)) {
     const path = asString(entry, `${rel(file)} resources`);
     if (/^[a-z]+:\/\/|\?ref=|^github\.com\//.test(path))
       throw new Error(`${rel(file)}: remote resource ${path}`);
     const target = resolve(dir, path);
     if (statSync(target).isDirectory()) {
-      const base = kustomize(target);
-      resources.push(...base.resources);
-      for (const used of base.files) files.add(used);
+      resources.push(...accumulate(target, 'Kustomization', [], files));
     } else {
       files.add(target);
       resources.push(...loadYaml(target).map((document) => asObject(document, rel(target))));
     }
+  }
+  for (const entry of asList(kustomization.components ?? [], `${rel(file)} components`)) {
+    resources = accumulate(
+      resolve(dir, asString(entry, `${rel(file)} components`)),
+      'Component',
+      resources,
+      files,
+    );
   }
   const seen = new Set<string>();
   for (const resource of resources) {
@@ -219,7 +256,7 @@ export function kustomize(dir: string): Build {
       });
     }
   }
-  return { dir, resources, files };
+  return resources;
 }
 
 function splitApiVersion(apiVersion: string): [group: string, version: string] {
@@ -252,6 +289,11 @@ export function strategicMerge(base: JsonObject, patch: JsonObject, where: strin
 function mergeList(key: string, current: Json | undefined, patch: Json[], where: string): Json[] {
   const mergeKey = LIST_MERGE_KEYS[key];
   if (mergeKey === undefined) {
+    if (OWNER_KEYED_LISTS.has(key)) {
+      if (current !== undefined)
+        throw new Error(`${where}: patching a ${key} list the base already has is not implemented`);
+      return clone(patch);
+    }
     if (!ATOMIC_LISTS.has(key))
       throw new Error(`${where}: how a patch merges the list "${key}" is not implemented`);
     return clone(patch);

@@ -42,6 +42,93 @@ function podTemplates(resource: JsonObject, where: string): PodTemplate[] {
   return [];
 }
 
+const namespaceOf = (resource: JsonObject) => String(at(resource, 'metadata', 'namespace') ?? 'default');
+
+/** Whether a label selector selects `pod`; `{}` selects every pod. */
+function selects(selector: Json | undefined, pod: PodTemplate, where: string): boolean {
+  const spec = asObject(selector ?? {}, where);
+  for (const key of Object.keys(spec)) {
+    if (key !== 'matchLabels') throw new Error(`${where}: ${key} is not evaluated by these rules`);
+  }
+  return Object.entries(asObject(spec.matchLabels ?? {}, where)).every(
+    ([key, value]) => pod.labels[key] === value,
+  );
+}
+
+/** The ingress rules of the NetworkPolicies that isolate `pod` (select it for Ingress). */
+function isolatingRules(policies: JsonObject[], pod: PodTemplate): { policy: JsonObject; rules: Json[] }[] {
+  return policies.flatMap((policy) => {
+    const where = `NetworkPolicy/${at(policy, 'metadata', 'name')}`;
+    const types = asList(at(policy, 'spec', 'policyTypes') ?? ['Ingress'], where);
+    // Egress isolation would need the workers' traffic to the coordinator, DNS and each other modelled.
+    if (types.includes('Egress') || at(policy, 'spec', 'egress') !== undefined)
+      throw new Error(`${where}: egress rules are not evaluated by these rules`);
+    if (
+      !types.includes('Ingress') ||
+      namespaceOf(policy) !== namespaceOf(pod.owner) ||
+      !selects(at(policy, 'spec', 'podSelector'), pod, `${where} podSelector`)
+    ) {
+      return [];
+    }
+    return [{ policy, rules: asList(at(policy, 'spec', 'ingress') ?? [], where) }];
+  });
+}
+
+/**
+ * Whether the NetworkPolicies among `resources` let pods of `from` open a TCP connection to port `port`
+ * of pods of `to`, as Kubernetes decides it: allowed unless a policy selects `to` for Ingress, and then
+ * only if a rule of one of those policies admits both the source and the port.
+ */
+function admits(resources: JsonObject[], from: PodTemplate, to: PodTemplate, port: number): boolean {
+  const policies = resources.filter((resource) => resource.kind === 'NetworkPolicy');
+  const isolating = isolatingRules(policies, to);
+  if (isolating.length === 0) return true;
+  const containerPorts = asList(to.spec.containers, to.where).flatMap((container) =>
+    asList(at(container, 'ports') ?? [], to.where),
+  );
+  return isolating.some(({ policy, rules }) =>
+    rules.some((rule) => {
+      const where = `NetworkPolicy/${at(policy, 'metadata', 'name')} ingress`;
+      const peers = asList(at(rule, 'from') ?? [], where);
+      const source = peers.some((peer) => {
+        for (const key of Object.keys(asObject(peer, where))) {
+          if (key !== 'podSelector') throw new Error(`${where}: from.${key} is not evaluated by these rules`);
+        }
+        // A podSelector alone selects pods in the policy's own namespace.
+        return (
+          namespaceOf(from.owner) === namespaceOf(policy) && selects(at(peer, 'podSelector'), from, where)
+        );
+      });
+      const ports = asList(at(rule, 'ports') ?? [], where);
+      const target = ports.some((entry) => {
+        if (at(entry, 'endPort') !== undefined)
+          throw new Error(`${where}: endPort is not evaluated by these rules`);
+        if ((at(entry, 'protocol') ?? 'TCP') !== 'TCP') return false;
+        const named = at(entry, 'port');
+        if (named === undefined || named === port) return true;
+        return containerPorts.some((p) => at(p, 'name') === named && at(p, 'containerPort') === port);
+      });
+      // No `from` admits every source, no `ports` every port.
+      return (peers.length === 0 || source) && (ports.length === 0 || target);
+    }),
+  );
+}
+
+/**
+ * Whether the build's NetworkPolicies let the pods of one workload (a Job or Pod, by name) reach port
+ * `port` of another's: for tests that show what a policy denies.
+ */
+export function connectionAllowed(resources: JsonObject[], from: string, to: string, port: number): boolean {
+  const template = (name: string) => {
+    const owner = resources.find(
+      (r) => ['Job', 'Pod'].includes(String(r.kind)) && at(r, 'metadata', 'name') === name,
+    );
+    if (owner === undefined) throw new Error(`no Job or Pod ${name}`);
+    return podTemplates(owner, name)[0]!;
+  };
+  return admits(resources, template(from), template(to), port);
+}
+
 interface CallosumContainer {
   readonly where: string;
   readonly pod: PodTemplate;
@@ -70,7 +157,6 @@ export async function checkRules(
   const problems: string[] = [];
   const problem = (text: string) => problems.push(`${label}: ${text}`);
   const nameOf = (resource: JsonObject) => `${resource.kind}/${at(resource, 'metadata', 'name')}`;
-  const namespaceOf = (resource: JsonObject) => String(at(resource, 'metadata', 'namespace') ?? 'default');
   const byKind = (kind: string) => resources.filter((resource) => resource.kind === kind);
 
   // No secrets in manifests: no Secret objects, no literal values for secret-looking variables, and no
@@ -253,6 +339,23 @@ export async function checkRules(
     }
   }
 
+  // NetworkPolicies select pods, and admit pods: a selector that matches nothing (a mistyped label)
+  // silently protects nothing, or admits nobody.
+  for (const policy of byKind('NetworkPolicy')) {
+    const inNamespace = templates.filter((pod) => namespaceOf(pod.owner) === namespaceOf(policy));
+    const selector = at(policy, 'spec', 'podSelector');
+    if (!inNamespace.some((pod) => selects(selector, pod, nameOf(policy)))) {
+      problem(`${nameOf(policy)}: its podSelector ${JSON.stringify(selector)} matches no pod template`);
+    }
+    for (const rule of asList(at(policy, 'spec', 'ingress') ?? [], nameOf(policy))) {
+      for (const peer of asList(at(rule, 'from') ?? [], nameOf(policy))) {
+        const from = at(peer, 'podSelector');
+        if (!inNamespace.some((pod) => selects(from, pod, nameOf(policy))))
+          problem(`${nameOf(policy)}: ingress from ${JSON.stringify(from)} matches no pod template`);
+      }
+    }
+  }
+
   const coordinators = callosum.filter((c) => c.command === 'coordinator');
   const workers = callosum.filter((c) => c.command === 'worker');
   for (const c of callosum) {
@@ -402,6 +505,58 @@ export async function checkRules(
         }
       }
     }
+  }
+
+  if (coordinator !== undefined && worker !== undefined) {
+    const port = Number(coordinator.options.port);
+    if (!admits(resources, worker.pod, coordinator.pod, port))
+      problem(`the NetworkPolicies keep the workers from the coordinator's port ${port}`);
+  }
+
+  // The ring topology: workers connect to each other at the address each advertised. In a pod that is
+  // the pod IP, on a port fixed in advance so that a headless Service and the NetworkPolicies can name it.
+  if (coordinator?.options.topology === 'ring' && worker !== undefined) {
+    const peerPort = Number(worker.options.peerPort);
+    const ports = asList(worker.container.ports ?? [], worker.where);
+    if (peerPort === 0) {
+      problem(
+        `${worker.where}: ring topology: set CALLOSUM_PEER_PORT; 0 picks any free port, which nothing can name`,
+      );
+    } else if (
+      !ports.some((p) => at(p, 'containerPort') === peerPort && (at(p, 'protocol') ?? 'TCP') === 'TCP')
+    ) {
+      problem(`${worker.where}: ring topology: peer port ${peerPort} is not a declared TCP containerPort`);
+    }
+    const advertised = asList(worker.container.env ?? [], worker.where).find(
+      (entry) => at(entry, 'name') === 'CALLOSUM_ADVERTISE_HOST',
+    );
+    if (
+      at(advertised, 'valueFrom', 'fieldRef', 'fieldPath') !== 'status.podIP' ||
+      worker.args.some((arg) => arg.startsWith('--advertise-host'))
+    ) {
+      problem(
+        `${worker.where}: ring topology: CALLOSUM_ADVERTISE_HOST must be the pod IP (fieldRef status.podIP)`,
+      );
+    }
+    const resolvesToPeerPort = (target: Json | undefined) =>
+      target === peerPort ||
+      ports.some((p) => at(p, 'name') === target && at(p, 'containerPort') === peerPort);
+    const headless = byKind('Service').some(
+      (service) =>
+        at(service, 'spec', 'clusterIP') === 'None' &&
+        namespaceOf(service) === namespaceOf(worker.pod.owner) &&
+        Object.entries(asObject(at(service, 'spec', 'selector') ?? {}, nameOf(service))).every(
+          ([key, value]) => worker.pod.labels[key] === value,
+        ) &&
+        asList(at(service, 'spec', 'ports') ?? [], nameOf(service)).some(
+          // No proxy translates a headless Service's port: it must be the pod's own, the port peers dial.
+          (p) => at(p, 'port') === peerPort && resolvesToPeerPort(at(p, 'targetPort') ?? at(p, 'port')),
+        ),
+    );
+    if (!headless)
+      problem(`ring topology: no headless Service (clusterIP: None) selects the workers on port ${peerPort}`);
+    if (!admits(resources, worker.pod, worker.pod, peerPort))
+      problem(`ring topology: the NetworkPolicies keep the workers from each other's peer port ${peerPort}`);
   }
   return problems;
 }
