@@ -61,7 +61,7 @@ export const workerOptionsSchema = z
     peerPort: integerOption(0, 65_535).default(0),
     advertiseHost: z
       .string()
-      .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)$/, 'must be a host name or IP address')
+      .regex(/^(\[?[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\]?|[A-Za-z0-9._-]+)$/, 'must be a host name or IP address')
       .optional(),
     /**
      * Fault injection, for testing a ring run's divergence detection only: corrupt this worker's replica

@@ -2,7 +2,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { callosumError } from '../optim/test-support.js';
 import { createMsgpackCodec } from './codec.js';
-import { parseCoordinatorMessage, parseWorkerMessage } from './parse.js';
+import { parseCoordinatorMessage, parsePeerMessage, parseWorkerMessage } from './parse.js';
 import { samplesFromWire, samplesToWire } from './samples.js';
 import { fromWireTensor, toWireTensor } from './tensor.js';
 import { gradientMessage } from './test-support.js';
@@ -88,7 +88,7 @@ describe('codec + validation', () => {
 
   it('carries the micro-batch size once, in the welcome (1.3), and no longer in compute requests', () => {
     const microBatched = { ...welcome, microBatchSize: 16 };
-    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 4 });
+    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 5 });
     expect(parseCoordinatorMessage(codec.decode(codec.encode(microBatched)))).toEqual(microBatched);
     for (const bad of [0, 2.5, -1]) {
       expect(() => parseCoordinatorMessage({ ...welcome, microBatchSize: bad })).toThrow(/microBatchSize/);
@@ -106,6 +106,60 @@ describe('codec + validation', () => {
     expect(() => parseCoordinatorMessage({ ...compute, microBatchSize: 16 })).toThrow(
       /microBatchSize|Unrecognized/,
     );
+  });
+
+  it('carries the ring topology (1.5): reduce plans, peer addresses, scatter rows and mean chunks', () => {
+    const reduce = {
+      type: 'reduce',
+      step: 3,
+      attempt: 1,
+      rank: 1,
+      samples: 10,
+      shards: [
+        { start: 0, end: 6, holder: 0 },
+        { start: 6, end: 10, holder: 1 },
+      ],
+      peers: [
+        { workerId: 'w1', address: '10.0.0.7:7071' },
+        { workerId: 'w2', address: '[fd00::7]:7071' },
+      ],
+      digest: true,
+    };
+    expect(parseCoordinatorMessage(codec.decode(codec.encode(reduce)))).toEqual(reduce);
+    expect(() => parseCoordinatorMessage({ ...reduce, rank: 2 })).toThrow(/rank outside the peers/);
+    expect(() =>
+      parseCoordinatorMessage({ ...reduce, shards: [{ start: 0, end: 10, holder: 5 }] }),
+    ).toThrow(/held by a rank outside/);
+    for (const address of ['10.0.0.7', 'host:port', 'a b:70', 'fd00::7:7071']) {
+      expect(() =>
+        parseCoordinatorMessage({ ...reduce, peers: [{ workerId: 'w1', address }] }),
+      ).toThrow(/expected host:port/);
+    }
+    expect(parseWorkerMessage({ type: 'peer-listening', address: 'node-3.cluster.local:7071' })).toBeTruthy();
+    const scatter = {
+      type: 'scatter',
+      step: 3,
+      attempt: 1,
+      from: 0,
+      shards: [0],
+      parts: toWireTensor(new Float32Array(6), [1, 6]),
+    };
+    const received = parsePeerMessage(codec.decode(codec.encode(scatter)));
+    expect(received).toMatchObject({ type: 'scatter', step: 3, attempt: 1, from: 0, shards: [0] });
+    expect(received.type === 'scatter' && fromWireTensor(received.parts, 'float32', [1, 6])).toEqual(
+      new Float32Array(6),
+    );
+    expect(() => parsePeerMessage({ ...scatter, type: 'compute' })).toThrow(/invalid message from peer/);
+    expect(() =>
+      parseWorkerMessage({
+        type: 'reduced',
+        step: 3,
+        attempt: 1,
+        peerBytes: 10,
+        reduceMs: 1,
+        replicaDigest: 'not-a-digest',
+      }),
+    ).toThrow(/replicaDigest/);
   });
 
   it('carries any task (1.4): typed features and labels, metric sums, the task in hello and welcome', () => {
