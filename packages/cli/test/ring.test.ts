@@ -49,10 +49,18 @@ afterAll(() => {
   for (const worker of workers) worker.process.kill('SIGKILL');
 });
 
-async function ringCoordinator(extra: { replicaCheckEverySteps?: number } = {}) {
+async function ringCoordinator(
+  extra: {
+    replicaCheckEverySteps?: number;
+    minWorkers?: number;
+    outDir?: string;
+    port?: number;
+    resume?: boolean;
+  } = {},
+) {
   const log: string[] = [];
   const coordinator = await startCoordinator({
-    outDir: await temporaryDirectory('ring'),
+    outDir: extra.outDir ?? (await temporaryDirectory('ring')),
     dataset,
     minWorkers: 3,
     token: TOKEN,
@@ -65,10 +73,11 @@ async function ringCoordinator(extra: { replicaCheckEverySteps?: number } = {}) 
   return { coordinator, log };
 }
 
-function startWorkers(target: Coordinator, env: Record<string, string>[]): LocalWorker[] {
+/** Starts one worker per entry of `env` (its extra environment), named ring-worker-<first>, -<first + 1>, … */
+function startWorkers(target: Coordinator, env: Record<string, string>[], first = 1): LocalWorker[] {
   const started = env.map((extra, i) =>
     spawnLocalWorker(
-      `ring-worker-${i + 1}`,
+      `ring-worker-${first + i}`,
       target.url,
       { backend: 'wasm', threads: 1 },
       { CALLOSUM_TOKEN: TOKEN, ...extra },
@@ -167,6 +176,41 @@ describe('the ring topology with real worker processes', () => {
     expect(corrupted?.recentLog.join('\n')).toContain('FAULT INJECTION: replica corrupted at step 15');
     expect(summary.steps).toBe(STEPS);
     expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
+  }, 180_000);
+
+  it('gives a worker that joins mid-run the state of a replica, and ends with the weights of trainLocal', async () => {
+    const { coordinator: target, log } = await ringCoordinator({ minWorkers: 2 });
+    startWorkers(target, [{}, {}]);
+    while (((await status(target))?.step ?? 0) < 10) await new Promise((resolve) => setTimeout(resolve, 20));
+    const [late] = startWorkers(target, [{}], 3);
+    const summary = await target.result;
+    expect(log.some((line) => line.includes('ring-worker-3') && line.includes('joined'))).toBe(true);
+    expect(summary.workers).toBe(3);
+    expect(late?.recentLog.join('\n')).toMatch(/joined run/);
+    expect(await late?.exited).toBe(0);
+    expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
+  }, 180_000);
+
+  // The first coordinator stops mid-run (its checkpoint pulled from a replica); a second one resumes the
+  // run on the same port, the same workers reconnect and get the checkpoint as their replicas.
+  it('resumes a ring run from its checkpoint with the workers of the first coordinator', async () => {
+    const outDir = await temporaryDirectory('ring-resume');
+    const first = await ringCoordinator({ outDir });
+    const ringWorkers = startWorkers(first.coordinator, [{}, {}, {}]);
+    while (((await status(first.coordinator))?.step ?? 0) < 12) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await first.coordinator.stop('test: stop mid-run');
+    await expect(first.coordinator.result).rejects.toThrow(/test: stop mid-run/);
+    const second = await ringCoordinator({ outDir, port: first.coordinator.port, resume: true });
+    const summary = await second.coordinator.result;
+    const resumedAt = second.log
+      .map((line) => /resuming from .* at step (\d+)/.exec(line)?.[1])
+      .find(Boolean);
+    expect(Number(resumedAt)).toBeGreaterThanOrEqual(12);
+    expect(summary.steps).toBe(STEPS);
+    expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
+    expect(await Promise.all(ringWorkers.map((worker) => worker.exited))).toEqual([0, 0, 0]);
   }, 180_000);
 
   it("refuses rogue connections to a worker's peer port while training goes on unchanged", async () => {
