@@ -309,13 +309,14 @@ function threadFailure(service: GradientService | ThreadedGradientService): stri
   return service instanceof ThreadedGradientService ? service.failure : undefined;
 }
 
-/** Which request a failure is about, so the coordinator can redo that shard at once. */
+/** Which request a failure is about, so the coordinator can redo that shard, or abandon that reduction, at once. */
 function requestOf(message: CoordinatorMessage | undefined): {
   step?: number;
   round?: number;
   shard?: number;
 } {
   if (message?.type === 'compute') return { step: message.step, shard: message.shard };
+  if (message?.type === 'reduce' || message?.type === 'apply') return { step: message.step };
   if (message?.type === 'evaluate') return { round: message.round, shard: message.shard };
   return {};
 }

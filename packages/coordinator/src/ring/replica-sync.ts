@@ -53,7 +53,13 @@ export class ReplicaSync {
   async refresh(): Promise<void> {
     const { state, membership, log } = this.context;
     if (this.currentAt === state.step) return;
-    const holders = membership.healthy().filter((worker) => worker.holdsWeights(state.step));
+    // A suspect worker's replica is as good as a healthy one's: it is only slow.
+    const holders = membership
+      .all()
+      .filter(
+        (worker) =>
+          (worker.state === 'healthy' || worker.state === 'suspect') && worker.holdsWeights(state.step),
+      );
     for (const worker of holders) {
       try {
         const bytes = await this.request(worker, state.step);
