@@ -40,10 +40,9 @@ export class ResultIntake implements ResultHandlers {
   constructor(private readonly context: ResultIntakeContext) {}
 
   gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality {
-    const { dispatcher, telemetry, parameterCount } = this.context;
-    let gradient: GradientResult;
-    try {
-      gradient = {
+    const { parameterCount } = this.context;
+    return this.stepResult(worker, message, () => {
+      const gradient: GradientResult = {
         gradient: fromWireTensor(message.gradient, 'float32', [parameterCount]),
         lossSum: message.lossSum,
         correct: message.correct,
@@ -51,6 +50,29 @@ export class ResultIntake implements ResultHandlers {
         count: message.count,
       };
       assertFiniteShard(gradient, message.shard, parameterCount);
+      return gradient;
+    });
+  }
+
+  /** Ring: a shard computed, its gradient kept on the worker for the reduction among the workers. */
+  computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): ResultQuality {
+    const { lossSum, correct, metricSums, count } = message;
+    return this.stepResult(worker, message, () => ({ lossSum, correct, metricSums, count }));
+  }
+
+  /**
+   * A training shard's result: its totals (and gradient) read by `read`, checked, and offered to the
+   * dispatcher; one that cannot be used is rejected, so its shard is redone.
+   */
+  private stepResult(
+    worker: WorkerConnection,
+    message: Extract<WorkerMessage, { type: 'gradient' | 'computed' }>,
+    read: () => BatchTotals,
+  ): ResultQuality {
+    const { dispatcher, telemetry } = this.context;
+    let totals: BatchTotals;
+    try {
+      totals = read();
       const problem = totalsProblem(message, this.context.metricCount);
       if (problem !== undefined) throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, problem);
     } catch (error) {
@@ -64,40 +86,7 @@ export class ResultIntake implements ResultHandlers {
       });
       return this.unusableGradient(worker, message.step, message.shard, code, reason);
     }
-    const reply: StepReply<GradientResult> = { totals: gradient, timings: message.timings };
-    if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
-      telemetry.record({
-        type: 'discarded-message',
-        worker: worker.id,
-        step: message.step,
-        shard: message.shard,
-      });
-    }
-    return { usable: true };
-  }
-
-  /** Ring: a shard computed, its gradient kept on the worker for the reduction among the workers. */
-  computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): ResultQuality {
-    const { dispatcher, telemetry } = this.context;
-    const problem = totalsProblem(message, this.context.metricCount);
-    if (problem !== undefined) {
-      telemetry.record({
-        type: 'rejected-gradient',
-        worker: worker.id,
-        step: message.step,
-        shard: message.shard,
-        code: ErrorCodes.MALFORMED_MESSAGE,
-      });
-      return this.unusableGradient(
-        worker,
-        message.step,
-        message.shard,
-        ErrorCodes.MALFORMED_MESSAGE,
-        problem,
-      );
-    }
-    const { lossSum, correct, metricSums, count } = message;
-    const reply: StepReply = { totals: { lossSum, correct, metricSums, count }, timings: message.timings };
+    const reply: StepReply = { totals, timings: message.timings };
     if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
       telemetry.record({
         type: 'discarded-message',
