@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
 import { elementCount, TENSOR_DTYPES } from './tensor.js';
+import { WIRE_DTYPES } from './wire-dtype.js';
 
 /**
  * Every message of the wire protocol, defined once: both sides import these schemas and the types
@@ -76,7 +77,7 @@ export const gradientSchema = z.strictObject({
   type: z.literal('gradient'),
   step: index,
   shard: index,
-  /** Gradient of the summed loss over the shard, float32, one element per parameter. */
+  /** Gradient of the summed loss over the shard, one element per parameter, in the run's wire dtype. */
   gradient: wireTensorSchema,
   lossSum: z.number(),
   /** Samples counted correct; fractional for binary accuracy over several outputs. */
@@ -143,6 +144,11 @@ export const welcomeSchema = z
      * own and add them along the tree. Absent: compute each shard's gradient in one piece.
      */
     microBatchSize: z.int().min(1).optional(),
+    /**
+     * Since 1.5, sent only when it is not float32 (and only to 1.5+ workers): the dtype of every
+     * `weights` tensor and `gradient` of the run. Absent: float32.
+     */
+    wireDtype: z.enum(WIRE_DTYPES).optional(),
   })
   .refine((welcome) => (welcome.model === undefined) !== (welcome.task === undefined), {
     message: 'a welcome names either a built-in model or a task',
