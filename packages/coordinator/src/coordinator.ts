@@ -126,6 +126,7 @@ async function startIn(
     dispatcher,
     reduction,
     objective: taskModel.objective,
+    traffic,
   });
   const loop = new TrainingLoop({
     state,

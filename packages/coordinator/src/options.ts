@@ -1,4 +1,5 @@
 import type { DatasetSource, StepEvent, Task, TrainingConfig } from '@callosum/core';
+import type { StepBytes } from './telemetry/step-bytes.js';
 import type { ServerTlsOptions } from './transport/server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
@@ -15,6 +16,8 @@ export interface StepReport extends StepEvent {
   /** Reducing gradients and applying the optimizer on the coordinator. */
   readonly updateMs: number;
   readonly stepMs: number;
+  /** What the step moved over the wire: all of the coordinator's frames, and the busiest worker's. */
+  readonly bytes: StepBytes;
   /** When each part of the step happened, for a timeline (--trace): durations and offsets from its start. */
   readonly timeline: {
     /** Drawing the batch, planning and gathering the shards' samples. */
@@ -160,4 +163,6 @@ export interface RunSummary {
   readonly discardedMessages: number;
   readonly evictions: number;
   readonly seconds: number;
+  /** The mean over this process's steps of each step's bytes (NaN when it trained no step). */
+  readonly bytesPerStep: StepBytes;
 }

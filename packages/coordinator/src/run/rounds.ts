@@ -21,6 +21,8 @@ import {
 import { RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher, ShardOutcome, ShardRequest, ShardTask } from '../dispatch/shard-dispatcher.js';
 import type { StepReport } from '../options.js';
+import { starStepBytes } from '../telemetry/step-bytes.js';
+import type { WireTraffic } from '../transport/wire-traffic.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 
 /** A validated `gradient` message, as the dispatcher collects it. */
@@ -46,6 +48,8 @@ export interface RoundsContext {
   readonly reduction: Reduction;
   /** Which figures a step reports: accuracy if the task measures it, and its other metrics. */
   readonly objective: Pick<Objective, 'measuresAccuracy' | 'metricNames'>;
+  /** The workers' frames, counted per worker over each step. */
+  readonly traffic: Pick<WireTraffic, 'startWindow' | 'window'>;
 }
 
 /**
@@ -60,7 +64,8 @@ export class Rounds {
 
   /** One synchronous step: every shard of the next global batch, reduced, applied. */
   async trainStep(): Promise<StepReport> {
-    const { state, train, dispatcher, reduction } = this.context;
+    const { state, train, dispatcher, reduction, traffic } = this.context;
+    traffic.startWindow();
     const started = performance.now();
     const { epoch } = state.position;
     const step = state.step;
@@ -102,6 +107,7 @@ export class Rounds {
       perWorker,
       updateMs: finished - collected,
       stepMs: finished - started,
+      bytes: starStepBytes(traffic.window),
       timeline: {
         prepareMs: prepared - started,
         broadcastMs: broadcast - prepared,
