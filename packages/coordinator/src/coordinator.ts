@@ -1,4 +1,4 @@
-import { createMsgpackCodec, evaluationOf, reductionFor } from '@callosum/core';
+import { createMsgpackCodec, evaluationOf, reductionFor, TENSOR_DTYPES } from '@callosum/core';
 import { dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
@@ -100,7 +100,8 @@ async function startIn(
   }
 
   const runId = runDirectory.runId;
-  const maxFrameBytes = layout.totalSize * 4 + FRAME_OVERHEAD_BYTES;
+  // The largest frame a worker sends is a gradient, in the run's wire dtype.
+  const maxFrameBytes = layout.totalSize * TENSOR_DTYPES[settings.wireDtype] + FRAME_OVERHEAD_BYTES;
   const codec = createMsgpackCodec();
   const membership = new WorkerRegistry();
   const counters = zeroCounters();
@@ -114,10 +115,19 @@ async function startIn(
     missedDeadline: (...finding) => workers.missedDeadline(...finding),
     straggler: (...finding) => workers.straggler(...finding),
   };
-  const sender = new ShardDelivery(state, codec);
+  const sender = new ShardDelivery(state, codec, {
+    wireDtype: settings.wireDtype,
+    unsendable: (error) => dispatcher.abort(error),
+  });
   const seams = { membership, sender, findings, counters, clock: systemClock, log };
   const dispatcher = new ShardDispatcher(seams, settings);
   const reduction = reductionFor(config, layout.totalSize);
+  if (reduction.identicalAtAnyWorkerCount && settings.wireDtype !== 'float32') {
+    log(
+      `coordinator: warning: gradients travel as ${settings.wireDtype}, rounded where each shard was computed, ` +
+        'so the weights of this run with micro-batches depend on the worker count',
+    );
+  }
   const rounds = new Rounds({
     state,
     train,
@@ -189,6 +199,7 @@ async function startIn(
       telemetry,
       parameterCount: layout.totalSize,
       metricCount: taskModel.objective.metricNames.length,
+      wireDtype: settings.wireDtype,
     }),
   });
   scope.add(() => workers.stop());

@@ -1,4 +1,4 @@
-import type { DatasetSource, StepEvent, Task, TrainingConfig } from '@callosum/core';
+import type { DatasetSource, StepEvent, Task, TrainingConfig, WireDtype } from '@callosum/core';
 import type { StepBytes } from './telemetry/step-bytes.js';
 import type { ServerTlsOptions } from './transport/server.js';
 
@@ -125,6 +125,12 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly stragglerFactor?: number;
   readonly stragglerFloorMs?: number;
+  /**
+   * The element type weights and gradients travel in (default float32): `float16` or `bfloat16` halve
+   * every step's bytes. Only what travels is rounded; the coordinator's weights and optimizer stay
+   * float32. Workers learn it from the welcome, and a run in 16 bits refuses workers older than 1.5.
+   */
+  readonly wireDtype?: WireDtype;
   /**
    * Write a timeline of every step to this file in the Trace Event Format (Perfetto, chrome://tracing):
    * the coordinator's prepare, broadcast, reduce, optimizer and evaluation, each worker's receive,

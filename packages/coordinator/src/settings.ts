@@ -1,4 +1,11 @@
-import { integerOption, numberOption, parseOptions, positiveNumberOption } from '@callosum/core';
+import {
+  DEFAULT_WIRE_DTYPE,
+  integerOption,
+  numberOption,
+  parseOptions,
+  positiveNumberOption,
+  WIRE_DTYPES,
+} from '@callosum/core';
 import { z } from 'zod';
 import type { CoordinatorOptions } from './options.js';
 
@@ -24,6 +31,7 @@ export const COORDINATOR_DEFAULTS = {
   connectionRate: { perSecond: 20, burst: 64 },
   stragglerFactor: 4,
   stragglerFloorMs: 2_000,
+  wireDtype: DEFAULT_WIRE_DTYPE,
 } as const;
 
 const positiveInteger = integerOption(1);
@@ -61,6 +69,7 @@ const settingsSchema = z
       COORDINATOR_DEFAULTS.stragglerFactor,
     ),
     stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
+    wireDtype: z.enum(WIRE_DTYPES).default(COORDINATOR_DEFAULTS.wireDtype),
   })
   .superRefine((settings, context) => {
     if (settings.minWorkers > settings.maxWorkers) {

@@ -7,9 +7,10 @@ import {
   type CoordinatorMessage,
   createAuthHeader,
   createMsgpackCodec,
+  DEFAULT_WIRE_DTYPE,
   ErrorCodes,
   fingerprintOfTask,
-  fromWireTensor,
+  floatsFromWire,
   gradientReply,
   initBackend,
   isCallosumError,
@@ -17,6 +18,7 @@ import {
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   readsTensorFrames,
+  type WireDtype,
   type WorkerMessage,
   type WorkerPhase,
 } from '@callosum/core';
@@ -112,8 +114,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       let heartbeat: NodeJS.Timeout | undefined;
       let phase: WorkerPhase = 'idle';
 
-      // Set by the welcome: a 1.0 coordinator reads plain MessagePack frames only.
+      // Set by the welcome: a 1.0 coordinator reads plain MessagePack frames only; weights and
+      // gradients travel in the run's wire dtype.
       let tensorFrames = false;
+      let wireDtype: WireDtype = DEFAULT_WIRE_DTYPE;
       const sendFrame = (frame: Uint8Array) => {
         if (socket.readyState === WebSocket.OPEN) socket.send(frame);
       };
@@ -193,6 +197,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             }
             await service.configure(message);
             tensorFrames = readsTensorFrames(message.protocol);
+            wireDtype = message.wireDtype ?? DEFAULT_WIRE_DTYPE;
             welcomed = true;
             log(`worker ${name}: joined run ${message.runId} as ${message.workerId}`);
             clearInterval(heartbeat);
@@ -200,14 +205,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             return;
           }
           case 'weights':
-            service.receiveWeights(message.version, fromWireTensor(message.weights, 'float32'));
+            service.receiveWeights(message.version, floatsFromWire(message.weights, wireDtype));
             return;
           case 'compute': {
             phase = 'computing';
             // Tells the coordinator this step's request arrived; compute blocks the heartbeat timer.
             send({ type: 'heartbeat', phase, step: message.step });
-            // For a 1.1 coordinator the gradient is read back straight into the frame that carries it.
-            const frame = tensorFrames ? codec.startTensorFrame(service.parameterCount * 4) : undefined;
+            // For a 1.1 coordinator a float32 gradient is read back straight into the frame that carries
+            // it; a 16-bit one is rounded into a frame of its own.
+            const frame =
+              tensorFrames && wireDtype === 'float32'
+                ? codec.startTensorFrame(service.parameterCount * 4)
+                : undefined;
             const { result, timings } = await service.computeGradient(
               message,
               frame &&
@@ -215,8 +224,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             );
             requireFiniteTotals(result, `step ${message.step}`);
             phase = 'sending';
-            const reply = gradientReply(message, result, timings);
-            sendFrame(frame === undefined ? codec.encode(reply) : frame.finish(reply, 'gradient'));
+            // Throws NON_FINITE, reported as a failure of this shard, if the gradient overflows a float16.
+            const reply = gradientReply(message, result, timings, wireDtype);
+            sendFrame(
+              frame === undefined
+                ? codec.encode(reply, { tensorFrame: tensorFrames })
+                : frame.finish(reply, 'gradient'),
+            );
             stepsComputed += 1;
             return;
           }

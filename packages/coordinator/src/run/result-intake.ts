@@ -3,10 +3,12 @@ import {
   CallosumError,
   type ErrorCode,
   ErrorCodes,
-  fromWireTensor,
+  floatsFromWire,
   type GradientResult,
   type TrainingState,
+  type WireDtype,
   type WorkerMessage,
+  wireOverflowHint,
 } from '@callosum/core';
 import { RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
@@ -25,6 +27,8 @@ export interface ResultIntakeContext {
   readonly parameterCount: number;
   /** How many metric sums (the task's metrics other than accuracy) each result must carry. */
   readonly metricCount: number;
+  /** The dtype gradients travel in; an Infinity in a float16 one may be a value beyond its range. */
+  readonly wireDtype: WireDtype;
 }
 
 /**
@@ -38,11 +42,11 @@ export class ResultIntake implements ResultHandlers {
   constructor(private readonly context: ResultIntakeContext) {}
 
   gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality {
-    const { dispatcher, telemetry, parameterCount } = this.context;
-    let gradient: GradientResult;
+    const { dispatcher, telemetry, parameterCount, wireDtype } = this.context;
+    let gradient: GradientResult | undefined;
     try {
       gradient = {
-        gradient: fromWireTensor(message.gradient, 'float32', [parameterCount]),
+        gradient: floatsFromWire(message.gradient, wireDtype, [parameterCount]),
         lossSum: message.lossSum,
         correct: message.correct,
         metricSums: message.metricSums,
@@ -58,7 +62,11 @@ export class ResultIntake implements ResultHandlers {
         );
       }
     } catch (error) {
-      const { code, message: reason } = describeError(error);
+      const { code, message: problem } = describeError(error);
+      const reason =
+        code === ErrorCodes.NON_FINITE && gradient !== undefined
+          ? problem + wireOverflowHint(wireDtype, gradient.gradient)
+          : problem;
       telemetry.record({
         type: 'rejected-gradient',
         worker: worker.id,
@@ -150,7 +158,8 @@ export class ResultIntake implements ResultHandlers {
         dispatcher.abort(
           new CallosumError(
             ErrorCodes.TRAINING_DIVERGED,
-            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker`,
+            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker` +
+              this.wireCause(reason),
           ),
         );
         return undefined;
@@ -158,6 +167,14 @@ export class ResultIntake implements ResultHandlers {
     }
     dispatcher.reject(RoundIds.step(step), shard, worker, reason, nonFinite);
     return { usable: false, code, reason };
+  }
+
+  /**
+   * In a run whose gradients travel in 16 bits, every worker's Infinity may be an overflow of the wire
+   * dtype rather than divergence: the last reason says which (the reference worker names the value).
+   */
+  private wireCause(reason: string): string {
+    return this.context.wireDtype === 'float32' ? '' : `: ${reason}`;
   }
 }
 

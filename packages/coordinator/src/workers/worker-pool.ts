@@ -293,6 +293,7 @@ export class WorkerPool implements DispatchFindings {
       healthyWorkers: membership.healthy().length,
       maxWorkers: settings.maxWorkers,
       task: this.context.task,
+      wireDtype: settings.wireDtype,
     });
     if (refusal !== undefined) {
       worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });
@@ -325,6 +326,8 @@ export class WorkerPool implements DispatchFindings {
       parameterCount: this.context.parameterCount,
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       ...reduction.settings,
+      // Absent means float32, so a float32 run's welcome is what a 1.4 worker knows.
+      ...(settings.wireDtype === 'float32' ? {} : { wireDtype: settings.wireDtype }),
     });
     telemetry.record({
       type: 'worker-joined',
