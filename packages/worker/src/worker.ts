@@ -18,6 +18,7 @@ import {
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   readsTensorFrames,
+  TENSOR_DTYPES,
   type WireDtype,
   type WorkerMessage,
   type WorkerPhase,
@@ -211,26 +212,22 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             phase = 'computing';
             // Tells the coordinator this step's request arrived; compute blocks the heartbeat timer.
             send({ type: 'heartbeat', phase, step: message.step });
-            // For a 1.1 coordinator a float32 gradient is read back straight into the frame that carries
-            // it; a 16-bit one is rounded into a frame of its own.
-            const frame =
-              tensorFrames && wireDtype === 'float32'
-                ? codec.startTensorFrame(service.parameterCount * 4)
-                : undefined;
+            // For a 1.1 coordinator the gradient goes straight into the frame that carries it: read back
+            // from the backend into it (float32), or rounded into it (16-bit).
+            const frame = tensorFrames
+              ? codec.startTensorFrame(service.parameterCount * TENSOR_DTYPES[wireDtype])
+              : undefined;
             const { result, timings } = await service.computeGradient(
               message,
-              frame &&
-                new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount),
+              frame && wireDtype === 'float32'
+                ? new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount)
+                : undefined,
             );
             requireFiniteTotals(result, `step ${message.step}`);
             phase = 'sending';
             // Throws NON_FINITE, reported as a failure of this shard, if the gradient overflows a float16.
-            const reply = gradientReply(message, result, timings, wireDtype);
-            sendFrame(
-              frame === undefined
-                ? codec.encode(reply, { tensorFrame: tensorFrames })
-                : frame.finish(reply, 'gradient'),
-            );
+            const reply = gradientReply(message, result, timings, wireDtype, frame?.payload);
+            sendFrame(frame === undefined ? codec.encode(reply) : frame.finish(reply, 'gradient'));
             stepsComputed += 1;
             return;
           }

@@ -51,6 +51,12 @@ describe('wire dtypes (protocol 1.5)', () => {
       2 ** -24,
       0.10009765625,
     ]);
+    // Rounded straight into a frame's payload: the tensor's bytes are that memory.
+    const payload = new Uint8Array(16).subarray(4, 14);
+    const inFrame = floatsToWire(values, 'float16', 'gradient', payload);
+    expect(inFrame.bytes.buffer).toBe(payload.buffer);
+    expect(inFrame.bytes.byteOffset).toBe(4);
+    expect(Buffer.from(payload).equals(Buffer.from(float16.bytes))).toBe(true);
   });
 
   it('refuses to round a finite value to Infinity, naming the element, the dtype and what to use instead', () => {

@@ -27,16 +27,30 @@ const largest = { float16: FLOAT16_MAX, bfloat16: 3.3895313892515355e38 } as con
 
 /**
  * A float32 vector (weights, a gradient) as a wire tensor of `dtype`, shape [length]. float32 is a view
- * of `values`, as always. A 16-bit dtype rounds to nearest even, and throws NON_FINITE (naming `what`,
- * the element and the dtype) when a finite value is too large for it: an Infinity that only the
- * rounding made must never reach the other side as if it had been computed.
+ * of `values`, as always. A 16-bit dtype rounds to nearest even, into `into` if given (2 bytes per
+ * value, 2-aligned: the payload of the frame that will carry it, which spares an allocation and a copy)
+ * or else new memory, and throws NON_FINITE (naming `what`, the element and the dtype) when a finite
+ * value is too large for it: an Infinity that only the rounding made must never reach the other side
+ * as if it had been computed.
  */
-export function floatsToWire(values: Float32Array, dtype: WireDtype, what: string): WireTensor {
+export function floatsToWire(
+  values: Float32Array,
+  dtype: WireDtype,
+  what: string,
+  into?: Uint8Array,
+): WireTensor {
   if (dtype === 'float32') return toWireTensor(values, [values.length]);
-  const halves = new Uint16Array(values.length);
+  const halves =
+    into === undefined
+      ? new Uint16Array(values.length)
+      : new Uint16Array(into.buffer, into.byteOffset, values.length);
   const overflow = narrow[dtype](values, halves);
   if (overflow >= 0) throw wireOverflow(what, overflow, values[overflow] as number, dtype);
-  return { dtype, shape: [values.length], bytes: new Uint8Array(halves.buffer) };
+  return {
+    dtype,
+    shape: [values.length],
+    bytes: new Uint8Array(halves.buffer, halves.byteOffset, halves.byteLength),
+  };
 }
 
 /**
