@@ -6,7 +6,7 @@ import {
   type RunSummary,
   startCoordinator,
 } from '@callosum/coordinator';
-import type { Task, TrainingConfig } from '@callosum/core';
+import type { Task, TrainingConfig, WireDtype } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
 import { generateToken } from './token.js';
@@ -20,6 +20,8 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly task?: Task;
   readonly taskModule?: string;
   readonly training: Partial<TrainingConfig>;
+  /** What weights and gradients travel in (the coordinator's wireDtype; default float32). */
+  readonly wireDtype?: WireDtype;
   readonly outDir: string;
   /** Continue the run in outDir from its newest checkpoint. */
   readonly resume?: boolean;
@@ -65,6 +67,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       : { checkpointEverySteps: options.checkpointEverySteps }),
     log,
     ...(options.traceFile === undefined ? {} : { traceFile: options.traceFile }),
+    ...(options.wireDtype === undefined ? {} : { wireDtype: options.wireDtype }),
     ...(options.liveViews === undefined ? {} : { liveViews: options.liveViews }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.onStep === undefined ? {} : { onStep: options.onStep }),

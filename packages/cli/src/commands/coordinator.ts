@@ -11,6 +11,7 @@ import {
   taskFrom,
   trainingOptions,
   trainingOptionsFrom,
+  wireDtypeOption,
 } from '../training-options.js';
 
 interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
@@ -41,6 +42,7 @@ export function registerCoordinatorCommand(program: Command): void {
       .argParser(integer(1))
       .default(COORDINATOR_DEFAULTS.startTimeoutMs),
     ...trainingOptions(),
+    wireDtypeOption(),
     portOption(DEFAULT_COORDINATOR_PORT),
     ...checkpointOptions(),
     ...tokenOptions(),
@@ -62,6 +64,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         training: trainingOptionsFrom(command, flags),
+        wireDtype: flags.wireDtype,
         ...settings,
         ...(flags.data === undefined ? {} : { dataDir: flags.data }),
         log,

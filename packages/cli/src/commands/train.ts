@@ -14,6 +14,7 @@ import {
   threadsOption,
   trainingOptions,
   trainingOptionsFrom,
+  wireDtypeOption,
 } from '../training-options.js';
 
 interface TrainFlags extends RunFlags {
@@ -32,6 +33,7 @@ export function registerTrainCommand(program: Command): void {
     ...trainingOptions(),
     backendOption(),
     threadsOption('the usable cores ÷ --workers, at least 1'),
+    wireDtypeOption(),
     portOption(0),
     ...checkpointOptions(),
     traceOption(),
@@ -54,6 +56,7 @@ export function registerTrainCommand(program: Command): void {
         backend: flags.backend,
         ...(task === undefined ? {} : { task, taskModule: flags.task }),
         training,
+        wireDtype: flags.wireDtype,
         ...settings,
         dataDir: flags.data,
         port: flags.port,
