@@ -128,7 +128,7 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
   /**
    * The element type weights and gradients travel in (default float32): `float16` or `bfloat16` halve
    * every step's bytes. Only what travels is rounded; the coordinator's weights and optimizer stay
-   * float32. Workers learn it from the welcome, and a run in 16 bits refuses workers older than 1.5.
+   * float32. Workers learn it from the welcome, and a run in 16 bits refuses workers older than 1.6.
    */
   readonly wireDtype?: WireDtype;
   /**

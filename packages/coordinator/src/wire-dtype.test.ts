@@ -136,16 +136,16 @@ async function connectWorker(url: string, minor: number, behaviour: 'honest' | '
   };
 }
 
-describe('wire dtypes (protocol 1.5)', () => {
-  it('a float16 run refuses a 1.4 worker, sends float16 weights rounded from float32 ones it keeps, and counts every byte of each step', async () => {
+describe('wire dtypes (protocol 1.6)', () => {
+  it('a float16 run refuses a 1.5 worker, sends float16 weights rounded from float32 ones it keeps, and counts every byte of each step', async () => {
     const { coordinator, steps, statuses } = await start('float16');
-    const old = await connectWorker(coordinator.url, 4);
+    const old = await connectWorker(coordinator.url, 5);
     await old.closed;
     expect(old.shutdown).toMatchObject({
       code: 'VERSION_MISMATCH',
-      reason: 'protocol 1.5 or later needed (float16 weights and gradients); worker speaks 1.4',
+      reason: 'protocol 1.6 or later needed (float16 weights and gradients); worker speaks 1.5',
     });
-    const worker = await connectWorker(coordinator.url, 5);
+    const worker = await connectWorker(coordinator.url, 6);
     const summary = await coordinator.result;
     await worker.closed;
 
@@ -197,7 +197,7 @@ describe('wire dtypes (protocol 1.5)', () => {
   it('in float16, rejects an Infinity saying it may be an overflow; with one worker the run stops as diverged, saying so', async () => {
     const log: string[] = [];
     const { coordinator } = await start('float16', { log: (line) => log.push(line) });
-    const worker = await connectWorker(coordinator.url, 5, 'infinite');
+    const worker = await connectWorker(coordinator.url, 6, 'infinite');
     const error = await coordinator.result.then(
       () => undefined,
       (reason: unknown) => reason,

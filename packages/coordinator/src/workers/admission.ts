@@ -30,7 +30,7 @@ export interface AdmissionContext {
   readonly maxWorkers: number;
   /** The run's task: its name and, for a task module, the fingerprint every worker's must equal. */
   readonly task: { readonly name: string; readonly fingerprint: Fingerprint | undefined };
-  /** What weights and gradients travel in: a 16-bit dtype needs a worker that reads it (1.5). */
+  /** What weights and gradients travel in: a 16-bit dtype needs a worker that reads it (1.6). */
   readonly wireDtype: WireDtype;
 }
 

@@ -145,7 +145,7 @@ export const welcomeSchema = z
      */
     microBatchSize: z.int().min(1).optional(),
     /**
-     * Since 1.5, sent only when it is not float32 (and only to 1.5+ workers): the dtype of every
+     * Since 1.6, sent only when it is not float32 (and only to 1.6+ workers): the dtype of every
      * `weights` tensor and `gradient` of the run. Absent: float32.
      */
     wireDtype: z.enum(WIRE_DTYPES).optional(),

@@ -1,7 +1,7 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
 
 /**
- * Element types that cross the wire, with their sizes in bytes. The 16-bit floats (1.5) carry weights
+ * Element types that cross the wire, with their sizes in bytes. The 16-bit floats (1.6) carry weights
  * and gradients only, in a run's wire dtype (wire-dtype.ts); their elements are read as raw bits.
  */
 export const TENSOR_DTYPES = { float32: 4, int32: 4, uint8: 1, float16: 2, bfloat16: 2 } as const;

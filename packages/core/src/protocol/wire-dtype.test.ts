@@ -21,8 +21,8 @@ function callosumError(run: () => unknown): CallosumError {
   throw new Error('nothing was thrown');
 }
 
-describe('wire dtypes (protocol 1.5)', () => {
-  it('float32 is the vector itself, as before 1.5: same bytes, no copy', () => {
+describe('wire dtypes (protocol 1.6)', () => {
+  it('float32 is the vector itself, as before 1.6: same bytes, no copy', () => {
     const values = new Float32Array([0.1, -7.5, 1e-30, 3.4e38]);
     const tensor = floatsToWire(values, 'float32', 'weights');
     expect(tensor).toEqual(toWireTensor(values, [4]));
@@ -114,8 +114,8 @@ describe('wire dtypes (protocol 1.5)', () => {
     ).toMatch(/^step 7: gradient\[0\] = 100000 overflows float16/);
   });
 
-  it('names the dtype in the welcome, needs 1.5 for it, and carries no samples in 16 bits', () => {
-    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 5 });
+  it('names the dtype in the welcome, needs 1.6 for it, and carries no samples in 16 bits', () => {
+    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 6 });
     const welcome = {
       type: 'welcome',
       protocol: PROTOCOL_VERSION,
@@ -130,7 +130,7 @@ describe('wire dtypes (protocol 1.5)', () => {
     expect(() => parseCoordinatorMessage({ ...welcome, wireDtype: 'float8' })).toThrow(/wireDtype/);
     expect(protocolForWireDtype('float32')).toBeUndefined();
     expect(protocolForWireDtype('float16')).toEqual({
-      version: { major: 1, minor: 5 },
+      version: { major: 1, minor: 6 },
       feature: 'float16 weights and gradients',
     });
     const halves = floatsToWire(new Float32Array(4), 'float16', 'features');

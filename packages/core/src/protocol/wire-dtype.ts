@@ -10,7 +10,7 @@ import { fromWireTensor, toWireTensor, type WireTensor } from './tensor.js';
 import type { ProtocolVersion } from './version.js';
 
 /**
- * The element type a run's weights and gradients travel in (protocol 1.5): `float32` as computed, or
+ * The element type a run's weights and gradients travel in (protocol 1.6): `float32` as computed, or
  * rounded to a 16-bit float, which halves the bytes of every step. Only what travels is rounded: the
  * coordinator's weights and optimizer stay float32, and so does every gradient once received.
  */
@@ -18,8 +18,8 @@ export const WIRE_DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 export type WireDtype = (typeof WIRE_DTYPES)[number];
 export const DEFAULT_WIRE_DTYPE: WireDtype = 'float32';
 
-/** 1.5 added the 16-bit wire dtypes; a run in float32 takes any worker the protocol minimum admits. */
-const HALF_FLOATS_PROTOCOL: ProtocolVersion = { major: 1, minor: 5 };
+/** 1.6 added the 16-bit wire dtypes; a run in float32 takes any worker the protocol minimum admits. */
+const HALF_FLOATS_PROTOCOL: ProtocolVersion = { major: 1, minor: 6 };
 
 const narrow = { float16: float32ToFloat16, bfloat16: float32ToBfloat16 } as const;
 const widen = { float16: float16ToFloat32, bfloat16: bfloat16ToFloat32 } as const;
