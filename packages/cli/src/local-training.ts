@@ -7,7 +7,7 @@ import {
   startCoordinator,
   type Topology,
 } from '@callosum/coordinator';
-import type { Task, TrainingConfig } from '@callosum/core';
+import type { Task, TrainingConfig, WireDtype } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import { assignGpus } from './gpu-assignment.js';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
@@ -28,6 +28,8 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly task?: Task;
   readonly taskModule?: string;
   readonly training: Partial<TrainingConfig>;
+  /** What weights and gradients travel in (the coordinator's wireDtype; default float32). */
+  readonly wireDtype?: WireDtype;
   readonly outDir: string;
   /** Continue the run in outDir from its newest checkpoint. */
   readonly resume?: boolean;
@@ -76,6 +78,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       : { checkpointEverySteps: options.checkpointEverySteps }),
     log,
     ...(options.traceFile === undefined ? {} : { traceFile: options.traceFile }),
+    ...(options.wireDtype === undefined ? {} : { wireDtype: options.wireDtype }),
     ...(options.liveViews === undefined ? {} : { liveViews: options.liveViews }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.onStep === undefined ? {} : { onStep: options.onStep }),

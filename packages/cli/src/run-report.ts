@@ -1,4 +1,5 @@
 import { type RunCallbacks, type RunSummary, storedSummary } from '@callosum/coordinator';
+import type { WireDtype } from '@callosum/core';
 import type { Command, Option } from 'commander';
 import { booleanOption, envOption } from './env-options.js';
 import { createProgressReporter } from './progress.js';
@@ -17,6 +18,7 @@ import {
 export interface RunFlags extends TrainingFlags, CheckpointFlags {
   json?: boolean;
   trace?: string;
+  wireDtype: WireDtype;
 }
 
 /** How reportRun prints the summary: --json for a program. */

@@ -11,6 +11,7 @@ import {
   ScheduleKinds,
   type Task,
   type TrainingConfig,
+  WIRE_DTYPES,
 } from '@callosum/core';
 import { MAX_WORKER_THREADS, usableCores, WORKER_DEFAULTS } from '@callosum/worker';
 import type { Command, Option } from 'commander';
@@ -170,6 +171,17 @@ export function topologyOption(): Option {
   )
     .choices(TOPOLOGIES)
     .default(COORDINATOR_DEFAULTS.topology);
+}
+
+/** --wire-dtype: what weights and gradients travel in; the coordinator tells its workers. */
+export function wireDtypeOption(): Option {
+  return envOption(
+    '--wire-dtype <dtype>',
+    'send weights and gradients as float32, or rounded to float16/bfloat16 (half the bytes per step; ' +
+      "the coordinator's weights stay float32)",
+  )
+    .choices(WIRE_DTYPES)
+    .default(COORDINATOR_DEFAULTS.wireDtype);
 }
 
 export function portOption(defaultPort: number): Option {

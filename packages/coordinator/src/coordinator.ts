@@ -1,4 +1,4 @@
-import { createMsgpackCodec, evaluationOf, reductionFor } from '@callosum/core';
+import { createMsgpackCodec, evaluationOf, reductionFor, TENSOR_DTYPES } from '@callosum/core';
 import { dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
@@ -102,10 +102,13 @@ async function startIn(
   }
 
   const runId = runDirectory.runId;
-  // A ring worker sends its whole replica (weights and optimizer slots) when asked for it.
-  const framedVectors =
-    settings.topology === 'ring' ? 1 + Object.keys(state.optimizer.exportState().slots).length : 1;
-  const maxFrameBytes = framedVectors * layout.totalSize * 4 + FRAME_OVERHEAD_BYTES;
+  // The largest frame a worker sends: a gradient in the run's wire dtype, or in a ring run its whole
+  // replica (weights and optimizer slots, float32) when asked for it.
+  const replicaVectors =
+    settings.topology === 'ring' ? 1 + Object.keys(state.optimizer.exportState().slots).length : 0;
+  const maxFrameBytes =
+    Math.max(layout.totalSize * TENSOR_DTYPES[settings.wireDtype], replicaVectors * layout.totalSize * 4) +
+    FRAME_OVERHEAD_BYTES;
   const codec = createMsgpackCodec();
   const membership = new WorkerRegistry();
   const counters = zeroCounters();
@@ -120,10 +123,21 @@ async function startIn(
     straggler: (...finding) => workers.straggler(...finding),
   };
   const ringRun = settings.topology === 'ring';
-  const sender = new ShardDelivery(state, codec, ringRun);
+  const sender = new ShardDelivery(
+    state,
+    codec,
+    { wireDtype: settings.wireDtype, unsendable: (error) => dispatcher.abort(error) },
+    ringRun,
+  );
   const seams = { membership, sender, findings, counters, clock: systemClock, log };
   const dispatcher = new ShardDispatcher(seams, settings);
   const reduction = reductionFor(config, layout.totalSize);
+  if (reduction.identicalAtAnyWorkerCount && settings.wireDtype !== 'float32') {
+    log(
+      `coordinator: warning: gradients travel as ${settings.wireDtype}, rounded where each shard was computed, ` +
+        'so the weights of this run with micro-batches depend on the worker count',
+    );
+  }
   const ring = ringRun
     ? startRing({ state, membership, telemetry, settings, log, datasetSize: train.count })
     : undefined;
@@ -137,6 +151,7 @@ async function startIn(
     gradients: ring?.path ?? new StarPath(state, reduction),
     telemetry,
     objective: taskModel.objective,
+    traffic,
   });
   const currentState = async () => ring?.replicas.refresh();
   const loop = new TrainingLoop({
@@ -201,6 +216,7 @@ async function startIn(
       telemetry,
       parameterCount: layout.totalSize,
       metricCount: taskModel.objective.metricNames.length,
+      wireDtype: settings.wireDtype,
     }),
     ring: ring?.handlers,
   });

@@ -9,6 +9,7 @@ export type {
 } from './options.js';
 export { RunFiles, storedSummary } from './run/run-directory.js';
 export { COORDINATOR_DEFAULTS, TOPOLOGIES, type Topology } from './settings.js';
+export type { StepBytes } from './telemetry/step-bytes.js';
 export { advertisedUrls } from './transport/advertised-addresses.js';
 export type { ServerTlsOptions } from './transport/server.js';
 export type { WorkerInfo, WorkerState } from './workers/connection.js';

@@ -1,5 +1,6 @@
-import type { DatasetSource, StepEvent, Task, TrainingConfig } from '@callosum/core';
+import type { DatasetSource, StepEvent, Task, TrainingConfig, WireDtype } from '@callosum/core';
 import type { Topology } from './settings.js';
+import type { StepBytes } from './telemetry/step-bytes.js';
 import type { ServerTlsOptions } from './transport/server.js';
 
 /** A step as trainLocal reports it (samplesPerSecond: global, over this step), plus where time went. */
@@ -16,6 +17,8 @@ export interface StepReport extends StepEvent {
   /** Reducing gradients and applying the optimizer on the coordinator. */
   readonly updateMs: number;
   readonly stepMs: number;
+  /** What the step moved over the wire: all of the coordinator's frames, and the busiest worker's. */
+  readonly bytes: StepBytes;
   /** When each part of the step happened, for a timeline (--trace): durations and offsets from its start. */
   readonly timeline: {
     /** Drawing the batch, planning and gathering the shards' samples. */
@@ -135,6 +138,13 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly replicaCheckEverySteps?: number;
   /**
+   * The element type weights and gradients travel in (default float32): `float16` or `bfloat16` halve
+   * every step's bytes. Only what travels is rounded; the coordinator's weights and optimizer stay
+   * float32. Workers learn it from the welcome, and a run in 16 bits refuses workers older than 1.6.
+   * Star only: the ring's peer exchange is float32.
+   */
+  readonly wireDtype?: WireDtype;
+  /**
    * Write a timeline of every step to this file in the Trace Event Format (Perfetto, chrome://tracing):
    * the coordinator's prepare, broadcast, reduce, optimizer and evaluation, each worker's receive,
    * compute, send and wait.
@@ -172,4 +182,6 @@ export interface RunSummary {
   readonly discardedMessages: number;
   readonly evictions: number;
   readonly seconds: number;
+  /** The mean over this process's steps of each step's bytes (NaN when it trained no step). */
+  readonly bytesPerStep: StepBytes;
 }

@@ -44,6 +44,14 @@ describe('coordinator options', () => {
     expect(problemWith({ [field]: -1 })).toMatch(new RegExp(`\\b${field} must be a finite number`));
   });
 
+  it('takes a wire dtype of the protocol, float32 unless told, and names another', () => {
+    expect(resolveCoordinatorSettings({ outDir: 'unused' }).wireDtype).toBe('float32');
+    expect(resolveCoordinatorSettings({ outDir: 'unused', wireDtype: 'bfloat16' }).wireDtype).toBe(
+      'bfloat16',
+    );
+    expect(problemWith({ wireDtype: 'float8' })).toMatch(/\bwireDtype\b.*float32.*float16.*bfloat16/);
+  });
+
   it('names every bad field at once, nested ones with their path', () => {
     const message = problemWith({
       port: 70_000,

@@ -1,4 +1,11 @@
-import { integerOption, numberOption, parseOptions, positiveNumberOption } from '@callosum/core';
+import {
+  DEFAULT_WIRE_DTYPE,
+  integerOption,
+  numberOption,
+  parseOptions,
+  positiveNumberOption,
+  WIRE_DTYPES,
+} from '@callosum/core';
 import { z } from 'zod';
 import type { CoordinatorOptions } from './options.js';
 
@@ -26,6 +33,7 @@ export const COORDINATOR_DEFAULTS = {
   stragglerFloorMs: 2_000,
   topology: 'star' as Topology,
   replicaCheckEverySteps: 50,
+  wireDtype: DEFAULT_WIRE_DTYPE,
 } as const;
 
 /** star: the coordinator reduces and applies every step. ring: the workers do, among themselves. */
@@ -69,6 +77,7 @@ const settingsSchema = z
     stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
     topology: z.enum(TOPOLOGIES).default(COORDINATOR_DEFAULTS.topology),
     replicaCheckEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.replicaCheckEverySteps),
+    wireDtype: z.enum(WIRE_DTYPES).default(COORDINATOR_DEFAULTS.wireDtype),
   })
   .superRefine((settings, context) => {
     if (settings.minWorkers > settings.maxWorkers) {
@@ -76,6 +85,14 @@ const settingsSchema = z
         code: 'custom',
         path: ['minWorkers'],
         message: `must be at most maxWorkers (${settings.maxWorkers}), got ${settings.minWorkers}`,
+      });
+    }
+    // The ring's peers exchange float32 rows and chunks: a 16-bit wire dtype would change nothing there.
+    if (settings.topology === 'ring' && settings.wireDtype !== 'float32') {
+      context.addIssue({
+        code: 'custom',
+        path: ['wireDtype'],
+        message: `must be float32 in the ring topology (its peer exchange is float32), got ${settings.wireDtype}`,
       });
     }
   });

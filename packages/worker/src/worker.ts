@@ -7,9 +7,10 @@ import {
   type CoordinatorMessage,
   createAuthHeader,
   createMsgpackCodec,
+  DEFAULT_WIRE_DTYPE,
   ErrorCodes,
   fingerprintOfTask,
-  fromWireTensor,
+  floatsFromWire,
   gradientReply,
   initBackend,
   isCallosumError,
@@ -17,6 +18,8 @@ import {
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   readsTensorFrames,
+  TENSOR_DTYPES,
+  type WireDtype,
   type WorkerMessage,
   type WorkerPhase,
 } from '@callosum/core';
@@ -121,8 +124,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       let heartbeat: NodeJS.Timeout | undefined;
       let phase: WorkerPhase = 'idle';
 
-      // Set by the welcome: a 1.0 coordinator reads plain MessagePack frames only.
+      // Set by the welcome: a 1.0 coordinator reads plain MessagePack frames only; weights and
+      // gradients travel in the run's wire dtype.
       let tensorFrames = false;
+      let wireDtype: WireDtype = DEFAULT_WIRE_DTYPE;
       const sendFrame = (frame: Uint8Array) => {
         if (socket.readyState === WebSocket.OPEN) socket.send(frame);
       };
@@ -202,6 +207,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             }
             await service.configure(message);
             tensorFrames = readsTensorFrames(message.protocol);
+            wireDtype = message.wireDtype ?? DEFAULT_WIRE_DTYPE;
             if (message.topology === 'ring') {
               const address = await ring.join(message, send, localAddress);
               send({ type: 'peer-listening', address });
@@ -216,7 +222,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             return;
           }
           case 'weights':
-            service.receiveWeights(message.version, fromWireTensor(message.weights, 'float32'));
+            service.receiveWeights(message.version, floatsFromWire(message.weights, wireDtype));
             return;
           case 'compute': {
             phase = 'computing';
@@ -235,16 +241,21 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               stepsComputed += 1;
               return;
             }
-            // For a 1.1 coordinator the gradient is read back straight into the frame that carries it.
-            const frame = tensorFrames ? codec.startTensorFrame(service.parameterCount * 4) : undefined;
+            // For a 1.1 coordinator the gradient goes straight into the frame that carries it: read back
+            // from the backend into it (float32), or rounded into it (16-bit).
+            const frame = tensorFrames
+              ? codec.startTensorFrame(service.parameterCount * TENSOR_DTYPES[wireDtype])
+              : undefined;
             const { result, timings } = await service.computeGradient(
               message,
-              frame &&
-                new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount),
+              frame && wireDtype === 'float32'
+                ? new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount)
+                : undefined,
             );
             requireFiniteTotals(result, `step ${message.step}`);
             phase = 'sending';
-            const reply = gradientReply(message, result, timings);
+            // Throws NON_FINITE, reported as a failure of this shard, if the gradient overflows a float16.
+            const reply = gradientReply(message, result, timings, wireDtype, frame?.payload);
             sendFrame(frame === undefined ? codec.encode(reply) : frame.finish(reply, 'gradient'));
             stepsComputed += 1;
             return;

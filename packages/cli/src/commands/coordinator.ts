@@ -12,6 +12,7 @@ import {
   topologyOption,
   trainingOptions,
   trainingOptionsFrom,
+  wireDtypeOption,
 } from '../training-options.js';
 
 interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
@@ -43,6 +44,7 @@ export function registerCoordinatorCommand(program: Command): void {
       .argParser(integer(1))
       .default(COORDINATOR_DEFAULTS.startTimeoutMs),
     ...trainingOptions(),
+    wireDtypeOption(),
     portOption(DEFAULT_COORDINATOR_PORT),
     topologyOption(),
     ...checkpointOptions(),
@@ -66,6 +68,7 @@ export function registerCoordinatorCommand(program: Command): void {
         startTimeoutMs: flags.startTimeout,
         topology: flags.topology,
         training: trainingOptionsFrom(command, flags),
+        wireDtype: flags.wireDtype,
         ...settings,
         ...(flags.data === undefined ? {} : { dataDir: flags.data }),
         log,

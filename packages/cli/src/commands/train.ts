@@ -17,6 +17,7 @@ import {
   topologyOption,
   trainingOptions,
   trainingOptionsFrom,
+  wireDtypeOption,
 } from '../training-options.js';
 
 interface TrainFlags extends RunFlags {
@@ -38,6 +39,7 @@ export function registerTrainCommand(program: Command): void {
     backendOption(),
     threadsOption('the usable cores ÷ --workers, at least 1'),
     gpusOption(),
+    wireDtypeOption(),
     portOption(0),
     topologyOption(),
     ...checkpointOptions(),
@@ -62,6 +64,7 @@ export function registerTrainCommand(program: Command): void {
         ...(flags.gpus === undefined ? {} : { gpus: flags.gpus }),
         ...(task === undefined ? {} : { task, taskModule: flags.task }),
         training,
+        wireDtype: flags.wireDtype,
         ...settings,
         dataDir: flags.data,
         port: flags.port,

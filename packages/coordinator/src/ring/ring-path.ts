@@ -9,17 +9,10 @@ import type { RingReduction } from './ring-reduction.js';
  * their replicas; here only the step's totals are added up and the step counted.
  */
 export class RingPath implements GradientPath {
-  /** What the last step's participants moved among themselves, by worker id. */
-  #lastPeerBytes: ReadonlyMap<string, number> = new Map();
-
   constructor(
     private readonly replicas: ReplicaSync,
     private readonly reduction: RingReduction,
   ) {}
-
-  get lastPeerBytes(): ReadonlyMap<string, number> {
-    return this.#lastPeerBytes;
-  }
 
   prepare(): Promise<void> {
     return this.replicas.admitWaiting();
@@ -36,11 +29,16 @@ export class RingPath implements GradientPath {
     outcomes: readonly ShardOutcome<StepReply>[],
   ): Promise<AppliedStep> {
     const reduced = await this.reduction.run(step, attempt, plan, outcomes);
-    this.#lastPeerBytes = reduced.peerBytes;
     const totals = outcomes.reduce<BatchTotals>(
       (sum, outcome) => addTotals(sum, outcome.result.totals),
       EMPTY_TOTALS,
     );
-    return { totals, learningRate: this.replicas.advance(), reduceMs: reduced.reduceMs, optimizerMs: 0 };
+    return {
+      totals,
+      learningRate: this.replicas.advance(),
+      reduceMs: reduced.reduceMs,
+      optimizerMs: 0,
+      peerBytes: reduced.peerBytes,
+    };
   }
 }

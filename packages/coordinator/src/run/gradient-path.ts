@@ -16,6 +16,8 @@ export interface AppliedStep {
   readonly reduceMs: number;
   /** Applying it (in the ring, on the workers, within reduceMs: 0 here). */
   readonly optimizerMs: number;
+  /** Ring: what each worker moved among its peers for the step, by worker id. */
+  readonly peerBytes?: ReadonlyMap<string, number>;
 }
 
 /**

@@ -4,10 +4,13 @@ import {
   CallosumError,
   type ErrorCode,
   ErrorCodes,
-  fromWireTensor,
+  floatsFromWire,
   type GradientResult,
+  isCallosumError,
   type TrainingState,
+  type WireDtype,
   type WorkerMessage,
+  wireOverflowHint,
 } from '@callosum/core';
 import { RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
@@ -27,6 +30,8 @@ export interface ResultIntakeContext {
   readonly parameterCount: number;
   /** How many metric sums (the task's metrics other than accuracy) each result must carry. */
   readonly metricCount: number;
+  /** The dtype gradients travel in; an Infinity in a float16 one may be a value beyond its range. */
+  readonly wireDtype: WireDtype;
 }
 
 /**
@@ -40,16 +45,24 @@ export class ResultIntake implements ResultHandlers {
   constructor(private readonly context: ResultIntakeContext) {}
 
   gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality {
-    const { parameterCount } = this.context;
+    const { parameterCount, wireDtype } = this.context;
     return this.stepResult(worker, message, () => {
       const gradient: GradientResult = {
-        gradient: fromWireTensor(message.gradient, 'float32', [parameterCount]),
+        gradient: floatsFromWire(message.gradient, wireDtype, [parameterCount]),
         lossSum: message.lossSum,
         correct: message.correct,
         metricSums: message.metricSums,
         count: message.count,
       };
-      assertFiniteShard(gradient, message.shard, parameterCount);
+      try {
+        assertFiniteShard(gradient, message.shard, parameterCount);
+      } catch (error) {
+        if (!isCallosumError(error, ErrorCodes.NON_FINITE)) throw error;
+        throw new CallosumError(
+          ErrorCodes.NON_FINITE,
+          error.message + wireOverflowHint(wireDtype, gradient.gradient),
+        );
+      }
       return gradient;
     });
   }
@@ -165,7 +178,8 @@ export class ResultIntake implements ResultHandlers {
         dispatcher.abort(
           new CallosumError(
             ErrorCodes.TRAINING_DIVERGED,
-            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker`,
+            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker` +
+              this.wireCause(reason),
           ),
         );
         return undefined;
@@ -173,6 +187,14 @@ export class ResultIntake implements ResultHandlers {
     }
     dispatcher.reject(RoundIds.step(step), shard, worker, reason, nonFinite);
     return { usable: false, code, reason };
+  }
+
+  /**
+   * In a run whose gradients travel in 16 bits, every worker's Infinity may be an overflow of the wire
+   * dtype rather than divergence: the last reason says which (the reference worker names the value).
+   */
+  private wireCause(reason: string): string {
+    return this.context.wireDtype === 'float32' ? '' : `: ${reason}`;
   }
 }
 

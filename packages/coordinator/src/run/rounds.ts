@@ -20,7 +20,9 @@ import {
 import { RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher, ShardOutcome, ShardRequest, ShardTask } from '../dispatch/shard-dispatcher.js';
 import type { StepReport } from '../options.js';
+import { stepBytes } from '../telemetry/step-bytes.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
+import type { WireTraffic } from '../transport/wire-traffic.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import { type AppliedStep, type GradientPath, StepRedo, type StepReply } from './gradient-path.js';
 
@@ -47,6 +49,8 @@ export interface RoundsContext {
   readonly telemetry: Telemetry;
   /** Which figures a step reports: accuracy if the task measures it, and its other metrics. */
   readonly objective: Pick<Objective, 'measuresAccuracy' | 'metricNames'>;
+  /** The workers' frames, counted per worker over each step. */
+  readonly traffic: Pick<WireTraffic, 'startWindow' | 'window'>;
 }
 
 /**
@@ -64,7 +68,9 @@ export class Rounds {
    * reduction is abandoned (ring) is computed again, up to MAX_STEP_ATTEMPTS times.
    */
   async trainStep(): Promise<StepReport> {
-    const { state, train, dispatcher, reduction, gradients, telemetry } = this.context;
+    const { state, train, dispatcher, reduction, gradients, telemetry, traffic } = this.context;
+    // Every attempt's frames count towards the step.
+    traffic.startWindow();
     const { epoch } = state.position;
     const step = state.step;
     const indices = state.nextBatchIndices();
@@ -106,7 +112,7 @@ export class Rounds {
       }
       const finished = performance.now();
       const { perWorker, spans } = perWorkerTimings(outcomes, started, collected);
-      const { totals, learningRate, reduceMs, optimizerMs } = applied;
+      const { totals, learningRate, reduceMs, optimizerMs, peerBytes } = applied;
       return {
         ...stepEvent(
           state,
@@ -120,6 +126,7 @@ export class Rounds {
         perWorker,
         updateMs: finished - collected,
         stepMs: finished - started,
+        bytes: stepBytes(traffic.window, peerBytes),
         timeline: {
           prepareMs: prepared - started,
           broadcastMs: broadcast - prepared,

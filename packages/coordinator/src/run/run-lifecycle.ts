@@ -78,7 +78,10 @@ export class RunLifecycle {
     );
   }
 
-  /** What GET /status shows: where the run is, each worker with its pending shards, the counters. */
+  /**
+   * What GET /status shows: where the run is, each worker with its pending shards, the counters, and
+   * the bytes of the latest step (null before the first).
+   */
   status() {
     const { runDirectory, loop, state, membership, dispatcher, counters } = this.context;
     return {
@@ -92,6 +95,7 @@ export class RunLifecycle {
         .map((worker) => ({ ...worker.info, pendingShards: dispatcher.pendingOn(worker) })),
       ...(this.context.reduction === undefined ? {} : { reduction: this.context.reduction() ?? null }),
       ...counters,
+      lastStepBytes: loop.lastStepBytes ?? null,
     };
   }
 
@@ -144,6 +148,7 @@ export class RunLifecycle {
       authFailures: refusals.authFailures,
       refusedConnections: refusals.refusedConnections,
       seconds: (performance.now() - started) / 1000,
+      bytesPerStep: totals.bytesPerStep,
     };
     telemetry.record({ type: 'summary', ...summary });
     await this.context.runDirectory.recordSummary(summary);

@@ -1,6 +1,7 @@
 import { type BatchTotals, type Evaluation, type TrainingState, writeCheckpoint } from '@callosum/core';
 import type { EvaluationReport, StepReport } from '../options.js';
 import type { RunCounters } from '../telemetry/counters.js';
+import { addStepBytes, meanStepBytes, NO_BYTES, type StepBytes } from '../telemetry/step-bytes.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { Rounds } from './rounds.js';
 
@@ -30,6 +31,8 @@ export interface TrainingTotals {
   readonly testLoss: number;
   readonly testAccuracy: number;
   readonly testMetrics: Readonly<Record<string, number>>;
+  /** The mean of each step's bytes over this process's steps. */
+  readonly bytesPerStep: StepBytes;
 }
 
 /**
@@ -39,11 +42,17 @@ export interface TrainingTotals {
 export class TrainingLoop {
   #phase: RunPhase = 'waiting';
   #finishRequested = false;
+  #lastStepBytes: StepBytes | undefined;
 
   constructor(private readonly context: TrainingLoopContext) {}
 
   get phase(): RunPhase {
     return this.#phase;
+  }
+
+  /** What the latest step moved over the wire; undefined before the first. */
+  get lastStepBytes(): StepBytes | undefined {
+    return this.#lastStepBytes;
   }
 
   /** Ends training after the step in progress, as if the run were complete (e.g. early stopping). */
@@ -56,6 +65,8 @@ export class TrainingLoop {
     const { state, rounds, counters, telemetry } = this.context;
     let trainingMs = 0;
     let trainedSamples = 0;
+    let steps = 0;
+    let stepBytes = NO_BYTES;
     let last: Evaluation | undefined;
     this.#phase = 'training';
     while (!state.finished && !this.#finishRequested) {
@@ -64,6 +75,9 @@ export class TrainingLoop {
       const report = await rounds.trainStep();
       trainingMs += report.stepMs;
       trainedSamples += report.perWorker.reduce((sum, worker) => sum + worker.samples, 0);
+      steps += 1;
+      stepBytes = addStepBytes(stepBytes, report.bytes);
+      this.#lastStepBytes = report.bytes;
       telemetry.record({ type: 'step', ...report, ...counters });
       await this.context.onStep?.(report);
       const epochEnded = state.endedEpoch(report.epoch);
@@ -94,6 +108,7 @@ export class TrainingLoop {
       testLoss: last?.loss ?? Number.NaN,
       testAccuracy: last?.accuracy ?? Number.NaN,
       testMetrics: last?.metrics ?? {},
+      bytesPerStep: meanStepBytes(stepBytes, steps),
     };
   }
 

@@ -1,6 +1,7 @@
 import { ErrorCodes } from '@callosum/core';
 import { z } from 'zod';
 import { runCountersSchema } from './counters.js';
+import { stepBytesSchema } from './step-bytes.js';
 
 /**
  * Every event a coordinator records, one zod schema per kind, as one union discriminated on `type`.
@@ -151,6 +152,7 @@ const eventSchemas = [
           .readonly(),
       }),
     ),
+    bytes: addedLater(stepBytesSchema),
     ...runCountersSchema.shape,
   }),
   z.strictObject({
@@ -180,6 +182,7 @@ const eventSchemas = [
     authFailures: count,
     refusedConnections: count,
     seconds: z.number(),
+    bytesPerStep: addedLater(z.strictObject({ coordinator: measured, busiestWorker: measured })),
     ...runCountersSchema.shape,
   }),
 ] as const;

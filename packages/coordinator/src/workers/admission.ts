@@ -7,6 +7,8 @@ import {
   MINIMUM_PROTOCOL,
   PROTOCOL_VERSION,
   protocolAtLeast,
+  protocolForWireDtype,
+  type WireDtype,
   type WorkerMessage,
 } from '@callosum/core';
 import type { Topology } from '../settings.js';
@@ -34,19 +36,27 @@ export interface AdmissionContext {
   readonly maxWorkers: number;
   /** The run's task: its name and, for a task module, the fingerprint every worker's must equal. */
   readonly task: { readonly name: string; readonly fingerprint: Fingerprint | undefined };
+  /** What weights and gradients travel in: a 16-bit dtype needs a worker that reads it (1.6). */
+  readonly wireDtype: WireDtype;
 }
 
 /** Whether a worker that said `hello` may join this run: undefined, or why not. */
 export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Refusal | undefined {
   const { major, minor } = hello.protocol;
+  // Refused here rather than welcomed: an older worker would misread what it is sent.
+  const wire = protocolForWireDtype(run.wireDtype);
+  const requirements = [
+    { version: MINIMUM_PROTOCOL, feature: 'typed shard features' },
+    ...(run.topology === 'ring' ? [{ version: RING_PROTOCOL, feature: 'the ring topology' }] : []),
+    ...(wire === undefined ? [] : [wire]),
+  ];
+  const unmet = requirements.find((required) => !protocolAtLeast(hello.protocol, required.version));
   const versionProblem =
     major !== PROTOCOL_VERSION.major
       ? `coordinator speaks protocol ${PROTOCOL_VERSION.major}.x, worker ${major}.${minor}`
-      : !protocolAtLeast(hello.protocol, MINIMUM_PROTOCOL)
-        ? `protocol ${formatProtocol(MINIMUM_PROTOCOL)} or later needed (typed shard features); worker speaks ${major}.${minor}`
-        : run.topology === 'ring' && !protocolAtLeast(hello.protocol, RING_PROTOCOL)
-          ? `protocol ${formatProtocol(RING_PROTOCOL)} or later needed for the ring topology; worker speaks ${major}.${minor}`
-          : undefined;
+      : unmet !== undefined
+        ? `protocol ${formatProtocol(unmet.version)} or later needed (${unmet.feature}); worker speaks ${major}.${minor}`
+        : undefined;
   if (versionProblem !== undefined) {
     return {
       code: ErrorCodes.VERSION_MISMATCH,

@@ -218,13 +218,13 @@ export class WorkerConnection {
       return;
     }
     this.socket.send(frame);
-    this.traffic.sent(frame.byteLength);
+    this.traffic.sent(this.id, frame.byteLength);
   }
 
   /** Decodes and validates one frame; throws a CallosumError naming what is wrong. */
   decode(frame: Buffer): WorkerMessage {
     this.#lastHeardAt = Date.now();
-    this.traffic.received(frame.byteLength);
+    this.traffic.received(this.id, frame.byteLength);
     return parseWorkerMessage(this.codec.decode(frame));
   }
 

@@ -1,4 +1,9 @@
-import { createMsgpackCodec } from '@callosum/core';
+import {
+  type CallosumError,
+  createMsgpackCodec,
+  floatsFromWire,
+  parseCoordinatorMessage,
+} from '@callosum/core';
 import { describe, expect, it } from 'vitest';
 import type { ShardRequest } from '../dispatch/shard-dispatcher.js';
 import type { WorkerConnection } from './connection.js';
@@ -46,6 +51,32 @@ describe('ShardDelivery', () => {
     delivery.send(a.worker, request(4, 4));
     expect(a.frames).toHaveLength(2);
     expect(a.frames[1]).not.toEqual(a.frames[0]);
+  });
+
+  it('sends the weights in the wire dtype; weights it cannot carry are not sent, and the round is told after the call', async () => {
+    const current = { step: 0, weights: Float32Array.from([1, 70_000, 3]) };
+    const unsendable: CallosumError[] = [];
+    const codec = createMsgpackCodec();
+    const delivery = new ShardDelivery(current, codec, {
+      wireDtype: 'float16',
+      unsendable: (error) => unsendable.push(error),
+    });
+    const worker = connection(true);
+    delivery.send(worker.worker, request(0, 0));
+    expect([worker.frames, worker.requests, unsendable]).toEqual([[], [], []]);
+    await Promise.resolve();
+    expect(unsendable.map(({ code, message }) => [code, message])).toEqual([
+      ['NON_FINITE', expect.stringMatching(/^weights of step 0\[1\] = 70000 overflows float16/)],
+    ]);
+
+    current.step = 1;
+    current.weights = Float32Array.from([1, 1 / 3, -2]);
+    delivery.send(worker.worker, request(0, 1));
+    const sent = parseCoordinatorMessage(codec.decode(worker.frames[0] as Uint8Array));
+    if (sent.type !== 'weights') throw new Error(sent.type);
+    expect(sent.weights.dtype).toBe('float16');
+    expect([...floatsFromWire(sent.weights, 'float16')]).toEqual([1, 0.333251953125, -2]);
+    expect(worker.requests).toHaveLength(1);
   });
 
   it('refuses a request for weights the coordinator no longer holds', () => {

@@ -1,4 +1,12 @@
-import { CallosumError, type Codec, ErrorCodes, toWireTensor } from '@callosum/core';
+import {
+  CallosumError,
+  type Codec,
+  DEFAULT_WIRE_DTYPE,
+  ErrorCodes,
+  floatsToWire,
+  isCallosumError,
+  type WireDtype,
+} from '@callosum/core';
 import type { ShardRequest, ShardSender } from '../dispatch/shard-dispatcher.js';
 import type { WorkerConnection } from './connection.js';
 
@@ -8,10 +16,28 @@ export interface CurrentWeights {
   readonly weights: Float32Array;
 }
 
+/** How the weights travel: in the run's wire dtype, and whom to tell when they cannot. */
+export interface WeightsEncoding {
+  readonly wireDtype: WireDtype;
+  /**
+   * The weights overflow the wire dtype (a float16 beyond ±65504): the round must stop. Called once
+   * the sending call has returned, never in the middle of a dispatcher's assignment.
+   */
+  readonly unsendable: (error: CallosumError) => void;
+}
+
+const FLOAT32_WEIGHTS: WeightsEncoding = {
+  wireDtype: DEFAULT_WIRE_DTYPE,
+  unsendable: (error) => {
+    throw error; // float32 carries any float32: never called
+  },
+};
+
 /**
  * Delivers a shard's request to a worker, preceded by the weights it names unless the worker holds
  * them already. The weights frame is encoded at most once per version and framing (1.0 peers read
- * plain MessagePack), whichever worker needs it first.
+ * plain MessagePack), whichever worker needs it first, in the run's wire dtype: the coordinator's own
+ * weights stay float32, only what travels is rounded.
  */
 export class ShardDelivery implements ShardSender {
   private weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
@@ -23,16 +49,17 @@ export class ShardDelivery implements ShardSender {
   constructor(
     private readonly current: CurrentWeights,
     private readonly codec: Codec,
+    private readonly encoding: WeightsEncoding = FLOAT32_WEIGHTS,
     private readonly replicas = false,
   ) {}
 
   send(worker: WorkerConnection, request: ShardRequest): void {
-    this.sendWeights(worker, request.weightsVersion);
-    worker.send(request);
+    if (this.sendWeights(worker, request.weightsVersion)) worker.send(request);
   }
 
-  private sendWeights(worker: WorkerConnection, version: number): void {
-    if (worker.holdsWeights(version)) return;
+  /** Whether the worker holds weights `version` now. */
+  private sendWeights(worker: WorkerConnection, version: number): boolean {
+    if (worker.holdsWeights(version)) return true;
     if (this.replicas) {
       throw new CallosumError(
         ErrorCodes.INTERNAL,
@@ -46,10 +73,26 @@ export class ShardDelivery implements ShardSender {
     const framing = worker.readsTensorFrames ? 'tensor' : 'plain';
     let frame = this.weightsFrames[framing];
     if (frame === undefined) {
-      const weights = toWireTensor(this.current.weights, [this.current.weights.length]);
-      frame = this.codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
+      frame = this.encodeWeights(version, framing);
+      if (frame === undefined) return false;
       this.weightsFrames[framing] = frame;
     }
     worker.sendWeights(version, frame);
+    return true;
+  }
+
+  private encodeWeights(version: number, framing: 'tensor' | 'plain'): Uint8Array | undefined {
+    try {
+      const weights = floatsToWire(
+        this.current.weights,
+        this.encoding.wireDtype,
+        `weights of step ${version}`,
+      );
+      return this.codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
+    } catch (error) {
+      if (!isCallosumError(error, 'NON_FINITE')) throw error;
+      queueMicrotask(() => this.encoding.unsendable(error));
+      return undefined;
+    }
   }
 }

@@ -339,6 +339,7 @@ export class WorkerPool implements DispatchFindings {
       healthyWorkers: membership.healthy().length,
       maxWorkers: settings.maxWorkers,
       task: this.context.task,
+      wireDtype: settings.wireDtype,
     });
     if (refusal !== undefined) {
       worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });
@@ -376,6 +377,8 @@ export class WorkerPool implements DispatchFindings {
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       ...reduction.settings,
       ...(ring ? { topology: 'ring' as const } : {}),
+      // Absent means float32, so a float32 run's welcome is what a 1.4 worker knows.
+      ...(settings.wireDtype === 'float32' ? {} : { wireDtype: settings.wireDtype }),
     });
     telemetry.record({
       type: 'worker-joined',

@@ -28,3 +28,12 @@ export {
   protocolAtLeast,
   readsTensorFrames,
 } from './version.js';
+export {
+  DEFAULT_WIRE_DTYPE,
+  floatsFromWire,
+  floatsToWire,
+  protocolForWireDtype,
+  WIRE_DTYPES,
+  type WireDtype,
+  wireOverflowHint,
+} from './wire-dtype.js';

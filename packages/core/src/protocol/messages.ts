@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
 import { elementCount, TENSOR_DTYPES } from './tensor.js';
+import { WIRE_DTYPES } from './wire-dtype.js';
 
 /**
  * Every message of the wire protocol, defined once: both sides import these schemas and the types
@@ -91,7 +92,7 @@ export const gradientSchema = z.strictObject({
   type: z.literal('gradient'),
   step: index,
   shard: index,
-  /** Gradient of the summed loss over the shard, float32, one element per parameter. */
+  /** Gradient of the summed loss over the shard, one element per parameter, in the run's wire dtype. */
   gradient: wireTensorSchema,
   ...shardTotals,
   timings: computeTimings,
@@ -201,6 +202,11 @@ export const welcomeSchema = z
      * weights and optimizer state. Absent: the star, where the coordinator reduces and applies.
      */
     topology: z.literal('ring').optional(),
+    /**
+     * Since 1.6, sent only when it is not float32 (and only to 1.6+ workers): the dtype of every
+     * `weights` tensor and `gradient` of the run. Absent: float32.
+     */
+    wireDtype: z.enum(WIRE_DTYPES).optional(),
   })
   .refine((welcome) => (welcome.model === undefined) !== (welcome.task === undefined), {
     message: 'a welcome names either a built-in model or a task',

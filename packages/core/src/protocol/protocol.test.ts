@@ -88,7 +88,7 @@ describe('codec + validation', () => {
 
   it('carries the micro-batch size once, in the welcome (1.3), and no longer in compute requests', () => {
     const microBatched = { ...welcome, microBatchSize: 16 };
-    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 5 });
+    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 6 });
     expect(parseCoordinatorMessage(codec.decode(codec.encode(microBatched)))).toEqual(microBatched);
     for (const bad of [0, 2.5, -1]) {
       expect(() => parseCoordinatorMessage({ ...welcome, microBatchSize: bad })).toThrow(/microBatchSize/);
@@ -127,13 +127,13 @@ describe('codec + validation', () => {
     };
     expect(parseCoordinatorMessage(codec.decode(codec.encode(reduce)))).toEqual(reduce);
     expect(() => parseCoordinatorMessage({ ...reduce, rank: 2 })).toThrow(/rank outside the peers/);
-    expect(() =>
-      parseCoordinatorMessage({ ...reduce, shards: [{ start: 0, end: 10, holder: 5 }] }),
-    ).toThrow(/held by a rank outside/);
+    expect(() => parseCoordinatorMessage({ ...reduce, shards: [{ start: 0, end: 10, holder: 5 }] })).toThrow(
+      /held by a rank outside/,
+    );
     for (const address of ['10.0.0.7', 'host:port', 'a b:70', 'fd00::7:7071']) {
-      expect(() =>
-        parseCoordinatorMessage({ ...reduce, peers: [{ workerId: 'w1', address }] }),
-      ).toThrow(/expected host:port/);
+      expect(() => parseCoordinatorMessage({ ...reduce, peers: [{ workerId: 'w1', address }] })).toThrow(
+        /expected host:port/,
+      );
     }
     expect(parseWorkerMessage({ type: 'peer-listening', address: 'node-3.cluster.local:7071' })).toBeTruthy();
     const scatter = {

@@ -1,5 +1,5 @@
 /** A shard's samples on the wire (protocol 1.4): features and labels as typed tensors, [count, ...]. */
-import type { RawSamples, SampleSet } from '../data/samples.js';
+import type { RawSamples, SampleDtype, SampleSet, SampleValues } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import { fromWireTensor, toWireTensor, type WireTensor } from './tensor.js';
 
@@ -42,8 +42,23 @@ export function samplesFromWire(request: {
   const keys = request.keys && fromWireTensor(request.keys, 'int32', [count]);
   return {
     count,
-    features: fromWireTensor(request.features, request.features.dtype),
-    labels: fromWireTensor(request.labels, request.labels.dtype),
+    features: sampleValues(request.features, 'features'),
+    labels: sampleValues(request.labels, 'labels'),
     keys: keys && new Uint32Array(keys.buffer, keys.byteOffset, keys.length),
   };
+}
+
+/** Samples travel in the dtype they are stored in; the 16-bit floats are for weights and gradients. */
+function sampleValues(tensor: WireTensor, what: string): SampleValues {
+  if (!isSampleDtype(tensor.dtype)) {
+    throw new CallosumError(
+      ErrorCodes.MALFORMED_MESSAGE,
+      `${what} of dtype ${tensor.dtype}: samples are float32, int32 or uint8`,
+    );
+  }
+  return fromWireTensor(tensor, tensor.dtype);
+}
+
+function isSampleDtype(dtype: WireTensor['dtype']): dtype is SampleDtype {
+  return dtype === 'float32' || dtype === 'int32' || dtype === 'uint8';
 }

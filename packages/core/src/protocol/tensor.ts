@@ -1,7 +1,10 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
 
-/** Element types that cross the wire, with their sizes in bytes. */
-export const TENSOR_DTYPES = { float32: 4, int32: 4, uint8: 1 } as const;
+/**
+ * Element types that cross the wire, with their sizes in bytes. The 16-bit floats (1.6) carry weights
+ * and gradients only, in a run's wire dtype (wire-dtype.ts); their elements are read as raw bits.
+ */
+export const TENSOR_DTYPES = { float32: 4, int32: 4, uint8: 1, float16: 2, bfloat16: 2 } as const;
 export type TensorDtype = keyof typeof TENSOR_DTYPES;
 
 /** A tensor on the wire: raw little-endian bytes, described by dtype and shape. */
@@ -15,7 +18,9 @@ type ArrayFor<D extends TensorDtype> = D extends 'float32'
   ? Float32Array
   : D extends 'int32'
     ? Int32Array
-    : Uint8Array;
+    : D extends 'uint8'
+      ? Uint8Array
+      : Uint16Array;
 
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((product, dim) => product * dim, 1);
@@ -67,7 +72,8 @@ export function fromWireTensor<D extends TensorDtype>(
   const length = byteLength / TENSOR_DTYPES[dtype];
   if (dtype === 'float32') return new Float32Array(buffer, byteOffset, length) as ArrayFor<D>;
   if (dtype === 'int32') return new Int32Array(buffer, byteOffset, length) as ArrayFor<D>;
-  return new Uint8Array(buffer, byteOffset, length) as ArrayFor<D>;
+  if (dtype === 'uint8') return new Uint8Array(buffer, byteOffset, length) as ArrayFor<D>;
+  return new Uint16Array(buffer, byteOffset, length) as ArrayFor<D>;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

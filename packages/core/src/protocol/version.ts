@@ -1,15 +1,16 @@
 /**
  * Version of the wire protocol (docs/protocol.md). Peers must agree on `major`. A higher `minor` may
  * add optional fields or a framing (1.1: tensor frames; 1.2: micro-batches in compute requests; 1.3:
- * the micro-batch size moves into the welcome; 1.4: task runs, typed shard features and metric sums; 1.5: the
- * ring topology); since every message is validated strictly, a peer
- * uses them only with a side that announced a minor version which knows them.
+ * the micro-batch size moves into the welcome; 1.4: task runs, typed shard features and metric sums;
+ * 1.5: the ring topology; 1.6: 16-bit wire dtypes for weights and gradients); since every message is
+ * validated strictly, a peer uses them only with a side that announced a minor version which knows them.
  */
-export const PROTOCOL_VERSION = { major: 1, minor: 5 } as const;
+export const PROTOCOL_VERSION = { major: 1, minor: 6 } as const;
 
 /**
  * The oldest protocol any run accepts: 1.4 changed the shard requests (typed `features` for `images`)
- * and the replies (`metricSums`), so no older worker can compute a shard.
+ * and the replies (`metricSums`), so no older worker can compute a shard. A run whose weights and
+ * gradients travel as 16-bit floats needs 1.6 (wire-dtype.ts).
  */
 export const MINIMUM_PROTOCOL: ProtocolVersion = { major: 1, minor: 4 };
 
