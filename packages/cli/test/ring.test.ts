@@ -119,9 +119,10 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 }
 
 describe('the ring topology with real worker processes', () => {
-  // The victim is frozen (SIGSTOP) at a random moment until the coordinator's reduction is seen waiting
-  // for it with none of the step's shards pending on it: it is then in the middle of the reduction, and
-  // is SIGKILLed there. The survivors abandon that reduction and redo the step.
+  // The victim is frozen (SIGSTOP) as soon as /status shows a reduction waiting for it; if, frozen, the
+  // reduction still waits for it with none of the step's shards pending on it, it is in the middle of the
+  // reduction, and is SIGKILLed there (otherwise it is let go, and tried again). The survivors abandon
+  // that reduction and redo the step.
   it('redoes the step when a peer is SIGKILLed in the middle of a reduction, and ends with the weights of trainLocal', async () => {
     const { coordinator: target, log } = await ringCoordinator();
     const [victim, ...survivors] = startWorkers(target, [{}, {}, {}]);
@@ -129,12 +130,12 @@ describe('the ring topology with real worker processes', () => {
     for (let tries = 0; killedAt === undefined && tries < 100; ) {
       const before = await status(target);
       if (before === undefined) break;
-      if (before.phase !== 'training' || before.step < 5) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        continue;
-      }
+      const waitingOnVictim = before.reduction?.workers.includes(
+        before.workers.find((worker) => worker.name === 'ring-worker-1')?.id ?? '',
+      );
+      // Polled without a pause: the moment a reduction is seen waiting on it, the victim is frozen.
+      if (before.phase !== 'training' || before.step < 2 || !waitingOnVictim) continue;
       tries += 1;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 30));
       victim?.process.kill('SIGSTOP');
       await new Promise((resolve) => setTimeout(resolve, 300));
       const frozen = await status(target);
