@@ -32,7 +32,8 @@
  *                      measures what the live views cost. `1:threads=2` sets the compute threads per
  *                      worker (`callosum train --threads`; default as there: the usable cores ÷ workers),
  *                      so `--workers 1:threads=1,1:threads=2` measures what a second thread gives one
- *                      worker. Modifiers combine: `2:threads=1:no-views`.
+ *                      worker. `2:ring` trains in the ring topology (`--topology ring`: workers reduce
+ *                      among themselves) instead of the star. Modifiers combine: `2:ring:threads=1:no-views`.
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
@@ -97,19 +98,20 @@ const workerConfigs = values.workers
   });
 
 /**
- * A `--workers` entry: a count, then any of `:watched` or `:no-views` and `:threads=N`. Throws naming
- * the entry when it is none of these.
+ * A `--workers` entry: a count, then any of `:watched` or `:no-views`, `:threads=N` and `:ring`. Throws
+ * naming the entry when it is none of these.
  */
 function parseWorkerConfig(config) {
   const [count = '', ...modifiers] = config.split(':');
-  const parsed = { count, views: undefined, threads: undefined };
+  const parsed = { count, views: undefined, threads: undefined, topology: undefined };
   for (const modifier of modifiers) {
     if (['watched', 'no-views'].includes(modifier) && parsed.views === undefined) parsed.views = modifier;
     else if (modifier.startsWith('threads=') && parsed.threads === undefined)
       parsed.threads = modifier.slice(8);
+    else if (modifier === 'ring' && parsed.topology === undefined) parsed.topology = modifier;
     else {
       throw new Error(
-        `--workers: "${config}" is not a count followed by :watched or :no-views and :threads=N`,
+        `--workers: "${config}" is not a count followed by :watched or :no-views, :threads=N and :ring`,
       );
     }
   }
@@ -343,10 +345,11 @@ function runChildProcess(config) {
 
 function label(config) {
   if (config === 'local') return 'single process';
-  const { count, views, threads } = parseWorkerConfig(config);
+  const { count, views, threads, topology } = parseWorkerConfig(config);
   const workers = `${count} worker${count === '1' ? '' : 's'}`;
   const perWorker = threads === undefined ? '' : ` × ${threads} thread${threads === '1' ? '' : 's'}`;
-  return `${workers}${perWorker}${views === undefined ? '' : ` (${views})`}`;
+  const notes = [topology, views].filter((note) => note !== undefined);
+  return `${workers}${perWorker}${notes.length === 0 ? '' : ` (${notes.join(', ')})`}`;
 }
 
 function workerCount(config) {
@@ -413,7 +416,7 @@ async function runLocal(progress) {
 /** trainWithLocalWorkers: the coordinator here, `workers` worker processes; StepReports give the times. */
 async function runWorkers(config, progress) {
   const workers = workerCount(config);
-  const { views, threads } = parseWorkerConfig(config);
+  const { views, threads, topology } = parseWorkerConfig(config);
   const outDir = await mkdtemp(path.join(os.tmpdir(), 'callosum-bench-'));
   const steps = [];
   let previous;
@@ -424,6 +427,7 @@ async function runWorkers(config, progress) {
     const summary = await trainWithLocalWorkers({
       workers,
       ...(threads === undefined ? {} : { threads: Number(threads) }),
+      ...(topology === undefined ? {} : { topology }),
       backend: BACKEND,
       training,
       outDir,
