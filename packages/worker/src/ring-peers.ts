@@ -92,6 +92,11 @@ export class RingPeers {
     return this.server.peers.address;
   }
 
+  /** Welcomed to a star run: no replica, no reductions (the peer port stays open for a later ring run). */
+  leave(): void {
+    this.#member = undefined;
+  }
+
   async close(): Promise<void> {
     this.links.closeAll();
     await this.server?.peers.close();

@@ -211,6 +211,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             if (message.topology === 'ring') {
               const address = await ring.join(message, send, localAddress);
               send({ type: 'peer-listening', address });
+            } else {
+              ring.leave();
             }
             welcomed = true;
             log(`worker ${name}: joined run ${message.runId} as ${message.workerId}`);
