@@ -119,48 +119,43 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 }
 
 describe('the ring topology with real worker processes', () => {
-  // The victim is frozen (SIGSTOP) as soon as /status shows a reduction waiting for it; if, frozen, the
-  // reduction still waits for it with none of the step's shards pending on it, it is in the middle of the
-  // reduction, and is SIGKILLed there (otherwise it is let go, and tried again). The survivors abandon
-  // that reduction and redo the step.
   it('redoes the step when a peer is SIGKILLed in the middle of a reduction, and ends with the weights of trainLocal', async () => {
     const { coordinator: target, log } = await ringCoordinator();
     const [victim, ...survivors] = startWorkers(target, [{}, {}, {}]);
-    let killedAt: number | undefined;
-    for (let tries = 0; killedAt === undefined && tries < 100; ) {
-      const before = await status(target);
-      if (before === undefined) break;
-      const waitingOnVictim = before.reduction?.workers.includes(
-        before.workers.find((worker) => worker.name === 'ring-worker-1')?.id ?? '',
-      );
-      // Polled without a pause: the moment a reduction is seen waiting on it, the victim is frozen.
-      if (before.phase !== 'training' || before.step < 2 || !waitingOnVictim) continue;
-      tries += 1;
-      victim?.process.kill('SIGSTOP');
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const frozen = await status(target);
-      const held = frozen?.workers.find((worker) => worker.name === 'ring-worker-1');
-      if (
-        held !== undefined &&
-        held.pendingShards.length === 0 &&
-        frozen?.reduction?.workers.includes(held.id)
-      ) {
-        killedAt = frozen.reduction.step;
-        victim?.process.kill('SIGKILL');
-      } else {
-        victim?.process.kill('SIGCONT');
-      }
-    }
+    const frozenAt = await freezeMidReduction(target, victim as LocalWorker);
+    victim?.process.kill('SIGKILL');
     const summary = await target.result;
-    expect(killedAt).toBeDefined();
+    expect(frozenAt).toBeDefined();
     expect(await victim?.exited).toBe('SIGKILL');
     expect(
-      log.some((line) => line.includes(`reduction of step ${(killedAt ?? 0) + 1}`) && line.includes('left')),
+      log.some((line) => line.includes(`reduction of step ${(frozenAt ?? 0) + 1}`) && line.includes('left')),
     ).toBe(true);
     expect(summary.steps).toBe(STEPS);
     expect(Math.abs(summary.testAccuracy - localAccuracy)).toBeLessThanOrEqual(0.005);
     expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
     expect(await Promise.all(survivors.map((worker) => worker.exited))).toEqual([0, 0]);
+  }, 180_000);
+
+  it('names a peer frozen in the middle of a reduction within seconds, redoes the step without it, and takes it back', async () => {
+    const { coordinator: target, log } = await ringCoordinator();
+    const [victim] = startWorkers(target, [{}, {}, {}]);
+    const frozenAt = await freezeMidReduction(target, victim as LocalWorker);
+    expect(frozenAt).toBeDefined();
+    const named = Date.now();
+    while (
+      !log.some((line) => line.includes('ring-worker-1') && line.includes('is late in the ring reduction'))
+    ) {
+      expect(Date.now() - named).toBeLessThan(10_000);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    victim?.process.kill('SIGCONT');
+    const summary = await target.result;
+    const late = log.find((line) => line.includes('is late in the ring reduction'));
+    expect(late).toContain(`step ${(frozenAt ?? 0) + 1}`);
+    expect(late).toMatch(/ms while reducing \(last heard \d+ ms ago, (reducing|computing|idle|receiving|sending)\)/);
+    expect(summary.steps).toBe(STEPS);
+    expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
+    expect(await victim?.exited).toBe(0);
   }, 180_000);
 
   // Replicas are compared every 5 steps; worker 2 corrupts its own at step 15 (fault injection), which
@@ -286,4 +281,30 @@ function authenticatedSend(url: string, frame: Buffer): Promise<number> {
     socket.once('close', (code) => resolve(code));
     socket.once('error', () => undefined);
   });
+}
+
+/**
+ * Freezes `victim` (SIGSTOP) in the middle of a ring reduction and returns that step: it is stopped the
+ * moment /status shows a reduction waiting for it, and kept stopped if, 300 ms later, the reduction still
+ * waits for it with none of the step's shards pending on it (otherwise it is let go and tried again).
+ * Undefined if the run ended first.
+ */
+async function freezeMidReduction(target: Coordinator, victim: LocalWorker): Promise<number | undefined> {
+  for (let tries = 0; tries < 100; ) {
+    const before = await status(target);
+    if (before === undefined) return undefined;
+    const id = before.workers.find((worker) => worker.name === victim.name)?.id ?? '';
+    // Polled without a pause, so that the victim is frozen while the reduction still waits for it.
+    if (before.phase !== 'training' || before.step < 2 || !before.reduction?.workers.includes(id)) continue;
+    tries += 1;
+    victim.process.kill('SIGSTOP');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const frozen = await status(target);
+    const held = frozen?.workers.find((worker) => worker.name === victim.name);
+    if (held?.pendingShards.length === 0 && frozen?.reduction?.workers.includes(held.id)) {
+      return frozen.reduction.step;
+    }
+    victim.process.kill('SIGCONT');
+  }
+  return undefined;
 }

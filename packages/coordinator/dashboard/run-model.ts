@@ -115,6 +115,7 @@ export class RunModel {
         });
         break;
       case 'straggler':
+      case 'late-peer':
         this.update(event.worker, (row) => {
           row.state = 'suspect';
           row.late += 1;

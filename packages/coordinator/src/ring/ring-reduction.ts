@@ -204,8 +204,10 @@ export class RingReduction {
         type: 'late-peer',
         ...worker.idNameAddress,
         step: active.step,
-        phase: worker.phase,
+        phase: 'reducing',
+        heartbeatPhase: worker.phase,
         pendingMs,
+        lastHeardMs: Math.max(0, Date.now() - worker.lastHeardAt),
       });
       if (worker.state === 'healthy') worker.suspected();
     }

@@ -45,7 +45,8 @@ export function eventLogLine(event: CoordinatorEvent): string | undefined {
     case 'late-peer':
       return (
         `${workerOf(event)} is late in the ring reduction of step ${event.step + 1}: ` +
-        `${Math.round(event.pendingMs)} ms while ${event.phase}; the step is redone without it`
+        `${Math.round(event.pendingMs)} ms while ${event.phase} (last heard ${Math.round(event.lastHeardMs)} ms ago, ` +
+        `${event.heartbeatPhase}); the step is redone without it`
       );
     case 'replica-diverged':
       return (

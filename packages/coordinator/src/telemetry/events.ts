@@ -87,9 +87,14 @@ const eventSchemas = [
     type: z.literal('late-peer'),
     ...aboutWorker,
     step: count,
-    /** What its heartbeats last said it was doing (`reducing`: exchanging with its peers). */
+    /**
+     * `reducing`: it was sent the reduction and has not said it holds the mean (it may be exchanging
+     * with its peers, or waiting for them); what its heartbeats last said is `heartbeatPhase`.
+     */
     phase: z.string(),
+    heartbeatPhase: z.string(),
     pendingMs: z.number().nonnegative(),
+    lastHeardMs: z.number().nonnegative(),
   }),
   z.strictObject({
     type: z.literal('replica-diverged'),
