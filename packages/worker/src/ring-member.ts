@@ -169,7 +169,8 @@ export class RingMember {
         shards: [...shards],
         parts,
       } as const;
-      links.send(peer.address, codec.encode(message));
+      // Tensor frames: the receiver reads the rows in place, aligned, without a copy.
+      links.send(peer.address, codec.encode(message, { tensorFrame: true }));
     });
     const early = this.early;
     this.early = [];
@@ -267,13 +268,16 @@ export class RingMember {
     const { reduce } = current;
     if (this.exchange.chunkComplete && !current.chunkSent) {
       const chunk = this.exchange.reduceChunk();
-      const frame = this.context.codec.encode({
-        type: 'gather',
-        step: reduce.step,
-        attempt: reduce.attempt,
-        from: reduce.rank,
-        chunk: toWireTensor(chunk, [chunk.length]),
-      });
+      const frame = this.context.codec.encode(
+        {
+          type: 'gather',
+          step: reduce.step,
+          attempt: reduce.attempt,
+          from: reduce.rank,
+          chunk: toWireTensor(chunk, [chunk.length]),
+        },
+        { tensorFrame: true },
+      );
       reduce.peers.forEach((peer, rank) => {
         if (rank !== reduce.rank) this.context.links.send(peer.address, frame);
       });
