@@ -1,8 +1,9 @@
 /**
  * Helpers shared by the benchmark scripts (`packages/core/bench/gradients.mjs`,
- * `packages/cli/bench/throughput.mjs`): command-line arguments, running the script itself as a `--child`
- * process and collecting its one result message, the machine description, the load average, text tables
- * and the median and quantiles.
+ * `packages/cli/bench/throughput.mjs`): command-line arguments, running
+ * the script itself as a `--child` process and collecting its one result message, the machine
+ * description, the load average, training runs sized in steps and their progress lines, text tables,
+ * numbers, sums, the median and quantiles.
  *
  * Plain ESM JavaScript with no dependencies beyond Node, imported by relative path, so that a benchmark
  * needs no build step of its own.
@@ -150,7 +151,63 @@ export function formatLoad() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Tables and statistics.
+// Training runs.
+
+/** Size of the MNIST training set, only to give a run enough epochs for its steps. */
+const MNIST_TRAIN_COUNT = 60_000;
+/** A progress line every this many steps. */
+const PROGRESS_EVERY = 25;
+
+/**
+ * `config` set to end after `steps` steps: `maxSteps`, and enough epochs (of MNIST's training set) that
+ * `maxSteps` is what ends the run.
+ *
+ * @template {{ epochs: number, batchSize: number }} C
+ * @param {C} config
+ * @param {number} steps
+ * @returns {C & { maxSteps: number }}
+ */
+export function trainingForSteps(config, steps) {
+  return {
+    ...config,
+    epochs: Math.max(config.epochs, Math.ceil((steps * config.batchSize) / MNIST_TRAIN_COUNT) + 1),
+    maxSteps: steps,
+  };
+}
+
+/**
+ * A run's progress on stderr: a line every 25 steps and at the last, with the step's samples/s and the
+ * load average.
+ *
+ * @param {string} name The configuration, shown in brackets.
+ * @returns {(step: number, totalSteps: number, samplesPerSecond: number) => void}
+ */
+export function stepProgress(name) {
+  return (step, totalSteps, samplesPerSecond) => {
+    if (step % PROGRESS_EVERY !== 0 && step !== totalSteps) return;
+    process.stderr.write(
+      `[${name}] step ${step}/${totalSteps}: ${formatNumber(samplesPerSecond, 0)} samples/s this step ` +
+        `(load ${formatLoad()})\n`,
+    );
+  };
+}
+
+/**
+ * How the coordinator cuts a batch among workers, e.g. "43/43/42", or "64" when the shards are equal.
+ *
+ * @param {number} batch
+ * @param {number} parts
+ * @returns {string}
+ */
+export function shardSizes(batch, parts) {
+  const base = Math.floor(batch / parts);
+  const extra = batch % parts;
+  const sizes = Array.from({ length: parts }, (_, index) => base + (index < extra ? 1 : 0));
+  return sizes.every((size) => size === sizes[0]) ? String(sizes[0]) : sizes.join('/');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tables, numbers and statistics.
 
 /**
  * Formats rows of cells as a text table: the header row, a rule of dashes, then the other rows; columns
@@ -170,6 +227,27 @@ export function formatTable(rows, numeric) {
       .join('  ')
       .trimEnd();
   return [format(rows[0]), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.slice(1).map(format)];
+}
+
+/**
+ * `value` with `digits` decimals and thousands separators, e.g. `1,234.5`.
+ *
+ * @param {number} value
+ * @param {number} digits
+ * @returns {string}
+ */
+export function formatNumber(value, digits) {
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/**
+ * The sum of `numbers` (0 for none).
+ *
+ * @param {number[]} numbers
+ * @returns {number}
+ */
+export function sum(numbers) {
+  return numbers.reduce((total, value) => total + value, 0);
 }
 
 /**
