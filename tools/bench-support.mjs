@@ -1,14 +1,15 @@
 /**
  * Helpers shared by the benchmark scripts (`packages/core/bench/gradients.mjs`,
- * `packages/cli/bench/throughput.mjs`): command-line arguments, running
+ * `packages/cli/bench/throughput.mjs`, `packages/cli/bench/scale.mjs`): command-line arguments, running
  * the script itself as a `--child` process and collecting its one result message, the machine
- * description, the load average, training runs sized in steps and their progress lines, text tables,
- * numbers, sums, the median and quantiles.
+ * description, the load average and the CPU other processes take, training runs sized in steps and
+ * their progress lines, text tables, numbers, sums, the median and quantiles.
  *
  * Plain ESM JavaScript with no dependencies beyond Node, imported by relative path, so that a benchmark
  * needs no build step of its own.
  */
 import { fork } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -45,6 +46,20 @@ export function positiveInteger(option, text) {
  */
 export function nonNegativeInteger(option, text) {
   return integerAtLeast(option, text, 0, 'a non-negative integer');
+}
+
+/**
+ * Parses `text` as a finite number > 0, or throws an error that names the option.
+ *
+ * @param {string} option The option as typed, e.g. `--gpu-step-ms`.
+ * @param {string} text The value given.
+ * @returns {number}
+ */
+export function positiveNumber(option, text) {
+  const parsed = Number(text);
+  if (!(parsed > 0 && Number.isFinite(parsed)))
+    throw new Error(`${option}: "${text}" is not a positive number`);
+  return parsed;
 }
 
 function integerAtLeast(option, text, min, what) {
@@ -148,6 +163,75 @@ export function formatLoad() {
     .loadavg()
     .map((load) => load.toFixed(2))
     .join(' ');
+}
+
+/** Linux's clock ticks per second in /proc (USER_HZ, 100 on every common build). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * Starts watching how much CPU the rest of the machine uses: other processes than this one and its
+ * descendants (a benchmark's workers), which the load average cannot tell apart from the benchmark's own.
+ * Linux only (/proc); elsewhere `stop` returns undefined.
+ *
+ * @returns {{ stop: () => number | undefined }} `stop` gives the mean number of cores the others kept
+ *   busy since the start.
+ */
+export function watchOtherCpu() {
+  const start = cpuSample();
+  return {
+    stop() {
+      const end = cpuSample();
+      if (start === undefined || end === undefined) return undefined;
+      const ours = [...end.ours].reduce(
+        (total, [pid, ticks]) => total + ticks - (start.ours.get(pid) ?? 0),
+        0,
+      );
+      const seconds = (end.at - start.at) / 1000;
+      return Math.max(0, end.busy - start.busy - ours) / TICKS_PER_SECOND / seconds;
+    },
+  };
+}
+
+/** The machine's busy ticks (all cores) and the CPU ticks of this process and each of its descendants. */
+function cpuSample() {
+  try {
+    const at = Date.now();
+    // user nice system idle iowait irq softirq steal: steal is the hypervisor's, not this machine's processes'.
+    const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const processes = readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .flatMap((pid) => {
+        try {
+          // The fields after the command's closing parenthesis: state, ppid, … utime (12th), stime (13th).
+          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+          return [
+            { pid: Number(pid), ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) },
+          ];
+        } catch {
+          return []; // It exited while the list was read.
+        }
+      });
+    const ours = new Map();
+    const family = new Set([process.pid]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const { pid, ppid } of processes) {
+        if (family.has(ppid) && !family.has(pid)) {
+          family.add(pid);
+          grew = true;
+        }
+      }
+    }
+    for (const { pid, ticks } of processes) if (family.has(pid)) ours.set(pid, ticks);
+    return { at, busy: user + nice + system + irq + softirq, ours };
+  } catch {
+    return undefined; // No /proc: not Linux.
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,239 @@
+/**
+ * The scaling model of `pnpm bench:scale` (scale.mjs): what one synchronous training step costs in each
+ * topology, built from a few costs, and the least-squares fits that calibrate them. Pure functions, no
+ * I/O, so that they can be tested (scaling-model.test.ts).
+ *
+ * A step is modelled as the sum of its parts, with no overlap between them (a synchronous step overlaps
+ * little: workers wait for the weights, the coordinator for the last gradient):
+ *
+ *   step = serial work on the coordinator (cutting the batch, and in the star folding and Adam)
+ *        + compute (the largest shard × time per sample + a fixed cost per shard, slowed by sharing cores)
+ *        + bytes over the busiest link × cost per byte + messages through the busiest end × cost per message
+ *        + latency × hops
+ *
+ * Star: every worker's weights go out of and its gradient comes into the coordinator, which checks and
+ * adds each gradient, then runs Adam: its link carries 2 × workers × 4P bytes and the data, and a step
+ * is 2 hops (weights and shard out, gradient back). Ring: the coordinator's link carries the data and
+ * small control messages; each worker sends its gradient rows straight to each chunk's owner and the
+ * owner its mean chunk to every other (2 × (N−1)/N × 4P bytes each way per worker), adds the N rows of
+ * its chunk, and runs Adam on its replica. As Callosum runs it a ring step is 6 hops: shard out,
+ * `computed` back, `reduce` out, scatter, gather, `reduced` back (the `apply` travels with the next shard).
+ */
+
+/** Bytes of one float32 parameter. */
+const BYTES_PER_PARAMETER = 4;
+
+/**
+ * @typedef {object} Costs What a step's parts cost, as calibrated (scale.mjs) or assumed (a GPU).
+ * @property {number} computeMsPerSample A worker computing one more sample, on a core of its own.
+ * @property {number} computeMsPerShard A worker's fixed cost per shard (loading the weights, decoding).
+ * @property {number} latencyMs One message's one-way latency (one hop).
+ * @property {number} messageMs CPU time one small message costs the end that sends or reads many.
+ * @property {{ star: number, ring: number }} msPerByte What moving one byte over a link costs Callosum, end
+ *   to end (encoding, sending, receiving, decoding, validating): over the coordinator's link (the star's
+ *   weights and gradients, and in both topologies the data) and over a ring worker's peer links.
+ * @property {number} foldMsPerByte Checking one received gradient byte for NaN/Inf and adding it.
+ * @property {number} prepareMsPerStep The coordinator's fixed cost of cutting a batch into shards.
+ * @property {number} prepareMsPerSample Its cost per sample (gathering, augmenting).
+ * @property {number} optimizerMsPerParameter Adam on the CPU, per parameter.
+ * @property {number} sampleBytes One training sample on the wire (features and label).
+ */
+
+/**
+ * @typedef {object} Setup One distributed configuration.
+ * @property {'star' | 'ring'} topology
+ * @property {number} workers
+ * @property {number} samplesPerStep The global batch.
+ * @property {number} parameters
+ * @property {number} threads Compute threads per worker.
+ * @property {number} cores Cores all the workers share; Infinity when each has its own machine.
+ * @property {number} wireMsPerByte The network's time per byte (1 / bandwidth); 0 on loopback, where
+ *   only the software's cost per byte counts.
+ */
+
+/**
+ * @typedef {object} StepPrediction
+ * @property {number} stepMs
+ * @property {number} samplesPerSecond
+ * @property {number} serialMs The coordinator's own work (cutting the batch; star: folding, Adam).
+ * @property {number} computeMs The largest shard's compute, slowed by shared cores.
+ * @property {number} transferMs Bytes and messages through the busiest end, and the ring's own folding and
+ *   Adam on each worker.
+ * @property {number} latencyMs Latency × hops.
+ * @property {number} busiestLinkBytes Bytes one step moves over the busiest link (one end, both ways).
+ */
+
+/**
+ * How much slower each process computes when the workers' threads outnumber the cores: they share them.
+ *
+ * @param {{ workers: number, threads: number, cores: number }} setup
+ * @returns {number} ≥ 1
+ */
+export function coreSharing({ workers, threads, cores }) {
+  return Math.max(1, (workers * threads) / cores);
+}
+
+/**
+ * One step's time and throughput in a topology, and how it splits.
+ *
+ * @param {Setup} setup
+ * @param {Costs} costs
+ * @returns {StepPrediction}
+ */
+export function predictStep(setup, costs) {
+  const { topology, workers, samplesPerStep, parameters, wireMsPerByte } = setup;
+  const sharing = coreSharing(setup);
+  const modelBytes = parameters * BYTES_PER_PARAMETER;
+  const dataBytes = samplesPerStep * costs.sampleBytes;
+  // The slowest worker has the largest shard.
+  const largestShard = Math.ceil(samplesPerStep / workers);
+  const computeMs = sharing * (costs.computeMsPerShard + costs.computeMsPerSample * largestShard);
+  const optimizerMs = costs.optimizerMsPerParameter * parameters;
+  const prepareMs = costs.prepareMsPerStep + costs.prepareMsPerSample * samplesPerStep;
+  // A byte costs what the slower of the wire and the software allows (they work on it at the same time).
+  const perByte = (link) => Math.max(costs.msPerByte[link], wireMsPerByte);
+
+  const parts =
+    topology === 'star'
+      ? starParts({ workers, modelBytes, dataBytes, costs, perByte, optimizerMs })
+      : ringParts({ workers, modelBytes, dataBytes, costs, perByte, sharing, optimizerMs });
+  const serialMs = prepareMs + parts.serialMs;
+  const stepMs = serialMs + computeMs + parts.transferMs + parts.latencyMs;
+  return {
+    stepMs,
+    samplesPerSecond: (samplesPerStep * 1000) / stepMs,
+    serialMs,
+    computeMs,
+    transferMs: parts.transferMs,
+    latencyMs: parts.latencyMs,
+    busiestLinkBytes: parts.busiestLinkBytes,
+  };
+}
+
+/** The star: everything goes through the coordinator, one message at a time. */
+function starParts({ workers, modelBytes, dataBytes, costs, perByte, optimizerMs }) {
+  const busiestLinkBytes = 2 * workers * modelBytes + dataBytes;
+  // Per worker: the weights, the shard, the gradient.
+  const messages = 3 * workers;
+  return {
+    busiestLinkBytes,
+    transferMs: busiestLinkBytes * perByte('star') + messages * costs.messageMs,
+    // The coordinator checks and adds every gradient, then runs Adam.
+    serialMs: workers * modelBytes * costs.foldMsPerByte + optimizerMs,
+    latencyMs: 2 * costs.latencyMs,
+  };
+}
+
+/**
+ * The ring: the coordinator sends the data and five small messages per worker (shard, `computed`,
+ * `reduce`, `reduced`, `apply`); the workers exchange gradient chunks at the same time as each other, so
+ * on shared cores their part slows down as their compute does.
+ */
+function ringParts({ workers, modelBytes, dataBytes, costs, perByte, sharing, optimizerMs }) {
+  const peerBytes = (2 * (workers - 1) * modelBytes) / workers;
+  // Reduce-scatter and all-gather: a message to and one from every other worker, twice.
+  const peerMessages = 4 * (workers - 1);
+  const coordinatorMs = dataBytes * perByte('star') + 5 * workers * costs.messageMs;
+  const workerMs =
+    peerBytes * perByte('ring') +
+    peerMessages * costs.messageMs +
+    // The owner checks and adds every worker's rows of its chunk, and checks the chunks it is sent.
+    modelBytes * costs.foldMsPerByte +
+    optimizerMs;
+  return {
+    busiestLinkBytes: Math.max(peerBytes, dataBytes),
+    transferMs: coordinatorMs + sharing * workerMs,
+    serialMs: 0,
+    latencyMs: 6 * costs.latencyMs,
+  };
+}
+
+/**
+ * The least-squares line through the points.
+ *
+ * @param {{ x: number, y: number }[]} points At least two distinct x.
+ * @returns {{ intercept: number, slope: number }}
+ */
+export function fitLine(points) {
+  const n = points.length;
+  const meanX = points.reduce((total, { x }) => total + x, 0) / n;
+  const meanY = points.reduce((total, { y }) => total + y, 0) / n;
+  const sxx = points.reduce((total, { x }) => total + (x - meanX) ** 2, 0);
+  if (!(sxx > 0)) throw new Error('a line needs points at two or more distinct x');
+  const sxy = points.reduce((total, { x, y }) => total + (x - meanX) * (y - meanY), 0);
+  const slope = sxy / sxx;
+  return { intercept: meanY - slope * meanX, slope };
+}
+
+/**
+ * Latency and cost per byte of a bare link from round trips of frames of several sizes, each answered by
+ * a small frame: a round trip is the frame's one-way time plus the answer's, 2 × latency + bytes × cost
+ * per byte. The cost per byte is the slope of the least-squares line; the latency is read from the
+ * smallest frame (half its round trip, less its few bytes), where the line's intercept, an extrapolation
+ * from frames of megabytes whose times vary by milliseconds, would be far less certain.
+ *
+ * @param {{ frameBytes: number, roundTripMs: number }[]} roundTrips
+ * @returns {{ latencyMs: number, msPerByte: number }}
+ */
+export function fitLink(roundTrips) {
+  const { slope } = fitLine(
+    roundTrips.map(({ frameBytes, roundTripMs }) => ({ x: frameBytes, y: roundTripMs })),
+  );
+  const smallest = roundTrips.reduce((a, b) => (b.frameBytes < a.frameBytes ? b : a));
+  return { latencyMs: (smallest.roundTripMs - smallest.frameBytes * slope) / 2, msPerByte: slope };
+}
+
+/**
+ * The cost per byte of one topology's busiest link that makes the model's step times closest to the
+ * measured ones (least squares). The step time is linear in it, so each measurement gives a point:
+ * x = how much the step grows per ms/byte, y = the measured step less the model's step with the cost at 0.
+ *
+ * @param {'star' | 'ring'} link
+ * @param {{ setup: Setup, stepMs: number }[]} measured Configurations of that topology and their step time.
+ * @param {Costs} costs Every other cost; `msPerByte[link]` is ignored.
+ * @returns {number}
+ */
+export function fitPerByte(link, measured, costs) {
+  const at = (msPerByte, setup) =>
+    predictStep(setup, { ...costs, msPerByte: { ...costs.msPerByte, [link]: msPerByte } }).stepMs;
+  return fitThroughOrigin(
+    measured.map(({ setup, stepMs }) => ({ x: at(1, setup) - at(0, setup), y: stepMs - at(0, setup) })),
+  );
+}
+
+/**
+ * A worker's compute time as a fixed cost per shard plus a cost per sample, fitted to shards computed
+ * with a core each (where cores are shared, divide by coreSharing first).
+ *
+ * @param {{ samples: number, computeMs: number }[]} shards
+ * @returns {{ computeMsPerShard: number, computeMsPerSample: number }}
+ */
+export function fitCompute(shards) {
+  const { intercept, slope } = fitLine(
+    shards.map(({ samples, computeMs }) => ({ x: samples, y: computeMs })),
+  );
+  return { computeMsPerShard: intercept, computeMsPerSample: slope };
+}
+
+/**
+ * The least-squares slope of a line through the origin.
+ *
+ * @param {{ x: number, y: number }[]} points At least one with x ≠ 0.
+ * @returns {number}
+ */
+export function fitThroughOrigin(points) {
+  const sxx = points.reduce((total, { x }) => total + x * x, 0);
+  if (!(sxx > 0)) throw new Error('a slope through the origin needs a point at x ≠ 0');
+  return points.reduce((total, { x, y }) => total + x * y, 0) / sxx;
+}
+
+/**
+ * (predicted − measured) ÷ measured.
+ *
+ * @param {number} predicted
+ * @param {number} measured
+ * @returns {number}
+ */
+export function relativeError(predicted, measured) {
+  return (predicted - measured) / measured;
+}
