@@ -3,12 +3,15 @@
  * encoded with the product's codec (createMsgpackCodec; `tensor` framing as the star's weights and
  * gradients travel, `plain` MessagePack as the ring's peer frames do), sent over a real `ws`
  * connection to another process (loopback-echo.mjs), decoded and read there, and answered with a small
- * frame. Two measurements:
+ * frame. Each round measures, in this order:
  *
- * - round trips of frames of several sizes, one at a time, the sizes and framings interleaved so that a
- *   change in the machine's load falls on all of them alike: the scaling model's latency and cost per
- *   byte are fitted to these;
- * - bursts of small frames sent back to back, timed until the last answer: the cost of one more message
+ * - pings: round trips of a small frame, one at a time, while both processes have only handled small
+ *   frames (after a large frame, the next round trip also pays for the memory the large one left
+ *   behind): half of one is the latency of a hop;
+ * - round trips of frames of several sizes, one at a time, the sizes and framings in an order that
+ *   rotates from round to round, so that a change in the machine's load falls on all of them alike: the
+ *   slope of a line through them is what a byte costs the bare link;
+ * - a burst of small frames sent back to back, timed until the last answer: the cost of one more message
  *   at an end that handles many (the coordinator's control messages), without waiting on each.
  */
 import { fork } from 'node:child_process';
@@ -22,13 +25,16 @@ const ECHO = fileURLToPath(new URL('loopback-echo.mjs', import.meta.url));
 const FRAMINGS = ['tensor', 'plain'];
 /** Small frames per burst. */
 const BURST = 200;
+/** Pings per round. */
+const PINGS = 10;
 
 /**
  * @param {object} options
  * @param {number[]} options.payloadBytes Tensor payload sizes for the round trips, multiples of 4.
- * @param {number} options.rounds Timed rounds; each times every size in both framings, and one burst.
+ * @param {number} options.rounds Timed rounds; each times pings, every size in both framings, and a burst.
  * @param {number} options.warmup Untimed rounds first.
  * @returns {Promise<{
+ *   pingMs: number[],
  *   roundTrips: { framing: string, payloadBytes: number, frameBytes: number, roundTripMs: number[] }[],
  *   burstMessageMs: number[],
  * }>}
@@ -71,19 +77,28 @@ export async function measureLoopback({ payloadBytes, rounds, warmup }) {
       })),
     );
     const small = new Float32Array(1);
+    const roundTrip = async (values, framing) => {
+      const started = performance.now();
+      const frame = frameOf(values, framing);
+      const answered = answers(1);
+      socket.send(frame);
+      await answered;
+      return { ms: performance.now() - started, frameBytes: frame.byteLength };
+    };
+    const pingMs = [];
     const burstMessageMs = [];
     for (let round = 0; round < warmup + rounds; round += 1) {
       const timed = round >= warmup;
+      for (let ping = 0; ping < PINGS; ping += 1) {
+        const { ms } = await roundTrip(small, 'plain');
+        if (timed) pingMs.push(ms);
+      }
       for (let k = 0; k < roundTrips.length; k += 1) {
         // A different size first in each round.
         const trip = roundTrips[(round + k) % roundTrips.length];
-        const started = performance.now();
-        const frame = frameOf(trip.values, trip.framing);
-        const answered = answers(1);
-        socket.send(frame);
-        await answered;
-        trip.frameBytes = frame.byteLength;
-        if (timed) trip.roundTripMs.push(performance.now() - started);
+        const { ms, frameBytes } = await roundTrip(trip.values, trip.framing);
+        trip.frameBytes = frameBytes;
+        if (timed) trip.roundTripMs.push(ms);
       }
       const started = performance.now();
       const answered = answers(BURST);
@@ -92,7 +107,7 @@ export async function measureLoopback({ payloadBytes, rounds, warmup }) {
       if (timed) burstMessageMs.push((performance.now() - started) / BURST);
     }
     socket.close();
-    return { roundTrips: roundTrips.map(({ values: _values, ...trip }) => trip), burstMessageMs };
+    return { pingMs, roundTrips: roundTrips.map(({ values: _values, ...trip }) => trip), burstMessageMs };
   } finally {
     echo.disconnect();
   }

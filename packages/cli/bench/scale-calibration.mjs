@@ -8,7 +8,7 @@
  * - cutting the batch: a line through the coordinator's timeline.prepareMs against the batch size, from
  *   the runs and one run of a larger batch (prepareRun);
  * - Adam: the star coordinator's timeline.optimizerMs;
- * - latency per hop and cost per message: the loopback microbenchmark (loopback-link.mjs);
+ * - latency per hop and cost per message: the loopback microbenchmark's pings and bursts (loopback-link.mjs);
  * - checking and adding a gradient: the product's reduction, timed alone (gradient-fold.mjs);
  * - what a byte costs Callosum over the star's and the ring's busiest link: whatever the runs' step time
  *   has beyond all of the above, fitted by least squares against the bytes each run moved. The bare
@@ -18,7 +18,7 @@
  * Each figure is a mean over the measured steps, as throughput is (samples ÷ summed step time).
  */
 import { median, sum } from '../../../tools/bench-support.mjs';
-import { coreSharing, fitCompute, fitLine, fitLink, fitPerByte, predictStep } from './scaling-model.mjs';
+import { coreSharing, fitCompute, fitLine, fitPerByte, predictStep } from './scaling-model.mjs';
 
 /** A training sample on the wire: 28 × 28 uint8 pixels, a uint8 label, an int32 dropout key. */
 export const MNIST_SAMPLE_BYTES = 28 * 28 + 1 + 4;
@@ -81,7 +81,8 @@ export function calibrateCosts(runs, calibration) {
   if (starRuns.length === 0) throw new Error('Adam is timed on the star coordinator; no star run to time it');
   let costs = {
     ...compute,
-    latencyMs: bareLinks(loopback).tensor.latencyMs,
+    // A ping is a small frame there and back: two hops.
+    latencyMs: median(loopback.pingMs) / 2,
     messageMs: median(loopback.burstMessageMs),
     foldMsPerByte: median(foldMsPerByte),
     prepareMsPerStep: prepare.intercept,
@@ -126,19 +127,19 @@ export function predictHeldOut(run, runs, calibration) {
 }
 
 /**
- * Latency and cost per byte of the bare loopback link (ws and the product's codec, nothing else), for
- * each framing: tensor frames as the coordinator's weights and gradients travel, plain MessagePack as
- * ring peer frames do. Medians over the rounds of each frame size.
+ * The line through the bare loopback link's round trips (ws and the product's codec, nothing else) for
+ * each framing, medians of each frame size: tensor frames, as the coordinator's weights and gradients
+ * travel, and plain MessagePack, as ring peer frames do. Its slope is what a byte costs the bare link.
  *
  * @param {Calibration['loopback']} loopback
- * @returns {{ tensor: { latencyMs: number, msPerByte: number }, plain: { latencyMs: number, msPerByte: number } }}
+ * @returns {{ tensor: { intercept: number, slope: number }, plain: { intercept: number, slope: number } }}
  */
 export function bareLinks(loopback) {
   const fit = (framing) =>
-    fitLink(
+    fitLine(
       loopback.roundTrips
         .filter((trip) => trip.framing === framing)
-        .map(({ frameBytes, roundTripMs }) => ({ frameBytes, roundTripMs: median(roundTripMs) })),
+        .map(({ frameBytes, roundTripMs }) => ({ x: frameBytes, y: median(roundTripMs) })),
     );
   return { tensor: fit('tensor'), plain: fit('plain') };
 }

@@ -36,7 +36,7 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
       formatNumber(trip.frameBytes, 0),
       median(trip.roundTripMs).toFixed(3),
       Math.min(...trip.roundTripMs).toFixed(3),
-      (2 * link.latencyMs + trip.frameBytes * link.msPerByte).toFixed(3),
+      (link.intercept + trip.frameBytes * link.slope).toFixed(3),
       String(trip.roundTripMs.length),
     ]);
   }
@@ -55,7 +55,7 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
     [
       'latency per hop',
       `${(costs.latencyMs * 1e3).toFixed(0)} µs`,
-      'half the median loopback round trip of the smallest tensor frame',
+      'half the median loopback ping (a small frame there and back)',
     ],
     [
       'per message',
@@ -69,7 +69,7 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
     ],
     [
       '  bare link, tensor frames',
-      perByte(bare.tensor.msPerByte),
+      perByte(bare.tensor.slope),
       'slope of the loopback line (ws + codec alone)',
     ],
     [
@@ -77,11 +77,7 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
       perByte(costs.msPerByte.ring),
       'fitted: what the ring runs take beyond every other cost, against 2 (N−1)/N × model bytes × core sharing',
     ],
-    [
-      '  bare link, plain frames',
-      perByte(bare.plain.msPerByte),
-      'slope of the loopback line (ws + codec alone)',
-    ],
+    ['  bare link, plain frames', perByte(bare.plain.slope), 'slope of the loopback line (ws + codec alone)'],
     [
       'check and add a gradient',
       `${(costs.foldMsPerByte * MB).toFixed(3)} ms/MB (${(costs.foldMsPerByte * MB * modelMB).toFixed(2)} ms per model)`,
@@ -108,6 +104,9 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
     'Loopback WebSocket, round trips with the product codec (a frame out, a small answer back; line = the fit):',
     '',
     ...formatTable(trips, new Set([1, 2, 3, 4, 5, 6])),
+    `pings (a small frame there and back, before the large ones of each round): median ` +
+      `${median(loopback.pingMs).toFixed(3)} ms, min ${Math.min(...loopback.pingMs).toFixed(3)} ms, ` +
+      `${loopback.pingMs.length} pings`,
     '',
     'Calibrated costs:',
     '',

@@ -166,24 +166,6 @@ export function fitLine(points) {
 }
 
 /**
- * Latency and cost per byte of a bare link from round trips of frames of several sizes, each answered by
- * a small frame: a round trip is the frame's one-way time plus the answer's, 2 × latency + bytes × cost
- * per byte. The cost per byte is the slope of the least-squares line; the latency is read from the
- * smallest frame (half its round trip, less its few bytes), where the line's intercept, an extrapolation
- * from frames of megabytes whose times vary by milliseconds, would be far less certain.
- *
- * @param {{ frameBytes: number, roundTripMs: number }[]} roundTrips
- * @returns {{ latencyMs: number, msPerByte: number }}
- */
-export function fitLink(roundTrips) {
-  const { slope } = fitLine(
-    roundTrips.map(({ frameBytes, roundTripMs }) => ({ x: frameBytes, y: roundTripMs })),
-  );
-  const smallest = roundTrips.reduce((a, b) => (b.frameBytes < a.frameBytes ? b : a));
-  return { latencyMs: (smallest.roundTripMs - smallest.frameBytes * slope) / 2, msPerByte: slope };
-}
-
-/**
  * The cost per byte of one topology's busiest link that makes the model's step times closest to the
  * measured ones (least squares). The step time is linear in it, so each measurement gives a point:
  * x = how much the step grows per ms/byte, y = the measured step less the model's step with the cost at 0.

@@ -3,7 +3,6 @@ import {
   coreSharing,
   fitCompute,
   fitLine,
-  fitLink,
   fitPerByte,
   fitThroughOrigin,
   predictStep,
@@ -101,17 +100,6 @@ describe('fits', () => {
         { x: 64, y: 2 },
       ]),
     ).toThrow(/two or more distinct x/);
-  });
-
-  it('fitLink: cost per byte from the slope, latency from half the smallest round trip', () => {
-    // 2 × 0.15 ms + bytes × 1e-6 ms
-    const link = fitLink([
-      { frameBytes: 100, roundTripMs: 0.3 + 100e-6 },
-      { frameBytes: 1e6, roundTripMs: 1.3 },
-      { frameBytes: 3e6, roundTripMs: 3.3 },
-    ]);
-    expect(link.msPerByte).toBeCloseTo(1e-6, 9);
-    expect(link.latencyMs).toBeCloseTo(0.15, 6);
   });
 
   it('fitCompute: a fixed cost per shard plus a cost per sample', () => {
