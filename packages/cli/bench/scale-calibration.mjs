@@ -10,10 +10,11 @@
  * - Adam: the star coordinator's timeline.optimizerMs;
  * - latency per hop and cost per message: the loopback microbenchmark's pings and bursts (loopback-link.mjs);
  * - checking and adding a gradient: the product's reduction, timed alone (gradient-fold.mjs);
- * - what a byte costs Callosum over the star's and the ring's busiest link: whatever the runs' step time
- *   has beyond all of the above, fitted by least squares against the bytes each run moved. The bare
- *   link (ws and msgpackr alone, loopback-link.mjs) costs less per byte; the difference is Callosum's
- *   own handling of the frames (validation, copies, garbage collection in large processes).
+ * - what a byte costs Callosum through the coordinator's link, at a star worker's end, and over ring peer
+ *   links: whatever the runs' step time has beyond all of the above, fitted by least squares against the
+ *   bytes each run moved (the star's two at once, then the ring's). Set beside the bare link's (ws and
+ *   msgpackr alone, loopback-link.mjs), the difference is Callosum's own handling of the frames
+ *   (validation, copies, garbage collection in large processes).
  *
  * Each figure is a mean over the measured steps, as throughput is (samples ÷ summed step time).
  */
@@ -90,18 +91,18 @@ export function calibrateCosts(runs, calibration) {
     optimizerMsPerParameter:
       mean(starRuns.flatMap(({ steps }) => steps.map((step) => step.optimizerMs))) / parameters,
     sampleBytes: MNIST_SAMPLE_BYTES,
-    msPerByte: { star: 0, ring: 0 },
+    msPerByte: { coordinator: 0, worker: 0, peer: 0 },
   };
   // The star first: the ring's data travels over the coordinator's link as the star's weights do.
-  for (const topology of ['star', 'ring']) {
-    const measured = runs
+  const measuredOf = (topology) =>
+    runs
       .filter((run) => run.topology === topology)
       .map((run) => ({ setup: setupOf(run, calibration), stepMs: meanStepMs(run) }));
-    costs = {
-      ...costs,
-      msPerByte: { ...costs.msPerByte, [topology]: fitPerByte(topology, measured, costs) },
-    };
-  }
+  costs = {
+    ...costs,
+    msPerByte: { ...costs.msPerByte, ...fitPerByte(['coordinator', 'worker'], measuredOf('star'), costs) },
+  };
+  costs = { ...costs, msPerByte: { ...costs.msPerByte, ...fitPerByte(['peer'], measuredOf('ring'), costs) } };
   return costs;
 }
 

@@ -42,7 +42,7 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
   }
   const modelMB = (parameters * 4) / MB;
   const perByte = (msPerByte) =>
-    `${(msPerByte * MB).toFixed(3)} ms/MB (${((8 / msPerByte) * 1e-6).toFixed(1)} Gbit/s, ` +
+    `${(msPerByte * MB).toFixed(3)} ms/MB (${msPerByte > 0 ? ((8 / msPerByte) * 1e-6).toFixed(1) : '∞'} Gbit/s, ` +
     `${(msPerByte * MB * modelMB).toFixed(2)} ms per model)`;
   const rows = [
     ['cost', 'value', 'measured by'],
@@ -63,9 +63,14 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
       'bursts of 200 small frames: time to the last answer ÷ 200, median',
     ],
     [
-      'per byte, star (coordinator link)',
-      perByte(costs.msPerByte.star),
-      'fitted: what the star runs take beyond every other cost, against 2 × workers × model + data bytes',
+      'per byte, coordinator link',
+      perByte(costs.msPerByte.coordinator),
+      'fitted to the star runs with the next: their step beyond every other cost, against 2 × workers × model + data bytes',
+    ],
+    [
+      "per byte, star worker's end",
+      perByte(costs.msPerByte.worker),
+      "… and against the slowest worker's own 2 × model bytes (weights in, gradient out)",
     ],
     [
       '  bare link, tensor frames',
@@ -73,9 +78,9 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
       'slope of the loopback line (ws + codec alone)',
     ],
     [
-      'per byte, ring (peer link)',
-      perByte(costs.msPerByte.ring),
-      'fitted: what the ring runs take beyond every other cost, against 2 (N−1)/N × model bytes × core sharing',
+      'per byte, ring peer link',
+      perByte(costs.msPerByte.peer),
+      'fitted to the ring runs: their step beyond every other cost, against 2 (N−1)/N × model bytes × core sharing',
     ],
     ['  bare link, plain frames', perByte(bare.plain.slope), 'slope of the loopback line (ws + codec alone)'],
     [
@@ -190,11 +195,12 @@ export function comparisonLines(runs, costs, calibration) {
       'exchanges and updates)',
     'compute = sharing × (per shard + largest shard × per sample); transfer = bytes over the busiest link × per ' +
       'byte + messages × per message',
-    '(ring: plus each worker folding its chunk and running Adam, × sharing); serial = cutting the batch (star: ' +
-      'plus folding every gradient and Adam);',
+    "(star: plus the slowest worker's own round trip; ring: plus each worker's peer bytes, folding its chunk and " +
+      'running Adam, × sharing);',
+    'serial = cutting the batch (star: plus folding every gradient and Adam);',
     'latency = hops × latency (star 2, ring 6). other CPU = cores that processes other than the run kept busy ' +
       'during its measured steps;',
-    'load = 1-minute load average when the configuration finished (the run itself included).',
+    'load = highest 1-minute load average when one of its processes finished (the run itself included).',
     summaryLine('predicted', fitted),
     summaryLine('held out', heldOut),
     ...notes,
@@ -234,9 +240,13 @@ function percent(error) {
 export function predictionLines({ costs, parameters, gpuStepMs, largeGpuStepMs }) {
   const models = [
     { name: `reference CNN (${formatNumber(parameters / MB, 2)}M)`, parameters, gpuStepMs },
-    { name: `${LARGE_PARAMETERS / MB}M parameters`, parameters: LARGE_PARAMETERS, gpuStepMs: largeGpuStepMs },
+    {
+      name: `${LARGE_PARAMETERS / MB}M-parameter model`,
+      parameters: LARGE_PARAMETERS,
+      gpuStepMs: largeGpuStepMs,
+    },
   ];
-  const wireOnly = { ...costs, msPerByte: { star: 0, ring: 0 } };
+  const wireOnly = { ...costs, msPerByte: { coordinator: 0, worker: 0, peer: 0 } };
   return [
     `Predicted: one GPU per worker, each on its own machine, ${GPU_BATCH} samples per worker per step (global ` +
       `batch ${GPU_BATCH} × workers), MNIST-sized samples, with the costs above:`,

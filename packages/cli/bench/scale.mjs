@@ -20,7 +20,10 @@
  * Options (e.g. `pnpm bench:scale --workers 1,2 --steps 20`):
  *   --workers 1,2,3,4        worker counts, each run in both topologies (default: 1,2,3,4); the compute
  *                            fit needs two of them with a core per thread
- *   --steps 60               measured steps per configuration, after the warm-up (default: 60)
+ *   --steps 60               measured steps per configuration and process, after the warm-up (default: 60)
+ *   --repeats 2              processes per configuration (default: 2), in passes over every configuration;
+ *                            their steps are pooled (one process can run 10–20% faster or slower than the
+ *                            next of the same configuration on an idle machine)
  *   --warmup 10              warm-up steps per configuration, not measured (default: 10)
  *   --threads 1              compute threads per worker (default: 1, so that a worker is one unit of
  *                            compute, as a GPU is, and sharing the cores is modelled simply)
@@ -76,6 +79,7 @@ const { values } = parseArgs({
     child: { type: 'string' },
     workers: { type: 'string', default: '1,2,3,4' },
     steps: { type: 'string', default: '60' },
+    repeats: { type: 'string', default: '2' },
     warmup: { type: 'string', default: '10' },
     threads: { type: 'string', default: '1' },
     'batch-size': { type: 'string', default: String(DEFAULT_TRAINING_CONFIG.batchSize) },
@@ -91,6 +95,7 @@ const workerCounts = values.workers
   .filter((count) => count !== '')
   .map((count) => positiveInteger('--workers', count));
 const steps = positiveInteger('--steps', values.steps);
+const repeats = positiveInteger('--repeats', values.repeats);
 const warmup = nonNegativeInteger('--warmup', values.warmup);
 const threads = positiveInteger('--threads', values.threads);
 const batchSize = positiveInteger('--batch-size', values['batch-size']);
@@ -113,19 +118,24 @@ async function runParent() {
   const parameters = await parameterCount();
   const machine = machineLines([
     `Run:     model ${training.model.name} (${parameters.toLocaleString('en-US')} parameters), global batch ` +
-      `${batchSize}, backend ${BACKEND}, ${threads} compute thread(s) per worker, ${warmup} warm-up + ` +
-      `${steps} measured steps per configuration`,
+      `${batchSize}, backend ${BACKEND}, ${threads} compute thread(s) per worker, ${repeats} process(es) per ` +
+      `configuration, each ${warmup} warm-up + ${steps} measured steps`,
   ]);
   process.stderr.write(`${machine.join('\n')}\n`);
 
-  const runs = [];
-  for (const workers of workerCounts) {
-    // Both topologies at one worker count back to back, so that a change in load falls on both alike.
-    for (const topology of TOPOLOGIES) {
-      process.stderr.write(`[${label(topology, workers)}] starting child process\n`);
-      runs.push(await runChildProcess(topology, workers, { steps, warmup, batchSize }));
+  const results = [];
+  for (let pass = 1; pass <= repeats; pass += 1) {
+    for (const workers of workerCounts) {
+      // Both topologies at one worker count back to back, so that a change in load falls on both alike.
+      for (const topology of TOPOLOGIES) {
+        process.stderr.write(
+          `[${label(topology, workers)}] pass ${pass}/${repeats}: starting child process\n`,
+        );
+        results.push(await runChildProcess(topology, workers, { steps, warmup, batchSize }));
+      }
     }
   }
+  const runs = poolRepeats(results);
   const prepareBatch = PREPARE_RUN.batchFactor * batchSize;
   process.stderr.write(`[${label('star', 1)}, batch ${prepareBatch}] starting child process\n`);
   const prepareRun = await runChildProcess('star', 1, { ...PREPARE_RUN, batchSize: prepareBatch });
@@ -166,6 +176,32 @@ async function runParent() {
     ...predictionLines({ costs, parameters, gpuStepMs, largeGpuStepMs }),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/**
+ * One run per configuration, in the order they first ran: the steps of all its processes that finished,
+ * the mean of their other processes' CPU and the highest load; failed if none finished.
+ */
+function poolRepeats(results) {
+  const configurations = new Map();
+  for (const result of results) {
+    const key = `${result.topology}:${result.workers}`;
+    configurations.set(key, [...(configurations.get(key) ?? []), result]);
+  }
+  return [...configurations.values()].map((repeated) => {
+    const finished = repeated.filter((result) => result.ok);
+    const { topology, workers } = repeated[0];
+    if (finished.length === 0) return repeated[0];
+    const watched = finished.map((result) => result.otherCores).filter((cores) => cores !== undefined);
+    return {
+      topology,
+      workers,
+      ok: true,
+      steps: finished.flatMap((result) => result.steps),
+      otherCores: watched.length === 0 ? undefined : sum(watched) / watched.length,
+      load: Math.max(...finished.map((result) => result.load)),
+    };
+  });
 }
 
 /** The default model's parameter count (on the cpu backend: this process trains nothing). */

@@ -12,8 +12,10 @@
  *        + latency × hops
  *
  * Star: every worker's weights go out of and its gradient comes into the coordinator, which checks and
- * adds each gradient, then runs Adam: its link carries 2 × workers × 4P bytes and the data, and a step
- * is 2 hops (weights and shard out, gradient back). Ring: the coordinator's link carries the data and
+ * adds each gradient, then runs Adam: its link carries 2 × workers × 4P bytes and the data, one after
+ * another; the slowest worker's own end of its round trip (receiving the weights, sending the gradient,
+ * 2 × 4P bytes) is on the step's path once, as the other workers' ends overlap with it. A step is 2 hops
+ * (weights and shard out, gradient back). Ring: the coordinator's link carries the data and
  * small control messages; each worker sends its gradient rows straight to each chunk's owner and the
  * owner its mean chunk to every other (2 × (N−1)/N × 4P bytes each way per worker), adds the N rows of
  * its chunk, and runs Adam on its replica. As Callosum runs it a ring step is 6 hops: shard out,
@@ -29,9 +31,10 @@ const BYTES_PER_PARAMETER = 4;
  * @property {number} computeMsPerShard A worker's fixed cost per shard (loading the weights, decoding).
  * @property {number} latencyMs One message's one-way latency (one hop).
  * @property {number} messageMs CPU time one small message costs the end that sends or reads many.
- * @property {{ star: number, ring: number }} msPerByte What moving one byte over a link costs Callosum, end
- *   to end (encoding, sending, receiving, decoding, validating): over the coordinator's link (the star's
- *   weights and gradients, and in both topologies the data) and over a ring worker's peer links.
+ * @property {{ coordinator: number, worker: number, peer: number }} msPerByte What moving one byte costs
+ *   Callosum (encoding, sending, receiving, decoding, validating, the garbage it leaves): through the
+ *   coordinator's link (the star's weights and gradients, and in both topologies the data), at a star
+ *   worker's end of its round trip, and over a ring worker's peer links.
  * @property {number} foldMsPerByte Checking one received gradient byte for NaN/Inf and adding it.
  * @property {number} prepareMsPerStep The coordinator's fixed cost of cutting a batch into shards.
  * @property {number} prepareMsPerSample Its cost per sample (gathering, augmenting).
@@ -117,7 +120,10 @@ function starParts({ workers, modelBytes, dataBytes, costs, perByte, optimizerMs
   const messages = 3 * workers;
   return {
     busiestLinkBytes,
-    transferMs: busiestLinkBytes * perByte('star') + messages * costs.messageMs,
+    transferMs:
+      busiestLinkBytes * perByte('coordinator') +
+      2 * modelBytes * perByte('worker') +
+      messages * costs.messageMs,
     // The coordinator checks and adds every gradient, then runs Adam.
     serialMs: workers * modelBytes * costs.foldMsPerByte + optimizerMs,
     latencyMs: 2 * costs.latencyMs,
@@ -133,9 +139,9 @@ function ringParts({ workers, modelBytes, dataBytes, costs, perByte, sharing, op
   const peerBytes = (2 * (workers - 1) * modelBytes) / workers;
   // Reduce-scatter and all-gather: a message to and one from every other worker, twice.
   const peerMessages = 4 * (workers - 1);
-  const coordinatorMs = dataBytes * perByte('star') + 5 * workers * costs.messageMs;
+  const coordinatorMs = dataBytes * perByte('coordinator') + 5 * workers * costs.messageMs;
   const workerMs =
-    peerBytes * perByte('ring') +
+    peerBytes * perByte('peer') +
     peerMessages * costs.messageMs +
     // The owner checks and adds every worker's rows of its chunk, and checks the chunks it is sent.
     modelBytes * costs.foldMsPerByte +
@@ -166,21 +172,63 @@ export function fitLine(points) {
 }
 
 /**
- * The cost per byte of one topology's busiest link that makes the model's step times closest to the
- * measured ones (least squares). The step time is linear in it, so each measurement gives a point:
- * x = how much the step grows per ms/byte, y = the measured step less the model's step with the cost at 0.
+ * The costs per byte of the given links that make the model's step times closest to the measured ones
+ * (least squares, none below 0: a link whose cost would come out negative is set to 0 and the others
+ * fitted again). The step time is linear in each, so each measurement gives a point: how much the step
+ * grows per ms/byte of each link, and the measured step less the model's step with those costs at 0.
  *
- * @param {'star' | 'ring'} link
- * @param {{ setup: Setup, stepMs: number }[]} measured Configurations of that topology and their step time.
- * @param {Costs} costs Every other cost; `msPerByte[link]` is ignored.
- * @returns {number}
+ * @param {(keyof Costs['msPerByte'])[]} links
+ * @param {{ setup: Setup, stepMs: number }[]} measured
+ * @param {Costs} costs Every other cost; those of `links` are ignored.
+ * @returns {Partial<Costs['msPerByte']>} The fitted cost of each of `links`.
  */
-export function fitPerByte(link, measured, costs) {
-  const at = (msPerByte, setup) =>
-    predictStep(setup, { ...costs, msPerByte: { ...costs.msPerByte, [link]: msPerByte } }).stepMs;
-  return fitThroughOrigin(
-    measured.map(({ setup, stepMs }) => ({ x: at(1, setup) - at(0, setup), y: stepMs - at(0, setup) })),
-  );
+export function fitPerByte(links, measured, costs) {
+  const stepAt = (setup, unit) => {
+    const msPerByte = { ...costs.msPerByte };
+    for (const link of links) msPerByte[link] = link === unit ? 1 : 0;
+    return predictStep(setup, { ...costs, msPerByte }).stepMs;
+  };
+  const rows = measured.map(({ setup, stepMs }) => {
+    const base = stepAt(setup, undefined);
+    return { x: links.map((link) => stepAt(setup, link) - base), y: stepMs - base };
+  });
+  let active = links.map((_, index) => index);
+  for (;;) {
+    const fitted = leastSquares(rows.map(({ x, y }) => ({ x: active.map((index) => x[index]), y })));
+    const negative = fitted.findIndex((value) => value < 0);
+    if (negative === -1) {
+      return Object.fromEntries(
+        links.map((link, index) => [link, active.includes(index) ? fitted[active.indexOf(index)] : 0]),
+      );
+    }
+    active = active.filter((_, position) => position !== negative);
+  }
+}
+
+/**
+ * Solves the normal equations of a linear least-squares fit without intercept, y ≈ Σ coefficient_j x_j,
+ * by Gaussian elimination (a handful of unknowns).
+ *
+ * @param {{ x: number[], y: number }[]} rows
+ * @returns {number[]}
+ */
+function leastSquares(rows) {
+  const k = rows[0]?.x.length ?? 0;
+  // [XᵀX | Xᵀy]
+  const matrix = Array.from({ length: k }, (_, i) => [
+    ...Array.from({ length: k }, (_, j) => rows.reduce((total, { x }) => total + x[i] * x[j], 0)),
+    rows.reduce((total, { x, y }) => total + x[i] * y, 0),
+  ]);
+  for (let column = 0; column < k; column += 1) {
+    const pivot = matrix[column][column];
+    if (!(Math.abs(pivot) > 0)) throw new Error('the measurements do not tell these costs per byte apart');
+    for (let row = 0; row < k; row += 1) {
+      if (row === column) continue;
+      const factor = matrix[row][column] / pivot;
+      for (let j = column; j <= k; j += 1) matrix[row][j] -= factor * matrix[column][j];
+    }
+  }
+  return matrix.map((row, i) => row[k] / row[i]);
 }
 
 /**
@@ -195,18 +243,6 @@ export function fitCompute(shards) {
     shards.map(({ samples, computeMs }) => ({ x: samples, y: computeMs })),
   );
   return { computeMsPerShard: intercept, computeMsPerSample: slope };
-}
-
-/**
- * The least-squares slope of a line through the origin.
- *
- * @param {{ x: number, y: number }[]} points At least one with x ≠ 0.
- * @returns {number}
- */
-export function fitThroughOrigin(points) {
-  const sxx = points.reduce((total, { x }) => total + x * x, 0);
-  if (!(sxx > 0)) throw new Error('a slope through the origin needs a point at x ≠ 0');
-  return points.reduce((total, { x, y }) => total + x * y, 0) / sxx;
 }
 
 /**

@@ -4,7 +4,6 @@ import {
   fitCompute,
   fitLine,
   fitPerByte,
-  fitThroughOrigin,
   predictStep,
   relativeError,
 } from './scaling-model.mjs';
@@ -15,7 +14,7 @@ const COSTS = {
   computeMsPerShard: 2,
   latencyMs: 0.1,
   messageMs: 0.01,
-  msPerByte: { star: 1e-6, ring: 2e-6 },
+  msPerByte: { coordinator: 1e-6, worker: 0.5e-6, peer: 2e-6 },
   foldMsPerByte: 5e-7,
   prepareMsPerStep: 0.5,
   prepareMsPerSample: 0.01,
@@ -30,13 +29,13 @@ describe('predictStep', () => {
     const step = predictStep({ ...SETUP, topology: 'star', workers: 2 }, COSTS);
     expect(step.busiestLinkBytes).toBe(2 * 2 * 4e6 + 128_000);
     expect(step.computeMs).toBeCloseTo(2 + 0.5 * 64); // a core each: no sharing
-    // 16,128,000 bytes × 1e-6 + 3 messages per worker × 0.01
-    expect(step.transferMs).toBeCloseTo(16.128 + 0.06);
+    // coordinator 16,128,000 bytes × 1e-6 + the slowest worker's 8e6 bytes × 0.5e-6 + 3 messages per worker × 0.01
+    expect(step.transferMs).toBeCloseTo(16.128 + 4 + 0.06);
     // cutting 128 samples + folding 2 gradients of 4e6 bytes + Adam over 1e6 parameters
     expect(step.serialMs).toBeCloseTo(0.5 + 1.28 + 4 + 1);
     expect(step.latencyMs).toBeCloseTo(2 * 0.1);
-    expect(step.stepMs).toBeCloseTo(57.168);
-    expect(step.samplesPerSecond).toBeCloseTo(128_000 / 57.168);
+    expect(step.stepMs).toBeCloseTo(61.168);
+    expect(step.samplesPerSecond).toBeCloseTo(128_000 / 61.168);
   });
 
   it('ring: each worker moves 2 (N−1)/N of the model; 4 workers on 2 cores take twice as long for their part', () => {
@@ -62,7 +61,8 @@ describe('predictStep', () => {
       COSTS,
     );
     expect(fastWire.stepMs).toBeCloseTo(onLoopback.stepMs);
-    expect(slowWire.transferMs - onLoopback.transferMs).toBeCloseTo(16_128_000 * 2e-6);
+    // Both links now wait on the wire: the coordinator's 16,128,000 bytes and the worker's 8e6.
+    expect(slowWire.transferMs - onLoopback.transferMs).toBeCloseTo(16_128_000 * 2e-6 + 8e6 * 2.5e-6);
   });
 
   it('one worker in the ring sends nothing to peers', () => {
@@ -111,26 +111,32 @@ describe('fits', () => {
     expect(compute.computeMsPerShard).toBeCloseTo(3);
   });
 
-  it('fitThroughOrigin: the least-squares slope of a line through 0', () => {
-    expect(
-      fitThroughOrigin([
-        { x: 1, y: 2.1 },
-        { x: 2, y: 3.9 },
-      ]),
-    ).toBeCloseTo(9.9 / 5);
-    expect(() => fitThroughOrigin([{ x: 0, y: 1 }])).toThrow(/x ≠ 0/);
-  });
-
-  it('fitPerByte recovers the cost per byte that produced the step times, with every other cost given', () => {
-    const truth = { ...COSTS, msPerByte: { star: 3e-6, ring: 5e-6 } };
-    for (const topology of ['star', 'ring'] as const) {
-      const measured = [1, 2, 3, 4].map((workers) => {
+  it('fitPerByte recovers the costs per byte that produced the step times, with every other cost given', () => {
+    const truth = { ...COSTS, msPerByte: { coordinator: 3e-6, worker: 7e-6, peer: 5e-6 } };
+    const measuredOf = (topology: 'star' | 'ring') =>
+      [1, 2, 3, 4].map((workers) => {
         const setup = { ...SETUP, topology, workers };
         return { setup, stepMs: predictStep(setup, truth).stepMs };
       });
-      const unknown = { ...truth, msPerByte: { ...truth.msPerByte, [topology]: 0 } };
-      expect(fitPerByte(topology, measured, unknown)).toBeCloseTo(truth.msPerByte[topology], 12);
-    }
+    const star = fitPerByte(['coordinator', 'worker'], measuredOf('star'), COSTS);
+    expect(star.coordinator).toBeCloseTo(3e-6, 12);
+    expect(star.worker).toBeCloseTo(7e-6, 12);
+    const ring = fitPerByte(['peer'], measuredOf('ring'), truth);
+    expect(ring.peer).toBeCloseTo(5e-6, 12);
+  });
+
+  it('fitPerByte sets a cost that would come out negative to 0 and fits the others alone', () => {
+    // Steps that grow less with the workers than the worker's end alone explains: the coordinator's
+    // cost would be negative.
+    const measured = [1, 2, 3, 4].map((workers) => {
+      const setup = { ...SETUP, topology: 'star' as const, workers };
+      const noBytes = { ...COSTS, msPerByte: { coordinator: 0, worker: 0, peer: 0 } };
+      return { setup, stepMs: predictStep(setup, noBytes).stepMs + 10 - workers };
+    });
+    const fitted = fitPerByte(['coordinator', 'worker'], measured, COSTS);
+    expect(fitted.coordinator).toBe(0);
+    // Through the origin over x = 8e6 bytes at every count: the mean of 9, 8, 7, 6 ms ÷ 8e6.
+    expect(fitted.worker).toBeCloseTo(7.5 / 8e6, 12);
   });
 
   it('relativeError is signed: above the measurement is positive', () => {
