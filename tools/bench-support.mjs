@@ -1,13 +1,15 @@
 /**
  * Helpers shared by the benchmark scripts (`packages/core/bench/gradients.mjs`,
- * `packages/cli/bench/throughput.mjs`): command-line arguments, running the script itself as a `--child`
- * process and collecting its one result message, the machine description, the load average, text tables
- * and the median and quantiles.
+ * `packages/cli/bench/throughput.mjs`, `packages/cli/bench/scale.mjs`): command-line arguments, running
+ * the script itself as a `--child` process and collecting its one result message, the machine
+ * description, the load average and the CPU other processes take, training runs sized in steps and
+ * their progress lines, text tables, numbers, sums, the median and quantiles.
  *
  * Plain ESM JavaScript with no dependencies beyond Node, imported by relative path, so that a benchmark
  * needs no build step of its own.
  */
 import { fork } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -44,6 +46,20 @@ export function positiveInteger(option, text) {
  */
 export function nonNegativeInteger(option, text) {
   return integerAtLeast(option, text, 0, 'a non-negative integer');
+}
+
+/**
+ * Parses `text` as a finite number > 0, or throws an error that names the option.
+ *
+ * @param {string} option The option as typed, e.g. `--gpu-step-ms`.
+ * @param {string} text The value given.
+ * @returns {number}
+ */
+export function positiveNumber(option, text) {
+  const parsed = Number(text);
+  if (!(parsed > 0 && Number.isFinite(parsed)))
+    throw new Error(`${option}: "${text}" is not a positive number`);
+  return parsed;
 }
 
 function integerAtLeast(option, text, min, what) {
@@ -149,8 +165,133 @@ export function formatLoad() {
     .join(' ');
 }
 
+/** Linux's clock ticks per second in /proc (USER_HZ, 100 on every common build). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * Starts watching how much CPU the rest of the machine uses: other processes than this one and its
+ * descendants (a benchmark's workers), which the load average cannot tell apart from the benchmark's own.
+ * Linux only (/proc); elsewhere `stop` returns undefined.
+ *
+ * @returns {{ stop: () => number | undefined }} `stop` gives the mean number of cores the others kept
+ *   busy since the start.
+ */
+export function watchOtherCpu() {
+  const start = cpuSample();
+  return {
+    stop() {
+      const end = cpuSample();
+      if (start === undefined || end === undefined) return undefined;
+      const ours = [...end.ours].reduce(
+        (total, [pid, ticks]) => total + ticks - (start.ours.get(pid) ?? 0),
+        0,
+      );
+      const seconds = (end.at - start.at) / 1000;
+      return Math.max(0, end.busy - start.busy - ours) / TICKS_PER_SECOND / seconds;
+    },
+  };
+}
+
+/** The machine's busy ticks (all cores) and the CPU ticks of this process and each of its descendants. */
+function cpuSample() {
+  try {
+    const at = Date.now();
+    // user nice system idle iowait irq softirq steal: steal is the hypervisor's, not this machine's processes'.
+    const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const processes = readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .flatMap((pid) => {
+        try {
+          // The fields after the command's closing parenthesis: state, ppid, … utime (12th), stime (13th).
+          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+          return [
+            { pid: Number(pid), ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) },
+          ];
+        } catch {
+          return []; // It exited while the list was read.
+        }
+      });
+    const ours = new Map();
+    const family = new Set([process.pid]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const { pid, ppid } of processes) {
+        if (family.has(ppid) && !family.has(pid)) {
+          family.add(pid);
+          grew = true;
+        }
+      }
+    }
+    for (const { pid, ticks } of processes) if (family.has(pid)) ours.set(pid, ticks);
+    return { at, busy: user + nice + system + irq + softirq, ours };
+  } catch {
+    return undefined; // No /proc: not Linux.
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
-// Tables and statistics.
+// Training runs.
+
+/** Size of the MNIST training set, only to give a run enough epochs for its steps. */
+const MNIST_TRAIN_COUNT = 60_000;
+/** A progress line every this many steps. */
+const PROGRESS_EVERY = 25;
+
+/**
+ * `config` set to end after `steps` steps: `maxSteps`, and enough epochs (of MNIST's training set) that
+ * `maxSteps` is what ends the run.
+ *
+ * @template {{ epochs: number, batchSize: number }} C
+ * @param {C} config
+ * @param {number} steps
+ * @returns {C & { maxSteps: number }}
+ */
+export function trainingForSteps(config, steps) {
+  return {
+    ...config,
+    epochs: Math.max(config.epochs, Math.ceil((steps * config.batchSize) / MNIST_TRAIN_COUNT) + 1),
+    maxSteps: steps,
+  };
+}
+
+/**
+ * A run's progress on stderr: a line every 25 steps and at the last, with the step's samples/s and the
+ * load average.
+ *
+ * @param {string} name The configuration, shown in brackets.
+ * @returns {(step: number, totalSteps: number, samplesPerSecond: number) => void}
+ */
+export function stepProgress(name) {
+  return (step, totalSteps, samplesPerSecond) => {
+    if (step % PROGRESS_EVERY !== 0 && step !== totalSteps) return;
+    process.stderr.write(
+      `[${name}] step ${step}/${totalSteps}: ${formatNumber(samplesPerSecond, 0)} samples/s this step ` +
+        `(load ${formatLoad()})\n`,
+    );
+  };
+}
+
+/**
+ * How the coordinator cuts a batch among workers, e.g. "43/43/42", or "64" when the shards are equal.
+ *
+ * @param {number} batch
+ * @param {number} parts
+ * @returns {string}
+ */
+export function shardSizes(batch, parts) {
+  const base = Math.floor(batch / parts);
+  const extra = batch % parts;
+  const sizes = Array.from({ length: parts }, (_, index) => base + (index < extra ? 1 : 0));
+  return sizes.every((size) => size === sizes[0]) ? String(sizes[0]) : sizes.join('/');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tables, numbers and statistics.
 
 /**
  * Formats rows of cells as a text table: the header row, a rule of dashes, then the other rows; columns
@@ -170,6 +311,27 @@ export function formatTable(rows, numeric) {
       .join('  ')
       .trimEnd();
   return [format(rows[0]), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.slice(1).map(format)];
+}
+
+/**
+ * `value` with `digits` decimals and thousands separators, e.g. `1,234.5`.
+ *
+ * @param {number} value
+ * @param {number} digits
+ * @returns {string}
+ */
+export function formatNumber(value, digits) {
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/**
+ * The sum of `numbers` (0 for none).
+ *
+ * @param {number[]} numbers
+ * @returns {number}
+ */
+export function sum(numbers) {
+  return numbers.reduce((total, value) => total + value, 0);
 }
 
 /**

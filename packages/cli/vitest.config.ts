@@ -18,7 +18,7 @@ class CpuBoundLast extends BaseSequencer {
 
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'bench/**/*.test.ts'],
     globalSetup: ['test/small-test-set.ts', 'test/shared-run-root.ts'],
     testTimeout: 60_000,
     // These tests start coordinators and worker processes; on a 2-core machine running the files one

@@ -47,7 +47,7 @@ import { DEFAULT_TRAINING_CONFIG, embeddedMnistDir, trainLocal } from '@callosum
 import {
   errorReason,
   forkForResult,
-  formatLoad,
+  formatNumber,
   formatTable,
   loadLine,
   machineLines,
@@ -57,15 +57,15 @@ import {
   quantile,
   scriptArgs,
   sendToParent,
+  shardSizes,
+  stepProgress,
+  sum,
+  trainingForSteps,
 } from '../../../tools/bench-support.mjs';
 import { comparisonLines, findPytorch, measurePytorch, skipLine } from '../../../tools/pytorch-baseline.mjs';
 import { trainWithLocalWorkers, tuneHeapForTraining } from '../dist/index.js';
 
 const BACKEND = 'wasm';
-/** Size of the MNIST training set, only to give the run enough epochs for `--steps`. */
-const MNIST_TRAIN_COUNT = 60_000;
-/** A progress line every this many steps. */
-const PROGRESS_EVERY = 25;
 
 const { values } = parseArgs({
   args: scriptArgs(),
@@ -118,15 +118,9 @@ function parseWorkerConfig(config) {
   return parsed;
 }
 
-/** Every configuration trains with this config; epochs only so that `maxSteps` is what ends the run. */
+/** Every configuration trains with this config. */
 const training = {
-  ...DEFAULT_TRAINING_CONFIG,
-  batchSize,
-  epochs: Math.max(
-    DEFAULT_TRAINING_CONFIG.epochs,
-    Math.ceil(((warmup + steps) * batchSize) / MNIST_TRAIN_COUNT) + 1,
-  ),
-  maxSteps: warmup + steps,
+  ...trainingForSteps({ ...DEFAULT_TRAINING_CONFIG, batchSize }, warmup + steps),
   microBatchSize,
 };
 
@@ -356,18 +350,6 @@ function workerCount(config) {
   return Number(parseWorkerConfig(config).count);
 }
 
-/** How the coordinator cuts the global batch, e.g. "43/43/42". */
-function shardSizes(batch, parts) {
-  const base = Math.floor(batch / parts);
-  const extra = batch % parts;
-  const sizes = Array.from({ length: parts }, (_, index) => base + (index < extra ? 1 : 0));
-  return sizes.every((size) => size === sizes[0]) ? String(sizes[0]) : sizes.join('/');
-}
-
-function formatNumber(value, digits) {
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Child: one configuration.
 
@@ -375,13 +357,7 @@ async function runChild(config) {
   // As the `callosum` command does, in every configuration (the single-process baseline too).
   tuneHeapForTraining();
   const name = label(config);
-  const progress = (step, totalSteps, samplesPerSecond) => {
-    if (step % PROGRESS_EVERY !== 0 && step !== totalSteps) return;
-    process.stderr.write(
-      `[${name}] step ${step}/${totalSteps}: ${formatNumber(samplesPerSecond, 0)} samples/s this step ` +
-        `(load ${formatLoad()})\n`,
-    );
-  };
+  const progress = stepProgress(name);
   try {
     const result = config === 'local' ? await runLocal(progress) : await runWorkers(config, progress);
     await sendToParent({ config, ok: true, load: os.loadavg()[0], ...result });
@@ -491,11 +467,4 @@ setInterval(() => fetch(at('/metrics')).then((response) => response.text()).catc
     stdio: 'ignore',
   });
   return { stop: () => watcher.kill() };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Statistics.
-
-function sum(numbers) {
-  return numbers.reduce((total, value) => total + value, 0);
 }
