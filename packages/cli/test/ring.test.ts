@@ -52,6 +52,7 @@ afterAll(() => {
 async function ringCoordinator(
   extra: {
     replicaCheckEverySteps?: number;
+    wireDtype?: 'float32' | 'float16';
     minWorkers?: number;
     outDir?: string;
     port?: number;
@@ -152,7 +153,9 @@ describe('the ring topology with real worker processes', () => {
     const summary = await target.result;
     const late = log.find((line) => line.includes('is late in the ring reduction'));
     expect(late).toContain(`step ${(frozenAt ?? 0) + 1}`);
-    expect(late).toMatch(/ms while reducing \(last heard \d+ ms ago, (reducing|computing|idle|receiving|sending)\)/);
+    expect(late).toMatch(
+      /ms while reducing \(last heard \d+ ms ago, (reducing|computing|idle|receiving|sending)\)/,
+    );
     expect(summary.steps).toBe(STEPS);
     expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
     expect(await victim?.exited).toBe(0);
@@ -207,6 +210,28 @@ describe('the ring topology with real worker processes', () => {
     expect(summary.steps).toBe(STEPS);
     expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);
     expect(await Promise.all(ringWorkers.map((worker) => worker.exited))).toEqual([0, 0, 0]);
+  }, 180_000);
+
+  // Each rank rounds the rows it holds and the mean chunk it reduces before sending them, so every
+  // replica applies the same float16 values: the replicas are compared at every step.
+  it('halves the peer bytes with --wire-dtype float16 and keeps the replicas identical', async () => {
+    const run = async (wireDtype: 'float32' | 'float16') => {
+      const { coordinator: target, log } = await ringCoordinator({ wireDtype, replicaCheckEverySteps: 1 });
+      startWorkers(target, [{}, {}, {}]);
+      const summary = await target.result;
+      expect(log.filter((line) => line.includes('its replica differs'))).toEqual([]);
+      expect(summary.steps).toBe(STEPS);
+      return summary;
+    };
+    const full = await run('float32');
+    const half = await run('float16');
+    const ratio = half.bytesPerStep.busiestWorker / full.bytesPerStep.busiestWorker;
+    expect(ratio).toBeGreaterThan(0.45);
+    expect(ratio).toBeLessThan(0.55);
+    // The coordinator carries only the data and control messages, in both.
+    expect(Math.abs(half.bytesPerStep.coordinator / full.bytesPerStep.coordinator - 1)).toBeLessThan(0.01);
+    expect(full.bytesPerStep.coordinator).toBeLessThan(200_000);
+    expect(Math.abs(half.testAccuracy - full.testAccuracy)).toBeLessThanOrEqual(0.02);
   }, 180_000);
 
   it("refuses rogue connections to a worker's peer port while training goes on unchanged", async () => {

@@ -141,7 +141,8 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * The element type weights and gradients travel in (default float32): `float16` or `bfloat16` halve
    * every step's bytes. Only what travels is rounded; the coordinator's weights and optimizer stay
    * float32. Workers learn it from the welcome, and a run in 16 bits refuses workers older than 1.6.
-   * Star only: the ring's peer exchange is float32.
+   * In the ring, the peers' gradient rows and mean chunks travel in it (and each rank keeps exactly what
+   * it sent, so the replicas stay identical); a replica's state is always sent in float32.
    */
   readonly wireDtype?: WireDtype;
   /**

@@ -87,14 +87,6 @@ const settingsSchema = z
         message: `must be at most maxWorkers (${settings.maxWorkers}), got ${settings.minWorkers}`,
       });
     }
-    // The ring's peers exchange float32 rows and chunks: a 16-bit wire dtype would change nothing there.
-    if (settings.topology === 'ring' && settings.wireDtype !== 'float32') {
-      context.addIssue({
-        code: 'custom',
-        path: ['wireDtype'],
-        message: `must be float32 in the ring topology (its peer exchange is float32), got ${settings.wireDtype}`,
-      });
-    }
   });
 
 export type CoordinatorSettings = z.output<typeof settingsSchema>;

@@ -7,7 +7,8 @@ import {
   decodeCheckpoint,
   ErrorCodes,
   encodeCheckpoint,
-  fromWireTensor,
+  floatsFromWire,
+  floatsToWire,
   type GradientResult,
   isCallosumError,
   type ParameterLayout,
@@ -15,8 +16,9 @@ import {
   type ReductionSettings,
   RingExchange,
   ringChunk,
+  roundForWire,
   TrainingState,
-  toWireTensor,
+  type WireDtype,
   type WorkerMessage,
 } from '@callosum/core';
 import type { PeerLinks } from './peer-links.js';
@@ -35,6 +37,12 @@ export interface RingMemberContext {
   readonly codec: Codec;
   readonly links: PeerLinks;
   readonly toCoordinator: (message: WorkerMessage) => void;
+  /**
+   * What rows and mean chunks travel in. A 16-bit dtype rounds each gradient this worker holds and the
+   * mean chunk it reduces, in place, before anything is sent: every rank then reduces and applies
+   * exactly the values the others received, and the replicas stay identical.
+   */
+  readonly wireDtype: WireDtype;
   /**
    * Fault injection, for testing divergence detection only: after the replica reaches this step, one of
    * its weights is changed, as a memory fault would.
@@ -117,6 +125,7 @@ export class RingMember {
   /** Keeps a shard's gradient for the step's reduction; a non-finite one is refused (NON_FINITE). */
   hold(step: number, shard: number, result: GradientResult): void {
     assertFiniteShard(result, shard, this.context.model.layout.totalSize);
+    roundForWire(result.gradient, this.context.wireDtype, `step ${step}: shard ${shard}'s gradient`);
     if (step !== this.heldStep) {
       throw new CallosumError(
         ErrorCodes.INTERNAL,
@@ -160,7 +169,11 @@ export class RingMember {
       if (rank === reduce.rank) return;
       const { shards, rows } = this.exchange.scatterTo(rank);
       const { start, end } = ringChunk(this.exchange.parameterCount, reduce.peers.length, rank);
-      const parts = toWireTensor(rows, [shards.length, end - start]);
+      const what = `step ${reduce.step}: rows for rank ${rank}`;
+      const parts = {
+        ...floatsToWire(rows, this.context.wireDtype, what),
+        shape: [shards.length, end - start],
+      };
       const message = {
         type: 'scatter',
         step: reduce.step,
@@ -229,10 +242,10 @@ export class RingMember {
     current.received += bytes;
     try {
       if (message.type === 'scatter') {
-        const rows = fromWireTensor(message.parts, 'float32');
+        const rows = floatsFromWire(message.parts, this.context.wireDtype);
         this.exchange.receiveScatter(message.from, { shards: message.shards, rows });
       } else {
-        this.exchange.receiveGather(message.from, fromWireTensor(message.chunk, 'float32'));
+        this.exchange.receiveGather(message.from, floatsFromWire(message.chunk, this.context.wireDtype));
       }
       this.progress();
     } catch (error) {
@@ -268,13 +281,14 @@ export class RingMember {
     const { reduce } = current;
     if (this.exchange.chunkComplete && !current.chunkSent) {
       const chunk = this.exchange.reduceChunk();
+      roundForWire(chunk, this.context.wireDtype, `step ${reduce.step}: the mean gradient's chunk`);
       const frame = this.context.codec.encode(
         {
           type: 'gather',
           step: reduce.step,
           attempt: reduce.attempt,
           from: reduce.rank,
-          chunk: toWireTensor(chunk, [chunk.length]),
+          chunk: floatsToWire(chunk, this.context.wireDtype, `step ${reduce.step}: the mean chunk`),
         },
         { tensorFrame: true },
       );

@@ -1,4 +1,11 @@
-import { CallosumError, type Codec, ErrorCodes, type Welcome, type WorkerMessage } from '@callosum/core';
+import {
+  CallosumError,
+  type Codec,
+  DEFAULT_WIRE_DTYPE,
+  ErrorCodes,
+  type Welcome,
+  type WorkerMessage,
+} from '@callosum/core';
 import type { WorkerSettings } from './options.js';
 import { PeerLinks } from './peer-links.js';
 import { type PeerServer, startPeerServer } from './peer-server.js';
@@ -71,6 +78,7 @@ export class RingPeers {
       codec,
       links: this.links,
       toCoordinator,
+      wireDtype: welcome.wireDtype ?? DEFAULT_WIRE_DTYPE,
       corruptReplicaAt: settings.corruptReplicaAt,
       log: (line) => log(`worker ${this.context.name}: ${line}`),
     });

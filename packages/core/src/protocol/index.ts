@@ -33,6 +33,7 @@ export {
   floatsFromWire,
   floatsToWire,
   protocolForWireDtype,
+  roundForWire,
   WIRE_DTYPES,
   type WireDtype,
   wireOverflowHint,

@@ -70,6 +70,18 @@ export function floatsFromWire(
 }
 
 /**
+ * Rounds `values` in place to what they become on the wire in `dtype` (nothing for float32), so that a
+ * sender keeps exactly what its receivers read; throws NON_FINITE as floatsToWire does.
+ */
+export function roundForWire(values: Float32Array, dtype: WireDtype, what: string): void {
+  if (dtype === 'float32') return;
+  const halves = new Uint16Array(values.length);
+  const overflow = narrow[dtype](values, halves);
+  if (overflow >= 0) throw wireOverflow(what, overflow, values[overflow] as number, dtype);
+  widen[dtype](halves, values);
+}
+
+/**
  * For the message rejecting `values` received in `dtype`: an Infinity in a float16 vector may be a
  * finite value beyond float16's range, which a peer that does not check before sending lets through.
  * Empty for NaN, and for the other dtypes, whose range is float32's.
