@@ -9,6 +9,10 @@ describe('worker options', () => {
   it('apply the defaults to every option not set, and keep those that are', () => {
     expect(resolveWorkerOptions({ url })).toEqual({ url, ...WORKER_DEFAULTS, threads: defaultThreads() });
     expect(resolveWorkerOptions({ url, threads: 3 })).toMatchObject({ threads: 3 });
+    // A Kubernetes pod IP on an IPv6 cluster comes bare, without brackets.
+    expect(resolveWorkerOptions({ url, advertiseHost: 'fd00:10:244::7' })).toMatchObject({
+      advertiseHost: 'fd00:10:244::7',
+    });
     expect(resolveWorkerOptions({ url: 'wss://coordinator:443/run', giveUpAfterMs: 5 })).toMatchObject({
       url: 'wss://coordinator:443/run',
       giveUpAfterMs: 5,
@@ -29,6 +33,9 @@ describe('worker options', () => {
       [{ url, giveUpAfterMs: 0 }, /giveUpAfterMs must be an integer >= 1, got 0/],
       [{ url, reconnectDelayMs: -200 }, /reconnectDelayMs must be an integer >= 1, got -200/],
       [{ url, maxMessageBytes: 1.5 }, /maxMessageBytes must be an integer >= 1/],
+      [{ url, peerPort: 70_000 }, /peerPort must be an integer/],
+      [{ url, advertiseHost: 'two words' }, /advertiseHost must be a host name or IP address/],
+      [{ url, advertiseHost: 'host:7071' }, /advertiseHost must be a host name or IP address/],
       [
         { url, reconnectDelayMs: 9_000 },
         /reconnectDelayMs must be at most maxReconnectDelayMs \(5000\), got 9000/,

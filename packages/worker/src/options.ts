@@ -15,6 +15,8 @@ export const WORKER_DEFAULTS = {
   maxReconnectDelayMs: 5_000,
   /** Largest frame accepted from the coordinator (bytes). */
   maxMessageBytes: 256 * 1024 * 1024,
+  /** Ring topology: the port to listen on for peers; 0 picks a free one. */
+  peerPort: 0,
 } as const;
 
 /** The most compute threads a worker takes (`threads`). */
@@ -58,7 +60,7 @@ export const workerOptionsSchema = z
      * Ring topology: the port this worker listens on for its peers (0: any free port) and the host it
      * listens on and tells them. Default host: this machine's address on its connection to the coordinator.
      */
-    peerPort: integerOption(0, 65_535).default(0),
+    peerPort: integerOption(0, 65_535).default(WORKER_DEFAULTS.peerPort),
     advertiseHost: z
       .string()
       .regex(/^(\[?[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\]?|[A-Za-z0-9._-]+)$/, 'must be a host name or IP address')

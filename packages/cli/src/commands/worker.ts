@@ -38,7 +38,7 @@ export function registerWorkerCommand(program: Command): void {
     threadsOption('every core this process may use'),
     envOption('--peer-port <n>', 'ring topology: port to listen on for peer workers (0 = any free port)')
       .argParser(integer(0, 65535))
-      .default(0),
+      .default(WORKER_DEFAULTS.peerPort),
     envOption(
       '--advertise-host <host>',
       'ring topology: address peers reach this worker at (default: its address towards the coordinator)',
