@@ -36,7 +36,6 @@ export class RingPath implements GradientPath {
     return {
       totals,
       learningRate: this.replicas.advance(),
-      reduceMs: reduced.reduceMs,
       optimizerMs: 0,
       peerBytes: reduced.peerBytes,
     };

@@ -24,7 +24,6 @@ export interface RingReductionContext {
 export interface RingReduced {
   /** Bytes each participant sent to and received from its peers, by worker id. */
   readonly peerBytes: ReadonlyMap<string, number>;
-  readonly reduceMs: number;
 }
 
 interface Active {
@@ -137,10 +136,9 @@ export class RingReduction {
       participant.send({ type: 'apply', step: active.step, attempt: active.attempt });
       participant.holdsReplica(active.step + 1);
     }
-    const reduceMs = this.context.clock.now() - active.startedAt;
-    this.recentMs.push(reduceMs);
+    this.recentMs.push(this.context.clock.now() - active.startedAt);
     if (this.recentMs.length > RECENT_REDUCTIONS) this.recentMs.shift();
-    active.resolve({ peerBytes: active.peerBytes, reduceMs });
+    active.resolve({ peerBytes: active.peerBytes });
   }
 
   /** A participant's failure during the reduction (a lost link, an invalid peer message). */

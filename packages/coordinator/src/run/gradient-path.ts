@@ -12,9 +12,7 @@ export interface AppliedStep {
   /** The step's loss and metric sums over its whole batch. */
   readonly totals: BatchTotals;
   readonly learningRate: number;
-  /** Turning the shards' gradients into one mean gradient. */
-  readonly reduceMs: number;
-  /** Applying it (in the ring, on the workers, within reduceMs: 0 here). */
+  /** Applying the mean gradient here (the star); 0 in the ring, whose workers apply it as they reduce. */
   readonly optimizerMs: number;
   /** Ring: what each worker moved among its peers for the step, by worker id. */
   readonly peerBytes?: ReadonlyMap<string, number>;

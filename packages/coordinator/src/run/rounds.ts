@@ -112,7 +112,7 @@ export class Rounds {
       }
       const finished = performance.now();
       const { perWorker, spans } = perWorkerTimings(outcomes, started, collected);
-      const { totals, learningRate, reduceMs, optimizerMs, peerBytes } = applied;
+      const { totals, learningRate, optimizerMs, peerBytes } = applied;
       return {
         ...stepEvent(
           state,
@@ -130,7 +130,9 @@ export class Rounds {
         timeline: {
           prepareMs: prepared - started,
           broadcastMs: broadcast - prepared,
-          reduceMs,
+          // Everything between the last result and the applied step that is not the optimizer is the
+          // reduction, so that the two add up to updateMs.
+          reduceMs: finished - collected - optimizerMs,
           optimizerMs,
           workers: spans,
         },

@@ -20,15 +20,9 @@ export class StarPath implements GradientPath {
   }
 
   async finish(): Promise<AppliedStep> {
-    const started = performance.now();
     const reduced = this.reduction.finish();
     const reducedAt = performance.now();
     const learningRate = this.state.applyStep(reduced);
-    return {
-      totals: reduced,
-      learningRate,
-      reduceMs: reducedAt - started,
-      optimizerMs: performance.now() - reducedAt,
-    };
+    return { totals: reduced, learningRate, optimizerMs: performance.now() - reducedAt };
   }
 }
