@@ -17,6 +17,7 @@ import {
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCoordinator } from './coordinator.js';
+import { emptyEvaluation, protocolHello } from './test-support/protocol-worker.js';
 
 // 25,450 parameters: a weights frame is over the 64 KiB from which tensors travel in tensor frames.
 const model = { name: 'mlp', options: { hidden: [32] } };
@@ -52,32 +53,11 @@ async function connectWorker(url: string, minor: number) {
       const reply = gradientReply(message, result, { decodeMs: 0, computeMs: 0 });
       socket.send(codec.encode(reply, { tensorFrame: true }));
     } else if (message.type === 'evaluate') {
-      const count = message.labels.shape[0] as number;
-      socket.send(
-        codec.encode({
-          type: 'evaluation',
-          round: message.round,
-          shard: message.shard,
-          lossSum: 0,
-          correct: 0,
-          metricSums: [],
-          count,
-          timings: { decodeMs: 0, computeMs: 0 },
-        }),
-      );
+      socket.send(codec.encode(emptyEvaluation(message)));
     }
   });
   await new Promise((resolve) => socket.once('open', resolve));
-  socket.send(
-    codec.encode({
-      type: 'hello',
-      protocol: { major: 1, minor },
-      workerName: `protocol-1.${minor}`,
-      backend: 'cpu',
-      pid: minor,
-      hostname: 'here',
-    }),
-  );
+  socket.send(codec.encode(protocolHello(minor)));
   return {
     received,
     get shutdown() {

@@ -25,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCoordinator } from './coordinator.js';
 import type { StepReport } from './options.js';
+import { emptyEvaluation, protocolHello } from './test-support/protocol-worker.js';
 
 // 12,730 parameters: small enough that every frame is plain MessagePack, so sizes are easy to reason about.
 const model = { name: 'mlp', options: { hidden: [16] } };
@@ -98,31 +99,11 @@ async function connectWorker(url: string, minor: number, behaviour: 'honest' | '
       pendingWeightsBytes = 0;
       socket.send(sent);
     } else if (message.type === 'evaluate') {
-      socket.send(
-        codec.encode({
-          type: 'evaluation',
-          round: message.round,
-          shard: message.shard,
-          lossSum: 0,
-          correct: 0,
-          metricSums: [],
-          count: message.labels.shape[0] as number,
-          timings: { decodeMs: 0, computeMs: 0 },
-        }),
-      );
+      socket.send(codec.encode(emptyEvaluation(message)));
     }
   });
   await new Promise((resolve) => socket.once('open', resolve));
-  socket.send(
-    codec.encode({
-      type: 'hello',
-      protocol: { major: 1, minor },
-      workerName: `protocol-1.${minor}`,
-      backend: 'cpu',
-      pid: minor,
-      hostname: 'here',
-    }),
-  );
+  socket.send(codec.encode(protocolHello(minor)));
   return {
     weights,
     stepBytes,
