@@ -282,20 +282,9 @@ export class RingMember {
     if (this.exchange.chunkComplete && !current.chunkSent) {
       const chunk = this.exchange.reduceChunk();
       roundForWire(chunk, this.context.wireDtype, `step ${reduce.step}: the mean gradient's chunk`);
-      const frame = this.context.codec.encode(
-        {
-          type: 'gather',
-          step: reduce.step,
-          attempt: reduce.attempt,
-          from: reduce.rank,
-          chunk: floatsToWire(chunk, this.context.wireDtype, `step ${reduce.step}: the mean chunk`),
-        },
-        { tensorFrame: true },
-      );
-      reduce.peers.forEach((peer, rank) => {
-        if (rank !== reduce.rank) this.context.links.send(peer.address, frame);
-      });
       current.chunkSent = true;
+      // Alone in the ring, the chunk is the whole mean and nobody waits for it.
+      if (reduce.peers.length > 1) this.sendChunk(reduce, chunk);
     }
     if (!this.exchange.complete) return;
     current.ended = true;
@@ -306,6 +295,23 @@ export class RingMember {
       peerBytes: this.context.links.sentBytes - current.sentBefore + current.received,
       reduceMs: performance.now() - current.startedAt,
       ...(current.replicaDigest === undefined ? {} : { replicaDigest: current.replicaDigest }),
+    });
+  }
+
+  /** Sends this worker's chunk of the mean to every other rank, encoded once. */
+  private sendChunk(reduce: Reduce, chunk: Float32Array): void {
+    const frame = this.context.codec.encode(
+      {
+        type: 'gather',
+        step: reduce.step,
+        attempt: reduce.attempt,
+        from: reduce.rank,
+        chunk: floatsToWire(chunk, this.context.wireDtype, `step ${reduce.step}: the mean chunk`),
+      },
+      { tensorFrame: true },
+    );
+    reduce.peers.forEach((peer, rank) => {
+      if (rank !== reduce.rank) this.context.links.send(peer.address, frame);
     });
   }
 
