@@ -1,7 +1,7 @@
 /**
  * What messages cost on a loopback WebSocket, as Callosum sends them: frames carrying a float32 tensor,
  * encoded with the product's codec (createMsgpackCodec; `tensor` framing as the star's weights and
- * gradients travel, `plain` MessagePack as the ring's peer frames do), sent over a real `ws`
+ * gradients and the ring's peer rows travel, `plain` MessagePack for comparison), sent over a real `ws`
  * connection to another process (loopback-echo.mjs), decoded and read there, and answered with a small
  * frame. Each round measures, in this order:
  *

@@ -130,7 +130,8 @@ export function predictHeldOut(run, runs, calibration) {
 /**
  * The line through the bare loopback link's round trips (ws and the product's codec, nothing else) for
  * each framing, medians of each frame size: tensor frames, as the coordinator's weights and gradients
- * travel, and plain MessagePack, as ring peer frames do. Its slope is what a byte costs the bare link.
+ * travel (and, since the ring's peer links use them too, its rows and chunks), and plain MessagePack,
+ * for comparison. Its slope is what a byte costs the bare link.
  *
  * @param {Calibration['loopback']} loopback
  * @returns {{ tensor: { intercept: number, slope: number }, plain: { intercept: number, slope: number } }}

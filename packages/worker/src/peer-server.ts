@@ -9,6 +9,7 @@ import {
   ConnectionRateLimit,
   ErrorCodes,
   isCallosumError,
+  isLoopbackHost,
   type PeerMessage,
   parsePeerMessage,
 } from '@callosum/core';
@@ -34,7 +35,6 @@ export interface PeerServer {
   close(): Promise<void>;
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/;
 /** More peer connections than any ring needs at once are refused (each peer opens one). */
 const MAX_PEER_CONNECTIONS = 1024;
 
@@ -46,7 +46,8 @@ const MAX_PEER_CONNECTIONS = 1024;
  */
 export async function startPeerServer(options: PeerServerOptions): Promise<PeerServer> {
   const { host, token, codec, log } = options;
-  if (token === undefined && !LOOPBACK.test(host)) {
+  const listenHost = host.replace(/^\[(.*)\]$/, '$1');
+  if (token === undefined && !isLoopbackHost(listenHost)) {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
       `the ring topology listens for peers on ${host} without a token: set CALLOSUM_TOKEN (or --token-file), or run on loopback`,
@@ -94,7 +95,7 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, host.replace(/^\[(.*)\]$/, '$1'), () => resolve());
+    server.listen(options.port, listenHost, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   const advertised = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;

@@ -1,7 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { AUTH_HEADER, AuthVerifier, CallosumError, ErrorCodes } from '@callosum/core';
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+import { AUTH_HEADER, AuthVerifier, CallosumError, ErrorCodes, isLoopbackHost } from '@callosum/core';
 
 /**
  * Who may connect: with a token, workers that prove they know it; without one, anyone who can reach
@@ -14,7 +12,7 @@ export function accessVerifier(
   log: (line: string) => void,
 ) {
   if (token !== undefined) return new AuthVerifier(token);
-  if (!LOOPBACK.test(host)) {
+  if (!isLoopbackHost(host)) {
     if (!insecure) {
       throw new CallosumError(
         ErrorCodes.INVALID_ARGUMENT,

@@ -6,6 +6,7 @@ export {
   createAuthHeader,
 } from './auth.js';
 export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
+export { isLoopbackHost } from './loopback.js';
 export * from './messages.js';
 export { parseCoordinatorMessage, parsePeerMessage, parseWorkerMessage } from './parse.js';
 export { ConnectionRateLimit } from './rate-limit.js';
