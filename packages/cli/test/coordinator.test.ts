@@ -151,6 +151,9 @@ describe('coordinator with real worker processes', () => {
     const [victim] = startWorkers(target, 3);
     let phase: 'training' | 'stopped' | 'killed' = 'training';
     let pendingWhenKilled: number[] = [];
+    // Pending shards seen once may already be answered: a reply sent just before SIGSTOP is still on its
+    // way. Only the same shards still pending in the same step a while later are certainly unanswered.
+    let firstSeen: { step: number; shards: string; at: number } | undefined;
     const poll = setInterval(async () => {
       const status = await coordinatorStatus(target);
       if (status === undefined) return;
@@ -159,7 +162,12 @@ describe('coordinator with real worker processes', () => {
         victim?.process.kill('SIGSTOP');
       }
       const pending = status.workers.find((worker) => worker.name === 'test-worker-1')?.pendingShards ?? [];
-      if (phase === 'stopped' && pending.length > 0) {
+      const seen = { step: status.step, shards: pending.join(','), at: Date.now() };
+      if (firstSeen === undefined || firstSeen.step !== seen.step || firstSeen.shards !== seen.shards) {
+        firstSeen = seen;
+        return;
+      }
+      if (phase === 'stopped' && pending.length > 0 && seen.at - firstSeen.at >= 300) {
         phase = 'killed';
         pendingWhenKilled = pending;
         victim?.process.kill('SIGKILL');
