@@ -8,6 +8,7 @@ import type { BatchConversion, SampleSet } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import { type ParameterLayout, parameterLayout } from '../params/layout.js';
 import type { TrainingOptions } from '../train/config.js';
+import { synchronisableBatchNorm } from '../train/sync-batch-norm.js';
 import { seedDropoutLayers } from './dropout.js';
 import { type LossSpec, Objective } from './objective.js';
 
@@ -62,6 +63,7 @@ export function instantiateTask(task: Task, seed: number): TaskModel {
     );
   }
   seedDropoutLayers(model);
+  synchronisableBatchNorm(model);
   const objective = new Objective(model, task.loss, task.metrics);
   const inputDtype = model.inputs[0]?.dtype;
   return {

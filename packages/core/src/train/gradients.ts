@@ -6,7 +6,16 @@ import { flattenTensors, trainableVariables } from '../params/layout.js';
 import { withSampleKeys } from '../task/dropout.js';
 import { inputSampleShape, type TaskModel } from '../task/task.js';
 import type { BatchTotals, GradientResult } from './batch.js';
-import { withBatchStatistics } from './statistics.js';
+import { withBatchStatistics, withStatisticEntries } from './statistics.js';
+import {
+  type BatchNormPass,
+  globalStatisticValue,
+  measureAdjoint,
+  measureMoments,
+  type ShardMoments,
+  type SyncedStatistics,
+  withSyncedStatistics,
+} from './sync-batch-norm.js';
 
 function inputTensors(
   { model, conversion }: TaskModel,
@@ -60,6 +69,7 @@ export function computeGradients(
   taskModel: TaskModel,
   batch: SampleBatch,
   into: Float32Array = new Float32Array(taskModel.layout.totalSize),
+  synced?: SyncedStatistics,
 ): GradientResult {
   const { model, layout, objective } = taskModel;
   if (batch.count === 0) {
@@ -74,43 +84,85 @@ export function computeGradients(
   }
   const variables = trainableVariables(model);
   // Sums kept out of the gradient tape; tidy does not free kept tensors, so a failed pass must.
-  let kept: { correct: Tensor | undefined; metrics: Tensor[] } = { correct: undefined, metrics: [] };
+  let kept: { loss: Tensor | undefined; correct: Tensor | undefined; metrics: Tensor[] } = {
+    loss: undefined,
+    correct: undefined,
+    metrics: [],
+  };
+  const forward = () => {
+    const { input, labels } = inputTensors(taskModel, batch);
+    const { loss, correct, metrics } = objective.trainingSums(model, input, labels);
+    kept = {
+      loss: tf.keep(loss),
+      correct: correct && tf.keep(correct),
+      metrics: metrics.map((metric) => tf.keep(metric)),
+    };
+    return loss;
+  };
+  // What is differentiated: the summed loss, plus (synchronised BatchNormalization) the surrogates.
+  const backward = (objectiveOf: (forward: () => Tensor) => Tensor) =>
+    withSampleKeys(batch.keys, () => {
+      const { grads } = tf.variableGrads(() => objectiveOf(forward) as tf.Scalar, variables);
+      return { gradients: variables.map((variable) => grads[variable.name] as Tensor) };
+    });
   // Only tensors leave the tidy: tidy walks its result looking for tensors, and walking a
   // 700k-element Float32Array key by key costs more than the whole backward pass.
   const pass = () =>
     tf.tidy(() => {
-      const { input, labels } = inputTensors(taskModel, batch);
-      return withBatchStatistics(model, layout, batch.count, () =>
-        withSampleKeys(batch.keys, () => {
-          const { value, grads } = tf.variableGrads(() => {
-            const { loss, correct, metrics } = objective.trainingSums(model, input, labels);
-            kept = {
-              correct: correct && tf.keep(correct),
-              metrics: metrics.map((metric) => tf.keep(metric)),
-            };
-            return loss;
-          }, variables);
-          return {
-            sums: { loss: value, ...kept },
-            gradients: variables.map((variable) => grads[variable.name] as Tensor),
-          };
-        }),
-      );
+      if (synced === undefined) {
+        return withBatchStatistics(model, layout, batch.count, () => backward((loss) => loss()));
+      }
+      const { gradients } = withSyncedStatistics(model, synced, backward);
+      return {
+        vector: withStatisticEntries(
+          model,
+          layout,
+          gradients,
+          globalStatisticValue(model, synced, batch.count),
+        ),
+      };
     });
-  let computed: ReturnType<typeof pass>;
+  let vector: Tensor[];
   try {
-    computed = pass();
+    vector = pass().vector;
   } catch (error) {
-    tf.dispose([...(kept.correct ? [kept.correct] : []), ...kept.metrics]);
+    tf.dispose([kept.loss, kept.correct, ...kept.metrics].filter((tensor) => tensor !== undefined));
     throw error;
   }
-  const { sums, vector } = computed;
+  const sums = { loss: kept.loss as Tensor, correct: kept.correct, metrics: kept.metrics };
   try {
     const totals = totalsOf(sums, batch.count);
     return { gradient: flattenTensors(vector, layout, into), ...totals };
   } finally {
     tf.dispose([sums.loss, ...(sums.correct ? [sums.correct] : []), ...sums.metrics, ...vector]);
   }
+}
+
+/** The training forward pass over `batch` returning its summed loss, its dropout masks drawn per sample. */
+function summedLoss(taskModel: TaskModel, batch: SampleBatch): () => Tensor {
+  return () =>
+    withSampleKeys(batch.keys, () => {
+      const { input, labels } = inputTensors(taskModel, batch);
+      return taskModel.objective.trainingSums(taskModel.model, input, labels).loss;
+    });
+}
+
+/** A moments pass of a synchronised BatchNormalization step (sync-batch-norm.ts) over `batch`. */
+export function computeShardMoments(
+  taskModel: TaskModel,
+  batch: SampleBatch,
+  pass: Extract<BatchNormPass, { kind: 'moments' }>,
+): ShardMoments {
+  return measureMoments(taskModel.model, pass, summedLoss(taskModel, batch));
+}
+
+/** An adjoint pass of a synchronised BatchNormalization step (sync-batch-norm.ts) over `batch`. */
+export function computeShardAdjoint(
+  taskModel: TaskModel,
+  batch: SampleBatch,
+  pass: Extract<BatchNormPass, { kind: 'adjoint' }>,
+): Float32Array {
+  return measureAdjoint(taskModel.model, pass, summedLoss(taskModel, batch));
 }
 
 /** Loss and metric totals of the model on `batch`, without gradients, as plain tfjs evaluates them. */

@@ -42,12 +42,10 @@ export function withBatchStatistics<T extends { gradients: Tensor[] }>(
   });
   try {
     const { gradients, ...rest } = pass();
-    const trainableCount = gradients.length;
-    const others = [...model.nonTrainableWeights].map((weight, index) => {
-      const entry = layout.entries[trainableCount + index];
-      return entry?.role === 'statistic' ? tf.mul(weight.read(), count) : tf.zerosLike(weight.read());
-    });
-    return { ...rest, vector: [...gradients, ...others] };
+    return {
+      ...rest,
+      vector: withStatisticEntries(model, layout, gradients, (weight) => tf.mul(weight.read(), count)),
+    };
   } finally {
     layers.forEach(({ movingMean, movingVariance }, index) => {
       const state = saved[index];
@@ -58,6 +56,25 @@ export function withBatchStatistics<T extends { gradients: Tensor[] }>(
       tf.dispose([state.mean, state.variance]);
     });
   }
+}
+
+type ModelWeight = LayersModel['nonTrainableWeights'][number];
+
+/**
+ * One tensor per layout entry: the trainable ones `gradients` in order, each statistic `statisticValue`
+ * of its weight, zeros for frozen weights.
+ */
+export function withStatisticEntries(
+  model: LayersModel,
+  layout: ParameterLayout,
+  gradients: Tensor[],
+  statisticValue: (weight: ModelWeight) => Tensor,
+): Tensor[] {
+  const others = [...model.nonTrainableWeights].map((weight, index) => {
+    const entry = layout.entries[gradients.length + index];
+    return entry?.role === 'statistic' ? statisticValue(weight) : tf.zerosLike(weight.read());
+  });
+  return [...gradients, ...others];
 }
 
 /**

@@ -1,0 +1,185 @@
+import '../backends/cpu.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type SampleBatch, sliceBatch } from '../data/samples.js';
+import { type ParameterLayout, parameterLayout } from '../params/layout.js';
+import { seedDropoutLayers, withSampleKeys } from '../task/dropout.js';
+import { Objective } from '../task/objective.js';
+import type { TaskModel } from '../task/task.js';
+import * as tf from '../tf.js';
+import { computeGradients, computeShardAdjoint, computeShardMoments } from './gradients.js';
+import {
+  batchNormChannels,
+  combineMoments,
+  type ShardMoments,
+  type SyncedStatistics,
+  statisticsLength,
+  sumAdjoints,
+  synchronisableBatchNorm,
+} from './sync-batch-norm.js';
+import { randomGenerator } from './test-support.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/**
+ * conv 2×2 → BatchNormalization over channels → relu → flatten → dense 6 → BatchNormalization →
+ * relu → Dropout → dense 2 (MSE): two normalised layers, the second depending on the first's statistics.
+ * No bias before a BatchNormalization: its gradient is zero, so only rounding would be compared.
+ */
+function taskModel(): TaskModel {
+  const init = (seed: number) => ({ kernelInitializer: tf.initializers.glorotUniform({ seed }) });
+  const model = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [4, 4, 2], filters: 3, kernelSize: 2, useBias: false, ...init(1) }),
+      tf.layers.batchNormalization({ momentum: 0.9 }),
+      tf.layers.activation({ activation: 'relu' }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 6, useBias: false, ...init(2) }),
+      tf.layers.batchNormalization({ momentum: 0.8 }),
+      tf.layers.activation({ activation: 'relu' }),
+      tf.layers.dropout({ rate: 0.25 }),
+      tf.layers.dense({ units: 2, ...init(3) }),
+    ],
+  });
+  seedDropoutLayers(model);
+  synchronisableBatchNorm(model);
+  return {
+    model,
+    layout: parameterLayout(model),
+    objective: new Objective(model, 'meanSquaredError', []),
+    conversion: { featureDtype: 'float32', labelDtype: 'float32' },
+  };
+}
+
+function batchOf(count: number, seed: number): SampleBatch {
+  const next = randomGenerator(seed);
+  return {
+    count,
+    features: Float32Array.from({ length: count * 32 }, () => next() * 3 - 1),
+    labels: Float32Array.from({ length: count * 2 }, () => next() * 2 - 1),
+    keys: Uint32Array.from({ length: count }, (_, index) => 1000 + index),
+  };
+}
+
+/** Cuts the batch at `cuts` and runs every pass of a synchronised step over the shards, as a run does. */
+function synchronisedGradient(model: TaskModel, batch: SampleBatch, cuts: number[]): Float64Array {
+  const bounds = [0, ...cuts, batch.count];
+  const shards = bounds.slice(1).map((end, index) => sliceBatch(batch, bounds[index] as number, end));
+  const channels = batchNormChannels(model.model);
+  const statistics = new Float32Array(statisticsLength(channels));
+  for (let layer = 0; layer < channels.length; layer++) {
+    const moments: ShardMoments[] = shards.map((shard) =>
+      computeShardMoments(model, shard, { kind: 'moments', layer, statistics }),
+    );
+    combineMoments(moments, channels, layer, statistics);
+  }
+  const adjoints = new Float32Array(statistics.length);
+  for (let layer = channels.length - 1; layer >= 0; layer--) {
+    const parts = shards.map((shard) =>
+      computeShardAdjoint(model, shard, {
+        kind: 'adjoint',
+        layer,
+        statistics,
+        adjoints,
+        samples: batch.count,
+      }),
+    );
+    sumAdjoints(parts, channels, layer, adjoints);
+  }
+  const synced: SyncedStatistics = { statistics, adjoints, samples: batch.count };
+  return summed(shards.map((shard) => computeGradients(model, shard, undefined, synced).gradient));
+}
+
+function summed(vectors: Float32Array[]): Float64Array {
+  const total = new Float64Array(vectors[0]?.length ?? 0);
+  for (const vector of vectors) {
+    vector.forEach((value, index) => {
+      total[index] = (total[index] as number) + value;
+    });
+  }
+  return total;
+}
+
+/** Per layout entry, the largest difference relative to the entry's largest magnitude; the worst entry. */
+function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>, layout: ParameterLayout): number {
+  let worst = 0;
+  for (const { offset, size } of layout.entries) {
+    let difference = 0;
+    let scale = 0;
+    for (let i = offset; i < offset + size; i++) {
+      difference = Math.max(difference, Math.abs((a[i] as number) - (b[i] as number)));
+      scale = Math.max(scale, Math.abs(b[i] as number));
+    }
+    if (scale > 0) worst = Math.max(worst, difference / scale);
+  }
+  return worst;
+}
+
+describe('synchronised BatchNormalization', () => {
+  it('gives the gradient and batch statistics of the whole batch from uneven shards, and leaks no tensors', () => {
+    const model = taskModel();
+    const batch = batchOf(12, 7);
+    const whole = computeGradients(model, batch).gradient;
+    const tensors = tf.memory().numTensors;
+    const synchronised = synchronisedGradient(model, batch, [5, 9]);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(relativeDifference(synchronised, whole, model.layout)).toBeLessThanOrEqual(1e-5);
+    // Each shard normalised with its own statistics (DDP without SyncBatchNorm) is far from it.
+    const perShard = summed(
+      [
+        [0, 5],
+        [5, 9],
+        [9, 12],
+      ].map(
+        ([start, end]) => computeGradients(model, sliceBatch(batch, start as number, end as number)).gradient,
+      ),
+    );
+    expect(relativeDifference(perShard, whole, model.layout)).toBeGreaterThan(1e-2);
+    model.model.dispose();
+  });
+
+  it('leaves the moving statistics and the layers as tfjs has them outside a synchronised pass', () => {
+    const model = taskModel();
+    const batch = batchOf(8, 3);
+    const weights = model.model.weights.map((weight) => Float32Array.from(weight.read().dataSync()));
+    synchronisedGradient(model, batch, [3]);
+    model.model.weights.forEach((weight, index) => {
+      expect(Float32Array.from(weight.read().dataSync()), weight.name).toEqual(weights[index]);
+    });
+    // A plain training pass afterwards still moves the statistics (tfjs's own call).
+    computeGradients(model, batch);
+    const before = Float32Array.from(
+      model.model.weights.map((w) => w.read().dataSync()).flatMap((d) => [...d]),
+    );
+    withSampleKeys(batch.keys, () =>
+      tf.dispose(model.model.apply(tf.tensor(batch.features, [8, 4, 4, 2]), { training: true }) as tf.Tensor),
+    );
+    const after = Float32Array.from(
+      model.model.weights.map((w) => w.read().dataSync()).flatMap((d) => [...d]),
+    );
+    expect(after).not.toEqual(before);
+    model.model.dispose();
+  });
+});
+
+describe('combineMoments', () => {
+  it('adds shards in float64 into the mean and biased variance of all their elements', () => {
+    const values = [[1, 2, 4], [10, 11], [], [-3, 5, 6, 7]];
+    const shards: ShardMoments[] = values.map((shard) => {
+      const mean = shard.length === 0 ? 0 : shard.reduce((a, b) => a + b, 0) / shard.length;
+      return {
+        mean: Float32Array.of(mean),
+        squaredDeviations: Float32Array.of(shard.reduce((total, x) => total + (x - mean) ** 2, 0)),
+        elements: shard.length,
+      };
+    });
+    const statistics = new Float32Array(2);
+    combineMoments(shards, [1], 0, statistics);
+    const all = values.flat();
+    const mean = all.reduce((a, b) => a + b, 0) / all.length;
+    const variance = all.reduce((total, x) => total + (x - mean) ** 2, 0) / all.length;
+    expect(statistics[0]).toBe(Math.fround(mean));
+    expect(statistics[1]).toBe(Math.fround(variance));
+  });
+});

@@ -1,0 +1,375 @@
+/**
+ * Synchronised BatchNormalization (as PyTorch's SyncBatchNorm): a step computed on several shards
+ * normalises every shard with the statistics of the whole global batch, as one process training on that
+ * batch does, so that the weights do not depend on how the batch was cut.
+ *
+ * A layer's batch statistics depend on the layers before it, and its gradient flows back through them
+ * into every sample of the batch, so such a step takes more than one pass over the shards. Every pass
+ * is stateless (the shard's samples and what the earlier passes found), so any worker may compute any
+ * shard's pass and a lost worker's pass is redone like a lost shard:
+ *
+ * 1. moments, one pass per layer l = 0..L−1 in order: each shard's per-channel mean and sum of squared
+ *    deviations of layer l's input, the layers before l normalised with the global statistics already
+ *    found. combineMoments adds the shards up in shard order (Chan et al.) into layer l's mean and
+ *    biased variance, the statistics tfjs's BatchNormalization uses in training.
+ * 2. adjoints, one pass per layer l = L−1..0 in reverse: the gradient, with respect to layer l's mean
+ *    and variance, of the shard's summed loss plus the surrogates of the layers after l; summed over
+ *    the shards (sumAdjoints), how the whole batch's loss changes with those statistics.
+ * 3. the gradient (computeGradients with the statistics and adjoints): of the summed loss plus every
+ *    layer's surrogate, with respect to the weights, the statistics held constant.
+ *
+ * Layer k's surrogate on a shard sums, over the shard's elements x of the layer's input in channel c,
+ *   (adjointMean[c] · x + adjointVariance[c] · (x − mean[c])²) / M,
+ * M being the global batch's elements per channel. Its gradient is what flows back through
+ * mean = Σx / M and variance = Σ(x − mean)² / M in one process (the part through the variance's own
+ * mean is zero at the global mean). Summed over the shards, the passes give one process's gradient of
+ * the whole batch, to float32 rounding.
+ *
+ * Statistics and adjoints travel as one flat float32 vector: for each layer in model order, its C means
+ * then its C variances (or their adjoints).
+ */
+import type { Tensor } from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { CallosumError, ErrorCodes } from '../errors.js';
+import { batchNormalizationLayers } from '../params/layout.js';
+
+type Layer = LayersModel['layers'][number];
+type Call = (inputs: Tensor | Tensor[], kwargs: { training?: boolean }) => Tensor | Tensor[];
+
+/** The global statistics of every layer, and how the batch's summed loss changes with them. */
+export interface SyncedStatistics {
+  /** Per layer: its C means, then its C (biased) variances. */
+  readonly statistics: Float32Array;
+  /** The same layout: the summed loss's total derivative with respect to each statistic. */
+  readonly adjoints: Float32Array;
+  /** Samples in the global batch: the statistics are means over them. */
+  readonly samples: number;
+}
+
+/** One of the passes before a synchronised step's gradient. */
+export type BatchNormPass =
+  | {
+      readonly kind: 'moments';
+      readonly layer: number;
+      /** The global statistics of the layers before `layer` (the rest of the vector is ignored). */
+      readonly statistics: Float32Array;
+    }
+  | ({ readonly kind: 'adjoint'; readonly layer: number } & SyncedStatistics);
+
+/** A shard's moments of one layer's input: per channel, the mean and the sum of squared deviations. */
+export interface ShardMoments {
+  readonly mean: Float32Array;
+  readonly squaredDeviations: Float32Array;
+  /** Elements per channel: samples × positions (e.g. height × width after a convolution). */
+  readonly elements: number;
+}
+
+/** What one pass over the layers is doing, while it runs (the layers' calls read it). */
+interface ActivePass {
+  /** Layers normalised with these (global) statistics; the others with their shard's own moments. */
+  readonly normalizers: ({ mean: Tensor; variance: Tensor } | undefined)[];
+  /** The layer whose shard moments the pass measures, if any. */
+  readonly measured?: number;
+  measuredMoments?: ShardMoments;
+  /** Each synchronised layer's input and its channel axis, for the surrogates. */
+  readonly inputs: ({ input: Tensor; axis: number } | undefined)[];
+}
+
+let activePass: ActivePass | undefined;
+
+/** The channels of each BatchNormalization layer, in model order (the order of the flat vectors). */
+export function batchNormChannels(model: LayersModel): number[] {
+  return batchNormalizationLayers(model).map(({ movingMean }) =>
+    movingMean.shape.reduce((product: number, size) => product * (size ?? 1), 1),
+  );
+}
+
+/** Where layer `layer`'s means start in the flat vector (its variances follow its C means). */
+function offsetOf(channels: readonly number[], layer: number): number {
+  return channels.slice(0, layer).reduce((total, count) => total + 2 * count, 0);
+}
+
+/**
+ * Lets every BatchNormalization layer of the model train with given statistics while a synchronised
+ * pass runs; outside one, the layers are tfjs's own.
+ */
+export function synchronisableBatchNorm(model: LayersModel): void {
+  batchNormalizationLayers(model).forEach(({ layer }, index) => {
+    replaceCall(layer, index);
+  });
+}
+
+function replaceCall(layer: Layer, index: number): void {
+  const norm = layer as unknown as {
+    call: Call;
+    axis: number;
+    epsilon: number;
+    gamma: { read(): Tensor } | null;
+    beta: { read(): Tensor } | null;
+  };
+  const original = norm.call.bind(layer);
+  norm.call = (inputs, kwargs) => {
+    const pass = activePass;
+    if (kwargs?.training !== true || pass === undefined) return original(inputs, kwargs);
+    const input = Array.isArray(inputs) ? (inputs[0] as Tensor) : inputs;
+    const axis = norm.axis >= 0 ? norm.axis : norm.axis + input.rank;
+    const reductionAxes = [...input.shape.keys()].filter((dim) => dim !== axis);
+    // tfjs broadcasts [C] against the last axis; any other axis needs the statistics reshaped.
+    const shape = input.shape.map((size, dim) => (dim === axis ? size : 1));
+    const broadcast = (tensor: Tensor) => (axis === input.rank - 1 ? tensor : tf.reshape(tensor, shape));
+    const normalize = (mean: Tensor, variance: Tensor) =>
+      tf.batchNorm(
+        input,
+        broadcast(mean),
+        broadcast(variance),
+        norm.beta === null ? undefined : broadcast(norm.beta.read()),
+        norm.gamma === null ? undefined : broadcast(norm.gamma.read()),
+        norm.epsilon,
+      );
+    const global = pass.normalizers[index];
+    if (global !== undefined) {
+      pass.inputs[index] = { input, axis };
+      return normalize(global.mean, global.variance);
+    }
+    // Not synchronised yet: the shard's own moments (what later layers see does not matter then).
+    const { mean, variance } = tf.moments(input, reductionAxes);
+    if (index === pass.measured) {
+      const elements = input.size / (input.shape[axis] as number);
+      pass.measuredMoments = {
+        mean: Float32Array.from(mean.dataSync()),
+        squaredDeviations: Float32Array.from(variance.dataSync(), (value) => value * elements),
+        elements,
+      };
+    }
+    return normalize(mean, variance);
+  };
+}
+
+/** Runs `body` as a pass with these normalizers; the layers are tfjs's own again afterwards. */
+function withPass<T>(pass: ActivePass, body: () => T): T {
+  if (activePass !== undefined) {
+    throw new CallosumError(ErrorCodes.INTERNAL, 'a synchronised BatchNormalization pass inside another');
+  }
+  activePass = pass;
+  try {
+    return body();
+  } finally {
+    activePass = undefined;
+  }
+}
+
+/** Layer `layer`'s global mean and variance, read from the flat vector, as tensors. */
+function statisticTensors(
+  channels: readonly number[],
+  statistics: Float32Array,
+  layer: number,
+): { mean: Tensor; variance: Tensor } {
+  const count = channels[layer] as number;
+  const offset = offsetOf(channels, layer);
+  return {
+    mean: tf.tensor1d(statistics.subarray(offset, offset + count)),
+    variance: tf.tensor1d(statistics.subarray(offset + count, offset + 2 * count)),
+  };
+}
+
+/**
+ * Runs `forward` (a training forward pass returning the shard's summed loss) as the moments pass of
+ * `layer`: returns the shard's moments of that layer's input.
+ */
+export function measureMoments(
+  model: LayersModel,
+  pass: Extract<BatchNormPass, { kind: 'moments' }>,
+  forward: () => Tensor,
+): ShardMoments {
+  const channels = batchNormChannels(model);
+  checkLayer(channels, pass.layer);
+  const active: ActivePass = {
+    normalizers: channels.map((_, index) =>
+      index < pass.layer ? statisticTensors(channels, pass.statistics, index) : undefined,
+    ),
+    measured: pass.layer,
+    inputs: [],
+  };
+  tf.tidy(() => {
+    withPass(active, forward);
+  });
+  tf.dispose(active.normalizers.flatMap((pair) => (pair === undefined ? [] : [pair.mean, pair.variance])));
+  if (active.measuredMoments === undefined) {
+    throw new CallosumError(ErrorCodes.INTERNAL, `BatchNormalization layer ${pass.layer} was not called`);
+  }
+  return active.measuredMoments;
+}
+
+/**
+ * Runs `forward` as the adjoint pass of `layer`: returns the gradient of the shard's summed loss plus
+ * the surrogates of the layers after it with respect to its mean, then its variance.
+ */
+export function measureAdjoint(
+  model: LayersModel,
+  pass: Extract<BatchNormPass, { kind: 'adjoint' }>,
+  forward: () => Tensor,
+): Float32Array {
+  const channels = batchNormChannels(model);
+  checkLayer(channels, pass.layer);
+  const own = statisticTensors(channels, pass.statistics, pass.layer);
+  const others = channels.map((_, index) =>
+    index === pass.layer ? undefined : statisticTensors(channels, pass.statistics, index),
+  );
+  try {
+    return tf.tidy(() => {
+      const [byMean, byVariance] = tf.grads((mean: Tensor, variance: Tensor) => {
+        const active: ActivePass = {
+          normalizers: others.map((pair, index) => (index === pass.layer ? { mean, variance } : pair)),
+          inputs: [],
+        };
+        return withPass(active, () => tf.add(forward(), surrogate(active, channels, pass, pass.layer + 1)));
+      })([own.mean, own.variance]);
+      const result = new Float32Array(2 * (channels[pass.layer] as number));
+      result.set(byMean?.dataSync() as Float32Array);
+      result.set(byVariance?.dataSync() as Float32Array, channels[pass.layer]);
+      return result;
+    });
+  } finally {
+    tf.dispose([
+      own.mean,
+      own.variance,
+      ...others.flatMap((pair) => (pair ? [pair.mean, pair.variance] : [])),
+    ]);
+  }
+}
+
+/**
+ * Runs `pass` (a forward and backward pass whose `forward` returns the summed loss) with every layer
+ * normalised by the global statistics, the surrogates added to what `forward` returns. Tensors it
+ * creates belong to the caller's tidy.
+ */
+export function withSyncedStatistics<T>(
+  model: LayersModel,
+  synced: SyncedStatistics,
+  pass: (objective: (forward: () => Tensor) => Tensor) => T,
+): T {
+  const channels = batchNormChannels(model);
+  const normalizers = channels.map((_, index) => statisticTensors(channels, synced.statistics, index));
+  const active: ActivePass = { normalizers, inputs: [] };
+  return withPass(active, () => pass((forward) => tf.add(forward(), surrogate(active, channels, synced, 0))));
+}
+
+/**
+ * Each moving statistic's value for a shard of `count` samples of a synchronised step: its global batch
+ * value × count (the reduction's sample-weighted mean of those is the global value again).
+ */
+export function globalStatisticValue(
+  model: LayersModel,
+  synced: SyncedStatistics,
+  count: number,
+): (weight: LayersModel['weights'][number]) => Tensor {
+  const channels = batchNormChannels(model);
+  const values = new Map<unknown, Float32Array>();
+  batchNormalizationLayers(model).forEach(({ movingMean, movingVariance }, layer) => {
+    const size = channels[layer] as number;
+    const offset = offsetOf(channels, layer);
+    values.set(movingMean, synced.statistics.subarray(offset, offset + size));
+    values.set(movingVariance, synced.statistics.subarray(offset + size, offset + 2 * size));
+  });
+  return (weight) => {
+    const value = values.get(weight);
+    if (value === undefined) {
+      throw new CallosumError(ErrorCodes.INTERNAL, `${weight.name} is no BatchNormalization statistic`);
+    }
+    return tf.mul(tf.reshape(tf.tensor1d(value), weight.read().shape), count);
+  };
+}
+
+/** The surrogates of layers `from`.. of the pass, summed: a scalar. */
+function surrogate(
+  pass: ActivePass,
+  channels: readonly number[],
+  synced: SyncedStatistics,
+  from: number,
+): Tensor {
+  let total: Tensor = tf.scalar(0);
+  for (let layer = from; layer < channels.length; layer++) {
+    const called = pass.inputs[layer];
+    const global = pass.normalizers[layer];
+    if (called === undefined || global === undefined) {
+      throw new CallosumError(ErrorCodes.INTERNAL, `BatchNormalization layer ${layer} was not called`);
+    }
+    const { input, axis } = called;
+    const count = channels[layer] as number;
+    const offset = offsetOf(channels, layer);
+    const reductionAxes = [...input.shape.keys()].filter((dim) => dim !== axis);
+    // Elements per channel in the whole batch: the global samples × this layer's positions per sample.
+    const globalElements = synced.samples * (input.size / (input.shape[0] as number) / count);
+    const adjointMean = tf.tensor1d(synced.adjoints.subarray(offset, offset + count));
+    const adjointVariance = tf.tensor1d(synced.adjoints.subarray(offset + count, offset + 2 * count));
+    const shape = input.shape.map((size, dim) => (dim === axis ? size : 1));
+    const sums = tf.sum(input, reductionAxes);
+    const squares = tf.sum(tf.square(tf.sub(input, tf.reshape(global.mean, shape))), reductionAxes);
+    const term = tf.add(tf.sum(tf.mul(adjointMean, sums)), tf.sum(tf.mul(adjointVariance, squares)));
+    total = tf.add(total, tf.div(term, globalElements));
+  }
+  return total;
+}
+
+function checkLayer(channels: readonly number[], layer: number): void {
+  if (layer >= channels.length) {
+    throw new CallosumError(
+      ErrorCodes.SHAPE_MISMATCH,
+      `BatchNormalization layer ${layer} asked for; the model has ${channels.length}`,
+    );
+  }
+}
+
+/**
+ * Layer statistics from every shard's moments, added in the order given (shard order, so that a step's
+ * result does not depend on arrival), in float64: the mean, and the variance as tfjs's moments computes
+ * it (biased), rounded to float32 into `statistics` at the layer's place.
+ */
+export function combineMoments(
+  shards: readonly ShardMoments[],
+  channels: readonly number[],
+  layer: number,
+  statistics: Float32Array,
+): void {
+  const count = channels[layer] as number;
+  const offset = offsetOf(channels, layer);
+  for (let channel = 0; channel < count; channel++) {
+    let elements = 0;
+    let mean = 0;
+    let squaredDeviations = 0;
+    for (const shard of shards) {
+      if (shard.elements === 0) continue;
+      const shardMean = shard.mean[channel] as number;
+      const total = elements + shard.elements;
+      const delta = shardMean - mean;
+      mean += (delta * shard.elements) / total;
+      squaredDeviations +=
+        (shard.squaredDeviations[channel] as number) + (delta * delta * elements * shard.elements) / total;
+      elements = total;
+    }
+    statistics[offset + channel] = mean;
+    statistics[offset + count + channel] = elements === 0 ? 0 : squaredDeviations / elements;
+  }
+}
+
+/** The shards' adjoints of one layer added in the order given, in float64, into `adjoints` at its place. */
+export function sumAdjoints(
+  shards: readonly Float32Array[],
+  channels: readonly number[],
+  layer: number,
+  adjoints: Float32Array,
+): void {
+  const size = 2 * (channels[layer] as number);
+  const offset = offsetOf(channels, layer);
+  for (let i = 0; i < size; i++) {
+    let total = 0;
+    for (const shard of shards) total += shard[i] as number;
+    adjoints[offset + i] = total;
+  }
+}
+
+/** The length of the flat statistics (and adjoints) vector of a model with these layers. */
+export function statisticsLength(channels: readonly number[]): number {
+  return offsetOf(channels, channels.length);
+}
