@@ -1,4 +1,4 @@
-import { COORDINATOR_DEFAULTS, TOPOLOGIES } from '@callosum/coordinator';
+import { BATCH_NORM_MODES, COORDINATOR_DEFAULTS, TOPOLOGIES } from '@callosum/coordinator';
 import {
   BackendNames,
   CallosumError,
@@ -182,6 +182,17 @@ export function wireDtypeOption(): Option {
   )
     .choices(WIRE_DTYPES)
     .default(COORDINATOR_DEFAULTS.wireDtype);
+}
+
+/** --batch-norm: how BatchNormalization layers normalise a step's shards; the coordinator decides. */
+export function batchNormOption(): Option {
+  return envOption(
+    '--batch-norm <mode>',
+    "sync: normalise every shard with the whole batch's statistics, as one process would (2 extra passes " +
+      'per BatchNormalization layer each step); local: with its own, as DDP without SyncBatchNorm',
+  )
+    .choices(BATCH_NORM_MODES)
+    .default(COORDINATOR_DEFAULTS.batchNorm);
 }
 
 export function portOption(defaultPort: number): Option {

@@ -5,6 +5,7 @@ import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatc
 import { attachLiveViews } from './live-views.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { startRing } from './ring/ring.js';
+import { BatchNormSync } from './run/batch-norm-sync.js';
 import { prepareRun } from './run/prepare-run.js';
 import { ResultIntake } from './run/result-intake.js';
 import { Rounds } from './run/rounds.js';
@@ -138,6 +139,11 @@ async function startIn(
         'so the weights of this run with micro-batches depend on the worker count',
     );
   }
+  // Micro-batches normalise each micro-batch, as trainLocal with micro-batches does: nothing to synchronise.
+  const batchNorm =
+    settings.batchNorm === 'sync' && !reduction.identicalAtAnyWorkerCount
+      ? BatchNormSync.of(model)
+      : undefined;
   const ring = ringRun
     ? startRing({ state, membership, telemetry, settings, log, datasetSize: train.count })
     : undefined;
@@ -152,6 +158,7 @@ async function startIn(
     telemetry,
     objective: taskModel.objective,
     traffic,
+    batchNorm,
   });
   const currentState = async () => ring?.replicas.refresh();
   const loop = new TrainingLoop({
@@ -202,6 +209,7 @@ async function startIn(
     parameterCount: layout.totalSize,
     maxFrameBytes,
     reduction,
+    syncBatchNorm: batchNorm !== undefined,
     codec,
     traffic,
     membership,
@@ -217,6 +225,7 @@ async function startIn(
       parameterCount: layout.totalSize,
       metricCount: taskModel.objective.metricNames.length,
       wireDtype: settings.wireDtype,
+      batchNorm,
     }),
     ring: ring?.handlers,
   });

@@ -8,7 +8,13 @@ export type {
   StepReport,
 } from './options.js';
 export { RunFiles, storedSummary } from './run/run-directory.js';
-export { COORDINATOR_DEFAULTS, TOPOLOGIES, type Topology } from './settings.js';
+export {
+  BATCH_NORM_MODES,
+  type BatchNormMode,
+  COORDINATOR_DEFAULTS,
+  TOPOLOGIES,
+  type Topology,
+} from './settings.js';
 export type { StepBytes } from './telemetry/step-bytes.js';
 export { advertisedUrls } from './transport/advertised-addresses.js';
 export type { ServerTlsOptions } from './transport/server.js';

@@ -1,5 +1,5 @@
 import type { DatasetSource, StepEvent, Task, TrainingConfig, WireDtype } from '@callosum/core';
-import type { Topology } from './settings.js';
+import type { BatchNormMode, Topology } from './settings.js';
 import type { StepBytes } from './telemetry/step-bytes.js';
 import type { ServerTlsOptions } from './transport/server.js';
 
@@ -145,6 +145,15 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * it sent, so the replicas stay identical); a replica's state is always sent in float32.
    */
   readonly wireDtype?: WireDtype;
+  /**
+   * How a model's BatchNormalization layers normalise a step's shards (docs/tasks.md). `sync` (default):
+   * with the statistics of the whole global batch, so the run computes what one process training on that
+   * batch computes, at any worker count; each step then takes two extra passes per layer over the shards
+   * (forward passes, and one small backward), and needs workers of protocol 1.7. `local`: each shard with
+   * its own, as PyTorch DDP without SyncBatchNorm. Runs with micro-batches always normalise each
+   * micro-batch (as trainLocal with micro-batches does); a model without BatchNormalization is unaffected.
+   */
+  readonly batchNorm?: BatchNormMode;
   /**
    * Write a timeline of every step to this file in the Trace Event Format (Perfetto, chrome://tracing):
    * the coordinator's prepare, broadcast, reduce, optimizer and evaluation, each worker's receive,

@@ -34,7 +34,15 @@ export const COORDINATOR_DEFAULTS = {
   topology: 'star' as Topology,
   replicaCheckEverySteps: 50,
   wireDtype: DEFAULT_WIRE_DTYPE,
+  batchNorm: 'sync' as BatchNormMode,
 } as const;
+
+/**
+ * sync: every shard of a step is normalised with the whole batch's BatchNormalization statistics, as one
+ * process would (SyncBatchNorm). local: with its own, as DDP does without SyncBatchNorm (fewer passes).
+ */
+export const BATCH_NORM_MODES = ['sync', 'local'] as const;
+export type BatchNormMode = (typeof BATCH_NORM_MODES)[number];
 
 /** star: the coordinator reduces and applies every step. ring: the workers do, among themselves. */
 export const TOPOLOGIES = ['star', 'ring'] as const;
@@ -78,6 +86,7 @@ const settingsSchema = z
     topology: z.enum(TOPOLOGIES).default(COORDINATOR_DEFAULTS.topology),
     replicaCheckEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.replicaCheckEverySteps),
     wireDtype: z.enum(WIRE_DTYPES).default(COORDINATOR_DEFAULTS.wireDtype),
+    batchNorm: z.enum(BATCH_NORM_MODES).default(COORDINATOR_DEFAULTS.batchNorm),
   })
   .superRefine((settings, context) => {
     if (settings.minWorkers > settings.maxWorkers) {

@@ -57,7 +57,12 @@ export {
   evaluationOf,
 } from './train/evaluate.js';
 export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
-export { computeGradients, evaluateBatch } from './train/gradients.js';
+export {
+  computeGradients,
+  computeShardAdjoint,
+  computeShardMoments,
+  evaluateBatch,
+} from './train/gradients.js';
 export {
   activationBytesPerSample,
   largestFittingSamples,
@@ -96,6 +101,15 @@ export {
   ringChunk,
   type ScatterRows,
 } from './train/ring-exchange.js';
+export {
+  type BatchNormPass,
+  batchNormChannels,
+  combineMoments,
+  type ShardMoments,
+  type SyncedStatistics,
+  statisticsLength,
+  sumAdjoints,
+} from './train/sync-batch-norm.js';
 export {
   type TrainLocalOptions,
   type TrainLocalResult,

@@ -1,11 +1,17 @@
 import {
+  type BatchNormRequest,
   type BatchTotals,
+  batchNormChannels,
   CallosumError,
   type ComputeRequest,
   type ComputeTimings,
+  computeGradients,
+  computeShardAdjoint,
+  computeShardMoments,
   ErrorCodes,
   type EvaluateRequest,
   evaluateInChunks,
+  floatsFromWire,
   type GradientResult,
   instantiateTask,
   mnistTask,
@@ -14,12 +20,15 @@ import {
   reductionFor,
   type SampleBatch,
   type ShardRange,
+  type SyncedStatistics,
   samplesFromWire,
   sliceBatch,
+  statisticsLength,
   type Task,
   type TaskModel,
   toSampleBatch,
   type Welcome,
+  type WireTensor,
   writeFlatWeights,
 } from '@callosum/core';
 
@@ -119,8 +128,9 @@ export class GradientService {
     request: ComputeRequest,
     into?: Float32Array,
   ): { result: GradientResult; timings: ComputeTimings } {
-    const { reduction } = this.configured();
-    const answer = this.run(request, (taskModel, batch) => reduction.computeShard(taskModel, batch, into));
+    const answer = this.run(request, (taskModel, batch) =>
+      this.computeShard(request, taskModel, batch, into),
+    );
     // The frame carrying the gradient is sent as it is: it must hold the gradient, not stale memory.
     if (into !== undefined && answer.result.gradient !== into) {
       throw new CallosumError(ErrorCodes.INTERNAL, 'the gradient was not written into its frame');
@@ -137,16 +147,62 @@ export class GradientService {
     pieces: readonly ShardPiece[],
     outputs: readonly Float32Array[],
   ): { results: GradientResult[]; timings: ComputeTimings } {
-    const { reduction } = this.configured();
     const answer = this.run(request, (taskModel, batch) =>
       pieces.map(({ start, end }, index) =>
-        reduction.computeShard(taskModel, sliceBatch(batch, start, end), outputs[index]),
+        this.computeShard(request, taskModel, sliceBatch(batch, start, end), outputs[index]),
       ),
     );
     if (answer.result.some((result, index) => result.gradient !== outputs[index])) {
       throw new CallosumError(ErrorCodes.INTERNAL, 'a piece was not written into its buffer');
     }
     return { results: answer.result, timings: answer.timings };
+  }
+
+  /**
+   * A shard's gradient as the run's reduction computes it; in a synchronised BatchNormalization step,
+   * with the global statistics the request carries (such a step has no micro-batches).
+   */
+  private computeShard(
+    request: ComputeRequest,
+    taskModel: TaskModel,
+    batch: SampleBatch,
+    into: Float32Array | undefined,
+  ): GradientResult {
+    const { reduction } = this.configured();
+    if (request.batchNorm === undefined) return reduction.computeShard(taskModel, batch, into);
+    if (reduction.identicalAtAnyWorkerCount) {
+      throw new CallosumError(
+        ErrorCodes.MALFORMED_MESSAGE,
+        'a synchronised BatchNormalization step in a run with micro-batches (they normalise each micro-batch)',
+      );
+    }
+    return computeGradients(taskModel, batch, into, syncedStatistics(taskModel, request.batchNorm));
+  }
+
+  /** A pass of a synchronised BatchNormalization step over one shard: what `batch-norm-result` carries. */
+  batchNormPass(request: BatchNormRequest): {
+    result: { values: Float32Array; elements?: number; count: number };
+    timings: ComputeTimings;
+  } {
+    return this.run(request, (taskModel, batch) => {
+      const { layer } = request;
+      const { statistics, adjoints, samples } = syncedStatistics(taskModel, request);
+      if (request.kind === 'adjoint') {
+        const values = computeShardAdjoint(taskModel, batch, {
+          kind: 'adjoint',
+          layer,
+          statistics,
+          adjoints,
+          samples,
+        });
+        return { values, count: batch.count };
+      }
+      const moments = computeShardMoments(taskModel, batch, { kind: 'moments', layer, statistics });
+      const values = new Float32Array(2 * moments.mean.length);
+      values.set(moments.mean);
+      values.set(moments.squaredDeviations, moments.mean.length);
+      return { values, elements: moments.elements, count: batch.count };
+    });
   }
 
   evaluate(request: EvaluateRequest): { result: BatchTotals; timings: ComputeTimings } {
@@ -159,7 +215,7 @@ export class GradientService {
   }
 
   private run<T>(
-    request: ComputeRequest | EvaluateRequest,
+    request: ComputeRequest | EvaluateRequest | BatchNormRequest,
     work: (taskModel: TaskModel, batch: SampleBatch) => T,
   ): { result: T; timings: ComputeTimings } {
     const started = performance.now();
@@ -186,4 +242,17 @@ export class GradientService {
     }
     return taskModel;
   }
+}
+
+/** A request's synchronised statistics, checked against the model's BatchNormalization layers. */
+function syncedStatistics(
+  taskModel: TaskModel,
+  wire: { statistics: WireTensor; adjoints: WireTensor; samples: number },
+): SyncedStatistics {
+  const length = statisticsLength(batchNormChannels(taskModel.model));
+  return {
+    statistics: floatsFromWire(wire.statistics, 'float32', [length]),
+    adjoints: floatsFromWire(wire.adjoints, 'float32', [length]),
+    samples: wire.samples,
+  };
 }

@@ -1,4 +1,5 @@
 import {
+  type BatchNormRequest,
   type BatchTotals,
   CallosumError,
   type ComputeRequest,
@@ -96,6 +97,15 @@ export class ThreadedGradientService {
       features: copyOf(request.features),
       labels: copyOf(request.labels),
       keys: copyOf(request.keys),
+      ...(request.batchNorm === undefined
+        ? {}
+        : {
+            batchNorm: {
+              ...request.batchNorm,
+              statistics: copyOf(request.batchNorm.statistics),
+              adjoints: copyOf(request.batchNorm.adjoints),
+            },
+          }),
     };
     const answers = others.map((lane, thread) =>
       this.threads.request(thread, {
@@ -132,6 +142,11 @@ export class ThreadedGradientService {
 
   evaluate(request: EvaluateRequest) {
     return this.own.evaluate(request);
+  }
+
+  /** A BatchNormalization pass is a forward pass (and one small backward): this thread computes it. */
+  batchNormPass(request: BatchNormRequest) {
+    return this.own.batchNormPass(request);
   }
 
   async dispose(): Promise<void> {

@@ -19,6 +19,7 @@ import {
   parseCoordinatorMessage,
   readsTensorFrames,
   TENSOR_DTYPES,
+  toWireTensor,
   type WireDtype,
   type WorkerMessage,
   type WorkerPhase,
@@ -262,6 +263,25 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             stepsComputed += 1;
             return;
           }
+          case 'batch-norm': {
+            phase = 'computing';
+            send({ type: 'heartbeat', phase, step: message.step });
+            const { result, timings } = service.batchNormPass(message);
+            phase = 'sending';
+            const { step, pass, shard } = message;
+            const { values, elements, count } = result;
+            send({
+              type: 'batch-norm-result',
+              step,
+              pass,
+              shard,
+              count,
+              ...(elements === undefined ? {} : { elements }),
+              values: toWireTensor(values, [values.length]),
+              timings,
+            });
+            return;
+          }
           case 'evaluate': {
             phase = 'computing';
             const { result, timings } = service.evaluate(message);
@@ -325,10 +345,12 @@ function threadFailure(service: GradientService | ThreadedGradientService): stri
 /** Which request a failure is about, so the coordinator can redo that shard, or abandon that reduction, at once. */
 function requestOf(message: CoordinatorMessage | undefined): {
   step?: number;
+  pass?: number;
   round?: number;
   shard?: number;
 } {
   if (message?.type === 'compute') return { step: message.step, shard: message.shard };
+  if (message?.type === 'batch-norm') return { step: message.step, pass: message.pass, shard: message.shard };
   if (message?.type === 'reduce' || message?.type === 'apply') return { step: message.step };
   if (message?.type === 'evaluate') return { round: message.round, shard: message.shard };
   return {};

@@ -1,4 +1,10 @@
-import { advertisedUrls, COORDINATOR_DEFAULTS, startCoordinator, type Topology } from '@callosum/coordinator';
+import {
+  advertisedUrls,
+  type BatchNormMode,
+  COORDINATOR_DEFAULTS,
+  startCoordinator,
+  type Topology,
+} from '@callosum/coordinator';
 import type { Command } from 'commander';
 import { addOptions, booleanOption, envOption } from '../env-options.js';
 import { integer } from '../option-parsers.js';
@@ -6,6 +12,7 @@ import { jsonOption, type RunFlags, reportRun, traceOption } from '../run-report
 import { serverTlsFrom, serverTlsOptions, type TlsFlags } from '../tls-options.js';
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
 import {
+  batchNormOption,
   checkpointOptions,
   portOption,
   taskFrom,
@@ -23,6 +30,7 @@ interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
   maxWorkers?: number;
   startTimeout: number;
   topology: Topology;
+  batchNorm: BatchNormMode;
 }
 
 /** The default port of a standalone coordinator, so workers on other hosts know where to connect. */
@@ -47,6 +55,7 @@ export function registerCoordinatorCommand(program: Command): void {
     wireDtypeOption(),
     portOption(DEFAULT_COORDINATOR_PORT),
     topologyOption(),
+    batchNormOption(),
     ...checkpointOptions(),
     ...tokenOptions(),
     ...serverTlsOptions(),
@@ -67,6 +76,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         topology: flags.topology,
+        batchNorm: flags.batchNorm,
         training: trainingOptionsFrom(command, flags),
         wireDtype: flags.wireDtype,
         ...settings,

@@ -7,7 +7,7 @@ import { describeRound, type RoundId, sameRound } from './round-id.js';
 import { lateAfterMs, typicalShardMs } from './straggler-rule.js';
 
 /** What a worker is asked to do for one shard. */
-export type ShardRequest = Extract<CoordinatorMessage, { type: 'compute' | 'evaluate' }>;
+export type ShardRequest = Extract<CoordinatorMessage, { type: 'compute' | 'evaluate' | 'batch-norm' }>;
 
 /** One shard of a round. */
 export interface ShardTask {

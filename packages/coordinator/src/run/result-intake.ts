@@ -12,12 +12,13 @@ import {
   type WorkerMessage,
   wireOverflowHint,
 } from '@callosum/core';
-import { RoundIds } from '../dispatch/round-id.js';
+import { type RoundId, RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { describeError, type WorkerConnection } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import type { ResultHandlers, ResultQuality } from '../workers/worker-pool.js';
+import type { BatchNormReply, BatchNormSync } from './batch-norm-sync.js';
 import { DivergenceWatch } from './divergence.js';
 import type { StepReply } from './gradient-path.js';
 import type { EvaluationReply } from './rounds.js';
@@ -32,6 +33,8 @@ export interface ResultIntakeContext {
   readonly metricCount: number;
   /** The dtype gradients travel in; an Infinity in a float16 one may be a value beyond its range. */
   readonly wireDtype: WireDtype;
+  /** A run whose steps synchronise BatchNormalization: what its passes' results must look like. */
+  readonly batchNorm: BatchNormSync | undefined;
 }
 
 /**
@@ -97,7 +100,14 @@ export class ResultIntake implements ResultHandlers {
         shard: message.shard,
         code,
       });
-      return this.unusableGradient(worker, message.step, message.shard, code, reason);
+      return this.unusableResult(
+        worker,
+        RoundIds.step(message.step),
+        message.step,
+        message.shard,
+        code,
+        reason,
+      );
     }
     const reply: StepReply = { totals, timings: message.timings };
     if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
@@ -107,6 +117,33 @@ export class ResultIntake implements ResultHandlers {
         step: message.step,
         shard: message.shard,
       });
+    }
+    return { usable: true };
+  }
+
+  /** A shard's result of a synchronised BatchNormalization pass. */
+  batchNormResult(
+    worker: WorkerConnection,
+    message: Extract<WorkerMessage, { type: 'batch-norm-result' }>,
+  ): ResultQuality {
+    const { dispatcher, telemetry, batchNorm } = this.context;
+    const { step, shard } = message;
+    const round = RoundIds.batchNorm(step, message.pass);
+    const values = floatsFromWire(message.values, 'float32');
+    const problem =
+      batchNorm === undefined
+        ? {
+            code: ErrorCodes.MALFORMED_MESSAGE,
+            reason: 'a BatchNormalization pass in a run that does not synchronise BatchNormalization',
+          }
+        : batchNorm.problem(message.pass, values, message.elements);
+    if (problem !== undefined) {
+      telemetry.record({ type: 'rejected-gradient', worker: worker.id, step, shard, code: problem.code });
+      return this.unusableResult(worker, round, step, shard, problem.code, problem.reason);
+    }
+    const reply: BatchNormReply = { values, elements: message.elements, timings: message.timings };
+    if (!dispatcher.accept(round, shard, worker, message.count, reply)) {
+      telemetry.record({ type: 'discarded-message', worker: worker.id, step, shard });
     }
     return { usable: true };
   }
@@ -143,20 +180,28 @@ export class ResultIntake implements ResultHandlers {
     if (message.shard === undefined) return undefined;
     if (message.round !== undefined) {
       dispatcher.reject(RoundIds.evaluation(message.round), message.shard, worker, message.code);
-    } else if (message.step !== undefined && message.code === ErrorCodes.NON_FINITE) {
-      return this.unusableGradient(worker, message.step, message.shard, message.code, message.message);
-    } else if (message.step !== undefined) {
-      dispatcher.reject(RoundIds.step(message.step), message.shard, worker, message.code);
+      return undefined;
     }
+    if (message.step === undefined) return undefined;
+    const round =
+      message.pass === undefined
+        ? RoundIds.step(message.step)
+        : RoundIds.batchNorm(message.step, message.pass);
+    if (message.code === ErrorCodes.NON_FINITE) {
+      return this.unusableResult(worker, round, message.step, message.shard, message.code, message.message);
+    }
+    dispatcher.reject(round, message.shard, worker, message.code);
     return undefined;
   }
 
   /**
-   * A gradient that must not be applied. Non-finite on every worker, the run has diverged and stops;
-   * otherwise the shard is redone (a non-finite one on another worker).
+   * A step's result (a gradient, or a BatchNormalization pass's) that must not be used. Non-finite on
+   * every worker, the run has diverged and stops; otherwise the shard is redone (a non-finite one on
+   * another worker).
    */
-  private unusableGradient(
+  private unusableResult(
     worker: WorkerConnection,
+    round: RoundId,
     step: number,
     shard: number,
     code: ErrorCode,
@@ -185,7 +230,7 @@ export class ResultIntake implements ResultHandlers {
         return undefined;
       }
     }
-    dispatcher.reject(RoundIds.step(step), shard, worker, reason, nonFinite);
+    dispatcher.reject(round, shard, worker, reason, nonFinite);
     return { usable: false, code, reason };
   }
 

@@ -13,9 +13,11 @@ import {
   type Reduction,
   type SampleSet,
   type ShardRange,
+  type SyncedStatistics,
   samplesToWire,
   stepEvent,
   type TrainingState,
+  toWireTensor,
 } from '@callosum/core';
 import { RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher, ShardOutcome, ShardRequest, ShardTask } from '../dispatch/shard-dispatcher.js';
@@ -24,6 +26,7 @@ import { stepBytes } from '../telemetry/step-bytes.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { WireTraffic } from '../transport/wire-traffic.js';
 import type { WorkerRegistry } from '../workers/registry.js';
+import type { BatchNormReply, BatchNormSync } from './batch-norm-sync.js';
 import { type AppliedStep, type GradientPath, StepRedo, type StepReply } from './gradient-path.js';
 
 /** How many times one step may be computed (its ring reduction abandoned each time) before the run stops. */
@@ -51,6 +54,8 @@ export interface RoundsContext {
   readonly objective: Pick<Objective, 'measuresAccuracy' | 'metricNames'>;
   /** The workers' frames, counted per worker over each step. */
   readonly traffic: Pick<WireTraffic, 'startWindow' | 'window'>;
+  /** A run whose steps synchronise BatchNormalization; undefined for any other. */
+  readonly batchNorm: BatchNormSync | undefined;
 }
 
 /**
@@ -78,15 +83,20 @@ export class Rounds {
       const started = performance.now();
       await gradients.prepare();
       const plan = reduction.plan(indices.length, this.parts());
+      // Gathered once: every pass of the step sees the same samples (augmented the same way).
+      const samples = plan.shards.map(({ start, end }) =>
+        state.gatherTrainingSamples(train, indices.subarray(start, end)),
+      );
+      const synced = await this.synchroniseBatchNorm(step, plan.shards, samples);
       gradients.begin(plan);
-      const gatherTraining = (shardIndices: Uint32Array) => state.gatherTrainingSamples(train, shardIndices);
-      const tasks = this.shardTasks(indices, plan.shards, gatherTraining, (shard, samples) => ({
+      const tasks = this.shardTasks(plan.shards, samples, (shard, shardSamples) => ({
         type: 'compute',
         step,
         shard,
         weightsVersion: step,
-        ...samplesToWire(samples, train),
-        keys: keysToWire(samples),
+        ...samplesToWire(shardSamples, train),
+        keys: keysToWire(shardSamples),
+        ...(synced === undefined ? {} : { batchNorm: syncedToWire(synced) }),
       }));
       const prepared = performance.now();
       // The dispatcher sends each worker its first shards (after the weights) before it returns.
@@ -155,15 +165,19 @@ export class Rounds {
       );
     }
     const round = this.evaluationRound++;
-    const indices = Uint32Array.from({ length: evaluationSet.count }, (_, i) => i);
-    const gatherTest = (shardIndices: Uint32Array) => gatherSamples(evaluationSet, shardIndices);
-    const shards = evenShardRanges(indices.length, this.parts());
-    const tasks = this.shardTasks(indices, shards, gatherTest, (shard, samples) => ({
+    const shards = evenShardRanges(evaluationSet.count, this.parts());
+    const samples = shards.map(({ start, end }) =>
+      gatherSamples(
+        evaluationSet,
+        Uint32Array.from({ length: end - start }, (_, i) => start + i),
+      ),
+    );
+    const tasks = this.shardTasks(shards, samples, (shard, shardSamples) => ({
       type: 'evaluate',
       round,
       shard,
       weightsVersion: state.step,
-      ...samplesToWire(samples, evaluationSet),
+      ...samplesToWire(shardSamples, evaluationSet),
     }));
     const outcomes = await dispatcher.run<EvaluationReply>(RoundIds.evaluation(round), tasks);
     const totals = outcomes.reduce((sum, outcome) => addTotals(sum, outcome.result.totals), EMPTY_TOTALS);
@@ -180,19 +194,51 @@ export class Rounds {
     return Math.max(1, this.context.membership.healthy().length);
   }
 
-  /** Tasks for the given shards of `indices`. */
+  /** Tasks for the given shards, `samples[i]` being shard i's. */
   private shardTasks(
-    indices: Uint32Array,
     shards: readonly ShardRange[],
-    gather: (shardIndices: Uint32Array) => RawSamples,
+    samples: readonly RawSamples[],
     request: (shard: number, samples: RawSamples) => ShardRequest,
   ): ShardTask[] {
     return shards.map(({ start, end, part }, index) => ({
       index,
       part,
       count: end - start,
-      request: request(index, gather(indices.subarray(start, end))),
+      request: request(index, samples[index] as RawSamples),
     }));
+  }
+
+  /**
+   * In a run that synchronises BatchNormalization, the passes that find the global batch's statistics
+   * and their adjoints before the step's gradient (batch-norm-sync.ts). Not needed for one shard: tfjs's
+   * own BatchNormalization normalises the whole batch then.
+   */
+  private async synchroniseBatchNorm(
+    step: number,
+    shards: readonly ShardRange[],
+    samples: readonly RawSamples[],
+  ): Promise<SyncedStatistics | undefined> {
+    const { batchNorm, dispatcher, train } = this.context;
+    if (batchNorm === undefined || shards.length < 2) return undefined;
+    const total = shards.reduce((sum, { start, end }) => sum + end - start, 0);
+    return batchNorm.synchronise(total, async (pass, known) => {
+      const { kind, layer } = batchNorm.passOf(pass);
+      const wire = syncedToWire(known);
+      const tasks = this.shardTasks(shards, samples, (shard, shardSamples) => ({
+        type: 'batch-norm',
+        step,
+        pass,
+        kind,
+        layer,
+        shard,
+        weightsVersion: step,
+        ...samplesToWire(shardSamples, train),
+        keys: keysToWire(shardSamples),
+        ...wire,
+      }));
+      const outcomes = await dispatcher.run<BatchNormReply>(RoundIds.batchNorm(step, pass), tasks);
+      return outcomes.map((outcome) => outcome.result);
+    });
   }
 }
 
@@ -234,5 +280,14 @@ function perWorkerTimings(
       sentMs: sentAt - stepStartedAt,
       receivedMs: receivedAt - stepStartedAt,
     })),
+  };
+}
+
+/** Synchronised statistics as compute and batch-norm requests carry them (copies: the passes go on changing them). */
+function syncedToWire({ statistics, adjoints, samples }: SyncedStatistics) {
+  return {
+    statistics: toWireTensor(Float32Array.from(statistics), [statistics.length]),
+    adjoints: toWireTensor(Float32Array.from(adjoints), [adjoints.length]),
+    samples,
   };
 }

@@ -8,6 +8,7 @@ import {
   PROTOCOL_VERSION,
   protocolAtLeast,
   protocolForWireDtype,
+  SYNC_BATCH_NORM_PROTOCOL,
   type WireDtype,
   type WorkerMessage,
 } from '@callosum/core';
@@ -38,6 +39,8 @@ export interface AdmissionContext {
   readonly task: { readonly name: string; readonly fingerprint: Fingerprint | undefined };
   /** What weights and gradients travel in: a 16-bit dtype needs a worker that reads it (1.6). */
   readonly wireDtype: WireDtype;
+  /** A run that synchronises BatchNormalization needs workers that compute its passes (1.7). */
+  readonly syncBatchNorm: boolean;
 }
 
 /** Whether a worker that said `hello` may join this run: undefined, or why not. */
@@ -49,6 +52,14 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
     { version: MINIMUM_PROTOCOL, feature: 'typed shard features' },
     ...(run.topology === 'ring' ? [{ version: RING_PROTOCOL, feature: 'the ring topology' }] : []),
     ...(wire === undefined ? [] : [wire]),
+    ...(run.syncBatchNorm
+      ? [
+          {
+            version: SYNC_BATCH_NORM_PROTOCOL,
+            feature: 'synchronised BatchNormalization (--batch-norm sync)',
+          },
+        ]
+      : []),
   ];
   const unmet = requirements.find((required) => !protocolAtLeast(hello.protocol, required.version));
   const versionProblem =

@@ -38,6 +38,10 @@ export interface ResultHandlers {
   gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality;
   computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): ResultQuality;
   evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void;
+  batchNormResult(
+    worker: WorkerConnection,
+    message: Extract<WorkerMessage, { type: 'batch-norm-result' }>,
+  ): ResultQuality;
   failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): ResultQuality;
 }
 
@@ -60,6 +64,8 @@ export interface WorkerPoolContext {
   /** Largest frame a worker may send; bounds what may queue towards a worker that does not read. */
   readonly maxFrameBytes: number;
   readonly reduction: Reduction;
+  /** Whether the run's steps synchronise BatchNormalization (workers must speak 1.7). */
+  readonly syncBatchNorm: boolean;
   readonly codec: Codec;
   /** Where the connections count the bytes of their frames. */
   readonly traffic: WireTraffic;
@@ -111,6 +117,8 @@ export class WorkerPool implements DispatchFindings {
       else this.judge(worker, this.context.results.gradient(worker, message));
     },
     evaluation: (worker, message) => this.context.results.evaluation(worker, message),
+    'batch-norm-result': (worker, message) =>
+      this.judge(worker, this.context.results.batchNormResult(worker, message)),
     computed: (worker, message) => {
       if (this.context.ring === undefined) this.unexpected(worker);
       else this.judge(worker, this.context.results.computed(worker, message));
@@ -340,6 +348,7 @@ export class WorkerPool implements DispatchFindings {
       maxWorkers: settings.maxWorkers,
       task: this.context.task,
       wireDtype: settings.wireDtype,
+      syncBatchNorm: this.context.syncBatchNorm,
     });
     if (refusal !== undefined) {
       worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });

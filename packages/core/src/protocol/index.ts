@@ -28,6 +28,7 @@ export {
   type ProtocolVersion,
   protocolAtLeast,
   readsTensorFrames,
+  SYNC_BATCH_NORM_PROTOCOL,
 } from './version.js';
 export {
   DEFAULT_WIRE_DTYPE,

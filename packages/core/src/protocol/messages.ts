@@ -140,6 +140,23 @@ export const replicaStateSchema = z.strictObject({
   state: bytes,
 });
 
+/**
+ * Since 1.7: a pass of a synchronised BatchNormalization step over one shard (train/sync-batch-norm.ts).
+ * A moments pass: `values` holds the shard's per-channel means, then its sums of squared deviations, of
+ * the layer's input, over `elements` per channel. An adjoint pass: the summed loss's gradient with
+ * respect to the layer's means, then its variances.
+ */
+export const batchNormResultSchema = z.strictObject({
+  type: z.literal('batch-norm-result'),
+  step: index,
+  pass: index,
+  shard: index,
+  count,
+  elements: count.optional(),
+  values: wireTensorSchema,
+  timings: computeTimings,
+});
+
 export const evaluationSchema = z.strictObject({
   type: z.literal('evaluation'),
   round: index,
@@ -158,8 +175,12 @@ export const failureSchema = z.strictObject({
   type: z.literal('failure'),
   code: errorCode,
   message: text,
-  /** The request that failed: `step` for a compute request, `round` for an evaluation, and its shard. */
+  /**
+   * The request that failed: `step` for a compute request (with `pass` for a BatchNormalization pass,
+   * since 1.7), `round` for an evaluation, and its shard.
+   */
   step: index.optional(),
+  pass: index.optional(),
   round: index.optional(),
   shard: index.optional(),
 });
@@ -174,6 +195,7 @@ export const workerMessageSchema = z.discriminatedUnion('type', [
   peerListeningSchema,
   reducedSchema,
   replicaStateSchema,
+  batchNormResultSchema,
 ]);
 
 // ---- coordinator → worker -------------------------------------------------------------------------
@@ -228,15 +250,45 @@ const shardData = {
   labels: wireTensorSchema,
 };
 
+/**
+ * Since 1.7: the global batch's BatchNormalization statistics (float32, per layer its means then its
+ * variances), how the summed loss changes with them (the same layout), and the batch's samples.
+ */
+const syncedStatistics = z.strictObject({
+  statistics: wireTensorSchema,
+  adjoints: wireTensorSchema,
+  samples: count,
+});
+
+/**
+ * Since 1.4: each sample's 32-bit key (as int32, shape [count]), which its dropout masks are drawn from,
+ * so a sample is dropped the same way whichever worker computes it.
+ */
+const keys = wireTensorSchema;
+
 export const computeSchema = z.strictObject({
   type: z.literal('compute'),
   step: index,
   ...shardData,
-  /**
-   * Since 1.4: each sample's 32-bit key (as int32, shape [count]), which its dropout masks are drawn
-   * from, so a sample is dropped the same way whichever worker computes it.
-   */
-  keys: wireTensorSchema,
+  keys,
+  /** Since 1.7: normalise every BatchNormalization layer with these statistics (synchronised step). */
+  batchNorm: syncedStatistics.optional(),
+});
+
+/**
+ * Since 1.7: pass `pass` of step `step`'s synchronised BatchNormalization over one shard: the moments
+ * of layer `layer`'s input (`statistics` holds the layers before it), or the adjoint of its statistics
+ * (`adjoints` holds the layers after it).
+ */
+export const batchNormSchema = z.strictObject({
+  type: z.literal('batch-norm'),
+  step: index,
+  pass: index,
+  kind: z.enum(['moments', 'adjoint']),
+  layer: index,
+  ...shardData,
+  keys,
+  ...syncedStatistics.shape,
 });
 
 export const evaluateSchema = z.strictObject({ type: z.literal('evaluate'), round: index, ...shardData });
@@ -302,6 +354,7 @@ export const coordinatorMessageSchema = z.discriminatedUnion('type', [
   reduceSchema,
   applySchema,
   stateRequestSchema,
+  batchNormSchema,
 ]);
 
 // ---- worker ↔ worker (ring) -----------------------------------------------------------------------
@@ -346,3 +399,5 @@ export type CoordinatorMessage = z.infer<typeof coordinatorMessageSchema>;
 export type ReduceRequest = z.infer<typeof reduceSchema>;
 export type PeerMessage = z.infer<typeof peerMessageSchema>;
 export type ComputeTimings = z.infer<typeof computeTimings>;
+export type BatchNormRequest = z.infer<typeof batchNormSchema>;
+export type BatchNormResult = z.infer<typeof batchNormResultSchema>;

@@ -2,10 +2,14 @@
  * Version of the wire protocol (docs/protocol.md). Peers must agree on `major`. A higher `minor` may
  * add optional fields or a framing (1.1: tensor frames; 1.2: micro-batches in compute requests; 1.3:
  * the micro-batch size moves into the welcome; 1.4: task runs, typed shard features and metric sums;
- * 1.5: the ring topology; 1.6: 16-bit wire dtypes for weights and gradients); since every message is
- * validated strictly, a peer uses them only with a side that announced a minor version which knows them.
+ * 1.5: the ring topology; 1.6: 16-bit wire dtypes for weights and gradients; 1.7: synchronised
+ * BatchNormalization); since every message is validated strictly, a peer uses them only with a side that
+ * announced a minor version which knows them.
  */
-export const PROTOCOL_VERSION = { major: 1, minor: 6 } as const;
+export const PROTOCOL_VERSION = { major: 1, minor: 7 } as const;
+
+/** The first protocol with synchronised BatchNormalization's passes (`batch-norm`). */
+export const SYNC_BATCH_NORM_PROTOCOL: ProtocolVersion = { major: 1, minor: 7 };
 
 /**
  * The oldest protocol any run accepts: 1.4 changed the shard requests (typed `features` for `images`)
