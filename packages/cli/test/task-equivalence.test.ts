@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startCoordinator } from '@callosum/coordinator';
 import {
   initBackend,
   instantiateTask,
@@ -10,6 +11,8 @@ import {
   trainLocal,
 } from '@callosum/core';
 import { beforeAll, describe, expect, it } from 'vitest';
+// The built module, so that local workers start the built CLI entry point next to it.
+import { spawnLocalWorker } from '../dist/local-workers.js';
 import { lastJsonLine, maxRelativeDifference, runCli, temporaryDirectory } from './processes.js';
 
 // A task module's run is the same computation in one process and on N workers, including what is not
@@ -109,10 +112,51 @@ describe('a task with BatchNormalization and Dropout trains the same on 1 and 3 
   it('without micro-batches, gives bit-identical weights on 1 worker, within 1e-5 on 3, and local statistics do not', async () => {
     const local = await localWeights();
     expect(maxRelativeDifference(await distributedWeights(1), local, layout)).toBe(0);
-    const synchronised = await distributedWeights(3);
-    expect(differenceIn('trainable', synchronised, local)).toBeLessThanOrEqual(1e-5);
-    expect(differenceIn('statistic', synchronised, local)).toBeLessThanOrEqual(1e-5);
+    for (const topology of ['star', 'ring']) {
+      const synchronised = await distributedWeights(3, undefined, TASK, ['--topology', topology]);
+      expect(differenceIn('trainable', synchronised, local), topology).toBeLessThanOrEqual(1e-5);
+      expect(differenceIn('statistic', synchronised, local), topology).toBeLessThanOrEqual(1e-5);
+    }
     const perShard = await distributedWeights(3, undefined, TASK, ['--batch-norm', 'local']);
     expect(maxRelativeDifference(perShard, local, layout)).toBeGreaterThan(1e-3);
   }, 240_000);
+});
+
+describe('a synchronised BatchNormalization pass that loses its worker', () => {
+  // Worker 2 stops itself (SIGSTOP, fault injection) on receiving step 2's first BatchNormalization
+  // pass and is then SIGKILLed: the pass's shard is redone on the others, and the weights are still
+  // those of one process.
+  it('is redone on the survivors, and the run still ends within 1e-5 of trainLocal', async () => {
+    const coordinator = await startCoordinator({
+      task: await loadTaskModule(TASK),
+      outDir: await temporaryDirectory('task-batch-norm-loss'),
+      minWorkers: 3,
+      training: { maxSteps: STEPS },
+      log: () => {},
+    });
+    const compute = { backend: 'wasm', threads: 1, taskModule: TASK };
+    const [, victim] = [1, 2, 3].map((index) =>
+      spawnLocalWorker(
+        `bn-worker-${index}`,
+        coordinator.url,
+        compute,
+        index === 2 ? { CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT: '2' } : {},
+      ),
+    );
+    let stopped = false;
+    const poll = setInterval(() => {
+      if (stopped || !victim?.recentLog.some((line) => line.includes('FAULT INJECTION: stopped'))) return;
+      stopped = true;
+      victim.process.kill('SIGKILL');
+    }, 20);
+    const summary = await coordinator.result.finally(() => clearInterval(poll));
+    expect(stopped).toBe(true);
+    expect(await victim?.exited).toBe('SIGKILL');
+    expect(summary.steps).toBe(STEPS);
+    expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
+    const model = await loadModel(summary.modelDir);
+    const weights = readFlatWeights(model);
+    model.dispose();
+    expect(maxRelativeDifference(weights, await localWeights(), layout)).toBeLessThanOrEqual(1e-5);
+  }, 120_000);
 });

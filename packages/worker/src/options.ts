@@ -70,6 +70,12 @@ export const workerOptionsSchema = z
      * once it reaches this step (`CALLOSUM_FAULT_CORRUPT_REPLICA_AT` for `callosum worker`).
      */
     corruptReplicaAt: integerOption(0).optional(),
+    /**
+     * Fault injection, for testing a lost worker in a synchronised BatchNormalization pass only: this
+     * worker stops itself (SIGSTOP) on receiving a pass of this step, as a frozen process would
+     * (`CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT` for `callosum worker`).
+     */
+    stopInBatchNormAt: integerOption(0).optional(),
     log: z.custom<(line: string) => void>((value) => typeof value === 'function').optional(),
   })
   .check((context) => {

@@ -264,6 +264,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             return;
           }
           case 'batch-norm': {
+            if (message.step === settings.stopInBatchNormAt) {
+              log(
+                `worker ${name}: FAULT INJECTION: stopped in a BatchNormalization pass of step ${message.step}`,
+              );
+              process.kill(process.pid, 'SIGSTOP');
+            }
             phase = 'computing';
             send({ type: 'heartbeat', phase, step: message.step });
             const { result, timings } = service.batchNormPass(message);

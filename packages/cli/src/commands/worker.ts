@@ -68,10 +68,15 @@ export function registerWorkerCommand(program: Command): void {
 }
 
 /**
- * Fault injection for tests of a ring run's divergence detection, from the environment only (no flag,
- * so nobody sets it by accident): CALLOSUM_FAULT_CORRUPT_REPLICA_AT=<step>.
+ * Fault injection for tests, from the environment only (no flag, so nobody sets it by accident):
+ * CALLOSUM_FAULT_CORRUPT_REPLICA_AT=<step> (a ring run's divergence detection) and
+ * CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT=<step> (a worker lost in a BatchNormalization pass).
  */
-function faultInjection(): { corruptReplicaAt?: number } {
-  const step = process.env.CALLOSUM_FAULT_CORRUPT_REPLICA_AT;
-  return step === undefined ? {} : { corruptReplicaAt: Number(step) };
+function faultInjection(): { corruptReplicaAt?: number; stopInBatchNormAt?: number } {
+  const { CALLOSUM_FAULT_CORRUPT_REPLICA_AT: corrupt, CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT: stop } =
+    process.env;
+  return {
+    ...(corrupt === undefined ? {} : { corruptReplicaAt: Number(corrupt) }),
+    ...(stop === undefined ? {} : { stopInBatchNormAt: Number(stop) }),
+  };
 }
