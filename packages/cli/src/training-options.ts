@@ -188,8 +188,8 @@ export function wireDtypeOption(): Option {
 export function batchNormOption(): Option {
   return envOption(
     '--batch-norm <mode>',
-    "sync: normalise every shard with the whole batch's statistics, as one process would (2 extra passes " +
-      'per BatchNormalization layer each step); local: with its own, as DDP without SyncBatchNorm',
+    'local: BatchNormalization normalises each shard with its own statistics, as DDP; sync: with the ' +
+      "whole batch's, as one process would (SyncBatchNorm; 2 extra passes per layer each step)",
   )
     .choices(BATCH_NORM_MODES)
     .default(COORDINATOR_DEFAULTS.batchNorm);

@@ -105,19 +105,24 @@ describe('a task with BatchNormalization and Dropout trains the same on 1 and 3 
     }
   }, 240_000);
 
-  // Without micro-batches every shard is normalised with the whole batch's statistics (--batch-norm
-  // sync, the default): 1 worker is the same computation as one process (to the bit), 3 workers the
-  // same to float32 rounding. Each shard normalised with its own (--batch-norm local, DDP without
+  // Without micro-batches, 1 worker is the same computation as one process (to the bit). On 3, with
+  // every shard normalised with the whole batch's statistics (--batch-norm sync), it is the same to
+  // float32 rounding; each shard normalised with its own (the default, local: DDP without
   // SyncBatchNorm) is a different computation, far from it.
   it('without micro-batches, gives bit-identical weights on 1 worker, within 1e-5 on 3, and local statistics do not', async () => {
     const local = await localWeights();
     expect(maxRelativeDifference(await distributedWeights(1), local, layout)).toBe(0);
     for (const topology of ['star', 'ring']) {
-      const synchronised = await distributedWeights(3, undefined, TASK, ['--topology', topology]);
+      const synchronised = await distributedWeights(3, undefined, TASK, [
+        '--batch-norm',
+        'sync',
+        '--topology',
+        topology,
+      ]);
       expect(differenceIn('trainable', synchronised, local), topology).toBeLessThanOrEqual(1e-5);
       expect(differenceIn('statistic', synchronised, local), topology).toBeLessThanOrEqual(1e-5);
     }
-    const perShard = await distributedWeights(3, undefined, TASK, ['--batch-norm', 'local']);
+    const perShard = await distributedWeights(3);
     expect(maxRelativeDifference(perShard, local, layout)).toBeGreaterThan(1e-3);
   }, 240_000);
 });
@@ -131,6 +136,7 @@ describe('a synchronised BatchNormalization pass that loses its worker', () => {
       task: await loadTaskModule(TASK),
       outDir: await temporaryDirectory('task-batch-norm-loss'),
       minWorkers: 3,
+      batchNorm: 'sync',
       training: { maxSteps: STEPS },
       log: () => {},
     });

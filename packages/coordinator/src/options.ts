@@ -146,11 +146,11 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly wireDtype?: WireDtype;
   /**
-   * How a model's BatchNormalization layers normalise a step's shards (docs/tasks.md). `sync` (default):
-   * with the statistics of the whole global batch, so the run computes what one process training on that
-   * batch computes, at any worker count; each step then takes two extra passes per layer over the shards
-   * (forward passes, and one small backward), and needs workers of protocol 1.7. `local`: each shard with
-   * its own, as PyTorch DDP without SyncBatchNorm. Runs with micro-batches always normalise each
+   * How a model's BatchNormalization layers normalise a step's shards (docs/tasks.md). `local` (default):
+   * each shard with its own statistics, as PyTorch DDP without SyncBatchNorm. `sync`: with the
+   * statistics of the whole global batch (SyncBatchNorm), so the run computes what one process training
+   * on that batch computes, at any worker count; each step then takes two extra passes per layer over
+   * the shards, and the workers must speak protocol 1.7. Runs with micro-batches always normalise each
    * micro-batch (as trainLocal with micro-batches does); a model without BatchNormalization is unaffected.
    */
   readonly batchNorm?: BatchNormMode;

@@ -34,12 +34,13 @@ export const COORDINATOR_DEFAULTS = {
   topology: 'star' as Topology,
   replicaCheckEverySteps: 50,
   wireDtype: DEFAULT_WIRE_DTYPE,
-  batchNorm: 'sync' as BatchNormMode,
+  batchNorm: 'local' as BatchNormMode,
 } as const;
 
 /**
- * sync: every shard of a step is normalised with the whole batch's BatchNormalization statistics, as one
- * process would (SyncBatchNorm). local: with its own, as DDP does without SyncBatchNorm (fewer passes).
+ * local: every shard of a step is normalised with its own BatchNormalization statistics, as PyTorch DDP
+ * does without SyncBatchNorm. sync: with the whole batch's, as one process would (SyncBatchNorm), at the
+ * cost of extra passes over the shards every step.
  */
 export const BATCH_NORM_MODES = ['sync', 'local'] as const;
 export type BatchNormMode = (typeof BATCH_NORM_MODES)[number];
