@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import {
+  type BatchNormMode,
   type Coordinator,
   type EvaluationReport,
   type RunSummary,
@@ -59,6 +60,11 @@ export interface FitOptions
   readonly backend?: string;
   /** GPUs for the local workers, one each (trainWithLocalWorkers' `gpus`; [] assigns none). */
   readonly gpus?: readonly string[];
+  /**
+   * BatchNormalization across workers (the coordinator's `batchNorm`): `local` (default), each shard
+   * normalised with its own statistics, as DDP; `sync`, with the whole batch's, as one process.
+   */
+  readonly batchNorm?: BatchNormMode;
   /**
    * Instead of local workers: listen here for `callosum worker --task <the same module>` processes. A
    * token is required beyond loopback (the workers' CALLOSUM_TOKEN), as for `callosum coordinator`.
@@ -156,6 +162,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
           threads: options.threads ?? defaultThreads(options.workers ?? 2),
           backend: options.backend ?? 'auto',
           ...(options.gpus === undefined ? {} : { gpus: options.gpus }),
+          ...(options.batchNorm === undefined ? {} : { batchNorm: options.batchNorm }),
           task: task.task,
           taskModule: path,
           training,
@@ -201,6 +208,7 @@ async function listenForWorkers(
     port: listen.port ?? 0,
     ...(listen.token === undefined ? {} : { token: listen.token }),
     minWorkers: listen.minWorkers ?? 1,
+    ...(options.batchNorm === undefined ? {} : { batchNorm: options.batchNorm }),
     ...(options.log === undefined ? {} : { log: options.log }),
     ...callbacks,
   });

@@ -21,7 +21,10 @@ export interface StepReport extends StepEvent {
   readonly bytes: StepBytes;
   /** When each part of the step happened, for a timeline (--trace): durations and offsets from its start. */
   readonly timeline: {
-    /** Drawing the batch, planning and gathering the shards' samples. */
+    /**
+     * Drawing the batch, planning and gathering the shards' samples (and with `batchNorm: 'sync'`, the
+     * step's BatchNormalization passes).
+     */
     readonly prepareMs: number;
     /** Sending the weights and the first shards to every worker. */
     readonly broadcastMs: number;

@@ -162,6 +162,75 @@ describe('codec + validation', () => {
     ).toThrow(/replicaDigest/);
   });
 
+  it('carries synchronised BatchNormalization (1.7): passes, their results, and the statistics in compute', () => {
+    const statistics = toWireTensor(Float32Array.of(0.5, -1, 2, 3), [4]);
+    const shard = {
+      shard: 1,
+      weightsVersion: 7,
+      features: toWireTensor(Float32Array.of(1, 2, 3, 4), [2, 2]),
+      labels: toWireTensor(Float32Array.of(0, 1), [2]),
+      keys: toWireTensor(Int32Array.of(9, 10), [2]),
+    };
+    const request = {
+      type: 'batch-norm',
+      step: 7,
+      pass: 1,
+      kind: 'adjoint',
+      layer: 0,
+      ...shard,
+      statistics,
+      adjoints: statistics,
+      samples: 6,
+    };
+    const decoded = parseCoordinatorMessage(codec.decode(codec.encode(request)));
+    expect(decoded).toMatchObject({
+      type: 'batch-norm',
+      step: 7,
+      pass: 1,
+      kind: 'adjoint',
+      layer: 0,
+      samples: 6,
+    });
+    expect(() => parseCoordinatorMessage({ ...request, kind: 'variance' })).toThrow(/kind/);
+    expect(() => parseCoordinatorMessage({ ...request, adjoints: undefined })).toThrow(/adjoints/);
+    const result = {
+      type: 'batch-norm-result',
+      step: 7,
+      pass: 0,
+      shard: 1,
+      count: 2,
+      elements: 2,
+      values: statistics,
+      timings: { decodeMs: 0.1, computeMs: 1 },
+    };
+    expect(parseWorkerMessage(codec.decode(codec.encode(result)))).toMatchObject({ pass: 0, elements: 2 });
+    expect(() => parseWorkerMessage({ ...result, pass: -1 })).toThrow(/pass/);
+    const compute = {
+      type: 'compute',
+      step: 7,
+      ...shard,
+      batchNorm: { statistics, adjoints: statistics, samples: 6 },
+    };
+    expect(parseCoordinatorMessage(codec.decode(codec.encode(compute)))).toMatchObject({
+      batchNorm: { samples: 6 },
+    });
+    expect(() => parseCoordinatorMessage({ ...compute, batchNorm: { statistics, samples: 6 } })).toThrow(
+      /adjoints/,
+    );
+    expect(
+      parseWorkerMessage({
+        type: 'failure',
+        code: 'COMPUTE_FAILED',
+        message: 'x',
+        step: 7,
+        pass: 2,
+        shard: 1,
+      }),
+    ).toMatchObject({
+      pass: 2,
+    });
+  });
+
   it('carries any task (1.4): typed features and labels, metric sums, the task in hello and welcome', () => {
     const compute = {
       type: 'compute',
