@@ -159,18 +159,23 @@ function withPass<T>(pass: ActivePass, body: () => T): T {
   }
 }
 
-/** Layer `layer`'s global mean and variance, read from the flat vector, as tensors. */
-function statisticTensors(
+/**
+ * The global mean and variance of each layer `known` picks, read from the flat vector, as tensors
+ * (undefined for the others). They belong to the caller's tidy.
+ */
+function normalizersOf(
   channels: readonly number[],
   statistics: Float32Array,
-  layer: number,
-): { mean: Tensor; variance: Tensor } {
-  const count = channels[layer] as number;
-  const offset = offsetOf(channels, layer);
-  return {
-    mean: tf.tensor1d(statistics.subarray(offset, offset + count)),
-    variance: tf.tensor1d(statistics.subarray(offset + count, offset + 2 * count)),
-  };
+  known: (layer: number) => boolean,
+): ActivePass['normalizers'] {
+  return channels.map((count, layer) => {
+    if (!known(layer)) return undefined;
+    const offset = offsetOf(channels, layer);
+    return {
+      mean: tf.tensor1d(statistics.subarray(offset, offset + count)),
+      variance: tf.tensor1d(statistics.subarray(offset + count, offset + 2 * count)),
+    };
+  });
 }
 
 /**
@@ -184,21 +189,20 @@ export function measureMoments(
 ): ShardMoments {
   const channels = batchNormChannels(model);
   checkLayer(channels, pass.layer);
-  const active: ActivePass = {
-    normalizers: channels.map((_, index) =>
-      index < pass.layer ? statisticTensors(channels, pass.statistics, index) : undefined,
-    ),
-    measured: pass.layer,
-    inputs: [],
-  };
+  let measured: ShardMoments | undefined;
   tf.tidy(() => {
+    const active: ActivePass = {
+      normalizers: normalizersOf(channels, pass.statistics, (layer) => layer < pass.layer),
+      measured: pass.layer,
+      inputs: [],
+    };
     withPass(active, forward);
+    measured = active.measuredMoments;
   });
-  tf.dispose(active.normalizers.flatMap((pair) => (pair === undefined ? [] : [pair.mean, pair.variance])));
-  if (active.measuredMoments === undefined) {
+  if (measured === undefined) {
     throw new CallosumError(ErrorCodes.INTERNAL, `BatchNormalization layer ${pass.layer} was not called`);
   }
-  return active.measuredMoments;
+  return measured;
 }
 
 /**
@@ -212,31 +216,21 @@ export function measureAdjoint(
 ): Float32Array {
   const channels = batchNormChannels(model);
   checkLayer(channels, pass.layer);
-  const own = statisticTensors(channels, pass.statistics, pass.layer);
-  const others = channels.map((_, index) =>
-    index === pass.layer ? undefined : statisticTensors(channels, pass.statistics, index),
-  );
-  try {
-    return tf.tidy(() => {
-      const [byMean, byVariance] = tf.grads((mean: Tensor, variance: Tensor) => {
-        const active: ActivePass = {
-          normalizers: others.map((pair, index) => (index === pass.layer ? { mean, variance } : pair)),
-          inputs: [],
-        };
-        return withPass(active, () => tf.add(forward(), surrogate(active, channels, pass, pass.layer + 1)));
-      })([own.mean, own.variance]);
-      const result = new Float32Array(2 * (channels[pass.layer] as number));
-      result.set(byMean?.dataSync() as Float32Array);
-      result.set(byVariance?.dataSync() as Float32Array, channels[pass.layer]);
-      return result;
-    });
-  } finally {
-    tf.dispose([
-      own.mean,
-      own.variance,
-      ...others.flatMap((pair) => (pair ? [pair.mean, pair.variance] : [])),
-    ]);
-  }
+  return tf.tidy(() => {
+    const normalizers = normalizersOf(channels, pass.statistics, () => true);
+    const own = normalizers[pass.layer] as { mean: Tensor; variance: Tensor };
+    const [byMean, byVariance] = tf.grads((mean: Tensor, variance: Tensor) => {
+      const active: ActivePass = {
+        normalizers: normalizers.map((pair, layer) => (layer === pass.layer ? { mean, variance } : pair)),
+        inputs: [],
+      };
+      return withPass(active, () => tf.add(forward(), surrogate(active, channels, pass, pass.layer + 1)));
+    })([own.mean, own.variance]);
+    const result = new Float32Array(2 * (channels[pass.layer] as number));
+    result.set(byMean?.dataSync() as Float32Array);
+    result.set(byVariance?.dataSync() as Float32Array, channels[pass.layer]);
+    return result;
+  });
 }
 
 /**
@@ -250,8 +244,10 @@ export function withSyncedStatistics<T>(
   pass: (objective: (forward: () => Tensor) => Tensor) => T,
 ): T {
   const channels = batchNormChannels(model);
-  const normalizers = channels.map((_, index) => statisticTensors(channels, synced.statistics, index));
-  const active: ActivePass = { normalizers, inputs: [] };
+  const active: ActivePass = {
+    normalizers: normalizersOf(channels, synced.statistics, () => true),
+    inputs: [],
+  };
   return withPass(active, () => pass((forward) => tf.add(forward(), surrogate(active, channels, synced, 0))));
 }
 
