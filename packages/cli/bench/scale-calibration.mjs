@@ -2,9 +2,10 @@
  * Turns what `pnpm bench:scale` measured into the scaling model's costs (scaling-model.mjs), each from
  * the measurement that isolates it best:
  *
- * - compute per sample and per shard: a line through the slowest worker's own compute time
- *   (perWorker.computeMs: decoding the shard, loading the weights, forward and backward, reading the
- *   gradient), divided by how much the cores are shared, against the largest shard, one point per run;
+ * - compute: each run's own, measured (the slowest worker's perWorker.computeMs: decoding the shard,
+ *   loading the weights, forward and backward, reading the gradient), which every prediction of that run
+ *   takes as it is; the model predicts what the topology adds to it. Reported besides: a line through
+ *   those times, divided by how much the cores are shared, against the largest shard;
  * - cutting the batch: a line through the coordinator's timeline.prepareMs against the batch size, from
  *   the runs and one run of a larger batch (prepareRun);
  * - Adam: the star coordinator's timeline.optimizerMs;
@@ -44,14 +45,30 @@ export const MNIST_SAMPLE_BYTES = 28 * 28 + 1 + 4;
  */
 
 /**
- * The model's setup of a measured run.
+ * The model's setup of a measured run, with the compute the run measured (its steps' mean slowest
+ * computeMs): the model predicts the rest of the step from it.
  *
  * @param {RunMeasurement} run
  * @param {Calibration} calibration
  * @returns {import('./scaling-model.mjs').Setup}
  */
-export function setupOf({ topology, workers }, { parameters, batchSize, threads, cores }) {
-  return { topology, workers, samplesPerStep: batchSize, parameters, threads, cores, wireMsPerByte: 0 };
+export function setupOf(run, { parameters, batchSize, threads, cores }) {
+  const { topology, workers } = run;
+  return {
+    topology,
+    workers,
+    samplesPerStep: batchSize,
+    parameters,
+    threads,
+    cores,
+    wireMsPerByte: 0,
+    measuredComputeMs: slowestComputeMs(run),
+  };
+}
+
+/** A run's mean over its steps of the slowest shard's compute (decoding included, as the worker timed it). */
+function slowestComputeMs({ steps }) {
+  return mean(steps.map((step) => Math.max(...step.shards.map((shard) => shard.computeMs))));
 }
 
 /**
@@ -67,9 +84,7 @@ export function calibrateCosts(runs, calibration) {
   const compute = fitCompute(
     runs.map((run) => ({
       samples: Math.max(...run.steps[0].shards.map((shard) => shard.samples)),
-      computeMs:
-        mean(run.steps.map((step) => Math.max(...step.shards.map((shard) => shard.computeMs)))) /
-        coreSharing(setupOf(run, calibration)),
+      computeMs: slowestComputeMs(run) / coreSharing(setupOf(run, calibration)),
     })),
   );
   const prepare = fitLine(
@@ -130,8 +145,8 @@ export function predictHeldOut(run, runs, calibration) {
 /**
  * The line through the bare loopback link's round trips (ws and the product's codec, nothing else) for
  * each framing, medians of each frame size: tensor frames, as the coordinator's weights and gradients
- * travel (and, since the ring's peer links use them too, its rows and chunks), and plain MessagePack,
- * for comparison. Its slope is what a byte costs the bare link.
+ * and the ring's rows and chunks travel, and plain MessagePack, for comparison. Its slope is what a byte
+ * costs the bare link.
  *
  * @param {Calibration['loopback']} loopback
  * @returns {{ tensor: { intercept: number, slope: number }, plain: { intercept: number, slope: number } }}

@@ -49,7 +49,8 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
     [
       'compute per sample',
       `${costs.computeMsPerSample.toFixed(3)} ms`,
-      `line through each run's mean slowest computeMs ÷ core sharing against its largest shard (${threads} thread(s) per worker)`,
+      `line through each run's mean slowest computeMs ÷ core sharing against its largest shard (${threads} thread(s) per worker); ` +
+        "reported only: each run's prediction below takes the compute it measured",
     ],
     ['compute per shard', `${costs.computeMsPerShard.toFixed(2)} ms`, 'the same line at 0 samples'],
     [
@@ -73,16 +74,15 @@ export function calibrationLines(costs, { loopback, parameters, threads }) {
       "… and against the slowest worker's own 2 × model bytes (weights in, gradient out)",
     ],
     [
-      '  bare link, tensor frames',
-      perByte(bare.tensor.slope),
-      'slope of the loopback line (ws + codec alone)',
-    ],
-    [
       'per byte, ring peer link',
       perByte(costs.msPerByte.peer),
-      'fitted to the ring runs: their step beyond every other cost, against 2 (N−1)/N × model bytes × core sharing',
+      'fitted to the ring runs: their step beyond every other cost, against 2 (N−1)/N × model bytes',
     ],
-    ['  bare link, plain frames', perByte(bare.plain.slope), 'slope of the loopback line (ws + codec alone)'],
+    [
+      '  bare link, tensor frames',
+      perByte(bare.tensor.slope),
+      'slope of the loopback line (ws + codec alone), for the three costs above',
+    ],
     [
       'check and add a gradient',
       `${(costs.foldMsPerByte * MB).toFixed(3)} ms/MB (${(costs.foldMsPerByte * MB * modelMB).toFixed(2)} ms per model)`,
@@ -192,11 +192,11 @@ export function comparisonLines(runs, costs, calibration) {
     '',
     'predicted = by the costs calibrated on every run; held out = by costs calibrated on the other runs only.',
     'core sharing = max(1, workers × threads ÷ cores): how much slower each worker computes (and, in the ring, ' +
-      'exchanges and updates)',
-    'compute = sharing × (per shard + largest shard × per sample); transfer = bytes over the busiest link × per ' +
-      'byte + messages × per message',
-    "(star: plus the slowest worker's own round trip; ring: plus each worker's peer bytes, folding its chunk and " +
-      'running Adam, × sharing);',
+      'folds and updates)',
+    "compute = the run's own, as measured (its slowest worker's mean computeMs); transfer = bytes over the " +
+      'busiest link × per byte + messages × per message',
+    "(star: plus the slowest worker's own round trip; ring: plus each worker's peer bytes, and folding its chunk " +
+      'and running Adam, × sharing);',
     'serial = cutting the batch (star: plus folding every gradient and Adam);',
     'latency = hops × latency (star 2, ring 6). other CPU = cores that processes other than the run kept busy ' +
       'during its measured steps;',

@@ -52,6 +52,10 @@ const BYTES_PER_PARAMETER = 4;
  * @property {number} cores Cores all the workers share; Infinity when each has its own machine.
  * @property {number} wireMsPerByte The network's time per byte (1 / bandwidth); 0 on loopback, where
  *   only the software's cost per byte counts.
+ * @property {number} [measuredComputeMs] The slowest worker's compute per step as measured in a run (core
+ *   sharing included). Given, it replaces the modelled compute: on a shared VM one process computes up to
+ *   a quarter faster or slower than the next of the same configuration, and the model is about what
+ *   distribution adds to the compute, not about that.
  */
 
 /**
@@ -90,7 +94,8 @@ export function predictStep(setup, costs) {
   const dataBytes = samplesPerStep * costs.sampleBytes;
   // The slowest worker has the largest shard.
   const largestShard = Math.ceil(samplesPerStep / workers);
-  const computeMs = sharing * (costs.computeMsPerShard + costs.computeMsPerSample * largestShard);
+  const computeMs =
+    setup.measuredComputeMs ?? sharing * (costs.computeMsPerShard + costs.computeMsPerSample * largestShard);
   const optimizerMs = costs.optimizerMsPerParameter * parameters;
   const prepareMs = costs.prepareMsPerStep + costs.prepareMsPerSample * samplesPerStep;
   // A byte costs what the slower of the wire and the software allows (they work on it at the same time).
@@ -132,23 +137,23 @@ function starParts({ workers, modelBytes, dataBytes, costs, perByte, optimizerMs
 
 /**
  * The ring: the coordinator sends the data and five small messages per worker (shard, `computed`,
- * `reduce`, `reduced`, `apply`); the workers exchange gradient chunks at the same time as each other, so
- * on shared cores their part slows down as their compute does.
+ * `reduce`, `reduced`, `apply`); the workers exchange gradient chunks at the same time as each other.
+ * On shared cores their folding and Adam slow down as their compute does; the exchange does not: it is
+ * mostly waiting on the peers' messages (measured: per byte, it costs 2 workers on their own cores as
+ * much as 3 and 4 on 2 cores, while scaling it with the sharing made 2 workers 11–27% slower than
+ * predicted, docs/benchmarks.md).
  */
 function ringParts({ workers, modelBytes, dataBytes, costs, perByte, sharing, optimizerMs }) {
   const peerBytes = (2 * (workers - 1) * modelBytes) / workers;
   // Reduce-scatter and all-gather: a message to and one from every other worker, twice.
   const peerMessages = 4 * (workers - 1);
   const coordinatorMs = dataBytes * perByte('coordinator') + 5 * workers * costs.messageMs;
-  const workerMs =
-    peerBytes * perByte('peer') +
-    peerMessages * costs.messageMs +
-    // The owner checks and adds every worker's rows of its chunk, and checks the chunks it is sent.
-    modelBytes * costs.foldMsPerByte +
-    optimizerMs;
+  const exchangeMs = peerBytes * perByte('peer') + peerMessages * costs.messageMs;
+  // The owner checks and adds every worker's rows of its chunk, and checks the chunks it is sent.
+  const updateMs = modelBytes * costs.foldMsPerByte + optimizerMs;
   return {
     busiestLinkBytes: Math.max(peerBytes, dataBytes),
-    transferMs: coordinatorMs + sharing * workerMs,
+    transferMs: coordinatorMs + exchangeMs + sharing * updateMs,
     serialMs: 0,
     latencyMs: 6 * costs.latencyMs,
   };

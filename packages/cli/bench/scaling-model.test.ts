@@ -38,16 +38,16 @@ describe('predictStep', () => {
     expect(step.samplesPerSecond).toBeCloseTo(128_000 / 61.168);
   });
 
-  it('ring: each worker moves 2 (N−1)/N of the model; 4 workers on 2 cores take twice as long for their part', () => {
+  it('ring: each worker moves 2 (N−1)/N of the model; 4 workers on 2 cores fold and update twice as slowly', () => {
     const step = predictStep({ ...SETUP, topology: 'ring', workers: 4 }, COSTS);
     expect(step.busiestLinkBytes).toBe(6e6);
     expect(step.computeMs).toBeCloseTo(2 * (2 + 0.5 * 32));
-    // coordinator: data 0.128 + 5 messages per worker 0.2; each worker, × 2 for sharing: peer bytes 6e6 × 2e-6,
-    // 12 peer messages 0.12, folding its chunk's rows (the model's bytes) 2, Adam 1
-    expect(step.transferMs).toBeCloseTo(0.328 + 2 * (12 + 0.12 + 2 + 1));
+    // coordinator: data 0.128 + 5 messages per worker 0.2; each worker: peer bytes 6e6 × 2e-6, 12 peer
+    // messages 0.12, and × 2 for sharing: folding its chunk's rows (the model's bytes) 2, Adam 1
+    expect(step.transferMs).toBeCloseTo(0.328 + 12 + 0.12 + 2 * (2 + 1));
     expect(step.serialMs).toBeCloseTo(0.5 + 1.28);
     expect(step.latencyMs).toBeCloseTo(6 * 0.1);
-    expect(step.stepMs).toBeCloseTo(68.948);
+    expect(step.stepMs).toBeCloseTo(68.948 - 12.12);
   });
 
   it('a byte costs the slower of the wire and the software', () => {
@@ -63,6 +63,14 @@ describe('predictStep', () => {
     expect(fastWire.stepMs).toBeCloseTo(onLoopback.stepMs);
     // Both links now wait on the wire: the coordinator's 16,128,000 bytes and the worker's 8e6.
     expect(slowWire.transferMs - onLoopback.transferMs).toBeCloseTo(16_128_000 * 2e-6 + 8e6 * 2.5e-6);
+  });
+
+  it("takes a run's measured compute, as measured, in place of the modelled one, and nothing else", () => {
+    const modelled = predictStep({ ...SETUP, topology: 'ring', workers: 4 }, COSTS);
+    const measured = predictStep({ ...SETUP, topology: 'ring', workers: 4, measuredComputeMs: 50 }, COSTS);
+    expect(measured.computeMs).toBe(50);
+    expect(measured.stepMs - modelled.stepMs).toBeCloseTo(50 - modelled.computeMs);
+    expect(measured.transferMs).toBe(modelled.transferMs);
   });
 
   it('one worker in the ring sends nothing to peers', () => {
