@@ -1,4 +1,10 @@
-import { createMsgpackCodec, evaluationOf, reductionFor, TENSOR_DTYPES } from '@callosum/core';
+import {
+  createMsgpackCodec,
+  evaluationOf,
+  FRAME_OVERHEAD_BYTES,
+  reductionFor,
+  TENSOR_DTYPES,
+} from '@callosum/core';
 import { dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
@@ -53,9 +59,6 @@ export interface Coordinator {
   /** Saves the model with its current weights into `dir`; call between steps (from a callback). */
   saveModel(dir: string): Promise<void>;
 }
-
-/** Room for everything in a gradient frame besides the gradient bytes. */
-const FRAME_OVERHEAD_BYTES = 64 * 1024;
 
 /**
  * Starts a coordinator: listens for workers and runs synchronous data-parallel training. Owns the

@@ -3,6 +3,7 @@ import {
   type Codec,
   DEFAULT_WIRE_DTYPE,
   ErrorCodes,
+  FRAME_OVERHEAD_BYTES,
   type Welcome,
   type WorkerMessage,
 } from '@callosum/core';
@@ -20,8 +21,6 @@ export interface RingPeersContext {
   readonly log: (line: string) => void;
 }
 
-/** Room in a peer frame besides its gradient rows. */
-const FRAME_OVERHEAD_BYTES = 64 * 1024;
 /**
  * Rows a peer may send in one frame, in chunks: a step's shards held by one worker (one, or the few
  * tree nodes covering its share of micro-batches; more after redone shards) over a chunk of at most

@@ -20,7 +20,7 @@ export {
   toWireTensor,
   type WireTensor,
 } from './tensor.js';
-export type { TensorFrameWriter } from './tensor-frame.js';
+export { FRAME_OVERHEAD_BYTES, type TensorFrameWriter } from './tensor-frame.js';
 export {
   formatProtocol,
   MINIMUM_PROTOCOL,

@@ -15,6 +15,11 @@ export const TENSOR_FRAME_MAGIC = Uint8Array.of(0xc1, 0x54, 0x46, 0x31);
 const PAYLOAD_OFFSET = 8;
 /** Tensors smaller than this stay inside plain MessagePack frames: not worth a second layout. */
 export const TENSOR_FRAME_MIN_BYTES = 64 * 1024;
+/**
+ * Room in a frame for everything besides its large tensor (the message's other fields and the framing),
+ * when a receiver bounds the frames it accepts by the tensor's size.
+ */
+export const FRAME_OVERHEAD_BYTES = 64 * 1024;
 /** Room reserved after the payload for the trailer; a larger one costs a copy of the frame. */
 const TRAILER_RESERVE_BYTES = 4 * 1024;
 

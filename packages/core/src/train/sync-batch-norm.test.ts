@@ -163,6 +163,36 @@ describe('synchronised BatchNormalization', () => {
   });
 });
 
+describe('synchronised BatchNormalization of a layer applied twice', () => {
+  it('is refused with the layer named, and the model still trains with its own statistics', () => {
+    const input = tf.input({ shape: [3] });
+    const norm = tf.layers.batchNormalization({ name: 'shared_norm' });
+    const dense = tf.layers.dense({ units: 3, useBias: false });
+    const twice = norm.apply(dense.apply(norm.apply(input))) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: twice });
+    synchronisableBatchNorm(model);
+    const twiceModel: TaskModel = {
+      model,
+      layout: parameterLayout(model),
+      objective: new Objective(model, 'meanSquaredError', []),
+      conversion: { featureDtype: 'float32', labelDtype: 'float32' },
+    };
+    const batch: SampleBatch = {
+      count: 4,
+      features: Float32Array.from({ length: 12 }, (_, i) => i / 7),
+      labels: Float32Array.from({ length: 12 }, (_, i) => i % 3),
+    };
+    const statistics = new Float32Array(statisticsLength(batchNormChannels(model)));
+    const tensors = tf.memory().numTensors;
+    expect(() => computeShardMoments(twiceModel, batch, { kind: 'moments', layer: 0, statistics })).toThrow(
+      /shared_norm is applied more than once or out of the model's layer order/,
+    );
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(computeGradients(twiceModel, batch).count).toBe(4);
+    model.dispose();
+  });
+});
+
 describe('combineMoments', () => {
   it('adds shards in float64 into the mean and biased variance of all their elements', () => {
     const values = [[1, 2, 4], [10, 11], [], [-3, 5, 6, 7]];

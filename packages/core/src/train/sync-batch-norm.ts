@@ -74,6 +74,8 @@ interface ActivePass {
   measuredMoments?: ShardMoments;
   /** Each synchronised layer's input and its channel axis, for the surrogates. */
   readonly inputs: ({ input: Tensor; axis: number } | undefined)[];
+  /** The last layer called in this pass: the passes need each layer called once, in layer order. */
+  lastCalled?: number;
 }
 
 let activePass: ActivePass | undefined;
@@ -112,6 +114,16 @@ function replaceCall(layer: Layer, index: number): void {
   norm.call = (inputs, kwargs) => {
     const pass = activePass;
     if (kwargs?.training !== true || pass === undefined) return original(inputs, kwargs);
+    // A layer whose statistics feed an earlier one, or a layer applied twice, has no single place in
+    // the passes' order.
+    if (index <= (pass.lastCalled ?? -1)) {
+      throw new CallosumError(
+        ErrorCodes.TASK_INVALID,
+        `BatchNormalization layer ${layer.name} is applied more than once or out of the model's layer order; ` +
+          'synchronised BatchNormalization needs each applied once, in order (use --batch-norm local)',
+      );
+    }
+    pass.lastCalled = index;
     const input = Array.isArray(inputs) ? (inputs[0] as Tensor) : inputs;
     const axis = norm.axis >= 0 ? norm.axis : norm.axis + input.rank;
     const reductionAxes = [...input.shape.keys()].filter((dim) => dim !== axis);
