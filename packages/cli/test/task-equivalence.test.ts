@@ -2,15 +2,21 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCoordinator } from '@callosum/coordinator';
 import {
+  createMsgpackCodec,
+  fingerprintOfTask,
   initBackend,
   instantiateTask,
   loadModel,
   loadTaskModule,
   type ParameterLayout,
+  PROTOCOL_VERSION,
+  parseCoordinatorMessage,
   readFlatWeights,
+  toWireTensor,
   trainLocal,
 } from '@callosum/core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 // The built module, so that local workers start the built CLI entry point next to it.
 import { spawnLocalWorker } from '../dist/local-workers.js';
 import { lastJsonLine, maxRelativeDifference, runCli, temporaryDirectory } from './processes.js';
@@ -158,6 +164,68 @@ describe('a synchronised BatchNormalization pass that loses its worker', () => {
     const summary = await coordinator.result.finally(() => clearInterval(poll));
     expect(stopped).toBe(true);
     expect(await victim?.exited).toBe('SIGKILL');
+    expect(summary.steps).toBe(STEPS);
+    expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
+    const model = await loadModel(summary.modelDir);
+    const weights = readFlatWeights(model);
+    model.dispose();
+    expect(maxRelativeDifference(weights, await localWeights(), layout)).toBeLessThanOrEqual(1e-5);
+  }, 120_000);
+
+  // A worker written against the protocol answers its first pass with int32 values instead of float32,
+  // then leaves: the result is rejected (not a crash of the coordinator), the shard is redone, and the
+  // weights are still those of one process.
+  it('rejects a malformed result, redoes its shard, and still ends within 1e-5 of trainLocal', async () => {
+    const task = await loadTaskModule(TASK);
+    const coordinator = await startCoordinator({
+      task,
+      outDir: await temporaryDirectory('task-batch-norm-malformed'),
+      minWorkers: 3,
+      batchNorm: 'sync',
+      training: { maxSteps: STEPS },
+      log: () => {},
+    });
+    const compute = { backend: 'wasm', threads: 1, taskModule: TASK };
+    for (const index of [1, 2]) spawnLocalWorker(`bn-honest-${index}`, coordinator.url, compute);
+    const codec = createMsgpackCodec();
+    const rogue = new WebSocket(coordinator.url, { perMessageDeflate: false });
+    let answered: string | undefined;
+    rogue.on('message', (frame: Buffer) => {
+      const message = parseCoordinatorMessage(codec.decode(frame));
+      if (message.type !== 'batch-norm' || answered !== undefined) return;
+      const values = new Int32Array(message.statistics.shape[0] as number);
+      const { step, pass, shard } = message;
+      const count = message.labels.shape[0] as number;
+      const timings = { decodeMs: 0, computeMs: 0 };
+      answered = `step ${step} pass ${pass}`;
+      rogue.send(
+        codec.encode({
+          type: 'batch-norm-result',
+          step,
+          pass,
+          shard,
+          count,
+          elements: count,
+          values: toWireTensor(values, [values.length]),
+          timings,
+        }),
+      );
+      setTimeout(() => rogue.close(), 200);
+    });
+    await new Promise((resolve) => rogue.once('open', resolve));
+    rogue.send(
+      codec.encode({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        workerName: 'bn-rogue',
+        backend: 'wasm',
+        pid: 1,
+        hostname: 'here',
+        task: fingerprintOfTask(task),
+      }),
+    );
+    const summary = await coordinator.result;
+    expect(answered).toBe('step 0 pass 0');
     expect(summary.steps).toBe(STEPS);
     expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
     const model = await loadModel(summary.modelDir);

@@ -18,7 +18,7 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 import { describeError, type WorkerConnection } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import type { ResultHandlers, ResultQuality } from '../workers/worker-pool.js';
-import type { BatchNormReply, BatchNormSync } from './batch-norm-sync.js';
+import type { BatchNormReply, BatchNormSync, ResultProblem } from './batch-norm-sync.js';
 import { DivergenceWatch } from './divergence.js';
 import type { StepReply } from './gradient-path.js';
 import type { EvaluationReply } from './rounds.js';
@@ -126,26 +126,41 @@ export class ResultIntake implements ResultHandlers {
     worker: WorkerConnection,
     message: Extract<WorkerMessage, { type: 'batch-norm-result' }>,
   ): ResultQuality {
-    const { dispatcher, telemetry, batchNorm } = this.context;
+    const { dispatcher, telemetry } = this.context;
     const { step, shard } = message;
     const round = RoundIds.batchNorm(step, message.pass);
-    const values = floatsFromWire(message.values, 'float32');
-    const problem =
-      batchNorm === undefined
-        ? {
-            code: ErrorCodes.MALFORMED_MESSAGE,
-            reason: 'a BatchNormalization pass in a run that does not synchronise BatchNormalization',
-          }
-        : batchNorm.problem(message.pass, values, message.elements);
-    if (problem !== undefined) {
-      telemetry.record({ type: 'rejected-gradient', worker: worker.id, step, shard, code: problem.code });
-      return this.unusableResult(worker, round, step, shard, problem.code, problem.reason);
+    const read = this.batchNormValues(message);
+    if ('problem' in read) {
+      const { code, reason } = read.problem;
+      telemetry.record({ type: 'rejected-gradient', worker: worker.id, step, shard, code });
+      return this.unusableResult(worker, round, step, shard, code, reason);
     }
+    const { values } = read;
     const reply: BatchNormReply = { values, elements: message.elements, timings: message.timings };
     if (!dispatcher.accept(round, shard, worker, message.count, reply)) {
       telemetry.record({ type: 'discarded-message', worker: worker.id, step, shard });
     }
     return { usable: true };
+  }
+
+  /** A BatchNormalization result's values, or why they cannot be used (a wrong dtype or length among them). */
+  private batchNormValues(
+    message: Extract<WorkerMessage, { type: 'batch-norm-result' }>,
+  ): { values: Float32Array } | { problem: ResultProblem } {
+    const { batchNorm } = this.context;
+    if (batchNorm === undefined) {
+      const reason = 'a BatchNormalization pass in a run that does not synchronise BatchNormalization';
+      return { problem: { code: ErrorCodes.MALFORMED_MESSAGE, reason } };
+    }
+    let values: Float32Array;
+    try {
+      values = floatsFromWire(message.values, 'float32');
+    } catch (error) {
+      const { code, message: reason } = describeError(error);
+      return { problem: { code, reason } };
+    }
+    const problem = batchNorm.problem(message.pass, values, message.elements);
+    return problem === undefined ? { values } : { problem };
   }
 
   evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void {
