@@ -46,7 +46,7 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly port?: number;
   /** Where the gradients are reduced (the coordinator's `topology`; default star). */
   readonly topology?: Topology;
-  /** How BatchNormalization normalises the shards (the coordinator's `batchNorm`; default sync). */
+  /** How BatchNormalization normalises the shards (the coordinator's `batchNorm`; default local). */
   readonly batchNorm?: BatchNormMode;
   /** Aborts the run (e.g. on SIGINT); the result then rejects with the reason. */
   readonly signal?: AbortSignal;

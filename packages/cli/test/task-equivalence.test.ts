@@ -27,6 +27,7 @@ import { lastJsonLine, maxRelativeDifference, runCli, temporaryDirectory } from 
 // functional model with both, regression with MSE.
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tasks/${name}`, import.meta.url));
 const TASK = fixture('regression-task.mjs');
+const DROPOUT_ONLY = fixture('regression-dropout.mjs');
 const STEPS = 5;
 const MICRO_BATCH = 16;
 
@@ -115,7 +116,7 @@ describe('a task with BatchNormalization and Dropout trains the same on 1 and 3 
   // every shard normalised with the whole batch's statistics (--batch-norm sync), it is the same to
   // float32 rounding; each shard normalised with its own (the default, local: DDP without
   // SyncBatchNorm) is a different computation, far from it.
-  it('without micro-batches, gives bit-identical weights on 1 worker, within 1e-5 on 3, and local statistics do not', async () => {
+  it('without micro-batches, gives bit-identical weights on 1 worker, within 1e-5 on 3 (synchronised, or Dropout alone), and local statistics do not', async () => {
     const local = await localWeights();
     expect(maxRelativeDifference(await distributedWeights(1), local, layout)).toBe(0);
     for (const topology of ['star', 'ring']) {
@@ -130,7 +131,26 @@ describe('a task with BatchNormalization and Dropout trains the same on 1 and 3 
     }
     const perShard = await distributedWeights(3);
     expect(maxRelativeDifference(perShard, local, layout)).toBeGreaterThan(1e-3);
-  }, 240_000);
+    // Without BatchNormalization the default path alone is one process's computation to float32
+    // rounding on 3 workers: Dropout's masks are drawn per sample.
+    const dropoutLocal = await localWeights(undefined, DROPOUT_ONLY);
+    const dropoutDistributed = await distributedWeights(3, undefined, DROPOUT_ONLY);
+    expect(dropoutLocal.length).toBeLessThan(layout.totalSize);
+    const dropoutLayout = {
+      entries: [
+        {
+          name: 'all',
+          shape: [dropoutLocal.length],
+          offset: 0,
+          size: dropoutLocal.length,
+          role: 'trainable' as const,
+        },
+      ],
+      totalSize: dropoutLocal.length,
+      trainableSize: dropoutLocal.length,
+    };
+    expect(maxRelativeDifference(dropoutDistributed, dropoutLocal, dropoutLayout)).toBeLessThanOrEqual(1e-5);
+  }, 300_000);
 });
 
 describe('a synchronised BatchNormalization pass that loses its worker', () => {

@@ -147,6 +147,14 @@ async function startIn(
     settings.batchNorm === 'sync' && !reduction.identicalAtAnyWorkerCount
       ? BatchNormSync.of(model)
       : undefined;
+  if (settings.batchNorm === 'sync' && batchNorm === undefined) {
+    log(
+      'coordinator: synchronised BatchNormalization (--batch-norm sync) does nothing in this run: ' +
+        (reduction.identicalAtAnyWorkerCount
+          ? 'with micro-batches each micro-batch is normalised on its own'
+          : 'the model has no BatchNormalization layer'),
+    );
+  }
   const ring = ringRun
     ? startRing({ state, membership, telemetry, settings, log, datasetSize: train.count })
     : undefined;

@@ -104,6 +104,7 @@ export {
 export {
   type BatchNormPass,
   batchNormChannels,
+  batchNormPositions,
   combineMoments,
   type ShardMoments,
   type SyncedStatistics,

@@ -144,7 +144,7 @@ export class ThreadedGradientService {
     return this.own.evaluate(request);
   }
 
-  /** A BatchNormalization pass is a forward pass (and one small backward): this thread computes it. */
+  /** A BatchNormalization pass of a shard is computed by this thread alone (the threads split only gradients). */
   batchNormPass(request: BatchNormRequest) {
     return this.own.batchNormPass(request);
   }

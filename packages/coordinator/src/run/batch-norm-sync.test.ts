@@ -47,19 +47,24 @@ describe('BatchNormSync', () => {
     ]);
   });
 
-  it('refuses a result of the wrong length, moments without their elements, non-finite values, an unknown pass', () => {
+  it('refuses a result of the wrong length, moments over the wrong elements, non-finite values, an unknown pass', () => {
     const sync = twoLayerSync();
-    expect(sync.problem(0, Float32Array.of(1, 2, 3, 4, 5, 6), 8)).toBeUndefined();
-    expect(sync.problem(0, Float32Array.of(1, 2, 3, 4), 8)).toEqual({
+    expect(sync.problem(0, Float32Array.of(1, 2, 3, 4, 5, 6), 8, 8)).toBeUndefined();
+    expect(sync.problem(0, Float32Array.of(1, 2, 3, 4), 8, 8)).toEqual({
       code: ErrorCodes.MALFORMED_MESSAGE,
       reason: '4 values for BatchNormalization layer 0, which needs 6',
     });
-    expect(sync.problem(1, Float32Array.of(1, 2, 3, 4), undefined)?.reason).toMatch(/without their elements/);
-    expect(sync.problem(2, Float32Array.of(1, Number.NaN, 3, 4), undefined)).toEqual({
+    // A dense layer's input has one position per sample: 8 samples, 8 elements per channel.
+    for (const elements of [undefined, 0, 16, 4]) {
+      expect(sync.problem(1, Float32Array.of(1, 2, 3, 4), elements, 8)?.reason).toMatch(
+        /moments of BatchNormalization layer 1 over .* elements per channel, for 8 samples of 1 positions each/,
+      );
+    }
+    expect(sync.problem(2, Float32Array.of(1, Number.NaN, 3, 4), undefined, 8)).toEqual({
       code: ErrorCodes.NON_FINITE,
       reason: 'non-finite adjoint of BatchNormalization layer 1',
     });
-    expect(sync.problem(4, Float32Array.of(1, 2, 3, 4), undefined)?.reason).toMatch(
+    expect(sync.problem(4, Float32Array.of(1, 2, 3, 4), undefined, 8)?.reason).toMatch(
       /pass 4 of a step that has 4/,
     );
   });

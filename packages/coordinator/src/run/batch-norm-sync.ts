@@ -1,5 +1,6 @@
 import {
   batchNormChannels,
+  batchNormPositions,
   type ComputeTimings,
   combineMoments,
   type ErrorCode,
@@ -37,12 +38,16 @@ export interface PassOf {
  * shard's result must look like, and how the results add up into what the step's compute requests carry.
  */
 export class BatchNormSync {
-  private constructor(private readonly channels: readonly number[]) {}
+  private constructor(
+    private readonly channels: readonly number[],
+    /** Each layer's positions per sample, where the model fixes them. */
+    private readonly positions: readonly (number | undefined)[],
+  ) {}
 
   /** For a model with BatchNormalization layers; undefined for one without. */
   static of(model: LayersModel): BatchNormSync | undefined {
     const channels = batchNormChannels(model);
-    return channels.length === 0 ? undefined : new BatchNormSync(channels);
+    return channels.length === 0 ? undefined : new BatchNormSync(channels, batchNormPositions(model));
   }
 
   /** Passes per step: two per layer. */
@@ -57,8 +62,16 @@ export class BatchNormSync {
       : { kind: 'adjoint', layer: 2 * layers - 1 - pass };
   }
 
-  /** Why a shard's result of `pass` cannot be used, if it cannot. */
-  problem(pass: number, values: Float32Array, elements: number | undefined): ResultProblem | undefined {
+  /**
+   * Why a shard's result of `pass` cannot be used, if it cannot: `values` and `elements` as the result
+   * carries them, for a shard of `count` samples.
+   */
+  problem(
+    pass: number,
+    values: Float32Array,
+    elements: number | undefined,
+    count: number,
+  ): ResultProblem | undefined {
     const malformed = (reason: string): ResultProblem => ({ code: ErrorCodes.MALFORMED_MESSAGE, reason });
     if (pass >= this.passes) return malformed(`pass ${pass} of a step that has ${this.passes}`);
     const { kind, layer } = this.passOf(pass);
@@ -68,8 +81,20 @@ export class BatchNormSync {
         `${values.length} values for BatchNormalization layer ${layer}, which needs ${expected}`,
       );
     }
-    if (kind === 'moments' && elements === undefined) {
-      return malformed(`moments of BatchNormalization layer ${layer} without their elements`);
+    if (kind === 'moments') {
+      const positions = this.positions[layer];
+      const expected = positions === undefined ? undefined : count * positions;
+      if (
+        elements === undefined ||
+        elements === 0 ||
+        elements % count !== 0 ||
+        (expected !== undefined && elements !== expected)
+      ) {
+        return malformed(
+          `moments of BatchNormalization layer ${layer} over ${elements ?? 'no'} elements per channel, ` +
+            `for ${count} samples${positions === undefined ? '' : ` of ${positions} positions each`}`,
+        );
+      }
     }
     if (!values.every(Number.isFinite)) {
       return {

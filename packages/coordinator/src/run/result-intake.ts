@@ -154,12 +154,13 @@ export class ResultIntake implements ResultHandlers {
     }
     let values: Float32Array;
     try {
-      values = floatsFromWire(message.values, 'float32');
+      // One dimension: a tensor of another shape is malformed, whatever its length.
+      values = floatsFromWire(message.values, 'float32', [message.values.shape[0] ?? 0]);
     } catch (error) {
       const { code, message: reason } = describeError(error);
       return { problem: { code, reason } };
     }
-    const problem = batchNorm.problem(message.pass, values, message.elements);
+    const problem = batchNorm.problem(message.pass, values, message.elements, message.count);
     return problem === undefined ? { values } : { problem };
   }
 

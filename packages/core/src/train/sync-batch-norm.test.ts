@@ -163,6 +163,57 @@ describe('synchronised BatchNormalization', () => {
   });
 });
 
+describe('synchronised BatchNormalization of a branched model', () => {
+  // A residual block: dense → BatchNormalization → relu → dense → BatchNormalization on the main path, a
+  // projection dense → BatchNormalization on the shortcut, added. tfjs runs the branches in its own
+  // order; the passes follow the layers' order in the model.
+  it('gives the whole batch gradient', () => {
+    const init = (seed: number) => ({
+      useBias: false,
+      kernelInitializer: tf.initializers.glorotUniform({ seed }),
+    });
+    const input = tf.input({ shape: [5] });
+    const main = tf.layers
+      .batchNormalization()
+      .apply(
+        tf.layers
+          .dense({ units: 4, ...init(2) })
+          .apply(
+            tf.layers
+              .activation({ activation: 'relu' })
+              .apply(
+                tf.layers.batchNormalization().apply(tf.layers.dense({ units: 6, ...init(1) }).apply(input)),
+              ),
+          ),
+      ) as tf.SymbolicTensor;
+    const shortcut = tf.layers
+      .batchNormalization()
+      .apply(tf.layers.dense({ units: 4, ...init(3) }).apply(input)) as tf.SymbolicTensor;
+    const output = tf.layers
+      .dense({ units: 2, kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) })
+      .apply(tf.layers.add().apply([main, shortcut])) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: output });
+    synchronisableBatchNorm(model);
+    const branched: TaskModel = {
+      model,
+      layout: parameterLayout(model),
+      objective: new Objective(model, 'meanSquaredError', []),
+      conversion: { featureDtype: 'float32', labelDtype: 'float32' },
+    };
+    const next = randomGenerator(11);
+    const batch: SampleBatch = {
+      count: 10,
+      features: Float32Array.from({ length: 50 }, () => next() * 2 - 1),
+      labels: Float32Array.from({ length: 20 }, () => next()),
+    };
+    expect(batchNormChannels(model)).toHaveLength(3);
+    const whole = computeGradients(branched, batch).gradient;
+    const synchronised = synchronisedGradient(branched, batch, [3, 7]);
+    expect(relativeDifference(synchronised, whole, branched.layout)).toBeLessThanOrEqual(1e-5);
+    model.dispose();
+  });
+});
+
 describe('synchronised BatchNormalization of a layer applied twice', () => {
   it('is refused with the layer named, and the model still trains with its own statistics', () => {
     const input = tf.input({ shape: [3] });
@@ -185,7 +236,7 @@ describe('synchronised BatchNormalization of a layer applied twice', () => {
     const statistics = new Float32Array(statisticsLength(batchNormChannels(model)));
     const tensors = tf.memory().numTensors;
     expect(() => computeShardMoments(twiceModel, batch, { kind: 'moments', layer: 0, statistics })).toThrow(
-      /shared_norm is applied more than once or out of the model's layer order/,
+      /shared_norm is applied more than once; synchronised BatchNormalization cannot train it/,
     );
     expect(tf.memory().numTensors).toBe(tensors);
     expect(computeGradients(twiceModel, batch).count).toBe(4);

@@ -26,7 +26,9 @@
  * the whole batch, to float32 rounding.
  *
  * Statistics and adjoints travel as one flat float32 vector: for each layer in model order, its C means
- * then its C variances (or their adjoints).
+ * then its C variances (or their adjoints). Model order is also the passes' order: tfjs sorts a model's
+ * layers by depth, inputs first, so every layer comes after the layers that feed it, which is all the
+ * passes need (a branch's layers may run in any order within a pass). Channels must be the last axis.
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -72,10 +74,10 @@ interface ActivePass {
   /** The layer whose shard moments the pass measures, if any. */
   readonly measured?: number;
   measuredMoments?: ShardMoments;
-  /** Each synchronised layer's input and its channel axis, for the surrogates. */
-  readonly inputs: ({ input: Tensor; axis: number } | undefined)[];
-  /** The last layer called in this pass: the passes need each layer called once, in layer order. */
-  lastCalled?: number;
+  /** Each synchronised layer's input, for the surrogates. */
+  readonly inputs: (Tensor | undefined)[];
+  /** The layers called so far in this pass. */
+  readonly called: Set<number>;
 }
 
 let activePass: ActivePass | undefined;
@@ -85,6 +87,26 @@ export function batchNormChannels(model: LayersModel): number[] {
   return batchNormalizationLayers(model).map(({ movingMean }) =>
     movingMean.shape.reduce((product: number, size) => product * (size ?? 1), 1),
   );
+}
+
+/**
+ * Positions per sample of each layer's input (height × width after a 2-D convolution, 1 after a dense
+ * layer), in model order: a shard's moments cover samples × positions elements per channel. Undefined
+ * where the model leaves a dimension open (or a layer is applied to several inputs).
+ */
+export function batchNormPositions(model: LayersModel): (number | undefined)[] {
+  return batchNormalizationLayers(model).map(({ layer }) => {
+    let shape: readonly (number | null)[];
+    try {
+      shape = (layer.input as { shape: (number | null)[] }).shape;
+    } catch {
+      return undefined;
+    }
+    const positions = shape.slice(1, -1);
+    return positions.every((size) => size !== null)
+      ? positions.reduce((product: number, size) => product * (size as number), 1)
+      : undefined;
+  });
 }
 
 /** Where layer `layer`'s means start in the flat vector (its variances follow its C means). */
@@ -114,40 +136,31 @@ function replaceCall(layer: Layer, index: number): void {
   norm.call = (inputs, kwargs) => {
     const pass = activePass;
     if (kwargs?.training !== true || pass === undefined) return original(inputs, kwargs);
-    // A layer whose statistics feed an earlier one, or a layer applied twice, has no single place in
-    // the passes' order.
-    if (index <= (pass.lastCalled ?? -1)) {
-      throw new CallosumError(
+    const refuse = (problem: string) =>
+      new CallosumError(
         ErrorCodes.TASK_INVALID,
-        `BatchNormalization layer ${layer.name} is applied more than once or out of the model's layer order; ` +
-          'synchronised BatchNormalization needs each applied once, in order (use --batch-norm local)',
+        `BatchNormalization layer ${layer.name} ${problem}; synchronised BatchNormalization cannot ` +
+          'train it (use --batch-norm local)',
       );
-    }
-    pass.lastCalled = index;
+    // One slot of statistics per layer: a layer applied to two inputs would need two.
+    if (pass.called.has(index)) throw refuse('is applied more than once');
+    pass.called.add(index);
     const input = Array.isArray(inputs) ? (inputs[0] as Tensor) : inputs;
-    const axis = norm.axis >= 0 ? norm.axis : norm.axis + input.rank;
-    const reductionAxes = [...input.shape.keys()].filter((dim) => dim !== axis);
-    // tfjs broadcasts [C] against the last axis; any other axis needs the statistics reshaped.
-    const shape = input.shape.map((size, dim) => (dim === axis ? size : 1));
-    const broadcast = (tensor: Tensor) => (axis === input.rank - 1 ? tensor : tf.reshape(tensor, shape));
+    // tfjs's kernels broadcast [C] statistics against the last axis only.
+    if ((norm.axis + input.rank) % input.rank !== input.rank - 1) {
+      throw refuse(`normalises axis ${norm.axis} of a rank-${input.rank} input, not the last`);
+    }
     const normalize = (mean: Tensor, variance: Tensor) =>
-      tf.batchNorm(
-        input,
-        broadcast(mean),
-        broadcast(variance),
-        norm.beta === null ? undefined : broadcast(norm.beta.read()),
-        norm.gamma === null ? undefined : broadcast(norm.gamma.read()),
-        norm.epsilon,
-      );
+      tf.batchNorm(input, mean, variance, norm.beta?.read(), norm.gamma?.read(), norm.epsilon);
     const global = pass.normalizers[index];
     if (global !== undefined) {
-      pass.inputs[index] = { input, axis };
+      pass.inputs[index] = input;
       return normalize(global.mean, global.variance);
     }
     // Not synchronised yet: the shard's own moments (what later layers see does not matter then).
-    const { mean, variance } = tf.moments(input, reductionAxes);
+    const { mean, variance } = tf.moments(input, everyAxisButLast(input));
     if (index === pass.measured) {
-      const elements = input.size / (input.shape[axis] as number);
+      const elements = input.size / (input.shape[input.rank - 1] as number);
       pass.measuredMoments = {
         mean: Float32Array.from(mean.dataSync()),
         squaredDeviations: Float32Array.from(variance.dataSync(), (value) => value * elements),
@@ -156,6 +169,10 @@ function replaceCall(layer: Layer, index: number): void {
     }
     return normalize(mean, variance);
   };
+}
+
+function everyAxisButLast(tensor: Tensor): number[] {
+  return [...tensor.shape.keys()].slice(0, -1);
 }
 
 /** Runs `body` as a pass with these normalizers; the layers are tfjs's own again afterwards. */
@@ -207,13 +224,12 @@ export function measureMoments(
       normalizers: normalizersOf(channels, pass.statistics, (layer) => layer < pass.layer),
       measured: pass.layer,
       inputs: [],
+      called: new Set(),
     };
     withPass(active, forward);
     measured = active.measuredMoments;
   });
-  if (measured === undefined) {
-    throw new CallosumError(ErrorCodes.INTERNAL, `BatchNormalization layer ${pass.layer} was not called`);
-  }
+  if (measured === undefined) throw notApplied(pass.layer);
   return measured;
 }
 
@@ -235,6 +251,7 @@ export function measureAdjoint(
       const active: ActivePass = {
         normalizers: normalizers.map((pair, layer) => (layer === pass.layer ? { mean, variance } : pair)),
         inputs: [],
+        called: new Set(),
       };
       return withPass(active, () => tf.add(forward(), surrogate(active, channels, pass, pass.layer + 1)));
     })([own.mean, own.variance]);
@@ -259,6 +276,7 @@ export function withSyncedStatistics<T>(
   const active: ActivePass = {
     normalizers: normalizersOf(channels, synced.statistics, () => true),
     inputs: [],
+    called: new Set(),
   };
   return withPass(active, () => pass((forward) => tf.add(forward(), surrogate(active, channels, synced, 0))));
 }
@@ -298,26 +316,32 @@ function surrogate(
 ): Tensor {
   let total: Tensor = tf.scalar(0);
   for (let layer = from; layer < channels.length; layer++) {
-    const called = pass.inputs[layer];
+    const input = pass.inputs[layer];
     const global = pass.normalizers[layer];
-    if (called === undefined || global === undefined) {
-      throw new CallosumError(ErrorCodes.INTERNAL, `BatchNormalization layer ${layer} was not called`);
-    }
-    const { input, axis } = called;
+    if (input === undefined || global === undefined) throw notApplied(layer);
     const count = channels[layer] as number;
     const offset = offsetOf(channels, layer);
-    const reductionAxes = [...input.shape.keys()].filter((dim) => dim !== axis);
+    const reductionAxes = everyAxisButLast(input);
     // Elements per channel in the whole batch: the global samples × this layer's positions per sample.
     const globalElements = synced.samples * (input.size / (input.shape[0] as number) / count);
     const adjointMean = tf.tensor1d(synced.adjoints.subarray(offset, offset + count));
     const adjointVariance = tf.tensor1d(synced.adjoints.subarray(offset + count, offset + 2 * count));
-    const shape = input.shape.map((size, dim) => (dim === axis ? size : 1));
     const sums = tf.sum(input, reductionAxes);
-    const squares = tf.sum(tf.square(tf.sub(input, tf.reshape(global.mean, shape))), reductionAxes);
+    const squares = tf.sum(tf.square(tf.sub(input, global.mean)), reductionAxes);
     const term = tf.add(tf.sum(tf.mul(adjointMean, sums)), tf.sum(tf.mul(adjointVariance, squares)));
     total = tf.add(total, tf.div(term, globalElements));
   }
   return total;
+}
+
+/** A layer that a training pass did not go through: its statistics can be neither measured nor used. */
+function notApplied(layer: number): CallosumError {
+  return new CallosumError(
+    ErrorCodes.TASK_INVALID,
+    `BatchNormalization layer ${layer} (in model order) is not applied in a training pass (applied with ` +
+      'training: false, or off the path to the output); synchronised BatchNormalization cannot train it ' +
+      '(use --batch-norm local)',
+  );
 }
 
 function checkLayer(channels: readonly number[], layer: number): void {
