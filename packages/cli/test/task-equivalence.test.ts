@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCoordinator } from '@callosum/coordinator';
+import { type RunSummary, startCoordinator } from '@callosum/coordinator';
 import {
   createMsgpackCodec,
   fingerprintOfTask,
@@ -12,6 +12,7 @@ import {
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   readFlatWeights,
+  type Task,
   toWireTensor,
   trainLocal,
 } from '@callosum/core';
@@ -153,19 +154,32 @@ describe('a task with BatchNormalization and Dropout trains the same on 1 and 3 
   }, 300_000);
 });
 
+/** An in-process coordinator of a --batch-norm sync run of the task, for 3 workers. */
+async function synchronisedCoordinator(name: string, task: Task) {
+  return startCoordinator({
+    task,
+    outDir: await temporaryDirectory(name),
+    minWorkers: 3,
+    batchNorm: 'sync',
+    training: { maxSteps: STEPS },
+    log: () => {},
+  });
+}
+
+/** The run's saved weights are one process's, to float32 rounding. */
+async function expectOneProcessWeights(summary: RunSummary): Promise<void> {
+  const model = await loadModel(summary.modelDir);
+  const weights = readFlatWeights(model);
+  model.dispose();
+  expect(maxRelativeDifference(weights, await localWeights(), layout)).toBeLessThanOrEqual(1e-5);
+}
+
 describe('a synchronised BatchNormalization pass that loses its worker', () => {
   // Worker 2 stops itself (SIGSTOP, fault injection) on receiving step 2's first BatchNormalization
   // pass and is then SIGKILLed: the pass's shard is redone on the others, and the weights are still
   // those of one process.
   it('is redone on the survivors, and the run still ends within 1e-5 of trainLocal', async () => {
-    const coordinator = await startCoordinator({
-      task: await loadTaskModule(TASK),
-      outDir: await temporaryDirectory('task-batch-norm-loss'),
-      minWorkers: 3,
-      batchNorm: 'sync',
-      training: { maxSteps: STEPS },
-      log: () => {},
-    });
+    const coordinator = await synchronisedCoordinator('task-batch-norm-loss', await loadTaskModule(TASK));
     const compute = { backend: 'wasm', threads: 1, taskModule: TASK };
     const [, victim] = [1, 2, 3].map((index) =>
       spawnLocalWorker(
@@ -186,10 +200,7 @@ describe('a synchronised BatchNormalization pass that loses its worker', () => {
     expect(await victim?.exited).toBe('SIGKILL');
     expect(summary.steps).toBe(STEPS);
     expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
-    const model = await loadModel(summary.modelDir);
-    const weights = readFlatWeights(model);
-    model.dispose();
-    expect(maxRelativeDifference(weights, await localWeights(), layout)).toBeLessThanOrEqual(1e-5);
+    await expectOneProcessWeights(summary);
   }, 120_000);
 
   // A worker written against the protocol answers its first pass with int32 values instead of float32,
@@ -197,14 +208,7 @@ describe('a synchronised BatchNormalization pass that loses its worker', () => {
   // weights are still those of one process.
   it('rejects a malformed result, redoes its shard, and still ends within 1e-5 of trainLocal', async () => {
     const task = await loadTaskModule(TASK);
-    const coordinator = await startCoordinator({
-      task,
-      outDir: await temporaryDirectory('task-batch-norm-malformed'),
-      minWorkers: 3,
-      batchNorm: 'sync',
-      training: { maxSteps: STEPS },
-      log: () => {},
-    });
+    const coordinator = await synchronisedCoordinator('task-batch-norm-malformed', task);
     const compute = { backend: 'wasm', threads: 1, taskModule: TASK };
     for (const index of [1, 2]) spawnLocalWorker(`bn-honest-${index}`, coordinator.url, compute);
     const codec = createMsgpackCodec();
@@ -248,9 +252,6 @@ describe('a synchronised BatchNormalization pass that loses its worker', () => {
     expect(answered).toBe('step 0 pass 0');
     expect(summary.steps).toBe(STEPS);
     expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
-    const model = await loadModel(summary.modelDir);
-    const weights = readFlatWeights(model);
-    model.dispose();
-    expect(maxRelativeDifference(weights, await localWeights(), layout)).toBeLessThanOrEqual(1e-5);
+    await expectOneProcessWeights(summary);
   }, 120_000);
 });
