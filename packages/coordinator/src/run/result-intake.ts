@@ -18,7 +18,7 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 import { describeError, type WorkerConnection } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import type { ResultHandlers, ResultQuality } from '../workers/worker-pool.js';
-import type { BatchNormReply, BatchNormSync, ResultProblem } from './batch-norm-sync.js';
+import type { BatchNormReply, BatchNormSync } from './batch-norm-sync.js';
 import { DivergenceWatch } from './divergence.js';
 import type { StepReply } from './gradient-path.js';
 import type { EvaluationReply } from './rounds.js';
@@ -76,49 +76,18 @@ export class ResultIntake implements ResultHandlers {
     return this.stepResult(worker, message, () => ({ lossSum, correct, metricSums, count }));
   }
 
-  /**
-   * A training shard's result: its totals (and gradient) read by `read`, checked, and offered to the
-   * dispatcher; one that cannot be used is rejected, so its shard is redone.
-   */
+  /** A training shard's result: its totals (and gradient) read by `read`, then checked and offered. */
   private stepResult(
     worker: WorkerConnection,
     message: Extract<WorkerMessage, { type: 'gradient' | 'computed' }>,
     read: () => BatchTotals,
   ): ResultQuality {
-    const { dispatcher, telemetry } = this.context;
-    let totals: BatchTotals;
-    try {
-      totals = read();
+    return this.offer(worker, RoundIds.step(message.step), message, (): StepReply => {
+      const totals = read();
       const problem = totalsProblem(message, this.context.metricCount);
       if (problem !== undefined) throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, problem);
-    } catch (error) {
-      const { code, message: reason } = describeError(error);
-      telemetry.record({
-        type: 'rejected-gradient',
-        worker: worker.id,
-        step: message.step,
-        shard: message.shard,
-        code,
-      });
-      return this.unusableResult(
-        worker,
-        RoundIds.step(message.step),
-        message.step,
-        message.shard,
-        code,
-        reason,
-      );
-    }
-    const reply: StepReply = { totals, timings: message.timings };
-    if (!dispatcher.accept(RoundIds.step(message.step), message.shard, worker, message.count, reply)) {
-      telemetry.record({
-        type: 'discarded-message',
-        worker: worker.id,
-        step: message.step,
-        shard: message.shard,
-      });
-    }
-    return { usable: true };
+      return { totals, timings: message.timings };
+    });
   }
 
   /** A shard's result of a synchronised BatchNormalization pass. */
@@ -126,42 +95,45 @@ export class ResultIntake implements ResultHandlers {
     worker: WorkerConnection,
     message: Extract<WorkerMessage, { type: 'batch-norm-result' }>,
   ): ResultQuality {
+    const { batchNorm } = this.context;
+    return this.offer(worker, RoundIds.batchNorm(message.step, message.pass), message, (): BatchNormReply => {
+      if (batchNorm === undefined) {
+        throw new CallosumError(
+          ErrorCodes.MALFORMED_MESSAGE,
+          'a BatchNormalization pass in a run that does not synchronise BatchNormalization',
+        );
+      }
+      // One dimension: a tensor of another shape is malformed, whatever its length.
+      const values = floatsFromWire(message.values, 'float32', [message.values.shape[0] ?? 0]);
+      const problem = batchNorm.problem(message.pass, values, message.elements, message.count);
+      if (problem !== undefined) throw new CallosumError(problem.code, problem.reason);
+      return { values, elements: message.elements, timings: message.timings };
+    });
+  }
+
+  /**
+   * A step's result for one shard of `round`, as `read` reads and checks it (throwing what is wrong),
+   * offered to the dispatcher; one that cannot be used is rejected, so its shard is redone.
+   */
+  private offer<R>(
+    worker: WorkerConnection,
+    round: RoundId,
+    { step, shard, count }: { step: number; shard: number; count: number },
+    read: () => R,
+  ): ResultQuality {
     const { dispatcher, telemetry } = this.context;
-    const { step, shard } = message;
-    const round = RoundIds.batchNorm(step, message.pass);
-    const read = this.batchNormValues(message);
-    if ('problem' in read) {
-      const { code, reason } = read.problem;
+    let reply: R;
+    try {
+      reply = read();
+    } catch (error) {
+      const { code, message: reason } = describeError(error);
       telemetry.record({ type: 'rejected-gradient', worker: worker.id, step, shard, code });
       return this.unusableResult(worker, round, step, shard, code, reason);
     }
-    const { values } = read;
-    const reply: BatchNormReply = { values, elements: message.elements, timings: message.timings };
-    if (!dispatcher.accept(round, shard, worker, message.count, reply)) {
+    if (!dispatcher.accept(round, shard, worker, count, reply)) {
       telemetry.record({ type: 'discarded-message', worker: worker.id, step, shard });
     }
     return { usable: true };
-  }
-
-  /** A BatchNormalization result's values, or why they cannot be used (a wrong dtype or length among them). */
-  private batchNormValues(
-    message: Extract<WorkerMessage, { type: 'batch-norm-result' }>,
-  ): { values: Float32Array } | { problem: ResultProblem } {
-    const { batchNorm } = this.context;
-    if (batchNorm === undefined) {
-      const reason = 'a BatchNormalization pass in a run that does not synchronise BatchNormalization';
-      return { problem: { code: ErrorCodes.MALFORMED_MESSAGE, reason } };
-    }
-    let values: Float32Array;
-    try {
-      // One dimension: a tensor of another shape is malformed, whatever its length.
-      values = floatsFromWire(message.values, 'float32', [message.values.shape[0] ?? 0]);
-    } catch (error) {
-      const { code, message: reason } = describeError(error);
-      return { problem: { code, reason } };
-    }
-    const problem = batchNorm.problem(message.pass, values, message.elements, message.count);
-    return problem === undefined ? { values } : { problem };
   }
 
   evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void {

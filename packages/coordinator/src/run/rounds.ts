@@ -9,10 +9,10 @@ import {
   gatherSamples,
   keysToWire,
   type Objective,
-  type RawSamples,
   type Reduction,
   type SampleSet,
   type ShardRange,
+  type StepPlan,
   type SyncedStatistics,
   samplesToWire,
   stepEvent,
@@ -28,6 +28,9 @@ import type { WireTraffic } from '../transport/wire-traffic.js';
 import type { WorkerRegistry } from '../workers/registry.js';
 import type { BatchNormReply, BatchNormSync } from './batch-norm-sync.js';
 import { type AppliedStep, type GradientPath, StepRedo, type StepReply } from './gradient-path.js';
+
+/** A training shard's samples as every request of its step carries them. */
+type ShardData = ReturnType<typeof samplesToWire> & { keys: ReturnType<typeof keysToWire> };
 
 /** How many times one step may be computed (its ring reduction abandoned each time) before the run stops. */
 const MAX_STEP_ATTEMPTS = 5;
@@ -84,19 +87,20 @@ export class Rounds {
       await gradients.prepare();
       const plan = reduction.plan(indices.length, this.parts());
       // Gathered once: every pass of the step sees the same samples (augmented the same way).
-      const samples = plan.shards.map(({ start, end }) =>
-        state.gatherTrainingSamples(train, indices.subarray(start, end)),
-      );
-      const synced = await this.synchroniseBatchNorm(step, plan.shards, samples);
+      const shardData = plan.shards.map(({ start, end }) => {
+        const samples = state.gatherTrainingSamples(train, indices.subarray(start, end));
+        return { ...samplesToWire(samples, train), keys: keysToWire(samples) };
+      });
+      const synced = await this.synchroniseBatchNorm(step, plan, shardData);
+      const batchNorm = synced === undefined ? {} : { batchNorm: syncedToWire(synced) };
       gradients.begin(plan);
-      const tasks = this.shardTasks(plan.shards, samples, (shard, shardSamples) => ({
+      const tasks = this.shardTasks(plan.shards, (shard) => ({
         type: 'compute',
         step,
         shard,
         weightsVersion: step,
-        ...samplesToWire(shardSamples, train),
-        keys: keysToWire(shardSamples),
-        ...(synced === undefined ? {} : { batchNorm: syncedToWire(synced) }),
+        ...(shardData[shard] as ShardData),
+        ...batchNorm,
       }));
       const prepared = performance.now();
       // The dispatcher sends each worker its first shards (after the weights) before it returns.
@@ -165,19 +169,14 @@ export class Rounds {
       );
     }
     const round = this.evaluationRound++;
-    const shards = evenShardRanges(evaluationSet.count, this.parts());
-    const samples = shards.map(({ start, end }) =>
-      gatherSamples(
-        evaluationSet,
-        Uint32Array.from({ length: end - start }, (_, i) => start + i),
-      ),
-    );
-    const tasks = this.shardTasks(shards, samples, (shard, shardSamples) => ({
+    const indices = Uint32Array.from({ length: evaluationSet.count }, (_, i) => i);
+    const shards = evenShardRanges(indices.length, this.parts());
+    const tasks = this.shardTasks(shards, (shard, { start, end }) => ({
       type: 'evaluate',
       round,
       shard,
       weightsVersion: state.step,
-      ...samplesToWire(shardSamples, evaluationSet),
+      ...samplesToWire(gatherSamples(evaluationSet, indices.subarray(start, end)), evaluationSet),
     }));
     const outcomes = await dispatcher.run<EvaluationReply>(RoundIds.evaluation(round), tasks);
     const totals = outcomes.reduce((sum, outcome) => addTotals(sum, outcome.result.totals), EMPTY_TOTALS);
@@ -194,17 +193,16 @@ export class Rounds {
     return Math.max(1, this.context.membership.healthy().length);
   }
 
-  /** Tasks for the given shards, `samples[i]` being shard i's. */
+  /** Tasks for the given shards, each with the request `request` makes for it. */
   private shardTasks(
     shards: readonly ShardRange[],
-    samples: readonly RawSamples[],
-    request: (shard: number, samples: RawSamples) => ShardRequest,
+    request: (shard: number, range: ShardRange) => ShardRequest,
   ): ShardTask[] {
-    return shards.map(({ start, end, part }, index) => ({
+    return shards.map((range, index) => ({
       index,
-      part,
-      count: end - start,
-      request: request(index, samples[index] as RawSamples),
+      part: range.part,
+      count: range.end - range.start,
+      request: request(index, range),
     }));
   }
 
@@ -215,16 +213,15 @@ export class Rounds {
    */
   private async synchroniseBatchNorm(
     step: number,
-    shards: readonly ShardRange[],
-    samples: readonly RawSamples[],
+    plan: StepPlan,
+    shardData: readonly ShardData[],
   ): Promise<SyncedStatistics | undefined> {
-    const { batchNorm, dispatcher, train } = this.context;
-    if (batchNorm === undefined || shards.length < 2) return undefined;
-    const total = shards.reduce((sum, { start, end }) => sum + end - start, 0);
-    return batchNorm.synchronise(total, async (pass, known) => {
+    const { batchNorm, dispatcher } = this.context;
+    if (batchNorm === undefined || plan.shards.length < 2) return undefined;
+    return batchNorm.synchronise(plan.samples, async (pass, known) => {
       const { kind, layer } = batchNorm.passOf(pass);
       const wire = syncedToWire(known);
-      const tasks = this.shardTasks(shards, samples, (shard, shardSamples) => ({
+      const tasks = this.shardTasks(plan.shards, (shard) => ({
         type: 'batch-norm',
         step,
         pass,
@@ -232,8 +229,7 @@ export class Rounds {
         layer,
         shard,
         weightsVersion: step,
-        ...samplesToWire(shardSamples, train),
-        keys: keysToWire(shardSamples),
+        ...(shardData[shard] as ShardData),
         ...wire,
       }));
       const outcomes = await dispatcher.run<BatchNormReply>(RoundIds.batchNorm(step, pass), tasks);

@@ -90,8 +90,7 @@ export function computeGradients(
     metrics: [],
   };
   const forward = () => {
-    const { input, labels } = inputTensors(taskModel, batch);
-    const { loss, correct, metrics } = objective.trainingSums(model, input, labels);
+    const { loss, correct, metrics } = trainingSumsOf(taskModel, batch);
     kept = {
       loss: tf.keep(loss),
       correct: correct && tf.keep(correct),
@@ -138,13 +137,15 @@ export function computeGradients(
   }
 }
 
+/** A training forward pass over `batch`: its summed loss, accuracy and metrics. */
+function trainingSumsOf(taskModel: TaskModel, batch: SampleBatch) {
+  const { input, labels } = inputTensors(taskModel, batch);
+  return taskModel.objective.trainingSums(taskModel.model, input, labels);
+}
+
 /** The training forward pass over `batch` returning its summed loss, its dropout masks drawn per sample. */
 function summedLoss(taskModel: TaskModel, batch: SampleBatch): () => Tensor {
-  return () =>
-    withSampleKeys(batch.keys, () => {
-      const { input, labels } = inputTensors(taskModel, batch);
-      return taskModel.objective.trainingSums(taskModel.model, input, labels).loss;
-    });
+  return () => withSampleKeys(batch.keys, () => trainingSumsOf(taskModel, batch).loss);
 }
 
 /** A moments pass of a synchronised BatchNormalization step (sync-batch-norm.ts) over `batch`. */

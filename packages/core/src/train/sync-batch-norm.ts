@@ -72,7 +72,7 @@ interface ActivePass {
   /** Layers normalised with these (global) statistics; the others with their shard's own moments. */
   readonly normalizers: ({ mean: Tensor; variance: Tensor } | undefined)[];
   /** The layer whose shard moments the pass measures, if any. */
-  readonly measured?: number;
+  readonly measured: number | undefined;
   measuredMoments?: ShardMoments;
   /** Each synchronised layer's input, for the surrogates. */
   readonly inputs: (Tensor | undefined)[];
@@ -112,6 +112,25 @@ export function batchNormPositions(model: LayersModel): (number | undefined)[] {
 /** Where layer `layer`'s means start in the flat vector (its variances follow its C means). */
 function offsetOf(channels: readonly number[], layer: number): number {
   return channels.slice(0, layer).reduce((total, count) => total + 2 * count, 0);
+}
+
+/** Layer `layer`'s part of a flat vector: its C means (or their adjoints), then its C variances. */
+function layerPart(
+  channels: readonly number[],
+  vector: Float32Array,
+  layer: number,
+): { mean: Float32Array; variance: Float32Array } {
+  const count = channels[layer] as number;
+  const offset = offsetOf(channels, layer);
+  return {
+    mean: vector.subarray(offset, offset + count),
+    variance: vector.subarray(offset + count, offset + 2 * count),
+  };
+}
+
+/** A pass's state before it runs: no layer called yet. */
+function startPass(normalizers: ActivePass['normalizers'], measured?: number): ActivePass {
+  return { normalizers, measured, inputs: [], called: new Set() };
 }
 
 /**
@@ -197,13 +216,10 @@ function normalizersOf(
   statistics: Float32Array,
   known: (layer: number) => boolean,
 ): ActivePass['normalizers'] {
-  return channels.map((count, layer) => {
+  return channels.map((_, layer) => {
     if (!known(layer)) return undefined;
-    const offset = offsetOf(channels, layer);
-    return {
-      mean: tf.tensor1d(statistics.subarray(offset, offset + count)),
-      variance: tf.tensor1d(statistics.subarray(offset + count, offset + 2 * count)),
-    };
+    const { mean, variance } = layerPart(channels, statistics, layer);
+    return { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance) };
   });
 }
 
@@ -220,12 +236,10 @@ export function measureMoments(
   checkLayer(channels, pass.layer);
   let measured: ShardMoments | undefined;
   tf.tidy(() => {
-    const active: ActivePass = {
-      normalizers: normalizersOf(channels, pass.statistics, (layer) => layer < pass.layer),
-      measured: pass.layer,
-      inputs: [],
-      called: new Set(),
-    };
+    const active = startPass(
+      normalizersOf(channels, pass.statistics, (layer) => layer < pass.layer),
+      pass.layer,
+    );
     withPass(active, forward);
     measured = active.measuredMoments;
   });
@@ -248,11 +262,9 @@ export function measureAdjoint(
     const normalizers = normalizersOf(channels, pass.statistics, () => true);
     const own = normalizers[pass.layer] as { mean: Tensor; variance: Tensor };
     const [byMean, byVariance] = tf.grads((mean: Tensor, variance: Tensor) => {
-      const active: ActivePass = {
-        normalizers: normalizers.map((pair, layer) => (layer === pass.layer ? { mean, variance } : pair)),
-        inputs: [],
-        called: new Set(),
-      };
+      const active = startPass(
+        normalizers.map((pair, layer) => (layer === pass.layer ? { mean, variance } : pair)),
+      );
       return withPass(active, () => tf.add(forward(), surrogate(active, channels, pass, pass.layer + 1)));
     })([own.mean, own.variance]);
     const result = new Float32Array(2 * (channels[pass.layer] as number));
@@ -273,11 +285,7 @@ export function withSyncedStatistics<T>(
   pass: (objective: (forward: () => Tensor) => Tensor) => T,
 ): T {
   const channels = batchNormChannels(model);
-  const active: ActivePass = {
-    normalizers: normalizersOf(channels, synced.statistics, () => true),
-    inputs: [],
-    called: new Set(),
-  };
+  const active = startPass(normalizersOf(channels, synced.statistics, () => true));
   return withPass(active, () => pass((forward) => tf.add(forward(), surrogate(active, channels, synced, 0))));
 }
 
@@ -293,10 +301,9 @@ export function globalStatisticValue(
   const channels = batchNormChannels(model);
   const values = new Map<unknown, Float32Array>();
   batchNormalizationLayers(model).forEach(({ movingMean, movingVariance }, layer) => {
-    const size = channels[layer] as number;
-    const offset = offsetOf(channels, layer);
-    values.set(movingMean, synced.statistics.subarray(offset, offset + size));
-    values.set(movingVariance, synced.statistics.subarray(offset + size, offset + 2 * size));
+    const { mean, variance } = layerPart(channels, synced.statistics, layer);
+    values.set(movingMean, mean);
+    values.set(movingVariance, variance);
   });
   return (weight) => {
     const value = values.get(weight);
@@ -319,13 +326,13 @@ function surrogate(
     const input = pass.inputs[layer];
     const global = pass.normalizers[layer];
     if (input === undefined || global === undefined) throw notApplied(layer);
-    const count = channels[layer] as number;
-    const offset = offsetOf(channels, layer);
     const reductionAxes = everyAxisButLast(input);
     // Elements per channel in the whole batch: the global samples × this layer's positions per sample.
-    const globalElements = synced.samples * (input.size / (input.shape[0] as number) / count);
-    const adjointMean = tf.tensor1d(synced.adjoints.subarray(offset, offset + count));
-    const adjointVariance = tf.tensor1d(synced.adjoints.subarray(offset + count, offset + 2 * count));
+    const globalElements =
+      synced.samples * (input.size / (input.shape[0] as number) / (channels[layer] as number));
+    const adjoint = layerPart(channels, synced.adjoints, layer);
+    const adjointMean = tf.tensor1d(adjoint.mean);
+    const adjointVariance = tf.tensor1d(adjoint.variance);
     const sums = tf.sum(input, reductionAxes);
     const squares = tf.sum(tf.square(tf.sub(input, global.mean)), reductionAxes);
     const term = tf.add(tf.sum(tf.mul(adjointMean, sums)), tf.sum(tf.mul(adjointVariance, squares)));
@@ -364,9 +371,8 @@ export function combineMoments(
   layer: number,
   statistics: Float32Array,
 ): void {
-  const count = channels[layer] as number;
-  const offset = offsetOf(channels, layer);
-  for (let channel = 0; channel < count; channel++) {
+  const into = layerPart(channels, statistics, layer);
+  for (let channel = 0; channel < into.mean.length; channel++) {
     let elements = 0;
     let mean = 0;
     let squaredDeviations = 0;
@@ -380,8 +386,8 @@ export function combineMoments(
         (shard.squaredDeviations[channel] as number) + (delta * delta * elements * shard.elements) / total;
       elements = total;
     }
-    statistics[offset + channel] = mean;
-    statistics[offset + count + channel] = elements === 0 ? 0 : squaredDeviations / elements;
+    into.mean[channel] = mean;
+    into.variance[channel] = elements === 0 ? 0 : squaredDeviations / elements;
   }
 }
 
