@@ -4,14 +4,15 @@
  * where inRow = outRow·strideHeight − padTop + fh and inCol = outCol·strideWidth − padLeft + fw (taps
  * that fall into the padding contribute nothing).
  *
- * Three neighbouring filter columns (fw, fw+1, fw+2) are taken together where they all see the image:
- * each dy vector then serves three taps, in twelve f32x4 accumulators (16 output channels). The other
- * taps, output channels and border columns go one tap at a time, 32 channels per eight accumulators,
- * then 4 per f32x4, then singly.
+ * Three neighbouring filter columns (fw, fw+1, fw+2) are taken together where they all see some of the
+ * image: each dy vector then serves every tap that sees its pixel, in twelve f32x4 accumulators (16
+ * output channels). The other taps and output channels go one tap at a time, 32 channels per eight
+ * accumulators, then 4 per f32x4, then singly.
  *
- * Order of the float32 additions, fixed for given shapes: for each image b in turn, each tap's products
- * are summed in a register row by row, column by column, and the sum is added to dW; a grouped tap's
- * border columns and remaining channels are further sums, added after the first.
+ * Order of the float32 additions: each dW element adds its products one by one to what it holds, in
+ * pixel order (image by image, row by row, column by column), each product rounded before it is added.
+ * That is the order of XNNPACK's GEMM, which computed this gradient from a patch matrix before this
+ * kernel (aee39b7), so training keeps the bits it had then. The accumulators start from dW, not zero.
  */
 
 /** Output channels per three-tap block (4 f32x4 per tap) and per one-tap wide block (8 f32x4). */
@@ -24,6 +25,13 @@ let xRowStep: usize = 0;
 let xColumnStep: usize = 0;
 let dyRowStep: usize = 0;
 let dyColumnStep: usize = 0;
+// The output columns [tapFirstN, tapEndN) that tap N of the current three-tap block sees, set per block.
+let tapFirst0: i32 = 0;
+let tapFirst1: i32 = 0;
+let tapFirst2: i32 = 0;
+let tapEnd0: i32 = 0;
+let tapEnd1: i32 = 0;
+let tapEnd2: i32 = 0;
 
 export function conv2dBackpropFilter(
   x: usize,
@@ -136,42 +144,33 @@ function addThreeColumns(
   inPixel: usize,
   tapBytes: usize,
 ): void {
-  // A larger filter column sees the image from an earlier output column on, and up to an earlier one.
-  const sharedFirst = firstColumn(fw, strideWidth, padLeft);
-  const sharedEnd = endColumn(fw + 2, outWidth, inWidth, strideWidth, padLeft);
-  const blocked = sharedFirst < sharedEnd ? outChannels & ~(TRIPLE_BLOCK - 1) : 0;
+  // A larger filter column sees the image from an earlier output column on, and up to an earlier one:
+  // columns [first[2], first[0]) are seen by the second and third taps only, [end[2], end[0]) by the
+  // first and second only, and the columns between by all three.
+  tapFirst0 = firstColumn(fw, strideWidth, padLeft);
+  tapFirst1 = firstColumn(fw + 1, strideWidth, padLeft);
+  tapFirst2 = firstColumn(fw + 2, strideWidth, padLeft);
+  tapEnd0 = endColumn(fw, outWidth, inWidth, strideWidth, padLeft);
+  tapEnd1 = endColumn(fw + 1, outWidth, inWidth, strideWidth, padLeft);
+  tapEnd2 = endColumn(fw + 2, outWidth, inWidth, strideWidth, padLeft);
+  const blocked = tapFirst0 < tapEnd2 ? outChannels & ~(TRIPLE_BLOCK - 1) : 0;
   const x = xTaps + <usize>fw * inPixel;
   const dW = dWTaps + <usize>fw * tapBytes;
   for (let channel = 0; channel < blocked; channel += TRIPLE_BLOCK) {
     const channelBytes = (<usize>channel) << 2;
-    addTripleBlock(
-      x + <usize>sharedFirst * xColumnStep,
-      inPixel,
-      dy + <usize>sharedFirst * dyColumnStep + channelBytes,
-      rows,
-      sharedEnd - sharedFirst,
-      dW + channelBytes,
-      tapBytes,
-    );
+    addTripleBlock(x, inPixel, dy + channelBytes, rows, dW + channelBytes, tapBytes);
   }
   for (let tap = 0; tap < 3; tap++) {
     const first = firstColumn(fw + tap, strideWidth, padLeft);
     const end = endColumn(fw + tap, outWidth, inWidth, strideWidth, padLeft);
-    const xTap = x + <usize>tap * inPixel;
-    const dWTap = dW + <usize>tap * tapBytes;
-    if (blocked === 0) {
-      addTap(xTap, dy, dWTap, rows, first, end, 0, outChannels);
-      continue;
-    }
-    addTap(xTap, dy, dWTap, rows, first, sharedFirst, 0, blocked);
-    addTap(xTap, dy, dWTap, rows, sharedEnd, end, 0, blocked);
-    addTap(xTap, dy, dWTap, rows, first, end, blocked, outChannels);
+    addTap(x + <usize>tap * inPixel, dy, dW + <usize>tap * tapBytes, rows, first, end, blocked, outChannels);
   }
 }
 
 /**
- * dW[tap, channelFrom .. channelTo) += Σ over `rows` output rows and output columns [first, end) of
- * x · dy, for one tap: `x` is the tap's input at output column 0 of the first row, `dy` the first row.
+ * dW[tap, channelFrom .. channelTo) += the products x · dy over `rows` output rows and output columns
+ * [first, end), one by one in pixel order, for one tap: `x` is the tap's input at output column 0 of the
+ * first row, `dy` the first row.
  */
 function addTap(
   x: usize,
@@ -199,7 +198,7 @@ function addTap(
   }
   for (; channel + 4 <= channelTo; channel += 4) {
     const offset = (<usize>channel) << 2;
-    let sum = f32x4.splat(0);
+    let sum = v128.load(dW + offset);
     for (let row = 0; row < rows; row++) {
       let xAt = xFirst + <usize>row * xRows;
       let dyAt = dyFirst + <usize>row * dyRows + offset;
@@ -207,11 +206,11 @@ function addTap(
         sum = f32x4.add(sum, f32x4.mul(v128.load32_splat(xAt), v128.load(dyAt)));
       }
     }
-    v128.store(dW + offset, f32x4.add(v128.load(dW + offset), sum));
+    v128.store(dW + offset, sum);
   }
   for (; channel < channelTo; channel++) {
     const offset = (<usize>channel) << 2;
-    let sum: f32 = 0;
+    let sum = load<f32>(dW + offset);
     for (let row = 0; row < rows; row++) {
       let xAt = xFirst + <usize>row * xRows;
       let dyAt = dyFirst + <usize>row * dyRows + offset;
@@ -219,7 +218,7 @@ function addTap(
         sum += load<f32>(xAt) * load<f32>(dyAt);
       }
     }
-    store<f32>(dW + offset, load<f32>(dW + offset) + sum);
+    store<f32>(dW + offset, sum);
   }
 }
 
@@ -230,14 +229,14 @@ function addWideBlock(x: usize, dy: usize, rows: i32, columns: i32, dW: usize): 
   const dyStep = dyColumnStep;
   const xRows = xRowStep;
   const dyRows = dyRowStep;
-  let s0 = f32x4.splat(0);
-  let s1 = s0;
-  let s2 = s0;
-  let s3 = s0;
-  let s4 = s0;
-  let s5 = s0;
-  let s6 = s0;
-  let s7 = s0;
+  let s0 = v128.load(dW);
+  let s1 = v128.load(dW, 16);
+  let s2 = v128.load(dW, 32);
+  let s3 = v128.load(dW, 48);
+  let s4 = v128.load(dW, 64);
+  let s5 = v128.load(dW, 80);
+  let s6 = v128.load(dW, 96);
+  let s7 = v128.load(dW, 112);
   for (let row = 0; row < rows; row++, x += xRows, dy += dyRows) {
     let xAt = x;
     let dyAt = dy;
@@ -253,50 +252,71 @@ function addWideBlock(x: usize, dy: usize, rows: i32, columns: i32, dW: usize): 
       s7 = f32x4.add(s7, f32x4.mul(value, v128.load(dyAt, 112)));
     }
   }
-  v128.store(dW, f32x4.add(v128.load(dW), s0));
-  v128.store(dW, f32x4.add(v128.load(dW, 16), s1), 16);
-  v128.store(dW, f32x4.add(v128.load(dW, 32), s2), 32);
-  v128.store(dW, f32x4.add(v128.load(dW, 48), s3), 48);
-  v128.store(dW, f32x4.add(v128.load(dW, 64), s4), 64);
-  v128.store(dW, f32x4.add(v128.load(dW, 80), s5), 80);
-  v128.store(dW, f32x4.add(v128.load(dW, 96), s6), 96);
-  v128.store(dW, f32x4.add(v128.load(dW, 112), s7), 112);
+  v128.store(dW, s0);
+  v128.store(dW, s1, 16);
+  v128.store(dW, s2, 32);
+  v128.store(dW, s3, 48);
+  v128.store(dW, s4, 64);
+  v128.store(dW, s5, 80);
+  v128.store(dW, s6, 96);
+  v128.store(dW, s7, 112);
 }
 
 /**
  * Three taps `tapStep` bytes apart in x (neighbouring input columns) and `dWStep` apart in dW, for 16
- * channels: each of the four dy vectors of a pixel is loaded once and used by all three taps.
+ * channels, over the columns each sees (tapFirstN, tapEndN): each of the four dy vectors of a pixel is
+ * loaded once and used by every tap that sees the pixel. `x` and `dy` are at output column 0.
  */
-function addTripleBlock(
-  x: usize,
-  tapStep: usize,
-  dy: usize,
-  rows: i32,
-  columns: i32,
-  dW: usize,
-  dWStep: usize,
-): void {
+function addTripleBlock(x: usize, tapStep: usize, dy: usize, rows: i32, dW: usize, dWStep: usize): void {
   // Locals, not the module's globals, in the loops: V8 would load a global from memory each time.
   const xStep = xColumnStep;
   const dyStep = dyColumnStep;
   const xRows = xRowStep;
   const dyRows = dyRowStep;
-  let a0 = f32x4.splat(0);
-  let a1 = a0;
-  let a2 = a0;
-  let a3 = a0;
-  let b0 = a0;
-  let b1 = a0;
-  let b2 = a0;
-  let b3 = a0;
-  let c0 = a0;
-  let c1 = a0;
-  let c2 = a0;
-  let c3 = a0;
+  const first1 = tapFirst1;
+  const first2 = tapFirst2;
+  const sharedFirst = tapFirst0;
+  const sharedEnd = tapEnd2;
+  const end0 = tapEnd0;
+  const end1 = tapEnd1;
+  const dW1 = dW + dWStep;
+  const dW2 = dW1 + dWStep;
+  let a0 = v128.load(dW);
+  let a1 = v128.load(dW, 16);
+  let a2 = v128.load(dW, 32);
+  let a3 = v128.load(dW, 48);
+  let b0 = v128.load(dW1);
+  let b1 = v128.load(dW1, 16);
+  let b2 = v128.load(dW1, 32);
+  let b3 = v128.load(dW1, 48);
+  let c0 = v128.load(dW2);
+  let c1 = v128.load(dW2, 16);
+  let c2 = v128.load(dW2, 32);
+  let c3 = v128.load(dW2, 48);
   for (let row = 0; row < rows; row++, x += xRows, dy += dyRows) {
-    let xAt = x;
-    let dyAt = dy;
-    for (let column = 0; column < columns; column++, xAt += xStep, dyAt += dyStep) {
+    // Columns before the shared ones: seen by the third tap, and from first1 on by the second.
+    let column = first2;
+    let xAt = x + <usize>column * xStep;
+    let dyAt = dy + <usize>column * dyStep;
+    for (; column < sharedFirst; column++, xAt += xStep, dyAt += dyStep) {
+      const g0 = v128.load(dyAt);
+      const g1 = v128.load(dyAt, 16);
+      const g2 = v128.load(dyAt, 32);
+      const g3 = v128.load(dyAt, 48);
+      if (column >= first1) {
+        const second = v128.load32_splat(xAt + tapStep);
+        b0 = f32x4.add(b0, f32x4.mul(second, g0));
+        b1 = f32x4.add(b1, f32x4.mul(second, g1));
+        b2 = f32x4.add(b2, f32x4.mul(second, g2));
+        b3 = f32x4.add(b3, f32x4.mul(second, g3));
+      }
+      const third = v128.load32_splat(xAt + tapStep * 2);
+      c0 = f32x4.add(c0, f32x4.mul(third, g0));
+      c1 = f32x4.add(c1, f32x4.mul(third, g1));
+      c2 = f32x4.add(c2, f32x4.mul(third, g2));
+      c3 = f32x4.add(c3, f32x4.mul(third, g3));
+    }
+    for (; column < sharedEnd; column++, xAt += xStep, dyAt += dyStep) {
       const first = v128.load32_splat(xAt);
       const second = v128.load32_splat(xAt + tapStep);
       const third = v128.load32_splat(xAt + tapStep * 2);
@@ -317,16 +337,35 @@ function addTripleBlock(
       b3 = f32x4.add(b3, f32x4.mul(second, gradient));
       c3 = f32x4.add(c3, f32x4.mul(third, gradient));
     }
+    // Columns after the shared ones: seen by the first tap, and up to end1 by the second.
+    for (; column < end0; column++, xAt += xStep, dyAt += dyStep) {
+      const g0 = v128.load(dyAt);
+      const g1 = v128.load(dyAt, 16);
+      const g2 = v128.load(dyAt, 32);
+      const g3 = v128.load(dyAt, 48);
+      const first = v128.load32_splat(xAt);
+      a0 = f32x4.add(a0, f32x4.mul(first, g0));
+      a1 = f32x4.add(a1, f32x4.mul(first, g1));
+      a2 = f32x4.add(a2, f32x4.mul(first, g2));
+      a3 = f32x4.add(a3, f32x4.mul(first, g3));
+      if (column < end1) {
+        const second = v128.load32_splat(xAt + tapStep);
+        b0 = f32x4.add(b0, f32x4.mul(second, g0));
+        b1 = f32x4.add(b1, f32x4.mul(second, g1));
+        b2 = f32x4.add(b2, f32x4.mul(second, g2));
+        b3 = f32x4.add(b3, f32x4.mul(second, g3));
+      }
+    }
   }
-  addFour(dW, a0, a1, a2, a3);
-  addFour(dW + dWStep, b0, b1, b2, b3);
-  addFour(dW + dWStep * 2, c0, c1, c2, c3);
+  storeFour(dW, a0, a1, a2, a3);
+  storeFour(dW1, b0, b1, b2, b3);
+  storeFour(dW2, c0, c1, c2, c3);
 }
 
-/** Adds four f32x4 to the 16 float32 at `at`. */
-function addFour(at: usize, first: v128, second: v128, third: v128, fourth: v128): void {
-  v128.store(at, f32x4.add(v128.load(at), first));
-  v128.store(at, f32x4.add(v128.load(at, 16), second), 16);
-  v128.store(at, f32x4.add(v128.load(at, 32), third), 32);
-  v128.store(at, f32x4.add(v128.load(at, 48), fourth), 48);
+/** Stores four f32x4 as the 16 float32 at `at`. */
+function storeFour(at: usize, first: v128, second: v128, third: v128, fourth: v128): void {
+  v128.store(at, first);
+  v128.store(at, second, 16);
+  v128.store(at, third, 32);
+  v128.store(at, fourth, 48);
 }

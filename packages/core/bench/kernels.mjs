@@ -32,16 +32,19 @@ import { createMaxPoolGradKernel } from '../dist/backends/wasm-kernels/max-pool-
 import { createSumKernel } from '../dist/backends/wasm-kernels/sum.js';
 import {
   assertFiniteShard,
-  batchFromBytes,
+  batchBuffers,
   buildModel,
   computeGradients,
   DEFAULT_TRAINING_CONFIG,
+  imageSamples,
   initBackend,
+  instantiateTask,
   loadMnist,
+  mnistTask,
   OrderedGradientSum,
-  parameterLayout,
   readFlatWeights,
   TrainingState,
+  toSampleBatch,
   writeFlatWeights,
 } from '../dist/index.js';
 
@@ -84,6 +87,7 @@ function use(kernelSet) {
 
 const config = { ...DEFAULT_TRAINING_CONFIG };
 const mnist = await loadMnist();
+const train = imageSamples(mnist.train);
 const machine = machineLines([
   `Run:     ${config.model.name}, batch ${config.batchSize}, ${config.optimizer.name}; ${rounds} rounds × ` +
     `${steps} steps per kernel set, ${profiled} under tf.profile`,
@@ -92,25 +96,18 @@ process.stderr.write(`${machine.join('\n')}\n`);
 
 /** One model with its training state, stepping as trainLocal does. */
 function trainer() {
-  const model = buildModel(config.model, { seed: config.seed });
-  const layout = parameterLayout(model);
-  const state = new TrainingState(config, readFlatWeights(model, layout), mnist.train.count);
+  // The built-in task trainLocal trains without one: the config's model on MNIST.
+  const taskModel = instantiateTask(mnistTask(config.model, { dataset: mnist }), config.seed);
+  const { model, layout, conversion } = taskModel;
+  const state = new TrainingState(config, readFlatWeights(model, layout), train.count, layout);
   const sum = new OrderedGradientSum(layout.totalSize);
   const gradient = new Float32Array(layout.totalSize);
-  const buffers = {
-    pixels: new Float32Array(config.batchSize * mnist.train.rows * mnist.train.cols),
-    labels: new Int32Array(config.batchSize),
-  };
+  const buffers = batchBuffers(train, config.batchSize, conversion);
   return {
     state,
     step() {
-      const samples = state.gatherTrainingSamples(mnist.train, state.nextBatchIndices());
-      const result = computeGradients(
-        model,
-        batchFromBytes(samples.images, samples.labels, buffers),
-        layout,
-        gradient,
-      );
+      const samples = state.gatherTrainingSamples(train, state.nextBatchIndices());
+      const result = computeGradients(taskModel, toSampleBatch(samples, conversion, buffers), gradient);
       assertFiniteShard(result, 0, layout.totalSize);
       sum.begin(1);
       sum.add(0, result);

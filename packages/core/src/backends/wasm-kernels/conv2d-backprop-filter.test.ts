@@ -178,6 +178,20 @@ async function expectMatchesCpu(testCase: FilterGradientCase): Promise<void> {
 describe('Conv2DBackpropFilter on wasm', () => {
   it.each([...cases, largeImage])('matches the cpu backend: $name', expectMatchesCpu);
 
+  // The patch matrix and XNNPACK were this kernel before the heap kernel replaced it (aee39b7): XNNPACK's
+  // GEMM adds each output's products one by one in pixel order, in float32, and so must the heap kernel
+  // for training to keep its bits.
+  it.each([...cases, largeImage])(
+    'gives the bits of the patch matrix and XNNPACK: $name',
+    async (testCase) => {
+      const heap = await computeOn('wasm', filterGradient(testCase));
+      const patches = await withWasmKernel(withoutHeapKernels, () =>
+        computeOn('wasm', filterGradient(testCase)),
+      );
+      expect(bitsOf(heap.values)).toEqual(bitsOf(patches.values));
+    },
+  );
+
   it('gives the same bits on every call', async () => {
     const first = await computeOn('wasm', filterGradient(cases[0] as FilterGradientCase));
     const second = await computeOn('wasm', filterGradient(cases[0] as FilterGradientCase));
@@ -198,3 +212,8 @@ describe('Conv2DBackpropFilter on wasm', () => {
     );
   });
 });
+
+/** Float32 values as their bit patterns, so that toEqual compares bits (and tells -0 from 0). */
+function bitsOf(values: Float32Array): Uint32Array {
+  return new Uint32Array(values.buffer, values.byteOffset, values.length);
+}
