@@ -6,7 +6,6 @@
  */
 import { resolve } from 'node:path';
 import {
-  type BatchNormMode,
   type Coordinator,
   type EvaluationReport,
   type RunSummary,
@@ -14,6 +13,7 @@ import {
   startCoordinator,
 } from '@callosum/coordinator';
 import {
+  type BatchNormMode,
   CallosumError,
   ErrorCodes,
   loadTaskModule,
@@ -61,8 +61,8 @@ export interface FitOptions
   /** GPUs for the local workers, one each (trainWithLocalWorkers' `gpus`; [] assigns none). */
   readonly gpus?: readonly string[];
   /**
-   * BatchNormalization across workers (the coordinator's `batchNorm`): `local` (default), each shard
-   * normalised with its own statistics, as DDP; `sync`, with the whole batch's, as one process.
+   * BatchNormalization across workers (the training config's `batchNorm`): `local` (default), each
+   * shard normalised with its own statistics, as DDP; `sync`, with the whole batch's, as one process.
    */
   readonly batchNorm?: BatchNormMode;
   /**
@@ -162,7 +162,6 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
           threads: options.threads ?? defaultThreads(options.workers ?? 2),
           backend: options.backend ?? 'auto',
           ...(options.gpus === undefined ? {} : { gpus: options.gpus }),
-          ...(options.batchNorm === undefined ? {} : { batchNorm: options.batchNorm }),
           task: task.task,
           taskModule: path,
           training,
@@ -208,7 +207,6 @@ async function listenForWorkers(
     port: listen.port ?? 0,
     ...(listen.token === undefined ? {} : { token: listen.token }),
     minWorkers: listen.minWorkers ?? 1,
-    ...(options.batchNorm === undefined ? {} : { batchNorm: options.batchNorm }),
     ...(options.log === undefined ? {} : { log: options.log }),
     ...callbacks,
   });
@@ -225,6 +223,7 @@ function trainingOptions(options: FitOptions): Partial<TrainingConfig> {
     'schedule',
     'seed',
     'microBatchSize',
+    'batchNorm',
   ] as const;
   return Object.fromEntries(
     keys.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]),

@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import {
-  type BatchNormMode,
   type Coordinator,
   type CoordinatorOptions,
   type RunCallbacks,
@@ -46,8 +45,6 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly port?: number;
   /** Where the gradients are reduced (the coordinator's `topology`; default star). */
   readonly topology?: Topology;
-  /** How BatchNormalization normalises the shards (the coordinator's `batchNorm`; default local). */
-  readonly batchNorm?: BatchNormMode;
   /** Aborts the run (e.g. on SIGINT); the result then rejects with the reason. */
   readonly signal?: AbortSignal;
   /** Called with the coordinator once it listens (e.g. to finish the run early from a callback). */
@@ -69,7 +66,6 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     ...(options.topology === undefined ? {} : { topology: options.topology }),
-    ...(options.batchNorm === undefined ? {} : { batchNorm: options.batchNorm }),
     training: options.training,
     ...(options.task === undefined ? {} : { task: options.task }),
     outDir: options.outDir,

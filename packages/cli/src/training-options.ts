@@ -1,6 +1,8 @@
-import { BATCH_NORM_MODES, COORDINATOR_DEFAULTS, TOPOLOGIES } from '@callosum/coordinator';
+import { COORDINATOR_DEFAULTS, TOPOLOGIES } from '@callosum/coordinator';
 import {
+  BATCH_NORM_MODES,
   BackendNames,
+  type BatchNormMode,
   CallosumError,
   DEFAULT_TRAINING_CONFIG,
   ErrorCodes,
@@ -31,6 +33,7 @@ export interface TrainingFlags {
   seed: number;
   maxShift: number;
   microBatchSize?: number;
+  batchNorm: BatchNormMode;
   steps?: number;
   data?: string;
   out?: string;
@@ -70,6 +73,13 @@ export function trainingOptions(): Option[] {
       'deterministic reduction: gradients per micro-batch of n samples, added along a fixed tree, ' +
         'so the weights are bit-identical at any worker count (default: off)',
     ).argParser(integer(1)),
+    envOption(
+      '--batch-norm <mode>',
+      'local: BatchNormalization normalises each shard with its own statistics, as DDP; sync: with the ' +
+        "whole batch's, as one process would (SyncBatchNorm; 2 extra passes per layer each step)",
+    )
+      .choices(BATCH_NORM_MODES)
+      .default('local'),
     envOption('--steps <n>', 'stop after this many steps').argParser(integer(1)),
     envOption('--data <dir>', 'MNIST-format directory (default: the embedded real MNIST)'),
     envOption('--out <dir>', 'run directory for the model and metrics (default: runs/<timestamp>)'),
@@ -113,6 +123,7 @@ export function trainingOptionsFrom(command: Command, flags: TrainingFlags): Par
     maxShift: flags.maxShift,
     maxSteps: flags.steps,
     microBatchSize: flags.microBatchSize,
+    batchNorm: flags.batchNorm,
   };
   if (flags.task === undefined) return all;
   const given = (key: keyof TrainingFlags) => givenExplicitly(command, key);
@@ -131,6 +142,7 @@ export function trainingOptionsFrom(command: Command, flags: TrainingFlags): Par
       maxShift: given('maxShift') ? all.maxShift : undefined,
       maxSteps: all.maxSteps,
       microBatchSize: all.microBatchSize,
+      batchNorm: given('batchNorm') ? all.batchNorm : undefined,
     }).filter(([, value]) => value !== undefined),
   );
 }
@@ -182,17 +194,6 @@ export function wireDtypeOption(): Option {
   )
     .choices(WIRE_DTYPES)
     .default(COORDINATOR_DEFAULTS.wireDtype);
-}
-
-/** --batch-norm: how BatchNormalization layers normalise a step's shards; the coordinator decides. */
-export function batchNormOption(): Option {
-  return envOption(
-    '--batch-norm <mode>',
-    'local: BatchNormalization normalises each shard with its own statistics, as DDP; sync: with the ' +
-      "whole batch's, as one process would (SyncBatchNorm; 2 extra passes per layer each step)",
-  )
-    .choices(BATCH_NORM_MODES)
-    .default(COORDINATOR_DEFAULTS.batchNorm);
 }
 
 export function portOption(defaultPort: number): Option {
@@ -254,6 +255,7 @@ const STORED_BY_THE_RUN = [
   'seed',
   'maxShift',
   'microBatchSize',
+  'batchNorm',
   'steps',
   'out',
   'overwrite',

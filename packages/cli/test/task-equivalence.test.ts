@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type RunSummary, startCoordinator } from '@callosum/coordinator';
+import { type Coordinator, type RunSummary, startCoordinator } from '@callosum/coordinator';
 import {
   createMsgpackCodec,
   fingerprintOfTask,
@@ -160,10 +160,15 @@ async function synchronisedCoordinator(name: string, task: Task) {
     task,
     outDir: await temporaryDirectory(name),
     minWorkers: 3,
-    batchNorm: 'sync',
-    training: { maxSteps: STEPS },
+    training: { maxSteps: STEPS, batchNorm: 'sync' },
     log: () => {},
   });
+}
+
+/** Three local workers of the task, one thread each, for `coordinator`. */
+function threeWorkers(name: string, coordinator: Coordinator) {
+  const compute = { backend: 'wasm', threads: 1, taskModule: TASK };
+  return [1, 2, 3].map((index) => spawnLocalWorker(`${name}-${index}`, coordinator.url, compute));
 }
 
 /** The run's saved weights are one process's, to float32 rounding. */
@@ -173,6 +178,43 @@ async function expectOneProcessWeights(summary: RunSummary): Promise<void> {
   model.dispose();
   expect(maxRelativeDifference(weights, await localWeights(), layout)).toBeLessThanOrEqual(1e-5);
 }
+
+describe('a synchronised run stopped after step 2 and resumed without saying sync', () => {
+  // The resumed run takes `batchNorm` from its checkpoint's config, as every setting that changes what
+  // the run computes: steps 3 to 5 normalised shard by shard would leave one process's weights far behind.
+  it('normalises with the whole batch to the end, within 1e-5 of trainLocal', async () => {
+    const task = await loadTaskModule(TASK);
+    const outDir = await temporaryDirectory('task-batch-norm-resume');
+    let stopping: Promise<void> | undefined;
+    const first: Coordinator = await startCoordinator({
+      task,
+      outDir,
+      minWorkers: 3,
+      training: { maxSteps: STEPS, batchNorm: 'sync' },
+      log: () => {},
+      onStep: (report) => {
+        if (report.step === 2) stopping = first.stop('the test stops it after step 2');
+      },
+    });
+    const firstWorkers = threeWorkers('bn-first', first);
+    await expect(first.result).rejects.toThrow(/after step 2/);
+    await stopping;
+    for (const worker of firstWorkers) worker.process.kill('SIGKILL');
+
+    const resumed = await startCoordinator({
+      task,
+      outDir,
+      resume: true,
+      minWorkers: 3,
+      training: { maxSteps: STEPS },
+      log: () => {},
+    });
+    threeWorkers('bn-resumed', resumed);
+    const summary = await resumed.result;
+    expect(summary.steps).toBe(STEPS);
+    await expectOneProcessWeights(summary);
+  }, 120_000);
+});
 
 describe('a synchronised BatchNormalization pass that loses its worker', () => {
   // Worker 2 stops itself (SIGSTOP, fault injection) on receiving step 2's first BatchNormalization

@@ -142,12 +142,11 @@ async function startIn(
         'so the weights of this run with micro-batches depend on the worker count',
     );
   }
-  // Micro-batches normalise each micro-batch, as trainLocal with micro-batches does: nothing to synchronise.
+  // The run's config, not a setting: a resumed run normalises as it started (docs/tasks.md). With
+  // micro-batches each micro-batch is normalised, as trainLocal with micro-batches does: nothing to synchronise.
   const batchNorm =
-    settings.batchNorm === 'sync' && !reduction.identicalAtAnyWorkerCount
-      ? BatchNormSync.of(model)
-      : undefined;
-  if (settings.batchNorm === 'sync' && batchNorm === undefined) {
+    config.batchNorm === 'sync' && !reduction.identicalAtAnyWorkerCount ? BatchNormSync.of(model) : undefined;
+  if (config.batchNorm === 'sync' && batchNorm === undefined) {
     log(
       'coordinator: synchronised BatchNormalization (--batch-norm sync) does nothing in this run: ' +
         (reduction.identicalAtAnyWorkerCount

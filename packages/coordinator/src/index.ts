@@ -9,8 +9,6 @@ export type {
 } from './options.js';
 export { RunFiles, storedSummary } from './run/run-directory.js';
 export {
-  BATCH_NORM_MODES,
-  type BatchNormMode,
   COORDINATOR_DEFAULTS,
   TOPOLOGIES,
   type Topology,

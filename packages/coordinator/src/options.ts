@@ -1,5 +1,5 @@
 import type { DatasetSource, StepEvent, Task, TrainingConfig, WireDtype } from '@callosum/core';
-import type { BatchNormMode, Topology } from './settings.js';
+import type { Topology } from './settings.js';
 import type { StepBytes } from './telemetry/step-bytes.js';
 import type { ServerTlsOptions } from './transport/server.js';
 
@@ -22,8 +22,8 @@ export interface StepReport extends StepEvent {
   /** When each part of the step happened, for a timeline (--trace): durations and offsets from its start. */
   readonly timeline: {
     /**
-     * Drawing the batch, planning and gathering the shards' samples (and with `batchNorm: 'sync'`, the
-     * step's BatchNormalization passes).
+     * Drawing the batch, planning and gathering the shards' samples (and with the config's
+     * `batchNorm: 'sync'`, the step's BatchNormalization passes).
      */
     readonly prepareMs: number;
     /** Sending the weights and the first shards to every worker. */
@@ -77,6 +77,13 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * built-in `training.model` (default cnn) on MNIST-format data (`dataDir`, `dataset`).
    */
   readonly task?: Task;
+  /**
+   * The run's training config, over the task's defaults; a resumed run keeps its checkpoint's. Its
+   * `batchNorm: 'sync'` normalises every shard of a step with the whole batch's BatchNormalization
+   * statistics (SyncBatchNorm; docs/tasks.md), so the run computes what one process training on that
+   * batch computes, at the cost of two extra passes per layer over the shards each step, from workers
+   * speaking protocol 1.7.
+   */
   readonly training?: Partial<TrainingConfig>;
   /**
    * Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`,
@@ -148,15 +155,6 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * it sent, so the replicas stay identical); a replica's state is always sent in float32.
    */
   readonly wireDtype?: WireDtype;
-  /**
-   * How a model's BatchNormalization layers normalise a step's shards (docs/tasks.md). `local` (default):
-   * each shard with its own statistics, as PyTorch DDP without SyncBatchNorm. `sync`: with the
-   * statistics of the whole global batch (SyncBatchNorm), so the run computes what one process training
-   * on that batch computes, at any worker count; each step then takes two extra passes per layer over
-   * the shards, and the workers must speak protocol 1.7. Runs with micro-batches always normalise each
-   * micro-batch (as trainLocal with micro-batches does); a model without BatchNormalization is unaffected.
-   */
-  readonly batchNorm?: BatchNormMode;
   /**
    * Write a timeline of every step to this file in the Trace Event Format (Perfetto, chrome://tracing):
    * the coordinator's prepare, broadcast, reduce, optimizer and evaluation, each worker's receive,

@@ -34,16 +34,7 @@ export const COORDINATOR_DEFAULTS = {
   topology: 'star' as Topology,
   replicaCheckEverySteps: 50,
   wireDtype: DEFAULT_WIRE_DTYPE,
-  batchNorm: 'local' as BatchNormMode,
 } as const;
-
-/**
- * local: every shard of a step is normalised with its own BatchNormalization statistics, as PyTorch DDP
- * does without SyncBatchNorm. sync: with the whole batch's, as one process would (SyncBatchNorm), at the
- * cost of extra passes over the shards every step.
- */
-export const BATCH_NORM_MODES = ['sync', 'local'] as const;
-export type BatchNormMode = (typeof BATCH_NORM_MODES)[number];
 
 /** star: the coordinator reduces and applies every step. ring: the workers do, among themselves. */
 export const TOPOLOGIES = ['star', 'ring'] as const;
@@ -87,7 +78,6 @@ const settingsSchema = z
     topology: z.enum(TOPOLOGIES).default(COORDINATOR_DEFAULTS.topology),
     replicaCheckEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.replicaCheckEverySteps),
     wireDtype: z.enum(WIRE_DTYPES).default(COORDINATOR_DEFAULTS.wireDtype),
-    batchNorm: z.enum(BATCH_NORM_MODES).default(COORDINATOR_DEFAULTS.batchNorm),
   })
   .superRefine((settings, context) => {
     if (settings.minWorkers > settings.maxWorkers) {

@@ -41,6 +41,8 @@ export {
   writeCheckpoint,
 } from './train/checkpoint.js';
 export {
+  BATCH_NORM_MODES,
+  type BatchNormMode,
   DEFAULT_TRAINING_CONFIG,
   resolveTrainingConfig,
   type TrainingConfig,

@@ -1,10 +1,4 @@
-import {
-  advertisedUrls,
-  type BatchNormMode,
-  COORDINATOR_DEFAULTS,
-  startCoordinator,
-  type Topology,
-} from '@callosum/coordinator';
+import { advertisedUrls, COORDINATOR_DEFAULTS, startCoordinator, type Topology } from '@callosum/coordinator';
 import type { Command } from 'commander';
 import { addOptions, booleanOption, envOption } from '../env-options.js';
 import { integer } from '../option-parsers.js';
@@ -12,7 +6,6 @@ import { jsonOption, type RunFlags, reportRun, traceOption } from '../run-report
 import { serverTlsFrom, serverTlsOptions, type TlsFlags } from '../tls-options.js';
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
 import {
-  batchNormOption,
   checkpointOptions,
   portOption,
   taskFrom,
@@ -30,7 +23,6 @@ interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
   maxWorkers?: number;
   startTimeout: number;
   topology: Topology;
-  batchNorm: BatchNormMode;
 }
 
 /** The default port of a standalone coordinator, so workers on other hosts know where to connect. */
@@ -55,7 +47,6 @@ export function registerCoordinatorCommand(program: Command): void {
     wireDtypeOption(),
     portOption(DEFAULT_COORDINATOR_PORT),
     topologyOption(),
-    batchNormOption(),
     ...checkpointOptions(),
     ...tokenOptions(),
     ...serverTlsOptions(),
@@ -76,7 +67,6 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         topology: flags.topology,
-        batchNorm: flags.batchNorm,
         training: trainingOptionsFrom(command, flags),
         wireDtype: flags.wireDtype,
         ...settings,

@@ -1,4 +1,4 @@
-import type { BatchNormMode, Topology } from '@callosum/coordinator';
+import type { Topology } from '@callosum/coordinator';
 import { runTask, taskTrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import type { Command } from 'commander';
@@ -10,7 +10,6 @@ import { integer } from '../option-parsers.js';
 import { jsonOption, type RunFlags, reportRun, traceOption } from '../run-report.js';
 import {
   backendOption,
-  batchNormOption,
   checkpointOptions,
   portOption,
   taskFrom,
@@ -28,7 +27,6 @@ interface TrainFlags extends RunFlags {
   gpus?: string[];
   port: number;
   topology: Topology;
-  batchNorm: BatchNormMode;
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -44,7 +42,6 @@ export function registerTrainCommand(program: Command): void {
     wireDtypeOption(),
     portOption(0),
     topologyOption(),
-    batchNormOption(),
     ...checkpointOptions(),
     traceOption(),
     jsonOption(),
@@ -72,7 +69,6 @@ export function registerTrainCommand(program: Command): void {
         dataDir: flags.data,
         port: flags.port,
         topology: flags.topology,
-        batchNorm: flags.batchNorm,
         ...hooks,
       }),
     );

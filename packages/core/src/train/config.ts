@@ -29,7 +29,19 @@ export interface TrainingConfig {
    * shard's gradient is computed in one piece and shards are added in shard order in float64.
    */
   readonly microBatchSize?: number | undefined;
+  /**
+   * How BatchNormalization layers normalise a step whose shards are computed apart (on workers; one
+   * process always normalises the whole batch). `local` or unset: each shard with its own statistics,
+   * as PyTorch DDP does. `sync`: with the whole batch's (SyncBatchNorm), at the cost of extra passes
+   * over the shards every step. Part of the config because it changes what the run computes: a resumed
+   * run keeps it.
+   */
+  readonly batchNorm?: BatchNormMode | undefined;
 }
+
+/** The values of TrainingConfig's `batchNorm`. */
+export const BATCH_NORM_MODES = ['sync', 'local'] as const;
+export type BatchNormMode = (typeof BATCH_NORM_MODES)[number];
 
 /**
  * Defaults chosen so the reference cnn passes 98.5% test accuracy on the real MNIST in a few minutes on
@@ -63,6 +75,7 @@ const fields = {
   maxShift: integerOption(0),
   maxSteps: integerOption(1).optional(),
   microBatchSize: z.number().optional(),
+  batchNorm: z.enum(BATCH_NORM_MODES).optional(),
 };
 
 /** Adds the checks across fields: the micro-batch size must fit in the global batch. */
