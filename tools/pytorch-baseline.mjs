@@ -4,8 +4,9 @@
  * Callosum's figures of the same run. Optional: where no Python can import torch the benchmarks print
  * one line saying so (`skipLine`) and carry on; nothing here is part of `pnpm test`.
  *
- * The Python is `python3`, or the command in `CALLOSUM_BENCH_PYTHON` (e.g. `/usr/bin/python3` where a
- * version manager's `python3` comes first on PATH but Debian's `python3-torch` belongs to the system's).
+ * The Python is the command in `CALLOSUM_BENCH_PYTHON`, else the first of `python3` and `/usr/bin/python3`
+ * that imports torch (a version manager's `python3` may come first on PATH while Debian's `python3-torch`
+ * belongs to the system's).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,19 +20,23 @@ const SCRIPT = fileURLToPath(new URL('pytorch_baseline.py', import.meta.url));
  * @returns {{ available: true, python: string, torch: string } | { available: false, reason: string }}
  */
 export function findPytorch() {
-  const python = process.env.CALLOSUM_BENCH_PYTHON || 'python3';
-  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (probe.error !== undefined) {
-    return { available: false, reason: `${python} cannot be run (${probe.error.message})` };
+  const candidates = process.env.CALLOSUM_BENCH_PYTHON
+    ? [process.env.CALLOSUM_BENCH_PYTHON]
+    : // Debian's python3-torch installs for the system Python, which a pyenv or venv python3 on PATH hides.
+      ['python3', '/usr/bin/python3'];
+  const reasons = [];
+  for (const python of candidates) {
+    const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+    if (probe.error !== undefined) {
+      reasons.push(`${python} cannot be run (${probe.error.message})`);
+    } else if (probe.status !== 0) {
+      const lines = probe.stderr.trim().split('\n');
+      reasons.push(`${python} -c 'import torch' failed: ${lines[lines.length - 1]}`);
+    } else {
+      return { available: true, python, torch: probe.stdout.trim() };
+    }
   }
-  if (probe.status !== 0) {
-    const lines = probe.stderr.trim().split('\n');
-    return {
-      available: false,
-      reason: `${python} -c 'import torch' failed: ${lines[lines.length - 1]}`,
-    };
-  }
-  return { available: true, python, torch: probe.stdout.trim() };
+  return { available: false, reason: reasons.join('; ') };
 }
 
 /** The line a benchmark prints instead of the comparison. */
