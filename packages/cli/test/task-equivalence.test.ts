@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Coordinator, type RunSummary, startCoordinator } from '@callosum/coordinator';
@@ -294,6 +295,14 @@ describe('a synchronised BatchNormalization pass that loses its worker', () => {
     expect(answered).toBe('step 0 pass 0');
     expect(summary.steps).toBe(STEPS);
     expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
+    // metrics.jsonl names the pass whose result was rejected.
+    const rejections = (await readFile(summary.metricsFile, 'utf8'))
+      .split('\n')
+      .filter((line) => line.includes('"rejected-gradient"'))
+      .map((line) => JSON.parse(line));
+    expect(rejections).toEqual([
+      expect.objectContaining({ step: 0, pass: 0, code: 'MALFORMED_MESSAGE', worker: expect.any(String) }),
+    ]);
     await expectOneProcessWeights(summary);
   }, 120_000);
 });

@@ -13,7 +13,7 @@ function workersOf(module: string): string[] {
   return lines.filter((line) => line.includes(' worker ') && line.includes(module));
 }
 
-async function trainBroken(module: string, defect?: string) {
+async function trainBroken(module: string, defect?: string, extra: string[] = []) {
   const run = await runCli(
     [
       'train',
@@ -25,6 +25,7 @@ async function trainBroken(module: string, defect?: string) {
       '2',
       '--out',
       await temporaryDirectory('bad-task'),
+      ...extra,
     ],
     { timeoutMs: 60_000, env: defect === undefined ? {} : { BROKEN_TASK_DEFECT: defect } },
   );
@@ -64,6 +65,18 @@ describe('a bad task module', () => {
     ['nan-features', /train data: features of sample 3 hold NaN/],
   ])('with %s is refused before training', async (defect, message) => {
     expect(await trainBroken(fixture('broken-classifier.mjs'), defect)).toMatch(message);
+  });
+
+  // The coordinator tries the passes on two samples before the first step, so no worker waits for work.
+  it('with a BatchNormalization layer applied twice is refused by --batch-norm sync before training', async () => {
+    const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'shared-norm', [
+      '--batch-norm',
+      'sync',
+    ]);
+    expect(stderr).toMatch(
+      /TASK_INVALID: BatchNormalization layer shared_norm is applied more than once; synchronised BatchNormalization cannot train it \(use --batch-norm local\)/,
+    );
+    expect(stderr).not.toMatch(/joined/);
   });
 
   it('whose metric comes out NaN stops the run as diverged, never sending or applying it', async () => {

@@ -1,17 +1,10 @@
-import {
-  createMsgpackCodec,
-  evaluationOf,
-  FRAME_OVERHEAD_BYTES,
-  reductionFor,
-  TENSOR_DTYPES,
-} from '@callosum/core';
+import { createMsgpackCodec, evaluationOf, FRAME_OVERHEAD_BYTES, TENSOR_DTYPES } from '@callosum/core';
 import { dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
 import { attachLiveViews } from './live-views.js';
 import type { CoordinatorOptions, RunSummary } from './options.js';
 import { startRing } from './ring/ring.js';
-import { BatchNormSync } from './run/batch-norm-sync.js';
 import { prepareRun } from './run/prepare-run.js';
 import { ResultIntake } from './run/result-intake.js';
 import { Rounds } from './run/rounds.js';
@@ -80,8 +73,18 @@ async function startIn(
 ): Promise<Coordinator> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
-  const { checkpointDir, resumedFrom, state, task, taskModel, train, evaluationSet, fingerprint } =
-    await prepareRun(runDirectory, options, log);
+  const {
+    checkpointDir,
+    resumedFrom,
+    state,
+    task,
+    taskModel,
+    train,
+    evaluationSet,
+    fingerprint,
+    reduction,
+    batchNorm,
+  } = await prepareRun(runDirectory, options, log);
   const { model, layout } = taskModel;
   const scope = new Scope();
   scope.add(() => void model.dispose());
@@ -135,23 +138,10 @@ async function startIn(
   );
   const seams = { membership, sender, findings, counters, clock: systemClock, log };
   const dispatcher = new ShardDispatcher(seams, settings);
-  const reduction = reductionFor(config, layout.totalSize);
   if (reduction.identicalAtAnyWorkerCount && settings.wireDtype !== 'float32') {
     log(
       `coordinator: warning: gradients travel as ${settings.wireDtype}, rounded where each shard was computed, ` +
         'so the weights of this run with micro-batches depend on the worker count',
-    );
-  }
-  // The run's config, not a setting: a resumed run normalises as it started (docs/tasks.md). With
-  // micro-batches each micro-batch is normalised, as trainLocal with micro-batches does: nothing to synchronise.
-  const batchNorm =
-    config.batchNorm === 'sync' && !reduction.identicalAtAnyWorkerCount ? BatchNormSync.of(model) : undefined;
-  if (config.batchNorm === 'sync' && batchNorm === undefined) {
-    log(
-      'coordinator: synchronised BatchNormalization (--batch-norm sync) does nothing in this run: ' +
-        (reduction.identicalAtAnyWorkerCount
-          ? 'with micro-batches each micro-batch is normalised on its own'
-          : 'the model has no BatchNormalization layer'),
     );
   }
   const ring = ringRun

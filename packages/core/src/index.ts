@@ -60,6 +60,7 @@ export {
 } from './train/evaluate.js';
 export { type EpochEvent, type StepEvent, stepEvent } from './train/events.js';
 export {
+  checkSynchronisable,
   computeGradients,
   computeShardAdjoint,
   computeShardMoments,

@@ -1,21 +1,28 @@
 import {
+  checkSynchronisable,
   evaluationSetOf,
   type Fingerprint,
   fingerprintDigest,
   fingerprintOfTask,
+  gatherSamples,
   initBackend,
   loadLatestCheckpoint,
   loadTaskForTraining,
+  type Reduction,
   readFlatWeights,
+  reductionFor,
   requireSameTask,
   runTask,
   type SampleSet,
   type Task,
   type TaskModel,
+  type TrainingConfig,
   TrainingState,
   taskTrainingConfig,
+  toSampleBatch,
 } from '@callosum/core';
 import type { CoordinatorOptions } from '../options.js';
+import { BatchNormSync } from './batch-norm-sync.js';
 import type { RunDirectory } from './run-directory.js';
 
 /** Everything a run starts from: its directory, its config and state (fresh or resumed), task and data. */
@@ -31,6 +38,10 @@ export interface PreparedRun {
   readonly evaluationSet: SampleSet | undefined;
   /** A task module's fingerprint, which every worker's must match; undefined for built-in models. */
   readonly fingerprint: Fingerprint | undefined;
+  /** How the run adds its shards up. */
+  readonly reduction: Reduction;
+  /** The passes of a run that synchronises BatchNormalization; undefined when it does not. */
+  readonly batchNorm: BatchNormSync | undefined;
 }
 
 /**
@@ -66,6 +77,7 @@ export async function prepareRun(
     resumed === undefined
       ? new TrainingState(config, readFlatWeights(model, layout), data.train.count, layout)
       : TrainingState.restore(resumed.checkpoint, data.train.count, layout);
+  const reduction = reductionFor(config, layout.totalSize);
   return {
     checkpointDir,
     resumedFrom: resumed?.path,
@@ -75,5 +87,35 @@ export async function prepareRun(
     train: data.train,
     evaluationSet: evaluationSetOf(data),
     fingerprint,
+    reduction,
+    batchNorm: batchNormSyncOf(config.batchNorm, reduction, taskModel, data.train, log),
   };
+}
+
+/**
+ * The run's synchronised BatchNormalization, from its config. A model it cannot train is refused here
+ * (TASK_INVALID, naming the layer), after passes over two samples, before any worker waits for work.
+ */
+function batchNormSyncOf(
+  mode: TrainingConfig['batchNorm'],
+  reduction: Reduction,
+  taskModel: TaskModel,
+  train: SampleSet,
+  log: (line: string) => void,
+): BatchNormSync | undefined {
+  if (mode !== 'sync') return undefined;
+  // With micro-batches each micro-batch is normalised, as trainLocal with micro-batches does: nothing to synchronise.
+  const batchNorm = reduction.identicalAtAnyWorkerCount ? undefined : BatchNormSync.of(taskModel.model);
+  if (batchNorm === undefined) {
+    log(
+      'coordinator: synchronised BatchNormalization (--batch-norm sync) does nothing in this run: ' +
+        (reduction.identicalAtAnyWorkerCount
+          ? 'with micro-batches each micro-batch is normalised on its own'
+          : 'the model has no BatchNormalization layer'),
+    );
+    return undefined;
+  }
+  const probe = { ...gatherSamples(train, [0, Math.min(1, train.count - 1)]), keys: Uint32Array.of(0, 1) };
+  checkSynchronisable(taskModel, toSampleBatch(probe, taskModel.conversion));
+  return batchNorm;
 }

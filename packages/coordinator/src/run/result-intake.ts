@@ -127,7 +127,8 @@ export class ResultIntake implements ResultHandlers {
       reply = read();
     } catch (error) {
       const { code, message: reason } = describeError(error);
-      telemetry.record({ type: 'rejected-gradient', worker: worker.id, step, shard, code });
+      const pass = round.kind === 'batch-norm' ? { pass: round.pass } : {};
+      telemetry.record({ type: 'rejected-gradient', worker: worker.id, step, shard, ...pass, code });
       return this.unusableResult(worker, round, step, shard, code, reason);
     }
     if (!dispatcher.accept(round, shard, worker, count, reply)) {

@@ -67,6 +67,8 @@ const eventSchemas = [
     worker: workerId,
     step: count,
     shard: count,
+    /** The step's synchronised BatchNormalization pass whose result it was; none for a gradient. */
+    pass: addedLater(count),
     code: errorCode,
   }),
   z.strictObject({ type: z.literal('rejected-evaluation'), worker: workerId, round: count, shard: count }),
