@@ -144,9 +144,10 @@ describe('startCoordinator', () => {
     expect(await worker).toMatchObject({ exitCode: 0 });
     expect(summary.steps).toBe(30);
     expect(summary.discardedMessages).toBeGreaterThanOrEqual(3);
-    // The rogue never answers the shards it is then given: it is evicted and its shards are redone.
+    // The rogue never answers the shards it is then given: it is evicted (4008) and its shards are
+    // redone. (On a loaded machine the honest worker may miss this test's 5 s deadline once too.)
     expect(await rogueClosed).toBe(4008);
-    expect(summary.evictions).toBe(1);
+    expect(summary.evictions).toBeGreaterThanOrEqual(1);
     expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
   });
 

@@ -13,6 +13,7 @@
  * pixel order (image by image, row by row, column by column), each product rounded before it is added.
  * That is the order of XNNPACK's GEMM, which computed this gradient from a patch matrix before this
  * kernel (aee39b7), so training keeps the bits it had then. The accumulators start from dW, not zero.
+ * (For finite x and dy: the patch matrix also multiplied the padding's zeros, and 0 · Infinity is NaN.)
  */
 
 /** Output channels per three-tap block (4 f32x4 per tap) and per one-tap wide block (8 f32x4). */
@@ -126,9 +127,9 @@ function endColumn(fw: i32, outWidth: i32, inWidth: i32, strideWidth: i32, padLe
 }
 
 /**
- * Filter columns fw, fw+1, fw+2 (of one filter row and input channel): over the output columns all three
- * see, blocks of 16 channels go through addTripleBlock; the remaining channels and each tap's own border
- * columns go through addTap. `xTaps` and `dWTaps` are at filter column 0.
+ * Filter columns fw, fw+1, fw+2 (of one filter row and input channel): blocks of 16 channels go through
+ * addTripleBlock, over every column each tap sees; the remaining channels go through addTap, tap by tap.
+ * `xTaps` and `dWTaps` are at filter column 0.
  */
 function addThreeColumns(
   xTaps: usize,
@@ -145,8 +146,8 @@ function addThreeColumns(
   tapBytes: usize,
 ): void {
   // A larger filter column sees the image from an earlier output column on, and up to an earlier one:
-  // columns [first[2], first[0]) are seen by the second and third taps only, [end[2], end[0]) by the
-  // first and second only, and the columns between by all three.
+  // before tapFirst0 only the third tap (from tapFirst2) and the second (from tapFirst1) see a column,
+  // from tapEnd2 on only the first (up to tapEnd0) and the second (up to tapEnd1); all three between.
   tapFirst0 = firstColumn(fw, strideWidth, padLeft);
   tapFirst1 = firstColumn(fw + 1, strideWidth, padLeft);
   tapFirst2 = firstColumn(fw + 2, strideWidth, padLeft);
@@ -160,11 +161,9 @@ function addThreeColumns(
     const channelBytes = (<usize>channel) << 2;
     addTripleBlock(x, inPixel, dy + channelBytes, rows, dW + channelBytes, tapBytes);
   }
-  for (let tap = 0; tap < 3; tap++) {
-    const first = firstColumn(fw + tap, strideWidth, padLeft);
-    const end = endColumn(fw + tap, outWidth, inWidth, strideWidth, padLeft);
-    addTap(x + <usize>tap * inPixel, dy, dW + <usize>tap * tapBytes, rows, first, end, blocked, outChannels);
-  }
+  addTap(x, dy, dW, rows, tapFirst0, tapEnd0, blocked, outChannels);
+  addTap(x + inPixel, dy, dW + tapBytes, rows, tapFirst1, tapEnd1, blocked, outChannels);
+  addTap(x + inPixel * 2, dy, dW + tapBytes * 2, rows, tapFirst2, tapEnd2, blocked, outChannels);
 }
 
 /**

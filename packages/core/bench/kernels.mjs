@@ -59,6 +59,8 @@ const { values } = parseArgs({
 });
 const rounds = positiveInteger('--rounds', values.rounds);
 const steps = positiveInteger('--steps', values.steps);
+// The first round leaves its first three steps out as warm-up (below): it needs one more to time.
+if (steps < 4) throw new Error(`--steps must be at least 4, got ${steps}`);
 const profiled = positiveInteger('--profiled', values.profiled);
 
 // BatchMatMul is in the sets for its transposes (transpose.ts), which it calls directly.

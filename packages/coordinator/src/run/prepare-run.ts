@@ -73,28 +73,35 @@ export async function prepareRun(
 
   const { taskModel, data } = await loadTaskForTraining(task, config.seed);
   const { model, layout } = taskModel;
-  const state =
-    resumed === undefined
-      ? new TrainingState(config, readFlatWeights(model, layout), data.train.count, layout)
-      : TrainingState.restore(resumed.checkpoint, data.train.count, layout);
-  const reduction = reductionFor(config, layout.totalSize);
-  return {
-    checkpointDir,
-    resumedFrom: resumed?.path,
-    state,
-    task,
-    taskModel,
-    train: data.train,
-    evaluationSet: evaluationSetOf(data),
-    fingerprint,
-    reduction,
-    batchNorm: batchNormSyncOf(config.batchNorm, reduction, taskModel, data.train, log),
-  };
+  // The caller disposes the model once it has the run; a run refused here must not keep it.
+  try {
+    const state =
+      resumed === undefined
+        ? new TrainingState(config, readFlatWeights(model, layout), data.train.count, layout)
+        : TrainingState.restore(resumed.checkpoint, data.train.count, layout);
+    const reduction = reductionFor(config, layout.totalSize);
+    return {
+      checkpointDir,
+      resumedFrom: resumed?.path,
+      state,
+      task,
+      taskModel,
+      train: data.train,
+      evaluationSet: evaluationSetOf(data),
+      fingerprint,
+      reduction,
+      batchNorm: batchNormSyncOf(config.batchNorm, reduction, taskModel, data.train, log),
+    };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
 }
 
 /**
  * The run's synchronised BatchNormalization, from its config. A model it cannot train is refused here
- * (TASK_INVALID, naming the layer), after passes over two samples, before any worker waits for work.
+ * (TASK_INVALID, naming the layer), after a training pass over two samples, before any worker waits
+ * for work.
  */
 function batchNormSyncOf(
   mode: TrainingConfig['batchNorm'],

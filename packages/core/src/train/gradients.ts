@@ -9,14 +9,12 @@ import type { BatchTotals, GradientResult } from './batch.js';
 import { withBatchStatistics, withStatisticEntries } from './statistics.js';
 import {
   type BatchNormPass,
-  batchNormChannels,
-  combineMoments,
+  checkSynchronisablePass,
   globalStatisticValue,
   measureAdjoint,
   measureMoments,
   type ShardMoments,
   type SyncedStatistics,
-  statisticsLength,
   withSyncedStatistics,
 } from './sync-batch-norm.js';
 
@@ -161,17 +159,12 @@ export function computeShardMoments(
 }
 
 /**
- * Throws TASK_INVALID, naming the layer, where synchronised BatchNormalization cannot train the model:
- * runs the moments pass of each layer over `batch` (a couple of samples do), as a step with one shard
- * would, so that a run refuses such a model before it starts rather than in every worker's first pass.
+ * Throws TASK_INVALID, naming the layer, where synchronised BatchNormalization cannot train the model,
+ * after one training forward pass over `batch` (a couple of samples do): so that a run refuses such a
+ * model before it starts rather than in every worker's first pass.
  */
 export function checkSynchronisable(taskModel: TaskModel, batch: SampleBatch): void {
-  const channels = batchNormChannels(taskModel.model);
-  const statistics = new Float32Array(statisticsLength(channels));
-  channels.forEach((_, layer) => {
-    const moments = computeShardMoments(taskModel, batch, { kind: 'moments', layer, statistics });
-    combineMoments([moments], channels, layer, statistics);
-  });
+  checkSynchronisablePass(taskModel.model, summedLoss(taskModel, batch));
 }
 
 /** An adjoint pass of a synchronised BatchNormalization step (sync-batch-norm.ts) over `batch`. */

@@ -6,7 +6,12 @@ import { seedDropoutLayers, withSampleKeys } from '../task/dropout.js';
 import { Objective } from '../task/objective.js';
 import type { TaskModel } from '../task/task.js';
 import * as tf from '../tf.js';
-import { computeGradients, computeShardAdjoint, computeShardMoments } from './gradients.js';
+import {
+  checkSynchronisable,
+  computeGradients,
+  computeShardAdjoint,
+  computeShardMoments,
+} from './gradients.js';
 import {
   batchNormChannels,
   combineMoments,
@@ -239,8 +244,42 @@ describe('synchronised BatchNormalization of a layer applied twice', () => {
       /shared_norm is applied more than once; synchronised BatchNormalization cannot train it/,
     );
     expect(tf.memory().numTensors).toBe(tensors);
+    expect(() => checkSynchronisable(twiceModel, batch)).toThrow(/shared_norm is applied more than once/);
+    expect(tf.memory().numTensors).toBe(tensors);
     expect(computeGradients(twiceModel, batch).count).toBe(4);
     model.dispose();
+  });
+});
+
+describe('checkSynchronisable', () => {
+  const batch: SampleBatch = {
+    count: 4,
+    features: Float32Array.from({ length: 12 }, (_, i) => i / 7),
+    labels: Float32Array.from({ length: 12 }, (_, i) => i % 3),
+  };
+  /** A three-feature regression model with one BatchNormalization layer. */
+  function modelNormalising(): TaskModel {
+    const input = tf.input({ shape: [3] });
+    const norm = tf.layers.batchNormalization({ name: 'norm' });
+    const output = tf.layers
+      .dense({ units: 3 })
+      .apply(norm.apply(input) as tf.SymbolicTensor) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: output });
+    synchronisableBatchNorm(model);
+    return {
+      model,
+      layout: parameterLayout(model),
+      objective: new Objective(model, 'meanSquaredError', []),
+      conversion: { featureDtype: 'float32', labelDtype: 'float32' },
+    };
+  }
+
+  it('passes a model whose layers a training pass calls once each, and leaks no tensors', () => {
+    const fine = modelNormalising();
+    const tensors = tf.memory().numTensors;
+    expect(() => checkSynchronisable(fine, batch)).not.toThrow();
+    expect(tf.memory().numTensors).toBe(tensors);
+    fine.model.dispose();
   });
 });
 

@@ -224,6 +224,24 @@ function normalizersOf(
 }
 
 /**
+ * Runs `forward` (a training forward pass) once as a first pass does, every layer normalised with its
+ * shard's own moments, and throws TASK_INVALID naming the first layer that a synchronised step could not
+ * train: one applied more than once or normalising another axis than the last (refused as it is
+ * called), or one the pass never calls.
+ */
+export function checkSynchronisablePass(model: LayersModel, forward: () => Tensor): void {
+  const channels = batchNormChannels(model);
+  let called = new Set<number>();
+  tf.tidy(() => {
+    const active = startPass(channels.map(() => undefined));
+    withPass(active, forward);
+    called = active.called;
+  });
+  const missing = channels.findIndex((_, layer) => !called.has(layer));
+  if (missing >= 0) throw notApplied(missing);
+}
+
+/**
  * Runs `forward` (a training forward pass returning the shard's summed loss) as the moments pass of
  * `layer`: returns the shard's moments of that layer's input.
  */

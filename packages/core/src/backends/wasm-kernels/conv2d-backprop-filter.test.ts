@@ -113,6 +113,32 @@ const cases: FilterGradientCase[] = [
     strides: 2,
     pad: 'valid',
   },
+  // Three-tap blocks of 16 channels with uneven padding: a column seen by the first tap alone (right of
+  // the image, pad right 0) and by the third alone (left, pad left 4).
+  {
+    name: 'uneven pads [1, 0] x [4, 0], strides [1, 2], 6 filter columns, 17 channels',
+    xShape: [2, 9, 11, 3],
+    filterShape: [2, 6, 3, 17],
+    strides: [1, 2],
+    pad: [
+      [0, 0],
+      [1, 0],
+      [4, 0],
+      [0, 0],
+    ],
+  },
+  {
+    name: 'left pad 0, right pad 2, 16 channels',
+    xShape: [3, 8, 10, 2],
+    filterShape: [3, 3, 2, 16],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [1, 1],
+      [0, 2],
+      [0, 0],
+    ],
+  },
   {
     name: 'two blocks of 32: 14x14x16 -> 64 3x3 same',
     xShape: [2, 14, 14, 16],
@@ -167,7 +193,7 @@ function filterGradient(testCase: FilterGradientCase, dataFormat: 'NHWC' | 'NCHW
 }
 
 // Tolerance: x in [0, 1) and dy in ±0.01 give sums of order 0.1–1 over up to 10⁴ products; float32
-// rounding of the direct kernel's row sums (or of XNNPACK's) against the cpu backend's float64 stays below 1e-4.
+// rounding of the kernel's sums (the same as XNNPACK's) against the cpu backend's float64 stays below 1e-4.
 async function expectMatchesCpu(testCase: FilterGradientCase): Promise<void> {
   const { cpu, wasm, maxAbsDifference } = await computeOnCpuAndWasm(filterGradient(testCase));
   expect(wasm.shape).toEqual(testCase.filterShape);
