@@ -48,6 +48,11 @@ function taskModel(): TaskModel {
     ],
   });
   seedDropoutLayers(model);
+  return regressionModel(model);
+}
+
+/** `model` as a task model of MSE regression on float32 data, its BatchNormalization synchronisable. */
+function regressionModel(model: tf.LayersModel): TaskModel {
   synchronisableBatchNorm(model);
   return {
     model,
@@ -56,6 +61,13 @@ function taskModel(): TaskModel {
     conversion: { featureDtype: 'float32', labelDtype: 'float32' },
   };
 }
+
+/** Four samples of three features and three targets. */
+const FOUR_SAMPLES: SampleBatch = {
+  count: 4,
+  features: Float32Array.from({ length: 12 }, (_, i) => i / 7),
+  labels: Float32Array.from({ length: 12 }, (_, i) => i % 3),
+};
 
 function batchOf(count: number, seed: number): SampleBatch {
   const next = randomGenerator(seed);
@@ -198,13 +210,7 @@ describe('synchronised BatchNormalization of a branched model', () => {
       .dense({ units: 2, kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) })
       .apply(tf.layers.add().apply([main, shortcut])) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: output });
-    synchronisableBatchNorm(model);
-    const branched: TaskModel = {
-      model,
-      layout: parameterLayout(model),
-      objective: new Objective(model, 'meanSquaredError', []),
-      conversion: { featureDtype: 'float32', labelDtype: 'float32' },
-    };
+    const branched = regressionModel(model);
     const next = randomGenerator(11);
     const batch: SampleBatch = {
       count: 10,
@@ -226,18 +232,8 @@ describe('synchronised BatchNormalization of a layer applied twice', () => {
     const dense = tf.layers.dense({ units: 3, useBias: false });
     const twice = norm.apply(dense.apply(norm.apply(input))) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: twice });
-    synchronisableBatchNorm(model);
-    const twiceModel: TaskModel = {
-      model,
-      layout: parameterLayout(model),
-      objective: new Objective(model, 'meanSquaredError', []),
-      conversion: { featureDtype: 'float32', labelDtype: 'float32' },
-    };
-    const batch: SampleBatch = {
-      count: 4,
-      features: Float32Array.from({ length: 12 }, (_, i) => i / 7),
-      labels: Float32Array.from({ length: 12 }, (_, i) => i % 3),
-    };
+    const twiceModel = regressionModel(model);
+    const batch = FOUR_SAMPLES;
     const statistics = new Float32Array(statisticsLength(batchNormChannels(model)));
     const tensors = tf.memory().numTensors;
     expect(() => computeShardMoments(twiceModel, batch, { kind: 'moments', layer: 0, statistics })).toThrow(
@@ -252,32 +248,13 @@ describe('synchronised BatchNormalization of a layer applied twice', () => {
 });
 
 describe('checkSynchronisable', () => {
-  const batch: SampleBatch = {
-    count: 4,
-    features: Float32Array.from({ length: 12 }, (_, i) => i / 7),
-    labels: Float32Array.from({ length: 12 }, (_, i) => i % 3),
-  };
-  /** A three-feature regression model with one BatchNormalization layer. */
-  function modelNormalising(): TaskModel {
-    const input = tf.input({ shape: [3] });
-    const norm = tf.layers.batchNormalization({ name: 'norm' });
-    const output = tf.layers
-      .dense({ units: 3 })
-      .apply(norm.apply(input) as tf.SymbolicTensor) as tf.SymbolicTensor;
-    const model = tf.model({ inputs: input, outputs: output });
-    synchronisableBatchNorm(model);
-    return {
-      model,
-      layout: parameterLayout(model),
-      objective: new Objective(model, 'meanSquaredError', []),
-      conversion: { featureDtype: 'float32', labelDtype: 'float32' },
-    };
-  }
-
   it('passes a model whose layers a training pass calls once each, and leaks no tensors', () => {
-    const fine = modelNormalising();
+    const input = tf.input({ shape: [3] });
+    const normalised = tf.layers.batchNormalization().apply(input) as tf.SymbolicTensor;
+    const output = tf.layers.dense({ units: 3 }).apply(normalised) as tf.SymbolicTensor;
+    const fine = regressionModel(tf.model({ inputs: input, outputs: output }));
     const tensors = tf.memory().numTensors;
-    expect(() => checkSynchronisable(fine, batch)).not.toThrow();
+    expect(() => checkSynchronisable(fine, FOUR_SAMPLES)).not.toThrow();
     expect(tf.memory().numTensors).toBe(tensors);
     fine.model.dispose();
   });
