@@ -47,8 +47,10 @@ describe('callosum train: a run directory belongs to one run', () => {
     expect(stopped.code).toBe(1);
     // No checkpoint (it never trained), but the flags are named before that is found out.
     const resumed = await runCli(['train', '--resume', runDir, '--steps', '9', '--lr', '0.5'], {
-      env: { CALLOSUM_MODEL: 'mlp' },
+      env: { CALLOSUM_MODEL: 'mlp', CALLOSUM_BATCH_NORM: 'sync' },
     });
-    expect(resumed.stderr).toMatch(/warning: --resume continues the run .*ignoring --model, --lr, --steps/);
+    expect(resumed.stderr).toMatch(
+      /warning: --resume continues the run .*ignoring --model, --lr, --batch-norm, --steps/,
+    );
   }, 60_000);
 });
