@@ -34,7 +34,13 @@ import { checkRules, connectionAllowed } from './support/rules.js';
 import { loadYaml } from './support/yaml.js';
 
 const K8S = join(REPO, 'deploy', 'k8s');
-const OVERLAYS = ['overlays/cpu', 'overlays/gpu', 'overlays/gpu-tls', 'overlays/gpu-ring'];
+const OVERLAYS = [
+  'overlays/cpu',
+  'overlays/gpu',
+  'overlays/gpu-tls',
+  'overlays/gpu-ring',
+  'overlays/gpu-ring-tls',
+];
 const BUILDS = ['base', ...OVERLAYS];
 /** What every build holds, and what the ring component adds. */
 const BASE_OBJECTS = [
@@ -45,7 +51,7 @@ const BASE_OBJECTS = [
   'Service/callosum-coordinator',
 ];
 const RING_OBJECTS = ['NetworkPolicy/callosum-peers', 'Service/callosum-peers'];
-const RING_BUILDS = new Set(['overlays/gpu-ring']);
+const RING_BUILDS = new Set(['overlays/gpu-ring', 'overlays/gpu-ring-tls']);
 
 const builds = new Map<string, Build>();
 function built(dir: string): Build {
@@ -268,6 +274,54 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
         peerPort,
       ),
     ).toBe(true);
+  });
+
+  it("the ring-tls component: peer TLS required by the coordinator, the peers' CA, certificate and key mounted on every worker", () => {
+    const resources = built('overlays/gpu-ring-tls').resources;
+    const coordinator = findIn(resources, 'Job', 'callosum-coordinator');
+    const workers = findIn(resources, 'Job', 'callosum-workers');
+    expect(envOf(coordinator, 'CALLOSUM_PEER_TLS')).toEqual({ name: 'CALLOSUM_PEER_TLS', value: '1' });
+    const worker = containerOf(workers);
+    const mount = asList(worker.volumeMounts ?? [], 'volumeMounts').find((m) => at(m, 'name') === 'peer-tls');
+    expect(mount).toEqual({ name: 'peer-tls', mountPath: '/etc/callosum/peer-tls', readOnly: true });
+    for (const [variable, file] of [
+      ['CALLOSUM_PEER_TLS_CA', 'ca.crt'],
+      ['CALLOSUM_PEER_TLS_CERT', 'tls.crt'],
+      ['CALLOSUM_PEER_TLS_KEY', 'tls.key'],
+    ]) {
+      expect(at(envOf(workers, variable as string), 'value')).toBe(`/etc/callosum/peer-tls/${file}`);
+    }
+    const volumes = asList(at(workers, 'spec', 'template', 'spec', 'volumes'), 'volumes');
+    expect(volumes.find((v) => at(v, 'name') === 'peer-tls')).toEqual({
+      name: 'peer-tls',
+      secret: { secretName: 'callosum-peer-tls' },
+    });
+    // On top of gpu-tls and the ring: wss:// to the coordinator, the CA for it, the peer port at the pod IP.
+    expect(worker.args).toEqual(['worker', '--connect', 'wss://callosum-coordinator:7070']);
+    expect(at(envOf(workers, 'CALLOSUM_TLS_CA'), 'value')).toBe('/etc/callosum/tls-ca/ca.crt');
+    expect(at(envOf(workers, 'CALLOSUM_PEER_PORT'), 'value')).toBe('7071');
+  });
+
+  it('the rules catch peer TLS on one side only', async () => {
+    const withoutWorkerSide = clone(built('overlays/gpu-ring-tls').resources);
+    const workers = findIn(withoutWorkerSide, 'Job', 'callosum-workers');
+    const container = containerOf(workers);
+    container.env = asList(container.env, 'env').filter(
+      (e) => !String(at(e, 'name')).startsWith('CALLOSUM_PEER_TLS_'),
+    );
+    const cli = describeCli();
+    const facts = imageFacts(readDockerfile('Dockerfile'));
+    expect(await checkRules(withoutWorkerSide, 'no worker peer TLS', cli, facts)).toEqual([
+      expect.stringMatching(
+        /peer TLS: the coordinator requires it \(CALLOSUM_PEER_TLS\); set CALLOSUM_PEER_TLS_CA/,
+      ),
+    ]);
+    const withoutCoordinatorSide = clone(built('overlays/gpu-ring-tls').resources);
+    const coordinator = containerOf(findIn(withoutCoordinatorSide, 'Job', 'callosum-coordinator'));
+    coordinator.env = asList(coordinator.env, 'env').filter((e) => at(e, 'name') !== 'CALLOSUM_PEER_TLS');
+    expect(await checkRules(withoutCoordinatorSide, 'no coordinator peer TLS', cli, facts)).toEqual([
+      expect.stringMatching(/peer TLS: the workers use it \(CALLOSUM_PEER_TLS_CA\), .*set CALLOSUM_PEER_TLS/),
+    ]);
   });
 
   it.each(['overlays/cpu', 'overlays/gpu-tls'])(

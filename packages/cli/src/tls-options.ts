@@ -9,6 +9,12 @@ export interface TlsFlags {
   tlsClientCa?: string;
 }
 
+export interface PeerTlsFlags {
+  peerTlsCa?: string;
+  peerTlsCert?: string;
+  peerTlsKey?: string;
+}
+
 function readPem(path: string, flag: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -58,4 +64,55 @@ export function clientTlsFrom(flags: TlsFlags): { ca?: string; cert?: string; ke
     ...(flags.tlsKey === undefined ? {} : { key: readPem(flags.tlsKey, '--tls-key') }),
   };
   return Object.keys(tls).length === 0 ? undefined : tls;
+}
+
+/** Worker, ring topology: TLS between peers, with the peers' own CA. */
+export function peerTlsOptions(): Option[] {
+  return [
+    envOption(
+      '--peer-tls-ca <file>',
+      'ring topology: reduce over TLS with peers whose certificates this CA signed (PEM; coordinator --peer-tls)',
+    ),
+    envOption(
+      '--peer-tls-cert <file>',
+      "this worker's certificate towards its peers (PEM; default --tls-cert)",
+    ),
+    envOption('--peer-tls-key <file>', 'private key of --peer-tls-cert (PEM; default --tls-key)'),
+  ];
+}
+
+/**
+ * The peers' CA and this worker's certificate towards them: its own peer certificate, or by default the
+ * one it presents to the coordinator (a deployment whose workers already hold one signed by the same CA).
+ */
+export function peerTlsFrom(
+  flags: PeerTlsFlags & TlsFlags,
+): { ca: string; cert: string; key: string } | undefined {
+  if (flags.peerTlsCa === undefined) {
+    const stray =
+      flags.peerTlsCert !== undefined
+        ? '--peer-tls-cert'
+        : flags.peerTlsKey !== undefined
+          ? '--peer-tls-key'
+          : undefined;
+    if (stray !== undefined) throw new InvalidArgumentError(`${stray} needs --peer-tls-ca (the peers' CA)`);
+    return undefined;
+  }
+  const ownPeerCertificate = flags.peerTlsCert !== undefined || flags.peerTlsKey !== undefined;
+  const [certFlag, keyFlag] = ownPeerCertificate
+    ? ['--peer-tls-cert', '--peer-tls-key']
+    : ['--tls-cert', '--tls-key'];
+  const cert = ownPeerCertificate ? flags.peerTlsCert : flags.tlsCert;
+  const key = ownPeerCertificate ? flags.peerTlsKey : flags.tlsKey;
+  if (cert === undefined || key === undefined) {
+    throw new InvalidArgumentError(
+      `--peer-tls-ca needs this worker's certificate and key: ${certFlag} and ${keyFlag}` +
+        (ownPeerCertificate ? '' : ' (or --peer-tls-cert and --peer-tls-key)'),
+    );
+  }
+  return {
+    ca: readPem(flags.peerTlsCa, '--peer-tls-ca'),
+    cert: readPem(cert, certFlag),
+    key: readPem(key, keyFlag),
+  };
 }

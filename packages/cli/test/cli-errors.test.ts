@@ -107,6 +107,41 @@ describe('everyday errors are one line without a stack trace', () => {
     expect(host.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it('TLS between ring peers: a certificate without the CA, the CA without a certificate, a bad PEM, --peer-tls on a star', async () => {
+    const connect = ['worker', '--connect', 'ws://127.0.0.1:1', '--give-up-after', '1'];
+    const pem = join(root, 'not-a.pem');
+    await writeFile(pem, 'not a certificate\n');
+    const stray = await runCli([...connect, '--peer-tls-cert', pem]);
+    expect(oneLine(stray.stderr)).toMatch(/--peer-tls-cert needs --peer-tls-ca \(the peers' CA\)/);
+    const noCertificate = await runCli([...connect, '--peer-tls-ca', pem]);
+    expect(oneLine(noCertificate.stderr)).toMatch(
+      /--peer-tls-ca needs this worker's certificate and key: --tls-cert and --tls-key \(or --peer-tls-cert and --peer-tls-key\)/,
+    );
+    const missing = await runCli([
+      ...connect,
+      '--peer-tls-ca',
+      join(root, 'nope.pem'),
+      '--peer-tls-cert',
+      pem,
+      '--peer-tls-key',
+      pem,
+    ]);
+    expect(oneLine(missing.stderr)).toMatch(/--peer-tls-ca: cannot read .*nope\.pem/);
+    const bad = await runCli([...connect, '--peer-tls-ca', pem, '--tls-cert', pem, '--tls-key', pem]);
+    expect(oneLine(bad.stderr)).toMatch(
+      /INVALID_ARGUMENT: worker options: peerTls must be a usable certificate, key and CA/,
+    );
+    const star = await runCli([
+      'coordinator',
+      '--peer-tls',
+      '--steps',
+      '1',
+      '--out',
+      join(root, 'star-peer-tls'),
+    ]);
+    expect(oneLine(star.stderr)).toMatch(/peerTls is for the ring topology, .*topology is star/);
+  });
+
   it('--debug (or CALLOSUM_DEBUG=1) adds the stack trace', async () => {
     const run = await runCli(['train', '--resume', join(root, 'absent')], { env: { CALLOSUM_DEBUG: '1' } });
     expect(run.stderr).toMatch(/^\s+at /m);

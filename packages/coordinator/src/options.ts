@@ -148,6 +148,13 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly replicaCheckEverySteps?: number;
   /**
+   * Ring: the workers reduce over TLS among themselves (default false). Each must be started with the
+   * peers' CA and a certificate it signed (`peerTls`; `callosum worker --peer-tls-ca`); a worker whose
+   * peer links differ from the run's is refused (PEER_TLS_MISMATCH), as links between the two kinds
+   * could not open.
+   */
+  readonly peerTls?: boolean;
+  /**
    * The element type weights and gradients travel in (default float32): `float16` or `bfloat16` halve
    * every step's bytes. Only what travels is rounded; the coordinator's weights and optimizer stay
    * float32. Workers learn it from the welcome, and a run in 16 bits refuses workers older than 1.6.

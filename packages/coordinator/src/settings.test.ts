@@ -52,6 +52,13 @@ describe('coordinator options', () => {
     expect(problemWith({ wireDtype: 'float8' })).toMatch(/\bwireDtype\b.*float32.*float16.*bfloat16/);
   });
 
+  it('takes TLS between peers for a ring run only', () => {
+    expect(resolveCoordinatorSettings({ outDir: 'unused', topology: 'ring', peerTls: true }).peerTls).toBe(
+      true,
+    );
+    expect(problemWith({ peerTls: true })).toMatch(/peerTls is for the ring topology.*topology is star/);
+  });
+
   it('names every bad field at once, nested ones with their path', () => {
     const message = problemWith({
       port: 70_000,

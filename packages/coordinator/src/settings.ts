@@ -33,6 +33,7 @@ export const COORDINATOR_DEFAULTS = {
   stragglerFloorMs: 2_000,
   topology: 'star' as Topology,
   replicaCheckEverySteps: 50,
+  peerTls: false,
   wireDtype: DEFAULT_WIRE_DTYPE,
 } as const;
 
@@ -77,6 +78,7 @@ const settingsSchema = z
     stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
     topology: z.enum(TOPOLOGIES).default(COORDINATOR_DEFAULTS.topology),
     replicaCheckEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.replicaCheckEverySteps),
+    peerTls: z.boolean().default(COORDINATOR_DEFAULTS.peerTls),
     wireDtype: z.enum(WIRE_DTYPES).default(COORDINATOR_DEFAULTS.wireDtype),
   })
   .superRefine((settings, context) => {
@@ -85,6 +87,13 @@ const settingsSchema = z
         code: 'custom',
         path: ['minWorkers'],
         message: `must be at most maxWorkers (${settings.maxWorkers}), got ${settings.minWorkers}`,
+      });
+    }
+    if (settings.peerTls && settings.topology !== 'ring') {
+      context.addIssue({
+        code: 'custom',
+        path: ['peerTls'],
+        message: `is for the ring topology, whose workers talk to each other; this run's topology is ${settings.topology}`,
       });
     }
   });

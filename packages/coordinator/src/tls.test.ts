@@ -2,11 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMnist, type MnistDataset } from '@callosum/core';
+import { loadMnist, loadModel, type MnistDataset, readFlatWeights } from '@callosum/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startCoordinator } from './coordinator.js';
+import { type Coordinator, startCoordinator } from './coordinator.js';
 import { inlineWorker } from './test-support/inline-worker.js';
+import { startWorkerProcess } from './test-support/worker-processes.js';
 
 // Real TLS on loopback with certificates made by the openssl command for this test: a CA, a server
 // certificate for 127.0.0.1, a worker certificate from the CA, and a self-signed "rogue" certificate.
@@ -134,5 +135,96 @@ describe('TLS', () => {
     const worker = inlineWorker(coordinator.url, { tls });
     expect((await coordinator.result).steps).toBe(5);
     expect((await worker).exitCode).toBe(0);
+  });
+});
+
+// A ring run whose workers reduce over TLS among themselves: real worker processes with the test CA's
+// worker certificate as their peer certificate, their peer ports probed while the run waits for its
+// third worker.
+describe('TLS between ring peers', () => {
+  // Peers are known by their CA, not their names (peer-links.ts), so the probes skip the name check
+  // too. Node wants Error | undefined from it, where ws's types say boolean.
+  const anyName = {
+    checkServerIdentity: (() => undefined) as unknown as NonNullable<
+      WebSocket.ClientOptions['checkServerIdentity']
+    >,
+  };
+  const peerTls = () => ({
+    ca: pem['ca.pem'] as string,
+    cert: pem['worker.pem'] as string,
+    key: pem['worker.key'] as string,
+  });
+
+  async function ringRun(peerTlsOn: boolean, log: (line: string) => void = () => {}) {
+    return startCoordinator({
+      outDir: join(dir, `ring-${Math.random().toString(36).slice(2)}`),
+      dataset,
+      training,
+      topology: 'ring',
+      peerTls: peerTlsOn,
+      minWorkers: 3,
+      log,
+    });
+  }
+
+  async function peerAddresses(coordinator: Coordinator, count: number): Promise<string[]> {
+    for (;;) {
+      const response = await fetch(`${coordinator.url.replace('ws', 'http')}/status`);
+      const { workers } = (await response.json()) as { workers: { peerAddress?: string }[] };
+      const addresses = workers.flatMap((worker) =>
+        worker.peerAddress === undefined ? [] : [worker.peerAddress],
+      );
+      if (addresses.length >= count) return addresses;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  async function finalWeights(coordinator: Coordinator): Promise<Float32Array> {
+    const model = await loadModel((await coordinator.result).modelDir);
+    const weights = readFlatWeights(model);
+    model.dispose();
+    return weights;
+  }
+
+  it('reduces over mutual TLS, refuses plain and foreign peers and a plain worker, and computes the same weights', async () => {
+    const log: string[] = [];
+    const coordinator = await ringRun(true, (line) => log.push(line));
+    const exits = ['tls-1', 'tls-2'].map((name) =>
+      startWorkerProcess(coordinator.url, name, { peerTls: peerTls() }),
+    );
+    const [address] = await peerAddresses(coordinator, 2);
+    const ca = pem['ca.pem'] as string;
+    const peer = `wss://${address}`;
+    // The probe opens with a certificate the CA signed, so the refusals below are about the certificate.
+    expect(await handshake(peer, { ...peerTls(), ...anyName })).toBe('open');
+    expect(await handshake(`ws://${address}`, {})).not.toBe('open');
+    expect(await handshake(peer, { ca, ...anyName })).not.toBe('open');
+    const rogue = { cert: pem['rogue.pem'] as string, key: pem['rogue.key'] as string };
+    expect(await handshake(peer, { ca, ...rogue, ...anyName })).not.toBe('open');
+
+    expect(await startWorkerProcess(coordinator.url, 'plain')).toBe(1);
+    expect(log.find((line) => line.includes('worker plain'))).toContain(
+      "refused: this ring's workers reduce over TLS (coordinator --peer-tls)",
+    );
+    exits.push(startWorkerProcess(coordinator.url, 'tls-3', { peerTls: peerTls() }));
+    expect((await coordinator.result).steps).toBe(5);
+    expect(await Promise.all(exits)).toEqual([0, 0, 0]);
+
+    const plain = await ringRun(false);
+    const plainExits = ['a', 'b', 'c'].map((name) => startWorkerProcess(plain.url, name));
+    expect(Buffer.from((await finalWeights(coordinator)).buffer)).toEqual(
+      Buffer.from((await finalWeights(plain)).buffer),
+    );
+    expect(await Promise.all(plainExits)).toEqual([0, 0, 0]);
+  }, 120_000);
+
+  it('refuses a worker that reduces over TLS from a ring that does not', async () => {
+    const log: string[] = [];
+    const coordinator = await ringRun(false, (line) => log.push(line));
+    expect(await startWorkerProcess(coordinator.url, 'tls', { peerTls: peerTls() })).toBe(1);
+    expect(log.find((line) => line.includes('worker tls'))).toContain(
+      "refused: the worker reduces over TLS (--peer-tls-ca), this ring's workers without",
+    );
+    await coordinator.stop('test over');
   });
 });

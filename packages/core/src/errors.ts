@@ -58,6 +58,8 @@ export const ErrorCodes = {
   TASK_MISMATCH: 'TASK_MISMATCH',
   /** Ring topology: a worker lost its link to a peer in the middle of a reduction (the step is redone). */
   PEER_LOST: 'PEER_LOST',
+  /** Ring topology: the worker's peer links (TLS or not) differ from the run's; the reason says which. */
+  PEER_TLS_MISMATCH: 'PEER_TLS_MISMATCH',
   /** Ring topology: a replica's weights differ from the others' (it is named and replaced). */
   REPLICA_DIVERGED: 'REPLICA_DIVERGED',
   /** The run already has its maximum number of workers. */

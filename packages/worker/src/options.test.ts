@@ -44,6 +44,11 @@ describe('worker options', () => {
       [{ url, threads: 2.5 }, /threads must be an integer in 1\.\.256, got 2\.5/],
       [{ url, backend: 'gpu' }, /backend/],
       [{ url, giveUpAfter: 5 }, /giveUpAfter/],
+      [{ url, peerTls: { ca: 'x', cert: 'y' } }, /peerTls\.key/],
+      [
+        { url, peerTls: { ca: 'not a pem', cert: 'not a pem', key: 'not a pem' } },
+        /peerTls must be a usable certificate, key and CA: .+/,
+      ],
     ];
     for (const [options, message] of cases) {
       expect(

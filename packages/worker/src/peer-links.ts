@@ -1,10 +1,16 @@
 import { AUTH_HEADER, createAuthHeader } from '@callosum/core';
 import WebSocket from 'ws';
+import type { PeerTls } from './options.js';
 
 export interface PeerLinksOptions {
   /** This worker's name, proved with the token to each peer. */
   readonly name: string;
   readonly token: string | undefined;
+  /**
+   * Dial wss:// and trust only peers whose certificate the CA signed, presenting this worker's own. A
+   * ring's members all agree on it: the coordinator admits no worker that differs from the run.
+   */
+  readonly tls: PeerTls | undefined;
   /** Called once when a link to `address` fails (refused, closed, unreachable) while it is in use. */
   readonly onLinkFailed: (address: string, reason: string) => void;
 }
@@ -47,9 +53,10 @@ export class PeerLinks {
   private linkTo(address: string): WebSocket {
     const existing = this.links.get(address);
     if (existing !== undefined && existing.readyState <= WebSocket.OPEN) return existing;
-    const { name, token } = this.options;
-    const link = new WebSocket(`ws://${address}`, {
+    const { name, token, tls } = this.options;
+    const link = new WebSocket(`${tls === undefined ? 'ws' : 'wss'}://${address}`, {
       perMessageDeflate: false,
+      ...(tls === undefined ? {} : peerTlsClientOptions(tls)),
       // See worker.ts: frames go unmasked, as this client is not a browser.
       generateMask: (mask: Buffer) => mask.fill(0),
       ...(token === undefined ? {} : { headers: { [AUTH_HEADER]: createAuthHeader(token, name) } }),
@@ -71,4 +78,13 @@ export class PeerLinks {
     this.links.set(address, link);
     return link;
   }
+}
+
+/**
+ * A peer is known by its certificate's signature, not its name: peers are reached at the addresses they
+ * advertise (pod IPs, chosen at run time), which a certificate shared by the workers cannot name. The CA
+ * is the peers' own, so only its certificates are trusted; the token is proved on top.
+ */
+function peerTlsClientOptions(tls: PeerTls) {
+  return { ca: tls.ca, cert: tls.cert, key: tls.key, checkServerIdentity: () => undefined };
 }

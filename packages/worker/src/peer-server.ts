@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -14,6 +15,7 @@ import {
   parsePeerMessage,
 } from '@callosum/core';
 import { type WebSocket, WebSocketServer } from 'ws';
+import type { PeerTls } from './options.js';
 
 export interface PeerServerOptions {
   /** Host to listen on and to advertise; without a token, loopback only. */
@@ -21,6 +23,8 @@ export interface PeerServerOptions {
   readonly port: number;
   /** The run's token; every peer must prove it knows it. */
   readonly token: string | undefined;
+  /** Serve wss:// with this certificate, to peers presenting a certificate the CA signed (mutual TLS). */
+  readonly tls: PeerTls | undefined;
   /** Largest frame a peer may send: its gradient rows for this worker's chunk, and room to spare. */
   readonly maxPayload: number;
   readonly codec: Codec;
@@ -40,8 +44,9 @@ const MAX_PEER_CONNECTIONS = 1024;
 
 /**
  * Where a ring worker's peers send it gradient rows and mean chunks. Guarded as the coordinator's port
- * is: connection attempts rate-limited per address, the token proved in the upgrade (401 before any
- * WebSocket exists), frames bounded as they arrive, every message validated. A peer that sends
+ * is: connection attempts rate-limited per address, with TLS a certificate from the peers' CA (mutual
+ * TLS), the token proved in the upgrade (401 before any WebSocket exists), frames bounded as they
+ * arrive, every message validated. A peer that sends
  * something invalid is disconnected; the reduction it spoiled is redone by the coordinator.
  */
 export async function startPeerServer(options: PeerServerOptions): Promise<PeerServer> {
@@ -60,9 +65,23 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
     perMessageDeflate: false,
     maxPayload: options.maxPayload,
   });
-  const server = createServer((_request, response) => {
+  const notFound: RequestListener = (_request, response) => {
     response.statusCode = 404;
     response.end();
+  };
+  const { tls } = options;
+  const server: Server =
+    tls === undefined
+      ? createServer(notFound)
+      : createTlsServer(
+          // The handshake itself fails for a peer without a certificate from the CA.
+          { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: true },
+          notFound,
+        );
+  server.on('tlsClientError', (error: Error, socket: { remoteAddress?: string }) => {
+    // Counted as an attempt: a flood of failing handshakes is not logged line by line.
+    const from = socket.remoteAddress ?? 'unknown';
+    if (rateLimit.allow(from)) log(`peer connection from ${from} refused: TLS: ${error.message}`);
   });
   const refuse = (socket: Duplex, status: string, why: string, from: string) => {
     log(`peer connection from ${from} refused: ${why}`);

@@ -13,7 +13,10 @@ import { type PeerServer, startPeerServer } from './peer-server.js';
 import { type ReplicaModel, RingMember } from './ring-member.js';
 
 export interface RingPeersContext {
-  readonly settings: Pick<WorkerSettings, 'token' | 'peerPort' | 'advertiseHost' | 'corruptReplicaAt'>;
+  readonly settings: Pick<
+    WorkerSettings,
+    'token' | 'peerTls' | 'peerPort' | 'advertiseHost' | 'corruptReplicaAt'
+  >;
   /** This worker's name, proved to its peers with the token. */
   readonly name: string;
   readonly codec: Codec;
@@ -42,6 +45,7 @@ export class RingPeers {
     this.links = new PeerLinks({
       name: context.name,
       token: context.settings.token,
+      tls: context.settings.peerTls,
       onLinkFailed: (address, reason) => this.#member?.linkFailed(address, reason),
     });
   }
@@ -88,6 +92,7 @@ export class RingPeers {
         host,
         port: settings.peerPort,
         token: settings.token,
+        tls: settings.peerTls,
         maxPayload: parameterCount * 4 * MAX_ROWS_PER_FRAME_IN_PARAMETERS + FRAME_OVERHEAD_BYTES,
         codec,
         onMessage: (message, bytes) => this.#member?.receive(message, bytes),

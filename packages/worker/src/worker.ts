@@ -148,6 +148,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           pid: process.pid,
           hostname: hostname(),
           ...(fingerprint === undefined ? {} : { task: fingerprint }),
+          ...(settings.peerTls === undefined ? {} : { peerTls: true }),
         });
       });
       // One message at a time, in arrival order: a shard computed on threads is awaited.

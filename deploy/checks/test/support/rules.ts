@@ -527,6 +527,18 @@ export async function checkRules(
     ) {
       problem(`${worker.where}: ring topology: peer port ${peerPort} is not a declared TCP containerPort`);
     }
+    // Peer links are all TLS or all plain: the coordinator refuses a worker that differs (PEER_TLS_MISMATCH).
+    const coordinatorPeerTls = coordinator.options.peerTls === true;
+    const workerPeerTls = worker.options.peerTlsCa !== undefined;
+    if (coordinatorPeerTls && !workerPeerTls) {
+      problem(
+        `${worker.where}: peer TLS: the coordinator requires it (CALLOSUM_PEER_TLS); set CALLOSUM_PEER_TLS_CA and the worker's certificate`,
+      );
+    } else if (workerPeerTls && !coordinatorPeerTls) {
+      problem(
+        `${worker.where}: peer TLS: the workers use it (CALLOSUM_PEER_TLS_CA), the coordinator would refuse them: set CALLOSUM_PEER_TLS`,
+      );
+    }
     const advertised = asList(worker.container.env ?? [], worker.where).find(
       (entry) => at(entry, 'name') === 'CALLOSUM_ADVERTISE_HOST',
     );

@@ -23,6 +23,7 @@ interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
   maxWorkers?: number;
   startTimeout: number;
   topology: Topology;
+  peerTls?: boolean;
 }
 
 /** The default port of a standalone coordinator, so workers on other hosts know where to connect. */
@@ -47,6 +48,10 @@ export function registerCoordinatorCommand(program: Command): void {
     wireDtypeOption(),
     portOption(DEFAULT_COORDINATOR_PORT),
     topologyOption(),
+    booleanOption(
+      '--peer-tls',
+      'ring topology: workers reduce over TLS among themselves (each needs --peer-tls-ca)',
+    ),
     ...checkpointOptions(),
     ...tokenOptions(),
     ...serverTlsOptions(),
@@ -67,6 +72,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         topology: flags.topology,
+        peerTls: flags.peerTls === true,
         training: trainingOptionsFrom(command, flags),
         wireDtype: flags.wireDtype,
         ...settings,

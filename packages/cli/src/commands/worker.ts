@@ -2,11 +2,18 @@ import { runWorker, WORKER_DEFAULTS } from '@callosum/worker';
 import type { Command } from 'commander';
 import { addOptions, envOption } from '../env-options.js';
 import { coordinatorUrl, integer } from '../option-parsers.js';
-import { clientTlsFrom, clientTlsOptions, type TlsFlags } from '../tls-options.js';
+import {
+  clientTlsFrom,
+  clientTlsOptions,
+  type PeerTlsFlags,
+  peerTlsFrom,
+  peerTlsOptions,
+  type TlsFlags,
+} from '../tls-options.js';
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
 import { backendOption, threadsOption } from '../training-options.js';
 
-interface WorkerFlags extends TokenFlags, TlsFlags {
+interface WorkerFlags extends TokenFlags, TlsFlags, PeerTlsFlags {
   connect: string;
   backend: string;
   name?: string;
@@ -45,12 +52,15 @@ export function registerWorkerCommand(program: Command): void {
     ),
     ...tokenOptions(),
     ...clientTlsOptions(),
+    ...peerTlsOptions(),
   ]);
   command.action(async (flags: WorkerFlags) => {
     const token = tokenFrom(flags);
     const tls = clientTlsFrom(flags);
+    const peerTls = peerTlsFrom(flags);
     const exit = await runWorker({
       ...(tls === undefined ? {} : { tls }),
+      ...(peerTls === undefined ? {} : { peerTls }),
       ...(token === undefined ? {} : { token }),
       url: flags.connect,
       backend: flags.backend as 'auto',

@@ -119,6 +119,7 @@ describe('admission of a run that synchronises BatchNormalization', () => {
     task: { name: 'mnist/cnn', fingerprint: undefined },
     wireDtype: 'float32' as const,
     syncBatchNorm,
+    peerTls: false,
   });
 
   it('refuses a worker older than 1.7, naming what it lacks; another run takes it', () => {

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { WorkerOptions } from '@callosum/worker';
 import { afterEach } from 'vitest';
 import WebSocket from 'ws';
 import type { Coordinator } from '../coordinator.js';
@@ -13,11 +14,15 @@ import type { RunSummary } from '../options.js';
 const packageDir = fileURLToPath(new URL('../..', import.meta.url));
 const running = new Set<ChildProcess>();
 
-/** Starts a worker process for `url`; resolves with its exit code. */
-export function startWorkerProcess(url: string, name: string, token?: string): Promise<number | null> {
+/** Starts a worker process for `url`, with `extra` options (JSON texts only); resolves with its exit code. */
+export function startWorkerProcess(
+  url: string,
+  name: string,
+  extra: Partial<Pick<WorkerOptions, 'token' | 'peerTls'>> = {},
+): Promise<number | null> {
   // One compute thread: these tests are about the coordinator, and each thread of a cpu worker would load
   // tfjs again (threads have their own tests in @callosum/worker).
-  const options = { url, backend: 'cpu', threads: 1, name, ...(token === undefined ? {} : { token }) };
+  const options = { url, backend: 'cpu', threads: 1, name, ...extra };
   const script =
     "import('@callosum/worker')" +
     `.then(({ runWorker }) => runWorker({ ...${JSON.stringify(options)}, log: () => {} }))` +
@@ -69,7 +74,7 @@ export async function runWithWorkerProcesses(
   token: string,
   names: readonly string[],
 ): Promise<{ summary: RunSummary; exitCodes: (number | null)[] }> {
-  const exits = names.map((name) => startWorkerProcess(coordinator.url, name, token));
+  const exits = names.map((name) => startWorkerProcess(coordinator.url, name, { token }));
   const summary = await coordinator.result;
   return { summary, exitCodes: await Promise.all(exits) };
 }

@@ -41,6 +41,8 @@ export interface AdmissionContext {
   readonly wireDtype: WireDtype;
   /** A run that synchronises BatchNormalization needs workers that compute its passes (1.7). */
   readonly syncBatchNorm: boolean;
+  /** A ring run's members all reduce over TLS, or all without (1.8's `hello.peerTls`). */
+  readonly peerTls: boolean;
 }
 
 /** Whether a worker that said `hello` may join this run: undefined, or why not. */
@@ -85,6 +87,15 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
       closeCode: CloseCodes.PROTOCOL_ERROR,
     };
   }
+  const peerTlsProblem = run.topology === 'ring' ? peerTlsMismatch(hello, run.peerTls) : undefined;
+  if (peerTlsProblem !== undefined) {
+    return {
+      code: ErrorCodes.PEER_TLS_MISMATCH,
+      reason: peerTlsProblem,
+      logLine: `worker ${hello.workerName} (${run.label}) refused: ${peerTlsProblem}`,
+      closeCode: CloseCodes.PROTOCOL_ERROR,
+    };
+  }
   if (run.healthyWorkers >= run.maxWorkers) {
     return {
       code: ErrorCodes.RUN_FULL,
@@ -94,6 +105,15 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
     };
   }
   return undefined;
+}
+
+/** Why the worker's peer links cannot reach the run's other members (one side uses TLS, the other not), if they cannot. */
+function peerTlsMismatch(hello: HelloMessage, runPeerTls: boolean): string | undefined {
+  const workerPeerTls = hello.peerTls === true;
+  if (workerPeerTls === runPeerTls) return undefined;
+  return runPeerTls
+    ? "this ring's workers reduce over TLS (coordinator --peer-tls); start the worker with --peer-tls-ca and a certificate that CA signed"
+    : "the worker reduces over TLS (--peer-tls-ca), this ring's workers without: start the coordinator with --peer-tls, or the worker without --peer-tls-ca";
 }
 
 /** Why the worker's task is not the run's (each side's task, or that one side has none), if it is not. */

@@ -349,6 +349,7 @@ export class WorkerPool implements DispatchFindings {
       task: this.context.task,
       wireDtype: settings.wireDtype,
       syncBatchNorm: this.context.syncBatchNorm,
+      peerTls: settings.peerTls,
     });
     if (refusal !== undefined) {
       worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });

@@ -86,6 +86,11 @@ export const helloSchema = z.strictObject({
   hostname: name,
   /** Since 1.4: the fingerprint of the task this worker loaded (`--task`); absent for the built-in models. */
   task: fingerprint.optional(),
+  /**
+   * Since 1.8: present (true) when this worker serves and dials its ring peers over TLS. A ring run
+   * admits only workers that agree with its own setting (`peerTls`).
+   */
+  peerTls: z.literal(true).optional(),
 });
 
 export const gradientSchema = z.strictObject({

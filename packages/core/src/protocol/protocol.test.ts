@@ -88,7 +88,7 @@ describe('codec + validation', () => {
 
   it('carries the micro-batch size once, in the welcome (1.3), and no longer in compute requests', () => {
     const microBatched = { ...welcome, microBatchSize: 16 };
-    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 7 });
+    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 8 });
     expect(parseCoordinatorMessage(codec.decode(codec.encode(microBatched)))).toEqual(microBatched);
     for (const bad of [0, 2.5, -1]) {
       expect(() => parseCoordinatorMessage({ ...welcome, microBatchSize: bad })).toThrow(/microBatchSize/);
@@ -284,6 +284,23 @@ describe('codec + validation', () => {
       { ...taskWelcome, task: undefined },
     ]) {
       expect(() => parseCoordinatorMessage(both)).toThrow(/either a built-in model or a task/);
+    }
+  });
+
+  it('announces TLS between ring peers in hello (1.8) only as true', () => {
+    const hello = {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      workerName: 'w',
+      backend: 'cpu',
+      pid: 1,
+      hostname: 'h',
+    };
+    const withTls = { ...hello, peerTls: true };
+    expect(parseWorkerMessage(codec.decode(codec.encode(withTls)))).toEqual(withTls);
+    expect(parseWorkerMessage(hello)).toEqual(hello);
+    for (const bad of [false, 'yes', 1]) {
+      expect(() => parseWorkerMessage({ ...hello, peerTls: bad })).toThrow(/peerTls/);
     }
   });
 
