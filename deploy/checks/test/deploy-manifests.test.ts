@@ -302,7 +302,7 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
     expect(at(envOf(workers, 'CALLOSUM_PEER_PORT'), 'value')).toBe('7071');
   });
 
-  it('the rules catch peer TLS on one side only', async () => {
+  it("the rules catch peer TLS on one side only, or without the worker's key", async () => {
     const withoutWorkerSide = clone(built('overlays/gpu-ring-tls').resources);
     const workers = findIn(withoutWorkerSide, 'Job', 'callosum-workers');
     const container = containerOf(workers);
@@ -315,6 +315,14 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
       expect.stringMatching(
         /peer TLS: the coordinator requires it \(CALLOSUM_PEER_TLS\); set CALLOSUM_PEER_TLS_CA/,
       ),
+    ]);
+    const withoutCertificate = clone(built('overlays/gpu-ring-tls').resources);
+    const workerWithCaOnly = containerOf(findIn(withoutCertificate, 'Job', 'callosum-workers'));
+    workerWithCaOnly.env = asList(workerWithCaOnly.env, 'env').filter(
+      (e) => at(e, 'name') !== 'CALLOSUM_PEER_TLS_KEY',
+    );
+    expect(await checkRules(withoutCertificate, 'no peer key', cli, facts)).toEqual([
+      expect.stringMatching(/peer TLS: CALLOSUM_PEER_TLS_CA needs the worker's certificate and key/),
     ]);
     const withoutCoordinatorSide = clone(built('overlays/gpu-ring-tls').resources);
     const coordinator = containerOf(findIn(withoutCoordinatorSide, 'Job', 'callosum-coordinator'));

@@ -129,7 +129,7 @@ describe('everyday errors are one line without a stack trace', () => {
     expect(oneLine(missing.stderr)).toMatch(/--peer-tls-ca: cannot read .*nope\.pem/);
     const bad = await runCli([...connect, '--peer-tls-ca', pem, '--tls-cert', pem, '--tls-key', pem]);
     expect(oneLine(bad.stderr)).toMatch(
-      /INVALID_ARGUMENT: worker options: peerTls must be a usable certificate, key and CA/,
+      /INVALID_ARGUMENT: peer TLS \(--peer-tls-ca, and the certificate and key\): a TLS handshake of this worker with itself fails: .+/,
     );
     const star = await runCli([
       'coordinator',

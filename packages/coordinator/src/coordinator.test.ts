@@ -17,6 +17,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startCoordinator } from './coordinator.js';
 import { inlineWorker } from './test-support/inline-worker.js';
+import { peerAddresses, resetUpgrades, startWorkerProcess } from './test-support/worker-processes.js';
 
 // A coordinator and a worker in this process, over real loopback sockets, on a small model (each test
 // file sizes its own small run, so their configs look alike).
@@ -340,6 +341,19 @@ describe('startCoordinator', () => {
     expect(summary.refusedConnections).toBeGreaterThanOrEqual(180);
     expect(await weightsOf(summary.modelDir)).toEqual(expected);
   });
+
+  it('survives clients that reset the connection while refused, on its port and on ring peer ports, and trains on', async () => {
+    // A coordinator or worker that let such a socket's error go unhandled died of ECONNRESET.
+    const token = 'reset-test-token-0123456789abcdef';
+    // Training waits for a third worker, so the first two are there to be probed.
+    const coordinator = await start({ token, topology: 'ring', minWorkers: 3, startTimeoutMs: 60_000 });
+    const exits = ['one', 'two'].map((name) => startWorkerProcess(coordinator.url, name, { token }));
+    const peers = await peerAddresses(coordinator, 2, token);
+    for (const address of [new URL(coordinator.url).host, ...peers]) await resetUpgrades(address, 200);
+    exits.push(startWorkerProcess(coordinator.url, 'three', { token }));
+    expect((await coordinator.result).steps).toBe(training.maxSteps);
+    expect(await Promise.all(exits)).toEqual([0, 0, 0]);
+  }, 120_000);
 
   it('drops every malformed, oversized or fuzzed frame at the door and trains to the very same weights', async () => {
     const clean = await start();

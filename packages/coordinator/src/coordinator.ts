@@ -144,6 +144,12 @@ async function startIn(
         'so the weights of this run with micro-batches depend on the worker count',
     );
   }
+  if (settings.peerTls && options.tls === undefined) {
+    log(
+      'coordinator: warning: the workers reduce over TLS (--peer-tls), but this port serves plain ws://: ' +
+        'shards, evaluations and replica states still travel to and from the workers in the clear (--tls-cert, --tls-key)',
+    );
+  }
   const ring = ringRun
     ? startRing({ state, membership, telemetry, settings, log, datasetSize: train.count })
     : undefined;

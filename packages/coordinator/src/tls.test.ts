@@ -2,12 +2,19 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMnist, loadModel, type MnistDataset, readFlatWeights } from '@callosum/core';
+import {
+  AUTH_HEADER,
+  createAuthHeader,
+  loadMnist,
+  loadModel,
+  type MnistDataset,
+  readFlatWeights,
+} from '@callosum/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type Coordinator, startCoordinator } from './coordinator.js';
 import { inlineWorker } from './test-support/inline-worker.js';
-import { startWorkerProcess } from './test-support/worker-processes.js';
+import { peerAddresses, startWorkerProcess } from './test-support/worker-processes.js';
 
 // Real TLS on loopback with certificates made by the openssl command for this test: a CA, a server
 // certificate for 127.0.0.1, a worker certificate from the CA, and a self-signed "rogue" certificate.
@@ -67,6 +74,8 @@ beforeAll(async () => {
   await writeFile(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n');
   signedByCa('server', '/CN=127.0.0.1', '-extfile', 'server.ext');
   signedByCa('worker', '/CN=worker');
+  await writeFile(join(dir, 'client-only.ext'), 'extendedKeyUsage=clientAuth\n');
+  signedByCa('client-only', '/CN=client-only', '-extfile', 'client-only.ext');
   selfSigned('rogue', '/CN=rogue');
   for (const file of [
     'ca.pem',
@@ -74,6 +83,8 @@ beforeAll(async () => {
     'server.key',
     'worker.pem',
     'worker.key',
+    'client-only.pem',
+    'client-only.key',
     'rogue.pem',
     'rogue.key',
   ]) {
@@ -155,28 +166,19 @@ describe('TLS between ring peers', () => {
     key: pem['worker.key'] as string,
   });
 
+  const token = 'peer-tls-test-token-0123456789abcdef';
+
   async function ringRun(peerTlsOn: boolean, log: (line: string) => void = () => {}) {
     return startCoordinator({
       outDir: join(dir, `ring-${Math.random().toString(36).slice(2)}`),
       dataset,
       training,
+      token,
       topology: 'ring',
       peerTls: peerTlsOn,
       minWorkers: 3,
       log,
     });
-  }
-
-  async function peerAddresses(coordinator: Coordinator, count: number): Promise<string[]> {
-    for (;;) {
-      const response = await fetch(`${coordinator.url.replace('ws', 'http')}/status`);
-      const { workers } = (await response.json()) as { workers: { peerAddress?: string }[] };
-      const addresses = workers.flatMap((worker) =>
-        worker.peerAddress === undefined ? [] : [worker.peerAddress],
-      );
-      if (addresses.length >= count) return addresses;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
   }
 
   async function finalWeights(coordinator: Coordinator): Promise<Float32Array> {
@@ -186,42 +188,68 @@ describe('TLS between ring peers', () => {
     return weights;
   }
 
-  it('reduces over mutual TLS, refuses plain and foreign peers and a plain worker, and computes the same weights', async () => {
+  it('reduces over mutual TLS with the token on top, refuses plain, certificate-less and foreign peers and a plain worker, and computes the same weights', async () => {
     const log: string[] = [];
     const coordinator = await ringRun(true, (line) => log.push(line));
     const exits = ['tls-1', 'tls-2'].map((name) =>
-      startWorkerProcess(coordinator.url, name, { peerTls: peerTls() }),
+      startWorkerProcess(coordinator.url, name, { token, peerTls: peerTls() }),
     );
-    const [address] = await peerAddresses(coordinator, 2);
+    const [address] = await peerAddresses(coordinator, 2, token);
     const ca = pem['ca.pem'] as string;
     const peer = `wss://${address}`;
-    // The probe opens with a certificate the CA signed, so the refusals below are about the certificate.
-    expect(await handshake(peer, { ...peerTls(), ...anyName })).toBe('open');
-    expect(await handshake(`ws://${address}`, {})).not.toBe('open');
-    expect(await handshake(peer, { ca, ...anyName })).not.toBe('open');
-    const rogue = { cert: pem['rogue.pem'] as string, key: pem['rogue.key'] as string };
-    expect(await handshake(peer, { ca, ...rogue, ...anyName })).not.toBe('open');
+    const proof = { headers: { [AUTH_HEADER]: createAuthHeader(token, 'probe') } };
+    // With a certificate the CA signed and the token, a probe opens: the refusals below are about one of them.
+    expect(await handshake(peer, { ...peerTls(), ...anyName, ...proof })).toBe('open');
+    expect(await handshake(peer, { ...peerTls(), ...anyName })).toMatch(/Unexpected server response: 401/);
+    // Refused in the TLS handshake, before any HTTP answer: no TLS, no certificate, a self-signed one.
+    const rogue = { ca, cert: pem['rogue.pem'] as string, key: pem['rogue.key'] as string };
+    for (const [url, options] of [
+      [`ws://${address}`, proof],
+      [peer, { ca, ...anyName, ...proof }],
+      [peer, { ...rogue, ...anyName, ...proof }],
+    ] as const) {
+      const outcome = await handshake(url, options);
+      expect(outcome).not.toBe('open');
+      expect(outcome).not.toMatch(/Unexpected server response/);
+    }
 
-    expect(await startWorkerProcess(coordinator.url, 'plain')).toBe(1);
+    expect(await startWorkerProcess(coordinator.url, 'plain', { token })).toBe(1);
     expect(log.find((line) => line.includes('worker plain'))).toContain(
       "refused: this ring's workers reduce over TLS (coordinator --peer-tls)",
     );
-    exits.push(startWorkerProcess(coordinator.url, 'tls-3', { peerTls: peerTls() }));
+    exits.push(startWorkerProcess(coordinator.url, 'tls-3', { token, peerTls: peerTls() }));
     expect((await coordinator.result).steps).toBe(5);
     expect(await Promise.all(exits)).toEqual([0, 0, 0]);
 
     const plain = await ringRun(false);
-    const plainExits = ['a', 'b', 'c'].map((name) => startWorkerProcess(plain.url, name));
+    const plainExits = ['a', 'b', 'c'].map((name) => startWorkerProcess(plain.url, name, { token }));
     expect(Buffer.from((await finalWeights(coordinator)).buffer)).toEqual(
       Buffer.from((await finalWeights(plain)).buffer),
     );
     expect(await Promise.all(plainExits)).toEqual([0, 0, 0]);
   }, 120_000);
 
+  it('stops a worker at start whose peer certificate the CA did not sign or may not serve, naming why', async () => {
+    const ca = pem['ca.pem'] as string;
+    for (const [name, reason] of [
+      ['rogue', /the dialling side refused: self-signed certificate/],
+      ['client-only', /the dialling side refused: unsuitable certificate purpose/],
+    ] as const) {
+      const peerTlsOf = { ca, cert: pem[`${name}.pem`] as string, key: pem[`${name}.key`] as string };
+      await expect(inlineWorker('ws://127.0.0.1:1', { peerTls: peerTlsOf })).rejects.toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(reason) }),
+      );
+    }
+    const mismatched = { ...peerTls(), key: pem['rogue.key'] as string };
+    await expect(inlineWorker('ws://127.0.0.1:1', { peerTls: mismatched })).rejects.toThrow(
+      /key values mismatch/,
+    );
+  });
+
   it('refuses a worker that reduces over TLS from a ring that does not', async () => {
     const log: string[] = [];
     const coordinator = await ringRun(false, (line) => log.push(line));
-    expect(await startWorkerProcess(coordinator.url, 'tls', { peerTls: peerTls() })).toBe(1);
+    expect(await startWorkerProcess(coordinator.url, 'tls', { token, peerTls: peerTls() })).toBe(1);
     expect(log.find((line) => line.includes('worker tls'))).toContain(
       "refused: the worker reduces over TLS (--peer-tls-ca), this ring's workers without",
     );

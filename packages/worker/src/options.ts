@@ -2,7 +2,6 @@
  * The worker's options, defined once: a zod schema with the defaults and the checks, which runWorker
  * applies before it does anything else (in particular before loading a backend, which can take seconds).
  */
-import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { BackendNames, type BackendPreference, integerOption, parseOptions } from '@callosum/core';
 import { z } from 'zod';
 import { defaultThreads } from './cpu-budget.js';
@@ -59,17 +58,10 @@ export const workerOptionsSchema = z
     tls: z.strictObject({ ca: pem.optional(), cert: pem.optional(), key: pem.optional() }).optional(),
     /**
      * Ring topology: TLS between peers (PEM). This worker serves its peer port with `cert` and `key` and
-     * presents them when it dials; both sides accept only certificates `ca` signed (mutual TLS).
+     * presents them when it dials; both sides accept only certificates `ca` signed (mutual TLS). runWorker
+     * tries them in a handshake with itself before it connects (peer-tls.ts).
      */
-    peerTls: z
-      .strictObject({ ca: pem, cert: pem, key: pem })
-      .check((context) => {
-        // Checked before the worker connects, not when a ring run first needs the peer port.
-        const problem = secureContextProblem(context.value);
-        if (problem !== undefined)
-          context.issues.push({ code: 'custom', input: context.value, message: problem });
-      })
-      .optional(),
+    peerTls: z.strictObject({ ca: pem, cert: pem, key: pem }).optional(),
     /**
      * Ring topology: the port this worker listens on for its peers (0: any free port) and the host it
      * listens on and tells them. Default host: this machine's address on its connection to the coordinator.
@@ -114,16 +106,6 @@ export type PeerTls = NonNullable<WorkerSettings['peerTls']>;
 /** The defaults applied and every option checked; throws INVALID_ARGUMENT naming the field. */
 export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
   return parseOptions(workerOptionsSchema, options, 'worker options');
-}
-
-/** Why Node cannot make a TLS context of these PEM texts (unreadable, or a key not the certificate's), if it cannot. */
-function secureContextProblem(pems: SecureContextOptions): string | undefined {
-  try {
-    createSecureContext(pems);
-    return undefined;
-  } catch (error) {
-    return `must be a usable certificate, key and CA: ${error instanceof Error ? error.message : String(error)}`;
-  }
 }
 
 /** Whether `text` is a ws:// or wss:// URL: the only addresses a coordinator can have. */

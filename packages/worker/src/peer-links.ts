@@ -1,6 +1,7 @@
 import { AUTH_HEADER, createAuthHeader } from '@callosum/core';
 import WebSocket from 'ws';
 import type { PeerTls } from './options.js';
+import { peerTlsClientOptions } from './peer-tls.js';
 
 export interface PeerLinksOptions {
   /** This worker's name, proved with the token to each peer. */
@@ -78,13 +79,4 @@ export class PeerLinks {
     this.links.set(address, link);
     return link;
   }
-}
-
-/**
- * A peer is known by its certificate's signature, not its name: peers are reached at the addresses they
- * advertise (pod IPs, chosen at run time), which a certificate shared by the workers cannot name. The CA
- * is the peers' own, so only its certificates are trusted; the token is proved on top.
- */
-function peerTlsClientOptions(tls: PeerTls) {
-  return { ca: tls.ca, cert: tls.cert, key: tls.key, checkServerIdentity: () => undefined };
 }

@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -8,14 +7,17 @@ import {
   CallosumError,
   type Codec,
   ConnectionRateLimit,
+  createUpgradeServer,
   ErrorCodes,
   isCallosumError,
   isLoopbackHost,
   type PeerMessage,
   parsePeerMessage,
+  refuseUpgrade,
 } from '@callosum/core';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { PeerTls } from './options.js';
+import { peerTlsServerOptions } from './peer-tls.js';
 
 export interface PeerServerOptions {
   /** Host to listen on and to advertise; without a token, loopback only. */
@@ -65,39 +67,37 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
     perMessageDeflate: false,
     maxPayload: options.maxPayload,
   });
-  const notFound: RequestListener = (_request, response) => {
-    response.statusCode = 404;
-    response.end();
-  };
-  const { tls } = options;
-  const server: Server =
-    tls === undefined
-      ? createServer(notFound)
-      : createTlsServer(
-          // The handshake itself fails for a peer without a certificate from the CA.
-          { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: true },
-          notFound,
-        );
-  server.on('tlsClientError', (error: Error, socket: { remoteAddress?: string }) => {
-    // Counted as an attempt: a flood of failing handshakes is not logged line by line.
-    const from = socket.remoteAddress ?? 'unknown';
-    if (rateLimit.allow(from)) log(`peer connection from ${from} refused: TLS: ${error.message}`);
-  });
   const refuse = (socket: Duplex, status: string, why: string, from: string) => {
     log(`peer connection from ${from} refused: ${why}`);
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    refuseUpgrade(socket, status);
   };
-  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const from = request.socket.remoteAddress ?? 'unknown';
-    if (!rateLimit.allow(from)) return refuse(socket, '429 Too Many Requests', 'too many attempts', from);
-    if (sockets.clients.size >= MAX_PEER_CONNECTIONS) {
-      return refuse(socket, '503 Service Unavailable', 'too many peer connections', from);
-    }
-    const header = request.headers[AUTH_HEADER];
-    const verdict = verifier?.verify(Array.isArray(header) ? header[0] : header) ?? { ok: true };
-    if (!verdict.ok) return refuse(socket, '401 Unauthorized', verdict.reason, from);
-    sockets.handleUpgrade(request, socket, head, (peer) => accept(peer, from));
+  let tlsRefusals = 0;
+  const server = createUpgradeServer({
+    tls: options.tls === undefined ? undefined : peerTlsServerOptions(options.tls),
+    onRequest: (_request, response) => {
+      response.statusCode = 404;
+      response.end();
+    },
+    onTlsRefused: (from, reason) => {
+      // A flood of failing handshakes must not become a flood of log lines: the first 20, then every 100th.
+      tlsRefusals += 1;
+      if (tlsRefusals <= 20 || tlsRefusals % 100 === 0)
+        log(`peer connection from ${from} refused: ${reason} (${tlsRefusals} TLS refusals so far)`);
+    },
+    onUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const from = request.socket.remoteAddress ?? 'unknown';
+      if (!rateLimit.allow(from)) return refuse(socket, '429 Too Many Requests', 'too many attempts', from);
+      if (sockets.clients.size >= MAX_PEER_CONNECTIONS) {
+        return refuse(socket, '503 Service Unavailable', 'too many peer connections', from);
+      }
+      const header = request.headers[AUTH_HEADER];
+      const verdict = verifier?.verify(Array.isArray(header) ? header[0] : header) ?? { ok: true };
+      if (!verdict.ok) return refuse(socket, '401 Unauthorized', verdict.reason, from);
+      sockets.handleUpgrade(request, socket, head, (peer) => accept(peer, from));
+    },
   });
+  // Pending handshakes and refused upgrades count too, so a flood cannot hold unbounded sockets.
+  server.maxConnections = MAX_PEER_CONNECTIONS * 2;
   function accept(peer: WebSocket, from: string): void {
     peer.on('error', (error) => log(`peer ${from}: ${error.message}`));
     peer.on('message', (frame: Buffer, isBinary: boolean) => {

@@ -28,6 +28,7 @@ import WebSocket from 'ws';
 import { ComputeThreads } from './compute-threads.js';
 import { GradientService } from './gradient-service.js';
 import { resolveWorkerOptions, type WorkerOptions } from './options.js';
+import { checkPeerTls } from './peer-tls.js';
 import { RingPeers } from './ring-peers.js';
 import { ThreadedGradientService } from './threaded-gradient-service.js';
 
@@ -45,6 +46,7 @@ export interface WorkerExit {
 export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
   // First: a wrong address or option is reported at once, not after the backend has loaded.
   const settings = resolveWorkerOptions(options);
+  if (settings.peerTls !== undefined) await checkPeerTls(settings.peerTls);
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const name = settings.name ?? `${hostname()}:${process.pid}`;
   const choice = await initBackend(settings.backend);

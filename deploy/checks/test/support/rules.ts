@@ -530,11 +530,20 @@ export async function checkRules(
     // Peer links are all TLS or all plain: the coordinator refuses a worker that differs (PEER_TLS_MISMATCH).
     const coordinatorPeerTls = coordinator.options.peerTls === true;
     const workerPeerTls = worker.options.peerTlsCa !== undefined;
+    // As `callosum worker` picks it: its peer certificate and key, or else its --tls-cert and --tls-key.
+    const { peerTlsCert, peerTlsKey, tlsCert, tlsKey } = worker.options;
+    const ownPeerCertificate = peerTlsCert !== undefined || peerTlsKey !== undefined;
+    const peerCertificate = ownPeerCertificate ? [peerTlsCert, peerTlsKey] : [tlsCert, tlsKey];
     if (coordinatorPeerTls && !workerPeerTls) {
       problem(
         `${worker.where}: peer TLS: the coordinator requires it (CALLOSUM_PEER_TLS); set CALLOSUM_PEER_TLS_CA and the worker's certificate`,
       );
-    } else if (workerPeerTls && !coordinatorPeerTls) {
+    } else if (workerPeerTls && peerCertificate.includes(undefined)) {
+      problem(
+        `${worker.where}: peer TLS: CALLOSUM_PEER_TLS_CA needs the worker's certificate and key (CALLOSUM_PEER_TLS_CERT and CALLOSUM_PEER_TLS_KEY, or CALLOSUM_TLS_CERT and CALLOSUM_TLS_KEY)`,
+      );
+    }
+    if (workerPeerTls && !coordinatorPeerTls) {
       problem(
         `${worker.where}: peer TLS: the workers use it (CALLOSUM_PEER_TLS_CA), the coordinator would refuse them: set CALLOSUM_PEER_TLS`,
       );

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,4 +78,47 @@ export async function runWithWorkerProcesses(
   const exits = names.map((name) => startWorkerProcess(coordinator.url, name, { token }));
   const summary = await coordinator.result;
   return { summary, exitCodes: await Promise.all(exits) };
+}
+
+/** The ring peer addresses the coordinator's /status lists, once at least `count` workers listen. */
+export async function peerAddresses(
+  coordinator: Coordinator,
+  count: number,
+  token?: string,
+): Promise<string[]> {
+  const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
+  for (;;) {
+    const response = await fetch(`${coordinator.url.replace('ws', 'http')}/status`, { headers });
+    const { workers } = (await response.json()) as { workers: { peerAddress?: string }[] };
+    const addresses = workers.flatMap((worker) =>
+      worker.peerAddress === undefined ? [] : [worker.peerAddress],
+    );
+    if (addresses.length >= count) return addresses;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * `count` WebSocket upgrade requests without the token's proof to `address` (host:port), each connection
+ * reset (RST) right after its request is sent: clients that vanish while they are being refused.
+ */
+export async function resetUpgrades(address: string, count: number): Promise<void> {
+  const colon = address.lastIndexOf(':');
+  const [host, port] = [
+    address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
+    Number(address.slice(colon + 1)),
+  ];
+  const request =
+    'GET / HTTP/1.1\r\nHost: peer\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+  for (let i = 0; i < count; i++) {
+    await new Promise<void>((resolve) => {
+      const socket = connect(port, host, () => {
+        socket.write(request);
+        socket.resetAndDestroy();
+        resolve();
+      });
+      socket.once('error', () => resolve());
+    });
+  }
 }

@@ -1,19 +1,14 @@
-import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
+import type { IncomingMessage, RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ConnectionRateLimit } from '@callosum/core';
+import { ConnectionRateLimit, createUpgradeServer, refuseUpgrade, type ServerTls } from '@callosum/core';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HttpRoutes } from './http-routes.js';
 
 import type { ReadAccess } from './read-access.js';
 
 /** PEM texts for wss://. With `clientCa`, workers must present a certificate it signed (mutual TLS). */
-export interface ServerTlsOptions {
-  readonly cert: string;
-  readonly key: string;
-  readonly clientCa?: string;
-}
+export type ServerTlsOptions = ServerTls;
 
 export interface TransportOptions {
   readonly host: string;
@@ -65,33 +60,23 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   };
   const rateLimit = new ConnectionRateLimit(options.connectionRate.perSecond, options.connectionRate.burst);
   const tls = options.tls;
-  const server: Server =
-    tls === undefined
-      ? createServer(handle)
-      : createTlsServer(
-          {
-            cert: tls.cert,
-            key: tls.key,
-            // Mutual TLS: the handshake itself fails for a client without a certificate from this CA.
-            ...(tls.clientCa === undefined
-              ? {}
-              : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }),
-          },
-          handle,
-        );
-  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (!rateLimit.allow(request.socket.remoteAddress ?? 'unknown')) {
-      options.onRefused(request, 429, 'too many connection attempts');
-      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    const verdict = options.authenticate(request);
-    if (!verdict.ok) {
-      options.onRefused(request, 401, verdict.reason);
-      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    sockets.handleUpgrade(request, socket, head, (ws) => options.onConnection(ws, request));
+  const server = createUpgradeServer({
+    tls,
+    onRequest: handle,
+    onUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!rateLimit.allow(request.socket.remoteAddress ?? 'unknown')) {
+        options.onRefused(request, 429, 'too many connection attempts');
+        refuseUpgrade(socket, '429 Too Many Requests');
+        return;
+      }
+      const verdict = options.authenticate(request);
+      if (!verdict.ok) {
+        options.onRefused(request, 401, verdict.reason);
+        refuseUpgrade(socket, '401 Unauthorized');
+        return;
+      }
+      sockets.handleUpgrade(request, socket, head, (ws) => options.onConnection(ws, request));
+    },
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -5,6 +5,7 @@ import {
   fingerprintDifference,
   formatProtocol,
   MINIMUM_PROTOCOL,
+  PEER_TLS_PROTOCOL,
   PROTOCOL_VERSION,
   protocolAtLeast,
   protocolForWireDtype,
@@ -53,6 +54,9 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
   const requirements = [
     { version: MINIMUM_PROTOCOL, feature: 'typed shard features' },
     ...(run.topology === 'ring' ? [{ version: RING_PROTOCOL, feature: 'the ring topology' }] : []),
+    ...(run.topology === 'ring' && run.peerTls
+      ? [{ version: PEER_TLS_PROTOCOL, feature: 'TLS between ring peers (--peer-tls)' }]
+      : []),
     ...(wire === undefined ? [] : [wire]),
     ...(run.syncBatchNorm
       ? [

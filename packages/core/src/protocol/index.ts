@@ -22,8 +22,15 @@ export {
 } from './tensor.js';
 export { FRAME_OVERHEAD_BYTES, type TensorFrameWriter } from './tensor-frame.js';
 export {
+  createUpgradeServer,
+  refuseUpgrade,
+  type ServerTls,
+  type UpgradeServerOptions,
+} from './upgrade-server.js';
+export {
   formatProtocol,
   MINIMUM_PROTOCOL,
+  PEER_TLS_PROTOCOL,
   PROTOCOL_VERSION,
   type ProtocolVersion,
   protocolAtLeast,

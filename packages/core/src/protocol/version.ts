@@ -11,6 +11,9 @@ export const PROTOCOL_VERSION = { major: 1, minor: 8 } as const;
 /** The first protocol with synchronised BatchNormalization's passes (`batch-norm`). */
 export const SYNC_BATCH_NORM_PROTOCOL: ProtocolVersion = { major: 1, minor: 7 };
 
+/** The first protocol in which a worker says whether it reduces over TLS with its ring peers (`hello.peerTls`). */
+export const PEER_TLS_PROTOCOL: ProtocolVersion = { major: 1, minor: 8 };
+
 /**
  * The oldest protocol any run accepts: 1.4 changed the shard requests (typed `features` for `images`)
  * and the replies (`metricSums`), so no older worker can compute a shard. A run whose weights and
