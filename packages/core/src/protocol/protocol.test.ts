@@ -9,6 +9,14 @@ import { gradientMessage } from './test-support.js';
 import { PROTOCOL_VERSION, protocolAtLeast } from './version.js';
 
 const codec = createMsgpackCodec();
+const hello = {
+  type: 'hello',
+  protocol: PROTOCOL_VERSION,
+  workerName: 'w',
+  backend: 'cpu',
+  pid: 1,
+  hostname: 'h',
+};
 const welcome = {
   type: 'welcome',
   protocol: PROTOCOL_VERSION,
@@ -267,16 +275,11 @@ describe('codec + validation', () => {
       parseWorkerMessage(gradientMessage(undefined, { metricSums: new Array(257).fill(0) })),
     ).toThrow(/metricSums/);
 
-    const hello = {
-      type: 'hello',
-      protocol: PROTOCOL_VERSION,
-      workerName: 'w',
-      backend: 'cpu',
-      pid: 1,
-      hostname: 'h',
+    const taskHello = {
+      ...hello,
       task: { task: 'spam', layers: [{ class: 'Dense', config: { units: 1 } }], loss: 'binaryCrossentropy' },
     };
-    expect(parseWorkerMessage(codec.decode(codec.encode(hello)))).toEqual(hello);
+    expect(parseWorkerMessage(codec.decode(codec.encode(taskHello)))).toEqual(taskHello);
     const { model: ____, ...taskWelcome } = { ...welcome, task: { name: 'spam' } };
     expect(parseCoordinatorMessage(codec.decode(codec.encode(taskWelcome)))).toEqual(taskWelcome);
     for (const both of [
@@ -288,14 +291,6 @@ describe('codec + validation', () => {
   });
 
   it('announces TLS between ring peers in hello (1.8) only as true', () => {
-    const hello = {
-      type: 'hello',
-      protocol: PROTOCOL_VERSION,
-      workerName: 'w',
-      backend: 'cpu',
-      pid: 1,
-      hostname: 'h',
-    };
     const withTls = { ...hello, peerTls: true };
     expect(parseWorkerMessage(codec.decode(codec.encode(withTls)))).toEqual(withTls);
     expect(parseWorkerMessage(hello)).toEqual(hello);
