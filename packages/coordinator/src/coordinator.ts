@@ -192,6 +192,7 @@ async function startIn(
     connectionRate: settings.connectionRate,
     authenticate: (request) => verifier?.verify(authHeaderOf(request)) ?? { ok: true },
     onRefused: (request, status, reason) => refusals.refused(request, status, reason),
+    onTlsRefused: (from, reason) => refusals.tlsRefused(from, reason),
     routes: {
       ...runRoutes({ ready: () => loop.phase !== 'finished', status: () => lifecycle.status() }),
       ...views?.routes,

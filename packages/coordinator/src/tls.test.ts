@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -76,6 +77,8 @@ beforeAll(async () => {
   signedByCa('worker', '/CN=worker');
   await writeFile(join(dir, 'client-only.ext'), 'extendedKeyUsage=clientAuth\n');
   signedByCa('client-only', '/CN=client-only', '-extfile', 'client-only.ext');
+  await writeFile(join(dir, 'server-only.ext'), 'extendedKeyUsage=serverAuth\n');
+  signedByCa('server-only', '/CN=server-only', '-extfile', 'server-only.ext');
   selfSigned('rogue', '/CN=rogue');
   for (const file of [
     'ca.pem',
@@ -85,6 +88,8 @@ beforeAll(async () => {
     'worker.key',
     'client-only.pem',
     'client-only.key',
+    'server-only.pem',
+    'server-only.key',
     'rogue.pem',
     'rogue.key',
   ]) {
@@ -146,6 +151,39 @@ describe('TLS', () => {
     const worker = inlineWorker(coordinator.url, { tls });
     expect((await coordinator.result).steps).toBe(5);
     expect((await worker).exitCode).toBe(0);
+  });
+});
+
+describe('TLS connection limits', () => {
+  it('drops connections beyond the rate before any handshake, and records each drop once', async () => {
+    const log: string[] = [];
+    const coordinator = await startCoordinator({
+      outDir: join(dir, `limits-${Math.random().toString(36).slice(2)}`),
+      dataset,
+      training,
+      log: (line) => log.push(line),
+      connectionRate: { perSecond: 0.001, burst: 3 },
+      tls: { cert: pem['server.pem'] as string, key: pem['server.key'] as string },
+    });
+    const port = Number(new URL(coordinator.url).port);
+    // Ten connections at once that never start a handshake: three are let in, seven dropped.
+    const sockets = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = connect(port, '127.0.0.1', () => resolve(socket));
+            socket.on('error', () => {});
+          }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refusals = log.filter((line) => line.includes('refused connection from'));
+    expect(refusals.filter((line) => line.includes('(0): too many connection attempts'))).toHaveLength(7);
+    // A dropped connection's TLS error is only the echo of the drop: not a second refusal.
+    expect(refusals).toHaveLength(7);
+    for (const socket of sockets) socket.destroy();
+    await coordinator.stop('test over');
   });
 });
 
@@ -229,11 +267,13 @@ describe('TLS between ring peers', () => {
     expect(await Promise.all(plainExits)).toEqual([0, 0, 0]);
   }, 120_000);
 
-  it('stops a worker at start whose peer certificate the CA did not sign or may not serve, naming why', async () => {
+  it('stops a worker at start whose peer certificate the CA did not sign, or may not serve or dial with, naming why', async () => {
     const ca = pem['ca.pem'] as string;
     for (const [name, reason] of [
       ['rogue', /the dialling side refused: self-signed certificate/],
       ['client-only', /the dialling side refused: unsuitable certificate purpose/],
+      // Refused by the listening side, after the dialling side counts itself connected (TLS 1.3).
+      ['server-only', /the listening side refused: TLS: the client's certificate: INVALID_PURPOSE/],
     ] as const) {
       const peerTlsOf = { ca, cert: pem[`${name}.pem`] as string, key: pem[`${name}.key`] as string };
       await expect(inlineWorker('ws://127.0.0.1:1', { peerTls: peerTlsOf })).rejects.toThrow(

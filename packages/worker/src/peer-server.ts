@@ -41,6 +41,9 @@ export interface PeerServer {
   close(): Promise<void>;
 }
 
+/** Connection attempts per address: a burst, then a steady rate (a peer opens one link and keeps it). */
+const PEER_CONNECTION_RATE = { perSecond: 20, burst: 40 };
+
 /** More peer connections than any ring needs at once are refused (each peer opens one). */
 const MAX_PEER_CONNECTIONS = 1024;
 
@@ -48,8 +51,8 @@ const MAX_PEER_CONNECTIONS = 1024;
  * Where a ring worker's peers send it gradient rows and mean chunks. Guarded as the coordinator's port
  * is: connection attempts rate-limited per address, with TLS a certificate from the peers' CA (mutual
  * TLS), the token proved in the upgrade (401 before any WebSocket exists), frames bounded as they
- * arrive, every message validated. A peer that sends
- * something invalid is disconnected; the reduction it spoiled is redone by the coordinator.
+ * arrive, every message validated. A peer that sends something invalid is disconnected; the reduction
+ * it spoiled is redone by the coordinator.
  */
 export async function startPeerServer(options: PeerServerOptions): Promise<PeerServer> {
   const { host, token, codec, log } = options;
@@ -61,7 +64,7 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
     );
   }
   const verifier = token === undefined ? undefined : new AuthVerifier(token);
-  const rateLimit = new ConnectionRateLimit(20, 40);
+  const rateLimit = new ConnectionRateLimit(PEER_CONNECTION_RATE.perSecond, PEER_CONNECTION_RATE.burst);
   const sockets = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
@@ -74,6 +77,7 @@ export async function startPeerServer(options: PeerServerOptions): Promise<PeerS
   let tlsRefusals = 0;
   const server = createUpgradeServer({
     tls: options.tls === undefined ? undefined : peerTlsServerOptions(options.tls),
+    handshakeRate: PEER_CONNECTION_RATE,
     onRequest: (_request, response) => {
       response.statusCode = 404;
       response.end();

@@ -48,7 +48,11 @@ async function selfHandshakeProblem(tls: PeerTls): Promise<string | undefined> {
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listening = await new Promise<string | undefined>((resolve) => {
+    server.once('error', (error) => resolve(`cannot listen on loopback for the check: ${error.message}`));
+    server.listen(0, '127.0.0.1', () => resolve(undefined));
+  });
+  if (listening !== undefined) return listening;
   const { port } = server.address() as AddressInfo;
   // Each side decides on the other's certificate; in TLS 1.3 the server's verdict on the client's comes
   // after the client already counts itself connected. So: both accepted, or the first refusal.

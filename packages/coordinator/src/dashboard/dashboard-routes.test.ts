@@ -28,6 +28,7 @@ async function serve(feed: DashboardFeed, authorizeRead: ReadAccess, token?: str
     onConnection: () => {},
     connectionRate: { perSecond: 1, burst: 1 },
     onRefused: () => {},
+    onTlsRefused: () => {},
     authenticate: () => ({ ok: true }),
     routes: dashboardRoutes(feed, 'Callosum: run <a&b>'),
     authorizeRead,

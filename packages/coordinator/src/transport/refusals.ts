@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Telemetry } from '../telemetry/telemetry.js';
 
-/** Connections the transport refused (bad token, rate limit, not ready): counted and recorded. */
+/** Connections the transport refused (bad token, rate limit, failed TLS handshake): counted and recorded. */
 export class Refusals {
   authFailures = 0;
   refusedConnections = 0;
@@ -18,5 +18,11 @@ export class Refusals {
       status,
       reason,
     });
+  }
+
+  /** A TLS connection dropped before or during its handshake: no HTTP status (0). */
+  tlsRefused(from: string, reason: string): void {
+    this.refusedConnections += 1;
+    this.telemetry.record({ type: 'connection-refused', peer: from, status: 0, reason });
   }
 }

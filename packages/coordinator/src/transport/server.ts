@@ -7,7 +7,7 @@ import type { HttpRoutes } from './http-routes.js';
 
 import type { ReadAccess } from './read-access.js';
 
-/** PEM texts for wss://. With `clientCa`, workers must present a certificate it signed (mutual TLS). */
+/** For wss:// (core's ServerTls: with `clientCa`, mutual TLS). */
 export type ServerTlsOptions = ServerTls;
 
 export interface TransportOptions {
@@ -17,10 +17,15 @@ export interface TransportOptions {
   /** Largest frame a worker may send; ws closes the connection with 1009 beyond it, before buffering it. */
   readonly maxPayload: number;
   readonly onConnection: (socket: WebSocket, request: IncomingMessage) => void;
-  /** Upgrade attempts allowed per remote address: a burst, then a steady rate (429 beyond). */
+  /**
+   * Upgrade attempts allowed per remote address: a burst, then a steady rate (429 beyond). With TLS, also
+   * the connections per address let into a handshake (dropped beyond).
+   */
   readonly connectionRate: { readonly perSecond: number; readonly burst: number };
   /** Told about every refused upgrade. */
   readonly onRefused: (request: IncomingMessage, status: number, reason: string) => void;
+  /** With TLS: told about every connection dropped before or during its handshake. */
+  readonly onTlsRefused: (from: string, reason: string) => void;
   /** Decides on each upgrade request before any WebSocket exists; a refusal is answered with 401. */
   readonly authenticate: (request: IncomingMessage) => { ok: true } | { ok: false; reason: string };
   /** The HTTP endpoints; anything else is 404. */
@@ -62,6 +67,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   const tls = options.tls;
   const server = createUpgradeServer({
     tls,
+    handshakeRate: options.connectionRate,
+    onTlsRefused: options.onTlsRefused,
     onRequest: handle,
     onUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (!rateLimit.allow(request.socket.remoteAddress ?? 'unknown')) {

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server }
 import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { ConnectionRateLimit } from './rate-limit.js';
 
 /** PEM texts for an HTTPS server. With `clientCa`, clients must present a certificate it signed (mutual TLS). */
@@ -13,6 +14,11 @@ export interface ServerTls {
 
 export interface UpgradeServerOptions {
   readonly tls: ServerTls | undefined;
+  /**
+   * With TLS: connections per client address, a burst and then a steady rate, before any handshake;
+   * beyond it a connection is dropped (there is no HTTP yet to answer 429 with).
+   */
+  readonly handshakeRate?: { readonly perSecond: number; readonly burst: number };
   /** Answers every plain HTTP request (the endpoints). */
   readonly onRequest: RequestListener;
   /**
@@ -20,13 +26,14 @@ export interface UpgradeServerOptions {
    * (a client that resets the connection while it is refused) is absorbed, not left to crash the process.
    */
   readonly onUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
-  /** Told about each TLS connection refused before or during its handshake, with the client's address. */
+  /**
+   * Told about each TLS connection refused before or during its handshake, with the client's address
+   * and why: over the rate, a failed handshake, or the code of the client certificate's refusal.
+   */
   readonly onTlsRefused?: (from: string, reason: string) => void;
 }
 
-/** TLS handshakes per client address: a burst, then a steady rate; beyond it the connection is dropped. */
-const HANDSHAKES_PER_SECOND = 20;
-const HANDSHAKE_BURST = 64;
+const DEFAULT_HANDSHAKE_RATE = { perSecond: 20, burst: 64 };
 /** A handshake not finished by then is dropped (Node's default keeps it 120 s). */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -52,15 +59,34 @@ export function createUpgradeServer(options: UpgradeServerOptions): Server {
           options.onRequest,
         );
   if (tls !== undefined) {
-    const handshakes = new ConnectionRateLimit(HANDSHAKES_PER_SECOND, HANDSHAKE_BURST);
+    const { perSecond, burst } = options.handshakeRate ?? DEFAULT_HANDSHAKE_RATE;
+    const handshakes = new ConnectionRateLimit(perSecond, burst);
+    // The address of each raw connection, kept for its TLS error: by then the socket is closed and
+    // knows it no more. Dropped ones are marked, as their TLS error is only the echo of the drop.
+    const addresses = new WeakMap<Socket, string>();
+    const dropped = new WeakSet<Socket>();
     server.on('connection', (socket: Socket) => {
       const from = socket.remoteAddress ?? 'unknown';
+      addresses.set(socket, from);
       if (handshakes.allow(from)) return;
+      dropped.add(socket);
       options.onTlsRefused?.(from, 'too many connection attempts');
       socket.destroy();
     });
-    server.on('tlsClientError', (error: Error, socket: Socket) => {
-      options.onTlsRefused?.(socket.remoteAddress ?? 'unknown', `TLS: ${error.message}`);
+    server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+      // Node keeps the raw connection a TLS socket wraps as `_parent` (not in its typings).
+      const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
+      if (raw !== undefined && dropped.has(raw)) return;
+      const from = (raw === undefined ? undefined : addresses.get(raw)) ?? socket.remoteAddress ?? 'unknown';
+      // A client certificate refused by rejectUnauthorized closes the socket with no error of its own:
+      // the reason is the verification's code.
+      const refusedCertificate = socket.authorizationError;
+      options.onTlsRefused?.(
+        from,
+        refusedCertificate === undefined || refusedCertificate === null
+          ? `TLS: ${error.message}`
+          : `TLS: the client's certificate: ${String(refusedCertificate)}`,
+      );
     });
   }
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
