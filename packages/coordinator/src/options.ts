@@ -175,6 +175,49 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
   readonly liveViews?: boolean;
 }
 
+/**
+ * Every option of CoordinatorOptions, for startCoordinator to refuse any other (a misspelt or misplaced
+ * option, e.g. a training setting outside `training`). `satisfies` keeps it equal to the interface.
+ */
+export const COORDINATOR_OPTION_NAMES = {
+  dataDir: true,
+  dataset: true,
+  log: true,
+  onStep: true,
+  onEvaluation: true,
+  host: true,
+  port: true,
+  token: true,
+  insecure: true,
+  tls: true,
+  task: true,
+  training: true,
+  outDir: true,
+  resume: true,
+  overwrite: true,
+  checkpointEverySteps: true,
+  keepCheckpoints: true,
+  minWorkers: true,
+  maxWorkers: true,
+  startTimeoutMs: true,
+  noWorkerTimeoutMs: true,
+  heartbeatIntervalMs: true,
+  connectionRate: true,
+  maxBadResults: true,
+  handshakeTimeoutMs: true,
+  maxBufferedBytes: true,
+  heartbeatTimeoutMs: true,
+  shardDeadlineMs: true,
+  stragglerFactor: true,
+  stragglerFloorMs: true,
+  topology: true,
+  replicaCheckEverySteps: true,
+  peerTls: true,
+  wireDtype: true,
+  traceFile: true,
+  liveViews: true,
+} as const satisfies Record<keyof CoordinatorOptions, true>;
+
 /** What a finished run reports; also the last stdout line of `callosum train --json`. */
 export interface RunSummary {
   /** NaN when the task does not measure accuracy or nothing was evaluated. */

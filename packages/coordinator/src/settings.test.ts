@@ -52,6 +52,15 @@ describe('coordinator options', () => {
     expect(problemWith({ wireDtype: 'float8' })).toMatch(/\bwireDtype\b.*float32.*float16.*bfloat16/);
   });
 
+  it('refuses an option it does not know, saying where a training setting goes', () => {
+    expect(problemWith({ batchNorm: 'sync' })).toBe(
+      'coordinator options: unknown option batchNorm (a training setting: put it in training)',
+    );
+    expect(problemWith({ minWorker: 2, batchSize: 64 })).toBe(
+      'coordinator options: unknown option minWorker, batchSize (a training setting: put it in training)',
+    );
+  });
+
   it('takes TLS between peers for a ring run only', () => {
     expect(resolveCoordinatorSettings({ outDir: 'unused', topology: 'ring', peerTls: true }).peerTls).toBe(
       true,

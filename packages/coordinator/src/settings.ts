@@ -1,13 +1,16 @@
 import {
+  CallosumError,
   DEFAULT_WIRE_DTYPE,
+  ErrorCodes,
   integerOption,
   numberOption,
   parseOptions,
   positiveNumberOption,
+  trainingConfigSchema,
   WIRE_DTYPES,
 } from '@callosum/core';
 import { z } from 'zod';
-import type { CoordinatorOptions } from './options.js';
+import { COORDINATOR_OPTION_NAMES, type CoordinatorOptions } from './options.js';
 
 /**
  * Every default of the coordinator's options, in one place: the library applies them and the CLI can
@@ -102,8 +105,20 @@ export type CoordinatorSettings = z.output<typeof settingsSchema>;
 
 /**
  * The options with every default filled in, or an INVALID_ARGUMENT error naming each bad field
- * ("coordinator options: minWorkers must be at most maxWorkers (2), got 3").
+ * ("coordinator options: minWorkers must be at most maxWorkers (2), got 3") or unknown option.
  */
 export function resolveCoordinatorSettings(options: CoordinatorOptions): CoordinatorSettings {
+  const unknown = Object.keys(options).filter((name) => !Object.hasOwn(COORDINATOR_OPTION_NAMES, name));
+  if (unknown.length > 0) {
+    const named = unknown.map((name) =>
+      Object.hasOwn(trainingConfigSchema.shape, name)
+        ? `${name} (a training setting: put it in training)`
+        : name,
+    );
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `coordinator options: unknown option ${named.join(', ')}`,
+    );
+  }
   return parseOptions(settingsSchema, options, 'coordinator options');
 }
