@@ -57,6 +57,7 @@ async function ringCoordinator(
     outDir?: string;
     port?: number;
     resume?: boolean;
+    onStep?: (report: { step: number }) => Promise<void>;
   } = {},
 ) {
   const log: string[] = [];
@@ -179,12 +180,23 @@ describe('the ring topology with real worker processes', () => {
   }, 180_000);
 
   it('gives a worker that joins mid-run the state of a replica, and ends with the weights of trainLocal', async () => {
-    const { coordinator: target, log } = await ringCoordinator({ minWorkers: 2 });
+    // The run holds after step 10 (onStep's promise) until the late worker has joined and listens for
+    // peers: the next step then gives it a replica's state, however fast the steps are. (It cannot
+    // wait for it to be healthy: the state is sent between steps.)
+    let target: Coordinator | undefined;
+    let late: LocalWorker | undefined;
+    const onStep = async ({ step }: { step: number }) => {
+      if (step !== 10 || target === undefined) return;
+      [late] = startWorkers(target, [{}], 3);
+      const waiting = (current: Status | undefined) =>
+        current?.workers.some((w) => w.name === 'ring-worker-3' && w.peerAddress !== undefined);
+      while (!waiting(await status(target))) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    const run = await ringCoordinator({ minWorkers: 2, onStep });
+    target = run.coordinator;
     startWorkers(target, [{}, {}]);
-    while (((await status(target))?.step ?? 0) < 10) await new Promise((resolve) => setTimeout(resolve, 20));
-    const [late] = startWorkers(target, [{}], 3);
     const summary = await target.result;
-    expect(log.some((line) => line.includes('ring-worker-3') && line.includes('joined'))).toBe(true);
+    expect(run.log.some((line) => line.includes('ring-worker-3') && line.includes('joined'))).toBe(true);
     expect(summary.workers).toBe(3);
     expect(late?.recentLog.join('\n')).toMatch(/joined run/);
     expect(await late?.exited).toBe(0);
