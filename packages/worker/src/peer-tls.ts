@@ -56,29 +56,20 @@ async function selfHandshakeProblem(tls: PeerTls): Promise<string | undefined> {
   const { port } = server.address() as AddressInfo;
   // Each side decides on the other's certificate; in TLS 1.3 the server's verdict on the client's comes
   // after the client already counts itself connected. So: both accepted, or the first refusal.
-  const serverVerdict = new Promise<string | undefined>((resolve) => {
-    server.once('secureConnection', () => resolve(undefined));
-    refusedByServer = (reason) => resolve(`the listening side refused: ${reason}`);
+  const serverAccepted = new Promise<void>((resolve, reject) => {
+    server.once('secureConnection', () => resolve());
+    refusedByServer = (reason) => reject(new Error(`the listening side refused: ${reason}`));
   });
-  const clientVerdict = new Promise<string | undefined>((resolve) => {
-    try {
-      const socket = connect({ host: '127.0.0.1', port, ...peerTlsClientOptions(tls) });
-      socket.once('secureConnect', () => resolve(undefined));
-      socket.once('error', (error) => resolve(`the dialling side refused: ${error.message}`));
-    } catch (error) {
-      resolve(error instanceof Error ? error.message : String(error));
-    }
+  const clientAccepted = new Promise<void>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ...peerTlsClientOptions(tls) });
+    socket.once('secureConnect', () => resolve());
+    socket.once('error', (error) => reject(new Error(`the dialling side refused: ${error.message}`)));
   });
   try {
-    return await new Promise<string | undefined>((resolve) => {
-      let accepted = 0;
-      for (const verdict of [serverVerdict, clientVerdict]) {
-        void verdict.then((problem) => {
-          if (problem !== undefined) resolve(problem);
-          else if (++accepted === 2) resolve(undefined);
-        });
-      }
-    });
+    await Promise.all([serverAccepted, clientAccepted]);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
   } finally {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
