@@ -90,7 +90,7 @@ export class PrometheusMetrics {
   );
   private readonly refusedConnections = this.counter(
     'callosum_refused_connections_total',
-    'Connection attempts refused for coming too fast from one address.',
+    'Connections refused other than for the token: over the rate limit, or dropped in the TLS handshake.',
   );
   /** Worker names by id, to label their series with both. */
   private readonly names = new Map<string, string>();
