@@ -1,4 +1,4 @@
-import { isCallosumError } from '@callosum/core';
+import { ErrorCodes, isCallosumError } from '@callosum/core';
 import { CommanderError, InvalidArgumentError } from 'commander';
 
 interface SystemError extends Error {
@@ -48,8 +48,15 @@ function describeSystemError(error: SystemError): string | undefined {
  * an unwritable directory) name what is wrong and what to do; a stack trace only with `debug`, or for an
  * error nobody expected, which is a bug.
  */
-export function failureMessage(error: unknown, debug: boolean): string {
+export function failureMessage(
+  error: unknown,
+  debug: boolean,
+  flags: ReadonlySet<string> = new Set(),
+): string {
   const stack = debug && error instanceof Error && error.stack !== undefined ? `\n${error.stack}` : '';
+  if (isCallosumError(error, ErrorCodes.INVALID_ARGUMENT)) {
+    return `${error.code}: ${asFlags(error.message, flags)}${stack}`;
+  }
   if (isCallosumError(error)) return `${error.code}: ${error.message}${stack}`;
   if (error instanceof InvalidArgumentError || error instanceof CommanderError)
     return `${error.message}${stack}`;
@@ -57,4 +64,16 @@ export function failureMessage(error: unknown, debug: boolean): string {
   if (known !== undefined) return `${known}${stack}`;
   const trace = error instanceof Error ? (error.stack ?? error.message) : String(error);
   return `internal error (a bug in Callosum; please report it with this trace):\n${trace}`;
+}
+
+/**
+ * A library's option names in `message` written as the flags that set them (`minWorkers` as
+ * `--min-workers`), for the names whose flag is the same words; the libraries name their options, the
+ * CLI's user typed flags.
+ */
+function asFlags(message: string, flags: ReadonlySet<string>): string {
+  return message.replace(/\b[a-z]+(?:[A-Z][a-z]*)+\b/g, (name) => {
+    const flag = `--${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+    return flags.has(flag) ? flag : name;
+  });
 }

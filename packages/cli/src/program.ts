@@ -9,7 +9,7 @@ import { booleanOption } from './env-options.js';
 export function createProgram(): Command {
   const program = new Command('callosum')
     .description('synchronous data-parallel training with TensorFlow.js')
-    .showHelpAfterError()
+    .showHelpAfterError('(--help lists the options)')
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .addOption(booleanOption('--debug', 'print stack traces with errors'))
     .configureHelp({ showGlobalOptions: true });

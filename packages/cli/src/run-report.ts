@@ -1,5 +1,6 @@
-import { type RunCallbacks, type RunSummary, storedSummary } from '@callosum/coordinator';
-import type { WireDtype } from '@callosum/core';
+import { join } from 'node:path';
+import { type RunCallbacks, RunFiles, type RunSummary, storedSummary } from '@callosum/coordinator';
+import { ErrorCodes, holdsCheckpoints, isCallosumError, type WireDtype } from '@callosum/core';
 import type { Command, Option } from 'commander';
 import { booleanOption, envOption } from './env-options.js';
 import { createProgressReporter } from './progress.js';
@@ -49,7 +50,7 @@ export interface RunHooks extends Required<RunCallbacks> {
  * Runs the training run of a command's flags with progress on stderr and the summary on stdout: a table
  * for a person, or with --json one JSON object on the last line for a program. `run` gets the run's
  * settings, whose outDir is the run directory. Resuming a finished run reports its stored summary; a run
- * stopped by a signal says how to resume it.
+ * stopped by a signal, or for want of workers after a checkpoint, says how to resume it.
  */
 export async function reportRun(
   command: Command,
@@ -65,17 +66,17 @@ export async function reportRun(
   const printSummary = (summary: RunSummary) =>
     process.stdout.write(json ? `${JSON.stringify(jsonSummary(summary))}\n` : `${formatSummary(summary)}\n`);
   if (resume) {
-    const finished = await storedSummary(runDir);
-    if (finished !== undefined) {
-      process.stderr.write(`callosum: the run in ${runDir} is already complete; its summary:\n`);
-      printSummary(finished);
-      return;
-    }
     const ignored = flagsIgnoredOnResume(command);
     if (ignored.length > 0) {
       process.stderr.write(
         `callosum: warning: --resume continues the run with the settings it started with; ignoring ${ignored.join(', ')}\n`,
       );
+    }
+    const finished = await storedSummary(runDir);
+    if (finished !== undefined) {
+      process.stderr.write(`callosum: the run in ${runDir} is already complete; its summary:\n`);
+      printSummary(finished);
+      return;
     }
   }
   const progress = createProgressReporter();
@@ -92,11 +93,21 @@ export async function reportRun(
     }).finally(() => progress.stop());
     printSummary(summary);
   } catch (error) {
-    if (signal?.aborted === true) {
+    const resumable =
+      signal?.aborted === true ||
+      (stoppedForWorkers(error) && (await holdsCheckpoints(join(runDir, RunFiles.CHECKPOINTS))));
+    if (resumable) {
       process.stderr.write(`callosum: stopped; continue with: ${resumeCommand(command, runDir)}\n`);
     }
     throw error;
   }
+}
+
+/** A run stopped for want of workers (none joined in time, or every local one exited): resuming can help. */
+function stoppedForWorkers(error: unknown): boolean {
+  return (
+    isCallosumError(error, ErrorCodes.NO_WORKERS) || isCallosumError(error, ErrorCodes.COORDINATOR_STOPPING)
+  );
 }
 
 /** The --json summary: testAccuracy only when the task measures accuracy (JSON has no NaN). */

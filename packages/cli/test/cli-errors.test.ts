@@ -37,6 +37,38 @@ describe('boolean flags and environment variables are strict', () => {
     const flag = await runCli(['coordinator', '--insecure', 'perhaps']);
     expect(oneLine(flag.stderr)).toMatch(/--insecure.*"perhaps"/);
   });
+
+  it('a boolean flag takes the next word only when it is a yes/no word', async () => {
+    // Before the command, --debug used to read "train" as its value.
+    const before = await runCli(['--debug', 'train', '--resume', join(root, 'no-such-run')]);
+    expect(before.stderr).toMatch(/no run directory .*no-such-run to resume/);
+    expect(before.stderr).toMatch(/^\s+at /m); // --debug on: the stack is printed
+    const report = await runCli(['report', '--debug', join(root, 'no-such-report')]);
+    expect(report.stderr).toMatch(/no-such-report/);
+    expect(report.stderr).not.toMatch(/argument .* is invalid/);
+    const off = await runCli(['--debug', 'no', 'train', '--resume', join(root, 'no-such-run')]);
+    expect(off.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it('a setting the libraries refuse is named by the flag that set it', async () => {
+    const workers = await runCli(['coordinator', '--min-workers', '3', '--max-workers', '2']);
+    expect(oneLine(workers.stderr)).toBe(
+      'callosum: INVALID_ARGUMENT: coordinator options: --min-workers must be at most --max-workers (2), got 3',
+    );
+    const microBatch = await runCli(['train', '--micro-batch-size', '1000', '--steps', '1']);
+    expect(oneLine(microBatch.stderr)).toMatch(
+      /^callosum: INVALID_ARGUMENT: training config: --micro-batch-size .*got 1000$/,
+    );
+  });
+
+  it('a usage error is the error and a pointer to --help, not the whole help', async () => {
+    const run = await runCli(['train', '--workers', '0']);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr.trim().split('\n')).toEqual([
+      `error: option '--workers <n>' argument '0' is invalid. expected an integer from 1 to 256, got "0"`,
+      '(--help lists the options)',
+    ]);
+  });
 });
 
 describe('everyday errors are one line without a stack trace', () => {
@@ -139,7 +171,7 @@ describe('everyday errors are one line without a stack trace', () => {
       '--out',
       join(root, 'star-peer-tls'),
     ]);
-    expect(oneLine(star.stderr)).toMatch(/peerTls is for the ring topology, .*topology is star/);
+    expect(oneLine(star.stderr)).toMatch(/--peer-tls is for the ring topology, .*topology is star/);
   });
 
   it('--debug (or CALLOSUM_DEBUG=1) adds the stack trace', async () => {

@@ -87,5 +87,12 @@ describe('callosum report', () => {
     const cut = await runCli(['report', empty, '--output', join(empty, 'cut.html')]);
     expect(cut.code, cut.stderr).toBe(0);
     expect(cut.stdout).toBe(`wrote ${join(empty, 'cut.html')}\n`);
+
+    const nowhere = join(empty, 'no-such-dir', 'report.html');
+    const unwritable = await runCli(['report', empty, '--output', nowhere]);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr).toBe(
+      `callosum: INVALID_ARGUMENT: cannot write the report to ${nowhere}: the directory ${join(empty, 'no-such-dir')} does not exist\n`,
+    );
   });
 });

@@ -25,13 +25,14 @@ describe('callosum train: a run directory belongs to one run', () => {
 
     const second = await runCli(['train', '--workers', '2', '--steps', '2', '--out', runDir]);
     expect(second.code).toBe(1);
-    expect(second.stderr).toContain(`already holds a run`);
-    expect(second.stderr).toContain(`--resume ${runDir}`);
+    expect(second.stderr).toContain(`already holds a finished run`);
+    expect(second.stderr).toContain('--overwrite');
     expect(second.stderr).not.toMatch(/^\s+at /m);
 
     const resumed = await runCli(['train', '--workers', '2', '--resume', runDir, '--steps', '9', '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain(`the run in ${runDir} is already complete`);
+    expect(resumed.stderr).toContain('ignoring --steps');
     expect(lastJsonLine<typeof summary>(resumed)).toEqual(summary);
     expect(Number.isFinite(lastJsonLine<typeof summary>(resumed).testAccuracy)).toBe(true);
 

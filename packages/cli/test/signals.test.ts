@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { lastJsonLine, runCli, shortRun, temporaryDirectory, trainingUntil } from './processes.js';
@@ -34,6 +34,23 @@ describe('stop signals', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);
   }, 180_000);
+
+  it('when every worker process is SIGKILLed after a checkpoint, the run stops and prints the resume command', async () => {
+    const runDir = await temporaryDirectory('workers-killed');
+    const run = await trainingUntil(
+      ['train', ...shortRun(), '--checkpoint-every', '5', '--out', runDir],
+      runDir,
+      7,
+    );
+    // The workers are the CLI's child processes (/proc lists a task's children).
+    const children = await readFile(`/proc/${run.child.pid}/task/${run.child.pid}/children`, 'utf8');
+    const workers = children.trim().split(/\s+/).map(Number);
+    expect(workers).toHaveLength(2);
+    for (const pid of workers) process.kill(pid, 'SIGKILL');
+    expect(await run.exited).toBe(1);
+    expect(run.stderr()).toMatch(/every local worker process has exited/);
+    expect(run.stderr()).toMatch(new RegExp(`continue with: callosum train .*--resume ${runDir}`));
+  }, 120_000);
 
   it("Ctrl-C to the terminal's process group stops the workers without dumping their stderr", async () => {
     const runDir = await temporaryDirectory('group-sigint');

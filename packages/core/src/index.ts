@@ -37,6 +37,7 @@ export {
   type Checkpoint,
   decodeCheckpoint,
   encodeCheckpoint,
+  holdsCheckpoints,
   loadLatestCheckpoint,
   writeCheckpoint,
 } from './train/checkpoint.js';

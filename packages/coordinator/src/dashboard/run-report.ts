@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CallosumError, ErrorCodes, writeFileAtomically } from '@callosum/core';
 import { ZodError } from 'zod';
 import { RunFiles } from '../run/run-directory.js';
@@ -24,7 +24,18 @@ export async function writeRunReport(options: RunReportOptions): Promise<string>
   for (const event of await readMetrics(metricsFile)) backlog.add(event);
   const out = options.out ?? join(options.runDir, RunFiles.REPORT);
   const title = `Callosum report: ${basename(resolve(options.runDir))}`;
-  await writeFileAtomically(out, dashboardPage({ title, events: backlog.events() }));
+  await writeFileAtomically(out, dashboardPage({ title, events: backlog.events() })).catch(
+    (error: NodeJS.ErrnoException) => {
+      const why = error.code === 'ENOENT' ? `the directory ${dirname(out)} does not exist` : error.code;
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `cannot write the report to ${out}: ${why ?? error.message}`,
+        {
+          cause: error,
+        },
+      );
+    },
+  );
   return out;
 }
 

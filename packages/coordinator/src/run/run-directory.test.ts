@@ -59,6 +59,8 @@ describe('a run directory belongs to one run', () => {
   it('refuses a new run in a directory holding another run, naming --resume and a new --out, and touches nothing', async () => {
     const outDir = join(root, 'taken');
     await runToEnd({ outDir });
+    // Without its summary, the run looks stopped part-way: its checkpoints can be resumed.
+    await rm(join(outDir, RunFiles.SUMMARY));
     const metricsBefore = await readFile(join(outDir, RunFiles.METRICS), 'utf8');
     const error = await startError({ outDir, training: { ...training, maxSteps: 2 } });
     expect(isCallosumError(error, 'INVALID_ARGUMENT')).toBe(true);
@@ -66,6 +68,30 @@ describe('a run directory belongs to one run', () => {
     expect(error.message).toContain(`--resume ${outDir}`);
     expect(error.message).toContain('--out');
     expect(await readFile(join(outDir, RunFiles.METRICS), 'utf8')).toBe(metricsBefore);
+  });
+
+  it('does not offer --resume for a finished run, nor for one that stopped before its first checkpoint', async () => {
+    const finished = join(root, 'taken-finished');
+    await runToEnd({ outDir: finished });
+    const refusal = await startError({ outDir: finished });
+    expect(isCallosumError(refusal, 'INVALID_ARGUMENT')).toBe(true);
+    expect(refusal.message).toContain('already holds a finished run');
+    expect(refusal.message).toContain('--overwrite');
+    expect(refusal.message).not.toContain('--resume');
+
+    const early = join(root, 'taken-early');
+    const stopped = await startCoordinator({ outDir: early, dataset, training, log: () => {} });
+    await stopped.stop('test'); // no worker joined: no checkpoint
+    const refusedAgain = await startError({ outDir: early });
+    expect(refusedAgain.message).toMatch(/stopped before its first checkpoint .*nothing to resume/);
+    expect(refusedAgain.message).toContain('--overwrite');
+    expect(refusedAgain.message).not.toContain('--resume');
+    const resumed = await startError({ outDir: early, resume: true });
+    expect(isCallosumError(resumed, 'ARTIFACT_INVALID')).toBe(true);
+    expect(resumed.message).toMatch(
+      /nothing to resume in .*taken-early: its run stopped before its first checkpoint/,
+    );
+    expect(resumed.message).toContain('--overwrite');
   });
 
   it('with overwrite, moves the previous run aside instead of mixing the two', async () => {

@@ -1,7 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { CallosumError, ErrorCodes, type TrainingConfig, writeFileAtomically } from '@callosum/core';
+import {
+  CallosumError,
+  ErrorCodes,
+  holdsCheckpoints,
+  type TrainingConfig,
+  writeFileAtomically,
+} from '@callosum/core';
 import type { RunSummary } from '../options.js';
 
 /** The files a run keeps in its directory. Another run's copy of any of them means the directory is taken. */
@@ -74,6 +80,13 @@ export class RunDirectory {
     if ((await storedSummary(path)) !== undefined) {
       throw new CallosumError(ErrorCodes.RUN_ENDED, `the run in ${path} is already complete`);
     }
+    if (!(await holdsCheckpoints(join(path, RunFiles.CHECKPOINTS)))) {
+      throw new CallosumError(
+        ErrorCodes.ARTIFACT_INVALID,
+        `nothing to resume in ${path}: its run stopped before its first checkpoint; ` +
+          'start it again with --overwrite, or in a new --out directory',
+      );
+    }
     const marker = await readMarker(path);
     return new RunDirectory(path, marker ?? newMarker(), marker !== undefined, []);
   }
@@ -84,11 +97,7 @@ export class RunDirectory {
     const taken = await runFilesIn(path);
     if (taken.length > 0) {
       if (options.overwrite !== true) {
-        throw new CallosumError(
-          ErrorCodes.INVALID_ARGUMENT,
-          `${path} already holds a run (${taken.join(', ')}): continue it with --resume ${path}, ` +
-            'start a new run with a new --out directory, or pass --overwrite to move the old files aside',
-        );
+        throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, await occupiedRefusal(path, taken));
       }
       const aside = join(path, `replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
       try {
@@ -214,6 +223,19 @@ async function readMarker(path: string): Promise<RunMarker | undefined> {
 }
 
 /** Names of run files already in `path`. */
+/** Why a new run may not use `path`, which holds the run files `taken`, and what to do instead. */
+async function occupiedRefusal(path: string, taken: readonly string[]): Promise<string> {
+  const alternatives =
+    'start a new run with a new --out directory, or pass --overwrite to move the old files aside';
+  if ((await storedSummary(path)) !== undefined) {
+    return `${path} already holds a finished run (${taken.join(', ')}): ${alternatives}`;
+  }
+  if (!(await holdsCheckpoints(join(path, RunFiles.CHECKPOINTS)))) {
+    return `${path} already holds a run that stopped before its first checkpoint (${taken.join(', ')}), so there is nothing to resume: ${alternatives}`;
+  }
+  return `${path} already holds a run (${taken.join(', ')}): continue it with --resume ${path}, ${alternatives}`;
+}
+
 async function runFilesIn(path: string): Promise<string[]> {
   return (await readdir(path)).filter((name) => RUN_FILE_NAMES.includes(name)).sort();
 }

@@ -72,6 +72,19 @@ export function takesClassIndices(loss: string): boolean {
 }
 
 /**
+ * Whether every label of this loss is a probability in [0, 1] (Keras's and tfjs's documented domain for
+ * binary cross-entropy, and one-hot or probabilities for categorical); outside it the loss can go negative.
+ */
+export function takesProbabilities(loss: string): boolean {
+  return loss === 'binaryCrossentropy' || loss === 'categoricalCrossentropy';
+}
+
+/** Whether the loss is a cross-entropy over the output's classes, which is always 0 over one class. */
+export function needsClasses(loss: string): boolean {
+  return loss === 'categoricalCrossentropy' || takesClassIndices(loss);
+}
+
+/**
  * The accuracy Keras means by 'accuracy' for `loss`: sparse categorical for class indices, binary
  * (threshold 0.5) for one output or binary cross-entropy, else categorical.
  */

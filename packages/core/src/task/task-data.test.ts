@@ -135,6 +135,84 @@ describe('checkTaskData (through loadTaskForTraining)', () => {
     );
   });
 
+  it('refuses binary cross-entropy labels outside [0, 1], in any split (regression targets gave a negative loss)', async () => {
+    const fine = taskOf('binaryCrossentropy', 1, {
+      xs: features(3),
+      ys: { values: Float32Array.of(0, 0.25, 1), shape: [3, 1] },
+    });
+    expect(await problemOf(fine)).toBeUndefined();
+    const regression = taskOf('binaryCrossentropy', 1, {
+      xs: features(4),
+      ys: { values: Float32Array.of(0.5, -2.9, 3.1, 1), shape: [4, 1] },
+    });
+    expect(await problemOf(regression)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: train data: label 1 is -2.9; binaryCrossentropy takes probabilities, numbers in [0, 1]',
+      ),
+    );
+    const wideTest = taskOf(
+      'binaryCrossentropy',
+      2,
+      { xs: features(2), ys: tf.zeros([2, 2]) },
+      { xs: features(2), ys: { values: Float32Array.of(0, 1, 1, 1.5), shape: [2, 2] } },
+    );
+    expect(await problemOf(wideTest)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: test data: labels of sample 1 hold 1.5; binaryCrossentropy takes probabilities, numbers in [0, 1]',
+      ),
+    );
+  });
+
+  it('refuses categorical cross-entropy labels outside [0, 1] or not one per class', async () => {
+    const oneHot = taskOf('categoricalCrossentropy', 3, { xs: features(2), ys: tf.oneHot([0, 2], 3) });
+    expect(await problemOf(oneHot)).toBeUndefined();
+    const negative = taskOf('categoricalCrossentropy', 3, {
+      xs: features(2),
+      ys: { values: Float32Array.of(1, 0, 0, 0, -1, 2), shape: [2, 3] },
+    });
+    expect(await problemOf(negative)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: train data: labels of sample 1 hold -1; categoricalCrossentropy takes probabilities, numbers in [0, 1]',
+      ),
+    );
+    const indices = taskOf('categoricalCrossentropy', 3, {
+      xs: features(2),
+      ys: { values: Float32Array.of(0, 2), shape: [2] },
+    });
+    expect(await problemOf(indices)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        "task check: train data: labels of shape [] per sample do not fit the model's output of 3 values for categoricalCrossentropy",
+      ),
+    );
+  });
+
+  it('refuses a cross-entropy over the classes of a model with one output (always 0)', async () => {
+    const single = taskOf('categoricalCrossentropy', 1, {
+      xs: features(3),
+      ys: { values: Float32Array.of(-1, -2.5, -0.5), shape: [3, 1] },
+    });
+    expect(await problemOf(single)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: categoricalCrossentropy over a model with 1 output is always 0 (a cross-entropy over one class); give the model one output per class, or use binaryCrossentropy for one probability',
+      ),
+    );
+    const sparse = taskOf('sparseCategoricalCrossentropy', 1, {
+      xs: features(2),
+      ys: { values: Int32Array.of(0, 0), shape: [2] },
+    });
+    expect(await problemOf(sparse)).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: sparseCategoricalCrossentropy over a model with 1 output is always 0',
+      ),
+    );
+  });
+
   it('checks every split, naming the one that does not fit', async () => {
     const fine = { xs: features(2), ys: tf.zeros([2, 1]) };
     const task = taskOf('meanSquaredError', 1, fine, { xs: features(2, 3), ys: tf.zeros([2, 1]) });

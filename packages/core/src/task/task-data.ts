@@ -5,7 +5,7 @@
 import type { SampleSet } from '../data/samples.js';
 import { sampleSize } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
-import { takesClassIndices } from './losses.js';
+import { takesClassIndices, takesProbabilities } from './losses.js';
 import { inputSampleShape, type Task, type TaskData, type TaskModel } from './task.js';
 
 export function checkTaskData(task: Task, data: TaskData, taskModel: TaskModel): void {
@@ -35,35 +35,67 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
     throw fail(`features of sample ${sample} hold ${set.features.values[badFeature]}`);
   }
   const labels = set.labels.values;
+  const perSample = sampleSize(set.labels.sampleShape);
+  // The label at flat index i, named by its sample when samples have more than one label value.
+  const label = (i: number) =>
+    perSample === 1
+      ? `label ${i} is ${shown(labels[i] as number)}`
+      : `labels of sample ${Math.floor(i / perSample)} hold ${shown(labels[i] as number)}`;
   const badLabel = firstNonFinite(labels);
-  if (badLabel !== undefined) throw fail(`label ${badLabel} is ${labels[badLabel]}`);
+  if (badLabel !== undefined) throw fail(label(badLabel));
+  const loss = objective.lossName;
   const outputUnits = model.outputs[0]?.shape.at(-1) ?? 1;
-  if (takesClassIndices(objective.lossName)) {
-    if (sampleSize(set.labels.sampleShape) !== 1) {
+  if (takesClassIndices(loss)) {
+    if (perSample !== 1) {
       throw fail(
-        `${objective.lossName} takes one class index per sample, the labels have shape [${set.labels.sampleShape.join(', ')}]`,
+        `${loss} takes one class index per sample, the labels have shape [${set.labels.sampleShape.join(', ')}]`,
       );
     }
-    for (const [index, label] of labels.entries()) {
-      if (!Number.isInteger(label) || label < 0 || label >= outputUnits) {
-        throw fail(
-          `label ${index} is ${label}; ${objective.lossName} takes class indices, integers in 0..${outputUnits - 1} for a model with ${outputUnits} outputs`,
-        );
-      }
-    }
-  } else {
-    const outputSize = sampleSize(model.outputs[0]?.shape.slice(1).map((dim) => dim ?? 1) ?? []);
-    if (sampleSize(set.labels.sampleShape) !== outputSize) {
+    const bad = firstOutside(labels, 0, outputUnits - 1, true);
+    if (bad !== undefined) {
       throw fail(
-        `labels of shape [${set.labels.sampleShape.join(', ')}] per sample do not fit the model's output of ${outputSize} values for ${objective.lossName}`,
+        `${label(bad)}; ${loss} takes class indices, integers in 0..${outputUnits - 1} for a model with ${outputUnits} outputs`,
       );
+    }
+    return;
+  }
+  const outputSize = sampleSize(model.outputs[0]?.shape.slice(1).map((dim) => dim ?? 1) ?? []);
+  if (perSample !== outputSize) {
+    throw fail(
+      `labels of shape [${set.labels.sampleShape.join(', ')}] per sample do not fit the model's output of ${outputSize} values for ${loss}`,
+    );
+  }
+  if (takesProbabilities(loss)) {
+    const bad = firstOutside(labels, 0, 1);
+    if (bad !== undefined) {
+      throw fail(`${label(bad)}; ${loss} takes probabilities, numbers in [0, 1]`);
     }
   }
 }
 
-function firstNonFinite(values: ArrayLike<number>): number | undefined {
+/** The first index of a value outside [min, max] (NaN included), or not an integer when `integers`. */
+function firstOutside(
+  values: ArrayLike<number>,
+  min: number,
+  max: number,
+  integers = false,
+): number | undefined {
   for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i] as number)) return i;
+    const value = values[i] as number;
+    if (!(value >= min && value <= max) || (integers && !Number.isInteger(value))) return i;
   }
   return undefined;
+}
+
+function firstNonFinite(values: ArrayLike<number>): number | undefined {
+  return firstOutside(values, -Number.MAX_VALUE, Number.MAX_VALUE);
+}
+
+/** A float32 value with the fewest digits that still read back as it (-2.9, not -2.9000000953674316). */
+function shown(value: number): string {
+  for (let digits = 1; digits < 17; digits++) {
+    const short = Number(value.toPrecision(digits));
+    if (Math.fround(short) === value) return String(short);
+  }
+  return String(value);
 }

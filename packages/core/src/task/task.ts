@@ -10,6 +10,7 @@ import { type ParameterLayout, parameterLayout } from '../params/layout.js';
 import type { TrainingOptions } from '../train/config.js';
 import { synchronisableBatchNorm } from '../train/sync-batch-norm.js';
 import { seedDropoutLayers } from './dropout.js';
+import { needsClasses } from './losses.js';
 import { type LossSpec, Objective } from './objective.js';
 
 export interface TaskData {
@@ -65,6 +66,12 @@ export function instantiateTask(task: Task, seed: number): TaskModel {
   seedDropoutLayers(model);
   synchronisableBatchNorm(model);
   const objective = new Objective(model, task.loss, task.metrics);
+  if (needsClasses(objective.lossName) && model.outputs[0]?.shape.at(-1) === 1) {
+    throw new CallosumError(
+      ErrorCodes.TASK_INVALID,
+      `task ${task.name}: ${objective.lossName} over a model with 1 output is always 0 (a cross-entropy over one class); give the model one output per class, or use binaryCrossentropy for one probability`,
+    );
+  }
   const inputDtype = model.inputs[0]?.dtype;
   return {
     model,
