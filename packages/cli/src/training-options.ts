@@ -65,7 +65,10 @@ export function trainingOptions(): Option[] {
     envOption('--seed <n>', 'seed for initial weights and shuffling')
       .argParser(integer(0, 2 ** 32 - 1))
       .default(defaults.seed),
-    envOption('--max-shift <pixels>', 'augment: shift training images randomly by up to this much')
+    envOption(
+      '--max-shift <pixels>',
+      'augment: shift training images randomly by up to this much (with --task: 0 unless given)',
+    )
       .argParser(integer(0, 8))
       .default(defaults.maxShift),
     envOption(
