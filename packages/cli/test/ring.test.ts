@@ -133,6 +133,11 @@ describe('the ring topology with real worker processes', () => {
     // link to it lost, whichever comes first.
     const abandoned = log.find((line) => line.includes(`reduction of step ${(frozenAt ?? 0) + 1}`));
     expect(abandoned).toMatch(/ring-worker-1.* left|PEER_LOST: .*lost the link to peer/);
+    expect(summary.redoneSteps).toBeGreaterThanOrEqual(1);
+    // A ring worker that joins is not healthy until it holds the run's state, and the log says so.
+    expect(log.find((line) => line.includes('ring-worker-1') && line.includes('joined'))).toMatch(
+      /healthy, [1-3] getting the run's state/,
+    );
     expect(summary.steps).toBe(STEPS);
     expect(Math.abs(summary.testAccuracy - localAccuracy)).toBeLessThanOrEqual(0.005);
     expect(sameBits(await finalWeights(summary), localWeights)).toBe(true);

@@ -44,7 +44,7 @@ export class RunHeader {
             ...(step.accuracy === null ? [] : [`accuracy ${percent(step.accuracy)}`]),
             `${Math.round(step.samplesPerSecond ?? 0).toLocaleString('en-US')} samples/s`,
             `${healthy} workers`,
-            `redone shards ${step.redoneShards}, late ${step.lateShards}, evictions ${step.evictions}`,
+            `redone shards ${step.redoneShards}${step.redoneSteps > 0 ? `, redone steps ${step.redoneSteps}` : ''}, late ${step.lateShards}, evictions ${step.evictions}`,
           ].join(' · ');
   }
 }

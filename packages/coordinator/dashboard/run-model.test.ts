@@ -24,6 +24,7 @@ function step(n: number, workers: string[], redoneShards = 0): RecordedEvent {
     updateMs: 1,
     stepMs: 9,
     redoneShards,
+    redoneSteps: 0,
     lateShards: 0,
     discardedMessages: 0,
     evictions: 0,

@@ -162,6 +162,7 @@ async function startIn(
     reduction,
     gradients: ring?.path ?? new StarPath(state, reduction),
     telemetry,
+    counters,
     objective: taskModel.objective,
     traffic,
     batchNorm,

@@ -20,6 +20,7 @@ function step(n: number): RecordedEvent {
     updateMs: 1,
     stepMs: 3,
     redoneShards: 0,
+    redoneSteps: 0,
     lateShards: 0,
     discardedMessages: 0,
     evictions: 0,

@@ -22,6 +22,7 @@ import {
 import { RoundIds } from '../dispatch/round-id.js';
 import type { ShardDispatcher, ShardOutcome, ShardRequest, ShardTask } from '../dispatch/shard-dispatcher.js';
 import type { StepReport } from '../options.js';
+import type { RunCounters } from '../telemetry/counters.js';
 import { stepBytes } from '../telemetry/step-bytes.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { WireTraffic } from '../transport/wire-traffic.js';
@@ -53,6 +54,7 @@ export interface RoundsContext {
   /** Where the shards' gradients are reduced and applied: here (star) or among the workers (ring). */
   readonly gradients: GradientPath;
   readonly telemetry: Telemetry;
+  readonly counters: RunCounters;
   /** Which figures a step reports: accuracy if the task measures it, and its other metrics. */
   readonly objective: Pick<Objective, 'measuresAccuracy' | 'metricNames'>;
   /** The workers' frames, counted per worker over each step. */
@@ -116,6 +118,7 @@ export class Rounds {
       } catch (error) {
         if (!(error instanceof StepRedo)) throw error;
         telemetry.record({ type: 'reduction-redone', step, attempt, reason: error.message });
+        this.context.counters.redoneSteps += 1;
         if (attempt + 1 >= MAX_STEP_ATTEMPTS) {
           throw new CallosumError(
             ErrorCodes.COMPUTE_FAILED,

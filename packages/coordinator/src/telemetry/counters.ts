@@ -9,6 +9,11 @@ const count = z.number().int().nonnegative();
 export const runCountersSchema = z.strictObject({
   /** Shards sent again (to the least-loaded healthy worker) because their worker was lost, late or answered badly. */
   redoneShards: count,
+  /**
+   * Ring runs: steps whose reduction among the workers was abandoned (a peer lost, replicas that
+   * differ) and done again. Absent from runs recorded before it was counted.
+   */
+  redoneSteps: count.default(0),
   /** Shards that passed the straggler deadline of their round. */
   lateShards: count,
   /** Results that arrived for a round, step or shard no longer assigned to their sender. */
@@ -23,5 +28,5 @@ export const runCountersSchema = z.strictObject({
 export type RunCounters = z.infer<typeof runCountersSchema>;
 
 export function zeroCounters(): RunCounters {
-  return { redoneShards: 0, lateShards: 0, discardedMessages: 0, evictions: 0 };
+  return { redoneShards: 0, redoneSteps: 0, lateShards: 0, discardedMessages: 0, evictions: 0 };
 }

@@ -27,7 +27,7 @@ export function eventLogLine(event: CoordinatorEvent): string | undefined {
     case 'connection-refused':
       return `refused connection from ${event.peer} (${event.status}): ${event.reason}`;
     case 'worker-joined':
-      return `${workerOf(event)} joined (backend ${event.backend}); ${event.healthy} healthy`;
+      return `${workerOf(event)} joined (backend ${event.backend}); ${event.healthy} healthy${event.syncing === undefined ? '' : `, ${event.syncing} getting the run's state`}`;
     case 'worker-left':
       return `${workerOf(event)} left`;
     case 'worker-recovered':

@@ -47,6 +47,8 @@ const eventSchemas = [
     backend: z.string(),
     /** Healthy workers once it joined. */
     healthy: addedLater(count),
+    /** Ring runs: workers still waiting for the run's state (this one among them), so not yet healthy. */
+    syncing: addedLater(count),
   }),
   z.strictObject({ type: z.literal('worker-left'), ...aboutWorker, reason: z.string() }),
   z.strictObject({ type: z.literal('worker-recovered'), ...aboutWorker }),

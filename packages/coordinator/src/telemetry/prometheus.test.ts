@@ -27,6 +27,7 @@ const SERIES = [
   'callosum_worker_wait_seconds',
   'callosum_workers',
   'callosum_redone_shards_total',
+  'callosum_redone_steps_total',
   'callosum_late_shards_total',
   'callosum_discarded_messages_total',
   'callosum_evictions_total',

@@ -33,6 +33,11 @@ const SCRAPED_COUNTERS: readonly (readonly [
     (counters) => counters.redoneShards,
   ],
   [
+    'callosum_redone_steps_total',
+    'Ring runs: steps whose reduction among the workers was redone.',
+    (counters) => counters.redoneSteps,
+  ],
+  [
     'callosum_late_shards_total',
     'Shards that passed the straggler deadline.',
     (counters) => counters.lateShards,

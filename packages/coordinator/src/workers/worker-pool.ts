@@ -395,6 +395,7 @@ export class WorkerPool implements DispatchFindings {
       ...worker.idNameAddress,
       backend: worker.backend,
       healthy: membership.healthy().length,
+      ...(ring ? { syncing: membership.all().filter((member) => member.state === 'syncing').length } : {}),
     });
     // A ring worker gets work once it listens for peers and holds the run's state.
     if (!ring) membership.available(worker);
