@@ -1,15 +1,19 @@
 #!/usr/bin/env node
+import type { Command } from 'commander';
 import { attachBooleanValues } from './env-options.js';
-import { failureMessage } from './failure-message.js';
+import { failureMessage, flagsGiven } from './failure-message.js';
 import { tuneHeapForTraining } from './heap-tuning.js';
 import { createProgram } from './program.js';
 
 tuneHeapForTraining();
 const program = createProgram();
+// The command whose action ran, so that a refusal can name the flags given to it.
+let ran: Command | undefined;
+program.hook('preAction', (_program, command) => {
+  ran = command;
+});
 program.parseAsync(attachBooleanValues(program, process.argv)).catch((error: unknown) => {
-  const flags = new Set(
-    program.commands.flatMap((command) => command.options.map((option) => option.long ?? '')),
-  );
+  const flags = ran === undefined ? new Set<string>() : flagsGiven(ran);
   process.stderr.write(`callosum: ${failureMessage(error, program.opts().debug === true, flags)}\n`);
   process.exitCode = 1;
 });

@@ -59,8 +59,10 @@ export function attachBooleanValues(program: Command, argv: readonly string[]): 
     command ??= program.commands.find((candidate) => candidate.name() === arg);
     const next = argv[index + 1];
     if (!flags.has(arg) || next === undefined || index + 1 >= end || isYesNoWord(next)) return arg;
+    // `help` is commander's own command, not one of program.commands.
     const nextIsCommand =
-      command === undefined && program.commands.some((candidate) => candidate.name() === next);
+      command === undefined &&
+      (next === 'help' || program.commands.some((candidate) => candidate.name() === next));
     const nextIsArgument = command !== undefined && command.registeredArguments.length > 0;
     return nextIsCommand || nextIsArgument ? `${arg}=true` : arg;
   });

@@ -1,5 +1,5 @@
 import { ErrorCodes, isCallosumError } from '@callosum/core';
-import { CommanderError, InvalidArgumentError } from 'commander';
+import { type Command, CommanderError, InvalidArgumentError } from 'commander';
 
 interface SystemError extends Error {
   readonly code?: string;
@@ -66,14 +66,27 @@ export function failureMessage(
   return `internal error (a bug in Callosum; please report it with this trace):\n${trace}`;
 }
 
+/** A refusal of the libraries' option schemas (core's parseOptions), which names options, not flags. */
+const SETTINGS_REFUSAL = /^(?:coordinator options|worker options|training config): /;
+/** An option name in such a message: camelCase, not part of a path, a quoted value or a longer word. */
+const OPTION_NAME = /(?<![\w/.\-"'])[a-z]+(?:[A-Z][a-z]*)+(?![\w/.\-"'])/g;
+
 /**
- * A library's option names in `message` written as the flags that set them (`minWorkers` as
- * `--min-workers`), for the names whose flag is the same words; the libraries name their options, the
- * CLI's user typed flags.
+ * A settings refusal with the option names written as the flags the user gave for them (`minWorkers`
+ * as `--min-workers`); names set by no flag given (a task's default, say) stay as they are.
  */
 function asFlags(message: string, flags: ReadonlySet<string>): string {
-  return message.replace(/\b[a-z]+(?:[A-Z][a-z]*)+\b/g, (name) => {
+  if (!SETTINGS_REFUSAL.test(message)) return message;
+  return message.replace(OPTION_NAME, (name) => {
     const flag = `--${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
     return flags.has(flag) ? flag : name;
   });
+}
+
+/** The long flags of `command` the user set, on its command line or through the environment. */
+export function flagsGiven(command: Command): Set<string> {
+  const given = command.options.filter((option) =>
+    ['cli', 'env'].includes(command.getOptionValueSource(option.attributeName()) ?? ''),
+  );
+  return new Set(given.flatMap((option) => (option.long === undefined ? [] : [option.long])));
 }

@@ -1,6 +1,5 @@
-import { join } from 'node:path';
-import { type RunCallbacks, RunFiles, type RunSummary, storedSummary } from '@callosum/coordinator';
-import { ErrorCodes, holdsCheckpoints, isCallosumError, type WireDtype } from '@callosum/core';
+import { type RunCallbacks, type RunSummary, runDirectoryState, storedSummary } from '@callosum/coordinator';
+import { ErrorCodes, isCallosumError, type WireDtype } from '@callosum/core';
 import type { Command, Option } from 'commander';
 import { booleanOption, envOption } from './env-options.js';
 import { createProgressReporter } from './progress.js';
@@ -50,7 +49,7 @@ export interface RunHooks extends Required<RunCallbacks> {
  * Runs the training run of a command's flags with progress on stderr and the summary on stdout: a table
  * for a person, or with --json one JSON object on the last line for a program. `run` gets the run's
  * settings, whose outDir is the run directory. Resuming a finished run reports its stored summary; a run
- * stopped by a signal, or for want of workers after a checkpoint, says how to resume it.
+ * stopped by a signal or for want of workers says how to resume it, if it has a checkpoint to resume.
  */
 export async function reportRun(
   command: Command,
@@ -93,10 +92,8 @@ export async function reportRun(
     }).finally(() => progress.stop());
     printSummary(summary);
   } catch (error) {
-    const resumable =
-      signal?.aborted === true ||
-      (stoppedForWorkers(error) && (await holdsCheckpoints(join(runDir, RunFiles.CHECKPOINTS))));
-    if (resumable) {
+    const stoppedToResume = signal?.aborted === true || stoppedForWorkers(error);
+    if (stoppedToResume && (await runDirectoryState(runDir)) === 'resumable') {
       process.stderr.write(`callosum: stopped; continue with: ${resumeCommand(command, runDir)}\n`);
     }
     throw error;

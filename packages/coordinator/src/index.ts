@@ -7,7 +7,7 @@ export type {
   RunSummary,
   StepReport,
 } from './options.js';
-export { RunFiles, storedSummary } from './run/run-directory.js';
+export { type RunDirectoryState, RunFiles, runDirectoryState, storedSummary } from './run/run-directory.js';
 export {
   COORDINATOR_DEFAULTS,
   TOPOLOGIES,

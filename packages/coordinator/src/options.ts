@@ -235,7 +235,7 @@ export interface RunSummary {
   readonly modelDir: string;
   readonly metricsFile: string;
   readonly redoneShards: number;
-  /** Ring runs: steps whose reduction among the workers was redone (0 in the star). */
+  /** Ring runs: how often a step's reduction among the workers was redone (0 in the star). */
   readonly redoneSteps: number;
   readonly lateShards: number;
   /** Connection attempts refused before the upgrade (no, wrong, expired or replayed proof). */

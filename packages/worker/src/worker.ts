@@ -91,7 +91,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       }
       // Jittered, and never past the moment to give up: the last attempt is made then.
       const untilGivingUp = settings.giveUpAfterMs - (Date.now() - unreachableSince);
-      const wait = Math.round(Math.min(delay * (0.5 + Math.random() / 2), untilGivingUp));
+      const wait = Math.max(0, Math.round(Math.min(delay * (0.5 + Math.random() / 2), untilGivingUp)));
       log(`worker ${name}: connection lost (${outcome.reason}); retrying in ${wait} ms`);
       await new Promise((resolve) => setTimeout(resolve, wait));
       delay = Math.min(delay * 2, settings.maxReconnectDelayMs);

@@ -118,13 +118,13 @@ export class Rounds {
       } catch (error) {
         if (!(error instanceof StepRedo)) throw error;
         telemetry.record({ type: 'reduction-redone', step, attempt, reason: error.message });
-        this.context.counters.redoneSteps += 1;
         if (attempt + 1 >= MAX_STEP_ATTEMPTS) {
           throw new CallosumError(
             ErrorCodes.COMPUTE_FAILED,
             `step ${step + 1}: the reduction failed ${MAX_STEP_ATTEMPTS} times (last: ${error.message}); stopping`,
           );
         }
+        this.context.counters.redoneSteps += 1;
         continue;
       }
       const finished = performance.now();

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,15 +83,21 @@ describe('a run directory belongs to one run', () => {
     const stopped = await startCoordinator({ outDir: early, dataset, training, log: () => {} });
     await stopped.stop('test'); // no worker joined: no checkpoint
     const refusedAgain = await startError({ outDir: early });
-    expect(refusedAgain.message).toMatch(/stopped before its first checkpoint .*nothing to resume/);
+    expect(refusedAgain.message).toMatch(
+      /already holds a run's files \(.*\) but no checkpoint to continue it from/,
+    );
     expect(refusedAgain.message).toContain('--overwrite');
     expect(refusedAgain.message).not.toContain('--resume');
     const resumed = await startError({ outDir: early, resume: true });
     expect(isCallosumError(resumed, 'ARTIFACT_INVALID')).toBe(true);
-    expect(resumed.message).toMatch(
-      /nothing to resume in .*taken-early: its run stopped before its first checkpoint/,
-    );
-    expect(resumed.message).toContain('--overwrite');
+    expect(resumed.message).toMatch(/nothing to resume in .*taken-early: it holds no checkpoint/);
+    expect(resumed.message).toContain(`--out ${early} --overwrite`);
+
+    const empty = join(root, 'empty');
+    await mkdir(empty);
+    const nothing = await startError({ outDir: empty, resume: true });
+    expect(isCallosumError(nothing, 'ARTIFACT_INVALID')).toBe(true);
+    expect(nothing.message).toBe(`no run to resume in ${empty}: it holds no run files`);
   });
 
   it('with overwrite, moves the previous run aside instead of mixing the two', async () => {

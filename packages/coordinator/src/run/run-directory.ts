@@ -77,15 +77,22 @@ export class RunDirectory {
   /** The directory of a run to continue: it must exist; it is never created. */
   private static async reopen(path: string): Promise<RunDirectory> {
     await requireDirectory(path, 'to resume');
-    if ((await storedSummary(path)) !== undefined) {
-      throw new CallosumError(ErrorCodes.RUN_ENDED, `the run in ${path} is already complete`);
-    }
-    if (!(await holdsCheckpoints(join(path, RunFiles.CHECKPOINTS)))) {
-      throw new CallosumError(
-        ErrorCodes.ARTIFACT_INVALID,
-        `nothing to resume in ${path}: its run stopped before its first checkpoint; ` +
-          'start it again with --overwrite, or in a new --out directory',
-      );
+    switch (await runDirectoryState(path)) {
+      case 'finished':
+        throw new CallosumError(ErrorCodes.RUN_ENDED, `the run in ${path} is already complete`);
+      case 'empty':
+        throw new CallosumError(
+          ErrorCodes.ARTIFACT_INVALID,
+          `no run to resume in ${path}: it holds no run files`,
+        );
+      case 'unresumable':
+        throw new CallosumError(
+          ErrorCodes.ARTIFACT_INVALID,
+          `nothing to resume in ${path}: it holds no checkpoint (its run stopped before the first one); ` +
+            `start it again with --out ${path} --overwrite, or in a new --out directory`,
+        );
+      case 'resumable':
+        break;
     }
     const marker = await readMarker(path);
     return new RunDirectory(path, marker ?? newMarker(), marker !== undefined, []);
@@ -163,7 +170,9 @@ export async function storedSummary(path: string): Promise<RunSummary | undefine
   }
   try {
     // JSON has no NaN: a figure that was not measured is stored as null.
-    return JSON.parse(text, (_key, value) => (value === null ? Number.NaN : value)) as RunSummary;
+    const summary = JSON.parse(text, (_key, value) => (value === null ? Number.NaN : value)) as RunSummary;
+    // Summaries stored before redoneSteps was counted.
+    return { ...summary, redoneSteps: summary.redoneSteps ?? 0 };
   } catch {
     throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${join(path, RunFiles.SUMMARY)} is not valid JSON`);
   }
@@ -222,20 +231,35 @@ async function readMarker(path: string): Promise<RunMarker | undefined> {
   throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${join(path, RunFiles.MARKER)} is not a run marker`);
 }
 
-/** Names of run files already in `path`. */
+/** What a directory holds, for whether a run may start or continue there. */
+export type RunDirectoryState = 'empty' | 'finished' | 'unresumable' | 'resumable';
+
+/**
+ * What `path` holds: no run files; a finished run (it has a summary, readable or not); a run's files
+ * without a checkpoint to continue from (its run stopped before the first); or a run with checkpoints.
+ */
+export async function runDirectoryState(path: string): Promise<RunDirectoryState> {
+  const taken = await runFilesIn(path).catch((): string[] => []);
+  if (taken.length === 0) return 'empty';
+  if (taken.includes(RunFiles.SUMMARY)) return 'finished';
+  return (await holdsCheckpoints(join(path, RunFiles.CHECKPOINTS))) ? 'resumable' : 'unresumable';
+}
+
 /** Why a new run may not use `path`, which holds the run files `taken`, and what to do instead. */
 async function occupiedRefusal(path: string, taken: readonly string[]): Promise<string> {
   const alternatives =
     'start a new run with a new --out directory, or pass --overwrite to move the old files aside';
-  if ((await storedSummary(path)) !== undefined) {
-    return `${path} already holds a finished run (${taken.join(', ')}): ${alternatives}`;
+  switch (await runDirectoryState(path)) {
+    case 'finished':
+      return `${path} already holds a finished run (${taken.join(', ')}): ${alternatives}`;
+    case 'resumable':
+      return `${path} already holds a run (${taken.join(', ')}): continue it with --resume ${path}, ${alternatives}`;
+    default:
+      return `${path} already holds a run's files (${taken.join(', ')}) but no checkpoint to continue it from: ${alternatives}`;
   }
-  if (!(await holdsCheckpoints(join(path, RunFiles.CHECKPOINTS)))) {
-    return `${path} already holds a run that stopped before its first checkpoint (${taken.join(', ')}), so there is nothing to resume: ${alternatives}`;
-  }
-  return `${path} already holds a run (${taken.join(', ')}): continue it with --resume ${path}, ${alternatives}`;
 }
 
+/** Names of run files already in `path`. */
 async function runFilesIn(path: string): Promise<string[]> {
   return (await readdir(path)).filter((name) => RUN_FILE_NAMES.includes(name)).sort();
 }

@@ -10,8 +10,9 @@ export const runCountersSchema = z.strictObject({
   /** Shards sent again (to the least-loaded healthy worker) because their worker was lost, late or answered badly. */
   redoneShards: count,
   /**
-   * Ring runs: steps whose reduction among the workers was abandoned (a peer lost, replicas that
-   * differ) and done again. Absent from runs recorded before it was counted.
+   * Ring runs: how often a step's reduction among the workers was abandoned and done again (a peer lost,
+   * late or reporting a failure; replicas that differ); a step redone twice counts twice. Absent from
+   * runs recorded before it was counted.
    */
   redoneSteps: count.default(0),
   /** Shards that passed the straggler deadline of their round. */

@@ -34,7 +34,7 @@ const SCRAPED_COUNTERS: readonly (readonly [
   ],
   [
     'callosum_redone_steps_total',
-    'Ring runs: steps whose reduction among the workers was redone.',
+    "Ring runs: how often a step's reduction among the workers was redone.",
     (counters) => counters.redoneSteps,
   ],
   [

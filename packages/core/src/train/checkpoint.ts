@@ -163,12 +163,12 @@ export async function writeCheckpoint(dir: string, checkpoint: Checkpoint, keep:
   return path;
 }
 
-/** Checkpoint file names in `dir`, newest first. */
 /** Whether `dir` holds any checkpoint file, intact or not (false when it does not exist). */
 export async function holdsCheckpoints(dir: string): Promise<boolean> {
   return (await checkpointFiles(dir)).length > 0;
 }
 
+/** Checkpoint file names in `dir`, newest first. */
 async function checkpointFiles(dir: string): Promise<string[]> {
   let names: string[];
   try {
