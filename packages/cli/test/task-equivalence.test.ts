@@ -121,6 +121,15 @@ describe('a task with BatchNormalization and Dropout trains the same on 1 and 3 
   it('without micro-batches, gives bit-identical weights on 1 worker, within 1e-5 on 3 (synchronised, or Dropout alone), and local statistics do not', async () => {
     const local = await localWeights();
     expect(maxRelativeDifference(await distributedWeights(1), local, layout)).toBe(0);
+    // Also with 2 threads, which must not normalise pieces of the shard each with its own statistics;
+    // --batch-norm sync on one worker is the same computation (a step of one shard has nothing to sync).
+    for (const extra of [
+      ['--threads', '2'],
+      ['--threads', '2', '--batch-norm', 'sync'],
+    ]) {
+      const threaded = await distributedWeights(1, undefined, TASK, extra);
+      expect(maxRelativeDifference(threaded, local, layout), extra.join(' ')).toBe(0);
+    }
     for (const topology of ['star', 'ring']) {
       const synchronised = await distributedWeights(3, undefined, TASK, [
         '--batch-norm',

@@ -3,6 +3,8 @@
 
 // Always have a backend, so building a model works before (or without) initBackend.
 import './backends/cpu.js';
+// Tensor methods (x.mean(), x.flatten()), as @tensorflow/tfjs has them.
+import './tensor-methods.js';
 
 export type { LayersModel } from '@tensorflow/tfjs-layers';
 export {

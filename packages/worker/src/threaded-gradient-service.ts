@@ -42,6 +42,19 @@ export class ThreadedGradientService {
     return this.threads.count + 1;
   }
 
+  /**
+   * Whether the shard's BatchNormalization statistics are its own, computed over all of it: pieces would
+   * each be normalised with theirs, a different computation. Not so with micro-batches (each is normalised
+   * with its own, whoever computes it) nor in a synchronised step (the request carries the statistics).
+   */
+  private normalisesWholeShard(request: ComputeRequest): boolean {
+    return (
+      this.configuredReduction().settings.microBatchSize === undefined &&
+      request.batchNorm === undefined &&
+      this.own.layout.entries.some((entry) => entry.role === 'statistic')
+    );
+  }
+
   /** Why the threads can no longer compute, once one has crashed. */
   get failure(): string | undefined {
     return this.threads.failure;
@@ -85,8 +98,11 @@ export class ThreadedGradientService {
   ): Promise<{ result: GradientResult; timings: ComputeTimings }> {
     const reduction = this.configuredReduction();
     const plan = reduction.plan(request.labels.shape[0] ?? 0, this.threadCount);
-    // One piece (a single sample or micro-batch): this thread alone, as without threads.
-    if (plan.shards.length < 2) return this.own.computeGradient(request, into);
+    // One piece (a single sample or micro-batch), or a shard that must be normalised as a whole: this
+    // thread alone, as without threads.
+    if (plan.shards.length < 2 || this.normalisesWholeShard(request)) {
+      return this.own.computeGradient(request, into);
+    }
     const started = performance.now();
     this.shareWeights(request.weightsVersion);
     const outputs = this.outputs(plan.shards.length);
