@@ -71,6 +71,8 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     outDir: options.outDir,
     minWorkers: options.workers,
     token,
+    // Made for this run alone and on loopback: the dashboard link may carry it, as Jupyter's does.
+    tokenInDashboardUrl: true,
     resume: options.resume === true,
     overwrite: options.overwrite === true,
     ...(options.checkpointEverySteps === undefined

@@ -58,6 +58,9 @@ export function clientTlsOptions(): Option[] {
 }
 
 export function clientTlsFrom(flags: TlsFlags): { ca?: string; cert?: string; key?: string } | undefined {
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new InvalidArgumentError('--tls-cert and --tls-key go together');
+  }
   const tls = {
     ...(flags.tlsCa === undefined ? {} : { ca: readPem(flags.tlsCa, '--tls-ca') }),
     ...(flags.tlsCert === undefined ? {} : { cert: readPem(flags.tlsCert, '--tls-cert') }),

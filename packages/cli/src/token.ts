@@ -20,6 +20,12 @@ export function tokenOptions(): Option[] {
 }
 
 export function tokenFrom(flags: TokenFlags): string | undefined {
+  if (flags.token !== undefined && flags.tokenFile !== undefined) {
+    // Either could be the one meant (an exported CALLOSUM_TOKEN is easy to forget): say so, not guess.
+    throw new InvalidArgumentError(
+      'both a token (--token or CALLOSUM_TOKEN) and a token file (--token-file or CALLOSUM_TOKEN_FILE) are set: give one',
+    );
+  }
   if (flags.token !== undefined) return flags.token;
   if (flags.tokenFile === undefined) return undefined;
   let token: string;

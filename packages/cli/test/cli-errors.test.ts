@@ -122,6 +122,14 @@ describe('everyday errors are one line without a stack trace', () => {
     );
     const noFile = await runCli(['coordinator', '--token-file', join(root, 'nope'), '--out', join(out, 'b')]);
     expect(oneLine(noFile.stderr)).toMatch(/^callosum: cannot read the token file .*nope/);
+    const tokenFile = join(out, 'token');
+    await writeFile(tokenFile, '0123456789abcdef0123\n');
+    const both = await runCli(['coordinator', '--token-file', tokenFile, '--out', join(out, 'c')], {
+      env: { CALLOSUM_TOKEN: 'fedcba9876543210fedc' },
+    });
+    expect(oneLine(both.stderr)).toMatch(
+      /both a token \(--token or CALLOSUM_TOKEN\) and a token file .* are set: give one/,
+    );
     const host = await runCli([
       'coordinator',
       '--host',

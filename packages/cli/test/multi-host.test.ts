@@ -18,11 +18,14 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
     );
     const { url } = coordinator;
     expect(url).toMatch(/^ws:\/\/127\.0\.0\.2:\d+$/);
-    // Its dashboard, on the same port, is announced once at start (with a query that may carry the token).
-    const dashboards = coordinator.stderr().match(/^coordinator: dashboard at \S+$/gm) ?? [];
+    // Its dashboard, on the same port, is announced once at start, without the token (the user's own
+    // secret would be copied into logs), saying how to open it.
+    const dashboards = coordinator.stderr().match(/^coordinator: dashboard at .*$/gm) ?? [];
     expect(dashboards).toHaveLength(1);
-    const dashboard = new URL(dashboards[0]?.slice('coordinator: dashboard at '.length) ?? '');
-    expect(`${dashboard.origin}${dashboard.pathname}`).toBe(`http://127.0.0.2:${new URL(url).port}/`);
+    expect(dashboards[0]).not.toContain(TOKEN);
+    expect(dashboards[0]).toMatch(/ \(open it with \?token=<the run's token>\)$/);
+    const dashboard = new URL(dashboards[0]?.split(' ')[3] ?? '');
+    expect(dashboard.href).toBe(`http://127.0.0.2:${new URL(url).port}/`);
 
     const workers = [1, 2].map((i) =>
       runCli(['worker', '--name', `host-${i}`, '--backend', 'wasm'], {

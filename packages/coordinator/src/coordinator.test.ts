@@ -218,10 +218,20 @@ describe('startCoordinator', () => {
     expect(summary).toMatchObject({ steps: 30, authFailures: 4 });
   });
 
-  it('a worker with the wrong token gives up at once instead of retrying', async () => {
+  it('a worker with the wrong token, or none, gives up at once instead of retrying, saying what to check', async () => {
     const coordinator = await start({ token: 'test-token-0123456789abcdef' });
-    const exit = await inlineWorker(coordinator.url, { token: 'wrong-token-0123456789abc' });
-    expect(exit).toMatchObject({ exitCode: 1, reason: expect.stringMatching(/refused this worker's token/) });
+    const wrong = await inlineWorker(coordinator.url, { token: 'wrong-token-0123456789abc' });
+    expect(wrong).toMatchObject({
+      exitCode: 1,
+      reason: expect.stringMatching(
+        /refused this worker's proof of the token \(HTTP 401\): .*clock is more than 60 s off/,
+      ),
+    });
+    const none = await inlineWorker(coordinator.url, {});
+    expect(none).toMatchObject({
+      exitCode: 1,
+      reason: expect.stringMatching(/requires a token \(HTTP 401\) and this worker has none/),
+    });
     await coordinator.stop('test over');
   });
 

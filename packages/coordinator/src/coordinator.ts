@@ -206,8 +206,15 @@ async function startIn(
   log(
     `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${task.name}, ${state.totalSteps} steps`,
   );
+  // The handle's URL carries the token (it is the caller's own); the log's only when asked to.
   const dashboardAt = views === undefined ? [] : dashboardUrls(transport.url, options.token);
-  if (views !== undefined) log(`coordinator: dashboard at ${dashboardAt.join(', ')}`);
+  if (views !== undefined) {
+    const hidden = options.token !== undefined && options.tokenInDashboardUrl !== true;
+    const logged = hidden ? dashboardUrls(transport.url, undefined) : dashboardAt;
+    log(
+      `coordinator: dashboard at ${logged.join(', ')}${hidden ? " (open it with ?token=<the run's token>)" : ''}`,
+    );
+  }
 
   const workers = new WorkerPool({
     settings,

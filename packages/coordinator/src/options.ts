@@ -68,6 +68,11 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * one, the coordinator refuses to listen on anything but a loopback address unless `insecure` is set.
    */
   readonly token?: string;
+  /**
+   * Print the dashboard's URL with the token in it (`?token=…`, as Jupyter does). Only for a token
+   * made for this run alone (`callosum train`'s): any other would be copied into logs. Default false.
+   */
+  readonly tokenInDashboardUrl?: boolean;
   /** Allow listening beyond loopback without a token (any peer that can connect may join). */
   readonly insecure?: boolean;
   /** Serve wss:// with this certificate and key (PEM); with `clientCa`, require client certificates. */
@@ -188,6 +193,7 @@ export const COORDINATOR_OPTION_NAMES = {
   host: true,
   port: true,
   token: true,
+  tokenInDashboardUrl: true,
   insecure: true,
   tls: true,
   task: true,

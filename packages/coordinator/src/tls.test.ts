@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   AUTH_HEADER,
   createAuthHeader,
+  isCallosumError,
   loadMnist,
   loadModel,
   type MnistDataset,
@@ -131,9 +132,41 @@ describe('TLS', () => {
     const coordinator = await start();
     expect(coordinator.url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
     expect(await handshake(coordinator.url, {})).toMatch(/self[- ]signed|unable to verify|certificate/i);
+    // A worker without the CA, or dialling a name the certificate does not carry, stops at once: retrying
+    // cannot change a certificate.
+    const untrusting = await inlineWorker(coordinator.url, { giveUpAfterMs: 60_000 });
+    expect(untrusting).toMatchObject({
+      exitCode: 1,
+      reason: expect.stringMatching(/^TLS: .*unable to verify.*--tls-ca/),
+    });
+    const byName = await inlineWorker(coordinator.url.replace('127.0.0.1', 'localhost'), {
+      tls: { ca: pem['ca.pem'] as string },
+      giveUpAfterMs: 60_000,
+    });
+    expect(byName).toMatchObject({
+      exitCode: 1,
+      reason: expect.stringMatching(/^TLS: .*ERR_TLS_CERT_ALTNAME_INVALID/),
+    });
     const worker = inlineWorker(coordinator.url, { tls: { ca: pem['ca.pem'] as string } });
     expect((await coordinator.result).steps).toBe(5);
     expect((await worker).exitCode).toBe(0);
+  });
+
+  it("refuses to start with a key that is not its certificate's, or a certificate that is not PEM, naming the options", async () => {
+    const outDir = join(dir, 'bad-tls');
+    for (const tls of [
+      { cert: pem['server.pem'] as string, key: pem['worker.key'] as string },
+      { cert: 'not a certificate', key: pem['server.key'] as string },
+    ]) {
+      const refusal = await startCoordinator({ outDir, dataset, training, log: () => {}, tls }).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(isCallosumError(refusal, 'INVALID_ARGUMENT')).toBe(true);
+      expect(refusal?.message).toMatch(
+        /TLS certificate, key or client CA \(--tls-cert, --tls-key, --tls-client-ca\) cannot be used: .*(key values mismatch|no start line)/,
+      );
+    }
   });
 
   it('with mutual TLS, refuses a client with no certificate or a certificate the CA did not sign', async () => {

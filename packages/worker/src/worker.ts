@@ -49,6 +49,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
   if (settings.peerTls !== undefined) await checkPeerTls(settings.peerTls);
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const name = settings.name ?? `${hostname()}:${process.pid}`;
+  if (settings.tls !== undefined && settings.url.startsWith('ws://')) {
+    log(
+      `worker ${name}: warning: TLS settings (--tls-ca, --tls-cert) are for wss://; ${settings.url} is not encrypted`,
+    );
+  }
   const choice = await initBackend(settings.backend);
   const task = settings.task === undefined ? undefined : await loadTaskModule(settings.task);
   // Sent in the hello, for the coordinator to compare with its own task's.
@@ -191,14 +196,20 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           settled ?? { kind: 'lost', reason: `closed with ${code} ${reason.toString()}`.trim(), welcomed },
         );
       });
-      socket.on('error', (error) => {
-        settled ??= { kind: 'lost', reason: error.message, welcomed };
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        // A certificate refused in the TLS handshake is refused again on every retry.
+        settled ??= CERTIFICATE_ERRORS.has(error.code ?? '')
+          ? {
+              kind: 'fatal',
+              reason: `TLS: ${error.message} (${error.code}): check --tls-ca, --tls-cert and --tls-key`,
+            }
+          : { kind: 'lost', reason: error.message, welcomed };
       });
       socket.on('unexpected-response', (_request, response) => {
         // 401: retrying with the same token cannot help.
         const refused = response.statusCode === 401;
         settled ??= refused
-          ? { kind: 'fatal', reason: `the coordinator refused this worker's token (HTTP 401)` }
+          ? { kind: 'fatal', reason: tokenRefusal(settings.token !== undefined) }
           : { kind: 'lost', reason: `HTTP ${response.statusCode} instead of a WebSocket upgrade`, welcomed };
         socket.terminate();
       });
@@ -381,4 +392,34 @@ function shutdownOutcome(
   if (code === ErrorCodes.COORDINATOR_STOPPING)
     return { kind: 'lost', reason: `coordinator stopping: ${reason}`, welcomed: true };
   return { kind: 'fatal', reason: `${code}: ${reason}` };
+}
+
+/**
+ * Node's codes for a TLS handshake that failed on a certificate (this side's verdict on the
+ * coordinator's, or the coordinator's alert about this worker's): a fault of the setup, not the network.
+ */
+const CERTIFICATE_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_PURPOSE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+]);
+
+/** Why the coordinator answered 401: the worker cannot tell a wrong token from a clock out of the window. */
+function tokenRefusal(hasToken: boolean): string {
+  return hasToken
+    ? "the coordinator refused this worker's proof of the token (HTTP 401): the token is not the coordinator's, " +
+        "or this host's clock is more than 60 s off the coordinator's (its log says which)"
+    : 'the coordinator requires a token (HTTP 401) and this worker has none: set CALLOSUM_TOKEN or --token-file';
 }

@@ -1,7 +1,14 @@
 import type { IncomingMessage, RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ConnectionRateLimit, createUpgradeServer, refuseUpgrade, type ServerTls } from '@callosum/core';
+import {
+  CallosumError,
+  ConnectionRateLimit,
+  createUpgradeServer,
+  ErrorCodes,
+  refuseUpgrade,
+  type ServerTls,
+} from '@callosum/core';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { HttpRoutes } from './http-routes.js';
 
@@ -65,26 +72,28 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   };
   const rateLimit = new ConnectionRateLimit(options.connectionRate.perSecond, options.connectionRate.burst);
   const tls = options.tls;
-  const server = createUpgradeServer({
-    tls,
-    handshakeRate: options.connectionRate,
-    onTlsRefused: options.onTlsRefused,
-    onRequest: handle,
-    onUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (!rateLimit.allow(request.socket.remoteAddress ?? 'unknown')) {
-        options.onRefused(request, 429, 'too many connection attempts');
-        refuseUpgrade(socket, '429 Too Many Requests');
-        return;
-      }
-      const verdict = options.authenticate(request);
-      if (!verdict.ok) {
-        options.onRefused(request, 401, verdict.reason);
-        refuseUpgrade(socket, '401 Unauthorized');
-        return;
-      }
-      sockets.handleUpgrade(request, socket, head, (ws) => options.onConnection(ws, request));
-    },
-  });
+  const server = withTlsNamed(() =>
+    createUpgradeServer({
+      tls,
+      handshakeRate: options.connectionRate,
+      onTlsRefused: options.onTlsRefused,
+      onRequest: handle,
+      onUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!rateLimit.allow(request.socket.remoteAddress ?? 'unknown')) {
+          options.onRefused(request, 429, 'too many connection attempts');
+          refuseUpgrade(socket, '429 Too Many Requests');
+          return;
+        }
+        const verdict = options.authenticate(request);
+        if (!verdict.ok) {
+          options.onRefused(request, 401, verdict.reason);
+          refuseUpgrade(socket, '401 Unauthorized');
+          return;
+        }
+        sockets.handleUpgrade(request, socket, head, (ws) => options.onConnection(ws, request));
+      },
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
@@ -101,4 +110,21 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Runs `create` (which builds the TLS context from the certificate, key and CA), naming the options
+ * when they cannot be used: a key that is not the certificate's, a file that is not PEM.
+ */
+function withTlsNamed<T>(create: () => T): T {
+  try {
+    return create();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `the coordinator's TLS certificate, key or client CA (--tls-cert, --tls-key, --tls-client-ca) cannot be used: ${reason}`,
+      { cause: error },
+    );
+  }
 }
