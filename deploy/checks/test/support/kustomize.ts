@@ -186,13 +186,15 @@ function accumulate(
           (target.version === undefined || target.version === version)
         );
       }
-      // Namespaces must agree exactly: whether kustomize matches a patch without one to a resource
-      // that already has one is a subtlety this subset does not model.
+      // A patch without a namespace matches the resource in whichever namespace it is (kustomize v5.5,
+      // `kubectl kustomize` of kubectl 1.32, builds the TLS overlay so into any namespace); with one,
+      // the namespaces must agree.
+      const patchNamespace = at(patchObject, 'metadata', 'namespace');
       return (
         patchObject.apiVersion === resource.apiVersion &&
         patchObject.kind === resource.kind &&
         at(patchObject, 'metadata', 'name') === name &&
-        at(patchObject, 'metadata', 'namespace') === at(resource, 'metadata', 'namespace')
+        (patchNamespace === undefined || patchNamespace === at(resource, 'metadata', 'namespace'))
       );
     };
     const hits = resources.filter(matches);
