@@ -117,8 +117,14 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       if (!toldToStop) {
         log(`${worker.name} exited with ${code}; its last lines:\n  ${worker.recentLog.join('\n  ')}`);
       }
-      // With no local worker left nothing can join: stop now instead of waiting out the timeout.
-      if (alive === 0) void coordinator.stop('every local worker process has exited');
+      // With no local worker left nothing can join: stop now instead of waiting out the timeout, with the
+      // last words of the last one to go (a task that differs, say), which are most likely why.
+      const lastWords = toldToStop ? undefined : worker.recentLog.at(-1)?.trim();
+      if (alive === 0) {
+        void coordinator.stop(
+          `every local worker process has exited${lastWords === undefined || lastWords === '' ? '' : ` (the last: ${lastWords.slice(0, 1000)})`}`,
+        );
+      }
     });
   }
   const onAbort = () => void coordinator.stop(String(options.signal?.reason ?? 'aborted'));

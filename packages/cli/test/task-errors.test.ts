@@ -43,6 +43,13 @@ describe('a bad task module', () => {
     );
   });
 
+  it('whose loss fails on every worker stops the run with the failure, not only a count', async () => {
+    const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'mean-loss');
+    expect(stderr.trim().split('\n').at(-1)).toMatch(
+      /^callosum: COMPUTE_FAILED: step 0: shard \d failed 5 times \(last: worker .*: INVALID_ARGUMENT: loss meanLoss must give one value per sample \(shape \[16\]\), gave shape \[\]\); stopping$/,
+    );
+  });
+
   it("whose model factory throws is named, with the factory's own message", async () => {
     expect(await trainBroken(fixture('broken-classifier.mjs'), 'factory-throws')).toMatch(
       /TASK_INVALID: task broken-classifier: its model factory threw: this factory has no model today/,

@@ -177,7 +177,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           await handle(message);
         } catch (error) {
           const code = isCallosumError(error) ? error.code : ErrorCodes.COMPUTE_FAILED;
-          const text = error instanceof Error ? error.message : String(error);
+          const text = withRemedy(error instanceof Error ? error.message : String(error));
           log(`worker ${name}: ${code}: ${text}`);
           send({ type: 'failure', code, message: text.slice(0, 4000), ...requestOf(message) });
           // Without a usable welcome (unknown model, other protocol) this worker cannot serve this run;
@@ -422,4 +422,11 @@ function tokenRefusal(hasToken: boolean): string {
     ? "the coordinator refused this worker's proof of the token (HTTP 401): the token is not the coordinator's, " +
         "or this host's clock is more than 60 s off the coordinator's (its log says which)"
     : 'the coordinator requires a token (HTTP 401) and this worker has none: set CALLOSUM_TOKEN or --token-file';
+}
+
+/** A failure's message, with what to do when it is a kernel the backend lacks (an op of the task's model). */
+function withRemedy(message: string): string {
+  const missing = /Kernel '(\w+)' not registered for backend '(\w+)'/.exec(message);
+  if (missing === null) return message;
+  return `${message}: the ${missing[2]} backend cannot compute this model's ${missing[1]}; run the workers with --backend cpu (slower), or with tfjs-node on their host`;
 }

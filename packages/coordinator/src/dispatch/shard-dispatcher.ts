@@ -120,7 +120,7 @@ export class ShardDispatcher {
         if (this.round !== undefined) this.assignWaiting(this.round);
       },
       lost: (worker) => {
-        if (this.round !== undefined) this.redoAllOf(this.round, worker);
+        if (this.round !== undefined) this.redoAllOf(this.round, worker, `worker ${worker.label} was lost`);
       },
     });
   }
@@ -216,7 +216,7 @@ export class ShardDispatcher {
     this.seams.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${reason}`);
     round.lastAnsweredAt.set(worker, this.seams.clock.now());
     if (notOnSameWorker) round.avoid.set(shard, (round.avoid.get(shard) ?? new Set()).add(worker));
-    this.redo(round, shard);
+    this.redo(round, shard, `worker ${worker.label}: ${reason}`);
   }
 
   /** Pending shards per worker, for status and for naming late workers. */
@@ -244,15 +244,17 @@ export class ShardDispatcher {
     this.seams.sender.send(worker, task.request);
   }
 
-  private redo(round: ActiveRound, shard: number): void {
+  /** Sends `shard` again, or stops the round once it has failed too often; `why` it failed this time. */
+  private redo(round: ActiveRound, shard: number, why: string): void {
     round.assignments.get(shard)?.cancelDeadline();
     round.assignments.delete(shard);
     if ((round.attempts[shard] ?? 0) >= MAX_ATTEMPTS_PER_SHARD) {
       this.cleanup(round);
+      // The last reason is the one to act on: a failure that repeats five times is rarely chance.
       round.reject(
         new CallosumError(
           ErrorCodes.COMPUTE_FAILED,
-          `${round.label}: shard ${shard} failed ${round.attempts[shard]} times; stopping`,
+          `${round.label}: shard ${shard} failed ${round.attempts[shard]} times (last: ${why.slice(0, 1000)}); stopping`,
         ),
       );
       return;
@@ -263,10 +265,10 @@ export class ShardDispatcher {
   }
 
   /** Redoes every shard pending on `worker`, stopping if that ends the round. */
-  private redoAllOf(round: ActiveRound, worker: WorkerConnection): void {
+  private redoAllOf(round: ActiveRound, worker: WorkerConnection, why: string): void {
     for (const [shard, assignment] of [...round.assignments]) {
       if (this.round !== round) return;
-      if (assignment.worker === worker) this.redo(round, shard);
+      if (assignment.worker === worker) this.redo(round, shard, why);
     }
   }
 
@@ -345,7 +347,11 @@ export class ShardDispatcher {
         if (pendingMs < lateAfter(shard)) continue;
         this.seams.counters.lateShards += 1;
         this.seams.findings.straggler(assignment.worker, shard, pendingMs, typicalMs(shard));
-        this.redoAllOf(round, assignment.worker);
+        this.redoAllOf(
+          round,
+          assignment.worker,
+          `worker ${assignment.worker.label} was late (${Math.round(pendingMs)} ms)`,
+        );
       }
       if (this.round === round) this.armStragglerTimer(round);
     });
@@ -369,7 +375,7 @@ export class ShardDispatcher {
       return;
     }
     this.seams.findings.missedDeadline(assignment.worker, shard, round.id);
-    this.redoAllOf(round, assignment.worker);
+    this.redoAllOf(round, assignment.worker, `worker ${assignment.worker.label} missed the shard deadline`);
   }
 
   private finish(round: ActiveRound): void {

@@ -168,7 +168,12 @@ export class ResultIntake implements ResultHandlers {
     const { dispatcher } = this.context;
     if (message.shard === undefined) return undefined;
     if (message.round !== undefined) {
-      dispatcher.reject(RoundIds.evaluation(message.round), message.shard, worker, message.code);
+      dispatcher.reject(
+        RoundIds.evaluation(message.round),
+        message.shard,
+        worker,
+        `${message.code}: ${message.message}`,
+      );
       return undefined;
     }
     if (message.step === undefined) return undefined;
@@ -179,7 +184,7 @@ export class ResultIntake implements ResultHandlers {
     if (message.code === ErrorCodes.NON_FINITE) {
       return this.unusableResult(worker, round, message.step, message.shard, message.code, message.message);
     }
-    dispatcher.reject(round, message.shard, worker, message.code);
+    dispatcher.reject(round, message.shard, worker, `${message.code}: ${message.message}`);
     return undefined;
   }
 

@@ -11,6 +11,7 @@ import {
   registerKernel,
   Sum,
   Transpose,
+  UnsortedSegmentSum,
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import { CallosumError, ErrorCodes } from '../../errors.js';
@@ -21,14 +22,15 @@ import { createCastKernel, createIdentityKernel } from './identity.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
 import { createSumKernel } from './sum.js';
 import { createTransposeKernel } from './transpose.js';
+import { createUnsortedSegmentSumKernel } from './unsorted-segment-sum.js';
 
 let registered = false;
 /** wasm's own kernels, as they were before registerWasmTrainingKernels replaced them. */
 const replaced = new Map<string, KernelConfig>();
 
 /**
- * Makes the tfjs wasm backend able to train convolutional networks, and fast at it: adds the missing
- * Conv2DBackpropFilter kernel and replaces BatchMatMul, MaxPoolGrad, Transpose, Sum, Add (of a bias),
+ * Makes the tfjs wasm backend able to train convolutional networks and embeddings, and fast at it: adds
+ * the missing Conv2DBackpropFilter and UnsortedSegmentSum kernels and replaces BatchMatMul, MaxPoolGrad, Transpose, Sum, Add (of a bias),
  * Identity and Cast (see each kernel for why).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
@@ -50,6 +52,8 @@ export function registerWasmTrainingKernels(): void {
   const transpose = createTransposeKernel(originalTranspose);
 
   registerKernel(createConv2DBackpropFilterKernel(originalBatchMatMul.kernelFunc));
+  // Gather's gradient (Embedding layers); a later wasm build may bring its own.
+  if (getKernel(UnsortedSegmentSum, 'wasm') === undefined) registerKernel(createUnsortedSegmentSumKernel());
   replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
   replaceKernel(transpose);
   replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
