@@ -4,6 +4,7 @@
  * plain tfjs reports the same loss). Sums of these per-sample values are what shards add up.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { closest, distance } from 'fastest-levenshtein';
 import { CallosumError, ErrorCodes } from '../errors.js';
 
 /** Labels and predictions in, one value per sample out (shape [samples]). */
@@ -119,7 +120,7 @@ export function namedMetric(name: string): SampleFunction {
   if (metric === undefined) {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
-      `unknown metric "${name}"; known: accuracy, ${Object.keys(NAMED_METRICS).join(', ')}, or a function`,
+      `unknown metric "${name}"${didYouMean(name, [...ACCURACY_NAMES, ...Object.keys(NAMED_METRICS)])}; known: accuracy, ${Object.keys(NAMED_METRICS).join(', ')}, or a function`,
     );
   }
   return metric;
@@ -130,8 +131,18 @@ export function namedLoss(name: string): SampleFunction {
   if (loss === undefined) {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
-      `unknown loss "${name}"; known: ${LOSS_NAMES.join(', ')}, or a function (labels, predictions) => one value per sample`,
+      `unknown loss "${name}"${didYouMean(name, LOSS_NAMES)}; known: ${LOSS_NAMES.join(', ')}, or a function (labels, predictions) => one value per sample`,
     );
   }
   return loss;
+}
+
+/** ` (did you mean "x"?)` for the known name nearest to `name`, when it is near (a case or a typo away). */
+function didYouMean(name: string, known: readonly string[]): string {
+  const nearest = closest(
+    name.toLowerCase(),
+    known.map((candidate) => candidate.toLowerCase()),
+  );
+  const index = known.findIndex((candidate) => candidate.toLowerCase() === nearest);
+  return distance(name.toLowerCase(), nearest) <= 2 ? ` (did you mean "${known[index]}"?)` : '';
 }

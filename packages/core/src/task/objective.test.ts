@@ -248,6 +248,19 @@ describe('Objective.evaluationSums', () => {
     expect(() => new Objective(model, 'meanSquaredError', ['rmse'])).toThrow(
       callosumError('INVALID_ARGUMENT', 'unknown metric "rmse"', 'accuracy', 'mse'),
     );
+    // A name a case or a typo away is suggested; one far from every name is not.
+    expect(() => new Objective(model, 'sparseCategoricalCrossEntropy')).toThrow(
+      callosumError(
+        'INVALID_ARGUMENT',
+        'unknown loss "sparseCategoricalCrossEntropy" (did you mean "sparseCategoricalCrossentropy"?)',
+      ),
+    );
+    expect(() => new Objective(model, 'meanSquaredError', ['maee'])).toThrow(
+      callosumError('INVALID_ARGUMENT', 'unknown metric "maee" (did you mean "mae"?)'),
+    );
+    expect(() => new Objective(model, 'crossEntropyOfSomeKind')).toThrow(
+      /unknown loss "crossEntropyOfSomeKind"; known/,
+    );
     model.dispose();
   });
 

@@ -11,7 +11,7 @@ beforeAll(async () => {
 });
 
 /** A task "check" of a model from 4 features to `units` outputs, trained on `train` (and `test`). */
-function taskOf(loss: string, units: number, train: TaskSplit, test?: TaskSplit) {
+function taskOf(loss: string, units: number, train: TaskSplit, test?: TaskSplit, metrics?: string[]) {
   const data: TaskDataSplits = { train, test };
   return taskFromDefinition(
     defineTask({
@@ -27,6 +27,7 @@ function taskOf(loss: string, units: number, train: TaskSplit, test?: TaskSplit)
         }),
       data: () => data,
       loss,
+      ...(metrics === undefined ? {} : { metrics }),
     }),
     'check',
   );
@@ -185,7 +186,7 @@ describe('checkTaskData (through loadTaskForTraining)', () => {
     expect(await problemOf(indices)).toEqual(
       callosumError(
         'TASK_INVALID',
-        "task check: train data: labels of shape [] per sample do not fit the model's output of 3 values for categoricalCrossentropy",
+        "task check: train data: labels of shape [] per sample do not fit the model's output of 3 values for categoricalCrossentropy (class indices are for sparseCategoricalCrossentropy)",
       ),
     );
   });
@@ -211,6 +212,36 @@ describe('checkTaskData (through loadTaskForTraining)', () => {
         'task check: sparseCategoricalCrossentropy over a model with 1 output is always 0',
       ),
     );
+  });
+
+  it('checks the labels of metrics that are cross-entropies, as for a loss', async () => {
+    const regression = (ys: TaskSplit['ys'], metrics: string[], units = 1) =>
+      taskOf('meanSquaredError', units, { xs: features(2), ys }, undefined, metrics);
+    expect(await problemOf(regression(tf.tensor2d([[10], [-3]]), ['binaryCrossentropy']))).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: train data: label 0 is 10; metric binaryCrossentropy takes probabilities, numbers in [0, 1]',
+      ),
+    );
+    expect(await problemOf(regression(tf.tensor2d([[1], [0]]), ['sparseCategoricalCrossentropy']))).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: metric sparseCategoricalCrossentropy over a model with 1 output is always 0',
+      ),
+    );
+    const oneHot = tf.tensor2d([
+      [1, 0],
+      [0, 1],
+    ]);
+    expect(await problemOf(regression(oneHot, ['sparseCategoricalCrossentropy'], 2))).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: train data: metric sparseCategoricalCrossentropy takes one class index per sample, the labels have shape [2]',
+      ),
+    );
+    expect(
+      await problemOf(regression(tf.tensor2d([[1], [0]]), ['binaryCrossentropy', 'mae'])),
+    ).toBeUndefined();
   });
 
   it('checks every split, naming the one that does not fit', async () => {

@@ -43,32 +43,44 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
       : `labels of sample ${Math.floor(i / perSample)} hold ${shown(labels[i] as number)}`;
   const badLabel = firstNonFinite(labels);
   if (badLabel !== undefined) throw fail(label(badLabel));
-  const loss = objective.lossName;
   const outputUnits = model.outputs[0]?.shape.at(-1) ?? 1;
-  if (takesClassIndices(loss)) {
-    if (perSample !== 1) {
-      throw fail(
-        `${loss} takes one class index per sample, the labels have shape [${set.labels.sampleShape.join(', ')}]`,
-      );
-    }
-    const bad = firstOutside(labels, 0, outputUnits - 1, true);
-    if (bad !== undefined) {
-      throw fail(
-        `${label(bad)}; ${loss} takes class indices, integers in 0..${outputUnits - 1} for a model with ${outputUnits} outputs`,
-      );
-    }
-    return;
-  }
   const outputSize = sampleSize(model.outputs[0]?.shape.slice(1).map((dim) => dim ?? 1) ?? []);
-  if (perSample !== outputSize) {
-    throw fail(
-      `labels of shape [${set.labels.sampleShape.join(', ')}] per sample do not fit the model's output of ${outputSize} values for ${loss}`,
-    );
-  }
-  if (takesProbabilities(loss)) {
-    const bad = firstOutside(labels, 0, 1);
-    if (bad !== undefined) {
-      throw fail(`${label(bad)}; ${loss} takes probabilities, numbers in [0, 1]`);
+  const labelShape = `[${set.labels.sampleShape.join(', ')}]`;
+  // The loss, then each metric that is a cross-entropy: their labels have a domain (a metric over labels
+  // outside it reports nonsense, or fails on every worker).
+  const checked = [
+    { name: objective.lossName, shown: objective.lossName, isLoss: true },
+    ...objective.metricNames.map((name) => ({ name, shown: `metric ${name}`, isLoss: false })),
+  ];
+  for (const { name, shown: what, isLoss } of checked) {
+    if (takesClassIndices(name)) {
+      if (perSample !== 1) {
+        throw fail(
+          `${what} takes one class index per sample, the labels have shape ${labelShape}` +
+            (isLoss && perSample === outputUnits ? ' (one-hot labels are for categoricalCrossentropy)' : ''),
+        );
+      }
+      const bad = firstOutside(labels, 0, outputUnits - 1, true);
+      if (bad !== undefined) {
+        throw fail(
+          `${label(bad)}; ${what} takes class indices, integers in 0..${outputUnits - 1} for a model with ${outputUnits} outputs`,
+        );
+      }
+      continue;
+    }
+    if (!isLoss && !takesProbabilities(name)) continue;
+    if (perSample !== outputSize) {
+      const hint =
+        perSample === 1 && takesProbabilities(name) && outputSize > 1
+          ? ` (class indices are for sparseCategoricalCrossentropy)`
+          : '';
+      throw fail(
+        `labels of shape ${labelShape} per sample do not fit the model's output of ${outputSize} values for ${what}${hint}`,
+      );
+    }
+    if (takesProbabilities(name)) {
+      const bad = firstOutside(labels, 0, 1);
+      if (bad !== undefined) throw fail(`${label(bad)}; ${what} takes probabilities, numbers in [0, 1]`);
     }
   }
 }

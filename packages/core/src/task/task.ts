@@ -5,7 +5,7 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BatchConversion, SampleSet } from '../data/samples.js';
-import { CallosumError, ErrorCodes } from '../errors.js';
+import { CallosumError, ErrorCodes, isCallosumError } from '../errors.js';
 import { type ParameterLayout, parameterLayout } from '../params/layout.js';
 import type { TrainingOptions } from '../train/config.js';
 import { synchronisableBatchNorm } from '../train/sync-batch-norm.js';
@@ -65,11 +65,15 @@ export function instantiateTask(task: Task, seed: number): TaskModel {
   }
   seedDropoutLayers(model);
   synchronisableBatchNorm(model);
-  const objective = new Objective(model, task.loss, task.metrics);
-  if (needsClasses(objective.lossName) && model.outputs[0]?.shape.at(-1) === 1) {
+  const objective = namingTask(task, () => new Objective(model, task.loss, task.metrics));
+  const overOneClass = [objective.lossName, ...objective.metricNames].find(
+    (name) => needsClasses(name) && model.outputs[0]?.shape.at(-1) === 1,
+  );
+  if (overOneClass !== undefined) {
+    const what = overOneClass === objective.lossName ? overOneClass : `metric ${overOneClass}`;
     throw new CallosumError(
       ErrorCodes.TASK_INVALID,
-      `task ${task.name}: ${objective.lossName} over a model with 1 output is always 0 (a cross-entropy over one class); give the model one output per class, or use binaryCrossentropy for one probability`,
+      `task ${task.name}: ${what} over a model with 1 output is always 0 (a cross-entropy over one class); give the model one output per class, or use binaryCrossentropy for one probability`,
     );
   }
   const inputDtype = model.inputs[0]?.dtype;
@@ -89,4 +93,16 @@ export function instantiateTask(task: Task, seed: number): TaskModel {
 export function inputSampleShape(model: LayersModel): number[] {
   const [, ...sampleShape] = model.inputs[0]?.shape ?? [];
   return sampleShape.map((dim) => dim ?? 1);
+}
+
+/** Runs `make`, naming the task in an INVALID_ARGUMENT it throws (an unknown loss or metric name, say). */
+function namingTask<T>(task: Task, make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    if (!isCallosumError(error, ErrorCodes.INVALID_ARGUMENT)) throw error;
+    throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `task ${task.name}: ${error.message}`, {
+      cause: error,
+    });
+  }
 }
