@@ -72,7 +72,8 @@ export class GradientService {
     if (parameterCount !== welcome.parameterCount) {
       throw new CallosumError(
         ErrorCodes.SHAPE_MISMATCH,
-        `task ${task.name} has ${parameterCount} parameters here, the coordinator says ${welcome.parameterCount}`,
+        `task ${task.name} has ${parameterCount} parameters here, the coordinator says ${welcome.parameterCount}: ` +
+          "its model must be the same everywhere, whatever the seed (this worker builds it with seed 0 and takes the coordinator's weights)",
       );
     }
     this.reduction = reductionFor(welcome, parameterCount);
