@@ -7,7 +7,7 @@ import {
   startCoordinator,
   type Topology,
 } from '@callosum/coordinator';
-import type { Task, TrainingConfig, WireDtype } from '@callosum/core';
+import { isLoopbackHost, type Task, type TrainingConfig, type WireDtype } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import { assignGpus } from './gpu-assignment.js';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
@@ -71,8 +71,8 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     outDir: options.outDir,
     minWorkers: options.workers,
     token,
-    // Made for this run alone and on loopback: the dashboard link may carry it, as Jupyter's does.
-    tokenInDashboardUrl: true,
+    // Made for this run alone: on loopback the dashboard link may carry it, as Jupyter's does.
+    tokenInDashboardUrl: isLoopbackHost(options.host ?? '127.0.0.1'),
     resume: options.resume === true,
     overwrite: options.overwrite === true,
     ...(options.checkpointEverySteps === undefined

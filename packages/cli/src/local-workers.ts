@@ -46,7 +46,8 @@ export function spawnLocalWorker(
   ];
   const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...extraEnv },
+    // The run's own token comes in extraEnv; a token file set for this shell would contradict it.
+    env: { ...withoutKey(process.env, 'CALLOSUM_TOKEN_FILE'), ...extraEnv },
   });
   const recentLog: string[] = [];
   let partial = '';
@@ -69,4 +70,9 @@ export async function reapWorkers(workers: readonly LocalWorker[], graceMs: numb
   }, graceMs);
   await Promise.all(workers.map((worker) => worker.exited));
   clearTimeout(timer);
+}
+
+function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
+  const { [key]: _, ...rest } = env;
+  return rest;
 }

@@ -405,7 +405,6 @@ const CERTIFICATE_ERRORS = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
   'CERT_SIGNATURE_FAILURE',
   'CERT_UNTRUSTED',
   'CERT_REJECTED',
@@ -420,7 +419,7 @@ const CERTIFICATE_ERRORS = new Set([
 function tokenRefusal(hasToken: boolean): string {
   return hasToken
     ? "the coordinator refused this worker's proof of the token (HTTP 401): the token is not the coordinator's, " +
-        "or this host's clock is more than 60 s off the coordinator's (its log says which)"
+        "this host's clock is more than 60 s off the coordinator's, or the two speak different protocol major versions (its log says which)"
     : 'the coordinator requires a token (HTTP 401) and this worker has none: set CALLOSUM_TOKEN or --token-file';
 }
 
@@ -428,5 +427,9 @@ function tokenRefusal(hasToken: boolean): string {
 function withRemedy(message: string): string {
   const missing = /Kernel '(\w+)' not registered for backend '(\w+)'/.exec(message);
   if (missing === null) return message;
-  return `${message}: the ${missing[2]} backend cannot compute this model's ${missing[1]}; run the workers with --backend cpu (slower), or with tfjs-node on their host`;
+  const instead =
+    missing[2] === 'cpu'
+      ? 'tfjs-node on their host'
+      : '--backend cpu (slower), or with tfjs-node on their host';
+  return `${message}: the ${missing[2]} backend cannot compute this model's ${missing[1]}; run the workers with ${instead}`;
 }

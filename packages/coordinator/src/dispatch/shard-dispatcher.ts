@@ -213,7 +213,7 @@ export class ShardDispatcher {
       this.seams.counters.discardedMessages += 1;
       return;
     }
-    this.seams.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${reason}`);
+    this.seams.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${oneLine(reason)}`);
     round.lastAnsweredAt.set(worker, this.seams.clock.now());
     if (notOnSameWorker) round.avoid.set(shard, (round.avoid.get(shard) ?? new Set()).add(worker));
     this.redo(round, shard, `worker ${worker.label}: ${reason}`);
@@ -254,7 +254,7 @@ export class ShardDispatcher {
       round.reject(
         new CallosumError(
           ErrorCodes.COMPUTE_FAILED,
-          `${round.label}: shard ${shard} failed ${round.attempts[shard]} times (last: ${why.slice(0, 1000)}); stopping`,
+          `${round.label}: shard ${shard} failed ${round.attempts[shard]} times (last: ${oneLine(why).slice(0, 1000)}); stopping`,
         ),
       );
       return;
@@ -409,4 +409,10 @@ function oldestPendingPerWorker(round: ActiveRound): [number, Assignment][] {
     if (!oldest.has(assignment.worker)) oldest.set(assignment.worker, [shard, assignment]);
   }
   return [...oldest.values()];
+}
+
+/** A worker's text on one log line: its control characters (newlines among them) as spaces. */
+function oneLine(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
+  return text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
 }

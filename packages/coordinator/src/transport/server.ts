@@ -72,7 +72,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   };
   const rateLimit = new ConnectionRateLimit(options.connectionRate.perSecond, options.connectionRate.burst);
   const tls = options.tls;
-  const server = withTlsNamed(() =>
+  const server = withTlsNamed(tls, () =>
     createUpgradeServer({
       tls,
       handshakeRate: options.connectionRate,
@@ -116,7 +116,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
  * Runs `create` (which builds the TLS context from the certificate, key and CA), naming the options
  * when they cannot be used: a key that is not the certificate's, a file that is not PEM.
  */
-function withTlsNamed<T>(create: () => T): T {
+function withTlsNamed<T>(tls: ServerTls | undefined, create: () => T): T {
+  if (tls === undefined) return create();
   try {
     return create();
   } catch (error) {
