@@ -2,7 +2,7 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli, temporaryDirectory } from './processes.js';
+import { runCli, smallTestSetData, temporaryDirectory } from './processes.js';
 
 let root: string;
 beforeAll(async () => {
@@ -130,6 +130,14 @@ describe('everyday errors are one line without a stack trace', () => {
     expect(oneLine(both.stderr)).toMatch(
       /both a token \(--token or CALLOSUM_TOKEN\) and a token file .* are set: give one/,
     );
+    // callosum train gives its workers the run's own token; a token file set in the shell is not theirs.
+    const inherited = await runCli(
+      ['train', '--workers', '1', '--steps', '2', ...smallTestSetData(), '--out', join(out, 'd')],
+      {
+        env: { CALLOSUM_TOKEN_FILE: tokenFile },
+      },
+    );
+    expect(inherited.code, inherited.stderr).toBe(0);
     const host = await runCli([
       'coordinator',
       '--host',
