@@ -9,7 +9,7 @@ export function formatSummary(summary: RunSummary): string {
     ['throughput', `${Math.round(summary.samplesPerSecond).toLocaleString('en-US')} samples/s`],
     ['wall time', `${summary.seconds.toFixed(1)} s`],
     ['redone shards', String(summary.redoneShards)],
-    // Only a ring run redoes whole steps; absent from summaries stored before it was counted.
+    // Only a ring run redoes whole steps: a star run's table leaves the row out.
     ...(summary.redoneSteps > 0 ? [['redone steps', String(summary.redoneSteps)] as [string, string]] : []),
     ['model', summary.modelDir],
     ['metrics', summary.metricsFile],
