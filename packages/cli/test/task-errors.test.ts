@@ -90,5 +90,9 @@ describe('a bad task module', () => {
     const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'nan-metric');
     expect(stderr).toMatch(/NON_FINITE: step 0: metric 0 is NaN/);
     expect(stderr).toMatch(/TRAINING_DIVERGED: training diverged at step 1/);
+    // Before any update the learning rate cannot be the cause, and the reason says so.
+    expect(stderr).toMatch(
+      /at the first step, with the initial weights: look at the data .* not the learning rate/,
+    );
   });
 });

@@ -218,7 +218,11 @@ export class ResultIntake implements ResultHandlers {
           new CallosumError(
             ErrorCodes.TRAINING_DIVERGED,
             `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker` +
-              this.wireCause(reason),
+              this.wireCause(reason) +
+              // Nothing has been applied yet: the learning rate cannot be the cause.
+              (step === 0
+                ? '; at the first step, with the initial weights: look at the data (features of a huge magnitude, say) and the loss, not the learning rate'
+                : ''),
           ),
         );
         return undefined;
