@@ -214,15 +214,16 @@ export class ResultIntake implements ResultHandlers {
           computing.map((member) => member.id),
         )
       ) {
+        const wireCause = this.wireCause(reason);
+        // Nothing has been applied at the first step: the learning rate cannot be the cause there.
+        const firstStep =
+          step === 0 && wireCause === ''
+            ? '; at the first step, with the initial weights: look at the data (features of a huge magnitude, say) and the loss, not the learning rate'
+            : '';
         dispatcher.abort(
           new CallosumError(
             ErrorCodes.TRAINING_DIVERGED,
-            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker` +
-              this.wireCause(reason) +
-              // Nothing has been applied yet: the learning rate cannot be the cause.
-              (step === 0
-                ? '; at the first step, with the initial weights: look at the data (features of a huge magnitude, say) and the loss, not the learning rate'
-                : ''),
+            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker${wireCause}${firstStep}`,
           ),
         );
         return undefined;
