@@ -239,7 +239,11 @@ export type RunDirectoryState = 'empty' | 'finished' | 'unresumable' | 'resumabl
  * without a checkpoint to continue from (its run stopped before the first); or a run with checkpoints.
  */
 export async function runDirectoryState(path: string): Promise<RunDirectoryState> {
-  const taken = await runFilesIn(path).catch((): string[] => []);
+  return stateOf(path, await runFilesIn(path).catch((): string[] => []));
+}
+
+/** runDirectoryState for a directory whose run files, `taken`, have been listed already. */
+async function stateOf(path: string, taken: readonly string[]): Promise<RunDirectoryState> {
   if (taken.length === 0) return 'empty';
   if (taken.includes(RunFiles.SUMMARY)) return 'finished';
   return (await holdsCheckpoints(join(path, RunFiles.CHECKPOINTS))) ? 'resumable' : 'unresumable';
@@ -249,7 +253,7 @@ export async function runDirectoryState(path: string): Promise<RunDirectoryState
 async function occupiedRefusal(path: string, taken: readonly string[]): Promise<string> {
   const alternatives =
     'start a new run with a new --out directory, or pass --overwrite to move the old files aside';
-  switch (await runDirectoryState(path)) {
+  switch (await stateOf(path, taken)) {
     case 'finished':
       return `${path} already holds a finished run (${taken.join(', ')}): ${alternatives}`;
     case 'resumable':
