@@ -43,6 +43,17 @@ export class Objective {
   /** Cross-entropy on a softmax head is computed from the logits, which is stable (see logits.ts). */
   readonly #fromLogits: boolean;
 
+  /**
+   * The loss, then each metric other than accuracy, with how messages name it ("metric mae" for a
+   * metric): for the checks that hold labels and outputs against each.
+   */
+  get namedFunctions(): { readonly name: string; readonly shown: string; readonly isLoss: boolean }[] {
+    return [
+      { name: this.lossName, shown: this.lossName, isLoss: true },
+      ...this.metricNames.map((name) => ({ name, shown: `metric ${name}`, isLoss: false })),
+    ];
+  }
+
   constructor(model: LayersModel, loss: LossSpec, metrics: readonly LossSpec[] = []) {
     this.lossName = typeof loss === 'string' ? loss : loss.name || 'custom';
     this.#loss = typeof loss === 'string' ? namedLoss(loss) : loss;

@@ -48,11 +48,7 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
   const labelShape = `[${set.labels.sampleShape.join(', ')}]`;
   // The loss, then each metric that is a cross-entropy: their labels have a domain (a metric over labels
   // outside it reports nonsense, or fails on every worker).
-  const checked = [
-    { name: objective.lossName, shown: objective.lossName, isLoss: true },
-    ...objective.metricNames.map((name) => ({ name, shown: `metric ${name}`, isLoss: false })),
-  ];
-  for (const { name, shown: what, isLoss } of checked) {
+  for (const { name, shown: what, isLoss } of objective.namedFunctions) {
     if (takesClassIndices(name)) {
       if (perSample !== 1) {
         throw fail(

@@ -66,14 +66,13 @@ export function instantiateTask(task: Task, seed: number): TaskModel {
   seedDropoutLayers(model);
   synchronisableBatchNorm(model);
   const objective = namingTask(task, () => new Objective(model, task.loss, task.metrics));
-  const overOneClass = [objective.lossName, ...objective.metricNames].find(
-    (name) => needsClasses(name) && model.outputs[0]?.shape.at(-1) === 1,
+  const overOneClass = objective.namedFunctions.find(
+    ({ name }) => needsClasses(name) && model.outputs[0]?.shape.at(-1) === 1,
   );
   if (overOneClass !== undefined) {
-    const what = overOneClass === objective.lossName ? overOneClass : `metric ${overOneClass}`;
     throw new CallosumError(
       ErrorCodes.TASK_INVALID,
-      `task ${task.name}: ${what} over a model with 1 output is always 0 (a cross-entropy over one class); give the model one output per class, or use binaryCrossentropy for one probability`,
+      `task ${task.name}: ${overOneClass.shown} over a model with 1 output is always 0 (a cross-entropy over one class); give the model one output per class, or use binaryCrossentropy for one probability`,
     );
   }
   const inputDtype = model.inputs[0]?.dtype;
