@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import {
+  AUTH_CLOCK_WINDOW_MS,
   AUTH_HEADER,
   BackendNames,
   type BatchTotals,
@@ -419,7 +420,7 @@ const CERTIFICATE_ERRORS = new Set([
 function tokenRefusal(hasToken: boolean): string {
   return hasToken
     ? "the coordinator refused this worker's proof of the token (HTTP 401): the token is not the coordinator's, " +
-        "this host's clock is more than 60 s off the coordinator's, or the two speak different protocol major versions (its log says which)"
+        `this host's clock is more than ${AUTH_CLOCK_WINDOW_MS / 1000} s off the coordinator's, or the two speak different protocol major versions (its log says which)`
     : 'the coordinator requires a token (HTTP 401) and this worker has none: set CALLOSUM_TOKEN or --token-file';
 }
 

@@ -28,8 +28,11 @@ export function createAuthHeader(token: string, workerName: string, now = Date.n
 
 export type AuthResult = { ok: true; workerName: string } | { ok: false; reason: string };
 
+/** The default largest difference between a worker's clock and the coordinator's. */
+export const AUTH_CLOCK_WINDOW_MS = 60_000;
+
 export interface AuthVerifierOptions {
-  /** Largest accepted difference between the worker's clock and ours (default 60 s). */
+  /** Largest accepted difference between the worker's clock and ours (default AUTH_CLOCK_WINDOW_MS). */
   readonly windowMs?: number;
   /** Most nonces remembered at once; beyond it new connections are refused until old ones expire. */
   readonly maxNonces?: number;
@@ -47,7 +50,7 @@ export class AuthVerifier {
     if (token.length < 16) {
       throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'the token must be at least 16 characters long');
     }
-    this.windowMs = options.windowMs ?? 60_000;
+    this.windowMs = options.windowMs ?? AUTH_CLOCK_WINDOW_MS;
     this.maxNonces = options.maxNonces ?? 100_000;
   }
 

@@ -1,4 +1,5 @@
 export {
+  AUTH_CLOCK_WINDOW_MS,
   AUTH_HEADER,
   type AuthResult,
   AuthVerifier,
