@@ -69,7 +69,7 @@ async function killedAndResumedWeights(extra: string[], resumeWorkers: number): 
     '--json',
   ]);
   expect(resumed.code, resumed.stderr).toBe(0);
-  expect(resumed.stderr).toMatch(/resuming from .*step-0000000[23]0\.ckpt at step [23]0 of 40/);
+  expect(resumed.stderr).toMatch(/resuming from .*step-0000000[23]0\.ckpt after step [23]0 of 40/);
   expect(lastJsonLine<{ steps: number; workers: number }>(resumed)).toMatchObject({
     steps: 40,
     workers: resumeWorkers,
@@ -139,7 +139,7 @@ describe('kill -9 the coordinator, then --resume', () => {
       '--json',
     ]);
     expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toContain(`at step ${stoppedAt} of 40`);
+    expect(resumed.stderr).toContain(`after step ${stoppedAt} of 40`);
     expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);
   }, 120_000);
 });

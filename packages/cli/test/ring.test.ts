@@ -222,7 +222,7 @@ describe('the ring topology with real worker processes', () => {
     const second = await ringCoordinator({ outDir, port: first.coordinator.port, resume: true });
     const summary = await second.coordinator.result;
     const resumedAt = second.log
-      .map((line) => /resuming from .* at step (\d+)/.exec(line)?.[1])
+      .map((line) => /resuming from .* after step (\d+)/.exec(line)?.[1])
       .find(Boolean);
     expect(Number(resumedAt)).toBeGreaterThanOrEqual(12);
     expect(summary.steps).toBe(STEPS);

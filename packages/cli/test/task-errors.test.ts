@@ -46,7 +46,7 @@ describe('a bad task module', () => {
   it('whose loss fails on every worker stops the run with the failure, not only a count', async () => {
     const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'mean-loss');
     expect(stderr.trim().split('\n').at(-1)).toMatch(
-      /^callosum: COMPUTE_FAILED: step 0: shard \d failed 5 times \(last: worker .*: INVALID_ARGUMENT: loss meanLoss must give one value per sample \(shape \[16\]\), gave shape \[\]\); stopping$/,
+      /^callosum: COMPUTE_FAILED: step 1: shard \d failed 5 times \(last: worker .*: INVALID_ARGUMENT: loss meanLoss must give one value per sample \(shape \[16\]\), gave shape \[\]\); stopping$/,
     );
   });
 
@@ -88,7 +88,7 @@ describe('a bad task module', () => {
 
   it('whose metric comes out NaN stops the run as diverged, never sending or applying it', async () => {
     const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'nan-metric');
-    expect(stderr).toMatch(/NON_FINITE: step 0: metric 0 is NaN/);
+    expect(stderr).toMatch(/NON_FINITE: step 1: metric 0 is NaN/);
     expect(stderr).toMatch(/TRAINING_DIVERGED: training diverged at step 1/);
     // Before any update the learning rate cannot be the cause, and the reason says so.
     expect(stderr).toMatch(

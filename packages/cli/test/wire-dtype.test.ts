@@ -59,7 +59,7 @@ describe('callosum train --wire-dtype: a gradient beyond float16', () => {
     ]);
     expect(float16.code).toBe(1);
     expect(float16.stderr).toMatch(
-      /TRAINING_DIVERGED.*non-finite gradient\/loss on every worker: step 0: gradient\[\d+\] = -?\d.* overflows float16, the run's wire dtype \(largest finite value 65504\): use wire dtype bfloat16/,
+      /TRAINING_DIVERGED.*non-finite gradient\/loss on every worker: step 1: gradient\[\d+\] = -?\d.* overflows float16, the run's wire dtype \(largest finite value 65504\): use wire dtype bfloat16/,
     );
     const bfloat16 = await runCli([
       ...args,

@@ -107,6 +107,7 @@ export {
   ringChunk,
   type ScatterRows,
 } from './train/ring-exchange.js';
+export { stepLabel } from './train/step-label.js';
 export {
   type BatchNormPass,
   batchNormChannels,

@@ -17,6 +17,7 @@ import {
   RingExchange,
   ringChunk,
   roundForWire,
+  stepLabel,
   TrainingState,
   type WireDtype,
   type WorkerMessage,
@@ -125,11 +126,11 @@ export class RingMember {
   /** Keeps a shard's gradient for the step's reduction; a non-finite one is refused (NON_FINITE). */
   hold(step: number, shard: number, result: GradientResult): void {
     assertFiniteShard(result, shard, this.context.model.layout.totalSize);
-    roundForWire(result.gradient, this.context.wireDtype, `step ${step}: shard ${shard}'s gradient`);
+    roundForWire(result.gradient, this.context.wireDtype, `${stepLabel(step)}: shard ${shard}'s gradient`);
     if (step !== this.heldStep) {
       throw new CallosumError(
         ErrorCodes.INTERNAL,
-        `a gradient of step ${step} held during step ${this.heldStep}`,
+        `a gradient of ${stepLabel(step)} held during ${stepLabel(this.heldStep)}`,
       );
     }
     const replaced = this.held.get(shard);
@@ -148,7 +149,7 @@ export class RingMember {
       if (result?.count !== shard.end - shard.start) {
         throw new CallosumError(
           ErrorCodes.STALE_MESSAGE,
-          `step ${reduce.step}: this worker holds no gradient of shard ${index} (${shard.end - shard.start} samples)`,
+          `${stepLabel(reduce.step)}: this worker holds no gradient of shard ${index} (${shard.end - shard.start} samples)`,
         );
       }
       mine.set(index, result);
@@ -169,7 +170,7 @@ export class RingMember {
       if (rank === reduce.rank) return;
       const { shards, rows } = this.exchange.scatterTo(rank);
       const { start, end } = ringChunk(this.exchange.parameterCount, reduce.peers.length, rank);
-      const what = `step ${reduce.step}: rows for rank ${rank}`;
+      const what = `${stepLabel(reduce.step)}: rows for rank ${rank}`;
       const parts = {
         ...floatsToWire(rows, this.context.wireDtype, what),
         shape: [shards.length, end - start],
@@ -202,7 +203,7 @@ export class RingMember {
     ) {
       throw new CallosumError(
         ErrorCodes.STALE_MESSAGE,
-        `apply of step ${message.step} (attempt ${message.attempt}), which this worker has not reduced`,
+        `apply of ${stepLabel(message.step)} (attempt ${message.attempt}), which this worker has not reduced`,
       );
     }
     const replica = this.requireReplica(message.step);
@@ -251,7 +252,7 @@ export class RingMember {
     } catch (error) {
       current.ended = true;
       const code = isCallosumError(error) ? error.code : ErrorCodes.MALFORMED_MESSAGE;
-      const text = `step ${message.step}: from peer rank ${message.from}: ${error instanceof Error ? error.message : String(error)}`;
+      const text = `${stepLabel(message.step)}: from peer rank ${message.from}: ${error instanceof Error ? error.message : String(error)}`;
       this.context.toCoordinator({ type: 'failure', code, message: text.slice(0, 4000), step: message.step });
     }
   }
@@ -266,7 +267,7 @@ export class RingMember {
       type: 'failure',
       code: ErrorCodes.PEER_LOST,
       message:
-        `step ${current.reduce.step}: lost the link to peer ${peer?.workerId ?? '?'} at ${address}: ${reason}`.slice(
+        `${stepLabel(current.reduce.step)}: lost the link to peer ${peer?.workerId ?? '?'} at ${address}: ${reason}`.slice(
           0,
           4000,
         ),
@@ -281,7 +282,7 @@ export class RingMember {
     const { reduce } = current;
     if (this.exchange.chunkComplete && !current.chunkSent) {
       const chunk = this.exchange.reduceChunk();
-      roundForWire(chunk, this.context.wireDtype, `step ${reduce.step}: the mean gradient's chunk`);
+      roundForWire(chunk, this.context.wireDtype, `${stepLabel(reduce.step)}: the mean gradient's chunk`);
       current.chunkSent = true;
       // Alone in the ring, the chunk is the whole mean and nobody waits for it.
       if (reduce.peers.length > 1) this.sendChunk(reduce, chunk);
@@ -306,7 +307,7 @@ export class RingMember {
         step: reduce.step,
         attempt: reduce.attempt,
         from: reduce.rank,
-        chunk: floatsToWire(chunk, this.context.wireDtype, `step ${reduce.step}: the mean chunk`),
+        chunk: floatsToWire(chunk, this.context.wireDtype, `${stepLabel(reduce.step)}: the mean chunk`),
       },
       { tensorFrame: true },
     );
@@ -319,7 +320,7 @@ export class RingMember {
     if (this.replica?.step !== step) {
       throw new CallosumError(
         ErrorCodes.STALE_MESSAGE,
-        `step ${step} asked of a replica at ${this.replica === undefined ? 'none' : `step ${this.replica.step}`}`,
+        `${stepLabel(step)} needs the replica after ${step} steps; this worker holds ${this.replica === undefined ? 'none' : `the one after ${this.replica.step}`}`,
       );
     }
     return this.replica;

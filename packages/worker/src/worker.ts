@@ -19,6 +19,7 @@ import {
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   readsTensorFrames,
+  stepLabel,
   TENSOR_DTYPES,
   toWireTensor,
   type WireDtype,
@@ -254,7 +255,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               // Ring: the gradient stays here for the reduction among the workers; the totals go back.
               const buffer = member.gradientBuffer(message.step);
               const { result, timings } = await service.computeGradient(message, buffer);
-              requireFiniteTotals(result, `step ${message.step}`);
+              requireFiniteTotals(result, stepLabel(message.step));
               member.hold(message.step, message.shard, result);
               const { lossSum, correct, metricSums, count } = result;
               const totals = { lossSum, correct, metricSums: [...metricSums], count };
@@ -273,7 +274,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
                 ? new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount)
                 : undefined,
             );
-            requireFiniteTotals(result, `step ${message.step}`);
+            requireFiniteTotals(result, stepLabel(message.step));
             phase = 'sending';
             // Throws NON_FINITE, reported as a failure of this shard, if the gradient overflows a float16.
             const reply = gradientReply(message, result, timings, wireDtype, frame?.payload);
@@ -284,7 +285,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           case 'batch-norm': {
             if (message.step === settings.stopInBatchNormAt) {
               log(
-                `worker ${name}: FAULT INJECTION: stopped in a BatchNormalization pass of step ${message.step}`,
+                `worker ${name}: FAULT INJECTION: stopped in a BatchNormalization pass of ${stepLabel(message.step)}`,
               );
               process.kill(process.pid, 'SIGSTOP');
             }

@@ -1,3 +1,5 @@
+import { stepLabel } from '@callosum/core';
+
 /**
  * Which round a shard belongs to: a training step (by the step it starts from), one of a step's
  * synchronised BatchNormalization passes, or an evaluation pass.
@@ -17,13 +19,13 @@ export function sameRound(a: RoundId, b: RoundId): boolean {
   return describeRound(a) === describeRound(b);
 }
 
-/** For log lines: "step 12", "step 12, BatchNormalization pass 1", "evaluation 0". */
+/** For log lines: "step 12", "step 12, BatchNormalization pass 1" (steps as people count them), "evaluation 0". */
 export function describeRound(id: RoundId): string {
   switch (id.kind) {
     case 'step':
-      return `step ${id.step}`;
+      return stepLabel(id.step);
     case 'batch-norm':
-      return `step ${id.step}, BatchNormalization pass ${id.pass}`;
+      return `${stepLabel(id.step)}, BatchNormalization pass ${id.pass}`;
     case 'evaluation':
       return `evaluation ${id.round}`;
   }

@@ -7,6 +7,7 @@ import {
   floatsFromWire,
   type GradientResult,
   isCallosumError,
+  stepLabel,
   type TrainingState,
   type WireDtype,
   type WorkerMessage,
@@ -223,7 +224,7 @@ export class ResultIntake implements ResultHandlers {
         dispatcher.abort(
           new CallosumError(
             ErrorCodes.TRAINING_DIVERGED,
-            `training diverged at step ${step + 1} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker${wireCause}${firstStep}`,
+            `training diverged at ${stepLabel(step)} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker${wireCause}${firstStep}`,
           ),
         );
         return undefined;

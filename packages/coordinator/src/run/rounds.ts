@@ -16,6 +16,7 @@ import {
   type SyncedStatistics,
   samplesToWire,
   stepEvent,
+  stepLabel,
   type TrainingState,
   toWireTensor,
 } from '@callosum/core';
@@ -121,7 +122,7 @@ export class Rounds {
         if (attempt + 1 >= MAX_STEP_ATTEMPTS) {
           throw new CallosumError(
             ErrorCodes.COMPUTE_FAILED,
-            `step ${step + 1}: the reduction failed ${MAX_STEP_ATTEMPTS} times (last: ${error.message}); stopping`,
+            `${stepLabel(step)}: the reduction failed ${MAX_STEP_ATTEMPTS} times (last: ${error.message}); stopping`,
           );
         }
         this.context.counters.redoneSteps += 1;

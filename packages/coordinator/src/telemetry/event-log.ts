@@ -18,11 +18,14 @@ function workerOf(event: {
  * The run's events as log lines: each kind is formatted here and only here. Steps, evaluations,
  * checkpoints and the summary are left to the caller's progress display (onStep, onEvaluation, the
  * result), and rejected or discarded results to the dispatcher's own line, so they have none.
+ *
+ * The dashboard renders these lines too, so this file stays free of @callosum/core (a Node bundle): a
+ * step index (0-based in events) is counted from 1 here as core's stepLabel counts it.
  */
 export function eventLogLine(event: CoordinatorEvent): string | undefined {
   switch (event.type) {
     case 'resumed':
-      return `resuming from ${event.checkpoint} at step ${event.step} of ${event.totalSteps}`;
+      return `resuming from ${event.checkpoint} after step ${event.step} of ${event.totalSteps}`;
     case 'auth-failure':
     case 'connection-refused':
       return `refused connection from ${event.peer} (${event.status}): ${event.reason}`;

@@ -1,4 +1,5 @@
 import type { GradientResult } from '../train/batch.js';
+import { stepLabel } from '../train/step-label.js';
 import type { ComputeRequest, ComputeTimings, GradientMessage } from './messages.js';
 import { DEFAULT_WIRE_DTYPE, floatsToWire, type WireDtype } from './wire-dtype.js';
 
@@ -18,7 +19,7 @@ export function gradientReply(
     type: 'gradient',
     step: request.step,
     shard: request.shard,
-    gradient: floatsToWire(result.gradient, wireDtype, `step ${request.step}: gradient`, into),
+    gradient: floatsToWire(result.gradient, wireDtype, `${stepLabel(request.step)}: gradient`, into),
     lossSum: result.lossSum,
     correct: result.correct,
     metricSums: [...result.metricSums],

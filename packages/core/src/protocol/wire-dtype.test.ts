@@ -111,7 +111,7 @@ describe('wire dtypes (protocol 1.6)', () => {
           'float16',
         ),
       ).message,
-    ).toMatch(/^step 7: gradient\[0\] = 100000 overflows float16/);
+    ).toMatch(/^step 8: gradient\[0\] = 100000 overflows float16/); // step 7 is the eighth
   });
 
   it('names the dtype in the welcome, needs 1.6 for it, and carries no samples in 16 bits', () => {
