@@ -5,9 +5,19 @@ import { computeOnCpuAndWasm, seededUniform } from './test-support.js';
 
 // The other test files register before the wasm backend is initialised; this one registers after.
 const registeredKernels = () =>
-  ['Conv2DBackpropFilter', 'BatchMatMul', 'MaxPoolGrad', 'Transpose', 'Sum', 'Add', 'Identity', 'Cast'].map(
-    (name) => tf.getKernel(name, 'wasm'),
-  );
+  [
+    'Conv2DBackpropFilter',
+    'DepthwiseConv2dNativeBackpropFilter',
+    'DepthwiseConv2dNativeBackpropInput',
+    'UnsortedSegmentSum',
+    'BatchMatMul',
+    'MaxPoolGrad',
+    'Transpose',
+    'Sum',
+    'Add',
+    'Identity',
+    'Cast',
+  ].map((name) => tf.getKernel(name, 'wasm'));
 
 describe('registerWasmTrainingKernels', () => {
   it('works after the wasm backend is initialised, and a second call changes nothing', async () => {

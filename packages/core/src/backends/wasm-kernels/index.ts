@@ -4,6 +4,8 @@ import {
   Add,
   BatchMatMul,
   Cast,
+  DepthwiseConv2dNativeBackpropFilter,
+  DepthwiseConv2dNativeBackpropInput,
   getKernel,
   Identity,
   type KernelConfig,
@@ -18,6 +20,8 @@ import { CallosumError, ErrorCodes } from '../../errors.js';
 import { createBatchMatMulKernel } from './batch-mat-mul.js';
 import { createBiasAddKernel } from './bias-add.js';
 import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
+import { createDepthwiseConv2dBackpropFilterKernel } from './depthwise-conv2d-backprop-filter.js';
+import { createDepthwiseConv2dBackpropInputKernel } from './depthwise-conv2d-backprop-input.js';
 import { createCastKernel, createIdentityKernel } from './identity.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
 import { createSumKernel } from './sum.js';
@@ -29,9 +33,10 @@ let registered = false;
 const replaced = new Map<string, KernelConfig>();
 
 /**
- * Makes the tfjs wasm backend able to train convolutional networks and embeddings, and fast at it: adds
- * the missing Conv2DBackpropFilter and UnsortedSegmentSum kernels and replaces BatchMatMul, MaxPoolGrad, Transpose, Sum, Add (of a bias),
- * Identity and Cast (see each kernel for why).
+ * Makes the tfjs wasm backend able to train convolutional networks (depthwise and separable ones too) and
+ * embeddings, and fast at it: adds the missing Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter,
+ * DepthwiseConv2dNativeBackpropInput and UnsortedSegmentSum kernels and replaces BatchMatMul, MaxPoolGrad,
+ * Transpose, Sum, Add (of a bias), Identity and Cast (see each kernel for why).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
  * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
@@ -54,6 +59,13 @@ export function registerWasmTrainingKernels(): void {
   registerKernel(createConv2DBackpropFilterKernel(originalBatchMatMul.kernelFunc));
   // Gather's gradient (Embedding layers); a later wasm build may bring its own.
   if (getKernel(UnsortedSegmentSum, 'wasm') === undefined) registerKernel(createUnsortedSegmentSumKernel());
+  // The gradients of DepthwiseConv2D and SeparableConv2D layers; likewise.
+  if (getKernel(DepthwiseConv2dNativeBackpropFilter, 'wasm') === undefined) {
+    registerKernel(createDepthwiseConv2dBackpropFilterKernel());
+  }
+  if (getKernel(DepthwiseConv2dNativeBackpropInput, 'wasm') === undefined) {
+    registerKernel(createDepthwiseConv2dBackpropInputKernel());
+  }
   replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
   replaceKernel(transpose);
   replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
