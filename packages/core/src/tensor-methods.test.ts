@@ -1,3 +1,8 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { defineTask, taskFromDefinition, trainLocal } from './index.js';
 import * as tf from './tf.js';
@@ -65,4 +70,44 @@ describe('tensor methods, as @tensorflow/tfjs has them', () => {
     expect(result.steps).toBe(2);
     expect(result.weights.every(Number.isFinite)).toBe(true);
   });
+
+  // core's own typecheck sees the methods through its dev dependency @tensorflow/tfjs; a program that
+  // installs only @callosum/core sees what core's emitted .d.ts files declare (built by `pnpm build`).
+  it('are declared in the published types, for a program that depends on @callosum/core alone', async () => {
+    const consumer = await mkdtemp(join(tmpdir(), 'callosum-types-'));
+    try {
+      const coreDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+      await mkdir(join(consumer, 'node_modules', '@callosum'), { recursive: true });
+      await symlink(coreDir, join(consumer, 'node_modules', '@callosum', 'core'), 'dir');
+      await writeFile(join(consumer, 'package.json'), '{"type": "module"}');
+      const main = join(consumer, 'main.ts');
+      await writeFile(
+        main,
+        [
+          "import { tf } from '@callosum/core';",
+          'const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);',
+          'const scaled: tf.Tensor = x.div(255).flatten();',
+          'const missing = x.notATensorMethod();',
+          'export { scaled, missing };',
+        ].join('\n'),
+      );
+      const program = ts.createProgram([main], {
+        module: ts.ModuleKind.NodeNext,
+        moduleResolution: ts.ModuleResolutionKind.NodeNext,
+        target: ts.ScriptTarget.ES2022,
+        strict: true,
+        noEmit: true,
+        // tfjs's own declarations do not pass a full check (hash_util.d.ts names an undeclared Long).
+        skipLibCheck: true,
+        types: [],
+      });
+      const errors = ts
+        .getPreEmitDiagnostics(program)
+        .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
+      // The one error is the made-up method: the check does see the tensor's type.
+      expect(errors).toEqual(["Property 'notATensorMethod' does not exist on type 'Tensor2D'."]);
+    } finally {
+      await rm(consumer, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 
+// The methods' types, as tfjs-core declares them, for every program that imports @callosum/core: this
+// line stays in the emitted .d.ts and is erased from the JavaScript, which registers the methods below.
+export type {} from '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
+
 /**
  * Tensor methods such as `x.mean()`, `x.div(255)` and `x.flatten()`, which `@tensorflow/tfjs` adds to
  * every tensor and tfjs-core's Node bundle leaves out. Without them a task written as for tfjs breaks,
