@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,13 +102,13 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function start(clientCa?: string) {
+async function start(clientCa?: string, log: (line: string) => void = () => {}) {
   const outDir = join(dir, `run-${Math.random().toString(36).slice(2)}`);
   return startCoordinator({
     outDir,
     dataset,
     training,
-    log: () => {},
+    log,
     tls: {
       cert: pem['server.pem'] as string,
       key: pem['server.key'] as string,
@@ -124,6 +125,26 @@ function handshake(url: string, options: WebSocket.ClientOptions): Promise<'open
       socket.terminate();
     });
     socket.once('error', (error) => resolve(error.message));
+  });
+}
+
+/** A GET over HTTPS with these TLS options: the status, its reason phrase and the body. */
+function httpsGet(
+  url: string,
+  options: { ca: string; cert: string; key: string },
+): Promise<{ status: number | undefined; message: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, options, (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        response.on('end', () =>
+          resolve({ status: response.statusCode, message: response.statusMessage, body }),
+        );
+      })
+      .on('error', reject);
   });
 }
 
@@ -169,17 +190,33 @@ describe('TLS', () => {
     }
   });
 
-  it('with mutual TLS, refuses a client with no certificate or a certificate the CA did not sign', async () => {
-    const coordinator = await start(pem['ca.pem']);
+  it('with mutual TLS, refuses a client with no certificate or a certificate the CA did not sign, saying why', async () => {
+    const refusals: string[] = [];
+    const coordinator = await start(pem['ca.pem'], (line) => refusals.push(line));
     const ca = pem['ca.pem'] as string;
-    expect(await handshake(coordinator.url, { ca })).not.toBe('open');
-    expect(
-      await handshake(coordinator.url, {
-        ca,
-        cert: pem['rogue.pem'] as string,
-        key: pem['rogue.key'] as string,
-      }),
-    ).not.toBe('open');
+    const rogue = { ca, cert: pem['rogue.pem'] as string, key: pem['rogue.key'] as string };
+    expect(await handshake(coordinator.url, { ca })).toBe('Unexpected server response: 403');
+    expect(await handshake(coordinator.url, rogue)).toBe('Unexpected server response: 403');
+    // Every route, open ones included, answers such a client 403 with the reason, and nothing else.
+    const health = await httpsGet(`${coordinator.url.replace('wss:', 'https:')}/healthz`, rogue);
+    expect(health).toMatchObject({
+      status: 403,
+      message: expect.stringMatching(/^Client certificate refused: [A-Z_]+$/),
+    });
+    expect(health.body).not.toContain('ok');
+    // A worker so refused stops at once, naming the refusal: retrying cannot change its certificate.
+    const started = Date.now();
+    const refusedWorker = await inlineWorker(coordinator.url, { tls: rogue, giveUpAfterMs: 60_000 });
+    expect(refusedWorker).toMatchObject({
+      exitCode: 1,
+      reason: expect.stringMatching(
+        /^the coordinator refused this worker's TLS client certificate \(HTTP 403 Client certificate refused: [A-Z_]+\): give --tls-cert/,
+      ),
+    });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const named = refusals.filter((line) => line.includes("TLS: the client's certificate:"));
+    expect(named.filter((line) => line.endsWith('certificate: none given'))).toHaveLength(1);
+    expect(named.filter((line) => line.endsWith('certificate: DEPTH_ZERO_SELF_SIGNED_CERT'))).toHaveLength(3);
     const tls = { ca, cert: pem['worker.pem'] as string, key: pem['worker.key'] as string };
     const worker = inlineWorker(coordinator.url, { tls });
     expect((await coordinator.result).steps).toBe(5);
@@ -272,16 +309,17 @@ describe('TLS between ring peers', () => {
     // With a certificate the CA signed and the token, a probe opens: the refusals below are about one of them.
     expect(await handshake(peer, { ...peerTls(), ...anyName, ...proof })).toBe('open');
     expect(await handshake(peer, { ...peerTls(), ...anyName })).toMatch(/Unexpected server response: 401/);
-    // Refused in the TLS handshake, before any HTTP answer: no TLS, no certificate, a self-signed one.
+    // No TLS: refused in the handshake, before any HTTP answer.
+    const plainOutcome = await handshake(`ws://${address}`, proof);
+    expect(plainOutcome).not.toBe('open');
+    expect(plainOutcome).not.toMatch(/Unexpected server response/);
+    // No certificate, or a self-signed one: answered 403 (with the reason) before the token is looked at.
     const rogue = { ca, cert: pem['rogue.pem'] as string, key: pem['rogue.key'] as string };
-    for (const [url, options] of [
-      [`ws://${address}`, proof],
-      [peer, { ca, ...anyName, ...proof }],
-      [peer, { ...rogue, ...anyName, ...proof }],
-    ] as const) {
-      const outcome = await handshake(url, options);
-      expect(outcome).not.toBe('open');
-      expect(outcome).not.toMatch(/Unexpected server response/);
+    for (const options of [
+      { ca, ...anyName, ...proof },
+      { ...rogue, ...anyName, ...proof },
+    ]) {
+      expect(await handshake(peer, options)).toBe('Unexpected server response: 403');
     }
 
     expect(await startWorkerProcess(coordinator.url, 'plain', { token })).toBe(1);

@@ -208,11 +208,17 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           : { kind: 'lost', reason: error.message, welcomed };
       });
       socket.on('unexpected-response', (_request, response) => {
-        // 401: retrying with the same token cannot help.
-        const refused = response.statusCode === 401;
-        settled ??= refused
-          ? { kind: 'fatal', reason: tokenRefusal(settings.token !== undefined) }
-          : { kind: 'lost', reason: `HTTP ${response.statusCode} instead of a WebSocket upgrade`, welcomed };
+        // 401 and 403: retrying with the same token or certificate cannot help.
+        settled ??=
+          response.statusCode === 401
+            ? { kind: 'fatal', reason: tokenRefusal(settings.token !== undefined) }
+            : response.statusCode === 403
+              ? { kind: 'fatal', reason: certificateRefusal(response.statusMessage ?? '') }
+              : {
+                  kind: 'lost',
+                  reason: `HTTP ${response.statusCode} instead of a WebSocket upgrade`,
+                  welcomed,
+                };
         socket.terminate();
       });
 
@@ -398,7 +404,8 @@ function shutdownOutcome(
 
 /**
  * Node's codes for a TLS handshake that failed on a certificate (this side's verdict on the
- * coordinator's, or the coordinator's alert about this worker's): a fault of the setup, not the network.
+ * coordinator's, or an alert about this worker's from a TLS server in front of the coordinator; the
+ * coordinator itself answers 403): a fault of the setup, not the network.
  */
 const CERTIFICATE_ERRORS = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -416,6 +423,14 @@ const CERTIFICATE_ERRORS = new Set([
   'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
   'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
 ]);
+
+/** Why the coordinator answered 403: mutual TLS, and it did not accept this worker's certificate. */
+function certificateRefusal(statusMessage: string): string {
+  return (
+    `the coordinator refused this worker's TLS client certificate (HTTP 403 ${statusMessage}): give --tls-cert ` +
+    "and --tls-key a certificate signed by the CA of the coordinator's --tls-client-ca"
+  );
+}
 
 /** Why the coordinator answered 401: the worker cannot tell a wrong token from a clock out of the window. */
 function tokenRefusal(hasToken: boolean): string {

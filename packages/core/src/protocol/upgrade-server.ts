@@ -5,7 +5,11 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { ConnectionRateLimit } from './rate-limit.js';
 
-/** PEM texts for an HTTPS server. With `clientCa`, clients must present a certificate it signed (mutual TLS). */
+/**
+ * PEM texts for an HTTPS server. With `clientCa`, clients must present a certificate it signed (mutual
+ * TLS): one that does not is answered `403 Client certificate refused: <why>` whatever it asks, and
+ * disconnected (see createUpgradeServer).
+ */
 export interface ServerTls {
   readonly cert: string;
   readonly key: string;
@@ -27,8 +31,8 @@ export interface UpgradeServerOptions {
    */
   readonly onUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
   /**
-   * Told about each TLS connection refused before or during its handshake, with the client's address
-   * and why: over the rate, a failed handshake, or the code of the client certificate's refusal.
+   * Told about each TLS connection refused, with the client's address and why: over the rate, a failed
+   * handshake, or the code of the client certificate's refusal (once per connection, at its handshake).
    */
   readonly onTlsRefused?: (from: string, reason: string) => void;
 }
@@ -40,23 +44,33 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * The listening server of a WebSocket endpoint: HTTP, or HTTPS with `tls`. With TLS, a flood of
  * connections from one address is dropped before any handshake work, and slow handshakes time out.
+ *
+ * Mutual TLS refuses a client certificate after the handshake rather than in it: Node sends no TLS alert
+ * when it rejects a certificate the CA did not sign, so a client refused in the handshake only sees its
+ * connection dropped, which it cannot tell from a network fault (a worker would retry for minutes). Here
+ * it gets a 403 naming the reason instead, and neither `onRequest` nor `onUpgrade` ever sees a request
+ * of a connection whose certificate was refused.
  */
 export function createUpgradeServer(options: UpgradeServerOptions): Server {
   const { tls } = options;
+  const mutual = tls?.clientCa !== undefined;
+  const onRequest: RequestListener = (request, response) => {
+    const refusal = mutual ? certificateRefusal(request.socket as TLSSocket) : undefined;
+    if (refusal === undefined) return options.onRequest(request, response);
+    response.writeHead(403, `Client certificate refused: ${refusal}`, { connection: 'close' });
+    response.end(`client certificate refused: ${refusal}\n`);
+  };
   const server: Server =
     tls === undefined
-      ? createServer(options.onRequest)
+      ? createServer(onRequest)
       : createTlsServer(
           {
             cert: tls.cert,
             key: tls.key,
             handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-            // Mutual TLS: the handshake itself fails for a client without a certificate from this CA.
-            ...(tls.clientCa === undefined
-              ? {}
-              : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+            ...(mutual ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
           },
-          options.onRequest,
+          onRequest,
         );
   if (tls !== undefined) {
     const { perSecond, burst } = options.handshakeRate ?? DEFAULT_HANDSHAKE_RATE;
@@ -88,13 +102,38 @@ export function createUpgradeServer(options: UpgradeServerOptions): Server {
           : `TLS: the client's certificate: ${String(refusedCertificate)}`,
       );
     });
+    if (mutual) {
+      // Registered before the HTTPS server's own listener sees the connection's first byte.
+      server.on('secureConnection', (socket: TLSSocket) => {
+        const refusal = certificateRefusal(socket);
+        if (refusal === undefined) return;
+        options.onTlsRefused?.(
+          socket.remoteAddress ?? 'unknown',
+          `TLS: the client's certificate: ${refusal}`,
+        );
+        // It is answered 403 if it asks anything; one that does not is not kept waiting for.
+        setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS).unref();
+      });
+    }
   }
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node removed its own listener when it emitted the upgrade; ws adds one only once it takes the socket.
     socket.on('error', () => socket.destroy());
-    options.onUpgrade(request, socket, head);
+    const refusal = mutual ? certificateRefusal(request.socket as TLSSocket) : undefined;
+    if (refusal === undefined) options.onUpgrade(request, socket, head);
+    else refuseUpgrade(socket, `403 Client certificate refused: ${refusal}`);
   });
   return server;
+}
+
+/** Why a mutual-TLS client's certificate was refused (Node's verification code), if it was. */
+function certificateRefusal(socket: TLSSocket): string | undefined {
+  if (socket.authorized) return undefined;
+  // Node then says UNABLE_TO_GET_ISSUER_CERT, as if there were a certificate.
+  if (Object.keys(socket.getPeerCertificate()).length === 0) return 'none given';
+  // Node's typings say Error; it holds the verification's code, such as UNABLE_TO_VERIFY_LEAF_SIGNATURE.
+  const code = socket.authorizationError as unknown;
+  return code === undefined || code === null ? 'not verified' : String(code);
 }
 
 /** Answers an upgrade request with an HTTP status (e.g. `401 Unauthorized`) and closes the connection. */
