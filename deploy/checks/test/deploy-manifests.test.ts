@@ -20,7 +20,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -206,6 +206,38 @@ describe('deploy/k8s, validated offline (no cluster, no kubectl)', () => {
       'wss://callosum-coordinator:7070',
     ]);
   });
+
+  // deploy/README.md has users set their own namespace in the overlays they deploy: every patch of an
+  // overlay built on another must still apply there, and nothing may name `callosum` as a namespace.
+  it.each(OVERLAYS)(
+    '%s builds into another namespace set in the overlays: the same objects there, the rules holding',
+    async (dir) => {
+      const copy = await mkdtemp(join(tmpdir(), 'callosum-k8s-'));
+      scratch.push(copy);
+      await cp(K8S, copy, { recursive: true });
+      for (const file of filesUnder(copy, (name) => name === 'kustomization.yaml')) {
+        const text = readFileSync(file, 'utf8');
+        await writeFile(file, text.replace(/^namespace: callosum$/m, 'namespace: ml-team'));
+      }
+      const elsewhere = kustomize(join(copy, dir));
+      for (const resource of elsewhere.resources)
+        expect(at(resource, 'metadata', 'namespace'), dir).toBe('ml-team');
+      const movedBack = elsewhere.resources.map((resource) => {
+        const moved = clone(resource);
+        asObject(moved.metadata, 'metadata').namespace = 'callosum';
+        return moved;
+      });
+      expect(movedBack).toEqual(built(dir).resources);
+      expect(JSON.stringify(elsewhere.resources)).not.toMatch(/\.callosum\.svc|\.callosum\b(?!-)/);
+      const rules = await checkRules(
+        elsewhere.resources,
+        `${dir} in ml-team`,
+        describeCli(),
+        imageFacts(readDockerfile('Dockerfile')),
+      );
+      expect(rules).toEqual([]);
+    },
+  );
 
   it('the ring component: the topology on the coordinator, a fixed peer port at the pod IP on the workers, a headless Service and a NetworkPolicy that agree', () => {
     const resources = built('overlays/gpu-ring').resources;
