@@ -4,6 +4,7 @@ import https from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ConnectionOptions, connect as connectTls } from 'node:tls';
 import {
   AUTH_HEADER,
   createAuthHeader,
@@ -223,6 +224,71 @@ describe('TLS', () => {
     expect((await worker).exitCode).toBe(0);
   });
 });
+
+describe('mutual TLS: what a refused client can reach', () => {
+  const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
+  const statusLines = (text: string) => text.split('\r\n').filter((line) => line.startsWith('HTTP/1.1 '));
+
+  // No token: a request that got past the certificate check would be answered (/healthz 200, /status 200).
+  it('answers 403 to every request of the connection, also on a resumed TLS session, and drops an idle one', async () => {
+    const refusals: string[] = [];
+    const coordinator = await start(pem['ca.pem'], (line) => {
+      if (line.includes("TLS: the client's certificate:")) refusals.push(line);
+    });
+    const ca = pem['ca.pem'] as string;
+    const rogue = { ca, cert: pem['rogue.pem'] as string, key: pem['rogue.key'] as string };
+    const port = coordinator.port;
+
+    const first = await rawTls(port, { ca }, GET('/healthz'));
+    expect(statusLines(first.text)).toEqual(['HTTP/1.1 403 Client certificate refused: none given']);
+    // Node counts a TLS 1.3 session resumed from that connection as authorized (nodejs/node#35317).
+    const resumed = await rawTls(port, { ca, session: first.session }, GET('/status'));
+    expect(resumed.reused).toBe(true);
+    expect(statusLines(resumed.text)).toEqual(['HTTP/1.1 403 Client certificate refused: none given']);
+
+    const pipelined = await rawTls(port, rogue, GET('/healthz') + GET('/status') + GET('/readyz'));
+    expect(statusLines(pipelined.text).length).toBeGreaterThanOrEqual(1);
+    for (const line of statusLines(pipelined.text)) expect(line).toMatch(/^HTTP\/1\.1 403 /);
+
+    const idle = await rawTls(port, rogue, '');
+    expect(idle.text).toBe('');
+    expect(idle.openMs).toBeGreaterThanOrEqual(9_000);
+    expect(idle.openMs).toBeLessThan(20_000);
+    // One refusal per connection, however many requests it made.
+    expect(refusals).toHaveLength(4);
+    await coordinator.stop('test over');
+  }, 60_000);
+});
+
+/**
+ * One TLS connection to `port` on loopback: writes `payload` once the handshake is done, and returns
+ * what it read until the server closed it, the session it was given, and whether it resumed one.
+ */
+function rawTls(
+  port: number,
+  options: ConnectionOptions,
+  payload: string,
+): Promise<{ text: string; session: Buffer | undefined; reused: boolean; openMs: number }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    let text = '';
+    let session: Buffer | undefined;
+    let reused = false;
+    const socket = connectTls({ host: '127.0.0.1', port, ...options });
+    socket.on('session', (ticket: Buffer) => {
+      session ??= ticket;
+    });
+    socket.on('secureConnect', () => {
+      reused = socket.isSessionReused();
+      if (payload !== '') socket.write(payload);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ text, session, reused, openMs: Date.now() - started }));
+  });
+}
 
 describe('TLS connection limits', () => {
   it('drops connections beyond the rate before any handshake, and records each drop once', async () => {

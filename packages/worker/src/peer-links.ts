@@ -71,7 +71,8 @@ export class PeerLinks {
     };
     link.on('error', (error) => fail(error.message));
     link.on('unexpected-response', (_request, response) => {
-      fail(`HTTP ${response.statusCode} instead of a WebSocket upgrade`);
+      const status = [response.statusCode, response.statusMessage].filter(Boolean).join(' ');
+      fail(`HTTP ${status} instead of a WebSocket upgrade`);
       link.terminate();
     });
     link.on('close', (code) => fail(`closed with ${code}`));
