@@ -43,6 +43,9 @@ function describeSystemError(error: SystemError): string | undefined {
   }
 }
 
+/** What commander prints after a usage error, in place of the whole help. */
+export const USAGE_HINT = '(--help lists the options)';
+
 /**
  * The one line the CLI prints for a failed command. Errors the user can fix (bad input, a port in use,
  * an unwritable directory) name what is wrong and what to do; a stack trace only with `debug`, or for an

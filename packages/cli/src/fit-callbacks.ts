@@ -23,7 +23,7 @@ function improvementTracker({ monitor = 'val_loss', mode = 'auto', minDelta = 0 
       if (value === undefined) {
         throw new CallosumError(
           ErrorCodes.INVALID_ARGUMENT,
-          `the monitored figure "${monitor}" is not in the epoch's logs (${Object.keys(logs).join(', ')}); val_ figures need validation data`,
+          `the monitored figure "${monitor}" is not in the epoch's logs (${Object.keys(logs).join(', ')})${missingFigureHint(monitor, logs)}`,
         );
       }
       const better = maximise ? value > best + Math.abs(minDelta) : value < best - Math.abs(minDelta);
@@ -61,4 +61,13 @@ export function saveBestModel(options: MonitorOptions & { readonly dir: string }
       if (tracker.improves(logs)) await run.saveModel(options.dir);
     },
   };
+}
+
+/** Why `monitor` may be missing from `logs`: Keras 2's name for accuracy, or no validation data. */
+function missingFigureHint(monitor: string, logs: Logs): string {
+  const tfjsName = monitor.replace(/accuracy$/, 'acc');
+  if (tfjsName !== monitor && tfjsName in logs)
+    return `; accuracy is "acc" here, as in tfjs: monitor "${tfjsName}"`;
+  const validated = Object.keys(logs).some((name) => name.startsWith('val_'));
+  return monitor.startsWith('val_') && !validated ? '; val_ figures need validation data' : '';
 }

@@ -13,6 +13,7 @@ import {
   startCoordinator,
 } from '@callosum/coordinator';
 import {
+  type BackendPreference,
   type BatchNormMode,
   CallosumError,
   ErrorCodes,
@@ -54,10 +55,15 @@ export interface FitOptions
   > {
   /** The run directory: the final model, metrics and checkpoints. */
   readonly outDir: string;
+  /**
+   * Whether a run already in `outDir` is moved aside (into `<outDir>/replaced-<time>/`) rather than
+   * refused, as `callosum train --overwrite` does; by default a directory holding a run is refused.
+   */
+  readonly overwrite?: boolean;
   /** Local worker processes to start (default 2); ignored with `listen`. */
   readonly workers?: number;
   readonly threads?: number;
-  readonly backend?: string;
+  readonly backend?: BackendPreference;
   /** GPUs for the local workers, one each (trainWithLocalWorkers' `gpus`; [] assigns none). */
   readonly gpus?: readonly string[];
   /**
@@ -166,6 +172,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
           taskModule: path,
           training,
           outDir: options.outDir,
+          overwrite: options.overwrite === true,
           ...(options.log === undefined ? {} : { log: options.log }),
           onStep,
           onEvaluation,
@@ -203,6 +210,7 @@ async function listenForWorkers(
     task,
     training,
     outDir: options.outDir,
+    overwrite: options.overwrite === true,
     host: listen.host ?? '127.0.0.1',
     port: listen.port ?? 0,
     ...(listen.token === undefined ? {} : { token: listen.token }),

@@ -7,8 +7,18 @@ import {
   startCoordinator,
   type Topology,
 } from '@callosum/coordinator';
-import { isLoopbackHost, type Task, type TrainingConfig, type WireDtype } from '@callosum/core';
+import {
+  type BackendPreference,
+  CallosumError,
+  ErrorCodes,
+  isLoopbackHost,
+  requireBackendPreference,
+  type Task,
+  type TrainingConfig,
+  type WireDtype,
+} from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
+import { USAGE_HINT } from './failure-message.js';
 import { assignGpus } from './gpu-assignment.js';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
 import { generateToken } from './token.js';
@@ -17,7 +27,7 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly workers: number;
   /** Compute threads per worker; default: the usable cores shared among the workers (defaultThreads). */
   readonly threads?: number;
-  readonly backend: string;
+  readonly backend: BackendPreference;
   /**
    * GPUs shared out one per worker as CUDA_VISIBLE_DEVICES (worker i gets gpus[i mod length]): indices or
    * GPU-UUIDs; [] assigns none. Default: a CUDA_VISIBLE_DEVICES already set passes to every worker
@@ -59,6 +69,14 @@ const WORKER_EXIT_GRACE_MS = 15_000;
  * worker has exited.
  */
 export async function trainWithLocalWorkers(options: LocalTrainingOptions): Promise<RunSummary> {
+  // Checked here, where the caller's names apply: a worker would only say so in its own log.
+  if (!Number.isInteger(options.workers) || options.workers < 1) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `workers must be an integer >= 1, got ${options.workers}`,
+    );
+  }
+  requireBackendPreference(options.backend);
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   // Even on loopback, only the workers started here may join: a fresh secret for every run.
   const token = generateToken();
@@ -119,7 +137,12 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       }
       // With no local worker left nothing can join: stop now instead of waiting out the timeout, with the
       // last words of the last one to go (a task that differs, say), which are most likely why.
-      const lastWords = toldToStop ? undefined : worker.recentLog.at(-1)?.trim();
+      const lastWords = toldToStop
+        ? undefined
+        : worker.recentLog
+            .filter((line) => line.trim() !== USAGE_HINT)
+            .at(-1)
+            ?.trim();
       if (alive === 0) {
         void coordinator.stop(
           `every local worker process has exited${lastWords === undefined || lastWords === '' ? '' : ` (the last: ${lastWords.slice(0, 1000)})`}`,

@@ -5,11 +5,12 @@ import { registerReportCommand } from './commands/report.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { booleanOption } from './env-options.js';
+import { USAGE_HINT } from './failure-message.js';
 
 export function createProgram(): Command {
   const program = new Command('callosum')
     .description('synchronous data-parallel training with TensorFlow.js')
-    .showHelpAfterError('(--help lists the options)')
+    .showHelpAfterError(USAGE_HINT)
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .addOption(booleanOption('--debug', 'print stack traces with errors'))
     .configureHelp({ showGlobalOptions: true });

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '@callosum/coordinator';
@@ -112,5 +113,36 @@ describe('fit() with a callback that throws', () => {
     expect(workers).toEqual([]);
     // The workers had joined and trained before the callback failed.
     expect(lines.some((line) => /joined/.test(line))).toBe(true);
+  }, 120_000);
+});
+
+describe('fit() refusing what a program gets wrong, naming its own options', () => {
+  const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
+
+  it('refuses an unknown backend and zero workers before any worker starts', async () => {
+    const lines: string[] = [];
+    const outDir = await temporaryDirectory('fit-refusals');
+    const log = (line: string) => void lines.push(line);
+    // A JavaScript caller's typo: the type (BackendPreference) stops it in TypeScript.
+    await expect(fit(task, { outDir, backend: 'wsam' as never, log })).rejects.toThrow(
+      'unknown backend "wsam"; choose one of: auto, tensorflow, wasm, cpu',
+    );
+    await expect(fit(task, { outDir, workers: 0, log })).rejects.toThrow(
+      'workers must be an integer >= 1, got 0',
+    );
+    expect(lines).toEqual([]);
+  });
+
+  it('refuses to train again into a finished run unless told to overwrite, which moves it aside', async () => {
+    const outDir = await temporaryDirectory('fit-again');
+    const options = { outDir, epochs: 1, workers: 1, threads: 1, log: () => {} };
+    expect((await fit(task, options)).summary.steps).toBe(8);
+    await expect(fit(task, options)).rejects.toThrow(
+      /already holds a finished run .*overwrite: true from a program/,
+    );
+    expect((await fit(task, { ...options, overwrite: true })).summary.steps).toBe(8);
+    const moved = (await readdir(outDir)).filter((name) => name.startsWith('replaced-'));
+    expect(moved).toHaveLength(1);
+    expect(await readdir(join(outDir, moved[0] as string))).toContain('summary.json');
   }, 120_000);
 });

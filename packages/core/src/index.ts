@@ -13,6 +13,7 @@ export {
   BackendNames,
   type BackendPreference,
   registerBackendCandidate,
+  requireBackendPreference,
 } from './backends/registry.js';
 export { type BackendChoice, initBackend } from './backends/select.js';
 export * from './data/index.js';

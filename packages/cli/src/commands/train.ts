@@ -1,5 +1,5 @@
 import type { Topology } from '@callosum/coordinator';
-import { runTask, taskTrainingConfig } from '@callosum/core';
+import { type BackendPreference, runTask, taskTrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import type { Command } from 'commander';
 import { addOptions, envOption } from '../env-options.js';
@@ -23,7 +23,8 @@ import {
 interface TrainFlags extends RunFlags {
   workers: number;
   threads?: number;
-  backend: string;
+  /** One of commander's choices (backendOption). */
+  backend: BackendPreference;
   gpus?: string[];
   port: number;
   topology: Topology;

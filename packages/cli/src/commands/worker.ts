@@ -1,3 +1,4 @@
+import type { BackendPreference } from '@callosum/core';
 import { runWorker, WORKER_DEFAULTS } from '@callosum/worker';
 import type { Command } from 'commander';
 import { addOptions, envOption } from '../env-options.js';
@@ -15,7 +16,8 @@ import { backendOption, threadsOption } from '../training-options.js';
 
 interface WorkerFlags extends TokenFlags, TlsFlags, PeerTlsFlags {
   connect: string;
-  backend: string;
+  /** One of commander's choices (backendOption). */
+  backend: BackendPreference;
   name?: string;
   giveUpAfter: number;
   threads?: number;
@@ -63,7 +65,7 @@ export function registerWorkerCommand(program: Command): void {
       ...(peerTls === undefined ? {} : { peerTls }),
       ...(token === undefined ? {} : { token }),
       url: flags.connect,
-      backend: flags.backend as 'auto',
+      backend: flags.backend,
       giveUpAfterMs: flags.giveUpAfter,
       ...(flags.threads === undefined ? {} : { threads: flags.threads }),
       ...(flags.name === undefined ? {} : { name: flags.name }),

@@ -252,7 +252,8 @@ async function stateOf(path: string, taken: readonly string[]): Promise<RunDirec
 /** Why a new run may not use `path`, which holds the run files `taken`, and what to do instead. */
 async function occupiedRefusal(path: string, taken: readonly string[]): Promise<string> {
   const alternatives =
-    'start a new run with a new --out directory, or pass --overwrite to move the old files aside';
+    'start a new run in a new directory (--out; outDir from a program), or move the old files aside ' +
+    '(--overwrite; overwrite: true from a program)';
   switch (await stateOf(path, taken)) {
     case 'finished':
       return `${path} already holds a finished run (${taken.join(', ')}): ${alternatives}`;

@@ -36,15 +36,21 @@ export function registerBackendCandidate(candidate: BackendCandidate): void {
   candidates.push(candidate);
 }
 
-/** The candidates for a preference, in the order they are tried. */
-export function candidatesFor(preference: BackendPreference): BackendCandidate[] {
+/** `name` as a backend preference; throws UNKNOWN_NAME, listing the choices, for any other name. */
+export function requireBackendPreference(name: string): BackendPreference {
   const names = Object.values(BackendNames) as string[];
-  if (!names.includes(preference)) {
+  if (!names.includes(name)) {
     throw new CallosumError(
       ErrorCodes.UNKNOWN_NAME,
-      `unknown backend "${preference}"; choose one of: ${names.join(', ')}`,
+      `unknown backend "${name}"; choose one of: ${names.join(', ')}`,
     );
   }
+  return name as BackendPreference;
+}
+
+/** The candidates for a preference, in the order they are tried. */
+export function candidatesFor(preference: BackendPreference): BackendCandidate[] {
+  requireBackendPreference(preference);
   return preference === BackendNames.AUTO
     ? [...candidates]
     : candidates.filter((candidate) => candidate.backend === preference);
