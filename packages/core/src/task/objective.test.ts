@@ -261,6 +261,45 @@ describe('Objective.evaluationSums', () => {
     expect(() => new Objective(model, 'crossEntropyOfSomeKind')).toThrow(
       /unknown loss "crossEntropyOfSomeKind"; known/,
     );
+    expect(() => new Objective(model, 'constructor')).toThrow(/unknown loss "constructor"; known/);
+    model.dispose();
+  });
+
+  it("suggests the tfjs name for Keras's short names, which are not losses in tfjs either", () => {
+    const model = denseModel(2, 'linear', 4);
+    const refusal = (kind: string, name: string, hint: string) =>
+      callosumError('INVALID_ARGUMENT', `unknown ${kind} "${name}" ${hint}; known: `);
+    expect(() => new Objective(model, 'mse')).toThrow(
+      refusal('loss', 'mse', '(did you mean "meanSquaredError"?)'),
+    );
+    expect(() => new Objective(model, 'MAE')).toThrow(
+      refusal('loss', 'MAE', '(did you mean "meanAbsoluteError"?)'),
+    );
+    expect(() => new Objective(model, 'bce')).toThrow(
+      refusal('loss', 'bce', '(did you mean "binaryCrossentropy"?)'),
+    );
+    expect(() => new Objective(model, 'mape')).toThrow(
+      refusal(
+        'loss',
+        'mape',
+        '("mape" stands for meanAbsolutePercentageError, which Callosum does not have)',
+      ),
+    );
+    expect(() => new Objective(model, 'msle')).toThrow(
+      refusal(
+        'loss',
+        'msle',
+        '("msle" stands for meanSquaredLogarithmicError, which Callosum does not have)',
+      ),
+    );
+    // As metrics, tfjs takes mse and mae, and so does Callosum: another case is only a case away.
+    expect(new Objective(model, 'meanSquaredError', ['mse', 'mae']).metricNames).toEqual(['mse', 'mae']);
+    expect(() => new Objective(model, 'meanSquaredError', ['MSE'])).toThrow(
+      refusal('metric', 'MSE', '(did you mean "mse"?)'),
+    );
+    expect(() => new Objective(model, 'meanSquaredError', ['bce'])).toThrow(
+      refusal('metric', 'bce', '(did you mean "binaryCrossentropy"?)'),
+    );
     model.dispose();
   });
 
