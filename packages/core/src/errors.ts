@@ -28,7 +28,8 @@ export const ErrorCodes = {
   ARTIFACT_INVALID: 'ARTIFACT_INVALID',
   /**
    * A task module cannot be used: it does not load, has no defineTask default export, its model or data
-   * factory throws, or its data does not fit its model and loss. The message names what is wrong.
+   * factory, or a loss or metric function, throws, or its data does not fit its model and loss. The
+   * message names what is wrong.
    */
   TASK_INVALID: 'TASK_INVALID',
 

@@ -8,6 +8,7 @@ import type { SampleSet, SampleTensor, SampleValues } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { TrainingOptions } from '../train/config.js';
 import type { DefinedTask, TaskArray, TaskSplit } from './define-task.js';
+import { shapeText } from './shape-text.js';
 import type { Task, TaskData } from './task.js';
 import { taskOptimizer } from './task-optimizer.js';
 
@@ -97,9 +98,7 @@ function sampleTensor(
     }
     const expected = shape.reduce((product, dim) => product * dim, 1);
     if (values.length !== expected) {
-      throw fail(
-        `data ${what} has ${values.length} values, its shape [${shape.join(', ')}] needs ${expected}`,
-      );
+      throw fail(`data ${what} has ${values.length} values, its shape ${shapeText(shape)} needs ${expected}`);
     }
   } else {
     throw fail(`data ${what} must be a tf.Tensor or { values, shape }`);

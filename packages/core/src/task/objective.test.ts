@@ -233,9 +233,59 @@ describe('Objective.evaluationSums', () => {
     expect(() => tf.tidy(() => void perElement.evaluationSums(model, xs, ys))).toThrow(
       callosumError(
         'INVALID_ARGUMENT',
-        'metric metric0 must give one value per sample (shape [10]), gave shape [10, 2]',
+        'the metric function at metrics[0] must give one value per sample (shape [10]), gave shape [10, 2]',
       ),
     );
+    tf.dispose([xs, ys]);
+    model.dispose();
+  });
+
+  it('calls an anonymous loss "the loss function", also one written inline at a `loss` key, and names the task', () => {
+    const model = denseModel(2, 'linear', 4);
+    const xs = features();
+    const ys = tf.tensor2d(values(SAMPLES * 2, 7), [SAMPLES, 2]);
+    const task = {
+      loss: (labels: tf.Tensor, predictions: tf.Tensor) => tf.mean(tf.sub(predictions, labels)),
+    };
+    expect(task.loss.name).toBe('loss');
+    const anonymous = [(labels: tf.Tensor, predictions: tf.Tensor) => tf.mean(tf.sub(predictions, labels))];
+    for (const loss of [task.loss, anonymous[0]!]) {
+      const objective = new Objective(model, loss, [], 'spam');
+      expect(() => tf.tidy(() => void objective.evaluationSums(model, xs, ys))).toThrow(
+        callosumError(
+          'INVALID_ARGUMENT',
+          'task spam: the loss function must give one value per sample (shape [10]), gave shape []',
+        ),
+      );
+      expect(objective.namedFunctions[0]?.shown).toBe('the loss function');
+    }
+    tf.dispose([xs, ys]);
+    model.dispose();
+  });
+
+  it('names the metric and the task when a metric function throws, keeping what it threw as the cause', () => {
+    const model = denseModel(2, 'linear', 4);
+    const xs = features();
+    const ys = tf.tensor2d(values(SAMPLES * 2, 7), [SAMPLES, 2]);
+    const oops = new Error('oops');
+    const failing = (): tf.Tensor => {
+      throw oops;
+    };
+    const cases: [LossSpec[], string][] = [
+      [[failing], 'metric failing'],
+      [['accuracy', 'mae', () => failing()], 'the metric function at metrics[2]'],
+    ];
+    for (const [metrics, shown] of cases) {
+      const objective = new Objective(model, 'meanSquaredError', metrics, 'spam');
+      let caught: unknown;
+      try {
+        tf.tidy(() => void objective.evaluationSums(model, xs, ys));
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toEqual(callosumError('TASK_INVALID', `task spam: ${shown} threw: oops`));
+      expect((caught as Error).cause).toBe(oops);
+    }
     tf.dispose([xs, ys]);
     model.dispose();
   });
