@@ -46,7 +46,7 @@ describe('a bad task module', () => {
   it('whose loss fails on every worker stops the run with the failure, not only a count', async () => {
     const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'mean-loss');
     expect(stderr.trim().split('\n').at(-1)).toMatch(
-      /^callosum: COMPUTE_FAILED: step 1: shard \d failed 5 times \(last: worker .*: INVALID_ARGUMENT: loss meanLoss must give one value per sample \(shape \[16\]\), gave shape \[\]\); stopping$/,
+      /^callosum: COMPUTE_FAILED: step 1: shard \d failed 5 times \(last: worker .*: INVALID_ARGUMENT: task broken-classifier: loss meanLoss must give one value per sample \(shape \[16\]\), gave shape \[\]\); stopping$/,
     );
   });
 

@@ -19,16 +19,17 @@ export const ErrorCodes = {
   /** A loss, gradient or weight contains NaN or Infinity. */
   NON_FINITE: 'NON_FINITE',
   /**
-   * Every worker found the same step's loss or gradient non-finite (NaN or Infinity): the weights
-   * themselves have diverged, typically from a learning rate far too high. The run stops at the last
-   * good step, which its checkpoint holds; the bad update is never applied.
+   * Every worker (or trainLocal's one process) found the same step's loss or gradient non-finite (NaN or
+   * Infinity): the weights themselves have diverged, typically from a learning rate far too high. The run
+   * stops at the last good step, which its checkpoint holds; the bad update is never applied.
    */
   TRAINING_DIVERGED: 'TRAINING_DIVERGED',
   /** A saved model, checkpoint or metrics log (metrics.jsonl) cannot be read back. */
   ARTIFACT_INVALID: 'ARTIFACT_INVALID',
   /**
    * A task module cannot be used: it does not load, has no defineTask default export, its model or data
-   * factory throws, or its data does not fit its model and loss. The message names what is wrong.
+   * factory, or a loss or metric function, throws, or its data does not fit its model and loss. The
+   * message names what is wrong.
    */
   TASK_INVALID: 'TASK_INVALID',
 

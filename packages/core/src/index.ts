@@ -54,6 +54,7 @@ export {
   trainingConfigSchema,
   trainingOptionsSchema,
 } from './train/config.js';
+export { type Divergence, trainingDiverged } from './train/divergence.js';
 export {
   addTotals,
   EMPTY_TOTALS,

@@ -23,7 +23,7 @@ describe('DivergenceWatch', () => {
 const newRunDirectory = runDirectoryPerTest('callosum-diverged-');
 
 describe('a diverging run (real worker processes)', () => {
-  it('stops with TRAINING_DIVERGED naming the step and learning rate; no worker is evicted, the checkpoint holds the last good step', async () => {
+  it('stops with TRAINING_DIVERGED naming the step and learning rate, advising a lower one; no worker is evicted, the checkpoint holds the last good step', async () => {
     const outDir = await newRunDirectory();
     const log: string[] = [];
     const coordinator = await startCoordinator({
@@ -47,7 +47,7 @@ describe('a diverging run (real worker processes)', () => {
     );
     expect(isCallosumError(error, 'TRAINING_DIVERGED')).toBe(true);
     expect((error as Error).message).toMatch(
-      /^training diverged at step \d+ \(learning rate 1e\+30\): non-finite gradient\/loss on every worker$/,
+      /^training diverged at step \d+ \(learning rate 1e\+30\): non-finite gradient\/loss on every worker; lower the learning rate \(learningRate, --lr\)$/,
     );
     const divergedAt = Number((error as Error).message.match(/step (\d+)/)?.[1]);
     // Both workers are told why and exit; neither was evicted as faulty.

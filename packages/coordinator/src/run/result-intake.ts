@@ -7,8 +7,8 @@ import {
   floatsFromWire,
   type GradientResult,
   isCallosumError,
-  stepLabel,
   type TrainingState,
+  trainingDiverged,
   type WireDtype,
   type WorkerMessage,
   wireOverflowHint,
@@ -216,16 +216,13 @@ export class ResultIntake implements ResultHandlers {
         )
       ) {
         const wireCause = this.wireCause(reason);
-        // Nothing has been applied at the first step: the learning rate cannot be the cause there.
-        const firstStep =
-          step === 0 && wireCause === ''
-            ? '; at the first step, with the initial weights: look at the data (features of a huge magnitude, say) and the loss, not the learning rate'
-            : '';
         dispatcher.abort(
-          new CallosumError(
-            ErrorCodes.TRAINING_DIVERGED,
-            `training diverged at ${stepLabel(step)} (learning rate ${state.learningRate}): non-finite gradient/loss on every worker${wireCause}${firstStep}`,
-          ),
+          trainingDiverged({
+            step,
+            learningRate: state.learningRate,
+            found: `non-finite gradient/loss on every worker${wireCause}`,
+            explained: wireCause !== '',
+          }),
         );
         return undefined;
       }

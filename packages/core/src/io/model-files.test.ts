@@ -1,12 +1,13 @@
-import { mkdtemp, rm, truncate } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tfjs from '@tensorflow/tfjs';
 // Plain tfjs's cpu backend, without its advert for tfjs-node in the test output (backends/cpu.ts).
 import '../backends/cpu.js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { serveDirectory } from '../../../../tools/serve-directory.js';
 import { buildModel } from '../models/index.js';
+import { callosumError } from '../optim/test-support.js';
 import { readFlatWeights } from '../params/layout.js';
 import { loadModel, saveModel } from './model-files.js';
 
@@ -54,6 +55,56 @@ describe('saveModel / loadModel', () => {
     await truncate(join(dir, 'weights.bin'), 100);
     await expect(loadModel(dir)).rejects.toThrow(/weight files hold 100 bytes/);
     await expect(loadModel(join(dir, 'nope'))).rejects.toThrow(/nope\/model\.json: cannot read/);
+    model.dispose();
+  });
+
+  it('refuses a model.json without a modelTopology, or of another format, naming the file, without a tfjs warning', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      await writeFile(join(dir, 'model.json'), '{"foo":1}');
+      await expect(loadModel(dir)).rejects.toThrow(
+        callosumError(
+          'ARTIFACT_INVALID',
+          `${join(dir, 'model.json')}: no modelTopology, so not the model.json of a TF.js LayersModel`,
+        ),
+      );
+      await writeFile(join(dir, 'model.json'), '{"format":"graph-model","modelTopology":{"node":[]}}');
+      await expect(loadModel(dir)).rejects.toThrow(
+        callosumError('ARTIFACT_INVALID', 'model.json: format "graph-model", not a TF.js LayersModel'),
+      );
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it("names the weight whose shape in the manifest is not its layer's, with both shapes", async () => {
+    const model = buildModel({ name: 'mlp', options: { hidden: [16] } });
+    await saveModel(model, dir);
+    const path = join(dir, 'model.json');
+    const modelJson = JSON.parse(await readFile(path, 'utf8'));
+    const kernel = modelJson.weightsManifest[0].weights[0];
+    expect(kernel.shape).toEqual([784, 16]);
+    kernel.shape = [16, 784];
+    await writeFile(path, JSON.stringify(modelJson));
+    await expect(loadModel(dir)).rejects.toThrow(
+      callosumError(
+        'ARTIFACT_INVALID',
+        `${path}: weight ${kernel.name} has shape [16, 784] in the weights manifest, but its layer makes it [784, 16]`,
+      ),
+    );
+    model.dispose();
+  });
+
+  it('given the model.json file instead of its directory, says to give the directory', async () => {
+    const model = buildModel({ name: 'mlp', options: { hidden: [4] } });
+    await saveModel(model, dir);
+    await expect(loadModel(join(dir, 'model.json'))).rejects.toThrow(
+      callosumError(
+        'ARTIFACT_INVALID',
+        `${join(dir, 'model.json')} is a file: give the directory that holds model.json, not the file`,
+      ),
+    );
     model.dispose();
   });
 });

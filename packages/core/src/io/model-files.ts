@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -59,14 +59,8 @@ function bytesPerElement(spec: tf.io.WeightsManifestEntry): number {
 
 /** Loads a model saved by `saveModel` (or any single-directory TF.js layers model) from `dir`. */
 export async function loadModel(dir: string): Promise<tfl.LayersModel> {
-  const jsonPath = join(dir, MODEL_JSON_FILE);
-  let modelJson: tf.io.ModelJSON;
-  try {
-    modelJson = JSON.parse((await readArtifactFile(jsonPath)).toString('utf8')) as tf.io.ModelJSON;
-  } catch (error) {
-    if (error instanceof CallosumError) throw error;
-    throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${jsonPath}: not valid JSON`, { cause: error });
-  }
+  const jsonPath = await modelJsonPath(dir);
+  const modelJson = await readModelJson(jsonPath);
   const artifacts = await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
     const specs = manifest.flatMap((group) => group.weights);
     const buffers = await Promise.all(
@@ -85,5 +79,79 @@ export async function loadModel(dir: string): Promise<tfl.LayersModel> {
     }
     return [specs, data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)];
   });
-  return tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+  try {
+    return await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+  } catch (error) {
+    throw new CallosumError(
+      ErrorCodes.ARTIFACT_INVALID,
+      `${jsonPath}: ${await whyNotLoaded(modelJson, error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** `dir`'s model.json. A path to a file (the model.json itself, say) is refused, saying what to give. */
+async function modelJsonPath(dir: string): Promise<string> {
+  const isFile = await stat(dir).then(
+    (stats) => stats.isFile(),
+    () => false,
+  );
+  if (isFile) {
+    throw new CallosumError(
+      ErrorCodes.ARTIFACT_INVALID,
+      `${dir} is a file: give the directory that holds ${MODEL_JSON_FILE}, not the file`,
+    );
+  }
+  return join(dir, MODEL_JSON_FILE);
+}
+
+/** The model.json at `path`, if it is JSON describing a TF.js LayersModel. */
+async function readModelJson(path: string): Promise<tf.io.ModelJSON> {
+  let modelJson: unknown;
+  try {
+    modelJson = JSON.parse((await readArtifactFile(path)).toString('utf8'));
+  } catch (error) {
+    if (error instanceof CallosumError) throw error;
+    throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${path}: not valid JSON`, { cause: error });
+  }
+  const { format, modelTopology } = (modelJson ?? {}) as Partial<tf.io.ModelJSON>;
+  if (typeof modelTopology !== 'object' || modelTopology === null) {
+    throw new CallosumError(
+      ErrorCodes.ARTIFACT_INVALID,
+      `${path}: no modelTopology, so not the model.json of a TF.js LayersModel`,
+    );
+  }
+  if (format !== undefined && format !== 'layers-model') {
+    throw new CallosumError(
+      ErrorCodes.ARTIFACT_INVALID,
+      `${path}: format ${JSON.stringify(format)}, not a TF.js LayersModel ("layers-model")`,
+    );
+  }
+  return modelJson as tf.io.ModelJSON;
+}
+
+/**
+ * Why tfjs could not load the model `modelJson` describes (it threw `error`): a weight whose shape in
+ * the manifest is not the one its layer makes, found by building the model without its weights, or
+ * else tfjs's own reason.
+ */
+async function whyNotLoaded(modelJson: tf.io.ModelJSON, error: unknown): Promise<string> {
+  const reason = `not a loadable TF.js LayersModel (${error instanceof Error ? error.message : String(error)})`;
+  let model: tfl.LayersModel;
+  try {
+    model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology }));
+  } catch {
+    return reason;
+  }
+  const shapes = new Map(model.weights.map((weight) => [weight.originalName, weight.shape]));
+  model.dispose();
+  for (const spec of (modelJson.weightsManifest ?? []).flatMap((group) => group.weights)) {
+    const built = shapes.get(spec.name);
+    if (built !== undefined && built.join() !== spec.shape.join()) {
+      return `weight ${spec.name} has shape [${spec.shape.join(', ')}] in the weights manifest, but its layer makes it [${built.join(', ')}]`;
+    }
+  }
+  return reason;
 }

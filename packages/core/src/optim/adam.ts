@@ -1,7 +1,8 @@
 import { AdamSimd } from './adam-simd.js';
 import { FlatOptimizer, optimizerContext } from './flat-optimizer.js';
 import { type AdamSpec, type AdamWSpec, type OptimizerFactory, OptimizerNames } from './optimizer.js';
-import { DECAY_RATE, NON_NEGATIVE, POSITIVE, rejectUnknownOptions, requireNumber } from './validation.js';
+import { rejectUnknownOptimizerOptions } from './optimizer-options.js';
+import { DECAY_RATE, NON_NEGATIVE, POSITIVE, requireNumber } from './validation.js';
 
 const DEFAULT_BETA1 = 0.9;
 const DEFAULT_BETA2 = 0.999;
@@ -75,7 +76,7 @@ function readMomentOptions(
 
 export const createAdam: OptimizerFactory<AdamSpec> = (spec, parameterCount) => {
   const context = optimizerContext(OptimizerNames.ADAM);
-  rejectUnknownOptions(context, spec, ['name', 'beta1', 'beta2', 'epsilon']);
+  rejectUnknownOptimizerOptions(OptimizerNames.ADAM, spec);
   return new AdamOptimizer(OptimizerNames.ADAM, parameterCount, {
     ...readMomentOptions(context, spec),
     weightDecay: 0,
@@ -84,7 +85,7 @@ export const createAdam: OptimizerFactory<AdamSpec> = (spec, parameterCount) => 
 
 export const createAdamW: OptimizerFactory<AdamWSpec> = (spec, parameterCount) => {
   const context = optimizerContext(OptimizerNames.ADAMW);
-  rejectUnknownOptions(context, spec, ['name', 'beta1', 'beta2', 'epsilon', 'weightDecay']);
+  rejectUnknownOptimizerOptions(OptimizerNames.ADAMW, spec);
   return new AdamOptimizer(OptimizerNames.ADAMW, parameterCount, {
     ...readMomentOptions(context, spec),
     weightDecay: requireNumber(

@@ -1,6 +1,7 @@
 import { FlatOptimizer, optimizerContext } from './flat-optimizer.js';
 import { type MomentumSpec, type OptimizerFactory, OptimizerNames } from './optimizer.js';
-import { DECAY_RATE, rejectUnknownOptions, requireBoolean, requireNumber } from './validation.js';
+import { rejectUnknownOptimizerOptions } from './optimizer-options.js';
+import { DECAY_RATE, requireBoolean, requireNumber } from './validation.js';
 
 const DEFAULT_MOMENTUM = 0.9;
 
@@ -31,7 +32,7 @@ class MomentumOptimizer extends FlatOptimizer<'velocity'> {
 
 export const createMomentum: OptimizerFactory<MomentumSpec> = (spec, parameterCount) => {
   const context = optimizerContext(OptimizerNames.MOMENTUM);
-  rejectUnknownOptions(context, spec, ['name', 'momentum', 'nesterov']);
+  rejectUnknownOptimizerOptions(OptimizerNames.MOMENTUM, spec);
   return new MomentumOptimizer(
     parameterCount,
     requireNumber(context, 'momentum', spec.momentum ?? DEFAULT_MOMENTUM, DECAY_RATE),

@@ -23,17 +23,29 @@ describe('optimizer options', () => {
     );
   });
 
-  it('rejects an option the optimizer does not have, listing the ones it has', () => {
+  it('rejects an option the optimizer does not have, suggesting the near one and listing the ones it has', () => {
     expect(() => createOptimizer({ name: 'adam', beta_1: 0.9 } as AnyOptimizerSpec, 10)).toThrow(
       callosumError(
         ErrorCodes.INVALID_ARGUMENT,
-        'optimizer "adam" has no option "beta_1"; options: name, beta1, beta2, epsilon',
+        'optimizer "adam" has no option "beta_1" (did you mean "beta1"?); options: name, beta1, beta2, epsilon',
       ),
     );
     expect(() => createOptimizer({ name: 'sgd', momentum: 0.9 } as AnyOptimizerSpec, 10)).toThrow(
-      callosumError(ErrorCodes.INVALID_ARGUMENT, 'optimizer "sgd" has no option "momentum"'),
+      callosumError(ErrorCodes.INVALID_ARGUMENT, 'optimizer "sgd" has no option "momentum"; options: name'),
     );
   });
+
+  it.each(['learningRate', 'learning_rate', 'lr'])(
+    'says the learning rate (%s) is an option of the run, not of the optimizer',
+    (key) => {
+      expect(() => createOptimizer({ name: 'adam', [key]: 0.1 } as AnyOptimizerSpec, 10)).toThrow(
+        callosumError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `optimizer "adam" has no option "${key}": the learning rate is the training option learningRate (--lr), beside optimizer; options: name, beta1, beta2, epsilon`,
+        ),
+      );
+    },
+  );
 
   it.each([0, -3, 2.5, Number.NaN])('rejects parameterCount %s', (parameterCount) => {
     expect(() => createOptimizer({ name: 'adam' }, parameterCount)).toThrow(

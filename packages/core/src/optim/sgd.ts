@@ -1,6 +1,6 @@
-import { FlatOptimizer, optimizerContext } from './flat-optimizer.js';
+import { FlatOptimizer } from './flat-optimizer.js';
 import { type OptimizerFactory, OptimizerNames, type SgdSpec } from './optimizer.js';
-import { rejectUnknownOptions } from './validation.js';
+import { rejectUnknownOptimizerOptions } from './optimizer-options.js';
 
 /** Plain gradient descent, as tfjs `tf.train.sgd`: p -= lr * g. */
 class SgdOptimizer extends FlatOptimizer<never> {
@@ -16,6 +16,6 @@ class SgdOptimizer extends FlatOptimizer<never> {
 }
 
 export const createSgd: OptimizerFactory<SgdSpec> = (spec, parameterCount) => {
-  rejectUnknownOptions(optimizerContext(OptimizerNames.SGD), spec, ['name']);
+  rejectUnknownOptimizerOptions(OptimizerNames.SGD, spec);
   return new SgdOptimizer(parameterCount);
 };

@@ -1,4 +1,6 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { didYouMean } from '../options/did-you-mean.js';
+import { shown } from '../options/schema.js';
 
 /** The values a numeric option accepts; `description` completes "must be ...". */
 export interface NumberRange {
@@ -44,30 +46,37 @@ export function requireBoolean(context: string, option: string, value: unknown):
   return value;
 }
 
-/** Rejects keys of `spec` outside `known`: a misspelt option would otherwise silently keep its default. */
+/**
+ * Rejects keys of `spec` outside `known`: a misspelt option would otherwise silently keep its default.
+ * The message suggests the option meant, when one is near, and lists the options.
+ */
 export function rejectUnknownOptions<Spec extends object>(
   context: string,
   spec: Spec,
   known: readonly (keyof Spec & string)[],
 ): void {
-  for (const key of Object.keys(spec)) {
-    if (!(known as readonly string[]).includes(key)) {
-      throw new CallosumError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `${context} has no option "${key}"; options: ${known.join(', ')}`,
-      );
-    }
-  }
+  const problem = unknownOption(spec, known);
+  if (problem !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `${context} ${problem}`);
+}
+
+/**
+ * `has no option "x" (did you mean "y"?); options: ...` for the first key of `spec` outside `known`
+ * (see didYouMean for `aliases`).
+ */
+export function unknownOption(
+  spec: object,
+  known: readonly string[],
+  aliases?: Readonly<Record<string, string>>,
+): string | undefined {
+  const key = Object.keys(spec).find((option) => !known.includes(option));
+  return key === undefined
+    ? undefined
+    : `has no option "${key}"${didYouMean(key, known, aliases)}; options: ${known.join(', ')}`;
 }
 
 function invalidOption(context: string, option: string, value: unknown, expected: string): CallosumError {
   return new CallosumError(
     ErrorCodes.INVALID_ARGUMENT,
-    `${context}: ${option} must be ${expected}, got ${describeValue(value)}`,
+    `${context}: ${option} must be ${expected}, got ${shown(value)}`,
   );
-}
-
-function describeValue(value: unknown): string {
-  // Quote strings and show objects, but keep NaN, Infinity and undefined readable (JSON would lose them).
-  return typeof value === 'string' || typeof value === 'object' ? JSON.stringify(value) : String(value);
 }

@@ -29,8 +29,15 @@ export function numberOption(accepts: (value: number) => boolean, description: s
   });
 }
 
-/** An object with a non-empty string `key` (a spec whose other fields its own registry validates). */
-export function namedSpecOption<T>(key: string, description: string) {
+/**
+ * An object with a non-empty string `key` (a spec whose other fields its own registry validates).
+ * `refusal` may say what is wrong with a value it recognises, instead of "must be <description>".
+ */
+export function namedSpecOption<T>(
+  key: string,
+  description: string,
+  refusal: (value: unknown) => string | undefined = () => undefined,
+) {
   return z.custom<T>(
     (value) =>
       typeof value === 'object' &&
@@ -38,7 +45,7 @@ export function namedSpecOption<T>(key: string, description: string) {
       !Array.isArray(value) &&
       typeof (value as Record<string, unknown>)[key] === 'string' &&
       ((value as Record<string, unknown>)[key] as string).length > 0,
-    { error: (issue) => `must be ${description}, got ${shown(issue.input)}` },
+    { error: (issue) => refusal(issue.input) ?? `must be ${description}, got ${shown(issue.input)}` },
   );
 }
 
@@ -61,15 +68,22 @@ export function parseOptions<S extends z.ZodType>(
   throw new CallosumError(code, `${what}: ${problems.join('; ') || 'are invalid'}`);
 }
 
-/** A value as it appears in an error message. */
+/** How many characters of a value an error message shows: enough for a spec, not for an object's insides. */
+const SHOWN_LENGTH = 100;
+
+/**
+ * A value as it appears in an error message: strings quoted, objects as JSON cut to SHOWN_LENGTH
+ * characters, and NaN, Infinity and undefined readable (JSON would lose them).
+ */
 export function shown(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) {
     return String(value);
   }
+  let text: string;
   try {
-    return JSON.stringify(value) ?? String(value);
+    text = JSON.stringify(value) ?? String(value);
   } catch {
-    return Object.prototype.toString.call(value);
+    text = Object.prototype.toString.call(value);
   }
+  return text.length > SHOWN_LENGTH ? `${text.slice(0, SHOWN_LENGTH)}… (${text.length} characters)` : text;
 }

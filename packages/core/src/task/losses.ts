@@ -4,8 +4,8 @@
  * plain tfjs reports the same loss). Sums of these per-sample values are what shards add up.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { closest, distance } from 'fastest-levenshtein';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { didYouMean } from '../options/did-you-mean.js';
 
 /** Labels and predictions in, one value per sample out (shape [samples]). */
 export type SampleFunction = (labels: tf.Tensor, predictions: tf.Tensor) => tf.Tensor;
@@ -115,34 +115,40 @@ const NAMED_METRICS: Record<string, SampleFunction> = {
 
 export const ACCURACY_NAMES = ['accuracy', 'acc'];
 
+/**
+ * Keras's short names (lower case: 'MSE' too) and the tfjs names they stand for. tfjs-layers takes none
+ * as a loss and only mse, mae and mape as metrics, so they are suggested, not accepted (mse and mae
+ * are metric names here as in tfjs).
+ */
+const KERAS_SHORT_NAMES: Readonly<Record<string, string>> = {
+  mse: 'meanSquaredError',
+  mae: 'meanAbsoluteError',
+  mape: 'meanAbsolutePercentageError',
+  msle: 'meanSquaredLogarithmicError',
+  kld: 'kullbackLeiblerDivergence',
+  bce: 'binaryCrossentropy',
+  huber: 'huberLoss',
+};
+
 export function namedMetric(name: string): SampleFunction {
-  const metric = NAMED_METRICS[name];
+  const metric = Object.hasOwn(NAMED_METRICS, name) ? NAMED_METRICS[name] : undefined;
   if (metric === undefined) {
+    const known = [...ACCURACY_NAMES, ...Object.keys(NAMED_METRICS)];
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
-      `unknown metric "${name}"${didYouMean(name, [...ACCURACY_NAMES, ...Object.keys(NAMED_METRICS)])}; known: accuracy, ${Object.keys(NAMED_METRICS).join(', ')}, or a function`,
+      `unknown metric "${name}"${didYouMean(name, known, KERAS_SHORT_NAMES)}; known: accuracy, ${Object.keys(NAMED_METRICS).join(', ')}, or a function`,
     );
   }
   return metric;
 }
 
 export function namedLoss(name: string): SampleFunction {
-  const loss = LOSSES[name as LossName];
+  const loss = Object.hasOwn(LOSSES, name) ? LOSSES[name as LossName] : undefined;
   if (loss === undefined) {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
-      `unknown loss "${name}"${didYouMean(name, LOSS_NAMES)}; known: ${LOSS_NAMES.join(', ')}, or a function (labels, predictions) => one value per sample`,
+      `unknown loss "${name}"${didYouMean(name, LOSS_NAMES, KERAS_SHORT_NAMES)}; known: ${LOSS_NAMES.join(', ')}, or a function (labels, predictions) => one value per sample`,
     );
   }
   return loss;
-}
-
-/** ` (did you mean "x"?)` for the known name nearest to `name`, when it is near (a case or a typo away). */
-function didYouMean(name: string, known: readonly string[]): string {
-  const nearest = closest(
-    name.toLowerCase(),
-    known.map((candidate) => candidate.toLowerCase()),
-  );
-  const index = known.findIndex((candidate) => candidate.toLowerCase() === nearest);
-  return distance(name.toLowerCase(), nearest) <= 2 ? ` (did you mean "${known[index]}"?)` : '';
 }

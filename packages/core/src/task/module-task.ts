@@ -7,8 +7,10 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { SampleSet, SampleTensor, SampleValues } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { TrainingOptions } from '../train/config.js';
-import type { DefinedTask, TaskArray, TaskOptimizer, TaskSplit } from './define-task.js';
+import type { DefinedTask, TaskArray, TaskSplit } from './define-task.js';
+import { shapeText } from './shape-text.js';
 import type { Task, TaskData } from './task.js';
+import { taskOptimizer } from './task-optimizer.js';
 
 export function taskFromDefinition(definition: DefinedTask, name: string): Task {
   const fail = (problem: string, cause?: unknown) =>
@@ -45,25 +47,21 @@ export function taskFromDefinition(definition: DefinedTask, name: string): Task 
     loss: definition.loss,
     metrics: definition.metrics ?? [],
     images: definition.images === true,
-    defaults: taskDefaults(definition),
+    defaults: taskDefaults(definition, fail),
   };
 }
 
 /** Keras's defaults where the task says nothing: Adam at 0.001, a constant rate, no augmentation. */
-function taskDefaults(definition: DefinedTask): TrainingOptions {
-  const { name, learningRate, ...settings } = optimizerSpec(definition.optimizer ?? 'adam');
+function taskDefaults(definition: DefinedTask, fail: (problem: string) => Error): TrainingOptions {
+  const { optimizer, learningRate } = taskOptimizer(definition.optimizer ?? 'adam', fail);
   return {
-    optimizer: { name, ...settings },
+    optimizer,
     learningRate: learningRate ?? 0.001,
     schedule: { kind: 'constant' },
     maxShift: 0,
     epochs: definition.epochs,
     batchSize: definition.batchSize,
   };
-}
-
-function optimizerSpec(optimizer: TaskOptimizer): { name: string; learningRate?: number } {
-  return typeof optimizer === 'string' ? { name: optimizer } : { ...optimizer };
 }
 
 /** A split ({ xs, ys }) as a sample set; `fail` makes the error for what is wrong with it. */
@@ -100,9 +98,7 @@ function sampleTensor(
     }
     const expected = shape.reduce((product, dim) => product * dim, 1);
     if (values.length !== expected) {
-      throw fail(
-        `data ${what} has ${values.length} values, its shape [${shape.join(', ')}] needs ${expected}`,
-      );
+      throw fail(`data ${what} has ${values.length} values, its shape ${shapeText(shape)} needs ${expected}`);
     }
   } else {
     throw fail(`data ${what} must be a tf.Tensor or { values, shape }`);

@@ -233,9 +233,59 @@ describe('Objective.evaluationSums', () => {
     expect(() => tf.tidy(() => void perElement.evaluationSums(model, xs, ys))).toThrow(
       callosumError(
         'INVALID_ARGUMENT',
-        'metric metric0 must give one value per sample (shape [10]), gave shape [10, 2]',
+        'the metric function at metrics[0] must give one value per sample (shape [10]), gave shape [10, 2]',
       ),
     );
+    tf.dispose([xs, ys]);
+    model.dispose();
+  });
+
+  it('calls an anonymous loss "the loss function", also one written inline at a `loss` key, and names the task', () => {
+    const model = denseModel(2, 'linear', 4);
+    const xs = features();
+    const ys = tf.tensor2d(values(SAMPLES * 2, 7), [SAMPLES, 2]);
+    const task = {
+      loss: (labels: tf.Tensor, predictions: tf.Tensor) => tf.mean(tf.sub(predictions, labels)),
+    };
+    expect(task.loss.name).toBe('loss');
+    const anonymous = [(labels: tf.Tensor, predictions: tf.Tensor) => tf.mean(tf.sub(predictions, labels))];
+    for (const loss of [task.loss, anonymous[0]!]) {
+      const objective = new Objective(model, loss, [], 'spam');
+      expect(() => tf.tidy(() => void objective.evaluationSums(model, xs, ys))).toThrow(
+        callosumError(
+          'INVALID_ARGUMENT',
+          'task spam: the loss function must give one value per sample (shape [10]), gave shape []',
+        ),
+      );
+      expect(objective.namedFunctions[0]?.shown).toBe('the loss function');
+    }
+    tf.dispose([xs, ys]);
+    model.dispose();
+  });
+
+  it('names the metric and the task when a metric function throws, keeping what it threw as the cause', () => {
+    const model = denseModel(2, 'linear', 4);
+    const xs = features();
+    const ys = tf.tensor2d(values(SAMPLES * 2, 7), [SAMPLES, 2]);
+    const oops = new Error('oops');
+    const failing = (): tf.Tensor => {
+      throw oops;
+    };
+    const cases: [LossSpec[], string][] = [
+      [[failing], 'metric failing'],
+      [['accuracy', 'mae', () => failing()], 'the metric function at metrics[2]'],
+    ];
+    for (const [metrics, shown] of cases) {
+      const objective = new Objective(model, 'meanSquaredError', metrics, 'spam');
+      let caught: unknown;
+      try {
+        tf.tidy(() => void objective.evaluationSums(model, xs, ys));
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toEqual(callosumError('TASK_INVALID', `task spam: ${shown} threw: oops`));
+      expect((caught as Error).cause).toBe(oops);
+    }
     tf.dispose([xs, ys]);
     model.dispose();
   });
@@ -260,6 +310,45 @@ describe('Objective.evaluationSums', () => {
     );
     expect(() => new Objective(model, 'crossEntropyOfSomeKind')).toThrow(
       /unknown loss "crossEntropyOfSomeKind"; known/,
+    );
+    expect(() => new Objective(model, 'constructor')).toThrow(/unknown loss "constructor"; known/);
+    model.dispose();
+  });
+
+  it("suggests the tfjs name for Keras's short names, which are not losses in tfjs either", () => {
+    const model = denseModel(2, 'linear', 4);
+    const refusal = (kind: string, name: string, hint: string) =>
+      callosumError('INVALID_ARGUMENT', `unknown ${kind} "${name}" ${hint}; known: `);
+    expect(() => new Objective(model, 'mse')).toThrow(
+      refusal('loss', 'mse', '(did you mean "meanSquaredError"?)'),
+    );
+    expect(() => new Objective(model, 'MAE')).toThrow(
+      refusal('loss', 'MAE', '(did you mean "meanAbsoluteError"?)'),
+    );
+    expect(() => new Objective(model, 'bce')).toThrow(
+      refusal('loss', 'bce', '(did you mean "binaryCrossentropy"?)'),
+    );
+    expect(() => new Objective(model, 'mape')).toThrow(
+      refusal(
+        'loss',
+        'mape',
+        '("mape" stands for meanAbsolutePercentageError, which Callosum does not have)',
+      ),
+    );
+    expect(() => new Objective(model, 'msle')).toThrow(
+      refusal(
+        'loss',
+        'msle',
+        '("msle" stands for meanSquaredLogarithmicError, which Callosum does not have)',
+      ),
+    );
+    // As metrics, tfjs takes mse and mae, and so does Callosum: another case is only a case away.
+    expect(new Objective(model, 'meanSquaredError', ['mse', 'mae']).metricNames).toEqual(['mse', 'mae']);
+    expect(() => new Objective(model, 'meanSquaredError', ['MSE'])).toThrow(
+      refusal('metric', 'MSE', '(did you mean "mse"?)'),
+    );
+    expect(() => new Objective(model, 'meanSquaredError', ['bce'])).toThrow(
+      refusal('metric', 'bce', '(did you mean "binaryCrossentropy"?)'),
     );
     model.dispose();
   });

@@ -16,6 +16,7 @@ import {
   type SampleFunction,
   takesClassIndices,
 } from './losses.js';
+import { shapeText } from './shape-text.js';
 
 /** A loss or metric as a task gives it: a tfjs name, or a function giving one value per sample. */
 export type LossSpec = string | SampleFunction;
@@ -42,19 +43,25 @@ export class Objective {
   readonly #accuracy: SampleFunction | undefined;
   /** Cross-entropy on a softmax head is computed from the logits, which is stable (see logits.ts). */
   readonly #fromLogits: boolean;
+  /** How messages name the loss, then each metric of `metricNames` (see shownLoss and shownMetric). */
+  readonly #shown: readonly string[];
+  /** Starts the messages of errors in a pass: "task spam: ", or nothing for an objective of no task. */
+  readonly #prefix: string;
 
   /**
    * The loss, then each metric other than accuracy, with how messages name it ("metric mae" for a
    * metric): for the checks that hold labels and outputs against each.
    */
   get namedFunctions(): { readonly name: string; readonly shown: string; readonly isLoss: boolean }[] {
-    return [
-      { name: this.lossName, shown: this.lossName, isLoss: true },
-      ...this.metricNames.map((name) => ({ name, shown: `metric ${name}`, isLoss: false })),
-    ];
+    return [this.lossName, ...this.metricNames].map((name, index) => ({
+      name,
+      shown: this.#shown[index] as string,
+      isLoss: index === 0,
+    }));
   }
 
-  constructor(model: LayersModel, loss: LossSpec, metrics: readonly LossSpec[] = []) {
+  /** `task` names the task in the errors of a pass (a loss function that throws, say). */
+  constructor(model: LayersModel, loss: LossSpec, metrics: readonly LossSpec[] = [], task?: string) {
     this.lossName = typeof loss === 'string' ? loss : loss.name || 'custom';
     this.#loss = typeof loss === 'string' ? namedLoss(loss) : loss;
     const outputUnits = model.outputs[0]?.shape.at(-1) ?? 1;
@@ -62,13 +69,16 @@ export class Objective {
       (metric) => typeof metric === 'string' && ACCURACY_NAMES.includes(metric),
     );
     this.#accuracy = this.measuresAccuracy ? accuracyFor(this.lossName, outputUnits) : undefined;
-    const others = metrics.filter(
-      (metric) => !(typeof metric === 'string' && ACCURACY_NAMES.includes(metric)),
+    // The metrics other than accuracy, with their positions in `metrics`.
+    const others = metrics.flatMap((metric, position) =>
+      typeof metric === 'string' && ACCURACY_NAMES.includes(metric) ? [] : [{ metric, position }],
     );
-    this.metricNames = others.map((metric, index) =>
+    this.metricNames = others.map(({ metric }, index) =>
       typeof metric === 'string' ? metric : metric.name || `metric${index}`,
     );
-    this.#metrics = others.map((metric) => (typeof metric === 'string' ? namedMetric(metric) : metric));
+    this.#metrics = others.map(({ metric }) => (typeof metric === 'string' ? namedMetric(metric) : metric));
+    this.#shown = [shownLoss(loss), ...others.map(({ metric, position }) => shownMetric(metric, position))];
+    this.#prefix = task === undefined ? '' : `task ${task}: `;
     this.labelDtype = takesClassIndices(this.lossName) ? 'int32' : 'float32';
     this.#fromLogits =
       typeof loss === 'string' &&
@@ -93,7 +103,7 @@ export class Objective {
 
   #sums(predictions: tf.Tensor, labels: tf.Tensor): ObjectiveSums {
     return {
-      loss: this.#sampleSum(`loss ${this.lossName}`, this.#loss, predictions, labels),
+      loss: this.#sampleSum(this.#shown[0] as string, this.#loss, predictions, labels),
       ...this.#metricSums(predictions, labels),
     };
   }
@@ -105,22 +115,32 @@ export class Objective {
           ? undefined
           : this.#sampleSum('accuracy', this.#accuracy, predictions, labels),
       metrics: this.#metrics.map((metric, index) =>
-        this.#sampleSum(`metric ${this.metricNames[index]}`, metric, predictions, labels),
+        this.#sampleSum(this.#shown[index + 1] as string, metric, predictions, labels),
       ),
     };
   }
 
-  /** The sum over the batch of `fn`, which must give one value per sample. */
+  /**
+   * The sum over the batch of `fn`, which must give one value per sample; what it throws is rethrown
+   * naming the task and `what` it is, with the cause.
+   */
   #sampleSum(what: string, fn: SampleFunction, predictions: tf.Tensor, labels: tf.Tensor): tf.Scalar {
     const count = predictions.shape[0] as number;
-    const values = fn(
-      this.labelDtype === 'int32' ? classIndexColumn(labels) : this.#labelsLike(labels, predictions),
-      predictions,
-    );
+    const fnLabels =
+      this.labelDtype === 'int32' ? classIndexColumn(labels) : this.#labelsLike(labels, predictions);
+    let values: tf.Tensor;
+    try {
+      values = fn(fnLabels, predictions);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new CallosumError(ErrorCodes.TASK_INVALID, `${this.#prefix}${what} threw: ${reason}`, {
+        cause: error,
+      });
+    }
     if (values.rank !== 1 || values.shape[0] !== count) {
       throw new CallosumError(
         ErrorCodes.INVALID_ARGUMENT,
-        `${what} must give one value per sample (shape [${count}]), gave shape [${values.shape.join(', ')}]`,
+        `${this.#prefix}${what} must give one value per sample (shape [${count}]), gave shape ${shapeText(values.shape)}`,
       );
     }
     return tf.sum(values);
@@ -141,11 +161,26 @@ export class Objective {
     if (labels.size !== predictions.size) {
       throw new CallosumError(
         ErrorCodes.SHAPE_MISMATCH,
-        `labels of shape [${labels.shape.join(', ')}] do not fit the model's output [${predictions.shape.join(', ')}] for loss ${this.lossName}`,
+        `${this.#prefix}labels of shape ${shapeText(labels.shape)} do not fit the model's output ${shapeText(predictions.shape)} for ${this.#shown[0]}`,
       );
     }
     return tf.reshape(labels, predictions.shape);
   }
+}
+
+/**
+ * How messages name a loss: a tfjs name as it is, a function by its name as "loss <name>", and an
+ * anonymous one (or one named only after the `loss` key it was written at) as "the loss function".
+ */
+function shownLoss(loss: LossSpec): string {
+  if (typeof loss === 'string') return loss;
+  return loss.name === '' || loss.name === 'loss' ? 'the loss function' : `loss ${loss.name}`;
+}
+
+/** How messages name a metric: "metric <name>", or an anonymous function by its `position` in the metrics. */
+function shownMetric(metric: LossSpec, position: number): string {
+  if (typeof metric === 'string') return `metric ${metric}`;
+  return metric.name === '' ? `the metric function at metrics[${position}]` : `metric ${metric.name}`;
 }
 
 /** Class indices as tfjs hands them to metrics: one column, [n, 1]. */

@@ -6,6 +6,7 @@ import type { SampleSet } from '../data/samples.js';
 import { sampleSize } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import { takesClassIndices, takesProbabilities } from './losses.js';
+import { shapeText } from './shape-text.js';
 import { inputSampleShape, type Task, type TaskData, type TaskModel } from './task.js';
 
 export function checkTaskData(task: Task, data: TaskData, taskModel: TaskModel): void {
@@ -21,12 +22,12 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
   const featureShape = set.features.sampleShape;
   if (sampleSize(featureShape) !== sampleSize(inputShape)) {
     throw fail(
-      `features of shape [${featureShape.join(', ')}] per sample do not fit the model's input [${inputShape.join(', ')}]`,
+      `features of shape ${shapeText(featureShape)} per sample do not fit the model's input ${shapeText(inputShape)}`,
     );
   }
   if (task.images && featureShape.length !== 2 && featureShape.length !== 3) {
     throw fail(
-      `an image task's features are [rows, cols] or [rows, cols, channels] per sample, these are [${featureShape.join(', ')}]`,
+      `an image task's features are [rows, cols] or [rows, cols, channels] per sample, these are ${shapeText(featureShape)}`,
     );
   }
   const badFeature = firstNonFinite(set.features.values);
@@ -45,7 +46,7 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
   if (badLabel !== undefined) throw fail(label(badLabel));
   const outputUnits = model.outputs[0]?.shape.at(-1) ?? 1;
   const outputSize = sampleSize(model.outputs[0]?.shape.slice(1).map((dim) => dim ?? 1) ?? []);
-  const labelShape = `[${set.labels.sampleShape.join(', ')}]`;
+  const labelShape = shapeText(set.labels.sampleShape);
   // The loss, then each metric that is a cross-entropy: their labels have a domain (a metric over labels
   // outside it reports nonsense, or fails on every worker).
   for (const { name, shown: what, isLoss } of objective.namedFunctions) {

@@ -76,6 +76,50 @@ describe('instantiateTask', () => {
     );
   });
 
+  it('refuses an output of rank 3, showing its unknown batch dimension as null', () => {
+    const task = taskFromDefinition(
+      defineTask({
+        model: () =>
+          tf.sequential({
+            layers: [
+              tf.layers.dense({ inputShape: [3], units: 8 }),
+              tf.layers.reshape({ targetShape: [4, 2] }),
+            ],
+          }),
+        data: () => ({ train: { xs: tf.zeros([1, 3]), ys: tf.zeros([1, 8]) } }),
+        loss: 'meanSquaredError',
+      }),
+      'sequence',
+    );
+    expect(() => instantiateTask(task, 1)).toThrow(
+      callosumError(
+        'TASK_INVALID',
+        "task sequence: the model's output has shape [null, 4, 2]; Callosum trains",
+      ),
+    );
+  });
+
+  it('names the task and calls a loss written inline "the loss function" when it fails in a pass', () => {
+    const task = taskFromDefinition(
+      defineTask({
+        model: () => tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 })] }),
+        data: () => ({ train: { xs: tf.zeros([2, 3]), ys: tf.zeros([2, 2]) } }),
+        loss: (labels, predictions) => tf.mean(tf.square(tf.sub(predictions, labels))),
+      }),
+      'inline',
+    );
+    const { model, objective } = instantiateTask(task, 1);
+    expect(() =>
+      tf.tidy(() => void objective.evaluationSums(model, tf.zeros([2, 3]), tf.zeros([2, 2]))),
+    ).toThrow(
+      callosumError(
+        'INVALID_ARGUMENT',
+        'task inline: the loss function must give one value per sample (shape [2]), gave shape []',
+      ),
+    );
+    model.dispose();
+  });
+
   it('feeds an int32 input int32 features', () => {
     const task = taskFromDefinition(
       defineTask({
@@ -189,13 +233,27 @@ describe('what a task module may not do', () => {
         regression(() => [tf.layers.dropout({ rate: 0.5, noiseShape: [1, 4] })]),
         1,
       ),
-    ).toThrow(callosumError('TASK_INVALID', 'fixes its noiseShape', 'leave it null'));
+    ).toThrow(
+      callosumError(
+        'TASK_INVALID',
+        'task regression: dropout layer',
+        'fixes its noiseShape',
+        'leave it null',
+      ),
+    );
     expect(() =>
       instantiateTask(
         regression(() => [tf.layers.gaussianNoise({ stddev: 0.1 })]),
         1,
       ),
-    ).toThrow(callosumError('TASK_INVALID', 'GaussianNoise', 'Callosum supports Dropout'));
+    ).toThrow(
+      callosumError(
+        'TASK_INVALID',
+        'task regression: layer',
+        '(GaussianNoise) draws random numbers in training',
+        'Callosum supports Dropout',
+      ),
+    );
     expect(() =>
       instantiateTask(
         regression(() => [tf.layers.dropout({ rate: 0.5 })]),

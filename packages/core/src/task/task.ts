@@ -12,6 +12,7 @@ import { synchronisableBatchNorm } from '../train/sync-batch-norm.js';
 import { seedDropoutLayers } from './dropout.js';
 import { needsClasses } from './losses.js';
 import { type LossSpec, Objective } from './objective.js';
+import { shapeText } from './shape-text.js';
 
 export interface TaskData {
   readonly train: SampleSet;
@@ -60,12 +61,12 @@ export function instantiateTask(task: Task, seed: number): TaskModel {
   if (outputRank > 2) {
     throw new CallosumError(
       ErrorCodes.TASK_INVALID,
-      `task ${task.name}: the model's output has shape [${model.outputs[0]?.shape.join(', ')}]; Callosum trains models whose output is one vector per sample ([batch, units])`,
+      `task ${task.name}: the model's output has shape ${shapeText(model.outputs[0]?.shape ?? [])}; Callosum trains models whose output is one vector per sample ([batch, units])`,
     );
   }
-  seedDropoutLayers(model);
+  namingTask(task, () => seedDropoutLayers(model));
   synchronisableBatchNorm(model);
-  const objective = namingTask(task, () => new Objective(model, task.loss, task.metrics));
+  const objective = namingTask(task, () => new Objective(model, task.loss, task.metrics, task.name));
   const overOneClass = objective.namedFunctions.find(
     ({ name }) => needsClasses(name) && model.outputs[0]?.shape.at(-1) === 1,
   );
@@ -94,14 +95,20 @@ export function inputSampleShape(model: LayersModel): number[] {
   return sampleShape.map((dim) => dim ?? 1);
 }
 
-/** Runs `make`, naming the task in an INVALID_ARGUMENT it throws (an unknown loss or metric name, say). */
+/**
+ * Runs `make`, naming the task in an INVALID_ARGUMENT or TASK_INVALID it throws (an unknown loss or
+ * metric name, a layer whose randomness Callosum cannot reproduce, say).
+ */
 function namingTask<T>(task: Task, make: () => T): T {
   try {
     return make();
   } catch (error) {
-    if (!isCallosumError(error, ErrorCodes.INVALID_ARGUMENT)) throw error;
-    throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `task ${task.name}: ${error.message}`, {
-      cause: error,
-    });
+    if (
+      !isCallosumError(error, ErrorCodes.INVALID_ARGUMENT) &&
+      !isCallosumError(error, ErrorCodes.TASK_INVALID)
+    ) {
+      throw error;
+    }
+    throw new CallosumError(error.code, `task ${task.name}: ${error.message}`, { cause: error });
   }
 }

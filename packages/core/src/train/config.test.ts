@@ -1,5 +1,8 @@
+import '../backends/cpu.js';
 import { describe, expect, it } from 'vitest';
 import { isCallosumError } from '../errors.js';
+import { callosumError } from '../optim/test-support.js';
+import * as tf from '../tf.js';
 import { DEFAULT_TRAINING_CONFIG, resolveTrainingConfig, trainingOptionsSchema } from './config.js';
 
 describe('training options', () => {
@@ -47,5 +50,18 @@ describe('training options', () => {
       expect((caught as Error).message).toMatch(/^training config: /);
       expect((caught as Error).message).toMatch(message);
     }
+  });
+
+  it('refuse a tfjs optimizer object, naming what to give instead, and show no more than 100 characters of a value', () => {
+    expect(() => resolveTrainingConfig({ optimizer: tf.train.adam(0.01) as never })).toThrow(
+      callosumError(
+        'INVALID_ARGUMENT',
+        "training config: optimizer is a tfjs optimizer object, which Callosum does not take (its optimizers are its own): give optimizer { name: 'adam' } and learningRate 0.01 instead",
+      ),
+    );
+    const big = { kind: 'x'.repeat(500) };
+    expect(() => resolveTrainingConfig({ model: big as never })).toThrow(
+      /^training config: model must be a model spec \{name, options\?\}, got \{"kind":"x{91}… \(511 characters\)$/,
+    );
   });
 });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { ModelSpec } from '../models/spec.js';
 import type { AnyOptimizerSpec } from '../optim/registry.js';
 import type { LearningRateSchedule } from '../optim/schedules.js';
+import { tfjsOptimizerRefusal } from '../optim/tfjs-optimizer.js';
 import { integerOption, namedSpecOption, parseOptions, positiveNumberOption } from '../options/schema.js';
 
 /**
@@ -68,7 +69,9 @@ const fields = {
   model: namedSpecOption<ModelSpec>('name', 'a model spec {name, options?}'),
   epochs: integerOption(1),
   batchSize: integerOption(1),
-  optimizer: namedSpecOption<AnyOptimizerSpec>('name', 'an optimizer spec {name, ...}'),
+  optimizer: namedSpecOption<AnyOptimizerSpec>('name', 'an optimizer spec {name, ...}', (value) =>
+    tfjsOptimizerRefusal(value, 'run options'),
+  ),
   learningRate: positiveNumberOption(),
   schedule: namedSpecOption<LearningRateSchedule>('kind', 'a schedule {kind, ...}'),
   seed: integerOption(0, MAX_UINT32),

@@ -149,15 +149,16 @@ export function assertFiniteShard(shard: GradientResult, index: number, paramete
       `shard ${index}: gradient has ${shard.gradient.length} elements, expected ${parameterCount}`,
     );
   }
-  if (!Number.isFinite(shard.lossSum)) {
-    throw new CallosumError(ErrorCodes.NON_FINITE, `shard ${index}: loss is ${shard.lossSum}`);
-  }
-  if (allFiniteSimd(shard.gradient)) return;
-  const bad = shard.gradient.findIndex((value) => !Number.isFinite(value));
-  throw new CallosumError(
-    ErrorCodes.NON_FINITE,
-    `shard ${index}: gradient[${bad}] is ${shard.gradient[bad]}`,
-  );
+  const found = nonFiniteValue(shard);
+  if (found !== undefined) throw new CallosumError(ErrorCodes.NON_FINITE, `shard ${index}: ${found}`);
+}
+
+/** What in a result is NaN or Infinity ("loss is Infinity", "gradient[3] is NaN"), if anything is. */
+export function nonFiniteValue(result: GradientResult): string | undefined {
+  if (!Number.isFinite(result.lossSum)) return `loss is ${result.lossSum}`;
+  if (allFiniteSimd(result.gradient)) return undefined;
+  const bad = result.gradient.findIndex((value) => !Number.isFinite(value));
+  return `gradient[${bad}] is ${result.gradient[bad]}`;
 }
 
 /** A mean over no samples would be 0 / 0: refuse such a step rather than apply NaN. */

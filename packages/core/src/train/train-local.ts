@@ -8,9 +8,10 @@ import { readFlatWeights, writeFlatWeights } from '../params/layout.js';
 import { prepareTask } from '../task/prepare-task.js';
 import { evaluationSetOf, type Task, type TaskModel } from '../task/task.js';
 import type { TrainingConfig } from './config.js';
+import { trainingDiverged } from './divergence.js';
 import { type Evaluation, evaluateSampleSet, evaluationOf } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
-import { assertFiniteShard, type ReducedStep } from './reduce.js';
+import { nonFiniteValue, type ReducedStep } from './reduce.js';
 import { reductionFor } from './reduction.js';
 import { TrainingState } from './training-state.js';
 
@@ -51,13 +52,15 @@ export interface TrainLocalResult {
  */
 export async function trainLocal(options: TrainLocalOptions = {}): Promise<TrainLocalResult> {
   const backend = await initBackend(options.backend ?? 'auto');
-  const { config, taskModel, data } = await prepareTask(options.task, options, options);
+  const { task, config, taskModel, data } = await prepareTask(options.task, options, options);
   const { model, layout } = taskModel;
   const state = new TrainingState(config, readFlatWeights(model, layout), data.train.count, layout);
 
   let test: Evaluation | undefined;
   let trainedSamples = 0;
-  const reduceStep = localStepReducer(config, taskModel);
+  const reduceStep = localStepReducer(config, taskModel, (found) =>
+    trainingDiverged({ step: state.step, learningRate: state.learningRate, found, task: task.name }),
+  );
   const evaluationSet = evaluationSetOf(data);
   // Every step's batch is written into these (the input tensor copies it out before the next).
   const buffers = batchBuffers(data.train, config.batchSize, taskModel.conversion);
@@ -91,8 +94,15 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
   };
 }
 
-/** One process's gradient for a whole global batch, reduced the way a coordinator reduces its shards. */
-function localStepReducer(config: TrainingConfig, taskModel: TaskModel): (batch: SampleBatch) => ReducedStep {
+/**
+ * One process's gradient for a whole global batch, reduced the way a coordinator reduces its shards. A
+ * NaN or Infinity in it is never applied: `diverged` makes the error to throw, from what was found.
+ */
+function localStepReducer(
+  config: TrainingConfig,
+  taskModel: TaskModel,
+  diverged: (found: string) => Error,
+): (batch: SampleBatch) => ReducedStep {
   const { totalSize } = taskModel.layout;
   const reduction = reductionFor(config, totalSize);
   // The shard's gradient, reused every step: the reduction has read it by the time finish returns.
@@ -101,7 +111,8 @@ function localStepReducer(config: TrainingConfig, taskModel: TaskModel): (batch:
     // One worker slot: the whole batch is the step's only shard (the tree's root, or one even shard).
     reduction.begin(reduction.plan(batch.count, 1));
     const result = reduction.computeShard(taskModel, batch, gradient);
-    assertFiniteShard(result, 0, totalSize);
+    const found = nonFiniteValue(result);
+    if (found !== undefined) throw diverged(found);
     reduction.add(0, result);
     return reduction.finish();
   };
