@@ -4,6 +4,7 @@ import type { ImageSet } from '../data/mnist.js';
 import { callosumError } from '../optim/test-support.js';
 import { keysToWire } from '../protocol/samples.js';
 import * as tf from '../tf.js';
+import type { EpochEvent } from '../train/events.js';
 import { randomGenerator } from '../train/test-support.js';
 import { trainLocal } from '../train/train-local.js';
 import { defineTask } from './define-task.js';
@@ -186,16 +187,44 @@ describe('trainLocal with a task', () => {
       }),
       'regression',
     );
-    const epochs: number[] = [];
+    const epochs: EpochEvent[] = [];
+    const stepLosses: number[][] = [[], []];
     const result = await trainLocal({
       task,
       backend: 'cpu',
       epochs: 2,
       batchSize: 16,
-      onEpoch: (event) => epochs.push(event.testLoss),
+      onStep: (event) => stepLosses[event.epoch]?.push(event.loss),
+      onEpoch: (event) => epochs.push(event),
     });
     expect(result.steps).toBe(8);
-    expect(epochs).toHaveLength(2);
+    expect(epochs.map((event) => event.epoch)).toEqual([0, 1]);
+    // The epoch's training figures are the means over its batches (four of 16 samples each).
+    for (const [epoch, event] of epochs.entries()) {
+      const losses = stepLosses[epoch] as number[];
+      expect(event.loss).toBeCloseTo(losses.reduce((sum, loss) => sum + loss, 0) / losses.length, 6);
+      expect(Object.keys(event.metrics)).toEqual(['mae']);
+      expect(Number.isNaN(event.accuracy)).toBe(true);
+    }
+    expect(epochs[1]?.testMetrics).toEqual(result.testMetrics);
+    expect(epochs[1]?.testLoss).toBe(result.testLoss);
+    // Without evaluation each epoch is still reported, with its training figures only.
+    const unevaluated: EpochEvent[] = [];
+    await trainLocal({
+      task,
+      backend: 'cpu',
+      epochs: 2,
+      batchSize: 16,
+      evaluate: false,
+      onEpoch: (event) => unevaluated.push(event),
+    });
+    expect(
+      unevaluated.map((event) => [event.epoch, Number.isNaN(event.testLoss), event.testMetrics]),
+    ).toEqual([
+      [0, true, {}],
+      [1, true, {}],
+    ]);
+    expect(unevaluated.map((event) => event.loss)).toEqual(epochs.map((event) => event.loss));
     expect(Number.isNaN(result.testAccuracy)).toBe(true);
     expect(Object.keys(result.testMetrics)).toEqual(['mae']);
 

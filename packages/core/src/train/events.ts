@@ -20,10 +20,20 @@ export interface StepEvent {
   readonly endsEpoch: boolean;
 }
 
+/** Reported by trainLocal after every epoch (the last one may be cut short by maxSteps). */
 export interface EpochEvent {
   readonly epoch: number;
+  /** Over the epoch's training batches, weighted by samples: the mean loss. */
+  readonly loss: number;
+  /** Likewise the accuracy; NaN when the task does not measure it. */
+  readonly accuracy: number;
+  /** Likewise every metric by name, accuracy included when measured (as `testMetrics`). */
+  readonly metrics: Readonly<Record<string, number>>;
+  /** The evaluation after the epoch (the test split, else the validation split); NaN without one. */
   readonly testLoss: number;
   readonly testAccuracy: number;
+  /** Every metric of that evaluation by name; empty without one. */
+  readonly testMetrics: Readonly<Record<string, number>>;
 }
 
 /** The step event for a step just applied to `state`. */

@@ -9,7 +9,7 @@ import { prepareTask } from '../task/prepare-task.js';
 import { evaluationSetOf, type Task, type TaskModel } from '../task/task.js';
 import type { TrainingConfig } from './config.js';
 import { trainingDiverged } from './divergence.js';
-import { type Evaluation, evaluateSampleSet, evaluationOf } from './evaluate.js';
+import { addTotals, EMPTY_TOTALS, type Evaluation, evaluateSampleSet, evaluationOf } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
 import { nonFiniteValue, type ReducedStep } from './reduce.js';
 import { reductionFor } from './reduction.js';
@@ -24,6 +24,7 @@ export interface TrainLocalOptions extends Partial<TrainingConfig>, DatasetSourc
   /** Save the final model here in the TF.js layers format. */
   readonly outDir?: string;
   readonly onStep?: (event: StepEvent) => void;
+  /** After every epoch: its training figures, and its evaluation's when there is one. */
   readonly onEpoch?: (event: EpochEvent) => void;
 }
 
@@ -58,6 +59,7 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
 
   let test: Evaluation | undefined;
   let trainedSamples = 0;
+  let epochTotals = EMPTY_TOTALS;
   const reduceStep = localStepReducer(config, taskModel, (found) =>
     trainingDiverged({ step: state.step, learningRate: state.learningRate, found, task: task.name }),
   );
@@ -72,11 +74,26 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
     const learningRate = state.applyStep(reduced);
     writeFlatWeights(model, state.weights, layout);
     trainedSamples += reduced.count;
+    epochTotals = addTotals(epochTotals, reduced);
     const samplesPerSecond = trainedSamples / ((performance.now() - started) / 1000);
     options.onStep?.(stepEvent(state, epoch, reduced, learningRate, samplesPerSecond, taskModel.objective));
-    if (state.endedEpoch(epoch) && options.evaluate !== false && evaluationSet !== undefined) {
-      test = evaluationOf(evaluateSampleSet(taskModel, evaluationSet), taskModel);
-      options.onEpoch?.({ epoch, testLoss: test.loss, testAccuracy: test.accuracy ?? Number.NaN });
+    if (state.endedEpoch(epoch)) {
+      const evaluated = options.evaluate !== false && evaluationSet !== undefined;
+      const epochTest = evaluated
+        ? evaluationOf(evaluateSampleSet(taskModel, evaluationSet), taskModel)
+        : undefined;
+      test = epochTest ?? test;
+      const training = evaluationOf(epochTotals, taskModel);
+      epochTotals = EMPTY_TOTALS;
+      options.onEpoch?.({
+        epoch,
+        loss: training.loss,
+        accuracy: training.accuracy ?? Number.NaN,
+        metrics: training.metrics,
+        testLoss: epochTest?.loss ?? Number.NaN,
+        testAccuracy: epochTest?.accuracy ?? Number.NaN,
+        testMetrics: epochTest?.metrics ?? {},
+      });
     }
   }
   const seconds = (performance.now() - started) / 1000;
