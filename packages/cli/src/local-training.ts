@@ -78,6 +78,8 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
   }
   requireBackendPreference(options.backend);
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // Whether a step has been reported: before the first, the run waits for every local worker.
+  let stepped = false;
   // Even on loopback, only the workers started here may join: a fresh secret for every run.
   const token = generateToken();
   const coordinatorOptions: CoordinatorOptions = {
@@ -101,7 +103,10 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     ...(options.wireDtype === undefined ? {} : { wireDtype: options.wireDtype }),
     ...(options.liveViews === undefined ? {} : { liveViews: options.liveViews }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
-    ...(options.onStep === undefined ? {} : { onStep: options.onStep }),
+    onStep: (report) => {
+      stepped = true;
+      return options.onStep?.(report);
+    },
     ...(options.onEvaluation === undefined ? {} : { onEvaluation: options.onEvaluation }),
   };
   const threads = options.threads ?? defaultThreads(options.workers);
@@ -137,15 +142,22 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       }
       // With no local worker left nothing can join: stop now instead of waiting out the timeout, with the
       // last words of the last one to go (a task that differs, say), which are most likely why.
-      const lastWords = toldToStop
+      const words = toldToStop
         ? undefined
         : worker.recentLog
-            .filter((line) => line.trim() !== USAGE_HINT)
+            .map((line) => line.trim())
+            .filter((line) => line !== '' && line !== USAGE_HINT)
             .at(-1)
-            ?.trim();
+            ?.slice(0, 1000);
       if (alive === 0) {
         void coordinator.stop(
-          `every local worker process has exited${lastWords === undefined || lastWords === '' ? '' : ` (the last: ${lastWords.slice(0, 1000)})`}`,
+          `every local worker process has exited${words === undefined ? '' : ` (the last: ${words})`}`,
+        );
+      } else if (!stepped && !toldToStop) {
+        // The run starts once all of them have joined, and only they hold its token: it never would.
+        void coordinator.stop(
+          `${worker.name} exited before the first step${words === undefined ? '' : ` (${words})`}; ` +
+            `the run needs all ${options.workers} local workers to start`,
         );
       }
     });

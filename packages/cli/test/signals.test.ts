@@ -52,6 +52,25 @@ describe('stop signals', () => {
     expect(run.stderr()).toMatch(new RegExp(`continue with: callosum train .*--resume ${runDir}`));
   }, 120_000);
 
+  it('when a local worker dies before joining, the run stops at once rather than waiting for it', async () => {
+    const runDir = await temporaryDirectory('worker-killed-early');
+    const started = Date.now();
+    const run = await trainingUntil(['train', ...shortRun(), '--out', runDir], runDir, 0);
+    let workers: number[] = [];
+    while (workers.length < 2) {
+      const children = await readFile(`/proc/${run.child.pid}/task/${run.child.pid}/children`, 'utf8');
+      workers = children.trim().split(/\s+/).filter(Boolean).map(Number);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    process.kill(workers[0] as number, 'SIGKILL');
+    expect(await run.exited).toBe(1);
+    expect(run.stderr()).toMatch(
+      /worker-1 exited before the first step(?: \(.*\))?; the run needs all 2 local workers to start/,
+    );
+    // Without this, the coordinator waited out its start timeout (10 minutes) for a worker that was gone.
+    expect(Date.now() - started).toBeLessThan(60_000);
+  }, 120_000);
+
   it("Ctrl-C to the terminal's process group stops the workers without dumping their stderr", async () => {
     const runDir = await temporaryDirectory('group-sigint');
     const run = await trainingUntil([...RUN, '--out', runDir], runDir, 3);
