@@ -1,5 +1,12 @@
-import { type RunCallbacks, type RunSummary, runDirectoryState, storedSummary } from '@callosum/coordinator';
-import { ErrorCodes, isCallosumError, type WireDtype } from '@callosum/core';
+import { join } from 'node:path';
+import {
+  type RunCallbacks,
+  RunFiles,
+  type RunSummary,
+  runDirectoryState,
+  storedSummary,
+} from '@callosum/coordinator';
+import { ErrorCodes, isCallosumError, newestCheckpointStep, type WireDtype } from '@callosum/core';
 import type { Command, Option } from 'commander';
 import { booleanOption, envOption } from './env-options.js';
 import { createProgressReporter } from './progress.js';
@@ -57,7 +64,7 @@ export async function reportRun(
   run: (settings: RunSettings, hooks: RunHooks) => Promise<RunSummary>,
 ): Promise<void> {
   const settings: RunSettings = {
-    ...checkpointSettings(flags),
+    ...checkpointSettings(command, flags),
     ...(flags.trace === undefined ? {} : { traceFile: flags.trace }),
   };
   const { outDir: runDir, resume } = settings;
@@ -80,12 +87,17 @@ export async function reportRun(
   }
   const progress = createProgressReporter();
   let signal: AbortSignal | undefined;
+  /** The last step this process trained. */
+  let reached: number | undefined;
   try {
     const summary = await runUntilSignal((abort) => {
       signal = abort;
       return run(settings, {
         log: (line) => progress.log(line),
-        onStep: (report) => progress.step(report),
+        onStep: (report) => {
+          reached = report.step;
+          progress.step(report);
+        },
         onEvaluation: (report) => progress.evaluation(report),
         signal: abort,
       });
@@ -94,7 +106,13 @@ export async function reportRun(
   } catch (error) {
     const stoppedToResume = signal?.aborted === true || stoppedForWorkers(error);
     if (stoppedToResume && (await runDirectoryState(runDir)) === 'resumable') {
-      process.stderr.write(`callosum: stopped; continue with: ${resumeCommand(command, runDir)}\n`);
+      const from = await newestCheckpointStep(join(runDir, RunFiles.CHECKPOINTS));
+      // The step it stopped at could not be checkpointed (a ring run whose replicas were all lost, say).
+      const behind =
+        from !== undefined && reached !== undefined && from < reached
+          ? ` at step ${reached}, after its newest checkpoint: a resume continues from step ${from}`
+          : '';
+      process.stderr.write(`callosum: stopped${behind}; continue with: ${resumeCommand(command, runDir)}\n`);
     }
     throw error;
   }

@@ -6,7 +6,7 @@ export function formatSummary(summary: RunSummary): string {
     ...testRows(summary),
     ['steps', `${summary.steps} (${summary.epochs.toFixed(2)} epochs)`],
     ['workers', `${summary.workers} (${summary.backend || 'none'})`],
-    ['throughput', `${Math.round(summary.samplesPerSecond).toLocaleString('en-US')} samples/s`],
+    ['throughput', throughput(summary)],
     ['wall time', `${summary.seconds.toFixed(1)} s`],
     ['redone shards', String(summary.redoneShards)],
     // Only a ring run redoes whole steps: a star run's table leaves the row out.
@@ -30,4 +30,10 @@ function testRows(summary: RunSummary): [string, string][] {
     ['test loss', summary.testLoss.toFixed(4)],
     ...others.map(([name, value]): [string, string] => [`test ${name}`, value.toPrecision(5)]),
   ];
+}
+
+/** Samples/s over the steps this process trained; a run resumed after its last step trained none. */
+function throughput(summary: RunSummary): string {
+  if (Number.isNaN(summary.samplesPerSecond)) return 'none (no step left to train after resuming)';
+  return `${Math.round(summary.samplesPerSecond).toLocaleString('en-US')} samples/s`;
 }

@@ -222,7 +222,10 @@ export function checkpointOptions(): Option[] {
       '--overwrite',
       "start a new run in an --out directory that holds another run, moving that run's files aside",
     ),
-    envOption('--checkpoint-every <steps>', 'checkpoint interval (also at each epoch end and on SIGTERM)')
+    envOption(
+      '--checkpoint-every <steps>',
+      "checkpoint interval (also at each epoch end and on SIGTERM); --resume keeps the run's unless given",
+    )
       .argParser(integer(1))
       .default(COORDINATOR_DEFAULTS.checkpointEverySteps),
   ];
@@ -233,16 +236,23 @@ export interface CheckpointSettings {
   readonly outDir: string;
   readonly resume: boolean;
   readonly overwrite: boolean;
-  readonly checkpointEverySteps: number;
+  /** Only when --checkpoint-every is given: a resumed run otherwise keeps the interval it stored. */
+  readonly checkpointEverySteps?: number;
 }
 
-/** The checkpoint settings of the flags; a resumed run writes into the directory it resumes. */
-export function checkpointSettings(flags: CheckpointFlags & { out?: string }): CheckpointSettings {
+/**
+ * The checkpoint settings of the flags; a resumed run writes into the directory it resumes, and keeps
+ * its checkpoint interval unless --checkpoint-every is given (on the command line or in the environment).
+ */
+export function checkpointSettings(
+  command: Command,
+  flags: CheckpointFlags & { out?: string },
+): CheckpointSettings {
   return {
     outDir: flags.resume ?? flags.out ?? defaultRunDirectory(),
     resume: flags.resume !== undefined,
     overwrite: flags.overwrite === true,
-    checkpointEverySteps: flags.checkpointEvery,
+    ...(givenExplicitly(command, 'checkpointEvery') ? { checkpointEverySteps: flags.checkpointEvery } : {}),
   };
 }
 

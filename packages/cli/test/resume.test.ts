@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadModel, readFlatWeights, trainLocal } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import {
   smallTestSetData,
   stepsLogged,
   temporaryDirectory,
+  trainingUntil,
 } from './processes.js';
 
 const SEED = 11;
@@ -141,5 +142,106 @@ describe('kill -9 the coordinator, then --resume', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain(`after step ${stoppedAt} of 40`);
     expect(lastJsonLine<{ steps: number }>(resumed).steps).toBe(40);
+  }, 120_000);
+});
+
+interface MetricsRecord {
+  readonly type: string;
+  readonly step?: number;
+  readonly epoch?: number;
+  readonly testLoss?: number;
+}
+
+/** The records of the run's metrics.jsonl, in order. */
+async function metricsOf(runDir: string): Promise<MetricsRecord[]> {
+  const text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as MetricsRecord);
+}
+
+/** Waits until the run in `runDir` has recorded its checkpoint of `step` (an epoch's last: its evaluation follows). */
+async function checkpointRecorded(runDir: string, step: number): Promise<void> {
+  const record = `"type":"checkpoint","step":${step},`;
+  for (;;) {
+    const text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8').catch(() => '');
+    if (text.includes(record)) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('an evaluation the stop interrupted', () => {
+  // The mlp, 30 steps an epoch; the full test set of 10,000 images, whose evaluation takes long enough
+  // to be interrupted after the checkpoint of the epoch's last step.
+  const EPOCH = 30;
+  const RUN = ['--workers', '2', '--model', 'mlp', '--epochs', '2', '--batch-size', '2000'];
+
+  it('is done by the resumed run, once: after kill -9 in a mid-run epoch, after SIGTERM in the final one', async () => {
+    const runDir = await temporaryDirectory('evaluation');
+    const evaluations = async () =>
+      (await metricsOf(runDir))
+        .filter((record) => record.type === 'evaluation')
+        .map(({ epoch, step }) => ({ epoch, step }));
+
+    const killed = await trainingUntil(['train', ...RUN, '--out', runDir], runDir, 0);
+    await checkpointRecorded(runDir, EPOCH);
+    process.kill(-(killed.child.pid as number), 'SIGKILL'); // the coordinator and its workers
+    await killed.exited;
+    expect(await evaluations()).toEqual([]);
+
+    // The resumed run evaluates epoch 1 first, trains epoch 2, and is stopped in its evaluation.
+    const stopped = await trainingUntil(['train', '--workers', '2', '--resume', runDir], runDir, 0);
+    await checkpointRecorded(runDir, 2 * EPOCH);
+    stopped.child.kill('SIGTERM');
+    expect(await stopped.exited).toBe(1);
+    expect(stopped.stderr()).toContain(`the evaluation after epoch 1 (step ${EPOCH}) was not recorded`);
+    expect(await evaluations()).toEqual([{ epoch: 0, step: EPOCH }]);
+
+    const command = /continue with: callosum (train .*)$/m.exec(stopped.stderr())?.[1];
+    const finished = await runCli([...(command ?? '').split(' '), '--json']);
+    expect(finished.code, finished.stderr).toBe(0);
+    const summary = lastJsonLine<{ steps: number; testLoss: number; samplesPerSecond: number | null }>(
+      finished,
+    );
+    expect(summary.steps).toBe(2 * EPOCH);
+    const final = { epoch: 1, step: 2 * EPOCH };
+    expect(await evaluations()).toEqual([{ epoch: 0, step: EPOCH }, final]);
+    const recorded = (await metricsOf(runDir)).filter((record) => record.type === 'evaluation').at(-1);
+    expect(summary.testLoss).toBe(recorded?.testLoss);
+    expect(Number.isFinite(summary.testLoss)).toBe(true);
+    // It trained no step: its throughput is not measured (null in JSON), and the table says so.
+    expect(summary.samplesPerSecond).toBeNull();
+
+    // Killed after the evaluation was recorded but before the summary was: not evaluated again.
+    await rm(join(runDir, 'summary.json'));
+    const again = await runCli(['train', '--workers', '2', '--resume', runDir]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toContain('was not recorded');
+    expect(again.stdout).toMatch(new RegExp(`test loss +${summary.testLoss.toFixed(4)}\n`));
+    expect(again.stdout).toMatch(/throughput\s+none \(no step left to train after resuming\)/);
+    expect(await evaluations()).toEqual([{ epoch: 0, step: EPOCH }, final]);
+  }, 240_000);
+});
+
+describe('the checkpoint interval', () => {
+  it('is kept by a run resumed after kill -9 without --checkpoint-every', async () => {
+    const runDir = await temporaryDirectory('interval');
+    const run = ['train', '--workers', '2', '--model', 'mlp', '--steps', '30', ...smallTestSetData()];
+    const killed = await trainingUntil([...run, '--checkpoint-every', '5', '--out', runDir], runDir, 12);
+    process.kill(-(killed.child.pid as number), 'SIGKILL');
+    await killed.exited;
+
+    const resumed = await runCli(['train', '--workers', '2', '--resume', runDir, ...smallTestSetData()]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const records = await metricsOf(runDir);
+    const resumedAt = records.findIndex((record) => record.type === 'resumed');
+    const from = records[resumedAt]?.step as number;
+    const checkpointed = records
+      .slice(resumedAt)
+      .filter((record) => record.type === 'checkpoint')
+      .map((record) => record.step);
+    const every5 = Array.from({ length: (30 - from) / 5 }, (_, i) => from + 5 * (i + 1));
+    expect(checkpointed).toEqual(every5);
   }, 120_000);
 });

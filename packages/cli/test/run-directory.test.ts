@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lastJsonLine, runCli, smallTestSetData, temporaryDirectory, twoStepTraining } from './processes.js';
@@ -53,5 +53,28 @@ describe('callosum train: a run directory belongs to one run', () => {
     expect(resumed.stderr).toMatch(
       /warning: --resume continues the run .*ignoring --model, --lr, --batch-norm, --steps/,
     );
+  }, 60_000);
+
+  it('a coordinator that no worker joined leaves no run files: the same command runs again', async () => {
+    const runDir = join(await temporaryDirectory('never-started'), 'run');
+    const command = [
+      'coordinator',
+      '--model',
+      'mlp',
+      '--port',
+      '0',
+      '--start-timeout',
+      '500',
+      '--out',
+      runDir,
+    ];
+    for (const attempt of [1, 2]) {
+      const stopped = await runCli(command);
+      expect(stopped.code, `attempt ${attempt}`).toBe(1);
+      expect(stopped.stderr).toContain('NO_WORKERS: only 0 of 1 workers joined within 500 ms');
+      expect(await stat(runDir).catch(() => undefined)).toBeUndefined();
+      expect(stopped.stderr).not.toContain('continue with');
+      expect(stopped.stderr).toContain(`no step was trained: removed the run's files from ${runDir}`);
+    }
   }, 60_000);
 });

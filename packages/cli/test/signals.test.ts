@@ -71,6 +71,35 @@ describe('stop signals', () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   }, 120_000);
 
+  // A ring run's weights are in its workers' replicas: with every worker gone, the step it stopped at
+  // cannot be checkpointed, and a resume continues from the newest checkpoint.
+  it('a ring run whose workers are all SIGKILLed says from which step a resume continues', async () => {
+    const runDir = await temporaryDirectory('ring-workers-killed');
+    const run = await trainingUntil(
+      ['train', ...shortRun(), '--topology', 'ring', '--checkpoint-every', '10', '--out', runDir],
+      runDir,
+      12,
+    );
+    const children = await readFile(`/proc/${run.child.pid}/task/${run.child.pid}/children`, 'utf8');
+    for (const pid of children.trim().split(/\s+/).map(Number)) process.kill(pid, 'SIGKILL');
+    expect(await run.exited).toBe(1);
+    const stoppedAt = Number(/could not checkpoint step (\d+)/.exec(run.stderr())?.[1]);
+    // The newest checkpoint: step 10, or a later multiple of 10 if training got further before the kill.
+    const newest = Number(
+      /a resume continues from step (\d+), the newest checkpoint/.exec(run.stderr())?.[1],
+    );
+    expect(newest % 10).toBe(0);
+    expect(newest).toBeGreaterThanOrEqual(10);
+    expect(stoppedAt).toBeGreaterThan(newest);
+    expect(stoppedAt).toBeLessThan(newest + 10);
+    expect(run.stderr()).toMatch(
+      new RegExp(
+        `stopped at step ${stoppedAt}, after its newest checkpoint: a resume continues from step ${newest}; ` +
+          `continue with: callosum train .*--resume ${runDir}`,
+      ),
+    );
+  }, 120_000);
+
   it("Ctrl-C to the terminal's process group stops the workers without dumping their stderr", async () => {
     const runDir = await temporaryDirectory('group-sigint');
     const run = await trainingUntil([...RUN, '--out', runDir], runDir, 3);

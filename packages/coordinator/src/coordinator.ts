@@ -7,6 +7,7 @@ import type { CoordinatorOptions, RunSummary } from './options.js';
 import { startRing } from './ring/ring.js';
 import { prepareRun } from './run/prepare-run.js';
 import { ResultIntake } from './run/result-intake.js';
+import { resumedEvaluation } from './run/resumed-evaluation.js';
 import { Rounds } from './run/rounds.js';
 import { RunDirectory } from './run/run-directory.js';
 import { RunLifecycle } from './run/run-lifecycle.js';
@@ -76,6 +77,7 @@ async function startIn(
   const {
     checkpointDir,
     resumedFrom,
+    checkpointEverySteps,
     state,
     task,
     taskModel,
@@ -89,6 +91,11 @@ async function startIn(
   const scope = new Scope();
   scope.add(() => void model.dispose());
   const config = state.config;
+  // Read before this process appends to the file: whether the run owes the evaluation of its checkpoint's step.
+  const resumed =
+    resumedFrom === undefined
+      ? undefined
+      : await resumedEvaluation(state, runDirectory.metricsFile, evaluationSet !== undefined);
   const metricsFile = new MetricsFile(runDirectory.metricsFile);
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
@@ -174,12 +181,15 @@ async function startIn(
     counters,
     telemetry,
     checkpointDir,
-    checkpointEverySteps: settings.checkpointEverySteps,
+    checkpointEverySteps,
     keepCheckpoints: settings.keepCheckpoints,
     onStep: options.onStep,
     onEvaluation: options.onEvaluation,
     evaluationOf: (totals) => evaluationOf(totals, taskModel),
     currentState,
+    resumedEvaluation: resumed,
+    checkpointedStep: resumedFrom === undefined ? undefined : state.step,
+    log,
   });
   const quorum = new StartQuorum(membership, settings);
   const refusals = new Refusals(telemetry);

@@ -94,17 +94,25 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`,
    * checkpoints to `<outDir>/checkpoints`, the finished run's summary to `<outDir>/summary.json`. It
    * belongs to one run (`<outDir>/callosum-run.json` says which); a new run refuses a directory that holds
-   * another run's files.
+   * another run's files. A new run that stops before its first step removes its files again.
    */
   readonly outDir: string;
-  /** Continue the run in outDir from its newest intact checkpoint (its config wins over `training`). */
+  /**
+   * Continue the run in outDir from its newest intact checkpoint (its config wins over `training`). When
+   * that checkpoint's step ended an epoch whose evaluation the run's metrics.jsonl does not hold (the
+   * run stopped during it), that evaluation is done first.
+   */
   readonly resume?: boolean;
   /**
    * A new run in an outDir that holds another run's files moves those files aside (into
    * `<outDir>/replaced-<time>`) instead of being refused. Runs never share a directory.
    */
   readonly overwrite?: boolean;
-  /** Checkpoint every this many steps, besides at each epoch end and when stopped (default 100). */
+  /**
+   * Checkpoint every this many steps, besides at each epoch end and when stopped (default 100). Stored
+   * with the run (`<outDir>/callosum-run.json`): a resumed run keeps the stored interval unless this is
+   * given, which then applies and is stored.
+   */
   readonly checkpointEverySteps?: number;
   /** How many checkpoints to keep (default 3). */
   readonly keepCheckpoints?: number;
@@ -235,6 +243,10 @@ export interface RunSummary {
   readonly steps: number;
   /** Most workers training at the same time. */
   readonly workers: number;
+  /**
+   * Over the steps this process trained (a resumed run's: since it resumed); NaN when it trained none (a
+   * run resumed from its last step's checkpoint, which only evaluates and saves the model).
+   */
   readonly samplesPerSecond: number;
   /** Compute backend(s) the workers used, e.g. "wasm". */
   readonly backend: string;

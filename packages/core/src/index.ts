@@ -42,6 +42,7 @@ export {
   encodeCheckpoint,
   holdsCheckpoints,
   loadLatestCheckpoint,
+  newestCheckpointStep,
   writeCheckpoint,
 } from './train/checkpoint.js';
 export {

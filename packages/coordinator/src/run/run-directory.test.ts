@@ -79,9 +79,12 @@ describe('a run directory belongs to one run', () => {
     expect(refusal.message).toContain('--overwrite');
     expect(refusal.message).not.toContain('--resume');
 
+    // A run killed before its first checkpoint: its files, without a checkpoint or a summary.
     const early = join(root, 'taken-early');
-    const stopped = await startCoordinator({ outDir: early, dataset, training, log: () => {} });
-    await stopped.stop('test'); // no worker joined: no checkpoint
+    await runToEnd({ outDir: early });
+    await rm(join(early, RunFiles.SUMMARY));
+    await rm(join(early, RunFiles.CHECKPOINTS), { recursive: true });
+    await mkdir(join(early, RunFiles.CHECKPOINTS));
     const refusedAgain = await startError({ outDir: early });
     expect(refusedAgain.message).toMatch(
       /already holds a run's files \(.*\) but no checkpoint to continue it from/,
@@ -128,9 +131,11 @@ describe('a run directory belongs to one run', () => {
 
   it("refuses to resume from a checkpoint of another run's config", async () => {
     const outDir = join(root, 'foreign');
-    const stopped = await startCoordinator({ outDir, dataset, training, log: () => {} });
-    // No worker: stopped while waiting, it has no checkpoint; give it one from a different run.
-    await stopped.stop('test');
+    await runToEnd({ outDir });
+    // Stopped part-way (no summary), with a checkpoint of a different run in place of its own.
+    await rm(join(outDir, RunFiles.SUMMARY));
+    await rm(join(outDir, RunFiles.CHECKPOINTS), { recursive: true });
+    await mkdir(join(outDir, RunFiles.CHECKPOINTS));
     const other = join(root, 'other');
     await runToEnd({ outDir: other, training: { ...training, seed: 4 } });
     const [checkpoint] = await readdir(join(other, RunFiles.CHECKPOINTS));
@@ -141,6 +146,71 @@ describe('a run directory belongs to one run', () => {
     const error = await startError({ outDir, resume: true });
     expect(isCallosumError(error, 'ARTIFACT_INVALID')).toBe(true);
     expect(error.message).toMatch(/belongs to another run/);
+  });
+
+  it('a run stopped before its first step leaves the directory as it found it, the previous run put back', async () => {
+    const created = join(root, 'never-started', 'run');
+    const log: string[] = [];
+    const nobody = await startCoordinator({
+      outDir: created,
+      dataset,
+      training,
+      log: (line) => log.push(line),
+    });
+    await nobody.stop('test: no worker came'); // no worker joined
+    expect(await exists(join(root, 'never-started'))).toBe(false);
+    expect(log.join('\n')).toContain(`no step was trained: removed the run's files from ${created}`);
+
+    // With overwrite, the previous run's files were moved aside: they are put back.
+    const outDir = join(root, 'overwritten-unstarted');
+    const finished = await runToEnd({ outDir });
+    const before = (await readdir(outDir)).sort();
+    const replacing = await startCoordinator({ outDir, dataset, training, overwrite: true, log: () => {} });
+    await replacing.stop('test: no worker came');
+    expect((await readdir(outDir)).sort()).toEqual(before);
+    expect(await storedSummary(outDir)).toEqual(JSON.parse(JSON.stringify(finished)));
+  });
+
+  it('stores the checkpoint interval with the run; a resume given another applies it and stores it', async () => {
+    const outDir = join(root, 'interval');
+    const longer = { ...training, maxSteps: 6 };
+    const stoppedAt = 3;
+    const first = await startCoordinator({
+      outDir,
+      dataset,
+      training: longer,
+      checkpointEverySteps: 2,
+      log: () => {},
+      onStep: (report) => {
+        if (report.step === stoppedAt) void first.stop('test: stop mid-run');
+      },
+    });
+    // Told COORDINATOR_STOPPING, the worker waits for the resumed coordinator on the same port.
+    const worker = inlineWorker(first.url);
+    await expect(first.result).rejects.toThrow(/stop mid-run/);
+    const marker = () => readFile(join(outDir, RunFiles.MARKER), 'utf8').then((text) => JSON.parse(text));
+    expect((await marker()).settings).toEqual({ checkpointEverySteps: 2 });
+
+    const log: string[] = [];
+    const resumed = await startCoordinator({
+      outDir,
+      dataset,
+      resume: true,
+      port: first.port,
+      checkpointEverySteps: 1,
+      log: (line) => log.push(line),
+    });
+    expect((await resumed.result).steps).toBe(6);
+    await worker;
+    expect(log.join('\n')).toContain(
+      'checkpointing every 1 steps from now on (the run checkpointed every 2)',
+    );
+    const checkpointed = (await readFile(join(outDir, RunFiles.METRICS), 'utf8'))
+      .split('\n')
+      .filter((line) => line.includes('"type":"checkpoint"'))
+      .map((line) => (JSON.parse(line) as { step: number }).step);
+    expect(checkpointed).toEqual([2, stoppedAt, 4, 5, 6]);
+    expect((await marker()).settings).toEqual({ checkpointEverySteps: 1 });
   });
 
   it('a failed start leaves no directory behind, and resuming a missing directory does not create it', async () => {

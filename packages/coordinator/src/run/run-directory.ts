@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import {
   CallosumError,
@@ -31,6 +31,16 @@ interface RunMarker {
   readonly runId: string;
   readonly createdAt: string;
   readonly configSha256: string;
+  /** Added later: markers written before it have none, and their runs take the defaults. */
+  readonly settings?: StoredRunSettings;
+}
+
+/**
+ * The settings of a run that are not part of its training config (they change no weight), kept with the
+ * run so that `--resume` continues with them unless it is given others.
+ */
+export interface StoredRunSettings {
+  readonly checkpointEverySteps?: number;
 }
 
 export interface RunDirectoryOptions {
@@ -53,8 +63,8 @@ export class RunDirectory {
     private readonly marker: RunMarker,
     /** False for a run directory from before markers existed: it gets one when resumed. */
     private readonly markerStored: boolean,
-    /** What this process created for a new run, so a start that fails leaves nothing behind. */
-    private readonly created: readonly string[],
+    /** What this process created for a new run, so a run that never started leaves nothing behind. */
+    private created: Created = NOTHING_CREATED,
   ) {}
 
   /** The run's identity, the same for every coordinator that continues it. */
@@ -68,6 +78,11 @@ export class RunDirectory {
 
   get metricsFile(): string {
     return join(this.path, RunFiles.METRICS);
+  }
+
+  /** The settings the run stored (none for a new run, or one from before they were stored). */
+  get storedSettings(): StoredRunSettings {
+    return this.marker.settings ?? {};
   }
 
   static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
@@ -95,13 +110,14 @@ export class RunDirectory {
         break;
     }
     const marker = await readMarker(path);
-    return new RunDirectory(path, marker ?? newMarker(), marker !== undefined, []);
+    return new RunDirectory(path, marker ?? newMarker(), marker !== undefined);
   }
 
   private static async claim(options: RunDirectoryOptions): Promise<RunDirectory> {
     const path = options.outDir;
     const created = await createDirectories(path);
     const taken = await runFilesIn(path);
+    let replaced: { aside: string; names: readonly string[] } | undefined;
     if (taken.length > 0) {
       if (options.overwrite !== true) {
         throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, await occupiedRefusal(path, taken));
@@ -118,21 +134,30 @@ export class RunDirectory {
         );
       }
       options.log(`coordinator: moved the previous run's files in ${path} to ${aside}`);
+      replaced = { aside, names: taken };
     }
     const checkpoints = join(path, RunFiles.CHECKPOINTS);
     await mkdir(checkpoints).catch((error: NodeJS.ErrnoException) => {
       throw runDirectoryError(path, 'cannot write to', error);
     });
-    const ours = [...created, checkpoints, join(path, RunFiles.MARKER), join(path, RunFiles.METRICS)];
-    return new RunDirectory(path, newMarker(), false, ours);
+    return new RunDirectory(path, newMarker(), false, {
+      directories: created,
+      files: [checkpoints, join(path, RunFiles.MARKER), join(path, RunFiles.METRICS)],
+      replaced,
+    });
   }
 
   /**
-   * Binds the directory to the run's config: a new run writes its marker (the first write, so an
-   * unwritable directory fails here, before training); a resumed run's checkpoint must carry the
-   * config its marker names, or it belongs to another run.
+   * Binds the directory to the run's config and stores the run's `settings`: a new run writes its
+   * marker (the first write, so an unwritable directory fails here, before training); a resumed run's
+   * checkpoint must carry the config its marker names, or it belongs to another run, and its marker is
+   * rewritten only when its settings change.
    */
-  async adopt(config: TrainingConfig, checkpointPath?: string): Promise<void> {
+  async adopt(
+    config: TrainingConfig,
+    checkpointPath: string | undefined,
+    settings: StoredRunSettings,
+  ): Promise<void> {
     const configSha256 = configHash(config);
     if (this.markerStored) {
       if (this.marker.configSha256 !== configSha256) {
@@ -142,10 +167,11 @@ export class RunDirectory {
             '(its training config differs); it belongs to another run',
         );
       }
-      return;
+      if (JSON.stringify(this.marker.settings ?? {}) === JSON.stringify(settings)) return;
     }
-    // A new run, or a run from before run markers existed: record who owns the directory from now on.
-    const marker = { ...this.marker, configSha256 };
+    // A new run, a run from before run markers existed, or new settings: record who owns the directory
+    // from now on, and with which settings.
+    const marker: RunMarker = { ...this.marker, configSha256, settings };
     await writeAtomically(join(this.path, RunFiles.MARKER), `${JSON.stringify(marker, null, 2)}\n`);
   }
 
@@ -154,11 +180,36 @@ export class RunDirectory {
     await writeAtomically(join(this.path, RunFiles.SUMMARY), `${JSON.stringify(summary, null, 2)}\n`);
   }
 
-  /** After a failed start: removes what this process created, so no empty or half-claimed directory is left. */
+  /**
+   * After a failed start, or a new run that stopped before its first step: removes what this process
+   * created and puts back the previous run's files it moved aside, so no empty or half-claimed
+   * directory is left and the same command can run again. Anything else in the directory (a trace file,
+   * say) stays, and so do the directories holding it. A resumed run's directory is left as it is.
+   */
   async discardUnstarted(): Promise<void> {
-    for (const path of [...this.created].reverse()) await rm(path, { recursive: true, force: true });
+    const { directories, files, replaced } = this.created;
+    this.created = NOTHING_CREATED;
+    for (const path of files) await rm(path, { recursive: true, force: true });
+    if (replaced !== undefined) {
+      for (const name of replaced.names) await rename(join(replaced.aside, name), join(this.path, name));
+      await rmdir(replaced.aside);
+    }
+    // Innermost first, each only if nothing else was put in it.
+    for (const directory of [...directories].reverse()) await rmdir(directory).catch(() => undefined);
   }
 }
+
+/** What a new run put in its directory. */
+interface Created {
+  /** The directories made for it, outermost first. */
+  readonly directories: readonly string[];
+  /** Its files (and the checkpoint directory). */
+  readonly files: readonly string[];
+  /** With overwrite: the directory the previous run's files were moved into, and their names. */
+  readonly replaced: { readonly aside: string; readonly names: readonly string[] } | undefined;
+}
+
+const NOTHING_CREATED: Created = { directories: [], files: [], replaced: undefined };
 
 /** The summary of the completed run in `path`, or undefined if it has none (not finished, or no run). */
 export async function storedSummary(path: string): Promise<RunSummary | undefined> {
@@ -224,11 +275,23 @@ async function readMarker(path: string): Promise<RunMarker | undefined> {
   }
   try {
     const marker = JSON.parse(text) as RunMarker;
-    if (marker.format === MARKER_FORMAT && typeof marker.configSha256 === 'string') return marker;
+    if (
+      marker.format === MARKER_FORMAT &&
+      typeof marker.configSha256 === 'string' &&
+      validSettings(marker.settings)
+    ) {
+      return marker;
+    }
   } catch {
     // reported below
   }
   throw new CallosumError(ErrorCodes.ARTIFACT_INVALID, `${join(path, RunFiles.MARKER)} is not a run marker`);
+}
+
+function validSettings(settings: StoredRunSettings | undefined): boolean {
+  if (settings === undefined) return true;
+  const { checkpointEverySteps: every } = settings;
+  return typeof settings === 'object' && (every === undefined || (Number.isSafeInteger(every) && every >= 1));
 }
 
 /** What a directory holds, for whether a run may start or continue there. */
@@ -305,7 +368,7 @@ async function createDirectories(path: string): Promise<string[]> {
     for (const directory of created.reverse()) await rm(directory, { recursive: true, force: true });
     throw runDirectoryError(path, 'cannot create', error as NodeJS.ErrnoException);
   }
-  return created.slice(0, 1);
+  return created;
 }
 
 function runDirectoryError(path: string, action: string, error: NodeJS.ErrnoException): CallosumError {

@@ -66,13 +66,25 @@ export class RunLifecycle {
       async (error: unknown) => {
         const { code, message } = describeError(error);
         telemetry.record({ type: 'stopped', code, reason: message, step: state.step });
+        // A new run that trained no step leaves its directory as it found it (the log says why it stopped).
+        const unstarted = state.step === 0 && loop.checkpointedStep === undefined;
         // Stopped (a signal, no workers left): keep the progress so `--resume` continues from here.
-        if (loop.midRun) {
-          await loop
-            .saveCheckpoint()
-            .catch((failure: unknown) => log(`coordinator: could not checkpoint: ${String(failure)}`));
+        if (loop.midRun && !unstarted) {
+          await loop.saveCheckpoint().catch((failure: unknown) => {
+            log(`coordinator: could not checkpoint step ${state.step}: ${String(failure)}`);
+            log(`coordinator: ${resumePoint(loop.checkpointedStep, state.step)}`);
+          });
         }
         await this.shutdown(code, message);
+        if (unstarted) {
+          await context.runDirectory.discardUnstarted().then(
+            () => log(`coordinator: no step was trained: removed the run's files from ${context.outDir}`),
+            (failure: unknown) =>
+              log(
+                `coordinator: could not remove the files of a run that trained no step: ${String(failure)}`,
+              ),
+          );
+        }
         throw error;
       },
     );
@@ -171,4 +183,14 @@ export class RunLifecycle {
       await this.context.scope.close();
     }
   }
+}
+
+/** Where a resume continues from when the step a run stopped at could not be checkpointed. */
+function resumePoint(checkpointed: number | undefined, stoppedAt: number): string {
+  if (checkpointed === undefined) return 'no checkpoint was written: the run cannot be resumed';
+  if (checkpointed === stoppedAt) return `a resume continues from step ${stoppedAt}, whose checkpoint exists`;
+  return (
+    `a resume continues from step ${checkpointed}, the newest checkpoint ` +
+    `(the ${stoppedAt - checkpointed} steps after it are trained again)`
+  );
 }

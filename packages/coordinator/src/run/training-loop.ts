@@ -3,6 +3,7 @@ import type { EvaluationReport, StepReport } from '../options.js';
 import type { RunCounters } from '../telemetry/counters.js';
 import { addStepBytes, meanStepBytes, NO_BYTES, type StepBytes } from '../telemetry/step-bytes.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
+import type { ResumedEvaluation } from './resumed-evaluation.js';
 import type { Rounds } from './rounds.js';
 
 export type RunPhase = 'waiting' | 'training' | 'evaluating' | 'finished';
@@ -21,13 +22,21 @@ export interface TrainingLoopContext {
   readonly evaluationOf: (totals: BatchTotals) => Evaluation;
   /** Brings `state`'s weights and optimizer up to its step (a ring run's, from a replica). */
   readonly currentState: () => Promise<void>;
+  /**
+   * A resumed run whose checkpoint's step ended an epoch: that epoch's evaluation, if it was recorded,
+   * else the epoch, whose evaluation is done before the first step.
+   */
+  readonly resumedEvaluation: ResumedEvaluation | undefined;
+  /** The step of the newest checkpoint in the run directory: a resumed run's; undefined for a new run. */
+  readonly checkpointedStep: number | undefined;
+  readonly log: (line: string) => void;
 }
 
 /** What the loop measured, for the run summary. */
 export interface TrainingTotals {
   readonly trainingMs: number;
   readonly trainedSamples: number;
-  /** NaN until the first evaluation. */
+  /** NaN without an evaluation (a resumed run's: the one its checkpoint's step had, if it had one). */
   readonly testLoss: number;
   readonly testAccuracy: number;
   readonly testMetrics: Readonly<Record<string, number>>;
@@ -43,8 +52,11 @@ export class TrainingLoop {
   #phase: RunPhase = 'waiting';
   #finishRequested = false;
   #lastStepBytes: StepBytes | undefined;
+  #checkpointedStep: number | undefined;
 
-  constructor(private readonly context: TrainingLoopContext) {}
+  constructor(private readonly context: TrainingLoopContext) {
+    this.#checkpointedStep = context.checkpointedStep;
+  }
 
   get phase(): RunPhase {
     return this.#phase;
@@ -67,8 +79,18 @@ export class TrainingLoop {
     let trainedSamples = 0;
     let steps = 0;
     let stepBytes = NO_BYTES;
-    let last: Evaluation | undefined;
+    const resumed = this.context.resumedEvaluation;
+    let last: Evaluation | undefined = resumed?.recorded;
     this.#phase = 'training';
+    if (resumed !== undefined && resumed.recorded === undefined) {
+      const stop = stopped();
+      if (stop) throw stop;
+      this.context.log(
+        `coordinator: the evaluation after epoch ${resumed.epoch + 1} (step ${state.step}) was not recorded ` +
+          'before the run stopped: doing it now',
+      );
+      last = await this.evaluate(resumed.epoch);
+    }
     while (!state.finished && !this.#finishRequested) {
       const stop = stopped();
       if (stop) throw stop;
@@ -82,24 +104,7 @@ export class TrainingLoop {
       await this.context.onStep?.(report);
       const epochEnded = state.endedEpoch(report.epoch);
       if (epochEnded || state.step % this.context.checkpointEverySteps === 0) await this.saveCheckpoint();
-      if (epochEnded && rounds.evaluates) {
-        this.#phase = 'evaluating';
-        const evaluationStarted = performance.now();
-        const totals = await rounds.evaluate();
-        last = this.context.evaluationOf(totals);
-        const evaluation = {
-          epoch: report.epoch,
-          step: state.step,
-          testLoss: last.loss,
-          testAccuracy: last.accuracy ?? Number.NaN,
-          testMetrics: last.metrics,
-          count: totals.count,
-          evaluationMs: performance.now() - evaluationStarted,
-        };
-        telemetry.record({ type: 'evaluation', ...evaluation });
-        await this.context.onEvaluation?.(evaluation);
-        this.#phase = 'training';
-      }
+      if (epochEnded && rounds.evaluates) last = await this.evaluate(report.epoch);
     }
     this.#phase = 'finished';
     return {
@@ -117,11 +122,39 @@ export class TrainingLoop {
     return this.#phase === 'training' || this.#phase === 'evaluating';
   }
 
+  /** The step of the newest checkpoint written for the run (by this process or, resumed, before); undefined if none. */
+  get checkpointedStep(): number | undefined {
+    return this.#checkpointedStep;
+  }
+
   /** The state is always at a step boundary (steps apply atomically), so any moment is a safe one. */
   async saveCheckpoint(): Promise<void> {
     const { state, checkpointDir, keepCheckpoints, telemetry } = this.context;
     await this.context.currentState();
     const path = await writeCheckpoint(checkpointDir, state.checkpoint(), keepCheckpoints);
+    this.#checkpointedStep = state.step;
     telemetry.record({ type: 'checkpoint', step: state.step, path });
+  }
+
+  /** Evaluates the current weights on the whole evaluation set, after the last step of `epoch`, and records it. */
+  private async evaluate(epoch: number): Promise<Evaluation> {
+    const { state, rounds, telemetry } = this.context;
+    this.#phase = 'evaluating';
+    const evaluationStarted = performance.now();
+    const totals = await rounds.evaluate();
+    const evaluated = this.context.evaluationOf(totals);
+    const evaluation = {
+      epoch,
+      step: state.step,
+      testLoss: evaluated.loss,
+      testAccuracy: evaluated.accuracy ?? Number.NaN,
+      testMetrics: evaluated.metrics,
+      count: totals.count,
+      evaluationMs: performance.now() - evaluationStarted,
+    };
+    telemetry.record({ type: 'evaluation', ...evaluation });
+    await this.context.onEvaluation?.(evaluation);
+    this.#phase = 'training';
+    return evaluated;
   }
 }

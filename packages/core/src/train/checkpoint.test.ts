@@ -7,6 +7,7 @@ import {
   decodeCheckpoint,
   encodeCheckpoint,
   loadLatestCheckpoint,
+  newestCheckpointStep,
   writeCheckpoint,
 } from './checkpoint.js';
 import { DEFAULT_TRAINING_CONFIG } from './config.js';
@@ -123,6 +124,14 @@ describe('checkpoints', () => {
     expect(checkpoint.step).toBe(3);
     expect(path).toMatch(/step-000000003\.ckpt$/);
     expect(warnings.at(-1)).toMatch(/step-000000004\.ckpt is unusable/);
+  });
+
+  it('names the step of the newest checkpoint file, ignoring temporary files; none without one', async () => {
+    expect(await newestCheckpointStep(join(dir, 'missing'))).toBeUndefined();
+    expect(await newestCheckpointStep(dir)).toBeUndefined();
+    for (const steps of [9, 10]) await writeCheckpoint(dir, advancedState(steps).checkpoint(), 3);
+    await writeFile(join(dir, 'step-000000011.ckpt.999.tmp'), 'partial');
+    expect(await newestCheckpointStep(dir)).toBe(10);
   });
 
   it('leaves the previous checkpoint intact when a write dies half-way (a partial temporary file)', async () => {

@@ -168,6 +168,15 @@ export async function holdsCheckpoints(dir: string): Promise<boolean> {
   return (await checkpointFiles(dir)).length > 0;
 }
 
+/**
+ * The step of the newest checkpoint file in `dir` (by its name, intact or not), where a resume would
+ * continue unless that file turns out damaged; undefined when it holds none.
+ */
+export async function newestCheckpointStep(dir: string): Promise<number | undefined> {
+  const [newest] = await checkpointFiles(dir);
+  return newest === undefined ? undefined : Number(FILE_PATTERN.exec(newest)?.[1]);
+}
+
 /** Checkpoint file names in `dir`, newest first. */
 async function checkpointFiles(dir: string): Promise<string[]> {
   let names: string[];
