@@ -172,9 +172,10 @@ async function checkpointRecorded(runDir: string, step: number): Promise<void> {
 }
 
 describe('an evaluation the stop interrupted', () => {
-  // The mlp, 30 steps an epoch; the full test set of 10,000 images, whose evaluation takes long enough
-  // to be interrupted after the checkpoint of the epoch's last step.
+  // The mlp, 30 steps an epoch. The workers stop themselves (SIGSTOP, fault injection) on receiving the
+  // evaluation round given, so a stop after the checkpoint of the epoch's last step always lands in it.
   const EPOCH = 30;
+  const frozenIn = (round: number) => ({ CALLOSUM_FAULT_STOP_IN_EVALUATION_AT: String(round) });
   const RUN = ['--workers', '2', '--model', 'mlp', '--epochs', '2', '--batch-size', '2000'];
 
   it('is done by the resumed run, once: after kill -9 in a mid-run epoch, after SIGTERM in the final one', async () => {
@@ -184,16 +185,27 @@ describe('an evaluation the stop interrupted', () => {
         .filter((record) => record.type === 'evaluation')
         .map(({ epoch, step }) => ({ epoch, step }));
 
-    const killed = await trainingUntil(['train', ...RUN, '--out', runDir], runDir, 0);
+    const killed = await trainingUntil(['train', ...RUN, '--out', runDir], runDir, 0, frozenIn(0));
     await checkpointRecorded(runDir, EPOCH);
     process.kill(-(killed.child.pid as number), 'SIGKILL'); // the coordinator and its workers
     await killed.exited;
     expect(await evaluations()).toEqual([]);
 
-    // The resumed run evaluates epoch 1 first, trains epoch 2, and is stopped in its evaluation.
-    const stopped = await trainingUntil(['train', '--workers', '2', '--resume', runDir], runDir, 0);
+    // The resumed run evaluates epoch 1 first (its round 0), trains epoch 2, and is stopped in its
+    // evaluation (round 1).
+    const stopped = await trainingUntil(
+      ['train', '--workers', '2', '--resume', runDir],
+      runDir,
+      0,
+      frozenIn(1),
+    );
     await checkpointRecorded(runDir, 2 * EPOCH);
     stopped.child.kill('SIGTERM');
+    // Once the run is stopping, the frozen workers go on, so that they can exit when told to.
+    while (!stopped.stderr().includes('SIGTERM: stopping'))
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    const workers = await readFile(`/proc/${stopped.child.pid}/task/${stopped.child.pid}/children`, 'utf8');
+    for (const pid of workers.trim().split(/\s+/).filter(Boolean).map(Number)) process.kill(pid, 'SIGCONT');
     expect(await stopped.exited).toBe(1);
     expect(stopped.stderr()).toContain(`the evaluation after epoch 1 (step ${EPOCH}) was not recorded`);
     expect(await evaluations()).toEqual([{ epoch: 0, step: EPOCH }]);

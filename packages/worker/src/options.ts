@@ -82,6 +82,12 @@ export const workerOptionsSchema = z
      * (`CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT` for `callosum worker`).
      */
     stopInBatchNormAt: integerOption(0).optional(),
+    /**
+     * Fault injection, for testing a run stopped during an evaluation only: this worker stops itself
+     * (SIGSTOP) on receiving a shard of this evaluation round (the coordinator process's evaluations,
+     * counted from 0), so that the evaluation cannot finish (`CALLOSUM_FAULT_STOP_IN_EVALUATION_AT`).
+     */
+    stopInEvaluationAt: integerOption(0).optional(),
     log: z.custom<(line: string) => void>((value) => typeof value === 'function').optional(),
   })
   .check((context) => {

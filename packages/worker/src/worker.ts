@@ -314,6 +314,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             return;
           }
           case 'evaluate': {
+            if (message.round === settings.stopInEvaluationAt) {
+              log(`worker ${name}: FAULT INJECTION: stopped in evaluation round ${message.round}`);
+              process.kill(process.pid, 'SIGSTOP');
+            }
             phase = 'computing';
             const { result, timings } = service.evaluate(message);
             requireFiniteTotals(result, `evaluation round ${message.round}`);

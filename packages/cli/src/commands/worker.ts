@@ -81,14 +81,23 @@ export function registerWorkerCommand(program: Command): void {
 
 /**
  * Fault injection for tests, from the environment only (no flag, so nobody sets it by accident):
- * CALLOSUM_FAULT_CORRUPT_REPLICA_AT=<step> (a ring run's divergence detection) and
- * CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT=<step> (a worker lost in a BatchNormalization pass).
+ * CALLOSUM_FAULT_CORRUPT_REPLICA_AT=<step> (a ring run's divergence detection),
+ * CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT=<step> (a worker lost in a BatchNormalization pass) and
+ * CALLOSUM_FAULT_STOP_IN_EVALUATION_AT=<round> (a run stopped during an evaluation).
  */
-function faultInjection(): { corruptReplicaAt?: number; stopInBatchNormAt?: number } {
-  const { CALLOSUM_FAULT_CORRUPT_REPLICA_AT: corrupt, CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT: stop } =
-    process.env;
+function faultInjection(): {
+  corruptReplicaAt?: number;
+  stopInBatchNormAt?: number;
+  stopInEvaluationAt?: number;
+} {
+  const {
+    CALLOSUM_FAULT_CORRUPT_REPLICA_AT: corrupt,
+    CALLOSUM_FAULT_STOP_IN_BATCH_NORM_AT: stopInBatchNorm,
+    CALLOSUM_FAULT_STOP_IN_EVALUATION_AT: stopInEvaluation,
+  } = process.env;
   return {
     ...(corrupt === undefined ? {} : { corruptReplicaAt: Number(corrupt) }),
-    ...(stop === undefined ? {} : { stopInBatchNormAt: Number(stop) }),
+    ...(stopInBatchNorm === undefined ? {} : { stopInBatchNormAt: Number(stopInBatchNorm) }),
+    ...(stopInEvaluation === undefined ? {} : { stopInEvaluationAt: Number(stopInEvaluation) }),
   };
 }
