@@ -135,6 +135,8 @@ async function startIn(
   const findings: DispatchFindings = {
     missedDeadline: (...finding) => workers.missedDeadline(...finding),
     straggler: (...finding) => workers.straggler(...finding),
+    delivered: (...finding) => workers.delivered(...finding),
+    failedShard: (...finding) => workers.failedShard(...finding),
   };
   const ringRun = settings.topology === 'ring';
   const sender = new ShardDelivery(

@@ -128,8 +128,16 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
   readonly heartbeatIntervalMs?: number;
   /** Upgrade attempts per remote address: `burst` at once, then `perSecond` (default 64, then 20/s). */
   readonly connectionRate?: { readonly perSecond: number; readonly burst: number };
-  /** A worker that sends this many unusable gradients in a row (NaN/Inf, wrong length) is evicted (default 3). */
+  /**
+   * A worker is evicted once this many shards in a row that it failed (a `failure` reply) or answered
+   * unusably (NaN/Inf, wrong length or sample count) were computed by another worker (default 3).
+   */
   readonly maxBadResults?: number;
+  /**
+   * A worker is evicted once it has been late (past the straggler deadline) on this many shards in a row
+   * with none of its results accepted in between (default 3).
+   */
+  readonly maxLateShards?: number;
   /** A connection that has not sent `hello` this long after connecting is closed (default 10 s). */
   readonly handshakeTimeoutMs?: number;
   /**
@@ -218,6 +226,7 @@ export const COORDINATOR_OPTION_NAMES = {
   heartbeatIntervalMs: true,
   connectionRate: true,
   maxBadResults: true,
+  maxLateShards: true,
   handshakeTimeoutMs: true,
   maxBufferedBytes: true,
   heartbeatTimeoutMs: true,

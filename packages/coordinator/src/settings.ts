@@ -31,6 +31,7 @@ export const COORDINATOR_DEFAULTS = {
   keepCheckpoints: 3,
   handshakeTimeoutMs: 10_000,
   maxBadResults: 3,
+  maxLateShards: 3,
   connectionRate: { perSecond: 20, burst: 64 },
   stragglerFactor: 4,
   stragglerFloorMs: 2_000,
@@ -70,6 +71,7 @@ const settingsSchema = z
     keepCheckpoints: positiveInteger.default(COORDINATOR_DEFAULTS.keepCheckpoints),
     handshakeTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.handshakeTimeoutMs),
     maxBadResults: positiveInteger.default(COORDINATOR_DEFAULTS.maxBadResults),
+    maxLateShards: positiveInteger.default(COORDINATOR_DEFAULTS.maxLateShards),
     maxBufferedBytes: positiveInteger.optional(),
     connectionRate: z
       .object({ perSecond: positiveNumberOption(), burst: positiveInteger })

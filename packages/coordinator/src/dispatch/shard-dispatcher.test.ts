@@ -1,9 +1,10 @@
+import type { ErrorCode } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
 import { zeroCounters } from '../telemetry/counters.js';
 import { ManualClock } from '../test-support/manual-clock.js';
 import type { WorkerConnection } from '../workers/connection.js';
 import { WorkerRegistry } from '../workers/registry.js';
-import { RoundIds } from './round-id.js';
+import { describeRound, RoundIds } from './round-id.js';
 import {
   type DispatcherOptions,
   ShardDispatcher,
@@ -43,6 +44,9 @@ function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
   const late: string[] = [];
   const missed: number[] = [];
   const sent: string[] = [];
+  /** Results accepted, as `worker shard`, and failures reported against their worker. */
+  const delivered: string[] = [];
+  const failures: string[] = [];
   const counters = zeroCounters();
   const dispatcher = new ShardDispatcher(
     {
@@ -58,6 +62,14 @@ function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
         straggler: (worker, shard, pendingMs, typicalMs) => {
           late.push(`${worker.id} shard ${shard} after ${pendingMs} ms, typical ${typicalMs} ms`);
           worker.suspected();
+        },
+        delivered: (worker) => {
+          delivered.push(worker.id);
+        },
+        failedShard: (worker, round, shard, problem) => {
+          failures.push(
+            `${worker.id} ${describeRound(round)} shard ${shard}: ${problem.code} ${problem.reason}`,
+          );
         },
       },
       counters,
@@ -81,7 +93,27 @@ function setup(workerCount = 2, overrides: Partial<DispatcherOptions> = {}) {
   });
   const answer = (shard: number, worker: WorkerConnection, count: number) =>
     dispatcher.accept(RoundIds.step(0), shard, worker, count, { shard });
-  return { dispatcher, membership, clock, counters, workers, late, missed, sent, task, answer };
+  const fail = (
+    shard: number,
+    worker: WorkerConnection,
+    reason = 'boom',
+    code: ErrorCode = 'COMPUTE_FAILED',
+  ) => dispatcher.reject(RoundIds.step(0), shard, worker, { code, reason });
+  return {
+    dispatcher,
+    membership,
+    clock,
+    counters,
+    workers,
+    late,
+    missed,
+    sent,
+    delivered,
+    failures,
+    task,
+    answer,
+    fail,
+  };
 }
 
 describe('ShardDispatcher straggler deadline', () => {
@@ -201,21 +233,105 @@ describe('ShardDispatcher straggler deadline', () => {
 });
 
 describe('ShardDispatcher redo', () => {
-  it('redoes a shard on the least-loaded worker, but never on one that found it non-finite in this round', async () => {
-    const { dispatcher, counters, workers, sent, task, answer } = setup(2);
+  it('redoes a failed shard on another worker, even a busier one; on the same only when no other can take it, and never after a non-finite result', async () => {
+    const { dispatcher, counters, workers, sent, failures, task, answer, fail } = setup(2);
     const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
     const round = dispatcher.run(RoundIds.step(0), [task(0, 0, 10), task(1, 1, 10), task(2, 1, 10)]);
-    dispatcher.reject(RoundIds.step(0), 0, w1, 'bad counts');
-    expect(sent.at(-1)).toBe('0→w1'); // w1 holds nothing now; w2 holds 20 samples
-    dispatcher.reject(RoundIds.step(0), 0, w1, 'NON_FINITE', true);
+    // w1 holds nothing now and w2 20 samples, but w1 just failed the shard.
+    fail(0, w1, 'bad counts', 'MALFORMED_MESSAGE');
+    expect(sent.at(-1)).toBe('0→w2');
+    // Now every worker has failed it: it goes back to the least loaded of them.
+    fail(0, w2);
+    expect(sent.at(-1)).toBe('0→w1');
+    // A non-finite result would come out the same on the same worker: not w1 again in this round.
+    dispatcher.reject(RoundIds.step(0), 0, w1, { code: 'NON_FINITE', reason: 'NaN' }, true);
     expect(sent.at(-1)).toBe('0→w2');
     // A result for another round is not this round's, whatever its shard.
     expect(dispatcher.accept(RoundIds.evaluation(0), 1, w2, 10, {})).toBe(false);
     answer(1, w2, 10);
     answer(2, w2, 10);
+    expect(failures).toEqual([]);
     answer(0, w2, 10);
     expect((await round).map((outcome) => outcome.worker.id)).toEqual(['w2', 'w2', 'w2']);
-    expect(counters).toMatchObject({ redoneShards: 2, discardedMessages: 1 });
+    // w2 computed what w1 could not: that counts against w1 (once, with its last failure); w2's own
+    // failure of it does not count, since it delivered since.
+    expect(failures).toEqual(['w1 step 1 shard 0: NON_FINITE NaN']);
+    expect(counters).toMatchObject({ redoneShards: 3, discardedMessages: 1 });
+  });
+
+  it('redoes a shard the wrong size elsewhere, and reports the sender once another worker computed it', async () => {
+    const { dispatcher, workers, sent, failures, delivered, task, answer } = setup(2);
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    const round = dispatcher.run(RoundIds.step(0), [task(0, 0, 10), task(1, 1, 10)]);
+    expect(answer(0, w1, 11)).toBe(false);
+    expect(sent.at(-1)).toBe('0→w2');
+    answer(1, w2, 10);
+    answer(0, w2, 10);
+    await round;
+    expect(delivered).toEqual(['w2', 'w2']);
+    expect(failures).toEqual([
+      'w1 step 1 shard 0: MALFORMED_MESSAGE result counts 11 samples, the shard has 10',
+    ]);
+  });
+
+  it('does not count a failure against a worker that has had a result accepted since', async () => {
+    const { dispatcher, workers, sent, failures, delivered, task, answer, fail } = setup(2);
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    const round = dispatcher.run(RoundIds.step(0), [task(0, 0, 10), task(1, 1, 10), task(2, 0, 10)]);
+    fail(0, w1);
+    expect(sent.at(-1)).toBe('0→w2');
+    answer(2, w1, 10);
+    answer(1, w2, 10);
+    answer(0, w2, 10);
+    await round;
+    expect(delivered).toEqual(['w1', 'w2', 'w2']);
+    expect(failures).toEqual([]);
+  });
+
+  it('stops with COMPUTE_FAILED after 5 tries when every worker fails the shard, counting it against none', async () => {
+    const { dispatcher, workers, sent, failures, task, fail } = setup(2);
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    const round = dispatcher.run(RoundIds.step(0), [task(0, 0, 10)]);
+    const failing = round.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    for (const worker of [w1, w2, w1, w2, w1]) fail(0, worker, `boom on ${worker.id}`);
+    expect(sent).toEqual(['0→w1', '0→w2', '0→w1', '0→w2', '0→w1']);
+    expect(await failing).toMatchObject({
+      code: 'COMPUTE_FAILED',
+      message: 'step 1: shard 0 failed 5 times (last: worker w1: boom on w1); stopping',
+    });
+    expect(failures).toEqual([]);
+  });
+
+  it('goes on past 5 tries while a healthy worker that has not failed the shard is there, and reports each that did', async () => {
+    const { dispatcher, workers, sent, failures, task, answer, fail } = setup(7);
+    const round = dispatcher.run(RoundIds.step(0), [task(0, 0, 10)]);
+    for (const worker of workers.slice(0, 6)) fail(0, worker);
+    expect(sent).toEqual(['0→w1', '0→w2', '0→w3', '0→w4', '0→w5', '0→w6', '0→w7']);
+    answer(0, workers[6] as WorkerConnection, 10);
+    expect((await round).map((outcome) => outcome.worker.id)).toEqual(['w7']);
+    expect(failures).toEqual(
+      ['w1', 'w2', 'w3', 'w4', 'w5', 'w6'].map((id) => `${id} step 1 shard 0: COMPUTE_FAILED boom`),
+    );
+  });
+
+  it('stops after 5 tries of a shard whose workers were lost, whoever is left', async () => {
+    const { dispatcher, membership, workers, task } = setup(6);
+    const round = dispatcher.run(RoundIds.step(0), [task(0, 0, 10)]);
+    const failing = round.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    for (const worker of workers.slice(0, 5)) {
+      membership.remove(worker);
+      await Promise.resolve(); // the registry tells its listeners once remove has returned
+    }
+    expect(await failing).toMatchObject({
+      code: 'COMPUTE_FAILED',
+      message: 'step 1: shard 0 failed 5 times (last: worker w5 was lost); stopping',
+    });
   });
 });
 

@@ -1,4 +1,4 @@
-import { CallosumError, type CoordinatorMessage, ErrorCodes } from '@callosum/core';
+import { CallosumError, type CoordinatorMessage, type ErrorCode, ErrorCodes } from '@callosum/core';
 import type { RunCounters } from '../telemetry/counters.js';
 import type { WorkerConnection } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
@@ -24,13 +24,27 @@ export interface ShardSender {
 }
 
 /**
- * What the dispatcher finds out about a worker. The owner takes the worker out of the healthy set
- * (suspect for a straggler, evicted for a missed deadline) before it returns; the dispatcher then
- * redoes whatever the worker holds on the others.
+ * What the dispatcher finds out about a worker. For a straggler or a missed deadline the owner takes
+ * the worker out of the healthy set (suspect, or evicted) before it returns; the dispatcher then redoes
+ * whatever the worker holds on the others. The owner keeps count of what each worker does in a row.
  */
 export interface DispatchFindings {
   missedDeadline(worker: WorkerConnection, shard: number, round: RoundId): void;
   straggler(worker: WorkerConnection, shard: number, pendingMs: number, typicalMs: number): void;
+  /** A result of `worker` was accepted. */
+  delivered(worker: WorkerConnection, round: RoundId): void;
+  /**
+   * A shard that `worker` failed or answered unusably (`problem`) has since been computed by another
+   * worker, so the fault was this worker's, not the shard's. Not reported for a worker that had a result
+   * accepted in the round after it failed the shard.
+   */
+  failedShard(worker: WorkerConnection, round: RoundId, shard: number, problem: ShardProblem): void;
+}
+
+/** Why a worker's answer for a shard cannot be used: an error code and what was wrong. */
+export interface ShardProblem {
+  readonly code: ErrorCode;
+  readonly reason: string;
 }
 
 /** What a dispatcher works with: the workers, the way to them, time, and where to report. */
@@ -70,13 +84,27 @@ export interface DispatcherOptions {
   readonly stragglerFloorMs: number;
 }
 
-/** How many times one shard may be sent (its worker lost, late or answering badly) before the run stops. */
+/**
+ * How many times one shard may be sent (its worker lost, late or answering badly) before the run stops;
+ * past it, only a shard that was answered badly goes on, to a healthy worker that has not failed it.
+ */
 const MAX_ATTEMPTS_PER_SHARD = 5;
 
 interface Assignment {
   worker: WorkerConnection;
   sentAt: number;
   cancelDeadline: Cancel;
+}
+
+/** A worker's failure of a shard (a `failure` reply or a rejected result), within one round. */
+interface Failed extends ShardProblem {
+  /**
+   * Whether it may get the shard back when no other healthy worker can take it. Not after a non-finite
+   * result: the same weights would reproduce it there.
+   */
+  readonly again: boolean;
+  /** Still to be counted against the worker once another worker computes the shard. */
+  pending: boolean;
 }
 
 interface ActiveRound {
@@ -94,8 +122,11 @@ interface ActiveRound {
   readonly answeredMsPerSample: number[];
   /** When each worker last answered in this round, usable or not: its next shard starts then. */
   readonly lastAnsweredAt: Map<WorkerConnection, number>;
-  /** Workers a shard must not go back to in this round (they found its result non-finite). */
-  readonly avoid: Map<number, Set<WorkerConnection>>;
+  /**
+   * Per shard, the workers that failed it in this round, the one that failed it longest ago first; it
+   * goes to them again only if no other can take it.
+   */
+  readonly failedBy: Map<number, Map<WorkerConnection, Failed>>;
   cancelStragglerCheck: Cancel | undefined;
   cancelNoWorkerStop: Cancel | undefined;
   resolve: (outcomes: ShardOutcome<unknown>[]) => void;
@@ -105,8 +136,9 @@ interface ActiveRound {
 /**
  * Runs rounds of shards (a training step, or an evaluation pass) over the healthy workers: first each
  * shard to the worker of its part, then re-sends any shard whose worker is lost, late or answers
- * badly, to the healthy worker with the fewest pending samples. A round resolves with every shard's
- * result in shard order, or rejects with a reason; it never waits without a bound.
+ * badly, to the healthy worker with the fewest pending samples among those that have not failed it in
+ * the round (among those that have, only when no other can take it). A round resolves with every
+ * shard's result in shard order, or rejects with a reason; it never waits without a bound.
  */
 export class ShardDispatcher {
   private round: ActiveRound | undefined;
@@ -145,7 +177,7 @@ export class ShardDispatcher {
         remaining: tasks.length,
         answeredMsPerSample: [],
         lastAnsweredAt: new Map(),
-        avoid: new Map(),
+        failedBy: new Map(),
         cancelStragglerCheck: undefined,
         cancelNoWorkerStop: undefined,
         resolve: resolve as (outcomes: ShardOutcome<unknown>[]) => void,
@@ -178,7 +210,10 @@ export class ShardDispatcher {
     }
     const expected = round.tasks[shard]?.count;
     if (sampleCount !== expected) {
-      this.reject(id, shard, worker, `result counts ${sampleCount} samples, the shard has ${expected}`);
+      this.reject(id, shard, worker, {
+        code: ErrorCodes.MALFORMED_MESSAGE,
+        reason: `result counts ${sampleCount} samples, the shard has ${expected}`,
+      });
       return false;
     }
     assignment.cancelDeadline();
@@ -188,6 +223,7 @@ export class ShardDispatcher {
     round.lastAnsweredAt.set(worker, receivedAt);
     round.outcomes[shard] = { result, worker, startedAt, receivedAt };
     round.answeredMsPerSample.push((receivedAt - startedAt) / Math.max(1, sampleCount));
+    this.judgeFailures(round, shard, worker);
     round.onAccepted?.(shard, result);
     round.remaining -= 1;
     if (round.remaining === 0) this.finish(round);
@@ -196,15 +232,16 @@ export class ShardDispatcher {
   }
 
   /**
-   * A worker's answer for a shard cannot be used (bad data, compute failure): redo it. With
-   * `notOnSameWorker`, never again on that worker in this round (a non-finite result that the same
-   * weights would reproduce there).
+   * A worker's answer for a shard cannot be used (bad data, compute failure): redo it on another
+   * worker; on this one again only if no other healthy worker can take it, and with `notOnSameWorker`
+   * never in this round (a non-finite result that the same weights would reproduce there). Once
+   * another worker has computed the shard, the failure is reported against this worker.
    */
   reject(
     id: RoundId,
     shard: number,
     worker: WorkerConnection,
-    reason: string,
+    problem: ShardProblem,
     notOnSameWorker = false,
   ): void {
     const round = this.round;
@@ -213,10 +250,17 @@ export class ShardDispatcher {
       this.seams.counters.discardedMessages += 1;
       return;
     }
-    this.seams.log(`${round.label}: shard ${shard} from worker ${worker.label} rejected: ${oneLine(reason)}`);
+    this.seams.log(
+      `${round.label}: shard ${shard} from worker ${worker.label} rejected: ${oneLine(problem.reason)}`,
+    );
     round.lastAnsweredAt.set(worker, this.seams.clock.now());
-    if (notOnSameWorker) round.avoid.set(shard, (round.avoid.get(shard) ?? new Set()).add(worker));
-    this.redo(round, shard, `worker ${worker.label}: ${reason}`);
+    const failed = round.failedBy.get(shard) ?? new Map<WorkerConnection, Failed>();
+    round.failedBy.set(shard, failed);
+    const again = !notOnSameWorker && failed.get(worker)?.again !== false;
+    // Last in the map: the others that failed it go before it when the shard has to be retried.
+    failed.delete(worker);
+    failed.set(worker, { code: problem.code, reason: problem.reason, again, pending: true });
+    this.redo(round, shard, `worker ${worker.label}: ${problem.reason}`, true);
   }
 
   /** Pending shards per worker, for status and for naming late workers. */
@@ -244,11 +288,20 @@ export class ShardDispatcher {
     this.seams.sender.send(worker, task.request);
   }
 
-  /** Sends `shard` again, or stops the round once it has failed too often; `why` it failed this time. */
-  private redo(round: ActiveRound, shard: number, why: string): void {
+  /**
+   * Sends `shard` again, or stops the round once it has failed too often; `why` it failed this time,
+   * and whether its worker `answered` (a failure or a rejected result, rather than lost or late). A
+   * shard that has been sent MAX_ATTEMPTS_PER_SHARD times goes on only if it was answered and a healthy
+   * worker that has not failed it is there: the shard is then not what fails, and some workers'
+   * bad answers never stop a run that another can compute. A shard lost with its workers, or failed by
+   * every worker, stops it.
+   */
+  private redo(round: ActiveRound, shard: number, why: string, answered = false): void {
     round.assignments.get(shard)?.cancelDeadline();
     round.assignments.delete(shard);
-    if ((round.attempts[shard] ?? 0) >= MAX_ATTEMPTS_PER_SHARD) {
+    const untried = () =>
+      this.seams.membership.healthy().some((worker) => !round.failedBy.get(shard)?.has(worker));
+    if ((round.attempts[shard] ?? 0) >= MAX_ATTEMPTS_PER_SHARD && !(answered && untried())) {
       this.cleanup(round);
       // The last reason is the one to act on: a failure that repeats five times is rarely chance.
       round.reject(
@@ -277,7 +330,7 @@ export class ShardDispatcher {
     const waiting = round.unassigned.size;
     for (const shard of [...round.unassigned]) {
       if (this.round !== round || !round.unassigned.has(shard)) continue;
-      const worker = this.leastLoaded(round, shard);
+      const worker = this.redoTarget(round, shard);
       if (worker !== undefined) this.assign(round, round.tasks[shard] as ShardTask, worker);
     }
     if (round.unassigned.size < waiting) this.armStragglerTimer(round);
@@ -298,22 +351,57 @@ export class ShardDispatcher {
     }
   }
 
-  private leastLoaded(round: ActiveRound, shard: number): WorkerConnection | undefined {
-    let best: WorkerConnection | undefined;
-    let bestLoad = Number.POSITIVE_INFINITY;
-    const avoid = round.avoid.get(shard);
-    for (const worker of this.seams.membership.healthy()) {
-      if (avoid?.has(worker)) continue;
+  /**
+   * Where `shard` goes: the healthy worker with the fewest pending samples among those that have not
+   * failed it in this round; if every healthy worker has, the least loaded of those that may have it
+   * again, on a tie the one that failed it longest ago. (A worker that fails at once is always the least
+   * loaded: by load alone it would get its own shard back.)
+   */
+  private redoTarget(round: ActiveRound, shard: number): WorkerConnection | undefined {
+    const failed = round.failedBy.get(shard);
+    const loadOf = (worker: WorkerConnection) => {
       let load = 0;
       for (const [pending, assignment] of round.assignments) {
         if (assignment.worker === worker) load += round.tasks[pending]?.count ?? 0;
       }
-      if (load < bestLoad) {
-        best = worker;
-        bestLoad = load;
+      return load;
+    };
+    const leastLoaded = (workers: WorkerConnection[]) => {
+      let best: WorkerConnection | undefined;
+      let bestLoad = Number.POSITIVE_INFINITY;
+      for (const worker of workers) {
+        const load = loadOf(worker);
+        if (load < bestLoad) [best, bestLoad] = [worker, load];
       }
+      return best;
+    };
+    const healthy = this.seams.membership.healthy();
+    return (
+      leastLoaded(healthy.filter((worker) => !failed?.has(worker))) ??
+      leastLoaded(
+        [...(failed ?? [])].flatMap(([worker, failure]) =>
+          failure.again && worker.state === 'healthy' ? [worker] : [],
+        ),
+      )
+    );
+  }
+
+  /**
+   * `worker`'s result for `shard` was accepted: what it failed earlier in the round no longer counts
+   * against it (it has delivered since), and whoever else failed this shard is reported: another worker
+   * computed what they could not.
+   */
+  private judgeFailures(round: ActiveRound, shard: number, worker: WorkerConnection): void {
+    for (const failed of round.failedBy.values()) {
+      const own = failed.get(worker);
+      if (own !== undefined) own.pending = false;
     }
-    return best;
+    this.seams.findings.delivered(worker, round.id);
+    for (const [other, failure] of round.failedBy.get(shard) ?? []) {
+      if (!failure.pending) continue;
+      failure.pending = false;
+      this.seams.findings.failedShard(other, round.id, shard, { code: failure.code, reason: failure.reason });
+    }
   }
 
   /**

@@ -18,7 +18,7 @@ import type { ShardDispatcher } from '../dispatch/shard-dispatcher.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { describeError, type WorkerConnection } from '../workers/connection.js';
 import type { WorkerRegistry } from '../workers/registry.js';
-import type { ResultHandlers, ResultQuality } from '../workers/worker-pool.js';
+import type { ResultHandlers } from '../workers/worker-pool.js';
 import type { BatchNormReply, BatchNormSync } from './batch-norm-sync.js';
 import { DivergenceWatch } from './divergence.js';
 import type { StepReply } from './gradient-path.js';
@@ -40,17 +40,18 @@ export interface ResultIntakeContext {
 
 /**
  * Where a worker's results enter the run: gradients and evaluations are validated and handed to the
- * dispatcher, unusable ones are rejected so their shard is redone, and a non-finite gradient on every
- * worker stops the run as diverged. Says whether a result was usable; judging the worker is the pool's.
+ * dispatcher, unusable ones (and failures) are rejected so their shard is redone elsewhere, and a
+ * non-finite gradient on every worker stops the run as diverged. The dispatcher tells the pool which
+ * results were accepted and which failures were the worker's; judging the worker is the pool's.
  */
 export class ResultIntake implements ResultHandlers {
   private readonly divergence = new DivergenceWatch();
 
   constructor(private readonly context: ResultIntakeContext) {}
 
-  gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality {
+  gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): void {
     const { parameterCount, wireDtype } = this.context;
-    return this.stepResult(worker, message, () => {
+    this.stepResult(worker, message, () => {
       const gradient: GradientResult = {
         gradient: floatsFromWire(message.gradient, wireDtype, [parameterCount]),
         lossSum: message.lossSum,
@@ -72,9 +73,9 @@ export class ResultIntake implements ResultHandlers {
   }
 
   /** Ring: a shard computed, its gradient kept on the worker for the reduction among the workers. */
-  computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): ResultQuality {
+  computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): void {
     const { lossSum, correct, metricSums, count } = message;
-    return this.stepResult(worker, message, () => ({ lossSum, correct, metricSums, count }));
+    this.stepResult(worker, message, () => ({ lossSum, correct, metricSums, count }));
   }
 
   /** A training shard's result: its totals (and gradient) read by `read`, then checked and offered. */
@@ -82,8 +83,8 @@ export class ResultIntake implements ResultHandlers {
     worker: WorkerConnection,
     message: Extract<WorkerMessage, { type: 'gradient' | 'computed' }>,
     read: () => BatchTotals,
-  ): ResultQuality {
-    return this.offer(worker, RoundIds.step(message.step), message, (): StepReply => {
+  ): void {
+    this.offer(worker, RoundIds.step(message.step), message, (): StepReply => {
       const totals = read();
       const problem = totalsProblem(message, this.context.metricCount);
       if (problem !== undefined) throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, problem);
@@ -95,9 +96,9 @@ export class ResultIntake implements ResultHandlers {
   batchNormResult(
     worker: WorkerConnection,
     message: Extract<WorkerMessage, { type: 'batch-norm-result' }>,
-  ): ResultQuality {
+  ): void {
     const { batchNorm } = this.context;
-    return this.offer(worker, RoundIds.batchNorm(message.step, message.pass), message, (): BatchNormReply => {
+    this.offer(worker, RoundIds.batchNorm(message.step, message.pass), message, (): BatchNormReply => {
       if (batchNorm === undefined) {
         throw new CallosumError(
           ErrorCodes.MALFORMED_MESSAGE,
@@ -121,7 +122,7 @@ export class ResultIntake implements ResultHandlers {
     round: RoundId,
     { step, shard, count }: { step: number; shard: number; count: number },
     read: () => R,
-  ): ResultQuality {
+  ): void {
     const { dispatcher, telemetry } = this.context;
     let reply: R;
     try {
@@ -130,12 +131,12 @@ export class ResultIntake implements ResultHandlers {
       const { code, message: reason } = describeError(error);
       const pass = round.kind === 'batch-norm' ? { pass: round.pass } : {};
       telemetry.record({ type: 'rejected-gradient', worker: worker.id, step, shard, ...pass, code });
-      return this.unusableResult(worker, round, step, shard, code, reason);
+      this.unusableResult(worker, round, step, shard, code, reason);
+      return;
     }
     if (!dispatcher.accept(round, shard, worker, count, reply)) {
       telemetry.record({ type: 'discarded-message', worker: worker.id, step, shard });
     }
-    return { usable: true };
   }
 
   evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void {
@@ -149,7 +150,10 @@ export class ResultIntake implements ResultHandlers {
         round: message.round,
         shard: message.shard,
       });
-      dispatcher.reject(round, message.shard, worker, problem);
+      dispatcher.reject(round, message.shard, worker, {
+        code: ErrorCodes.MALFORMED_MESSAGE,
+        reason: problem,
+      });
       return;
     }
     const totals = {
@@ -165,34 +169,31 @@ export class ResultIntake implements ResultHandlers {
   }
 
   /** A worker reports it could not compute a shard: the shard is redone elsewhere. */
-  failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): ResultQuality {
+  failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): void {
     const { dispatcher } = this.context;
-    if (message.shard === undefined) return undefined;
+    if (message.shard === undefined) return;
+    // The schema admits only the codes of the table.
+    const problem = { code: message.code as ErrorCode, reason: `${message.code}: ${message.message}` };
     if (message.round !== undefined) {
-      dispatcher.reject(
-        RoundIds.evaluation(message.round),
-        message.shard,
-        worker,
-        `${message.code}: ${message.message}`,
-      );
-      return undefined;
+      dispatcher.reject(RoundIds.evaluation(message.round), message.shard, worker, problem);
+      return;
     }
-    if (message.step === undefined) return undefined;
+    if (message.step === undefined) return;
     const round =
       message.pass === undefined
         ? RoundIds.step(message.step)
         : RoundIds.batchNorm(message.step, message.pass);
     if (message.code === ErrorCodes.NON_FINITE) {
-      return this.unusableResult(worker, round, message.step, message.shard, message.code, message.message);
+      this.unusableResult(worker, round, message.step, message.shard, message.code, message.message);
+      return;
     }
-    dispatcher.reject(round, message.shard, worker, `${message.code}: ${message.message}`);
-    return undefined;
+    dispatcher.reject(round, message.shard, worker, problem);
   }
 
   /**
    * A step's result (a gradient, or a BatchNormalization pass's) that must not be used. Non-finite on
-   * every worker, the run has diverged and stops; otherwise the shard is redone (a non-finite one on
-   * another worker).
+   * every worker, the run has diverged and stops; otherwise the shard is redone (a non-finite one never
+   * on the same worker in this step).
    */
   private unusableResult(
     worker: WorkerConnection,
@@ -201,7 +202,7 @@ export class ResultIntake implements ResultHandlers {
     shard: number,
     code: ErrorCode,
     reason: string,
-  ): ResultQuality {
+  ): void {
     const { state, membership, dispatcher } = this.context;
     const nonFinite = code === ErrorCodes.NON_FINITE;
     if (nonFinite && step === state.step) {
@@ -224,11 +225,10 @@ export class ResultIntake implements ResultHandlers {
             explained: wireCause !== '',
           }),
         );
-        return undefined;
+        return;
       }
     }
-    dispatcher.reject(round, shard, worker, reason, nonFinite);
-    return { usable: false, code, reason };
+    dispatcher.reject(round, shard, worker, { code, reason }, nonFinite);
   }
 
   /**

@@ -7,7 +7,10 @@ const count = z.number().int().nonnegative();
  * pool) and reported with every step event, in /status and in the run summary.
  */
 export const runCountersSchema = z.strictObject({
-  /** Shards sent again (to the least-loaded healthy worker) because their worker was lost, late or answered badly. */
+  /**
+   * Shards sent again (to the least-loaded healthy worker that has not failed them) because their worker
+   * was lost, late or answered badly.
+   */
   redoneShards: count,
   /**
    * Ring runs: how often a step's reduction among the workers was abandoned and done again (a peer lost,
@@ -21,7 +24,7 @@ export const runCountersSchema = z.strictObject({
   discardedMessages: count,
   /**
    * Workers closed by the coordinator for misbehaving: a missed shard deadline, the heartbeat timeout,
-   * not reading their weights, or unusable results in a row.
+   * not reading their weights, failed or unusable results in a row, or late shards in a row.
    */
   evictions: count,
 });

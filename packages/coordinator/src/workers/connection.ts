@@ -18,7 +18,8 @@ import type { WireTraffic } from '../transport/wire-traffic.js';
  * Membership states, driven by the handshake, heartbeats and shard deadlines:
  * joining (socket open, no valid hello yet) → healthy (welcomed; gets work) ⇄ suspect (a shard went
  * past the straggler deadline; gets no work until it is heard from again) → gone (closed, or evicted:
- * silent past the heartbeat timeout or past the hard shard deadline). Any state may end in gone.
+ * silent past the heartbeat timeout, past the hard shard deadline, late on too many shards in a row, or
+ * failing too many in a row). Any state may end in gone.
  * In a ring run a welcomed worker is syncing (no work) until it listens for peers and holds a replica
  * of the current step, and a healthy one whose replica fell behind goes back to syncing.
  */
@@ -54,8 +55,13 @@ export class WorkerConnection {
   /** Weights version last sent on this socket (-1: none). Messages on one socket arrive in order. */
   #weightsVersion = -1;
   #lastHeardAt = Date.now();
-  /** Unusable gradients (non-finite, wrong length or counts) in a row; reset by a good one. */
+  /**
+   * Shards in a row this worker failed or answered unusably (a failure, a rejected result) that another
+   * worker then computed; reset by an accepted result of a training step.
+   */
   #badResults = 0;
+  /** Shards in a row on which it was late (straggler deadline); reset by any accepted result. */
+  #lateShards = 0;
   /** The step the worker last said it started computing (from its heartbeats). */
   #computingStep: number | undefined;
   /** Ring: the host:port it listens on for its peers, once it said so. */
@@ -167,14 +173,25 @@ export class WorkerConnection {
     this.#weightsVersion = -1;
   }
 
-  /** Counts an unusable result; returns how many came in a row. */
+  /** Counts a shard it failed or answered unusably (that another worker computed); returns how many in a row. */
   badResult(): number {
     this.#badResults += 1;
     return this.#badResults;
   }
 
-  goodResult(): void {
-    this.#badResults = 0;
+  /** Counts a shard it was late on; returns how many in a row, without an accepted result between. */
+  lateShard(): number {
+    this.#lateShards += 1;
+    return this.#lateShards;
+  }
+
+  /**
+   * One of its results was accepted: it is not late in a row any more, and, for a training step's result
+   * (evaluations do not count towards eviction), not bad in a row either.
+   */
+  delivered(training: boolean): void {
+    this.#lateShards = 0;
+    if (training) this.#badResults = 0;
   }
 
   get info(): WorkerInfo {

@@ -12,7 +12,7 @@ import {
 } from '@callosum/core';
 import type WebSocket from 'ws';
 import { describeRound, type RoundId } from '../dispatch/round-id.js';
-import type { DispatchFindings } from '../dispatch/shard-dispatcher.js';
+import type { DispatchFindings, ShardProblem } from '../dispatch/shard-dispatcher.js';
 import type { CoordinatorSettings } from '../settings.js';
 import type { RunCounters } from '../telemetry/counters.js';
 import type { CoordinatorEvent } from '../telemetry/events.js';
@@ -25,24 +25,18 @@ import { Liveness } from './liveness.js';
 import type { WorkerRegistry } from './registry.js';
 
 /**
- * What a result said about the worker that sent it: usable, unusable (counted towards its eviction),
- * or nothing (an evaluation, a failure that is not the worker's fault, a run that just diverged).
+ * The run's side of the results a welcomed worker sends. Which were accepted, and which failures were
+ * the worker's, the dispatcher reports to the pool (DispatchFindings).
  */
-export type ResultQuality =
-  | { readonly usable: true }
-  | { readonly usable: false; readonly code: ErrorCode; readonly reason: string }
-  | undefined;
-
-/** The run's side of the results a welcomed worker sends. */
 export interface ResultHandlers {
-  gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): ResultQuality;
-  computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): ResultQuality;
+  gradient(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'gradient' }>): void;
+  computed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'computed' }>): void;
   evaluation(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'evaluation' }>): void;
   batchNormResult(
     worker: WorkerConnection,
     message: Extract<WorkerMessage, { type: 'batch-norm-result' }>,
-  ): ResultQuality;
-  failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): ResultQuality;
+  ): void;
+  failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): void;
 }
 
 /** A ring run's side of what its workers send about their replicas and reductions. */
@@ -110,18 +104,17 @@ export class WorkerPool implements DispatchFindings {
       // (A ring worker's replica is the weights: it is replaced only if it falls behind.)
       if (ring === undefined) worker.forgetWeights();
       else ring.failure(worker, message);
-      this.judge(worker, this.context.results.failure(worker, message));
+      this.context.results.failure(worker, message);
     },
     gradient: (worker, message) => {
       if (this.context.ring !== undefined) this.unexpected(worker);
-      else this.judge(worker, this.context.results.gradient(worker, message));
+      else this.context.results.gradient(worker, message);
     },
     evaluation: (worker, message) => this.context.results.evaluation(worker, message),
-    'batch-norm-result': (worker, message) =>
-      this.judge(worker, this.context.results.batchNormResult(worker, message)),
+    'batch-norm-result': (worker, message) => this.context.results.batchNormResult(worker, message),
     computed: (worker, message) => {
       if (this.context.ring === undefined) this.unexpected(worker);
-      else this.judge(worker, this.context.results.computed(worker, message));
+      else this.context.results.computed(worker, message);
     },
     'peer-listening': (worker, message) => {
       const { ring } = this.context;
@@ -201,7 +194,12 @@ export class WorkerPool implements DispatchFindings {
     );
   }
 
-  /** A shard is late: name its worker and what it was doing, and give it no work until it answers. */
+  /**
+   * A shard is late: name its worker and what it was doing, and give it no work until it answers. Late
+   * on `maxLateShards` shards in a row with no result accepted between them, it is evicted: a worker
+   * that heartbeats but never answers (a hung compute thread) would otherwise be set aside and taken
+   * back again every step, holding every step up by the straggler deadline.
+   */
   straggler(worker: WorkerConnection, shard: number, pendingMs: number, typicalMs: number): void {
     const step = this.context.currentStep();
     const lastHeardMs = Math.max(0, Date.now() - worker.lastHeardAt);
@@ -216,7 +214,41 @@ export class WorkerPool implements DispatchFindings {
       typicalMs,
       lastHeardMs,
     });
-    if (worker.state === 'healthy') worker.suspected();
+    const late = worker.lateShard();
+    if (late >= this.context.settings.maxLateShards) {
+      this.evict(
+        worker,
+        `late on ${late} shards in a row without a result accepted in between (last: shard ${shard}, pending ${Math.round(pendingMs)} ms while ${doing})`,
+        CloseCodes.EVICTED_UNRESPONSIVE,
+        'evicted: late too often',
+        { shard, phase: doing },
+      );
+    } else if (worker.state === 'healthy') {
+      worker.suspected();
+    }
+  }
+
+  /** The dispatcher accepted a result of the worker's: it is neither late nor failing in a row. */
+  delivered(worker: WorkerConnection, round: RoundId): void {
+    worker.delivered(round.kind !== 'evaluation');
+  }
+
+  /**
+   * A shard the worker failed or answered unusably was computed by another worker. `maxBadResults` of
+   * those in a row evict it (evaluations do not count). A shard that no worker computes counts against
+   * none: the run stops with it instead (the dispatcher's COMPUTE_FAILED).
+   */
+  failedShard(worker: WorkerConnection, round: RoundId, shard: number, problem: ShardProblem): void {
+    if (round.kind === 'evaluation' || worker.state === 'gone') return;
+    const bad = worker.badResult();
+    if (bad < this.context.settings.maxBadResults) return;
+    this.evict(
+      worker,
+      `${bad} shards in a row failed or answered unusably, each computed by another worker (last: ${describeRound(round)}, shard ${shard}: ${problem.reason.slice(0, 1000)})`,
+      CloseCodes.POLICY_VIOLATION,
+      problem.code,
+      { code: problem.code },
+    );
   }
 
   /** The ring's handlers, or none (the worker dropped) in a star run, where ring messages have no place. */
@@ -274,25 +306,6 @@ export class WorkerPool implements DispatchFindings {
         ...worker.idNameAddress,
         reason: reason ?? 'connection closed',
       });
-    }
-  }
-
-  /** Counts a worker's unusable results in a row; too many, and it is evicted. */
-  private judge(worker: WorkerConnection, quality: ResultQuality): void {
-    if (quality === undefined) return;
-    if (quality.usable) {
-      worker.goodResult();
-      return;
-    }
-    const badResults = worker.badResult();
-    if (badResults >= this.context.settings.maxBadResults) {
-      this.evict(
-        worker,
-        `${badResults} unusable gradients in a row (${quality.reason})`,
-        CloseCodes.POLICY_VIOLATION,
-        quality.code,
-        { code: quality.code },
-      );
     }
   }
 
