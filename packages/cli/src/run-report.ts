@@ -49,7 +49,8 @@ export interface RunHooks extends Required<RunCallbacks> {
  * Runs the training run of a command's flags with progress on stderr and the summary on stdout: a table
  * for a person, or with --json one JSON object on the last line for a program. `run` gets the run's
  * settings, whose outDir is the run directory. Resuming a finished run reports its stored summary; a run
- * stopped by a signal or for want of workers says how to resume it, if it has a checkpoint to resume.
+ * stopped by a signal, for want of workers or by a file it could not write (a full disk) says how to
+ * resume it, if it has a checkpoint to resume.
  */
 export async function reportRun(
   command: Command,
@@ -92,9 +93,11 @@ export async function reportRun(
     }).finally(() => progress.stop());
     printSummary(summary);
   } catch (error) {
-    const stoppedToResume = signal?.aborted === true || stoppedForWorkers(error);
+    const writeFailed = isCallosumError(error, ErrorCodes.WRITE_FAILED);
+    const stoppedToResume = signal?.aborted === true || stoppedForWorkers(error) || writeFailed;
     if (stoppedToResume && (await runDirectoryState(runDir)) === 'resumable') {
-      process.stderr.write(`callosum: stopped; continue with: ${resumeCommand(command, runDir)}\n`);
+      const when = writeFailed ? 'once the file can be written again, ' : '';
+      process.stderr.write(`callosum: stopped; ${when}continue with: ${resumeCommand(command, runDir)}\n`);
     }
     throw error;
   }
