@@ -36,3 +36,32 @@ describe('failureMessage names the flags the user gave, in the libraries’ sett
     ]);
   });
 });
+
+describe('failureMessage for a system error about a file', () => {
+  const systemError = (code: string, path?: string) =>
+    Object.assign(
+      new Error(`${code}: something, write`),
+      { code, syscall: 'write' },
+      path === undefined ? {} : { path },
+    );
+
+  it('names the path Node gave, and leaves it out, never empty, when Node gave none (a write to an open file)', () => {
+    expect(failureMessage(systemError('ENOSPC', '/runs/a'), false)).toBe(
+      'no space left on the device holding /runs/a: free space or choose another --out',
+    );
+    expect(failureMessage(systemError('ENOSPC'), false)).toBe(
+      'no space left on the device: free space or choose another --out',
+    );
+    expect(failureMessage(systemError('EACCES', '/runs/a'), false)).toBe(
+      'permission denied for /runs/a: choose a place you can write (--out) or read',
+    );
+  });
+
+  it('prints what the coordinator says of a write that failed: the file and its directory', () => {
+    const failure = new CallosumError(
+      ErrorCodes.WRITE_FAILED,
+      'cannot write /runs/a/checkpoints/step-000000040.ckpt: no space left on the device holding /runs/a/checkpoints',
+    );
+    expect(failureMessage(failure, false)).toBe(`WRITE_FAILED: ${failure.message}`);
+  });
+});

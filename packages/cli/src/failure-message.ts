@@ -1,4 +1,4 @@
-import { ErrorCodes, isCallosumError } from '@callosum/core';
+import { describeFileError, ErrorCodes, isCallosumError } from '@callosum/core';
 import { type Command, CommanderError, InvalidArgumentError } from 'commander';
 
 interface SystemError extends Error {
@@ -11,10 +11,14 @@ interface SystemError extends Error {
   readonly input?: string;
 }
 
-/** What a known system error means for the user, and what to do about it. */
+/**
+ * What a known system error means for the user, and what to do about it. What an error about a file
+ * says (its path, or the device holding it) is core's describeFileError, as the coordinator's
+ * WRITE_FAILED says it; a path Node did not give is left out, never printed empty.
+ */
 function describeSystemError(error: SystemError): string | undefined {
   const where = error.address === undefined ? '' : ` ${error.address}:${error.port ?? ''}`;
-  const path = error.path ?? '';
+  const file = describeFileError(error);
   switch (error.code) {
     case 'EADDRINUSE':
       return `port${where} is already in use (--port): choose another port, or 0 for any free one`;
@@ -24,15 +28,16 @@ function describeSystemError(error: SystemError): string | undefined {
     case 'EPERM':
       return error.syscall === 'listen' || error.syscall === 'bind'
         ? `not allowed to listen on${where} (--port): ports below 1024 need privileges; choose a higher one`
-        : `permission denied for ${path}: choose a place you can write (--out) or read`;
+        : `${file}: choose a place you can write (--out) or read`;
     case 'ENOTDIR':
-      return `${path} is not a directory (part of the path is a file): choose another --out`;
+      return `${file}: choose another --out`;
     case 'EROFS':
-      return `${path} is on a read-only file system: choose a writable --out`;
+      return `${file}: choose a writable --out`;
     case 'ENOSPC':
-      return `no space left on the device holding ${path}: free space or choose another --out`;
+    case 'EDQUOT':
+      return `${file}: free space or choose another --out`;
     case 'ENOENT':
-      return `${path} does not exist`;
+      return file;
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return `cannot resolve the host name ${error.hostname ?? ''} (--host / --connect): give an IP address or a resolvable name`;

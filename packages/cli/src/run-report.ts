@@ -56,7 +56,8 @@ export interface RunHooks extends Required<RunCallbacks> {
  * Runs the training run of a command's flags with progress on stderr and the summary on stdout: a table
  * for a person, or with --json one JSON object on the last line for a program. `run` gets the run's
  * settings, whose outDir is the run directory. Resuming a finished run reports its stored summary; a run
- * stopped by a signal or for want of workers says how to resume it, if it has a checkpoint to resume.
+ * stopped by a signal, for want of workers or by a file it could not write (a full disk) says how to
+ * resume it, if it has a checkpoint to resume.
  */
 export async function reportRun(
   command: Command,
@@ -104,7 +105,8 @@ export async function reportRun(
     }).finally(() => progress.stop());
     printSummary(summary);
   } catch (error) {
-    const stoppedToResume = signal?.aborted === true || stoppedForWorkers(error);
+    const writeFailed = isCallosumError(error, ErrorCodes.WRITE_FAILED);
+    const stoppedToResume = signal?.aborted === true || stoppedForWorkers(error) || writeFailed;
     if (stoppedToResume && (await runDirectoryState(runDir)) === 'resumable') {
       const from = await newestCheckpointStep(join(runDir, RunFiles.CHECKPOINTS));
       // The step it stopped at could not be checkpointed (a ring run whose replicas were all lost, say).
@@ -112,7 +114,10 @@ export async function reportRun(
         from !== undefined && reached !== undefined && from < reached
           ? ` at step ${reached}, after its newest checkpoint: a resume continues from step ${from}`
           : '';
-      process.stderr.write(`callosum: stopped${behind}; continue with: ${resumeCommand(command, runDir)}\n`);
+      const when = writeFailed ? 'once the file can be written again, ' : '';
+      process.stderr.write(
+        `callosum: stopped${behind}; ${when}continue with: ${resumeCommand(command, runDir)}\n`,
+      );
     }
     throw error;
   }

@@ -1,4 +1,10 @@
-import { createMsgpackCodec, evaluationOf, FRAME_OVERHEAD_BYTES, TENSOR_DTYPES } from '@callosum/core';
+import {
+  type CallosumError,
+  createMsgpackCodec,
+  evaluationOf,
+  FRAME_OVERHEAD_BYTES,
+  TENSOR_DTYPES,
+} from '@callosum/core';
 import { dashboardUrls } from './dashboard/dashboard-routes.js';
 import { systemClock } from './dispatch/clock.js';
 import { type DispatchFindings, ShardDispatcher } from './dispatch/shard-dispatcher.js';
@@ -96,23 +102,38 @@ async function startIn(
     resumedFrom === undefined
       ? undefined
       : await resumedEvaluation(state, runDirectory.metricsFile, evaluationSet !== undefined);
-  const metricsFile = new MetricsFile(runDirectory.metricsFile);
+  // A write to the run's record that fails (a full disk) stops the run: RunLifecycle.writeFailed says
+  // why. One failing before the lifecycle exists (the first lines are written while the run starts)
+  // waits for it.
+  let earlyWriteFailure: CallosumError | undefined;
+  let writeFailed = (error: CallosumError) => {
+    earlyWriteFailure ??= error;
+  };
+  const recordFiles = { log, onWriteFailed: (error: CallosumError) => writeFailed(error) };
+  const metricsFile = new MetricsFile(runDirectory.metricsFile, recordFiles);
   const telemetry = new Telemetry();
   telemetry.subscribe(metricsFile.write);
   telemetry.subscribe(eventLog(log));
   scope.add(() => metricsFile.close());
-  if (options.traceFile !== undefined) {
-    const trace = new TraceFile(options.traceFile);
-    telemetry.subscribe(trace.sink);
-    scope.add(() => trace.close());
-  }
-  if (resumedFrom !== undefined) {
-    telemetry.record({
-      type: 'resumed',
-      step: state.step,
-      totalSteps: state.totalSteps,
-      checkpoint: resumedFrom,
-    });
+  try {
+    if (options.traceFile !== undefined) {
+      const trace = new TraceFile(options.traceFile, recordFiles);
+      telemetry.subscribe(trace.sink);
+      scope.add(() => trace.close());
+    }
+    if (resumedFrom !== undefined) {
+      telemetry.record({
+        type: 'resumed',
+        step: state.step,
+        totalSteps: state.totalSteps,
+        checkpoint: resumedFrom,
+      });
+    }
+    // A record that cannot be written (a full disk) fails the start, before any worker waits for it.
+    await metricsFile.flushed();
+  } catch (error) {
+    await scope.close();
+    throw error;
   }
 
   const runId = runDirectory.runId;
@@ -278,6 +299,8 @@ async function startIn(
     scope,
     log,
   });
+  writeFailed = (error) => lifecycle.writeFailed(error);
+  if (earlyWriteFailure !== undefined) lifecycle.writeFailed(earlyWriteFailure);
   return {
     url: transport.url,
     dashboardUrl: dashboardAt[0],

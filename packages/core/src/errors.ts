@@ -32,6 +32,13 @@ export const ErrorCodes = {
    * message names what is wrong.
    */
   TASK_INVALID: 'TASK_INVALID',
+  /**
+   * A file could not be written (a checkpoint, the model, metrics.jsonl, the trace, a run file): the
+   * disk is full, the directory became read-only, and so on. The message names the file and what the
+   * system said about the directory holding it. The coordinator stops the run with it; the run continues
+   * with `--resume` from its newest checkpoint once the file can be written again.
+   */
+  WRITE_FAILED: 'WRITE_FAILED',
 
   // Wire protocol (docs/protocol.md). Sent in `failure` and `shutdown` messages and as close reasons.
   /** A frame is not valid MessagePack, or decodes to something that is not a valid message. */

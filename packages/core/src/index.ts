@@ -18,8 +18,13 @@ export {
 export { type BackendChoice, initBackend } from './backends/select.js';
 export * from './data/index.js';
 export { CallosumError, type ErrorCode, ErrorCodes, isCallosumError } from './errors.js';
-export { writeFileAtomically } from './io/atomic-file.js';
-export { loadModel, MODEL_JSON_FILE, saveModel } from './io/model-files.js';
+export {
+  type AtomicWriteOptions,
+  removeStaleTemporaryFiles,
+  writeFileAtomically,
+} from './io/atomic-file.js';
+export { describeFileError, systemErrorCode, writeFailure } from './io/file-errors.js';
+export { loadModel, MODEL_FILES, MODEL_JSON_FILE, saveModel } from './io/model-files.js';
 export * from './models/index.js';
 export * from './optim/index.js';
 export { integerOption, numberOption, parseOptions, positiveNumberOption } from './options/schema.js';
@@ -41,6 +46,7 @@ export {
   decodeCheckpoint,
   encodeCheckpoint,
   holdsCheckpoints,
+  isCheckpointFileName,
   loadLatestCheckpoint,
   newestCheckpointStep,
   writeCheckpoint,

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CallosumError, ErrorCodes, writeFileAtomically } from '@callosum/core';
+import {
+  CallosumError,
+  describeFileError,
+  ErrorCodes,
+  systemErrorCode,
+  writeFileAtomically,
+} from '@callosum/core';
 import { ZodError } from 'zod';
 import { RunFiles } from '../run/run-directory.js';
 import { parseMetricsLine, type RecordedEvent } from '../telemetry/events.js';
@@ -24,18 +30,20 @@ export async function writeRunReport(options: RunReportOptions): Promise<string>
   for (const event of await readMetrics(metricsFile)) backlog.add(event);
   const out = options.out ?? join(options.runDir, RunFiles.REPORT);
   const title = `Callosum report: ${basename(resolve(options.runDir))}`;
-  await writeFileAtomically(out, dashboardPage({ title, events: backlog.events() })).catch(
-    (error: NodeJS.ErrnoException) => {
-      const why = error.code === 'ENOENT' ? `the directory ${dirname(out)} does not exist` : error.code;
-      throw new CallosumError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `cannot write the report to ${out}: ${why ?? error.message}`,
-        {
-          cause: error,
-        },
-      );
-    },
-  );
+  await writeFileAtomically(out, dashboardPage({ title, events: backlog.events() })).catch((error: Error) => {
+    const code = systemErrorCode(error);
+    const why =
+      code === 'ENOENT'
+        ? `the directory ${dirname(out)} does not exist`
+        : (describeFileError(error.cause, dirname(out)) ?? code);
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `cannot write the report to ${out}: ${why ?? error.message}`,
+      {
+        cause: error,
+      },
+    );
+  });
   return out;
 }
 

@@ -242,3 +242,42 @@ describe('a run directory belongs to one run', () => {
     expect((await startError({ outDir: file, resume: true })).message).toMatch(/is a file/);
   });
 });
+
+describe('temporary files of interrupted writes', () => {
+  /** No process has this pid: Linux hands out none at or above PID_MAX_LIMIT (2^22). */
+  const GONE_PID = 2 ** 22 + 7;
+
+  it('are removed when the directory is opened for a resume or a new run; a running writer’s, and other files, are kept', async () => {
+    const outDir = join(root, 'stale');
+    await runToEnd({ outDir });
+    await rm(join(outDir, RunFiles.SUMMARY));
+    // What a coordinator killed while writing (kill -9, a full disk before the fix) left behind.
+    const stale = [
+      join(outDir, `${RunFiles.SUMMARY}.${GONE_PID}.tmp`),
+      join(outDir, RunFiles.CHECKPOINTS, `step-000000004.ckpt.${GONE_PID}.tmp`),
+      join(outDir, RunFiles.MODEL, `weights.bin.${GONE_PID}.tmp`),
+    ];
+    const kept = [
+      // Another process's write in progress (its pid runs: the test runner's parent).
+      join(outDir, `${RunFiles.REPORT}.${process.ppid}.tmp`),
+      // Not a file a run writes.
+      join(outDir, RunFiles.CHECKPOINTS, `notes.txt.${GONE_PID}.tmp`),
+    ];
+    for (const path of [...stale, ...kept]) await writeFile(path, 'partial');
+    const log: string[] = [];
+    await runToEnd({ outDir, resume: true, log: (line) => log.push(line) });
+    expect(log).toContain(
+      `coordinator: removed 3 temporary files left by an interrupted write: ${stale.join(', ')}`,
+    );
+    for (const path of stale) expect(await exists(path), path).toBe(false);
+    for (const path of kept) expect(await exists(path), path).toBe(true);
+
+    const fresh = join(root, 'stale-new');
+    await mkdir(fresh);
+    const marker = join(fresh, `${RunFiles.MARKER}.${GONE_PID}.tmp`);
+    await writeFile(marker, 'partial');
+    const stopped = await startCoordinator({ outDir: fresh, dataset, training, log: () => {} });
+    await stopped.stop('test');
+    expect(await exists(marker)).toBe(false);
+  });
+});

@@ -5,6 +5,10 @@ import {
   CallosumError,
   ErrorCodes,
   holdsCheckpoints,
+  isCheckpointFileName,
+  MODEL_FILES,
+  removeStaleTemporaryFiles,
+  systemErrorCode,
   type TrainingConfig,
   writeFileAtomically,
 } from '@callosum/core';
@@ -86,7 +90,35 @@ export class RunDirectory {
   }
 
   static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
-    return options.resume === true ? RunDirectory.reopen(options.outDir) : RunDirectory.claim(options);
+    const directory =
+      options.resume === true ? await RunDirectory.reopen(options.outDir) : await RunDirectory.claim(options);
+    await directory.removeStaleTemporaryFiles(options.log);
+    return directory;
+  }
+
+  /**
+   * Removes the temporary files of atomic writes (`<file>.<pid>.tmp`) an earlier process of this run left
+   * in the directories a run writes, before this one writes there: a coordinator killed while it wrote
+   * a checkpoint or the model (`kill -9`, a power loss) leaves one as large as the model, and a full disk
+   * stays full with them. Only the files a run writes are matched (the run files, a checkpoint, the
+   * model's two files), and only those whose writer is gone (core's removeStaleTemporaryFiles: its pid
+   * is no running process, or this process's, which has written nothing here yet), so a `callosum
+   * report` writing report.html at this moment keeps its file.
+   */
+  private async removeStaleTemporaryFiles(log: (line: string) => void): Promise<void> {
+    const removed = [
+      ...(await removeStaleTemporaryFiles(this.path, (name) => RUN_FILE_NAMES.includes(name))),
+      ...(await removeStaleTemporaryFiles(this.checkpointDir, isCheckpointFileName)),
+      ...(await removeStaleTemporaryFiles(join(this.path, RunFiles.MODEL), (name) =>
+        MODEL_FILES.includes(name),
+      )),
+    ];
+    if (removed.length > 0) {
+      log(
+        `coordinator: removed ${removed.length === 1 ? 'a temporary file' : `${removed.length} temporary files`} ` +
+          `left by an interrupted write: ${removed.join(', ')}`,
+      );
+    }
   }
 
   /** The directory of a run to continue: it must exist; it is never created. */
@@ -172,7 +204,7 @@ export class RunDirectory {
     // A new run, a run from before run markers existed, or new settings: record who owns the directory
     // from now on, and with which settings.
     const marker: RunMarker = { ...this.marker, configSha256, settings };
-    await writeAtomically(join(this.path, RunFiles.MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+    await writeAtomically(join(this.path, RunFiles.MARKER), `${JSON.stringify(marker, null, 2)}\n`, true);
   }
 
   /** Records the finished run's summary: a later --resume reports it instead of training again. */
@@ -371,17 +403,21 @@ async function createDirectories(path: string): Promise<string[]> {
   return created;
 }
 
-function runDirectoryError(path: string, action: string, error: NodeJS.ErrnoException): CallosumError {
+function runDirectoryError(path: string, action: string, error: Error): CallosumError {
   return new CallosumError(
     ErrorCodes.INVALID_ARGUMENT,
-    `${action} the run directory ${path} (${error.code ?? error.message}); choose a writable --out directory`,
+    `${action} the run directory ${path} (${systemErrorCode(error) ?? error.message}); choose a writable --out directory`,
     { cause: error },
   );
 }
 
-/** Writes a run file atomically (old content or new, never a part), naming the directory if it cannot. */
-async function writeAtomically(path: string, content: string): Promise<void> {
-  await writeFileAtomically(path, content).catch((error: NodeJS.ErrnoException) => {
-    throw runDirectoryError(dirname(path), 'cannot write to', error);
+/**
+ * Writes a run file atomically (old content or new, never a part). The marker, the first write of a new
+ * run, refuses a directory that cannot be written as a bad --out; any later write fails with core's
+ * WRITE_FAILED, naming the file and the directory's trouble.
+ */
+async function writeAtomically(path: string, content: string, asOut = false): Promise<void> {
+  await writeFileAtomically(path, content).catch((error: Error) => {
+    throw asOut ? runDirectoryError(dirname(path), 'cannot write to', error) : error;
   });
 }

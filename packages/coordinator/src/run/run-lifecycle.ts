@@ -53,6 +53,8 @@ export interface RunLifecycleContext {
  */
 export class RunLifecycle {
   private stopRequested: CallosumError | undefined;
+  /** Set once the run has completed or stopped: a write failing after that no longer stops it. */
+  #settled = false;
   /** Resolves when the run completes; rejects with the reason it stopped. */
   readonly result: Promise<RunSummary>;
 
@@ -60,22 +62,32 @@ export class RunLifecycle {
     const { telemetry, state, loop, log } = context;
     this.result = this.run().then(
       async (summary) => {
+        this.#settled = true;
         await this.shutdown(ErrorCodes.RUN_ENDED, 'training complete');
         return summary;
       },
       async (error: unknown) => {
+        this.#settled = true;
         const { code, message } = describeError(error);
         telemetry.record({ type: 'stopped', code, reason: message, step: state.step });
         // A new run that trained no step leaves its directory as it found it (the log says why it stopped).
         const unstarted = state.step === 0 && loop.checkpointedStep === undefined;
-        // Stopped (a signal, no workers left): keep the progress so `--resume` continues from here.
+        // Stopped (a signal, no workers left, a full disk): keep the progress so `--resume` continues
+        // from here. On a full disk this write fails too (and leaves nothing behind): the newest
+        // checkpoint written before is then where `--resume` continues.
         if (loop.midRun && !unstarted) {
           await loop.saveCheckpoint().catch((failure: unknown) => {
-            log(`coordinator: could not checkpoint step ${state.step}: ${String(failure)}`);
+            log(
+              `coordinator: could not checkpoint step ${state.step}: ${failure instanceof Error ? failure.message : String(failure)}`,
+            );
             log(`coordinator: ${resumePoint(loop.checkpointedStep, state.step)}`);
           });
         }
-        await this.shutdown(code, message);
+        // The workers print the reason as their own: say whose file could not be written.
+        await this.shutdown(
+          code,
+          code === ErrorCodes.WRITE_FAILED ? `on the coordinator: ${message}` : message,
+        );
         if (unstarted) {
           await context.runDirectory.discardUnstarted().then(
             () => log(`coordinator: no step was trained: removed the run's files from ${context.outDir}`),
@@ -134,6 +146,26 @@ export class RunLifecycle {
     this.context.dispatcher.abort(this.stopRequested);
     this.context.quorum.wake();
     await this.result.catch(() => undefined);
+  }
+
+  /**
+   * A file the run streams its record into (metrics.jsonl, the `--trace` file) could not be written (a
+   * full disk): the run stops with `error` (WRITE_FAILED, naming the file), as a stop does: it
+   * checkpoints, tells the workers and ends with the reason. Going on would leave the run's record with
+   * a hole, or a half line, and nobody told; metrics.jsonl is what `callosum report` and every reader
+   * of the run rely on, so the run stops while its newest checkpoint is intact, and `--resume` continues
+   * it, recorded without a gap, once the file can be written again. Once training has finished (the
+   * model and summary being saved) the run is complete and stays so: the failure is then a warning.
+   */
+  writeFailed(error: CallosumError): void {
+    if (this.#settled || this.context.loop.phase === 'finished') {
+      this.context.log(`coordinator: warning: ${error.message}; the run's record there is incomplete`);
+      return;
+    }
+    if (this.stopRequested !== undefined) return;
+    this.stopRequested = error;
+    this.context.dispatcher.abort(error);
+    this.context.quorum.wake();
   }
 
   private async run(): Promise<RunSummary> {

@@ -1,6 +1,8 @@
-import { once } from 'node:events';
-import { createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync, type WriteStream, writeSync } from 'node:fs';
+import { finished } from 'node:stream/promises';
+import { writeFailure } from '@callosum/core';
 import type { CoordinatorEvent } from './events.js';
+import type { RecordFileOptions } from './metrics-file.js';
 import type { TelemetrySink } from './telemetry.js';
 
 type StepEvent = Extract<CoordinatorEvent, { type: 'step' }>;
@@ -25,23 +27,43 @@ const COORDINATOR_TID = 0;
  * wait). Events are streamed as they come and the JSON is closed when the run releases it, on a
  * finish or a stop alike. An event is recorded as what it describes ends, so its start is now minus
  * its duration; the wire time of a shard is measured as a round trip, and split evenly between the
- * request (receive) and the gradient (send).
+ * request (receive) and the gradient (send). A resumed run writes its trace anew, so an unfinished one
+ * of an earlier coordinator is never appended to.
  */
 export class TraceFile {
   private readonly stream: WriteStream;
   private readonly workerThreads = new Map<string, number>();
   private written = 0;
+  #failed = false;
 
-  /** Opens (truncates) the file now, so a path that cannot be written fails the start of the run. */
-  constructor(readonly path: string) {
-    this.stream = createWriteStream(path, { fd: openSync(path, 'w') });
-    this.stream.write('{"displayTimeUnit":"ms","traceEvents":[\n');
+  /**
+   * Opens (truncates) the file and writes its start now, so a path that cannot be written (a full disk)
+   * fails the start of the run; a later write that fails stops it (`onWriteFailed`).
+   */
+  constructor(
+    readonly path: string,
+    options: Pick<RecordFileOptions, 'onWriteFailed'>,
+  ) {
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, 'w');
+      writeSync(fd, '{"displayTimeUnit":"ms","traceEvents":[\n');
+    } catch (error) {
+      if (fd !== undefined) closeSync(fd);
+      throw writeFailure(path, error);
+    }
+    this.stream = createWriteStream(path, { fd });
+    this.stream.on('error', (error) => {
+      if (this.#failed) return;
+      this.#failed = true;
+      options.onWriteFailed(writeFailure(path, error));
+    });
     this.emit({ name: 'process_name', ph: 'M', pid: PID, tid: 0, args: { name: 'callosum run' } });
     this.nameThread(COORDINATOR_TID, 'coordinator');
   }
 
   readonly sink: TelemetrySink = (event) => {
-    if (this.stream.writableEnded) return;
+    if (this.#failed || this.stream.writableEnded) return;
     const nowUs = performance.now() * 1000;
     switch (event.type) {
       case 'worker-joined':
@@ -61,9 +83,11 @@ export class TraceFile {
     }
   };
 
+  /** Ends the JSON and closes the file; a write failing now is reported like any other (onWriteFailed). */
   async close(): Promise<void> {
+    if (this.#failed) return;
     this.stream.end('\n]}\n');
-    await once(this.stream, 'finish');
+    await finished(this.stream).catch(() => undefined);
   }
 
   private step(event: StepEvent, timeline: NonNullable<StepEvent['timeline']>, endUs: number): void {

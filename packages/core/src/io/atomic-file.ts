@@ -1,16 +1,110 @@
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { writeFailure } from './file-errors.js';
+
+/** An atomic write's temporary file: `<name>.<pid of the writer>.tmp`, beside the file it becomes. */
+const TEMPORARY_FILE = /^(.+)\.(\d+)\.tmp$/;
+
+function temporaryPathOf(path: string): string {
+  return `${path}.${process.pid}.tmp`;
+}
+
+export interface AtomicWriteOptions {
+  /**
+   * fsync the file before the rename and the directory after it, so that once the promise resolves the
+   * new content survives a power loss too (checkpoints); without it, only a crash of the process.
+   */
+  readonly durable?: boolean;
+}
 
 /**
  * Writes a file so that a reader never sees it half-written: a temporary name, then a rename. A failed
- * write leaves no temporary file behind.
+ * write leaves no temporary file behind (a full disk stays no fuller than before) and rejects with
+ * WRITE_FAILED naming `path` and the directory's trouble ("no space left on the device holding …").
  */
-export async function writeFileAtomically(path: string, data: string | Uint8Array): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
+export async function writeFileAtomically(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const temporary = temporaryPathOf(path);
   try {
-    await writeFile(temporary, data);
+    if (options.durable === true) {
+      const file = await open(temporary, 'w');
+      try {
+        await file.writeFile(data);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+    } else {
+      await writeFile(temporary, data);
+    }
     await rename(temporary, path);
   } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
+    // Never hide the write's own error behind a failure to clean up (the temporary may not exist).
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw writeFailure(path, error);
+  }
+  if (options.durable === true) {
+    try {
+      const directory = await open(dirname(path), 'r');
+      try {
+        await directory.sync();
+      } finally {
+        await directory.close();
+      }
+    } catch (error) {
+      throw writeFailure(path, error);
+    }
+  }
+}
+
+/**
+ * Removes what atomic writes of an earlier process left in `dir`: a process killed in the middle of a
+ * write (`kill -9`, the stop of a stop taking too long, a power loss) leaves its `<name>.<pid>.tmp`, and a
+ * checkpoint's can be as large as the model, so left alone they fill the disk one stop at a time.
+ *
+ * Only files named like an atomic write's temporary file of a file `isTarget` accepts are touched, and
+ * only those whose writer is gone: its pid is not a running process on this machine, or it is this
+ * process's own pid. A file with this process's pid is another process's too, one that had the same pid
+ * (a container restarted runs its coordinator under the pid the previous one had): the caller opens the
+ * directory before this process writes there, so none of its own writes can be in flight. A temporary
+ * file of a running process (another `callosum report` writing report.html, say) is left alone. Returns
+ * the removed files' paths.
+ */
+export async function removeStaleTemporaryFiles(
+  dir: string,
+  isTarget: (name: string) => boolean,
+): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return []; // no such directory (yet): nothing was left there
+  }
+  const stale = names.filter((name) => {
+    const match = TEMPORARY_FILE.exec(name);
+    if (match === null || !isTarget(match[1] as string)) return false;
+    const pid = Number(match[2]);
+    return pid === process.pid || !isRunning(pid);
+  });
+  const removed: string[] = [];
+  for (const name of stale) {
+    const path = join(dir, name);
+    await rm(path, { force: true });
+    removed.push(path);
+  }
+  return removed;
+}
+
+/** Whether a process with this pid runs on this machine (EPERM: it does, under another user). */
+function isRunning(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tfjs from '@tensorflow/tfjs';
@@ -10,6 +10,7 @@ import { buildModel } from '../models/index.js';
 import { callosumError } from '../optim/test-support.js';
 import { readFlatWeights } from '../params/layout.js';
 import { loadModel, saveModel } from './model-files.js';
+import { onFullDisk } from './test-support.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -20,6 +21,19 @@ afterEach(async () => {
 });
 
 describe('saveModel / loadModel', () => {
+  it('on a full disk fails with WRITE_FAILED naming the file and its directory, and leaves no temporary file', async () => {
+    const model = buildModel({ name: 'mlp', options: { hidden: [4] } }, { seed: 1 });
+    await onFullDisk(join(dir, 'weights.bin'));
+    await expect(saveModel(model, dir)).rejects.toThrow(
+      callosumError(
+        'WRITE_FAILED',
+        `cannot write ${join(dir, 'weights.bin')}: no space left on the device holding ${dir}`,
+      ),
+    );
+    model.dispose();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('round-trips architecture and weights through model.json + weights.bin', async () => {
     const model = buildModel({ name: 'lenet5' }, { seed: 11 });
     await saveModel(model, dir);

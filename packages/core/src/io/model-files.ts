@@ -4,16 +4,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import { writeFileAtomically } from './atomic-file.js';
+import { writeFailure } from './file-errors.js';
 
 export const MODEL_JSON_FILE = 'model.json';
 const WEIGHTS_FILE = 'weights.bin';
+/** The files `saveModel` writes into its directory. */
+export const MODEL_FILES: readonly string[] = [MODEL_JSON_FILE, WEIGHTS_FILE];
 
 /**
  * Saves a model in the TF.js layers format (`model.json` + one weights file) into `dir`, readable by
  * plain `tf.loadLayersModel` from any TF.js (over http, or with tfjs-node's `file://`).
  */
 export async function saveModel(model: tfl.LayersModel, dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true }).catch((error: unknown) => {
+    throw writeFailure(dir, error);
+  });
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const weightData = artifacts.weightData;

@@ -2,6 +2,8 @@ import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { onFullDisk } from '../io/test-support.js';
+import { callosumError } from '../optim/test-support.js';
 import {
   type Checkpoint,
   decodeCheckpoint,
@@ -142,6 +144,19 @@ describe('checkpoints', () => {
     const { checkpoint } = await loadLatestCheckpoint(dir, warn);
     expect(checkpoint.step).toBe(5);
     expect(decodeCheckpoint(await readFile(join(dir, 'step-000000005.ckpt')), 'x').step).toBe(5);
+  });
+
+  it('on a full disk fails with WRITE_FAILED naming the file and its directory, leaving no temporary file and the previous checkpoint intact', async () => {
+    await writeCheckpoint(dir, advancedState(5).checkpoint(), 3);
+    const path = join(dir, 'step-000000006.ckpt');
+    await onFullDisk(path);
+    const failure = await writeCheckpoint(dir, advancedState(6).checkpoint(), 3).catch((error) => error);
+    // The temporary file went with the failed write: a full disk is no fuller than before.
+    expect(await readdir(dir)).toEqual(['step-000000005.ckpt']);
+    expect(failure).toEqual(
+      callosumError('WRITE_FAILED', `cannot write ${path}: no space left on the device holding ${dir}`),
+    );
+    expect((await loadLatestCheckpoint(dir, warn)).checkpoint.step).toBe(5);
   });
 
   it('says clearly when there is no valid checkpoint', async () => {

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { writeFileAtomically } from '../io/atomic-file.js';
 import type { OptimizerState } from '../optim/optimizer.js';
 import { integerOption, parseOptions } from '../options/schema.js';
 import { type TrainingConfig, trainingConfigSchema } from './config.js';
@@ -137,30 +138,22 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
 
 /**
  * Writes a checkpoint atomically (temporary file, fsync, rename, fsync of the directory), so a crash
- * at any moment leaves either the new checkpoint or none, and the previous ones intact. Keeps the newest
- * `keep` checkpoints. Returns the file's path.
+ * at any moment leaves either the new checkpoint or none, and the previous ones intact; a write that
+ * fails (a full disk) removes its temporary file and rejects with WRITE_FAILED naming the file. Keeps
+ * the newest `keep` checkpoints. Returns the file's path.
  */
 export async function writeCheckpoint(dir: string, checkpoint: Checkpoint, keep: number): Promise<string> {
   const name = `step-${String(checkpoint.step).padStart(9, '0')}.ckpt`;
   const path = join(dir, name);
-  const temporary = `${path}.${process.pid}.tmp`;
-  const file = await open(temporary, 'w');
-  try {
-    await file.writeFile(encodeCheckpoint(checkpoint));
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(temporary, path);
-  const directory = await open(dir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await writeFileAtomically(path, encodeCheckpoint(checkpoint), { durable: true });
   const existing = await checkpointFiles(dir);
   await Promise.all(existing.slice(keep).map((old) => rm(join(dir, old), { force: true })));
   return path;
+}
+
+/** Whether `name` is a checkpoint file's name (`step-NNNNNNNNN.ckpt`). */
+export function isCheckpointFileName(name: string): boolean {
+  return FILE_PATTERN.test(name);
 }
 
 /** Whether `dir` holds any checkpoint file, intact or not (false when it does not exist). */
@@ -185,10 +178,7 @@ async function checkpointFiles(dir: string): Promise<string[]> {
   } catch {
     return [];
   }
-  return names
-    .filter((name) => FILE_PATTERN.test(name))
-    .sort()
-    .reverse();
+  return names.filter(isCheckpointFileName).sort().reverse();
 }
 
 /**
