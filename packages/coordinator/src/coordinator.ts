@@ -97,11 +97,6 @@ async function startIn(
   const scope = new Scope();
   scope.add(() => void model.dispose());
   const config = state.config;
-  // Read before this process appends to the file: whether the run owes the evaluation of its checkpoint's step.
-  const resumed =
-    resumedFrom === undefined
-      ? undefined
-      : await resumedEvaluation(state, runDirectory.metricsFile, evaluationSet !== undefined);
   // A write to the run's record that fails (a full disk) stops the run: RunLifecycle.writeFailed says
   // why. One failing before the lifecycle exists (the first lines are written while the run starts)
   // waits for it.
@@ -115,6 +110,7 @@ async function startIn(
   telemetry.subscribe(metricsFile.write);
   telemetry.subscribe(eventLog(log));
   scope.add(() => metricsFile.close());
+  let resumed: Awaited<ReturnType<typeof resumedEvaluation>>;
   try {
     if (options.traceFile !== undefined) {
       const trace = new TraceFile(options.traceFile, recordFiles);
@@ -131,6 +127,12 @@ async function startIn(
     }
     // A record that cannot be written (a full disk) fails the start, before any worker waits for it.
     await metricsFile.flushed();
+    // Whether the run owes the evaluation of its checkpoint's step: read once the file is known to be a
+    // writable record (its unfinished last line cut), and before any evaluation of this process is in it.
+    resumed =
+      resumedFrom === undefined
+        ? undefined
+        : await resumedEvaluation(state, runDirectory.metricsFile, evaluationSet !== undefined);
   } catch (error) {
     await scope.close();
     throw error;
