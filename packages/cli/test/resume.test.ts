@@ -201,11 +201,12 @@ describe('an evaluation the stop interrupted', () => {
     );
     await checkpointRecorded(runDir, 2 * EPOCH);
     stopped.child.kill('SIGTERM');
-    // Once the run is stopping, the frozen workers go on, so that they can exit when told to.
+    // Once the run is stopping, the frozen workers are killed: frozen, they would hold the stop past its
+    // 8 s limit; let go, they could still finish the evaluation.
     while (!stopped.stderr().includes('SIGTERM: stopping'))
       await new Promise((resolve) => setTimeout(resolve, 10));
     const workers = await readFile(`/proc/${stopped.child.pid}/task/${stopped.child.pid}/children`, 'utf8');
-    for (const pid of workers.trim().split(/\s+/).filter(Boolean).map(Number)) process.kill(pid, 'SIGCONT');
+    for (const pid of workers.trim().split(/\s+/).filter(Boolean).map(Number)) process.kill(pid, 'SIGKILL');
     expect(await stopped.exited).toBe(1);
     expect(stopped.stderr()).toContain(`the evaluation after epoch 1 (step ${EPOCH}) was not recorded`);
     expect(await evaluations()).toEqual([{ epoch: 0, step: EPOCH }]);
