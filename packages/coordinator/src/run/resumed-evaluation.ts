@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Evaluation, TrainingState } from '@callosum/core';
+import { parseMetricsLine, type RecordedEvent } from '../telemetry/events.js';
 
 /** The evaluation at the step a resumed run continues from, if that step ended an epoch. */
 export interface ResumedEvaluation {
@@ -46,9 +47,7 @@ async function recordedEvaluation(metricsFile: string, step: number): Promise<Ev
     if (record?.type !== 'evaluation' || record.step !== step) continue;
     found = {
       loss: measured(record.testLoss),
-      ...(record.testAccuracy === null || record.testAccuracy === undefined
-        ? {}
-        : { accuracy: measured(record.testAccuracy) }),
+      ...(record.testAccuracy === null ? {} : { accuracy: record.testAccuracy }),
       metrics: Object.fromEntries(
         Object.entries(record.testMetrics ?? {}).map(([name, value]) => [name, measured(value)]),
       ),
@@ -57,23 +56,15 @@ async function recordedEvaluation(metricsFile: string, step: number): Promise<Ev
   return found;
 }
 
-interface EvaluationLine {
-  readonly type: string;
-  readonly step: number;
-  readonly testLoss: number | null;
-  readonly testAccuracy?: number | null;
-  readonly testMetrics?: Readonly<Record<string, number | null>>;
-}
-
-function parsed(line: string): EvaluationLine | undefined {
+function parsed(line: string): RecordedEvent | undefined {
   try {
-    return JSON.parse(line) as EvaluationLine;
+    return parseMetricsLine(line);
   } catch {
     return undefined;
   }
 }
 
 /** JSON has no NaN: a figure that was not measured is written as null. */
-function measured(value: number | null | undefined): number {
-  return typeof value === 'number' ? value : Number.NaN;
+function measured(value: number | null): number {
+  return value ?? Number.NaN;
 }
