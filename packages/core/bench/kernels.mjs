@@ -1,12 +1,14 @@
 /**
- * The wasm backend's heap kernels (Conv2DBackpropFilter, MaxPoolGrad, Sum, bias Add, the transposes of
- * BatchMatMul) against the kernels they replaced, in one process (a benchmark, not a test: it asserts
- * nothing).
+ * The wasm backend's kernel sets against each other, in one process (a benchmark, not a test: it asserts
+ * nothing): `previous`, wasm's own kernels under core's training kernels with neither heap nor native
+ * kernels; `heap`, core's WebAssembly heap kernels (Conv2DBackpropFilter, MaxPoolGrad, Sum, bias Add, the
+ * transposes of BatchMatMul); `native`, those plus core's native matrix products (BatchMatMul and
+ * _FusedMatMul), where they are built.
  *
- * Each kernel's previous path is still in the code, as the fallback for a backend whose heap core's
- * kernels cannot use: building the kernels with no heap kernels, on wasm's own kernels as
- * registerWasmTrainingKernels found them, gives exactly the previous kernel set.
- * Two models train side by side from the same weights and batches (the default config: `cnn`, Adam,
+ * Each kernel's previous path is still in the code, as the fallback where core's heap or native kernels
+ * cannot run: building the kernels without them, on wasm's own kernels as registerWasmTrainingKernels
+ * found them, gives exactly the previous kernel set.
+ * Models train side by side from the same weights and batches (the default config: `cnn`, Adam,
  * batch 128, the steps of `trainLocal`), one on each kernel set, in interleaved rounds (the order
  * alternates), so that a busy machine slows both alike. Then each set runs a few steps under
  * `tf.profile` for the time per kernel. Last, whether the two models' weights differ, to the bit.
@@ -27,6 +29,7 @@ import {
 } from '../../../tools/bench-support.mjs';
 import { createBatchMatMulKernel } from '../dist/backends/wasm-kernels/batch-mat-mul.js';
 import { createConv2DBackpropFilterKernel } from '../dist/backends/wasm-kernels/conv2d-backprop-filter.js';
+import { createFusedMatMulKernel } from '../dist/backends/wasm-kernels/fused-mat-mul.js';
 import { wasmKernelBeforeReplacement } from '../dist/backends/wasm-kernels/index.js';
 import { createMaxPoolGradKernel } from '../dist/backends/wasm-kernels/max-pool-grad.js';
 import { createSumKernel } from '../dist/backends/wasm-kernels/sum.js';
@@ -36,11 +39,13 @@ import {
   buildModel,
   computeGradients,
   DEFAULT_TRAINING_CONFIG,
+  describeNativeKernels,
   imageSamples,
   initBackend,
   instantiateTask,
   loadMnist,
   mnistTask,
+  nativeKernelsStatus,
   OrderedGradientSum,
   readFlatWeights,
   TrainingState,
@@ -64,20 +69,36 @@ if (steps < 4) throw new Error(`--steps must be at least 4, got ${steps}`);
 const profiled = positiveInteger('--profiled', values.profiled);
 
 // BatchMatMul is in the sets for its transposes (transpose.ts), which it calls directly.
-const REPLACED = [tf.Conv2DBackpropFilter, tf.MaxPoolGrad, tf.Sum, tf.Add, tf.Transpose, tf.BatchMatMul];
+const REPLACED = [
+  tf.Conv2DBackpropFilter,
+  tf.MaxPoolGrad,
+  tf.Sum,
+  tf.Add,
+  tf.Transpose,
+  tf.BatchMatMul,
+  tf._FusedMatMul,
+];
 await initBackend('wasm');
 const wasmKernel = (name) => wasmKernelBeforeReplacement(name);
-const noHeapKernels = () => undefined;
+const none = () => undefined;
+const registered = REPLACED.map((name) => tf.getKernel(name, 'wasm'));
+const heapTranspose = tf.getKernel(tf.Transpose, 'wasm').kernelFunc;
 const kernelSets = {
   previous: [
-    createConv2DBackpropFilterKernel(wasmKernel(tf.BatchMatMul).kernelFunc, noHeapKernels),
-    createMaxPoolGradKernel(wasmKernel(tf.MaxPoolGrad), noHeapKernels),
-    createSumKernel(wasmKernel(tf.Sum), noHeapKernels),
+    createConv2DBackpropFilterKernel(wasmKernel(tf.BatchMatMul).kernelFunc, none),
+    createMaxPoolGradKernel(wasmKernel(tf.MaxPoolGrad), none),
+    createSumKernel(wasmKernel(tf.Sum), none),
     wasmKernel(tf.Add),
     wasmKernel(tf.Transpose),
-    createBatchMatMulKernel(wasmKernel(tf.BatchMatMul), wasmKernel(tf.Transpose).kernelFunc),
+    createBatchMatMulKernel(wasmKernel(tf.BatchMatMul), wasmKernel(tf.Transpose).kernelFunc, none),
+    createFusedMatMulKernel(wasmKernel(tf._FusedMatMul), none),
   ],
-  heap: REPLACED.map((name) => tf.getKernel(name, 'wasm')),
+  heap: [
+    ...registered.slice(0, -2),
+    createBatchMatMulKernel(wasmKernel(tf.BatchMatMul), heapTranspose, none),
+    createFusedMatMulKernel(wasmKernel(tf._FusedMatMul), none),
+  ],
+  ...(nativeKernelsStatus().available ? { native: registered } : {}),
 };
 
 function use(kernelSet) {
@@ -91,6 +112,7 @@ const config = { ...DEFAULT_TRAINING_CONFIG };
 const mnist = await loadMnist();
 const train = imageSamples(mnist.train);
 const machine = machineLines([
+  `Kernels: ${describeNativeKernels()}`,
   `Run:     ${config.model.name}, batch ${config.batchSize}, ${config.optimizer.name}; ${rounds} rounds × ` +
     `${steps} steps per kernel set, ${profiled} under tf.profile`,
 ]);
@@ -150,13 +172,11 @@ for (const name of names) {
     }
   }
 }
-use(kernelSets.heap);
+use(kernelSets[names.at(-1)]);
 
-// The steps so far: rounds × steps + profiled, the same batches for both models.
-const [previousWeights, heapWeights] = names.map(
-  (name) => new Uint32Array(trainers[name].state.weights.buffer),
-);
-const differing = previousWeights.filter((bits, i) => bits !== heapWeights[i]).length;
+// The steps so far: rounds × steps + profiled, the same batches for every model.
+const weightBits = names.map((name) => new Uint32Array(trainers[name].state.weights.buffer));
+const differing = weightBits.map((bits) => bits.filter((value, i) => value !== weightBits[0][i]).length);
 const stepsTaken = rounds * steps + profiled;
 
 /** The filter gradient's multiply-adds × 2: batch × output pixels × filter taps × output channels. */
@@ -166,17 +186,25 @@ const conv = buildModel(config.model, { seed: config.seed }).layers.find(
 const [, outHeight, outWidth] = conv.outputShape;
 const filterGradientFlop = 2 * config.batchSize * outHeight * outWidth * conv.getWeights()[0].size;
 
-const roundRows = [['round', ...names.map((name) => `${name} samples/s`), 'heap ÷ previous']];
+/** Each later set against the one before it, per round: heap ÷ previous, native ÷ heap. */
+const pairs = names.slice(1).map((name, i) => [name, names[i]]);
+const ratios = pairs.map(([name, before]) =>
+  samplesPerSecond[name].map((value, round) => value / samplesPerSecond[before][round]),
+);
+const roundRows = [
+  [
+    'round',
+    ...names.map((name) => `${name} samples/s`),
+    ...pairs.map(([name, before]) => `${name} ÷ ${before}`),
+  ],
+];
 for (let round = 0; round < rounds; round++) {
-  const [previous, heap] = names.map((name) => samplesPerSecond[name][round]);
   roundRows.push([
     String(round + 1),
-    previous.toFixed(0),
-    heap.toFixed(0),
-    `${(heap / previous).toFixed(2)}×`,
+    ...names.map((name) => samplesPerSecond[name][round].toFixed(0)),
+    ...ratios.map((series) => `${series[round].toFixed(2)}×`),
   ]);
 }
-const ratios = samplesPerSecond.heap.map((heap, round) => heap / samplesPerSecond.previous[round]);
 const kernelRows = [['tfjs kernel', ...names.map((name) => `${name} ms/step`)]];
 // Transpose is left out: BatchMatMul calls it directly, so tf.profile counts it in BatchMatMul's time.
 for (const kernel of [...REPLACED.filter((name) => name !== tf.Transpose), 'all kernels']) {
@@ -191,22 +219,29 @@ const filterGflops = names.map(
   (name) => `${name} ${(filterGradientFlop / kernelMs[name].get(tf.Conv2DBackpropFilter) / 1e6).toFixed(1)}`,
 );
 
+const columns = (from, count) => new Set(Array.from({ length: count }, (_, i) => from + i));
 const lines = [
-  'Heap kernels against the previous ones (wasm backend, trainLocal steps)',
+  `Kernel sets of the wasm backend: ${names.join(', ')} (trainLocal steps)`,
   '',
   ...machine,
   '',
-  ...formatTable(roundRows, new Set([1, 2, 3])),
+  ...formatTable(roundRows, columns(1, names.length + pairs.length)),
   '',
-  `heap ÷ previous: ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}× (median ` +
-    `${median(ratios).toFixed(2)}×)`,
+  ...pairs.map(
+    ([name, before], i) =>
+      `${name} ÷ ${before}: ${Math.min(...ratios[i]).toFixed(2)}–${Math.max(...ratios[i]).toFixed(2)}× (median ` +
+      `${median(ratios[i]).toFixed(2)}×)`,
+  ),
   '',
   `Per kernel, ${profiled} steps each under tf.profile:`,
   '',
-  ...formatTable(kernelRows, new Set([1, 2])),
+  ...formatTable(kernelRows, columns(1, names.length)),
   '',
   `Conv2DBackpropFilter (${(filterGradientFlop / 1e6).toFixed(1)} MFLOP per step): ${filterGflops.join(', ')} GFLOP/s`,
-  `Weights after ${stepsTaken} steps from the same start and batches: ${differing} of ${previousWeights.length} ` +
-    'differ between the kernel sets',
+  `Weights after ${stepsTaken} steps from the same start and batches, differing from previous's: ` +
+    names
+      .slice(1)
+      .map((name, i) => `${name} ${differing[i + 1]} of ${weightBits[0].length}`)
+      .join(', '),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);

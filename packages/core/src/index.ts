@@ -8,6 +8,12 @@ import './tensor-methods.js';
 
 export type { LayersModel } from '@tensorflow/tfjs-layers';
 export {
+  describeNativeKernels,
+  NATIVE_KERNELS_VARIABLE,
+  type NativeKernelsStatus,
+  nativeKernelsStatus,
+} from './backends/native-kernels.js';
+export {
   type BackendCandidate,
   type BackendName,
   BackendNames,

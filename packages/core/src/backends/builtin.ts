@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { describeNativeKernels } from './native-kernels.js';
 import { type BackendName, registerBackendCandidate } from './registry.js';
 
 /**
@@ -24,18 +25,34 @@ async function importOptional(packageName: string): Promise<void> {
 }
 
 /** A built-in candidate: its tfjs backend has the name of the backend it provides. */
-function registerBuiltin(backend: BackendName, packageName: string, load: () => Promise<void>): void {
-  registerBackendCandidate({ backend, packageName, tfjsBackend: backend, load });
+function registerBuiltin(
+  backend: BackendName,
+  packageName: string,
+  load: () => Promise<void>,
+  describe?: () => string,
+): void {
+  registerBackendCandidate({
+    backend,
+    packageName,
+    tfjsBackend: backend,
+    load,
+    ...(describe ? { describe } : {}),
+  });
 }
 
 // Registration order is the order `auto` tries them in: fastest first.
 registerBuiltin('tensorflow', '@tensorflow/tfjs-node-gpu', () => importOptional('@tensorflow/tfjs-node-gpu'));
 registerBuiltin('tensorflow', '@tensorflow/tfjs-node', () => importOptional('@tensorflow/tfjs-node'));
-registerBuiltin('wasm', '@tensorflow/tfjs-backend-wasm', async () => {
-  await import('@tensorflow/tfjs-backend-wasm');
-  const { registerWasmTrainingKernels } = await import('./wasm-kernels/index.js');
-  registerWasmTrainingKernels();
-});
+registerBuiltin(
+  'wasm',
+  '@tensorflow/tfjs-backend-wasm',
+  async () => {
+    await import('@tensorflow/tfjs-backend-wasm');
+    const { registerWasmTrainingKernels } = await import('./wasm-kernels/index.js');
+    registerWasmTrainingKernels();
+  },
+  () => `with ${describeNativeKernels()}`,
+);
 registerBuiltin('cpu', '@tensorflow/tfjs-backend-cpu', async () => {
   await import('./cpu.js');
 });

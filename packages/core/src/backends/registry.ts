@@ -21,6 +21,8 @@ export interface BackendCandidate {
   readonly tfjsBackend: string;
   /** Loads the package (registering its tfjs backend); throws if it cannot be loaded here. */
   readonly load: () => Promise<void>;
+  /** How the loaded backend runs, if worth saying: the end of the backend choice's reason. */
+  readonly describe?: () => string;
 }
 
 const candidates: BackendCandidate[] = [];

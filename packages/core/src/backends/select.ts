@@ -33,10 +33,11 @@ export async function initBackend(preference: BackendPreference = 'auto'): Promi
         throw new Error(`tfjs could not initialise the "${candidate.tfjsBackend}" backend`);
       }
       await tf.ready();
-      const reason =
+      const loaded =
         skipped.length === 0
           ? `${candidate.packageName} loaded (${preference === 'auto' ? 'first choice' : 'requested'})`
           : `${candidate.packageName} loaded; skipped ${skipped.map((s) => `${s.packageName} (${s.error})`).join('; ')}`;
+      const reason = candidate.describe === undefined ? loaded : `${loaded}, ${candidate.describe()}`;
       return { backend: candidate.backend, packageName: candidate.packageName, reason, skipped };
     } catch (error) {
       skipped.push({ packageName: candidate.packageName, error: firstLine(error) });

@@ -6,6 +6,12 @@ import {
   type TensorInfo,
   util,
 } from '@tensorflow/tfjs-core';
+import {
+  defaultNativeKernels,
+  isSingleMatrix,
+  multiplyNatively,
+  type NativeKernelsFor,
+} from './native-mat-mul.js';
 
 interface BatchMatMulParams {
   inputs: { a: TensorInfo; b: TensorInfo };
@@ -14,7 +20,10 @@ interface BatchMatMulParams {
 }
 
 /**
- * wasm's BatchMatMul hands a product to XNNPACK only when neither operand is transposed and both have a
+ * Where core's native kernels are available (native-mat-mul.ts), a product of single matrices is theirs:
+ * the same bits as the XNNPACK routes below, about four times as fast, transposes read in place.
+ *
+ * Otherwise: wasm's BatchMatMul hands a product to XNNPACK only when neither operand is transposed and both have a
  * batch of 1; otherwise it runs a naive C++ loop. Backprop through a dense layer asks for exactly the
  * transposed products: [64,5408]·[5408,128] measured 3 ms untransposed but 37 ms as xᵀ·dy (transposeA)
  * and 35 ms as dy·Wᵀ (transposeB). So transposed operands are first copied with wasm's Transpose kernel
@@ -28,12 +37,27 @@ interface BatchMatMulParams {
  *
  * @param original the wasm BatchMatMul config being replaced (its setupFunc is kept).
  * @param transpose wasm's own Transpose kernel function.
+ * @param nativeKernelsFor core's native kernels, if any.
  */
-export function createBatchMatMulKernel(original: KernelConfig, transpose: KernelFunc): KernelConfig {
+export function createBatchMatMulKernel(
+  original: KernelConfig,
+  transpose: KernelFunc,
+  nativeKernelsFor: NativeKernelsFor = defaultNativeKernels,
+): KernelConfig {
   function batchMatMul(params: BatchMatMulParams): TensorInfo {
     const { inputs, backend, attrs } = params;
     const { a, b } = inputs;
     const { transposeA, transposeB } = attrs;
+    const native = multiplyNatively(nativeKernelsFor(), backend, {
+      a,
+      b,
+      transposeA,
+      transposeB,
+      relu: false,
+    });
+    if (native !== undefined) {
+      return native;
+    }
     if ((!transposeA && !transposeB) || !isSingleMatrix(a) || !isSingleMatrix(b)) {
       return original.kernelFunc(params as unknown as Parameters<KernelFunc>[0]) as TensorInfo;
     }
@@ -73,11 +97,6 @@ export function createBatchMatMulKernel(original: KernelConfig, transpose: Kerne
   }
 
   return { ...original, kernelFunc: batchMatMul as unknown as KernelFunc };
-}
-
-/** A tensor of rank ≥ 2 whose leading (batch) dimensions hold a single matrix. */
-function isSingleMatrix(tensor: TensorInfo): boolean {
-  return tensor.shape.length >= 2 && util.sizeFromShape(tensor.shape.slice(0, -2)) === 1;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { instantiateKernels, type Kernels, webAssembly } from '../../wasm/kernels.js';
+import { instantiateKernels, type Kernels, type WasmMemory, webAssembly } from '../../wasm/kernels.js';
 
 /** core's kernels working on a backend's heap, or undefined where they cannot. */
 export type HeapKernelsFor = (backend: BackendWasm) => Kernels | undefined;
@@ -23,9 +23,15 @@ export const heapKernelsFor: HeapKernelsFor = (backend) => {
   return instances.get(backend);
 };
 
-function instantiateOnHeap(backend: BackendWasm): Kernels | undefined {
+/** The backend's WebAssembly memory (its heap), where the emscripten module exposes it. */
+export function backendMemory(backend: BackendWasm): WasmMemory | undefined {
   const memory = (backend.wasm as { asm?: { memory?: unknown } }).asm?.memory;
-  if (!(memory instanceof webAssembly.Memory)) {
+  return memory instanceof webAssembly.Memory ? (memory as WasmMemory) : undefined;
+}
+
+function instantiateOnHeap(backend: BackendWasm): Kernels | undefined {
+  const memory = backendMemory(backend);
+  if (memory === undefined) {
     return undefined;
   }
   try {

@@ -1,6 +1,7 @@
 // Loading the wasm backend registers its kernels, which the kernels below wrap or call.
 import '@tensorflow/tfjs-backend-wasm';
 import {
+  _FusedMatMul,
   Add,
   BatchMatMul,
   Cast,
@@ -22,6 +23,7 @@ import { createBiasAddKernel } from './bias-add.js';
 import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { createDepthwiseConv2dBackpropFilterKernel } from './depthwise-conv2d-backprop-filter.js';
 import { createDepthwiseConv2dBackpropInputKernel } from './depthwise-conv2d-backprop-input.js';
+import { createFusedMatMulKernel } from './fused-mat-mul.js';
 import { createCastKernel, createIdentityKernel } from './identity.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
 import { createSumKernel } from './sum.js';
@@ -35,8 +37,9 @@ const replaced = new Map<string, KernelConfig>();
 /**
  * Makes the tfjs wasm backend able to train convolutional networks (depthwise and separable ones too) and
  * embeddings, and fast at it: adds the missing Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter,
- * DepthwiseConv2dNativeBackpropInput and UnsortedSegmentSum kernels and replaces BatchMatMul, MaxPoolGrad,
- * Transpose, Sum, Add (of a bias), Identity and Cast (see each kernel for why).
+ * DepthwiseConv2dNativeBackpropInput and UnsortedSegmentSum kernels and replaces BatchMatMul, _FusedMatMul,
+ * MaxPoolGrad, Transpose, Sum, Add (of a bias), Identity and Cast (see each kernel for why). The two
+ * products use core's native kernels where they are available (../native-kernels.ts).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
  * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
@@ -47,6 +50,7 @@ export function registerWasmTrainingKernels(): void {
     return;
   }
   const originalBatchMatMul = requireWasmKernel(BatchMatMul);
+  const originalFusedMatMul = requireWasmKernel(_FusedMatMul);
   const originalTranspose = requireWasmKernel(Transpose);
   const originalMaxPoolGrad = requireWasmKernel(MaxPoolGrad);
   const originalSum = requireWasmKernel(Sum);
@@ -67,6 +71,7 @@ export function registerWasmTrainingKernels(): void {
     registerKernel(createDepthwiseConv2dBackpropInputKernel());
   }
   replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
+  replaceKernel(createFusedMatMulKernel(originalFusedMatMul));
   replaceKernel(transpose);
   replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
   replaceKernel(createSumKernel(originalSum));

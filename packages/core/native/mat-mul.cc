@@ -1,0 +1,176 @@
+#include "mat-mul.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace callosum {
+namespace {
+
+// A register tile of kTileRows × kTileColumns outputs: 12 accumulators of 16 floats, which AVX-512
+// holds in registers and AVX2 and SSE split into 2 and 4.
+constexpr int64_t kTileRows = 6;
+constexpr int64_t kTileColumns = 32;
+// Blocks of the inner dimension and of the rows, so that a packed right panel (kInnerBlock × 32 floats,
+// 32 KiB) stays in L1 and a packed left block (kRowBlock × kInnerBlock, 192 KiB) in L2.
+constexpr int64_t kInnerBlock = 256;
+constexpr int64_t kRowBlock = 192;
+
+typedef float Vector16 __attribute__((vector_size(64)));
+
+inline Vector16 load16(const float* from) {
+  Vector16 vector;
+  std::memcpy(&vector, from, sizeof vector);
+  return vector;
+}
+
+inline void store16(float* to, Vector16 vector) { std::memcpy(to, &vector, sizeof vector); }
+
+int64_t roundUp(int64_t value, int64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// Packing buffers, kept per thread (a worker's compute threads each call matMul) and grown as needed.
+thread_local std::vector<float> packedLeft;
+thread_local std::vector<float> packedRight;
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#define CALLOSUM_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CALLOSUM_TARGET_CLONES
+#endif
+
+/**
+ * A tile of kTileRows × kTileColumns outputs: out[r][c] = start[r][c] + Σ_k left[k][r] · right[k][c] over
+ * `depth` values of k, in order, from packed panels (left: depth × kTileRows, right: depth × kTileColumns).
+ * Row r of `start` is at start + r · startRowStride (0 for a bias shared by every row; nullptr for +0),
+ * row r of `out` at out + r · outRowStride. With `relu`, sums not above 0 are stored as +0.
+ */
+CALLOSUM_TARGET_CLONES
+void multiplyTile(const float* left, const float* right, int64_t depth, const float* start,
+                  int64_t startRowStride, float* out, int64_t outRowStride, bool relu) {
+  Vector16 sums[kTileRows][2];
+  for (int64_t r = 0; r < kTileRows; ++r) {
+    if (start == nullptr) {
+      sums[r][0] = Vector16{};
+      sums[r][1] = Vector16{};
+    } else {
+      sums[r][0] = load16(start + r * startRowStride);
+      sums[r][1] = load16(start + r * startRowStride + 16);
+    }
+  }
+  for (int64_t k = 0; k < depth; ++k) {
+    const Vector16 low = load16(right + k * kTileColumns);
+    const Vector16 high = load16(right + k * kTileColumns + 16);
+    const float* column = left + k * kTileRows;
+    for (int64_t r = 0; r < kTileRows; ++r) {
+      sums[r][0] += column[r] * low;
+      sums[r][1] += column[r] * high;
+    }
+  }
+  for (int64_t r = 0; r < kTileRows; ++r) {
+    for (int half = 0; half < 2; ++half) {
+      Vector16 sum = sums[r][half];
+      if (relu) sum = sum > Vector16{} ? sum : Vector16{};
+      store16(out + r * outRowStride + half * 16, sum);
+    }
+  }
+}
+
+/** Copies right[k0 .. k0+depth) × all columns into panels of kTileColumns, zero beyond the last column. */
+void packRight(const StridedMatrix& right, int64_t k0, int64_t depth, int64_t columns, float* to) {
+  for (int64_t panel = 0; panel < columns; panel += kTileColumns) {
+    const int64_t width = std::min(kTileColumns, columns - panel);
+    for (int64_t k = 0; k < depth; ++k) {
+      const float* row = right.base + (k0 + k) * right.rowStride + panel * right.columnStride;
+      float* target = to + (panel / kTileColumns) * depth * kTileColumns + k * kTileColumns;
+      int64_t c = 0;
+      for (; c < width; ++c) target[c] = row[c * right.columnStride];
+      for (; c < kTileColumns; ++c) target[c] = 0.0f;
+    }
+  }
+}
+
+/** Copies left[rows r0 .. r0+height) × [k0 .. k0+depth) into panels of kTileRows, zero beyond the last row. */
+void packLeft(const StridedMatrix& left, int64_t r0, int64_t height, int64_t k0, int64_t depth, float* to) {
+  for (int64_t panel = 0; panel < height; panel += kTileRows) {
+    float* target = to + (panel / kTileRows) * depth * kTileRows;
+    const int64_t panelRows = std::min(kTileRows, height - panel);
+    for (int64_t k = 0; k < depth; ++k) {
+      const float* column = left.base + (r0 + panel) * left.rowStride + (k0 + k) * left.columnStride;
+      int64_t r = 0;
+      for (; r < panelRows; ++r) target[k * kTileRows + r] = column[r * left.rowStride];
+      for (; r < kTileRows; ++r) target[k * kTileRows + r] = 0.0f;
+    }
+  }
+}
+
+}  // namespace
+
+void matMul(const MatMulProblem& p) {
+  const int64_t paddedColumns = roundUp(p.columns, kTileColumns);
+  float tile[kTileRows * kTileColumns];
+
+  if (p.inner == 0) {
+    for (int64_t r = 0; r < p.rows; ++r) {
+      for (int64_t c = 0; c < p.columns; ++c) {
+        const float start = p.bias != nullptr ? p.bias[c] : 0.0f;
+        p.out[r * p.columns + c] = p.relu && !(start > 0.0f) ? 0.0f : start;
+      }
+    }
+    return;
+  }
+
+  for (int64_t k0 = 0; k0 < p.inner; k0 += kInnerBlock) {
+    const int64_t depth = std::min(kInnerBlock, p.inner - k0);
+    const bool first = k0 == 0;
+    const bool last = k0 + depth == p.inner;
+    packedRight.resize(static_cast<size_t>(paddedColumns * depth));
+    packRight(p.right, k0, depth, p.columns, packedRight.data());
+
+    for (int64_t r0 = 0; r0 < p.rows; r0 += kRowBlock) {
+      const int64_t height = std::min(kRowBlock, p.rows - r0);
+      packedLeft.resize(static_cast<size_t>(roundUp(height, kTileRows) * depth));
+      packLeft(p.left, r0, height, k0, depth, packedLeft.data());
+
+      for (int64_t c0 = 0; c0 < p.columns; c0 += kTileColumns) {
+        const float* rightPanel = packedRight.data() + (c0 / kTileColumns) * depth * kTileColumns;
+        const int64_t width = std::min(kTileColumns, p.columns - c0);
+        for (int64_t panel = 0; panel < height; panel += kTileRows) {
+          const int64_t panelRows = std::min(kTileRows, height - panel);
+          float* out = p.out + (r0 + panel) * p.columns + c0;
+          const float* leftPanel = packedLeft.data() + (panel / kTileRows) * depth * kTileRows;
+          // The first inner block starts from the bias (or +0), later ones from the partial sums stored
+          // in `out`: a float32 stored and loaded is unchanged, so blocking keeps the bits.
+          const float* start = first ? (p.bias != nullptr ? p.bias + c0 : nullptr) : out;
+          const int64_t startRowStride = first ? 0 : p.columns;
+          const bool relu = last && p.relu;
+          if (panelRows == kTileRows && width == kTileColumns) {
+            multiplyTile(leftPanel, rightPanel, depth, start, startRowStride, out, p.columns, relu);
+            continue;
+          }
+          // An edge tile goes through a full-size copy, its missing rows and columns zero.
+          for (int64_t r = 0; r < kTileRows; ++r) {
+            for (int64_t c = 0; c < kTileColumns; ++c) {
+              const bool inside = r < panelRows && c < width && start != nullptr;
+              tile[r * kTileColumns + c] = inside ? start[r * startRowStride + c] : 0.0f;
+            }
+          }
+          multiplyTile(leftPanel, rightPanel, depth, tile, kTileColumns, tile, kTileColumns, relu);
+          for (int64_t r = 0; r < panelRows; ++r) {
+            std::memcpy(out + r * p.columns, tile + r * kTileColumns, static_cast<size_t>(width) * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+}
+
+const char* matMulInstructionSet() {
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return "avx512f";
+  if (__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+  return "baseline";
+}
+
+}  // namespace callosum

@@ -1,0 +1,39 @@
+// A float32 matrix product whose every output is the one XNNPACK's GEMM gives on the wasm backend, at
+// the speed of the CPU's widest vectors (AVX-512 or AVX2 where present).
+//
+// Each output starts from its initial value (a bias, or +0) and adds its products one by one in the
+// order of the inner index, every product rounded before it is added: exactly what XNNPACK's f32 GEMM
+// microkernels do in wasm, which has no fused multiply-add. Blocking, packing and vector width change
+// only which outputs are computed together, never the operations on one output, so the bits match for
+// finite inputs. The build must not fuse a multiply and an add into an FMA (-ffp-contract=off).
+#pragma once
+
+#include <cstdint>
+
+namespace callosum {
+
+/** A matrix read in place: element (row, column) is at base[row * rowStride + column * columnStride]. */
+struct StridedMatrix {
+  const float* base;
+  int64_t rowStride;
+  int64_t columnStride;
+};
+
+struct MatMulProblem {
+  StridedMatrix left;   // rows × inner
+  StridedMatrix right;  // inner × columns
+  float* out;           // rows × columns, row-major
+  const float* bias;    // columns values each output starts from, or nullptr for +0
+  int64_t rows;
+  int64_t columns;
+  int64_t inner;
+  bool relu;            // outputs not above 0 become +0 (XNNPACK's clamp to [0, +inf))
+};
+
+/** out = relu?(bias + left · right). */
+void matMul(const MatMulProblem& problem);
+
+/** The instruction set matMul runs on in this process: "avx512f", "avx2" or "baseline". */
+const char* matMulInstructionSet();
+
+}  // namespace callosum

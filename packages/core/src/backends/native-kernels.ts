@@ -1,0 +1,95 @@
+/**
+ * core's native kernels (native/, a Node-API addon compiled by the `build` script where a C++ compiler
+ * and Node's headers are present): a float32 matrix product for the wasm backend's dense layers that
+ * works on the backend's heap in place and gives the bits XNNPACK gives there, on AVX-512 or AVX2 where
+ * the CPU has them (about 4× XNNPACK's rate on the reference model's shapes; docs/benchmarks.md).
+ *
+ * Optional: where the addon was not built or does not load (another platform, no compiler), or
+ * CALLOSUM_NATIVE_KERNELS=off, the wasm backend keeps its WebAssembly kernels, with the same results.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { CallosumError, ErrorCodes } from '../errors.js';
+
+/** The addon's exports (byte offsets into `heap`, strides in elements; bias -1 for none). */
+export interface NativeKernels {
+  matMul(
+    heap: ArrayBuffer,
+    left: number,
+    leftRowStride: number,
+    leftColumnStride: number,
+    right: number,
+    rightRowStride: number,
+    rightColumnStride: number,
+    out: number,
+    bias: number,
+    rows: number,
+    columns: number,
+    inner: number,
+    relu: boolean,
+  ): void;
+  /** "avx512f", "avx2" or "baseline": the vector instructions matMul runs on here. */
+  instructionSet(): string;
+}
+
+export type NativeKernelsStatus =
+  | { readonly available: true; readonly instructionSet: string }
+  | { readonly available: false; readonly reason: string };
+
+/** Where the build puts the addon: dist/ is two levels above both src/backends/ and dist/backends/. */
+const ADDON_PATH = fileURLToPath(new URL('../../dist/callosum-kernels.node', import.meta.url));
+export const NATIVE_KERNELS_VARIABLE = 'CALLOSUM_NATIVE_KERNELS';
+
+let loaded: { kernels: NativeKernels | undefined; status: NativeKernelsStatus } | undefined;
+
+/** The native kernels of this process, or undefined where they are off or unavailable (see status). */
+export function nativeKernels(): NativeKernels | undefined {
+  return load().kernels;
+}
+
+/** Whether the wasm backend uses core's native kernels here, and if not, why not. */
+export function nativeKernelsStatus(): NativeKernelsStatus {
+  return load().status;
+}
+
+function load(): { kernels: NativeKernels | undefined; status: NativeKernelsStatus } {
+  loaded ??= loadOnce();
+  return loaded;
+}
+
+function loadOnce(): { kernels: NativeKernels | undefined; status: NativeKernelsStatus } {
+  const setting = process.env[NATIVE_KERNELS_VARIABLE] ?? '';
+  if (setting === 'off') {
+    return { kernels: undefined, status: { available: false, reason: `${NATIVE_KERNELS_VARIABLE}=off` } };
+  }
+  if (setting !== '' && setting !== 'on') {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `${NATIVE_KERNELS_VARIABLE} must be 'on' or 'off', got '${setting}'`,
+    );
+  }
+  if (!existsSync(ADDON_PATH)) {
+    return {
+      kernels: undefined,
+      status: { available: false, reason: `not built (no ${ADDON_PATH}; see the build's output)` },
+    };
+  }
+  try {
+    const kernels = createRequire(import.meta.url)(ADDON_PATH) as NativeKernels;
+    return { kernels, status: { available: true, instructionSet: kernels.instructionSet() } };
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    return {
+      kernels: undefined,
+      status: { available: false, reason: `${ADDON_PATH} did not load: ${message}` },
+    };
+  }
+}
+
+/** One phrase for logs and benches: "core's native kernels (avx512f)" or why they are not used. */
+export function describeNativeKernels(status: NativeKernelsStatus = nativeKernelsStatus()): string {
+  return status.available
+    ? `core's native kernels (${status.instructionSet})`
+    : `no native kernels: ${status.reason}`;
+}

@@ -1,0 +1,220 @@
+import { spawnSync } from 'node:child_process';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { describe, expect, it } from 'vitest';
+import { NATIVE_KERNELS_VARIABLE, nativeKernels, nativeKernelsStatus } from '../native-kernels.js';
+import { createBatchMatMulKernel } from './batch-mat-mul.js';
+import { createFusedMatMulKernel } from './fused-mat-mul.js';
+import { backendMemory } from './heap-kernels.js';
+import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
+import { computeOn, computeOnCpuAndWasm, seededUniform, withWasmKernel } from './test-support.js';
+
+registerWasmTrainingKernels();
+
+const native = nativeKernels();
+const withoutNative = () => undefined;
+/** The two products as they run where core's native kernels are not available. */
+const batchMatMulWithoutNative = createBatchMatMulKernel(
+  wasmKernelBeforeReplacement(tf.BatchMatMul) as tf.KernelConfig,
+  (tf.getKernel(tf.Transpose, 'wasm') as tf.KernelConfig).kernelFunc,
+  withoutNative,
+);
+const fusedMatMulWithoutNative = createFusedMatMulKernel(
+  wasmKernelBeforeReplacement(tf._FusedMatMul) as tf.KernelConfig,
+  withoutNative,
+);
+
+async function withoutNativeKernels<T>(run: () => Promise<T>): Promise<T> {
+  return withWasmKernel(batchMatMulWithoutNative, () => withWasmKernel(fusedMatMulWithoutNative, run));
+}
+
+/** Indices at which two float32 arrays differ in their bits. */
+function differingBits(a: Float32Array, b: Float32Array): number {
+  const left = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const right = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  expect(left.length).toBe(right.length);
+  let count = 0;
+  for (let i = 0; i < left.length; i++) {
+    if (left[i] !== right[i]) count++;
+  }
+  return count;
+}
+
+// Shapes on both sides of the kernel's blocks: 6-row and 32-column tiles, 192-row and 256-deep blocks.
+const shapes = [
+  { name: 'the dense layer forward', m: 128, k: 5408, n: 128 },
+  { name: 'one row', m: 1, k: 9, n: 5 },
+  { name: 'odd sizes', m: 7, k: 13, n: 33 },
+  { name: 'one inner value', m: 5, k: 1, n: 6 },
+  { name: 'more rows than a block', m: 200, k: 40, n: 31 },
+  { name: 'deeper than a block', m: 9, k: 600, n: 70 },
+  { name: 'a column', m: 300, k: 257, n: 1 },
+];
+const transposes = [
+  { transposeA: false, transposeB: false },
+  { transposeA: true, transposeB: false },
+  { transposeA: false, transposeB: true },
+  { transposeA: true, transposeB: true },
+];
+const table = shapes.flatMap((shape) => transposes.map((t) => ({ ...shape, ...t })));
+
+function product({ m, k, n, transposeA, transposeB }: (typeof table)[number]): () => tf.Tensor {
+  const a = seededUniform(m * k, m + k);
+  const b = seededUniform(k * n, k + n + 1);
+  return () =>
+    tf.matMul(
+      tf.tensor(a, transposeA ? [k, m] : [m, k]),
+      tf.tensor(b, transposeB ? [n, k] : [k, n]),
+      transposeA,
+      transposeB,
+    );
+}
+
+describe('core native kernels', () => {
+  it.runIf(process.env.CALLOSUM_REQUIRE_NATIVE_KERNELS === '1')(
+    'are built and load where CALLOSUM_REQUIRE_NATIVE_KERNELS=1 requires them',
+    () => {
+      expect(nativeKernelsStatus()).toMatchObject({ available: true });
+    },
+  );
+
+  it('say why they are off with CALLOSUM_NATIVE_KERNELS=off, and refuse an unknown setting', () => {
+    const status = (setting: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { nativeKernelsStatus } from '${new URL('../../../dist/backends/native-kernels.js', import.meta.url).href}';
+           try { console.log(JSON.stringify(nativeKernelsStatus())); } catch (error) { console.log(error.message); }`,
+        ],
+        { encoding: 'utf8', env: { ...process.env, [NATIVE_KERNELS_VARIABLE]: setting } },
+      ).stdout.trim();
+    expect(JSON.parse(status('off'))).toEqual({ available: false, reason: 'CALLOSUM_NATIVE_KERNELS=off' });
+    expect(status('fast')).toBe("CALLOSUM_NATIVE_KERNELS must be 'on' or 'off', got 'fast'");
+  });
+});
+
+describe.skipIf(native === undefined)(
+  `BatchMatMul and _FusedMatMul on core's native kernels (${JSON.stringify(nativeKernelsStatus())})`,
+  () => {
+    it.each(table)(
+      'give the bits of the WebAssembly route and the cpu backend within 1e-5 relative: $name, transposeA=$transposeA, transposeB=$transposeB',
+      async (testCase) => {
+        const compute = product(testCase);
+        const withNative = await computeOn('wasm', compute);
+        const withoutNative = await withoutNativeKernels(() => computeOn('wasm', compute));
+        expect(withNative.shape).toEqual(withoutNative.shape);
+        expect(differingBits(withNative.values, withoutNative.values)).toBe(0);
+
+        const { cpu, maxAbsDifference } = await computeOnCpuAndWasm(compute);
+        const scale = Math.max(1, ...cpu.values.map(Math.abs));
+        expect(maxAbsDifference / scale).toBeLessThan(1e-5);
+      },
+    );
+
+    const fusedCases = [
+      { name: 'bias and ReLU', bias: true, activation: 'relu' as const },
+      { name: 'bias, linear', bias: true, activation: 'linear' as const },
+      { name: 'ReLU, no bias', bias: false, activation: 'relu' as const },
+      { name: 'bias and ELU (not native: wasm applies it)', bias: true, activation: 'elu' as const },
+    ];
+    it.each(fusedCases)(
+      'fused with $name: the bits of the WebAssembly route',
+      async ({ bias, activation }) => {
+        for (const { m, k, n } of shapes) {
+          const a = seededUniform(m * k, 5);
+          const b = seededUniform(k * n, 6);
+          const biasValues = seededUniform(n, 7);
+          const compute = () =>
+            tf.fused.matMul({
+              a: tf.tensor(a, [m, k]),
+              b: tf.tensor(b, [k, n]),
+              activation,
+              ...(bias ? { bias: tf.tensor(biasValues, [n]) } : {}),
+            });
+          const withNative = await computeOn('wasm', compute);
+          const withoutNative = await withoutNativeKernels(() => computeOn('wasm', compute));
+          expect(differingBits(withNative.values, withoutNative.values)).toBe(0);
+          if (activation === 'relu') {
+            expect(withNative.values.some((value) => value === 0)).toBe(true);
+          }
+        }
+      },
+    );
+
+    it("trains and predicts with a dense network to the WebAssembly route's bits", async () => {
+      const run = async () => {
+        await tf.setBackend('wasm');
+        return tf.tidy(() => {
+          const model = tfl.sequential({
+            layers: [
+              tfl.layers.conv2d({
+                inputShape: [12, 12, 1],
+                filters: 4,
+                kernelSize: 3,
+                activation: 'relu',
+                kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+              }),
+              tfl.layers.maxPooling2d({ poolSize: 2 }),
+              tfl.layers.flatten(),
+              tfl.layers.dense({
+                units: 64,
+                activation: 'relu',
+                kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+              }),
+              tfl.layers.dense({
+                units: 10,
+                activation: 'softmax',
+                kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+              }),
+            ],
+          });
+          const x = tf.tensor(seededUniform(16 * 144, 8, 0, 1), [16, 12, 12, 1]);
+          const y = tf.oneHot(
+            tf.tensor1d(
+              Array.from({ length: 16 }, (_, i) => i % 10),
+              'int32',
+            ),
+            10,
+          );
+          const { grads } = tf.variableGrads(() =>
+            tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor),
+          );
+          const prediction = model.predict(x) as tf.Tensor;
+          return [prediction, ...Object.values(grads)].map((t) => Float32Array.from(t.dataSync()));
+        });
+      };
+      const withNative = await run();
+      const withoutNative = await withoutNativeKernels(run);
+      expect(withNative).toHaveLength(7);
+      expect(withNative.map((values, i) => differingBits(values, withoutNative[i] as Float32Array))).toEqual(
+        withNative.map(() => 0),
+      );
+    });
+
+    it('refuses an operand outside the heap and a wrong call, and writes nothing', async () => {
+      await tf.setBackend('wasm');
+      const backend = tf.backend() as BackendWasm;
+      const heap = (backendMemory(backend) as { buffer: ArrayBuffer }).buffer;
+      const kernels = native as NonNullable<typeof native>;
+      const beyond = heap.byteLength - 8;
+      expect(() => kernels.matMul(heap, 0, 4, 1, 0, 4, 1, beyond, -1, 4, 4, 4, false)).toThrow(
+        /matMul: an operand lies outside the heap/,
+      );
+      expect(() => kernels.matMul(heap, 2, 4, 1, 0, 4, 1, 64, -1, 4, 4, 4, false)).toThrow(
+        /outside the heap/,
+      );
+      expect(() => kernels.matMul(heap, 0, 4, 1, 0, 4, 1, 64, -1, -4, 4, 4, false)).toThrow(
+        /must not be negative/,
+      );
+      expect(() => (kernels.matMul as (...args: unknown[]) => void)(heap, 0)).toThrow(
+        /expected 13 arguments, got 2/,
+      );
+      expect(() => kernels.matMul(heap, 0.5, 4, 1, 0, 4, 1, 64, -1, 4, 4, 4, false)).toThrow(
+        /left must be an integer/,
+      );
+    });
+  },
+);
