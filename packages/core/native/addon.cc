@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "mat-mul.h"
+#include "vectors.h"
 
 namespace {
 
@@ -21,7 +23,7 @@ bool readInteger(napi_env env, napi_value value, const char* name, int64_t* resu
   double number;
   if (napi_get_value_double(env, value, &number) != napi_ok || !std::isfinite(number) ||
       number != std::floor(number) || std::fabs(number) > 9007199254740991.0) {
-    return throwError(env, std::string("matMul: ") + name + " must be an integer");
+    return throwError(env, std::string(name) + " must be an integer");
   }
   *result = static_cast<int64_t>(number);
   return true;
@@ -36,33 +38,43 @@ bool fitsInHeap(int64_t byteOffset, int64_t rows, int64_t columns, int64_t rowSt
   return byteOffset / 4 + lastElement < static_cast<int64_t>(heapBytes / 4);
 }
 
+/** Reads a call's arguments: the heap, then `names.size()` integers, then the relu flag. */
+bool readCall(napi_env env, napi_callback_info info, const char* kernel, const std::vector<const char*>& names,
+              float** heap, size_t* heapBytes, std::vector<int64_t>* integers, bool* relu) {
+  const size_t expected = names.size() + 2;
+  size_t count = expected;
+  std::vector<napi_value> argv(expected);
+  napi_get_cb_info(env, info, &count, argv.data(), nullptr, nullptr);
+  const std::string prefix = std::string(kernel) + ": ";
+  if (count != expected) {
+    return throwError(env, prefix + "expected " + std::to_string(expected) + " arguments, got " + std::to_string(count));
+  }
+  void* data = nullptr;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, heapBytes) != napi_ok) {
+    return throwError(env, prefix + "the heap must be an ArrayBuffer");
+  }
+  *heap = static_cast<float*>(data);
+  integers->resize(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!readInteger(env, argv[i + 1], (prefix + names[i]).c_str(), &(*integers)[i])) return false;
+  }
+  if (napi_get_value_bool(env, argv[expected - 1], relu) != napi_ok) {
+    return throwError(env, prefix + "relu must be a boolean");
+  }
+  return true;
+}
+
 // matMul(heap, left, leftRowStride, leftColumnStride, right, rightRowStride, rightColumnStride,
 //        out, bias, rows, columns, inner, relu): offsets in bytes, bias -1 for none, strides in elements.
 napi_value MatMul(napi_env env, napi_callback_info info) {
-  constexpr size_t kArguments = 13;
-  size_t count = kArguments;
-  napi_value argv[kArguments];
-  napi_get_cb_info(env, info, &count, argv, nullptr, nullptr);
-  if (count != kArguments) {
-    throwError(env, "matMul: expected 13 arguments, got " + std::to_string(count));
-    return nullptr;
-  }
-  void* data = nullptr;
-  size_t heapBytes = 0;
-  if (napi_get_arraybuffer_info(env, argv[0], &data, &heapBytes) != napi_ok) {
-    throwError(env, "matMul: the heap must be an ArrayBuffer");
-    return nullptr;
-  }
-  static const char* const names[] = {"left", "leftRowStride", "leftColumnStride", "right",
-                                      "rightRowStride", "rightColumnStride", "out", "bias",
-                                      "rows", "columns", "inner"};
-  int64_t v[11];
-  for (int i = 0; i < 11; ++i) {
-    if (!readInteger(env, argv[i + 1], names[i], &v[i])) return nullptr;
-  }
-  bool relu = false;
-  if (napi_get_value_bool(env, argv[12], &relu) != napi_ok) {
-    throwError(env, "matMul: relu must be a boolean");
+  float* heap;
+  size_t heapBytes;
+  std::vector<int64_t> v;
+  bool relu;
+  if (!readCall(env, info, "matMul",
+                {"left", "leftRowStride", "leftColumnStride", "right", "rightRowStride", "rightColumnStride", "out",
+                 "bias", "rows", "columns", "inner"},
+                &heap, &heapBytes, &v, &relu)) {
     return nullptr;
   }
   const int64_t rows = v[8], columns = v[9], inner = v[10];
@@ -78,8 +90,7 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
     throwError(env, "matMul: an operand lies outside the heap (" + std::to_string(heapBytes) + " bytes)");
     return nullptr;
   }
-  float* heap = static_cast<float*>(data);
-  callosum::MatMulProblem problem{
+  callosum::matMul({
       {heap + v[0] / 4, v[1], v[2]},
       {heap + v[3] / 4, v[4], v[5]},
       heap + v[6] / 4,
@@ -88,8 +99,149 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
       columns,
       inner,
       relu,
-  };
-  callosum::matMul(problem);
+  });
+  return nullptr;
+}
+
+// conv2d(heap, input, filter, out, bias, batch, inHeight, inWidth, inChannels, outHeight, outWidth,
+//        outChannels, filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth,
+//        padTop, padLeft, relu): NHWC input and output, filter [filterHeight, filterWidth, inChannels,
+//        outChannels], offsets in bytes, bias -1 for none.
+napi_value Conv2D(napi_env env, napi_callback_info info) {
+  float* heap;
+  size_t heapBytes;
+  std::vector<int64_t> v;
+  bool relu;
+  if (!readCall(env, info, "conv2d",
+                {"input", "filter", "out", "bias", "batch", "inHeight", "inWidth", "inChannels", "outHeight",
+                 "outWidth", "outChannels", "filterHeight", "filterWidth", "strideHeight", "strideWidth",
+                 "dilationHeight", "dilationWidth", "padTop", "padLeft"},
+                &heap, &heapBytes, &v, &relu)) {
+    return nullptr;
+  }
+  const int64_t batch = v[4], inHeight = v[5], inWidth = v[6], inChannels = v[7], outHeight = v[8],
+                outWidth = v[9], outChannels = v[10], filterHeight = v[11], filterWidth = v[12];
+  for (size_t i = 4; i < v.size(); ++i) {
+    const bool positive = i >= 13 && i <= 16;  // strides and dilations
+    if (v[i] < (positive ? 1 : 0)) {
+      throwError(env, "conv2d: sizes and padding must not be negative, strides and dilations must be positive");
+      return nullptr;
+    }
+  }
+  const int64_t rows = batch * outHeight * outWidth;
+  const int64_t taps = filterHeight * filterWidth * inChannels;
+  const bool hasBias = v[3] >= 0;
+  if (!fitsInHeap(v[0], batch * inHeight * inWidth, inChannels, inChannels, 1, heapBytes) ||
+      !fitsInHeap(v[1], taps, outChannels, outChannels, 1, heapBytes) ||
+      !fitsInHeap(v[2], rows, outChannels, outChannels, 1, heapBytes) ||
+      (hasBias && !fitsInHeap(v[3], 1, outChannels, outChannels, 1, heapBytes))) {
+    throwError(env, "conv2d: an operand lies outside the heap (" + std::to_string(heapBytes) + " bytes)");
+    return nullptr;
+  }
+  callosum::convolve({
+      {heap + v[0] / 4, inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth, v[13], v[14],
+       v[15], v[16], v[17], v[18]},
+      {heap + v[1] / 4, outChannels, 1},
+      heap + v[2] / 4,
+      hasBias ? heap + v[3] / 4 : nullptr,
+      rows,
+      outChannels,
+      relu,
+  });
+  return nullptr;
+}
+
+/** A Float32Array argument's elements, or a thrown error naming it. */
+bool readFloats(napi_env env, napi_value value, const std::string& name, float** data, size_t* length) {
+  bool isTypedArray = false;
+  napi_typedarray_type type;
+  void* elements = nullptr;
+  if (napi_is_typedarray(env, value, &isTypedArray) != napi_ok || !isTypedArray ||
+      napi_get_typedarray_info(env, value, &type, length, &elements, nullptr, nullptr) != napi_ok ||
+      type != napi_float32_array) {
+    return throwError(env, name + " must be a Float32Array");
+  }
+  *data = static_cast<float*>(elements);
+  return true;
+}
+
+bool readNumber(napi_env env, napi_value value, const std::string& name, double* result) {
+  if (napi_get_value_double(env, value, result) != napi_ok) return throwError(env, name + " must be a number");
+  return true;
+}
+
+/** Reads `vectors` Float32Arrays of one length, then `numbers` numbers, as the call's arguments. */
+bool readVectorCall(napi_env env, napi_callback_info info, const std::string& kernel,
+                    const std::vector<const char*>& vectorNames, const std::vector<const char*>& numberNames,
+                    std::vector<float*>* vectors, size_t* length, std::vector<double>* numbers) {
+  const size_t expected = vectorNames.size() + numberNames.size();
+  size_t count = expected;
+  std::vector<napi_value> argv(expected);
+  napi_get_cb_info(env, info, &count, argv.data(), nullptr, nullptr);
+  if (count != expected) {
+    return throwError(env, kernel + ": expected " + std::to_string(expected) + " arguments, got " +
+                               std::to_string(count));
+  }
+  vectors->resize(vectorNames.size());
+  for (size_t i = 0; i < vectorNames.size(); ++i) {
+    size_t vectorLength = 0;
+    if (!readFloats(env, argv[i], kernel + ": " + vectorNames[i], &(*vectors)[i], &vectorLength)) return false;
+    if (i == 0) *length = vectorLength;
+    if (vectorLength != *length) {
+      return throwError(env, kernel + ": " + vectorNames[i] + " has " + std::to_string(vectorLength) +
+                                 " elements, " + vectorNames[0] + " " + std::to_string(*length));
+    }
+  }
+  numbers->resize(numberNames.size());
+  for (size_t i = 0; i < numberNames.size(); ++i) {
+    if (!readNumber(env, argv[vectorNames.size() + i], kernel + ": " + numberNames[i], &(*numbers)[i])) return false;
+  }
+  return true;
+}
+
+// adam(params, gradient, firstMoment, secondMoment, beta1, beta2, oneMinusBeta1, oneMinusBeta2,
+//      firstMomentScale, secondMomentScale, epsilon, learningRate, weightDecay)
+napi_value Adam(napi_env env, napi_callback_info info) {
+  std::vector<float*> v;
+  size_t length = 0;
+  std::vector<double> n;
+  if (!readVectorCall(env, info, "adam", {"params", "gradient", "firstMoment", "secondMoment"},
+                      {"beta1", "beta2", "oneMinusBeta1", "oneMinusBeta2", "firstMomentScale", "secondMomentScale",
+                       "epsilon", "learningRate", "weightDecay"},
+                      &v, &length, &n)) {
+    return nullptr;
+  }
+  callosum::adam(length, v[0], v[1], v[2], v[3], {n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8]});
+  return nullptr;
+}
+
+// allFinite(values) → boolean
+napi_value AllFinite(napi_env env, napi_callback_info info) {
+  std::vector<float*> v;
+  size_t length = 0;
+  std::vector<double> n;
+  if (!readVectorCall(env, info, "allFinite", {"values"}, {}, &v, &length, &n)) return nullptr;
+  napi_value result;
+  napi_get_boolean(env, callosum::allFinite(length, v[0]), &result);
+  return result;
+}
+
+// scaleInto(into, values, scale) and addScaled(into, a, b, scale)
+napi_value ScaleInto(napi_env env, napi_callback_info info) {
+  std::vector<float*> v;
+  size_t length = 0;
+  std::vector<double> n;
+  if (!readVectorCall(env, info, "scaleInto", {"into", "values"}, {"scale"}, &v, &length, &n)) return nullptr;
+  callosum::scaleSum(length, v[0], v[1], nullptr, n[0]);
+  return nullptr;
+}
+
+napi_value AddScaled(napi_env env, napi_callback_info info) {
+  std::vector<float*> v;
+  size_t length = 0;
+  std::vector<double> n;
+  if (!readVectorCall(env, info, "addScaled", {"into", "a", "b"}, {"scale"}, &v, &length, &n)) return nullptr;
+  callosum::scaleSum(length, v[0], v[1], v[2], n[0]);
   return nullptr;
 }
 
@@ -102,11 +254,14 @@ napi_value InstructionSet(napi_env env, napi_callback_info) {
 }  // namespace
 
 NAPI_MODULE_INIT() {
-  napi_value matMul;
-  napi_value instructionSet;
-  napi_create_function(env, "matMul", NAPI_AUTO_LENGTH, MatMul, nullptr, &matMul);
-  napi_create_function(env, "instructionSet", NAPI_AUTO_LENGTH, InstructionSet, nullptr, &instructionSet);
-  napi_set_named_property(env, exports, "matMul", matMul);
-  napi_set_named_property(env, exports, "instructionSet", instructionSet);
+  const std::pair<const char*, napi_callback> functions[] = {
+      {"matMul", MatMul},   {"conv2d", Conv2D},         {"adam", Adam},
+      {"allFinite", AllFinite}, {"scaleInto", ScaleInto}, {"addScaled", AddScaled},
+      {"instructionSet", InstructionSet}};
+  for (const auto& [name, callback] : functions) {
+    napi_value function;
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &function);
+    napi_set_named_property(env, exports, name, function);
+  }
   return exports;
 }

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <vector>
 
+#include "target-clones.h"
+
 namespace callosum {
 namespace {
 
@@ -31,12 +33,6 @@ int64_t roundUp(int64_t value, int64_t multiple) { return (value + multiple - 1)
 // Packing buffers, kept per thread (a worker's compute threads each call matMul) and grown as needed.
 thread_local std::vector<float> packedLeft;
 thread_local std::vector<float> packedRight;
-
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
-#define CALLOSUM_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CALLOSUM_TARGET_CLONES
-#endif
 
 /**
  * A tile of kTileRows × kTileColumns outputs: out[r][c] = start[r][c] + Σ_k left[k][r] · right[k][c] over
@@ -103,48 +99,126 @@ void packLeft(const StridedMatrix& left, int64_t r0, int64_t height, int64_t k0,
   }
 }
 
-}  // namespace
+/**
+ * Copies taps [first, end) of the patch-matrix rows of kTileRows neighbouring output pixels of one image
+ * row, starting at (image, outY, outX), to the panel `column` (inner value k of row r at
+ * column[(k - k0) · kTileRows + r]): one pass per tap and channel over the six pixels, which read
+ * neighbouring input (contiguous for stride 1 and one channel).
+ */
+void packPixelRun(const ConvolutionPatches& x, const float* image, int64_t outY, int64_t outX, int64_t k0,
+                  int64_t k1, float* column) {
+  for (int64_t filterY = 0; filterY < x.filterHeight; ++filterY) {
+    const int64_t inY = outY * x.strideHeight - x.padTop + filterY * x.dilationHeight;
+    const bool rowInside = inY >= 0 && inY < x.inHeight;
+    const float* inputRow = image + inY * x.inWidth * x.inChannels;
+    for (int64_t filterX = 0; filterX < x.filterWidth; ++filterX) {
+      const int64_t tap = (filterY * x.filterWidth + filterX) * x.inChannels;
+      const int64_t first = std::max(tap, k0);
+      const int64_t end = std::min(tap + x.inChannels, k1);
+      const int64_t inX = outX * x.strideWidth - x.padLeft + filterX * x.dilationWidth;
+      for (int64_t k = first; k < end; ++k) {
+        float* dst = column + (k - k0) * kTileRows;
+        const int64_t channel = k - tap;
+        for (int64_t r = 0; r < kTileRows; ++r) {
+          const int64_t at = inX + r * x.strideWidth;
+          dst[r] = rowInside && at >= 0 && at < x.inWidth ? inputRow[at * x.inChannels + channel] : 0.0f;
+        }
+      }
+    }
+  }
+}
 
-void matMul(const MatMulProblem& p) {
-  const int64_t paddedColumns = roundUp(p.columns, kTileColumns);
+/** Copies one patch-matrix row's inner values [k0, k1) to column[(k - k0) · kTileRows]. */
+void packPixel(const ConvolutionPatches& x, const float* image, int64_t outY, int64_t outX, int64_t k0,
+               int64_t k1, float* column) {
+  for (int64_t filterY = 0; filterY < x.filterHeight; ++filterY) {
+    const int64_t inY = outY * x.strideHeight - x.padTop + filterY * x.dilationHeight;
+    for (int64_t filterX = 0; filterX < x.filterWidth; ++filterX) {
+      const int64_t tap = (filterY * x.filterWidth + filterX) * x.inChannels;
+      const int64_t first = std::max(tap, k0);
+      const int64_t end = std::min(tap + x.inChannels, k1);
+      if (first >= end) continue;
+      const int64_t inX = outX * x.strideWidth - x.padLeft + filterX * x.dilationWidth;
+      float* dst = column + (first - k0) * kTileRows;
+      if (inY >= 0 && inY < x.inHeight && inX >= 0 && inX < x.inWidth) {
+        const float* src = image + (inY * x.inWidth + inX) * x.inChannels + (first - tap);
+        for (int64_t i = 0; i < end - first; ++i) dst[i * kTileRows] = src[i];
+      } else {
+        for (int64_t i = 0; i < end - first; ++i) dst[i * kTileRows] = 0.0f;
+      }
+    }
+  }
+}
+
+/** The same for the rows and inner values of a convolution's patch matrix, gathered from the input. */
+void packLeft(const ConvolutionPatches& x, int64_t r0, int64_t height, int64_t k0, int64_t depth, float* to) {
+  const int64_t pixels = x.outHeight * x.outWidth;
+  const int64_t imageSize = x.inHeight * x.inWidth * x.inChannels;
+  for (int64_t panel = 0; panel < height; panel += kTileRows) {
+    float* target = to + (panel / kTileRows) * depth * kTileRows;
+    const int64_t row = r0 + panel;
+    const int64_t outY = row % pixels / x.outWidth;
+    const int64_t outX = row % x.outWidth;
+    if (panel + kTileRows <= height && outX + kTileRows <= x.outWidth) {
+      packPixelRun(x, x.input + row / pixels * imageSize, outY, outX, k0, k0 + depth, target);
+      continue;
+    }
+    for (int64_t r = 0; r < kTileRows; ++r) {
+      float* column = target + r;
+      if (panel + r >= height) {
+        for (int64_t k = 0; k < depth; ++k) column[k * kTileRows] = 0.0f;
+        continue;
+      }
+      const int64_t pixel = row + r;
+      packPixel(x, x.input + pixel / pixels * imageSize, pixel % pixels / x.outWidth, pixel % x.outWidth, k0,
+                k0 + depth, column);
+    }
+  }
+}
+
+/** out = relu?(bias + left · right), left being a StridedMatrix or ConvolutionPatches. */
+template <typename Left>
+void multiply(const Left& left, const StridedMatrix& right, float* result, const float* bias, int64_t rows,
+              int64_t columns, int64_t inner, bool reluAtEnd) {
+  const int64_t paddedColumns = roundUp(columns, kTileColumns);
   float tile[kTileRows * kTileColumns];
 
-  if (p.inner == 0) {
-    for (int64_t r = 0; r < p.rows; ++r) {
-      for (int64_t c = 0; c < p.columns; ++c) {
-        const float start = p.bias != nullptr ? p.bias[c] : 0.0f;
-        p.out[r * p.columns + c] = p.relu && !(start > 0.0f) ? 0.0f : start;
+  if (inner == 0) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < columns; ++c) {
+        const float start = bias != nullptr ? bias[c] : 0.0f;
+        result[r * columns + c] = reluAtEnd && !(start > 0.0f) ? 0.0f : start;
       }
     }
     return;
   }
 
-  for (int64_t k0 = 0; k0 < p.inner; k0 += kInnerBlock) {
-    const int64_t depth = std::min(kInnerBlock, p.inner - k0);
+  for (int64_t k0 = 0; k0 < inner; k0 += kInnerBlock) {
+    const int64_t depth = std::min(kInnerBlock, inner - k0);
     const bool first = k0 == 0;
-    const bool last = k0 + depth == p.inner;
+    const bool last = k0 + depth == inner;
     packedRight.resize(static_cast<size_t>(paddedColumns * depth));
-    packRight(p.right, k0, depth, p.columns, packedRight.data());
+    packRight(right, k0, depth, columns, packedRight.data());
 
-    for (int64_t r0 = 0; r0 < p.rows; r0 += kRowBlock) {
-      const int64_t height = std::min(kRowBlock, p.rows - r0);
+    for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+      const int64_t height = std::min(kRowBlock, rows - r0);
       packedLeft.resize(static_cast<size_t>(roundUp(height, kTileRows) * depth));
-      packLeft(p.left, r0, height, k0, depth, packedLeft.data());
+      packLeft(left, r0, height, k0, depth, packedLeft.data());
 
-      for (int64_t c0 = 0; c0 < p.columns; c0 += kTileColumns) {
+      for (int64_t c0 = 0; c0 < columns; c0 += kTileColumns) {
         const float* rightPanel = packedRight.data() + (c0 / kTileColumns) * depth * kTileColumns;
-        const int64_t width = std::min(kTileColumns, p.columns - c0);
+        const int64_t width = std::min(kTileColumns, columns - c0);
         for (int64_t panel = 0; panel < height; panel += kTileRows) {
           const int64_t panelRows = std::min(kTileRows, height - panel);
-          float* out = p.out + (r0 + panel) * p.columns + c0;
+          float* out = result + (r0 + panel) * columns + c0;
           const float* leftPanel = packedLeft.data() + (panel / kTileRows) * depth * kTileRows;
           // The first inner block starts from the bias (or +0), later ones from the partial sums stored
           // in `out`: a float32 stored and loaded is unchanged, so blocking keeps the bits.
-          const float* start = first ? (p.bias != nullptr ? p.bias + c0 : nullptr) : out;
-          const int64_t startRowStride = first ? 0 : p.columns;
-          const bool relu = last && p.relu;
+          const float* start = first ? (bias != nullptr ? bias + c0 : nullptr) : out;
+          const int64_t startRowStride = first ? 0 : columns;
+          const bool relu = last && reluAtEnd;
           if (panelRows == kTileRows && width == kTileColumns) {
-            multiplyTile(leftPanel, rightPanel, depth, start, startRowStride, out, p.columns, relu);
+            multiplyTile(leftPanel, rightPanel, depth, start, startRowStride, out, columns, relu);
             continue;
           }
           // An edge tile goes through a full-size copy, its missing rows and columns zero.
@@ -156,12 +230,23 @@ void matMul(const MatMulProblem& p) {
           }
           multiplyTile(leftPanel, rightPanel, depth, tile, kTileColumns, tile, kTileColumns, relu);
           for (int64_t r = 0; r < panelRows; ++r) {
-            std::memcpy(out + r * p.columns, tile + r * kTileColumns, static_cast<size_t>(width) * sizeof(float));
+            std::memcpy(out + r * columns, tile + r * kTileColumns, static_cast<size_t>(width) * sizeof(float));
           }
         }
       }
     }
   }
+}
+
+}  // namespace
+
+void matMul(const MatMulProblem& p) {
+  multiply(p.left, p.right, p.out, p.bias, p.rows, p.columns, p.inner, p.relu);
+}
+
+void convolve(const ConvolutionProblem& p) {
+  const int64_t inner = p.patches.filterHeight * p.patches.filterWidth * p.patches.inChannels;
+  multiply(p.patches, p.filter, p.out, p.bias, p.rows, p.columns, inner, p.relu);
 }
 
 const char* matMulInstructionSet() {

@@ -1,4 +1,4 @@
-// A float32 matrix product whose every output is the one XNNPACK's GEMM gives on the wasm backend, at
+// A float32 matrix product (and a convolution as one) whose every output is the one XNNPACK's GEMM gives on the wasm backend, at
 // the speed of the CPU's widest vectors (AVX-512 or AVX2 where present).
 //
 // Each output starts from its initial value (a bias, or +0) and adds its products one by one in the
@@ -19,6 +19,23 @@ struct StridedMatrix {
   int64_t columnStride;
 };
 
+/**
+ * The patch matrix of a 2-D convolution over an NHWC input, read in place: row (b, outY, outX) holds the
+ * input under the filter at that output pixel, filter tap by tap (filterY, then filterX, then input
+ * channel), with 0 where the filter hangs over the padding, as XNNPACK's indirection buffer points there
+ * at zeros. Multiplied by the filter as a [taps × input channels, output channels] matrix it gives the
+ * convolution, with XNNPACK's order of products.
+ */
+struct ConvolutionPatches {
+  const float* input;
+  int64_t inHeight, inWidth, inChannels;
+  int64_t outHeight, outWidth;
+  int64_t filterHeight, filterWidth;
+  int64_t strideHeight, strideWidth;
+  int64_t dilationHeight, dilationWidth;
+  int64_t padTop, padLeft;
+};
+
 struct MatMulProblem {
   StridedMatrix left;   // rows × inner
   StridedMatrix right;  // inner × columns
@@ -32,6 +49,18 @@ struct MatMulProblem {
 
 /** out = relu?(bias + left · right). */
 void matMul(const MatMulProblem& problem);
+
+/** The same with the patch matrix as the left operand: a convolution (rows = batch · outHeight · outWidth). */
+struct ConvolutionProblem {
+  ConvolutionPatches patches;
+  StridedMatrix filter;  // (filterHeight · filterWidth · inChannels) × outChannels
+  float* out;
+  const float* bias;
+  int64_t rows;
+  int64_t columns;
+  bool relu;
+};
+void convolve(const ConvolutionProblem& problem);
 
 /** The instruction set matMul runs on in this process: "avx512f", "avx2" or "baseline". */
 const char* matMulInstructionSet();

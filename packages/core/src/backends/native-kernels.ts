@@ -1,11 +1,13 @@
 /**
  * core's native kernels (native/, a Node-API addon compiled by the `build` script where a C++ compiler
- * and Node's headers are present): a float32 matrix product for the wasm backend's dense layers that
- * works on the backend's heap in place and gives the bits XNNPACK gives there, on AVX-512 or AVX2 where
- * the CPU has them (about 4× XNNPACK's rate on the reference model's shapes; docs/benchmarks.md).
+ * and Node's headers are present): a float32 matrix product and a 2-D convolution for the wasm backend that
+ * work on the backend's heap in place and give the bits XNNPACK gives there, and Adam and the gradient
+ * passes (finiteness, mean) over JavaScript's Float32Arrays in place with the bits of core's WebAssembly
+ * loops; on AVX-512 or AVX2 where the CPU has them (the products about 4× XNNPACK's rate on the reference
+ * model's shapes; docs/benchmarks.md).
  *
  * Optional: where the addon was not built or does not load (another platform, no compiler), or
- * CALLOSUM_NATIVE_KERNELS=off, the wasm backend keeps its WebAssembly kernels, with the same results.
+ * CALLOSUM_NATIVE_KERNELS=off, core keeps its WebAssembly kernels, with the same results.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,7 +31,53 @@ export interface NativeKernels {
     inner: number,
     relu: boolean,
   ): void;
-  /** "avx512f", "avx2" or "baseline": the vector instructions matMul runs on here. */
+  /** A 2-D convolution of NHWC float32 tensors, filter [fh, fw, inC, outC] (byte offsets; bias -1 for none). */
+  conv2d(
+    heap: ArrayBuffer,
+    input: number,
+    filter: number,
+    out: number,
+    bias: number,
+    batch: number,
+    inHeight: number,
+    inWidth: number,
+    inChannels: number,
+    outHeight: number,
+    outWidth: number,
+    outChannels: number,
+    filterHeight: number,
+    filterWidth: number,
+    strideHeight: number,
+    strideWidth: number,
+    dilationHeight: number,
+    dilationWidth: number,
+    padTop: number,
+    padLeft: number,
+    relu: boolean,
+  ): void;
+  /** Adam with decoupled weight decay over Float32Arrays of one length, in place (optim/adam-native.ts). */
+  adam(
+    params: Float32Array,
+    gradient: Float32Array,
+    firstMoment: Float32Array,
+    secondMoment: Float32Array,
+    beta1: number,
+    beta2: number,
+    oneMinusBeta1: number,
+    oneMinusBeta2: number,
+    firstMomentScale: number,
+    secondMomentScale: number,
+    epsilon: number,
+    learningRate: number,
+    weightDecay: number,
+  ): void;
+  /** Whether every value is finite. */
+  allFinite(values: Float32Array): boolean;
+  /** into = float32(float64(values) × scale). */
+  scaleInto(into: Float32Array, values: Float32Array, scale: number): void;
+  /** into = float32((float64(a) + float64(b)) × scale). */
+  addScaled(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void;
+  /** "avx512f", "avx2" or "baseline": the vector instructions the kernels run on here. */
   instructionSet(): string;
 }
 

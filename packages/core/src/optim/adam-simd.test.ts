@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { nativeKernels } from '../backends/native-kernels.js';
+import { AdamNative } from './adam-native.js';
+import { type AdamLoop, AdamSimd } from './adam-simd.js';
 import type { AdamSpec, AdamWSpec } from './optimizer.js';
 import { createOptimizer } from './registry.js';
 import { gradientVectors, runSteps, seededRandom, uniformVector } from './test-support.js';
@@ -109,5 +112,52 @@ describe('Adam in WebAssembly SIMD gives the bits of the plain loop', () => {
     expect(differingBits(one.exportState().slots.firstMoment as Float32Array, expected.firstMoment)).toEqual(
       [],
     );
+  });
+});
+
+const native = nativeKernels();
+const loops: [string, (count: number) => AdamLoop][] = [
+  ['WebAssembly SIMD', (count) => new AdamSimd(count)],
+  ...(native === undefined
+    ? []
+    : [
+        ["core's native kernels", (count: number) => new AdamNative(count, native)] as [
+          string,
+          (count: number) => AdamLoop,
+        ],
+      ]),
+];
+
+describe.each(loops)('Adam on %s gives the bits of the plain loop', (_name, createLoop) => {
+  it.each([
+    { label: 'adam', hyper: ADAM_DEFAULTS, learningRate: 0.002 },
+    {
+      label: 'adamw',
+      hyper: { beta1: 0.8, beta2: 0.99, epsilon: 1e-4, weightDecay: 0.05 },
+      learningRate: 0.01,
+    },
+  ])(`$label, over 50 steps`, ({ hyper, learningRate }) => {
+    const random = seededRandom(11);
+    const initialParams = uniformVector(random, PARAMETER_COUNT, -1, 1);
+    const gradients = gradientVectors(random, PARAMETER_COUNT, 50);
+    const loop = createLoop(PARAMETER_COUNT);
+    const params = initialParams.slice();
+    gradients.forEach((gradient, index) => {
+      const stepNumber = index + 1;
+      loop.step(params, gradient, {
+        beta1: hyper.beta1,
+        beta2: hyper.beta2,
+        firstMomentScale: 1 / (1 - hyper.beta1 ** stepNumber),
+        secondMomentScale: 1 / (1 - hyper.beta2 ** stepNumber),
+        epsilon: hyper.epsilon,
+        learningRate,
+        weightDecay: hyper.weightDecay,
+      });
+    });
+    const expected = referenceAdam(hyper, initialParams, gradients, learningRate);
+    expect(differingBits(params, expected.params)).toEqual([]);
+    expect(differingBits(loop.firstMoment, expected.firstMoment)).toEqual([]);
+    expect(differingBits(loop.secondMoment, expected.secondMoment)).toEqual([]);
+    expect(differingBits(params, initialParams).length).toBeGreaterThan(PARAMETER_COUNT / 2);
   });
 });

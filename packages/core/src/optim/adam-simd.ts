@@ -21,6 +21,14 @@ export interface AdamScalars {
   readonly weightDecay: number;
 }
 
+/** One optimizer's Adam pass: its two moments (exported with its state) and the update. */
+export interface AdamLoop {
+  readonly firstMoment: Float32Array;
+  readonly secondMoment: Float32Array;
+  /** Updates `params` and the moments in place from `gradient`. */
+  step(params: Float32Array, gradient: Float32Array, scalars: AdamScalars): void;
+}
+
 const BYTES_PER_PAGE = 65_536;
 const FLOAT_BYTES = 4;
 
@@ -28,7 +36,7 @@ const FLOAT_BYTES = 4;
  * One optimizer's wasm memory: its moments (`firstMoment`, `secondMoment`, views that stay valid: the
  * memory never grows) and room for a step's parameters and gradient.
  */
-export class AdamSimd {
+export class AdamSimd implements AdamLoop {
   readonly firstMoment: Float32Array;
   readonly secondMoment: Float32Array;
   private readonly params: Float32Array;

@@ -1,4 +1,6 @@
-import { AdamSimd } from './adam-simd.js';
+import { nativeKernels } from '../backends/native-kernels.js';
+import { AdamNative } from './adam-native.js';
+import { type AdamLoop, AdamSimd } from './adam-simd.js';
 import { FlatOptimizer, optimizerContext } from './flat-optimizer.js';
 import { type AdamSpec, type AdamWSpec, type OptimizerFactory, OptimizerNames } from './optimizer.js';
 import { rejectUnknownOptimizerOptions } from './optimizer-options.js';
@@ -24,22 +26,24 @@ interface AdamHyperparameters {
  * second moment), plus decoupled weight decay (Loshchilov & Hutter):
  *   m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g^2
  *   p -= lr * ((m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon) + weightDecay * p)
- * computed in float64 and stored as float32, by one WebAssembly SIMD pass (adam-simd.ts).
+ * computed in float64 and stored as float32, by one pass of core's native kernels (adam-native.ts) or,
+ * where they are not available, of WebAssembly SIMD (adam-simd.ts): the same bits either way.
  */
 class AdamOptimizer extends FlatOptimizer<'firstMoment' | 'secondMoment'> {
-  private readonly simd: AdamSimd;
+  private readonly loop: AdamLoop;
 
   constructor(
     name: string,
     parameterCount: number,
     private readonly hyperparameters: AdamHyperparameters,
   ) {
-    let simd: AdamSimd | undefined;
+    let loop: AdamLoop | undefined;
     super(name, parameterCount, ['firstMoment', 'secondMoment'], (count) => {
-      simd = new AdamSimd(count);
-      return { firstMoment: simd.firstMoment, secondMoment: simd.secondMoment };
+      const kernels = nativeKernels();
+      loop = kernels === undefined ? new AdamSimd(count) : new AdamNative(count, kernels);
+      return { firstMoment: loop.firstMoment, secondMoment: loop.secondMoment };
     });
-    this.simd = simd as AdamSimd;
+    this.loop = loop as AdamLoop;
   }
 
   protected update(
@@ -51,7 +55,7 @@ class AdamOptimizer extends FlatOptimizer<'firstMoment' | 'secondMoment'> {
     const { beta1, beta2, epsilon, weightDecay } = this.hyperparameters;
     // Multiplying by the reciprocals instead of dividing by the corrections leaves one division per
     // element (of three): a quarter less time over 700k parameters, a last-bit difference at most.
-    this.simd.step(params, gradient, {
+    this.loop.step(params, gradient, {
       beta1,
       beta2,
       firstMomentScale: 1 / (1 - beta1 ** stepNumber),

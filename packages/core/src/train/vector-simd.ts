@@ -1,11 +1,13 @@
 /**
- * Passes over flat gradients as WebAssembly SIMD loops: the finiteness check (four float32 lanes at a
+ * Passes over flat gradients: by core's native kernels where they are available (on the vectors in
+ * place, the same float64 operations), else as WebAssembly SIMD loops: the finiteness check (four float32 lanes at a
  * time) and the scaling of one gradient, or of the sum of two, into a mean (two float64 lanes: each
  * float32 widened, added and multiplied in float64 and rounded back, the operations of the plain
  * JavaScript loop, so the same bits). The vectors are copied
  * into the module's memory, which grows to the largest vector seen and is reused; copying runs at memory
  * speed, several times faster than a JavaScript loop over the elements.
  */
+import { type NativeKernels, nativeKernels } from '../backends/native-kernels.js';
 import { instantiateKernels, type Kernels, webAssembly } from '../wasm/kernels.js';
 
 const BYTES_PER_PAGE = 65_536;
@@ -75,22 +77,58 @@ class VectorKernels {
   }
 }
 
-let kernels: VectorKernels | undefined;
+/** The three passes, whichever kernels compute them (the same bits). */
+export interface VectorPasses {
+  allFinite(values: Float32Array): boolean;
+  scaleInto(into: Float32Array, values: Float32Array, scale: number): void;
+  addScaled(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void;
+}
+
+let wasmPasses: VectorPasses | undefined;
+
+/** The passes as WebAssembly SIMD loops (one module memory, shared by the calls of this thread). */
+export function wasmVectorPasses(): VectorPasses {
+  if (wasmPasses === undefined) {
+    const kernels = new VectorKernels();
+    wasmPasses = {
+      allFinite: (values) => kernels.allFinite(values),
+      scaleInto: (into, values, scale) => kernels.scaleSum(into, [values], scale),
+      addScaled: (into, a, b, scale) => kernels.scaleSum(into, [a, b], scale),
+    };
+  }
+  return wasmPasses;
+}
+
+/** The passes by core's native kernels. */
+export function nativeVectorPasses(kernels: NativeKernels): VectorPasses {
+  return {
+    allFinite: (values) => kernels.allFinite(values),
+    scaleInto: (into, values, scale) => kernels.scaleInto(into, values, scale),
+    addScaled: (into, a, b, scale) => kernels.addScaled(into, a, b, scale),
+  };
+}
+
+let passes: VectorPasses | undefined;
+
+function vectorPasses(): VectorPasses {
+  if (passes === undefined) {
+    const kernels = nativeKernels();
+    passes = kernels === undefined ? wasmVectorPasses() : nativeVectorPasses(kernels);
+  }
+  return passes;
+}
 
 /** True when every element of `values` is finite. */
 export function allFiniteSimd(values: Float32Array): boolean {
-  kernels ??= new VectorKernels();
-  return kernels.allFinite(values);
+  return vectorPasses().allFinite(values);
 }
 
 /** `into` = `values` × `scale`, each product taken in float64 and rounded to float32. */
 export function scaleIntoSimd(into: Float32Array, values: Float32Array, scale: number): void {
-  kernels ??= new VectorKernels();
-  kernels.scaleSum(into, [values], scale);
+  vectorPasses().scaleInto(into, values, scale);
 }
 
 /** `into` = (`a` + `b`) × `scale`, the sum and product taken in float64 and rounded to float32. */
 export function addScaledSimd(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void {
-  kernels ??= new VectorKernels();
-  kernels.scaleSum(into, [a, b], scale);
+  vectorPasses().addScaled(into, a, b, scale);
 }

@@ -5,8 +5,10 @@ import {
   Add,
   BatchMatMul,
   Cast,
+  Conv2D,
   DepthwiseConv2dNativeBackpropFilter,
   DepthwiseConv2dNativeBackpropInput,
+  FusedConv2D,
   getKernel,
   Identity,
   type KernelConfig,
@@ -20,6 +22,7 @@ import {
 import { CallosumError, ErrorCodes } from '../../errors.js';
 import { createBatchMatMulKernel } from './batch-mat-mul.js';
 import { createBiasAddKernel } from './bias-add.js';
+import { createConv2DKernel } from './conv2d.js';
 import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { createDepthwiseConv2dBackpropFilterKernel } from './depthwise-conv2d-backprop-filter.js';
 import { createDepthwiseConv2dBackpropInputKernel } from './depthwise-conv2d-backprop-input.js';
@@ -38,8 +41,9 @@ const replaced = new Map<string, KernelConfig>();
  * Makes the tfjs wasm backend able to train convolutional networks (depthwise and separable ones too) and
  * embeddings, and fast at it: adds the missing Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter,
  * DepthwiseConv2dNativeBackpropInput and UnsortedSegmentSum kernels and replaces BatchMatMul, _FusedMatMul,
- * MaxPoolGrad, Transpose, Sum, Add (of a bias), Identity and Cast (see each kernel for why). The two
- * products use core's native kernels where they are available (../native-kernels.ts).
+ * Conv2D, FusedConv2D, MaxPoolGrad, Transpose, Sum, Add (of a bias), Identity and Cast (see each kernel for
+ * why). The products and convolutions use core's native kernels where they are available
+ * (../native-kernels.ts).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
  * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
@@ -51,6 +55,8 @@ export function registerWasmTrainingKernels(): void {
   }
   const originalBatchMatMul = requireWasmKernel(BatchMatMul);
   const originalFusedMatMul = requireWasmKernel(_FusedMatMul);
+  const originalConv2D = requireWasmKernel(Conv2D);
+  const originalFusedConv2D = requireWasmKernel(FusedConv2D);
   const originalTranspose = requireWasmKernel(Transpose);
   const originalMaxPoolGrad = requireWasmKernel(MaxPoolGrad);
   const originalSum = requireWasmKernel(Sum);
@@ -72,6 +78,8 @@ export function registerWasmTrainingKernels(): void {
   }
   replaceKernel(createBatchMatMulKernel(originalBatchMatMul, transpose.kernelFunc));
   replaceKernel(createFusedMatMulKernel(originalFusedMatMul));
+  replaceKernel(createConv2DKernel(originalConv2D));
+  replaceKernel(createConv2DKernel(originalFusedConv2D));
   replaceKernel(transpose);
   replaceKernel(createMaxPoolGradKernel(originalMaxPoolGrad));
   replaceKernel(createSumKernel(originalSum));

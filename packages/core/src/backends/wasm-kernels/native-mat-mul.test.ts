@@ -8,7 +8,13 @@ import { createBatchMatMulKernel } from './batch-mat-mul.js';
 import { createFusedMatMulKernel } from './fused-mat-mul.js';
 import { backendMemory } from './heap-kernels.js';
 import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
-import { computeOn, computeOnCpuAndWasm, seededUniform, withWasmKernel } from './test-support.js';
+import {
+  computeOn,
+  computeOnCpuAndWasm,
+  differingBits,
+  seededUniform,
+  withWasmKernel,
+} from './test-support.js';
 
 registerWasmTrainingKernels();
 
@@ -27,18 +33,6 @@ const fusedMatMulWithoutNative = createFusedMatMulKernel(
 
 async function withoutNativeKernels<T>(run: () => Promise<T>): Promise<T> {
   return withWasmKernel(batchMatMulWithoutNative, () => withWasmKernel(fusedMatMulWithoutNative, run));
-}
-
-/** Indices at which two float32 arrays differ in their bits. */
-function differingBits(a: Float32Array, b: Float32Array): number {
-  const left = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const right = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  expect(left.length).toBe(right.length);
-  let count = 0;
-  for (let i = 0; i < left.length; i++) {
-    if (left[i] !== right[i]) count++;
-  }
-  return count;
 }
 
 // Shapes on both sides of the kernel's blocks: 6-row and 32-column tiles, 192-row and 256-deep blocks.
@@ -109,7 +103,7 @@ describe.skipIf(native === undefined)(
         expect(differingBits(withNative.values, withoutNative.values)).toBe(0);
 
         const { cpu, maxAbsDifference } = await computeOnCpuAndWasm(compute);
-        const scale = Math.max(1, ...cpu.values.map(Math.abs));
+        const scale = cpu.values.reduce((largest, value) => Math.max(largest, Math.abs(value)), 1);
         expect(maxAbsDifference / scale).toBeLessThan(1e-5);
       },
     );

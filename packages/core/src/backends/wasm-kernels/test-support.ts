@@ -77,3 +77,17 @@ export function seededUniform(size: number, seed: number, min = -1, max = 1): Fl
 export function seededIntegers(size: number, seed: number, min: number, max: number): Float32Array {
   return seededUniform(size, seed, min, max + 1).map(Math.floor);
 }
+
+/** How many elements of two float32 arrays of one length differ in their bits (NaN payloads and ±0 included). */
+export function differingBits(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) {
+    return Math.max(a.length, b.length);
+  }
+  const left = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const right = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  let count = 0;
+  for (let i = 0; i < left.length; i++) {
+    if (left[i] !== right[i]) count++;
+  }
+  return count;
+}
