@@ -2,8 +2,8 @@
  * The wasm backend's kernel sets against each other, in one process (a benchmark, not a test: it asserts
  * nothing): `previous`, wasm's own kernels under core's training kernels with neither heap nor native
  * kernels; `heap`, core's WebAssembly heap kernels (Conv2DBackpropFilter, MaxPoolGrad, Sum, bias Add, the
- * transposes of BatchMatMul); `native`, those plus core's native matrix products (BatchMatMul and
- * _FusedMatMul), where they are built.
+ * transposes of BatchMatMul); `native`, core's native kernels (BatchMatMul, _FusedMatMul, Conv2D,
+ * FusedConv2D, Conv2DBackpropFilter) with the heap kernels for the rest, where they are built.
  *
  * Each kernel's previous path is still in the code, as the fallback where core's heap or native kernels
  * cannot run: building the kernels without them, on wasm's own kernels as registerWasmTrainingKernels
@@ -28,8 +28,10 @@ import {
   scriptArgs,
 } from '../../../tools/bench-support.mjs';
 import { createBatchMatMulKernel } from '../dist/backends/wasm-kernels/batch-mat-mul.js';
+import { createConv2DKernel } from '../dist/backends/wasm-kernels/conv2d.js';
 import { createConv2DBackpropFilterKernel } from '../dist/backends/wasm-kernels/conv2d-backprop-filter.js';
 import { createFusedMatMulKernel } from '../dist/backends/wasm-kernels/fused-mat-mul.js';
+import { heapKernelsFor } from '../dist/backends/wasm-kernels/heap-kernels.js';
 import { wasmKernelBeforeReplacement } from '../dist/backends/wasm-kernels/index.js';
 import { createMaxPoolGradKernel } from '../dist/backends/wasm-kernels/max-pool-grad.js';
 import { createSumKernel } from '../dist/backends/wasm-kernels/sum.js';
@@ -77,28 +79,35 @@ const REPLACED = [
   tf.Transpose,
   tf.BatchMatMul,
   tf._FusedMatMul,
+  tf.Conv2D,
+  tf.FusedConv2D,
 ];
 await initBackend('wasm');
 const wasmKernel = (name) => wasmKernelBeforeReplacement(name);
 const none = () => undefined;
-const registered = REPLACED.map((name) => tf.getKernel(name, 'wasm'));
-const heapTranspose = tf.getKernel(tf.Transpose, 'wasm').kernelFunc;
+const registered = (name) => tf.getKernel(name, 'wasm');
+/** The products and convolutions without core's native kernels, their transposes by `transpose`. */
+const nonNative = (transpose) => [
+  createBatchMatMulKernel(wasmKernel(tf.BatchMatMul), transpose, none),
+  createFusedMatMulKernel(wasmKernel(tf._FusedMatMul), none),
+  createConv2DKernel(wasmKernel(tf.Conv2D), none),
+  createConv2DKernel(wasmKernel(tf.FusedConv2D), none),
+];
 const kernelSets = {
   previous: [
-    createConv2DBackpropFilterKernel(wasmKernel(tf.BatchMatMul).kernelFunc, none),
+    createConv2DBackpropFilterKernel(wasmKernel(tf.BatchMatMul).kernelFunc, none, none),
     createMaxPoolGradKernel(wasmKernel(tf.MaxPoolGrad), none),
     createSumKernel(wasmKernel(tf.Sum), none),
     wasmKernel(tf.Add),
     wasmKernel(tf.Transpose),
-    createBatchMatMulKernel(wasmKernel(tf.BatchMatMul), wasmKernel(tf.Transpose).kernelFunc, none),
-    createFusedMatMulKernel(wasmKernel(tf._FusedMatMul), none),
+    ...nonNative(wasmKernel(tf.Transpose).kernelFunc),
   ],
   heap: [
-    ...registered.slice(0, -2),
-    createBatchMatMulKernel(wasmKernel(tf.BatchMatMul), heapTranspose, none),
-    createFusedMatMulKernel(wasmKernel(tf._FusedMatMul), none),
+    createConv2DBackpropFilterKernel(wasmKernel(tf.BatchMatMul).kernelFunc, heapKernelsFor, none),
+    ...[tf.MaxPoolGrad, tf.Sum, tf.Add, tf.Transpose].map(registered),
+    ...nonNative(registered(tf.Transpose).kernelFunc),
   ],
-  ...(nativeKernelsStatus().available ? { native: registered } : {}),
+  ...(nativeKernelsStatus().available ? { native: REPLACED.map(registered) } : {}),
 };
 
 function use(kernelSet) {

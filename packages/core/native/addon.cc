@@ -38,10 +38,10 @@ bool fitsInHeap(int64_t byteOffset, int64_t rows, int64_t columns, int64_t rowSt
   return byteOffset / 4 + lastElement < static_cast<int64_t>(heapBytes / 4);
 }
 
-/** Reads a call's arguments: the heap, then `names.size()` integers, then the relu flag. */
+/** Reads a call's arguments: the heap, then `names.size()` integers, then the relu flag (if `relu` is given). */
 bool readCall(napi_env env, napi_callback_info info, const char* kernel, const std::vector<const char*>& names,
               float** heap, size_t* heapBytes, std::vector<int64_t>* integers, bool* relu) {
-  const size_t expected = names.size() + 2;
+  const size_t expected = names.size() + (relu == nullptr ? 1 : 2);
   size_t count = expected;
   std::vector<napi_value> argv(expected);
   napi_get_cb_info(env, info, &count, argv.data(), nullptr, nullptr);
@@ -58,7 +58,7 @@ bool readCall(napi_env env, napi_callback_info info, const char* kernel, const s
   for (size_t i = 0; i < names.size(); ++i) {
     if (!readInteger(env, argv[i + 1], (prefix + names[i]).c_str(), &(*integers)[i])) return false;
   }
-  if (napi_get_value_bool(env, argv[expected - 1], relu) != napi_ok) {
+  if (relu != nullptr && napi_get_value_bool(env, argv[expected - 1], relu) != napi_ok) {
     return throwError(env, prefix + "relu must be a boolean");
   }
   return true;
@@ -147,6 +147,48 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
       rows,
       outChannels,
       relu,
+  });
+  return nullptr;
+}
+
+// conv2dBackpropFilter(heap, input, dy, dW, batch, inHeight, inWidth, inChannels, outHeight, outWidth,
+//        outChannels, filterHeight, filterWidth, strideHeight, strideWidth, padTop, padLeft): NHWC input
+//        and dy, dW [filterHeight, filterWidth, inChannels, outChannels], offsets in bytes.
+napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
+  float* heap;
+  size_t heapBytes;
+  std::vector<int64_t> v;
+  if (!readCall(env, info, "conv2dBackpropFilter",
+                {"input", "dy", "dW", "batch", "inHeight", "inWidth", "inChannels", "outHeight", "outWidth",
+                 "outChannels", "filterHeight", "filterWidth", "strideHeight", "strideWidth", "padTop", "padLeft"},
+                &heap, &heapBytes, &v, nullptr)) {
+    return nullptr;
+  }
+  const int64_t batch = v[3], inHeight = v[4], inWidth = v[5], inChannels = v[6], outHeight = v[7],
+                outWidth = v[8], outChannels = v[9], filterHeight = v[10], filterWidth = v[11];
+  for (size_t i = 3; i < v.size(); ++i) {
+    const bool positive = i == 12 || i == 13;  // strides
+    if (v[i] < (positive ? 1 : 0)) {
+      throwError(env, "conv2dBackpropFilter: sizes and padding must not be negative, strides must be positive");
+      return nullptr;
+    }
+  }
+  const int64_t pixels = batch * outHeight * outWidth;
+  const int64_t taps = filterHeight * filterWidth * inChannels;
+  if (!fitsInHeap(v[0], batch * inHeight * inWidth, inChannels, inChannels, 1, heapBytes) ||
+      !fitsInHeap(v[1], pixels, outChannels, outChannels, 1, heapBytes) ||
+      !fitsInHeap(v[2], taps, outChannels, outChannels, 1, heapBytes)) {
+    throwError(env, "conv2dBackpropFilter: an operand lies outside the heap (" + std::to_string(heapBytes) +
+                        " bytes)");
+    return nullptr;
+  }
+  callosum::convolveFilterGradient({
+      {heap + v[0] / 4, inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth, v[12], v[13],
+       1, 1, v[14], v[15]},
+      {heap + v[1] / 4, outChannels, 1},
+      heap + v[2] / 4,
+      pixels,
+      outChannels,
   });
   return nullptr;
 }
@@ -255,7 +297,8 @@ napi_value InstructionSet(napi_env env, napi_callback_info) {
 
 NAPI_MODULE_INIT() {
   const std::pair<const char*, napi_callback> functions[] = {
-      {"matMul", MatMul},   {"conv2d", Conv2D},         {"adam", Adam},
+      {"matMul", MatMul},   {"conv2d", Conv2D},         {"conv2dBackpropFilter", Conv2DBackpropFilter},
+      {"adam", Adam},
       {"allFinite", AllFinite}, {"scaleInto", ScaleInto}, {"addScaled", AddScaled},
       {"instructionSet", InstructionSet}};
   for (const auto& [name, callback] : functions) {

@@ -176,6 +176,57 @@ void packLeft(const ConvolutionPatches& x, int64_t r0, int64_t height, int64_t k
   }
 }
 
+/** The patch matrix transposed: rows are filter taps, inner values output pixels. */
+struct TransposedPatches {
+  ConvolutionPatches patches;
+};
+
+/**
+ * Copies taps [r0, r0 + height) × pixels [k0, k0 + depth) of the transposed patch matrix into panels of
+ * kTileRows taps. A pixel whose filter window lies inside the input reads each tap at a fixed offset from
+ * its window's corner; one at the border checks each tap.
+ */
+void packLeft(const TransposedPatches& t, int64_t r0, int64_t height, int64_t k0, int64_t depth, float* to) {
+  const ConvolutionPatches& x = t.patches;
+  const int64_t pixels = x.outHeight * x.outWidth;
+  const int64_t imageSize = x.inHeight * x.inWidth * x.inChannels;
+  for (int64_t panel = 0; panel < height; panel += kTileRows) {
+    float* target = to + (panel / kTileRows) * depth * kTileRows;
+    const int64_t panelTaps = std::min(kTileRows, height - panel);
+    // Each tap's place in the filter window (dilated) and its offset from the window's corner.
+    int64_t tapY[kTileRows] = {}, tapX[kTileRows] = {}, channel[kTileRows] = {}, offset[kTileRows] = {};
+    for (int64_t r = 0; r < panelTaps; ++r) {
+      const int64_t tap = r0 + panel + r;
+      tapY[r] = tap / (x.filterWidth * x.inChannels) * x.dilationHeight;
+      tapX[r] = tap / x.inChannels % x.filterWidth * x.dilationWidth;
+      channel[r] = tap % x.inChannels;
+      offset[r] = (tapY[r] * x.inWidth + tapX[r]) * x.inChannels + channel[r];
+    }
+    const int64_t windowHeight = (x.filterHeight - 1) * x.dilationHeight + 1;
+    const int64_t windowWidth = (x.filterWidth - 1) * x.dilationWidth + 1;
+    for (int64_t k = 0; k < depth; ++k) {
+      const int64_t pixel = k0 + k;
+      const int64_t outY = pixel % pixels / x.outWidth;
+      const int64_t outX = pixel % x.outWidth;
+      const int64_t top = outY * x.strideHeight - x.padTop;
+      const int64_t left = outX * x.strideWidth - x.padLeft;
+      const float* image = x.input + pixel / pixels * imageSize;
+      float* column = target + k * kTileRows;
+      if (top >= 0 && left >= 0 && top + windowHeight <= x.inHeight && left + windowWidth <= x.inWidth) {
+        const float* corner = image + (top * x.inWidth + left) * x.inChannels;
+        for (int64_t r = 0; r < kTileRows; ++r) column[r] = r < panelTaps ? corner[offset[r]] : 0.0f;
+        continue;
+      }
+      for (int64_t r = 0; r < kTileRows; ++r) {
+        const int64_t inY = top + tapY[r];
+        const int64_t inX = left + tapX[r];
+        const bool inside = r < panelTaps && inY >= 0 && inY < x.inHeight && inX >= 0 && inX < x.inWidth;
+        column[r] = inside ? image[(inY * x.inWidth + inX) * x.inChannels + channel[r]] : 0.0f;
+      }
+    }
+  }
+}
+
 /** out = relu?(bias + left · right), left being a StridedMatrix or ConvolutionPatches. */
 template <typename Left>
 void multiply(const Left& left, const StridedMatrix& right, float* result, const float* bias, int64_t rows,
@@ -197,8 +248,14 @@ void multiply(const Left& left, const StridedMatrix& right, float* result, const
     const int64_t depth = std::min(kInnerBlock, inner - k0);
     const bool first = k0 == 0;
     const bool last = k0 + depth == inner;
-    packedRight.resize(static_cast<size_t>(paddedColumns * depth));
-    packRight(right, k0, depth, columns, packedRight.data());
+    // A right operand of exactly one panel's width, stored row by row, is its own packed panel.
+    const bool onePanel = columns == kTileColumns && right.columnStride == 1 && right.rowStride == kTileColumns;
+    const float* rightBlock = right.base + k0 * kTileColumns;
+    if (!onePanel) {
+      packedRight.resize(static_cast<size_t>(paddedColumns * depth));
+      packRight(right, k0, depth, columns, packedRight.data());
+      rightBlock = packedRight.data();
+    }
 
     for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
       const int64_t height = std::min(kRowBlock, rows - r0);
@@ -206,7 +263,7 @@ void multiply(const Left& left, const StridedMatrix& right, float* result, const
       packLeft(left, r0, height, k0, depth, packedLeft.data());
 
       for (int64_t c0 = 0; c0 < columns; c0 += kTileColumns) {
-        const float* rightPanel = packedRight.data() + (c0 / kTileColumns) * depth * kTileColumns;
+        const float* rightPanel = rightBlock + (c0 / kTileColumns) * depth * kTileColumns;
         const int64_t width = std::min(kTileColumns, columns - c0);
         for (int64_t panel = 0; panel < height; panel += kTileRows) {
           const int64_t panelRows = std::min(kTileRows, height - panel);
@@ -247,6 +304,12 @@ void matMul(const MatMulProblem& p) {
 void convolve(const ConvolutionProblem& p) {
   const int64_t inner = p.patches.filterHeight * p.patches.filterWidth * p.patches.inChannels;
   multiply(p.patches, p.filter, p.out, p.bias, p.rows, p.columns, inner, p.relu);
+}
+
+void convolveFilterGradient(const FilterGradientProblem& p) {
+  const ConvolutionPatches& x = p.patches;
+  const int64_t taps = x.filterHeight * x.filterWidth * x.inChannels;
+  multiply(TransposedPatches{x}, p.dy, p.dW, nullptr, taps, p.outChannels, p.pixels, false);
 }
 
 const char* matMulInstructionSet() {

@@ -62,6 +62,20 @@ struct ConvolutionProblem {
 };
 void convolve(const ConvolutionProblem& problem);
 
+/**
+ * A convolution's filter gradient: dW = patchesᵀ · dy, [taps, outChannels] = [taps, pixels] ·
+ * [pixels, outChannels], each element adding its products pixel by pixel (image, row, column) from +0, the
+ * padding's zeros included: the order of XNNPACK's product of the transposed patch matrix with dy.
+ */
+struct FilterGradientProblem {
+  ConvolutionPatches patches;  // the forward pass's input and geometry (dilation 1)
+  StridedMatrix dy;            // pixels × outChannels
+  float* dW;                   // taps × outChannels
+  int64_t pixels;              // batch · outHeight · outWidth
+  int64_t outChannels;
+};
+void convolveFilterGradient(const FilterGradientProblem& problem);
+
 /** The instruction set matMul runs on in this process: "avx512f", "avx2" or "baseline". */
 const char* matMulInstructionSet();
 

@@ -1,7 +1,8 @@
 /**
  * core's native kernels (native/, a Node-API addon compiled by the `build` script where a C++ compiler
  * and Node's headers are present): a float32 matrix product and a 2-D convolution for the wasm backend that
- * work on the backend's heap in place and give the bits XNNPACK gives there, and Adam and the gradient
+ * work on the backend's heap in place and give the bits XNNPACK gives there (and a convolution's filter
+ * gradient, with the bits of the same product that core's WebAssembly kernel gives), and Adam and the gradient
  * passes (finiteness, mean) over JavaScript's Float32Arrays in place with the bits of core's WebAssembly
  * loops; on AVX-512 or AVX2 where the CPU has them (the products about 4× XNNPACK's rate on the reference
  * model's shapes; docs/benchmarks.md).
@@ -54,6 +55,26 @@ export interface NativeKernels {
     padTop: number,
     padLeft: number,
     relu: boolean,
+  ): void;
+  /** A 2-D convolution's filter gradient from its NHWC input and dy (byte offsets; dilation 1). */
+  conv2dBackpropFilter(
+    heap: ArrayBuffer,
+    input: number,
+    dy: number,
+    dW: number,
+    batch: number,
+    inHeight: number,
+    inWidth: number,
+    inChannels: number,
+    outHeight: number,
+    outWidth: number,
+    outChannels: number,
+    filterHeight: number,
+    filterWidth: number,
+    strideHeight: number,
+    strideWidth: number,
+    padTop: number,
+    padLeft: number,
   ): void;
   /** Adam with decoupled weight decay over Float32Arrays of one length, in place (optim/adam-native.ts). */
   adam(

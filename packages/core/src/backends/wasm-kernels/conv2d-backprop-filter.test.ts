@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { isCallosumError } from '../../errors.js';
 import { createConv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
-import { registerWasmTrainingKernels } from './index.js';
+import { heapKernelsFor } from './heap-kernels.js';
+import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
 import { computeOn, computeOnCpuAndWasm, seededUniform, withWasmKernel } from './test-support.js';
 
 registerWasmTrainingKernels();
@@ -157,9 +158,19 @@ const largeImage: FilterGradientCase = {
   pad: 'valid',
 };
 
-/** The kernel as it runs where core's kernels cannot use the backend's heap: the patch-matrix path. */
+/**
+ * The kernel as it runs where neither core's native kernels nor its kernels on the backend's heap can:
+ * the patch matrix times dy by wasm's own XNNPACK product.
+ */
 const withoutHeapKernels = createConv2DBackpropFilterKernel(
-  (tf.getKernel(tf.BatchMatMul, 'wasm') as tf.KernelConfig).kernelFunc,
+  (wasmKernelBeforeReplacement(tf.BatchMatMul) as tf.KernelConfig).kernelFunc,
+  () => undefined,
+  () => undefined,
+);
+/** The kernel as it runs where core's native kernels are not available: the WebAssembly heap kernel. */
+const withoutNativeKernels = createConv2DBackpropFilterKernel(
+  (wasmKernelBeforeReplacement(tf.BatchMatMul) as tf.KernelConfig).kernelFunc,
+  heapKernelsFor,
   () => undefined,
 );
 
@@ -206,14 +217,18 @@ describe('Conv2DBackpropFilter on wasm', () => {
 
   // The patch matrix and XNNPACK were this kernel before the heap kernel replaced it (aee39b7): XNNPACK's
   // GEMM adds each output's products one by one in pixel order, in float32, and so must the heap kernel
-  // for training to keep its bits.
+  // and the native one (where it is built: the registered kernel) for training to keep its bits.
   it.each([...cases, largeImage])(
-    'gives the bits of the patch matrix and XNNPACK: $name',
+    'gives the bits of the patch matrix and XNNPACK, as registered and on the heap kernel: $name',
     async (testCase) => {
-      const heap = await computeOn('wasm', filterGradient(testCase));
       const patches = await withWasmKernel(withoutHeapKernels, () =>
         computeOn('wasm', filterGradient(testCase)),
       );
+      const registered = await computeOn('wasm', filterGradient(testCase));
+      const heap = await withWasmKernel(withoutNativeKernels, () =>
+        computeOn('wasm', filterGradient(testCase)),
+      );
+      expect(bitsOf(registered.values)).toEqual(bitsOf(patches.values));
       expect(bitsOf(heap.values)).toEqual(bitsOf(patches.values));
     },
   );
