@@ -18,6 +18,7 @@ export { biasAdd } from './bias-add';
 export { columnSums } from './column-sums';
 export { conv2dBackpropFilter } from './conv2d-backprop-filter';
 export { maxPoolGrad2x2 } from './max-pool-grad';
+export { reluGradient } from './relu-gradient';
 export { transposeMatrices } from './transpose';
 
 /** Two float32 at `address`, widened to float64. */

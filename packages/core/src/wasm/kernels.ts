@@ -76,6 +76,7 @@ export interface Kernels {
     channels: number,
   ): void;
   biasAdd(a: number, b: number, out: number, rows: number, columns: number): void;
+  reluGradient(x: number, dy: number, out: number, count: number): void;
   columnSums(values: number, rows: number, columns: number, totals: number, scratch: number): void;
   transposeMatrices(source: number, target: number, count: number, rows: number, columns: number): void;
 }

@@ -29,6 +29,7 @@ import { createDepthwiseConv2dBackpropInputKernel } from './depthwise-conv2d-bac
 import { createFusedMatMulKernel } from './fused-mat-mul.js';
 import { createCastKernel, createIdentityKernel } from './identity.js';
 import { createMaxPoolGradKernel } from './max-pool-grad.js';
+import { createReluGradientKernel, ensureFusedReluGradient } from './relu-gradient.js';
 import { createSumKernel } from './sum.js';
 import { createTransposeKernel } from './transpose.js';
 import { createUnsortedSegmentSumKernel } from './unsorted-segment-sum.js';
@@ -42,14 +43,15 @@ const replaced = new Map<string, KernelConfig>();
  * embeddings, and fast at it: adds the missing Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter,
  * DepthwiseConv2dNativeBackpropInput and UnsortedSegmentSum kernels and replaces BatchMatMul, _FusedMatMul,
  * Conv2D, FusedConv2D, MaxPoolGrad, Transpose, Sum, Add (of a bias), Identity and Cast (see each kernel for
- * why). The products and convolutions use core's native kernels where they are available
- * (../native-kernels.ts).
+ * why), and has ReLU's gradient take one pass instead of three on wasm (relu-gradient.ts). The products
+ * and convolutions use core's native kernels where they are available (../native-kernels.ts).
  *
  * Idempotent, and may be called before or after `tf.setBackend('wasm')`: replaced kernels keep the
  * original's setupFunc, which the backend runs at initialisation (and which has already run if the backend
  * is initialised), and the wasm kernels called from here are the originals captured at the first call.
  */
 export function registerWasmTrainingKernels(): void {
+  ensureFusedReluGradient();
   if (registered) {
     return;
   }
@@ -86,6 +88,7 @@ export function registerWasmTrainingKernels(): void {
   replaceKernel(createBiasAddKernel(originalAdd));
   replaceKernel(createIdentityKernel(originalIdentity));
   replaceKernel(createCastKernel(originalCast));
+  registerKernel(createReluGradientKernel());
   registered = true;
 }
 
