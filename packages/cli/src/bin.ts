@@ -5,12 +5,13 @@ import { failureMessage, flagsGiven } from './failure-message.js';
 import { tuneHeapForTraining } from './heap-tuning.js';
 import { createProgram } from './program.js';
 
-tuneHeapForTraining();
 const program = createProgram();
 // The command whose action ran, so that a refusal can name the flags given to it.
 let ran: Command | undefined;
 program.hook('preAction', (_program, command) => {
   ran = command;
+  // Before the command runs, so that a bad CALLOSUM_KEEP_FREED_MEMORY is refused like a bad flag.
+  tuneHeapForTraining();
 });
 program.parseAsync(attachBooleanValues(program, process.argv)).catch((error: unknown) => {
   const flags = ran === undefined ? new Set<string>() : flagsGiven(ran);

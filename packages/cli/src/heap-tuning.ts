@@ -1,4 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
+import { CallosumError, ErrorCodes, keepFreedMemory } from '@callosum/core';
+import { strictBoolean } from './env-options.js';
 
 /**
  * How far V8 lets the old generation grow past the live heap before the next full collection, in
@@ -11,11 +13,29 @@ import { setFlagsFromString } from 'node:v8';
  */
 const HEAP_GROWING_PERCENT = 400;
 
+/** Turns off keeping freed memory (core's keepFreedMemory) in the `callosum` command. */
+export const KEEP_FREED_MEMORY_VARIABLE = 'CALLOSUM_KEEP_FREED_MEMORY';
+
 /**
- * Tunes this process's garbage collector for training. V8 reads this flag whenever it recomputes its
- * limits (after each collection), so setting it at start-up takes effect from the first collection.
- * Called by the `callosum` command; programs embedding the coordinator or worker may call it too.
+ * Tunes this process's memory for training: V8's garbage collector (above; V8 reads the flag whenever
+ * it recomputes its limits, after each collection, so setting it at start-up takes effect from the first
+ * collection) and, unless CALLOSUM_KEEP_FREED_MEMORY says no, malloc's (core's keepFreedMemory: freed
+ * blocks are kept for the next step instead of faulted in afresh). Called by the `callosum` command;
+ * programs embedding the coordinator or worker may call it too.
  */
-export function tuneHeapForTraining(): void {
+export function tuneHeapForTraining(env: NodeJS.ProcessEnv = process.env): void {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  const setting = env[KEEP_FREED_MEMORY_VARIABLE];
+  let keep = true;
+  if (setting !== undefined) {
+    try {
+      keep = strictBoolean(setting);
+    } catch (error) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${KEEP_FREED_MEMORY_VARIABLE}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+  if (keep) keepFreedMemory();
 }

@@ -36,6 +36,13 @@ describe('boolean flags and environment variables are strict', () => {
     );
     const flag = await runCli(['coordinator', '--insecure', 'perhaps']);
     expect(oneLine(flag.stderr)).toMatch(/--insecure.*"perhaps"/);
+    const memory = await runCli(['train', '--steps', '1'], {
+      env: { CALLOSUM_KEEP_FREED_MEMORY: 'sometimes' },
+    });
+    expect(memory.code).toBe(1);
+    expect(oneLine(memory.stderr)).toBe(
+      'callosum: INVALID_ARGUMENT: CALLOSUM_KEEP_FREED_MEMORY: expected one of 1/0, true/false, yes/no, on/off, got "sometimes"',
+    );
   });
 
   it('a boolean flag takes the next word only when it is a yes/no word', async () => {

@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "mat-mul.h"
 #include "vectors.h"
 
@@ -287,6 +291,19 @@ napi_value AddScaled(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// keepFreedMemory() → whether glibc's malloc now keeps freed memory for reuse (see native-kernels.ts).
+napi_value KeepFreedMemory(napi_env env, napi_callback_info) {
+  bool kept = false;
+#if defined(__GLIBC__)
+  // The largest mmap threshold glibc accepts (half its 64 MiB heap size) and a trim threshold it never
+  // reaches in practice: blocks up to 32 MiB come from the heap, and the heap is not given back.
+  kept = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#endif
+  napi_value result;
+  napi_get_boolean(env, kept, &result);
+  return result;
+}
+
 napi_value InstructionSet(napi_env env, napi_callback_info) {
   napi_value result;
   napi_create_string_utf8(env, callosum::matMulInstructionSet(), NAPI_AUTO_LENGTH, &result);
@@ -300,7 +317,7 @@ NAPI_MODULE_INIT() {
       {"matMul", MatMul},   {"conv2d", Conv2D},         {"conv2dBackpropFilter", Conv2DBackpropFilter},
       {"adam", Adam},
       {"allFinite", AllFinite}, {"scaleInto", ScaleInto}, {"addScaled", AddScaled},
-      {"instructionSet", InstructionSet}};
+      {"keepFreedMemory", KeepFreedMemory}, {"instructionSet", InstructionSet}};
   for (const auto& [name, callback] : functions) {
     napi_value function;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &function);

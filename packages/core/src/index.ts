@@ -9,6 +9,7 @@ import './tensor-methods.js';
 export type { LayersModel } from '@tensorflow/tfjs-layers';
 export {
   describeNativeKernels,
+  keepFreedMemory,
   NATIVE_KERNELS_VARIABLE,
   type NativeKernelsStatus,
   nativeKernelsStatus,

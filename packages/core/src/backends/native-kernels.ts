@@ -98,6 +98,8 @@ export interface NativeKernels {
   scaleInto(into: Float32Array, values: Float32Array, scale: number): void;
   /** into = float32((float64(a) + float64(b)) × scale). */
   addScaled(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void;
+  /** Has glibc's malloc keep freed memory (see keepFreedMemory below); false off glibc. */
+  keepFreedMemory(): boolean;
   /** "avx512f", "avx2" or "baseline": the vector instructions the kernels run on here. */
   instructionSet(): string;
 }
@@ -154,6 +156,21 @@ function loadOnce(): { kernels: NativeKernels | undefined; status: NativeKernels
       status: { available: false, reason: `${ADDON_PATH} did not load: ${message}` },
     };
   }
+}
+
+/**
+ * Has this process's malloc (glibc's) keep the memory it frees for reuse, instead of handing blocks of a
+ * few megabytes back to the kernel and faulting fresh pages in for the next ones: a training step
+ * allocates and frees such blocks every time (a weights or gradient frame, a tensor's copy), and the
+ * page faults cost `pnpm bench` 10–40% of its throughput on a 2-core VM (docs/benchmarks.md). PyTorch
+ * users get the same by preloading jemalloc or setting glibc's MALLOC_TRIM_THRESHOLD_. The process's
+ * resident memory then stays near its peak. The `callosum` command calls this at start-up unless
+ * CALLOSUM_KEEP_FREED_MEMORY=off; a program using core alone may call it too.
+ *
+ * @returns whether it took effect: false off glibc, or without core's native kernels.
+ */
+export function keepFreedMemory(): boolean {
+  return nativeKernels()?.keepFreedMemory() ?? false;
 }
 
 /** One phrase for logs and benches: "core's native kernels (avx512f)" or why they are not used. */

@@ -1,9 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { NATIVE_KERNELS_VARIABLE, nativeKernels, nativeKernelsStatus } from '../native-kernels.js';
+import { nativeKernels, nativeKernelsStatus } from '../native-kernels.js';
 import { createBatchMatMulKernel } from './batch-mat-mul.js';
 import { createFusedMatMulKernel } from './fused-mat-mul.js';
 import { backendMemory } from './heap-kernels.js';
@@ -64,31 +63,6 @@ function product({ m, k, n, transposeA, transposeB }: (typeof table)[number]): (
       transposeB,
     );
 }
-
-describe('core native kernels', () => {
-  it.runIf(process.env.CALLOSUM_REQUIRE_NATIVE_KERNELS === '1')(
-    'are built and load where CALLOSUM_REQUIRE_NATIVE_KERNELS=1 requires them',
-    () => {
-      expect(nativeKernelsStatus()).toMatchObject({ available: true });
-    },
-  );
-
-  it('say why they are off with CALLOSUM_NATIVE_KERNELS=off, and refuse an unknown setting', () => {
-    const status = (setting: string) =>
-      spawnSync(
-        process.execPath,
-        [
-          '--input-type=module',
-          '-e',
-          `import { nativeKernelsStatus } from '${new URL('../../../dist/backends/native-kernels.js', import.meta.url).href}';
-           try { console.log(JSON.stringify(nativeKernelsStatus())); } catch (error) { console.log(error.message); }`,
-        ],
-        { encoding: 'utf8', env: { ...process.env, [NATIVE_KERNELS_VARIABLE]: setting } },
-      ).stdout.trim();
-    expect(JSON.parse(status('off'))).toEqual({ available: false, reason: 'CALLOSUM_NATIVE_KERNELS=off' });
-    expect(status('fast')).toBe("CALLOSUM_NATIVE_KERNELS must be 'on' or 'off', got 'fast'");
-  });
-});
 
 describe.skipIf(native === undefined)(
   `BatchMatMul and _FusedMatMul on core's native kernels (${JSON.stringify(nativeKernelsStatus())})`,
