@@ -97,6 +97,8 @@ function firstOutside(
 }
 
 function firstNonFinite(values: ArrayLike<number>): number | undefined {
+  // Integer arrays hold finite values only: 47 million MNIST pixels took a quarter of a second to check.
+  if (values instanceof Uint8Array || values instanceof Int32Array) return undefined;
   return firstOutside(values, -Number.MAX_VALUE, Number.MAX_VALUE);
 }
 
