@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -33,13 +34,45 @@ bool readInteger(napi_env env, napi_value value, const char* name, int64_t* resu
   return true;
 }
 
-/** Whether a rows × columns matrix at byteOffset with these element strides lies inside the heap. */
+/**
+ * Whether a rows × columns matrix at byteOffset with these element strides lies inside the heap. A
+ * stride of 0 is allowed only for a dimension of one (else a huge dimension would pass with a small
+ * extent), and the extent is computed with overflow checks.
+ */
 bool fitsInHeap(int64_t byteOffset, int64_t rows, int64_t columns, int64_t rowStride, int64_t columnStride,
                 size_t heapBytes) {
-  if (byteOffset < 0 || byteOffset % 4 != 0 || rowStride < 0 || columnStride < 0) return false;
-  if (rows == 0 || columns == 0) return byteOffset <= static_cast<int64_t>(heapBytes);
-  const int64_t lastElement = (rows - 1) * rowStride + (columns - 1) * columnStride;
-  return byteOffset / 4 + lastElement < static_cast<int64_t>(heapBytes / 4);
+  const int64_t heapElements = static_cast<int64_t>(heapBytes / 4);
+  if (byteOffset < 0 || byteOffset % 4 != 0 || byteOffset / 4 > heapElements) return false;
+  if (rows < 0 || columns < 0 || rowStride < 0 || columnStride < 0) return false;
+  if (rows == 0 || columns == 0) return true;
+  if ((rows > 1 && rowStride == 0) || (columns > 1 && columnStride == 0)) return false;
+  int64_t rowSpan = 0, columnSpan = 0, last = 0;
+  if (__builtin_mul_overflow(rows - 1, rowStride, &rowSpan) ||
+      __builtin_mul_overflow(columns - 1, columnStride, &columnSpan) ||
+      __builtin_add_overflow(rowSpan, columnSpan, &last) || __builtin_add_overflow(last, byteOffset / 4, &last)) {
+    return false;
+  }
+  return last < heapElements;
+}
+
+/**
+ * Whether `count` positions `step` apart span at most `limit` elements: a convolution's output rows times
+ * its stride, its filter rows times its dilation. Bounding these by the heap keeps the kernels' index
+ * arithmetic (positions times row lengths) far from overflowing.
+ */
+bool spanFits(int64_t count, int64_t step, int64_t limit) {
+  int64_t span = 0;
+  return count == 0 || (!__builtin_mul_overflow(count - 1, step, &span) && span <= limit);
+}
+
+/** The product of `factors`, or false when it overflows. */
+bool product(std::initializer_list<int64_t> factors, int64_t* result) {
+  int64_t value = 1;
+  for (const int64_t factor : factors) {
+    if (__builtin_mul_overflow(value, factor, &value)) return false;
+  }
+  *result = value;
+  return true;
 }
 
 /** Reads a call's arguments: the heap, then `names.size()` integers, then the relu flag (if `relu` is given). */
@@ -61,6 +94,11 @@ bool readCall(napi_env env, napi_callback_info info, const char* kernel, const s
   integers->resize(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     if (!readInteger(env, argv[i + 1], (prefix + names[i]).c_str(), &(*integers)[i])) return false;
+    // No offset, size, stride or padding can exceed the heap: bounding them all by it keeps every
+    // product of two of them, in the checks and in the kernels' indexing, far from overflowing.
+    if ((*integers)[i] > static_cast<int64_t>(*heapBytes)) {
+      return throwError(env, prefix + names[i] + " is larger than the heap (" + std::to_string(*heapBytes) + " bytes)");
+    }
   }
   if (relu != nullptr && napi_get_value_bool(env, argv[expected - 1], relu) != napi_ok) {
     return throwError(env, prefix + "relu must be a boolean");
@@ -87,6 +125,7 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const bool hasBias = v[7] >= 0;
+  if (rows == 0 || columns == 0) return nullptr;  // nothing to write
   if (!fitsInHeap(v[0], rows, inner, v[1], v[2], heapBytes) ||
       !fitsInHeap(v[3], inner, columns, v[4], v[5], heapBytes) ||
       !fitsInHeap(v[6], rows, columns, columns, 1, heapBytes) ||
@@ -132,10 +171,21 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
       return nullptr;
     }
   }
-  const int64_t rows = batch * outHeight * outWidth;
-  const int64_t taps = filterHeight * filterWidth * inChannels;
+  int64_t rows = 0, taps = 0, inputPixels = 0;
+  if (!product({batch, outHeight, outWidth}, &rows) || !product({filterHeight, filterWidth, inChannels}, &taps) ||
+      !product({batch, inHeight, inWidth}, &inputPixels)) {
+    throwError(env, "conv2d: sizes too large");
+    return nullptr;
+  }
+  const int64_t heapElements = static_cast<int64_t>(heapBytes / 4);
+  if (!spanFits(outHeight, v[13], heapElements) || !spanFits(outWidth, v[14], heapElements) ||
+      !spanFits(filterHeight, v[15], heapElements) || !spanFits(filterWidth, v[16], heapElements)) {
+    throwError(env, "conv2d: strides or dilations span more than the heap");
+    return nullptr;
+  }
+  if (rows == 0 || outChannels == 0) return nullptr;  // nothing to write
   const bool hasBias = v[3] >= 0;
-  if (!fitsInHeap(v[0], batch * inHeight * inWidth, inChannels, inChannels, 1, heapBytes) ||
+  if (!fitsInHeap(v[0], inputPixels, inChannels, inChannels, 1, heapBytes) ||
       !fitsInHeap(v[1], taps, outChannels, outChannels, 1, heapBytes) ||
       !fitsInHeap(v[2], rows, outChannels, outChannels, 1, heapBytes) ||
       (hasBias && !fitsInHeap(v[3], 1, outChannels, outChannels, 1, heapBytes))) {
@@ -177,9 +227,20 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
       return nullptr;
     }
   }
-  const int64_t pixels = batch * outHeight * outWidth;
-  const int64_t taps = filterHeight * filterWidth * inChannels;
-  if (!fitsInHeap(v[0], batch * inHeight * inWidth, inChannels, inChannels, 1, heapBytes) ||
+  int64_t pixels = 0, taps = 0, inputPixels = 0;
+  if (!product({batch, outHeight, outWidth}, &pixels) || !product({filterHeight, filterWidth, inChannels}, &taps) ||
+      !product({batch, inHeight, inWidth}, &inputPixels)) {
+    throwError(env, "conv2dBackpropFilter: sizes too large");
+    return nullptr;
+  }
+  const int64_t heapElements = static_cast<int64_t>(heapBytes / 4);
+  if (!spanFits(outHeight, v[12], heapElements) || !spanFits(outWidth, v[13], heapElements) ||
+      filterHeight > heapElements || filterWidth > heapElements) {
+    throwError(env, "conv2dBackpropFilter: strides span more than the heap");
+    return nullptr;
+  }
+  if (taps == 0 || outChannels == 0) return nullptr;  // nothing to write
+  if (!fitsInHeap(v[0], inputPixels, inChannels, inChannels, 1, heapBytes) ||
       !fitsInHeap(v[1], pixels, outChannels, outChannels, 1, heapBytes) ||
       !fitsInHeap(v[2], taps, outChannels, outChannels, 1, heapBytes)) {
     throwError(env, "conv2dBackpropFilter: an operand lies outside the heap (" + std::to_string(heapBytes) +

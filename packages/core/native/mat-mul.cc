@@ -17,8 +17,17 @@ constexpr int64_t kTileColumns = 32;
 // 32 KiB) stays in L1 and a packed left block (kRowBlock × kInnerBlock, 192 KiB) in L2.
 constexpr int64_t kInnerBlock = 256;
 constexpr int64_t kRowBlock = 192;
+// Columns packed at once (128 panels, 4 MiB at most): bounds the packing buffer for any width.
+constexpr int64_t kColumnBlock = 4096;
 
 typedef float Vector16 __attribute__((vector_size(64)));
+
+/** One output's value after a ReLU, as relu(value) in scalar code. */
+inline float clamp(float value, Relu relu) {
+  if (relu == Relu::nanToZero) return value > 0.0f ? value : 0.0f;
+  if (relu == Relu::keepNaN) return value <= 0.0f ? 0.0f : value;
+  return value;
+}
 
 inline Vector16 load16(const float* from) {
   Vector16 vector;
@@ -38,11 +47,11 @@ thread_local std::vector<float> packedRight;
  * A tile of kTileRows × kTileColumns outputs: out[r][c] = start[r][c] + Σ_k left[k][r] · right[k][c] over
  * `depth` values of k, in order, from packed panels (left: depth × kTileRows, right: depth × kTileColumns).
  * Row r of `start` is at start + r · startRowStride (0 for a bias shared by every row; nullptr for +0),
- * row r of `out` at out + r · outRowStride. With `relu`, sums not above 0 are stored as +0.
+ * row r of `out` at out + r · outRowStride, clamped by `relu`.
  */
 CALLOSUM_TARGET_CLONES
 void multiplyTile(const float* left, const float* right, int64_t depth, const float* start,
-                  int64_t startRowStride, float* out, int64_t outRowStride, bool relu) {
+                  int64_t startRowStride, float* out, int64_t outRowStride, Relu relu) {
   Vector16 sums[kTileRows][2];
   for (int64_t r = 0; r < kTileRows; ++r) {
     if (start == nullptr) {
@@ -65,18 +74,22 @@ void multiplyTile(const float* left, const float* right, int64_t depth, const fl
   for (int64_t r = 0; r < kTileRows; ++r) {
     for (int half = 0; half < 2; ++half) {
       Vector16 sum = sums[r][half];
-      if (relu) sum = sum > Vector16{} ? sum : Vector16{};
+      if (relu == Relu::nanToZero) sum = sum > Vector16{} ? sum : Vector16{};
+      if (relu == Relu::keepNaN) sum = sum <= Vector16{} ? Vector16{} : sum;
       store16(out + r * outRowStride + half * 16, sum);
     }
   }
 }
 
-/** Copies right[k0 .. k0+depth) × all columns into panels of kTileColumns, zero beyond the last column. */
-void packRight(const StridedMatrix& right, int64_t k0, int64_t depth, int64_t columns, float* to) {
+/**
+ * Copies right[k0 .. k0+depth) × columns [c0, c0 + columns) into panels of kTileColumns, zero beyond the
+ * last column.
+ */
+void packRight(const StridedMatrix& right, int64_t k0, int64_t depth, int64_t c0, int64_t columns, float* to) {
   for (int64_t panel = 0; panel < columns; panel += kTileColumns) {
     const int64_t width = std::min(kTileColumns, columns - panel);
     for (int64_t k = 0; k < depth; ++k) {
-      const float* row = right.base + (k0 + k) * right.rowStride + panel * right.columnStride;
+      const float* row = right.base + (k0 + k) * right.rowStride + (c0 + panel) * right.columnStride;
       float* target = to + (panel / kTileColumns) * depth * kTileColumns + k * kTileColumns;
       int64_t c = 0;
       for (; c < width; ++c) target[c] = row[c * right.columnStride];
@@ -230,15 +243,13 @@ void packLeft(const TransposedPatches& t, int64_t r0, int64_t height, int64_t k0
 /** out = relu?(bias + left · right), left being a StridedMatrix or ConvolutionPatches. */
 template <typename Left>
 void multiply(const Left& left, const StridedMatrix& right, float* result, const float* bias, int64_t rows,
-              int64_t columns, int64_t inner, bool reluAtEnd) {
-  const int64_t paddedColumns = roundUp(columns, kTileColumns);
+              int64_t columns, int64_t inner, Relu reluAtEnd) {
   float tile[kTileRows * kTileColumns];
 
   if (inner == 0) {
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < columns; ++c) {
-        const float start = bias != nullptr ? bias[c] : 0.0f;
-        result[r * columns + c] = reluAtEnd && !(start > 0.0f) ? 0.0f : start;
+        result[r * columns + c] = clamp(bias != nullptr ? bias[c] : 0.0f, reluAtEnd);
       }
     }
     return;
@@ -247,47 +258,49 @@ void multiply(const Left& left, const StridedMatrix& right, float* result, const
   for (int64_t k0 = 0; k0 < inner; k0 += kInnerBlock) {
     const int64_t depth = std::min(kInnerBlock, inner - k0);
     const bool first = k0 == 0;
-    const bool last = k0 + depth == inner;
+    const Relu relu = k0 + depth == inner ? reluAtEnd : Relu::none;
     // A right operand of exactly one panel's width, stored row by row, is its own packed panel.
     const bool onePanel = columns == kTileColumns && right.columnStride == 1 && right.rowStride == kTileColumns;
-    const float* rightBlock = right.base + k0 * kTileColumns;
-    if (!onePanel) {
-      packedRight.resize(static_cast<size_t>(paddedColumns * depth));
-      packRight(right, k0, depth, columns, packedRight.data());
-      rightBlock = packedRight.data();
-    }
+    for (int64_t c00 = 0; c00 < columns; c00 += kColumnBlock) {
+      const int64_t blockColumns = std::min(kColumnBlock, columns - c00);
+      const float* rightBlock = right.base + k0 * kTileColumns;
+      if (!onePanel) {
+        packedRight.resize(static_cast<size_t>(roundUp(blockColumns, kTileColumns) * depth));
+        packRight(right, k0, depth, c00, blockColumns, packedRight.data());
+        rightBlock = packedRight.data();
+      }
 
-    for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
-      const int64_t height = std::min(kRowBlock, rows - r0);
-      packedLeft.resize(static_cast<size_t>(roundUp(height, kTileRows) * depth));
-      packLeft(left, r0, height, k0, depth, packedLeft.data());
+      for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+        const int64_t height = std::min(kRowBlock, rows - r0);
+        packedLeft.resize(static_cast<size_t>(roundUp(height, kTileRows) * depth));
+        packLeft(left, r0, height, k0, depth, packedLeft.data());
 
-      for (int64_t c0 = 0; c0 < columns; c0 += kTileColumns) {
-        const float* rightPanel = rightBlock + (c0 / kTileColumns) * depth * kTileColumns;
-        const int64_t width = std::min(kTileColumns, columns - c0);
-        for (int64_t panel = 0; panel < height; panel += kTileRows) {
-          const int64_t panelRows = std::min(kTileRows, height - panel);
-          float* out = result + (r0 + panel) * columns + c0;
-          const float* leftPanel = packedLeft.data() + (panel / kTileRows) * depth * kTileRows;
-          // The first inner block starts from the bias (or +0), later ones from the partial sums stored
-          // in `out`: a float32 stored and loaded is unchanged, so blocking keeps the bits.
-          const float* start = first ? (bias != nullptr ? bias + c0 : nullptr) : out;
-          const int64_t startRowStride = first ? 0 : columns;
-          const bool relu = last && reluAtEnd;
-          if (panelRows == kTileRows && width == kTileColumns) {
-            multiplyTile(leftPanel, rightPanel, depth, start, startRowStride, out, columns, relu);
-            continue;
-          }
-          // An edge tile goes through a full-size copy, its missing rows and columns zero.
-          for (int64_t r = 0; r < kTileRows; ++r) {
-            for (int64_t c = 0; c < kTileColumns; ++c) {
-              const bool inside = r < panelRows && c < width && start != nullptr;
-              tile[r * kTileColumns + c] = inside ? start[r * startRowStride + c] : 0.0f;
+        for (int64_t c0 = c00; c0 < c00 + blockColumns; c0 += kTileColumns) {
+          const float* rightPanel = rightBlock + ((c0 - c00) / kTileColumns) * depth * kTileColumns;
+          const int64_t width = std::min(kTileColumns, columns - c0);
+          for (int64_t panel = 0; panel < height; panel += kTileRows) {
+            const int64_t panelRows = std::min(kTileRows, height - panel);
+            float* out = result + (r0 + panel) * columns + c0;
+            const float* leftPanel = packedLeft.data() + (panel / kTileRows) * depth * kTileRows;
+            // The first inner block starts from the bias (or +0), later ones from the partial sums stored
+            // in `out`: a float32 stored and loaded is unchanged, so blocking keeps the bits.
+            const float* start = first ? (bias != nullptr ? bias + c0 : nullptr) : out;
+            const int64_t startRowStride = first ? 0 : columns;
+            if (panelRows == kTileRows && width == kTileColumns) {
+              multiplyTile(leftPanel, rightPanel, depth, start, startRowStride, out, columns, relu);
+              continue;
             }
-          }
-          multiplyTile(leftPanel, rightPanel, depth, tile, kTileColumns, tile, kTileColumns, relu);
-          for (int64_t r = 0; r < panelRows; ++r) {
-            std::memcpy(out + r * columns, tile + r * kTileColumns, static_cast<size_t>(width) * sizeof(float));
+            // An edge tile goes through a full-size copy, its missing rows and columns zero.
+            for (int64_t r = 0; r < kTileRows; ++r) {
+              for (int64_t c = 0; c < kTileColumns; ++c) {
+                const bool inside = r < panelRows && c < width && start != nullptr;
+                tile[r * kTileColumns + c] = inside ? start[r * startRowStride + c] : 0.0f;
+              }
+            }
+            multiplyTile(leftPanel, rightPanel, depth, tile, kTileColumns, tile, kTileColumns, relu);
+            for (int64_t r = 0; r < panelRows; ++r) {
+              std::memcpy(out + r * columns, tile + r * kTileColumns, static_cast<size_t>(width) * sizeof(float));
+            }
           }
         }
       }
@@ -298,18 +311,18 @@ void multiply(const Left& left, const StridedMatrix& right, float* result, const
 }  // namespace
 
 void matMul(const MatMulProblem& p) {
-  multiply(p.left, p.right, p.out, p.bias, p.rows, p.columns, p.inner, p.relu);
+  multiply(p.left, p.right, p.out, p.bias, p.rows, p.columns, p.inner, p.relu ? Relu::nanToZero : Relu::none);
 }
 
 void convolve(const ConvolutionProblem& p) {
   const int64_t inner = p.patches.filterHeight * p.patches.filterWidth * p.patches.inChannels;
-  multiply(p.patches, p.filter, p.out, p.bias, p.rows, p.columns, inner, p.relu);
+  multiply(p.patches, p.filter, p.out, p.bias, p.rows, p.columns, inner, p.relu ? Relu::keepNaN : Relu::none);
 }
 
 void convolveFilterGradient(const FilterGradientProblem& p) {
   const ConvolutionPatches& x = p.patches;
   const int64_t taps = x.filterHeight * x.filterWidth * x.inChannels;
-  multiply(TransposedPatches{x}, p.dy, p.dW, nullptr, taps, p.outChannels, p.pixels, false);
+  multiply(TransposedPatches{x}, p.dy, p.dW, nullptr, taps, p.outChannels, p.pixels, Relu::none);
 }
 
 const char* matMulInstructionSet() {

@@ -12,6 +12,12 @@
 
 namespace callosum {
 
+/**
+ * The ReLU after a product, as XNNPACK applies it on wasm: its matrix product maps NaN to +0, its
+ * convolution keeps NaN (NaN payloads aside, the bits are equal for every input).
+ */
+enum class Relu { none, nanToZero, keepNaN };
+
 /** A matrix read in place: element (row, column) is at base[row * rowStride + column * columnStride]. */
 struct StridedMatrix {
   const float* base;
@@ -44,7 +50,7 @@ struct MatMulProblem {
   int64_t rows;
   int64_t columns;
   int64_t inner;
-  bool relu;            // outputs not above 0 become +0 (XNNPACK's clamp to [0, +inf))
+  bool relu;            // outputs not above 0 (NaN included) become +0, as XNNPACK's product clamps
 };
 
 /** out = relu?(bias + left · right). */
@@ -58,7 +64,7 @@ struct ConvolutionProblem {
   const float* bias;
   int64_t rows;
   int64_t columns;
-  bool relu;
+  bool relu;  // outputs at or below 0 become +0; NaN stays NaN, as XNNPACK's convolution clamps
 };
 void convolve(const ConvolutionProblem& problem);
 

@@ -38,11 +38,17 @@ try {
 }
 const nodeDir = process.env.npm_config_nodedir ?? localNodeDir();
 const args = [nodeGyp, 'rebuild', '--directory', nativeDir, ...(nodeDir ? [`--nodedir=${nodeDir}`] : [])];
-const build = spawnSync(process.execPath, args, { encoding: 'utf8' });
+// Without local headers node-gyp downloads them; offline that must fail, not hang the build.
+const build = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 5 * 60 * 1000 });
+if (build.error !== undefined) fail(`node-gyp did not finish: ${build.error.message}`);
 if (build.status !== 0) {
   const output = `${build.stderr ?? ''}${build.stdout ?? ''}`.trim().split('\n');
   const firstError = output.find((line) => /error/i.test(line)) ?? output.at(-1) ?? `exit ${build.status}`;
   fail(`node-gyp failed: ${firstError.trim()}`);
 }
-mkdirSync(dirname(target), { recursive: true });
-copyFileSync(join(nativeDir, 'build', 'Release', 'callosum_kernels.node'), target);
+try {
+  mkdirSync(dirname(target), { recursive: true });
+  copyFileSync(join(nativeDir, 'build', 'Release', 'callosum_kernels.node'), target);
+} catch (error) {
+  fail(`the built addon could not be copied: ${error.message}`);
+}

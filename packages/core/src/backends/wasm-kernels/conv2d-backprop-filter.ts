@@ -79,7 +79,9 @@ export function createConv2DBackpropFilterKernel(
     const native = nativeKernelsFor();
     const heap = backendMemory(backend)?.buffer;
     const kernels = kernelsFor(backend);
-    if (native !== undefined && heap instanceof ArrayBuffer) {
+    // The native kernel trusts dy's shape to be the convolution's output, which a direct call may not give.
+    const dyFits = dy.shape.every((size, axis) => size === info.outShape[axis]) && dy.shape.length === 4;
+    if (native !== undefined && heap instanceof ArrayBuffer && dyFits) {
       native.conv2dBackpropFilter(
         heap,
         backend.getMemoryOffset(x.dataId),

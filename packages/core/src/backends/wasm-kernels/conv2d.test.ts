@@ -137,4 +137,30 @@ describe.skipIf(nativeKernels() === undefined)("Conv2D and FusedConv2D on core's
       }
     },
   );
+
+  it('keeps NaN and infinities where wasm’s convolution does, with and without a fused ReLU (NaN payloads aside)', async () => {
+    const x = seededUniform(2 * 9 * 9 * 3, 31);
+    x.set([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0], 50);
+    const filter = seededUniform(3 * 3 * 3 * 32, 32);
+    const bias = seededUniform(32, 33);
+    for (const activation of ['linear', 'relu'] as const) {
+      const compute = () =>
+        tf.fused.conv2d({
+          x: tf.tensor4d(x, [2, 9, 9, 3]),
+          filter: tf.tensor4d(filter, [3, 3, 3, 32]),
+          strides: 1,
+          pad: 'same',
+          bias: tf.tensor1d(bias),
+          activation,
+        });
+      const withNative = await computeOn('wasm', compute);
+      const without = await withoutNativeKernels(() => computeOn('wasm', compute));
+      const nanPositions = (values: Float32Array) =>
+        [...values.keys()].filter((i) => Number.isNaN(values[i]));
+      expect(nanPositions(without.values).length).toBeGreaterThan(0);
+      expect(nanPositions(withNative.values)).toEqual(nanPositions(without.values));
+      const finite = (values: Float32Array) => values.map((value) => (Number.isNaN(value) ? 0 : value));
+      expect(differingBits(finite(withNative.values), finite(without.values))).toBe(0);
+    }
+  });
 });

@@ -54,8 +54,9 @@ export function createConv2DKernel(
  * relu?(bias + x ⊛ filter) by core's native conv2d on the backend's heap: the patch matrix times the
  * filter, every output adding its products tap by tap (filter row, column, then input channel) from the
  * bias or +0 with the padding's zeros included, as XNNPACK's convolution does, so the same bits (see
- * native/mat-mul.h). Undefined where it cannot: no native kernels, NCHW data, another dtype, a bias that
- * is not one value per output channel, an empty tensor, or a heap that is not a plain ArrayBuffer.
+ * native/mat-mul.h). Undefined where it cannot: no native kernels, NCHW data, another dtype, a filter whose
+ * input channels are not x's, a bias that is not one value per output channel, an empty tensor, or a heap
+ * that is not a plain ArrayBuffer.
  */
 function convolveNatively(
   kernels: NativeKernels | undefined,
@@ -68,6 +69,8 @@ function convolveNatively(
 ): TensorInfo | undefined {
   if (kernels === undefined || attrs.dataFormat !== 'NHWC') return undefined;
   if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
+  // The kernel trusts the shapes to describe the tensors: mismatched ones go to wasm's kernel to refuse.
+  if (x.shape.length !== 4 || filter.shape.length !== 4 || filter.shape[2] !== x.shape[3]) return undefined;
   const info = backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     filter.shape as [number, number, number, number],

@@ -43,6 +43,7 @@ const shapes = [
   { name: 'more rows than a block', m: 200, k: 40, n: 31 },
   { name: 'deeper than a block', m: 9, k: 600, n: 70 },
   { name: 'a column', m: 300, k: 257, n: 1 },
+  { name: 'one panel wide (packed in place)', m: 9, k: 300, n: 32 },
 ];
 const transposes = [
   { transposeA: false, transposeB: false },
