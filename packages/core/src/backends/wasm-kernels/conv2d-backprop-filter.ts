@@ -18,6 +18,25 @@ import { fillTransposedPatches } from './transposed-patches.js';
  */
 const MAX_PATCH_MATRIX_ELEMENTS = 1 << 22;
 
+type FilterGradientOperands = [
+  x: number,
+  dy: number,
+  dW: number,
+  batch: number,
+  inHeight: number,
+  inWidth: number,
+  inChannels: number,
+  outHeight: number,
+  outWidth: number,
+  outChannels: number,
+  filterHeight: number,
+  filterWidth: number,
+  strideHeight: number,
+  strideWidth: number,
+  padTop: number,
+  padLeft: number,
+];
+
 interface Conv2DBackpropFilterParams {
   inputs: { x: TensorInfo; dy: TensorInfo };
   backend: BackendWasm;
@@ -81,47 +100,31 @@ export function createConv2DBackpropFilterKernel(
     const kernels = kernelsFor(backend);
     // The native kernel trusts dy's shape to be the convolution's output, which a direct call may not give.
     const dyFits = dy.shape.every((size, axis) => size === info.outShape[axis]) && dy.shape.length === 4;
+    // Both kernels take the tensors' byte offsets and the geometry in this order.
+    const operands: FilterGradientOperands = [
+      backend.getMemoryOffset(x.dataId),
+      backend.getMemoryOffset(dy.dataId),
+      backend.getMemoryOffset(dW.dataId),
+      info.batchSize,
+      info.inHeight,
+      info.inWidth,
+      info.inChannels,
+      info.outHeight,
+      info.outWidth,
+      info.outChannels,
+      info.filterHeight,
+      info.filterWidth,
+      info.strideHeight,
+      info.strideWidth,
+      info.padInfo.top,
+      info.padInfo.left,
+    ];
     if (native !== undefined && heap instanceof ArrayBuffer && dyFits) {
-      native.conv2dBackpropFilter(
-        heap,
-        backend.getMemoryOffset(x.dataId),
-        backend.getMemoryOffset(dy.dataId),
-        backend.getMemoryOffset(dW.dataId),
-        info.batchSize,
-        info.inHeight,
-        info.inWidth,
-        info.inChannels,
-        info.outHeight,
-        info.outWidth,
-        info.outChannels,
-        info.filterHeight,
-        info.filterWidth,
-        info.strideHeight,
-        info.strideWidth,
-        info.padInfo.top,
-        info.padInfo.left,
-      );
+      native.conv2dBackpropFilter(heap, ...operands);
     } else if (kernels === undefined) {
       filterGradientByPatches(x, dy, dW, info, backend, batchMatMul);
     } else {
-      kernels.conv2dBackpropFilter(
-        backend.getMemoryOffset(x.dataId),
-        backend.getMemoryOffset(dy.dataId),
-        backend.getMemoryOffset(dW.dataId),
-        info.batchSize,
-        info.inHeight,
-        info.inWidth,
-        info.inChannels,
-        info.outHeight,
-        info.outWidth,
-        info.outChannels,
-        info.filterHeight,
-        info.filterWidth,
-        info.strideHeight,
-        info.strideWidth,
-        info.padInfo.top,
-        info.padInfo.left,
-      );
+      kernels.conv2dBackpropFilter(...operands);
     }
     return dW;
   }

@@ -11,7 +11,9 @@ import {
   computeOn,
   computeOnCpuAndWasm,
   differingBits,
+  nanPositions,
   seededUniform,
+  withoutNaN,
   withWasmKernel,
 } from './test-support.js';
 
@@ -184,6 +186,79 @@ describe.skipIf(native === undefined)(
       expect(() => kernels.matMul(heap, 0.5, 4, 1, 0, 4, 1, 64, -1, 4, 4, 4, false)).toThrow(
         /left must be an integer/,
       );
+    });
+
+    it('refuses sizes whose arithmetic would overflow, a stride of 0 under many rows, and allocates nothing for no output', async () => {
+      await tf.setBackend('wasm');
+      const backend = tf.backend() as BackendWasm;
+      const heap = (backendMemory(backend) as { buffer: ArrayBuffer }).buffer;
+      const kernels = native as NonNullable<typeof native>;
+      const elements = heap.byteLength / 4;
+      // Each of these once wrapped its extent to a small number and then read or wrote far outside.
+      expect(() => kernels.matMul(heap, 0, 0, 0, 0, 0, 0, 0, -1, 2 ** 33, 2 ** 31, 0, false)).toThrow(
+        /rows is larger than the heap/,
+      );
+      expect(() => kernels.matMul(heap, 0, 4, 1, 0, 1, 1, 0, -1, elements / 2, 1, 1, false)).toThrow(
+        /outside the heap/,
+      );
+      expect(() => kernels.matMul(heap, 0, 0, 1, 0, 1, 1, 0, -1, 1000, 1, 1, false)).toThrow(
+        /outside the heap/,
+      );
+      // No rows: nothing is written, and no packing buffer of columns × inner is made.
+      expect(kernels.matMul(heap, 0, 0, 0, 0, 0, 0, 0, -1, 0, heap.byteLength, 256, false)).toBeUndefined();
+      const conv = (inHeight: number, inWidth: number, stride: number, dilation: number) =>
+        kernels.conv2d(
+          heap,
+          0,
+          0,
+          0,
+          -1,
+          1,
+          inHeight,
+          inWidth,
+          1,
+          3,
+          3,
+          1,
+          3,
+          3,
+          stride,
+          stride,
+          dilation,
+          dilation,
+          0,
+          0,
+          false,
+        );
+      expect(() => conv(heap.byteLength, heap.byteLength, 1, 1)).toThrow(/outside the heap/);
+      expect(() => conv(8, 8, heap.byteLength, 1)).toThrow(/strides or dilations span more than the heap/);
+      expect(() => conv(8, 8, 1, heap.byteLength)).toThrow(/strides or dilations span more than the heap/);
+      expect(() =>
+        kernels.conv2dBackpropFilter(heap, 0, 0, 0, 1, 8, 8, 1, 3, 3, 1, 3, 3, heap.byteLength, 1, 0, 0),
+      ).toThrow(/strides span more than the heap/);
+    });
+
+    it('keeps NaN and infinities where the WebAssembly route does (NaN payloads aside)', async () => {
+      const a = seededUniform(7 * 40, 21);
+      const b = seededUniform(40 * 33, 22);
+      a.set([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0], 40);
+      b.set([Number.NaN, 3e38, -3e38], 100);
+      const bias = seededUniform(33, 23);
+      for (const activation of ['linear', 'relu'] as const) {
+        const compute = () =>
+          tf.fused.matMul({
+            a: tf.tensor(a, [7, 40]),
+            b: tf.tensor(b, [40, 33]),
+            bias: tf.tensor(bias),
+            activation,
+          });
+        const withNative = await computeOn('wasm', compute);
+        const without = await withoutNativeKernels(() => computeOn('wasm', compute));
+        // XNNPACK's product clamps NaN to 0 under a ReLU; without one, the NaN reach the output.
+        expect(nanPositions(without.values).length > 0).toBe(activation === 'linear');
+        expect(nanPositions(withNative.values)).toEqual(nanPositions(without.values));
+        expect(differingBits(withoutNaN(withNative.values), withoutNaN(without.values))).toBe(0);
+      }
     });
   },
 );

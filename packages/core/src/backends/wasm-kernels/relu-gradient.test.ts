@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { registerWasmTrainingKernels } from './index.js';
 import { RELU_GRADIENT } from './relu-gradient.js';
-import { computeOn, differingBits, seededUniform } from './test-support.js';
+import { computeOn, differingBits, nanPositions, seededUniform, withoutNaN } from './test-support.js';
 
 registerWasmTrainingKernels();
 
@@ -26,10 +26,8 @@ describe("ReLU's gradient on wasm", () => {
     const formula = await computeOn('wasm', tfjsFormula);
     const cpu = await computeOn('cpu', reluGradient);
     // NaN payloads may differ; the NaN positions may not.
-    const nanPositions = (values: Float32Array) => [...values.keys()].filter((i) => Number.isNaN(values[i]));
     expect(nanPositions(fused.values)).toEqual([0, 5]);
     expect(nanPositions(formula.values)).toEqual([0, 5]);
-    const withoutNaN = (values: Float32Array) => values.map((value) => (Number.isNaN(value) ? 7 : value));
     expect(differingBits(withoutNaN(fused.values), withoutNaN(formula.values))).toBe(0);
     expect(differingBits(withoutNaN(fused.values), withoutNaN(cpu.values))).toBe(0);
     expect(Object.is(fused.values[2], -0)).toBe(true);

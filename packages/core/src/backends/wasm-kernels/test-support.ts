@@ -91,3 +91,13 @@ export function differingBits(a: Float32Array, b: Float32Array): number {
   }
   return count;
 }
+
+/** The indices of the NaN elements. */
+export function nanPositions(values: Float32Array): number[] {
+  return [...values.keys()].filter((i) => Number.isNaN(values[i]));
+}
+
+/** The values with every NaN replaced by `replacement`: for comparing bits where NaN payloads may differ. */
+export function withoutNaN(values: Float32Array, replacement = 0): Float32Array {
+  return values.map((value) => (Number.isNaN(value) ? replacement : value));
+}
