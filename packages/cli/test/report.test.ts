@@ -68,6 +68,13 @@ describe('callosum report', () => {
       `callosum: INVALID_ARGUMENT: ${join(empty, 'metrics.jsonl')} does not exist: not a run directory?\n`,
     );
 
+    // Given a file of the run (its metrics.jsonl, say) instead of the run's directory.
+    const file = await runCli(['report', join(run.runDir, 'metrics.jsonl')]);
+    expect(file.code).toBe(1);
+    expect(file.stderr).toBe(
+      `callosum: INVALID_ARGUMENT: ${join(run.runDir, 'metrics.jsonl')} is a file, not a run directory: give the directory that holds metrics.jsonl\n`,
+    );
+
     await writeFile(join(empty, 'metrics.jsonl'), '');
     const nothing = await runCli(['report', empty]);
     expect(nothing.stderr).toMatch(/^callosum: ARTIFACT_INVALID: .*metrics\.jsonl holds no events\n$/);

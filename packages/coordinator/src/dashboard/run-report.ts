@@ -49,8 +49,17 @@ export async function writeRunReport(options: RunReportOptions): Promise<string>
 
 async function readMetrics(file: string): Promise<RecordedEvent[]> {
   const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw error;
-    throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `${file} does not exist: not a run directory?`);
+    if (error.code === 'ENOENT') {
+      throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `${file} does not exist: not a run directory?`);
+    }
+    // The argument names a file: the report is made from the directory a run wrote, not from a file in it.
+    if (error.code === 'ENOTDIR') {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${dirname(file)} is a file, not a run directory: give the directory that holds ${basename(file)}`,
+      );
+    }
+    throw error;
   });
   const lines = text.split('\n');
   // A coordinator killed mid-write leaves its last line unfinished: that line alone is left out.
