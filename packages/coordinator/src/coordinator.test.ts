@@ -152,6 +152,37 @@ describe('startCoordinator', () => {
     expect(summary.redoneShards).toBeGreaterThanOrEqual(1);
   });
 
+  it('closes a worker that sends hello again after joining (1008), and records why it left', async () => {
+    const lines: string[] = [];
+    const coordinator = await start({ log: (line) => lines.push(line) });
+    const worker = inlineWorker(coordinator.url, { name: 'honest' });
+    const codec = createMsgpackCodec();
+    const rogue = new WebSocket(coordinator.url, { perMessageDeflate: false });
+    await new Promise((resolve) => rogue.once('open', resolve));
+    const hello = codec.encode({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      workerName: 'twice',
+      backend: 'none',
+      pid: 1,
+      hostname: 'here',
+    });
+    const welcomed = new Promise((resolve) => rogue.once('message', resolve));
+    rogue.send(hello);
+    await welcomed;
+    const closed = new Promise<number>((resolve) => rogue.once('close', (code) => resolve(code)));
+    rogue.send(hello);
+    expect(await closed).toBe(1008);
+    const summary = await coordinator.result;
+    expect(await worker).toMatchObject({ exitCode: 0 });
+    expect(summary.steps).toBe(30);
+    expect(
+      lines.some((line) =>
+        /\(twice, .*\) left \(UNEXPECTED_MESSAGE: sent hello again after joining\)/.test(line),
+      ),
+    ).toBe(true);
+  });
+
   it('refuses a worker beyond maxWorkers with RUN_FULL, and trains with the others', async () => {
     const coordinator = await start({ maxWorkers: 1 });
     const worker = inlineWorker(coordinator.url, { name: 'first' });

@@ -1,6 +1,6 @@
 import type { CoordinatorEvent } from './events.js';
 import type { TelemetrySink } from './telemetry.js';
-import { workerLabel } from './worker-label.js';
+import { CONNECTION_CLOSED, workerLabel } from './worker-label.js';
 
 /** Refused connections are logged up to this many; the rest are only counted (a flood would drown the log). */
 const LOGGED_REFUSALS = 20;
@@ -32,7 +32,7 @@ export function eventLogLine(event: CoordinatorEvent): string | undefined {
     case 'worker-joined':
       return `${workerOf(event)} joined (backend ${event.backend}); ${event.healthy} healthy${event.syncing === undefined ? '' : `, ${event.syncing} getting the run's state`}`;
     case 'worker-left':
-      return `${workerOf(event)} left`;
+      return `${workerOf(event)} left${event.reason === CONNECTION_CLOSED ? '' : ` (${event.reason})`}`;
     case 'worker-recovered':
       return `${workerOf(event)} is responsive again`;
     case 'worker-failure':

@@ -9,3 +9,6 @@ export function workerLabel(worker: {
   const where = worker.address ?? 'address unknown';
   return `${worker.id}${worker.name ? ` (${worker.name}, ${where})` : ` (${where})`}`;
 }
+
+/** The reason a worker-left event gives when the worker closed its own connection. */
+export const CONNECTION_CLOSED = 'connection closed';

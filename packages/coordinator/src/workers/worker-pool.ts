@@ -17,6 +17,7 @@ import type { CoordinatorSettings } from '../settings.js';
 import type { RunCounters } from '../telemetry/counters.js';
 import type { CoordinatorEvent } from '../telemetry/events.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
+import { CONNECTION_CLOSED } from '../telemetry/worker-label.js';
 import { type CloseCode, CloseCodes } from '../transport/close-codes.js';
 import type { WireTraffic } from '../transport/wire-traffic.js';
 import { type AdmissionContext, admissionRefusal } from './admission.js';
@@ -90,7 +91,13 @@ export class WorkerPool implements DispatchFindings {
 
   /** One handler per message type a welcomed worker may send. */
   private readonly handlers: { [K in WorkerMessage['type']]: MessageHandler<K> } = {
-    hello: (worker) => this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE),
+    hello: (worker) =>
+      this.drop(
+        worker,
+        CloseCodes.POLICY_VIOLATION,
+        ErrorCodes.UNEXPECTED_MESSAGE,
+        'sent hello again after joining',
+      ),
     heartbeat: (worker, message) => worker.reportedPhase(message.phase, message.step),
     failure: (worker, message) => {
       this.context.telemetry.record({
@@ -295,16 +302,21 @@ export class WorkerPool implements DispatchFindings {
     this.drop(worker, closeCode, closeReason);
   }
 
-  private drop(worker: WorkerConnection, code?: CloseCode, reason?: string): void {
+  /**
+   * Closes a worker's connection (with `code` and `reason`, an error code, when this side ends it) and
+   * records that it left; `detail` says what it did, for the record only.
+   */
+  private drop(worker: WorkerConnection, code?: CloseCode, reason?: string, detail?: string): void {
     const { membership, telemetry } = this.context;
     const wasMember = worker.state !== 'gone';
     if (code !== undefined) void worker.close(code, reason ?? '');
     membership.remove(worker);
     if (wasMember && worker.name) {
+      const why = reason ?? CONNECTION_CLOSED;
       telemetry.record({
         type: 'worker-left',
         ...worker.idNameAddress,
-        reason: reason ?? 'connection closed',
+        reason: detail === undefined ? why : `${why}: ${detail}`,
       });
     }
   }
@@ -351,7 +363,12 @@ export class WorkerPool implements DispatchFindings {
   private welcome(worker: WorkerConnection, message: WorkerMessage): void {
     const { membership, reduction, settings, log, telemetry } = this.context;
     if (message.type !== 'hello') {
-      this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE);
+      this.drop(
+        worker,
+        CloseCodes.POLICY_VIOLATION,
+        ErrorCodes.UNEXPECTED_MESSAGE,
+        `sent ${message.type} before hello`,
+      );
       return;
     }
     const refusal = admissionRefusal(message, {
