@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import type { AdamScalarArguments, FilterGradientOperands } from '../wasm/kernels.js';
 
 /** The addon's exports (byte offsets into `heap`, strides in elements; bias -1 for none). */
 export interface NativeKernels {
@@ -57,40 +58,14 @@ export interface NativeKernels {
     relu: boolean,
   ): void;
   /** A 2-D convolution's filter gradient from its NHWC input and dy (byte offsets; dilation 1). */
-  conv2dBackpropFilter(
-    heap: ArrayBuffer,
-    input: number,
-    dy: number,
-    dW: number,
-    batch: number,
-    inHeight: number,
-    inWidth: number,
-    inChannels: number,
-    outHeight: number,
-    outWidth: number,
-    outChannels: number,
-    filterHeight: number,
-    filterWidth: number,
-    strideHeight: number,
-    strideWidth: number,
-    padTop: number,
-    padLeft: number,
-  ): void;
+  conv2dBackpropFilter(heap: ArrayBuffer, ...operands: FilterGradientOperands): void;
   /** Adam with decoupled weight decay over Float32Arrays of one length, in place (optim/adam-native.ts). */
   adam(
     params: Float32Array,
     gradient: Float32Array,
     firstMoment: Float32Array,
     secondMoment: Float32Array,
-    beta1: number,
-    beta2: number,
-    oneMinusBeta1: number,
-    oneMinusBeta2: number,
-    firstMomentScale: number,
-    secondMomentScale: number,
-    epsilon: number,
-    learningRate: number,
-    weightDecay: number,
+    ...scalars: AdamScalarArguments
   ): void;
   /** Whether every value is finite. */
   allFinite(values: Float32Array): boolean;
@@ -103,6 +78,9 @@ export interface NativeKernels {
   /** "avx512f", "avx2" or "baseline": the vector instructions the kernels run on here. */
   instructionSet(): string;
 }
+
+/** core's native kernels, or undefined (a parameter of the wasm kernels so that tests can take them away). */
+export type NativeKernelsFor = () => NativeKernels | undefined;
 
 export type NativeKernelsStatus =
   | { readonly available: true; readonly instructionSet: string }

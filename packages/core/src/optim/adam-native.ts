@@ -1,5 +1,5 @@
 import type { NativeKernels } from '../backends/native-kernels.js';
-import type { AdamLoop, AdamScalars } from './adam-simd.js';
+import { type AdamLoop, type AdamScalars, adamScalarArguments } from './adam-simd.js';
 
 /**
  * Adam's update by core's native kernels (native/vectors.cc): the float64 operations of AdamSimd in the
@@ -19,21 +19,6 @@ export class AdamNative implements AdamLoop {
   }
 
   step(params: Float32Array, gradient: Float32Array, scalars: AdamScalars): void {
-    const { beta1, beta2 } = scalars;
-    this.kernels.adam(
-      params,
-      gradient,
-      this.firstMoment,
-      this.secondMoment,
-      beta1,
-      beta2,
-      1 - beta1,
-      1 - beta2,
-      scalars.firstMomentScale,
-      scalars.secondMomentScale,
-      scalars.epsilon,
-      scalars.learningRate,
-      scalars.weightDecay,
-    );
+    this.kernels.adam(params, gradient, this.firstMoment, this.secondMoment, ...adamScalarArguments(scalars));
   }
 }

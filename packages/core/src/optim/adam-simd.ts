@@ -9,7 +9,7 @@
  * loads it); its memory holds the two moments for good, plus the parameters and the gradient, copied in
  * for the step.
  */
-import { instantiateKernels, type Kernels, webAssembly } from '../wasm/kernels.js';
+import { type AdamScalarArguments, instantiateKernels, type Kernels, webAssembly } from '../wasm/kernels.js';
 
 export interface AdamScalars {
   readonly beta1: number;
@@ -19,6 +19,22 @@ export interface AdamScalars {
   readonly epsilon: number;
   readonly learningRate: number;
   readonly weightDecay: number;
+}
+
+/** The scalars in the order Adam's kernels take them (WebAssembly and native alike). */
+export function adamScalarArguments(scalars: AdamScalars): AdamScalarArguments {
+  const { beta1, beta2 } = scalars;
+  return [
+    beta1,
+    beta2,
+    1 - beta1,
+    1 - beta2,
+    scalars.firstMomentScale,
+    scalars.secondMomentScale,
+    scalars.epsilon,
+    scalars.learningRate,
+    scalars.weightDecay,
+  ];
 }
 
 /** One optimizer's Adam pass: its two moments (exported with its state) and the update. */
@@ -60,7 +76,6 @@ export class AdamSimd implements AdamLoop {
 
   /** Updates `params` and the moments in place from `gradient`. */
   step(params: Float32Array, gradient: Float32Array, scalars: AdamScalars): void {
-    const { beta1, beta2 } = scalars;
     this.params.set(params);
     this.gradient.set(gradient);
     this.run(
@@ -69,15 +84,7 @@ export class AdamSimd implements AdamLoop {
       this.gradient.byteOffset,
       this.firstMoment.byteOffset,
       this.secondMoment.byteOffset,
-      beta1,
-      beta2,
-      1 - beta1,
-      1 - beta2,
-      scalars.firstMomentScale,
-      scalars.secondMomentScale,
-      scalars.epsilon,
-      scalars.learningRate,
-      scalars.weightDecay,
+      ...adamScalarArguments(scalars),
     );
     params.set(this.params);
   }

@@ -1,14 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { nativeKernels } from '../backends/native-kernels.js';
 import { seededRandom } from '../optim/test-support.js';
-import { nativeVectorPasses, type VectorPasses, wasmVectorPasses } from './vector-simd.js';
+import { type VectorPasses, wasmVectorPasses } from './vector-simd.js';
 
 const native = nativeKernels();
 const implementations: [string, VectorPasses][] = [
   ['WebAssembly SIMD', wasmVectorPasses()],
-  ...(native === undefined
-    ? []
-    : [["core's native kernels", nativeVectorPasses(native)] as [string, VectorPasses]]),
+  ...(native === undefined ? [] : [["core's native kernels", native] as [string, VectorPasses]]),
 ];
 
 /** Values of every magnitude float32 has, subnormals included, with random signs. */

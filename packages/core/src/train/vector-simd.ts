@@ -1,19 +1,26 @@
 /**
- * Passes over flat gradients: by core's native kernels where they are available (on the vectors in
- * place, the same float64 operations), else as WebAssembly SIMD loops: the finiteness check (four float32 lanes at a
- * time) and the scaling of one gradient, or of the sum of two, into a mean (two float64 lanes: each
- * float32 widened, added and multiplied in float64 and rounded back, the operations of the plain
- * JavaScript loop, so the same bits). The vectors are copied
- * into the module's memory, which grows to the largest vector seen and is reused; copying runs at memory
- * speed, several times faster than a JavaScript loop over the elements.
+ * Passes over flat gradients: the finiteness check, and the scaling of one gradient, or of the sum of
+ * two, into a mean (each float32 widened, added and multiplied in float64 and rounded back, the
+ * operations of the plain JavaScript loop, so the same bits). By core's native kernels where they are
+ * available, on the vectors in place; else as WebAssembly SIMD loops (four float32 lanes at a time for
+ * the check, two float64 lanes for the mean), on copies in the module's memory, which grows to the
+ * largest vector seen and is reused: copying runs at memory speed, several times faster than a
+ * JavaScript loop over the elements.
  */
-import { type NativeKernels, nativeKernels } from '../backends/native-kernels.js';
+import { nativeKernels } from '../backends/native-kernels.js';
 import { instantiateKernels, type Kernels, webAssembly } from '../wasm/kernels.js';
 
 const BYTES_PER_PAGE = 65_536;
 const FLOAT_BYTES = 4;
 /** Both loops step over whole 16-byte blocks; the padding after a vector is kept at 0. */
 const BLOCK_FLOATS = 4;
+
+/** The three passes, whichever kernels compute them (the same bits). */
+export interface VectorPasses {
+  allFinite(values: Float32Array): boolean;
+  scaleInto(into: Float32Array, values: Float32Array, scale: number): void;
+  addScaled(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void;
+}
 
 /**
  * The loops are in assembly/kernels.ts (AssemblyScript, compiled at build time): `allFinite` (start, end)
@@ -23,7 +30,7 @@ const BLOCK_FLOATS = 4;
  * float32((float64(a) [+ float64(b)]) × scale), where a is at the position, b (with two inputs) one
  * `stride` further, and the result goes `inputs` strides further.
  */
-class VectorKernels {
+class VectorKernels implements VectorPasses {
   private readonly memory = new webAssembly.Memory({ initial: 1 });
   private readonly allFiniteRun: Kernels['allFinite'];
   /** The scaling of one vector, and of the sum of two. */
@@ -41,8 +48,16 @@ class VectorKernels {
     return this.allFiniteRun(input.byteOffset, input.byteOffset + this.stride(values.length)) === 1;
   }
 
+  scaleInto(into: Float32Array, values: Float32Array, scale: number): void {
+    this.scaleSum(into, [values], scale);
+  }
+
+  addScaled(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void {
+    this.scaleSum(into, [a, b], scale);
+  }
+
   /** `into` = (the sum of `inputs`, one or two vectors of into's length) × `scale`, in float64. */
-  scaleSum(into: Float32Array, inputs: readonly Float32Array[], scale: number): void {
+  private scaleSum(into: Float32Array, inputs: readonly Float32Array[], scale: number): void {
     const run = this.scaleSumRuns[inputs.length - 1];
     if (run === undefined) throw new RangeError('scaleSum adds one or two vectors');
     this.reserve(into.length, inputs.length + 1);
@@ -77,44 +92,19 @@ class VectorKernels {
   }
 }
 
-/** The three passes, whichever kernels compute them (the same bits). */
-export interface VectorPasses {
-  allFinite(values: Float32Array): boolean;
-  scaleInto(into: Float32Array, values: Float32Array, scale: number): void;
-  addScaled(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void;
-}
-
-let wasmPasses: VectorPasses | undefined;
+let wasmPasses: VectorKernels | undefined;
 
 /** The passes as WebAssembly SIMD loops (one module memory, shared by the calls of this thread). */
 export function wasmVectorPasses(): VectorPasses {
-  if (wasmPasses === undefined) {
-    const kernels = new VectorKernels();
-    wasmPasses = {
-      allFinite: (values) => kernels.allFinite(values),
-      scaleInto: (into, values, scale) => kernels.scaleSum(into, [values], scale),
-      addScaled: (into, a, b, scale) => kernels.scaleSum(into, [a, b], scale),
-    };
-  }
+  wasmPasses ??= new VectorKernels();
   return wasmPasses;
-}
-
-/** The passes by core's native kernels. */
-export function nativeVectorPasses(kernels: NativeKernels): VectorPasses {
-  return {
-    allFinite: (values) => kernels.allFinite(values),
-    scaleInto: (into, values, scale) => kernels.scaleInto(into, values, scale),
-    addScaled: (into, a, b, scale) => kernels.addScaled(into, a, b, scale),
-  };
 }
 
 let passes: VectorPasses | undefined;
 
+/** core's native kernels are VectorPasses themselves (the same three functions over Float32Arrays). */
 function vectorPasses(): VectorPasses {
-  if (passes === undefined) {
-    const kernels = nativeKernels();
-    passes = kernels === undefined ? wasmVectorPasses() : nativeVectorPasses(kernels);
-  }
+  passes ??= nativeKernels() ?? wasmVectorPasses();
   return passes;
 }
 

@@ -26,6 +26,42 @@ export const webAssembly = (globalThis as unknown as { WebAssembly: WebAssemblyA
 
 export type WasmMemory = InstanceType<WebAssemblyApi['Memory']>;
 
+/** Adam's scalars as the kernels take them (here and core's native ones, optim/adam-simd.ts). */
+export type AdamScalarArguments = [
+  beta1: number,
+  beta2: number,
+  oneMinusBeta1: number,
+  oneMinusBeta2: number,
+  firstMomentScale: number,
+  secondMomentScale: number,
+  epsilon: number,
+  learningRate: number,
+  weightDecay: number,
+];
+
+/**
+ * A convolution's filter gradient as the kernels take it (here and core's native one): the byte offsets
+ * of x, dy and dW, then the geometry.
+ */
+export type FilterGradientOperands = [
+  x: number,
+  dy: number,
+  dW: number,
+  batch: number,
+  inHeight: number,
+  inWidth: number,
+  inChannels: number,
+  outHeight: number,
+  outWidth: number,
+  outChannels: number,
+  filterHeight: number,
+  filterWidth: number,
+  strideHeight: number,
+  strideWidth: number,
+  padTop: number,
+  padLeft: number,
+];
+
 /** The exports of assembly/kernels.ts (byte offsets and counts are i32, scalars f64 or f32). */
 export interface Kernels {
   adam(
@@ -34,38 +70,13 @@ export interface Kernels {
     gradient: number,
     firstMoment: number,
     secondMoment: number,
-    beta1: number,
-    beta2: number,
-    oneMinusBeta1: number,
-    oneMinusBeta2: number,
-    firstMomentScale: number,
-    secondMomentScale: number,
-    epsilon: number,
-    learningRate: number,
-    weightDecay: number,
+    ...scalars: AdamScalarArguments
   ): void;
   allFinite(start: number, end: number): number;
   scaleOne(first: number, stride: number, end: number, scale: number): void;
   scaleSumOfTwo(first: number, stride: number, end: number, scale: number): void;
   simdPeak(iterations: number, value: number): number;
-  conv2dBackpropFilter(
-    x: number,
-    dy: number,
-    dW: number,
-    batch: number,
-    inHeight: number,
-    inWidth: number,
-    inChannels: number,
-    outHeight: number,
-    outWidth: number,
-    outChannels: number,
-    filterHeight: number,
-    filterWidth: number,
-    strideHeight: number,
-    strideWidth: number,
-    padTop: number,
-    padLeft: number,
-  ): void;
+  conv2dBackpropFilter(...operands: FilterGradientOperands): void;
   maxPoolGrad2x2(
     x: number,
     dy: number,

@@ -6,12 +6,8 @@ import {
   type TensorInfo,
   util,
 } from '@tensorflow/tfjs-core';
-import {
-  defaultNativeKernels,
-  isSingleMatrix,
-  multiplyNatively,
-  type NativeKernelsFor,
-} from './native-mat-mul.js';
+import { type NativeKernelsFor, nativeKernels } from '../native-kernels.js';
+import { isSingleMatrix, multiplyNatively } from './native-mat-mul.js';
 
 interface BatchMatMulParams {
   inputs: { a: TensorInfo; b: TensorInfo };
@@ -42,7 +38,7 @@ interface BatchMatMulParams {
 export function createBatchMatMulKernel(
   original: KernelConfig,
   transpose: KernelFunc,
-  nativeKernelsFor: NativeKernelsFor = defaultNativeKernels,
+  nativeKernelsFor: NativeKernelsFor = nativeKernels,
 ): KernelConfig {
   function batchMatMul(params: BatchMatMulParams): TensorInfo {
     const { inputs, backend, attrs } = params;

@@ -8,8 +8,9 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { CallosumError, ErrorCodes } from '../../errors.js';
-import { backendMemory, type HeapKernelsFor, heapKernelsFor } from './heap-kernels.js';
-import { defaultNativeKernels, type NativeKernelsFor } from './native-mat-mul.js';
+import type { FilterGradientOperands } from '../../wasm/kernels.js';
+import { type NativeKernelsFor, nativeKernels } from '../native-kernels.js';
+import { type HeapKernelsFor, heapKernelsFor, plainHeap } from './heap-kernels.js';
 import { fillTransposedPatches } from './transposed-patches.js';
 
 /**
@@ -17,25 +18,6 @@ import { fillTransposedPatches } from './transposed-patches.js';
  * larger layers are processed a band of filter taps at a time instead of growing the heap for good.
  */
 const MAX_PATCH_MATRIX_ELEMENTS = 1 << 22;
-
-type FilterGradientOperands = [
-  x: number,
-  dy: number,
-  dW: number,
-  batch: number,
-  inHeight: number,
-  inWidth: number,
-  inChannels: number,
-  outHeight: number,
-  outWidth: number,
-  outChannels: number,
-  filterHeight: number,
-  filterWidth: number,
-  strideHeight: number,
-  strideWidth: number,
-  padTop: number,
-  padLeft: number,
-];
 
 interface Conv2DBackpropFilterParams {
   inputs: { x: TensorInfo; dy: TensorInfo };
@@ -69,7 +51,7 @@ interface Conv2DBackpropFilterParams {
 export function createConv2DBackpropFilterKernel(
   batchMatMul: KernelFunc,
   kernelsFor: HeapKernelsFor = heapKernelsFor,
-  nativeKernelsFor: NativeKernelsFor = defaultNativeKernels,
+  nativeKernelsFor: NativeKernelsFor = nativeKernels,
 ): KernelConfig {
   function conv2DBackpropFilter({ inputs, backend, attrs }: Conv2DBackpropFilterParams): TensorInfo {
     const { x, dy } = inputs;
@@ -96,7 +78,7 @@ export function createConv2DBackpropFilterKernel(
     );
     const dW = backend.makeOutput([...filterShape], 'float32');
     const native = nativeKernelsFor();
-    const heap = backendMemory(backend)?.buffer;
+    const heap = plainHeap(backend);
     const kernels = kernelsFor(backend);
     // The native kernel trusts dy's shape to be the convolution's output, which a direct call may not give.
     const dyFits = dy.shape.every((size, axis) => size === info.outShape[axis]) && dy.shape.length === 4;
@@ -119,7 +101,7 @@ export function createConv2DBackpropFilterKernel(
       info.padInfo.top,
       info.padInfo.left,
     ];
-    if (native !== undefined && heap instanceof ArrayBuffer && dyFits) {
+    if (native !== undefined && heap !== undefined && dyFits) {
       native.conv2dBackpropFilter(heap, ...operands);
     } else if (kernels === undefined) {
       filterGradientByPatches(x, dy, dW, info, backend, batchMatMul);

@@ -7,9 +7,8 @@ import {
   type KernelFunc,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import type { NativeKernels } from '../native-kernels.js';
-import { backendMemory } from './heap-kernels.js';
-import { defaultNativeKernels, type NativeKernelsFor } from './native-mat-mul.js';
+import { type NativeKernels, type NativeKernelsFor, nativeKernels } from '../native-kernels.js';
+import { plainHeap } from './heap-kernels.js';
 
 interface Conv2DParams {
   inputs: { x: TensorInfo; filter: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
@@ -27,7 +26,7 @@ interface Conv2DParams {
  */
 export function createConv2DKernel(
   original: KernelConfig,
-  nativeKernelsFor: NativeKernelsFor = defaultNativeKernels,
+  nativeKernelsFor: NativeKernelsFor = nativeKernels,
 ): KernelConfig {
   function conv2d(params: Conv2DParams): TensorInfo {
     const { inputs, backend, attrs } = params;
@@ -86,13 +85,12 @@ function convolveNatively(
     return undefined;
   }
   if (info.outShape.some((size) => size === 0) || info.inChannels === 0) return undefined;
-  const memory = backendMemory(backend);
-  if (memory === undefined || !(memory.buffer instanceof ArrayBuffer)) return undefined;
+  if (plainHeap(backend) === undefined) return undefined;
 
   const out = backend.makeOutput(info.outShape, 'float32');
   // Read the heap after makeOutput, which may have grown it (a grown memory has a new buffer).
   kernels.conv2d(
-    memory.buffer,
+    plainHeap(backend) as ArrayBuffer,
     backend.getMemoryOffset(x.dataId),
     backend.getMemoryOffset(filter.dataId),
     backend.getMemoryOffset(out.dataId),

@@ -1,6 +1,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { _FusedMatMulAttrs, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { defaultNativeKernels, multiplyNatively, type NativeKernelsFor } from './native-mat-mul.js';
+import { type NativeKernelsFor, nativeKernels } from '../native-kernels.js';
+import { multiplyNatively } from './native-mat-mul.js';
 
 interface FusedMatMulParams {
   inputs: { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
@@ -19,7 +20,7 @@ interface FusedMatMulParams {
  */
 export function createFusedMatMulKernel(
   original: KernelConfig,
-  nativeKernelsFor: NativeKernelsFor = defaultNativeKernels,
+  nativeKernelsFor: NativeKernelsFor = nativeKernels,
 ): KernelConfig {
   function fusedMatMul(params: FusedMatMulParams): TensorInfo {
     const { inputs, backend, attrs } = params;

@@ -29,6 +29,15 @@ export function backendMemory(backend: BackendWasm): WasmMemory | undefined {
   return memory instanceof webAssembly.Memory ? (memory as WasmMemory) : undefined;
 }
 
+/**
+ * The backend's heap as the plain ArrayBuffer core's native kernels take, read now (a grown memory has a
+ * new buffer); undefined where it is not reachable or is shared (the threaded build).
+ */
+export function plainHeap(backend: BackendWasm): ArrayBuffer | undefined {
+  const buffer = backendMemory(backend)?.buffer;
+  return buffer instanceof ArrayBuffer ? buffer : undefined;
+}
+
 function instantiateOnHeap(backend: BackendWasm): Kernels | undefined {
   const memory = backendMemory(backend);
   if (memory === undefined) {

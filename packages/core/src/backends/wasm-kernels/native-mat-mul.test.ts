@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { nativeKernels, nativeKernelsStatus } from '../native-kernels.js';
 import { createBatchMatMulKernel } from './batch-mat-mul.js';
 import { createFusedMatMulKernel } from './fused-mat-mul.js';
-import { backendMemory } from './heap-kernels.js';
+import { plainHeap } from './heap-kernels.js';
 import { registerWasmTrainingKernels, wasmKernelBeforeReplacement } from './index.js';
 import {
   computeOn,
@@ -168,7 +168,7 @@ describe.skipIf(native === undefined)(
     it('refuses an operand outside the heap and a wrong call, and writes nothing', async () => {
       await tf.setBackend('wasm');
       const backend = tf.backend() as BackendWasm;
-      const heap = (backendMemory(backend) as { buffer: ArrayBuffer }).buffer;
+      const heap = plainHeap(backend) as ArrayBuffer;
       const kernels = native as NonNullable<typeof native>;
       const beyond = heap.byteLength - 8;
       expect(() => kernels.matMul(heap, 0, 4, 1, 0, 4, 1, beyond, -1, 4, 4, 4, false)).toThrow(
@@ -191,7 +191,7 @@ describe.skipIf(native === undefined)(
     it('refuses sizes whose arithmetic would overflow, a stride of 0 under many rows, and allocates nothing for no output', async () => {
       await tf.setBackend('wasm');
       const backend = tf.backend() as BackendWasm;
-      const heap = (backendMemory(backend) as { buffer: ArrayBuffer }).buffer;
+      const heap = plainHeap(backend) as ArrayBuffer;
       const kernels = native as NonNullable<typeof native>;
       const elements = heap.byteLength / 4;
       // Each of these once wrapped its extent to a small number and then read or wrote far outside.

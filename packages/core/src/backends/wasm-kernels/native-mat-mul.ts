@@ -1,11 +1,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type TensorInfo, util } from '@tensorflow/tfjs-core';
-import { type NativeKernels, nativeKernels } from '../native-kernels.js';
-import { backendMemory } from './heap-kernels.js';
-
-/** core's native kernels for a product, or undefined (a parameter of the kernels so that tests can take them away). */
-export type NativeKernelsFor = () => NativeKernels | undefined;
-export const defaultNativeKernels: NativeKernelsFor = nativeKernels;
+import type { NativeKernels } from '../native-kernels.js';
+import { plainHeap } from './heap-kernels.js';
 
 export interface NativeProduct {
   a: TensorInfo;
@@ -40,14 +36,13 @@ export function multiplyNatively(
   const columns = transposeB ? bRows : bColumns;
   if ((transposeB ? bColumns : bRows) !== inner || rows * columns * inner === 0) return undefined;
   if (bias !== undefined && (bias.dtype !== 'float32' || !isRowOf(bias, columns))) return undefined;
-  const memory = backendMemory(backend);
-  if (memory === undefined || !(memory.buffer instanceof ArrayBuffer)) return undefined;
+  if (plainHeap(backend) === undefined) return undefined;
 
   const leadingOnes = new Array<number>(Math.max(a.shape.length, b.shape.length) - 2).fill(1);
   const out = backend.makeOutput([...leadingOnes, rows, columns], 'float32');
   // Read the heap after makeOutput, which may have grown it (a grown memory has a new buffer).
   kernels.matMul(
-    memory.buffer,
+    plainHeap(backend) as ArrayBuffer,
     backend.getMemoryOffset(a.dataId),
     transposeA ? 1 : aColumns,
     transposeA ? aColumns : 1,
