@@ -9,18 +9,9 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { finished } from 'node:stream/promises';
-import { type CallosumError, writeFailure } from '@callosum/core';
+import { writeFailure } from '@callosum/core';
 import { type CoordinatorEvent, recordedEvent } from './events.js';
-
-/** What a file the run streams its record into (metrics.jsonl, the trace) needs from the run. */
-export interface RecordFileOptions {
-  readonly log: (line: string) => void;
-  /**
-   * Called once, with WRITE_FAILED naming the file and the system's reason, when a write to it fails (a
-   * full disk): the run stops with it (RunLifecycle.writeFailed). Later events are dropped.
-   */
-  readonly onWriteFailed: (error: CallosumError) => void;
-}
+import { FirstWriteFailure, type RecordFileOptions } from './record-file.js';
 
 /**
  * Appends one JSON object per event: the run's machine-readable record (docs/observability in README).
@@ -32,8 +23,7 @@ export interface RecordFileOptions {
  */
 export class MetricsFile {
   private readonly stream: WriteStream;
-  private readonly onWriteFailed: (error: CallosumError) => void;
-  #failure: CallosumError | undefined;
+  private readonly failures: FirstWriteFailure;
   /** Settles once the latest line written is in the file, or the write failed. */
   #written: Promise<void> = Promise.resolve();
 
@@ -56,23 +46,16 @@ export class MetricsFile {
       throw writeFailure(path, error);
     }
     this.stream = createWriteStream(path, { fd });
-    this.onWriteFailed = options.onWriteFailed;
-    this.stream.on('error', (error) => this.failed(error));
-  }
-
-  /** The first failed write (reported to the write's callback before the stream's 'error'). */
-  private failed(error: Error): void {
-    if (this.#failure !== undefined) return;
-    this.#failure = writeFailure(this.path, error);
-    this.onWriteFailed(this.#failure);
+    this.failures = new FirstWriteFailure(path, options.onWriteFailed);
+    this.stream.on('error', (error) => this.failures.record(error));
   }
 
   /** A telemetry sink; events arriving after close (a late socket event) or a failed write are dropped. */
   readonly write = (event: CoordinatorEvent, time: Date): void => {
-    if (this.#failure !== undefined || this.stream.writableEnded) return;
+    if (this.failures.failure !== undefined || this.stream.writableEnded) return;
     this.#written = new Promise((resolve) =>
       this.stream.write(`${JSON.stringify(recordedEvent(event, time))}\n`, (error) => {
-        if (error) this.failed(error);
+        if (error) this.failures.record(error);
         resolve();
       }),
     );
@@ -84,12 +67,12 @@ export class MetricsFile {
    */
   async flushed(): Promise<void> {
     await this.#written;
-    if (this.#failure !== undefined) throw this.#failure;
+    if (this.failures.failure !== undefined) throw this.failures.failure;
   }
 
   /** Flushes and closes the file; a write failing now is reported like any other (onWriteFailed). */
   async close(): Promise<void> {
-    if (this.#failure !== undefined) return;
+    if (this.failures.failure !== undefined) return;
     this.stream.end();
     await finished(this.stream).catch(() => undefined);
   }

@@ -2,7 +2,7 @@ import { closeSync, createWriteStream, openSync, type WriteStream, writeSync } f
 import { finished } from 'node:stream/promises';
 import { writeFailure } from '@callosum/core';
 import type { CoordinatorEvent } from './events.js';
-import type { RecordFileOptions } from './metrics-file.js';
+import { FirstWriteFailure, type RecordFileOptions } from './record-file.js';
 import type { TelemetrySink } from './telemetry.js';
 
 type StepEvent = Extract<CoordinatorEvent, { type: 'step' }>;
@@ -34,7 +34,7 @@ export class TraceFile {
   private readonly stream: WriteStream;
   private readonly workerThreads = new Map<string, number>();
   private written = 0;
-  #failed = false;
+  private readonly failures: FirstWriteFailure;
 
   /**
    * Opens (truncates) the file and writes its start now, so a path that cannot be written (a full disk)
@@ -53,17 +53,14 @@ export class TraceFile {
       throw writeFailure(path, error);
     }
     this.stream = createWriteStream(path, { fd });
-    this.stream.on('error', (error) => {
-      if (this.#failed) return;
-      this.#failed = true;
-      options.onWriteFailed(writeFailure(path, error));
-    });
+    this.failures = new FirstWriteFailure(path, options.onWriteFailed);
+    this.stream.on('error', (error) => this.failures.record(error));
     this.emit({ name: 'process_name', ph: 'M', pid: PID, tid: 0, args: { name: 'callosum run' } });
     this.nameThread(COORDINATOR_TID, 'coordinator');
   }
 
   readonly sink: TelemetrySink = (event) => {
-    if (this.#failed || this.stream.writableEnded) return;
+    if (this.failures.failure !== undefined || this.stream.writableEnded) return;
     const nowUs = performance.now() * 1000;
     switch (event.type) {
       case 'worker-joined':
@@ -85,7 +82,7 @@ export class TraceFile {
 
   /** Ends the JSON and closes the file; a write failing now is reported like any other (onWriteFailed). */
   async close(): Promise<void> {
-    if (this.#failed) return;
+    if (this.failures.failure !== undefined) return;
     this.stream.end('\n]}\n');
     await finished(this.stream).catch(() => undefined);
   }
