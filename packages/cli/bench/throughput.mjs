@@ -33,7 +33,9 @@
  *                      worker (`callosum train --threads`; default as there: the usable cores ÷ workers),
  *                      so `--workers 1:threads=1,1:threads=2` measures what a second thread gives one
  *                      worker. `2:ring` trains in the ring topology (`--topology ring`: workers reduce
- *                      among themselves) instead of the star. Modifiers combine: `2:ring:threads=1:no-views`.
+ *                      among themselves) instead of the star. `2:sockets` sends every frame on the
+ *                      sockets (`--shared-memory no`) instead of large ones through files on /dev/shm.
+ *                      Modifiers combine: `2:ring:threads=1:no-views`.
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
@@ -103,15 +105,16 @@ const workerConfigs = values.workers
  */
 function parseWorkerConfig(config) {
   const [count = '', ...modifiers] = config.split(':');
-  const parsed = { count, views: undefined, threads: undefined, topology: undefined };
+  const parsed = { count, views: undefined, threads: undefined, topology: undefined, sockets: false };
   for (const modifier of modifiers) {
     if (['watched', 'no-views'].includes(modifier) && parsed.views === undefined) parsed.views = modifier;
+    else if (modifier === 'sockets' && !parsed.sockets) parsed.sockets = true;
     else if (modifier.startsWith('threads=') && parsed.threads === undefined)
       parsed.threads = modifier.slice(8);
     else if (modifier === 'ring' && parsed.topology === undefined) parsed.topology = modifier;
     else {
       throw new Error(
-        `--workers: "${config}" is not a count followed by :watched or :no-views, :threads=N and :ring`,
+        `--workers: "${config}" is not a count followed by :watched or :no-views, :threads=N, :ring and :sockets`,
       );
     }
   }
@@ -339,10 +342,10 @@ function runChildProcess(config) {
 
 function label(config) {
   if (config === 'local') return 'single process';
-  const { count, views, threads, topology } = parseWorkerConfig(config);
+  const { count, views, threads, topology, sockets } = parseWorkerConfig(config);
   const workers = `${count} worker${count === '1' ? '' : 's'}`;
   const perWorker = threads === undefined ? '' : ` × ${threads} thread${threads === '1' ? '' : 's'}`;
-  const notes = [topology, views].filter((note) => note !== undefined);
+  const notes = [topology, views, sockets ? 'sockets' : undefined].filter((note) => note !== undefined);
   return `${workers}${perWorker}${notes.length === 0 ? '' : ` (${notes.join(', ')})`}`;
 }
 
@@ -392,7 +395,7 @@ async function runLocal(progress) {
 /** trainWithLocalWorkers: the coordinator here, `workers` worker processes; StepReports give the times. */
 async function runWorkers(config, progress) {
   const workers = workerCount(config);
-  const { views, threads, topology } = parseWorkerConfig(config);
+  const { views, threads, topology, sockets } = parseWorkerConfig(config);
   const outDir = await mkdtemp(path.join(os.tmpdir(), 'callosum-bench-'));
   const steps = [];
   let previous;
@@ -408,6 +411,7 @@ async function runWorkers(config, progress) {
       training,
       outDir,
       liveViews: views !== 'no-views',
+      sharedMemory: !sockets,
       log: (line) => {
         process.stderr.write(`[${label(config)}] ${line}\n`);
         // The address the coordinator prints carries the run's token.

@@ -50,6 +50,8 @@ export interface LocalTrainingOptions extends RunCallbacks {
   readonly traceFile?: string;
   /** Serve the dashboard and /metrics (the coordinator's liveViews; default true). */
   readonly liveViews?: boolean;
+  /** Large frames through files on /dev/shm rather than the sockets (the coordinator's sharedMemory; default true). */
+  readonly sharedMemory?: boolean;
   readonly dataDir?: string | undefined;
   readonly host?: string;
   readonly port?: number;
@@ -102,6 +104,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     ...(options.traceFile === undefined ? {} : { traceFile: options.traceFile }),
     ...(options.wireDtype === undefined ? {} : { wireDtype: options.wireDtype }),
     ...(options.liveViews === undefined ? {} : { liveViews: options.liveViews }),
+    ...(options.sharedMemory === undefined ? {} : { sharedMemory: options.sharedMemory }),
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     onStep: (report) => {
       stepped = true;

@@ -199,6 +199,14 @@ export function wireDtypeOption(): Option {
     .default(COORDINATOR_DEFAULTS.wireDtype);
 }
 
+/** --shared-memory: workers on the coordinator's machine move large frames through files on /dev/shm. */
+export function sharedMemoryOption(): Option {
+  return booleanOption(
+    '--shared-memory',
+    'workers on this machine exchange weights and gradients through files in /dev/shm, not the socket',
+  ).default(true);
+}
+
 export function portOption(defaultPort: number): Option {
   return envOption('--port <n>', 'coordinator port (0 = any free port)')
     .argParser(integer(0, 65535))

@@ -29,6 +29,7 @@ import { Telemetry } from './telemetry/telemetry.js';
 import { TraceFile } from './telemetry/trace-file.js';
 import { accessVerifier, authHeaderOf } from './transport/access.js';
 import { advertisedUrls } from './transport/advertised-addresses.js';
+import { FrameFileDirectory } from './transport/frame-file-directory.js';
 import { runRoutes } from './transport/http-routes.js';
 import { readAccess } from './transport/read-access.js';
 import { Refusals } from './transport/refusals.js';
@@ -147,6 +148,8 @@ async function startIn(
     Math.max(layout.totalSize * TENSOR_DTYPES[settings.wireDtype], replicaVectors * layout.totalSize * 4) +
     FRAME_OVERHEAD_BYTES;
   const codec = createMsgpackCodec();
+  const frameFiles = options.sharedMemory === false ? undefined : FrameFileDirectory.open();
+  scope.add(() => frameFiles?.close());
   const membership = new WorkerRegistry();
   const counters = zeroCounters();
   const traffic = new WireTraffic();
@@ -278,6 +281,7 @@ async function startIn(
       batchNorm,
     }),
     ring: ring?.handlers,
+    frameFiles,
   });
   scope.add(() => workers.stop());
 

@@ -194,6 +194,12 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * them the port serves the probes and `/status` only (`pnpm bench` measures what they cost).
    */
   readonly liveViews?: boolean;
+  /**
+   * Let workers on this machine exchange large frames (weights, gradients) through files on /dev/shm
+   * instead of the socket (frame files, docs/protocol.md); default true. Workers elsewhere, or without
+   * /dev/shm, use the socket either way.
+   */
+  readonly sharedMemory?: boolean;
 }
 
 /**
@@ -239,6 +245,7 @@ export const COORDINATOR_OPTION_NAMES = {
   wireDtype: true,
   traceFile: true,
   liveViews: true,
+  sharedMemory: true,
 } as const satisfies Record<keyof CoordinatorOptions, true>;
 
 /** What a finished run reports; also the last stdout line of `callosum train --json`. */

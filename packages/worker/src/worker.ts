@@ -10,6 +10,7 @@ import {
   createMsgpackCodec,
   DEFAULT_WIRE_DTYPE,
   ErrorCodes,
+  FrameFileLink,
   fingerprintOfTask,
   floatsFromWire,
   gradientReply,
@@ -18,6 +19,7 @@ import {
   loadTaskModule,
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
+  probeMatches,
   readsTensorFrames,
   stepLabel,
   TENSOR_DTYPES,
@@ -141,8 +143,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       // gradients travel in the run's wire dtype.
       let tensorFrames = false;
       let wireDtype: WireDtype = DEFAULT_WIRE_DTYPE;
+      // Set by a welcome whose frame files this worker can read: large frames go as files both ways.
+      let frameFiles: FrameFileLink | undefined;
       const sendFrame = (frame: Uint8Array) => {
-        if (socket.readyState === WebSocket.OPEN) socket.send(frame);
+        if (socket.readyState === WebSocket.OPEN) socket.send(frameFiles?.outgoing(frame) ?? frame);
       };
       const send = (message: WorkerMessage) =>
         sendFrame(codec.encode(message, { tensorFrame: tensorFrames }));
@@ -175,7 +179,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, 'text frames are not part of the protocol');
           }
           phase = 'receiving';
-          message = parseCoordinatorMessage(codec.decode(data));
+          message = parseCoordinatorMessage(codec.decode(frameFiles?.incoming(data) ?? data));
           await handle(message);
         } catch (error) {
           const code = isCallosumError(error) ? error.code : ErrorCodes.COMPUTE_FAILED;
@@ -234,6 +238,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             await service.configure(message);
             tensorFrames = readsTensorFrames(message.protocol);
             wireDtype = message.wireDtype ?? DEFAULT_WIRE_DTYPE;
+            // On the coordinator's machine (its probe reads back): weights and gradients go as files.
+            if (message.frameFiles !== undefined && probeMatches(message.frameFiles)) {
+              frameFiles = new FrameFileLink(message.frameFiles, 'to-coordinator', settings.maxMessageBytes);
+              send({ type: 'frame-files' });
+              log(`worker ${name}: large frames go through files in ${message.frameFiles.dir}`);
+            }
             if (message.topology === 'ring') {
               const address = await ring.join(message, send, localAddress);
               send({ type: 'peer-listening', address });

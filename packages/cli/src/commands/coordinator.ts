@@ -8,6 +8,7 @@ import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
 import {
   checkpointOptions,
   portOption,
+  sharedMemoryOption,
   taskFrom,
   topologyOption,
   trainingOptions,
@@ -23,6 +24,7 @@ interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
   maxWorkers?: number;
   startTimeout: number;
   topology: Topology;
+  sharedMemory: boolean;
   peerTls?: boolean;
 }
 
@@ -47,6 +49,7 @@ export function registerCoordinatorCommand(program: Command): void {
     ...trainingOptions(),
     wireDtypeOption(),
     portOption(DEFAULT_COORDINATOR_PORT),
+    sharedMemoryOption(),
     topologyOption(),
     booleanOption(
       '--peer-tls',
@@ -75,6 +78,7 @@ export function registerCoordinatorCommand(program: Command): void {
         peerTls: flags.peerTls === true,
         training: trainingOptionsFrom(command, flags),
         wireDtype: flags.wireDtype,
+        sharedMemory: flags.sharedMemory,
         ...settings,
         ...(flags.data === undefined ? {} : { dataDir: flags.data }),
         log,

@@ -12,6 +12,7 @@ import {
   backendOption,
   checkpointOptions,
   portOption,
+  sharedMemoryOption,
   taskFrom,
   threadsOption,
   topologyOption,
@@ -28,6 +29,7 @@ interface TrainFlags extends RunFlags {
   gpus?: string[];
   port: number;
   topology: Topology;
+  sharedMemory: boolean;
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -42,6 +44,7 @@ export function registerTrainCommand(program: Command): void {
     gpusOption(),
     wireDtypeOption(),
     portOption(0),
+    sharedMemoryOption(),
     topologyOption(),
     ...checkpointOptions(),
     traceOption(),
@@ -66,6 +69,7 @@ export function registerTrainCommand(program: Command): void {
         ...(task === undefined ? {} : { task, taskModule: flags.task }),
         training,
         wireDtype: flags.wireDtype,
+        sharedMemory: flags.sharedMemory,
         ...settings,
         dataDir: flags.data,
         port: flags.port,

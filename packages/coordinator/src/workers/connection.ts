@@ -4,6 +4,7 @@ import {
   type CoordinatorMessage,
   type ErrorCode,
   ErrorCodes,
+  type FrameFileLink,
   isCallosumError,
   parseWorkerMessage,
   type WorkerMessage,
@@ -66,6 +67,8 @@ export class WorkerConnection {
   #computingStep: number | undefined;
   /** Ring: the host:port it listens on for its peers, once it said so. */
   #peerAddress: string | undefined;
+  /** Set once the worker took the welcome's frame files: large frames go as files both ways. */
+  #frameFiles: FrameFileLink | undefined;
 
   constructor(
     readonly id: string,
@@ -110,6 +113,11 @@ export class WorkerConnection {
   welcomed(identity: WorkerIdentity, syncFirst = false): void {
     this.transition('joining', syncFirst ? 'syncing' : 'healthy');
     this.#identity = identity;
+  }
+
+  /** It reads and writes frame files (it read the welcome's probe): large frames go through them. */
+  useFrameFiles(link: FrameFileLink): void {
+    this.#frameFiles = link;
   }
 
   /** Ring: where its peers reach it. */
@@ -234,15 +242,17 @@ export class WorkerConnection {
       this.onSlowReader(buffered);
       return;
     }
-    this.socket.send(frame);
+    this.socket.send(this.#frameFiles?.outgoing(frame) ?? frame);
+    // The frame's bytes, whichever way they went: what the step moved.
     this.traffic.sent(this.id, frame.byteLength);
   }
 
   /** Decodes and validates one frame; throws a CallosumError naming what is wrong. */
   decode(frame: Buffer): WorkerMessage {
     this.#lastHeardAt = Date.now();
-    this.traffic.received(this.id, frame.byteLength);
-    return parseWorkerMessage(this.codec.decode(frame));
+    const whole = this.#frameFiles?.incoming(frame) ?? frame;
+    this.traffic.received(this.id, whole.byteLength);
+    return parseWorkerMessage(this.codec.decode(whole));
   }
 
   /**

@@ -4,7 +4,9 @@ import {
   type Codec,
   type ErrorCode,
   ErrorCodes,
+  FRAME_FILES_PROTOCOL,
   PROTOCOL_VERSION,
+  protocolAtLeast,
   type Reduction,
   readsTensorFrames,
   type TrainingConfig,
@@ -19,6 +21,7 @@ import type { CoordinatorEvent } from '../telemetry/events.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { CONNECTION_CLOSED } from '../telemetry/worker-label.js';
 import { type CloseCode, CloseCodes } from '../transport/close-codes.js';
+import type { FrameFileDirectory } from '../transport/frame-file-directory.js';
 import type { WireTraffic } from '../transport/wire-traffic.js';
 import { type AdmissionContext, admissionRefusal } from './admission.js';
 import { describeError, WorkerConnection } from './connection.js';
@@ -73,6 +76,8 @@ export interface WorkerPoolContext {
   readonly results: ResultHandlers;
   /** Set in a ring run (and only then): its workers keep replicas and reduce among themselves. */
   readonly ring: RingHandlers | undefined;
+  /** Where large frames to and from workers on this machine go as files; none: all on the sockets. */
+  readonly frameFiles: FrameFileDirectory | undefined;
 }
 
 type MessageHandler<K extends WorkerMessage['type']> = (
@@ -99,6 +104,17 @@ export class WorkerPool implements DispatchFindings {
         'sent hello again after joining',
       ),
     heartbeat: (worker, message) => worker.reportedPhase(message.phase, message.step),
+    'frame-files': (worker) => {
+      const { frameFiles, maxFrameBytes, log } = this.context;
+      const link = frameFiles?.accept(worker.id, maxFrameBytes);
+      if (link === undefined) {
+        const detail = 'sent frame-files, but was offered none';
+        this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE, detail);
+        return;
+      }
+      worker.useFrameFiles(link);
+      log(`coordinator: worker ${worker.label} exchanges large frames through files in ${frameFiles?.path}`);
+    },
     failure: (worker, message) => {
       this.context.telemetry.record({
         type: 'worker-failure',
@@ -311,6 +327,7 @@ export class WorkerPool implements DispatchFindings {
     const wasMember = worker.state !== 'gone';
     if (code !== undefined) void worker.close(code, reason ?? '');
     membership.remove(worker);
+    this.context.frameFiles?.release(worker.id);
     if (wasMember && worker.name) {
       const why = reason ?? CONNECTION_CLOSED;
       telemetry.record({
@@ -405,6 +422,9 @@ export class WorkerPool implements DispatchFindings {
       );
     }
     backends.add(message.backend);
+    const frameFiles = protocolAtLeast(message.protocol, FRAME_FILES_PROTOCOL)
+      ? this.context.frameFiles?.offer(worker.id)
+      : undefined;
     worker.send({
       type: 'welcome',
       protocol: PROTOCOL_VERSION,
@@ -419,6 +439,7 @@ export class WorkerPool implements DispatchFindings {
       ...(ring ? { topology: 'ring' as const } : {}),
       // Absent means float32, so a float32 run's welcome is what a 1.4 worker knows.
       ...(settings.wireDtype === 'float32' ? {} : { wireDtype: settings.wireDtype }),
+      ...(frameFiles === undefined ? {} : { frameFiles }),
     });
     telemetry.record({
       type: 'worker-joined',

@@ -1,6 +1,7 @@
 import { endianness } from 'node:os';
 import { Packr } from 'msgpackr';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { isFrameFileReference } from './frame-files.js';
 import {
   decodeTensorFrame,
   encodeTensorFrame,
@@ -78,7 +79,16 @@ export function createMsgpackCodec(): Codec {
         : encodeTensorFrame(message as Record<string, unknown>, field, pack);
     },
     startTensorFrame: (byteLength) => startTensorFrame(byteLength, pack),
-    decode: (frame) => (isTensorFrame(frame) ? decodeTensorFrame(frame, unpack) : unpack(frame)),
+    decode(frame) {
+      if (isFrameFileReference(frame)) {
+        // Resolved before decoding (FrameFileLink.incoming) on a connection that agreed to frame files.
+        throw new CallosumError(
+          ErrorCodes.MALFORMED_MESSAGE,
+          'frame file reference on a connection that did not agree to frame files',
+        );
+      }
+      return isTensorFrame(frame) ? decodeTensorFrame(frame, unpack) : unpack(frame);
+    },
   };
 }
 

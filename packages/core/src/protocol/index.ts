@@ -7,6 +7,15 @@ export {
   createAuthHeader,
 } from './auth.js';
 export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
+export {
+  FRAME_FILE_MIN_BYTES,
+  FrameFileLink,
+  type FrameFileOffer,
+  isFrameFileReference,
+  probeMatches,
+  writeFrameFile,
+  writeProbe,
+} from './frame-files.js';
 export { isLoopbackHost } from './loopback.js';
 export * from './messages.js';
 export { parseCoordinatorMessage, parsePeerMessage, parseWorkerMessage } from './parse.js';
@@ -29,6 +38,7 @@ export {
   type UpgradeServerOptions,
 } from './upgrade-server.js';
 export {
+  FRAME_FILES_PROTOCOL,
   formatProtocol,
   MINIMUM_PROTOCOL,
   PEER_TLS_PROTOCOL,

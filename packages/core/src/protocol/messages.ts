@@ -190,7 +190,16 @@ export const failureSchema = z.strictObject({
   shard: index.optional(),
 });
 
+/**
+ * Since 1.9: this worker read the probe of the welcome's `frameFiles` and takes frames as files from
+ * now on (frame-files.ts); it may send its own large frames as files after this message.
+ */
+export const frameFilesSchema = z.strictObject({
+  type: z.literal('frame-files'),
+});
+
 export const workerMessageSchema = z.discriminatedUnion('type', [
+  frameFilesSchema,
   helloSchema,
   gradientSchema,
   evaluationSchema,
@@ -234,6 +243,20 @@ export const welcomeSchema = z
      * `weights` tensor and `gradient` of the run. Absent: float32.
      */
     wireDtype: z.enum(WIRE_DTYPES).optional(),
+    /**
+     * Since 1.9, only to 1.9+ workers: large frames may travel as files in `dir` (frame-files.ts), if
+     * the worker can read `<dir>/<channel>.probe` and finds `probe` (hex) in it.
+     */
+    frameFiles: z
+      .strictObject({
+        dir: z
+          .string()
+          .max(1024)
+          .regex(/^\/[^\0]*$/, 'expected an absolute path'),
+        channel: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected letters, digits, _ or -'),
+        probe: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 hex digits'),
+      })
+      .optional(),
   })
   .refine((welcome) => (welcome.model === undefined) !== (welcome.task === undefined), {
     message: 'a welcome names either a built-in model or a task',

@@ -3,16 +3,20 @@
  * add optional fields or a framing (1.1: tensor frames; 1.2: micro-batches in compute requests; 1.3:
  * the micro-batch size moves into the welcome; 1.4: task runs, typed shard features and metric sums;
  * 1.5: the ring topology; 1.6: 16-bit wire dtypes for weights and gradients; 1.7: synchronised
- * BatchNormalization; 1.8: TLS between ring peers); since every message is validated strictly, a peer uses them only with a side that
- * announced a minor version which knows them.
+ * BatchNormalization; 1.8: TLS between ring peers; 1.9: frame files between processes on one machine);
+ * since every message is validated strictly, a peer uses them only with a side that announced a minor
+ * version which knows them.
  */
-export const PROTOCOL_VERSION = { major: 1, minor: 8 } as const;
+export const PROTOCOL_VERSION = { major: 1, minor: 9 } as const;
 
 /** The first protocol with synchronised BatchNormalization's passes (`batch-norm`). */
 export const SYNC_BATCH_NORM_PROTOCOL: ProtocolVersion = { major: 1, minor: 7 };
 
 /** The first protocol in which a worker says whether it reduces over TLS with its ring peers (`hello.peerTls`). */
 export const PEER_TLS_PROTOCOL: ProtocolVersion = { major: 1, minor: 8 };
+
+/** The first protocol with frame files (`welcome.frameFiles`, `frame-files`; frame-files.ts). */
+export const FRAME_FILES_PROTOCOL: ProtocolVersion = { major: 1, minor: 9 };
 
 /**
  * The oldest protocol any run accepts: 1.4 changed the shard requests (typed `features` for `images`)
