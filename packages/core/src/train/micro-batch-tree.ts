@@ -16,6 +16,7 @@ import type { BatchTotals, GradientResult } from './batch.js';
 import { addTotals } from './evaluate.js';
 import { computeGradients } from './gradients.js';
 import { type ReducedStep, requireSamples, scaleInto } from './reduce.js';
+import { addSimd } from './vector-simd.js';
 
 /** Micro-batches [first, first + count) of a global batch: one node of the summation tree. */
 export interface TreeNode {
@@ -146,9 +147,7 @@ export class TreeSummation {
     const left = this.visit(leftNode, known, depth + 1, 0);
     const right = this.visit(rightNode, known, depth + 1, 1);
     const sum = buffer();
-    const a = left.gradient;
-    const b = right.gradient;
-    for (let i = 0; i < sum.length; i++) sum[i] = (a[i] as number) + (b[i] as number);
+    addSimd(sum, left.gradient, right.gradient);
     return { gradient: sum, ...addTotals(left, right) };
   }
 

@@ -23,6 +23,7 @@ import {
   treeShards,
 } from './micro-batch-tree.js';
 import { OrderedGradientSum, type ReducedStep } from './reduce.js';
+import { addSimd } from './vector-simd.js';
 
 /** The run settings that choose a reduction. A worker receives them once, in the welcome. */
 export interface ReductionSettings {
@@ -141,13 +142,14 @@ class OrderedShardReduction extends LazySum<OrderedGradientSum> implements Reduc
   combinePieces(plan: StepPlan, results: readonly GradientResult[], into: Float32Array): GradientResult {
     requirePieces(plan, results);
     const [first, ...rest] = results as [GradientResult, ...GradientResult[]];
-    if (first.gradient !== into) into.set(first.gradient);
+    let sum = first.gradient;
     let totals: BatchTotals = first;
     for (const result of rest) {
-      const gradient = result.gradient;
-      for (let i = 0; i < into.length; i++) into[i] = (into[i] as number) + (gradient[i] as number);
+      addSimd(into, sum, result.gradient);
+      sum = into;
       totals = addTotals(totals, result);
     }
+    if (sum !== into) into.set(sum);
     return { ...totals, gradient: into };
   }
 

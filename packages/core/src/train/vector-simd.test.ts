@@ -84,5 +84,17 @@ describe.each(implementations)('%s', (_name, passes) => {
         expect(new Uint32Array(into.buffer)).toEqual(new Uint32Array(expected.buffer));
       }
     });
+
+    it('with scale 1, written over its first input, gives the bits of a plain float32 sum (addSimd)', () => {
+      const a = randomValues(11, 100_003);
+      const b = randomValues(12, 100_003);
+      // Sums that overflow to infinity, and infinities that meet, as a plain loop has them.
+      a.set([3e38, -3e38, Number.POSITIVE_INFINITY, Number.NaN], 50);
+      b.set([3e38, -3e38, Number.NEGATIVE_INFINITY, 1], 50);
+      const expected = new Float32Array(a.length);
+      for (let i = 0; i < a.length; i++) expected[i] = (a[i] as number) + (b[i] as number);
+      passes.addScaled(a, a, b, 1);
+      expect(new Uint32Array(a.buffer)).toEqual(new Uint32Array(expected.buffer));
+    });
   });
 });

@@ -122,3 +122,8 @@ export function scaleIntoSimd(into: Float32Array, values: Float32Array, scale: n
 export function addScaledSimd(into: Float32Array, a: Float32Array, b: Float32Array, scale: number): void {
   vectorPasses().addScaled(into, a, b, scale);
 }
+
+/** `into` = `a` + `b`, the sum taken in float64 and rounded to float32 (a plain loop's bits: × 1 is exact). */
+export function addSimd(into: Float32Array, a: Float32Array, b: Float32Array): void {
+  vectorPasses().addScaled(into, a, b, 1);
+}
