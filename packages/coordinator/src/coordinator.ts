@@ -148,7 +148,7 @@ async function startIn(
     Math.max(layout.totalSize * TENSOR_DTYPES[settings.wireDtype], replicaVectors * layout.totalSize * 4) +
     FRAME_OVERHEAD_BYTES;
   const codec = createMsgpackCodec();
-  const frameFiles = options.sharedMemory === false ? undefined : FrameFileDirectory.open();
+  const frameFiles = options.sharedMemory === false ? undefined : FrameFileDirectory.open(log);
   scope.add(() => frameFiles?.close());
   const membership = new WorkerRegistry();
   const counters = zeroCounters();

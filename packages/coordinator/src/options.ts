@@ -141,8 +141,9 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
   /** A connection that has not sent `hello` this long after connecting is closed (default 10 s). */
   readonly handshakeTimeoutMs?: number;
   /**
-   * Bytes that may wait unsent for one worker before it is dropped as not reading (default: four
-   * weights frames). ws would otherwise queue without bound for a peer that stopped reading.
+   * Bytes that may wait unsent, or unread in frame files, for one worker before it is dropped as not
+   * reading (default: four weights frames). ws would otherwise queue without bound for a peer that
+   * stopped reading.
    */
   readonly maxBufferedBytes?: number;
   /** A worker silent this long is evicted (default 30 s; compute blocks a worker's heartbeats). */

@@ -1,5 +1,19 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import {
+  createMsgpackCodec,
+  instantiateTask,
+  mnistTask,
+  PROTOCOL_VERSION,
+  parseWorkerMessage,
+  type WorkerMessage,
+  writeProbe,
+} from '@callosum/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { runWorker } from './worker.js';
 
 afterEach(() => {
@@ -35,5 +49,67 @@ describe('reconnecting', () => {
     // Loading the backend comes first; even so, far from the 7.5 s the uncut waits would take.
     expect(elapsed).toBeGreaterThanOrEqual(3_000);
     expect(elapsed).toBeLessThan(6_500);
+  }, 30_000);
+});
+
+describe('frame files', () => {
+  it('a frame file it cannot read (removed with its dropped connection, say) makes it reconnect, not exit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'callosum-worker-frames-'));
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const codec = createMsgpackCodec();
+    const model = { name: 'mlp', options: { hidden: [8] } };
+    const parameterCount = instantiateTask(mnistTask(model), 0).layout.totalSize;
+    const seen: string[] = [];
+    let connections = 0;
+    server.on('connection', (socket) => {
+      connections += 1;
+      const connection = connections;
+      const channel = `w${connection}`;
+      socket.on('message', (frame: Buffer) => {
+        const message: WorkerMessage = parseWorkerMessage(codec.decode(frame));
+        seen.push(`${connection}:${message.type}`);
+        if (message.type === 'hello' && connection === 1) {
+          const probe = writeProbe(dir, channel);
+          const welcome = {
+            type: 'welcome',
+            protocol: PROTOCOL_VERSION,
+            workerId: channel,
+            runId: 'run',
+            model,
+            parameterCount,
+            heartbeatIntervalMs: 60_000,
+            frameFiles: { dir, channel },
+          };
+          socket.send(codec.encode(welcome));
+          expect(probe).toMatch(/^[0-9a-f]{32}$/);
+        } else if (message.type === 'frame-files') {
+          // The answer carries the probe's bytes; then a reference to a file that is not there.
+          expect(message.probe).toMatch(/^[0-9a-f]{32}$/);
+          socket.send(Buffer.from([0xc1, 0x46, 0x46, 0x31, 0, 0, 0, 0]));
+        } else if (message.type === 'hello') {
+          socket.send(codec.encode({ type: 'shutdown', code: 'RUN_ENDED', reason: 'test over' }));
+        }
+      });
+    });
+    const lines: string[] = [];
+    try {
+      const { port } = server.address() as AddressInfo;
+      const exit = await runWorker({
+        url: `ws://127.0.0.1:${port}`,
+        backend: 'cpu',
+        threads: 1,
+        reconnectDelayMs: 10,
+        log: (line) => lines.push(line),
+      });
+      expect(exit.exitCode).toBe(0);
+      expect(seen).toEqual(['1:hello', '1:frame-files', '2:hello']);
+      expect(lines.join('\n')).toMatch(
+        new RegExp(`frame file ${join(dir, 'w1.to-worker.0')} cannot be opened \\(ENOENT\\); reconnecting`),
+      );
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 });

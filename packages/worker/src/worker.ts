@@ -19,7 +19,7 @@ import {
   loadTaskModule,
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
-  probeMatches,
+  readProbe,
   readsTensorFrames,
   stepLabel,
   TENSOR_DTYPES,
@@ -173,13 +173,26 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         received = received.then(() => receive(data, isBinary));
       });
       async function receive(data: Buffer, isBinary: boolean): Promise<void> {
+        // The connection is ending: what still arrives on it belongs to nothing this worker will do.
+        if (settled !== undefined) return;
         let message: CoordinatorMessage | undefined;
         try {
           if (!isBinary) {
             throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, 'text frames are not part of the protocol');
           }
           phase = 'receiving';
-          message = parseCoordinatorMessage(codec.decode(frameFiles?.incoming(data) ?? data));
+          let frame: Buffer;
+          try {
+            frame = frameFiles?.incoming(data) ?? data;
+          } catch (error) {
+            // A frame file gone (the coordinator removes a dropped connection's files): this connection's
+            // frames cannot be followed any more, and a new one starts afresh.
+            const reason = (error as Error).message;
+            log(`worker ${name}: ${reason}; reconnecting`);
+            finish({ kind: 'lost', reason, welcomed });
+            return;
+          }
+          message = parseCoordinatorMessage(codec.decode(frame));
           await handle(message);
         } catch (error) {
           const code = isCallosumError(error) ? error.code : ErrorCodes.COMPUTE_FAILED;
@@ -238,10 +251,14 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             await service.configure(message);
             tensorFrames = readsTensorFrames(message.protocol);
             wireDtype = message.wireDtype ?? DEFAULT_WIRE_DTYPE;
-            // On the coordinator's machine (its probe reads back): weights and gradients go as files.
-            if (message.frameFiles !== undefined && probeMatches(message.frameFiles)) {
-              frameFiles = new FrameFileLink(message.frameFiles, 'to-coordinator', settings.maxMessageBytes);
-              send({ type: 'frame-files' });
+            // On the coordinator's machine (its probe can be read): weights and gradients go as files.
+            const probe = message.frameFiles === undefined ? undefined : readProbe(message.frameFiles);
+            if (message.frameFiles !== undefined && probe !== undefined) {
+              frameFiles = new FrameFileLink(message.frameFiles, 'to-coordinator', {
+                maxFrameBytes: settings.maxMessageBytes,
+                onFilesFailed: (reason) => log(`worker ${name}: ${reason}`),
+              });
+              send({ type: 'frame-files', probe });
               log(`worker ${name}: large frames go through files in ${message.frameFiles.dir}`);
             }
             if (message.topology === 'ring') {

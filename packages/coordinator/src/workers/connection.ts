@@ -230,19 +230,21 @@ export class WorkerConnection {
 
   /** Sends weights `version`, already encoded once for every worker, and remembers it holds them. */
   sendWeights(version: number, frame: Uint8Array): void {
-    this.sendFrame(frame);
+    this.sendFrame(frame, true);
     this.#weightsVersion = version;
   }
 
-  private sendFrame(frame: Uint8Array): void {
+  /** `broadcast`: the same frame goes to other workers too (one file for all of them). */
+  private sendFrame(frame: Uint8Array, broadcast = false): void {
     if (this.#state === 'gone') return;
-    // What is still queued from earlier frames: a reading peer drains it between steps.
-    const buffered = this.socket.bufferedAmount;
-    if (buffered > this.maxBufferedBytes) {
-      this.onSlowReader(buffered);
+    // What is still queued from earlier frames, on the socket or as files it has not read: a reading
+    // peer drains it between steps.
+    const queued = this.socket.bufferedAmount + (this.#frameFiles?.unreadBytes() ?? 0);
+    if (queued > this.maxBufferedBytes) {
+      this.onSlowReader(queued);
       return;
     }
-    this.socket.send(this.#frameFiles?.outgoing(frame) ?? frame);
+    this.socket.send(this.#frameFiles?.outgoing(frame, broadcast) ?? frame);
     // The frame's bytes, whichever way they went: what the step moved.
     this.traffic.sent(this.id, frame.byteLength);
   }

@@ -104,15 +104,16 @@ export class WorkerPool implements DispatchFindings {
         'sent hello again after joining',
       ),
     heartbeat: (worker, message) => worker.reportedPhase(message.phase, message.step),
-    'frame-files': (worker) => {
+    'frame-files': (worker, message) => {
       const { frameFiles, maxFrameBytes, log } = this.context;
-      const link = frameFiles?.accept(worker.id, maxFrameBytes);
-      if (link === undefined) {
-        const detail = 'sent frame-files, but was offered none';
-        this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE, detail);
+      const answer = frameFiles?.accept(worker.id, message.probe, maxFrameBytes) ?? {
+        refused: 'sent frame-files, but was offered none',
+      };
+      if ('refused' in answer) {
+        this.drop(worker, CloseCodes.POLICY_VIOLATION, ErrorCodes.UNEXPECTED_MESSAGE, answer.refused);
         return;
       }
-      worker.useFrameFiles(link);
+      worker.useFrameFiles(answer.link);
       log(`coordinator: worker ${worker.label} exchanges large frames through files in ${frameFiles?.path}`);
     },
     failure: (worker, message) => {
@@ -341,8 +342,9 @@ export class WorkerPool implements DispatchFindings {
   private onFrame(worker: WorkerConnection, frame: Buffer, isBinary: boolean): void {
     const { membership, counters, telemetry } = this.context;
     if (worker.state === 'gone') {
-      // Frames still in flight from a worker this side already dropped.
+      // Frames still in flight from a worker this side already dropped, and any files they stand for.
       counters.discardedMessages += 1;
+      this.context.frameFiles?.release(worker.id);
       return;
     }
     let message: WorkerMessage;

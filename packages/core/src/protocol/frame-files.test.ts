@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import {
   FRAME_FILE_MIN_BYTES,
   FrameFileLink,
   isFrameFileReference,
-  probeMatches,
+  readProbe,
   writeProbe,
 } from './frame-files.js';
 import { parseWorkerMessage } from './parse.js';
@@ -27,8 +28,8 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 /** Both ends of one channel, as a coordinator and its worker hold them. */
 function channel(name = 'w1') {
   return {
-    coordinator: new FrameFileLink({ dir, channel: name }, 'to-worker', MAX_FRAME_BYTES),
-    worker: new FrameFileLink({ dir, channel: name }, 'to-coordinator', MAX_FRAME_BYTES),
+    coordinator: new FrameFileLink({ dir, channel: name }, 'to-worker', { maxFrameBytes: MAX_FRAME_BYTES }),
+    worker: new FrameFileLink({ dir, channel: name }, 'to-coordinator', { maxFrameBytes: MAX_FRAME_BYTES }),
   };
 }
 
@@ -44,24 +45,33 @@ function reference(sequence: number): Buffer {
 }
 
 describe('frame files (protocol 1.9)', () => {
-  it('carry a large frame as a file both ways, byte for byte, and leave no file behind', () => {
+  it('carry a large frame as a file both ways, byte for byte; the files to the coordinator are reused', () => {
     const { coordinator, worker } = channel();
+    let spareInode: number | undefined;
     for (let round = 0; round < 3; round++) {
       const down = gradientFrame(round);
       const sentDown = Buffer.from(coordinator.outgoing(down));
       expect(sentDown.byteLength).toBe(8);
       expect(isFrameFileReference(sentDown)).toBe(true);
-      expect(readdirSync(dir)).toEqual([`w1.to-worker.${round}`]);
+      expect(readdirSync(dir).filter((name) => !name.endsWith('.spare'))).toEqual([`w1.to-worker.${round}`]);
       expect(worker.incoming(sentDown).equals(down)).toBe(true);
 
-      const up = gradientFrame(round + 10);
-      const received = coordinator.incoming(Buffer.from(worker.outgoing(up)));
+      // Each gradient shorter than the last: a reused file must not keep the previous one's tail.
+      const length = LARGE + 1000 - 100 * round;
+      const up = gradientFrame(round + 10, length);
+      const reference = Buffer.from(worker.outgoing(up));
+      const written = statSync(join(dir, `w1.to-coordinator.${round}`)).ino;
+      if (spareInode !== undefined) expect(written).toBe(spareInode);
+      const received = coordinator.incoming(reference);
       expect(received.equals(up)).toBe(true);
-      expect(readdirSync(dir)).toEqual([]);
+      // The coordinator hands the file back as the worker's spare; nothing else is left.
+      expect(readdirSync(dir)).toEqual(['w1.to-coordinator.spare']);
+      spareInode = statSync(join(dir, 'w1.to-coordinator.spare')).ino;
+      expect(spareInode).toBe(written);
       // What arrives decodes as the frame would have, its tensor 8-byte aligned for a Float32Array view.
       const message = parseWorkerMessage(codec.decode(received));
       if (message.type !== 'gradient') throw new Error(message.type);
-      expect(fromWireTensor(message.gradient, 'float32', [LARGE])[7]).toBe(
+      expect(fromWireTensor(message.gradient, 'float32', [length])[7]).toBe(
         Math.fround(Math.sin(7 + round + 10) * 1e3),
       );
     }
@@ -97,21 +107,45 @@ describe('frame files (protocol 1.9)', () => {
     writeFileSync(join(dir, 'elsewhere'), gradientFrame(1));
     symlinkSync(join(dir, 'elsewhere'), join(dir, 'w1.to-worker.0'));
     expect(() => worker.incoming(reference(0))).toThrow(/w1\.to-worker\.0 cannot be opened \(ELOOP\)/);
-    const small = new FrameFileLink({ dir, channel: 'w2' }, 'to-coordinator', 1000);
+    const small = new FrameFileLink({ dir, channel: 'w2' }, 'to-coordinator', { maxFrameBytes: 1000 });
     writeFileSync(join(dir, 'w2.to-worker.0'), Buffer.alloc(1001));
     expect(() => small.incoming(reference(0))).toThrow(/holds 1001 bytes, more than a frame may \(1000\)/);
+    // A FIFO would block the reader until someone writes to it: refused at once instead.
+    execFileSync('mkfifo', [join(dir, 'w3.to-worker.0')]);
+    const fifo = new FrameFileLink({ dir, channel: 'w3' }, 'to-coordinator', { maxFrameBytes: 1000 });
+    expect(() => fifo.incoming(reference(0))).toThrow(/w3\.to-worker\.0 is not a regular file/);
     expect(() => worker.incoming(Buffer.concat([reference(0), Buffer.from([0])]))).toThrow(
       /reference of 9 bytes \(expected 8\)/,
     );
   });
 
-  it('send the frame on the socket when its file cannot be written, and from then on', () => {
-    const { coordinator } = channel();
+  it('send the frame on the socket when its file cannot be written, and from then on, saying why once', () => {
+    const reasons: string[] = [];
+    const coordinator = new FrameFileLink({ dir, channel: 'w1' }, 'to-worker', {
+      maxFrameBytes: MAX_FRAME_BYTES,
+      onFilesFailed: (reason) => reasons.push(reason),
+    });
     rmSync(dir, { recursive: true });
     const frame = gradientFrame(1);
     expect(coordinator.outgoing(frame)).toBe(frame);
     mkdirSync(dir); // a directory again: the link does not go back to files
     expect(coordinator.outgoing(frame)).toBe(frame);
+    expect(reasons).toEqual([
+      `cannot write ${join(dir, 'w1.to-worker.0')} (ENOENT); large frames go on the socket from now on`,
+    ]);
+  });
+
+  it('count the bytes of the files sent that the receiver has not read yet', () => {
+    const { coordinator, worker } = channel();
+    const frames = [gradientFrame(1), gradientFrame(2), gradientFrame(3)];
+    const references = frames.map((frame) => Buffer.from(coordinator.outgoing(frame)));
+    const total = (count: number) =>
+      frames.slice(3 - count).reduce((sum, frame) => sum + frame.byteLength, 0);
+    expect(coordinator.unreadBytes()).toBe(total(3));
+    worker.incoming(references[0] as Buffer);
+    expect(coordinator.unreadBytes()).toBe(total(2));
+    for (const reference of references.slice(1)) worker.incoming(reference);
+    expect(coordinator.unreadBytes()).toBe(0);
   });
 
   it('are refused by a codec on a connection that did not agree to them', () => {
@@ -120,14 +154,14 @@ describe('frame files (protocol 1.9)', () => {
     );
   });
 
-  it('offer a probe only a process seeing the same directory reads back', () => {
-    const offer = writeProbe(dir, 'w3');
-    expect(offer.probe).toMatch(/^[0-9a-f]{32}$/);
-    expect(probeMatches(offer)).toBe(true);
-    expect(probeMatches({ ...offer, probe: offer.probe.replace(/^./, (c) => (c === '0' ? '1' : '0')) })).toBe(
-      false,
-    );
-    expect(probeMatches({ ...offer, dir: join(dir, 'elsewhere') })).toBe(false);
+  it('write a probe only a process seeing the same directory reads', () => {
+    const probe = writeProbe(dir, 'w3');
+    expect(probe).toMatch(/^[0-9a-f]{32}$/);
+    expect(readProbe({ dir, channel: 'w3' })).toBe(probe);
+    expect(writeProbe(dir, 'w4')).not.toBe(probe);
+    expect(readProbe({ dir: join(dir, 'elsewhere'), channel: 'w3' })).toBeUndefined();
+    writeFileSync(join(dir, 'w5.probe'), 'not hex digits, and too long to be a probe');
+    expect(readProbe({ dir, channel: 'w5' })).toBeUndefined();
     expect(() => writeProbe(dir, 'w3')).toThrow(/EEXIST/);
   });
 });

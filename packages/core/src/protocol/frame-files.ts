@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
+  existsSync,
   fstatSync,
+  ftruncateSync,
   openSync,
-  readFileSync,
   readSync,
+  renameSync,
   rmSync,
   writeSync,
 } from 'node:fs';
@@ -21,18 +23,18 @@ import { TENSOR_FRAME_MIN_BYTES } from './tensor-frame.js';
  * /dev/shm 0.41 ms to create and write and 0.36 ms to read and remove.
  *
  * The coordinator owns a private directory (mode 0700) and offers it in the welcome with a channel name
- * for the connection and a probe: a file holding random bytes that only a process seeing the same
- * directory can read. A worker that reads the probe back answers `frame-files` and from then on may
- * send large frames as files; the coordinator does the same once it has the answer. Every receiver
+ * for the connection; `<dir>/<channel>.probe` holds random bytes that only a process seeing the same
+ * directory can read. A worker that reads them answers `frame-files` with them and from then on may
+ * send large frames as files; the coordinator does the same once the answer matches. Every receiver
  * still takes ordinary frames at any time, so a sender whose file cannot be written sends the frame on
  * the socket instead.
  *
  * A reference frame: magic C1 46 46 31 (0xC1 is never valid MessagePack; a tensor frame's second byte is
  * 0x54), then a little-endian uint32 sequence number. The file it stands for is
  * `<dir>/<channel>.<to-worker|to-coordinator>.<sequence>`, written whole and closed by the sender before
- * the reference is sent, read once and removed by the receiver. The receiver builds that name itself
- * from its own directory and the next sequence number it expects, so a reference names no path and
- * cannot be replayed or reordered.
+ * the reference is sent, read once by the receiver and then removed or made the sender's spare. The
+ * receiver builds that name itself from its own directory and the next sequence number it expects, so a
+ * reference names no path and cannot be replayed or reordered.
  */
 export const FRAME_FILE_REFERENCE_MAGIC = Uint8Array.of(0xc1, 0x46, 0x46, 0x31);
 const REFERENCE_BYTES = 8;
@@ -48,9 +50,27 @@ export interface FrameFileOffer {
   readonly dir: string;
   /** This connection's prefix of file names in it. */
   readonly channel: string;
-  /** Hex of the bytes in `<dir>/<channel>.probe`. */
-  readonly probe: string;
 }
+
+/** Options of one end of a channel. */
+export interface FrameFileLinkOptions {
+  /** Largest frame accepted from a file, as for a frame on the socket. */
+  readonly maxFrameBytes: number;
+  /**
+   * Makes the file at `path` (which must not exist) hold a frame sent to several receivers, e.g. by
+   * linking the file written for the first. Without it, such frames are written like any other.
+   */
+  readonly writeBroadcast?: (path: string, frame: Uint8Array) => void;
+  /** Told once, why files stopped: every large frame goes on the socket from then on. */
+  readonly onFilesFailed?: (reason: string) => void;
+}
+
+/**
+ * Sent files a link remembers, to count those not read yet: enough for any frame of 64 KiB or more to
+ * pass a bound of 4 frames plus 64 KiB each (the coordinator's slow-reader limit).
+ */
+const REMEMBERED_FILES = 16;
+const PROBE_BYTES = 16;
 
 export function isFrameFileReference(frame: Uint8Array): boolean {
   return FRAME_FILE_REFERENCE_MAGIC.every((byte, i) => frame[i] === byte);
@@ -65,28 +85,41 @@ function frameFilePath(
   return join(dir, `${channel}.${direction}.${sequence}`);
 }
 
-export function probePath(offer: Pick<FrameFileOffer, 'dir' | 'channel'>): string {
+/**
+ * Files to the coordinator are recycled: it renames each one it has read to this name (replacing any),
+ * and the worker's next file may be that one, renamed and overwritten. A new file costs tmpfs a page
+ * allocation and zeroing per 4 KiB, most of its price in a run.
+ */
+function spareFilePath(dir: string, channel: string): string {
+  return join(dir, `${channel}.to-coordinator.spare`);
+}
+
+function probePath(offer: FrameFileOffer): string {
   return join(offer.dir, `${offer.channel}.probe`);
 }
 
-/** Writes a new probe for `channel` in `dir` and returns the offer naming it. */
-export function writeProbe(dir: string, channel: string): FrameFileOffer {
-  const probe = randomBytes(16).toString('hex');
+/**
+ * Writes a new probe for `channel` in `dir`: random bytes that only a process seeing the directory can
+ * read, and so echo in its `frame-files` answer. Returns them (hex).
+ */
+export function writeProbe(dir: string, channel: string): string {
+  const probe = randomBytes(PROBE_BYTES).toString('hex');
   const fd = openSync(probePath({ dir, channel }), 'wx', 0o600);
   try {
     writeSync(fd, probe);
   } finally {
     closeSync(fd);
   }
-  return { dir, channel, probe };
+  return probe;
 }
 
-/** Whether this process sees the offered directory: its probe holds the offered bytes. */
-export function probeMatches(offer: FrameFileOffer): boolean {
+/** The offered directory's probe (hex), or undefined where this process does not see it. */
+export function readProbe(offer: FrameFileOffer): string | undefined {
   try {
-    return readFileSync(probePath(offer), 'utf8') === offer.probe;
+    const probe = readRegularFile(probePath(offer), 2 * PROBE_BYTES).toString('latin1');
+    return /^[0-9a-f]{32}$/.test(probe) ? probe : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -99,14 +132,13 @@ export class FrameFileLink {
   #receiveSequence = 0;
   /** Cleared by the first file that cannot be written: frames go on the socket from then on. */
   #sendingFiles = true;
+  /** The last files sent and their sizes, oldest first. */
+  readonly #sent: { path: string; bytes: number }[] = [];
 
   constructor(
-    private readonly offer: Pick<FrameFileOffer, 'dir' | 'channel'>,
+    private readonly offer: FrameFileOffer,
     private readonly sends: FrameFileDirection,
-    /** Largest frame accepted from a file, as for a frame on the socket. */
-    private readonly maxFrameBytes: number,
-    /** Creates the file at `path` holding `frame`; it must not exist yet. */
-    private readonly writeFile: (path: string, frame: Uint8Array) => void = writeFrameFile,
+    private readonly options: FrameFileLinkOptions,
   ) {}
 
   private get receives(): FrameFileDirection {
@@ -115,28 +147,58 @@ export class FrameFileLink {
 
   /**
    * What to put on the socket for `frame`: the frame itself when it is small (or files failed), else a
-   * reference to the file now holding it.
+   * reference to the file now holding it. `broadcast`: the same frame goes to other receivers too.
    */
-  outgoing(frame: Uint8Array): Uint8Array {
+  outgoing(frame: Uint8Array, broadcast = false): Uint8Array {
     if (!this.#sendingFiles || frame.byteLength < FRAME_FILE_MIN_BYTES) return frame;
+    const { dir, channel } = this.offer;
     const sequence = this.#sendSequence;
-    const path = frameFilePath(this.offer.dir, this.offer.channel, this.sends, sequence);
+    const path = frameFilePath(dir, channel, this.sends, sequence);
     try {
-      this.writeFile(path, frame);
-    } catch {
+      if (broadcast && this.options.writeBroadcast !== undefined) this.options.writeBroadcast(path, frame);
+      else
+        writeFrameFile(
+          path,
+          frame,
+          this.sends === 'to-coordinator' ? spareFilePath(dir, channel) : undefined,
+        );
+    } catch (error) {
       // A full /dev/shm, say: this frame and the following ones go on the socket, which always works.
       rmSync(path, { force: true });
       this.#sendingFiles = false;
+      this.options.onFilesFailed?.(
+        `cannot write ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); large frames go on the socket from now on`,
+      );
       return frame;
     }
     this.#sendSequence = (sequence + 1) >>> 0;
+    this.#sent.push({ path, bytes: frame.byteLength });
+    if (this.#sent.length > REMEMBERED_FILES) this.#sent.shift();
     const reference = Buffer.alloc(REFERENCE_BYTES);
     reference.set(FRAME_FILE_REFERENCE_MAGIC, 0);
     reference.writeUInt32LE(sequence, 4);
     return reference;
   }
 
-  /** The frame `frame` stands for: read from its file (then removed) if it is a reference, else itself. */
+  /**
+   * The bytes of the last files sent that the receiver has not read yet (they still exist): frames
+   * waiting for it, as bytes queued on a socket are.
+   */
+  unreadBytes(): number {
+    // Read in order (the sequence is checked), so the unread ones are the newest: from the newest back.
+    let total = 0;
+    for (let i = this.#sent.length - 1; i >= 0; i--) {
+      const file = this.#sent[i] as { path: string; bytes: number };
+      if (!existsSync(file.path)) break;
+      total += file.bytes;
+    }
+    return total;
+  }
+
+  /**
+   * The frame `frame` stands for if it is a reference (read from its file, which is then removed or
+   * made the sender's spare), else `frame` itself.
+   */
   incoming(frame: Buffer): Buffer {
     if (!isFrameFileReference(frame)) return frame;
     if (frame.byteLength !== REFERENCE_BYTES) {
@@ -146,44 +208,80 @@ export class FrameFileLink {
     if (sequence !== this.#receiveSequence) {
       throw malformed(`reference to file ${sequence} where file ${this.#receiveSequence} comes next`);
     }
-    const path = frameFilePath(this.offer.dir, this.offer.channel, this.receives, sequence);
-    let fd: number;
+    const { dir, channel } = this.offer;
+    const path = frameFilePath(dir, channel, this.receives, sequence);
+    let whole: Buffer;
     try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      whole = readRegularFile(path, this.options.maxFrameBytes);
     } catch (error) {
-      throw malformed(`${path} cannot be opened (${(error as NodeJS.ErrnoException).code})`);
-    }
-    try {
-      const stats = fstatSync(fd);
-      if (!stats.isFile()) throw malformed(`${path} is not a regular file`);
-      if (stats.size > this.maxFrameBytes) {
-        throw malformed(`${path} holds ${stats.size} bytes, more than a frame may (${this.maxFrameBytes})`);
-      }
-      // Not from Buffer's pool (large sizes never are): a tensor in the frame starts 8-byte aligned.
-      const whole = Buffer.allocUnsafe(stats.size);
-      for (let read = 0; read < whole.byteLength; ) {
-        const got = readSync(fd, whole, read, whole.byteLength - read, read);
-        if (got === 0) throw malformed(`${path} ended after ${read} of ${stats.size} bytes`);
-        read += got;
-      }
-      this.#receiveSequence = (sequence + 1) >>> 0;
-      return whole;
-    } finally {
-      closeSync(fd);
       rmSync(path, { force: true });
+      throw error;
     }
+    this.#receiveSequence = (sequence + 1) >>> 0;
+    if (this.receives === 'to-coordinator') returnFile(path, spareFilePath(dir, channel));
+    else rmSync(path, { force: true });
+    return whole;
   }
 }
 
-/** Creates the file at `path` (which must not exist) holding `frame`, readable by this user only. */
-export function writeFrameFile(path: string, frame: Uint8Array): void {
-  const fd = openSync(path, 'wx', 0o600);
+/**
+ * The whole of the regular file at `path`, at most `maxBytes`. Never follows a link, and never waits
+ * on a FIFO (O_NONBLOCK); a tensor in what it returns starts 8-byte aligned (Buffer's pool serves only
+ * small sizes, and those never hold a tensor frame).
+ */
+function readRegularFile(path: string, maxBytes: number): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    throw malformed(`${path} cannot be opened (${(error as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw malformed(`${path} is not a regular file`);
+    if (stats.size > maxBytes) {
+      throw malformed(`${path} holds ${stats.size} bytes, more than a frame may (${maxBytes})`);
+    }
+    const whole = Buffer.allocUnsafe(stats.size);
+    for (let read = 0; read < whole.byteLength; ) {
+      const got = readSync(fd, whole, read, whole.byteLength - read, read);
+      if (got === 0) throw malformed(`${path} ended after ${read} of ${stats.size} bytes`);
+      read += got;
+    }
+    return whole;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Makes the file at `path` (which must not exist) hold `frame`, readable by this user only: the `spare`
+ * file renamed and overwritten if there is one, else a new file.
+ */
+export function writeFrameFile(path: string, frame: Uint8Array, spare?: string): void {
+  const reused = spare !== undefined && renamed(spare, path);
+  const fd = reused ? openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW) : openSync(path, 'wx', 0o600);
   try {
     for (let written = 0; written < frame.byteLength; ) {
       written += writeSync(fd, frame, written, frame.byteLength - written);
     }
+    if (reused) ftruncateSync(fd, frame.byteLength);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** A file read whole and closed goes back to its sender as the spare, or away if that fails. */
+function returnFile(path: string, spare: string): void {
+  if (!renamed(path, spare)) rmSync(path, { force: true });
+}
+
+function renamed(from: string, to: string): boolean {
+  try {
+    renameSync(from, to);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -10,9 +10,10 @@ export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
 export {
   FRAME_FILE_MIN_BYTES,
   FrameFileLink,
+  type FrameFileLinkOptions,
   type FrameFileOffer,
   isFrameFileReference,
-  probeMatches,
+  readProbe,
   writeFrameFile,
   writeProbe,
 } from './frame-files.js';

@@ -191,11 +191,12 @@ export const failureSchema = z.strictObject({
 });
 
 /**
- * Since 1.9: this worker read the probe of the welcome's `frameFiles` and takes frames as files from
- * now on (frame-files.ts); it may send its own large frames as files after this message.
+ * Since 1.9: this worker read `probe` in the directory of the welcome's `frameFiles`, and takes frames
+ * as files from now on (frame-files.ts); it may send its own large frames as files after this message.
  */
 export const frameFilesSchema = z.strictObject({
   type: z.literal('frame-files'),
+  probe: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 hex digits'),
 });
 
 export const workerMessageSchema = z.discriminatedUnion('type', [
@@ -245,7 +246,7 @@ export const welcomeSchema = z
     wireDtype: z.enum(WIRE_DTYPES).optional(),
     /**
      * Since 1.9, only to 1.9+ workers: large frames may travel as files in `dir` (frame-files.ts), if
-     * the worker can read `<dir>/<channel>.probe` and finds `probe` (hex) in it.
+     * the worker can read `<dir>/<channel>.probe` (it answers `frame-files` with what it holds).
      */
     frameFiles: z
       .strictObject({
@@ -254,7 +255,6 @@ export const welcomeSchema = z
           .max(1024)
           .regex(/^\/[^\0]*$/, 'expected an absolute path'),
         channel: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected letters, digits, _ or -'),
-        probe: z.string().regex(/^[0-9a-f]{32}$/, 'expected 32 hex digits'),
       })
       .optional(),
   })
