@@ -148,8 +148,6 @@ async function startIn(
     Math.max(layout.totalSize * TENSOR_DTYPES[settings.wireDtype], replicaVectors * layout.totalSize * 4) +
     FRAME_OVERHEAD_BYTES;
   const codec = createMsgpackCodec();
-  const frameFiles = options.sharedMemory === false ? undefined : FrameFileDirectory.open(log);
-  scope.add(() => frameFiles?.close());
   const membership = new WorkerRegistry();
   const counters = zeroCounters();
   const traffic = new WireTraffic();
@@ -254,6 +252,9 @@ async function startIn(
     );
   }
 
+  // Made once the port is ours: a start that fails before leaves nothing in /dev/shm.
+  const frameFiles = options.sharedMemory === false ? undefined : FrameFileDirectory.open(log);
+  scope.add(() => frameFiles?.close());
   const workers = new WorkerPool({
     settings,
     runId,

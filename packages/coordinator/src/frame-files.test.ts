@@ -322,7 +322,7 @@ describe('FrameFileDirectory', () => {
     }
   });
 
-  it('removes the directories of coordinators that no longer run, once untouched for 10 minutes; keeps the rest', () => {
+  it('removes the directories of coordinators that no longer run, once untouched for a minute; keeps the rest', () => {
     const root = mkdtempSync(join(tmpdir(), 'callosum-frame-root-'));
     try {
       // pid 2^22 + 1 is above Linux's largest pid: no process here has it.
@@ -333,8 +333,8 @@ describe('FrameFileDirectory', () => {
       const running = join(root, `callosum-frames-${process.pid}-def456`);
       const other = join(root, 'someone-else');
       for (const path of [abandoned, elsewhere, running, other]) mkdirSync(path);
-      const eleven = new Date(Date.now() - 11 * 60_000);
-      for (const path of [abandoned, running, other]) utimesSync(path, eleven, eleven);
+      const twoMinutesAgo = new Date(Date.now() - 2 * 60_000);
+      for (const path of [abandoned, running, other]) utimesSync(path, twoMinutesAgo, twoMinutesAgo);
       const directory = FrameFileDirectory.open(() => {}, root);
       expect(directory).toBeDefined();
       directory?.close();

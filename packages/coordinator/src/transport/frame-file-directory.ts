@@ -10,9 +10,10 @@ const PREFIX = 'callosum-frames-';
 const DIRECTORY_NAME = /^callosum-frames-(\d+)-/;
 /**
  * A directory whose coordinator's pid does not run here is removed only once it has not changed for
- * this long: a coordinator in another pid namespace that shares /dev/shm changes its own every step.
+ * this long: a coordinator in another pid namespace that shares /dev/shm changes its own every step
+ * (and if one idle that long loses it, its workers reconnect and use their sockets).
  */
-const ABANDONED_AFTER_MS = 10 * 60_000;
+const ABANDONED_AFTER_MS = 60_000;
 /** A weights file that every worker has read, kept to write the next weights into (no new pages). */
 const SHARED_SPARE = 'shared.spare';
 
