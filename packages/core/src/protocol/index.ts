@@ -8,9 +8,7 @@ export {
 } from './auth.js';
 export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
 export {
-  FRAME_FILE_MIN_BYTES,
   FrameFileLink,
-  type FrameFileLinkOptions,
   type FrameFileOffer,
   isFrameFileReference,
   readProbe,
