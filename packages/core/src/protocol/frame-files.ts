@@ -86,12 +86,13 @@ function frameFilePath(
 }
 
 /**
- * Files to the coordinator are recycled: it renames each one it has read to this name (replacing any),
- * and the worker's next file may be that one, renamed and overwritten. A new file costs tmpfs a page
- * allocation and zeroing per 4 KiB, most of its price in a run.
+ * The spare of a direction whose files are recycled, else undefined. Files to the coordinator are: it
+ * renames each one it has read to the spare (replacing any), and the worker's next file may be that
+ * one, renamed and overwritten. A new file costs tmpfs a page allocation and zeroing per 4 KiB, most of
+ * its price in a run. (Files to workers are weights the coordinator recycles itself.)
  */
-function spareFilePath(dir: string, channel: string): string {
-  return join(dir, `${channel}.to-coordinator.spare`);
+function spareFilePath(dir: string, channel: string, direction: FrameFileDirection): string | undefined {
+  return direction === 'to-coordinator' ? join(dir, `${channel}.to-coordinator.spare`) : undefined;
 }
 
 function probePath(offer: FrameFileOffer): string {
@@ -156,12 +157,7 @@ export class FrameFileLink {
     const path = frameFilePath(dir, channel, this.sends, sequence);
     try {
       if (broadcast && this.options.writeBroadcast !== undefined) this.options.writeBroadcast(path, frame);
-      else
-        writeFrameFile(
-          path,
-          frame,
-          this.sends === 'to-coordinator' ? spareFilePath(dir, channel) : undefined,
-        );
+      else writeFrameFile(path, frame, spareFilePath(dir, channel, this.sends));
     } catch (error) {
       // A full /dev/shm, say: this frame and the following ones go on the socket, which always works.
       rmSync(path, { force: true });
@@ -218,8 +214,7 @@ export class FrameFileLink {
       throw error;
     }
     this.#receiveSequence = (sequence + 1) >>> 0;
-    if (this.receives === 'to-coordinator') returnFile(path, spareFilePath(dir, channel));
-    else rmSync(path, { force: true });
+    returnFile(path, spareFilePath(dir, channel, this.receives));
     return whole;
   }
 }
@@ -271,9 +266,9 @@ export function writeFrameFile(path: string, frame: Uint8Array, spare?: string):
   }
 }
 
-/** A file read whole and closed goes back to its sender as the spare, or away if that fails. */
-function returnFile(path: string, spare: string): void {
-  if (!renamed(path, spare)) rmSync(path, { force: true });
+/** A file read whole and closed goes back to its sender as the spare if it has one, else away. */
+function returnFile(path: string, spare: string | undefined): void {
+  if (spare === undefined || !renamed(path, spare)) rmSync(path, { force: true });
 }
 
 function renamed(from: string, to: string): boolean {
