@@ -45,19 +45,20 @@ function killWorkerProcesses(): void {
 }
 
 /**
- * For a file of tests with real worker processes: each test gets a fresh run directory from the
- * returned function; afterwards its workers are killed and the directory removed.
+ * For a file of tests with real worker processes: each call of the returned function gives a fresh
+ * run directory; after each test its workers are killed and the directories it made removed.
  */
 export function runDirectoryPerTest(prefix: string): () => Promise<string> {
-  let current: string | undefined;
+  // A test may make several (one run per transport, say): all of them go after it.
+  const made: string[] = [];
   afterEach(async () => {
     killWorkerProcesses();
-    if (current !== undefined) await rm(current, { recursive: true, force: true });
-    current = undefined;
+    for (const directory of made.splice(0)) await rm(directory, { recursive: true, force: true });
   });
   return async () => {
-    current = await mkdtemp(join(tmpdir(), prefix));
-    return current;
+    const directory = await mkdtemp(join(tmpdir(), prefix));
+    made.push(directory);
+    return directory;
   };
 }
 
