@@ -71,6 +71,8 @@ export interface RoundsContext {
  */
 export class Rounds {
   private evaluationRound = 0;
+  /** The next step's shards' samples, gathered while the last results of a step were still out. */
+  private gathered: { step: number; shards: readonly ShardRange[]; data: ShardData[] } | undefined;
 
   constructor(private readonly context: RoundsContext) {}
 
@@ -79,21 +81,17 @@ export class Rounds {
    * reduction is abandoned (ring) is computed again, up to MAX_STEP_ATTEMPTS times.
    */
   async trainStep(): Promise<StepReport> {
-    const { state, train, dispatcher, reduction, gradients, telemetry, traffic } = this.context;
+    const { state, dispatcher, gradients, telemetry, traffic } = this.context;
     // Every attempt's frames count towards the step.
     traffic.startWindow();
     const { epoch } = state.position;
     const step = state.step;
-    const indices = state.nextBatchIndices();
     for (let attempt = 0; ; attempt += 1) {
       const started = performance.now();
       await gradients.prepare();
-      const plan = reduction.plan(indices.length, this.parts());
+      const plan = this.plan(step);
       // Gathered once: every pass of the step sees the same samples (augmented the same way).
-      const shardData = plan.shards.map(({ start, end }) => {
-        const samples = state.gatherTrainingSamples(train, indices.subarray(start, end));
-        return { ...samplesToWire(samples, train), keys: keysToWire(samples) };
-      });
+      const shardData = this.shardData(step, plan.shards);
       const synced = await this.synchroniseBatchNorm(step, plan, shardData);
       const batchNorm = synced === undefined ? {} : { batchNorm: syncedToWire(synced) };
       gradients.begin(plan);
@@ -106,10 +104,18 @@ export class Rounds {
         ...batchNorm,
       }));
       const prepared = performance.now();
+      // The next step's samples do not depend on this one's result: they are gathered once the first
+      // result is in, while the coordinator waits for the others, instead of between the steps, where
+      // every worker waits for them. (Never later than there, even if the last result is in already.)
+      let gatherNext = plan.shards.length > 1 && step + 1 < state.totalSteps;
       // The dispatcher sends each worker its first shards (after the weights) before it returns.
-      const round = dispatcher.run<StepReply>(RoundIds.step(step), tasks, (shard, reply) =>
-        gradients.accepted(shard, reply),
-      );
+      const round = dispatcher.run<StepReply>(RoundIds.step(step), tasks, (shard, reply) => {
+        gradients.accepted(shard, reply);
+        if (!gatherNext) return;
+        gatherNext = false;
+        const { shards } = this.plan(step + 1);
+        this.gathered = { step: step + 1, shards, data: this.gatherShardData(step + 1, shards) };
+      });
       const broadcast = performance.now();
       const outcomes = await round;
       const collected = performance.now();
@@ -195,6 +201,31 @@ export class Rounds {
 
   private parts(): number {
     return Math.max(1, this.context.membership.healthy().length);
+  }
+
+  /** How `step`'s batch is cut for the healthy workers. */
+  private plan(step: number): StepPlan {
+    return this.context.reduction.plan(this.context.state.batchIndices(step).length, this.parts());
+  }
+
+  /** The samples of each of the shards of `step`'s batch, as requests carry them. */
+  private shardData(step: number, shards: readonly ShardRange[]): ShardData[] {
+    const gathered = this.gathered;
+    this.gathered = undefined;
+    const same =
+      gathered?.step === step &&
+      gathered.shards.length === shards.length &&
+      gathered.shards.every((range, i) => range.start === shards[i]?.start && range.end === shards[i]?.end);
+    return same ? gathered.data : this.gatherShardData(step, shards);
+  }
+
+  private gatherShardData(step: number, shards: readonly ShardRange[]): ShardData[] {
+    const { state, train } = this.context;
+    const indices = state.batchIndices(step);
+    return shards.map(({ start, end }) => {
+      const samples = state.gatherTrainingSamples(train, indices.subarray(start, end), step);
+      return { ...samplesToWire(samples, train), keys: keysToWire(samples) };
+    });
   }
 
   /** Tasks for the given shards, each with the request `request` makes for it. */

@@ -1,9 +1,12 @@
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMsgpackCodec, isCallosumError } from '@callosum/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import type { ShardRequest } from '../dispatch/shard-dispatcher.js';
 import { WireTraffic } from '../transport/wire-traffic.js';
 import { WorkerConnection } from './connection.js';
+import { ShardDelivery } from './shard-delivery.js';
 
 let server: WebSocketServer | undefined;
 afterEach(() => {
@@ -42,6 +45,45 @@ describe('WorkerConnection', () => {
     expect(reported).toBeGreaterThan(limit);
     // It refused before the queue grew far past the limit (one frame over, at most).
     expect(reported).toBeLessThanOrEqual(limit + frame.byteLength);
+    peer.terminate();
+  });
+
+  // Two writes would wake the worker twice, and the first wake-up can hold up the second write (its
+  // process takes the coordinator's core): the weights and the request leave in one write.
+  it('sends a shard’s weights and request together: both while the stream is corked, which it is not after (real loopback socket)', async () => {
+    server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+    await new Promise((resolve) => server?.once('listening', resolve));
+    const accepted = new Promise<[WebSocket, IncomingMessage]>((resolve) =>
+      server?.once('connection', (socket, request) => resolve([socket, request])),
+    );
+    const peer = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const codec = createMsgpackCodec();
+    const received: { type: string }[] = [];
+    peer.on('message', (frame: Buffer) => received.push(codec.decode(frame) as { type: string }));
+    const [socket, request] = await accepted;
+    const corkedAtEachSend: number[] = [];
+    const send = socket.send.bind(socket);
+    socket.send = ((...args: Parameters<typeof send>) => {
+      corkedAtEachSend.push(request.socket.writableCorked);
+      send(...args);
+    }) as typeof socket.send;
+    const connection = new WorkerConnection(
+      'w1',
+      'test',
+      socket,
+      codec,
+      new WireTraffic(),
+      1 << 30,
+      () => {},
+      request.socket,
+    );
+    connection.welcomed({ name: 'w1', backend: 'cpu', readsTensorFrames: true });
+
+    const delivery = new ShardDelivery({ step: 3, weights: new Float32Array(50_000).fill(0.5) }, codec);
+    delivery.send(connection, { type: 'evaluate', round: 0, shard: 0, weightsVersion: 3 } as ShardRequest);
+    expect(corkedAtEachSend).toEqual([1, 1]);
+    expect(request.socket.writableCorked).toBe(0);
+    await vi.waitFor(() => expect(received.map((message) => message.type)).toEqual(['weights', 'evaluate']));
     peer.terminate();
   });
 

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import {
   CallosumError,
   type Codec,
@@ -81,6 +82,8 @@ export class WorkerConnection {
     private readonly maxBufferedBytes: number,
     /** Called instead of sending when the peer has stopped reading. */
     private readonly onSlowReader: (bufferedBytes: number) => void,
+    /** The stream the WebSocket writes to (the upgraded request's socket), to send frames together. */
+    private readonly stream?: Pick<Duplex, 'cork' | 'uncork'>,
   ) {}
 
   get state(): WorkerState {
@@ -226,6 +229,21 @@ export class WorkerConnection {
 
   send(message: CoordinatorMessage): void {
     this.sendFrame(this.codec.encode(message, { tensorFrame: this.readsTensorFrames }));
+  }
+
+  /**
+   * Runs `send`; the frames it sends leave in one write. The worker wakes once, holding all it needs
+   * (weights and request). Woken by the first of two writes, it can take the coordinator's core and hold
+   * up the second: about a millisecond for the second worker's request, measured with two workers on
+   * two cores.
+   */
+  sendTogether(send: () => void): void {
+    this.stream?.cork();
+    try {
+      send();
+    } finally {
+      this.stream?.uncork();
+    }
   }
 
   /** Sends weights `version`, already encoded once for every worker, and remembers it holds them. */

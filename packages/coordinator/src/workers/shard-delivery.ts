@@ -54,7 +54,9 @@ export class ShardDelivery implements ShardSender {
   ) {}
 
   send(worker: WorkerConnection, request: ShardRequest): void {
-    if (this.sendWeights(worker, request.weightsVersion)) worker.send(request);
+    worker.sendTogether(() => {
+      if (this.sendWeights(worker, request.weightsVersion)) worker.send(request);
+    });
   }
 
   /** Whether the worker holds weights `version` now. */

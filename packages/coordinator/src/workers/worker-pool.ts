@@ -198,6 +198,7 @@ export class WorkerPool implements DispatchFindings {
             { bufferedBytes: buffered },
           ),
         ),
+      request.socket,
     );
     membership.add(worker);
     this.liveness.joining(worker);

@@ -49,7 +49,7 @@ describe('checkpoints', () => {
     );
     expect(restored.step).toBe(7);
     expect(restored.position).toEqual(original.position);
-    expect(restored.nextBatchIndices()).toEqual(original.nextBatchIndices());
+    expect(restored.batchIndices()).toEqual(original.batchIndices());
     const gradient = {
       meanGradient: new Float32Array(50).fill(0.25),
       lossSum: 1,

@@ -69,7 +69,7 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
   const started = performance.now();
   while (!state.finished) {
     const { epoch } = state.position;
-    const samples = state.gatherTrainingSamples(data.train, state.nextBatchIndices());
+    const samples = state.gatherTrainingSamples(data.train, state.batchIndices());
     const reduced = reduceStep(toSampleBatch(samples, taskModel.conversion, buffers));
     const learningRate = state.applyStep(reduced);
     writeFlatWeights(model, state.weights, layout);

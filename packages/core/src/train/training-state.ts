@@ -82,13 +82,13 @@ export class TrainingState {
   }
 
   /**
-   * The training samples at `indices` (all or part of the next step's batch), augmented as the config
-   * says for the next step's epoch (images only: samples of shape [rows, cols] or [rows, cols,
-   * channels]). The same samples come out whichever shard they are gathered in.
+   * The training samples at `indices` (all or part of the batch of `step`, by default the next step's),
+   * augmented as the config says for that step's epoch (images only: samples of shape [rows, cols] or
+   * [rows, cols, channels]). The same samples come out whichever shard they are gathered in.
    */
-  gatherTrainingSamples(set: SampleSet, indices: Uint32Array): RawSamples {
+  gatherTrainingSamples(set: SampleSet, indices: Uint32Array, step = this.#step): RawSamples {
     const { maxShift, seed } = this.config;
-    const { epoch } = this.position;
+    const { epoch } = this.sampler.positionAtStep(step);
     const samples = {
       ...gatherSamples(set, indices),
       keys: indices.map((index) => sampleKey(seed, epoch, index)),
@@ -97,22 +97,13 @@ export class TrainingState {
     const [rows, cols, channels = 1] = set.features.sampleShape as [number, number, number?];
     return {
       ...samples,
-      features: shiftImages(
-        samples.features,
-        indices,
-        rows,
-        cols,
-        maxShift,
-        seed,
-        this.position.epoch,
-        channels,
-      ),
+      features: shiftImages(samples.features, indices, rows, cols, maxShift, seed, epoch, channels),
     };
   }
 
-  /** Sample indices of the next step's global batch. */
-  nextBatchIndices(): Uint32Array {
-    const { epoch, batchIndex } = this.position;
+  /** Sample indices of the global batch of `step`, by default the next step's. */
+  batchIndices(step = this.#step): Uint32Array {
+    const { epoch, batchIndex } = this.sampler.positionAtStep(step);
     return this.sampler.batchIndices(epoch, batchIndex);
   }
 
