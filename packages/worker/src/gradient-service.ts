@@ -94,10 +94,13 @@ export class GradientService {
   /**
    * Keeps the weights until a request needs them; later versions replace earlier unused ones. Weights
    * received again for the version the model holds replace it too (a ring replica that was replaced).
+   * Returns the weights it kept before, which nothing here refers to any more.
    */
-  receiveWeights(version: number, weights: Float32Array): void {
+  receiveWeights(version: number, weights: Float32Array): Float32Array | undefined {
+    const replaced = this.pendingWeights?.values;
     this.pendingWeights = { version, values: weights };
     this.loadedVersion = -1;
+    return replaced;
   }
 
   /** The weights of `version`, as received; a request for any other version is stale. */

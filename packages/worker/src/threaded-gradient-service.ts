@@ -85,10 +85,11 @@ export class ThreadedGradientService {
     });
   }
 
-  receiveWeights(version: number, weights: Float32Array): void {
-    this.own.receiveWeights(version, weights);
+  /** As GradientService.receiveWeights (the threads are given copies). */
+  receiveWeights(version: number, weights: Float32Array): Float32Array | undefined {
     // As in GradientService: the threads take them even for the version they hold.
     this.sharedVersion = -1;
+    return this.own.receiveWeights(version, weights);
   }
 
   /** As GradientService.computeGradient, the shard's pieces spread over the threads. */

@@ -145,8 +145,15 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       let wireDtype: WireDtype = DEFAULT_WIRE_DTYPE;
       // Set by a welcome whose frame files this worker can read: large frames go as files both ways.
       let frameFiles: FrameFileLink | undefined;
-      const sendFrame = (frame: Uint8Array) => {
-        if (socket.readyState === WebSocket.OPEN) socket.send(frameFiles?.outgoing(frame) ?? frame);
+      // The memory of the last gradient frame, once it went as a file: nothing refers to it then, and
+      // the next gradient is written in it (a socket may still be sending a frame it was given).
+      let spareGradientFrame: ArrayBuffer | undefined;
+      /** Sends `frame`; true if it went as a file, and so its memory is free again. */
+      const sendFrame = (frame: Uint8Array): boolean => {
+        if (socket.readyState !== WebSocket.OPEN) return false;
+        const sent = frameFiles?.outgoing(frame) ?? frame;
+        socket.send(sent);
+        return sent !== frame;
       };
       const send = (message: WorkerMessage) =>
         sendFrame(codec.encode(message, { tensorFrame: tensorFrames }));
@@ -276,9 +283,14 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             );
             return;
           }
-          case 'weights':
-            service.receiveWeights(message.version, floatsFromWire(message.weights, wireDtype));
+          case 'weights': {
+            const replaced = service.receiveWeights(
+              message.version,
+              floatsFromWire(message.weights, wireDtype),
+            );
+            if (replaced !== undefined) frameFiles?.recycle(replaced.buffer as ArrayBuffer);
             return;
+          }
           case 'compute': {
             phase = 'computing';
             // Tells the coordinator this step's request arrived; compute blocks the heartbeat timer.
@@ -299,8 +311,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             // For a 1.1 coordinator the gradient goes straight into the frame that carries it: read back
             // from the backend into it (float32), or rounded into it (16-bit).
             const frame = tensorFrames
-              ? codec.startTensorFrame(service.parameterCount * TENSOR_DTYPES[wireDtype])
+              ? codec.startTensorFrame(service.parameterCount * TENSOR_DTYPES[wireDtype], spareGradientFrame)
               : undefined;
+            spareGradientFrame = undefined;
             const { result, timings } = await service.computeGradient(
               message,
               frame && wireDtype === 'float32'
@@ -311,7 +324,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             phase = 'sending';
             // Throws NON_FINITE, reported as a failure of this shard, if the gradient overflows a float16.
             const reply = gradientReply(message, result, timings, wireDtype, frame?.payload);
-            sendFrame(frame === undefined ? codec.encode(reply) : frame.finish(reply, 'gradient'));
+            if (frame === undefined) sendFrame(codec.encode(reply));
+            else if (sendFrame(frame.finish(reply, 'gradient'))) {
+              spareGradientFrame = frame.payload.buffer as ArrayBuffer;
+            }
             stepsComputed += 1;
             return;
           }

@@ -1,4 +1,5 @@
 import type { GradientResult, Reduction, StepPlan, TrainingState } from '@callosum/core';
+import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
 import type { AppliedStep, GradientPath, StepReply } from './gradient-path.js';
 
 /** The star: every shard's gradient comes here, is folded into the run's reduction, and applied here. */
@@ -19,10 +20,21 @@ export class StarPath implements GradientPath {
     this.reduction.add(shard, reply.totals as GradientResult);
   }
 
-  async finish(): Promise<AppliedStep> {
+  async finish(
+    _step: number,
+    _attempt: number,
+    _plan: StepPlan,
+    outcomes: readonly ShardOutcome<StepReply>[],
+  ): Promise<AppliedStep> {
     const reduced = this.reduction.finish();
     const reducedAt = performance.now();
     const learningRate = this.state.applyStep(reduced);
-    return { totals: reduced, learningRate, optimizerMs: performance.now() - reducedAt };
+    const optimizerMs = performance.now() - reducedAt;
+    // Reduced and applied: nothing reads the shards' gradients any more, and the next ones from the
+    // same workers may be read into their memory.
+    for (const { worker, result } of outcomes) {
+      worker.recycle((result.totals as GradientResult).gradient.buffer as ArrayBuffer);
+    }
+    return { totals: reduced, learningRate, optimizerMs };
   }
 }

@@ -87,6 +87,54 @@ describe('WorkerConnection', () => {
     peer.terminate();
   });
 
+  // The next version of the weights is encoded in the memory of the last one only when no socket was
+  // given that frame: one still queued on a socket (the peer reads slowly here) must go out unchanged.
+  it('does not write the next weights into the memory of weights still queued on a socket (real loopback socket)', async () => {
+    server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+    await new Promise((resolve) => server?.once('listening', resolve));
+    const accepted = new Promise<[WebSocket, IncomingMessage]>((resolve) =>
+      server?.once('connection', (socket, request) => resolve([socket, request])),
+    );
+    const peer = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const codec = createMsgpackCodec();
+    const firstValues: number[] = [];
+    peer.on('message', (frame: Buffer) => {
+      const message = codec.decode(frame) as { type: string; weights?: { bytes: Uint8Array } };
+      if (message.type !== 'weights' || message.weights === undefined) return;
+      const { bytes } = message.weights;
+      const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      firstValues.push(values[0] as number, values[values.length - 1] as number);
+    });
+    const [socket, request] = await accepted;
+    if (peer.readyState !== WebSocket.OPEN) await new Promise((resolve) => peer.once('open', resolve));
+    (peer as unknown as { _socket: { pause(): void } })._socket.pause();
+    const connection = new WorkerConnection(
+      'w1',
+      'test',
+      socket,
+      codec,
+      new WireTraffic(),
+      1 << 30,
+      () => {},
+      request.socket,
+    );
+    connection.welcomed({ name: 'w1', backend: 'cpu', readsTensorFrames: true });
+    // 16 MB of weights: more than the kernel's buffers take, so the first frame waits in ws's queue.
+    const current = { step: 3, weights: new Float32Array(4 << 20).fill(3) };
+    const delivery = new ShardDelivery(current, codec);
+    const evaluate = (step: number) =>
+      ({ type: 'evaluate', round: 0, shard: 0, weightsVersion: step }) as ShardRequest;
+    delivery.send(connection, evaluate(3));
+    expect(socket.bufferedAmount).toBeGreaterThan(0);
+    Object.assign(current, { step: 4 });
+    current.weights.fill(4);
+    delivery.send(connection, evaluate(4));
+    (peer as unknown as { _socket: { resume(): void } })._socket.resume();
+    await vi.waitFor(() => expect(firstValues).toHaveLength(4), { timeout: 10_000 });
+    expect(firstValues).toEqual([3, 3, 4, 4]);
+    peer.terminate();
+  });
+
   it('moves between states only through named transitions, and throws on an illegal one', () => {
     // The state machine never touches the socket.
     const connection = new WorkerConnection(

@@ -246,25 +246,42 @@ export class WorkerConnection {
     }
   }
 
-  /** Sends weights `version`, already encoded once for every worker, and remembers it holds them. */
-  sendWeights(version: number, frame: Uint8Array): void {
-    this.sendFrame(frame, true);
+  /**
+   * Sends weights `version`, already encoded once for every worker, and remembers it holds them.
+   * Returns whether the socket was not given the frame (it went as a file, or not at all).
+   */
+  sendWeights(version: number, frame: Uint8Array): boolean {
+    const socketFree = this.sendFrame(frame, true);
     this.#weightsVersion = version;
+    return socketFree;
   }
 
-  /** `broadcast`: the same frame goes to other workers too (one file for all of them). */
-  private sendFrame(frame: Uint8Array, broadcast = false): void {
-    if (this.#state === 'gone') return;
+  /**
+   * `broadcast`: the same frame goes to other workers too (one file for all of them). Returns whether
+   * the socket was not given the frame: it does not refer to its memory after the call.
+   */
+  private sendFrame(frame: Uint8Array, broadcast = false): boolean {
+    if (this.#state === 'gone') return true;
     // What is still queued from earlier frames, on the socket or as files it has not read: a reading
     // peer drains it between steps.
     const queued = this.socket.bufferedAmount + (this.#frameFiles?.unreadBytes() ?? 0);
     if (queued > this.maxBufferedBytes) {
       this.onSlowReader(queued);
-      return;
+      return true;
     }
-    this.socket.send(this.#frameFiles?.outgoing(frame, broadcast) ?? frame);
+    const sent = this.#frameFiles?.outgoing(frame, broadcast) ?? frame;
+    this.socket.send(sent);
     // The frame's bytes, whichever way they went: what the step moved.
     this.traffic.sent(this.id, frame.byteLength);
+    return sent !== frame;
+  }
+
+  /**
+   * The memory under a frame it sent (a gradient, say) that nothing here reads any more: its next
+   * frames may be read into it (FrameFileLink.recycle; ignored unless it was read from a file).
+   */
+  recycle(buffer: ArrayBuffer): void {
+    this.#frameFiles?.recycle(buffer);
   }
 
   /** Decodes and validates one frame; throws a CallosumError naming what is wrong. */

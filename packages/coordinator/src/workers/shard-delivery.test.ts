@@ -23,8 +23,10 @@ function connection(readsTensorFrames: boolean) {
     sendWeights(version: number, frame: Uint8Array) {
       held = version;
       frames.push(frame);
+      return false; // kept here, as a socket keeps a frame it was given
     },
     send: (request: ShardRequest) => requests.push(request),
+    sendTogether: (send: () => void) => send(),
   };
   return { worker: stub as unknown as WorkerConnection, frames, requests };
 }

@@ -26,6 +26,15 @@ export interface WeightsEncoding {
   readonly unsendable: (error: CallosumError) => void;
 }
 
+/** One version of the weights, encoded for each framing workers read that it was sent in so far. */
+interface WeightsFrames {
+  readonly version: number;
+  plain?: Uint8Array;
+  tensor?: Uint8Array;
+  /** Whether a socket was given the tensor frame itself (not a file's reference). */
+  tensorOnASocket: boolean;
+}
+
 const FLOAT32_WEIGHTS: WeightsEncoding = {
   wireDtype: DEFAULT_WIRE_DTYPE,
   unsendable: (error) => {
@@ -40,7 +49,7 @@ const FLOAT32_WEIGHTS: WeightsEncoding = {
  * weights stay float32, only what travels is rounded.
  */
 export class ShardDelivery implements ShardSender {
-  private weightsFrames: { version: number; plain?: Uint8Array; tensor?: Uint8Array } = { version: -1 };
+  private weightsFrames: WeightsFrames = { version: -1, tensorOnASocket: false };
 
   /**
    * @param replicas a ring run: workers hold the weights in their replicas, and the coordinator's copy
@@ -71,26 +80,41 @@ export class ShardDelivery implements ShardSender {
     if (version !== this.current.step) {
       throw new Error(`a request names weights ${version}, but the coordinator holds ${this.current.step}`);
     }
-    if (this.weightsFrames.version !== version) this.weightsFrames = { version };
+    let reuse: ArrayBuffer | undefined;
+    if (this.weightsFrames.version !== version) {
+      // The last version's tensor frame went to files only (workers on this machine): nothing refers
+      // to its memory, and this version's is written in it instead of new memory.
+      const { tensor, tensorOnASocket } = this.weightsFrames;
+      if (tensor !== undefined && !tensorOnASocket) reuse = tensor.buffer as ArrayBuffer;
+      this.weightsFrames = { version, tensorOnASocket: false };
+    }
     const framing = worker.readsTensorFrames ? 'tensor' : 'plain';
     let frame = this.weightsFrames[framing];
     if (frame === undefined) {
-      frame = this.encodeWeights(version, framing);
+      frame = this.encodeWeights(version, framing, reuse);
       if (frame === undefined) return false;
       this.weightsFrames[framing] = frame;
     }
-    worker.sendWeights(version, frame);
+    if (!worker.sendWeights(version, frame) && framing === 'tensor')
+      this.weightsFrames.tensorOnASocket = true;
     return true;
   }
 
-  private encodeWeights(version: number, framing: 'tensor' | 'plain'): Uint8Array | undefined {
+  private encodeWeights(
+    version: number,
+    framing: 'tensor' | 'plain',
+    reuse: ArrayBuffer | undefined,
+  ): Uint8Array | undefined {
     try {
       const weights = floatsToWire(
         this.current.weights,
         this.encoding.wireDtype,
         `weights of step ${version}`,
       );
-      return this.codec.encode({ type: 'weights', version, weights }, { tensorFrame: framing === 'tensor' });
+      return this.codec.encode(
+        { type: 'weights', version, weights },
+        { tensorFrame: framing === 'tensor', ...(reuse === undefined ? {} : { reuse }) },
+      );
     } catch (error) {
       if (!isCallosumError(error, 'NON_FINITE')) throw error;
       queueMicrotask(() => this.encoding.unsendable(error));

@@ -17,6 +17,8 @@ export interface EncodeOptions {
    * a peer that announced minor version 1 or later; a 1.0 peer reads plain MessagePack only.
    */
   readonly tensorFrame?: boolean;
+  /** For a tensor frame: memory of an earlier frame that nothing refers to any more, to write it in if it fits. */
+  readonly reuse?: ArrayBuffer;
 }
 
 /** Turns messages into frames and back. Swappable, so tests can run the protocol in memory. */
@@ -25,8 +27,9 @@ export interface Codec {
   /**
    * A tensor frame (1.1 peers only) whose payload of `byteLength` bytes the caller writes in place,
    * e.g. a gradient read back from the backend, before finishing it with the rest of the message.
+   * `reuse`: memory of an earlier frame that nothing refers to any more, to write it in if it fits.
    */
-  startTensorFrame(byteLength: number): TensorFrameWriter;
+  startTensorFrame(byteLength: number, reuse?: ArrayBuffer): TensorFrameWriter;
   /**
    * Reads a plain MessagePack frame or a tensor frame. Returns plain data only (objects, arrays,
    * strings, finite numbers, booleans, null, byte arrays).
@@ -76,9 +79,9 @@ export function createMsgpackCodec(): Codec {
       const field = options?.tensorFrame === true ? largeTensorField(message) : undefined;
       return field === undefined
         ? pack(message)
-        : encodeTensorFrame(message as Record<string, unknown>, field, pack);
+        : encodeTensorFrame(message as Record<string, unknown>, field, pack, options?.reuse);
     },
-    startTensorFrame: (byteLength) => startTensorFrame(byteLength, pack),
+    startTensorFrame: (byteLength, reuse) => startTensorFrame(byteLength, pack, reuse),
     decode(frame) {
       if (isFrameFileReference(frame)) {
         // Resolved before decoding (FrameFileLink.incoming) on a connection that agreed to frame files.

@@ -77,6 +77,42 @@ describe('frame files (protocol 1.9)', () => {
     }
   });
 
+  it('are read into the memory of frames their reader recycled, and never two frames into the same memory', () => {
+    const { coordinator, worker } = channel();
+    const receive = (seed: number, length = LARGE) => {
+      const frame = gradientFrame(seed, length);
+      const received = coordinator.incoming(Buffer.from(worker.outgoing(frame)));
+      expect(received.equals(frame)).toBe(true);
+      return received;
+    };
+    const first = receive(1);
+    const second = receive(2);
+    expect(second.buffer).not.toBe(first.buffer);
+
+    // Recycled: the next frame, a few bytes longer (a longer trailer), is read into that memory.
+    coordinator.recycle(first.buffer as ArrayBuffer);
+    const third = receive(3, LARGE + 2);
+    expect(third.buffer).toBe(first.buffer);
+    expect(third.byteOffset).toBe(0);
+
+    // Recycled twice (by mistake, or through two views of it) before it is used again: it still goes to
+    // one frame only.
+    coordinator.recycle(second.buffer as ArrayBuffer);
+    coordinator.recycle(second.buffer as ArrayBuffer);
+    const fourth = receive(4);
+    const fifth = receive(5);
+    expect(fourth.buffer).toBe(second.buffer);
+    expect([third.buffer, fourth.buffer]).not.toContain(fifth.buffer);
+    // Memory that did not come from a file (a socket's frame, which may hold more) is never taken.
+    coordinator.recycle(new ArrayBuffer(4 * MAX_FRAME_BYTES));
+    const sixth = receive(6);
+    expect(sixth.buffer.byteLength).toBeLessThan(4 * MAX_FRAME_BYTES);
+    // The frames read before are intact.
+    expect(third.equals(gradientFrame(3, LARGE + 2))).toBe(true);
+    expect(fourth.equals(gradientFrame(4))).toBe(true);
+    expect(fifth.equals(gradientFrame(5))).toBe(true);
+  });
+
   it('leave small frames on the socket, and take ordinary frames at any time', () => {
     const { coordinator, worker } = channel();
     const small = Buffer.from(codec.encode({ type: 'heartbeat', phase: 'idle' }));

@@ -70,6 +70,8 @@ export interface FrameFileLinkOptions {
  * pass a bound of 4 frames plus 64 KiB each (the coordinator's slow-reader limit).
  */
 const REMEMBERED_FILES = 16;
+/** The memory of frames read from files comes in multiples of this many bytes. */
+const RECYCLED_SIZE_STEP = 64 * 1024;
 const PROBE_BYTES = 16;
 
 export function isFrameFileReference(frame: Uint8Array): boolean {
@@ -135,6 +137,10 @@ export class FrameFileLink {
   #sendingFiles = true;
   /** The last files sent and their sizes, oldest first. */
   readonly #sent: { path: string; bytes: number }[] = [];
+  /** Memory of frames received that their reader is done with, to read later frames into. */
+  readonly #recycled: ArrayBuffer[] = [];
+  /** The memory of frames `incoming` read from files and that were not recycled since. */
+  readonly #handedOut = new WeakSet<ArrayBuffer>();
 
   constructor(
     private readonly offer: FrameFileOffer,
@@ -177,6 +183,17 @@ export class FrameFileLink {
   }
 
   /**
+   * `buffer`, under a frame `incoming` read from a file, holds nothing its reader needs any more: a
+   * later frame may be read into it instead of new memory (a frame's worth of page faults, and garbage
+   * that makes V8 collect every few steps). Any other memory (a frame that came on the socket, whose
+   * memory may hold more) is ignored, as is memory recycled already; at most two are kept.
+   */
+  recycle(buffer: ArrayBuffer): void {
+    if (!this.#handedOut.delete(buffer) || this.#recycled.length >= 2) return;
+    this.#recycled.push(buffer);
+  }
+
+  /**
    * The bytes of the last files sent that the receiver has not read yet (they still exist): frames
    * waiting for it, as bytes queued on a socket are.
    */
@@ -208,23 +225,24 @@ export class FrameFileLink {
     const path = frameFilePath(dir, channel, this.receives, sequence);
     let whole: Buffer;
     try {
-      whole = readRegularFile(path, this.options.maxFrameBytes);
+      whole = readRegularFile(path, this.options.maxFrameBytes, this.#recycled);
     } catch (error) {
       rmSync(path, { force: true });
       throw error;
     }
     this.#receiveSequence = (sequence + 1) >>> 0;
     returnFile(path, spareFilePath(dir, channel, this.receives));
+    this.#handedOut.add(whole.buffer as ArrayBuffer);
     return whole;
   }
 }
 
 /**
- * The whole of the regular file at `path`, at most `maxBytes`. Never follows a link, and never waits
- * on a FIFO (O_NONBLOCK); a tensor in what it returns starts 8-byte aligned (Buffer's pool serves only
- * small sizes, and those never hold a tensor frame).
+ * The whole of the regular file at `path`, at most `maxBytes`, read into the first of `recycled` it
+ * fits in (taken from the list) or else new memory. Never follows a link, and never waits on a FIFO
+ * (O_NONBLOCK); what it returns starts an ArrayBuffer, so a tensor in it starts 8-byte aligned.
  */
-function readRegularFile(path: string, maxBytes: number): Buffer {
+function readRegularFile(path: string, maxBytes: number, recycled: ArrayBuffer[] = []): Buffer {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -237,7 +255,14 @@ function readRegularFile(path: string, maxBytes: number): Buffer {
     if (stats.size > maxBytes) {
       throw malformed(`${path} holds ${stats.size} bytes, more than a frame may (${maxBytes})`);
     }
-    const whole = Buffer.allocUnsafe(stats.size);
+    const fits = recycled.findIndex((buffer) => buffer.byteLength >= stats.size);
+    // New memory is rounded up, so that it fits the next frames of about this size (whose trailers
+    // may be a few bytes longer) once it is recycled.
+    const memory =
+      fits >= 0
+        ? (recycled.splice(fits, 1)[0] as ArrayBuffer)
+        : Buffer.allocUnsafeSlow(Math.ceil(stats.size / RECYCLED_SIZE_STEP) * RECYCLED_SIZE_STEP).buffer;
+    const whole = Buffer.from(memory, 0, stats.size);
     for (let read = 0; read < whole.byteLength; ) {
       const got = readSync(fd, whole, read, whole.byteLength - read, read);
       if (got === 0) throw malformed(`${path} ended after ${read} of ${stats.size} bytes`);

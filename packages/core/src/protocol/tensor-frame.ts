@@ -54,14 +54,20 @@ export function largeTensorField(message: unknown): string | undefined {
   return best;
 }
 
-/** Starts a tensor frame with room for a payload of `byteLength` bytes. */
+/**
+ * Starts a tensor frame with room for a payload of `byteLength` bytes: in `reuse` if it is large enough
+ * (the memory of an earlier frame nothing refers to any more), else in new memory.
+ */
 export function startTensorFrame(
   byteLength: number,
   packTrailer: (trailer: unknown) => Uint8Array,
+  reuse?: ArrayBuffer,
 ): TensorFrameWriter {
+  const size = PAYLOAD_OFFSET + byteLength + TRAILER_RESERVE_BYTES;
   // Not zero-filled: the payload is the caller's to write and only the written trailer is sent.
   // A Buffer, because ws sends a Buffer (or a view of one) without copying it.
-  const buffer = Buffer.allocUnsafe(PAYLOAD_OFFSET + byteLength + TRAILER_RESERVE_BYTES);
+  const buffer =
+    reuse !== undefined && reuse.byteLength >= size ? Buffer.from(reuse, 0, size) : Buffer.allocUnsafe(size);
   const payload = buffer.subarray(PAYLOAD_OFFSET, PAYLOAD_OFFSET + byteLength);
   return {
     payload,
@@ -90,14 +96,15 @@ export function startTensorFrame(
   };
 }
 
-/** A tensor frame carrying `message[field].bytes` as its payload. */
+/** A tensor frame carrying `message[field].bytes` as its payload (in `reuse`, as startTensorFrame). */
 export function encodeTensorFrame(
   message: MessageObject,
   field: string,
   packTrailer: (trailer: unknown) => Uint8Array,
+  reuse?: ArrayBuffer,
 ): Uint8Array {
   const bytes = (message[field] as { bytes: Uint8Array }).bytes;
-  const writer = startTensorFrame(bytes.byteLength, packTrailer);
+  const writer = startTensorFrame(bytes.byteLength, packTrailer, reuse);
   writer.payload.set(bytes);
   return writer.finish(message, field);
 }
