@@ -36,6 +36,9 @@
  *                      among themselves) instead of the star. `2:sockets` sends every frame on the
  *                      sockets (`--shared-memory no`) instead of large ones through files on /dev/shm.
  *                      Modifiers combine: `2:ring:threads=1:no-views`.
+ *   --rounds 1         runs every configuration (and PyTorch) this many times, round after round, and
+ *                      reports medians and each round's ratio to PyTorch: on a shared machine the speed
+ *                      drifts within minutes, so one pair of runs says little (default: 1)
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
@@ -76,6 +79,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '150' },
     warmup: { type: 'string', default: '10' },
     workers: { type: 'string', default: '1,2,4' },
+    rounds: { type: 'string', default: '1' },
     'batch-size': { type: 'string', default: String(DEFAULT_TRAINING_CONFIG.batchSize) },
     'micro-batch-size': { type: 'string' },
   },
@@ -84,6 +88,7 @@ const { values } = parseArgs({
 
 const steps = positiveInteger('--steps', values.steps);
 const warmup = nonNegativeInteger('--warmup', values.warmup);
+const roundCount = positiveInteger('--rounds', values.rounds);
 const batchSize = positiveInteger('--batch-size', values['batch-size']);
 const microBatchSize =
   values['micro-batch-size'] === undefined
@@ -145,11 +150,19 @@ async function runParent() {
   process.stderr.write(`${machine.join('\n')}\n`);
 
   const configs = ['local', ...workerConfigs];
-  const results = [];
-  for (const config of configs) {
-    process.stderr.write(`[${label(config)}] starting child process\n`);
-    results.push(await runChildProcess(config));
+  const pytorch = findPytorch();
+  const rounds = [];
+  for (let round = 1; round <= roundCount; round++) {
+    const roundResults = [];
+    for (const config of configs) {
+      process.stderr.write(
+        `[${label(config)}] ${roundCount > 1 ? `round ${round}: ` : ''}starting child process\n`,
+      );
+      roundResults.push(await runChildProcess(config));
+    }
+    rounds.push({ results: roundResults, pytorch: await measurePytorchCases(pytorch, roundResults) });
   }
+  const results = configs.map((_, index) => combineRounds(rounds.map((round) => round.results[index])));
 
   const baseline = results.find((result) => result.config === 'local' && result.ok);
   const throughputRows = [
@@ -163,6 +176,7 @@ async function runParent() {
       'p90 step ms',
       'steps',
       'load',
+      ...(roundCount > 1 ? ['samples/s per round'] : []),
     ],
   ];
   const splitRows = [
@@ -185,13 +199,10 @@ async function runParent() {
       notes.push(`${label(result.config)}: failed: ${result.reason}`);
       continue;
     }
-    const measured = result.steps.slice(warmup);
+    const { measured, samplesPerSecond } = result;
     const stepMs = measured.map((step) => step.stepMs);
-    const samples = measured.reduce((sum, step) => sum + step.samples, 0);
-    const samplesPerSecond = samples / (sum(stepMs) / 1000);
     const workers = result.config === 'local' ? 0 : workerCount(result.config);
     const speedUp = baseline === undefined ? Number.NaN : samplesPerSecond / baseline.samplesPerSecond;
-    result.samplesPerSecond = samplesPerSecond;
     throughputRows.push([
       label(result.config),
       workers === 0 ? String(batchSize) : shardSizes(batchSize, workers),
@@ -202,6 +213,9 @@ async function runParent() {
       quantile(stepMs, 0.9).toFixed(1),
       String(measured.length),
       result.load.toFixed(2),
+      ...(roundCount > 1
+        ? [result.roundSamplesPerSecond.map((value) => formatNumber(value, 0)).join(' ')]
+        : []),
     ]);
     if (workers > 0) {
       splitRows.push([
@@ -220,7 +234,7 @@ async function runParent() {
       notes.push(
         `${label(result.config)}: ${formatNumber(sum(outside), 0)} ms of wall time between the measured steps ` +
           `is outside stepMs and not counted (largest ${outside[largest].toFixed(0)} ms, before step ` +
-          `${warmup + largest + 1}: the coordinator checkpoints every 100 steps)`,
+          `${warmup + (largest % steps) + 1}: the coordinator checkpoints every 100 steps)`,
       );
     }
     if (result.summary !== undefined) {
@@ -243,7 +257,8 @@ async function runParent() {
     '',
     ...formatTable(throughputRows, new Set([1, 2, 3, 4, 5, 6, 7, 8])),
     '',
-    `samples/s = measured samples ÷ summed step time (${steps} steps after ${warmup} warm-up steps); ` +
+    `samples/s = measured samples ÷ summed step time (${steps} steps after ${warmup} warm-up steps` +
+      `${roundCount > 1 ? `; the median of ${roundCount} rounds, whose steps the other columns pool` : ''}); ` +
       'speed-up = ÷ single-process samples/s;',
     'efficiency = speed-up ÷ workers. Single process: time between onStep calls of trainLocal; workers: ' +
       'StepReport.stepMs.',
@@ -271,49 +286,110 @@ async function runParent() {
     );
   }
   if (notes.length > 0) lines.push('', ...notes);
-  lines.push('', ...(await pytorchComparison(results)));
+  lines.push('', ...pytorchComparison(pytorch, results, rounds));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /**
- * PyTorch training the same model at the same global batch, Adam, as many steps: one process against the
- * single process, DDP with N processes against N workers (each count measured once).
+ * One configuration's rounds as one result: the first failure if any round failed, else every round's
+ * measured steps pooled, samples/s the median of the rounds' (each its measured samples ÷ step time).
  */
-async function pytorchComparison(results) {
-  const pytorch = findPytorch();
-  if (!pytorch.available) return [skipLine(pytorch)];
+function combineRounds(roundResults) {
+  const failed = roundResults.find((result) => !result.ok);
+  if (failed !== undefined) return failed;
+  const roundSamplesPerSecond = roundResults.map((result) => {
+    const measured = result.steps.slice(warmup);
+    const samples = measured.reduce((total, step) => total + step.samples, 0);
+    return samples / (sum(measured.map((step) => step.stepMs)) / 1000);
+  });
+  const last = roundResults[roundResults.length - 1];
+  return {
+    ...last,
+    measured: roundResults.flatMap((result) => result.steps.slice(warmup)),
+    roundSamplesPerSecond,
+    samplesPerSecond: median(roundSamplesPerSecond),
+    load: Math.max(...roundResults.map((result) => result.load)),
+    coordinatorCpuMsPerStep: median(roundResults.map((result) => result.coordinatorCpuMsPerStep)),
+  };
+}
+
+/** The PyTorch case a configuration is compared with: one process, or DDP with a process per worker. */
+function pytorchCase(config) {
+  const processes = config === 'local' ? 1 : workerCount(config);
+  if (batchSize % processes !== 0) return undefined;
+  return {
+    processes,
+    label: processes === 1 ? '1 process' : `DDP gloo, ${processes} × ${batchSize / processes}`,
+  };
+}
+
+/**
+ * After a round of configurations: PyTorch training the same model at the same global batch, Adam, as
+ * many steps, once per case the round's configurations need; by process count. Undefined without torch.
+ */
+async function measurePytorchCases(pytorch, roundResults) {
+  if (!pytorch.available) return undefined;
   const measured = new Map();
+  for (const result of roundResults.filter((r) => r.ok)) {
+    const wanted = pytorchCase(result.config);
+    if (wanted === undefined || measured.has(wanted.processes)) continue;
+    process.stderr.write(`[pytorch] ${wanted.label}\n`);
+    measured.set(
+      wanted.processes,
+      await measurePytorch(pytorch.python, {
+        dataDir: embeddedMnistDir(),
+        mode: wanted.processes === 1 ? 'train' : 'ddp',
+        batchSize,
+        processes: wanted.processes,
+        steps,
+        warmup,
+      }),
+    );
+  }
+  return measured;
+}
+
+/**
+ * Each configuration against its PyTorch case (the median of the rounds on both sides), and with more
+ * than one round, the ratio in each round: the fairest figure on a machine whose speed drifts.
+ */
+function pytorchComparison(pytorch, results, rounds) {
+  if (!pytorch.available) return [skipLine(pytorch)];
   const rows = [];
-  for (const result of results.filter((r) => r.ok)) {
-    const processes = result.config === 'local' ? 1 : workerCount(result.config);
-    if (batchSize % processes !== 0) continue;
-    const pytorchLabel = processes === 1 ? '1 process' : `DDP gloo, ${processes} × ${batchSize / processes}`;
-    if (!measured.has(processes)) {
-      process.stderr.write(`[pytorch] ${pytorchLabel}\n`);
-      measured.set(
-        processes,
-        await measurePytorch(pytorch.python, {
-          dataDir: embeddedMnistDir(),
-          mode: processes === 1 ? 'train' : 'ddp',
-          batchSize,
-          processes,
-          steps,
-          warmup,
-        }),
-      );
-    }
+  const perRound = [];
+  for (const result of results) {
+    const wanted = pytorchCase(result.config);
+    if (!result.ok || wanted === undefined) continue;
+    const cases = rounds.map((round) => round.pytorch.get(wanted.processes));
+    const setups = cases[0].map(({ setup }, setupIndex) => {
+      const outcomes = cases.map((measured) => measured[setupIndex].result);
+      const measuredOnes = outcomes.filter((value) => typeof value === 'object');
+      if (measuredOnes.length < outcomes.length) {
+        return { setup, result: outcomes.find((value) => typeof value !== 'object') };
+      }
+      const samplesPerSecond = median(measuredOnes.map((value) => value.samplesPerSecond));
+      if (roundCount > 1) {
+        const ratios = result.roundSamplesPerSecond.map((ours, r) => ours / measuredOnes[r].samplesPerSecond);
+        perRound.push(
+          `${label(result.config)} ÷ ${wanted.label} (${setup}), per round: ` +
+            `${ratios.map((ratio) => `${ratio.toFixed(2)}×`).join(' ')} (median ${median(ratios).toFixed(2)}×)`,
+        );
+      }
+      return { setup, result: { ...measuredOnes[0], samplesPerSecond } };
+    });
     rows.push({
       label: label(result.config),
-      pytorchLabel,
+      pytorchLabel: wanted.label,
       callosum: result.samplesPerSecond,
-      pytorch: measured.get(processes),
+      pytorch: setups,
     });
   }
   return [
-    `Against PyTorch on the same CPU (Adam, global batch ${batchSize}, ${warmup} warm-up + ${steps} timed steps; ` +
-      'no augmentation, no micro-batches)',
+    `Against PyTorch on the same CPU (Adam, global batch ${batchSize}, ${warmup} warm-up + ${steps} timed steps` +
+      `${roundCount > 1 ? `, medians of ${roundCount} rounds` : ''}; no augmentation, no micro-batches)`,
     '',
     ...comparisonLines(rows, pytorch.torch),
+    ...(perRound.length > 0 ? ['', ...perRound] : []),
   ];
 }
 
