@@ -139,7 +139,7 @@ function trainer() {
   return {
     state,
     step() {
-      const samples = state.gatherTrainingSamples(train, state.nextBatchIndices());
+      const samples = state.gatherTrainingSamples(train, state.batchIndices());
       const result = computeGradients(taskModel, toSampleBatch(samples, conversion, buffers), gradient);
       assertFiniteShard(result, 0, layout.totalSize);
       sum.begin(1);

@@ -105,7 +105,7 @@ const buffers = batchBuffers(train, config.batchSize, conversion);
 /** One trainLocal step; with `times`, adds each phase's milliseconds to it. */
 function step(times) {
   const clock = [performance.now()];
-  const samples = state.gatherTrainingSamples(train, state.nextBatchIndices());
+  const samples = state.gatherTrainingSamples(train, state.batchIndices());
   clock.push(performance.now());
   const batch = toSampleBatch(samples, conversion, buffers);
   clock.push(performance.now());

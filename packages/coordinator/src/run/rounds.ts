@@ -113,8 +113,13 @@ export class Rounds {
         gradients.accepted(shard, reply);
         if (!gatherNext) return;
         gatherNext = false;
-        const { shards } = this.plan(step + 1);
-        this.gathered = { step: step + 1, shards, data: this.gatherShardData(step + 1, shards) };
+        try {
+          const { shards } = this.plan(step + 1);
+          this.gathered = { step: step + 1, shards, data: this.gatherShardData(step + 1, shards) };
+        } catch {
+          // Not here, inside the dispatcher's bookkeeping: the next step gathers its samples again and
+          // stops the run with the reason if it still cannot.
+        }
       });
       const broadcast = performance.now();
       const outcomes = await round;

@@ -107,6 +107,12 @@ describe('frame files (protocol 1.9)', () => {
     coordinator.recycle(new ArrayBuffer(4 * MAX_FRAME_BYTES));
     const sixth = receive(6);
     expect(sixth.buffer.byteLength).toBeLessThan(4 * MAX_FRAME_BYTES);
+    // Memory much larger than a frame is kept for a frame of its size (a request that is never
+    // recycled would use up the memory of the weights).
+    const large = receive(7, 8 * LARGE);
+    coordinator.recycle(large.buffer as ArrayBuffer);
+    expect(receive(8).buffer).not.toBe(large.buffer);
+    expect(receive(9, 8 * LARGE).buffer).toBe(large.buffer);
     // The frames read before are intact.
     expect(third.equals(gradientFrame(3, LARGE + 2))).toBe(true);
     expect(fourth.equals(gradientFrame(4))).toBe(true);

@@ -255,13 +255,15 @@ function readRegularFile(path: string, maxBytes: number, recycled: ArrayBuffer[]
     if (stats.size > maxBytes) {
       throw malformed(`${path} holds ${stats.size} bytes, more than a frame may (${maxBytes})`);
     }
-    const fits = recycled.findIndex((buffer) => buffer.byteLength >= stats.size);
     // New memory is rounded up, so that it fits the next frames of about this size (whose trailers
-    // may be a few bytes longer) once it is recycled.
+    // may be a few bytes longer) once it is recycled. Recycled memory goes only to a frame of about its
+    // size: a small frame its reader never recycles (a request) would use up memory meant for weights.
+    const rounded = Math.ceil(stats.size / RECYCLED_SIZE_STEP) * RECYCLED_SIZE_STEP;
+    const fits = recycled.findIndex(
+      (buffer) => buffer.byteLength >= stats.size && buffer.byteLength <= 2 * rounded,
+    );
     const memory =
-      fits >= 0
-        ? (recycled.splice(fits, 1)[0] as ArrayBuffer)
-        : Buffer.allocUnsafeSlow(Math.ceil(stats.size / RECYCLED_SIZE_STEP) * RECYCLED_SIZE_STEP).buffer;
+      fits >= 0 ? (recycled.splice(fits, 1)[0] as ArrayBuffer) : Buffer.allocUnsafeSlow(rounded).buffer;
     const whole = Buffer.from(memory, 0, stats.size);
     for (let read = 0; read < whole.byteLength; ) {
       const got = readSync(fd, whole, read, whole.byteLength - read, read);
