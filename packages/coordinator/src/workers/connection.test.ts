@@ -9,10 +9,46 @@ import { WorkerConnection } from './connection.js';
 import { ShardDelivery } from './shard-delivery.js';
 
 let server: WebSocketServer | undefined;
+const peers: WebSocket[] = [];
 afterEach(() => {
+  for (const peer of peers.splice(0)) peer.terminate();
   for (const client of server?.clients ?? []) client.terminate();
   server?.close();
 });
+
+const codec = createMsgpackCodec();
+
+/**
+ * A welcomed (tensor-frame) connection over a real loopback socket, with the stream under its
+ * WebSocket to send frames together, and the open peer at the other end.
+ */
+async function welcomedConnection() {
+  server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+  await new Promise((resolve) => server?.once('listening', resolve));
+  const accepted = new Promise<[WebSocket, IncomingMessage]>((resolve) =>
+    server?.once('connection', (socket, request) => resolve([socket, request])),
+  );
+  const peer = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  peers.push(peer);
+  const opened = new Promise((resolve) => peer.once('open', resolve));
+  const [socket, request] = await accepted;
+  await opened;
+  const connection = new WorkerConnection(
+    'w1',
+    'test',
+    socket,
+    codec,
+    new WireTraffic(),
+    1 << 30,
+    () => {},
+    request.socket,
+  );
+  connection.welcomed({ name: 'w1', backend: 'cpu', readsTensorFrames: true });
+  return { peer, socket, request, connection };
+}
+
+const evaluateRequest = (weightsVersion: number) =>
+  ({ type: 'evaluate', round: 0, shard: 0, weightsVersion }) as ShardRequest;
 
 describe('WorkerConnection', () => {
   it('stops queueing for a peer that stopped reading, once the limit is passed (real loopback socket)', async () => {
@@ -51,88 +87,48 @@ describe('WorkerConnection', () => {
   // Two writes would wake the worker twice, and the first wake-up can hold up the second write (its
   // process takes the coordinator's core): the weights and the request leave in one write.
   it('sends a shard’s weights and request together: both while the stream is corked, which it is not after (real loopback socket)', async () => {
-    server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
-    await new Promise((resolve) => server?.once('listening', resolve));
-    const accepted = new Promise<[WebSocket, IncomingMessage]>((resolve) =>
-      server?.once('connection', (socket, request) => resolve([socket, request])),
-    );
-    const peer = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    const codec = createMsgpackCodec();
+    const { peer, socket, request, connection } = await welcomedConnection();
     const received: { type: string }[] = [];
     peer.on('message', (frame: Buffer) => received.push(codec.decode(frame) as { type: string }));
-    const [socket, request] = await accepted;
     const corkedAtEachSend: number[] = [];
     const send = socket.send.bind(socket);
     socket.send = ((...args: Parameters<typeof send>) => {
       corkedAtEachSend.push(request.socket.writableCorked);
       send(...args);
     }) as typeof socket.send;
-    const connection = new WorkerConnection(
-      'w1',
-      'test',
-      socket,
-      codec,
-      new WireTraffic(),
-      1 << 30,
-      () => {},
-      request.socket,
-    );
-    connection.welcomed({ name: 'w1', backend: 'cpu', readsTensorFrames: true });
 
     const delivery = new ShardDelivery({ step: 3, weights: new Float32Array(50_000).fill(0.5) }, codec);
-    delivery.send(connection, { type: 'evaluate', round: 0, shard: 0, weightsVersion: 3 } as ShardRequest);
+    delivery.send(connection, evaluateRequest(3));
     expect(corkedAtEachSend).toEqual([1, 1]);
     expect(request.socket.writableCorked).toBe(0);
     await vi.waitFor(() => expect(received.map((message) => message.type)).toEqual(['weights', 'evaluate']));
-    peer.terminate();
   });
 
   // The next version of the weights is encoded in the memory of the last one only when no socket was
   // given that frame: one still queued on a socket (the peer reads slowly here) must go out unchanged.
   it('does not write the next weights into the memory of weights still queued on a socket (real loopback socket)', async () => {
-    server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
-    await new Promise((resolve) => server?.once('listening', resolve));
-    const accepted = new Promise<[WebSocket, IncomingMessage]>((resolve) =>
-      server?.once('connection', (socket, request) => resolve([socket, request])),
-    );
-    const peer = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    const codec = createMsgpackCodec();
-    const firstValues: number[] = [];
+    const { peer, socket, connection } = await welcomedConnection();
+    const firstAndLast: number[] = [];
     peer.on('message', (frame: Buffer) => {
       const message = codec.decode(frame) as { type: string; weights?: { bytes: Uint8Array } };
       if (message.type !== 'weights' || message.weights === undefined) return;
       const { bytes } = message.weights;
       const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      firstValues.push(values[0] as number, values[values.length - 1] as number);
+      firstAndLast.push(values[0] as number, values[values.length - 1] as number);
     });
-    const [socket, request] = await accepted;
-    if (peer.readyState !== WebSocket.OPEN) await new Promise((resolve) => peer.once('open', resolve));
-    (peer as unknown as { _socket: { pause(): void } })._socket.pause();
-    const connection = new WorkerConnection(
-      'w1',
-      'test',
-      socket,
-      codec,
-      new WireTraffic(),
-      1 << 30,
-      () => {},
-      request.socket,
-    );
-    connection.welcomed({ name: 'w1', backend: 'cpu', readsTensorFrames: true });
+    const peerSocket = (peer as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    peerSocket.pause();
     // 16 MB of weights: more than the kernel's buffers take, so the first frame waits in ws's queue.
     const current = { step: 3, weights: new Float32Array(4 << 20).fill(3) };
     const delivery = new ShardDelivery(current, codec);
-    const evaluate = (step: number) =>
-      ({ type: 'evaluate', round: 0, shard: 0, weightsVersion: step }) as ShardRequest;
-    delivery.send(connection, evaluate(3));
+    delivery.send(connection, evaluateRequest(3));
     expect(socket.bufferedAmount).toBeGreaterThan(0);
     Object.assign(current, { step: 4 });
     current.weights.fill(4);
-    delivery.send(connection, evaluate(4));
-    (peer as unknown as { _socket: { resume(): void } })._socket.resume();
-    await vi.waitFor(() => expect(firstValues).toHaveLength(4), { timeout: 10_000 });
-    expect(firstValues).toEqual([3, 3, 4, 4]);
-    peer.terminate();
+    delivery.send(connection, evaluateRequest(4));
+    peerSocket.resume();
+    await vi.waitFor(() => expect(firstAndLast).toHaveLength(4), { timeout: 10_000 });
+    expect(firstAndLast).toEqual([3, 3, 4, 4]);
   });
 
   it('moves between states only through named transitions, and throws on an illegal one', () => {
