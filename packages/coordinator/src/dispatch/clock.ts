@@ -16,7 +16,24 @@ const LONGEST_TIMEOUT_MS = 2 ** 31 - 1;
 export const systemClock: Clock = {
   now: () => performance.now(),
   after: (ms, callback) => {
-    const timer = setTimeout(callback, Math.min(LONGEST_TIMEOUT_MS, Math.max(0, ms)));
-    return () => clearTimeout(timer);
+    let cancelled = false;
+    const timer = setTimeout(
+      () => afterPendingInput(() => cancelled || callback()),
+      Math.min(LONGEST_TIMEOUT_MS, Math.max(0, ms)),
+    );
+    return () => {
+      cancelled = true;
+      clearTimeout(timer);
+    };
   },
 };
+
+/**
+ * Runs `judgment` once what the sockets already hold has been read. After this process was stopped
+ * (SIGSTOP) or starved for longer than a timeout, its timers fire before the event loop reads the
+ * heartbeats and results that arrived meanwhile: judged at once, every worker would look silent or
+ * late for the coordinator's own pause. An immediate runs after the next poll, which reads them.
+ */
+export function afterPendingInput(judgment: () => void): void {
+  setImmediate(judgment);
+}

@@ -1,3 +1,4 @@
+import { afterPendingInput } from '../dispatch/clock.js';
 import type { WorkerConnection } from './connection.js';
 import type { WorkerRegistry } from './registry.js';
 
@@ -22,21 +23,30 @@ export interface LivenessFindings {
 export class Liveness {
   private readonly heartbeatCheck: NodeJS.Timeout;
   private readonly handshakes = new Map<WorkerConnection, NodeJS.Timeout>();
+  private stopped = false;
 
   constructor(
     private readonly registry: WorkerRegistry,
     private readonly options: LivenessOptions,
     private readonly findings: LivenessFindings,
   ) {
-    this.heartbeatCheck = setInterval(() => this.checkHeartbeats(), options.heartbeatIntervalMs);
+    this.heartbeatCheck = setInterval(
+      () => afterPendingInput(() => this.checkHeartbeats()),
+      options.heartbeatIntervalMs,
+    );
   }
 
   /** Starts the handshake timeout of a connection that just opened. */
   joining(worker: WorkerConnection): void {
-    const timer = setTimeout(() => {
-      this.handshakes.delete(worker);
-      if (worker.state === 'joining') this.findings.noHello(worker);
-    }, this.options.handshakeTimeoutMs);
+    const timer = setTimeout(
+      () =>
+        afterPendingInput(() => {
+          if (!this.handshakes.has(worker)) return; // closed in the meantime
+          this.handshakes.delete(worker);
+          if (worker.state === 'joining') this.findings.noHello(worker);
+        }),
+      this.options.handshakeTimeoutMs,
+    );
     this.handshakes.set(worker, timer);
   }
 
@@ -47,12 +57,14 @@ export class Liveness {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.heartbeatCheck);
     for (const timer of this.handshakes.values()) clearTimeout(timer);
     this.handshakes.clear();
   }
 
   private checkHeartbeats(): void {
+    if (this.stopped) return; // a check deferred past stop()
     const now = Date.now();
     for (const worker of this.registry.all()) {
       const silentMs = now - worker.lastHeardAt;
