@@ -13,9 +13,11 @@ import { startWorkerProcess } from './test-support/worker-processes.js';
 // it has read what the workers sent meanwhile: it must read that first, and blame none of them.
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const TOKEN = 'paused-coordinator-test-token-0123456789';
-const STEPS = 1200;
-const settings = { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1_000, shardDeadlineMs: 1_500 };
-const PAUSE_MS = 2_500;
+const STEPS = 600;
+// Timeouts short enough for a test, long enough that a busy machine (the other packages' tests run
+// beside this one) does not trip them on its own; the pause is longer than both.
+const settings = { heartbeatIntervalMs: 250, heartbeatTimeoutMs: 3_000, shardDeadlineMs: 4_000 };
+const PAUSE_MS = 5_000;
 
 let coordinator: ChildProcess | undefined;
 let outDir: string | undefined;
