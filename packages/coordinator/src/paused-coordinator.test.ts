@@ -43,7 +43,7 @@ function startCoordinatorProcess(dir: string): ChildProcess {
   const script =
     "const { startCoordinator } = await import('@callosum/coordinator');" +
     'const print = (line) => process.stdout.write(JSON.stringify(line) + "\\n");' +
-    `const coordinator = await startCoordinator({ ...${JSON.stringify(options)}, log: () => {}, ` +
+    `const coordinator = await startCoordinator({ ...${JSON.stringify(options)}, log: (line) => process.stderr.write(line + "\\n"), ` +
     'onStep: (report) => print({ step: report.step }) });' +
     'print({ url: coordinator.url });' +
     'const { evictions, redoneShards, steps } = await coordinator.result;' +
