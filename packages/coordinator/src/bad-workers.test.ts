@@ -9,6 +9,7 @@ import {
   loadModel,
   type MnistDataset,
   readFlatWeights,
+  type Shutdown,
   toWireTensor,
   type WorkerMessage,
 } from '@callosum/core';
@@ -96,14 +97,16 @@ async function rogue(
   name: string,
   answer: (request: Request) => WorkerMessage | undefined,
   heartbeatEveryMs?: number,
-): Promise<{ closed: Promise<[number, string]>; requests: Request[] }> {
+): Promise<{ closed: Promise<[number, string]>; requests: Request[]; shutdowns: Shutdown[] }> {
   const codec = createMsgpackCodec();
   const socket = new WebSocket(url, { perMessageDeflate: false });
   sockets.push(socket);
   const requests: Request[] = [];
+  const shutdowns: Shutdown[] = [];
   let computing: number | undefined;
   socket.on('message', (data: Buffer) => {
     const message = codec.decode(data) as { type: string };
+    if (message.type === 'shutdown') shutdowns.push(message as Shutdown);
     if (message.type !== 'compute' && message.type !== 'evaluate') return;
     const request = message as Request;
     requests.push(request);
@@ -129,7 +132,7 @@ async function rogue(
     }, heartbeatEveryMs);
     void closed.then(() => clearInterval(heartbeat));
   }
-  return { closed, requests };
+  return { closed, requests, shutdowns };
 }
 
 /** A `failure` for the request, as a worker whose device fails reports it. */
@@ -165,6 +168,54 @@ describe('a bad worker next to an honest one', () => {
       ),
     );
     expect(sameBits(await weightsOf(summary.modelDir), expected)).toBe(true);
+  });
+
+  it('one that fails every shard and connects again under its name: refused until its cooldown is over, then taken back, and evicted again for twice as long', async () => {
+    const { coordinator, log } = await start({
+      minWorkers: 2,
+      evictionCooldownMs: 1_000,
+      // Long enough for the whole exchange; ended early below.
+      training: { ...training, maxSteps: 1_000_000 },
+    });
+    const honest = inlineWorker(coordinator.url, { name: 'honest' });
+    const failing = (request: Request) => failureOf(request, 'simulated device failure on this worker');
+    const first = await rogue(coordinator.url, 'broken', failing);
+    expect(await first.closed).toEqual([1008, 'COMPUTE_FAILED']);
+    const evictedAt = performance.now();
+
+    const refused = await rogue(coordinator.url, 'broken', failing);
+    expect(await refused.closed).toEqual([1013, 'EVICTION_COOLDOWN']);
+    expect(refused.shutdowns).toEqual([
+      {
+        type: 'shutdown',
+        code: 'EVICTION_COOLDOWN',
+        reason: expect.stringMatching(
+          /^evicted once for its results \(last: 3 shards in a row failed or answered unusably.*simulated device failure on this worker\)\); taken back in 1 s$/,
+        ),
+      },
+    ]);
+    expect(refused.requests).toEqual([]);
+
+    await new Promise((resolve) => setTimeout(resolve, 1_050 - (performance.now() - evictedAt)));
+    const again = await rogue(coordinator.url, 'broken', failing);
+    expect(await again.closed).toEqual([1008, 'COMPUTE_FAILED']);
+    expect(again.requests.filter((request) => request.type === 'compute')).toHaveLength(3);
+    const refusedLonger = await rogue(coordinator.url, 'broken', failing);
+    expect(await refusedLonger.closed).toEqual([1013, 'EVICTION_COOLDOWN']);
+    expect(refusedLonger.shutdowns[0]?.reason).toMatch(
+      /^evicted 2 times for its results .*; taken back in 2 s$/,
+    );
+
+    coordinator.finish('the test has seen enough');
+    const summary = await coordinator.result;
+    expect(await honest).toMatchObject({ exitCode: 0 });
+    expect(summary).toMatchObject({ evictions: 2 });
+    const evictions = log.filter((line) => /evicting worker w\d+ \(broken/.test(line));
+    expect(evictions).toEqual([
+      expect.stringMatching(/; refused for 1 s if it connects again; its shards are redone$/),
+      expect.stringMatching(/; refused for 2 s if it connects again; its shards are redone$/),
+    ]);
+    expect(log.filter((line) => /worker broken \(.*\) refused: evicted/.test(line))).toHaveLength(2);
   });
 
   it('one that answers with the wrong sample count: the same, naming the count', async () => {

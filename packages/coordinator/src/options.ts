@@ -138,6 +138,13 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * with none of its results accepted in between (default 3).
    */
   readonly maxLateShards?: number;
+  /**
+   * A worker evicted for its results (maxBadResults or maxLateShards) that connects again under the
+   * same name is refused (EVICTION_COOLDOWN, close 1013) for this long, doubled at each further eviction
+   * of that name, at most 10 minutes (default 30 s; 0 takes it back at once). Evictions for silence are
+   * not held against a worker: reconnecting is how it recovers from those.
+   */
+  readonly evictionCooldownMs?: number;
   /** A connection that has not sent `hello` this long after connecting is closed (default 10 s). */
   readonly handshakeTimeoutMs?: number;
   /**
@@ -234,6 +241,7 @@ export const COORDINATOR_OPTION_NAMES = {
   connectionRate: true,
   maxBadResults: true,
   maxLateShards: true,
+  evictionCooldownMs: true,
   handshakeTimeoutMs: true,
   maxBufferedBytes: true,
   heartbeatTimeoutMs: true,

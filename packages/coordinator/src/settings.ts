@@ -32,6 +32,7 @@ export const COORDINATOR_DEFAULTS = {
   handshakeTimeoutMs: 10_000,
   maxBadResults: 3,
   maxLateShards: 3,
+  evictionCooldownMs: 30_000,
   connectionRate: { perSecond: 20, burst: 64 },
   stragglerFactor: 4,
   stragglerFloorMs: 2_000,
@@ -72,6 +73,7 @@ const settingsSchema = z
     handshakeTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.handshakeTimeoutMs),
     maxBadResults: positiveInteger.default(COORDINATOR_DEFAULTS.maxBadResults),
     maxLateShards: positiveInteger.default(COORDINATOR_DEFAULTS.maxLateShards),
+    evictionCooldownMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.evictionCooldownMs),
     maxBufferedBytes: positiveInteger.optional(),
     connectionRate: z
       .object({ perSecond: positiveNumberOption(), burst: positiveInteger })

@@ -72,6 +72,11 @@ export const ErrorCodes = {
   REPLICA_DIVERGED: 'REPLICA_DIVERGED',
   /** The run already has its maximum number of workers. */
   RUN_FULL: 'RUN_FULL',
+  /**
+   * The worker was evicted for its results (failed, unusable or always late) and is not taken back yet:
+   * it may try again later (the reason says when).
+   */
+  EVICTION_COOLDOWN: 'EVICTION_COOLDOWN',
   /** Not enough workers to go on, for longer than allowed. */
   NO_WORKERS: 'NO_WORKERS',
   /** An unexpected error (a bug): the message says where. */

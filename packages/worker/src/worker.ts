@@ -92,9 +92,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         delay = settings.reconnectDelayMs;
       }
       if (Date.now() - unreachableSince > settings.giveUpAfterMs) {
+        const notFor = `for ${settings.giveUpAfterMs} ms (${outcome.reason})`;
         return {
           exitCode: 1,
-          reason: `no coordinator at ${settings.url} for ${settings.giveUpAfterMs} ms (${outcome.reason})`,
+          reason: outcome.refused
+            ? `the coordinator at ${settings.url} did not take this worker back ${notFor}`
+            : `no coordinator at ${settings.url} ${notFor}`,
           stepsComputed,
         };
       }
@@ -113,7 +116,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
   type Outcome =
     | { kind: 'ended'; reason: string }
     | { kind: 'fatal'; reason: string }
-    | { kind: 'lost'; reason: string; welcomed: boolean };
+    | { kind: 'lost'; reason: string; welcomed: boolean; refused?: true };
 
   function runConnection(): Promise<Outcome> {
     return new Promise((resolve) => {
@@ -437,15 +440,20 @@ function requestOf(message: CoordinatorMessage | undefined): {
 /**
  * What a shutdown means for this worker: a completed run ends it successfully; a coordinator that is
  * only stopping (it checkpointed, and a resumed one will listen again) is waited for like a lost
- * connection; anything else is a failure.
+ * connection, as is one that does not take this worker back yet after evicting it (it tries again
+ * with its backoff, until it gives up); anything else is a failure.
  */
 function shutdownOutcome(
   code: string,
   reason: string,
-): { kind: 'ended' | 'fatal'; reason: string } | { kind: 'lost'; reason: string; welcomed: boolean } {
+):
+  | { kind: 'ended' | 'fatal'; reason: string }
+  | { kind: 'lost'; reason: string; welcomed: boolean; refused?: true } {
   if (code === ErrorCodes.RUN_ENDED) return { kind: 'ended', reason };
   if (code === ErrorCodes.COORDINATOR_STOPPING)
     return { kind: 'lost', reason: `coordinator stopping: ${reason}`, welcomed: true };
+  if (code === ErrorCodes.EVICTION_COOLDOWN)
+    return { kind: 'lost', reason: `${code}: ${reason}`, welcomed: false, refused: true };
   return { kind: 'fatal', reason: `${code}: ${reason}` };
 }
 

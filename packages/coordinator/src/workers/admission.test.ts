@@ -11,6 +11,7 @@ const run = (topology: 'star' | 'ring', peerTls: boolean): AdmissionContext => (
   wireDtype: 'float32',
   syncBatchNorm: false,
   peerTls,
+  cooldown: undefined,
 });
 
 describe('admission of TLS between ring peers', () => {

@@ -44,6 +44,8 @@ export interface AdmissionContext {
   readonly syncBatchNorm: boolean;
   /** A ring run's members all reduce over TLS, or all without (1.8's `hello.peerTls`). */
   readonly peerTls: boolean;
+  /** Why a worker of this name, evicted for its results, is not taken back yet (EvictionCooldowns). */
+  readonly cooldown: string | undefined;
 }
 
 /** Whether a worker that said `hello` may join this run: undefined, or why not. */
@@ -98,6 +100,14 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
       reason: peerTlsProblem,
       logLine: `worker ${hello.workerName} (${run.label}) refused: ${peerTlsProblem}`,
       closeCode: CloseCodes.PROTOCOL_ERROR,
+    };
+  }
+  if (run.cooldown !== undefined) {
+    return {
+      code: ErrorCodes.EVICTION_COOLDOWN,
+      reason: run.cooldown,
+      logLine: `worker ${hello.workerName} (${run.label}) refused: ${run.cooldown}`,
+      closeCode: CloseCodes.TRY_AGAIN_LATER,
     };
   }
   if (run.healthyWorkers >= run.maxWorkers) {

@@ -1,4 +1,4 @@
-import { afterPendingInput } from '../dispatch/clock.js';
+import { afterPendingInput, type Cancel, systemClock } from '../dispatch/clock.js';
 import type { WorkerConnection } from './connection.js';
 import type { WorkerRegistry } from './registry.js';
 
@@ -22,7 +22,7 @@ export interface LivenessFindings {
  */
 export class Liveness {
   private readonly heartbeatCheck: NodeJS.Timeout;
-  private readonly handshakes = new Map<WorkerConnection, NodeJS.Timeout>();
+  private readonly handshakes = new Map<WorkerConnection, Cancel>();
   private stopped = false;
 
   constructor(
@@ -36,30 +36,28 @@ export class Liveness {
     );
   }
 
-  /** Starts the handshake timeout of a connection that just opened. */
+  /**
+   * Starts the handshake timeout of a connection that just opened (on the system clock: judged after
+   * the sockets are read, and not counting a pause of this process).
+   */
   joining(worker: WorkerConnection): void {
-    const timer = setTimeout(
-      () =>
-        afterPendingInput(() => {
-          if (!this.handshakes.has(worker)) return; // closed in the meantime
-          this.handshakes.delete(worker);
-          if (worker.state === 'joining') this.findings.noHello(worker);
-        }),
-      this.options.handshakeTimeoutMs,
-    );
-    this.handshakes.set(worker, timer);
+    const cancel = systemClock.after(this.options.handshakeTimeoutMs, () => {
+      this.handshakes.delete(worker);
+      if (worker.state === 'joining') this.findings.noHello(worker);
+    });
+    this.handshakes.set(worker, cancel);
   }
 
   /** The connection closed: its handshake timeout, if still running, is moot. */
   closed(worker: WorkerConnection): void {
-    clearTimeout(this.handshakes.get(worker));
+    this.handshakes.get(worker)?.();
     this.handshakes.delete(worker);
   }
 
   stop(): void {
     this.stopped = true;
     clearInterval(this.heartbeatCheck);
-    for (const timer of this.handshakes.values()) clearTimeout(timer);
+    for (const cancel of this.handshakes.values()) cancel();
     this.handshakes.clear();
   }
 

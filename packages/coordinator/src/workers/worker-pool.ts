@@ -25,6 +25,7 @@ import type { FrameFileDirectory } from '../transport/frame-file-directory.js';
 import type { WireTraffic } from '../transport/wire-traffic.js';
 import { type AdmissionContext, admissionRefusal } from './admission.js';
 import { describeError, WorkerConnection } from './connection.js';
+import { EvictionCooldowns } from './eviction-cooldown.js';
 import { Liveness } from './liveness.js';
 import type { WorkerRegistry } from './registry.js';
 
@@ -93,6 +94,7 @@ type MessageHandler<K extends WorkerMessage['type']> = (
 export class WorkerPool implements DispatchFindings {
   private readonly liveness: Liveness;
   private readonly backendsSeen = new Set<string>();
+  private readonly cooldowns: EvictionCooldowns;
 
   /** One handler per message type a welcomed worker may send. */
   private readonly handlers: { [K in WorkerMessage['type']]: MessageHandler<K> } = {
@@ -152,6 +154,7 @@ export class WorkerPool implements DispatchFindings {
 
   constructor(private readonly context: WorkerPoolContext) {
     const { settings, log } = context;
+    this.cooldowns = new EvictionCooldowns(settings.evictionCooldownMs);
     this.liveness = new Liveness(context.membership, settings, {
       silent: (worker, silentMs) =>
         this.evict(
@@ -241,7 +244,7 @@ export class WorkerPool implements DispatchFindings {
     });
     const late = worker.lateShard();
     if (late >= this.context.settings.maxLateShards) {
-      this.evict(
+      this.evictForResults(
         worker,
         `late on ${late} shards in a row without a result accepted in between (last: shard ${shard}, pending ${Math.round(pendingMs)} ms while ${doing})`,
         CloseCodes.EVICTED_UNRESPONSIVE,
@@ -267,7 +270,7 @@ export class WorkerPool implements DispatchFindings {
     if (round.kind === 'evaluation' || worker.state === 'gone') return;
     const bad = worker.badResult();
     if (bad < this.context.settings.maxBadResults) return;
-    this.evict(
+    this.evictForResults(
       worker,
       `${bad} shards in a row failed or answered unusably, each computed by another worker (last: ${describeRound(round)}, shard ${shard}: ${problem.reason.slice(0, 1000)})`,
       CloseCodes.POLICY_VIOLATION,
@@ -300,6 +303,15 @@ export class WorkerPool implements DispatchFindings {
         return worker.close(CloseCodes.NORMAL, 'run ended');
       }),
     );
+  }
+
+  /** evict, for what the worker's results were: it is refused for a while if it comes back (EvictionCooldowns). */
+  private evictForResults(...[worker, why, ...rest]: Parameters<WorkerPool['evict']>): void {
+    if (worker.state === 'gone') return;
+    const cooldownMs = this.cooldowns.evicted(worker.name, why);
+    const refused =
+      cooldownMs > 0 ? `; refused for ${Math.ceil(cooldownMs / 1000)} s if it connects again` : '';
+    this.evict(worker, `${why}${refused}`, ...rest);
   }
 
   /** Removes a worker for misbehaving: named in the log and the metrics, counted, its shards redone. */
@@ -400,6 +412,7 @@ export class WorkerPool implements DispatchFindings {
       wireDtype: settings.wireDtype,
       syncBatchNorm: this.context.syncBatchNorm,
       peerTls: settings.peerTls,
+      cooldown: this.cooldowns.refusal(message.workerName),
     });
     if (refusal !== undefined) {
       worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });
