@@ -6,7 +6,20 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
  */
 export function envOption(flags: string, description: string, env?: string): Option {
   const option = new Option(flags, description);
-  return option.env(env ?? `CALLOSUM_${option.name().toUpperCase().replace(/-/g, '_')}`);
+  option.env(env ?? `CALLOSUM_${option.name().toUpperCase().replace(/-/g, '_')}`);
+  return PATH_ARGUMENT.test(flags) ? option.argParser(nonEmptyPath) : option;
+}
+
+/** Options whose value is a file or directory (`--task <module>`, `--data <dir>`, `--tls-ca <file>`, …). */
+export const PATH_ARGUMENT = /<(file|dir|path|module)>/;
+
+/**
+ * An empty path is refused: `CALLOSUM_OUT=` left by a template would otherwise be read as the current
+ * directory, or end in an error naming neither the variable nor a path.
+ */
+function nonEmptyPath(raw: string): string {
+  if (raw.trim() === '') throw new InvalidArgumentError('a path is needed, got an empty value');
+  return raw;
 }
 
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);

@@ -21,6 +21,7 @@ import { defaultThreads } from '@callosum/worker';
 import { USAGE_HINT } from './failure-message.js';
 import { assignGpus } from './gpu-assignment.js';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
+import { whenAborted } from './signals.js';
 import { generateToken } from './token.js';
 
 export interface LocalTrainingOptions extends RunCallbacks {
@@ -119,9 +120,11 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
   if (gpus.summary !== undefined) log(gpus.summary);
   const coordinator = await startCoordinator(coordinatorOptions);
   options.onStarted?.(coordinator);
+  // Also a stop asked for while the coordinator was starting: it stops before its first step.
+  const stopWatching = whenAborted(options.signal, (reason) => void coordinator.stop(reason));
   // Through the environment, not argv: other local users can read a process's arguments.
   const workerEnv = { CALLOSUM_TOKEN: token };
-  const workers: LocalWorker[] = names.map((name, index) =>
+  const workers: LocalWorker[] = (options.signal?.aborted ? [] : names).map((name, index) =>
     spawnLocalWorker(
       name,
       coordinator.url,
@@ -165,12 +168,10 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       }
     });
   }
-  const onAbort = () => void coordinator.stop(String(options.signal?.reason ?? 'aborted'));
-  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await coordinator.result;
   } finally {
-    options.signal?.removeEventListener('abort', onAbort);
+    stopWatching();
     // Stopped early, the coordinator tells workers to wait for a resumed run; local ones should not.
     if (options.signal?.aborted) for (const worker of workers) worker.process.kill('SIGTERM');
     await reapWorkers(workers, WORKER_EXIT_GRACE_MS);

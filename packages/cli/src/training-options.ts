@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { COORDINATOR_DEFAULTS, TOPOLOGIES } from '@callosum/coordinator';
 import {
   BATCH_NORM_MODES,
@@ -17,7 +18,7 @@ import {
 } from '@callosum/core';
 import { MAX_WORKER_THREADS, usableCores, WORKER_DEFAULTS } from '@callosum/worker';
 import type { Command, Option } from 'commander';
-import { booleanOption, envOption } from './env-options.js';
+import { booleanOption, envOption, PATH_ARGUMENT } from './env-options.js';
 import { integer, positiveNumber } from './option-parsers.js';
 
 /** The option values commander hands over for the flags defined below. */
@@ -298,7 +299,7 @@ export function flagsIgnoredOnResume(command: Command): string[] {
 
 /**
  * The command that continues this run: this command with the flags the run does not store (workers,
- * port, token file, …) as given, and `--resume <dir>`.
+ * port, token file, …) as given, paths made absolute, and `--resume <dir>`.
  */
 export function resumeCommand(command: Command, runDir: string): string {
   const kept = command.options.flatMap((option) => {
@@ -310,7 +311,9 @@ export function resumeCommand(command: Command, runDir: string): string {
     const value: unknown = command.getOptionValue(key);
     if (value === true) return [option.long];
     if (value === false) return [option.long, 'no'];
-    return [option.long, shellQuote(String(value))];
+    // Absolute, so that the command works from any directory, as --resume's does.
+    const word = PATH_ARGUMENT.test(option.flags) ? resolve(String(value)) : String(value);
+    return [option.long, shellQuote(word)];
   });
   return ['callosum', command.name(), ...kept, '--resume', shellQuote(runDir)].join(' ');
 }

@@ -45,6 +45,20 @@ describe('boolean flags and environment variables are strict', () => {
     );
   });
 
+  it('an empty path (CALLOSUM_OUT= left by a template, --out "") is an error naming the variable or flag', async () => {
+    for (const variable of ['CALLOSUM_OUT', 'CALLOSUM_RESUME', 'CALLOSUM_TASK', 'CALLOSUM_TRACE']) {
+      const run = await runCli(['train', '--steps', '1'], { env: { [variable]: '' } });
+      expect(run.code, variable).not.toBe(0);
+      expect(oneLine(run.stderr)).toMatch(
+        new RegExp(`value '' from env '${variable}' is invalid\\. a path is needed, got an empty value`),
+      );
+    }
+    const flag = await runCli(['train', '--steps', '1', '--out', '']);
+    expect(oneLine(flag.stderr)).toBe(
+      "error: option '--out <dir>' argument '' is invalid. a path is needed, got an empty value",
+    );
+  });
+
   it('a boolean flag takes the next word only when it is a yes/no word', async () => {
     // Before the command, --debug used to read "train" as its value.
     const before = await runCli(['--debug', 'train', '--resume', join(root, 'no-such-run')]);

@@ -105,9 +105,11 @@ export async function trainingUntil(
   runDir: string,
   steps: number,
   env: Record<string, string> = {},
+  cwd?: string,
 ) {
   const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
     detached: true,
+    ...(cwd === undefined ? {} : { cwd }),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

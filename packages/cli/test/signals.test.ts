@@ -1,7 +1,19 @@
+import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
-import { lastJsonLine, runCli, shortRun, temporaryDirectory, trainingUntil } from './processes.js';
+import {
+  CLI_ENTRY,
+  lastJsonLine,
+  runCli,
+  shortRun,
+  smallTestSetData,
+  temporaryDirectory,
+  trainingUntil,
+} from './processes.js';
+
+const SLOW_DATA_TASK = fileURLToPath(new URL('./fixtures/tasks/slow-data.mjs', import.meta.url));
 
 const RUN = ['train', ...shortRun(), '--checkpoint-every', '1000'];
 
@@ -98,6 +110,94 @@ describe('stop signals', () => {
           `continue with: callosum train .*--resume ${runDir}`,
       ),
     );
+  }, 120_000);
+
+  it('a SIGINT while the run is still starting stops it before its first step, with no files left and no 8 s wait', async () => {
+    const runDir = join(await temporaryDirectory('sigint-starting'), 'run');
+    // The task's data takes 3 s to load, inside the coordinator's start: the signal comes then.
+    const child = spawn(
+      process.execPath,
+      [CLI_ENTRY, 'train', '--workers', '2', '--task', SLOW_DATA_TASK, '--out', runDir],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    const loading = new Promise<void>((resolve) =>
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+        if (stderr.includes('loading its data')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await loading;
+    child.kill('SIGINT');
+    expect(await exited).toBe(1);
+    expect(stderr).toContain('SIGINT: stopping');
+    expect(stderr).toContain('COORDINATOR_STOPPING: interrupted by SIGINT');
+    // Before, the signal was acknowledged and lost: the run trained until the 8 s cut it short.
+    expect(stderr).not.toMatch(/step \d+\/|took longer than/);
+    await expect(readdir(runDir)).rejects.toThrow(/ENOENT/);
+  }, 120_000);
+
+  it('SIGHUP (a closed terminal) stops the run as SIGTERM does: a checkpoint, and the resume command, with absolute paths', async () => {
+    const runDir = await temporaryDirectory('sighup');
+    // --data given relative to where the run started: the printed command must work from anywhere.
+    const dataDir: string = inject('smallTestSetDir');
+    const args = RUN.map((word) => (word === dataDir ? basename(dataDir) : word));
+    const run = await trainingUntil([...args, '--out', runDir], runDir, 5, {}, dirname(dataDir));
+    run.child.kill('SIGHUP');
+    expect(await run.exited).toBe(1);
+    expect(run.stderr()).toContain('SIGHUP: stopping after a checkpoint');
+    expect(run.stderr()).toContain(
+      `continue with: callosum train --workers 2 --data ${dataDir} --checkpoint-every 1000 --resume ${runDir}\n`,
+    );
+    const checkpoints = await readdir(join(runDir, 'checkpoints'));
+    expect(checkpoints.some((name) => /^step-\d{9}\.ckpt$/.test(name))).toBe(true);
+  }, 120_000);
+
+  it('output that can no longer be written (`| head`) stops the run with a checkpoint instead of killing it', async () => {
+    const runDir = await temporaryDirectory('output-closed');
+    // Long enough that the progress line printed every 5 s comes mid-run, after the pipe is closed.
+    const child = spawn(
+      process.execPath,
+      [
+        CLI_ENTRY,
+        'train',
+        '--model',
+        'mlp',
+        '--workers',
+        '2',
+        '--epochs',
+        '5',
+        '--checkpoint-every',
+        '1000',
+        ...smallTestSetData(),
+        '--out',
+        runDir,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let stderr = '';
+    await new Promise<void>((resolve) =>
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+        if (/step 1\//.test(stderr)) resolve();
+      }),
+    );
+    child.stdout.destroy();
+    child.stderr.destroy();
+    expect(await exited).toBe(1);
+    // Stopped through the normal path (before, the failed write killed the process): recorded, with the
+    // step it stopped at checkpointed, so that the run can resume.
+    const records = (await readFile(join(runDir, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; reason?: string; step?: number });
+    const stopped = records.find((record) => record.type === 'stopped');
+    expect(stopped?.reason).toMatch(/its output could not be written \(EPIPE\)/);
+    const checkpoints = await readdir(join(runDir, 'checkpoints'));
+    expect(checkpoints).toContain(`step-${String(stopped?.step).padStart(9, '0')}.ckpt`);
+    await expect(readFile(join(runDir, 'summary.json'))).rejects.toThrow(/ENOENT/);
   }, 120_000);
 
   it("Ctrl-C to the terminal's process group stops the workers without dumping their stderr", async () => {

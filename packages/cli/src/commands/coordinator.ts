@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { addOptions, booleanOption, envOption } from '../env-options.js';
 import { integer } from '../option-parsers.js';
 import { jsonOption, type RunFlags, reportRun, traceOption } from '../run-report.js';
+import { whenAborted } from '../signals.js';
 import { serverTlsFrom, serverTlsOptions, type TlsFlags } from '../tls-options.js';
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
 import {
@@ -89,7 +90,8 @@ export function registerCoordinatorCommand(program: Command): void {
         log(
           `coordinator: workers connect with: callosum worker --connect ${url}${flags.task === undefined ? '' : ` --task ${flags.task}`}`,
         );
-      signal.addEventListener('abort', () => void coordinator.stop(String(signal.reason)), { once: true });
+      // Also a stop asked for while the coordinator was starting: it stops before its first step.
+      whenAborted(signal, (reason) => void coordinator.stop(reason));
       return coordinator.result;
     }),
   );
