@@ -61,6 +61,16 @@ describe('defineTask', () => {
     ['with a batch size of 0', { ...valid, batchSize: 0 }, '`batchSize` must be a positive integer, got 0'],
     ['with fractional epochs', { ...valid, epochs: 1.5 }, '`epochs` must be a positive integer, got 1.5'],
     ['that is not an object', undefined, 'expects an object { model, data, loss }'],
+    [
+      'with a misspelt field (it would be dropped, and its default trained)',
+      { ...valid, epoch: 50 },
+      'has no option "epoch" (did you mean "epochs"?); options: model, data, loss, metrics, optimizer, images, epochs, batchSize',
+    ],
+    [
+      'with a field spelt as Python spells it',
+      { ...valid, batch_size: 8 },
+      'has no option "batch_size" (did you mean "batchSize"?); options: model, data, loss, metrics, optimizer, images, epochs, batchSize',
+    ],
   ])('refuses a definition %s with TASK_INVALID', (_, definition, message) => {
     expect(() => defineTask(definition as unknown as TaskDefinition)).toThrow(
       callosumError('TASK_INVALID', `defineTask: ${message}`),

@@ -8,6 +8,7 @@ import type { Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { SampleValues } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { unknownOption } from '../optim/validation.js';
 import type { SampleFunction } from './losses.js';
 
 /** Features or labels: a tensor, or raw values with their shape (first dimension: the samples). */
@@ -61,6 +62,17 @@ export interface DefinedTask extends TaskDefinition {
 
 const DEFINED_TASK = Symbol.for('callosum.task');
 
+const TASK_DEFINITION_FIELDS: readonly (keyof TaskDefinition)[] = [
+  'model',
+  'data',
+  'loss',
+  'metrics',
+  'optimizer',
+  'images',
+  'epochs',
+  'batchSize',
+];
+
 export function defineTask(definition: TaskDefinition): DefinedTask {
   const problem = definitionProblem(definition);
   if (problem !== undefined) throw new CallosumError(ErrorCodes.TASK_INVALID, `defineTask: ${problem}`);
@@ -73,6 +85,9 @@ export function isDefinedTask(value: unknown): value is DefinedTask {
 
 function definitionProblem(definition: TaskDefinition): string | undefined {
   if (typeof definition !== 'object' || definition === null) return 'expects an object { model, data, loss }';
+  // A misspelt field (`epoch`, `batch_size`) would otherwise be dropped, and its default trained.
+  const unknown = unknownOption(definition, TASK_DEFINITION_FIELDS);
+  if (unknown !== undefined) return unknown;
   if (typeof definition.model !== 'function') return '`model` must be a function returning a tf.LayersModel';
   if (typeof definition.data !== 'function')
     return '`data` must be a function returning { train: { xs, ys } }';

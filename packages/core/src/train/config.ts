@@ -81,6 +81,9 @@ const fields = {
   batchNorm: z.enum(BATCH_NORM_MODES).optional(),
 };
 
+/** The names of the training options (a TrainingConfig's fields). */
+export const TRAINING_OPTION_NAMES = Object.keys(fields) as readonly (keyof TrainingConfig & string)[];
+
 /** Adds the checks across fields: the micro-batch size must fit in the global batch. */
 function checked<
   T extends z.ZodType<{ readonly batchSize: number; readonly microBatchSize?: number | undefined }>,

@@ -3,11 +3,13 @@ import type { BackendPreference } from '../backends/registry.js';
 import { type BackendChoice, initBackend } from '../backends/select.js';
 import type { DatasetSource } from '../data/mnist.js';
 import { batchBuffers, type SampleBatch, toSampleBatch } from '../data/samples.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
 import { saveModel } from '../io/model-files.js';
+import { unknownOption } from '../optim/validation.js';
 import { readFlatWeights, writeFlatWeights } from '../params/layout.js';
 import { prepareTask } from '../task/prepare-task.js';
 import { evaluationSetOf, type Task, type TaskModel } from '../task/task.js';
-import type { TrainingConfig } from './config.js';
+import { TRAINING_OPTION_NAMES, type TrainingConfig } from './config.js';
 import { trainingDiverged } from './divergence.js';
 import { addTotals, EMPTY_TOTALS, type Evaluation, evaluateSampleSet, evaluationOf } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
@@ -27,6 +29,25 @@ export interface TrainLocalOptions extends Partial<TrainingConfig>, DatasetSourc
   /** After every epoch: its training figures, and its evaluation's when there is one. */
   readonly onEpoch?: (event: EpochEvent) => void;
 }
+
+const TRAIN_LOCAL_OPTION_NAMES: readonly (keyof TrainLocalOptions & string)[] = [
+  ...TRAINING_OPTION_NAMES,
+  'task',
+  'backend',
+  'evaluate',
+  'outDir',
+  'onStep',
+  'onEpoch',
+  'dataDir',
+  'dataset',
+];
+
+/** Names other libraries and the CLI give these options (keyed in lower case). */
+const OTHER_SPELLINGS: Readonly<Record<string, string>> = {
+  steps: 'maxSteps',
+  lr: 'learningRate',
+  learning_rate: 'learningRate',
+};
 
 export interface TrainLocalResult {
   readonly model: LayersModel;
@@ -52,6 +73,9 @@ export interface TrainLocalResult {
  * coordinator with one worker.
  */
 export async function trainLocal(options: TrainLocalOptions = {}): Promise<TrainLocalResult> {
+  // A misspelt option (`steps` for maxSteps) would otherwise be dropped, and its default trained.
+  const unknown = unknownOption(options, TRAIN_LOCAL_OPTION_NAMES, OTHER_SPELLINGS);
+  if (unknown !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `trainLocal ${unknown}`);
   const backend = await initBackend(options.backend ?? 'auto');
   const { task, config, taskModel, data } = await prepareTask(options.task, options, options);
   const { model, layout } = taskModel;
