@@ -148,13 +148,16 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       }
       // With no local worker left nothing can join: stop now instead of waiting out the timeout, with the
       // last words of the last one to go (a task that differs, say), which are most likely why.
+      // A worker killed by a signal said nothing about it: its last line would mislead.
       const words = toldToStop
         ? undefined
-        : worker.recentLog
-            .map((line) => line.trim())
-            .filter((line) => line !== '' && line !== USAGE_HINT)
-            .at(-1)
-            ?.slice(0, 1000);
+        : typeof code === 'string'
+          ? `${worker.name} was killed by ${code}`
+          : worker.recentLog
+              .map((line) => line.trim())
+              .filter((line) => line !== '' && line !== USAGE_HINT)
+              .at(-1)
+              ?.slice(0, 1000);
       if (alive === 0) {
         void coordinator.stop(
           `every local worker process has exited${words === undefined ? '' : ` (the last: ${words})`}`,

@@ -266,6 +266,25 @@ describe('startCoordinator', () => {
     await coordinator.stop('test over');
   });
 
+  it('warns when more steps are asked for than the epochs hold, and only then', async () => {
+    for (const maxSteps of [1_000_000, 5]) {
+      const log: string[] = [];
+      const coordinator = await start({ training: { ...training, maxSteps }, log: (line) => log.push(line) });
+      await coordinator.stop('test over');
+      await coordinator.result.catch(() => {});
+      const warnings = log.filter((line) => line.includes('steps asked for'));
+      expect(warnings).toEqual(
+        maxSteps === 5
+          ? []
+          : [
+              expect.stringMatching(
+                /^coordinator: warning: 1000000 steps asked for, but \d+ epochs? hold \d+: training stops there \(more epochs train longer\)$/,
+              ),
+            ],
+      );
+    }
+  });
+
   it('refuses to listen beyond loopback without a token unless told to, and then warns', async () => {
     await expect(start({ host: '0.0.0.0' })).rejects.toThrow(
       /refusing to listen on 0\.0\.0\.0 without a token/,

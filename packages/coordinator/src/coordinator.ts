@@ -242,6 +242,11 @@ async function startIn(
   log(
     `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${task.name}, ${state.totalSteps} steps`,
   );
+  if (config.maxSteps !== undefined && config.maxSteps > state.totalSteps) {
+    log(
+      `coordinator: warning: ${config.maxSteps} steps asked for, but ${config.epochs} epoch${config.epochs === 1 ? '' : 's'} hold ${state.totalSteps}: training stops there (more epochs train longer)`,
+    );
+  }
   // The handle's URL carries the token (it is the caller's own); the log's only when asked to.
   const dashboardAt = views === undefined ? [] : dashboardUrls(transport.url, options.token);
   if (views !== undefined) {
