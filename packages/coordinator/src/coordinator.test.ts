@@ -266,6 +266,33 @@ describe('startCoordinator', () => {
     await coordinator.stop('test over');
   });
 
+  it('a stop asked for during the last step stops the run before the evaluation, for a resume to do it', async () => {
+    let stop: (reason: string) => void = () => {};
+    const coordinator = await start({
+      onStep: (report) => {
+        if (report.step === report.totalSteps) stop('stopped during the last step');
+      },
+    });
+    stop = (reason) => void coordinator.stop(reason);
+    // Told COORDINATOR_STOPPING, a worker waits for a resumed coordinator: not for long here.
+    const worker = inlineWorker(coordinator.url, { name: 'only', giveUpAfterMs: 500 });
+    await expect(coordinator.result).rejects.toMatchObject({
+      code: 'COORDINATOR_STOPPING',
+      message: 'stopped during the last step',
+    });
+    await worker;
+    const records = (await readFile(join(outDir, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; step?: number });
+    // Before, the evaluation ran and the run completed as if no stop had been asked for.
+    expect(records.filter((record) => record.type === 'evaluation')).toEqual([]);
+    expect(records.find((record) => record.type === 'stopped')).toMatchObject({ step: training.maxSteps });
+    expect(records.filter((record) => record.type === 'checkpoint').at(-1)).toMatchObject({
+      step: training.maxSteps,
+    });
+  });
+
   it('warns when more steps are asked for than the epochs hold, and only then', async () => {
     for (const maxSteps of [1_000_000, 5]) {
       const log: string[] = [];

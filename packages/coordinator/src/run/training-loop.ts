@@ -104,7 +104,13 @@ export class TrainingLoop {
       await this.context.onStep?.(report);
       const epochEnded = state.endedEpoch(report.epoch);
       if (epochEnded || state.step % this.context.checkpointEverySteps === 0) await this.saveCheckpoint();
-      if (epochEnded && rounds.evaluates) last = await this.evaluate(report.epoch);
+      if (epochEnded && rounds.evaluates) {
+        // A stop asked for during the step stops here, not after a whole evaluation (or, after the last
+        // step, never): the checkpoint is written, and a resumed run does the evaluation its step owes.
+        const stop = stopped();
+        if (stop) throw stop;
+        last = await this.evaluate(report.epoch);
+      }
     }
     this.#phase = 'finished';
     return {
