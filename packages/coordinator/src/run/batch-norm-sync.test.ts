@@ -120,6 +120,7 @@ describe('admission of a run that synchronises BatchNormalization', () => {
     wireDtype: 'float32' as const,
     syncBatchNorm,
     peerTls: false,
+    cooldown: undefined,
   });
 
   it('refuses a worker older than 1.7, naming what it lacks; another run takes it', () => {
