@@ -24,6 +24,8 @@ if [ -f "$run_dir/model/model.json" ]; then
 fi
 
 if [ -z "${CALLOSUM_RESUME:-}" ]; then
+  # Set but empty (a template's blank): unset, or the command refuses an empty path.
+  unset CALLOSUM_RESUME
   for checkpoint in "$run_dir"/checkpoints/step-*.ckpt; do
     if [ -f "$checkpoint" ]; then
       echo "start-coordinator: $run_dir has checkpoints; resuming the run from the newest intact one" >&2

@@ -21,7 +21,7 @@ import { defaultThreads } from '@callosum/worker';
 import { USAGE_HINT } from './failure-message.js';
 import { assignGpus } from './gpu-assignment.js';
 import { type LocalWorker, reapWorkers, spawnLocalWorker } from './local-workers.js';
-import { whenAborted } from './signals.js';
+import { STOP_SIGNALS, whenAborted } from './signals.js';
 import { generateToken } from './token.js';
 
 export interface LocalTrainingOptions extends RunCallbacks {
@@ -141,8 +141,8 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     void worker.exited.then((code) => {
       alive -= 1;
       if (code === 0) return;
-      // Told to stop (by us, or by a terminal's Ctrl-C to the whole process group): not a failure to report.
-      const toldToStop = options.signal?.aborted === true || code === 'SIGINT' || code === 'SIGTERM';
+      // Told to stop (by us, or by a terminal's Ctrl-C or hang-up to the whole process group): not a failure.
+      const toldToStop = options.signal?.aborted === true || STOP_SIGNALS.includes(code as NodeJS.Signals);
       if (!toldToStop) {
         log(`${worker.name} exited with ${code}; its last lines:\n  ${worker.recentLog.join('\n  ')}`);
       }
@@ -151,7 +151,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       // A worker killed by a signal said nothing about it: its last line would mislead.
       const words = toldToStop
         ? undefined
-        : typeof code === 'string'
+        : typeof code === 'string' && code.startsWith('SIG')
           ? `${worker.name} was killed by ${code}`
           : worker.recentLog
               .map((line) => line.trim())

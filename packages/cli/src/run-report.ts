@@ -48,8 +48,10 @@ export interface RunSettings extends CheckpointSettings {
 
 /** What a command hands to the run it reports on. */
 export interface RunHooks extends Required<RunCallbacks> {
-  /** Fires on SIGINT/SIGTERM. */
+  /** Fires on SIGINT, SIGTERM, SIGHUP, or output that cannot be written. */
   readonly signal: AbortSignal;
+  /** Called once the coordinator has started (runUntilSignal's `started`). */
+  readonly onStarted: () => void;
 }
 
 /**
@@ -91,7 +93,7 @@ export async function reportRun(
   /** The last step this process trained. */
   let reached: number | undefined;
   try {
-    const summary = await runUntilSignal((abort) => {
+    const summary = await runUntilSignal((abort, started) => {
       signal = abort;
       return run(settings, {
         log: (line) => progress.log(line),
@@ -101,6 +103,7 @@ export async function reportRun(
         },
         onEvaluation: (report) => progress.evaluation(report),
         signal: abort,
+        onStarted: started,
       });
     }).finally(() => progress.stop());
     printSummary(summary);

@@ -3,7 +3,7 @@ const FORCE_EXIT_AFTER_MS = 8_000;
 
 const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 /** SIGHUP too: a closed terminal or a dropped SSH session stops the run as SIGTERM does (as torchrun). */
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
  * Runs `work` with an AbortSignal that fires on the first SIGINT, SIGTERM or SIGHUP, so the run stops
@@ -11,51 +11,68 @@ const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
  * `timeout`) is only acknowledged: exiting then would cut the checkpoint write short. A third signal,
  * or a stop that takes longer than FORCE_EXIT_AFTER_MS, exits at once; checkpoints are written to a
  * temporary file and renamed, so even then the previous checkpoint is intact. Output that can no longer
- * be written (a closed pipe such as `| head`, a closed terminal) stops the run as a first signal does,
- * instead of killing the process with the write's error.
+ * be written (stderr: a closed terminal, `2>&1 | head`) stops the run as a first signal does, instead
+ * of killing the process with the write's error.
+ *
+ * `work` calls `started` once the run has started. A stop asked for before then waits for it (a task's
+ * data may take long to load) and the run stops before its first step, leaving its directory as it
+ * found it; the FORCE_EXIT_AFTER_MS limit counts from then, so that it does not cut the start short.
  */
 export async function runUntilSignal<T>(
-  work: (signal: AbortSignal) => Promise<T>,
+  work: (signal: AbortSignal, started: () => void) => Promise<T>,
   notify: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ): Promise<T> {
   const controller = new AbortController();
-  let received = 0;
+  let signals = 0;
+  let running = false;
+  /** The exit code of a forced exit, once a stop is asked for. */
+  let stopping: number | undefined;
   let forceTimer: NodeJS.Timeout | undefined;
-  const forceExit = (name: NodeJS.Signals, why: string) => {
+  const forceExit = (exitCode: number, why: string) => {
     notify(`callosum: ${why}; exiting without waiting (the previous checkpoint is intact)`);
-    process.exit(128 + (SIGNAL_NUMBERS[name] ?? 15));
+    process.exit(exitCode);
   };
-  const onSignal = (name: NodeJS.Signals) => {
-    received += 1;
-    if (received === 1) {
-      notify(`callosum: ${name}: stopping after a checkpoint`);
-      controller.abort(`interrupted by ${name}`);
-      forceTimer = setTimeout(
-        () => forceExit(name, `the stop took longer than ${FORCE_EXIT_AFTER_MS / 1000} s`),
-        FORCE_EXIT_AFTER_MS,
-      );
-    } else if (received === 2) {
-      notify('callosum: saving checkpoint, please wait (a third signal exits at once)');
-    } else {
-      forceExit(name, `a third ${name}`);
-    }
-  };
-  // Only the first failed write counts: every later line fails too, and must not count as more signals.
-  const onOutputClosed = (error: NodeJS.ErrnoException) => {
-    if (received > 0) return;
-    received = 1;
-    controller.abort(`its output could not be written (${error.code ?? error.message})`);
+  const armForceExit = (exitCode: number) => {
     forceTimer = setTimeout(
-      () => forceExit('SIGTERM', `the stop took longer than ${FORCE_EXIT_AFTER_MS / 1000} s`),
+      () => forceExit(exitCode, `the stop took longer than ${FORCE_EXIT_AFTER_MS / 1000} s`),
       FORCE_EXIT_AFTER_MS,
     );
+  };
+  const beginStop = (reason: string, exitCode: number) => {
+    if (stopping !== undefined) return;
+    stopping = exitCode;
+    controller.abort(reason);
+    if (running) armForceExit(exitCode);
+  };
+  const onSignal = (name: NodeJS.Signals) => {
+    signals += 1;
+    const exitCode = 128 + (SIGNAL_NUMBERS[name] ?? 15);
+    if (signals === 1) {
+      notify(
+        running
+          ? `callosum: ${name}: stopping after a checkpoint`
+          : `callosum: ${name}: stopping once the run has started (a third signal exits at once)`,
+      );
+      beginStop(`interrupted by ${name}`, exitCode);
+    } else if (signals === 2) {
+      notify('callosum: saving checkpoint, please wait (a third signal exits at once)');
+    } else {
+      forceExit(exitCode, `a third ${name}`);
+    }
+  };
+  // Not a signal: it counts towards none of the three (every later line fails too).
+  const onOutputClosed = (error: NodeJS.ErrnoException) =>
+    beginStop(`its output could not be written (${error.code ?? error.message})`, 1);
+  const started = () => {
+    running = true;
+    if (stopping !== undefined) armForceExit(stopping);
   };
   ignoreOutputErrors();
   for (const name of STOP_SIGNALS) process.on(name, onSignal);
   process.stdout.on('error', onOutputClosed);
   process.stderr.on('error', onOutputClosed);
   try {
-    return await work(controller.signal);
+    return await work(controller.signal, started);
   } finally {
     clearTimeout(forceTimer);
     for (const name of STOP_SIGNALS) process.off(name, onSignal);

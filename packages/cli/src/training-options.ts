@@ -311,11 +311,11 @@ export function resumeCommand(command: Command, runDir: string): string {
     const value: unknown = command.getOptionValue(key);
     if (value === true) return [option.long];
     if (value === false) return [option.long, 'no'];
-    // Absolute, so that the command works from any directory, as --resume's does.
+    // Absolute, so that the command works from any directory.
     const word = PATH_ARGUMENT.test(option.flags) ? resolve(String(value)) : String(value);
     return [option.long, shellQuote(word)];
   });
-  return ['callosum', command.name(), ...kept, '--resume', shellQuote(runDir)].join(' ');
+  return ['callosum', command.name(), ...kept, '--resume', shellQuote(resolve(runDir))].join(' ');
 }
 
 function shellQuote(word: string): string {

@@ -5,6 +5,7 @@ import {
   type ComputeRequest,
   createMsgpackCodec,
   type EvaluateRequest,
+  INSTANCE_HEADER,
   loadMnist,
   loadModel,
   type MnistDataset,
@@ -89,23 +90,37 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 type Request = ComputeRequest | EvaluateRequest;
 
 /**
- * A client that joins as `name` and answers each request as `answer` says (nothing, for undefined);
- * resolves with how its connection was closed.
+ * A client that joins as `name` (the process `instance`, if given, as a 1.10 worker says in its upgrade
+ * request) and answers each request as `answer` says (nothing, for undefined); resolves with how its
+ * connection was closed and the type of the first message it was sent (`welcome`, or a `shutdown`).
  */
 async function rogue(
   url: string,
   name: string,
   answer: (request: Request) => WorkerMessage | undefined,
-  heartbeatEveryMs?: number,
-): Promise<{ closed: Promise<[number, string]>; requests: Request[]; shutdowns: Shutdown[] }> {
+  { heartbeatEveryMs, instance }: { heartbeatEveryMs?: number; instance?: string } = {},
+): Promise<{
+  closed: Promise<[number, string]>;
+  firstMessage: Promise<string>;
+  requests: Request[];
+  shutdowns: Shutdown[];
+}> {
   const codec = createMsgpackCodec();
-  const socket = new WebSocket(url, { perMessageDeflate: false });
+  const socket = new WebSocket(url, {
+    perMessageDeflate: false,
+    ...(instance === undefined ? {} : { headers: { [INSTANCE_HEADER]: instance } }),
+  });
   sockets.push(socket);
   const requests: Request[] = [];
   const shutdowns: Shutdown[] = [];
   let computing: number | undefined;
+  let seeFirst: (type: string) => void = () => {};
+  const firstMessage = new Promise<string>((resolve) => {
+    seeFirst = resolve;
+  });
   socket.on('message', (data: Buffer) => {
     const message = codec.decode(data) as { type: string };
+    seeFirst(message.type);
     if (message.type === 'shutdown') shutdowns.push(message as Shutdown);
     if (message.type !== 'compute' && message.type !== 'evaluate') return;
     const request = message as Request;
@@ -132,7 +147,7 @@ async function rogue(
     }, heartbeatEveryMs);
     void closed.then(() => clearInterval(heartbeat));
   }
-  return { closed, requests, shutdowns };
+  return { closed, firstMessage, requests, shutdowns };
 }
 
 /** A `failure` for the request, as a worker whose device fails reports it. */
@@ -170,40 +185,50 @@ describe('a bad worker next to an honest one', () => {
     expect(sameBits(await weightsOf(summary.modelDir), expected)).toBe(true);
   });
 
-  it('one that fails every shard and connects again under its name: refused until its cooldown is over, then taken back, and evicted again for twice as long', async () => {
+  it('one that fails every shard and connects again: its process is refused until its cooldown is over, then taken back, and evicted again for twice as long', async () => {
     const { coordinator, log } = await start({
       minWorkers: 2,
-      evictionCooldownMs: 1_000,
+      evictionCooldownMs: 4_000,
       // Long enough for the whole exchange; ended early below.
       training: { ...training, maxSteps: 1_000_000 },
     });
     const honest = inlineWorker(coordinator.url, { name: 'honest' });
     const failing = (request: Request) => failureOf(request, 'simulated device failure on this worker');
-    const first = await rogue(coordinator.url, 'broken', failing);
+    const brokenProcess = 'a'.repeat(32);
+    const first = await rogue(coordinator.url, 'broken', failing, { instance: brokenProcess });
     expect(await first.closed).toEqual([1008, 'COMPUTE_FAILED']);
     const evictedAt = performance.now();
 
-    const refused = await rogue(coordinator.url, 'broken', failing);
+    const refused = await rogue(coordinator.url, 'broken', failing, { instance: brokenProcess });
     expect(await refused.closed).toEqual([1013, 'EVICTION_COOLDOWN']);
     expect(refused.shutdowns).toEqual([
       {
         type: 'shutdown',
         code: 'EVICTION_COOLDOWN',
         reason: expect.stringMatching(
-          /^evicted once for its results \(last: 3 shards in a row failed or answered unusably.*simulated device failure on this worker\)\); taken back in 1 s$/,
+          /^evicted once for its results \(last: 3 shards in a row failed or answered unusably.*simulated device failure on this worker\)\); taken back in [1-4] s$/,
         ),
       },
     ]);
     expect(refused.requests).toEqual([]);
+    // Another process of the same name (names need not be unique: host:1 in every container), and a
+    // worker that does not say which process it is (older than 1.10), are not held to it.
+    for (const instance of ['b'.repeat(32), undefined]) {
+      const sameName = await rogue(coordinator.url, 'broken', () => undefined, {
+        ...(instance === undefined ? {} : { instance }),
+      });
+      expect(await sameName.firstMessage).toBe('welcome');
+      (sockets.at(-1) as WebSocket).terminate();
+    }
 
-    await new Promise((resolve) => setTimeout(resolve, 1_050 - (performance.now() - evictedAt)));
-    const again = await rogue(coordinator.url, 'broken', failing);
+    await new Promise((resolve) => setTimeout(resolve, 4_050 - (performance.now() - evictedAt)));
+    const again = await rogue(coordinator.url, 'broken', failing, { instance: brokenProcess });
     expect(await again.closed).toEqual([1008, 'COMPUTE_FAILED']);
     expect(again.requests.filter((request) => request.type === 'compute')).toHaveLength(3);
-    const refusedLonger = await rogue(coordinator.url, 'broken', failing);
+    const refusedLonger = await rogue(coordinator.url, 'broken', failing, { instance: brokenProcess });
     expect(await refusedLonger.closed).toEqual([1013, 'EVICTION_COOLDOWN']);
     expect(refusedLonger.shutdowns[0]?.reason).toMatch(
-      /^evicted 2 times for its results .*; taken back in 2 s$/,
+      /^evicted 2 times for its results .*; taken back in [1-8] s$/,
     );
 
     coordinator.finish('the test has seen enough');
@@ -212,8 +237,8 @@ describe('a bad worker next to an honest one', () => {
     expect(summary).toMatchObject({ evictions: 2 });
     const evictions = log.filter((line) => /evicting worker w\d+ \(broken/.test(line));
     expect(evictions).toEqual([
-      expect.stringMatching(/; refused for 1 s if it connects again; its shards are redone$/),
-      expect.stringMatching(/; refused for 2 s if it connects again; its shards are redone$/),
+      expect.stringMatching(/; refused for 4 s if it connects again; its shards are redone$/),
+      expect.stringMatching(/; refused for 8 s if it connects again; its shards are redone$/),
     ]);
     expect(log.filter((line) => /worker broken \(.*\) refused: evicted/.test(line))).toHaveLength(2);
   });
@@ -259,7 +284,7 @@ describe('a bad worker next to an honest one', () => {
     });
     const honest = inlineWorker(coordinator.url, { name: 'honest' });
     // Heard from often, it is soon healthy again after each late shard, and given the next step's.
-    const hung = await rogue(coordinator.url, 'hung', () => undefined, 20);
+    const hung = await rogue(coordinator.url, 'hung', () => undefined, { heartbeatEveryMs: 20 });
     const summary = await coordinator.result;
     expect(await honest).toMatchObject({ exitCode: 0 });
     expect(await hung.closed).toEqual([4008, 'evicted: late too often']);

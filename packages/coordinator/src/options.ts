@@ -139,10 +139,11 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly maxLateShards?: number;
   /**
-   * A worker evicted for its results (maxBadResults or maxLateShards) that connects again under the
-   * same name is refused (EVICTION_COOLDOWN, close 1013) for this long, doubled at each further eviction
-   * of that name, at most 10 minutes (default 30 s; 0 takes it back at once). Evictions for silence are
-   * not held against a worker: reconnecting is how it recovers from those.
+   * A worker process evicted for failed or unusable results (maxBadResults) that connects again is
+   * refused (EVICTION_COOLDOWN, close 1013) for this long, doubled at each further eviction of that
+   * process, at most 10 minutes (default 30 s; 0 takes it back at once). The process is the one its
+   * upgrade request's instance header names (1.10 workers); older workers are taken back at once.
+   * Evictions for silence or lateness are not held against a worker.
    */
   readonly evictionCooldownMs?: number;
   /** A connection that has not sent `hello` this long after connecting is closed (default 10 s). */

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   createMsgpackCodec,
+  INSTANCE_HEADER,
   instantiateTask,
+  isWorkerInstance,
   mnistTask,
   PROTOCOL_VERSION,
   parseWorkerMessage,
@@ -59,7 +61,9 @@ describe('refused after an eviction', () => {
     const codec = createMsgpackCodec();
     const reason = 'evicted once for its results (last: 3 shards in a row failed); taken back in 30 s';
     let hellos = 0;
-    server.on('connection', (socket) => {
+    const instances: unknown[] = [];
+    server.on('connection', (socket, request) => {
+      instances.push(request.headers[INSTANCE_HEADER]);
       socket.on('message', (frame: Buffer) => {
         if (parseWorkerMessage(codec.decode(frame)).type !== 'hello') return;
         hellos += 1;
@@ -84,6 +88,9 @@ describe('refused after an eviction', () => {
       );
       // Refused, not failed: it asked again and again (a fatal refusal, such as RUN_FULL, asks once).
       expect(hellos).toBeGreaterThanOrEqual(3);
+      // As the same process every time: that is what the coordinator holds the eviction against.
+      expect(isWorkerInstance(instances[0])).toBe(true);
+      expect(new Set(instances)).toEqual(new Set([instances[0]]));
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   AUTH_CLOCK_WINDOW_MS,
@@ -14,6 +15,7 @@ import {
   fingerprintOfTask,
   floatsFromWire,
   gradientReply,
+  INSTANCE_HEADER,
   initBackend,
   isCallosumError,
   loadTaskModule,
@@ -53,6 +55,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
   if (settings.peerTls !== undefined) await checkPeerTls(settings.peerTls);
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const name = settings.name ?? `${hostname()}:${process.pid}`;
+  // Who this worker is on every connection it makes (INSTANCE_HEADER): its name need not be unique.
+  const instance = randomBytes(16).toString('hex');
   if (settings.tls !== undefined && settings.url.startsWith('ws://')) {
     log(
       `worker ${name}: warning: TLS settings (--tls-ca, --tls-cert) are for wss://; ${settings.url} is not encrypted`,
@@ -128,9 +132,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         // not a browser, and what it sends is its own (see docs/security.md).
         generateMask: (mask: Buffer) => mask.fill(0),
         ...settings.tls,
-        ...(settings.token === undefined
-          ? {}
-          : { headers: { [AUTH_HEADER]: createAuthHeader(settings.token, name) } }),
+        headers: {
+          [INSTANCE_HEADER]: instance,
+          ...(settings.token === undefined ? {} : { [AUTH_HEADER]: createAuthHeader(settings.token, name) }),
+        },
       });
       let welcomed = false;
       // This machine's address on the connection: where ring peers can likely reach it too.

@@ -64,7 +64,7 @@ export function registerCoordinatorCommand(program: Command): void {
     jsonOption(),
   ]);
   command.action((flags: CoordinatorFlags) =>
-    reportRun(command, flags, async (settings, { log, onStep, onEvaluation, signal }) => {
+    reportRun(command, flags, async (settings, { log, onStep, onEvaluation, signal, onStarted }) => {
       const task = await taskFrom(command, flags);
       const coordinator = await startCoordinator({
         ...(task === undefined ? {} : { task }),
@@ -90,6 +90,7 @@ export function registerCoordinatorCommand(program: Command): void {
         log(
           `coordinator: workers connect with: callosum worker --connect ${url}${flags.task === undefined ? '' : ` --task ${flags.task}`}`,
         );
+      onStarted();
       // Also a stop asked for while the coordinator was starting: it stops before its first step.
       whenAborted(signal, (reason) => void coordinator.stop(reason));
       return coordinator.result;

@@ -2,31 +2,31 @@
 const MAX_COOLDOWN_MS = 10 * 60_000;
 
 /**
- * Workers evicted for their results (failed, unusable or always late shards), by name: one that
- * connects again is refused for a while, twice as long at each further eviction, as Horovod's elastic
- * mode blacklists a failing host for a cooldown. Taken back at once, a worker whose every shard fails
- * fails three more, is evicted again, and so on for the whole run, each round costing redone shards
- * (19 evictions in a 600-step run, before this).
+ * Worker processes evicted for their results (failed or unusable shards), by instance id
+ * (INSTANCE_HEADER): one that connects again is refused for a while, twice as long at each further
+ * eviction, as Horovod's elastic mode blacklists a failing host for a cooldown. Taken back at once, a
+ * worker whose every shard fails fails three more, is evicted again, and so on for the whole run, each
+ * round costing redone shards (19 evictions in a 600-step run, before this).
  */
 export class EvictionCooldowns {
-  readonly #byName = new Map<string, { evictions: number; until: number; why: string }>();
+  readonly #byInstance = new Map<string, { evictions: number; until: number; why: string }>();
 
   constructor(
     private readonly baseMs: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** `name` was just evicted for its results, `why`. Returns how long it is refused (ms). */
-  evicted(name: string, why: string): number {
-    const evictions = (this.#byName.get(name)?.evictions ?? 0) + 1;
+  /** The worker process `instance` was just evicted for its results, `why`. Returns how long it is refused (ms). */
+  evicted(instance: string, why: string): number {
+    const evictions = (this.#byInstance.get(instance)?.evictions ?? 0) + 1;
     const cooldownMs = Math.min(this.baseMs * 2 ** (evictions - 1), MAX_COOLDOWN_MS);
-    this.#byName.set(name, { evictions, until: this.now() + cooldownMs, why: why.slice(0, 500) });
+    this.#byInstance.set(instance, { evictions, until: this.now() + cooldownMs, why: why.slice(0, 500) });
     return cooldownMs;
   }
 
-  /** Why a worker named `name` may not join now, or undefined if it may. */
-  refusal(name: string): string | undefined {
-    const record = this.#byName.get(name);
+  /** Why the worker process `instance` may not join now, or undefined if it may. */
+  refusal(instance: string): string | undefined {
+    const record = this.#byInstance.get(instance);
     const leftMs = record === undefined ? 0 : record.until - this.now();
     if (record === undefined || leftMs <= 0) return undefined;
     const times = record.evictions === 1 ? 'once' : `${record.evictions} times`;

@@ -5,6 +5,8 @@ import {
   type ErrorCode,
   ErrorCodes,
   FRAME_FILES_PROTOCOL,
+  INSTANCE_HEADER,
+  isWorkerInstance,
   PROTOCOL_VERSION,
   protocolAtLeast,
   type Reduction,
@@ -95,6 +97,8 @@ export class WorkerPool implements DispatchFindings {
   private readonly liveness: Liveness;
   private readonly backendsSeen = new Set<string>();
   private readonly cooldowns: EvictionCooldowns;
+  /** Each connection's worker process, as its INSTANCE_HEADER names it (1.10+ workers). */
+  private readonly instances = new WeakMap<WorkerConnection, string>();
 
   /** One handler per message type a welcomed worker may send. */
   private readonly handlers: { [K in WorkerMessage['type']]: MessageHandler<K> } = {
@@ -182,6 +186,7 @@ export class WorkerPool implements DispatchFindings {
   connected(socket: WebSocket, request: IncomingMessage): void {
     const { membership, codec, settings, maxFrameBytes, log } = this.context;
     const address = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+    const instance = request.headers[INSTANCE_HEADER];
     const worker = new WorkerConnection(
       membership.newWorkerId(),
       address,
@@ -203,6 +208,7 @@ export class WorkerPool implements DispatchFindings {
         ),
       request.socket,
     );
+    if (isWorkerInstance(instance)) this.instances.set(worker, instance);
     membership.add(worker);
     this.liveness.joining(worker);
     socket.once('close', () => this.liveness.closed(worker));
@@ -244,7 +250,7 @@ export class WorkerPool implements DispatchFindings {
     });
     const late = worker.lateShard();
     if (late >= this.context.settings.maxLateShards) {
-      this.evictForResults(
+      this.evict(
         worker,
         `late on ${late} shards in a row without a result accepted in between (last: shard ${shard}, pending ${Math.round(pendingMs)} ms while ${doing})`,
         CloseCodes.EVICTED_UNRESPONSIVE,
@@ -305,13 +311,24 @@ export class WorkerPool implements DispatchFindings {
     );
   }
 
-  /** evict, for what the worker's results were: it is refused for a while if it comes back (EvictionCooldowns). */
+  /**
+   * evict, for results that failed or could not be used: the worker process is refused for a while if it
+   * connects again (EvictionCooldowns), when it says which process it is (INSTANCE_HEADER). Not for
+   * lateness: a worker slowed down by its machine is an honest one, to be taken back.
+   */
   private evictForResults(...[worker, why, ...rest]: Parameters<WorkerPool['evict']>): void {
     if (worker.state === 'gone') return;
-    const cooldownMs = this.cooldowns.evicted(worker.name, why);
+    const instance = this.instances.get(worker);
+    const cooldownMs = instance === undefined ? 0 : this.cooldowns.evicted(instance, why);
     const refused =
       cooldownMs > 0 ? `; refused for ${Math.ceil(cooldownMs / 1000)} s if it connects again` : '';
     this.evict(worker, `${why}${refused}`, ...rest);
+  }
+
+  /** Why the worker's process may not join yet, if it was evicted for its results (EvictionCooldowns). */
+  private cooldownOf(worker: WorkerConnection): string | undefined {
+    const instance = this.instances.get(worker);
+    return instance === undefined ? undefined : this.cooldowns.refusal(instance);
   }
 
   /** Removes a worker for misbehaving: named in the log and the metrics, counted, its shards redone. */
@@ -412,7 +429,7 @@ export class WorkerPool implements DispatchFindings {
       wireDtype: settings.wireDtype,
       syncBatchNorm: this.context.syncBatchNorm,
       peerTls: settings.peerTls,
-      cooldown: this.cooldowns.refusal(message.workerName),
+      cooldown: this.cooldownOf(worker),
     });
     if (refusal !== undefined) {
       worker.send({ type: 'shutdown', code: refusal.code, reason: refusal.reason });

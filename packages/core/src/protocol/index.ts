@@ -39,6 +39,8 @@ export {
 export {
   FRAME_FILES_PROTOCOL,
   formatProtocol,
+  INSTANCE_HEADER,
+  isWorkerInstance,
   MINIMUM_PROTOCOL,
   PEER_TLS_PROTOCOL,
   PROTOCOL_VERSION,

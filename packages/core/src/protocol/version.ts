@@ -3,11 +3,12 @@
  * add optional fields or a framing (1.1: tensor frames; 1.2: micro-batches in compute requests; 1.3:
  * the micro-batch size moves into the welcome; 1.4: task runs, typed shard features and metric sums;
  * 1.5: the ring topology; 1.6: 16-bit wire dtypes for weights and gradients; 1.7: synchronised
- * BatchNormalization; 1.8: TLS between ring peers; 1.9: frame files between processes on one machine);
+ * BatchNormalization; 1.8: TLS between ring peers; 1.9: frame files between processes on one machine;
+ * 1.10: the worker's instance header, and `shutdown` `EVICTION_COOLDOWN`);
  * since every message is validated strictly, a peer uses them only with a side that announced a minor
  * version which knows them.
  */
-export const PROTOCOL_VERSION = { major: 1, minor: 9 } as const;
+export const PROTOCOL_VERSION = { major: 1, minor: 10 } as const;
 
 /** The first protocol with synchronised BatchNormalization's passes (`batch-norm`). */
 export const SYNC_BATCH_NORM_PROTOCOL: ProtocolVersion = { major: 1, minor: 7 };
@@ -17,6 +18,20 @@ export const PEER_TLS_PROTOCOL: ProtocolVersion = { major: 1, minor: 8 };
 
 /** The first protocol with frame files (`welcome.frameFiles`, `frame-files`; frame-files.ts). */
 export const FRAME_FILES_PROTOCOL: ProtocolVersion = { major: 1, minor: 9 };
+
+/**
+ * Since 1.10 a worker sends this header in its upgrade request: a random id of the worker process, the
+ * same on every connection it makes (names need not be unique: `host:1` in every container). A
+ * coordinator refuses a worker it evicted for its results, for a while, by this id, with `shutdown`
+ * `EVICTION_COOLDOWN`; a worker without it is never refused so. An HTTP header, not a `hello` field,
+ * so that a coordinator older than 1.10, which refuses fields it does not know, ignores it.
+ */
+export const INSTANCE_HEADER = 'x-callosum-instance';
+
+/** A worker's INSTANCE_HEADER: 32 lowercase hex digits. */
+export function isWorkerInstance(value: unknown): value is string {
+  return typeof value === 'string' && /^[0-9a-f]{32}$/.test(value);
+}
 
 /**
  * The oldest protocol any run accepts: 1.4 changed the shard requests (typed `features` for `images`)

@@ -62,16 +62,17 @@ export interface DefinedTask extends TaskDefinition {
 
 const DEFINED_TASK = Symbol.for('callosum.task');
 
-const TASK_DEFINITION_FIELDS: readonly (keyof TaskDefinition)[] = [
-  'model',
-  'data',
-  'loss',
-  'metrics',
-  'optimizer',
-  'images',
-  'epochs',
-  'batchSize',
-];
+/** Every field's name: `satisfies` makes the compiler say when a field is added and not listed. */
+const TASK_DEFINITION_FIELDS: readonly string[] = Object.keys({
+  model: true,
+  data: true,
+  loss: true,
+  metrics: true,
+  optimizer: true,
+  images: true,
+  epochs: true,
+  batchSize: true,
+} satisfies Record<keyof TaskDefinition, true>);
 
 export function defineTask(definition: TaskDefinition): DefinedTask {
   const problem = definitionProblem(definition);

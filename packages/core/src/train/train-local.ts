@@ -30,16 +30,19 @@ export interface TrainLocalOptions extends Partial<TrainingConfig>, DatasetSourc
   readonly onEpoch?: (event: EpochEvent) => void;
 }
 
-const TRAIN_LOCAL_OPTION_NAMES: readonly (keyof TrainLocalOptions & string)[] = [
+/** Every option's name: `satisfies` makes the compiler say when an option is added and not listed. */
+const TRAIN_LOCAL_OPTION_NAMES: readonly string[] = [
   ...TRAINING_OPTION_NAMES,
-  'task',
-  'backend',
-  'evaluate',
-  'outDir',
-  'onStep',
-  'onEpoch',
-  'dataDir',
-  'dataset',
+  ...Object.keys({
+    task: true,
+    backend: true,
+    evaluate: true,
+    outDir: true,
+    onStep: true,
+    onEpoch: true,
+    dataDir: true,
+    dataset: true,
+  } satisfies Record<Exclude<keyof TrainLocalOptions, keyof TrainingConfig>, true>),
 ];
 
 /** Names other libraries and the CLI give these options (keyed in lower case). */
