@@ -55,7 +55,11 @@ export async function runUntilSignal<T>(
       );
       beginStop(`interrupted by ${name}`, exitCode);
     } else if (signals === 2) {
-      notify('callosum: saving checkpoint, please wait (a third signal exits at once)');
+      notify(
+        running
+          ? 'callosum: saving checkpoint, please wait (a third signal exits at once)'
+          : 'callosum: waiting for the run to start, to stop it (a third signal exits at once)',
+      );
     } else {
       forceExit(exitCode, `a third ${name}`);
     }

@@ -44,7 +44,7 @@ export interface AdmissionContext {
   readonly syncBatchNorm: boolean;
   /** A ring run's members all reduce over TLS, or all without (1.8's `hello.peerTls`). */
   readonly peerTls: boolean;
-  /** Why a worker of this name, evicted for its results, is not taken back yet (EvictionCooldowns). */
+  /** Why this worker's process, evicted for its results, is not taken back yet (EvictionCooldowns). */
   readonly cooldown: string | undefined;
 }
 

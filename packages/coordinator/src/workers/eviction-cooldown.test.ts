@@ -4,7 +4,7 @@ import { EvictionCooldowns } from './eviction-cooldown.js';
 // The cooldowns' own arithmetic, on a clock the test moves (bad-workers.test.ts has the coordinator
 // refusing a real connection with them).
 describe('EvictionCooldowns', () => {
-  it('refuses a name for the base time after its first eviction, twice as long after each further one, at most 10 minutes', () => {
+  it('refuses a worker process for the base time after its first eviction, twice as long after each further one, at most 10 minutes', () => {
     let now = 0;
     const cooldowns = new EvictionCooldowns(30_000, () => now);
     const granted = [1, 2, 3, 4, 5, 6, 7].map(() => cooldowns.evicted('w', 'failed'));
@@ -18,11 +18,11 @@ describe('EvictionCooldowns', () => {
     expect(cooldowns.refusal('w')).toBeUndefined();
   });
 
-  it('holds an eviction against its name only', () => {
+  it('holds an eviction against that process only', () => {
     const cooldowns = new EvictionCooldowns(1_000, () => 0);
-    cooldowns.evicted('a', 'late on 3 shards in a row');
+    cooldowns.evicted('a', '3 shards in a row failed');
     expect(cooldowns.refusal('a')).toBe(
-      'evicted once for its results (last: late on 3 shards in a row); taken back in 1 s',
+      'evicted once for its results (last: 3 shards in a row failed); taken back in 1 s',
     );
     expect(cooldowns.refusal('b')).toBeUndefined();
   });

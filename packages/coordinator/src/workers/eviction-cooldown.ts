@@ -1,4 +1,4 @@
-/** However often a name was evicted, it is refused for at most this long. */
+/** However often a worker process was evicted, it is refused for at most this long. */
 const MAX_COOLDOWN_MS = 10 * 60_000;
 
 /**
