@@ -96,6 +96,8 @@ async function startIn(
   } = await prepareRun(runDirectory, options, log);
   const { model, layout } = taskModel;
   const scope = new Scope();
+  // Added first, so released last: once the run's files are closed.
+  scope.add(() => runDirectory.releaseLock());
   scope.add(() => void model.dispose());
   const config = state.config;
   // A write to the run's record that fails (a full disk) stops the run: RunLifecycle.writeFailed says

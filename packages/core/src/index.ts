@@ -27,6 +27,7 @@ export * from './data/index.js';
 export { CallosumError, type ErrorCode, ErrorCodes, isCallosumError } from './errors.js';
 export {
   type AtomicWriteOptions,
+  processRuns,
   removeStaleTemporaryFiles,
   writeFileAtomically,
 } from './io/atomic-file.js';

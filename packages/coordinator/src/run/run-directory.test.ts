@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isCallosumError, loadMnist, type MnistDataset } from '@callosum/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,6 +101,61 @@ describe('a run directory belongs to one run', () => {
     const nothing = await startError({ outDir: empty, resume: true });
     expect(isCallosumError(nothing, 'ARTIFACT_INVALID')).toBe(true);
     expect(nothing.message).toBe(`no run to resume in ${empty}: it holds no run files`);
+  });
+
+  it('is used by one coordinator at a time: a second one (resuming it, or a new run there) is refused while the first runs', async () => {
+    const outDir = join(root, 'in-use');
+    const first = await startCoordinator({
+      dataset,
+      training,
+      log: () => {},
+      outDir,
+      checkpointEverySteps: 1,
+    });
+    const worker = inlineWorker(first.url, { name: 'inline' });
+    await first.result;
+    await worker;
+    // A finished run is reported, not locked: the lock went with its coordinator.
+    expect(await exists(join(outDir, 'coordinator.lock'))).toBe(false);
+
+    const running = await startCoordinator({
+      dataset,
+      training: { ...training, maxSteps: 1_000 },
+      log: () => {},
+      outDir: join(root, 'in-use-2'),
+    });
+    for (const options of [{ resume: true }, { overwrite: true }, {}]) {
+      const error = await startError({ outDir: join(root, 'in-use-2'), ...options });
+      expect(error.message).toBe(
+        `${join(root, 'in-use-2')} is in use by another coordinator (pid ${process.pid} on this machine): stop it first, or use another --out`,
+      );
+    }
+    await running.stop('test over');
+    await running.result.catch(() => {});
+  });
+
+  it('takes over the lock of a coordinator that is gone: one whose pid runs no more here, or one on another host (said in the log)', async () => {
+    const outDir = join(root, 'stale-lock');
+    for (const [holder, said] of [
+      [{ pid: 2 ** 22 + 12_345, host: hostname() }, false],
+      [{ pid: process.pid, host: 'another-node' }, true],
+    ] as const) {
+      await mkdir(outDir, { recursive: true });
+      await writeFile(join(outDir, 'coordinator.lock'), JSON.stringify(holder));
+      const log: string[] = [];
+      const coordinator = await startCoordinator({
+        dataset,
+        training,
+        log: (line) => log.push(line),
+        outDir,
+        overwrite: true,
+      });
+      const worker = inlineWorker(coordinator.url, { name: 'inline' });
+      await coordinator.result;
+      await worker;
+      expect(log.some((line) => line.includes('names a coordinator on another-node'))).toBe(said);
+      expect(await exists(join(outDir, 'coordinator.lock'))).toBe(false);
+    }
   });
 
   it('with overwrite, moves the previous run aside instead of mixing the two', async () => {

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
   CallosumError,
@@ -7,6 +8,7 @@ import {
   holdsCheckpoints,
   isCheckpointFileName,
   MODEL_FILES,
+  processRuns,
   removeStaleTemporaryFiles,
   systemErrorCode,
   type TrainingConfig,
@@ -90,10 +92,27 @@ export class RunDirectory {
   }
 
   static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
-    const directory =
-      options.resume === true ? await RunDirectory.reopen(options.outDir) : await RunDirectory.claim(options);
+    // First: a directory another coordinator is using is refused as such, before anything is moved.
+    const locked = await takeLock(options.outDir, options.log);
+    let directory: RunDirectory;
+    try {
+      directory =
+        options.resume === true
+          ? await RunDirectory.reopen(options.outDir)
+          : await RunDirectory.claim(options);
+    } catch (error) {
+      if (locked) await releaseLock(options.outDir);
+      throw error;
+    }
+    // A new directory: made by the claim.
+    if (!locked) await takeLock(options.outDir, options.log);
     await directory.removeStaleTemporaryFiles(options.log);
     return directory;
+  }
+
+  /** Lets another coordinator use the directory: once the run has ended (or never started). */
+  releaseLock(): Promise<void> {
+    return releaseLock(this.path);
   }
 
   /**
@@ -219,6 +238,7 @@ export class RunDirectory {
    * say) stays, and so do the directories holding it. A resumed run's directory is left as it is.
    */
   async discardUnstarted(): Promise<void> {
+    await this.releaseLock();
     const { directories, files, replaced } = this.created;
     this.created = NOTHING_CREATED;
     for (const path of files) await rm(path, { recursive: true, force: true });
@@ -228,6 +248,69 @@ export class RunDirectory {
     }
     // Innermost first, each only if nothing else was put in it.
     for (const directory of [...directories].reverse()) await rmdir(directory).catch(() => undefined);
+  }
+}
+
+/**
+ * A coordinator's claim on its run directory while it runs: its pid and host. Two coordinators in one
+ * directory would interleave their steps in metrics.jsonl and their checkpoints (a resume of a run that
+ * is still training, say).
+ */
+const LOCK_FILE = 'coordinator.lock';
+
+/**
+ * Takes the run directory at `path` for this process, unless another coordinator on this machine
+ * holds it (then refused, naming it). A lock of a process that no longer runs here is stale; one from
+ * another host cannot be checked, and is taken over with a log line (a coordinator restarted on another
+ * node, its old pod gone). Returns false where there is no directory yet.
+ */
+async function takeLock(path: string, log: (line: string) => void): Promise<boolean> {
+  const lockPath = join(path, LOCK_FILE);
+  const mine = JSON.stringify({ pid: process.pid, host: hostname() });
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await writeFile(lockPath, `${mine}\n`, { flag: 'wx' });
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // No directory (yet), or a file in its place: the claim or reopen that follows says which.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      if (code !== 'EEXIST' || attempt > 0) {
+        throw runDirectoryError(path, 'cannot write to', error as NodeJS.ErrnoException);
+      }
+    }
+    const holder = await readLock(lockPath);
+    if (holder !== undefined && holder.host === hostname() && processRuns(holder.pid)) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${path} is in use by another coordinator (pid ${holder.pid} on this machine): stop it first, or use another --out`,
+      );
+    }
+    if (holder !== undefined && holder.host !== hostname()) {
+      log(
+        `coordinator: ${lockPath} names a coordinator on ${holder.host} (pid ${holder.pid}); taking the run directory over, as that one must have stopped`,
+      );
+    }
+    await rm(lockPath, { force: true });
+  }
+}
+
+/** Removes the lock at `path` if this process holds it. */
+async function releaseLock(path: string): Promise<void> {
+  const lockPath = join(path, LOCK_FILE);
+  const holder = await readLock(lockPath);
+  if (holder?.pid === process.pid && holder.host === hostname()) await rm(lockPath, { force: true });
+}
+
+/** The holder a lock file names; undefined if it is gone or unreadable (a crash mid-write: stale). */
+async function readLock(lockPath: string): Promise<{ pid: number; host: string } | undefined> {
+  try {
+    const holder = JSON.parse(await readFile(lockPath, 'utf8')) as { pid?: unknown; host?: unknown };
+    return typeof holder.pid === 'number' && typeof holder.host === 'string'
+      ? { pid: holder.pid, host: holder.host }
+      : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { existsSync, linkSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FrameFileLink, type FrameFileOffer, writeFrameFile, writeProbe } from '@callosum/core';
+import { FrameFileLink, type FrameFileOffer, processRuns, writeFrameFile, writeProbe } from '@callosum/core';
 
 /** A memory file system: frame files only pay off where a write is a copy into memory. */
 const MEMORY_FILE_SYSTEM = '/dev/shm';
@@ -158,7 +158,7 @@ function removeAbandoned(root: string): void {
   const uid = process.getuid?.();
   for (const name of readdirSync(root)) {
     const pid = DIRECTORY_NAME.exec(name)?.[1];
-    if (pid === undefined || isRunning(Number(pid))) continue;
+    if (pid === undefined || processRuns(Number(pid))) continue;
     const path = join(root, name);
     try {
       const stats = statSync(path);
@@ -168,15 +168,5 @@ function removeAbandoned(root: string): void {
     } catch {
       // Removed meanwhile by another coordinator starting, or not ours to remove.
     }
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

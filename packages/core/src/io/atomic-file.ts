@@ -87,7 +87,7 @@ export async function removeStaleTemporaryFiles(
     const match = TEMPORARY_FILE.exec(name);
     if (match === null || !isTarget(match[1] as string)) return false;
     const pid = Number(match[2]);
-    return pid === process.pid || !isRunning(pid);
+    return pid === process.pid || !processRuns(pid);
   });
   const removed: string[] = [];
   for (const name of stale) {
@@ -99,7 +99,7 @@ export async function removeStaleTemporaryFiles(
 }
 
 /** Whether a process with this pid runs on this machine (EPERM: it does, under another user). */
-function isRunning(pid: number): boolean {
+export function processRuns(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
