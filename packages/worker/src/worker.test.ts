@@ -54,47 +54,57 @@ describe('reconnecting', () => {
   }, 30_000);
 });
 
-describe('refused after an eviction', () => {
-  it('a coordinator that does not take it back yet (EVICTION_COOLDOWN): it tries again with its backoff, then gives up naming why', async () => {
-    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await new Promise((resolve) => server.once('listening', resolve));
-    const codec = createMsgpackCodec();
-    const reason = 'evicted once for its results (last: 3 shards in a row failed); taken back in 30 s';
-    let hellos = 0;
-    const instances: unknown[] = [];
-    server.on('connection', (socket, request) => {
-      instances.push(request.headers[INSTANCE_HEADER]);
-      socket.on('message', (frame: Buffer) => {
-        if (parseWorkerMessage(codec.decode(frame)).type !== 'hello') return;
-        hellos += 1;
-        socket.send(codec.encode({ type: 'shutdown', code: 'EVICTION_COOLDOWN', reason }));
-        socket.close(1013, 'EVICTION_COOLDOWN');
+describe('refused for now', () => {
+  it.each([
+    [
+      'EVICTION_COOLDOWN',
+      'evicted once for its results (last: 3 shards in a row failed); taken back in 30 s',
+    ],
+    ['RUN_FULL', 'the run has its maximum of 2 workers'],
+  ])(
+    'a coordinator that cannot take it now (%s): it tries again with its backoff, as one process, then gives up naming why',
+    async (code, reason) => {
+      const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+      await new Promise((resolve) => server.once('listening', resolve));
+      const codec = createMsgpackCodec();
+      let hellos = 0;
+      const instances: unknown[] = [];
+      server.on('connection', (socket, request) => {
+        instances.push(request.headers[INSTANCE_HEADER]);
+        socket.on('message', (frame: Buffer) => {
+          if (parseWorkerMessage(codec.decode(frame)).type !== 'hello') return;
+          hellos += 1;
+          socket.send(codec.encode({ type: 'shutdown', code, reason }));
+          socket.close(1013, code);
+        });
       });
-    });
-    try {
-      const { port } = server.address() as AddressInfo;
-      const result = await runWorker({
-        url: `ws://127.0.0.1:${port}`,
-        backend: 'cpu',
-        threads: 1,
-        giveUpAfterMs: 1_500,
-        reconnectDelayMs: 100,
-        maxReconnectDelayMs: 400,
-        log: () => {},
-      });
-      expect(result.exitCode).toBe(1);
-      expect(result.reason).toBe(
-        `the coordinator at ws://127.0.0.1:${port} did not take this worker back for 1500 ms (EVICTION_COOLDOWN: ${reason})`,
-      );
-      // Refused, not failed: it asked again and again (a fatal refusal, such as RUN_FULL, asks once).
-      expect(hellos).toBeGreaterThanOrEqual(3);
-      // As the same process every time: that is what the coordinator holds the eviction against.
-      expect(isWorkerInstance(instances[0])).toBe(true);
-      expect(new Set(instances)).toEqual(new Set([instances[0]]));
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
-  }, 30_000);
+      try {
+        const { port } = server.address() as AddressInfo;
+        const result = await runWorker({
+          url: `ws://127.0.0.1:${port}`,
+          backend: 'cpu',
+          threads: 1,
+          giveUpAfterMs: 1_500,
+          reconnectDelayMs: 100,
+          maxReconnectDelayMs: 400,
+          log: () => {},
+        });
+        expect(result.exitCode).toBe(1);
+        expect(result.reason).toBe(
+          `the coordinator at ws://127.0.0.1:${port} kept refusing this worker for 1500 ms (${code}: ${reason})`,
+        );
+        // Refused for now, not failed: it asked again and again (a fatal refusal, such as TASK_MISMATCH,
+        // asks once).
+        expect(hellos).toBeGreaterThanOrEqual(3);
+        // As the same process every time: that is what the coordinator holds an eviction against.
+        expect(isWorkerInstance(instances[0])).toBe(true);
+        expect(new Set(instances)).toEqual(new Set([instances[0]]));
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+    30_000,
+  );
 });
 
 describe('frame files', () => {

@@ -100,7 +100,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         return {
           exitCode: 1,
           reason: outcome.refused
-            ? `the coordinator at ${settings.url} did not take this worker back ${notFor}`
+            ? `the coordinator at ${settings.url} kept refusing this worker ${notFor}`
             : `no coordinator at ${settings.url} ${notFor}`,
           stepsComputed,
         };
@@ -445,8 +445,9 @@ function requestOf(message: CoordinatorMessage | undefined): {
 /**
  * What a shutdown means for this worker: a completed run ends it successfully; a coordinator that is
  * only stopping (it checkpointed, and a resumed one will listen again) is waited for like a lost
- * connection, as is one that does not take this worker back yet after evicting it (it tries again
- * with its backoff, until it gives up); anything else is a failure.
+ * connection, as is one that cannot take this worker now (a full run, whose places free up as workers
+ * leave, as a spare waits in an elastic job; or a cooldown after evicting it): it tries again with its
+ * backoff, until it gives up. Anything else is a failure.
  */
 function shutdownOutcome(
   code: string,
@@ -457,7 +458,7 @@ function shutdownOutcome(
   if (code === ErrorCodes.RUN_ENDED) return { kind: 'ended', reason };
   if (code === ErrorCodes.COORDINATOR_STOPPING)
     return { kind: 'lost', reason: `coordinator stopping: ${reason}`, welcomed: true };
-  if (code === ErrorCodes.EVICTION_COOLDOWN)
+  if (code === ErrorCodes.RUN_FULL || code === ErrorCodes.EVICTION_COOLDOWN)
     return { kind: 'lost', reason: `${code}: ${reason}`, welcomed: false, refused: true };
   return { kind: 'fatal', reason: `${code}: ${reason}` };
 }

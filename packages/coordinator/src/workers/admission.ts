@@ -114,7 +114,7 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
     return {
       code: ErrorCodes.RUN_FULL,
       reason: `the run has its maximum of ${run.maxWorkers} workers`,
-      logLine: `worker ${hello.workerName} refused: already ${run.maxWorkers} workers`,
+      logLine: `worker ${hello.workerName} (${run.label}) refused: already ${run.maxWorkers} workers`,
       closeCode: CloseCodes.TRY_AGAIN_LATER,
     };
   }
