@@ -107,6 +107,32 @@ describe('refused for now', () => {
   );
 });
 
+describe('TLS', () => {
+  it('wss:// to a coordinator that does not serve TLS stops at once, saying to use ws://', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const started = performance.now();
+      const result = await runWorker({
+        url: `wss://127.0.0.1:${port}`,
+        backend: 'cpu',
+        threads: 1,
+        giveUpAfterMs: 20_000,
+        log: () => {},
+      });
+      expect(result).toMatchObject({
+        exitCode: 1,
+        reason: `TLS: the coordinator at wss://127.0.0.1:${port} does not serve TLS: connect with ws:// instead, or start it with --tls-cert and --tls-key`,
+      });
+      // Not after retrying for the whole 20 s.
+      expect(performance.now() - started).toBeLessThan(15_000);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }, 30_000);
+});
+
 describe('frame files', () => {
   it('a frame file it cannot read (removed with its dropped connection, say) makes it reconnect, not exit', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'callosum-worker-frames-'));

@@ -231,13 +231,19 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         );
       });
       socket.on('error', (error: NodeJS.ErrnoException) => {
-        // A certificate refused in the TLS handshake is refused again on every retry.
+        // A certificate refused in the TLS handshake is refused again on every retry, and so is TLS
+        // spoken to a port that does not speak it (OpenSSL reads its HTTP answer as a wrong version).
         settled ??= CERTIFICATE_ERRORS.has(error.code ?? '')
           ? {
               kind: 'fatal',
               reason: `TLS: ${error.message} (${error.code}): check --tls-ca, --tls-cert and --tls-key`,
             }
-          : { kind: 'lost', reason: error.message, welcomed };
+          : error.code === 'EPROTO' && /wrong version number/.test(error.message)
+            ? {
+                kind: 'fatal',
+                reason: `TLS: the coordinator at ${settings.url} does not serve TLS: connect with ws:// instead, or start it with --tls-cert and --tls-key`,
+              }
+            : { kind: 'lost', reason: error.message, welcomed };
       });
       socket.on('unexpected-response', (_request, response) => {
         // 401 and 403: retrying with the same token or certificate cannot help.
