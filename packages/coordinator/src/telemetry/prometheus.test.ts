@@ -115,6 +115,9 @@ describe('GET /metrics', () => {
     url = `http://127.0.0.1:${coordinator.port}`;
     const before = familiesOf((await scrape()) ?? '');
     expect(sampleValue(before, 'callosum_workers', { state: 'healthy' })).toBe(0);
+    for (const kind of ['message', 'gradient', 'evaluation']) {
+      expect(sampleValue(before, 'callosum_rejected_messages_total', { kind })).toBe(0);
+    }
     // An upgrade without the token's proof: one authentication failure.
     await refusedUpgrade(coordinator.url);
     const { summary, exitCodes } = await runWithWorkerProcesses(coordinator, token, ['one', 'two']);

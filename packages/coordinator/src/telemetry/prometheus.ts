@@ -102,6 +102,8 @@ export class PrometheusMetrics {
 
   constructor(sources: PrometheusSources) {
     collectDefaultMetrics({ register: this.registry });
+    // Every kind from the first scrape, at 0: rate() and alerts need the series before the first rejection.
+    for (const kind of Object.values(REJECTED_KINDS)) this.rejected.inc({ kind }, 0);
     const { membership, counters, traffic } = sources;
     new Gauge({
       name: 'callosum_workers',
