@@ -251,7 +251,7 @@ export class ShardDispatcher {
       return;
     }
     this.seams.log(
-      `${round.label}: shard ${shard} from worker ${worker.label} rejected: ${oneLine(problem.reason)}`,
+      `coordinator: ${round.label}: shard ${shard} from worker ${worker.label} rejected: ${oneLine(problem.reason)}`,
     );
     round.lastAnsweredAt.set(worker, this.seams.clock.now());
     const failed = round.failedBy.get(shard) ?? new Map<WorkerConnection, Failed>();
@@ -338,7 +338,9 @@ export class ShardDispatcher {
       round.cancelNoWorkerStop?.();
       round.cancelNoWorkerStop = undefined;
     } else if (round.cancelNoWorkerStop === undefined) {
-      this.seams.log(`${round.label}: no healthy worker; waiting up to ${this.options.noWorkerTimeoutMs} ms`);
+      this.seams.log(
+        `coordinator: ${round.label}: no healthy worker; waiting up to ${this.options.noWorkerTimeoutMs} ms for one to join (start a worker with callosum worker --connect)`,
+      );
       round.cancelNoWorkerStop = this.seams.clock.after(this.options.noWorkerTimeoutMs, () => {
         this.cleanup(round);
         round.reject(
