@@ -134,10 +134,12 @@ describe('a run directory belongs to one run', () => {
     await running.result.catch(() => {});
   });
 
-  it('takes over the lock of a coordinator that is gone: one whose pid runs no more here, or one on another host (said in the log)', async () => {
+  it('takes over the lock of a coordinator that is gone: one whose pid runs no more here (or is this process, which does not hold it: a restarted container), or one on another host (said in the log)', async () => {
     const outDir = join(root, 'stale-lock');
     for (const [holder, said] of [
       [{ pid: 2 ** 22 + 12_345, host: hostname() }, false],
+      // Left by an earlier process with this pid: a container's coordinator is pid 1 again after a restart.
+      [{ pid: process.pid, host: hostname() }, false],
       [{ pid: process.pid, host: 'another-node' }, true],
     ] as const) {
       await mkdir(outDir, { recursive: true });

@@ -257,6 +257,11 @@ export class RunDirectory {
  * is still training, say).
  */
 const LOCK_FILE = 'coordinator.lock';
+/**
+ * The run directories this process holds. A lock naming this process's pid is one of these, or was left
+ * by an earlier process with the same pid: a container's coordinator is pid 1 again after a restart.
+ */
+const lockedHere = new Set<string>();
 
 /**
  * Takes the run directory at `path` for this process, unless another coordinator on this machine
@@ -270,6 +275,7 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
   for (let attempt = 0; ; attempt += 1) {
     try {
       await writeFile(lockPath, `${mine}\n`, { flag: 'wx' });
+      lockedHere.add(resolve(path));
       return true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -280,7 +286,11 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
       }
     }
     const holder = await readLock(lockPath);
-    if (holder !== undefined && holder.host === hostname() && processRuns(holder.pid)) {
+    const heldHere =
+      holder?.pid === process.pid
+        ? lockedHere.has(resolve(path))
+        : holder !== undefined && processRuns(holder.pid);
+    if (holder !== undefined && holder.host === hostname() && heldHere) {
       throw new CallosumError(
         ErrorCodes.INVALID_ARGUMENT,
         `${path} is in use by another coordinator (pid ${holder.pid} on this machine): stop it first, or use another --out`,
@@ -298,6 +308,7 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
 /** Removes the lock at `path` if this process holds it. */
 async function releaseLock(path: string): Promise<void> {
   const lockPath = join(path, LOCK_FILE);
+  if (!lockedHere.delete(resolve(path))) return;
   const holder = await readLock(lockPath);
   if (holder?.pid === process.pid && holder.host === hostname()) await rm(lockPath, { force: true });
 }
