@@ -286,11 +286,12 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
       }
     }
     const holder = await readLock(lockPath);
-    const heldHere =
+    // This process's pid: held only if this process took it (else an earlier process's, restarted).
+    const holderRuns =
       holder?.pid === process.pid
         ? lockedHere.has(resolve(path))
         : holder !== undefined && processRuns(holder.pid);
-    if (holder !== undefined && holder.host === hostname() && heldHere) {
+    if (holder !== undefined && holder.host === hostname() && holderRuns) {
       throw new CallosumError(
         ErrorCodes.INVALID_ARGUMENT,
         `${path} is in use by another coordinator (pid ${holder.pid} on this machine): stop it first, or use another --out`,
