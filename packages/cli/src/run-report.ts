@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { Topology } from '@callosum/coordinator';
 import {
   type RunCallbacks,
   RunFiles,
@@ -18,6 +19,8 @@ import {
   checkpointSettings,
   flagsIgnoredOnResume,
   resumeCommand,
+  type StoredRunOptions,
+  storedRunOptions,
   type TrainingFlags,
 } from './training-options.js';
 
@@ -26,6 +29,7 @@ export interface RunFlags extends TrainingFlags, CheckpointFlags {
   json?: boolean;
   trace?: string;
   wireDtype: WireDtype;
+  topology: Topology;
 }
 
 /** How reportRun prints the summary: --json for a program. */
@@ -41,8 +45,11 @@ export function traceOption(): Option {
   );
 }
 
-/** The settings of a run's flags that reportRun hands to the run: its directory, checkpoints, trace file. */
-export interface RunSettings extends CheckpointSettings {
+/**
+ * The settings of a run's flags that reportRun hands to the run: its directory, checkpoints, trace file,
+ * and the topology and wire dtype when given (a resumed run otherwise keeps its own).
+ */
+export interface RunSettings extends CheckpointSettings, StoredRunOptions {
   readonly traceFile?: string;
 }
 
@@ -68,6 +75,7 @@ export async function reportRun(
 ): Promise<void> {
   const settings: RunSettings = {
     ...checkpointSettings(command, flags),
+    ...storedRunOptions(command, flags),
     ...(flags.trace === undefined ? {} : { traceFile: flags.trace }),
   };
   const { outDir: runDir, resume } = settings;

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { COORDINATOR_DEFAULTS, TOPOLOGIES } from '@callosum/coordinator';
+import { COORDINATOR_DEFAULTS, TOPOLOGIES, type Topology } from '@callosum/coordinator';
 import {
   BATCH_NORM_MODES,
   BackendNames,
@@ -15,6 +15,7 @@ import {
   type Task,
   type TrainingConfig,
   WIRE_DTYPES,
+  type WireDtype,
 } from '@callosum/core';
 import { MAX_WORKER_THREADS, usableCores, WORKER_DEFAULTS } from '@callosum/worker';
 import type { Command, Option } from 'commander';
@@ -183,7 +184,7 @@ export function threadsOption(shared: string): Option {
 export function topologyOption(): Option {
   return envOption(
     '--topology <kind>',
-    'star: workers send gradients to the coordinator; ring: workers reduce among themselves',
+    "star: workers send gradients to the coordinator; ring: workers reduce among themselves (--resume keeps the run's unless given)",
   )
     .choices(TOPOLOGIES)
     .default(COORDINATOR_DEFAULTS.topology);
@@ -194,7 +195,7 @@ export function wireDtypeOption(): Option {
   return envOption(
     '--wire-dtype <dtype>',
     'send weights and gradients as float32, or rounded to float16/bfloat16 (half the bytes per step; ' +
-      "the coordinator's weights stay float32)",
+      "the coordinator's weights stay float32; --resume keeps the run's unless given)",
   )
     .choices(WIRE_DTYPES)
     .default(COORDINATOR_DEFAULTS.wireDtype);
@@ -262,6 +263,27 @@ export function checkpointSettings(
     resume: flags.resume !== undefined,
     overwrite: flags.overwrite === true,
     ...(givenExplicitly(command, 'checkpointEvery') ? { checkpointEverySteps: flags.checkpointEvery } : {}),
+  };
+}
+
+/** The settings a run stores besides its checkpoint interval, as the coordinator's options. */
+export interface StoredRunOptions {
+  readonly topology?: Topology;
+  readonly wireDtype?: WireDtype;
+}
+
+/**
+ * --topology and --wire-dtype, only when given (on the command line or in the environment): a resumed
+ * run otherwise continues with the ones it stored (a ring run stays a ring run), a new run takes the
+ * defaults.
+ */
+export function storedRunOptions(
+  command: Command,
+  flags: { topology: Topology; wireDtype: WireDtype },
+): StoredRunOptions {
+  return {
+    ...(givenExplicitly(command, 'topology') ? { topology: flags.topology } : {}),
+    ...(givenExplicitly(command, 'wireDtype') ? { wireDtype: flags.wireDtype } : {}),
   };
 }
 

@@ -237,11 +237,12 @@ describe('an evaluation the stop interrupted', () => {
   }, 240_000);
 });
 
-describe('the checkpoint interval', () => {
-  it('is kept by a run resumed after kill -9 without --checkpoint-every', async () => {
+describe('the settings a run stores', () => {
+  it('(checkpoint interval, topology, wire dtype) are kept by a run resumed after kill -9 without their flags', async () => {
     const runDir = await temporaryDirectory('interval');
     const run = ['train', '--workers', '2', '--model', 'mlp', '--steps', '30', ...smallTestSetData()];
-    const killed = await trainingUntil([...run, '--checkpoint-every', '5', '--out', runDir], runDir, 12);
+    const stored = ['--checkpoint-every', '5', '--topology', 'ring', '--wire-dtype', 'bfloat16'];
+    const killed = await trainingUntil([...run, ...stored, '--out', runDir], runDir, 12);
     process.kill(-(killed.child.pid as number), 'SIGKILL');
     await killed.exited;
 
@@ -256,5 +257,9 @@ describe('the checkpoint interval', () => {
       .map((record) => record.step);
     const every5 = Array.from({ length: (30 - from) / 5 }, (_, i) => from + 5 * (i + 1));
     expect(checkpointed).toEqual(every5);
+    // Resumed as the ring run in bfloat16 it was (the CLI's defaults, star and float32, were not passed).
+    expect(resumed.stderr).not.toMatch(/other settings than it stored/);
+    const marker = JSON.parse(await readFile(join(runDir, 'callosum-run.json'), 'utf8'));
+    expect(marker.settings).toEqual({ checkpointEverySteps: 5, topology: 'ring', wireDtype: 'bfloat16' });
   }, 120_000);
 });

@@ -66,7 +66,10 @@ export interface Coordinator {
  * dataset, sampler, authoritative weights, optimizer and step counter; workers only compute.
  */
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
-  const settings = resolveCoordinatorSettings(options);
+  // Before the directory is opened, so that bad options touch nothing; a resumed run keeps its stored
+  // settings (topology, wire dtype, checkpoint interval) where the options leave them out.
+  const stored = options.resume === true ? await RunDirectory.settingsStoredIn(options.outDir) : {};
+  const settings = resolveCoordinatorSettings(options, stored);
   const runDirectory = await RunDirectory.open({ ...options, log: options.log ?? (() => {}) });
   return startIn(runDirectory, settings, options).catch(async (error: unknown) => {
     await runDirectory.discardUnstarted();
@@ -84,7 +87,6 @@ async function startIn(
   const {
     checkpointDir,
     resumedFrom,
-    checkpointEverySteps,
     state,
     task,
     taskModel,
@@ -93,7 +95,7 @@ async function startIn(
     fingerprint,
     reduction,
     batchNorm,
-  } = await prepareRun(runDirectory, options, log);
+  } = await prepareRun(runDirectory, options, settings, log);
   const { model, layout } = taskModel;
   const scope = new Scope();
   // Added first, so released last: once the run's files are closed.
@@ -209,7 +211,7 @@ async function startIn(
     counters,
     telemetry,
     checkpointDir,
-    checkpointEverySteps,
+    checkpointEverySteps: settings.checkpointEverySteps,
     keepCheckpoints: settings.keepCheckpoints,
     onStep: options.onStep,
     onEvaluation: options.onEvaluation,

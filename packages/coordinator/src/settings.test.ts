@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { isCallosumError } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
 import { startCoordinator } from './coordinator.js';
-import { COORDINATOR_DEFAULTS, resolveCoordinatorSettings } from './settings.js';
+import { COORDINATOR_DEFAULTS, changedStoredSettings, resolveCoordinatorSettings } from './settings.js';
 
 function problemWith(options: Record<string, unknown>): string {
   try {
@@ -66,6 +66,22 @@ describe('coordinator options', () => {
       true,
     );
     expect(problemWith({ peerTls: true })).toMatch(/peerTls is for the ring topology.*topology is star/);
+  });
+
+  it("fills in a resumed run's stored settings where the options leave them out", () => {
+    const stored = { topology: 'ring', wireDtype: 'float16', checkpointEverySteps: 7 } as const;
+    const resumed = resolveCoordinatorSettings({ outDir: 'unused', peerTls: true }, stored);
+    expect([resumed.topology, resumed.wireDtype, resumed.checkpointEverySteps, resumed.peerTls]).toEqual([
+      'ring',
+      'float16',
+      7,
+      true,
+    ]);
+    const given = resolveCoordinatorSettings({ outDir: 'unused', topology: 'star' }, stored);
+    expect([given.topology, given.wireDtype]).toEqual(['star', 'float16']);
+    expect(
+      changedStoredSettings({ outDir: 'unused', topology: 'star', wireDtype: 'float16' }, stored),
+    ).toEqual(['topology ring → star']);
   });
 
   it('names every bad field at once, nested ones with their path', () => {

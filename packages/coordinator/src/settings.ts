@@ -54,64 +54,96 @@ const nonNegativeMs = numberOption((value) => Number.isFinite(value) && value >=
  * The options that tune the run, with their defaults. The rest of CoordinatorOptions (dataset,
  * training config, TLS texts, callbacks) is checked where it is used.
  */
-const settingsSchema = z
-  .object({
-    host: z.string().min(1).default(COORDINATOR_DEFAULTS.host),
-    port: integerOption(0, 65_535).default(COORDINATOR_DEFAULTS.port),
-    minWorkers: positiveInteger.default(COORDINATOR_DEFAULTS.minWorkers),
-    // No limit is the default: Infinity is allowed here, and only here among the worker counts.
-    maxWorkers: z
-      .union([positiveInteger, z.literal(Number.POSITIVE_INFINITY)])
-      .default(COORDINATOR_DEFAULTS.maxWorkers),
-    startTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.startTimeoutMs),
-    noWorkerTimeoutMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.noWorkerTimeoutMs),
-    heartbeatIntervalMs: positiveMs.default(COORDINATOR_DEFAULTS.heartbeatIntervalMs),
-    heartbeatTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.heartbeatTimeoutMs),
-    shardDeadlineMs: positiveMs.default(COORDINATOR_DEFAULTS.shardDeadlineMs),
-    checkpointEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.checkpointEverySteps),
-    keepCheckpoints: positiveInteger.default(COORDINATOR_DEFAULTS.keepCheckpoints),
-    handshakeTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.handshakeTimeoutMs),
-    maxBadResults: positiveInteger.default(COORDINATOR_DEFAULTS.maxBadResults),
-    maxLateShards: positiveInteger.default(COORDINATOR_DEFAULTS.maxLateShards),
-    evictionCooldownMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.evictionCooldownMs),
-    maxBufferedBytes: positiveInteger.optional(),
-    connectionRate: z
-      .object({ perSecond: positiveNumberOption(), burst: positiveInteger })
-      .default(COORDINATOR_DEFAULTS.connectionRate),
-    // An infinite factor turns the straggler deadline off.
-    stragglerFactor: numberOption((value) => value >= 1, 'a number >= 1 (Infinity: off)').default(
-      COORDINATOR_DEFAULTS.stragglerFactor,
-    ),
-    stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
-    topology: z.enum(TOPOLOGIES).default(COORDINATOR_DEFAULTS.topology),
-    replicaCheckEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.replicaCheckEverySteps),
-    peerTls: z.boolean().default(COORDINATOR_DEFAULTS.peerTls),
-    wireDtype: z.enum(WIRE_DTYPES).default(COORDINATOR_DEFAULTS.wireDtype),
-  })
-  .superRefine((settings, context) => {
-    if (settings.minWorkers > settings.maxWorkers) {
-      context.addIssue({
-        code: 'custom',
-        path: ['minWorkers'],
-        message: `must be at most maxWorkers (${settings.maxWorkers}), got ${settings.minWorkers}`,
-      });
-    }
-    if (settings.peerTls && settings.topology !== 'ring') {
-      context.addIssue({
-        code: 'custom',
-        path: ['peerTls'],
-        message: `is for the ring topology, whose workers talk to each other; this run's topology is ${settings.topology}`,
-      });
-    }
-  });
+const settingsShape = z.object({
+  host: z.string().min(1).default(COORDINATOR_DEFAULTS.host),
+  port: integerOption(0, 65_535).default(COORDINATOR_DEFAULTS.port),
+  minWorkers: positiveInteger.default(COORDINATOR_DEFAULTS.minWorkers),
+  // No limit is the default: Infinity is allowed here, and only here among the worker counts.
+  maxWorkers: z
+    .union([positiveInteger, z.literal(Number.POSITIVE_INFINITY)])
+    .default(COORDINATOR_DEFAULTS.maxWorkers),
+  startTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.startTimeoutMs),
+  noWorkerTimeoutMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.noWorkerTimeoutMs),
+  heartbeatIntervalMs: positiveMs.default(COORDINATOR_DEFAULTS.heartbeatIntervalMs),
+  heartbeatTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.heartbeatTimeoutMs),
+  shardDeadlineMs: positiveMs.default(COORDINATOR_DEFAULTS.shardDeadlineMs),
+  checkpointEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.checkpointEverySteps),
+  keepCheckpoints: positiveInteger.default(COORDINATOR_DEFAULTS.keepCheckpoints),
+  handshakeTimeoutMs: positiveMs.default(COORDINATOR_DEFAULTS.handshakeTimeoutMs),
+  maxBadResults: positiveInteger.default(COORDINATOR_DEFAULTS.maxBadResults),
+  maxLateShards: positiveInteger.default(COORDINATOR_DEFAULTS.maxLateShards),
+  evictionCooldownMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.evictionCooldownMs),
+  maxBufferedBytes: positiveInteger.optional(),
+  connectionRate: z
+    .object({ perSecond: positiveNumberOption(), burst: positiveInteger })
+    .default(COORDINATOR_DEFAULTS.connectionRate),
+  // An infinite factor turns the straggler deadline off.
+  stragglerFactor: numberOption((value) => value >= 1, 'a number >= 1 (Infinity: off)').default(
+    COORDINATOR_DEFAULTS.stragglerFactor,
+  ),
+  stragglerFloorMs: nonNegativeMs.default(COORDINATOR_DEFAULTS.stragglerFloorMs),
+  topology: z.enum(TOPOLOGIES).default(COORDINATOR_DEFAULTS.topology),
+  replicaCheckEverySteps: positiveInteger.default(COORDINATOR_DEFAULTS.replicaCheckEverySteps),
+  peerTls: z.boolean().default(COORDINATOR_DEFAULTS.peerTls),
+  wireDtype: z.enum(WIRE_DTYPES).default(COORDINATOR_DEFAULTS.wireDtype),
+});
+
+const settingsSchema = settingsShape.superRefine((settings, context) => {
+  if (settings.minWorkers > settings.maxWorkers) {
+    context.addIssue({
+      code: 'custom',
+      path: ['minWorkers'],
+      message: `must be at most maxWorkers (${settings.maxWorkers}), got ${settings.minWorkers}`,
+    });
+  }
+  if (settings.peerTls && settings.topology !== 'ring') {
+    context.addIssue({
+      code: 'custom',
+      path: ['peerTls'],
+      message: `is for the ring topology, whose workers talk to each other; this run's topology is ${settings.topology}`,
+    });
+  }
+});
 
 export type CoordinatorSettings = z.output<typeof settingsSchema>;
+
+/**
+ * The settings a run keeps in its directory: they change no training config, but a run continued with
+ * others would not be the run it was (a ring run become a star, float16 gradients become float32), so
+ * `--resume` keeps them unless it is given others.
+ */
+const STORED_SETTING_NAMES = { checkpointEverySteps: true, topology: true, wireDtype: true } as const;
+export const storedRunSettingsSchema = settingsShape.pick(STORED_SETTING_NAMES).partial();
+export type StoredRunSettings = z.output<typeof storedRunSettingsSchema>;
+
+/** The stored settings of a run's resolved settings. */
+export function storedRunSettingsOf(settings: CoordinatorSettings): Required<StoredRunSettings> {
+  const { checkpointEverySteps, topology, wireDtype } = settings;
+  return { checkpointEverySteps, topology, wireDtype };
+}
+
+/**
+ * Each stored setting `options` change, as "name: stored → given", for the run to say what changed when
+ * it is resumed with other settings than it stored.
+ */
+export function changedStoredSettings(options: CoordinatorOptions, stored: StoredRunSettings): string[] {
+  return Object.keys(STORED_SETTING_NAMES).flatMap((name) => {
+    const key = name as keyof StoredRunSettings;
+    const given = options[key];
+    const had = stored[key];
+    return given === undefined || had === undefined || given === had ? [] : [`${key} ${had} → ${given}`];
+  });
+}
 
 /**
  * The options with every default filled in, or an INVALID_ARGUMENT error naming each bad field
  * ("coordinator options: minWorkers must be at most maxWorkers (2), got 3") or unknown option.
  */
-export function resolveCoordinatorSettings(options: CoordinatorOptions): CoordinatorSettings {
+export function resolveCoordinatorSettings(
+  options: CoordinatorOptions,
+  /** A resumed run's stored settings: they apply where `options` leave a setting out. */
+  stored: StoredRunSettings = {},
+): CoordinatorSettings {
   const unknown = Object.keys(options).filter((name) => !Object.hasOwn(COORDINATOR_OPTION_NAMES, name));
   if (unknown.length > 0) {
     const named = unknown.map((name) =>
@@ -124,5 +156,6 @@ export function resolveCoordinatorSettings(options: CoordinatorOptions): Coordin
       `coordinator options: unknown option ${named.join(', ')}`,
     );
   }
-  return parseOptions(settingsSchema, options, 'coordinator options');
+  const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  return parseOptions(settingsSchema, { ...stored, ...given }, 'coordinator options');
 }

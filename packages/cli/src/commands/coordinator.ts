@@ -1,4 +1,4 @@
-import { advertisedUrls, COORDINATOR_DEFAULTS, startCoordinator, type Topology } from '@callosum/coordinator';
+import { advertisedUrls, COORDINATOR_DEFAULTS, startCoordinator } from '@callosum/coordinator';
 import type { Command } from 'commander';
 import { addOptions, booleanOption, envOption } from '../env-options.js';
 import { integer } from '../option-parsers.js';
@@ -24,7 +24,6 @@ interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
   minWorkers: number;
   maxWorkers?: number;
   startTimeout: number;
-  topology: Topology;
   sharedMemory: boolean;
   peerTls?: boolean;
 }
@@ -75,10 +74,8 @@ export function registerCoordinatorCommand(program: Command): void {
         ...tlsSettings(flags),
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
-        topology: flags.topology,
         peerTls: flags.peerTls === true,
         training: trainingOptionsFrom(command, flags),
-        wireDtype: flags.wireDtype,
         sharedMemory: flags.sharedMemory,
         ...settings,
         ...(flags.data === undefined ? {} : { dataDir: flags.data }),

@@ -1,4 +1,3 @@
-import type { Topology } from '@callosum/coordinator';
 import { type BackendPreference, runTask, taskTrainingConfig } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import type { Command } from 'commander';
@@ -28,7 +27,6 @@ interface TrainFlags extends RunFlags {
   backend: BackendPreference;
   gpus?: string[];
   port: number;
-  topology: Topology;
   sharedMemory: boolean;
 }
 
@@ -68,12 +66,10 @@ export function registerTrainCommand(program: Command): void {
         ...(flags.gpus === undefined ? {} : { gpus: flags.gpus }),
         ...(task === undefined ? {} : { task, taskModule: flags.task }),
         training,
-        wireDtype: flags.wireDtype,
         sharedMemory: flags.sharedMemory,
         ...settings,
         dataDir: flags.data,
         port: flags.port,
-        topology: flags.topology,
         ...hooks,
       }),
     );

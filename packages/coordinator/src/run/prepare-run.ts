@@ -22,7 +22,7 @@ import {
   toSampleBatch,
 } from '@callosum/core';
 import type { CoordinatorOptions } from '../options.js';
-import { COORDINATOR_DEFAULTS } from '../settings.js';
+import { type CoordinatorSettings, changedStoredSettings, storedRunSettingsOf } from '../settings.js';
 import { BatchNormSync } from './batch-norm-sync.js';
 import type { RunDirectory } from './run-directory.js';
 
@@ -31,8 +31,6 @@ export interface PreparedRun {
   readonly checkpointDir: string;
   /** The checkpoint a resumed run continues from. */
   readonly resumedFrom: string | undefined;
-  /** The option's, else what the resumed run stored, else the default. */
-  readonly checkpointEverySteps: number;
   readonly state: TrainingState;
   readonly task: Task;
   readonly taskModel: TaskModel;
@@ -55,6 +53,7 @@ export interface PreparedRun {
 export async function prepareRun(
   runDirectory: RunDirectory,
   options: CoordinatorOptions,
+  settings: CoordinatorSettings,
   log: (line: string) => void,
 ): Promise<PreparedRun> {
   const { checkpointDir } = runDirectory;
@@ -71,9 +70,12 @@ export async function prepareRun(
   const config =
     resumed?.checkpoint.config ?? taskTrainingConfig(task, options.training ?? {}, builtIn, digest);
   requireSameTask(task, config, builtIn, digest);
-  const checkpointEverySteps = checkpointInterval(runDirectory, options, log);
+  const changed = changedStoredSettings(options, runDirectory.storedSettings);
+  if (changed.length > 0) {
+    log(`coordinator: the run continues with other settings than it stored: ${changed.join(', ')}`);
+  }
   // Checks that a resumed checkpoint belongs to this run, and marks a new run's directory as its own.
-  await runDirectory.adopt(config, resumed?.path, { checkpointEverySteps });
+  await runDirectory.adopt(config, resumed?.path, storedRunSettingsOf(settings));
 
   const { taskModel, data } = await loadTaskForTraining(task, config.seed);
   const { model, layout } = taskModel;
@@ -87,7 +89,6 @@ export async function prepareRun(
     return {
       checkpointDir,
       resumedFrom: resumed?.path,
-      checkpointEverySteps,
       state,
       task,
       taskModel,
@@ -101,24 +102,6 @@ export async function prepareRun(
     model.dispose();
     throw error;
   }
-}
-
-/**
- * How often the run checkpoints: the option when given (a resumed run then says it changed), else the
- * interval the run stored (a resumed run), else the default.
- */
-function checkpointInterval(
-  runDirectory: RunDirectory,
-  options: CoordinatorOptions,
-  log: (line: string) => void,
-): number {
-  const stored = runDirectory.storedSettings.checkpointEverySteps;
-  const given = options.checkpointEverySteps;
-  if (given === undefined) return stored ?? COORDINATOR_DEFAULTS.checkpointEverySteps;
-  if (stored !== undefined && stored !== given) {
-    log(`coordinator: checkpointing every ${given} steps from now on (the run checkpointed every ${stored})`);
-  }
-  return given;
 }
 
 /**

@@ -228,7 +228,7 @@ describe('a run directory belongs to one run', () => {
     expect(await storedSummary(outDir)).toEqual(JSON.parse(JSON.stringify(finished)));
   });
 
-  it('stores the checkpoint interval with the run; a resume given another applies it and stores it', async () => {
+  it('stores the checkpoint interval, topology and wire dtype with the run; a resume keeps them unless given others', async () => {
     const outDir = join(root, 'interval');
     const longer = { ...training, maxSteps: 6 };
     const stoppedAt = 3;
@@ -237,6 +237,8 @@ describe('a run directory belongs to one run', () => {
       dataset,
       training: longer,
       checkpointEverySteps: 2,
+      topology: 'ring',
+      wireDtype: 'bfloat16',
       log: () => {},
       onStep: (report) => {
         if (report.step === stoppedAt) void first.stop('test: stop mid-run');
@@ -246,7 +248,11 @@ describe('a run directory belongs to one run', () => {
     const worker = inlineWorker(first.url);
     await expect(first.result).rejects.toThrow(/stop mid-run/);
     const marker = () => readFile(join(outDir, RunFiles.MARKER), 'utf8').then((text) => JSON.parse(text));
-    expect((await marker()).settings).toEqual({ checkpointEverySteps: 2 });
+    expect((await marker()).settings).toEqual({
+      checkpointEverySteps: 2,
+      topology: 'ring',
+      wireDtype: 'bfloat16',
+    });
 
     const log: string[] = [];
     const resumed = await startCoordinator({
@@ -255,19 +261,25 @@ describe('a run directory belongs to one run', () => {
       resume: true,
       port: first.port,
       checkpointEverySteps: 1,
+      wireDtype: 'float16',
       log: (line) => log.push(line),
     });
     expect((await resumed.result).steps).toBe(6);
     await worker;
     expect(log.join('\n')).toContain(
-      'checkpointing every 1 steps from now on (the run checkpointed every 2)',
+      'the run continues with other settings than it stored: checkpointEverySteps 2 → 1, wireDtype bfloat16 → float16',
     );
     const checkpointed = (await readFile(join(outDir, RunFiles.METRICS), 'utf8'))
       .split('\n')
       .filter((line) => line.includes('"type":"checkpoint"'))
       .map((line) => (JSON.parse(line) as { step: number }).step);
     expect(checkpointed).toEqual([2, stoppedAt, 4, 5, 6]);
-    expect((await marker()).settings).toEqual({ checkpointEverySteps: 1 });
+    // The topology, not given, stays the run's.
+    expect((await marker()).settings).toEqual({
+      checkpointEverySteps: 1,
+      topology: 'ring',
+      wireDtype: 'float16',
+    });
   });
 
   it('a failed start leaves no directory behind, and resuming a missing directory does not create it', async () => {

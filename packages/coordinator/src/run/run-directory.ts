@@ -15,6 +15,7 @@ import {
   writeFileAtomically,
 } from '@callosum/core';
 import type { RunSummary } from '../options.js';
+import { type StoredRunSettings, storedRunSettingsSchema } from '../settings.js';
 
 /** The files a run keeps in its directory. Another run's copy of any of them means the directory is taken. */
 export const RunFiles = {
@@ -39,14 +40,6 @@ interface RunMarker {
   readonly configSha256: string;
   /** Added later: markers written before it have none, and their runs take the defaults. */
   readonly settings?: StoredRunSettings;
-}
-
-/**
- * The settings of a run that are not part of its training config (they change no weight), kept with the
- * run so that `--resume` continues with them unless it is given others.
- */
-export interface StoredRunSettings {
-  readonly checkpointEverySteps?: number;
 }
 
 export interface RunDirectoryOptions {
@@ -89,6 +82,15 @@ export class RunDirectory {
   /** The settings the run stored (none for a new run, or one from before they were stored). */
   get storedSettings(): StoredRunSettings {
     return this.marker.settings ?? {};
+  }
+
+  /**
+   * The settings the run in `path` stored, for resolving a resumed run's settings before its directory
+   * is opened; none when it has no readable marker (opening it then says why).
+   */
+  static async settingsStoredIn(path: string): Promise<StoredRunSettings> {
+    const marker = await readMarker(path).catch(() => undefined);
+    return marker?.settings ?? {};
   }
 
   static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
@@ -416,9 +418,7 @@ async function readMarker(path: string): Promise<RunMarker | undefined> {
 }
 
 function validSettings(settings: StoredRunSettings | undefined): boolean {
-  if (settings === undefined) return true;
-  const { checkpointEverySteps: every } = settings;
-  return typeof settings === 'object' && (every === undefined || (Number.isSafeInteger(every) && every >= 1));
+  return settings === undefined || storedRunSettingsSchema.safeParse(settings).success;
 }
 
 /** What a directory holds, for whether a run may start or continue there. */
