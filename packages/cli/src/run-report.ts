@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Topology } from '@callosum/coordinator';
 import {
   type RunCallbacks,
@@ -34,7 +34,10 @@ export interface RunFlags extends TrainingFlags, CheckpointFlags {
 
 /** How reportRun prints the summary: --json for a program. */
 export function jsonOption(): Option {
-  return booleanOption('--json', 'print the summary as one JSON object on the last line of stdout');
+  return booleanOption(
+    '--json',
+    'print the summary as one JSON object on the last line of stdout (a failed or stopped run: its error)',
+  );
 }
 
 /** --trace: the coordinator's timeline of every step, for Perfetto or chrome://tracing. */
@@ -118,20 +121,45 @@ export async function reportRun(
   } catch (error) {
     const writeFailed = isCallosumError(error, ErrorCodes.WRITE_FAILED);
     const stoppedToResume = signal?.aborted === true || stoppedForWorkers(error) || writeFailed;
+    let resume: { command: string; fromStep: number | undefined } | undefined;
     if (stoppedToResume && (await runDirectoryState(runDir)) === 'resumable') {
       const from = await newestCheckpointStep(join(runDir, RunFiles.CHECKPOINTS));
+      resume = { command: resumeCommand(command, runDir), fromStep: from };
       // The step it stopped at could not be checkpointed (a ring run whose replicas were all lost, say).
       const behind =
         from !== undefined && reached !== undefined && from < reached
           ? ` at step ${reached}, after its newest checkpoint: a resume continues from step ${from}`
           : '';
       const when = writeFailed ? 'once the file can be written again, ' : '';
-      process.stderr.write(
-        `callosum: stopped${behind}; ${when}continue with: ${resumeCommand(command, runDir)}\n`,
-      );
+      process.stderr.write(`callosum: stopped${behind}; ${when}continue with: ${resume.command}\n`);
     }
+    if (json) process.stdout.write(`${JSON.stringify(jsonFailure(error, runDir, resume))}\n`);
     throw error;
   }
+}
+
+/**
+ * The --json line of a run that failed or was stopped, so that a program reading the last line always
+ * gets one: what stopped it, where the run is, and how to continue it when it can be.
+ */
+function jsonFailure(
+  error: unknown,
+  runDir: string,
+  resume: { command: string; fromStep: number | undefined } | undefined,
+) {
+  const code = isCallosumError(error)
+    ? error.code
+    : ((error as { code?: unknown } | undefined)?.code ?? 'INTERNAL');
+  return {
+    error: { code: String(code), message: error instanceof Error ? error.message : String(error) },
+    runDir: resolve(runDir),
+    ...(resume === undefined
+      ? {}
+      : {
+          resumeCommand: resume.command,
+          ...(resume.fromStep === undefined ? {} : { resumeFromStep: resume.fromStep }),
+        }),
+  };
 }
 
 /** A run stopped for want of workers (none joined in time, or every local one exited): resuming can help. */

@@ -105,18 +105,22 @@ describe('kill -9 the coordinator, then --resume', () => {
     expect(sameBits(actual, local.weights)).toBe(true);
   }, 240_000);
 
-  it('on SIGTERM checkpoints the last finished step and exits within seconds; --resume then completes', async () => {
+  it('on SIGTERM checkpoints the last finished step and exits within seconds (--json: a line saying so); --resume then completes', async () => {
     const runDir = await temporaryDirectory('sigterm');
     const run = spawn(
       process.execPath,
-      [CLI_ENTRY, 'train', ...RUN, '--checkpoint-every', '1000', '--out', runDir],
+      [CLI_ENTRY, 'train', ...RUN, '--checkpoint-every', '1000', '--out', runDir, '--json'],
       {
-        stdio: ['ignore', 'ignore', 'pipe'],
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
     let stderr = '';
+    let stdout = '';
     run.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
+    });
+    run.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
     });
     const exited = new Promise<number | null>((resolve) => run.once('exit', (code) => resolve(code)));
     while ((await stepsLogged(runDir)) < 15) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -129,6 +133,14 @@ describe('kill -9 the coordinator, then --resume', () => {
     const [checkpoint] = await readdir(join(runDir, 'checkpoints'));
     const stoppedAt = Number(/step-(\d+)/.exec(checkpoint ?? '')?.[1]);
     expect(stoppedAt).toBeGreaterThanOrEqual(15);
+    // A program reading --json's last line learns why the run stopped and how to continue it.
+    const failure = lastJsonLine<Record<string, unknown>>({ stdout, stderr, code, signal: null });
+    expect(failure).toEqual({
+      error: { code: 'COORDINATOR_STOPPING', message: expect.stringMatching(/interrupted by SIGTERM/) },
+      runDir,
+      resumeCommand: expect.stringMatching(new RegExp(`^callosum train .*--resume ${runDir}$`)),
+      resumeFromStep: stoppedAt,
+    });
 
     const resumed = await runCli([
       'train',
