@@ -141,6 +141,13 @@ describe('everyday errors are one line without a stack trace', () => {
     expect(oneLine(short.stderr)).toBe(
       'callosum: INVALID_ARGUMENT: the token must be at least 16 characters long',
     );
+    // A worker says so itself, before it connects, not only after the coordinator refused it.
+    const shortWorker = await runCli(['worker', '--connect', 'ws://127.0.0.1:1'], {
+      env: { CALLOSUM_TOKEN: 'short' },
+    });
+    expect(oneLine(shortWorker.stderr)).toBe(
+      'callosum: INVALID_ARGUMENT: worker options: token must be at least 16 characters long (a coordinator refuses shorter ones)',
+    );
     const noFile = await runCli(['coordinator', '--token-file', join(root, 'nope'), '--out', join(out, 'b')]);
     expect(oneLine(noFile.stderr)).toMatch(/^callosum: cannot read the token file .*nope/);
     const tokenFile = join(out, 'token');

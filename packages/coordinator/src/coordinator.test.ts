@@ -324,6 +324,18 @@ describe('startCoordinator', () => {
     await coordinator.stop('test over');
   });
 
+  it('without a token, warns once when workers send one (it admits them, and anyone else)', async () => {
+    const log: string[] = [];
+    const coordinator = await start({ minWorkers: 2, log: (line) => log.push(line) });
+    const token = 'the-workers-token-0123456789';
+    const workers = [inlineWorker(coordinator.url, { token }), inlineWorker(coordinator.url, { token })];
+    expect((await coordinator.result).workers).toBe(2);
+    await Promise.all(workers);
+    expect(log.filter((line) => line.includes('sent a token'))).toEqual([
+      "coordinator: warning: a worker sent a token, but this coordinator has none (CALLOSUM_TOKEN, --token-file): it admits any worker that can reach 127.0.0.1; start it with the workers' token to admit only them",
+    ]);
+  });
+
   it('closes a connection that sends no hello within the handshake timeout', async () => {
     const coordinator = await start({ handshakeTimeoutMs: 300 });
     const silent = new WebSocket(coordinator.url, { perMessageDeflate: false });

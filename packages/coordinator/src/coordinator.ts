@@ -27,7 +27,7 @@ import { eventLog } from './telemetry/event-log.js';
 import { MetricsFile } from './telemetry/metrics-file.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { TraceFile } from './telemetry/trace-file.js';
-import { accessVerifier, authHeaderOf } from './transport/access.js';
+import { accessCheck } from './transport/access.js';
 import { advertisedUrls } from './transport/advertised-addresses.js';
 import { FrameFileDirectory } from './transport/frame-file-directory.js';
 import { runRoutes } from './transport/http-routes.js';
@@ -83,7 +83,7 @@ async function startIn(
   options: CoordinatorOptions,
 ): Promise<Coordinator> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const verifier = accessVerifier(settings.host, options.token, options.insecure === true, log);
+  const authenticate = accessCheck(settings.host, options.token, options.insecure === true, log);
   const {
     checkpointDir,
     resumedFrom,
@@ -231,7 +231,7 @@ async function startIn(
     maxPayload: maxFrameBytes,
     onConnection: (socket, request) => workers.connected(socket, request),
     connectionRate: settings.connectionRate,
-    authenticate: (request) => verifier?.verify(authHeaderOf(request)) ?? { ok: true },
+    authenticate,
     onRefused: (request, status, reason) => refusals.refused(request, status, reason),
     onTlsRefused: (from, reason) => refusals.tlsRefused(from, reason),
     routes: {

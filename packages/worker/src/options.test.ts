@@ -45,6 +45,10 @@ describe('worker options', () => {
       [{ url, backend: 'gpu' }, /backend/],
       [{ url, giveUpAfter: 5 }, /giveUpAfter/],
       [{ url, peerTls: { ca: 'x', cert: 'y' } }, /peerTls\.key/],
+      [
+        { url, token: 'short' },
+        /token must be at least 16 characters long \(a coordinator refuses shorter ones\)/,
+      ],
     ];
     for (const [options, message] of cases) {
       expect(

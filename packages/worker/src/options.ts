@@ -2,7 +2,13 @@
  * The worker's options, defined once: a zod schema with the defaults and the checks, which runWorker
  * applies before it does anything else (in particular before loading a backend, which can take seconds).
  */
-import { BackendNames, type BackendPreference, integerOption, parseOptions } from '@callosum/core';
+import {
+  BackendNames,
+  type BackendPreference,
+  integerOption,
+  MIN_TOKEN_LENGTH,
+  parseOptions,
+} from '@callosum/core';
 import { z } from 'zod';
 import { defaultThreads } from './cpu-budget.js';
 
@@ -53,7 +59,12 @@ export const workerOptionsSchema = z
     /** A task module (`--task`) to load from this machine; without one the worker serves built-in models. */
     task: z.string().min(1).optional(),
     /** The run's shared secret, proved (never sent) on every connection. */
-    token: z.string().min(1).optional(),
+    token: z
+      .string()
+      .min(MIN_TOKEN_LENGTH, {
+        error: `must be at least ${MIN_TOKEN_LENGTH} characters long (a coordinator refuses shorter ones)`,
+      })
+      .optional(),
     /** For wss://: the CA that signed the coordinator's certificate, and this worker's own for mutual TLS (PEM). */
     tls: z.strictObject({ ca: pem.optional(), cert: pem.optional(), key: pem.optional() }).optional(),
     /**

@@ -11,6 +11,9 @@ import { PROTOCOL_VERSION } from './version.js';
  * cannot be replayed.
  */
 export const AUTH_HEADER = 'x-callosum-auth';
+
+/** The shortest token a coordinator takes: shorter secrets are guessed too easily. */
+export const MIN_TOKEN_LENGTH = 16;
 const SCHEME = 'v1';
 
 function mac(token: string, workerName: string, timestamp: number, nonce: string, major: number): Buffer {
@@ -47,8 +50,11 @@ export class AuthVerifier {
     private readonly token: string,
     options: AuthVerifierOptions = {},
   ) {
-    if (token.length < 16) {
-      throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'the token must be at least 16 characters long');
+    if (token.length < MIN_TOKEN_LENGTH) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `the token must be at least ${MIN_TOKEN_LENGTH} characters long`,
+      );
     }
     this.windowMs = options.windowMs ?? AUTH_CLOCK_WINDOW_MS;
     this.maxNonces = options.maxNonces ?? 100_000;

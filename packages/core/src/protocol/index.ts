@@ -5,6 +5,7 @@ export {
   AuthVerifier,
   type AuthVerifierOptions,
   createAuthHeader,
+  MIN_TOKEN_LENGTH,
 } from './auth.js';
 export { type Codec, createMsgpackCodec, type EncodeOptions } from './codec.js';
 export {
