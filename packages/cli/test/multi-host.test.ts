@@ -1,9 +1,12 @@
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
+  CLI_ENTRY,
   lastJsonLine,
   runCli,
   smallTestSetData,
   startCoordinatorProcess,
+  stepsLogged,
   temporaryDirectory,
 } from './processes.js';
 
@@ -75,5 +78,39 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
       expect(run.stderr).toMatch(new RegExp(`listening for ring peers at 127\\.0\\.0\\.${index + 3}:\\d+`));
       expect(run.stderr).toMatch(/training complete/);
     }
+  }, 120_000);
+
+  it('--rejoin-timeout: with its only worker SIGKILLed, the coordinator waits that long, checkpoints and stops (NO_WORKERS, with --json a line saying how to resume)', async () => {
+    const out = await temporaryDirectory('rejoin-timeout');
+    const coordinator = await startCoordinatorProcess([
+      ...['--port', '0', '--steps', '100000', '--rejoin-timeout', '1500', '--checkpoint-every', '100000'],
+      ...[...smallTestSetData(), '--out', out, '--json'],
+    ]);
+    const worker = spawn(
+      process.execPath,
+      [CLI_ENTRY, 'worker', '--connect', coordinator.url, '--backend', 'wasm'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    while ((await stepsLogged(out)) < 3) await new Promise((resolve) => setTimeout(resolve, 50));
+    worker.kill('SIGKILL');
+    const killedAt = Date.now();
+    const finished = await coordinator.finished;
+    const waited = Date.now() - killedAt;
+    expect(finished.code).toBe(1);
+    expect(finished.stderr).toMatch(/no healthy worker; waiting up to 1500 ms for one to join/);
+    expect(finished.stderr).toMatch(/NO_WORKERS: .*no healthy worker for 1500 ms/);
+    // Longer than the wait, shorter than the default minute.
+    expect(waited).toBeGreaterThan(1500);
+    expect(waited).toBeLessThan(30_000);
+    const failure = lastJsonLine<{
+      error: { code: string };
+      resumeCommand?: string;
+      resumeFromStep?: number;
+    }>(finished);
+    expect(failure.error.code).toBe('NO_WORKERS');
+    expect(failure.resumeFromStep).toBeGreaterThanOrEqual(3);
+    expect(failure.resumeCommand).toMatch(/^callosum coordinator .*--rejoin-timeout 1500 .*--resume /);
   }, 120_000);
 });

@@ -24,6 +24,7 @@ interface CoordinatorFlags extends RunFlags, TokenFlags, TlsFlags {
   minWorkers: number;
   maxWorkers?: number;
   startTimeout: number;
+  rejoinTimeout: number;
   sharedMemory: boolean;
   peerTls?: boolean;
 }
@@ -46,6 +47,12 @@ export function registerCoordinatorCommand(program: Command): void {
     envOption('--start-timeout <ms>', 'give up if min-workers have not joined by then')
       .argParser(integer(1))
       .default(COORDINATOR_DEFAULTS.startTimeoutMs),
+    envOption(
+      '--rejoin-timeout <ms>',
+      'once training runs and every worker is gone, wait this long for one to (re)join, then checkpoint and stop',
+    )
+      .argParser(integer(1))
+      .default(COORDINATOR_DEFAULTS.noWorkerTimeoutMs),
     ...trainingOptions(),
     wireDtypeOption(),
     portOption(DEFAULT_COORDINATOR_PORT),
@@ -74,6 +81,7 @@ export function registerCoordinatorCommand(program: Command): void {
         ...tlsSettings(flags),
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
+        noWorkerTimeoutMs: flags.rejoinTimeout,
         peerTls: flags.peerTls === true,
         training: trainingOptionsFrom(command, flags),
         sharedMemory: flags.sharedMemory,
