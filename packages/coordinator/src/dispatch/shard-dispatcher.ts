@@ -128,7 +128,8 @@ interface ActiveRound {
    */
   readonly failedBy: Map<number, Map<WorkerConnection, Failed>>;
   cancelStragglerCheck: Cancel | undefined;
-  cancelNoWorkerStop: Cancel | undefined;
+  /** While no healthy worker can take a shard: when the wait began, and how to cancel its stop. */
+  noWorkerWait: { readonly since: number; readonly cancel: Cancel } | undefined;
   resolve: (outcomes: ShardOutcome<unknown>[]) => void;
   reject: (error: Error) => void;
 }
@@ -179,7 +180,7 @@ export class ShardDispatcher {
         lastAnsweredAt: new Map(),
         failedBy: new Map(),
         cancelStragglerCheck: undefined,
-        cancelNoWorkerStop: undefined,
+        noWorkerWait: undefined,
         resolve: resolve as (outcomes: ShardOutcome<unknown>[]) => void,
         reject,
       };
@@ -270,6 +271,19 @@ export class ShardDispatcher {
     return [...round.assignments].filter(([, a]) => a.worker === worker).map(([shard]) => shard);
   }
 
+  /**
+   * How long the round under way has waited for a healthy worker, and how long it waits in all before
+   * the run stops; undefined when it is not waiting.
+   */
+  waitingForWorker(): { waitedMs: number; timeoutMs: number } | undefined {
+    const wait = this.round?.noWorkerWait;
+    if (wait === undefined) return undefined;
+    return {
+      waitedMs: Math.round(this.seams.clock.now() - wait.since),
+      timeoutMs: this.options.noWorkerTimeoutMs,
+    };
+  }
+
   /** Stops the current round, if any, with `error`. */
   abort(error: Error): void {
     const round = this.round;
@@ -335,13 +349,13 @@ export class ShardDispatcher {
     }
     if (round.unassigned.size < waiting) this.armStragglerTimer(round);
     if (round.unassigned.size === 0) {
-      round.cancelNoWorkerStop?.();
-      round.cancelNoWorkerStop = undefined;
-    } else if (round.cancelNoWorkerStop === undefined) {
+      round.noWorkerWait?.cancel();
+      round.noWorkerWait = undefined;
+    } else if (round.noWorkerWait === undefined) {
       this.seams.log(
         `coordinator: ${round.label}: no healthy worker; waiting up to ${this.options.noWorkerTimeoutMs} ms for one to join (start a worker with callosum worker --connect)`,
       );
-      round.cancelNoWorkerStop = this.seams.clock.after(this.options.noWorkerTimeoutMs, () => {
+      const cancel = this.seams.clock.after(this.options.noWorkerTimeoutMs, () => {
         this.cleanup(round);
         round.reject(
           new CallosumError(
@@ -350,6 +364,7 @@ export class ShardDispatcher {
           ),
         );
       });
+      round.noWorkerWait = { since: this.seams.clock.now(), cancel };
     }
   }
 
@@ -475,7 +490,7 @@ export class ShardDispatcher {
 
   private cleanup(round: ActiveRound): void {
     for (const assignment of round.assignments.values()) assignment.cancelDeadline();
-    round.cancelNoWorkerStop?.();
+    round.noWorkerWait?.cancel();
     round.cancelStragglerCheck?.();
     if (this.round === round) this.round = undefined;
   }

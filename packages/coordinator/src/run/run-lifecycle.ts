@@ -32,7 +32,7 @@ export interface RunLifecycleContext {
   readonly quorum: StartQuorum;
   readonly loop: TrainingLoop;
   readonly membership: WorkerRegistry;
-  readonly dispatcher: Pick<ShardDispatcher, 'abort' | 'pendingOn'>;
+  readonly dispatcher: Pick<ShardDispatcher, 'abort' | 'pendingOn' | 'waitingForWorker'>;
   readonly counters: RunCounters;
   readonly workers: Pick<WorkerPool, 'backends' | 'closeAll'>;
   readonly refusals: Pick<Refusals, 'authFailures' | 'refusedConnections'>;
@@ -118,6 +118,8 @@ export class RunLifecycle {
         .all()
         .map((worker) => ({ ...worker.info, pendingShards: dispatcher.pendingOn(worker) })),
       ...(this.context.reduction === undefined ? {} : { reduction: this.context.reduction() ?? null }),
+      // While every worker is gone: how long the step has waited for one, and how long it will in all.
+      waitingForWorker: dispatcher.waitingForWorker() ?? null,
       ...counters,
       lastStepBytes: loop.lastStepBytes ?? null,
     };

@@ -74,4 +74,15 @@ describe('read access to the HTTP endpoints', () => {
     for (const path of ['/status', '/metrics', '/healthz', '/readyz'])
       expect(await statusOf(`${base}${path}`), path).toBe(200);
   });
+
+  it('answers only GET and HEAD: any other method is 405, naming the ones allowed', async () => {
+    const base = await coordinatorWith(undefined);
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const response = await fetch(`${base}/status`, { method });
+      await response.arrayBuffer();
+      expect([response.status, response.headers.get('allow')], method).toEqual([405, 'GET, HEAD']);
+    }
+    const head = await fetch(`${base}/status`, { method: 'HEAD' });
+    expect([head.status, await head.text()]).toEqual([200, '']);
+  });
 });

@@ -63,6 +63,11 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     if (route === undefined) {
       response.statusCode = 404;
       response.end();
+    } else if (request.method !== 'GET' && request.method !== 'HEAD') {
+      // Every endpoint only reads: a POST or DELETE is a mistake its sender should hear about.
+      response.statusCode = 405;
+      response.setHeader('Allow', 'GET, HEAD');
+      response.end();
     } else if (!route.open && !options.authorizeRead(request, response)) {
       response.statusCode = 401;
       response.end();
