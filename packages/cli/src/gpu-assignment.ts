@@ -3,7 +3,7 @@
  * nvidia-smi lists), and the CUDA_VISIBLE_DEVICES each worker gets. Worker i gets GPU i mod the count,
  * so more workers than GPUs share them round-robin.
  */
-import { CallosumError, ErrorCodes } from '@callosum/core';
+import { CallosumError, counted, ErrorCodes } from '@callosum/core';
 import { InvalidArgumentError, type Option } from 'commander';
 import { envOption } from './env-options.js';
 import { type NvidiaSmiAnswer, queryNvidiaSmi } from './gpu-detection.js';
@@ -114,7 +114,7 @@ function roundRobin(workerNames: readonly string[], gpus: readonly string[], sou
   const pairs = workerNames.map((name, index) => `${name}=${deviceOf(index)}`).join(' ');
   const shared =
     workerNames.length > gpus.length
-      ? `; ${workerNames.length} workers on ${gpus.length} GPU${gpus.length === 1 ? '' : 's'}, shared round-robin`
+      ? `; ${counted(workerNames.length, 'worker')} on ${counted(gpus.length, 'GPU')}, shared round-robin`
       : '';
   return {
     environmentOf: (index) => ({ CUDA_VISIBLE_DEVICES: deviceOf(index) }),

@@ -1,6 +1,7 @@
 import {
   BackendNames,
   CallosumError,
+  counted,
   ErrorCodes,
   largestFittingSamples,
   type Task,
@@ -28,7 +29,7 @@ export function assertBatchFits(
   if (atOnce <= fitting) return;
   const advice =
     config.microBatchSize === undefined
-      ? `the largest batch that fits with ${workers} workers and ${threads} thread${threads === 1 ? '' : 's'} each is ${fitting * workers * threads} (or set --micro-batch-size)`
+      ? `the largest batch that fits with ${counted(workers, 'worker')} and ${counted(threads, 'thread')} each is ${fitting * workers * threads} (or set --micro-batch-size)`
       : 'use a smaller --micro-batch-size';
   throw new CallosumError(
     ErrorCodes.INVALID_ARGUMENT,

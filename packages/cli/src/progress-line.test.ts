@@ -8,7 +8,7 @@ const fields = {
   loss: '0.7607',
   acc: '83.8%',
   rate: '1875',
-  workers: '4',
+  workers: '4 workers',
   etaSeconds: 437,
 };
 

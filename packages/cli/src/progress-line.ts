@@ -7,6 +7,7 @@ export interface ProgressFields {
   /** Absent when the task does not measure accuracy. */
   readonly acc?: string | undefined;
   readonly rate: string;
+  /** "4 workers". */
   readonly workers: string;
   /** Seconds left, once it can be estimated. */
   readonly etaSeconds?: number | undefined;
@@ -43,7 +44,7 @@ export function formatProgressLine(fields: ProgressFields, columns: number): str
     loss: `loss ${fields.loss}`,
     acc: fields.acc === undefined ? undefined : `acc ${fields.acc}`,
     rate: `${fields.rate} samples/s`,
-    workers: `${fields.workers} workers`,
+    workers: fields.workers,
     eta: fields.etaSeconds === undefined ? undefined : `eta ${formatEta(fields.etaSeconds)}`,
   };
   const room = Math.max(1, columns - 1);

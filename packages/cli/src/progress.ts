@@ -1,4 +1,5 @@
 import type { EvaluationReport, StepReport } from '@callosum/coordinator';
+import { counted } from '@callosum/core';
 import { formatProgressLine, type ProgressFields } from './progress-line.js';
 
 export interface ProgressReporter {
@@ -26,7 +27,7 @@ function describe(report: StepReport): Pick<ProgressFields, 'epoch' | 'loss' | '
     loss: report.loss.toFixed(4),
     acc: Number.isNaN(report.accuracy) ? undefined : `${(report.accuracy * 100).toFixed(1)}%`,
     rate: report.samplesPerSecond.toFixed(0),
-    workers: String(report.workers),
+    workers: counted(report.workers, 'worker'),
   };
 }
 
@@ -40,7 +41,8 @@ function evaluationLine(report: EvaluationReport): string {
       .filter(([name]) => name !== 'accuracy')
       .map(([name, value]) => `test ${name} ${value.toPrecision(5)}`),
   ];
-  return `epoch ${report.epoch + 1}: ${figures.join(', ')}`;
+  // The step too: a run shorter than an epoch, or one that stops mid-epoch, is evaluated where it ends.
+  return `epoch ${report.epoch + 1}, step ${report.step}: ${figures.join(', ')}`;
 }
 
 /** Smooths samples/s over recent steps so the bar does not flicker. */
@@ -105,7 +107,7 @@ function lineReporter(stream: NodeJS.WriteStream): ProgressReporter {
       lastPrinted = now;
       const d = describe(smoothed);
       stream.write(
-        `step ${report.step}/${report.totalSteps} epoch ${d.epoch} loss ${d.loss}${d.acc === undefined ? '' : ` acc ${d.acc}`} ${d.rate} samples/s ${d.workers} workers\n`,
+        `step ${report.step}/${report.totalSteps} epoch ${d.epoch} loss ${d.loss}${d.acc === undefined ? '' : ` acc ${d.acc}`} ${d.rate} samples/s ${d.workers}\n`,
       );
     },
     evaluation(report) {

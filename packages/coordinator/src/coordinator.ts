@@ -1,5 +1,6 @@
 import {
   type CallosumError,
+  counted,
   createMsgpackCodec,
   evaluationOf,
   FRAME_OVERHEAD_BYTES,
@@ -244,11 +245,11 @@ async function startIn(
   // Released before the transport, so the pages' streams end cleanly with everything written.
   scope.add(() => views?.close());
   log(
-    `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${task.name}, ${state.totalSteps} steps`,
+    `coordinator: run ${runId} listening on ${advertisedUrls(transport.url).join(', ')}; ${task.name}, ${counted(state.totalSteps, 'step')}`,
   );
   if (config.maxSteps !== undefined && config.maxSteps > state.totalSteps) {
     log(
-      `coordinator: warning: ${config.maxSteps} steps asked for, but ${config.epochs} epoch${config.epochs === 1 ? '' : 's'} hold ${state.totalSteps}: training stops there (more epochs train longer)`,
+      `coordinator: warning: ${config.maxSteps} steps asked for, but ${counted(config.epochs, 'epoch')} hold ${state.totalSteps}: training stops there (more epochs train longer)`,
     );
   }
   // The handle's URL carries the token (it is the caller's own); the log's only when asked to.

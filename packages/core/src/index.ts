@@ -23,6 +23,7 @@ export {
   requireBackendPreference,
 } from './backends/registry.js';
 export { type BackendChoice, initBackend } from './backends/select.js';
+export { counted } from './counted.js';
 export * from './data/index.js';
 export { CallosumError, type ErrorCode, ErrorCodes, isCallosumError } from './errors.js';
 export {

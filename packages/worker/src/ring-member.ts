@@ -203,7 +203,7 @@ export class RingMember {
     ) {
       throw new CallosumError(
         ErrorCodes.STALE_MESSAGE,
-        `apply of ${stepLabel(message.step)} (attempt ${message.attempt}), which this worker has not reduced`,
+        `apply of ${stepLabel(message.step)}${message.attempt === 0 ? '' : ` (retry ${message.attempt})`}, which this worker has not reduced`,
       );
     }
     const replica = this.requireReplica(message.step);

@@ -7,6 +7,7 @@ import {
   type BatchTotals,
   CallosumError,
   type CoordinatorMessage,
+  counted,
   createAuthHeader,
   createMsgpackCodec,
   DEFAULT_WIRE_DTYPE,
@@ -75,9 +76,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           new GradientService(task),
           await ComputeThreads.start(threads - 1, { backend: choice.backend, taskModule: settings.task }),
         );
-  log(
-    `worker ${name}: backend ${choice.backend} (${choice.reason}), ${threads} compute thread${threads === 1 ? '' : 's'}`,
-  );
+  log(`worker ${name}: backend ${choice.backend} (${choice.reason}), ${counted(threads, 'compute thread')}`);
 
   const codec = createMsgpackCodec();
   // Ring topology only: this worker's peer port and replica, set up by a ring run's welcome.

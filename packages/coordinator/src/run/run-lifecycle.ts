@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import {
   CallosumError,
+  counted,
   type ErrorCode,
   ErrorCodes,
   type LayersModel,
@@ -225,6 +226,6 @@ function resumePoint(checkpointed: number | undefined, stoppedAt: number): strin
   if (checkpointed === stoppedAt) return `a resume continues from step ${stoppedAt}, whose checkpoint exists`;
   return (
     `a resume continues from step ${checkpointed}, the newest checkpoint ` +
-    `(the ${stoppedAt - checkpointed} steps after it are trained again)`
+    `(the ${counted(stoppedAt - checkpointed, 'step')} after it are trained again)`
   );
 }

@@ -57,7 +57,7 @@ export function eventLogLine(event: CoordinatorEvent): string | undefined {
         `(digest ${event.digest.slice(0, 12)}…, others ${event.expected.slice(0, 12)}…); replacing it`
       );
     case 'reduction-redone':
-      return `ring reduction of step ${event.step + 1} (attempt ${event.attempt}) abandoned: ${event.reason}; redoing the step`;
+      return `ring reduction of step ${event.step + 1}${event.attempt === 0 ? '' : ` (retry ${event.attempt})`} abandoned: ${event.reason}; redoing the step`;
     case 'eviction':
       return `evicting ${workerOf(event)}: ${event.reason}; its shards are redone`;
     default:

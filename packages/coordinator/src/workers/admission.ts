@@ -1,4 +1,5 @@
 import {
+  counted,
   type ErrorCode,
   ErrorCodes,
   type Fingerprint,
@@ -114,7 +115,7 @@ export function admissionRefusal(hello: HelloMessage, run: AdmissionContext): Re
     return {
       code: ErrorCodes.RUN_FULL,
       reason: `the run has its maximum of ${run.maxWorkers} workers`,
-      logLine: `worker ${hello.workerName} (${run.label}) refused: already ${run.maxWorkers} workers`,
+      logLine: `worker ${hello.workerName} (${run.label}) refused: already ${counted(run.maxWorkers, 'worker')}`,
       closeCode: CloseCodes.TRY_AGAIN_LATER,
     };
   }
