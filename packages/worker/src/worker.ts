@@ -116,11 +116,6 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
     await service.dispose();
   }
 
-  type Outcome =
-    | { kind: 'ended'; reason: string }
-    | { kind: 'fatal'; reason: string }
-    | { kind: 'lost'; reason: string; welcomed: boolean; refused?: true };
-
   function runConnection(): Promise<Outcome> {
     return new Promise((resolve) => {
       const socket = new WebSocket(settings.url, {
@@ -448,18 +443,23 @@ function requestOf(message: CoordinatorMessage | undefined): {
 }
 
 /**
+ * How a connection to the coordinator ended: the run is over; it cannot go on (a bad setup, a refusal
+ * that retrying will not change); or it was lost (was this worker welcomed first? was it refused for
+ * now?), and the worker connects again with its backoff.
+ */
+type Outcome =
+  | { kind: 'ended'; reason: string }
+  | { kind: 'fatal'; reason: string }
+  | { kind: 'lost'; reason: string; welcomed: boolean; refused?: true };
+
+/**
  * What a shutdown means for this worker: a completed run ends it successfully; a coordinator that is
  * only stopping (it checkpointed, and a resumed one will listen again) is waited for like a lost
  * connection, as is one that cannot take this worker now (a full run, whose places free up as workers
  * leave, as a spare waits in an elastic job; or a cooldown after evicting it): it tries again with its
  * backoff, until it gives up. Anything else is a failure.
  */
-function shutdownOutcome(
-  code: string,
-  reason: string,
-):
-  | { kind: 'ended' | 'fatal'; reason: string }
-  | { kind: 'lost'; reason: string; welcomed: boolean; refused?: true } {
+function shutdownOutcome(code: string, reason: string): Outcome {
   if (code === ErrorCodes.RUN_ENDED) return { kind: 'ended', reason };
   if (code === ErrorCodes.COORDINATOR_STOPPING)
     return { kind: 'lost', reason: `coordinator stopping: ${reason}`, welcomed: true };
