@@ -28,6 +28,7 @@ export * from './data/index.js';
 export { CallosumError, type ErrorCode, ErrorCodes, isCallosumError } from './errors.js';
 export {
   type AtomicWriteOptions,
+  processIdentity,
   processRuns,
   removeStaleTemporaryFiles,
   writeFileAtomically,

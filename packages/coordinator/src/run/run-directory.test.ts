@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isCallosumError, loadMnist, type MnistDataset } from '@callosum/core';
+import { isCallosumError, loadMnist, type MnistDataset, processIdentity } from '@callosum/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinator } from '../coordinator.js';
 import type { CoordinatorOptions } from '../options.js';
@@ -134,10 +134,12 @@ describe('a run directory belongs to one run', () => {
     await running.result.catch(() => {});
   });
 
-  it('takes over the lock of a coordinator that is gone: one whose pid runs no more here (or is this process, which does not hold it: a restarted container), or one on another host (said in the log)', async () => {
+  it('takes over the lock of a coordinator that is gone: one whose pid runs no more here, or runs another process now (or is this process, which does not hold it: a restarted container), or one on another host (said in the log)', async () => {
     const outDir = join(root, 'stale-lock');
     for (const [holder, said] of [
       [{ pid: 2 ** 22 + 12_345, host: hostname() }, false],
+      // A running process, but not the one that took the lock: its pid was given to another since.
+      [{ pid: process.ppid, host: hostname(), process: `${processIdentity(process.ppid)}0` }, false],
       // Left by an earlier process with this pid: a container's coordinator is pid 1 again after a restart.
       [{ pid: process.pid, host: hostname() }, false],
       [{ pid: process.pid, host: 'another-node' }, true],
@@ -158,6 +160,17 @@ describe('a run directory belongs to one run', () => {
       expect(log.some((line) => line.includes('names a coordinator on another-node'))).toBe(said);
       expect(await exists(join(outDir, 'coordinator.lock'))).toBe(false);
     }
+  });
+
+  it('refuses a lock whose process still runs, named by its pid and (on Linux) which process that is', async () => {
+    const outDir = join(root, 'held-lock');
+    await mkdir(outDir, { recursive: true });
+    const holder = { pid: process.ppid, host: hostname(), process: processIdentity(process.ppid) };
+    await writeFile(join(outDir, 'coordinator.lock'), JSON.stringify(holder));
+    await expect(startCoordinator({ dataset, training, log: () => {}, outDir })).rejects.toThrow(
+      `${outDir} is in use by another coordinator (pid ${process.ppid} on this machine)`,
+    );
+    expect(JSON.parse(await readFile(join(outDir, 'coordinator.lock'), 'utf8'))).toEqual(holder);
   });
 
   it('with overwrite, moves the previous run aside instead of mixing the two', async () => {

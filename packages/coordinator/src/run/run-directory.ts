@@ -8,6 +8,7 @@ import {
   holdsCheckpoints,
   isCheckpointFileName,
   MODEL_FILES,
+  processIdentity,
   processRuns,
   removeStaleTemporaryFiles,
   systemErrorCode,
@@ -254,7 +255,8 @@ export class RunDirectory {
 }
 
 /**
- * A coordinator's claim on its run directory while it runs: its pid and host. Two coordinators in one
+ * A coordinator's claim on its run directory while it runs: its pid, host and (on Linux) which process
+ * that pid was when it took the lock (processIdentity). Two coordinators in one
  * directory would interleave their steps in metrics.jsonl and their checkpoints (a resume of a run that
  * is still training, say).
  */
@@ -273,7 +275,7 @@ const lockedHere = new Set<string>();
  */
 async function takeLock(path: string, log: (line: string) => void): Promise<boolean> {
   const lockPath = join(path, LOCK_FILE);
-  const mine = JSON.stringify({ pid: process.pid, host: hostname() });
+  const mine = JSON.stringify({ pid: process.pid, host: hostname(), process: processIdentity(process.pid) });
   for (let attempt = 0; ; attempt += 1) {
     try {
       await writeFile(lockPath, `${mine}\n`, { flag: 'wx' });
@@ -292,7 +294,7 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
     const holderRuns =
       holder?.pid === process.pid
         ? lockedHere.has(resolve(path))
-        : holder !== undefined && processRuns(holder.pid);
+        : holder !== undefined && processRuns(holder.pid) && sameProcess(holder);
     if (holder !== undefined && holder.host === hostname() && holderRuns) {
       throw new CallosumError(
         ErrorCodes.INVALID_ARGUMENT,
@@ -316,12 +318,33 @@ async function releaseLock(path: string): Promise<void> {
   if (holder?.pid === process.pid && holder.host === hostname()) await rm(lockPath, { force: true });
 }
 
+interface LockHolder {
+  readonly pid: number;
+  readonly host: string;
+  /** processIdentity of the pid when it took the lock; absent where it could not be read. */
+  readonly process?: string;
+}
+
+/**
+ * Whether the process running with the holder's pid is the holder, not another that got its pid later
+ * (a restarted container whose new processes count from 1 again): told apart by processIdentity where
+ * both are known, else assumed.
+ */
+function sameProcess(holder: LockHolder): boolean {
+  const now = processIdentity(holder.pid);
+  return holder.process === undefined || now === undefined || now === holder.process;
+}
+
 /** The holder a lock file names; undefined if it is gone or unreadable (a crash mid-write: stale). */
-async function readLock(lockPath: string): Promise<{ pid: number; host: string } | undefined> {
+async function readLock(lockPath: string): Promise<LockHolder | undefined> {
   try {
-    const holder = JSON.parse(await readFile(lockPath, 'utf8')) as { pid?: unknown; host?: unknown };
+    const holder = JSON.parse(await readFile(lockPath, 'utf8')) as Record<string, unknown>;
     return typeof holder.pid === 'number' && typeof holder.host === 'string'
-      ? { pid: holder.pid, host: holder.host }
+      ? {
+          pid: holder.pid,
+          host: holder.host,
+          ...(typeof holder.process === 'string' ? { process: holder.process } : {}),
+        }
       : undefined;
   } catch {
     return undefined;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFailure } from './file-errors.js';
@@ -96,6 +97,24 @@ export async function removeStaleTemporaryFiles(
     removed.push(path);
   }
   return removed;
+}
+
+/**
+ * Which process `pid` is, also after its pid was given to another: the machine's boot and the clock
+ * tick the process started at (Linux's /proc). Undefined where it cannot be read (another OS, no such
+ * process), and then only the pid tells.
+ */
+export function processIdentity(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+    // The start time is field 22, the 20th after the name.
+    const startTicks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return startTicks === undefined ? undefined : `${boot}:${startTicks}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether a process with this pid runs on this machine (EPERM: it does, under another user). */
