@@ -163,7 +163,7 @@ export class WorkerPool implements DispatchFindings {
       silent: (worker, silentMs) =>
         this.evict(
           worker,
-          `silent for ${silentMs} ms while ${worker.phase}`,
+          `silent for ${silentMs} ms (last heard while ${worker.phase})`,
           CloseCodes.EVICTED_UNRESPONSIVE,
           'evicted: heartbeat timeout',
           { phase: worker.phase },
