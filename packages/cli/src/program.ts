@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { PROTOCOL_VERSION } from '@callosum/core';
 import { Command } from 'commander';
 import { registerCoordinatorCommand } from './commands/coordinator.js';
 import { registerReportCommand } from './commands/report.js';
@@ -21,9 +22,10 @@ export function createProgram(): Command {
   return program;
 }
 
+/** The package's version, and the protocol it speaks: what decides whether a worker and a coordinator get along. */
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };
-  return manifest.version;
+  return `${manifest.version} (protocol ${PROTOCOL_VERSION.major}.${PROTOCOL_VERSION.minor})`;
 }

@@ -1,6 +1,7 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { PROTOCOL_VERSION } from '@callosum/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, smallTestSetData, temporaryDirectory } from './processes.js';
 
@@ -223,10 +224,11 @@ describe('everyday errors are one line without a stack trace', () => {
     expect(run.stderr).toMatch(/^\s+at /m);
   });
 
-  it('--version prints the version', async () => {
+  it('--version prints the version and the protocol it speaks', async () => {
     const run = await runCli(['--version']);
     expect(run.code).toBe(0);
-    expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const { major, minor } = PROTOCOL_VERSION;
+    expect(run.stdout.trim()).toMatch(new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(protocol ${major}\\.${minor}\\)$`));
   });
 });
 

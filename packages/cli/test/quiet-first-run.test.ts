@@ -62,7 +62,7 @@ describe('a quiet first run: the README commands print no notices on a fresh clo
       delete env[name];
     }
     const cli = await run('pnpm', ['-s', 'cli', '--version'], { cwd: REPOSITORY_ROOT, env });
-    expect(cli.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(cli.stdout.trim()).toMatch(/^\d+\.\d+\.\d+ \(protocol \d+\.\d+\)$/);
     expect(cli.stderr).not.toMatch(/telemetry/i);
     // The test command itself, with turbo planning its tasks instead of running them.
     const test = await run('pnpm', ['-s', 'test', '--dry-run'], { cwd: REPOSITORY_ROOT, env });

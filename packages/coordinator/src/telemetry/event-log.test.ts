@@ -47,7 +47,10 @@ describe('the event log', () => {
       reason: 'rate limited',
     };
     for (let i = 0; i < 25; i++) sink(refused, time);
-    sink({ type: 'eviction', ...worker, reason: 'silent for 9000 ms (last heard while idle)', phase: 'idle' }, time);
+    sink(
+      { type: 'eviction', ...worker, reason: 'silent for 9000 ms (last heard while idle)', phase: 'idle' },
+      time,
+    );
     sink({ type: 'checkpoint', step: 5, path: '/x' }, time);
     expect(lines).toHaveLength(21);
     expect(lines[0]).toBe('coordinator: refused connection from 127.0.0.1:6000 (429): rate limited');
