@@ -112,6 +112,8 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
       return options.onStep?.(report);
     },
     ...(options.onEvaluation === undefined ? {} : { onEvaluation: options.onEvaluation }),
+    // A stop while the task's data loads gives the start up.
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
   const threads = options.threads ?? defaultThreads(options.workers);
   const names = Array.from({ length: options.workers }, (_, index) => `worker-${index + 1}`);

@@ -14,9 +14,10 @@ export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SI
  * be written (stderr: a closed terminal, `2>&1 | head`) stops the run as a first signal does, instead
  * of killing the process with the write's error.
  *
- * `work` calls `started` once the run has started. A stop asked for before then waits for it (a task's
- * data may take long to load) and the run stops before its first step, leaving its directory as it
- * found it; the FORCE_EXIT_AFTER_MS limit counts from then, so that it does not cut the start short.
+ * `work` calls `started` once the run has started. A stop asked for before then gives the start up (a
+ * task's data that takes long to load is not waited for) or, in the parts of a start that cannot be
+ * given up, stops the run before its first step; either way its directory is left as it was found. The
+ * FORCE_EXIT_AFTER_MS limit counts from the start's end, so that it does not cut a start short.
  */
 export async function runUntilSignal<T>(
   work: (signal: AbortSignal, started: () => void) => Promise<T>,
@@ -51,14 +52,14 @@ export async function runUntilSignal<T>(
       notify(
         running
           ? `callosum: ${name}: stopping after a checkpoint`
-          : `callosum: ${name}: stopping once the run has started (a third signal exits at once)`,
+          : `callosum: ${name}: giving up the start (nothing is trained yet; a third signal exits at once)`,
       );
       beginStop(`interrupted by ${name}`, exitCode);
     } else if (signals === 2) {
       notify(
         running
           ? 'callosum: saving checkpoint, please wait (a third signal exits at once)'
-          : 'callosum: waiting for the run to start, to stop it (a third signal exits at once)',
+          : 'callosum: giving up the start, please wait (a third signal exits at once)',
       );
     } else {
       forceExit(exitCode, `a third ${name}`);

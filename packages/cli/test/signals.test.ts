@@ -13,7 +13,7 @@ import {
   trainingUntil,
 } from './processes.js';
 
-const SLOW_DATA_TASK = fileURLToPath(new URL('./fixtures/tasks/slow-data.mjs', import.meta.url));
+const NEVER_LOADS_TASK = fileURLToPath(new URL('./fixtures/tasks/never-loads.mjs', import.meta.url));
 
 const RUN = ['train', ...shortRun(), '--checkpoint-every', '1000'];
 
@@ -115,13 +115,13 @@ describe('stop signals', () => {
     );
   }, 120_000);
 
-  it('a SIGINT while the run is still starting stops it before its first step, with no files left, however long the start takes', async () => {
+  it("a SIGINT while the task's data loads gives the start up at once, with no files left, also when the data never comes", async () => {
     const runDir = join(await temporaryDirectory('sigint-starting'), 'run');
-    // The task's data takes 9 s to load, inside the coordinator's start: the signal comes then. The
-    // 8 s a stop may take count from the start's end: a forced exit would leave the run's marker.
+    // The task's data never comes (its promise never settles): the run waits, saying so, and does not
+    // exit by itself; the signal comes then.
     const child = spawn(
       process.execPath,
-      [CLI_ENTRY, 'train', '--workers', '2', '--task', SLOW_DATA_TASK, '--out', runDir],
+      [CLI_ENTRY, 'train', '--workers', '2', '--task', NEVER_LOADS_TASK, '--out', runDir],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
@@ -131,11 +131,26 @@ describe('stop signals', () => {
         if (stderr.includes('loading its data')) resolve();
       }),
     );
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let exitedAt: number | undefined;
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => {
+        exitedAt = Date.now();
+        resolve(code);
+      }),
+    );
     await loading;
+    // Before, a promise nothing else waited on let the process exit with 0, saying nothing.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(exitedAt).toBeUndefined();
+    expect(stderr).toContain('coordinator: loading task never-loads: its model and data');
+    const signalledAt = Date.now();
     child.kill('SIGINT');
     expect(await exited).toBe(1);
-    expect(stderr).toContain('SIGINT: stopping once the run has started (a third signal exits at once)');
+    // Not after the 8 s a stop may take: the start was given up, not waited for.
+    expect((exitedAt ?? Number.POSITIVE_INFINITY) - signalledAt).toBeLessThan(7_000);
+    expect(stderr).toContain(
+      'SIGINT: giving up the start (nothing is trained yet; a third signal exits at once)',
+    );
     expect(stderr).toContain('COORDINATOR_STOPPING: interrupted by SIGINT');
     // Before, the signal was acknowledged and lost: the run trained until the 8 s cut it short.
     expect(stderr).not.toMatch(/step \d+\/|took longer than/);

@@ -43,6 +43,20 @@ describe('a bad task module', () => {
     );
   });
 
+  it('whose top-level await never settles stops the command with exit 1, saying why (Node would exit with 0)', async () => {
+    const module = fixture('never-imports.mjs');
+    for (const command of [
+      ['train', '--workers', '2'],
+      ['worker', '--connect', 'ws://127.0.0.1:1'],
+    ]) {
+      const run = await runCli([...command, '--task', module], { timeoutMs: 60_000 });
+      expect([run.code, run.signal], run.stderr).toEqual([1, null]);
+      expect(run.stderr).toContain(
+        'callosum: stopped: the command was waiting for something that can never happen, with nothing else left to run',
+      );
+    }
+  });
+
   it('whose loss fails on every worker stops the run with the failure, not only a count', async () => {
     const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'mean-loss');
     expect(stderr.trim().split('\n').at(-1)).toMatch(

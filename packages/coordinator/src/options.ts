@@ -109,6 +109,12 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    */
   readonly overwrite?: boolean;
   /**
+   * Gives up the start when aborted (a Ctrl-C): a task's data that takes long to load, or never loads,
+   * is not waited for, and startCoordinator rejects with COORDINATOR_STOPPING, having removed what it
+   * created. Once started, stop the run with `Coordinator.stop`.
+   */
+  readonly signal?: AbortSignal;
+  /**
    * Checkpoint every this many steps, besides at each epoch end and when stopped (default 100). Stored
    * with the run (`<outDir>/callosum-run.json`): a resumed run keeps the stored interval unless this is
    * given, which then applies and is stored.
@@ -169,7 +175,8 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
   /**
    * `star` (default): every step, the workers send their gradients here and receive the new weights.
    * `ring`: the workers reduce gradients among themselves and keep replicas of the weights and optimizer
-   * state; the coordinator sends the data and keeps membership, evaluation and checkpoints.
+   * state; the coordinator sends the data and keeps membership, evaluation and checkpoints. Stored with
+   * the run, as checkpointEverySteps is: a resumed run keeps its topology unless this is given.
    */
   readonly topology?: Topology;
   /**
@@ -189,7 +196,8 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * every step's bytes. Only what travels is rounded; the coordinator's weights and optimizer stay
    * float32. Workers learn it from the welcome, and a run in 16 bits refuses workers older than 1.6.
    * In the ring, the peers' gradient rows and mean chunks travel in it (and each rank keeps exactly what
-   * it sent, so the replicas stay identical); a replica's state is always sent in float32.
+   * it sent, so the replicas stay identical); a replica's state is always sent in float32. Stored with
+   * the run: a resumed run keeps it unless this is given.
    */
   readonly wireDtype?: WireDtype;
   /**
@@ -232,6 +240,7 @@ export const COORDINATOR_OPTION_NAMES = {
   outDir: true,
   resume: true,
   overwrite: true,
+  signal: true,
   checkpointEverySteps: true,
   keepCheckpoints: true,
   minWorkers: true,

@@ -90,6 +90,8 @@ export function registerCoordinatorCommand(program: Command): void {
         log,
         onStep,
         onEvaluation,
+        // A stop while the task's data loads gives the start up.
+        signal,
       });
       for (const url of advertisedUrls(coordinator.url))
         log(

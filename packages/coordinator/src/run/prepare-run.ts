@@ -1,5 +1,7 @@
 import {
+  CallosumError,
   checkSynchronisable,
+  ErrorCodes,
   evaluationSetOf,
   type Fingerprint,
   fingerprintDigest,
@@ -77,7 +79,7 @@ export async function prepareRun(
   // Checks that a resumed checkpoint belongs to this run, and marks a new run's directory as its own.
   await runDirectory.adopt(config, resumed?.path, storedRunSettingsOf(settings));
 
-  const { taskModel, data } = await loadTaskForTraining(task, config.seed);
+  const { taskModel, data } = await loadingTask(task, config.seed, options.signal, log);
   const { model, layout } = taskModel;
   // The caller disposes the model once it has the run; a run refused here must not keep it.
   try {
@@ -101,6 +103,47 @@ export async function prepareRun(
   } catch (error) {
     model.dispose();
     throw error;
+  }
+}
+
+/** How often a start waiting for a task's data says it still is. */
+const STILL_LOADING_EVERY_MS = 15_000;
+
+/**
+ * The task's model and data, which may take long (a download) or never come (a promise that never
+ * settles): said while it lasts, and given up when `signal` fires, rejecting with COORDINATOR_STOPPING.
+ * The interval also keeps this process alive, where a promise nothing else waits on would let it exit.
+ */
+async function loadingTask(
+  task: Task,
+  seed: number,
+  signal: AbortSignal | undefined,
+  log: (line: string) => void,
+): Promise<Awaited<ReturnType<typeof loadTaskForTraining>>> {
+  const startedAt = performance.now();
+  log(`coordinator: loading task ${task.name}: its model and data`);
+  const still = setInterval(() => {
+    const seconds = Math.round((performance.now() - startedAt) / 1000);
+    log(`coordinator: still loading task ${task.name}'s data (${seconds} s)`);
+  }, STILL_LOADING_EVERY_MS);
+  const loading = loadTaskForTraining(task, seed);
+  let stopWaiting = () => {};
+  const stopped = new Promise<never>((_, reject) => {
+    const onAbort = () =>
+      reject(new CallosumError(ErrorCodes.COORDINATOR_STOPPING, String(signal?.reason ?? 'aborted')));
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    stopWaiting = () => signal?.removeEventListener('abort', onAbort);
+  });
+  try {
+    return await Promise.race([loading, stopped]);
+  } catch (error) {
+    // Given up: a model that comes later is nobody's.
+    loading.then(({ taskModel }) => taskModel.model.dispose()).catch(() => {});
+    throw error;
+  } finally {
+    clearInterval(still);
+    stopWaiting();
   }
 }
 
