@@ -57,11 +57,14 @@ describe('a bad task module', () => {
     }
   });
 
-  it('whose loss fails on every worker stops the run with the failure, not only a count', async () => {
+  it('whose loss does not give one value per sample is refused before training, naming the loss and the split', async () => {
     const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'mean-loss');
-    expect(stderr.trim().split('\n').at(-1)).toMatch(
-      /^callosum: COMPUTE_FAILED: step 1: shard \d failed 5 times \(last: worker .*: INVALID_ARGUMENT: task broken-classifier: loss meanLoss must give one value per sample \(shape \[16\]\), gave shape \[\]\); stopping$/,
+    // Before, every worker failed step 1 five times over, and the run stopped with COMPUTE_FAILED.
+    expect(stderr.trim().split('\n').at(-1)).toBe(
+      'callosum: TASK_INVALID: task broken-classifier: loss meanLoss must give one value per sample (shape [2]), gave shape [] ' +
+        '(a training step over 2 samples of the train data, before training)',
     );
+    expect(stderr).not.toMatch(/step 1/);
   });
 
   it("whose model factory throws is named, with the factory's own message", async () => {

@@ -225,14 +225,14 @@ describe('Objective.evaluationSums', () => {
     expect(objective.lossName).toBe('scalarLoss');
     expect(() => tf.tidy(() => void objective.evaluationSums(model, xs, ys))).toThrow(
       callosumError(
-        'INVALID_ARGUMENT',
+        'TASK_INVALID',
         'loss scalarLoss must give one value per sample (shape [10]), gave shape []',
       ),
     );
     const perElement = new Objective(model, 'meanSquaredError', [(y, p) => tf.sub(p, y)]);
     expect(() => tf.tidy(() => void perElement.evaluationSums(model, xs, ys))).toThrow(
       callosumError(
-        'INVALID_ARGUMENT',
+        'TASK_INVALID',
         'the metric function at metrics[0] must give one value per sample (shape [10]), gave shape [10, 2]',
       ),
     );
@@ -253,7 +253,7 @@ describe('Objective.evaluationSums', () => {
       const objective = new Objective(model, loss, [], 'spam');
       expect(() => tf.tidy(() => void objective.evaluationSums(model, xs, ys))).toThrow(
         callosumError(
-          'INVALID_ARGUMENT',
+          'TASK_INVALID',
           'task spam: the loss function must give one value per sample (shape [10]), gave shape []',
         ),
       );

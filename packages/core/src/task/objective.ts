@@ -139,7 +139,7 @@ export class Objective {
     }
     if (values.rank !== 1 || values.shape[0] !== count) {
       throw new CallosumError(
-        ErrorCodes.INVALID_ARGUMENT,
+        ErrorCodes.TASK_INVALID,
         `${this.#prefix}${what} must give one value per sample (shape [${count}]), gave shape ${shapeText(values.shape)}`,
       );
     }

@@ -2,6 +2,7 @@ import type { DatasetSource } from '../data/mnist.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { ModelSpec } from '../models/spec.js';
 import { resolveTrainingConfig, type TrainingConfig, type TrainingOptions } from '../train/config.js';
+import { probeTask } from '../train/task-probe.js';
 import { mnistTask } from './mnist-task.js';
 import { instantiateTask, type Task, type TaskData, type TaskModel } from './task.js';
 import { checkTaskData } from './task-data.js';
@@ -87,6 +88,7 @@ export async function loadTaskForTraining(
   const taskModel = instantiateTask(task, seed);
   const data = await task.loadData();
   checkTaskData(task, data, taskModel);
+  probeTask(task, data, taskModel);
   return { taskModel, data };
 }
 

@@ -114,7 +114,7 @@ describe('instantiateTask', () => {
       tf.tidy(() => void objective.evaluationSums(model, tf.zeros([2, 3]), tf.zeros([2, 2]))),
     ).toThrow(
       callosumError(
-        'INVALID_ARGUMENT',
+        'TASK_INVALID',
         'task inline: the loss function must give one value per sample (shape [2]), gave shape []',
       ),
     );
