@@ -24,6 +24,7 @@ import {
   type Task,
   type TaskSplit,
   type TrainingConfig,
+  unknownOption,
 } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import { trainWithLocalWorkers } from './local-training.js';
@@ -89,6 +90,38 @@ export interface FitOptions
   readonly log?: (line: string) => void;
 }
 
+/** Every option's name: `satisfies` makes the compiler say when an option is added and not listed. */
+const FIT_OPTION_NAMES = Object.keys({
+  epochs: true,
+  batchSize: true,
+  optimizer: true,
+  learningRate: true,
+  schedule: true,
+  seed: true,
+  microBatchSize: true,
+  outDir: true,
+  overwrite: true,
+  workers: true,
+  threads: true,
+  backend: true,
+  gpus: true,
+  batchNorm: true,
+  listen: true,
+  validationSplit: true,
+  validationData: true,
+  callbacks: true,
+  log: true,
+} satisfies Record<keyof FitOptions, true>);
+
+/** Keras's and other libraries' names for these options (keyed in lower case). */
+const OTHER_SPELLINGS: Readonly<Record<string, string>> = {
+  validation_split: 'validationSplit',
+  validation_data: 'validationData',
+  batch_size: 'batchSize',
+  lr: 'learningRate',
+  learning_rate: 'learningRate',
+};
+
 /** As tf.LayersModel.fit returns it: the epochs run, and each figure's value per epoch. */
 export interface History {
   readonly epoch: number[];
@@ -106,6 +139,9 @@ export interface FitResult {
  * validation data with the weights at the epoch's end.
  */
 export async function fit(taskModule: string, options: FitOptions): Promise<FitResult> {
+  // Keras's `validation_split` or a misspelt `epoch` would otherwise train the task's defaults.
+  const unknown = unknownOption(options, FIT_OPTION_NAMES, OTHER_SPELLINGS);
+  if (unknown !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `fit ${unknown}`);
   const path = resolve(taskModule);
   const task = withValidation(await loadTaskModule(path), options);
   const history: History = { epoch: [], history: {} };

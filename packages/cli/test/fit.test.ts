@@ -119,7 +119,7 @@ describe('fit() with a callback that throws', () => {
 describe('fit() refusing what a program gets wrong, naming its own options', () => {
   const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
 
-  it('refuses an unknown backend and zero workers before any worker starts', async () => {
+  it('refuses an unknown backend, zero workers and an option it does not have before any worker starts', async () => {
     const lines: string[] = [];
     const outDir = await temporaryDirectory('fit-refusals');
     const log = (line: string) => void lines.push(line);
@@ -129,6 +129,14 @@ describe('fit() refusing what a program gets wrong, naming its own options', () 
     );
     await expect(fit(task, { outDir, workers: 0, log })).rejects.toThrow(
       'workers must be an integer >= 1, got 0',
+    );
+    // Keras's spelling, and a typo: they trained the task's own settings, silently.
+    const keras = { outDir, log, validation_split: 0.25 } as never;
+    await expect(fit(task, keras)).rejects.toThrow(
+      'fit has no option "validation_split" (did you mean "validationSplit"?)',
+    );
+    await expect(fit(task, { outDir, log, epoch: 1 } as never)).rejects.toThrow(
+      'fit has no option "epoch" (did you mean "epochs"?)',
     );
     expect(lines).toEqual([]);
   });

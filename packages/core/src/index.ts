@@ -37,6 +37,7 @@ export { describeFileError, systemErrorCode, writeFailure } from './io/file-erro
 export { loadModel, MODEL_FILES, MODEL_JSON_FILE, saveModel } from './io/model-files.js';
 export * from './models/index.js';
 export * from './optim/index.js';
+export { unknownOption } from './optim/validation.js';
 export { integerOption, numberOption, parseOptions, positiveNumberOption } from './options/schema.js';
 export {
   type ParameterEntry,

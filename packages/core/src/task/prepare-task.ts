@@ -3,6 +3,7 @@ import { CallosumError, ErrorCodes } from '../errors.js';
 import type { ModelSpec } from '../models/spec.js';
 import { resolveTrainingConfig, type TrainingConfig, type TrainingOptions } from '../train/config.js';
 import { probeTask } from '../train/task-probe.js';
+import { isDefinedTask } from './define-task.js';
 import { mnistTask } from './mnist-task.js';
 import { instantiateTask, type Task, type TaskData, type TaskModel } from './task.js';
 import { checkTaskData } from './task-data.js';
@@ -13,7 +14,26 @@ export function runTask(
   model: ModelSpec | undefined,
   source: DatasetSource = {},
 ): Task {
+  if (task !== undefined) requireTask(task);
   return task ?? mnistTask(model ?? { name: 'cnn' }, source);
+}
+
+/**
+ * A JavaScript caller may hand over what defineTask returned, or the module's path: both are one call
+ * away from a Task, which the message names.
+ */
+function requireTask(task: unknown): asserts task is Task {
+  const candidate = task as Partial<Task> | null;
+  if (typeof candidate?.buildModel === 'function' && typeof candidate.loadData === 'function') return;
+  const given = isDefinedTask(task)
+    ? "defineTask's result"
+    : typeof task === 'string'
+      ? `the path "${task}"`
+      : `${typeof task === 'object' ? JSON.stringify(task)?.slice(0, 60) : String(task)}`;
+  throw new CallosumError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `task must be a Task: await loadTaskModule(path) for a task module, or taskFromDefinition(defineTask({ … }), name); got ${given}`,
+  );
 }
 
 /**

@@ -255,3 +255,41 @@ describe('checkTaskData (through loadTaskForTraining)', () => {
     );
   });
 });
+
+describe('an image task', () => {
+  /** A task "images" of a conv model over 8×8×3 images, trained on features of `shape` per sample. */
+  function imageTask(shape: number[]) {
+    const values = new Float32Array(2 * shape.reduce((a, b) => a * b, 1));
+    return taskFromDefinition(
+      defineTask({
+        model: () =>
+          tf.sequential({
+            layers: [
+              tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 2, kernelSize: 3 }),
+              tf.layers.flatten(),
+              tf.layers.dense({ units: 1 }),
+            ],
+          }),
+        data: () => ({
+          train: {
+            xs: { values, shape: [2, ...shape] },
+            ys: { values: Float32Array.of(0, 1), shape: [2, 1] },
+          },
+        }),
+        loss: 'meanSquaredError',
+        images: true,
+      }),
+      'images',
+    );
+  }
+
+  it('refuses images channels first (PyTorch order), which hold as many values as the input, saying so', async () => {
+    expect(await problemOf(imageTask([3, 8, 8]))).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        "task images: train data: images of shape [3, 8, 8] per sample do not fit the model's input [8, 8, 3]: channels first (as PyTorch keeps them)? Callosum takes images channels last, [rows, cols, channels]",
+      ),
+    );
+    expect(await problemOf(imageTask([8, 8, 3]))).toBeUndefined();
+  });
+});

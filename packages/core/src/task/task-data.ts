@@ -30,6 +30,16 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
       `an image task's features are [rows, cols] or [rows, cols, channels] per sample, these are ${shapeText(featureShape)}`,
     );
   }
+  // As many values as the input, in another order: PyTorch's images are channels first.
+  const sameShape = featureShape.every((size, axis) => size === inputShape[axis]);
+  if (task.images && featureShape.length === 3 && inputShape.length === 3 && !sameShape) {
+    throw fail(
+      `images of shape ${shapeText(featureShape)} per sample do not fit the model's input ${shapeText(inputShape)}` +
+        (featureShape[0] === inputShape[2]
+          ? ': channels first (as PyTorch keeps them)? Callosum takes images channels last, [rows, cols, channels]'
+          : ''),
+    );
+  }
   const badFeature = firstNonFinite(set.features.values);
   if (badFeature !== undefined) {
     const sample = Math.floor(badFeature / sampleSize(featureShape));

@@ -64,6 +64,12 @@ export function instantiateTask(task: Task, seed: number): TaskModel {
       `task ${task.name}: the model's output has shape ${shapeText(model.outputs[0]?.shape ?? [])}; Callosum trains models whose output is one vector per sample ([batch, units])`,
     );
   }
+  if (model.trainableWeights.length === 0) {
+    throw new CallosumError(
+      ErrorCodes.TASK_INVALID,
+      `task ${task.name}: the model has no trainable weights (every layer is trainable: false, or has no weights): there is nothing to train`,
+    );
+  }
   namingTask(task, () => seedDropoutLayers(model));
   synchronisableBatchNorm(model);
   const objective = namingTask(task, () => new Objective(model, task.loss, task.metrics, task.name));

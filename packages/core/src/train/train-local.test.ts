@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { callosumError } from '../optim/test-support.js';
+import { defineTask } from '../task/define-task.js';
+import { taskFromDefinition } from '../task/module-task.js';
+import * as tf from '../tf.js';
 import { type TrainLocalOptions, trainLocal } from './train-local.js';
 
 describe('trainLocal', () => {
@@ -18,4 +21,52 @@ describe('trainLocal', () => {
       );
     },
   );
+});
+
+describe('trainLocal given a task', () => {
+  const definition = defineTask({
+    model: () => tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1 })] }),
+    data: () => ({
+      train: {
+        xs: { values: Float32Array.of(0, 1, 1, 0), shape: [2, 2] },
+        ys: { values: Float32Array.of(1, 0), shape: [2, 1] },
+      },
+    }),
+    loss: 'meanSquaredError',
+  });
+
+  it.each([
+    [definition, "defineTask's result"],
+    ['examples/my-task/task.mjs', 'the path "examples/my-task/task.mjs"'],
+  ])('that is not a Task says how to make one: %#', async (task, given) => {
+    await expect(trainLocal({ task: task as never, backend: 'cpu' })).rejects.toThrow(
+      callosumError(
+        'INVALID_ARGUMENT',
+        `task must be a Task: await loadTaskModule(path) for a task module, or taskFromDefinition(defineTask({ … }), name); got ${given}`,
+      ),
+    );
+  });
+
+  it('whose model has nothing to train is refused, naming the task', async () => {
+    const frozen = defineTask({
+      model: () => {
+        const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1 })] });
+        model.trainable = false;
+        return model;
+      },
+      data: () => ({
+        train: {
+          xs: { values: Float32Array.of(0, 1, 1, 0), shape: [2, 2] },
+          ys: { values: Float32Array.of(1, 0), shape: [2, 1] },
+        },
+      }),
+      loss: 'meanSquaredError',
+    });
+    await expect(trainLocal({ task: taskFromDefinition(frozen, 'frozen'), backend: 'cpu' })).rejects.toThrow(
+      callosumError(
+        'TASK_INVALID',
+        'task frozen: the model has no trainable weights (every layer is trainable: false, or has no weights): there is nothing to train',
+      ),
+    );
+  });
 });
