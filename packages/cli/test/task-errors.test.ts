@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runCli, temporaryDirectory } from './processes.js';
@@ -40,6 +42,21 @@ describe('a bad task module', () => {
     const module = fixture('no-default-export.mjs');
     expect(await trainBroken(module)).toMatch(
       /TASK_INVALID: task module .*no-default-export\.mjs has no default export; it must `export default defineTask/,
+    );
+  });
+
+  it('with a syntax error is refused naming the line, in the module or in one it imports', async () => {
+    // Written here rather than kept as fixtures: the linter would refuse to parse them.
+    const dir = await temporaryDirectory('syntax');
+    const broken = join(dir, 'broken.mjs');
+    await writeFile(broken, 'const a = 1;\nfoo(1, 2;\nexport default a;\n');
+    const importing = join(dir, 'importing.mjs');
+    await writeFile(importing, "import './broken.mjs';\nexport default 1;\n");
+    expect(await trainBroken(broken)).toContain(
+      `TASK_INVALID: task module ${broken} cannot be loaded: missing ) after argument list (at ${broken}:2: foo(1, 2;)`,
+    );
+    expect(await trainBroken(importing)).toContain(
+      `TASK_INVALID: task module ${importing} cannot be loaded: missing ) after argument list (in a module it imports: \`node --check <file>\` on each names the line)`,
     );
   });
 

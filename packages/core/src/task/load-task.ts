@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { basename, dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CallosumError, ErrorCodes } from '../errors.js';
@@ -16,9 +17,12 @@ export async function loadTaskModule(path: string): Promise<Task> {
     module = (await import(pathToFileURL(absolute).href)) as { default?: unknown };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new CallosumError(ErrorCodes.TASK_INVALID, `task module ${absolute} cannot be loaded: ${reason}`, {
-      cause: error,
-    });
+    const where = error instanceof SyntaxError ? ` ${syntaxErrorLocation(absolute)}` : '';
+    throw new CallosumError(
+      ErrorCodes.TASK_INVALID,
+      `task module ${absolute} cannot be loaded: ${reason}${where}`,
+      { cause: error },
+    );
   }
   if (module.default === undefined) {
     throw new CallosumError(
@@ -35,4 +39,20 @@ export async function loadTaskModule(path: string): Promise<Task> {
   // examples/spam/task.mjs is "spam"; tasks/spam.mjs is "spam" too.
   const file = basename(absolute).replace(/\.[cm]?[jt]s$/, '');
   return taskFromDefinition(module.default, file === 'task' ? basename(dirname(absolute)) : file);
+}
+
+/**
+ * Where a syntax error is, which Node's error from import() does not say: `node --check` on the module
+ * names its line ("at t.mjs:2: foo(1, 2;"); when the module itself parses, the error is in one it imports.
+ */
+function syntaxErrorLocation(path: string): string {
+  try {
+    execFileSync(process.execPath, ['--check', path], { stdio: 'pipe', timeout: 10_000 });
+    return '(in a module it imports: `node --check <file>` on each names the line)';
+  } catch (error) {
+    const lines = String((error as { stderr?: Buffer }).stderr ?? '').split('\n');
+    // "<path>:<line>", then the line's code.
+    const at = lines.findIndex((line) => line.startsWith(`${path}:`));
+    return at < 0 ? '' : `(at ${lines[at]}: ${lines[at + 1]?.trim() ?? ''})`;
+  }
 }
