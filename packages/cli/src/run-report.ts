@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Topology } from '@callosum/coordinator';
 import {
@@ -152,7 +153,8 @@ function jsonFailure(
     : ((error as { code?: unknown } | undefined)?.code ?? 'INTERNAL');
   return {
     error: { code: String(code), message: error instanceof Error ? error.message : String(error) },
-    runDir: resolve(runDir),
+    // A run that stopped before its first step removed its directory.
+    ...(existsSync(runDir) ? { runDir: resolve(runDir) } : {}),
     ...(resume === undefined
       ? {}
       : {

@@ -27,7 +27,13 @@ function testRows(summary: RunSummary): [string, string][] {
     ...(Number.isNaN(summary.testAccuracy)
       ? []
       : [['test accuracy', `${(summary.testAccuracy * 100).toFixed(2)} %`] as [string, string]]),
-    ['test loss', summary.testLoss.toFixed(4)],
+    // NaN only when nothing was evaluated: printed as a figure, it would read as a diverged run.
+    [
+      'test loss',
+      Number.isNaN(summary.testLoss)
+        ? 'none (the task has no test or validation split)'
+        : summary.testLoss.toFixed(4),
+    ],
     ...others.map(([name, value]): [string, string] => [`test ${name}`, value.toPrecision(5)]),
   ];
 }

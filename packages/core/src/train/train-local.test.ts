@@ -47,6 +47,20 @@ describe('trainLocal given a task', () => {
     );
   });
 
+  it('waits for an async onStep, and fails with what it rejects with (it was left unhandled, killing the process)', async () => {
+    const steps: number[] = [];
+    const onStep = async (event: { step: number }) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      steps.push(event.step);
+      if (event.step === 2) throw new Error('this callback gives up at step 2');
+    };
+    const task = taskFromDefinition(definition, 'tiny');
+    await expect(trainLocal({ task, backend: 'cpu', batchSize: 1, epochs: 5, onStep })).rejects.toThrow(
+      'this callback gives up at step 2',
+    );
+    expect(steps).toEqual([1, 2]);
+  });
+
   it('whose model has nothing to train is refused, naming the task', async () => {
     const frozen = defineTask({
       model: () => {

@@ -25,9 +25,10 @@ export interface TrainLocalOptions extends Partial<TrainingConfig>, DatasetSourc
   readonly evaluate?: boolean;
   /** Save the final model here in the TF.js layers format. */
   readonly outDir?: string;
-  readonly onStep?: (event: StepEvent) => void;
+  /** A promise it returns is awaited (an async callback that rejects fails the run; the next waits). */
+  readonly onStep?: (event: StepEvent) => unknown;
   /** After every epoch: its training figures, and its evaluation's when there is one. */
-  readonly onEpoch?: (event: EpochEvent) => void;
+  readonly onEpoch?: (event: EpochEvent) => unknown;
 }
 
 /** Every option's name: `satisfies` makes the compiler say when an option is added and not listed. */
@@ -103,7 +104,9 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
     trainedSamples += reduced.count;
     epochTotals = addTotals(epochTotals, reduced);
     const samplesPerSecond = trainedSamples / ((performance.now() - started) / 1000);
-    options.onStep?.(stepEvent(state, epoch, reduced, learningRate, samplesPerSecond, taskModel.objective));
+    await options.onStep?.(
+      stepEvent(state, epoch, reduced, learningRate, samplesPerSecond, taskModel.objective),
+    );
     if (state.endedEpoch(epoch)) {
       const evaluated = options.evaluate !== false && evaluationSet !== undefined;
       const epochTest = evaluated
@@ -112,7 +115,7 @@ export async function trainLocal(options: TrainLocalOptions = {}): Promise<Train
       test = epochTest ?? test;
       const training = evaluationOf(epochTotals, taskModel);
       epochTotals = EMPTY_TOTALS;
-      options.onEpoch?.({
+      await options.onEpoch?.({
         epoch,
         loss: training.loss,
         accuracy: training.accuracy ?? Number.NaN,
