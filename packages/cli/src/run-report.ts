@@ -134,34 +134,41 @@ export async function reportRun(
       const when = writeFailed ? 'once the file can be written again, ' : '';
       process.stderr.write(`callosum: stopped${behind}; ${when}continue with: ${resume.command}\n`);
     }
-    if (json) process.stdout.write(`${JSON.stringify(jsonFailure(error, runDir, resume))}\n`);
+    if (typeof error === 'object' && error !== null) failedRuns.set(error, { runDir, resume });
     throw error;
   }
 }
 
+interface FailedRun {
+  readonly runDir: string;
+  /** How to continue it, when it can be. */
+  readonly resume: { command: string; fromStep: number | undefined } | undefined;
+}
+
+/** The run each error reportRun rethrew ended, for the --json line that reports it. */
+const failedRuns = new WeakMap<object, FailedRun>();
+
 /**
- * The --json line of a run that failed or was stopped, so that a program reading the last line always
- * gets one: what stopped it, where the run is, and how to continue it when it can be.
+ * The --json line of a command that failed (bin.ts prints it), so that a program reading the last line
+ * always gets one: what stopped it and, for a run, where the run is and how to continue it.
  */
-function jsonFailure(
-  error: unknown,
-  runDir: string,
-  resume: { command: string; fromStep: number | undefined } | undefined,
-) {
+export function jsonFailureLine(error: unknown): string {
   const code = isCallosumError(error)
     ? error.code
     : ((error as { code?: unknown } | undefined)?.code ?? 'INTERNAL');
-  return {
+  const run = typeof error === 'object' && error !== null ? failedRuns.get(error) : undefined;
+  const resume = run?.resume;
+  return JSON.stringify({
     error: { code: String(code), message: error instanceof Error ? error.message : String(error) },
     // A run that stopped before its first step removed its directory.
-    ...(existsSync(runDir) ? { runDir: resolve(runDir) } : {}),
+    ...(run !== undefined && existsSync(run.runDir) ? { runDir: resolve(run.runDir) } : {}),
     ...(resume === undefined
       ? {}
       : {
           resumeCommand: resume.command,
           ...(resume.fromStep === undefined ? {} : { resumeFromStep: resume.fromStep }),
         }),
-  };
+  });
 }
 
 /** A run stopped for want of workers (none joined in time, or every local one exited): resuming can help. */

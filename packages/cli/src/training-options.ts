@@ -152,7 +152,8 @@ export function trainingOptionsFrom(command: Command, flags: TrainingFlags): Par
   );
 }
 
-function givenExplicitly(command: Command, key: string): boolean {
+/** Whether the flag of `key` was given, on the command line or in the environment (not its default). */
+export function givenExplicitly(command: Command, key: string): boolean {
   const source = command.getOptionValueSource(key);
   return source === 'cli' || source === 'env';
 }

@@ -272,6 +272,11 @@ describe('the settings a run stores', () => {
     // Resumed as the ring run in bfloat16 it was (the CLI's defaults, star and float32, were not passed).
     expect(resumed.stderr).not.toMatch(/other settings than it stored/);
     const marker = JSON.parse(await readFile(join(runDir, 'callosum-run.json'), 'utf8'));
-    expect(marker.settings).toEqual({ checkpointEverySteps: 5, topology: 'ring', wireDtype: 'bfloat16' });
+    expect(marker.settings).toEqual({
+      checkpointEverySteps: 5,
+      topology: 'ring',
+      wireDtype: 'bfloat16',
+      peerTls: false,
+    });
   }, 120_000);
 });

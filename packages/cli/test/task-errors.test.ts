@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runCli, temporaryDirectory } from './processes.js';
+import { lastJsonLine, runCli, temporaryDirectory } from './processes.js';
 
 // A bad task module stops `callosum train` at once, before any worker could wait for work, with one
 // line that names what is wrong. Real CLI processes; the task modules are in fixtures/tasks.
@@ -38,11 +38,15 @@ async function trainBroken(module: string, defect?: string, extra: string[] = []
 }
 
 describe('a bad task module', () => {
-  it('without a default export is named, with what to write instead', async () => {
+  it("without a default export is named, with what to write instead (also on --json's last line)", async () => {
     const module = fixture('no-default-export.mjs');
     expect(await trainBroken(module)).toMatch(
       /TASK_INVALID: task module .*no-default-export\.mjs has no default export; it must `export default defineTask/,
     );
+    const json = await runCli(['train', '--task', module, '--json'], { timeoutMs: 60_000 });
+    expect(lastJsonLine(json)).toEqual({
+      error: { code: 'TASK_INVALID', message: expect.stringContaining('has no default export') },
+    });
   });
 
   it('with a syntax error is refused naming the line, in the module or in one it imports', async () => {
@@ -56,14 +60,14 @@ describe('a bad task module', () => {
       `TASK_INVALID: task module ${broken} cannot be loaded: missing ) after argument list (at ${broken}:2: foo(1, 2;)`,
     );
     expect(await trainBroken(importing)).toContain(
-      `TASK_INVALID: task module ${importing} cannot be loaded: missing ) after argument list (in a module it imports: \`node --check <file>\` on each names the line)`,
+      `TASK_INVALID: task module ${importing} cannot be loaded: missing ) after argument list (the file parses: the error is in a module it imports, which \`node --check <file>\` finds, or was thrown while it ran)`,
     );
   });
 
   it('whose top-level await never settles stops the command with exit 1, saying why (Node would exit with 0)', async () => {
     const module = fixture('never-imports.mjs');
     for (const command of [
-      ['train', '--workers', '2'],
+      ['train', '--workers', '2', '--json'],
       ['worker', '--connect', 'ws://127.0.0.1:1'],
     ]) {
       const run = await runCli([...command, '--task', module], { timeoutMs: 60_000 });
@@ -71,6 +75,10 @@ describe('a bad task module', () => {
       expect(run.stderr).toContain(
         'callosum: stopped: the command was waiting for something that can never happen, with nothing else left to run',
       );
+      // --json's last line says so too.
+      if (command.includes('--json')) {
+        expect(lastJsonLine<{ error: { code: string } }>(run).error.code).toBe('TASK_INVALID');
+      }
     }
   });
 

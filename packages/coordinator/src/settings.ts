@@ -112,14 +112,19 @@ export type CoordinatorSettings = z.output<typeof settingsSchema>;
  * others would not be the run it was (a ring run become a star, float16 gradients become float32), so
  * `--resume` keeps them unless it is given others.
  */
-const STORED_SETTING_NAMES = { checkpointEverySteps: true, topology: true, wireDtype: true } as const;
+const STORED_SETTING_NAMES = {
+  checkpointEverySteps: true,
+  topology: true,
+  wireDtype: true,
+  peerTls: true,
+} as const;
 export const storedRunSettingsSchema = settingsShape.pick(STORED_SETTING_NAMES).partial();
 export type StoredRunSettings = z.output<typeof storedRunSettingsSchema>;
 
 /** The stored settings of a run's resolved settings. */
 export function storedRunSettingsOf(settings: CoordinatorSettings): Required<StoredRunSettings> {
-  const { checkpointEverySteps, topology, wireDtype } = settings;
-  return { checkpointEverySteps, topology, wireDtype };
+  const { checkpointEverySteps, topology, wireDtype, peerTls } = settings;
+  return { checkpointEverySteps, topology, wireDtype, peerTls };
 }
 
 /**

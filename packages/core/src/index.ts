@@ -138,6 +138,7 @@ export {
   statisticsLength,
   sumAdjoints,
 } from './train/sync-batch-norm.js';
+export { probeBatch } from './train/task-probe.js';
 export {
   type TrainLocalOptions,
   type TrainLocalResult,

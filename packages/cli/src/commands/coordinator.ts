@@ -8,6 +8,7 @@ import { serverTlsFrom, serverTlsOptions, type TlsFlags } from '../tls-options.j
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
 import {
   checkpointOptions,
+  givenExplicitly,
   portOption,
   sharedMemoryOption,
   taskFrom,
@@ -51,7 +52,7 @@ export function registerCoordinatorCommand(program: Command): void {
       '--rejoin-timeout <ms>',
       'once training runs and every worker is gone, wait this long for one to (re)join, then checkpoint and stop',
     )
-      .argParser(integer(1))
+      .argParser(integer(0))
       .default(COORDINATOR_DEFAULTS.noWorkerTimeoutMs),
     ...trainingOptions(),
     wireDtypeOption(),
@@ -82,7 +83,8 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         noWorkerTimeoutMs: flags.rejoinTimeout,
-        peerTls: flags.peerTls === true,
+        // Only when given: a resumed run keeps the peer TLS it stored, as its topology.
+        ...(givenExplicitly(command, 'peerTls') ? { peerTls: flags.peerTls === true } : {}),
         training: trainingOptionsFrom(command, flags),
         sharedMemory: flags.sharedMemory,
         ...settings,

@@ -6,10 +6,10 @@ import {
   type Fingerprint,
   fingerprintDigest,
   fingerprintOfTask,
-  gatherSamples,
   initBackend,
   loadLatestCheckpoint,
   loadTaskForTraining,
+  probeBatch,
   type Reduction,
   readFlatWeights,
   reductionFor,
@@ -21,7 +21,6 @@ import {
   type TrainingConfig,
   TrainingState,
   taskTrainingConfig,
-  toSampleBatch,
 } from '@callosum/core';
 import type { CoordinatorOptions } from '../options.js';
 import { type CoordinatorSettings, changedStoredSettings, storedRunSettingsOf } from '../settings.js';
@@ -121,7 +120,9 @@ async function loadingTask(
   log: (line: string) => void,
 ): Promise<Awaited<ReturnType<typeof loadTaskForTraining>>> {
   const startedAt = performance.now();
-  log(`coordinator: loading task ${task.name}: its model and data`);
+  // The probe (core's task-probe.ts) is a training step on the coordinator's cpu backend: seconds for a
+  // large model, said here so that a quiet start is not taken for a hang.
+  log(`coordinator: loading task ${task.name}: its model and data, then a step over 2 samples to check them`);
   const still = setInterval(() => {
     const seconds = Math.round((performance.now() - startedAt) / 1000);
     log(`coordinator: still loading task ${task.name}'s data (${seconds} s)`);
@@ -171,7 +172,6 @@ function batchNormSyncOf(
     );
     return undefined;
   }
-  const probe = { ...gatherSamples(train, [0, Math.min(1, train.count - 1)]), keys: Uint32Array.of(0, 1) };
-  checkSynchronisable(taskModel, toSampleBatch(probe, taskModel.conversion));
+  checkSynchronisable(taskModel, probeBatch(train, taskModel));
   return batchNorm;
 }

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import {
   CallosumError,
-  counted,
   type ErrorCode,
   ErrorCodes,
   type LayersModel,
@@ -226,6 +225,6 @@ function resumePoint(checkpointed: number | undefined, stoppedAt: number): strin
   if (checkpointed === stoppedAt) return `a resume continues from step ${stoppedAt}, whose checkpoint exists`;
   return (
     `a resume continues from step ${checkpointed}, the newest checkpoint ` +
-    `(the ${counted(stoppedAt - checkpointed, 'step')} after it are trained again)`
+    `(${stoppedAt - checkpointed === 1 ? 'the step after it is' : `the ${stoppedAt - checkpointed} steps after it are`} trained again)`
   );
 }

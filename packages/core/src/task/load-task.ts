@@ -17,7 +17,9 @@ export async function loadTaskModule(path: string): Promise<Task> {
     module = (await import(pathToFileURL(absolute).href)) as { default?: unknown };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    const where = error instanceof SyntaxError ? ` ${syntaxErrorLocation(absolute)}` : '';
+    // Node's message for a missing export says which module and name already.
+    const located = error instanceof SyntaxError && !/^(The requested module|Named export)/.test(reason);
+    const where = located ? ` ${syntaxErrorLocation(absolute)}` : '';
     throw new CallosumError(
       ErrorCodes.TASK_INVALID,
       `task module ${absolute} cannot be loaded: ${reason}${where}`,
@@ -43,12 +45,13 @@ export async function loadTaskModule(path: string): Promise<Task> {
 
 /**
  * Where a syntax error is, which Node's error from import() does not say: `node --check` on the module
- * names its line ("at t.mjs:2: foo(1, 2;"); when the module itself parses, the error is in one it imports.
+ * names its line ("at t.mjs:2: foo(1, 2;"). When the module itself parses, the error is in one it
+ * imports, or was thrown while it ran (a JSON.parse at its top level).
  */
 function syntaxErrorLocation(path: string): string {
   try {
     execFileSync(process.execPath, ['--check', path], { stdio: 'pipe', timeout: 10_000 });
-    return '(in a module it imports: `node --check <file>` on each names the line)';
+    return '(the file parses: the error is in a module it imports, which `node --check <file>` finds, or was thrown while it ran)';
   } catch (error) {
     const lines = String((error as { stderr?: Buffer }).stderr ?? '').split('\n');
     // "<path>:<line>", then the line's code.

@@ -29,7 +29,9 @@ function requireTask(task: unknown): asserts task is Task {
     ? "defineTask's result"
     : typeof task === 'string'
       ? `the path "${task}"`
-      : `${typeof task === 'object' ? JSON.stringify(task)?.slice(0, 60) : String(task)}`;
+      : typeof task === 'object' && task !== null
+        ? `an object (${task.constructor?.name ?? 'no class'})`
+        : typeof task;
   throw new CallosumError(
     ErrorCodes.INVALID_ARGUMENT,
     `task must be a Task: await loadTaskModule(path) for a task module, or taskFromDefinition(defineTask({ … }), name); got ${given}`,
@@ -100,16 +102,24 @@ export function requireAugmentable(task: Task, config: TrainingConfig): void {
   }
 }
 
-/** The task's model for `seed` and its data, checked against each other. */
+/**
+ * The task's model for `seed` and its data, checked against each other and probed (task-probe.ts); a
+ * model refused here is disposed of.
+ */
 export async function loadTaskForTraining(
   task: Task,
   seed: number,
 ): Promise<{ taskModel: TaskModel; data: TaskData }> {
   const taskModel = instantiateTask(task, seed);
-  const data = await task.loadData();
-  checkTaskData(task, data, taskModel);
-  probeTask(task, data, taskModel);
-  return { taskModel, data };
+  try {
+    const data = await task.loadData();
+    checkTaskData(task, data, taskModel);
+    probeTask(task, data, taskModel);
+    return { taskModel, data };
+  } catch (error) {
+    taskModel.model.dispose();
+    throw error;
+  }
 }
 
 /** Everything trainLocal starts from: the task, its config, model and data. */

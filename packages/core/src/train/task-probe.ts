@@ -5,7 +5,7 @@
  * start naming the task and the split, instead of a step that fails on every worker, is retried and
  * stops the run mid-way (or an evaluation that fails after a whole epoch).
  */
-import type { SampleSet } from '../data/samples.js';
+import type { SampleBatch, SampleSet } from '../data/samples.js';
 import { gatherSamples, toSampleBatch } from '../data/samples.js';
 import { CallosumError, ErrorCodes, isCallosumError } from '../errors.js';
 import type { Task, TaskData, TaskModel } from '../task/task.js';
@@ -21,19 +21,24 @@ export function probeTask(task: Task, data: TaskData, taskModel: TaskModel): voi
   }
 }
 
-function probeSplit(task: Task, which: string, set: SampleSet, taskModel: TaskModel): void {
+/** The first two samples of `set` (one if it has one) as the model takes them: what a probe passes through. */
+export function probeBatch(set: SampleSet, taskModel: TaskModel): SampleBatch {
   const indices = Array.from({ length: Math.min(PROBE_SAMPLES, set.count) }, (_, index) => index);
-  const batch = toSampleBatch(
+  return toSampleBatch(
     { ...gatherSamples(set, indices), keys: Uint32Array.from(indices) },
     taskModel.conversion,
   );
+}
+
+function probeSplit(task: Task, which: string, set: SampleSet, taskModel: TaskModel): void {
+  const batch = probeBatch(set, taskModel);
   // The train split as a worker computes a step; the others as an evaluation reads them.
   const pass = which === 'train' ? 'a training step' : 'an evaluation';
   try {
     if (which === 'train') computeGradients(taskModel, batch);
     else evaluateBatch(taskModel, batch);
   } catch (error) {
-    const where = `(${pass} over ${indices.length} samples of the ${which} data, before training)`;
+    const where = `(${pass} over ${batch.count} samples of the ${which} data, before training)`;
     if (isCallosumError(error, ErrorCodes.TASK_INVALID)) {
       throw new CallosumError(ErrorCodes.TASK_INVALID, `${error.message} ${where}`, { cause: error });
     }
