@@ -51,6 +51,17 @@ export interface TaskModel {
 
 export function instantiateTask(task: Task, seed: number): TaskModel {
   const model = task.buildModel(seed);
+  try {
+    return checkedTaskModel(task, model);
+  } catch (error) {
+    // A model refused here is nobody's: a long-lived process (repeated trainLocal calls) keeps nothing.
+    model.dispose();
+    throw error;
+  }
+}
+
+/** The task's model checked for what Callosum trains, with its layout, objective and batch conversion. */
+function checkedTaskModel(task: Task, model: LayersModel): TaskModel {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw new CallosumError(
       ErrorCodes.TASK_INVALID,
