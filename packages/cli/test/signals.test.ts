@@ -142,7 +142,9 @@ describe('stop signals', () => {
     // Before, a promise nothing else waited on let the process exit with 0, saying nothing.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(exitedAt).toBeUndefined();
-    expect(stderr).toContain('coordinator: loading task never-loads: its model and data');
+    expect(stderr).toContain(
+      'coordinator: loading task never-loads (its model and data, checked on 2 samples)',
+    );
     const signalledAt = Date.now();
     child.kill('SIGINT');
     expect(await exited).toBe(1);

@@ -122,7 +122,7 @@ async function loadingTask(
   const startedAt = performance.now();
   // The probe (core's task-probe.ts) is a training step on the coordinator's cpu backend: seconds for a
   // large model, said here so that a quiet start is not taken for a hang.
-  log(`coordinator: loading task ${task.name}: its model and data, then a step over 2 samples to check them`);
+  log(`coordinator: loading task ${task.name} (its model and data, checked on 2 samples)`);
   const still = setInterval(() => {
     const seconds = Math.round((performance.now() - startedAt) / 1000);
     log(`coordinator: still loading task ${task.name}'s data (${seconds} s)`);
