@@ -75,13 +75,21 @@ export async function prepareRun(
   if (changed.length > 0) {
     log(`coordinator: the run continues with other settings than it stored: ${changed.join(', ')}`);
   }
-  // Checks that a resumed checkpoint belongs to this run, and marks a new run's directory as its own.
-  await runDirectory.adopt(config, resumed?.path, storedRunSettingsOf(settings));
+  // Checks that a resumed checkpoint belongs to this run, and marks a new run's directory as its own. A
+  // resumed run stores other settings only once its task has loaded and passed its checks: a start
+  // that fails (or is given up) leaves the run's settings as they were.
+  const settingsToStore = storedRunSettingsOf(settings);
+  await runDirectory.adopt(
+    config,
+    resumed?.path,
+    resumed === undefined ? settingsToStore : runDirectory.storedSettings,
+  );
 
   const { taskModel, data } = await loadingTask(task, config.seed, options.signal, log);
   const { model, layout } = taskModel;
   // The caller disposes the model once it has the run; a run refused here must not keep it.
   try {
+    if (resumed !== undefined) await runDirectory.adopt(config, resumed.path, settingsToStore);
     const state =
       resumed === undefined
         ? new TrainingState(config, readFlatWeights(model, layout), data.train.count, layout)

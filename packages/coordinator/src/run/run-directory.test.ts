@@ -276,6 +276,24 @@ describe('a run directory belongs to one run', () => {
       peerTls: false,
     });
 
+    // A resume given other settings that does not start (given up while its task loads) stores none.
+    const givenUp = startCoordinator({
+      outDir,
+      dataset,
+      resume: true,
+      checkpointEverySteps: 7,
+      topology: 'star',
+      signal: AbortSignal.abort('test: given up'),
+      log: () => {},
+    });
+    await expect(givenUp).rejects.toThrow(/test: given up/);
+    expect((await marker()).settings).toEqual({
+      checkpointEverySteps: 2,
+      topology: 'ring',
+      wireDtype: 'bfloat16',
+      peerTls: false,
+    });
+
     const log: string[] = [];
     const resumed = await startCoordinator({
       outDir,
