@@ -51,7 +51,7 @@ export function traceOption(): Option {
 
 /**
  * The settings of a run's flags that reportRun hands to the run: its directory, checkpoints, trace file,
- * and the topology and wire dtype when given (a resumed run otherwise keeps its own).
+ * and the topology, wire dtype and peer TLS when given (a resumed run otherwise keeps its own).
  */
 export interface RunSettings extends CheckpointSettings, StoredRunOptions {
   readonly traceFile?: string;

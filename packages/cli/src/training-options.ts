@@ -153,7 +153,7 @@ export function trainingOptionsFrom(command: Command, flags: TrainingFlags): Par
 }
 
 /** Whether the flag of `key` was given, on the command line or in the environment (not its default). */
-export function givenExplicitly(command: Command, key: string): boolean {
+function givenExplicitly(command: Command, key: string): boolean {
   const source = command.getOptionValueSource(key);
   return source === 'cli' || source === 'env';
 }
@@ -271,20 +271,22 @@ export function checkpointSettings(
 export interface StoredRunOptions {
   readonly topology?: Topology;
   readonly wireDtype?: WireDtype;
+  readonly peerTls?: boolean;
 }
 
 /**
- * --topology and --wire-dtype, only when given (on the command line or in the environment): a resumed
- * run otherwise continues with the ones it stored (a ring run stays a ring run), a new run takes the
- * defaults.
+ * --topology, --wire-dtype and (callosum coordinator) --peer-tls, only when given (on the command line
+ * or in the environment): a resumed run otherwise continues with the ones it stored (a ring run stays a
+ * ring run), a new run takes the defaults.
  */
 export function storedRunOptions(
   command: Command,
-  flags: { topology: Topology; wireDtype: WireDtype },
+  flags: { topology: Topology; wireDtype: WireDtype; peerTls?: boolean },
 ): StoredRunOptions {
   return {
     ...(givenExplicitly(command, 'topology') ? { topology: flags.topology } : {}),
     ...(givenExplicitly(command, 'wireDtype') ? { wireDtype: flags.wireDtype } : {}),
+    ...(givenExplicitly(command, 'peerTls') ? { peerTls: flags.peerTls === true } : {}),
   };
 }
 

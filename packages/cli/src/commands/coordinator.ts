@@ -8,7 +8,6 @@ import { serverTlsFrom, serverTlsOptions, type TlsFlags } from '../tls-options.j
 import { type TokenFlags, tokenFrom, tokenOptions } from '../token.js';
 import {
   checkpointOptions,
-  givenExplicitly,
   portOption,
   sharedMemoryOption,
   taskFrom,
@@ -83,8 +82,6 @@ export function registerCoordinatorCommand(program: Command): void {
         ...(flags.maxWorkers === undefined ? {} : { maxWorkers: flags.maxWorkers }),
         startTimeoutMs: flags.startTimeout,
         noWorkerTimeoutMs: flags.rejoinTimeout,
-        // Only when given: a resumed run keeps the peer TLS it stored, as its topology.
-        ...(givenExplicitly(command, 'peerTls') ? { peerTls: flags.peerTls === true } : {}),
         training: trainingOptionsFrom(command, flags),
         sharedMemory: flags.sharedMemory,
         ...settings,
