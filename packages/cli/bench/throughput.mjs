@@ -35,7 +35,9 @@
  *                      worker. `2:ring` trains in the ring topology (`--topology ring`: workers reduce
  *                      among themselves) instead of the star. `2:sockets` sends every frame on the
  *                      sockets (`--shared-memory no`) instead of large ones through files on /dev/shm.
- *                      Modifiers combine: `2:ring:threads=1:no-views`.
+ *                      Modifiers combine: `2:ring:threads=1:no-views`. `2:apart` is no training run
+ *                      but its ceiling: 2 `trainLocal` processes at once, each on its share of the
+ *                      batch with its own Adam, exchanging nothing; a step is the slower of their steps.
  *   --rounds 1         runs every configuration (and PyTorch) this many times, round after round, and
  *                      reports medians and each round's ratio to PyTorch: on a shared machine the speed
  *                      drifts within minutes, so one pair of runs says little (default: 1)
@@ -105,12 +107,13 @@ const workerConfigs = values.workers
   });
 
 /**
- * A `--workers` entry: a count, then any of `:watched` or `:no-views`, `:threads=N` and `:ring`. Throws
- * naming the entry when it is none of these.
+ * A `--workers` entry: a count, then any of `:watched` or `:no-views`, `:threads=N`, `:ring` and
+ * `:sockets`, or `:apart` alone. Throws naming the entry when it is none of these.
  */
 function parseWorkerConfig(config) {
   const [count = '', ...modifiers] = config.split(':');
   const parsed = { count, views: undefined, threads: undefined, topology: undefined, sockets: false };
+  if (modifiers.length === 1 && modifiers[0] === 'apart') return { ...parsed, apart: true };
   for (const modifier of modifiers) {
     if (['watched', 'no-views'].includes(modifier) && parsed.views === undefined) parsed.views = modifier;
     else if (modifier === 'sockets' && !parsed.sockets) parsed.sockets = true;
@@ -119,7 +122,8 @@ function parseWorkerConfig(config) {
     else if (modifier === 'ring' && parsed.topology === undefined) parsed.topology = modifier;
     else {
       throw new Error(
-        `--workers: "${config}" is not a count followed by :watched or :no-views, :threads=N, :ring and :sockets`,
+        `--workers: "${config}" is not a count followed by :watched or :no-views, :threads=N, :ring and ` +
+          ':sockets, or by :apart alone',
       );
     }
   }
@@ -202,6 +206,7 @@ async function runParent() {
     const { measured, samplesPerSecond } = result;
     const stepMs = measured.map((step) => step.stepMs);
     const workers = result.config === 'local' ? 0 : workerCount(result.config);
+    const apart = workers > 0 && parseWorkerConfig(result.config).apart === true;
     const speedUp = baseline === undefined ? Number.NaN : samplesPerSecond / baseline.samplesPerSecond;
     throughputRows.push([
       label(result.config),
@@ -217,7 +222,7 @@ async function runParent() {
         ? [result.roundSamplesPerSecond.map((value) => formatNumber(value, 0)).join(' ')]
         : []),
     ]);
-    if (workers > 0) {
+    if (workers > 0 && !apart) {
       splitRows.push([
         label(result.config),
         median(measured.map((step) => step.computeMs)).toFixed(1),
@@ -395,30 +400,32 @@ function pytorchComparison(pytorch, results, rounds) {
 
 /** Forks this script as `--child <config>` and resolves with the one result message it sends. */
 function runChildProcess(config) {
-  return forkForResult(
-    import.meta.url,
-    [
-      '--child',
-      config,
-      '--steps',
-      String(steps),
-      '--warmup',
-      String(warmup),
-      '--batch-size',
-      String(batchSize),
-      ...(microBatchSize === undefined ? [] : ['--micro-batch-size', String(microBatchSize)]),
-    ],
-    {
-      // The child's stdout goes to our stderr, so stdout carries only the tables.
-      stdio: ['ignore', 2, 2, 'ipc'],
-      failed: (reason) => ({ config, ok: false, reason }),
-    },
-  );
+  return forkForResult(import.meta.url, childArgs(config, batchSize), {
+    // The child's stdout goes to our stderr, so stdout carries only the tables.
+    stdio: ['ignore', 2, 2, 'ipc'],
+    failed: (reason) => ({ config, ok: false, reason }),
+  });
+}
+
+/** This script's arguments for a child measuring `config` at global batch `batch`. */
+function childArgs(config, batch) {
+  return [
+    '--child',
+    config,
+    '--steps',
+    String(steps),
+    '--warmup',
+    String(warmup),
+    '--batch-size',
+    String(batch),
+    ...(microBatchSize === undefined ? [] : ['--micro-batch-size', String(microBatchSize)]),
+  ];
 }
 
 function label(config) {
   if (config === 'local') return 'single process';
-  const { count, views, threads, topology, sockets } = parseWorkerConfig(config);
+  const { count, views, threads, topology, sockets, apart } = parseWorkerConfig(config);
+  if (apart) return `${count} processes apart (no exchange)`;
   const workers = `${count} worker${count === '1' ? '' : 's'}`;
   const perWorker = threads === undefined ? '' : ` × ${threads} thread${threads === '1' ? '' : 's'}`;
   const notes = [topology, views, sockets ? 'sockets' : undefined].filter((note) => note !== undefined);
@@ -438,7 +445,12 @@ async function runChild(config) {
   const name = label(config);
   const progress = stepProgress(name);
   try {
-    const result = config === 'local' ? await runLocal(progress) : await runWorkers(config, progress);
+    const result =
+      config === 'local'
+        ? await runLocal(progress)
+        : parseWorkerConfig(config).apart
+          ? await runApart(config)
+          : await runWorkers(config, progress);
     await sendToParent({ config, ok: true, load: os.loadavg()[0], ...result });
   } catch (error) {
     const reason = errorReason(error);
@@ -465,6 +477,32 @@ async function runLocal(progress) {
       progress(event.step, event.totalSteps, (batchSize * 1000) / stepMs);
     },
   });
+  return { steps };
+}
+
+/**
+ * The ceiling of a synchronous step that costs nothing to exchange: `count` single-process runs at
+ * once (each a child of its own, as `--child local` at the batch ÷ count), each step the slower of
+ * theirs. What a step of the distributed configurations spends beyond it is the price of exchanging.
+ */
+async function runApart(config) {
+  const count = workerCount(config);
+  if (batchSize % count !== 0)
+    throw new Error(`${config}: the batch of ${batchSize} does not split ${count} ways`);
+  const runs = await Promise.all(
+    Array.from({ length: count }, () =>
+      forkForResult(import.meta.url, childArgs('local', batchSize / count), {
+        stdio: ['ignore', 2, 2, 'ipc'],
+        failed: (reason) => ({ ok: false, reason }),
+      }),
+    ),
+  );
+  const failed = runs.find((run) => !run.ok);
+  if (failed !== undefined) throw new Error(failed.reason);
+  const steps = runs[0].steps.map((_, index) => ({
+    stepMs: Math.max(...runs.map((run) => run.steps[index].stepMs)),
+    samples: batchSize,
+  }));
   return { steps };
 }
 
