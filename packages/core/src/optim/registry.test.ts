@@ -26,6 +26,9 @@ describe('optimizer registry', () => {
         'unknown optimizer "adagrad"; registered optimizers: sgd, momentum, adam, adamw',
       ),
     );
+    expect(() => createOptimizer({ name: 'Adam' }, 10)).toThrow(
+      callosumError(ErrorCodes.UNKNOWN_NAME, 'unknown optimizer "Adam" (did you mean "adam"?); registered'),
+    );
   });
 
   it('builds a custom optimizer from its own spec', () => {

@@ -1,4 +1,5 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { didYouMean } from '../options/did-you-mean.js';
 import { createAdam, createAdamW } from './adam.js';
 import { createMomentum } from './momentum.js';
 import { type Optimizer, type OptimizerFactory, OptimizerNames, type OptimizerSpec } from './optimizer.js';
@@ -27,14 +28,24 @@ export function registeredOptimizerNames(): string[] {
 
 /** Builds the optimizer `spec` names, with slots sized for `parameterCount` parameters. */
 export function createOptimizer(spec: AnyOptimizerSpec, parameterCount: number): Optimizer {
-  const factory = factories.get(spec.name);
+  return factoryOf(spec.name)(spec, parameterCount);
+}
+
+/** Throws UNKNOWN_NAME unless an optimizer is registered under `name`, as createOptimizer would. */
+export function requireRegisteredOptimizer(name: string): void {
+  factoryOf(name);
+}
+
+function factoryOf(name: string): OptimizerFactory<{ readonly name: string }> {
+  const factory = factories.get(name);
   if (factory === undefined) {
+    const names = registeredOptimizerNames();
     throw new CallosumError(
       ErrorCodes.UNKNOWN_NAME,
-      `unknown optimizer "${spec.name}"; registered optimizers: ${registeredOptimizerNames().join(', ')}`,
+      `unknown optimizer "${name}"${didYouMean(name, names)}; registered optimizers: ${names.join(', ')}`,
     );
   }
-  return factory(spec, parameterCount);
+  return factory;
 }
 
 registerOptimizer(OptimizerNames.SGD, createSgd);

@@ -8,6 +8,7 @@ import type { SampleSet, SampleTensor, SampleValues } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { TrainingOptions } from '../train/config.js';
 import type { DefinedTask, TaskArray, TaskSplit } from './define-task.js';
+import { namingTask } from './naming-task.js';
 import { shapeText } from './shape-text.js';
 import type { Task, TaskData } from './task.js';
 import { taskOptimizer } from './task-optimizer.js';
@@ -47,13 +48,13 @@ export function taskFromDefinition(definition: DefinedTask, name: string): Task 
     loss: definition.loss,
     metrics: definition.metrics ?? [],
     images: definition.images === true,
-    defaults: taskDefaults(definition, fail),
+    defaults: namingTask(name, () => taskDefaults(definition)),
   };
 }
 
 /** Keras's defaults where the task says nothing: Adam at 0.001, a constant rate, no augmentation. */
-function taskDefaults(definition: DefinedTask, fail: (problem: string) => Error): TrainingOptions {
-  const { optimizer, learningRate } = taskOptimizer(definition.optimizer ?? 'adam', fail);
+function taskDefaults(definition: DefinedTask): TrainingOptions {
+  const { optimizer, learningRate } = taskOptimizer(definition.optimizer ?? 'adam');
   return {
     optimizer,
     learningRate: learningRate ?? 0.001,

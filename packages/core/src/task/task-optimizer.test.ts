@@ -54,6 +54,28 @@ describe("a task's optimizer setting", () => {
     );
   });
 
+  it('refuses an unknown optimizer name, naming the task and the name meant', () => {
+    const unknown =
+      'task spam: unknown optimizer "adamm" (did you mean "adam"?); registered optimizers: sgd, momentum, adam, adamw';
+    expect(() => spam({ name: 'adamm' })).toThrow(callosumError('UNKNOWN_NAME', unknown));
+    expect(() => spam('adamm')).toThrow(callosumError('UNKNOWN_NAME', unknown));
+  });
+
+  it("refuses a learning rate that is not > 0 as the task's optimizer setting, not the run's", () => {
+    expect(() => spam({ name: 'adam', learningRate: -0.1 })).toThrow(
+      callosumError(
+        'INVALID_ARGUMENT',
+        'task spam: optimizer "adam": learningRate must be a number > 0, got -0.1',
+      ),
+    );
+    expect(() => spam({ name: 'sgd', learningRate: 0 })).toThrow(
+      callosumError(
+        'INVALID_ARGUMENT',
+        'task spam: optimizer "sgd": learningRate must be a number > 0, got 0',
+      ),
+    );
+  });
+
   it('refuses a tfjs optimizer object, naming the spec to give instead, without its tensors', () => {
     const refusal = (given: string) =>
       `task spam: its optimizer is a tfjs optimizer object, which Callosum does not take (its optimizers are its own): give ${given} instead`;

@@ -5,12 +5,13 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { BatchConversion, SampleSet } from '../data/samples.js';
-import { CallosumError, ErrorCodes, isCallosumError } from '../errors.js';
+import { CallosumError, ErrorCodes } from '../errors.js';
 import { type ParameterLayout, parameterLayout } from '../params/layout.js';
 import type { TrainingOptions } from '../train/config.js';
 import { synchronisableBatchNorm } from '../train/sync-batch-norm.js';
 import { seedDropoutLayers } from './dropout.js';
 import { needsClasses } from './losses.js';
+import { namingTask } from './naming-task.js';
 import { type LossSpec, Objective } from './objective.js';
 import { shapeText } from './shape-text.js';
 
@@ -81,9 +82,9 @@ function checkedTaskModel(task: Task, model: LayersModel): TaskModel {
       `task ${task.name}: the model has no trainable weights (every layer is trainable: false, or has no weights): there is nothing to train`,
     );
   }
-  namingTask(task, () => seedDropoutLayers(model));
+  namingTask(task.name, () => seedDropoutLayers(model));
   synchronisableBatchNorm(model);
-  const objective = namingTask(task, () => new Objective(model, task.loss, task.metrics, task.name));
+  const objective = namingTask(task.name, () => new Objective(model, task.loss, task.metrics, task.name));
   const overOneClass = objective.namedFunctions.find(
     ({ name }) => needsClasses(name) && model.outputs[0]?.shape.at(-1) === 1,
   );
@@ -110,22 +111,4 @@ function checkedTaskModel(task: Task, model: LayersModel): TaskModel {
 export function inputSampleShape(model: LayersModel): number[] {
   const [, ...sampleShape] = model.inputs[0]?.shape ?? [];
   return sampleShape.map((dim) => dim ?? 1);
-}
-
-/**
- * Runs `make`, naming the task in an INVALID_ARGUMENT or TASK_INVALID it throws (an unknown loss or
- * metric name, a layer whose randomness Callosum cannot reproduce, say).
- */
-function namingTask<T>(task: Task, make: () => T): T {
-  try {
-    return make();
-  } catch (error) {
-    if (
-      !isCallosumError(error, ErrorCodes.INVALID_ARGUMENT) &&
-      !isCallosumError(error, ErrorCodes.TASK_INVALID)
-    ) {
-      throw error;
-    }
-    throw new CallosumError(error.code, `task ${task.name}: ${error.message}`, { cause: error });
-  }
 }
