@@ -30,8 +30,17 @@ describe('optimizer options', () => {
         'optimizer "adam" has no option "beta_1" (did you mean "beta1"?); options: name, beta1, beta2, epsilon',
       ),
     );
+  });
+
+  it("refuses momentum on sgd (Keras's and PyTorch's SGD take one), giving the spec of Callosum's momentum", () => {
     expect(() => createOptimizer({ name: 'sgd', momentum: 0.9 } as AnyOptimizerSpec, 10)).toThrow(
-      callosumError(ErrorCodes.INVALID_ARGUMENT, 'optimizer "sgd" has no option "momentum"; options: name'),
+      callosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `optimizer "sgd" has no option "momentum"; options: name; for SGD with momentum, give { name: 'momentum', momentum: 0.9 } instead`,
+      ),
+    );
+    expect(() => createOptimizer({ name: 'sgd', nesterov: true } as AnyOptimizerSpec, 10)).toThrow(
+      callosumError(ErrorCodes.INVALID_ARGUMENT, `give { name: 'momentum', nesterov: true } instead`),
     );
   });
 

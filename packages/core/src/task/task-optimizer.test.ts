@@ -46,10 +46,13 @@ describe("a task's optimizer setting", () => {
         `optimizer "adam" has no option "beta_1" (did you mean "beta1"?); ${options}`,
       ),
     );
-    expect(() => spam({ name: 'sgd', momentum: 0.9 })).toThrow(
+  });
+
+  it("refuses momentum on sgd, giving the task's spec for Callosum's momentum", () => {
+    expect(() => spam({ name: 'sgd', learningRate: 0.1, momentum: 0.9 })).toThrow(
       callosumError(
         'TASK_INVALID',
-        'task spam: optimizer "sgd" has no option "momentum"; options: name, learningRate',
+        `task spam: optimizer "sgd" has no option "momentum"; options: name, learningRate; for SGD with momentum, give { name: 'momentum', learningRate: 0.1, momentum: 0.9 } instead`,
       ),
     );
   });

@@ -4,10 +4,14 @@
  */
 import { CallosumError, ErrorCodes } from '../errors.js';
 import { optimizerContext } from '../optim/flat-optimizer.js';
-import { LEARNING_RATE_ALIASES, OPTIMIZER_SETTINGS } from '../optim/optimizer-options.js';
+import {
+  LEARNING_RATE_ALIASES,
+  OPTIMIZER_SETTINGS,
+  unknownOptimizerOption,
+} from '../optim/optimizer-options.js';
 import { type AnyOptimizerSpec, requireRegisteredOptimizer } from '../optim/registry.js';
 import { tfjsOptimizerRefusal } from '../optim/tfjs-optimizer.js';
-import { POSITIVE, requireNumber, unknownOption } from '../optim/validation.js';
+import { POSITIVE, requireNumber } from '../optim/validation.js';
 import { shown } from '../options/schema.js';
 import type { TaskOptimizer } from './define-task.js';
 
@@ -33,7 +37,7 @@ export function taskOptimizer(optimizer: TaskOptimizer): {
   requireRegisteredOptimizer(name);
   if (Object.hasOwn(OPTIMIZER_SETTINGS, name)) {
     const known = ['name', 'learningRate', ...OPTIMIZER_SETTINGS[name as keyof typeof OPTIMIZER_SETTINGS]];
-    const problem = unknownOption(spec, known, LEARNING_RATE_ALIASES);
+    const problem = unknownOptimizerOption(name, spec, known, LEARNING_RATE_ALIASES);
     if (problem !== undefined) throw invalid(`optimizer "${name}" ${problem}`);
   }
   if (learningRate !== undefined)
