@@ -20,6 +20,7 @@ import {
   loadTaskModule,
   type SampleSet,
   sampleSet,
+  shownWithType,
   sliceSampleSet,
   type Task,
   type TaskSplit,
@@ -280,10 +281,13 @@ function trainingOptions(options: FitOptions): Partial<TrainingConfig> {
  */
 function withValidation(task: Task, options: FitOptions): { task: Task; validates: () => boolean } {
   const { validationSplit, validationData } = options;
-  if (validationSplit !== undefined && !(validationSplit > 0 && validationSplit < 1)) {
+  if (
+    validationSplit !== undefined &&
+    !(typeof validationSplit === 'number' && validationSplit > 0 && validationSplit < 1)
+  ) {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
-      `validationSplit must be in (0, 1), got ${validationSplit}`,
+      `validationSplit must be a number in (0, 1), got ${shownWithType(validationSplit)}`,
     );
   }
   if (validationSplit !== undefined && validationData !== undefined) {

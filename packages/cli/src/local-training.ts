@@ -13,6 +13,7 @@ import {
   ErrorCodes,
   isLoopbackHost,
   requireBackendPreference,
+  shownWithType,
   type Task,
   type TrainingConfig,
   type WireDtype,
@@ -73,11 +74,16 @@ const WORKER_EXIT_GRACE_MS = 15_000;
  */
 export async function trainWithLocalWorkers(options: LocalTrainingOptions): Promise<RunSummary> {
   // Checked here, where the caller's names apply: a worker would only say so in its own log.
-  if (!Number.isInteger(options.workers) || options.workers < 1) {
-    throw new CallosumError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `workers must be an integer >= 1, got ${options.workers}`,
-    );
+  for (const [option, value] of [
+    ['workers', options.workers],
+    ['threads', options.threads ?? 1],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${option} must be an integer >= 1, got ${shownWithType(value)}`,
+      );
+    }
   }
   requireBackendPreference(options.backend);
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));

@@ -141,6 +141,26 @@ describe('fit() refusing what a program gets wrong, naming its own options', () 
     expect(lines).toEqual([]);
   });
 
+  it('refuses a number given as a string, naming the option and the type, before any worker starts', async () => {
+    const lines: string[] = [];
+    const outDir = await temporaryDirectory('fit-strings');
+    const log = (line: string) => void lines.push(line);
+    const given = (options: Record<string, unknown>) => fit(task, { outDir, log, ...options } as never);
+    await expect(given({ epochs: '3' })).rejects.toThrow(
+      'training config: epochs must be an integer >= 1, got "3" (a string)',
+    );
+    await expect(given({ validationSplit: '0.25' })).rejects.toThrow(
+      'validationSplit must be a number in (0, 1), got "0.25" (a string)',
+    );
+    await expect(given({ workers: '2' })).rejects.toThrow(
+      'workers must be an integer >= 1, got "2" (a string)',
+    );
+    await expect(given({ threads: '1' })).rejects.toThrow(
+      'threads must be an integer >= 1, got "1" (a string)',
+    );
+    expect(lines.filter((line) => /worker/.test(line))).toEqual([]);
+  });
+
   it('refuses to train again into a finished run unless told to overwrite, which moves it aside', async () => {
     const outDir = await temporaryDirectory('fit-again');
     const options = { outDir, epochs: 1, workers: 1, threads: 1, log: () => {} };

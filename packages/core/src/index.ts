@@ -38,7 +38,13 @@ export { loadModel, MODEL_FILES, MODEL_JSON_FILE, saveModel } from './io/model-f
 export * from './models/index.js';
 export * from './optim/index.js';
 export { unknownOption } from './optim/validation.js';
-export { integerOption, numberOption, parseOptions, positiveNumberOption } from './options/schema.js';
+export {
+  integerOption,
+  numberOption,
+  parseOptions,
+  positiveNumberOption,
+  shownWithType,
+} from './options/schema.js';
 export {
   type ParameterEntry,
   type ParameterLayout,

@@ -1,6 +1,6 @@
 import { CallosumError, ErrorCodes } from '../errors.js';
 import { didYouMean } from '../options/did-you-mean.js';
-import { shown } from '../options/schema.js';
+import { shownWithType } from '../options/schema.js';
 
 /** The values a numeric option accepts; `description` completes "must be ...". */
 export interface NumberRange {
@@ -77,6 +77,6 @@ export function unknownOption(
 function invalidOption(context: string, option: string, value: unknown, expected: string): CallosumError {
   return new CallosumError(
     ErrorCodes.INVALID_ARGUMENT,
-    `${context}: ${option} must be ${expected}, got ${shown(value)}`,
+    `${context}: ${option} must be ${expected}, got ${shownWithType(value)}`,
   );
 }

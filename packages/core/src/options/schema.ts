@@ -12,7 +12,7 @@ export function integerOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return z.custom<number>(
     (value) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max,
     {
-      error: (issue) => `must be an integer ${range}, got ${shown(issue.input)}`,
+      error: (issue) => `must be an integer ${range}, got ${shownWithType(issue.input)}`,
     },
   );
 }
@@ -25,7 +25,7 @@ export function positiveNumberOption() {
 /** A number that `accepts` allows, described as `description` when it does not. */
 export function numberOption(accepts: (value: number) => boolean, description: string) {
   return z.custom<number>((value) => typeof value === 'number' && accepts(value), {
-    error: (issue) => `must be ${description}, got ${shown(issue.input)}`,
+    error: (issue) => `must be ${description}, got ${shownWithType(issue.input)}`,
   });
 }
 
@@ -86,4 +86,18 @@ export function shown(value: unknown): string {
     text = Object.prototype.toString.call(value);
   }
   return text.length > SHOWN_LENGTH ? `${text.slice(0, SHOWN_LENGTH)}… (${text.length} characters)` : text;
+}
+
+/**
+ * `shown(value)` with its type when it is not a number, null or undefined: `"3" (a string)`, so that a
+ * message refusing a number given as a string does not read as if it refused the number.
+ */
+export function shownWithType(value: unknown): string {
+  if (typeof value === 'number' || value === undefined || value === null) return shown(value);
+  const type = Array.isArray(value)
+    ? 'an array'
+    : typeof value === 'object'
+      ? 'an object'
+      : `a ${typeof value}`;
+  return `${shown(value)} (${type})`;
 }

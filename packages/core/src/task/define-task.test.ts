@@ -60,6 +60,16 @@ describe('defineTask', () => {
     ['with metrics not an array', { ...valid, metrics: 'accuracy' }, '`metrics` must be an array'],
     ['with a batch size of 0', { ...valid, batchSize: 0 }, '`batchSize` must be a positive integer, got 0'],
     ['with fractional epochs', { ...valid, epochs: 1.5 }, '`epochs` must be a positive integer, got 1.5'],
+    [
+      'with epochs given as a string (it read as the number)',
+      { ...valid, epochs: '3' },
+      '`epochs` must be a positive integer, got "3" (a string)',
+    ],
+    [
+      'with a batch size given as an array',
+      { ...valid, batchSize: [32] },
+      '`batchSize` must be a positive integer, got [32] (an array)',
+    ],
     ['that is not an object', undefined, 'expects an object { model, data, loss }'],
     [
       'with a misspelt field (it would be dropped, and its default trained)',

@@ -9,6 +9,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { SampleValues } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import { unknownOption } from '../optim/validation.js';
+import { shownWithType } from '../options/schema.js';
 import type { SampleFunction } from './losses.js';
 
 /** Features or labels: a tensor, or raw values with their shape (first dimension: the samples). */
@@ -104,7 +105,7 @@ function definitionProblem(definition: TaskDefinition): string | undefined {
   for (const key of ['epochs', 'batchSize'] as const) {
     const value = definition[key];
     if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
-      return `\`${key}\` must be a positive integer, got ${value}`;
+      return `\`${key}\` must be a positive integer, got ${shownWithType(value)}`;
     }
   }
   return undefined;

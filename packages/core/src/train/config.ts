@@ -3,7 +3,13 @@ import type { ModelSpec } from '../models/spec.js';
 import type { AnyOptimizerSpec } from '../optim/registry.js';
 import type { LearningRateSchedule } from '../optim/schedules.js';
 import { tfjsOptimizerRefusal } from '../optim/tfjs-optimizer.js';
-import { integerOption, namedSpecOption, parseOptions, positiveNumberOption } from '../options/schema.js';
+import {
+  integerOption,
+  namedSpecOption,
+  numberOption,
+  parseOptions,
+  positiveNumberOption,
+} from '../options/schema.js';
 
 /**
  * What defines a training run, wherever it runs (one process or many): the same config and seed give
@@ -77,7 +83,7 @@ const fields = {
   seed: integerOption(0, MAX_UINT32),
   maxShift: integerOption(0),
   maxSteps: integerOption(1).optional(),
-  microBatchSize: z.number().optional(),
+  microBatchSize: numberOption(() => true, 'an integer').optional(),
   batchNorm: z.enum(BATCH_NORM_MODES).optional(),
 };
 

@@ -21,6 +21,15 @@ describe('trainLocal', () => {
       );
     },
   );
+
+  it('refuses a number given as a string, naming the option and the type (it read as the number)', async () => {
+    await expect(trainLocal({ model: { name: 'mlp' }, epochs: '3' as never })).rejects.toThrow(
+      callosumError(
+        'INVALID_ARGUMENT',
+        'training config: epochs must be an integer >= 1, got "3" (a string)',
+      ),
+    );
+  });
 });
 
 describe('trainLocal given a task', () => {
