@@ -24,7 +24,7 @@ import {
   sliceSampleSet,
   type Task,
   type TaskSplit,
-  type TrainingConfig,
+  type TrainingOverrides,
   unknownOption,
 } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
@@ -51,7 +51,7 @@ export interface FitCallback {
 export interface FitOptions
   extends Partial<
     Pick<
-      TrainingConfig,
+      TrainingOverrides,
       'epochs' | 'batchSize' | 'optimizer' | 'learningRate' | 'schedule' | 'seed' | 'microBatchSize'
     >
   > {
@@ -234,7 +234,7 @@ function batchLogs(report: StepReport): Logs {
 
 async function listenForWorkers(
   task: Task,
-  training: Partial<TrainingConfig>,
+  training: TrainingOverrides,
   options: FitOptions,
   callbacks: {
     onStep: (report: StepReport) => Promise<void>;
@@ -259,7 +259,7 @@ async function listenForWorkers(
   return coordinator.result;
 }
 
-function trainingOptions(options: FitOptions): Partial<TrainingConfig> {
+function trainingOptions(options: FitOptions): TrainingOverrides {
   const keys = [
     'epochs',
     'batchSize',

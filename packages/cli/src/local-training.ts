@@ -15,7 +15,7 @@ import {
   requireBackendPreference,
   shownWithType,
   type Task,
-  type TrainingConfig,
+  type TrainingOverrides,
   type WireDtype,
 } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
@@ -39,7 +39,7 @@ export interface LocalTrainingOptions extends RunCallbacks {
   /** A task module's run: the task loaded here and its path, which every local worker loads too. */
   readonly task?: Task;
   readonly taskModule?: string;
-  readonly training: Partial<TrainingConfig>;
+  readonly training: TrainingOverrides;
   /** What weights and gradients travel in (the coordinator's wireDtype; default float32). */
   readonly wireDtype?: WireDtype;
   readonly outDir: string;

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '@callosum/coordinator';
-import { loadModel } from '@callosum/core';
+import { loadLatestCheckpoint, loadModel } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
 // fit from the built package: it starts its local workers through the built CLI (dist/bin.js).
 import { fit, type History } from '../dist/index.js';
@@ -160,6 +160,13 @@ describe('fit() refusing what a program gets wrong, naming its own options', () 
     );
     expect(lines.filter((line) => /worker/.test(line))).toEqual([]);
   });
+
+  it("takes an optimizer by name, as a task's optimizer and --optimizer are given", async () => {
+    const outDir = await temporaryDirectory('fit-optimizer-name');
+    await fit(task, { outDir, epochs: 1, workers: 1, threads: 1, optimizer: 'sgd', log: () => {} });
+    const { checkpoint } = await loadLatestCheckpoint(join(outDir, 'checkpoints'), () => {});
+    expect(checkpoint.config.optimizer).toEqual({ name: 'sgd' });
+  }, 120_000);
 
   it('refuses to train again into a finished run unless told to overwrite, which moves it aside', async () => {
     const outDir = await temporaryDirectory('fit-again');

@@ -1,4 +1,4 @@
-import type { DatasetSource, StepEvent, Task, TrainingConfig, WireDtype } from '@callosum/core';
+import type { DatasetSource, StepEvent, Task, TrainingOverrides, WireDtype } from '@callosum/core';
 import type { Topology } from './settings.js';
 import type { StepBytes } from './telemetry/step-bytes.js';
 import type { ServerTlsOptions } from './transport/server.js';
@@ -89,7 +89,7 @@ export interface CoordinatorOptions extends DatasetSource, RunCallbacks {
    * batch computes, at the cost of two extra passes per layer over the shards each step, from workers
    * speaking protocol 1.7.
    */
-  readonly training?: Partial<TrainingConfig>;
+  readonly training?: TrainingOverrides;
   /**
    * Run directory: the final model goes to `<outDir>/model`, the metrics log to `<outDir>/metrics.jsonl`,
    * checkpoints to `<outDir>/checkpoints`, the finished run's summary to `<outDir>/summary.json`. It

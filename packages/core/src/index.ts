@@ -75,6 +75,7 @@ export {
   resolveTrainingConfig,
   type TrainingConfig,
   type TrainingOptions,
+  type TrainingOverrides,
   trainingConfigSchema,
   trainingOptionsSchema,
 } from './train/config.js';

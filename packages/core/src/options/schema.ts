@@ -50,6 +50,26 @@ export function namedSpecOption<T>(
 }
 
 /**
+ * namedSpecOption's spec, or its name alone (a non-empty string), read as the spec `{ [key]: name }`.
+ */
+export function nameOrSpecOption<T>(
+  key: string,
+  description: string,
+  refusal: (value: unknown) => string | undefined = () => undefined,
+) {
+  return z.union(
+    [
+      z
+        .string()
+        .min(1)
+        .transform((name) => ({ [key]: name }) as T),
+      namedSpecOption<T>(key, description),
+    ],
+    { error: (issue) => refusal(issue.input) ?? `must be ${description}, got ${shown(issue.input)}` },
+  );
+}
+
+/**
  * Parses `value` with `schema`; on failure throws `code` (INVALID_ARGUMENT unless given) naming `what`
  * and every bad field, e.g. "worker options: url must be a ws:// or wss:// URL, got "http://host"".
  */

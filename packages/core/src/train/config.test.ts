@@ -16,6 +16,14 @@ describe('training options', () => {
     });
   });
 
+  it("take the optimizer by name, as a task's and --optimizer's", () => {
+    expect(resolveTrainingConfig({ optimizer: 'sgd' }).optimizer).toEqual({ name: 'sgd' });
+    expect(resolveTrainingConfig({ optimizer: { name: 'momentum', momentum: 0.5 } }).optimizer).toEqual({
+      name: 'momentum',
+      momentum: 0.5,
+    });
+  });
+
   it('refuse a micro-batch larger than the global batch, naming the field', () => {
     expect(() => resolveTrainingConfig({ batchSize: 64, microBatchSize: 65 })).toThrow(
       'training config: microBatchSize (at most the global batch size) must be an integer in 1..64, got 65',
@@ -39,7 +47,8 @@ describe('training options', () => {
       [{ maxShift: -1 }, /maxShift must be an integer >= 0/],
       [{ maxSteps: 0 }, /maxSteps must be an integer >= 1, got 0/],
       [{ model: { options: {} } }, /model must be a model spec/],
-      [{ optimizer: 'adam' }, /optimizer must be an optimizer spec/],
+      [{ optimizer: 42 }, /optimizer must be an optimizer name \('adam'\) or spec \{name, \.\.\.\}, got 42$/],
+      [{ optimizer: '' }, /optimizer must be an optimizer name \('adam'\) or spec/],
       [{ schedule: {} }, /schedule must be a schedule/],
     ];
     for (const [options, message] of cases) {

@@ -6,6 +6,7 @@ import { tfjsOptimizerRefusal } from '../optim/tfjs-optimizer.js';
 import {
   integerOption,
   namedSpecOption,
+  nameOrSpecOption,
   numberOption,
   parseOptions,
   positiveNumberOption,
@@ -46,6 +47,14 @@ export interface TrainingConfig {
   readonly batchNorm?: BatchNormMode | undefined;
 }
 
+/**
+ * The training options a caller gives (trainLocal's, fit's, a coordinator's `training`): any of the
+ * config's, with the optimizer also by name alone ('adam'), as a task's optimizer and --optimizer are.
+ */
+export type TrainingOverrides = Partial<Omit<TrainingConfig, 'optimizer'>> & {
+  readonly optimizer?: AnyOptimizerSpec | string | undefined;
+};
+
 /** The values of TrainingConfig's `batchNorm`. */
 export const BATCH_NORM_MODES = ['sync', 'local'] as const;
 export type BatchNormMode = (typeof BATCH_NORM_MODES)[number];
@@ -75,8 +84,11 @@ const fields = {
   model: namedSpecOption<ModelSpec>('name', 'a model spec {name, options?}'),
   epochs: integerOption(1),
   batchSize: integerOption(1),
-  optimizer: namedSpecOption<AnyOptimizerSpec>('name', 'an optimizer spec {name, ...}', (value) =>
-    tfjsOptimizerRefusal(value, 'run options'),
+  // By name too ('adam'), as a task's optimizer and --optimizer are given.
+  optimizer: nameOrSpecOption<AnyOptimizerSpec>(
+    'name',
+    "an optimizer name ('adam') or spec {name, ...}",
+    (value) => tfjsOptimizerRefusal(value, 'run options'),
   ),
   learningRate: positiveNumberOption(),
   schedule: namedSpecOption<LearningRateSchedule>('kind', 'a schedule {kind, ...}'),

@@ -70,6 +70,38 @@ describe('trainLocal given a task', () => {
     expect(steps).toEqual([1, 2]);
   });
 
+  it('takes an optimizer by name, as a task and --optimizer do', async () => {
+    const seeded = defineTask({
+      model: ({ seed }) =>
+        tf.sequential({
+          layers: [
+            tf.layers.dense({
+              inputShape: [2],
+              units: 1,
+              kernelInitializer: tf.initializers.glorotUniform({ seed }),
+            }),
+          ],
+        }),
+      data: definition.data,
+      loss: 'meanSquaredError',
+    });
+    const weightsWith = async (optimizer: TrainLocalOptions['optimizer']) => {
+      const task = taskFromDefinition(seeded, 'seeded');
+      const { weights, model } = await trainLocal({
+        task,
+        backend: 'cpu',
+        epochs: 1,
+        learningRate: 0.1,
+        optimizer,
+      });
+      model.dispose();
+      return weights;
+    };
+    const bySpec = await weightsWith({ name: 'sgd' });
+    expect(await weightsWith('sgd')).toEqual(bySpec);
+    expect(await weightsWith('adam')).not.toEqual(bySpec);
+  });
+
   it('whose model has nothing to train is refused, naming the task', async () => {
     const frozen = defineTask({
       model: () => {

@@ -9,7 +9,7 @@ import { unknownOption } from '../optim/validation.js';
 import { readFlatWeights, writeFlatWeights } from '../params/layout.js';
 import { prepareTask } from '../task/prepare-task.js';
 import { evaluationSetOf, type Task, type TaskModel } from '../task/task.js';
-import { TRAINING_OPTION_NAMES, type TrainingConfig } from './config.js';
+import { TRAINING_OPTION_NAMES, type TrainingConfig, type TrainingOverrides } from './config.js';
 import { trainingDiverged } from './divergence.js';
 import { addTotals, EMPTY_TOTALS, type Evaluation, evaluateSampleSet, evaluationOf } from './evaluate.js';
 import { type EpochEvent, type StepEvent, stepEvent } from './events.js';
@@ -17,7 +17,7 @@ import { nonFiniteValue, type ReducedStep } from './reduce.js';
 import { reductionFor } from './reduction.js';
 import { TrainingState } from './training-state.js';
 
-export interface TrainLocalOptions extends Partial<TrainingConfig>, DatasetSource {
+export interface TrainLocalOptions extends TrainingOverrides, DatasetSource {
   /** What to train: a task (e.g. loadTaskModule's); without one, `model` on MNIST. */
   readonly task?: Task | undefined;
   readonly backend?: BackendPreference;
