@@ -176,6 +176,34 @@ describe('taskFromDefinition', () => {
     );
   });
 
+  it('refuses nested arrays and non-numbers as values, saying what to give instead', async () => {
+    const failing = async (train: unknown) => taskOf({ data: () => ({ train }) as never }).loadData();
+    const nested = (shape: string) =>
+      `values is a nested array; { values, shape } takes the values flat, sample after sample: give { values: values.flat(Infinity), shape: ${shape} }, or tf.tensor(values)`;
+    await expect(
+      failing({
+        xs: {
+          values: [
+            [0, 1],
+            [1, 0],
+          ],
+          shape: [2, 2],
+        },
+        ys: tf.zeros([2]),
+      }),
+    ).rejects.toThrow(callosumError('TASK_INVALID', `task demo: data train.xs.${nested('[2, 2]')}`));
+    // One value per sample: Float32Array.from read these as [0, 1], and they trained.
+    await expect(failing({ xs: tf.zeros([2, 3]), ys: { values: [[0], [1]], shape: [2] } })).rejects.toThrow(
+      callosumError('TASK_INVALID', `task demo: data train.ys.${nested('[2, 1]')}`),
+    );
+    await expect(failing({ xs: { values: [1, '2'], shape: [1, 2] }, ys: tf.zeros([1]) })).rejects.toThrow(
+      callosumError(
+        'TASK_INVALID',
+        'task demo: data train.xs.values[1] is "2" (a string); a number[] holds numbers',
+      ),
+    );
+  });
+
   it("gives Keras's defaults (Adam at 0.001, constant rate, no shift), which a run's options override", () => {
     const plain = taskOf({});
     expect(plain.images).toBe(false);

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { SampleSet, SampleTensor, SampleValues } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { shownWithType } from '../options/schema.js';
 import type { TrainingOptions } from '../train/config.js';
 import type { DefinedTask, TaskArray, TaskSplit } from './define-task.js';
 import { namingTask } from './naming-task.js';
@@ -92,7 +93,9 @@ function sampleTensor(
     values = array.dataSync() as Float32Array | Int32Array;
     shape = array.shape;
   } else if (typeof array === 'object' && array !== null && 'values' in array && Array.isArray(array.shape)) {
-    values = Array.isArray(array.values) ? Float32Array.from(array.values) : (array.values as SampleValues);
+    values = Array.isArray(array.values)
+      ? numberArrayValues(array.values, what, fail)
+      : (array.values as SampleValues);
     shape = array.shape;
     if (!(values instanceof Float32Array || values instanceof Int32Array || values instanceof Uint8Array)) {
       throw fail(`data ${what}.values must be a Float32Array, Int32Array, Uint8Array or number[]`);
@@ -107,6 +110,33 @@ function sampleTensor(
   if (shape.length === 0) throw fail(`data ${what} is a scalar; its first dimension must be the samples`);
   const [count, ...sampleShape] = shape as [number, ...number[]];
   return { count, tensor: { values, sampleShape } };
+}
+
+/**
+ * A number[]'s values as float32. Float32Array.from would read a nested array's one-element rows and
+ * strings as numbers, and anything else as NaN: they are refused, saying what to give.
+ */
+function numberArrayValues(
+  values: readonly unknown[],
+  what: string,
+  fail: (problem: string) => Error,
+): Float32Array {
+  const at = values.findIndex((value) => typeof value !== 'number');
+  if (at >= 0 && Array.isArray(values[at])) {
+    throw fail(
+      `data ${what}.values is a nested array; { values, shape } takes the values flat, sample after sample: give { values: values.flat(Infinity), shape: ${shapeText(nestedShape(values))} }, or tf.tensor(values)`,
+    );
+  }
+  if (at >= 0)
+    throw fail(`data ${what}.values[${at}] is ${shownWithType(values[at])}; a number[] holds numbers`);
+  return Float32Array.from(values as readonly number[]);
+}
+
+/** The shape nested arrays spell, along their first elements. */
+function nestedShape(values: unknown): number[] {
+  const shape: number[] = [];
+  for (let level = values; Array.isArray(level); level = level[0]) shape.push(level.length);
+  return shape;
 }
 
 function isLayersModel(value: unknown): value is LayersModel {
