@@ -31,11 +31,6 @@ export function createOptimizer(spec: AnyOptimizerSpec, parameterCount: number):
   return factoryOf(spec.name)(spec, parameterCount);
 }
 
-/** Throws UNKNOWN_NAME unless an optimizer is registered under `name`, as createOptimizer would. */
-export function requireRegisteredOptimizer(name: string): void {
-  factoryOf(name);
-}
-
 function factoryOf(name: string): OptimizerFactory<{ readonly name: string }> {
   const factory = factories.get(name);
   if (factory === undefined) {

@@ -64,6 +64,15 @@ describe("a task's optimizer setting", () => {
     expect(() => spam('adamm')).toThrow(callosumError('UNKNOWN_NAME', unknown));
   });
 
+  it('refuses a setting out of its range when the task loads, naming the task', () => {
+    expect(() => spam({ name: 'adam', beta1: 2 })).toThrow(
+      callosumError('INVALID_ARGUMENT', 'task spam: optimizer "adam": beta1 must be'),
+    );
+    expect(() => spam({ name: 'momentum', momentum: '0.9' })).toThrow(
+      callosumError('INVALID_ARGUMENT', 'task spam: optimizer "momentum": momentum must be'),
+    );
+  });
+
   it("refuses a learning rate that is not > 0 as the task's optimizer setting, not the run's", () => {
     expect(() => spam({ name: 'adam', learningRate: -0.1 })).toThrow(
       callosumError(

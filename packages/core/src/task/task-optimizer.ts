@@ -9,7 +9,7 @@ import {
   OPTIMIZER_SETTINGS,
   unknownOptimizerOption,
 } from '../optim/optimizer-options.js';
-import { type AnyOptimizerSpec, requireRegisteredOptimizer } from '../optim/registry.js';
+import { type AnyOptimizerSpec, createOptimizer } from '../optim/registry.js';
 import { tfjsOptimizerRefusal } from '../optim/tfjs-optimizer.js';
 import { POSITIVE, requireNumber } from '../optim/validation.js';
 import { shown } from '../options/schema.js';
@@ -19,7 +19,7 @@ import type { TaskOptimizer } from './define-task.js';
  * The optimizer spec and learning rate (if the task sets one) of the setting `optimizer`; what is wrong
  * with it throws, for the caller to name the task. The settings of a built-in optimizer are checked
  * here, so that the message lists learningRate among them; a registered optimizer of the task's own
- * checks its own.
+ * checks its own when it is built.
  */
 export function taskOptimizer(optimizer: TaskOptimizer): {
   optimizer: AnyOptimizerSpec;
@@ -34,12 +34,14 @@ export function taskOptimizer(optimizer: TaskOptimizer): {
     );
   }
   const { name, learningRate, ...settings } = spec;
-  requireRegisteredOptimizer(name);
   if (Object.hasOwn(OPTIMIZER_SETTINGS, name)) {
     const known = ['name', 'learningRate', ...OPTIMIZER_SETTINGS[name as keyof typeof OPTIMIZER_SETTINGS]];
     const problem = unknownOptimizerOption(name, spec, known, LEARNING_RATE_ALIASES);
     if (problem !== undefined) throw invalid(`optimizer "${name}" ${problem}`);
   }
+  // Built over one parameter, the optimizer checks its name and its settings' values (a beta1 of 2, say)
+  // now, while the task can be named, rather than when the run builds it.
+  createOptimizer({ name, ...settings }, 1);
   if (learningRate !== undefined)
     requireNumber(optimizerContext(name), 'learningRate', learningRate, POSITIVE);
   return { optimizer: { name, ...settings }, learningRate };
