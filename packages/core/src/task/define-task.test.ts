@@ -61,6 +61,11 @@ describe('defineTask', () => {
     ['with a batch size of 0', { ...valid, batchSize: 0 }, '`batchSize` must be a positive integer, got 0'],
     ['with fractional epochs', { ...valid, epochs: 1.5 }, '`epochs` must be a positive integer, got 1.5'],
     [
+      'with images given as a string',
+      { ...valid, images: 'yes' },
+      '`images` must be true or false, got "yes" (a string)',
+    ],
+    [
       'with epochs given as a string (it read as the number)',
       { ...valid, epochs: '3' },
       '`epochs` must be a positive integer, got "3" (a string)',

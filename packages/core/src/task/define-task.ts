@@ -100,7 +100,7 @@ function definitionProblem(definition: TaskDefinition): string | undefined {
     return '`metrics` must be an array of names or functions';
   }
   if (definition.images !== undefined && typeof definition.images !== 'boolean') {
-    return '`images` must be true or false';
+    return `\`images\` must be true or false, got ${shownWithType(definition.images)}`;
   }
   for (const key of ['epochs', 'batchSize'] as const) {
     const value = definition[key];
