@@ -28,6 +28,7 @@ import {
   unknownOption,
 } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
+import { callbackFailure, stoppedByCallback } from './fit-callback-failure.js';
 import { trainWithLocalWorkers } from './local-training.js';
 
 /** Figures of an epoch or a batch by name: loss, acc, val_loss, val_acc, val_<metric>. */
@@ -62,6 +63,12 @@ export interface FitOptions
    * refused, as `callosum train --overwrite` does; by default a directory holding a run is refused.
    */
   readonly overwrite?: boolean;
+  /**
+   * Continue the run in `outDir` from its newest checkpoint (one a callback stopped by throwing, say), as
+   * `callosum train --resume` does. Give the options it started with: its checkpoint keeps the training
+   * options (epochs, batchSize, ...), but not validationSplit or validationData, which decide its data.
+   */
+  readonly resume?: boolean;
   /** Local worker processes to start (default 2); ignored with `listen`. */
   readonly workers?: number;
   readonly threads?: number;
@@ -102,6 +109,7 @@ const FIT_OPTION_NAMES = Object.keys({
   microBatchSize: true,
   outDir: true,
   overwrite: true,
+  resume: true,
   workers: true,
   threads: true,
   backend: true,
@@ -137,12 +145,16 @@ export interface FitResult {
 /**
  * Trains the task module at `taskModule` (a path; every worker process loads the same module). The
  * epoch's `loss`, `acc` and metrics are the means over its steps' batches; `val_*` are measured on the
- * validation data with the weights at the epoch's end.
+ * validation data with the weights at the epoch's end. A callback that throws stops the run as a signal
+ * stops `callosum train`: its step is checkpointed, and fit rejects naming the callback and how to resume.
  */
 export async function fit(taskModule: string, options: FitOptions): Promise<FitResult> {
   // Keras's `validation_split` or a misspelt `epoch` would otherwise train the task's defaults.
   const unknown = unknownOption(options, FIT_OPTION_NAMES, OTHER_SPELLINGS);
   if (unknown !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `fit ${unknown}`);
+  if (options.resume === true && options.overwrite === true) {
+    throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'give resume or overwrite, not both');
+  }
   const path = resolve(taskModule);
   const task = withValidation(await loadTaskModule(path), options);
   const history: History = { epoch: [], history: {} };
@@ -164,6 +176,25 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   const afterCallbacks = () => {
     if (stopReason !== undefined) coordinator?.finish(stopReason);
   };
+  // The first callback to throw stops the run; the abort ends the local workers, which would otherwise
+  // wait for a resumed coordinator.
+  const stopping = new AbortController();
+  let failure: CallosumError | undefined;
+  const callEach = async (
+    method: keyof FitCallback,
+    argument: number,
+    call: (callback: FitCallback) => void | Promise<void>,
+  ) => {
+    for (const [index, callback] of (options.callbacks ?? []).entries()) {
+      try {
+        await call(callback);
+      } catch (thrown) {
+        failure = callbackFailure(`callbacks[${index}].${method}(${argument}, …)`, thrown);
+        stopping.abort(failure.message);
+        throw failure;
+      }
+    }
+  };
   const endEpoch = async (epoch: number, evaluation?: EvaluationReport) => {
     const logs: Record<string, number> = Object.fromEntries(
       Object.entries(epochSums).map(([name, sum]) => [name, sum / epochSamples]),
@@ -181,7 +212,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     for (const [name, value] of Object.entries(logs)) {
       history.history[name] = [...(history.history[name] ?? []), value];
     }
-    for (const callback of options.callbacks ?? []) await callback.onEpochEnd?.(epoch, logs, run);
+    await callEach('onEpochEnd', epoch, (callback) => callback.onEpochEnd?.(epoch, logs, run));
     afterCallbacks();
   };
   const onStep = async (report: StepReport) => {
@@ -190,7 +221,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     for (const [name, value] of Object.entries(logs))
       epochSums[name] = (epochSums[name] ?? 0) + value * samples;
     epochSamples += samples;
-    for (const callback of options.callbacks ?? []) await callback.onBatchEnd?.(batch, logs, run);
+    await callEach('onBatchEnd', batch, (callback) => callback.onBatchEnd?.(batch, logs, run));
     batch += 1;
     // With validation data the epoch ends after its evaluation (onEvaluation).
     if (report.endsEpoch && !task.validates()) await endEpoch(report.epoch);
@@ -198,9 +229,9 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   };
   const onEvaluation = (report: EvaluationReport) => endEpoch(report.epoch, report);
   const training = trainingOptions(options);
-  const summary =
+  const running =
     options.listen === undefined
-      ? await trainWithLocalWorkers({
+      ? trainWithLocalWorkers({
           workers: options.workers ?? 2,
           threads: options.threads ?? defaultThreads(options.workers ?? 2),
           backend: options.backend ?? 'auto',
@@ -210,16 +241,22 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
           training,
           outDir: options.outDir,
           overwrite: options.overwrite === true,
+          resume: options.resume === true,
           ...(options.log === undefined ? {} : { log: options.log }),
           onStep,
           onEvaluation,
+          signal: stopping.signal,
           onStarted: (started) => {
             coordinator = started;
           },
         })
-      : await listenForWorkers(task.task, training, options, { onStep, onEvaluation }, (started) => {
+      : listenForWorkers(task.task, training, options, { onStep, onEvaluation }, (started) => {
           coordinator = started;
         });
+  const summary = await running.catch(async (error: unknown) => {
+    if (failure === undefined || error !== failure) throw error;
+    throw await stoppedByCallback(failure, options.outDir);
+  });
   return { history, summary };
 }
 
@@ -248,6 +285,7 @@ async function listenForWorkers(
     training,
     outDir: options.outDir,
     overwrite: options.overwrite === true,
+    resume: options.resume === true,
     host: listen.host ?? '127.0.0.1',
     port: listen.port ?? 0,
     ...(listen.token === undefined ? {} : { token: listen.token }),

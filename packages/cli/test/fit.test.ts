@@ -88,38 +88,62 @@ describe('fit() listening for remote workers', () => {
 });
 
 describe('fit() with a callback that throws', () => {
-  it("rejects with the callback's error, and leaves no worker process behind", async () => {
+  it('rejects naming the callback and what it threw, leaves no worker process behind, and resume: true continues the run', async () => {
     const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
     const lines: string[] = [];
-    await expect(
-      fit(task, {
-        outDir: await temporaryDirectory('fit-throws'),
-        epochs: 3,
-        workers: 2,
-        threads: 1,
-        callbacks: [
-          {
-            onEpochEnd: (epoch) => {
-              if (epoch === 1) throw new Error('this callback fails at epoch 2');
-            },
+    const thrown = new Error('this callback fails at epoch 2');
+    // 384 training samples: 6 steps an epoch, 18 in all; epoch 2 (1 from 0) ends at step 12.
+    const options = {
+      outDir: await temporaryDirectory('fit-throws'),
+      epochs: 3,
+      workers: 2,
+      threads: 1,
+      validationSplit: 0.25,
+      log: (line: string) => void lines.push(line),
+    };
+    const failure: unknown = await fit(task, {
+      ...options,
+      callbacks: [
+        { onEpochEnd: () => {} },
+        {
+          onEpochEnd: (epoch) => {
+            if (epoch === 1) throw thrown;
           },
-        ],
-        log: (line) => void lines.push(line),
-      }),
-    ).rejects.toThrow('this callback fails at epoch 2');
+        },
+      ],
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toBe(
+      'callbacks[1].onEpochEnd(1, …) threw Error: this callback fails at epoch 2; the run stopped; its newest ' +
+        `checkpoint (step 12) is in ${options.outDir}: fit with resume: true continues from there`,
+    );
+    expect(failure).toMatchObject({ code: 'COORDINATOR_STOPPING', cause: thrown });
     const workers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
       .split('\n')
       .filter((line) => line.includes(' worker ') && line.includes(task));
     expect(workers).toEqual([]);
-    // The workers had joined and trained before the callback failed.
+    // The workers had joined and trained before the callback failed, and were stopped, not failed.
     expect(lines.some((line) => /joined/.test(line))).toBe(true);
+    expect(lines.filter((line) => /exited with/.test(line))).toEqual([]);
+
+    // The same options with resume: true continue from the checkpoint: the epoch left, on the same data.
+    const epochsSeen: number[] = [];
+    const { history, summary } = await fit(task, {
+      ...options,
+      resume: true,
+      callbacks: [{ onEpochEnd: (epoch) => void epochsSeen.push(epoch) }],
+    });
+    expect(summary.steps).toBe(18);
+    expect(history.epoch).toEqual([2]);
+    expect(epochsSeen).toEqual([2]);
+    expect(history.history.val_loss).toHaveLength(1);
   }, 120_000);
 });
 
 describe('fit() refusing what a program gets wrong, naming its own options', () => {
   const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
 
-  it('refuses an unknown backend, zero workers and an option it does not have before any worker starts', async () => {
+  it('refuses an unknown backend, zero workers, an option it does not have and resume with overwrite before any worker starts', async () => {
     const lines: string[] = [];
     const outDir = await temporaryDirectory('fit-refusals');
     const log = (line: string) => void lines.push(line);
@@ -137,6 +161,9 @@ describe('fit() refusing what a program gets wrong, naming its own options', () 
     );
     await expect(fit(task, { outDir, log, epoch: 1 } as never)).rejects.toThrow(
       'fit has no option "epoch" (did you mean "epochs"?)',
+    );
+    await expect(fit(task, { outDir, log, resume: true, overwrite: true })).rejects.toThrow(
+      'give resume or overwrite, not both',
     );
     expect(lines).toEqual([]);
   });

@@ -471,7 +471,7 @@ async function occupiedRefusal(path: string, taken: readonly string[]): Promise<
     case 'finished':
       return `${path} already holds a finished run (${taken.join(', ')}): ${alternatives}`;
     case 'resumable':
-      return `${path} already holds a run (${taken.join(', ')}): continue it with --resume ${path}, ${alternatives}`;
+      return `${path} already holds a run (${taken.join(', ')}): continue it with --resume ${path} (resume: true from a program), ${alternatives}`;
     default:
       return `${path} already holds a run's files (${taken.join(', ')}) but no checkpoint to continue it from: ${alternatives}`;
   }
