@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FitRun } from './fit.js';
-import { earlyStopping } from './fit-callbacks.js';
+import { earlyStopping, requireMonitoredFigures, saveBestModel } from './fit-callbacks.js';
 
 const run: FitRun = { stop: () => {}, saveModel: async () => {} };
 
@@ -18,6 +18,27 @@ describe('earlyStopping, monitoring a figure the epoch does not have', () => {
     const callback = earlyStopping({ monitor: 'val_loss' });
     await expect((async () => callback.onEpochEnd?.(0, { loss: 1 }, run))()).rejects.toThrow(
       /"val_loss" is not in the epoch's logs \(loss\); val_ figures need validation data$/,
+    );
+  });
+});
+
+describe('requireMonitoredFigures, before training', () => {
+  const logs = ['loss', 'acc', 'val_loss', 'val_acc'];
+
+  it('passes callbacks that monitor a figure of the logs, or nothing', () => {
+    expect(() =>
+      requireMonitoredFigures([{}, earlyStopping(), saveBestModel({ monitor: 'acc', dir: 'best' })], logs),
+    ).not.toThrow();
+  });
+
+  it('names the callback, the figure meant and the figures there are', () => {
+    expect(() => requireMonitoredFigures([{}, earlyStopping({ monitor: 'val_lss' })], logs)).toThrow(
+      'callbacks[1] monitors "val_lss" (did you mean "val_loss"?), which the epoch logs will not have: they have loss, acc, val_loss, val_acc',
+    );
+    expect(() =>
+      requireMonitoredFigures([saveBestModel({ monitor: 'val_accuracy', dir: 'best' })], logs),
+    ).toThrow(
+      /^callbacks\[0\] monitors "val_accuracy", .*; accuracy is "acc" here, as in tfjs: monitor "val_acc"$/,
     );
   });
 });

@@ -1,5 +1,5 @@
-/** Keras's EarlyStopping and ModelCheckpoint(save_best_only) as fit callbacks. */
-import { CallosumError, ErrorCodes } from '@callosum/core';
+/** Keras's EarlyStopping and ModelCheckpoint(save_best_only) as fit callbacks, and the check of what they monitor. */
+import { CallosumError, didYouMean, ErrorCodes } from '@callosum/core';
 import type { FitCallback, Logs } from './fit.js';
 
 export interface MonitorOptions {
@@ -23,7 +23,7 @@ function improvementTracker({ monitor = 'val_loss', mode = 'auto', minDelta = 0 
       if (value === undefined) {
         throw new CallosumError(
           ErrorCodes.INVALID_ARGUMENT,
-          `the monitored figure "${monitor}" is not in the epoch's logs (${Object.keys(logs).join(', ')})${missingFigureHint(monitor, logs)}`,
+          `the monitored figure "${monitor}" is not in the epoch's logs (${Object.keys(logs).join(', ')})${missingFigureHint(monitor, Object.keys(logs))}`,
         );
       }
       const better = maximise ? value > best + Math.abs(minDelta) : value < best - Math.abs(minDelta);
@@ -42,6 +42,7 @@ export function earlyStopping(options: MonitorOptions & { readonly patience?: nu
   const patience = options.patience ?? 0;
   let epochsWithout = 0;
   return {
+    monitor: tracker.monitor,
     onEpochEnd(epoch, logs, run) {
       epochsWithout = tracker.improves(logs) ? 0 : epochsWithout + 1;
       if (epochsWithout > 0 && epochsWithout >= patience) {
@@ -57,17 +58,33 @@ export function earlyStopping(options: MonitorOptions & { readonly patience?: nu
 export function saveBestModel(options: MonitorOptions & { readonly dir: string }): FitCallback {
   const tracker = improvementTracker(options);
   return {
+    monitor: tracker.monitor,
     async onEpochEnd(_epoch, logs, run) {
       if (tracker.improves(logs)) await run.saveModel(options.dir);
     },
   };
 }
 
-/** Why `monitor` may be missing from `logs`: Keras 2's name for accuracy, or no validation data. */
-function missingFigureHint(monitor: string, logs: Logs): string {
+/**
+ * Refuses a callback whose `monitor` is not among `names`, the figures every epoch's logs will have:
+ * before training, a typo ("val_los") would only be found once the first epoch has trained.
+ */
+export function requireMonitoredFigures(callbacks: readonly FitCallback[], names: readonly string[]): void {
+  for (const [index, { monitor }] of callbacks.entries()) {
+    if (monitor === undefined || names.includes(monitor)) continue;
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `callbacks[${index}] monitors "${monitor}"${didYouMean(monitor, names)}, which the epoch logs will not have: ` +
+        `they have ${names.join(', ')}${missingFigureHint(monitor, names)}`,
+    );
+  }
+}
+
+/** Why `monitor` may be missing from the logs' `names`: Keras 2's name for accuracy, or no validation data. */
+function missingFigureHint(monitor: string, names: readonly string[]): string {
   const tfjsName = monitor.replace(/accuracy$/, 'acc');
-  if (tfjsName !== monitor && tfjsName in logs)
+  if (tfjsName !== monitor && names.includes(tfjsName))
     return `; accuracy is "acc" here, as in tfjs: monitor "${tfjsName}"`;
-  const validated = Object.keys(logs).some((name) => name.startsWith('val_'));
+  const validated = names.some((name) => name.startsWith('val_'));
   return monitor.startsWith('val_') && !validated ? '; val_ figures need validation data' : '';
 }

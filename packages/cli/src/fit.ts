@@ -18,6 +18,7 @@ import {
   CallosumError,
   ErrorCodes,
   loadTaskModule,
+  metricNamesOf,
   type SampleSet,
   sampleSet,
   shownWithType,
@@ -29,6 +30,7 @@ import {
 } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import { callbackFailure, stoppedByCallback } from './fit-callback-failure.js';
+import { requireMonitoredFigures } from './fit-callbacks.js';
 import { trainWithLocalWorkers } from './local-training.js';
 
 /** Figures of an epoch or a batch by name: loss, acc, val_loss, val_acc, val_<metric>. */
@@ -43,6 +45,11 @@ export interface FitRun {
 }
 
 export interface FitCallback {
+  /**
+   * The figure of the epoch logs this callback reads (earlyStopping's and saveBestModel's `monitor`):
+   * fit refuses, before training, a name the epoch logs will not have.
+   */
+  readonly monitor?: string;
   /** After every step; `batch` counts from 0 in each epoch. */
   onBatchEnd?(batch: number, logs: Logs, run: FitRun): void | Promise<void>;
   /** After every epoch, with its validation figures when there is validation data. */
@@ -156,7 +163,11 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'give resume or overwrite, not both');
   }
   const path = resolve(taskModule);
-  const task = withValidation(await loadTaskModule(path), options);
+  const loaded = await loadTaskModule(path);
+  // Once the data is loaded (whether there are val_ figures depends on it), before the first step.
+  const task = withValidation(loaded, options, (validates) =>
+    requireMonitoredFigures(options.callbacks ?? [], epochLogNames(loaded, validates)),
+  );
   const history: History = { epoch: [], history: {} };
   // Sample-weighted sums over the epoch's steps, by log name (loss, acc, mae, ...).
   let epochSums: Record<string, number> = {};
@@ -260,6 +271,13 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   return { history, summary };
 }
 
+/** The names of every epoch's logs: the training figures (as batchLogs), then each as val_ with validation data. */
+function epochLogNames(task: Task, validates: boolean): string[] {
+  const { measuresAccuracy, metricNames } = metricNamesOf(task.metrics);
+  const training = ['loss', ...(measuresAccuracy ? ['acc'] : []), ...metricNames];
+  return validates ? [...training, ...training.map((name) => `val_${name}`)] : training;
+}
+
 /** A step's figures as Keras names them: loss, acc (when measured), then each metric. */
 function batchLogs(report: StepReport): Logs {
   return {
@@ -315,9 +333,13 @@ function trainingOptions(options: FitOptions): TrainingOverrides {
 
 /**
  * The task with fit's validation data in place of its own, and nothing else evaluated; `validates`
- * tells, once the data is loaded, whether there is validation data.
+ * tells, once the data is loaded, whether there is validation data, as `loaded` is told then.
  */
-function withValidation(task: Task, options: FitOptions): { task: Task; validates: () => boolean } {
+function withValidation(
+  task: Task,
+  options: FitOptions,
+  loaded: (validates: boolean) => void,
+): { task: Task; validates: () => boolean } {
   const { validationSplit, validationData } = options;
   if (
     validationSplit !== undefined &&
@@ -355,6 +377,7 @@ function withValidation(task: Task, options: FitOptions): { task: Task; validate
       }
       // Without either option, the task's own validation split (if any) is what each epoch measures.
       validates = validation !== undefined;
+      loaded(validates);
       return { train, validation };
     },
   };

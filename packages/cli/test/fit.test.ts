@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '@callosum/coordinator';
 import { loadLatestCheckpoint, loadModel } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
 // fit from the built package: it starts its local workers through the built CLI (dist/bin.js).
-import { fit, type History } from '../dist/index.js';
+import { earlyStopping, fit, type History, saveBestModel } from '../dist/index.js';
 import { type Finished, lastJsonLine, runCli, runNodeScript, temporaryDirectory } from './processes.js';
 
 // The TypeScript example that calls fit() (examples/fit-early-stopping/train.ts, compiled by the
@@ -194,6 +194,35 @@ describe('fit() refusing what a program gets wrong, naming its own options', () 
     const { checkpoint } = await loadLatestCheckpoint(join(outDir, 'checkpoints'), () => {});
     expect(checkpoint.config.optimizer).toEqual({ name: 'sgd' });
   }, 120_000);
+
+  it("refuses a monitored figure the epoch logs will not have before the first step, naming the logs' figures", async () => {
+    const outDir = join(await temporaryDirectory('fit-monitor'), 'run');
+    const batches: number[] = [];
+    const options = {
+      outDir,
+      epochs: 2,
+      workers: 1,
+      threads: 1,
+      log: () => {},
+      callbacks: [{ onBatchEnd: (batch: number) => void batches.push(batch) }],
+    };
+    // A typo: the task measures mae, not accuracy, and fit gives it validation data.
+    const typo = { ...options, validationSplit: 0.25 };
+    await expect(
+      fit(task, { ...typo, callbacks: [...options.callbacks, earlyStopping({ monitor: 'val_los' })] }),
+    ).rejects.toThrow(
+      /^callbacks\[1\] monitors "val_los" \(did you mean "val_loss"\?\), which the epoch logs will not have: they have loss, mae, val_loss, val_mae$/,
+    );
+    // Without validation data there are no val_ figures.
+    await expect(
+      fit(task, { ...options, callbacks: [saveBestModel({ dir: join(outDir, 'best') })] }),
+    ).rejects.toThrow(
+      'callbacks[0] monitors "val_loss", which the epoch logs will not have: they have loss, mae; val_ figures need validation data',
+    );
+    // Refused before any step: no batch was trained, and the run directory is gone again.
+    expect(batches).toEqual([]);
+    expect(await readdir(dirname(outDir))).toEqual([]);
+  }, 60_000);
 
   it('refuses to train again into a finished run unless told to overwrite, which moves it aside', async () => {
     const outDir = await temporaryDirectory('fit-again');

@@ -38,6 +38,7 @@ export { loadModel, MODEL_FILES, MODEL_JSON_FILE, saveModel } from './io/model-f
 export * from './models/index.js';
 export * from './optim/index.js';
 export { unknownOption } from './optim/validation.js';
+export { didYouMean } from './options/did-you-mean.js';
 export {
   integerOption,
   numberOption,

@@ -19,7 +19,7 @@ export { loadTaskModule } from './load-task.js';
 export { LOSS_NAMES, type LossName, type SampleFunction } from './losses.js';
 export { imageSamples, mnistTask } from './mnist-task.js';
 export { sampleSet, taskFromDefinition } from './module-task.js';
-export { type LossSpec, Objective } from './objective.js';
+export { type LossSpec, metricNamesOf, Objective } from './objective.js';
 export {
   loadTaskForTraining,
   prepareTask,

@@ -30,6 +30,29 @@ export interface ObjectiveSums {
   readonly metrics: readonly tf.Scalar[];
 }
 
+/**
+ * What a task's `metrics` report, without building its model: whether accuracy is among them, and the
+ * names of the others in their order (a function's own name, else `metric<i>`), as the Objective names them.
+ */
+export function metricNamesOf(metrics: readonly LossSpec[]): {
+  measuresAccuracy: boolean;
+  metricNames: string[];
+} {
+  return {
+    measuresAccuracy: metrics.some((metric) => typeof metric === 'string' && ACCURACY_NAMES.includes(metric)),
+    metricNames: otherMetrics(metrics).map(({ metric }, index) =>
+      typeof metric === 'string' ? metric : metric.name || `metric${index}`,
+    ),
+  };
+}
+
+/** The metrics other than accuracy, with their positions in `metrics`. */
+function otherMetrics(metrics: readonly LossSpec[]): { metric: LossSpec; position: number }[] {
+  return metrics.flatMap((metric, position) =>
+    typeof metric === 'string' && ACCURACY_NAMES.includes(metric) ? [] : [{ metric, position }],
+  );
+}
+
 export class Objective {
   /** The loss's name (a function's own name, or "custom"), for logs and the task fingerprint. */
   readonly lossName: string;
@@ -65,17 +88,11 @@ export class Objective {
     this.lossName = typeof loss === 'string' ? loss : loss.name || 'custom';
     this.#loss = typeof loss === 'string' ? namedLoss(loss) : loss;
     const outputUnits = model.outputs[0]?.shape.at(-1) ?? 1;
-    this.measuresAccuracy = metrics.some(
-      (metric) => typeof metric === 'string' && ACCURACY_NAMES.includes(metric),
-    );
+    const named = metricNamesOf(metrics);
+    this.measuresAccuracy = named.measuresAccuracy;
+    this.metricNames = named.metricNames;
     this.#accuracy = this.measuresAccuracy ? accuracyFor(this.lossName, outputUnits) : undefined;
-    // The metrics other than accuracy, with their positions in `metrics`.
-    const others = metrics.flatMap((metric, position) =>
-      typeof metric === 'string' && ACCURACY_NAMES.includes(metric) ? [] : [{ metric, position }],
-    );
-    this.metricNames = others.map(({ metric }, index) =>
-      typeof metric === 'string' ? metric : metric.name || `metric${index}`,
-    );
+    const others = otherMetrics(metrics);
     this.#metrics = others.map(({ metric }) => (typeof metric === 'string' ? namedMetric(metric) : metric));
     this.#shown = [shownLoss(loss), ...others.map(({ metric, position }) => shownMetric(metric, position))];
     this.#prefix = task === undefined ? '' : `task ${task}: `;
