@@ -6,9 +6,17 @@ import {
   RunFiles,
   type RunSummary,
   runDirectoryState,
+  storedModel,
   storedSummary,
 } from '@callosum/coordinator';
-import { ErrorCodes, isCallosumError, newestCheckpointStep, type WireDtype } from '@callosum/core';
+import {
+  ErrorCodes,
+  isCallosumError,
+  newestCheckpointStep,
+  requireTrainedTask,
+  taskNameOf,
+  type WireDtype,
+} from '@callosum/core';
 import type { Command, Option } from 'commander';
 import { booleanOption, envOption } from './env-options.js';
 import { createProgressReporter } from './progress.js';
@@ -68,9 +76,10 @@ export interface RunHooks extends Required<RunCallbacks> {
 /**
  * Runs the training run of a command's flags with progress on stderr and the summary on stdout: a table
  * for a person, or with --json one JSON object on the last line for a program. `run` gets the run's
- * settings, whose outDir is the run directory. Resuming a finished run reports its stored summary; a run
- * stopped by a signal, for want of workers or by a file it could not write (a full disk) says how to
- * resume it, if it has a checkpoint to resume.
+ * settings, whose outDir is the run directory. Resuming a finished run reports its stored summary (given
+ * the run's task, as a resume of an unfinished run must be); a run stopped by a signal, for want of
+ * workers or by a file it could not write (a full disk) says how to resume it, if it has a checkpoint to
+ * resume.
  */
 export async function reportRun(
   command: Command,
@@ -95,6 +104,12 @@ export async function reportRun(
     }
     const finished = await storedSummary(runDir);
     if (finished !== undefined) {
+      // As the coordinator checks an unfinished run's task against its checkpoint. A run whose marker
+      // is from before it recorded the model is not checked.
+      const trained = await storedModel(runDir);
+      if (trained !== undefined) {
+        requireTrainedTask(trained, flags.task === undefined ? undefined : taskNameOf(flags.task));
+      }
       process.stderr.write(`callosum: the run in ${runDir} is already complete; its summary:\n`);
       printSummary(finished);
       return;

@@ -49,7 +49,7 @@ describe('callosum coordinator --task with callosum worker --task processes', ()
 });
 
 describe('resuming a finished task run', () => {
-  it('reports its stored summary, without an accuracy the task never measured', async () => {
+  it('reports its stored summary, without an accuracy the task never measured, given the same task only', async () => {
     const out = await temporaryDirectory('task-resume');
     const args = ['train', '--task', TASK, '--workers', '1', '--threads', '1', '--steps', '4'];
     expect((await runCli([...args, '--out', out])).code).toBe(0);
@@ -59,6 +59,22 @@ describe('resuming a finished task run', () => {
     expect(resumed.stdout).toMatch(/test loss\s+\d\.\d{4}/);
     expect(resumed.stdout).toMatch(/test mae\s+\d/);
     expect(resumed.stdout).not.toMatch(/accuracy/);
+
+    // Another task, or none, is refused as for a run not yet finished, by both commands that resume.
+    const other = fixture('regression-wider.mjs');
+    for (const command of ['train', 'coordinator']) {
+      const refused = await runCli([command, '--task', other, '--resume', out]);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr).toContain(
+        'INVALID_ARGUMENT: this run trains task regression-task, not task regression-wider',
+      );
+      expect(refused.stdout).toBe('');
+    }
+    const withoutTask = await runCli(['train', '--resume', out]);
+    expect(withoutTask.code).toBe(1);
+    expect(withoutTask.stderr).toContain(
+      "this run trains task regression-task: resume it with --task and that task's module",
+    );
   }, 60_000);
 });
 

@@ -7,7 +7,13 @@ export type {
   RunSummary,
   StepReport,
 } from './options.js';
-export { type RunDirectoryState, RunFiles, runDirectoryState, storedSummary } from './run/run-directory.js';
+export {
+  type RunDirectoryState,
+  RunFiles,
+  runDirectoryState,
+  storedModel,
+  storedSummary,
+} from './run/run-directory.js';
 export {
   COORDINATOR_DEFAULTS,
   TOPOLOGIES,

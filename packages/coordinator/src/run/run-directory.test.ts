@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinator } from '../coordinator.js';
 import type { CoordinatorOptions } from '../options.js';
 import { inlineWorker } from '../test-support/inline-worker.js';
-import { RunFiles, storedSummary } from './run-directory.js';
+import { RunFiles, storedModel, storedSummary } from './run-directory.js';
 
 // Real runs of a small model, one in-process worker over loopback (each test file sizes its own small
 // run, so their configs look alike).
@@ -205,6 +205,20 @@ describe('a run directory belongs to one run', () => {
     const error = await startError({ outDir, resume: true });
     expect(isCallosumError(error, 'RUN_ENDED')).toBe(true);
     expect(error.message).toMatch(/already complete/);
+  });
+
+  it('records the model the run trains, also in a marker from before it did once its run is resumed', async () => {
+    const outDir = join(root, 'model-recorded');
+    await runToEnd({ outDir });
+    expect(await storedModel(outDir)).toBe('mlp');
+    // As a run stopped at its last checkpoint, whose marker was written before the model was recorded.
+    const markerPath = join(outDir, RunFiles.MARKER);
+    const { model: _, ...older } = JSON.parse(await readFile(markerPath, 'utf8')) as Record<string, unknown>;
+    await writeFile(markerPath, JSON.stringify(older));
+    await rm(join(outDir, RunFiles.SUMMARY));
+    expect(await storedModel(outDir)).toBeUndefined();
+    await runToEnd({ outDir, resume: true });
+    expect(await storedModel(outDir)).toBe('mlp');
   });
 
   it("refuses to resume from a checkpoint of another run's config", async () => {

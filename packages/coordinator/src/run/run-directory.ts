@@ -20,7 +20,7 @@ import { type StoredRunSettings, storedRunSettingsSchema } from '../settings.js'
 
 /** The files a run keeps in its directory. Another run's copy of any of them means the directory is taken. */
 export const RunFiles = {
-  /** Who the directory belongs to: run id and the hash of its training config. */
+  /** Who the directory belongs to: run id, the hash of its training config, and what it trains. */
   MARKER: 'callosum-run.json',
   /** The finished run's summary; its presence means the run is complete. */
   SUMMARY: 'summary.json',
@@ -41,6 +41,11 @@ interface RunMarker {
   readonly configSha256: string;
   /** Added later: markers written before it have none, and their runs take the defaults. */
   readonly settings?: StoredRunSettings;
+  /**
+   * The model the config names: `task:<name>` or a built-in model's name, so that a resume of the
+   * finished run, which reads no checkpoint, can check its task too. Added later, as `settings`.
+   */
+  readonly model?: string;
 }
 
 export interface RunDirectoryOptions {
@@ -205,7 +210,7 @@ export class RunDirectory {
    * Binds the directory to the run's config and stores the run's `settings`: a new run writes its
    * marker (the first write, so an unwritable directory fails here, before training); a resumed run's
    * checkpoint must carry the config its marker names, or it belongs to another run, and its marker is
-   * rewritten only when its settings change.
+   * rewritten only when its settings change (or it does not name the model yet).
    */
   async adopt(
     config: TrainingConfig,
@@ -221,11 +226,12 @@ export class RunDirectory {
             '(its training config differs); it belongs to another run',
         );
       }
-      if (JSON.stringify(this.marker.settings ?? {}) === JSON.stringify(settings)) return;
+      const sameSettings = JSON.stringify(this.marker.settings ?? {}) === JSON.stringify(settings);
+      if (sameSettings && this.marker.model === config.model.name) return;
     }
     // A new run, a run from before run markers existed, or new settings: record who owns the directory
-    // from now on, and with which settings.
-    const marker: RunMarker = { ...this.marker, configSha256, settings };
+    // from now on, what it trains, and with which settings.
+    const marker: RunMarker = { ...this.marker, configSha256, model: config.model.name, settings };
     await writeAtomically(join(this.path, RunFiles.MARKER), `${JSON.stringify(marker, null, 2)}\n`, true);
   }
 
@@ -363,6 +369,14 @@ interface Created {
 
 const NOTHING_CREATED: Created = { directories: [], files: [], replaced: undefined };
 
+/**
+ * The model the run in `path` trains, as its marker names it (`task:<name>`, or a built-in model's
+ * name); undefined without a readable marker or for one written before the model was recorded.
+ */
+export async function storedModel(path: string): Promise<string | undefined> {
+  return (await readMarker(path).catch(() => undefined))?.model;
+}
+
 /** The summary of the completed run in `path`, or undefined if it has none (not finished, or no run). */
 export async function storedSummary(path: string): Promise<RunSummary | undefined> {
   let text: string;
@@ -430,7 +444,8 @@ async function readMarker(path: string): Promise<RunMarker | undefined> {
     if (
       marker.format === MARKER_FORMAT &&
       typeof marker.configSha256 === 'string' &&
-      validSettings(marker.settings)
+      validSettings(marker.settings) &&
+      (marker.model === undefined || typeof marker.model === 'string')
     ) {
       return marker;
     }

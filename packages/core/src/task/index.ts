@@ -15,7 +15,7 @@ export {
   fingerprintOfTask,
   taskFingerprint,
 } from './fingerprint.js';
-export { loadTaskModule } from './load-task.js';
+export { loadTaskModule, taskNameOf } from './load-task.js';
 export { LOSS_NAMES, type LossName, type SampleFunction } from './losses.js';
 export { imageSamples, mnistTask } from './mnist-task.js';
 export { sampleSet, taskFromDefinition } from './module-task.js';
@@ -25,6 +25,7 @@ export {
   prepareTask,
   requireAugmentable,
   requireSameTask,
+  requireTrainedTask,
   runTask,
   taskTrainingConfig,
 } from './prepare-task.js';

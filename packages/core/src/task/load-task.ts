@@ -38,9 +38,14 @@ export async function loadTaskModule(path: string): Promise<Task> {
       `task module ${absolute}: its default export is not the result of defineTask from @callosum/core`,
     );
   }
-  // examples/spam/task.mjs is "spam"; tasks/spam.mjs is "spam" too.
+  return taskFromDefinition(module.default, taskNameOf(absolute));
+}
+
+/** The name of the task module at `path`: examples/spam/task.mjs is "spam"; tasks/spam.mjs is "spam" too. */
+export function taskNameOf(path: string): string {
+  const absolute = resolve(path);
   const file = basename(absolute).replace(/\.[cm]?[jt]s$/, '');
-  return taskFromDefinition(module.default, file === 'task' ? basename(dirname(absolute)) : file);
+  return file === 'task' ? basename(dirname(absolute)) : file;
 }
 
 /**

@@ -69,25 +69,32 @@ function taskModelSpec(task: Task, digest: string | undefined): ModelSpec {
  * fingerprint digest (`digest`: this module's) must be the same.
  */
 export function requireSameTask(task: Task, config: TrainingConfig, builtIn: boolean, digest?: string): void {
-  const recorded = config.model.name;
-  const trainedTask = recorded.startsWith('task:') ? recorded.slice('task:'.length) : undefined;
-  if (builtIn && trainedTask !== undefined) {
-    throw new CallosumError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `this run trains task ${trainedTask}: resume it with --task and that task's module`,
-    );
-  }
-  if (!builtIn && trainedTask !== task.name) {
-    throw new CallosumError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `this run trains ${trainedTask === undefined ? `the built-in model ${recorded}` : `task ${trainedTask}`}, not task ${task.name}`,
-    );
-  }
+  requireTrainedTask(config.model.name, builtIn ? undefined : task.name);
   const recordedDigest = config.model.options?.fingerprint;
   if (!builtIn && recordedDigest !== undefined && recordedDigest !== digest) {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
       `task ${task.name} has changed since this run started (its model, loss or metrics fingerprint differs): resume it with the module it started with`,
+    );
+  }
+}
+
+/**
+ * A resume names the task its run trains: `recorded` is the model the run's config names (`task:<name>`,
+ * or a built-in model's name), `taskName` the name of the task module given, undefined for none.
+ */
+export function requireTrainedTask(recorded: string, taskName: string | undefined): void {
+  const trainedTask = recorded.startsWith('task:') ? recorded.slice('task:'.length) : undefined;
+  if (taskName === undefined && trainedTask !== undefined) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `this run trains task ${trainedTask}: resume it with --task and that task's module`,
+    );
+  }
+  if (taskName !== undefined && trainedTask !== taskName) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `this run trains ${trainedTask === undefined ? `the built-in model ${recorded}` : `task ${trainedTask}`}, not task ${taskName}`,
     );
   }
 }
