@@ -37,18 +37,20 @@
  *                      sockets (`--shared-memory no`) instead of large ones through files on /dev/shm.
  *                      Modifiers combine: `2:ring:threads=1:no-views`. `2:apart` is no training run
  *                      but its ceiling: 2 `trainLocal` processes at once, each on its share of the
- *                      batch with its own Adam, exchanging nothing; a step is the slower of their steps.
+ *                      batch with its own Adam, exchanging nothing, their measured steps started
+ *                      together after the warm-up; step i is the slower of their steps i.
  *   --rounds 1         runs every configuration (and PyTorch) this many times, round after round, and
  *                      reports medians and each round's ratio to PyTorch: on a shared machine the speed
  *                      drifts within minutes, so one pair of runs says little (default: 1)
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TRAINING_CONFIG, embeddedMnistDir, trainLocal } from '@callosum/core';
 import {
@@ -78,6 +80,8 @@ const { values } = parseArgs({
   args: scriptArgs(),
   options: {
     child: { type: 'string' },
+    // A child of 2:apart: once warmed up, it waits for the parent's go, as its siblings do.
+    barrier: { type: 'boolean', default: false },
     steps: { type: 'string', default: '150' },
     warmup: { type: 'string', default: '10' },
     workers: { type: 'string', default: '1,2,4' },
@@ -468,13 +472,18 @@ async function runLocal(progress) {
     ...training,
     backend: BACKEND,
     evaluate: false,
-    onStep(event) {
+    async onStep(event) {
       const now = performance.now();
       // The first step also includes loading the data and building the model; it is warm-up anyway.
       const stepMs = now - (previous ?? started);
       previous = now;
       steps.push({ stepMs, samples: batchSize });
       progress(event.step, event.totalSteps, (batchSize * 1000) / stepMs);
+      if (values.barrier && event.step === warmup) {
+        await sendToParent({ warmedUp: true });
+        await new Promise((resolve) => process.once('message', resolve));
+        previous = performance.now();
+      }
     },
   });
   return { steps };
@@ -489,14 +498,11 @@ async function runApart(config) {
   const count = workerCount(config);
   if (batchSize % count !== 0)
     throw new Error(`${config}: the batch of ${batchSize} does not split ${count} ways`);
-  const runs = await Promise.all(
-    Array.from({ length: count }, () =>
-      forkForResult(import.meta.url, childArgs('local', batchSize / count), {
-        stdio: ['ignore', 2, 2, 'ipc'],
-        failed: (reason) => ({ ok: false, reason }),
-      }),
-    ),
-  );
+  const children = Array.from({ length: count }, () => forkWarmedUpRun(batchSize / count));
+  // The measured steps start together, after every run's warm-up (start-up times differ by far more).
+  await Promise.all(children.map((child) => child.warmedUp));
+  for (const child of children) child.go();
+  const runs = await Promise.all(children.map((child) => child.ended));
   const failed = runs.find((run) => !run.ok);
   if (failed !== undefined) throw new Error(failed.reason);
   const steps = runs[0].steps.map((_, index) => ({
@@ -504,6 +510,33 @@ async function runApart(config) {
     samples: batchSize,
   }));
   return { steps };
+}
+
+/**
+ * A `--child local` run at global batch `batch` that, once warmed up, waits for `go`. `warmedUp` also
+ * resolves when the child ends first (it failed); `ended` resolves with its result.
+ */
+function forkWarmedUpRun(batch) {
+  const child = fork(fileURLToPath(import.meta.url), [...childArgs('local', batch), '--barrier'], {
+    stdio: ['ignore', 2, 2, 'ipc'],
+  });
+  let result;
+  let warm;
+  const warmedUp = new Promise((resolve) => {
+    warm = resolve;
+  });
+  child.on('message', (message) => {
+    if (message?.warmedUp === true) warm();
+    else result = message;
+  });
+  const ended = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      warm();
+      const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
+      resolve(result ?? { ok: false, reason: `benchmark child process failed (${how})` });
+    });
+  });
+  return { warmedUp, go: () => child.connected && child.send('go'), ended };
 }
 
 /** trainWithLocalWorkers: the coordinator here, `workers` worker processes; StepReports give the times. */

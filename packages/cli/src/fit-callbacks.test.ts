@@ -31,6 +31,15 @@ describe('requireMonitoredFigures, before training', () => {
     ).not.toThrow();
   });
 
+  it("leaves a callback's own monitor of another kind alone (a method, a number)", () => {
+    class Watcher {
+      monitor() {}
+    }
+    expect(() =>
+      requireMonitoredFigures([new Watcher() as never, { monitor: 5 } as never], logs),
+    ).not.toThrow();
+  });
+
   it('names the callback, the figure meant and the figures there are', () => {
     expect(() => requireMonitoredFigures([{}, earlyStopping({ monitor: 'val_lss' })], logs)).toThrow(
       'callbacks[1] monitors "val_lss" (did you mean "val_loss"?), which the epoch logs will not have: they have loss, acc, val_loss, val_acc',

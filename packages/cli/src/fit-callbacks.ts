@@ -71,7 +71,8 @@ export function saveBestModel(options: MonitorOptions & { readonly dir: string }
  */
 export function requireMonitoredFigures(callbacks: readonly FitCallback[], names: readonly string[]): void {
   for (const [index, { monitor }] of callbacks.entries()) {
-    if (monitor === undefined || names.includes(monitor)) continue;
+    // Only a name is checked: a callback of a user's own may have a `monitor` of another kind.
+    if (typeof monitor !== 'string' || names.includes(monitor)) continue;
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
       `callbacks[${index}] monitors "${monitor}"${didYouMean(monitor, names)}, which the epoch logs will not have: ` +

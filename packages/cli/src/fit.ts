@@ -47,7 +47,8 @@ export interface FitRun {
 export interface FitCallback {
   /**
    * The figure of the epoch logs this callback reads (earlyStopping's and saveBestModel's `monitor`):
-   * fit refuses, before training, a name the epoch logs will not have.
+   * fit refuses, before training, a name the epoch logs will not have (a `monitor` that is not a string
+   * is not checked).
    */
   readonly monitor?: string;
   /** After every step; `batch` counts from 0 in each epoch. */
@@ -159,6 +160,15 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   // Keras's `validation_split` or a misspelt `epoch` would otherwise train the task's defaults.
   const unknown = unknownOption(options, FIT_OPTION_NAMES, OTHER_SPELLINGS);
   if (unknown !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `fit ${unknown}`);
+  const notCallback = (options.callbacks ?? []).findIndex(
+    (callback: unknown) => typeof callback !== 'object' || callback === null,
+  );
+  if (notCallback !== -1) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `callbacks[${notCallback}] must be an object with onBatchEnd or onEpochEnd, got ${shownWithType(options.callbacks?.[notCallback])}`,
+    );
+  }
   if (options.resume === true && options.overwrite === true) {
     throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'give resume or overwrite, not both');
   }
@@ -192,7 +202,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   const stopping = new AbortController();
   let failure: CallosumError | undefined;
   const callEach = async (
-    method: keyof FitCallback,
+    method: 'onBatchEnd' | 'onEpochEnd',
     argument: number,
     call: (callback: FitCallback) => void | Promise<void>,
   ) => {

@@ -104,8 +104,7 @@ export async function reportRun(
     }
     const finished = await storedSummary(runDir);
     if (finished !== undefined) {
-      // As the coordinator checks an unfinished run's task against its checkpoint. A run whose marker
-      // is from before it recorded the model is not checked.
+      // As the coordinator checks an unfinished run's task against its checkpoint.
       const trained = await storedModel(runDir);
       if (trained !== undefined) {
         requireTrainedTask(trained, flags.task === undefined ? undefined : taskNameOf(flags.task));

@@ -165,6 +165,9 @@ describe('fit() refusing what a program gets wrong, naming its own options', () 
     await expect(fit(task, { outDir, log, resume: true, overwrite: true })).rejects.toThrow(
       'give resume or overwrite, not both',
     );
+    await expect(fit(task, { outDir, log, callbacks: [{}, undefined] } as never)).rejects.toThrow(
+      'callbacks[1] must be an object with onBatchEnd or onEpochEnd, got undefined',
+    );
     expect(lines).toEqual([]);
   });
 

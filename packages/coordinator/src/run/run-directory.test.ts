@@ -207,7 +207,7 @@ describe('a run directory belongs to one run', () => {
     expect(error.message).toMatch(/already complete/);
   });
 
-  it('records the model the run trains, also in a marker from before it did once its run is resumed', async () => {
+  it('records the model the run trains, read from the newest checkpoint for a marker from before it did, which a resume completes', async () => {
     const outDir = join(root, 'model-recorded');
     await runToEnd({ outDir });
     expect(await storedModel(outDir)).toBe('mlp');
@@ -216,9 +216,9 @@ describe('a run directory belongs to one run', () => {
     const { model: _, ...older } = JSON.parse(await readFile(markerPath, 'utf8')) as Record<string, unknown>;
     await writeFile(markerPath, JSON.stringify(older));
     await rm(join(outDir, RunFiles.SUMMARY));
-    expect(await storedModel(outDir)).toBeUndefined();
-    await runToEnd({ outDir, resume: true });
     expect(await storedModel(outDir)).toBe('mlp');
+    await runToEnd({ outDir, resume: true });
+    expect(JSON.parse(await readFile(markerPath, 'utf8')).model).toBe('mlp');
   });
 
   it("refuses to resume from a checkpoint of another run's config", async () => {

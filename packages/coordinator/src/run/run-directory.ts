@@ -7,6 +7,7 @@ import {
   ErrorCodes,
   holdsCheckpoints,
   isCheckpointFileName,
+  loadLatestCheckpoint,
   MODEL_FILES,
   processIdentity,
   processRuns,
@@ -371,10 +372,18 @@ const NOTHING_CREATED: Created = { directories: [], files: [], replaced: undefin
 
 /**
  * The model the run in `path` trains, as its marker names it (`task:<name>`, or a built-in model's
- * name); undefined without a readable marker or for one written before the model was recorded.
+ * name), else as its newest checkpoint does; undefined when neither can be read.
  */
 export async function storedModel(path: string): Promise<string | undefined> {
-  return (await readMarker(path).catch(() => undefined))?.model;
+  const recorded = (await readMarker(path).catch(() => undefined))?.model;
+  if (recorded !== undefined) return recorded;
+  // A marker from before the model was recorded: the newest checkpoint's config names it too.
+  try {
+    const { checkpoint } = await loadLatestCheckpoint(join(path, RunFiles.CHECKPOINTS), () => {});
+    return checkpoint.config.model.name;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The summary of the completed run in `path`, or undefined if it has none (not finished, or no run). */

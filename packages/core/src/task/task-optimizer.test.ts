@@ -66,11 +66,25 @@ describe("a task's optimizer setting", () => {
 
   it('refuses a setting out of its range when the task loads, naming the task', () => {
     expect(() => spam({ name: 'adam', beta1: 2 })).toThrow(
-      callosumError('INVALID_ARGUMENT', 'task spam: optimizer "adam": beta1 must be'),
+      callosumError(
+        'INVALID_ARGUMENT',
+        'task spam: optimizer "adam": beta1 must be a number in [0, 1), got 2',
+      ),
     );
     expect(() => spam({ name: 'momentum', momentum: '0.9' })).toThrow(
-      callosumError('INVALID_ARGUMENT', 'task spam: optimizer "momentum": momentum must be'),
+      callosumError(
+        'INVALID_ARGUMENT',
+        'task spam: optimizer "momentum": momentum must be a number in [0, 1), got "0.9" (a string)',
+      ),
     );
+  });
+
+  it('leaves a name it does not know, and that is no typo of a built-in one, to the process that builds the optimizer', () => {
+    // A star run's workers load the module without the optimizer the program registered for its coordinator.
+    expect(spam({ name: 'signsgd', learningRate: 0.01, scale: 2 }).defaults).toMatchObject({
+      optimizer: { name: 'signsgd', scale: 2 },
+      learningRate: 0.01,
+    });
   });
 
   it("refuses a learning rate that is not > 0 as the task's optimizer setting, not the run's", () => {

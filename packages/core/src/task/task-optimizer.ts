@@ -9,16 +9,17 @@ import {
   OPTIMIZER_SETTINGS,
   unknownOptimizerOption,
 } from '../optim/optimizer-options.js';
-import { type AnyOptimizerSpec, createOptimizer } from '../optim/registry.js';
+import { type AnyOptimizerSpec, createOptimizer, registeredOptimizerNames } from '../optim/registry.js';
 import { tfjsOptimizerRefusal } from '../optim/tfjs-optimizer.js';
 import { POSITIVE, requireNumber } from '../optim/validation.js';
+import { didYouMean } from '../options/did-you-mean.js';
 import { shown } from '../options/schema.js';
 import type { TaskOptimizer } from './define-task.js';
 
 /**
  * The optimizer spec and learning rate (if the task sets one) of the setting `optimizer`; what is wrong
  * with it throws, for the caller to name the task. The settings of a built-in optimizer are checked
- * here, so that the message lists learningRate among them; a registered optimizer of the task's own
+ * here, so that the message lists learningRate among them; an optimizer registered in this process
  * checks its own when it is built.
  */
 export function taskOptimizer(optimizer: TaskOptimizer): {
@@ -39,13 +40,20 @@ export function taskOptimizer(optimizer: TaskOptimizer): {
     const problem = unknownOptimizerOption(name, spec, known, LEARNING_RATE_ALIASES);
     if (problem !== undefined) throw invalid(`optimizer "${name}" ${problem}`);
   }
-  // Built over one parameter, the optimizer checks its name and its settings' values (a beta1 of 2, say)
-  // now, while the task can be named, rather than when the run builds it.
-  createOptimizer({ name, ...settings }, 1);
+  // Built over one parameter, the optimizer checks its settings' values (a beta1 of 2, say) now, while
+  // the task can be named, rather than when the run builds it. A name this process does not know is
+  // refused here only when it is a typo of a built-in one: any other may name an optimizer that the
+  // program registers in the process that builds it (the coordinator, in a star run; workers load the
+  // module too), and is checked there.
+  if (registeredOptimizerNames().includes(name) || didYouMean(name, BUILT_IN_NAMES) !== '') {
+    createOptimizer({ name, ...settings }, 1);
+  }
   if (learningRate !== undefined)
     requireNumber(optimizerContext(name), 'learningRate', learningRate, POSITIVE);
   return { optimizer: { name, ...settings }, learningRate };
 }
+
+const BUILT_IN_NAMES = Object.keys(OPTIMIZER_SETTINGS);
 
 function invalid(problem: string): CallosumError {
   return new CallosumError(ErrorCodes.TASK_INVALID, problem);

@@ -167,6 +167,16 @@ describe('checkpoints', () => {
     );
   });
 
+  it('refuses to continue the run on training data of another size, and trusts a checkpoint from before it recorded the size', () => {
+    const checkpoint = decodeCheckpoint(encodeCheckpoint(advancedState(3).checkpoint()), 'mem');
+    expect(checkpoint.datasetSize).toBe(1000);
+    expect(() => TrainingState.restore(checkpoint, 750)).toThrow(
+      /the checkpoint's run trains on 1000 samples, and this one has 750: its training data are not the run's/,
+    );
+    const { datasetSize: _, ...older } = checkpoint;
+    expect(TrainingState.restore(decodeCheckpoint(encodeCheckpoint(older), 'old'), 750).step).toBe(3);
+  });
+
   it('refuses a checkpoint whose step lies outside the run', () => {
     const checkpoint: Checkpoint = { ...advancedState(1).checkpoint(), step: 10_000 };
     expect(() => TrainingState.restore(checkpoint, 1000)).toThrow(/step 10000 is outside this run/);

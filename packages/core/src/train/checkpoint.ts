@@ -24,6 +24,11 @@ export const CHECKPOINT_FORMAT_VERSION = 1;
 
 export interface Checkpoint {
   readonly config: TrainingConfig;
+  /**
+   * The training samples the run's epochs go over, which with the config fix its batches and schedule;
+   * absent from checkpoints written before it was recorded.
+   */
+  readonly datasetSize?: number | undefined;
   readonly step: number;
   readonly weights: Float32Array;
   readonly optimizer: OptimizerState;
@@ -40,6 +45,7 @@ const headerSchema = z.object({
   }),
   createdAt: z.string(),
   config: trainingConfigSchema,
+  datasetSize: integerOption(1).optional(),
   step: integerOption(0),
   optimizer: z.object({
     name: z.string().min(1),
@@ -77,6 +83,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     formatVersion: CHECKPOINT_FORMAT_VERSION,
     createdAt: new Date().toISOString(),
     config: checkpoint.config,
+    ...(checkpoint.datasetSize === undefined ? {} : { datasetSize: checkpoint.datasetSize }),
     step: checkpoint.step,
     optimizer: { name: checkpoint.optimizer.name, step: checkpoint.optimizer.step, slots: slotNames },
     parameterCount: checkpoint.weights.length,
@@ -130,6 +137,7 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
   );
   return {
     config: header.config,
+    ...(header.datasetSize === undefined ? {} : { datasetSize: header.datasetSize }),
     step: header.step,
     weights,
     optimizer: { name: header.optimizer.name, step: header.optimizer.step, slots },

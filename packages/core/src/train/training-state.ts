@@ -116,6 +116,7 @@ export class TrainingState {
   checkpoint(): Checkpoint {
     return {
       config: this.config,
+      datasetSize: this.sampler.datasetSize,
       step: this.#step,
       weights: this.weights.slice(),
       optimizer: this.optimizer.exportState(),
@@ -124,6 +125,14 @@ export class TrainingState {
 
   /** A state that continues exactly where `checkpoint` left off. */
   static restore(checkpoint: Checkpoint, datasetSize: number, layout?: ParameterLayout): TrainingState {
+    // Other training data would give other batches from the same step on: another run, not this one.
+    if (checkpoint.datasetSize !== undefined && checkpoint.datasetSize !== datasetSize) {
+      throw new CallosumError(
+        ErrorCodes.ARTIFACT_INVALID,
+        `the checkpoint's run trains on ${checkpoint.datasetSize} samples, and this one has ${datasetSize}: ` +
+          "its training data are not the run's (a task whose data changed, or fit given another validationSplit or validationData)",
+      );
+    }
     const state = new TrainingState(checkpoint.config, checkpoint.weights, datasetSize, layout);
     state.optimizer.importState(checkpoint.optimizer);
     if (!Number.isSafeInteger(checkpoint.step) || checkpoint.step < 0 || checkpoint.step > state.totalSteps) {
