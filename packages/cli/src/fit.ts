@@ -250,6 +250,12 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   };
   const onEvaluation = (report: EvaluationReport) => endEpoch(report.epoch, report);
   const training = trainingOptions(options);
+  const ignored = Object.keys(training);
+  if (options.resume === true && ignored.length > 0) {
+    (options.log ?? ((line: string) => process.stderr.write(`${line}\n`)))(
+      `fit: warning: resume continues the run with the options it started with; ignoring ${ignored.join(', ')}`,
+    );
+  }
   const running =
     options.listen === undefined
       ? trainWithLocalWorkers({

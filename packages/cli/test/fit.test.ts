@@ -126,6 +126,12 @@ describe('fit() with a callback that throws', () => {
     expect(lines.some((line) => /joined/.test(line))).toBe(true);
     expect(lines.filter((line) => /exited with/.test(line))).toEqual([]);
 
+    // Without its validationSplit the run would train on all 512 samples: other batches, refused.
+    const { validationSplit: _, ...withoutSplit } = options;
+    await expect(fit(task, { ...withoutSplit, resume: true })).rejects.toThrow(
+      /^the checkpoint's run trains on 384 samples, and this one has 512: its training data are not the run's/,
+    );
+
     // The same options with resume: true continue from the checkpoint: the epoch left, on the same data.
     const epochsSeen: number[] = [];
     const { history, summary } = await fit(task, {
@@ -137,7 +143,10 @@ describe('fit() with a callback that throws', () => {
     expect(history.epoch).toEqual([2]);
     expect(epochsSeen).toEqual([2]);
     expect(history.history.val_loss).toHaveLength(1);
-  }, 120_000);
+    expect(lines).toContain(
+      'fit: warning: resume continues the run with the options it started with; ignoring epochs',
+    );
+  }, 180_000);
 });
 
 describe('fit() refusing what a program gets wrong, naming its own options', () => {
