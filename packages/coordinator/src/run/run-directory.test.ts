@@ -204,7 +204,9 @@ describe('a run directory belongs to one run', () => {
     expect(await storedSummary(outDir)).toEqual(JSON.parse(JSON.stringify(summary)));
     const error = await startError({ outDir, resume: true });
     expect(isCallosumError(error, 'RUN_ENDED')).toBe(true);
-    expect(error.message).toMatch(/already complete/);
+    expect(error.message).toMatch(
+      /already complete \(its summary: .*summary\.json\); to train it again, move it aside with --overwrite \(overwrite: true from a program\)$/,
+    );
   });
 
   it('records the model the run trains, read from the newest checkpoint for a marker from before it did, which a resume completes', async () => {

@@ -154,7 +154,11 @@ export class RunDirectory {
     await requireDirectory(path, 'to resume');
     switch (await runDirectoryState(path)) {
       case 'finished':
-        throw new CallosumError(ErrorCodes.RUN_ENDED, `the run in ${path} is already complete`);
+        throw new CallosumError(
+          ErrorCodes.RUN_ENDED,
+          `the run in ${path} is already complete (its summary: ${join(path, RunFiles.SUMMARY)}); to train it ` +
+            'again, move it aside with --overwrite (overwrite: true from a program)',
+        );
       case 'empty':
         throw new CallosumError(
           ErrorCodes.ARTIFACT_INVALID,
