@@ -201,16 +201,13 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   // wait for a resumed coordinator.
   const stopping = new AbortController();
   let failure: CallosumError | undefined;
-  const callEach = async (
-    method: 'onBatchEnd' | 'onEpochEnd',
-    argument: number,
-    call: (callback: FitCallback) => void | Promise<void>,
-  ) => {
+  // `call` names the call in the error, as `onEpochEnd(1, …)`.
+  const callEach = async (call: string, invoke: (callback: FitCallback) => void | Promise<void>) => {
     for (const [index, callback] of (options.callbacks ?? []).entries()) {
       try {
-        await call(callback);
+        await invoke(callback);
       } catch (thrown) {
-        failure = callbackFailure(`callbacks[${index}].${method}(${argument}, …)`, thrown);
+        failure = callbackFailure(`callbacks[${index}].${call}`, thrown);
         stopping.abort(failure.message);
         throw failure;
       }
@@ -233,7 +230,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     for (const [name, value] of Object.entries(logs)) {
       history.history[name] = [...(history.history[name] ?? []), value];
     }
-    await callEach('onEpochEnd', epoch, (callback) => callback.onEpochEnd?.(epoch, logs, run));
+    await callEach(`onEpochEnd(${epoch}, …)`, (callback) => callback.onEpochEnd?.(epoch, logs, run));
     afterCallbacks();
   };
   const onStep = async (report: StepReport) => {
@@ -242,7 +239,10 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     for (const [name, value] of Object.entries(logs))
       epochSums[name] = (epochSums[name] ?? 0) + value * samples;
     epochSamples += samples;
-    await callEach('onBatchEnd', batch, (callback) => callback.onBatchEnd?.(batch, logs, run));
+    // `batch` counts from 0 in each epoch: the epoch says which batch it was.
+    await callEach(`onBatchEnd(${batch}, …) of epoch ${report.epoch}`, (callback) =>
+      callback.onBatchEnd?.(batch, logs, run),
+    );
     batch += 1;
     // With validation data the epoch ends after its evaluation (onEvaluation).
     if (report.endsEpoch && !task.validates()) await endEpoch(report.epoch);

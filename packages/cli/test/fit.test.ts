@@ -149,6 +149,35 @@ describe('fit() with a callback that throws', () => {
   }, 180_000);
 });
 
+describe('fit() with a batch callback that throws', () => {
+  it('names the batch and its epoch, and checkpoints the step it was called after', async () => {
+    const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
+    const outDir = await temporaryDirectory('fit-batch-throws');
+    const seenEpochs: number[] = [];
+    // 384 training samples: 6 steps an epoch; batch 2 of epoch 1 is step 9.
+    const failure: unknown = await fit(task, {
+      outDir,
+      epochs: 2,
+      workers: 1,
+      threads: 1,
+      validationSplit: 0.25,
+      log: () => {},
+      callbacks: [
+        {
+          onBatchEnd: (batch) => {
+            if (batch === 2 && seenEpochs.length === 1) throw new TypeError('bad batch');
+          },
+          onEpochEnd: (epoch) => void seenEpochs.push(epoch),
+        },
+      ],
+    }).catch((error: unknown) => error);
+    expect((failure as Error).message).toBe(
+      'callbacks[0].onBatchEnd(2, …) of epoch 1 threw TypeError: bad batch; the run stopped; its newest ' +
+        `checkpoint (step 9) is in ${outDir}: fit with resume: true continues from there`,
+    );
+  }, 120_000);
+});
+
 describe('fit() refusing what a program gets wrong, naming its own options', () => {
   const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
 
