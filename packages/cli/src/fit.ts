@@ -249,10 +249,11 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     else afterCallbacks();
   };
   const onEvaluation = (report: EvaluationReport) => endEpoch(report.epoch, report);
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const training = trainingOptions(options);
   const ignored = Object.keys(training);
   if (options.resume === true && ignored.length > 0) {
-    (options.log ?? ((line: string) => process.stderr.write(`${line}\n`)))(
+    log(
       `fit: warning: resume continues the run with the options it started with; ignoring ${ignored.join(', ')}`,
     );
   }
@@ -269,7 +270,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
           outDir: options.outDir,
           overwrite: options.overwrite === true,
           resume: options.resume === true,
-          ...(options.log === undefined ? {} : { log: options.log }),
+          log,
           onStep,
           onEvaluation,
           signal: stopping.signal,
@@ -277,7 +278,7 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
             coordinator = started;
           },
         })
-      : listenForWorkers(task.task, training, options, { onStep, onEvaluation }, (started) => {
+      : listenForWorkers(task.task, training, options, { log, onStep, onEvaluation }, (started) => {
           coordinator = started;
         });
   const summary = await running.catch(async (error: unknown) => {
@@ -308,6 +309,7 @@ async function listenForWorkers(
   training: TrainingOverrides,
   options: FitOptions,
   callbacks: {
+    log: (line: string) => void;
     onStep: (report: StepReport) => Promise<void>;
     onEvaluation: (report: EvaluationReport) => Promise<void>;
   },
@@ -324,7 +326,6 @@ async function listenForWorkers(
     port: listen.port ?? 0,
     ...(listen.token === undefined ? {} : { token: listen.token }),
     minWorkers: listen.minWorkers ?? 1,
-    ...(options.log === undefined ? {} : { log: options.log }),
     ...callbacks,
   });
   started(coordinator);
@@ -349,12 +350,12 @@ function trainingOptions(options: FitOptions): TrainingOverrides {
 
 /**
  * The task with fit's validation data in place of its own, and nothing else evaluated; `validates`
- * tells, once the data is loaded, whether there is validation data, as `loaded` is told then.
+ * tells, once the data is loaded, whether there is validation data, as `onDataLoaded` is told then.
  */
 function withValidation(
   task: Task,
   options: FitOptions,
-  loaded: (validates: boolean) => void,
+  onDataLoaded: (validates: boolean) => void,
 ): { task: Task; validates: () => boolean } {
   const { validationSplit, validationData } = options;
   if (
@@ -393,7 +394,7 @@ function withValidation(
       }
       // Without either option, the task's own validation split (if any) is what each epoch measures.
       validates = validation !== undefined;
-      loaded(validates);
+      onDataLoaded(validates);
       return { train, validation };
     },
   };

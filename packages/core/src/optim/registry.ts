@@ -28,19 +28,15 @@ export function registeredOptimizerNames(): string[] {
 
 /** Builds the optimizer `spec` names, with slots sized for `parameterCount` parameters. */
 export function createOptimizer(spec: AnyOptimizerSpec, parameterCount: number): Optimizer {
-  return factoryOf(spec.name)(spec, parameterCount);
-}
-
-function factoryOf(name: string): OptimizerFactory<{ readonly name: string }> {
-  const factory = factories.get(name);
+  const factory = factories.get(spec.name);
   if (factory === undefined) {
     const names = registeredOptimizerNames();
     throw new CallosumError(
       ErrorCodes.UNKNOWN_NAME,
-      `unknown optimizer "${name}"${didYouMean(name, names)}; registered optimizers: ${names.join(', ')}`,
+      `unknown optimizer "${spec.name}"${didYouMean(spec.name, names)}; registered optimizers: ${names.join(', ')}`,
     );
   }
-  return factory;
+  return factory(spec, parameterCount);
 }
 
 registerOptimizer(OptimizerNames.SGD, createSgd);
