@@ -336,9 +336,13 @@ async function freezeMidReduction(target: Coordinator, victim: LocalWorker): Pro
   for (let tries = 0; tries < 100; ) {
     const before = await status(target);
     if (before === undefined) return undefined;
-    const id = before.workers.find((worker) => worker.name === victim.name)?.id ?? '';
-    // Polled without a pause, so that the victim is frozen while the reduction still waits for it.
-    if (before.phase !== 'training' || before.step < 2 || !before.reduction?.workers.includes(id)) continue;
+    // Polled without a pause, so that the victim is frozen once it computed its shards while another
+    // worker still computes: it has started the step's reduction, which cannot end without it.
+    const computed = before.workers.find((worker) => worker.name === victim.name)?.pendingShards.length === 0;
+    const othersComputing = before.workers.some(
+      (worker) => worker.name !== victim.name && worker.pendingShards.length > 0,
+    );
+    if (before.phase !== 'training' || before.step < 2 || !computed || !othersComputing) continue;
     tries += 1;
     victim.process.kill('SIGSTOP');
     await new Promise((resolve) => setTimeout(resolve, 300));

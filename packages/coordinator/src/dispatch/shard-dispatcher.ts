@@ -264,6 +264,13 @@ export class ShardDispatcher {
     this.redo(round, shard, `worker ${worker.label}: ${problem.reason}`, true);
   }
 
+  /** The worker each shard of the current round is pending on, in shard order (undefined: none). */
+  assignedWorkers(): (WorkerConnection | undefined)[] {
+    const round = this.round;
+    if (round === undefined) return [];
+    return round.tasks.map((task) => round.assignments.get(task.index)?.worker);
+  }
+
   /** Pending shards per worker, for status and for naming late workers. */
   pendingOn(worker: WorkerConnection): number[] {
     const round = this.round;

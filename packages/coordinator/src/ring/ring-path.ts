@@ -1,6 +1,7 @@
 import { addTotals, type BatchTotals, EMPTY_TOTALS, type StepPlan } from '@callosum/core';
 import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
 import type { AppliedStep, GradientPath, StepReply } from '../run/gradient-path.js';
+import type { WorkerConnection } from '../workers/connection.js';
 import type { ReplicaSync } from './replica-sync.js';
 import type { RingReduction } from './ring-reduction.js';
 
@@ -20,15 +21,19 @@ export class RingPath implements GradientPath {
 
   begin(): void {}
 
+  dispatched(step: number, plan: StepPlan, holders: readonly (WorkerConnection | undefined)[]): void {
+    if (holders.every((worker) => worker !== undefined)) this.reduction.announce(step, plan, holders);
+  }
+
   accepted(): void {}
 
   async finish(
     step: number,
-    attempt: number,
+    _attempt: number,
     plan: StepPlan,
     outcomes: readonly ShardOutcome<StepReply>[],
   ): Promise<AppliedStep> {
-    const reduced = await this.reduction.run(step, attempt, plan, outcomes);
+    const reduced = await this.reduction.run(step, plan, outcomes);
     const totals = outcomes.reduce<BatchTotals>(
       (sum, outcome) => addTotals(sum, outcome.result.totals),
       EMPTY_TOTALS,

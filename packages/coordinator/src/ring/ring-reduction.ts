@@ -30,14 +30,29 @@ interface Active {
   readonly step: number;
   readonly attempt: number;
   readonly participants: readonly WorkerConnection[];
-  readonly startedAt: number;
+  /** The worker holding each shard's gradient, in shard order. */
+  readonly holders: readonly WorkerConnection[];
   readonly peerBytes: Map<string, number>;
   /** Each participant's replica digest, on the steps that compare them. */
   readonly digests: Map<WorkerConnection, string>;
   readonly checksReplicas: boolean;
-  cancelDeadline: Cancel;
-  readonly resolve: (reduced: RingReduced) => void;
-  readonly reject: (error: Error) => void;
+  /**
+   * Set once every shard is answered by the holders the reduction was started with: then it may
+   * apply, and the late-peer deadline runs. Until then it was only announced with the step's requests.
+   */
+  confirmed:
+    | {
+        readonly startedAt: number;
+        readonly cancelDeadline: Cancel;
+        readonly resolve: (reduced: RingReduced) => void;
+        readonly reject: (error: Error) => void;
+      }
+    | undefined;
+}
+
+/** Whether `a` and `b` are the same workers in the same order. */
+function sameWorkers(a: readonly WorkerConnection[], b: readonly WorkerConnection[]): boolean {
+  return a.length === b.length && a.every((worker, i) => worker === b[i]);
 }
 
 /** Reductions remembered for the typical duration that the late-peer deadline scales. */
@@ -46,12 +61,16 @@ const RECENT_REDUCTIONS = 20;
 /**
  * The coordinator's part in a ring step's reduction: tells every participant (the workers holding the
  * step's gradients, and every other healthy one, so that all replicas stay in step) the plan and the
- * ranks, waits until each holds the whole mean gradient, then tells them all to apply it. A participant
- * lost, late or failing before that abandons the reduction (StepRedo) with no replica changed.
+ * ranks, as the step's shards are sent, waits until each holds the whole mean gradient, then tells them
+ * all to apply it. A participant lost, late or failing before that abandons the reduction (StepRedo)
+ * with no replica changed. Attempts are numbered per step, so that peers tell a reduction from the
+ * ones it replaces.
  */
 export class RingReduction {
   private active: Active | undefined;
   private readonly recentMs: number[] = [];
+  /** The step whose reductions are being numbered, and the attempt number its next one gets. */
+  private numbering = { step: -1, next: 0 };
 
   constructor(private readonly context: RingReductionContext) {
     context.membership.subscribe({
@@ -61,25 +80,51 @@ export class RingReduction {
     });
   }
 
-  /** Reduces step `step` (attempt `attempt`), planned as `plan`, whose shards `outcomes` hold. */
-  run(
-    step: number,
-    attempt: number,
-    plan: StepPlan,
-    outcomes: readonly ShardOutcome<unknown>[],
-  ): Promise<RingReduced> {
-    const { membership, clock } = this.context;
-    const holders = new Set(outcomes.map((outcome) => outcome.worker));
-    const gone = [...holders].find((worker) => worker.state === 'gone');
+  /**
+   * The step's shards were just sent to `holders` (in shard order): tells the participants to reduce
+   * them, so that each worker starts the exchange as soon as its own shards are computed instead of
+   * after a round trip through here. It applies only once `run` finds the shards answered by the
+   * same workers; otherwise `run` starts another attempt.
+   */
+  announce(step: number, plan: StepPlan, holders: readonly WorkerConnection[]): void {
+    this.drop();
+    this.start(step, plan, holders);
+  }
+
+  /** Reduces step `step`, planned as `plan`, whose shards `outcomes` hold. */
+  run(step: number, plan: StepPlan, outcomes: readonly ShardOutcome<unknown>[]): Promise<RingReduced> {
+    const holders = outcomes.map((outcome) => outcome.worker);
+    const gone = holders.find((worker) => worker.state === 'gone');
     if (gone !== undefined) {
+      this.drop();
       return Promise.reject(new StepRedo(`worker ${gone.label}, which holds gradients of the step, left`));
     }
-    // In join order, so ranks follow the registry as shard parts do.
-    const participants = membership
-      .all()
-      .filter(
-        (worker) => holders.has(worker) || (worker.state === 'healthy' && worker.peerAddress !== undefined),
-      );
+    const announced = this.active;
+    const same =
+      announced !== undefined &&
+      announced.step === step &&
+      sameWorkers(announced.holders, holders) &&
+      sameWorkers(announced.participants, this.participantsFor(holders));
+    if (!same) {
+      this.drop();
+      this.start(step, plan, holders);
+    }
+    const active = this.active as Active;
+    return new Promise<RingReduced>((resolve, reject) => {
+      active.confirmed = {
+        startedAt: this.context.clock.now(),
+        cancelDeadline: this.context.clock.after(this.lateAfterMs(), () => this.late(active)),
+        resolve,
+        reject,
+      };
+      // Every peer may hold the mean already: the exchange started when the shards were sent.
+      this.applyIfReduced(active);
+    });
+  }
+
+  /** Starts a reduction of `step`'s shards held by `holders`: sends every participant its `reduce`. */
+  private start(step: number, plan: StepPlan, holders: readonly WorkerConnection[]): void {
+    const participants = this.participantsFor(holders);
     const rankOf = new Map(participants.map((worker, rank) => [worker, rank]));
     const peers = participants.map((worker) => ({
       workerId: worker.id,
@@ -88,57 +133,72 @@ export class RingReduction {
     const shards = plan.shards.map(({ start, end }, index) => ({
       start,
       end,
-      holder: rankOf.get((outcomes[index] as ShardOutcome<unknown>).worker) as number,
+      holder: rankOf.get(holders[index] as WorkerConnection) as number,
     }));
+    if (this.numbering.step !== step) this.numbering = { step, next: 0 };
+    const attempt = this.numbering.next++;
     const checksReplicas = step % this.context.settings.replicaCheckEverySteps === 0;
-    return new Promise<RingReduced>((resolve, reject) => {
-      const active: Active = {
+    this.active = {
+      step,
+      attempt,
+      participants,
+      holders,
+      peerBytes: new Map(),
+      digests: new Map(),
+      checksReplicas,
+      confirmed: undefined,
+    };
+    participants.forEach((worker, rank) => {
+      const reduce: ReduceRequest = {
+        type: 'reduce',
         step,
         attempt,
-        participants,
-        startedAt: clock.now(),
-        peerBytes: new Map(),
-        digests: new Map(),
-        checksReplicas,
-        cancelDeadline: () => {},
-        resolve,
-        reject,
+        rank,
+        samples: plan.samples,
+        shards,
+        peers,
+        ...(checksReplicas ? { digest: true } : {}),
       };
-      this.active = active;
-      participants.forEach((worker, rank) => {
-        const reduce: ReduceRequest = {
-          type: 'reduce',
-          step,
-          attempt,
-          rank,
-          samples: plan.samples,
-          shards,
-          peers,
-          ...(checksReplicas ? { digest: true } : {}),
-        };
-        worker.send(reduce);
-      });
-      active.cancelDeadline = clock.after(this.lateAfterMs(), () => this.late(active));
+      worker.send(reduce);
     });
   }
 
-  /** A participant holds the whole mean: once all do, every one of them is told to apply it. */
+  /**
+   * Who reduces shards held by `holders`: they, and every other healthy worker, so that all replicas
+   * stay in step; in join order, so ranks follow the registry as shard parts do.
+   */
+  private participantsFor(holders: readonly WorkerConnection[]): WorkerConnection[] {
+    const holding = new Set(holders);
+    return this.context.membership
+      .all()
+      .filter(
+        (worker) => holding.has(worker) || (worker.state === 'healthy' && worker.peerAddress !== undefined),
+      );
+  }
+
+  /** A participant holds the whole mean: once all do, and the reduction is confirmed, they apply it. */
   reduced(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'reduced' }>): void {
     const active = this.active;
     if (active?.step !== message.step || active.attempt !== message.attempt) return;
     if (!active.participants.includes(worker)) return;
     active.peerBytes.set(worker.id, message.peerBytes);
     if (message.replicaDigest !== undefined) active.digests.set(worker, message.replicaDigest);
-    if (active.peerBytes.size < active.participants.length) return;
+    this.applyIfReduced(active);
+  }
+
+  /** Once every participant holds the mean of a confirmed reduction, every one of them is told to apply it. */
+  private applyIfReduced(active: Active): void {
+    const confirmed = active.confirmed;
+    if (confirmed === undefined || active.peerBytes.size < active.participants.length) return;
     if (active.checksReplicas && this.divergedReplicas(active)) return;
     this.end(active);
     for (const participant of active.participants) {
       participant.send({ type: 'apply', step: active.step, attempt: active.attempt });
       participant.holdsReplica(active.step + 1);
     }
-    this.recentMs.push(this.context.clock.now() - active.startedAt);
+    this.recentMs.push(this.context.clock.now() - confirmed.startedAt);
     if (this.recentMs.length > RECENT_REDUCTIONS) this.recentMs.shift();
-    active.resolve({ peerBytes: active.peerBytes });
+    confirmed.resolve({ peerBytes: active.peerBytes });
   }
 
   /** A participant's failure during the reduction (a lost link, an invalid peer message). */
@@ -148,10 +208,13 @@ export class RingReduction {
     this.abandon(`worker ${worker.label} reports ${message.code}: ${message.message}`);
   }
 
-  /** Who the reduction under way still waits for, for /status; undefined between reductions. */
+  /**
+   * Who the reduction under way still waits for, for /status; undefined between reductions and while
+   * the step's shards are still being computed.
+   */
   get waitingFor(): { step: number; attempt: number; workers: string[] } | undefined {
     const active = this.active;
-    if (active === undefined) return undefined;
+    if (active?.confirmed === undefined) return undefined;
     const workers = active.participants
       .filter((worker) => !active.peerBytes.has(worker.id))
       .map((worker) => worker.id);
@@ -194,8 +257,8 @@ export class RingReduction {
   }
 
   private late(active: Active): void {
-    if (this.active !== active) return;
-    const pendingMs = this.context.clock.now() - active.startedAt;
+    if (this.active !== active || active.confirmed === undefined) return;
+    const pendingMs = this.context.clock.now() - active.confirmed.startedAt;
     const late = active.participants.filter((worker) => !active.peerBytes.has(worker.id));
     for (const worker of late) {
       this.context.telemetry.record({
@@ -212,15 +275,24 @@ export class RingReduction {
     this.abandon(`${late.map((worker) => worker.label).join(', ')} late after ${Math.round(pendingMs)} ms`);
   }
 
+  /**
+   * Gives the reduction under way up: a confirmed one redoes the step; one only announced is started
+   * again by `run`, with the workers that answered its shards.
+   */
   private abandon(reason: string): void {
     const active = this.active;
     if (active === undefined) return;
     this.end(active);
-    active.reject(new StepRedo(reason));
+    active.confirmed?.reject(new StepRedo(reason));
+  }
+
+  /** Forgets a reduction that was announced and not confirmed (its peers' messages are dropped by attempt). */
+  private drop(): void {
+    if (this.active !== undefined && this.active.confirmed === undefined) this.end(this.active);
   }
 
   private end(active: Active): void {
-    active.cancelDeadline();
+    active.confirmed?.cancelDeadline();
     if (this.active === active) this.active = undefined;
   }
 

@@ -1,5 +1,6 @@
 import type { BatchTotals, ComputeTimings, StepPlan } from '@callosum/core';
 import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
+import type { WorkerConnection } from '../workers/connection.js';
 
 /** A validated answer to one shard of a training step: its totals (and, in the star, its gradient). */
 export interface StepReply<T extends BatchTotals = BatchTotals> {
@@ -36,6 +37,11 @@ export interface GradientPath {
   prepare(): Promise<void>;
   /** A step planned as `plan` starts; what an abandoned attempt added is forgotten. */
   begin(plan: StepPlan): void;
+  /**
+   * The step's shards were sent: shard i to `holders[i]` (undefined: to no worker yet). The ring starts
+   * its reduction here, so that a worker starts exchanging as soon as its own shards are computed.
+   */
+  dispatched(step: number, plan: StepPlan, holders: readonly (WorkerConnection | undefined)[]): void;
   /** Each shard's reply as it is accepted, to start reducing before the slowest arrives. */
   accepted(shard: number, reply: StepReply): void;
   /** Every shard answered: reduces and applies the step, or throws StepRedo. */

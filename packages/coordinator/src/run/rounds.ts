@@ -121,6 +121,7 @@ export class Rounds {
           // stops the run with the reason if it still cannot.
         }
       });
+      gradients.dispatched(step, plan, dispatcher.assignedWorkers());
       const broadcast = performance.now();
       const outcomes = await round;
       const collected = performance.now();

@@ -15,6 +15,8 @@ export class StarPath implements GradientPath {
     this.reduction.begin(plan);
   }
 
+  dispatched(): void {}
+
   accepted(shard: number, reply: StepReply): void {
     // The star's result intake accepts only gradient messages, whose totals carry the gradient.
     this.reduction.add(shard, reply.totals as GradientResult);

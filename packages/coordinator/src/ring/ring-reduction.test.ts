@@ -1,0 +1,132 @@
+import { type CoordinatorMessage, createMsgpackCodec, type StepPlan } from '@callosum/core';
+import { describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
+import type { Clock } from '../dispatch/clock.js';
+import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
+import { StepRedo } from '../run/gradient-path.js';
+import type { CoordinatorEvent } from '../telemetry/events.js';
+import { WireTraffic } from '../transport/wire-traffic.js';
+import { WorkerConnection } from '../workers/connection.js';
+import { WorkerRegistry } from '../workers/registry.js';
+import { RingReduction } from './ring-reduction.js';
+
+// The coordinator's side of a ring reduction started with the step's requests: real connections whose
+// sockets are stand-ins recording what was sent, a clock whose deadlines never fire by themselves.
+// Real worker processes reducing among themselves are in packages/cli/test/ring.test.ts.
+
+const codec = createMsgpackCodec();
+const plan: StepPlan = {
+  samples: 8,
+  shards: [
+    { start: 0, end: 4, part: 0 },
+    { start: 4, end: 8, part: 1 },
+  ],
+} as StepPlan;
+
+function setup() {
+  const membership = new WorkerRegistry();
+  const sent = new Map<string, CoordinatorMessage[]>();
+  const workers = ['w1', 'w2', 'w3'].map((id, i) => {
+    const messages: CoordinatorMessage[] = [];
+    sent.set(id, messages);
+    const worker = new WorkerConnection(
+      id,
+      `test:${i}`,
+      {
+        readyState: 1,
+        bufferedAmount: 0,
+        send: (frame: Uint8Array) => messages.push(codec.decode(Buffer.from(frame)) as CoordinatorMessage),
+      } as unknown as WebSocket,
+      codec,
+      new WireTraffic(),
+      1 << 30,
+      () => {},
+    );
+    membership.add(worker);
+    worker.welcomed({ name: `worker-${id}`, backend: 'cpu', readsTensorFrames: false }, true);
+    worker.listensAt(`127.0.0.1:${4000 + i}`);
+    worker.synced();
+    return worker;
+  });
+  const clock: Clock = { now: () => 0, after: () => () => {} };
+  const events: CoordinatorEvent[] = [];
+  const reduction = new RingReduction({
+    membership,
+    telemetry: { record: (event: CoordinatorEvent) => events.push(event) } as never,
+    clock,
+    settings: {
+      stragglerFactor: 3,
+      stragglerFloorMs: 1000,
+      shardDeadlineMs: 60_000,
+      replicaCheckEverySteps: 1000,
+    },
+  });
+  const [w1, w2, w3] = workers as [WorkerConnection, WorkerConnection, WorkerConnection];
+  /** The messages of `type` sent to `worker` so far. */
+  const of = (worker: WorkerConnection, type: CoordinatorMessage['type']) =>
+    (sent.get(worker.id) ?? []).filter((message) => message.type === type);
+  const outcomes = (...holders: WorkerConnection[]) =>
+    holders.map((worker) => ({ worker, result: {}, startedAt: 0, receivedAt: 0 })) as ShardOutcome<unknown>[];
+  const reduced = (worker: WorkerConnection, step: number, attempt: number) =>
+    reduction.reduced(worker, { type: 'reduced', step, attempt, peerBytes: 10, reduceMs: 1 });
+  return { reduction, w1, w2, w3, of, outcomes, reduced };
+}
+
+describe('RingReduction, started as the step is sent', () => {
+  it('applies only once the shards came from the workers it was started with, even if every peer reduced before', async () => {
+    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    reduction.announce(7, plan, [w1, w2]);
+    // Every healthy worker takes part, holding a shard or not, and learns the plan at once.
+    for (const worker of [w1, w2, w3]) {
+      expect(of(worker, 'reduce')).toEqual([
+        expect.objectContaining({
+          step: 7,
+          attempt: 0,
+          shards: [expect.objectContaining({ holder: 0 }), expect.objectContaining({ holder: 1 })],
+        }),
+      ]);
+    }
+    for (const worker of [w1, w2, w3]) reduced(worker, 7, 0);
+    expect(of(w1, 'apply')).toEqual([]);
+    expect(reduction.waitingFor).toBeUndefined();
+    await reduction.run(7, plan, outcomes(w1, w2));
+    for (const worker of [w1, w2, w3])
+      expect(of(worker, 'apply')).toEqual([{ type: 'apply', step: 7, attempt: 0 }]);
+  });
+
+  it('starts another attempt when a shard was answered by another worker, and ignores the first one', async () => {
+    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    reduction.announce(3, plan, [w1, w2]);
+    reduced(w1, 3, 0);
+    // w2 was late with shard 1, which w3 computed instead.
+    const running = reduction.run(3, plan, outcomes(w1, w3));
+    expect(of(w1, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
+    const second = of(w1, 'reduce')[1];
+    expect(second?.type === 'reduce' && second.shards.map((shard) => shard.holder)).toEqual([0, 2]);
+    for (const worker of [w1, w2, w3]) reduced(worker, 3, 0);
+    expect(of(w1, 'apply')).toEqual([]);
+    expect(reduction.waitingFor).toEqual({ step: 3, attempt: 1, workers: ['w1', 'w2', 'w3'] });
+    for (const worker of [w1, w2, w3]) reduced(worker, 3, 1);
+    await running;
+    expect(of(w3, 'apply')).toEqual([{ type: 'apply', step: 3, attempt: 1 }]);
+  });
+
+  it('a peer failing before the shards are in costs a new attempt, not the step; after, the step is redone', async () => {
+    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    reduction.announce(5, plan, [w1, w2]);
+    const failure = { type: 'failure', code: 'PEER_LOST', message: 'lost the link', step: 5 } as const;
+    reduction.failed(w3, failure);
+    const running = reduction.run(5, plan, outcomes(w1, w2));
+    expect(of(w2, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
+    reduction.failed(w3, failure);
+    await expect(running).rejects.toBeInstanceOf(StepRedo);
+    // The redone step's reductions go on counting, so that peers drop what is left of the others.
+    reduction.announce(5, plan, [w1, w2]);
+    expect(of(w1, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([
+      0, 1, 2,
+    ]);
+    for (const worker of [w1, w2, w3]) reduced(worker, 5, 2);
+    await reduction.run(5, plan, outcomes(w1, w2));
+    expect(of(w1, 'apply')).toEqual([{ type: 'apply', step: 5, attempt: 2 }]);
+  });
+});
