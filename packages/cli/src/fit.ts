@@ -152,9 +152,11 @@ export interface FitResult {
 
 /**
  * Trains the task module at `taskModule` (a path; every worker process loads the same module). The
- * epoch's `loss`, `acc` and metrics are the means over its steps' batches; `val_*` are measured on the
- * validation data with the weights at the epoch's end. A callback that throws stops the run as a signal
- * stops `callosum train`: its step is checkpointed, and fit rejects naming the callback and how to resume.
+ * epoch's `loss`, `acc` and metrics are the means over its steps' batches that this call trained (after a
+ * resume in the middle of an epoch, those since the resume; NaN for an epoch trained wholly before it);
+ * `val_*` are measured on the validation data with the weights at the epoch's end. A callback that throws
+ * stops the run as a signal stops `callosum train`: its step is checkpointed, and fit rejects naming the
+ * callback and how to resume.
  */
 export async function fit(taskModule: string, options: FitOptions): Promise<FitResult> {
   // Keras's `validation_split` or a misspelt `epoch` would otherwise train the task's defaults.
@@ -182,7 +184,6 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
   // Sample-weighted sums over the epoch's steps, by log name (loss, acc, mae, ...).
   let epochSums: Record<string, number> = {};
   let epochSamples = 0;
-  let batch = 0;
   let coordinator: Coordinator | undefined;
   let stopReason: string | undefined;
   const run: FitRun = {
@@ -214,9 +215,12 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     }
   };
   const endEpoch = async (epoch: number, evaluation?: EvaluationReport) => {
-    const logs: Record<string, number> = Object.fromEntries(
-      Object.entries(epochSums).map(([name, sum]) => [name, sum / epochSamples]),
-    );
+    // An epoch whose steps all ran before a resume (its evaluation was owed): its training figures are
+    // not known here, and are NaN, so that every history list keeps one entry per epoch.
+    const logs: Record<string, number> =
+      epochSamples === 0
+        ? Object.fromEntries(epochLogNames(loaded, false).map((name) => [name, Number.NaN]))
+        : Object.fromEntries(Object.entries(epochSums).map(([name, sum]) => [name, sum / epochSamples]));
     if (evaluation !== undefined) {
       logs.val_loss = evaluation.testLoss;
       for (const [name, value] of Object.entries(evaluation.testMetrics)) {
@@ -225,7 +229,6 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     }
     epochSums = {};
     epochSamples = 0;
-    batch = 0;
     history.epoch.push(epoch);
     for (const [name, value] of Object.entries(logs)) {
       history.history[name] = [...(history.history[name] ?? []), value];
@@ -239,11 +242,10 @@ export async function fit(taskModule: string, options: FitOptions): Promise<FitR
     for (const [name, value] of Object.entries(logs))
       epochSums[name] = (epochSums[name] ?? 0) + value * samples;
     epochSamples += samples;
-    // `batch` counts from 0 in each epoch: the epoch says which batch it was.
-    await callEach(`onBatchEnd(${batch}, …) of epoch ${report.epoch}`, (callback) =>
-      callback.onBatchEnd?.(batch, logs, run),
+    // `batch` counts from 0 in each epoch (after a resume too): the epoch says which batch it was.
+    await callEach(`onBatchEnd(${report.batch}, …) of epoch ${report.epoch}`, (callback) =>
+      callback.onBatchEnd?.(report.batch, logs, run),
     );
-    batch += 1;
     // With validation data the epoch ends after its evaluation (onEvaluation).
     if (report.endsEpoch && !task.validates()) await endEpoch(report.epoch);
     else afterCallbacks();

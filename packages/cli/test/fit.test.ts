@@ -150,8 +150,9 @@ describe('fit() with a callback that throws', () => {
 });
 
 describe('fit() with a batch callback that throws', () => {
-  it('names the batch and its epoch, and checkpoints the step it was called after', async () => {
-    const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
+  const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
+
+  it('names the batch and its epoch, checkpoints the step it was called after, and a resume counts on from there', async () => {
     const outDir = await temporaryDirectory('fit-batch-throws');
     const seenEpochs: number[] = [];
     // 384 training samples: 6 steps an epoch; batch 2 of epoch 1 is step 9.
@@ -175,6 +176,45 @@ describe('fit() with a batch callback that throws', () => {
       'callbacks[0].onBatchEnd(2, …) of epoch 1 threw TypeError: bad batch; the run stopped; its newest ' +
         `checkpoint (step 9) is in ${outDir}: fit with resume: true continues from there`,
     );
+
+    // Resumed, the batches go on counting within their epoch, and the epoch's figures are its batches'
+    // since the resume.
+    const batches: number[] = [];
+    const { history } = await fit(task, {
+      outDir,
+      resume: true,
+      workers: 1,
+      threads: 1,
+      validationSplit: 0.25,
+      log: () => {},
+      callbacks: [{ onBatchEnd: (batch) => void batches.push(batch) }],
+    });
+    expect(batches).toEqual([3, 4, 5]);
+    expect(history.epoch).toEqual([1]);
+    expect(history.history.loss).toEqual([expect.any(Number)]);
+    expect(history.history.val_loss).toEqual([expect.any(Number)]);
+  }, 120_000);
+
+  it("an epoch's owed evaluation after a resume: its history entry has NaN training figures, so that every list has one entry per epoch", async () => {
+    const outDir = await temporaryDirectory('fit-owed-evaluation');
+    const options = { outDir, epochs: 2, workers: 1, threads: 1, validationSplit: 0.25, log: () => {} };
+    // The last batch of epoch 0 (step 6) throws before its evaluation: the checkpoint at step 6 owes it.
+    const failure: unknown = await fit(task, {
+      ...options,
+      callbacks: [
+        {
+          onBatchEnd: (batch) => {
+            if (batch === 5) throw new Error('stop before the evaluation');
+          },
+        },
+      ],
+    }).catch((error: unknown) => error);
+    expect((failure as Error).message).toContain('(step 6)');
+    const { history } = await fit(task, { ...options, resume: true });
+    expect(history.epoch).toEqual([0, 1]);
+    expect(history.history.loss).toEqual([Number.NaN, expect.any(Number)]);
+    expect(Number.isNaN(history.history.loss?.[1])).toBe(false);
+    expect(history.history.val_loss).toEqual([expect.any(Number), expect.any(Number)]);
   }, 120_000);
 });
 

@@ -130,6 +130,8 @@ const eventSchemas = [
     step: count,
     totalSteps: count,
     epoch: count,
+    /** The batch's place in its epoch (0-based). */
+    batch: addedLater(count),
     loss: z.number(),
     accuracy: measured,
     metrics: addedLater(metricsByName),

@@ -9,6 +9,8 @@ export interface StepEvent {
   readonly totalSteps: number;
   /** Epoch the step's batch came from (0-based). */
   readonly epoch: number;
+  /** The batch's place in its epoch (0-based), whichever step the run was resumed from. */
+  readonly batch: number;
   /** Mean loss and accuracy over this step's global batch (accuracy NaN when the task does not measure it). */
   readonly loss: number;
   readonly accuracy: number;
@@ -49,6 +51,8 @@ export function stepEvent(
     step: state.step,
     totalSteps: state.totalSteps,
     epoch,
+    // The state has counted the step already: its batch is the one before the position it is at now.
+    batch: state.sampler.positionAtStep(state.step - 1).batchIndex,
     loss: reduced.lossSum / reduced.count,
     accuracy: objective.measuresAccuracy ? reduced.correct / reduced.count : Number.NaN,
     metrics: Object.fromEntries(
