@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '@callosum/coordinator';
@@ -85,7 +86,69 @@ describe('fit() listening for remote workers', () => {
     expect(history.history.loss).toHaveLength(3);
     for (const run of await Promise.all(workers)) expect(run.code, run.stderr).toBe(0);
   }, 120_000);
+
+  it('a callback that throws stops the run, its remote workers wait, and resume: true on the same port trains on with them', async () => {
+    const task = fileURLToPath(new URL('./fixtures/tasks/regression-task.mjs', import.meta.url));
+    const token = 'fit-listen-throws-token-0123456789';
+    // A fixed port, so that the workers find the resumed run where they look for it.
+    const port = await unusedPort();
+    const workers: Promise<Finished>[] = [];
+    const options = {
+      outDir: await temporaryDirectory('fit-listen-throws'),
+      epochs: 3,
+      listen: { port, token, minWorkers: 2 },
+      log: (line: string) => {
+        if (workers.length > 0 || !line.includes(`listening on ws://127.0.0.1:${port}`)) return;
+        for (const name of ['remote-1', 'remote-2']) {
+          workers.push(
+            runCli(
+              [
+                'worker',
+                '--connect',
+                `ws://127.0.0.1:${port}`,
+                '--task',
+                task,
+                '--name',
+                name,
+                '--threads',
+                '1',
+              ],
+              { env: { CALLOSUM_TOKEN: token } },
+            ),
+          );
+        }
+      },
+    };
+    // 512 samples, 8 steps an epoch: epoch 0 ends at step 8.
+    const failure: unknown = await fit(task, {
+      ...options,
+      callbacks: [
+        {
+          onEpochEnd: (epoch) => {
+            if (epoch === 0) throw new Error('stop after the first epoch');
+          },
+        },
+      ],
+    }).catch((error: unknown) => error);
+    expect((failure as Error).message).toBe(
+      'callbacks[0].onEpochEnd(0, …) threw Error: stop after the first epoch; the run stopped; its newest ' +
+        `checkpoint (step 8) is in ${options.outDir}: fit with resume: true continues from there`,
+    );
+    const { history, summary } = await fit(task, { ...options, resume: true });
+    expect(summary).toMatchObject({ steps: 24, workers: 2 });
+    expect(history.epoch).toEqual([1, 2]);
+    for (const run of await Promise.all(workers)) expect(run.code, run.stderr).toBe(0);
+  }, 180_000);
 });
+
+/** A port nothing listens on now: bound, then closed. */
+async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 describe('fit() with a callback that throws', () => {
   it('rejects naming the callback and what it threw, leaves no worker process behind, and resume: true continues the run', async () => {
