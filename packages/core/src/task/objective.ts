@@ -39,18 +39,24 @@ export function metricNamesOf(metrics: readonly LossSpec[]): {
   metricNames: string[];
 } {
   return {
-    measuresAccuracy: metrics.some((metric) => typeof metric === 'string' && ACCURACY_NAMES.includes(metric)),
-    metricNames: otherMetrics(metrics).map(({ metric }, index) =>
-      typeof metric === 'string' ? metric : metric.name || `metric${index}`,
-    ),
+    measuresAccuracy: metrics.some(isAccuracy),
+    metricNames: otherMetrics(metrics).map(({ name }) => name),
   };
 }
 
-/** The metrics other than accuracy, with their positions in `metrics`. */
-function otherMetrics(metrics: readonly LossSpec[]): { metric: LossSpec; position: number }[] {
-  return metrics.flatMap((metric, position) =>
-    typeof metric === 'string' && ACCURACY_NAMES.includes(metric) ? [] : [{ metric, position }],
-  );
+function isAccuracy(metric: LossSpec): boolean {
+  return typeof metric === 'string' && ACCURACY_NAMES.includes(metric);
+}
+
+/** The metrics other than accuracy, with their positions in `metrics` and their names. */
+function otherMetrics(metrics: readonly LossSpec[]): { metric: LossSpec; position: number; name: string }[] {
+  return metrics
+    .flatMap((metric, position) => (isAccuracy(metric) ? [] : [{ metric, position }]))
+    .map(({ metric, position }, index) => ({
+      metric,
+      position,
+      name: typeof metric === 'string' ? metric : metric.name || `metric${index}`,
+    }));
 }
 
 export class Objective {
@@ -88,11 +94,10 @@ export class Objective {
     this.lossName = typeof loss === 'string' ? loss : loss.name || 'custom';
     this.#loss = typeof loss === 'string' ? namedLoss(loss) : loss;
     const outputUnits = model.outputs[0]?.shape.at(-1) ?? 1;
-    const named = metricNamesOf(metrics);
-    this.measuresAccuracy = named.measuresAccuracy;
-    this.metricNames = named.metricNames;
-    this.#accuracy = this.measuresAccuracy ? accuracyFor(this.lossName, outputUnits) : undefined;
     const others = otherMetrics(metrics);
+    this.measuresAccuracy = metrics.some(isAccuracy);
+    this.metricNames = others.map(({ name }) => name);
+    this.#accuracy = this.measuresAccuracy ? accuracyFor(this.lossName, outputUnits) : undefined;
     this.#metrics = others.map(({ metric }) => (typeof metric === 'string' ? namedMetric(metric) : metric));
     this.#shown = [shownLoss(loss), ...others.map(({ metric, position }) => shownMetric(metric, position))];
     this.#prefix = task === undefined ? '' : `task ${task}: `;
