@@ -16,6 +16,7 @@ import {
   requireSameTask,
   runTask,
   type SampleSet,
+  sampleSetDigest,
   type Task,
   type TaskModel,
   type TrainingConfig,
@@ -95,6 +96,10 @@ export async function prepareRun(
         ? new TrainingState(config, readFlatWeights(model, layout), data.train.count, layout)
         : TrainingState.restore(resumed.checkpoint, data.train.count, layout);
     const reduction = reductionFor(config, layout.totalSize);
+    const batchNorm = batchNormSyncOf(config.batchNorm, reduction, taskModel, data.train, log);
+    // Recorded once the run passed every check, as its settings are.
+    const otherData = await runDirectory.recordTrainingData(data.train.count, sampleSetDigest(data.train));
+    if (otherData !== undefined) log(`coordinator: warning: ${otherData}`);
     return {
       checkpointDir,
       resumedFrom: resumed?.path,
@@ -105,7 +110,7 @@ export async function prepareRun(
       evaluationSet: evaluationSetOf(data),
       fingerprint,
       reduction,
-      batchNorm: batchNormSyncOf(config.batchNorm, reduction, taskModel, data.train, log),
+      batchNorm,
     };
   } catch (error) {
     model.dispose();

@@ -223,6 +223,46 @@ describe('a run directory belongs to one run', () => {
     expect(JSON.parse(await readFile(markerPath, 'utf8')).model).toBe('mlp');
   });
 
+  it('records the digest of the training data; a resume on other samples of the same count says so, trains on them and records them', async () => {
+    const outDir = join(root, 'other-data');
+    const lines: string[] = [];
+    const first = await startCoordinator({
+      outDir,
+      dataset,
+      training: { ...training, maxSteps: 6 },
+      log: () => {},
+      onStep: (report) => {
+        if (report.step === 2) void first.stop('test: stop mid-run');
+      },
+    });
+    const worker = inlineWorker(first.url);
+    await expect(first.result).rejects.toThrow(/stop mid-run/);
+    const marker = async () => JSON.parse(await readFile(join(outDir, RunFiles.MARKER), 'utf8'));
+    const recorded = (await marker()).trainingData;
+    expect(recorded).toEqual({
+      samples: dataset.train.count,
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+
+    // One label changed: the same count, other data.
+    const labels = Uint8Array.from(dataset.train.labels);
+    labels[0] = ((labels[0] as number) + 1) % 10;
+    const changed = { ...dataset, train: { ...dataset.train, labels } };
+    const resumed = await startCoordinator({
+      outDir,
+      dataset: changed,
+      resume: true,
+      port: first.port,
+      log: (line) => lines.push(line),
+    });
+    expect((await resumed.result).steps).toBe(6);
+    await worker;
+    expect(lines.filter((line) => line.includes('warning: the training data differ'))).toEqual([
+      `coordinator: warning: the training data differ from those the run trained on so far (${dataset.train.count} samples, SHA-256 ${recorded.sha256.slice(0, 12)}…; now ${dataset.train.count}, ${(await marker()).trainingData.sha256.slice(0, 12)}…): its steps from here train on these data; resume with the data it started with for the run it would have been`,
+    ]);
+    expect((await marker()).trainingData.sha256).not.toBe(recorded.sha256);
+  });
+
   it("refuses to resume from a checkpoint of another run's config", async () => {
     const outDir = join(root, 'foreign');
     await runToEnd({ outDir });
@@ -325,6 +365,7 @@ describe('a run directory belongs to one run', () => {
     expect(log.join('\n')).toContain(
       'the run continues with other settings than it stored: checkpointEverySteps 2 → 1, wireDtype bfloat16 → float16',
     );
+    expect(log.join('\n')).not.toContain('the training data differ');
     const checkpointed = (await readFile(join(outDir, RunFiles.METRICS), 'utf8'))
       .split('\n')
       .filter((line) => line.includes('"type":"checkpoint"'))

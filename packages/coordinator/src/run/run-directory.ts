@@ -47,6 +47,11 @@ interface RunMarker {
    * finished run, which reads no checkpoint, can check its task too. Added later, as `settings`.
    */
   readonly model?: string;
+  /**
+   * The training data the run trains on: their count and sampleSetDigest. Added later, as `settings`:
+   * a run from before it records them when it is resumed.
+   */
+  readonly trainingData?: { readonly samples: number; readonly sha256: string };
 }
 
 export interface RunDirectoryOptions {
@@ -66,7 +71,7 @@ export interface RunDirectoryOptions {
 export class RunDirectory {
   private constructor(
     readonly path: string,
-    private readonly marker: RunMarker,
+    private marker: RunMarker,
     /** False for a run directory from before markers existed: it gets one when resumed. */
     private readonly markerStored: boolean,
     /** What this process created for a new run, so a run that never started leaves nothing behind. */
@@ -236,8 +241,30 @@ export class RunDirectory {
     }
     // A new run, a run from before run markers existed, or new settings: record who owns the directory
     // from now on, what it trains, and with which settings.
-    const marker: RunMarker = { ...this.marker, configSha256, model: config.model.name, settings };
+    await this.storeMarker({ ...this.marker, configSha256, model: config.model.name, settings });
+  }
+
+  /**
+   * Records the training data the run trains on (`sha256`: their sampleSetDigest). Returns a warning
+   * when a resumed run's data differ from those recorded: their count is checked with the checkpoint,
+   * but other samples of the same count give other batches from here on, and the run goes on with
+   * them (recorded from now on), as a team that fixed its labels may want.
+   */
+  async recordTrainingData(samples: number, sha256: string): Promise<string | undefined> {
+    const recorded = this.marker.trainingData;
+    if (recorded?.sha256 === sha256 && recorded.samples === samples) return undefined;
+    await this.storeMarker({ ...this.marker, trainingData: { samples, sha256 } });
+    if (recorded === undefined) return undefined;
+    return (
+      `the training data differ from those the run trained on so far (${recorded.samples} samples, SHA-256 ` +
+      `${recorded.sha256.slice(0, 12)}…; now ${samples}, ${sha256.slice(0, 12)}…): its steps from here train ` +
+      'on these data; resume with the data it started with for the run it would have been'
+    );
+  }
+
+  private async storeMarker(marker: RunMarker): Promise<void> {
     await writeAtomically(join(this.path, RunFiles.MARKER), `${JSON.stringify(marker, null, 2)}\n`, true);
+    this.marker = marker;
   }
 
   /** Records the finished run's summary: a later --resume reports it instead of training again. */
@@ -458,7 +485,10 @@ async function readMarker(path: string): Promise<RunMarker | undefined> {
       marker.format === MARKER_FORMAT &&
       typeof marker.configSha256 === 'string' &&
       validSettings(marker.settings) &&
-      (marker.model === undefined || typeof marker.model === 'string')
+      (marker.model === undefined || typeof marker.model === 'string') &&
+      (marker.trainingData === undefined ||
+        (Number.isSafeInteger(marker.trainingData.samples) &&
+          /^[0-9a-f]{64}$/.test(String(marker.trainingData.sha256))))
     ) {
       return marker;
     }

@@ -1,3 +1,4 @@
+export { sampleSetDigest } from './digest.js';
 export { decodeIdx, encodeIdx, type IdxArray, type IdxReadOptions, readIdxFile } from './idx.js';
 export {
   type DatasetSource,
