@@ -328,16 +328,15 @@ function authenticatedSend(url: string, frame: Buffer): Promise<number> {
 
 /**
  * Freezes `victim` (SIGSTOP) in the middle of a ring reduction and returns that step: it is stopped the
- * moment /status shows a reduction waiting for it, and kept stopped if, 300 ms later, the reduction still
- * waits for it with none of the step's shards pending on it (otherwise it is let go and tried again).
- * Undefined if the run ended first.
+ * moment /status shows none of the step's shards pending on it while another worker's are (it computed
+ * its shards and started the reduction), and kept stopped if, 300 ms later, the reduction waits for it
+ * (otherwise it is let go and tried again). Undefined if the run ended first.
  */
 async function freezeMidReduction(target: Coordinator, victim: LocalWorker): Promise<number | undefined> {
   for (let tries = 0; tries < 100; ) {
     const before = await status(target);
     if (before === undefined) return undefined;
-    // Polled without a pause, so that the victim is frozen once it computed its shards while another
-    // worker still computes: it has started the step's reduction, which cannot end without it.
+    // Polled without a pause, so that the victim is frozen while the reduction cannot end without it.
     const computed = before.workers.find((worker) => worker.name === victim.name)?.pendingShards.length === 0;
     const othersComputing = before.workers.some(
       (worker) => worker.name !== victim.name && worker.pendingShards.length > 0,

@@ -67,6 +67,8 @@ export interface ShardOutcome<R> {
    */
   readonly startedAt: number;
   readonly receivedAt: number;
+  /** How many times the shard was sent in the round: more than once when it was redone. */
+  readonly sends: number;
 }
 
 export interface DispatcherOptions {
@@ -222,7 +224,7 @@ export class ShardDispatcher {
     const receivedAt = this.seams.clock.now();
     const startedAt = startOf(round, assignment);
     round.lastAnsweredAt.set(worker, receivedAt);
-    round.outcomes[shard] = { result, worker, startedAt, receivedAt };
+    round.outcomes[shard] = { result, worker, startedAt, receivedAt, sends: round.attempts[shard] ?? 1 };
     round.answeredMsPerSample.push((receivedAt - startedAt) / Math.max(1, sampleCount));
     this.judgeFailures(round, shard, worker);
     round.onAccepted?.(shard, result);

@@ -29,7 +29,6 @@ export class RingPath implements GradientPath {
 
   async finish(
     step: number,
-    _attempt: number,
     plan: StepPlan,
     outcomes: readonly ShardOutcome<StepReply>[],
   ): Promise<AppliedStep> {

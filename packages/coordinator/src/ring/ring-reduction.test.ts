@@ -66,7 +66,13 @@ function setup() {
   const of = (worker: WorkerConnection, type: CoordinatorMessage['type']) =>
     (sent.get(worker.id) ?? []).filter((message) => message.type === type);
   const outcomes = (...holders: WorkerConnection[]) =>
-    holders.map((worker) => ({ worker, result: {}, startedAt: 0, receivedAt: 0 })) as ShardOutcome<unknown>[];
+    holders.map((worker) => ({
+      worker,
+      result: {},
+      startedAt: 0,
+      receivedAt: 0,
+      sends: 1,
+    })) as ShardOutcome<unknown>[];
   const reduced = (worker: WorkerConnection, step: number, attempt: number) =>
     reduction.reduced(worker, { type: 'reduced', step, attempt, peerBytes: 10, reduceMs: 1 });
   return { reduction, w1, w2, w3, of, outcomes, reduced };
@@ -109,6 +115,33 @@ describe('RingReduction, started as the step is sent', () => {
     for (const worker of [w1, w2, w3]) reduced(worker, 3, 1);
     await running;
     expect(of(w3, 'apply')).toEqual([{ type: 'apply', step: 3, attempt: 1 }]);
+  });
+
+  it('starts another attempt when a shard was sent again, even to the worker that held it (which dropped the first on its new request)', async () => {
+    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    reduction.announce(4, plan, [w1, w2]);
+    const [first, second] = outcomes(w1, w2) as [ShardOutcome<unknown>, ShardOutcome<unknown>];
+    const running = reduction.run(4, plan, [first, { ...second, sends: 2 }]);
+    expect(of(w2, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
+    for (const worker of [w1, w2, w3]) reduced(worker, 4, 1);
+    await running;
+    expect(of(w2, 'apply')).toEqual([{ type: 'apply', step: 4, attempt: 1 }]);
+  });
+
+  it('starts another attempt when a worker that was to take part is set aside before the shards are in', async () => {
+    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    reduction.announce(6, plan, [w1, w2]);
+    w3.suspected();
+    const running = reduction.run(6, plan, outcomes(w1, w2));
+    const again = of(w1, 'reduce')[1];
+    expect(again?.type === 'reduce' && [again.attempt, again.peers.map((peer) => peer.workerId)]).toEqual([
+      1,
+      ['w1', 'w2'],
+    ]);
+    for (const worker of [w1, w2]) reduced(worker, 6, 1);
+    await running;
+    expect(of(w1, 'apply')).toEqual([{ type: 'apply', step: 6, attempt: 1 }]);
+    expect(of(w3, 'apply')).toEqual([]);
   });
 
   it('a peer failing before the shards are in costs a new attempt, not the step; after, the step is redone', async () => {

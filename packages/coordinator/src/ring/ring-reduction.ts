@@ -99,10 +99,13 @@ export class RingReduction {
       this.drop();
       return Promise.reject(new StepRedo(`worker ${gone.label}, which holds gradients of the step, left`));
     }
+    // A shard sent again (even to the worker that held it) was computed after that worker had taken the
+    // announced reduce: a new compute request makes a worker drop the reduction it was in.
     const announced = this.active;
     const same =
       announced !== undefined &&
       announced.step === step &&
+      outcomes.every((outcome) => outcome.sends === 1) &&
       sameWorkers(announced.holders, holders) &&
       sameWorkers(announced.participants, this.participantsFor(holders));
     if (!same) {

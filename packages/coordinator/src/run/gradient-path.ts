@@ -45,10 +45,5 @@ export interface GradientPath {
   /** Each shard's reply as it is accepted, to start reducing before the slowest arrives. */
   accepted(shard: number, reply: StepReply): void;
   /** Every shard answered: reduces and applies the step, or throws StepRedo. */
-  finish(
-    step: number,
-    attempt: number,
-    plan: StepPlan,
-    outcomes: readonly ShardOutcome<StepReply>[],
-  ): Promise<AppliedStep>;
+  finish(step: number, plan: StepPlan, outcomes: readonly ShardOutcome<StepReply>[]): Promise<AppliedStep>;
 }

@@ -127,7 +127,7 @@ export class Rounds {
       const collected = performance.now();
       let applied: AppliedStep;
       try {
-        applied = await gradients.finish(step, attempt, plan, outcomes);
+        applied = await gradients.finish(step, plan, outcomes);
       } catch (error) {
         if (!(error instanceof StepRedo)) throw error;
         telemetry.record({ type: 'reduction-redone', step, attempt, reason: error.message });

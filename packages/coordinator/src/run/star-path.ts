@@ -24,7 +24,6 @@ export class StarPath implements GradientPath {
 
   async finish(
     _step: number,
-    _attempt: number,
     _plan: StepPlan,
     outcomes: readonly ShardOutcome<StepReply>[],
   ): Promise<AppliedStep> {

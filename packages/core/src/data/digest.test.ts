@@ -25,6 +25,17 @@ describe('sampleSetDigest', () => {
     for (const other of others) expect(sampleSetDigest(other)).not.toBe(digest);
   });
 
+  it('digests a Buffer as the Uint8Array of the same bytes', () => {
+    const bytes = (values: Uint8Array): SampleSet => ({
+      count: 2,
+      features: { values, sampleShape: [2] },
+      labels: { values: Uint8Array.from([0, 1]), sampleShape: [] },
+    });
+    expect(sampleSetDigest(bytes(Buffer.from([1, 2, 3, 4])))).toBe(
+      sampleSetDigest(bytes(Uint8Array.from([1, 2, 3, 4]))),
+    );
+  });
+
   it('reads only the samples of a view into a larger buffer', () => {
     const buffer = new Float32Array([9, 1, 2, 3, 4, 9]);
     const view: SampleSet = {

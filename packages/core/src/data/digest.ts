@@ -20,6 +20,8 @@ export function sampleSetDigest(set: SampleSet): string {
   return hash.digest('hex');
 }
 
+/** The values' dtype: a Buffer's bytes digest as a Uint8Array's do. */
 function dtypeOf(tensor: SampleTensor): string {
-  return tensor.values.constructor.name;
+  const { values } = tensor;
+  return values instanceof Float32Array ? 'float32' : values instanceof Int32Array ? 'int32' : 'uint8';
 }
