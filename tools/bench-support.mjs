@@ -74,7 +74,8 @@ function integerAtLeast(option, text, min, what) {
 /**
  * Forks a script (normally the caller itself, as `--child …`) and resolves with the one result message
  * it sends over IPC; if it exits without sending one, resolves with `failed(reason)` instead. Rejects only
- * if the process cannot be started.
+ * if the process cannot be started. `onMessage` sees every message first, with the child (to answer it):
+ * one it returns true for is not a result.
  *
  * @template T
  * @param {string | URL} script The script's file URL, normally `import.meta.url`.
@@ -82,14 +83,15 @@ function integerAtLeast(option, text, min, what) {
  * @param {object} options
  * @param {import('node:child_process').StdioOptions} options.stdio The child's stdio; must include `'ipc'`.
  * @param {(reason: string) => T} options.failed Builds the result for a child that sent none.
+ * @param {(message: unknown, child: import('node:child_process').ChildProcess) => boolean} [options.onMessage]
  * @returns {Promise<T>}
  */
-export function forkForResult(script, args, { stdio, failed }) {
+export function forkForResult(script, args, { stdio, failed, onMessage }) {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(script), args, { stdio });
     let result;
     child.on('message', (message) => {
-      result = message;
+      if (onMessage?.(message, child) !== true) result = message;
     });
     child.on('error', reject);
     child.on('exit', (code, signal) => {

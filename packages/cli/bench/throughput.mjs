@@ -45,12 +45,11 @@
  *   --batch-size 128   global batch size (default: DEFAULT_TRAINING_CONFIG.batchSize)
  *   --micro-batch-size 32   deterministic reduction with micro-batches of this size (default: off)
  */
-import { fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TRAINING_CONFIG, embeddedMnistDir, trainLocal } from '@callosum/core';
 import {
@@ -517,26 +516,22 @@ async function runApart(config) {
  * resolves when the child ends first (it failed); `ended` resolves with its result.
  */
 function forkWarmedUpRun(batch) {
-  const child = fork(fileURLToPath(import.meta.url), [...childArgs('local', batch), '--barrier'], {
-    stdio: ['ignore', 2, 2, 'ipc'],
-  });
-  let result;
   let warm;
   const warmedUp = new Promise((resolve) => {
     warm = resolve;
   });
-  child.on('message', (message) => {
-    if (message?.warmedUp === true) warm();
-    else result = message;
-  });
-  const ended = new Promise((resolve) => {
-    child.on('exit', (code, signal) => {
+  let child;
+  const ended = forkForResult(import.meta.url, [...childArgs('local', batch), '--barrier'], {
+    stdio: ['ignore', 2, 2, 'ipc'],
+    failed: (reason) => ({ ok: false, reason }),
+    onMessage: (message, forked) => {
+      child = forked;
+      if (message?.warmedUp !== true) return false;
       warm();
-      const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
-      resolve(result ?? { ok: false, reason: `benchmark child process failed (${how})` });
-    });
-  });
-  return { warmedUp, go: () => child.connected && child.send('go'), ended };
+      return true;
+    },
+  }).finally(() => warm());
+  return { warmedUp, go: () => child?.connected && child.send('go'), ended };
 }
 
 /** trainWithLocalWorkers: the coordinator here, `workers` worker processes; StepReports give the times. */
