@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { SampleSet, SampleTensor } from './samples.js';
+import { dtypeOf, type SampleSet } from './samples.js';
 
 /**
  * SHA-256 (lowercase hex) of a sample set: its count, and for its features then its labels the dtype,
@@ -13,15 +13,9 @@ export function sampleSetDigest(set: SampleSet): string {
     ['features', set.features],
     ['labels', set.labels],
   ] as const) {
-    hash.update(`${name} ${dtypeOf(tensor)} [${tensor.sampleShape.join(',')}]\n`);
-    const { values } = tensor;
+    const { values, sampleShape } = tensor;
+    hash.update(`${name} ${dtypeOf(values)} [${sampleShape.join(',')}]\n`);
     hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   }
   return hash.digest('hex');
-}
-
-/** The values' dtype: a Buffer's bytes digest as a Uint8Array's do. */
-function dtypeOf(tensor: SampleTensor): string {
-  const { values } = tensor;
-  return values instanceof Float32Array ? 'float32' : values instanceof Int32Array ? 'int32' : 'uint8';
 }
