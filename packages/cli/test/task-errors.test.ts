@@ -137,4 +137,13 @@ describe('a bad task module', () => {
       /at the first step, with the initial weights: look at the data .* not the learning rate/,
     );
   });
+
+  // Each worker's compute fails, then the `reduce` announced with it: a failure of an attempt given up.
+  it('in a ring run, whose metric comes out NaN stops the run as diverged, logging no failure of a reduction given up', async () => {
+    const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'nan-metric', ['--topology', 'ring']);
+    const reported = stderr.match(/coordinator: worker .* reports NON_FINITE: step 1: metric 0 is NaN/g);
+    expect(reported?.length).toBeGreaterThanOrEqual(2);
+    expect(stderr).not.toMatch(/coordinator: worker .* reports STALE_MESSAGE/);
+    expect(stderr).toMatch(/TRAINING_DIVERGED: training diverged at step 1/);
+  });
 });

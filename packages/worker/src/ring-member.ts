@@ -5,6 +5,7 @@ import {
   type Codec,
   type CoordinatorMessage,
   decodeCheckpoint,
+  type ErrorCode,
   ErrorCodes,
   encodeCheckpoint,
   floatsFromWire,
@@ -49,6 +50,8 @@ export interface RingMemberContext {
    * its weights is changed, as a memory fault would.
    */
   readonly corruptReplicaAt?: number | undefined;
+  /** The coordinator reads `failure.attempt` (1.11): failures name the reduction attempt they end. */
+  readonly failuresNameAttempt: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -250,10 +253,12 @@ export class RingMember {
       }
       this.progress();
     } catch (error) {
-      current.ended = true;
       const code = isCallosumError(error) ? error.code : ErrorCodes.MALFORMED_MESSAGE;
-      const text = `${stepLabel(message.step)}: from peer rank ${message.from}: ${error instanceof Error ? error.message : String(error)}`;
-      this.context.toCoordinator({ type: 'failure', code, message: text.slice(0, 4000), step: message.step });
+      this.fail(
+        current,
+        code,
+        `from peer rank ${message.from}: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   }
 
@@ -261,17 +266,24 @@ export class RingMember {
   linkFailed(address: string, reason: string): void {
     const current = this.current;
     if (current === undefined || current.ended) return;
-    current.ended = true;
     const peer = current.reduce.peers.find((candidate) => candidate.address === address);
+    this.fail(
+      current,
+      ErrorCodes.PEER_LOST,
+      `lost the link to peer ${peer?.workerId ?? '?'} at ${address}: ${reason}`,
+    );
+  }
+
+  /** Ends the reduction under way as failed, and tells the coordinator which attempt of which step. */
+  private fail(current: Reduction, code: ErrorCode, reason: string): void {
+    current.ended = true;
+    const { step, attempt } = current.reduce;
     this.context.toCoordinator({
       type: 'failure',
-      code: ErrorCodes.PEER_LOST,
-      message:
-        `${stepLabel(current.reduce.step)}: lost the link to peer ${peer?.workerId ?? '?'} at ${address}: ${reason}`.slice(
-          0,
-          4000,
-        ),
-      step: current.reduce.step,
+      code,
+      message: `${stepLabel(step)}: ${reason}`.slice(0, 4000),
+      step,
+      ...(this.context.failuresNameAttempt ? { attempt } : {}),
     });
   }
 

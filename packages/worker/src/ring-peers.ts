@@ -3,7 +3,9 @@ import {
   type Codec,
   DEFAULT_WIRE_DTYPE,
   ErrorCodes,
+  FAILURE_ATTEMPT_PROTOCOL,
   FRAME_OVERHEAD_BYTES,
+  protocolAtLeast,
   type Welcome,
   type WorkerMessage,
 } from '@callosum/core';
@@ -83,6 +85,7 @@ export class RingPeers {
       toCoordinator,
       wireDtype: welcome.wireDtype ?? DEFAULT_WIRE_DTYPE,
       corruptReplicaAt: settings.corruptReplicaAt,
+      failuresNameAttempt: protocolAtLeast(welcome.protocol, FAILURE_ATTEMPT_PROTOCOL),
       log: (line) => log(`worker ${this.context.name}: ${line}`),
     });
     if (this.server?.parameterCount !== parameterCount) {

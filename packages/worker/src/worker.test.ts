@@ -194,3 +194,75 @@ describe('frame files', () => {
     }
   }, 30_000);
 });
+
+describe('ring failures', () => {
+  it.each([
+    [PROTOCOL_VERSION, { attempt: 3 }],
+    [{ major: 1, minor: 10 }, {}],
+  ])(
+    "name their reduction's attempt only to a coordinator that reads it (protocol %o)",
+    async (protocol, named) => {
+      const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+      await new Promise((resolve) => server.once('listening', resolve));
+      const codec = createMsgpackCodec();
+      const model = { name: 'mlp', options: { hidden: [8] } };
+      const parameterCount = instantiateTask(mnistTask(model), 0).layout.totalSize;
+      const failures: WorkerMessage[] = [];
+      server.on('connection', (socket) => {
+        socket.on('message', (frame: Buffer) => {
+          const message: WorkerMessage = parseWorkerMessage(codec.decode(frame));
+          if (message.type === 'hello') {
+            const welcome = {
+              type: 'welcome',
+              protocol,
+              workerId: 'w1',
+              runId: 'run',
+              model,
+              parameterCount,
+              heartbeatIntervalMs: 60_000,
+              topology: 'ring',
+            };
+            socket.send(codec.encode(welcome));
+          } else if (message.type === 'peer-listening') {
+            // A reduction this worker cannot start: it holds no replica yet.
+            const reduce = {
+              type: 'reduce',
+              step: 5,
+              attempt: 3,
+              rank: 0,
+              samples: 4,
+              shards: [{ start: 0, end: 4, holder: 0 }],
+              peers: [{ workerId: 'w1', address: message.address }],
+            };
+            socket.send(codec.encode(reduce));
+          } else if (message.type === 'failure') {
+            failures.push(message);
+            socket.send(codec.encode({ type: 'shutdown', code: 'RUN_ENDED', reason: 'test over' }));
+          }
+        });
+      });
+      try {
+        const { port } = server.address() as AddressInfo;
+        const exit = await runWorker({
+          url: `ws://127.0.0.1:${port}`,
+          backend: 'cpu',
+          threads: 1,
+          log: () => {},
+        });
+        expect(exit.exitCode).toBe(0);
+        expect(failures).toEqual([
+          {
+            type: 'failure',
+            code: 'STALE_MESSAGE',
+            message: expect.stringMatching(/holds none/),
+            step: 5,
+            ...named,
+          },
+        ]);
+      } finally {
+        server.close();
+      }
+    },
+    30_000,
+  );
+});

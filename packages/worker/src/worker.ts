@@ -12,6 +12,7 @@ import {
   createMsgpackCodec,
   DEFAULT_WIRE_DTYPE,
   ErrorCodes,
+  FAILURE_ATTEMPT_PROTOCOL,
   FrameFileLink,
   fingerprintOfTask,
   floatsFromWire,
@@ -22,6 +23,7 @@ import {
   loadTaskModule,
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
+  protocolAtLeast,
   readProbe,
   readsTensorFrames,
   stepLabel,
@@ -145,6 +147,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       // gradients travel in the run's wire dtype.
       let tensorFrames = false;
       let wireDtype: WireDtype = DEFAULT_WIRE_DTYPE;
+      // A 1.11 coordinator reads which reduction attempt a failed `reduce` belonged to.
+      let failuresNameAttempt = false;
       // Set by a welcome whose frame files this worker can read: large frames go as files both ways.
       let frameFiles: FrameFileLink | undefined;
       // The memory of the last gradient frame, once it went as a file: nothing refers to it then, and
@@ -207,7 +211,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           const code = isCallosumError(error) ? error.code : ErrorCodes.COMPUTE_FAILED;
           const text = withRemedy(error instanceof Error ? error.message : String(error));
           log(`worker ${name}: ${code}: ${text}`);
-          send({ type: 'failure', code, message: text.slice(0, 4000), ...requestOf(message) });
+          send({
+            type: 'failure',
+            code,
+            message: text.slice(0, 4000),
+            ...requestOf(message, failuresNameAttempt),
+          });
           // Without a usable welcome (unknown model, other protocol) this worker cannot serve this run;
           // with a crashed compute thread it cannot serve any.
           const crashed = threadFailure(service);
@@ -265,6 +274,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             }
             await service.configure(message);
             tensorFrames = readsTensorFrames(message.protocol);
+            failuresNameAttempt = protocolAtLeast(message.protocol, FAILURE_ATTEMPT_PROTOCOL);
             wireDtype = message.wireDtype ?? DEFAULT_WIRE_DTYPE;
             // On the coordinator's machine (its probe can be read): weights and gradients go as files.
             const probe = message.frameFiles === undefined ? undefined : readProbe(message.frameFiles);
@@ -428,16 +438,20 @@ function threadFailure(service: GradientService | ThreadedGradientService): stri
   return service instanceof ThreadedGradientService ? service.failure : undefined;
 }
 
-/** Which request a failure is about, so the coordinator can redo that shard, or abandon that reduction, at once. */
-function requestOf(message: CoordinatorMessage | undefined): {
-  step?: number;
-  pass?: number;
-  round?: number;
-  shard?: number;
-} {
+/**
+ * Which request a failure is about, so the coordinator can redo that shard, or abandon that reduction, at
+ * once. A `reduce` names its attempt when the coordinator reads it (1.11); an `apply` never does, since a
+ * replica that could not apply must be seen to, whichever attempt it was.
+ */
+function requestOf(
+  message: CoordinatorMessage | undefined,
+  failuresNameAttempt: boolean,
+): Pick<Extract<WorkerMessage, { type: 'failure' }>, 'step' | 'pass' | 'round' | 'shard' | 'attempt'> {
   if (message?.type === 'compute') return { step: message.step, shard: message.shard };
   if (message?.type === 'batch-norm') return { step: message.step, pass: message.pass, shard: message.shard };
-  if (message?.type === 'reduce' || message?.type === 'apply') return { step: message.step };
+  if (message?.type === 'reduce')
+    return { step: message.step, ...(failuresNameAttempt ? { attempt: message.attempt } : {}) };
+  if (message?.type === 'apply') return { step: message.step };
   if (message?.type === 'evaluate') return { round: message.round, shard: message.shard };
   return {};
 }

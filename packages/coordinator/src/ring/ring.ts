@@ -45,6 +45,7 @@ export function startRing(context: RingContext): {
       reduced: (worker, message) => reduction.reduced(worker, message),
       replicaState: (worker, message) => replicas.received(worker, message),
       failure: (worker, message) => reduction.failed(worker, message),
+      abandoned: (message) => reduction.isAbandoned(message),
     },
   };
 }

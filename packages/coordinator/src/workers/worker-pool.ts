@@ -53,6 +53,8 @@ export interface RingHandlers {
   reduced(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'reduced' }>): void;
   replicaState(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'replica-state' }>): void;
   failure(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): void;
+  /** Whether a failure is about a reduction attempt already given up, and so changes nothing. */
+  abandoned(message: Extract<WorkerMessage, { type: 'failure' }>): boolean;
 }
 
 export interface WorkerPoolContext {
@@ -123,13 +125,19 @@ export class WorkerPool implements DispatchFindings {
       log(`coordinator: worker ${worker.label} exchanges large frames through files in ${frameFiles?.path}`);
     },
     failure: (worker, message) => {
+      const { ring } = this.context;
+      // A `reduce` of an attempt given up fails on a worker whose compute failed first, as it must: that
+      // failure was reported, and is not reported twice.
+      if (ring?.abandoned(message)) {
+        this.context.counters.discardedMessages += 1;
+        return;
+      }
       this.context.telemetry.record({
         type: 'worker-failure',
         ...worker.idNameAddress,
         code: message.code,
         message: message.message,
       });
-      const { ring } = this.context;
       // Whatever went wrong, send the weights again with the next request rather than trust its copy.
       // (A ring worker's replica is the weights: it is replaced only if it falls behind.)
       if (ring === undefined) worker.forgetWeights();

@@ -38,6 +38,7 @@ export {
   type UpgradeServerOptions,
 } from './upgrade-server.js';
 export {
+  FAILURE_ATTEMPT_PROTOCOL,
   FRAME_FILES_PROTOCOL,
   formatProtocol,
   INSTANCE_HEADER,

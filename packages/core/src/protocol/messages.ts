@@ -188,6 +188,12 @@ export const failureSchema = z.strictObject({
   pass: index.optional(),
   round: index.optional(),
   shard: index.optional(),
+  /**
+   * Since 1.11, sent only to a coordinator of 1.11 or later: the attempt of the ring reduction that
+   * failed (a `reduce` the worker could not start, a lost peer link, an invalid peer message). A
+   * failure of an attempt already given up changes nothing.
+   */
+  attempt: index.optional(),
 });
 
 /**

@@ -96,7 +96,7 @@ describe('codec + validation', () => {
 
   it('carries the micro-batch size once, in the welcome (1.3), and no longer in compute requests', () => {
     const microBatched = { ...welcome, microBatchSize: 16 };
-    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 10 });
+    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 11 });
     expect(parseCoordinatorMessage(codec.decode(codec.encode(microBatched)))).toEqual(microBatched);
     for (const bad of [0, 2.5, -1]) {
       expect(() => parseCoordinatorMessage({ ...welcome, microBatchSize: bad })).toThrow(/microBatchSize/);
