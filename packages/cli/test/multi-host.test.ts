@@ -83,7 +83,7 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
   it('--rejoin-timeout: with its only worker SIGKILLed, the coordinator waits that long, checkpoints and stops (NO_WORKERS, with --json a line saying how to resume)', async () => {
     const out = await temporaryDirectory('rejoin-timeout');
     const coordinator = await startCoordinatorProcess([
-      ...['--port', '0', '--steps', '100000', '--rejoin-timeout', '3000', '--checkpoint-every', '100000'],
+      ...['--port', '0', '--steps', '100000', '--rejoin-timeout', '8000', '--checkpoint-every', '100000'],
       ...[...smallTestSetData(), '--out', out, '--json'],
     ]);
     const worker = spawn(
@@ -99,18 +99,20 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
     // /status says the step is waiting for a worker, and for how long it will.
     const statusUrl = `${coordinator.url.replace('ws', 'http')}/status`;
     let waiting: { waitedMs: number; timeoutMs: number } | null = null;
-    while (waiting === null && Date.now() - killedAt < 2_500) {
+    // Asked until 7.5 s after the kill: a loaded machine may be slow to notice, but not past the wait.
+    while (waiting === null && Date.now() - killedAt < 7_500) {
       waiting = ((await (await fetch(statusUrl)).json()) as { waitingForWorker: typeof waiting })
         .waitingForWorker;
+      if (waiting === null) await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    expect(waiting).toEqual({ waitedMs: expect.any(Number), timeoutMs: 3000 });
+    expect(waiting).toEqual({ waitedMs: expect.any(Number), timeoutMs: 8000 });
     const finished = await coordinator.finished;
     const waited = Date.now() - killedAt;
     expect(finished.code).toBe(1);
-    expect(finished.stderr).toMatch(/no healthy worker; waiting up to 3000 ms for one to join/);
-    expect(finished.stderr).toMatch(/NO_WORKERS: .*no healthy worker for 3000 ms/);
+    expect(finished.stderr).toMatch(/no healthy worker; waiting up to 8000 ms for one to join/);
+    expect(finished.stderr).toMatch(/NO_WORKERS: .*no healthy worker for 8000 ms/);
     // Longer than the wait, shorter than the default minute.
-    expect(waited).toBeGreaterThan(3000);
+    expect(waited).toBeGreaterThan(8000);
     expect(waited).toBeLessThan(30_000);
     const failure = lastJsonLine<{
       error: { code: string };
@@ -119,6 +121,6 @@ describe('callosum coordinator + callosum worker as separate processes', () => {
     }>(finished);
     expect(failure.error.code).toBe('NO_WORKERS');
     expect(failure.resumeFromStep).toBeGreaterThanOrEqual(3);
-    expect(failure.resumeCommand).toMatch(/^callosum coordinator .*--rejoin-timeout 3000 .*--resume /);
+    expect(failure.resumeCommand).toMatch(/^callosum coordinator .*--rejoin-timeout 8000 .*--resume /);
   }, 120_000);
 });

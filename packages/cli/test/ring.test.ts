@@ -253,7 +253,16 @@ describe('the ring topology with real worker processes', () => {
   }, 180_000);
 
   it("refuses rogue connections to a worker's peer port while training goes on unchanged", async () => {
-    const { coordinator: target } = await ringCoordinator();
+    // The run cannot end before the probes have, however slow they are: they need the peer ports open.
+    let probesDone = () => {};
+    const probed = new Promise<void>((resolve) => {
+      probesDone = resolve;
+    });
+    const { coordinator: target } = await ringCoordinator({
+      onStep: async ({ step }) => {
+        if (step === STEPS - 2) await probed;
+      },
+    });
     startWorkers(target, [{}, {}, {}]);
     let peer: string | undefined;
     while (peer === undefined) {
@@ -272,6 +281,7 @@ describe('the ring topology with real worker processes', () => {
     expect(await authenticatedSend(url, Buffer.alloc(64 * 1024 * 1024))).toBe(1009);
     // A flood of upgrade attempts: the rate limit answers 429 long before it ends.
     const flood = await Promise.all(Array.from({ length: 80 }, () => upgradeStatus(url, undefined)));
+    probesDone();
     expect(flood.filter((code) => code === 429).length).toBeGreaterThan(0);
     const summary = await target.result;
     expect(summary.steps).toBe(STEPS);

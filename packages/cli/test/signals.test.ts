@@ -106,7 +106,8 @@ describe('stop signals', () => {
     expect(newest % 10).toBe(0);
     expect(newest).toBeGreaterThanOrEqual(10);
     expect(stoppedAt).toBeGreaterThan(newest);
-    expect(stoppedAt).toBeLessThan(newest + 10);
+    // At most one checkpoint interval on: a kill during step 20's checkpoint stops at 20 with 10 the newest.
+    expect(stoppedAt).toBeLessThanOrEqual(newest + 10);
     expect(run.stderr()).toMatch(
       new RegExp(
         `stopped at step ${stoppedAt}, after its newest checkpoint: a resume continues from step ${newest}; ` +

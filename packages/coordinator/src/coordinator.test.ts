@@ -416,7 +416,9 @@ describe('startCoordinator', () => {
     void inlineWorker(clean.url, { token });
     const expected = await weightsOf((await clean.result).modelDir);
 
-    const flooded = await start({ token, connectionRate: { perSecond: 5, burst: 10 } });
+    // A slow refill, so that however long the 200 upgrades take here, at most a few more than the
+    // burst get through (the honest worker's retries get in after the flood).
+    const flooded = await start({ token, connectionRate: { perSecond: 0.5, burst: 10 } });
     const honest = inlineWorker(flooded.url, { token });
     const statuses = await Promise.all(
       Array.from(

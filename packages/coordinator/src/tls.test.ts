@@ -313,8 +313,11 @@ describe('TLS connection limits', () => {
           }),
       ),
     );
+    // Once seven are refused, a moment more for any eighth refusal (or echo of a drop) to show.
+    const refused = () => log.filter((line) => line.includes('refused connection from'));
+    await expect.poll(() => refused().length, { timeout: 10_000 }).toBeGreaterThanOrEqual(7);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const refusals = log.filter((line) => line.includes('refused connection from'));
+    const refusals = refused();
     expect(refusals.filter((line) => line.includes('(0): too many connection attempts'))).toHaveLength(7);
     // A dropped connection's TLS error is only the echo of the drop: not a second refusal.
     expect(refusals).toHaveLength(7);

@@ -13,11 +13,14 @@ function blockFor(ms: number): void {
 describe('systemClock.after', () => {
   it('calls back on time when the process runs', async () => {
     const started = performance.now();
+    // A plain timer beside it tells whether this process did run: starved (other tests share the
+    // cores), the clock waits the time it missed again, on purpose, and only the lower bound holds.
+    const plainAt = new Promise<number>((resolve) => setTimeout(() => resolve(performance.now()), 50));
     const calledAt = await new Promise<number>((resolve) =>
       systemClock.after(50, () => resolve(performance.now())),
     );
     expect(calledAt - started).toBeGreaterThanOrEqual(49);
-    expect(calledAt - started).toBeLessThan(400);
+    if ((await plainAt) - started < 150) expect(calledAt - started).toBeLessThan(400);
   });
 
   it('does not count time the process could not run: a wait that fell in a pause is extended by it', async () => {
