@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'v
 // The built module, so that local workers start the built CLI entry point next to it.
 import { type LocalWorker, spawnLocalWorker } from '../dist/local-workers.js';
 import { artifactPath, launchBrowser, noBrowser } from './browser.js';
-import { temporaryDirectory } from './processes.js';
+import { runGate, temporaryDirectory } from './processes.js';
 
 // A real run (a coordinator in this process, `callosum worker` processes on loopback) watched in
 // headless Chromium.
@@ -32,13 +32,10 @@ describe('the dashboard of a live run', () => {
     const outDir = await temporaryDirectory('dashboard');
     // The run waits after step 20 until the page has shown the victim gone: however slow the browser
     // is here, the worker is killed mid-run, and the page has steps left to plot by itself.
-    let victimShownGone = () => {};
-    const shownGone = new Promise<void>((resolve) => {
-      victimShownGone = resolve;
-    });
+    const victimShownGone = runGate();
     const coordinator = await startCoordinator({
       onStep: async ({ step }) => {
-        if (step === 20) await shownGone;
+        if (step === 20) await victimShownGone.wait();
       },
       outDir,
       dataset: await loadMnist({ dir: inject('smallTestSetDir') }),
@@ -77,7 +74,7 @@ describe('the dashboard of a live run', () => {
     started[0]?.process.kill('SIGKILL');
     await victim.and(page.locator('[data-state="gone"]')).waitFor({ timeout: 10_000 });
     expect(Date.now() - killedAt).toBeLessThan(10_000);
-    victimShownGone();
+    victimShownGone.open();
 
     const summary = await coordinator.result;
     expect(summary.steps).toBe(STEPS);

@@ -196,3 +196,18 @@ export function maxRelativeDifference(a: Float32Array, b: Float32Array, layout: 
   }
   return worst;
 }
+
+/**
+ * What a test holds a run at (awaited from `onStep`) until something it waits for has happened, so
+ * that the run cannot end first however fast its steps are. `wait` gives up after `limitMs`: if the
+ * event never comes, the run goes on and the test fails on its assertions rather than at its timeout
+ * with the run still held. `open` it in a `finally`.
+ */
+export function runGate(limitMs = 30_000): { wait(): Promise<void>; open(): void } {
+  let open = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const limit = () => new Promise<void>((resolve) => setTimeout(resolve, limitMs).unref());
+  return { wait: () => Promise.race([opened, limit()]), open: () => open() };
+}

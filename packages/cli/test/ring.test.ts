@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 // The built module, so that local workers start the built CLI entry point next to it.
 import { type LocalWorker, spawnLocalWorker } from '../dist/local-workers.js';
-import { temporaryDirectory } from './processes.js';
+import { runGate, temporaryDirectory } from './processes.js';
 
 // The ring topology with a coordinator in this process and real `callosum worker` processes on
 // loopback, which reduce among themselves over their own peer ports: real sockets, real signals.
@@ -254,13 +254,10 @@ describe('the ring topology with real worker processes', () => {
 
   it("refuses rogue connections to a worker's peer port while training goes on unchanged", async () => {
     // The run cannot end before the probes have, however slow they are: they need the peer ports open.
-    let probesDone = () => {};
-    const probed = new Promise<void>((resolve) => {
-      probesDone = resolve;
-    });
+    const probesDone = runGate();
     const { coordinator: target } = await ringCoordinator({
       onStep: async ({ step }) => {
-        if (step === STEPS - 2) await probed;
+        if (step === STEPS - 2) await probesDone.wait();
       },
     });
     startWorkers(target, [{}, {}, {}]);
@@ -281,7 +278,7 @@ describe('the ring topology with real worker processes', () => {
     expect(await authenticatedSend(url, Buffer.alloc(64 * 1024 * 1024))).toBe(1009);
     // A flood of upgrade attempts: the rate limit answers 429 long before it ends.
     const flood = await Promise.all(Array.from({ length: 80 }, () => upgradeStatus(url, undefined)));
-    probesDone();
+    probesDone.open();
     expect(flood.filter((code) => code === 429).length).toBeGreaterThan(0);
     const summary = await target.result;
     expect(summary.steps).toBe(STEPS);

@@ -3,9 +3,7 @@ import {
   type Codec,
   DEFAULT_WIRE_DTYPE,
   ErrorCodes,
-  FAILURE_ATTEMPT_PROTOCOL,
   FRAME_OVERHEAD_BYTES,
-  protocolAtLeast,
   type Welcome,
   type WorkerMessage,
 } from '@callosum/core';
@@ -68,12 +66,13 @@ export class RingPeers {
   /**
    * Joins a ring run from its welcome: listens for peers (once; on `advertiseHost`, else on this
    * machine's address towards the coordinator) and starts a member with no replica yet. Returns the
-   * address to tell the coordinator.
+   * address to tell the coordinator. `failuresNameAttempt`: the coordinator reads `failure.attempt` (1.11).
    */
   async join(
     welcome: Welcome,
     toCoordinator: (message: WorkerMessage) => void,
     localAddress: string | undefined,
+    failuresNameAttempt: boolean,
   ): Promise<string> {
     const { settings, codec, log } = this.context;
     const parameterCount = welcome.parameterCount;
@@ -85,7 +84,7 @@ export class RingPeers {
       toCoordinator,
       wireDtype: welcome.wireDtype ?? DEFAULT_WIRE_DTYPE,
       corruptReplicaAt: settings.corruptReplicaAt,
-      failuresNameAttempt: protocolAtLeast(welcome.protocol, FAILURE_ATTEMPT_PROTOCOL),
+      failuresNameAttempt,
       log: (line) => log(`worker ${this.context.name}: ${line}`),
     });
     if (this.server?.parameterCount !== parameterCount) {

@@ -287,7 +287,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               log(`worker ${name}: large frames go through files in ${message.frameFiles.dir}`);
             }
             if (message.topology === 'ring') {
-              const address = await ring.join(message, send, localAddress);
+              const address = await ring.join(message, send, localAddress, failuresNameAttempt);
               send({ type: 'peer-listening', address });
             } else {
               ring.leave();

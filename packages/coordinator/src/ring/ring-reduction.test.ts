@@ -163,13 +163,9 @@ describe('RingReduction, started as the step is sent', () => {
     expect(of(w1, 'apply')).toEqual([{ type: 'apply', step: 5, attempt: 2 }]);
   });
 
-  it('ignores a failure naming an attempt already given up (1.11), as a worker whose compute failed sends', async () => {
+  it('tells a failure of an attempt no longer under way (1.11) from one of the attempt under way', async () => {
     const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
     reduction.announce(8, plan, [w1, w2]);
-    // w2's compute failed and the shard was sent to it again: attempt 0 is given up for attempt 1...
-    const [first, second] = outcomes(w1, w2) as [ShardOutcome<unknown>, ShardOutcome<unknown>];
-    const running = reduction.run(8, plan, [first, { ...second, sends: 2 }]);
-    // ...and then w2 answers attempt 0's `reduce`, which names a shard it does not hold.
     const stale = {
       type: 'failure',
       code: 'STALE_MESSAGE',
@@ -177,17 +173,25 @@ describe('RingReduction, started as the step is sent', () => {
       step: 8,
       attempt: 0,
     } as const;
+    expect(reduction.isAbandoned(stale)).toBe(false);
+    // w2's compute fails: that gives up the attempt announced with the step's requests...
+    reduction.failed(w2, { type: 'failure', code: 'COMPUTE_FAILED', message: 'lost', step: 8, shard: 1 });
+    // ...so its failure of that attempt's `reduce`, which comes next, is of an attempt given up.
     expect(reduction.isAbandoned(stale)).toBe(true);
-    reduction.failed(w2, stale);
+    // Shard 1 redone, on w2 again: attempt 1 is under way; a late failure of attempt 0 still is not of it.
+    const [first, second] = outcomes(w1, w2) as [ShardOutcome<unknown>, ShardOutcome<unknown>];
+    const running = reduction.run(8, plan, [first, { ...second, sends: 2 }]);
+    expect(of(w1, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
+    expect(reduction.isAbandoned({ ...stale, code: 'PEER_LOST' })).toBe(true);
+    expect(reduction.isAbandoned({ ...stale, code: 'PEER_LOST', attempt: 1 })).toBe(false);
+    // A failure naming no attempt (an older worker's), or a shard, is about whatever is under way.
+    const { attempt: _none, ...withoutAttempt } = stale;
+    expect(reduction.isAbandoned(withoutAttempt)).toBe(false);
+    expect(reduction.isAbandoned({ ...stale, shard: 1 })).toBe(false);
     for (const worker of [w1, w2, w3]) reduced(worker, 8, 1);
     await running;
-    expect(of(w1, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
     expect(of(w2, 'apply')).toEqual([{ type: 'apply', step: 8, attempt: 1 }]);
-    // The attempt under way is not given up by a failure naming it, nor by one naming no attempt.
-    expect(reduction.isAbandoned({ ...stale, step: 9, attempt: 0 })).toBe(true);
-    reduction.announce(9, plan, [w1, w2]);
-    expect(reduction.isAbandoned({ ...stale, step: 9, attempt: 0 })).toBe(false);
-    const { attempt: _none, ...withoutAttempt } = stale;
-    expect(reduction.isAbandoned({ ...withoutAttempt, step: 9 })).toBe(false);
+    // Once it ended, no failure names an attempt under way.
+    expect(reduction.isAbandoned({ ...stale, attempt: 1 })).toBe(true);
   });
 });

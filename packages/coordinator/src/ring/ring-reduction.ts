@@ -208,17 +208,17 @@ export class RingReduction {
   failed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): void {
     const active = this.active;
     if (active === undefined || message.step !== active.step || !active.participants.includes(worker)) return;
-    if (this.isAbandoned(message)) return;
     this.abandon(`worker ${worker.label} reports ${message.code}: ${message.message}`);
   }
 
   /**
-   * Whether a failure names a reduction attempt that is no longer under way (1.11 workers name it): one
-   * given up already, because the worker's own compute had failed or a peer's had, or one that ended.
-   * A failure without an attempt (an older worker) is about the step, whichever attempt is under way.
+   * Whether a failure is of a reduction attempt that is no longer under way (1.11 workers name it): one
+   * given up already (a compute failure gives up the attempt announced with it, and the worker then
+   * fails that attempt's `reduce`), replaced (a `PEER_LOST` arriving late), or ended. A failure naming
+   * no attempt (an older worker's), or a shard (a request's), is not.
    */
   isAbandoned(message: Extract<WorkerMessage, { type: 'failure' }>): boolean {
-    if (message.attempt === undefined) return false;
+    if (message.attempt === undefined || message.shard !== undefined) return false;
     const active = this.active;
     return active === undefined || active.step !== message.step || active.attempt !== message.attempt;
   }

@@ -20,7 +20,10 @@ export const runCountersSchema = z.strictObject({
   redoneSteps: count.default(0),
   /** Shards that passed the straggler deadline of their round. */
   lateShards: count,
-  /** Results that arrived for a round, step or shard no longer assigned to their sender. */
+  /**
+   * Results that arrived for a round, step or shard no longer assigned to their sender, and ring failures
+   * of a reduction attempt no longer under way.
+   */
   discardedMessages: count,
   /**
    * Workers closed by the coordinator for misbehaving: a missed shard deadline, the heartbeat timeout,

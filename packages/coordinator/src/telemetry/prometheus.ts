@@ -44,7 +44,7 @@ const SCRAPED_COUNTERS: readonly (readonly [
   ],
   [
     'callosum_discarded_messages_total',
-    'Results that arrived for a round or shard no longer assigned to their sender.',
+    'Results that arrived for a round or shard no longer assigned to their sender, and ring failures of a reduction attempt no longer under way.',
     (counters) => counters.discardedMessages,
   ],
   ['callosum_evictions_total', 'Workers closed for misbehaving.', (counters) => counters.evictions],

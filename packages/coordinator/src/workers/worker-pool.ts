@@ -126,8 +126,9 @@ export class WorkerPool implements DispatchFindings {
     },
     failure: (worker, message) => {
       const { ring } = this.context;
-      // A `reduce` of an attempt given up fails on a worker whose compute failed first, as it must: that
-      // failure was reported, and is not reported twice.
+      // A failure of a ring reduction attempt no longer under way changes nothing: the worker's compute
+      // failure that gave the attempt up was reported already, or a newer attempt must not be given up
+      // for it. Counted as a discarded message, as a late result is.
       if (ring?.abandoned(message)) {
         this.context.counters.discardedMessages += 1;
         return;
