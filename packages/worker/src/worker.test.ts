@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,12 +16,54 @@ import {
   writeProbe,
 } from '@callosum/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { runWorker } from './worker.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
+
+const codec = createMsgpackCodec();
+const model = { name: 'mlp', options: { hidden: [8] } };
+
+/**
+ * A coordinator that is a script: a real WebSocket server on loopback that hands each message a worker
+ * sends to `answer`, with the socket, which connection it came on (from 1) and its upgrade request.
+ */
+async function scriptedCoordinator(
+  answer: (message: WorkerMessage, socket: WebSocket, connection: number, request: IncomingMessage) => void,
+): Promise<{ url: string; port: number; close(): Promise<void> }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  let connections = 0;
+  server.on('connection', (socket, request) => {
+    connections += 1;
+    const connection = connections;
+    socket.on('message', (frame: Buffer) =>
+      answer(parseWorkerMessage(codec.decode(frame)), socket, connection, request),
+    );
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A welcome to a run of `model`, with `extra` fields. */
+function welcome(extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    type: 'welcome',
+    protocol: PROTOCOL_VERSION,
+    workerId: 'w1',
+    runId: 'run',
+    model,
+    parameterCount: instantiateTask(mnistTask(model), 0).layout.totalSize,
+    heartbeatIntervalMs: 60_000,
+    ...extra,
+  };
+}
 
 describe('reconnecting', () => {
   it('gives up when giveUpAfterMs is up, not after a whole backoff delay more', async () => {
@@ -64,24 +107,19 @@ describe('refused for now', () => {
   ])(
     'a coordinator that cannot take it now (%s): it tries again with its backoff, as one process, then gives up naming why',
     async (code, reason) => {
-      const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-      await new Promise((resolve) => server.once('listening', resolve));
-      const codec = createMsgpackCodec();
       let hellos = 0;
       const instances: unknown[] = [];
-      server.on('connection', (socket, request) => {
+      const coordinator = await scriptedCoordinator((message, socket, _connection, request) => {
+        if (message.type !== 'hello') return;
         instances.push(request.headers[INSTANCE_HEADER]);
-        socket.on('message', (frame: Buffer) => {
-          if (parseWorkerMessage(codec.decode(frame)).type !== 'hello') return;
-          hellos += 1;
-          socket.send(codec.encode({ type: 'shutdown', code, reason }));
-          socket.close(1013, code);
-        });
+        hellos += 1;
+        socket.send(codec.encode({ type: 'shutdown', code, reason }));
+        socket.close(1013, code);
       });
       try {
-        const { port } = server.address() as AddressInfo;
+        const { url, port } = coordinator;
         const result = await runWorker({
-          url: `ws://127.0.0.1:${port}`,
+          url,
           backend: 'cpu',
           threads: 1,
           giveUpAfterMs: 1_500,
@@ -100,7 +138,7 @@ describe('refused for now', () => {
         expect(isWorkerInstance(instances[0])).toBe(true);
         expect(new Set(instances)).toEqual(new Set([instances[0]]));
       } finally {
-        await new Promise((resolve) => server.close(resolve));
+        await coordinator.close();
       }
     },
     30_000,
@@ -136,48 +174,26 @@ describe('TLS', () => {
 describe('frame files', () => {
   it('a frame file it cannot read (removed with its dropped connection, say) makes it reconnect, not exit', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'callosum-worker-frames-'));
-    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await new Promise((resolve) => server.once('listening', resolve));
-    const codec = createMsgpackCodec();
-    const model = { name: 'mlp', options: { hidden: [8] } };
-    const parameterCount = instantiateTask(mnistTask(model), 0).layout.totalSize;
     const seen: string[] = [];
-    let connections = 0;
-    server.on('connection', (socket) => {
-      connections += 1;
-      const connection = connections;
-      const channel = `w${connection}`;
-      socket.on('message', (frame: Buffer) => {
-        const message: WorkerMessage = parseWorkerMessage(codec.decode(frame));
-        seen.push(`${connection}:${message.type}`);
-        if (message.type === 'hello' && connection === 1) {
-          const probe = writeProbe(dir, channel);
-          const welcome = {
-            type: 'welcome',
-            protocol: PROTOCOL_VERSION,
-            workerId: channel,
-            runId: 'run',
-            model,
-            parameterCount,
-            heartbeatIntervalMs: 60_000,
-            frameFiles: { dir, channel },
-          };
-          socket.send(codec.encode(welcome));
-          expect(probe).toMatch(/^[0-9a-f]{32}$/);
-        } else if (message.type === 'frame-files') {
-          // The answer carries the probe's bytes; then a reference to a file that is not there.
-          expect(message.probe).toMatch(/^[0-9a-f]{32}$/);
-          socket.send(Buffer.from([0xc1, 0x46, 0x46, 0x31, 0, 0, 0, 0]));
-        } else if (message.type === 'hello') {
-          socket.send(codec.encode({ type: 'shutdown', code: 'RUN_ENDED', reason: 'test over' }));
-        }
-      });
+    const coordinator = await scriptedCoordinator((message, socket, connection) => {
+      seen.push(`${connection}:${message.type}`);
+      if (message.type === 'hello' && connection === 1) {
+        const channel = `w${connection}`;
+        const probe = writeProbe(dir, channel);
+        socket.send(codec.encode(welcome({ workerId: channel, frameFiles: { dir, channel } })));
+        expect(probe).toMatch(/^[0-9a-f]{32}$/);
+      } else if (message.type === 'frame-files') {
+        // The answer carries the probe's bytes; then a reference to a file that is not there.
+        expect(message.probe).toMatch(/^[0-9a-f]{32}$/);
+        socket.send(Buffer.from([0xc1, 0x46, 0x46, 0x31, 0, 0, 0, 0]));
+      } else if (message.type === 'hello') {
+        socket.send(codec.encode({ type: 'shutdown', code: 'RUN_ENDED', reason: 'test over' }));
+      }
     });
     const lines: string[] = [];
     try {
-      const { port } = server.address() as AddressInfo;
       const exit = await runWorker({
-        url: `ws://127.0.0.1:${port}`,
+        url: coordinator.url,
         backend: 'cpu',
         threads: 1,
         reconnectDelayMs: 10,
@@ -189,7 +205,7 @@ describe('frame files', () => {
         new RegExp(`frame file ${join(dir, 'w1.to-worker.0')} cannot be opened \\(ENOENT\\); reconnecting`),
       );
     } finally {
-      server.close();
+      await coordinator.close();
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
@@ -202,53 +218,29 @@ describe('ring failures', () => {
   ])(
     "name their reduction's attempt only to a coordinator that reads it (protocol %o)",
     async (protocol, named) => {
-      const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-      await new Promise((resolve) => server.once('listening', resolve));
-      const codec = createMsgpackCodec();
-      const model = { name: 'mlp', options: { hidden: [8] } };
-      const parameterCount = instantiateTask(mnistTask(model), 0).layout.totalSize;
       const failures: WorkerMessage[] = [];
-      server.on('connection', (socket) => {
-        socket.on('message', (frame: Buffer) => {
-          const message: WorkerMessage = parseWorkerMessage(codec.decode(frame));
-          if (message.type === 'hello') {
-            const welcome = {
-              type: 'welcome',
-              protocol,
-              workerId: 'w1',
-              runId: 'run',
-              model,
-              parameterCount,
-              heartbeatIntervalMs: 60_000,
-              topology: 'ring',
-            };
-            socket.send(codec.encode(welcome));
-          } else if (message.type === 'peer-listening') {
-            // A reduction this worker cannot start: it holds no replica yet.
-            const reduce = {
-              type: 'reduce',
-              step: 5,
-              attempt: 3,
-              rank: 0,
-              samples: 4,
-              shards: [{ start: 0, end: 4, holder: 0 }],
-              peers: [{ workerId: 'w1', address: message.address }],
-            };
-            socket.send(codec.encode(reduce));
-          } else if (message.type === 'failure') {
-            failures.push(message);
-            socket.send(codec.encode({ type: 'shutdown', code: 'RUN_ENDED', reason: 'test over' }));
-          }
-        });
+      const coordinator = await scriptedCoordinator((message, socket) => {
+        if (message.type === 'hello') {
+          socket.send(codec.encode(welcome({ protocol, topology: 'ring' })));
+        } else if (message.type === 'peer-listening') {
+          // A reduction this worker cannot start: it holds no replica yet.
+          const reduce = {
+            type: 'reduce',
+            step: 5,
+            attempt: 3,
+            rank: 0,
+            samples: 4,
+            shards: [{ start: 0, end: 4, holder: 0 }],
+            peers: [{ workerId: 'w1', address: message.address }],
+          };
+          socket.send(codec.encode(reduce));
+        } else if (message.type === 'failure') {
+          failures.push(message);
+          socket.send(codec.encode({ type: 'shutdown', code: 'RUN_ENDED', reason: 'test over' }));
+        }
       });
       try {
-        const { port } = server.address() as AddressInfo;
-        const exit = await runWorker({
-          url: `ws://127.0.0.1:${port}`,
-          backend: 'cpu',
-          threads: 1,
-          log: () => {},
-        });
+        const exit = await runWorker({ url: coordinator.url, backend: 'cpu', threads: 1, log: () => {} });
         expect(exit.exitCode).toBe(0);
         expect(failures).toEqual([
           {
@@ -260,7 +252,7 @@ describe('ring failures', () => {
           },
         ]);
       } finally {
-        server.close();
+        await coordinator.close();
       }
     },
     30_000,
