@@ -1,5 +1,5 @@
 import { type CoordinatorMessage, createMsgpackCodec, type StepPlan } from '@callosum/core';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type WebSocket from 'ws';
 import type { Clock } from '../dispatch/clock.js';
 import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
@@ -48,7 +48,21 @@ function setup() {
     worker.synced();
     return worker;
   });
-  const clock: Clock = { now: () => 0, after: () => () => {} };
+  // Deadlines are kept, to be run by the test (`deadlinesPass`), never by themselves.
+  const deadlines: { run: () => void; cancelled: boolean }[] = [];
+  const clock: Clock = {
+    now: () => 0,
+    after: (_ms, run) => {
+      const deadline = { run, cancelled: false };
+      deadlines.push(deadline);
+      return () => {
+        deadline.cancelled = true;
+      };
+    },
+  };
+  const deadlinesPass = () => {
+    for (const deadline of deadlines.splice(0)) if (!deadline.cancelled) deadline.run();
+  };
   const events: CoordinatorEvent[] = [];
   const reduction = new RingReduction({
     membership,
@@ -59,6 +73,7 @@ function setup() {
       stragglerFloorMs: 1000,
       shardDeadlineMs: 60_000,
       replicaCheckEverySteps: 1000,
+      heartbeatIntervalMs: 1000,
     },
   });
   const [w1, w2, w3] = workers as [WorkerConnection, WorkerConnection, WorkerConnection];
@@ -75,7 +90,10 @@ function setup() {
     })) as ShardOutcome<unknown>[];
   const reduced = (worker: WorkerConnection, step: number, attempt: number) =>
     reduction.reduced(worker, { type: 'reduced', step, attempt, peerBytes: 10, reduceMs: 1 });
-  return { reduction, w1, w2, w3, of, outcomes, reduced };
+  /** `worker` sends a heartbeat now. */
+  const heartbeat = (worker: WorkerConnection) =>
+    worker.decode(Buffer.from(codec.encode({ type: 'heartbeat', phase: 'reducing' })));
+  return { reduction, w1, w2, w3, of, outcomes, reduced, events, deadlinesPass, heartbeat };
 }
 
 describe('RingReduction, started as the step is sent', () => {
@@ -193,5 +211,46 @@ describe('RingReduction, started as the step is sent', () => {
     expect(of(w2, 'apply')).toEqual([{ type: 'apply', step: 8, attempt: 1 }]);
     // Once it ended, no failure names an attempt under way.
     expect(reduction.isAbandoned({ ...stale, attempt: 1 })).toBe(true);
+  });
+
+  describe('a reduction that does not finish in time', () => {
+    beforeEach(() => {
+      // Who was heard from when: the connections read the wall clock.
+      vi.useFakeTimers({ toFake: ['Date'] });
+    });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('names late only the peers gone silent, not those still heartbeating while they wait for them', async () => {
+      const { reduction, w1, w2, w3, outcomes, events, deadlinesPass, heartbeat } = setup();
+      reduction.announce(9, plan, [w1, w2]);
+      const running = reduction.run(9, plan, outcomes(w1, w2));
+      vi.advanceTimersByTime(5_000);
+      heartbeat(w1);
+      heartbeat(w3);
+      deadlinesPass();
+      await expect(running).rejects.toThrow(/w2 .* late after/);
+      await expect(running).rejects.not.toThrow(/w1 |w3 /);
+      expect(events.filter((event) => event.type === 'late-peer').map((event) => event.worker)).toEqual([
+        'w2',
+      ]);
+      expect([w1.state, w2.state, w3.state]).toEqual(['healthy', 'suspect', 'healthy']);
+    });
+
+    it('names every pending peer when all still heartbeat: there is no telling which one is slow', async () => {
+      const { reduction, w1, w2, w3, outcomes, events, deadlinesPass, heartbeat } = setup();
+      reduction.announce(9, plan, [w1, w2]);
+      const running = reduction.run(9, plan, outcomes(w1, w2));
+      vi.advanceTimersByTime(5_000);
+      for (const worker of [w1, w2, w3]) heartbeat(worker);
+      deadlinesPass();
+      await expect(running).rejects.toThrow(/late after/);
+      expect(events.filter((event) => event.type === 'late-peer').map((event) => event.worker)).toEqual([
+        'w1',
+        'w2',
+        'w3',
+      ]);
+    });
   });
 });

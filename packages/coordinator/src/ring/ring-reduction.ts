@@ -11,12 +11,16 @@ export interface RingReductionContext {
   readonly membership: WorkerRegistry;
   readonly telemetry: Telemetry;
   readonly clock: Clock;
-  /** A peer is late once the reduction has taken `stragglerFactor` × the typical one, and at least the floor. */
+  /**
+   * A peer is late once the reduction has taken `stragglerFactor` × the typical one, and at least the
+   * floor; workers heartbeat every `heartbeatIntervalMs`.
+   */
   readonly settings: {
     readonly stragglerFactor: number;
     readonly stragglerFloorMs: number;
     readonly shardDeadlineMs: number;
     readonly replicaCheckEverySteps: number;
+    readonly heartbeatIntervalMs: number;
   };
 }
 
@@ -57,6 +61,9 @@ function sameWorkers(a: readonly WorkerConnection[], b: readonly WorkerConnectio
 
 /** Reductions remembered for the typical duration that the late-peer deadline scales. */
 const RECENT_REDUCTIONS = 20;
+
+/** A peer not heard from for this many heartbeat intervals has stopped (frozen, stalled), not waited. */
+const SILENT_AFTER_HEARTBEATS = 1.5;
 
 /**
  * The coordinator's part in a ring step's reduction: tells every participant (the workers holding the
@@ -274,7 +281,13 @@ export class RingReduction {
   private late(active: Active): void {
     if (this.active !== active || active.confirmed === undefined) return;
     const pendingMs = this.context.clock.now() - active.confirmed.startedAt;
-    const late = active.participants.filter((worker) => !active.peerBytes.has(worker.id));
+    const pending = active.participants.filter((worker) => !active.peerBytes.has(worker.id));
+    // A peer waiting for a frozen one cannot finish either, but it still heartbeats: when some of the
+    // pending peers went silent, they alone hold the reduction up, and the others stay healthy for the
+    // redone step. When none did (a slow link, say), there is no telling, and all are late.
+    const silentAfterMs = SILENT_AFTER_HEARTBEATS * this.context.settings.heartbeatIntervalMs;
+    const silent = pending.filter((worker) => Date.now() - worker.lastHeardAt > silentAfterMs);
+    const late = silent.length > 0 ? silent : pending;
     for (const worker of late) {
       this.context.telemetry.record({
         type: 'late-peer',
