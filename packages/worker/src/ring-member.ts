@@ -84,6 +84,8 @@ export class RingMember {
   private readonly exchange: RingExchange;
   /** Gradients of the shards computed for step `heldStep`, by shard index. */
   private held = new Map<number, GradientResult>();
+  /** Shards of step `heldStep` whose compute failed here (and were not computed since). */
+  private failed = new Set<number>();
   private heldStep = -1;
   private readonly spareBuffers: Float32Array[] = [];
   private current: Reduction | undefined;
@@ -121,9 +123,15 @@ export class RingMember {
     if (step !== this.heldStep) {
       for (const result of this.held.values()) this.spareBuffers.push(result.gradient);
       this.held = new Map();
+      this.failed = new Set();
       this.heldStep = step;
     }
     return this.spareBuffers.pop() ?? new Float32Array(this.context.model.layout.totalSize);
+  }
+
+  /** This worker could not compute `shard` of `step` (the coordinator is told by the failure itself). */
+  computeFailed(step: number, shard: number): void {
+    if (step === this.heldStep) this.failed.add(shard);
   }
 
   /** Keeps a shard's gradient for the step's reduction; a non-finite one is refused (NON_FINITE). */
@@ -139,12 +147,22 @@ export class RingMember {
     const replaced = this.held.get(shard);
     if (replaced !== undefined) this.spareBuffers.push(replaced.gradient);
     this.held.set(shard, result);
+    this.failed.delete(shard);
   }
 
   /** Starts this worker's side of a step's reduction: sends each peer its rows, then waits for theirs. */
   reduce(reduce: Reduce): void {
     const replica = this.requireReplica(reduce.step);
     const plan = { samples: reduce.samples, shards: reduce.shards, ranks: reduce.peers.length };
+    // Sent with the step's requests, before the coordinator heard that one of them failed here: that
+    // failure, sent first on the same connection, gives this reduction up, and nothing waits for it.
+    const holdsFailed = reduce.shards.some(
+      (shard, index) => shard.holder === reduce.rank && this.failed.has(index),
+    );
+    if (this.heldStep === replica.step && holdsFailed) {
+      this.current = undefined;
+      return;
+    }
     const mine = new Map<number, GradientResult>();
     reduce.shards.forEach((shard, index) => {
       if (shard.holder !== reduce.rank) return;

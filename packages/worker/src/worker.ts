@@ -317,9 +317,16 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             if (member !== undefined) {
               // Ring: the gradient stays here for the reduction among the workers; the totals go back.
               const buffer = member.gradientBuffer(message.step);
-              const { result, timings } = await service.computeGradient(message, buffer);
-              requireFiniteTotals(result, stepLabel(message.step));
-              member.hold(message.step, message.shard, result);
+              let computed: Awaited<ReturnType<typeof service.computeGradient>>;
+              try {
+                computed = await service.computeGradient(message, buffer);
+                requireFiniteTotals(computed.result, stepLabel(message.step));
+                member.hold(message.step, message.shard, computed.result);
+              } catch (error) {
+                member.computeFailed(message.step, message.shard);
+                throw error;
+              }
+              const { result, timings } = computed;
               const { lossSum, correct, metricSums, count } = result;
               const totals = { lossSum, correct, metricSums: [...metricSums], count };
               send({ type: 'computed', step: message.step, shard: message.shard, ...totals, timings });
