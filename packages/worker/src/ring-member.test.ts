@@ -10,8 +10,6 @@ import { describe, expect, it } from 'vitest';
 import { PeerLinks } from './peer-links.js';
 import { RingMember } from './ring-member.js';
 
-// A ring member whose only peer cannot be reached: real links dialling a port nothing listens on.
-// Whole workers reducing among themselves are in packages/cli/test/ring.test.ts.
 /** A ring member at step 0 of a 4-parameter replica, with real peer links and what it told the coordinator. */
 function memberAtStepZero(failuresNameAttempt: boolean) {
   const layout = allTrainable(4);
@@ -92,18 +90,28 @@ describe('a ring member', () => {
     },
   );
 
-  it('does not start, nor fail, a reduction naming it the holder of a shard whose compute failed here; the next attempt goes on', async () => {
+  it('answers a reduction naming it the holder of a shard whose compute failed here without starting it, naming the attempt; once recomputed, the shard is reduced', async () => {
     const { member, links, toCoordinator, hold, reduce } = memberAtStepZero(true);
     hold(0);
     member.computeFailed(0, 1);
     // Announced with the step's requests: the compute failure, sent first, gave it up.
     reduce(0, [0, 0]);
     expect(member.reducing).toBe(false);
-    // The shard computed by rank 1 instead: the next attempt starts (and fails on the unreachable peer).
-    reduce(1, [0, 1]);
+    expect(toCoordinator).toEqual([
+      {
+        type: 'failure',
+        code: 'STALE_MESSAGE',
+        message: 'step 1: the compute of shard 1 failed on this worker',
+        step: 0,
+        attempt: 0,
+      },
+    ]);
+    // Sent to this worker again and computed: the next attempt starts (and fails on the unreachable peer).
+    hold(1);
+    reduce(1, [0, 0]);
     expect(member.reducing).toBe(true);
-    await expect.poll(() => toCoordinator.length, { timeout: 10_000 }).toBe(1);
-    expect(toCoordinator[0]).toMatchObject({ type: 'failure', code: 'PEER_LOST', step: 0, attempt: 1 });
+    await expect.poll(() => toCoordinator.length, { timeout: 10_000 }).toBe(2);
+    expect(toCoordinator[1]).toMatchObject({ type: 'failure', code: 'PEER_LOST', step: 0, attempt: 1 });
     links.closeAll();
   });
 });

@@ -129,7 +129,10 @@ export class RingMember {
     return this.spareBuffers.pop() ?? new Float32Array(this.context.model.layout.totalSize);
   }
 
-  /** This worker could not compute `shard` of `step` (the coordinator is told by the failure itself). */
+  /**
+   * This worker could not compute `shard` of `step` (the coordinator is told by the failure itself). A
+   * failure before the step's first gradient buffer was taken is of no shard held here, and not kept.
+   */
   computeFailed(step: number, shard: number): void {
     if (step === this.heldStep) this.failed.add(shard);
   }
@@ -154,13 +157,19 @@ export class RingMember {
   reduce(reduce: Reduce): void {
     const replica = this.requireReplica(reduce.step);
     const plan = { samples: reduce.samples, shards: reduce.shards, ranks: reduce.peers.length };
-    // Sent with the step's requests, before the coordinator heard that one of them failed here: that
-    // failure, sent first on the same connection, gives this reduction up, and nothing waits for it.
-    const holdsFailed = reduce.shards.some(
+    // Announced with the step's requests, before the coordinator heard that one of them failed here.
+    // That failure, sent first, gave this attempt up; the answer names the attempt (a 1.11 coordinator
+    // then ignores it) and is not this worker's failure to log a second time.
+    const failedHere = reduce.shards.findIndex(
       (shard, index) => shard.holder === reduce.rank && this.failed.has(index),
     );
-    if (this.heldStep === replica.step && holdsFailed) {
+    if (this.heldStep === replica.step && failedHere >= 0) {
       this.current = undefined;
+      this.report(
+        reduce,
+        ErrorCodes.STALE_MESSAGE,
+        `the compute of shard ${failedHere} failed on this worker`,
+      );
       return;
     }
     const mine = new Map<number, GradientResult>();
@@ -295,7 +304,12 @@ export class RingMember {
   /** Ends the reduction under way as failed, and tells the coordinator which attempt of which step. */
   private fail(current: Reduction, code: ErrorCode, reason: string): void {
     current.ended = true;
-    const { step, attempt } = current.reduce;
+    this.report(current.reduce, code, reason);
+  }
+
+  /** Tells the coordinator that the reduction `reduce` asked for failed, naming its attempt if it reads it. */
+  private report(reduce: Reduce, code: ErrorCode, reason: string): void {
+    const { step, attempt } = reduce;
     this.context.toCoordinator({
       type: 'failure',
       code,

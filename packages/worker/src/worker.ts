@@ -96,7 +96,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
         unreachableSince = Date.now();
         delay = settings.reconnectDelayMs;
       }
-      if (Date.now() - unreachableSince > settings.giveUpAfterMs) {
+      if (Date.now() - unreachableSince >= settings.giveUpAfterMs) {
         const notFor = `for ${settings.giveUpAfterMs} ms (${outcome.reason})`;
         return {
           exitCode: 1,
@@ -208,6 +208,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
           message = parseCoordinatorMessage(codec.decode(frame));
           await handle(message);
         } catch (error) {
+          // A ring worker answers the `reduce` announced with a shard it could not compute accordingly.
+          if (message?.type === 'compute') ring.member?.computeFailed(message.step, message.shard);
           const code = isCallosumError(error) ? error.code : ErrorCodes.COMPUTE_FAILED;
           const text = withRemedy(error instanceof Error ? error.message : String(error));
           log(`worker ${name}: ${code}: ${text}`);
@@ -317,16 +319,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             if (member !== undefined) {
               // Ring: the gradient stays here for the reduction among the workers; the totals go back.
               const buffer = member.gradientBuffer(message.step);
-              let computed: Awaited<ReturnType<typeof service.computeGradient>>;
-              try {
-                computed = await service.computeGradient(message, buffer);
-                requireFiniteTotals(computed.result, stepLabel(message.step));
-                member.hold(message.step, message.shard, computed.result);
-              } catch (error) {
-                member.computeFailed(message.step, message.shard);
-                throw error;
-              }
-              const { result, timings } = computed;
+              const { result, timings } = await service.computeGradient(message, buffer);
+              requireFiniteTotals(result, stepLabel(message.step));
+              member.hold(message.step, message.shard, result);
               const { lossSum, correct, metricSums, count } = result;
               const totals = { lossSum, correct, metricSums: [...metricSums], count };
               send({ type: 'computed', step: message.step, shard: message.shard, ...totals, timings });

@@ -11,16 +11,12 @@ export interface RingReductionContext {
   readonly membership: WorkerRegistry;
   readonly telemetry: Telemetry;
   readonly clock: Clock;
-  /**
-   * A peer is late once the reduction has taken `stragglerFactor` × the typical one, and at least the
-   * floor; workers heartbeat every `heartbeatIntervalMs`.
-   */
+  /** A peer is late once the reduction has taken `stragglerFactor` × the typical one, and at least the floor. */
   readonly settings: {
     readonly stragglerFactor: number;
     readonly stragglerFloorMs: number;
     readonly shardDeadlineMs: number;
     readonly replicaCheckEverySteps: number;
-    readonly heartbeatIntervalMs: number;
   };
 }
 
@@ -47,6 +43,8 @@ interface Active {
   confirmed:
     | {
         readonly startedAt: number;
+        /** How many frames each participant had sent by then: who was heard from since. */
+        readonly framesHeard: ReadonlyMap<WorkerConnection, number>;
         readonly cancelDeadline: Cancel;
         readonly resolve: (reduced: RingReduced) => void;
         readonly reject: (error: Error) => void;
@@ -61,9 +59,6 @@ function sameWorkers(a: readonly WorkerConnection[], b: readonly WorkerConnectio
 
 /** Reductions remembered for the typical duration that the late-peer deadline scales. */
 const RECENT_REDUCTIONS = 20;
-
-/** A peer not heard from for this many heartbeat intervals has stopped (frozen, stalled), not waited. */
-const SILENT_AFTER_HEARTBEATS = 1.5;
 
 /**
  * The coordinator's part in a ring step's reduction: tells every participant (the workers holding the
@@ -123,6 +118,7 @@ export class RingReduction {
     return new Promise<RingReduced>((resolve, reject) => {
       active.confirmed = {
         startedAt: this.context.clock.now(),
+        framesHeard: new Map(active.participants.map((worker) => [worker, worker.framesHeard])),
         cancelDeadline: this.context.clock.after(this.lateAfterMs(), () => this.late(active)),
         resolve,
         reject,
@@ -211,17 +207,28 @@ export class RingReduction {
     confirmed.resolve({ peerBytes: active.peerBytes });
   }
 
-  /** A participant's failure during the reduction (a lost link, an invalid peer message). */
+  /**
+   * A participant's failure during the reduction (a lost link, an invalid peer message), or of one of
+   * the step's shards: that one gives up only a reduction still waiting for its shards, and only from
+   * the worker planned to hold it (the shard is sent again, and `run` starts another attempt). After
+   * every shard was answered, a shard's failure is a late one, of a shard redone elsewhere.
+   */
   failed(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'failure' }>): void {
     const active = this.active;
     if (active === undefined || message.step !== active.step || !active.participants.includes(worker)) return;
+    if (
+      message.shard !== undefined &&
+      (active.confirmed !== undefined || active.holders[message.shard] !== worker)
+    ) {
+      return;
+    }
     this.abandon(`worker ${worker.label} reports ${message.code}: ${message.message}`);
   }
 
   /**
    * Whether a failure is of a reduction attempt that is no longer under way (1.11 workers name it): one
-   * given up already (a compute failure gives up the attempt announced with it, and the worker then
-   * fails that attempt's `reduce`), replaced (a `PEER_LOST` arriving late), or ended. A failure naming
+   * given up already (a worker whose compute failed then fails the `reduce` announced with it, whose
+   * attempt that failure gave up), replaced (a `PEER_LOST` arriving late), or ended. A failure naming
    * no attempt (an older worker's), or a shard (a request's), is not.
    */
   isAbandoned(message: Extract<WorkerMessage, { type: 'failure' }>): boolean {
@@ -282,11 +289,13 @@ export class RingReduction {
     if (this.active !== active || active.confirmed === undefined) return;
     const pendingMs = this.context.clock.now() - active.confirmed.startedAt;
     const pending = active.participants.filter((worker) => !active.peerBytes.has(worker.id));
-    // A peer waiting for a frozen one cannot finish either, but it still heartbeats: when some of the
-    // pending peers went silent, they alone hold the reduction up, and the others stay healthy for the
-    // redone step. When none did (a slow link, say), there is no telling, and all are late.
-    const silentAfterMs = SILENT_AFTER_HEARTBEATS * this.context.settings.heartbeatIntervalMs;
-    const silent = pending.filter((worker) => Date.now() - worker.lastHeardAt > silentAfterMs);
+    // A peer waiting for a frozen one cannot finish either, but it still heartbeats (every second by
+    // default; the deadline is 2 s at least): when some pending peers were heard from since the
+    // reduction was confirmed and others were not, the silent ones alone hold it up, and the others
+    // stay healthy for the redone step. When all or none were heard (a slow link, say), there is no
+    // telling, and all are late.
+    const { framesHeard } = active.confirmed;
+    const silent = pending.filter((worker) => worker.framesHeard === framesHeard.get(worker));
     const late = silent.length > 0 ? silent : pending;
     for (const worker of late) {
       this.context.telemetry.record({

@@ -57,6 +57,8 @@ export class WorkerConnection {
   /** Weights version last sent on this socket (-1: none). Messages on one socket arrive in order. */
   #weightsVersion = -1;
   #lastHeardAt = Date.now();
+  /** Frames received from this worker so far: whether it was heard from since a moment, whatever the clock. */
+  #framesHeard = 0;
   /**
    * Shards in a row this worker failed or answered unusably (a failure, a rejected result) that another
    * worker then computed; reset by an accepted result of a training step.
@@ -103,6 +105,9 @@ export class WorkerConnection {
   }
   get lastHeardAt(): number {
     return this.#lastHeardAt;
+  }
+  get framesHeard(): number {
+    return this.#framesHeard;
   }
   get computingStep(): number | undefined {
     return this.#computingStep;
@@ -287,6 +292,7 @@ export class WorkerConnection {
   /** Decodes and validates one frame; throws a CallosumError naming what is wrong. */
   decode(frame: Buffer): WorkerMessage {
     this.#lastHeardAt = Date.now();
+    this.#framesHeard += 1;
     const whole = this.#frameFiles?.incoming(frame) ?? frame;
     this.traffic.received(this.id, whole.byteLength);
     return parseWorkerMessage(this.codec.decode(whole));
