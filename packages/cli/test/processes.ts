@@ -199,9 +199,9 @@ export function maxRelativeDifference(a: Float32Array, b: Float32Array, layout: 
 
 /**
  * What a test holds a run at (awaited from `onStep`) until something it waits for has happened, so
- * that the run cannot end first however fast its steps are. `wait` gives up after `limitMs`: if the
- * event never comes, the run goes on and the test fails on its assertions rather than at its timeout
- * with the run still held. `open` it in a `finally`.
+ * that the run cannot end first however fast its steps are; `open` it once that has happened. `wait`
+ * gives up after `limitMs`: if the event never comes (or the test fails before opening it), the run goes
+ * on, and the test fails on its assertions rather than at its timeout with the run still held.
  */
 export function runGate(limitMs = 30_000): { wait(): Promise<void>; open(): void } {
   let open = () => {};

@@ -79,6 +79,9 @@ function setup() {
   /** The messages of `type` sent to `worker` so far. */
   const of = (worker: WorkerConnection, type: CoordinatorMessage['type']) =>
     (sent.get(worker.id) ?? []).filter((message) => message.type === type);
+  /** The attempt numbers of the `reduce` requests sent to `worker` so far. */
+  const attemptsSentTo = (worker: WorkerConnection) =>
+    of(worker, 'reduce').map((message) => message.type === 'reduce' && message.attempt);
   const outcomes = (...holders: WorkerConnection[]) =>
     holders.map((worker) => ({
       worker,
@@ -92,7 +95,7 @@ function setup() {
   /** `worker` sends a heartbeat now. */
   const heartbeat = (worker: WorkerConnection) =>
     worker.decode(Buffer.from(codec.encode({ type: 'heartbeat', phase: 'reducing' })));
-  return { reduction, w1, w2, w3, of, outcomes, reduced, events, deadlinesPass, heartbeat };
+  return { reduction, w1, w2, w3, of, attemptsSentTo, outcomes, reduced, events, deadlinesPass, heartbeat };
 }
 
 describe('RingReduction, started as the step is sent', () => {
@@ -118,12 +121,12 @@ describe('RingReduction, started as the step is sent', () => {
   });
 
   it('starts another attempt when a shard was answered by another worker, and ignores the first one', async () => {
-    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    const { reduction, w1, w2, w3, of, attemptsSentTo, outcomes, reduced } = setup();
     reduction.announce(3, plan, [w1, w2]);
     reduced(w1, 3, 0);
     // w2 was late with shard 1, which w3 computed instead.
     const running = reduction.run(3, plan, outcomes(w1, w3));
-    expect(of(w1, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
+    expect(attemptsSentTo(w1)).toEqual([0, 1]);
     const second = of(w1, 'reduce')[1];
     expect(second?.type === 'reduce' && second.shards.map((shard) => shard.holder)).toEqual([0, 2]);
     for (const worker of [w1, w2, w3]) reduced(worker, 3, 0);
@@ -135,11 +138,11 @@ describe('RingReduction, started as the step is sent', () => {
   });
 
   it('starts another attempt when a shard was sent again, even to the worker that held it (which dropped the first on its new request)', async () => {
-    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    const { reduction, w1, w2, w3, of, attemptsSentTo, outcomes, reduced } = setup();
     reduction.announce(4, plan, [w1, w2]);
     const [first, second] = outcomes(w1, w2) as [ShardOutcome<unknown>, ShardOutcome<unknown>];
     const running = reduction.run(4, plan, [first, { ...second, sends: 2 }]);
-    expect(of(w2, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
+    expect(attemptsSentTo(w2)).toEqual([0, 1]);
     for (const worker of [w1, w2, w3]) reduced(worker, 4, 1);
     await running;
     expect(of(w2, 'apply')).toEqual([{ type: 'apply', step: 4, attempt: 1 }]);
@@ -162,26 +165,24 @@ describe('RingReduction, started as the step is sent', () => {
   });
 
   it('a peer failing before the shards are in costs a new attempt, not the step; after, the step is redone', async () => {
-    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    const { reduction, w1, w2, w3, of, attemptsSentTo, outcomes, reduced } = setup();
     reduction.announce(5, plan, [w1, w2]);
     const failure = { type: 'failure', code: 'PEER_LOST', message: 'lost the link', step: 5 } as const;
     reduction.failed(w3, failure);
     const running = reduction.run(5, plan, outcomes(w1, w2));
-    expect(of(w2, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
+    expect(attemptsSentTo(w2)).toEqual([0, 1]);
     reduction.failed(w3, failure);
     await expect(running).rejects.toBeInstanceOf(StepRedo);
     // The redone step's reductions go on counting, so that peers drop what is left of the others.
     reduction.announce(5, plan, [w1, w2]);
-    expect(of(w1, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([
-      0, 1, 2,
-    ]);
+    expect(attemptsSentTo(w1)).toEqual([0, 1, 2]);
     for (const worker of [w1, w2, w3]) reduced(worker, 5, 2);
     await reduction.run(5, plan, outcomes(w1, w2));
     expect(of(w1, 'apply')).toEqual([{ type: 'apply', step: 5, attempt: 2 }]);
   });
 
   it('tells a failure of an attempt no longer under way (1.11) from one of the attempt under way', async () => {
-    const { reduction, w1, w2, w3, of, outcomes, reduced } = setup();
+    const { reduction, w1, w2, w3, of, attemptsSentTo, outcomes, reduced } = setup();
     reduction.announce(8, plan, [w1, w2]);
     const stale = {
       type: 'failure',
@@ -198,7 +199,7 @@ describe('RingReduction, started as the step is sent', () => {
     // Shard 1 redone, on w2 again: attempt 1 is under way; a late failure of attempt 0 still is not of it.
     const [first, second] = outcomes(w1, w2) as [ShardOutcome<unknown>, ShardOutcome<unknown>];
     const running = reduction.run(8, plan, [first, { ...second, sends: 2 }]);
-    expect(of(w1, 'reduce').map((message) => message.type === 'reduce' && message.attempt)).toEqual([0, 1]);
+    expect(attemptsSentTo(w1)).toEqual([0, 1]);
     expect(reduction.isAbandoned({ ...stale, code: 'PEER_LOST' })).toBe(true);
     expect(reduction.isAbandoned({ ...stale, code: 'PEER_LOST', attempt: 1 })).toBe(false);
     // A failure naming no attempt (an older worker's), or a shard, is about whatever is under way.
