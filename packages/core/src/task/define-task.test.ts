@@ -86,6 +86,16 @@ describe('defineTask', () => {
       { ...valid, batch_size: 8 },
       'has no option "batch_size" (did you mean "batchSize"?); options: model, data, loss, metrics, optimizer, images, epochs, batchSize',
     ],
+    [
+      'with two metric functions of one name (one would hide the other in every report)',
+      { ...valid, metrics: [function err() {}, function err() {}] },
+      '`metrics` names "err" twice: each metric is reported under its name, so one would hide the other (give each function its own name)',
+    ],
+    [
+      'with accuracy listed twice, however spelt',
+      { ...valid, metrics: ['accuracy', 'acc'] },
+      '`metrics` names "accuracy" twice',
+    ],
   ])('refuses a definition %s with TASK_INVALID', (_, definition, message) => {
     expect(() => defineTask(definition as unknown as TaskDefinition)).toThrow(
       callosumError('TASK_INVALID', `defineTask: ${message}`),
@@ -123,6 +133,30 @@ describe('taskFromDefinition', () => {
         'TASK_INVALID',
         'task demo: its data function must return { train: { xs, ys }, validation?, test? }',
       ),
+    );
+  });
+
+  it('refuses a split or a field it does not know, which would otherwise be dropped without a word', async () => {
+    const xs = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const ys = tf.tensor1d([0, 1], 'int32');
+    await expect(
+      taskOf({ data: () => ({ train: { xs, ys }, valid: { xs, ys } }) as never }).loadData(),
+    ).rejects.toThrow(
+      callosumError(
+        'TASK_INVALID',
+        'task demo: its data function returned a split "valid" (did you mean "validation"?); splits: train, validation, test',
+      ),
+    );
+    await expect(
+      taskOf({ data: () => ({ train: { xs, ys, sampleWeight: tf.zeros([2]) } }) as never }).loadData(),
+    ).rejects.toThrow(
+      callosumError(
+        'TASK_INVALID',
+        'task demo: data train has a field "sampleWeight" ("sampleWeight" stands for per-sample weights, which Callosum does not have); a split is { xs, ys }',
+      ),
+    );
+    await expect(taskOf({ data: () => ({ train: { x: xs, y: ys } }) as never }).loadData()).rejects.toThrow(
+      callosumError('TASK_INVALID', 'task demo: data train has a field "x" (did you mean "xs"?)'),
     );
   });
 

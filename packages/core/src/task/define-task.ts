@@ -11,6 +11,7 @@ import { CallosumError, ErrorCodes } from '../errors.js';
 import { unknownOption } from '../optim/validation.js';
 import { shownWithType } from '../options/schema.js';
 import type { SampleFunction } from './losses.js';
+import { repeatedMetricName } from './objective.js';
 
 /** Features or labels: a tensor, or raw values with their shape (first dimension: the samples). */
 export type TaskArray =
@@ -98,6 +99,10 @@ function definitionProblem(definition: TaskDefinition): string | undefined {
   }
   if (definition.metrics !== undefined && !Array.isArray(definition.metrics)) {
     return '`metrics` must be an array of names or functions';
+  }
+  const repeated = repeatedMetricName(definition.metrics ?? []);
+  if (repeated !== undefined) {
+    return `\`metrics\` names "${repeated}" twice: each metric is reported under its name, so one would hide the other (give each function its own name)`;
   }
   if (definition.images !== undefined && typeof definition.images !== 'boolean') {
     return `\`images\` must be true or false, got ${shownWithType(definition.images)}`;

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { SampleSet, SampleTensor, SampleValues } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
+import { didYouMean } from '../options/did-you-mean.js';
 import { shownWithType } from '../options/schema.js';
 import type { TrainingOptions } from '../train/config.js';
 import type { DefinedTask, TaskArray, TaskSplit } from './define-task.js';
@@ -13,6 +14,20 @@ import { namingTask } from './naming-task.js';
 import { shapeText } from './shape-text.js';
 import type { Task, TaskData } from './task.js';
 import { taskOptimizer } from './task-optimizer.js';
+
+const SPLITS = ['train', 'validation', 'test'];
+const SPLIT_ALIASES = { val: 'validation', valid: 'validation', dev: 'validation', eval: 'validation' };
+const SPLIT_FIELDS = ['xs', 'ys'];
+/** Other libraries' names for a split's fields, and what Callosum does not take (keyed in lower case). */
+const SPLIT_FIELD_ALIASES = {
+  x: 'xs',
+  y: 'ys',
+  features: 'xs',
+  labels: 'ys',
+  sampleweight: 'per-sample weights',
+  sampleweights: 'per-sample weights',
+  weights: 'per-sample weights',
+};
 
 export function taskFromDefinition(definition: DefinedTask, name: string): Task {
   const fail = (problem: string, cause?: unknown) =>
@@ -38,6 +53,13 @@ export function taskFromDefinition(definition: DefinedTask, name: string): Task 
       }
       if (typeof splits !== 'object' || splits === null || splits.train === undefined) {
         throw fail('its data function must return { train: { xs, ys }, validation?, test? }');
+      }
+      // A misspelt split (`valid`) would otherwise be dropped, and the run would never evaluate.
+      const unknownSplit = Object.keys(splits).find((key) => !SPLITS.includes(key));
+      if (unknownSplit !== undefined) {
+        throw fail(
+          `its data function returned a split "${unknownSplit}"${didYouMean(unknownSplit, SPLITS, SPLIT_ALIASES)}; splits: ${SPLITS.join(', ')}`,
+        );
       }
       const data: TaskData = {
         train: sampleSet(splits.train, 'train', fail),
@@ -69,6 +91,12 @@ function taskDefaults(definition: DefinedTask): TrainingOptions {
 /** A split ({ xs, ys }) as a sample set; `fail` makes the error for what is wrong with it. */
 export function sampleSet(split: TaskSplit, which: string, fail: (problem: string) => Error): SampleSet {
   if (typeof split !== 'object' || split === null) throw fail(`data ${which} must be { xs, ys }`);
+  const unknownField = Object.keys(split).find((key) => !SPLIT_FIELDS.includes(key));
+  if (unknownField !== undefined) {
+    throw fail(
+      `data ${which} has a field "${unknownField}"${didYouMean(unknownField, SPLIT_FIELDS, SPLIT_FIELD_ALIASES)}; a split is { xs, ys }`,
+    );
+  }
   const features = sampleTensor(split.xs, `${which}.xs`, fail);
   const labels = sampleTensor(split.ys, `${which}.ys`, fail);
   const count = features.count;

@@ -44,6 +44,13 @@ export function metricNamesOf(metrics: readonly LossSpec[]): {
   };
 }
 
+/** A name two of `metrics` would be reported under (accuracy however spelt), if any. */
+export function repeatedMetricName(metrics: readonly LossSpec[]): string | undefined {
+  if (metrics.filter(isAccuracy).length > 1) return 'accuracy';
+  const { metricNames } = metricNamesOf(metrics);
+  return metricNames.find((name, index) => metricNames.indexOf(name) !== index);
+}
+
 function isAccuracy(metric: LossSpec): boolean {
   return typeof metric === 'string' && ACCURACY_NAMES.includes(metric);
 }

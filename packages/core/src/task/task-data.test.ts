@@ -136,6 +136,38 @@ describe('checkTaskData (through loadTaskForTraining)', () => {
     );
   });
 
+  it("refuses fractional features for a model whose input is int32 (an Embedding's indices would be truncated)", async () => {
+    const embeddingTask = (xs: TaskSplit['xs']) =>
+      taskFromDefinition(
+        defineTask({
+          model: () =>
+            tf.sequential({
+              layers: [
+                tf.layers.embedding({ inputDim: 10, outputDim: 2, inputLength: 4 }),
+                tf.layers.flatten(),
+                tf.layers.dense({ units: 1 }),
+              ],
+            }),
+          data: () => ({ train: { xs, ys: tf.zeros([2, 1]) } }),
+          loss: 'meanSquaredError',
+        }),
+        'check',
+      );
+    const indices = Float32Array.of(0, 1, 2, 3, 4, 5, 6, 7);
+    expect(await problemOf(embeddingTask({ values: indices, shape: [2, 4] }))).toBeUndefined();
+    const fractional = Float32Array.from(indices, (value) => value + (value === 6 ? 0.9 : 0));
+    expect(await problemOf(embeddingTask({ values: fractional, shape: [2, 4] }))).toEqual(
+      callosumError(
+        'TASK_INVALID',
+        'task check: train data: features of sample 1 hold 6.9, but the model takes indices there (an int32 input, or an Embedding): give integers',
+      ),
+    );
+    // Fractional features for a float32 input are what most tasks have.
+    expect(
+      await problemOf(taskOf('meanSquaredError', 1, { xs: features(2), ys: tf.zeros([2, 1]) })),
+    ).toBeUndefined();
+  });
+
   it('refuses binary cross-entropy labels outside [0, 1], in any split (regression targets gave a negative loss)', async () => {
     const fine = taskOf('binaryCrossentropy', 1, {
       xs: features(3),

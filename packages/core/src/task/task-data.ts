@@ -45,6 +45,17 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
     const sample = Math.floor(badFeature / sampleSize(featureShape));
     throw fail(`features of sample ${sample} hold ${set.features.values[badFeature]}`);
   }
+  // Indices (an int32 input, or an Embedding's, which casts them) would take 0.9 as 0: refused, as
+  // class indices are.
+  if (takesIndices(model) && set.features.values instanceof Float32Array) {
+    const fraction = firstOutside(set.features.values, -(2 ** 31), 2 ** 31 - 1, true);
+    if (fraction !== undefined) {
+      const sample = Math.floor(fraction / sampleSize(featureShape));
+      throw fail(
+        `features of sample ${sample} hold ${shown(set.features.values[fraction] as number)}, but the model takes indices there (an int32 input, or an Embedding): give integers`,
+      );
+    }
+  }
   const labels = set.labels.values;
   const perSample = sampleSize(set.labels.sampleShape);
   // The label at flat index i, named by its sample when samples have more than one label value.
@@ -90,6 +101,13 @@ function checkSet(task: Task, which: string, set: SampleSet, { model, objective 
       if (bad !== undefined) throw fail(`${label(bad)}; ${what} takes probabilities, numbers in [0, 1]`);
     }
   }
+}
+
+/** Whether the model's input is indices: int32, or read first by an Embedding (which truncates them). */
+function takesIndices(model: TaskModel['model']): boolean {
+  if (model.inputs[0]?.dtype === 'int32') return true;
+  const first = model.layers.find((layer) => layer.getClassName() !== 'InputLayer');
+  return first?.getClassName() === 'Embedding';
 }
 
 /** The first index of a value outside [min, max] (NaN included), or not an integer when `integers`. */
