@@ -3,6 +3,7 @@ import {
   decodeCheckpoint,
   ErrorCodes,
   encodeCheckpoint,
+  REPLICA_FORMAT_VERSION,
   type TrainingState,
   type WorkerMessage,
 } from '@callosum/core';
@@ -18,14 +19,20 @@ export interface ReplicaSyncContext {
   readonly clock: Clock;
   /** Longest a replica may take to send its state. */
   readonly timeoutMs: number;
+  /**
+   * How long the replica asked first has to answer before the next one is asked as well: a worker that
+   * stopped answering (SIGSTOP, a dead link not yet noticed) must not hold a checkpoint up for timeoutMs.
+   */
+  readonly hedgeMs: number;
   readonly log: (line: string) => void;
 }
 
 interface StateRequest {
-  readonly worker: WorkerConnection;
   readonly version: number;
   readonly resolve: (state: Uint8Array) => void;
   readonly reject: (error: Error) => void;
+  /** Stops its deadline; its promise is left unsettled (nothing waits for it any more). */
+  readonly cancel: () => void;
 }
 
 /**
@@ -36,7 +43,8 @@ interface StateRequest {
 export class ReplicaSync {
   /** The step this copy's weights and optimizer state are at. */
   private currentAt: number;
-  private pending: StateRequest | undefined;
+  /** The state requests under way, by the worker asked. */
+  private readonly pending = new Map<WorkerConnection, StateRequest>();
   private encoded: { version: number; bytes: Uint8Array } | undefined;
 
   constructor(private readonly context: ReplicaSyncContext) {
@@ -49,9 +57,12 @@ export class ReplicaSync {
     return this.context.state.advanceWithoutApplying();
   }
 
-  /** Brings this copy up to the replicas' step, from the first replica that sends its state. */
+  /**
+   * Brings this copy up to the replicas' step, from the first replica that sends a usable state. The
+   * worker heard from last is asked first; each hedgeMs without a usable answer, the next is asked too.
+   */
   async refresh(): Promise<void> {
-    const { state, membership, log } = this.context;
+    const { state, membership } = this.context;
     if (this.currentAt === state.step) return;
     // A suspect worker's replica is as good as a healthy one's: it is only slow.
     const holders = membership
@@ -59,34 +70,82 @@ export class ReplicaSync {
       .filter(
         (worker) =>
           (worker.state === 'healthy' || worker.state === 'suspect') && worker.holdsWeights(state.step),
-      );
-    for (const worker of holders) {
-      try {
-        const bytes = await this.request(worker, state.step);
-        state.adopt(decodeCheckpoint(Buffer.from(bytes), `the replica of worker ${worker.label}`));
-        this.currentAt = state.step;
-        return;
-      } catch (error) {
-        log(`coordinator: could not read the replica of worker ${worker.label}: ${(error as Error).message}`);
-      }
-    }
-    throw new CallosumError(ErrorCodes.NO_WORKERS, `no worker could send its replica of step ${state.step}`);
+      )
+      .sort((a, b) => b.lastHeardAt - a.lastHeardAt);
+    await this.adoptFirstUsable(holders, state.step);
+    this.currentAt = state.step;
+  }
+
+  /** Asks `holders` in turn, hedgeMs apart, until one's state is adopted; rejects once all failed. */
+  private adoptFirstUsable(holders: readonly WorkerConnection[], version: number): Promise<void> {
+    const { state, clock, hedgeMs, log } = this.context;
+    return new Promise<void>((resolve, reject) => {
+      const queue = [...holders];
+      let asked = 0;
+      let answered = 0;
+      let settled = false;
+      let cancelHedge = () => {};
+      const giveUp = (worker: WorkerConnection, reason: string) => {
+        answered += 1;
+        if (settled) return;
+        log(`coordinator: could not read the replica of worker ${worker.label}: ${reason}`);
+        askNext();
+      };
+      const askNext = () => {
+        cancelHedge();
+        const worker = queue.shift();
+        if (worker === undefined) {
+          if (answered < asked) return; // The others asked may still answer.
+          settled = true;
+          reject(
+            new CallosumError(ErrorCodes.NO_WORKERS, `no worker could send its replica of step ${version}`),
+          );
+          return;
+        }
+        asked += 1;
+        cancelHedge = clock.after(hedgeMs, askNext);
+        this.request(worker, version).then(
+          (bytes) => {
+            if (settled) return;
+            try {
+              state.adopt(decodeCheckpoint(Buffer.from(bytes), `the replica of worker ${worker.label}`));
+            } catch (error) {
+              giveUp(worker, (error as Error).message);
+              return;
+            }
+            answered += 1;
+            settled = true;
+            cancelHedge();
+            this.forgetRequests();
+            resolve();
+          },
+          (error: Error) => giveUp(worker, error.message),
+        );
+      };
+      askNext();
+    });
   }
 
   /** A `replica-state` message: the answer to this side's request, or discarded. */
   received(worker: WorkerConnection, message: Extract<WorkerMessage, { type: 'replica-state' }>): void {
-    const pending = this.pending;
-    if (pending?.worker !== worker || pending.version !== message.version) return;
-    this.pending = undefined;
+    const pending = this.pending.get(worker);
+    if (pending?.version !== message.version) return;
+    this.pending.delete(worker);
     pending.resolve(message.state);
   }
 
   /** A worker left: a request waiting for it fails at once. */
   private lost(worker: WorkerConnection): void {
-    if (this.pending?.worker !== worker) return;
-    const { reject } = this.pending;
-    this.pending = undefined;
-    reject(new CallosumError(ErrorCodes.NO_WORKERS, `worker ${worker.label} left`));
+    const pending = this.pending.get(worker);
+    if (pending === undefined) return;
+    this.pending.delete(worker);
+    pending.reject(new CallosumError(ErrorCodes.NO_WORKERS, `worker ${worker.label} left`));
+  }
+
+  /** Another replica answered: the requests still under way are of no use, and their answers discarded. */
+  private forgetRequests(): void {
+    for (const { cancel } of this.pending.values()) cancel();
+    this.pending.clear();
   }
 
   /**
@@ -116,7 +175,7 @@ export class ReplicaSync {
   private sendState(): void {
     const { state, membership, datasetSize } = this.context;
     if (this.encoded?.version !== state.step) {
-      this.encoded = { version: state.step, bytes: encodeCheckpoint(state.checkpoint()) };
+      this.encoded = { version: state.step, bytes: encodeCheckpoint(state.checkpoint(), REPLICA_FORMAT_VERSION) };
     }
     for (const worker of this.waiting()) {
       worker.send({ type: 'replica', version: state.step, datasetSize, state: this.encoded.bytes });
@@ -130,12 +189,11 @@ export class ReplicaSync {
     const { clock, timeoutMs } = this.context;
     return new Promise<Uint8Array>((resolve, reject) => {
       const cancel = clock.after(timeoutMs, () => {
-        if (this.pending?.worker !== worker) return;
-        this.pending = undefined;
+        if (this.pending.get(worker) !== request) return;
+        this.pending.delete(worker);
         reject(new CallosumError(ErrorCodes.COMPUTE_FAILED, `no replica state within ${timeoutMs} ms`));
       });
-      this.pending = {
-        worker,
+      const request: StateRequest = {
         version,
         resolve: (bytes) => {
           cancel();
@@ -145,7 +203,9 @@ export class ReplicaSync {
           cancel();
           reject(error);
         },
+        cancel,
       };
+      this.pending.set(worker, request);
       worker.send({ type: 'state-request', version });
     });
   }

@@ -33,6 +33,8 @@ export function startRing(context: RingContext): {
     datasetSize,
     clock,
     timeoutMs: settings.shardDeadlineMs,
+    // An idle worker heartbeats every interval: two without an answer, and another replica is asked.
+    hedgeMs: 2 * settings.heartbeatIntervalMs,
     log,
   });
   const reduction = new RingReduction({ membership, telemetry, clock, settings });

@@ -1,0 +1,148 @@
+import {
+  type CoordinatorMessage,
+  createMsgpackCodec,
+  DEFAULT_TRAINING_CONFIG,
+  encodeCheckpoint,
+  TrainingState,
+} from '@callosum/core';
+import { describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
+import type { Clock } from '../dispatch/clock.js';
+import { WireTraffic } from '../transport/wire-traffic.js';
+import { WorkerConnection } from '../workers/connection.js';
+import { WorkerRegistry } from '../workers/registry.js';
+import { ReplicaSync } from './replica-sync.js';
+
+// The coordinator's copy of a ring run brought up to date from the workers' replicas: real connections
+// whose sockets are stand-ins recording what was sent, a clock whose deadlines run only when the test
+// says. A stopped ring worker whose replica is asked for, end to end, is in packages/cli/test/ring.test.ts.
+
+const codec = createMsgpackCodec();
+/** Lets the promises of answers already given run their callbacks. */
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+const STEP = 3;
+const config = { ...DEFAULT_TRAINING_CONFIG, epochs: 1 };
+
+/** A run's state after STEP steps whose weights are all `value`, as a replica would send it. */
+function replicaBytes(value: number): Uint8Array {
+  const replica = new TrainingState(config, new Float32Array(4).fill(value), 1000);
+  for (let step = 0; step < STEP; step++) replica.advanceWithoutApplying();
+  return encodeCheckpoint(replica.checkpoint());
+}
+
+async function setup(ids: string[]) {
+  const membership = new WorkerRegistry();
+  const sent = new Map<string, CoordinatorMessage[]>();
+  const workers: WorkerConnection[] = [];
+  for (const [i, id] of ids.entries()) {
+    const messages: CoordinatorMessage[] = [];
+    sent.set(id, messages);
+    const worker = new WorkerConnection(
+      id,
+      `test:${i}`,
+      {
+        readyState: 1,
+        bufferedAmount: 0,
+        send: (frame: Uint8Array) => messages.push(codec.decode(Buffer.from(frame)) as CoordinatorMessage),
+      } as unknown as WebSocket,
+      codec,
+      new WireTraffic(),
+      1 << 30,
+      () => {},
+    );
+    membership.add(worker);
+    worker.welcomed({ name: `worker-${id}`, backend: 'cpu', readsTensorFrames: false }, true);
+    worker.listensAt(`127.0.0.1:${4000 + i}`);
+    worker.holdsReplica(STEP);
+    worker.synced();
+    workers.push(worker);
+    // Heard from in this order, a few milliseconds apart.
+    worker.decode(Buffer.from(codec.encode({ type: 'heartbeat', phase: 'idle' })));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const deadlines: { ms: number; run: () => void; cancelled: boolean }[] = [];
+  const clock: Clock = {
+    now: () => 0,
+    after: (ms, run) => {
+      const deadline = { ms, run, cancelled: false };
+      deadlines.push(deadline);
+      return () => {
+        deadline.cancelled = true;
+      };
+    },
+  };
+  /** Runs the pending deadlines of `ms` (the hedge, or the request's timeout). */
+  const elapse = (ms: number) => {
+    for (const deadline of deadlines.filter((pending) => pending.ms === ms && !pending.cancelled)) {
+      deadline.cancelled = true;
+      deadline.run();
+    }
+  };
+  const state = new TrainingState(config, new Float32Array(4), 1000);
+  const logged: string[] = [];
+  const sync = new ReplicaSync({
+    state,
+    membership,
+    datasetSize: 1000,
+    clock,
+    timeoutMs: 60_000,
+    hedgeMs: 2000,
+    log: (line) => logged.push(line),
+  });
+  // The replicas applied STEP steps; this copy only counted them.
+  for (let step = 0; step < STEP; step++) sync.advance();
+  const asked = (worker: WorkerConnection) =>
+    (sent.get(worker.id) ?? []).filter((message) => message.type === 'state-request').length;
+  const answer = (worker: WorkerConnection, bytes: Uint8Array) =>
+    sync.received(worker, { type: 'replica-state', version: STEP, state: bytes });
+  return { sync, state, workers, asked, answer, elapse, logged };
+}
+
+describe('ReplicaSync.refresh', () => {
+  it('asks the worker heard from last first, and no other while it answers in time', async () => {
+    const { sync, state, workers, asked, answer } = await setup(['w1', 'w2']);
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    const refreshed = sync.refresh();
+    expect([asked(w1), asked(w2)]).toEqual([0, 1]);
+    answer(w2, replicaBytes(0.5));
+    await refreshed;
+    expect([...state.weights]).toEqual([0.5, 0.5, 0.5, 0.5]);
+    expect(asked(w1)).toBe(0);
+  });
+
+  it('asks the next replica too once the first has not answered within the hedge, and takes the first usable answer', async () => {
+    const { sync, state, workers, asked, answer, elapse } = await setup(['w1', 'w2', 'w3']);
+    const [w1, w2, w3] = workers as [WorkerConnection, WorkerConnection, WorkerConnection];
+    const refreshed = sync.refresh();
+    // w3 was heard from last but does not answer (stopped, say): it alone is asked until the hedge.
+    expect([asked(w3), asked(w2), asked(w1)]).toEqual([1, 0, 0]);
+    elapse(2000);
+    expect([asked(w3), asked(w2), asked(w1)]).toEqual([1, 1, 0]);
+    answer(w2, replicaBytes(0.25));
+    await refreshed;
+    expect([...state.weights]).toEqual([0.25, 0.25, 0.25, 0.25]);
+    // The stopped worker's answer, once it wakes, is discarded: the copy keeps w2's state.
+    answer(w3, replicaBytes(0.75));
+    expect([...state.weights]).toEqual([0.25, 0.25, 0.25, 0.25]);
+    expect(asked(w1)).toBe(0);
+  });
+
+  it('moves on at once from a replica whose state cannot be used, and fails only once every replica has', async () => {
+    const { sync, state, workers, asked, answer, elapse, logged } = await setup(['w1', 'w2']);
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    const refreshed = sync.refresh();
+    answer(w2, Uint8Array.of(1, 2, 3));
+    await settled();
+    expect(asked(w1)).toBe(1);
+    expect(logged).toEqual([expect.stringMatching(/could not read the replica of worker .*w2/)]);
+    // w1 never answers: its request times out, and with no replica left the refresh fails.
+    elapse(2000);
+    elapse(60_000);
+    await settled();
+    await expect(refreshed).rejects.toMatchObject({
+      code: 'NO_WORKERS',
+      message: `no worker could send its replica of step ${STEP}`,
+    });
+    expect([...state.weights]).toEqual([0, 0, 0, 0]);
+  });
+});
