@@ -66,6 +66,12 @@ export interface LocalTrainingOptions extends RunCallbacks {
 }
 
 const WORKER_EXIT_GRACE_MS = 15_000;
+/**
+ * A stop (SIGINT, SIGTERM) has 8 s in all before the process exits without waiting (signals.ts), and
+ * its checkpoint is already written when the workers are reaped: a worker that does not exit by then is
+ * killed well within that, so that the stop still prints how to continue the run.
+ */
+const STOPPED_WORKER_GRACE_MS = 2_000;
 
 /**
  * torchrun --standalone for Callosum: a coordinator in this process and `workers` worker processes on
@@ -183,8 +189,15 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     return await coordinator.result;
   } finally {
     stopWatching();
-    // Stopped early, the coordinator tells workers to wait for a resumed run; local ones should not.
-    if (options.signal?.aborted) for (const worker of workers) worker.process.kill('SIGTERM');
-    await reapWorkers(workers, WORKER_EXIT_GRACE_MS);
+    // Stopped early, the coordinator tells workers to wait for a resumed run; local ones should not. A
+    // stopped (SIGSTOP) worker acts on SIGTERM only once continued.
+    const stopped = options.signal?.aborted === true;
+    if (stopped) {
+      for (const worker of workers) {
+        worker.process.kill('SIGTERM');
+        worker.process.kill('SIGCONT');
+      }
+    }
+    await reapWorkers(workers, stopped ? STOPPED_WORKER_GRACE_MS : WORKER_EXIT_GRACE_MS);
   }
 }

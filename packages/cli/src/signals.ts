@@ -10,7 +10,7 @@ export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SI
  * cleanly: it checkpoints, tells its workers, closes its files. A second signal (Ctrl-C pressed twice,
  * `timeout`) is only acknowledged: exiting then would cut the checkpoint write short. A third signal,
  * or a stop that takes longer than FORCE_EXIT_AFTER_MS, exits at once; checkpoints are written to a
- * temporary file and renamed, so even then the previous checkpoint is intact. Output that can no longer
+ * temporary file and renamed, so even then the checkpoints already written are intact. Output that can no longer
  * be written (stderr: a closed terminal, `2>&1 | head`) stops the run as a first signal does, instead
  * of killing the process with the write's error.
  *
@@ -30,7 +30,9 @@ export async function runUntilSignal<T>(
   let stopping: number | undefined;
   let forceTimer: NodeJS.Timeout | undefined;
   const forceExit = (exitCode: number, why: string) => {
-    notify(`callosum: ${why}; exiting without waiting (the previous checkpoint is intact)`);
+    notify(
+      `callosum: ${why}; exiting without waiting (checkpoints already written are intact; a resume continues from the newest)`,
+    );
     process.exit(exitCode);
   };
   const armForceExit = (exitCode: number) => {

@@ -160,6 +160,42 @@ describe('stop signals', () => {
     await expect(readdir(runDir)).rejects.toThrow(/ENOENT/);
   }, 120_000);
 
+  it.each(['star', 'ring'])(
+    'a %s run whose first worker is stopped (SIGSTOP) still stops on SIGTERM with a checkpoint and the resume command, well within the 8 s',
+    async (topology) => {
+      const runDir = await temporaryDirectory(`stopped-worker-${topology}`);
+      const run = await trainingUntil(
+        [...RUN, '--steps', '5000', '--topology', topology, '--out', runDir],
+        runDir,
+        5,
+      );
+      // The worker that joined first: the ring asked it first for the replica a checkpoint needs.
+      const first = /worker w1 \((worker-\d),/.exec(run.stderr())?.[1];
+      const victim = await workerProcess(run.child.pid as number, first as string);
+      process.kill(victim, 'SIGSTOP');
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        run.child.kill('SIGTERM');
+        expect(await run.exited).toBe(1);
+      } finally {
+        // A stopped worker that was not reaped (the test failed) acts on the SIGTERM it was sent.
+        try {
+          process.kill(victim, 'SIGCONT');
+        } catch {
+          // Reaped already, as it should be.
+        }
+      }
+      expect(run.stderr()).not.toContain('exiting without waiting');
+      expect(run.stderr()).toMatch(new RegExp(`stopped; continue with: callosum train .*--resume ${runDir}`));
+      // The stop's own checkpoint (--checkpoint-every 1000), of a step at least as far as the run got.
+      const steps = (await readdir(join(runDir, 'checkpoints'))).map((name) =>
+        Number(/^step-(\d{9})\.ckpt$/.exec(name)?.[1]),
+      );
+      expect(Math.max(...steps)).toBeGreaterThanOrEqual(5);
+    },
+    120_000,
+  );
+
   it('SIGHUP (a closed terminal) stops the run as SIGTERM does: a checkpoint, and the resume command, with absolute paths', async () => {
     const runDir = await temporaryDirectory('sighup');
     // --data and --out relative to where the run started: the printed command must work from anywhere.
@@ -232,3 +268,13 @@ describe('stop signals', () => {
     expect(run.stderr()).not.toMatch(/^\s+at /m);
   }, 120_000);
 });
+
+/** The pid of the local worker process started with `--name name`, a child of the `callosum train` process `parent`. */
+async function workerProcess(parent: number, name: string): Promise<number> {
+  const children = await readFile(`/proc/${parent}/task/${parent}/children`, 'utf8');
+  for (const pid of children.trim().split(/\s+/).map(Number)) {
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    if (args[args.indexOf('--name') + 1] === name) return pid;
+  }
+  throw new Error(`no worker process named ${name} under ${parent}`);
+}
