@@ -109,7 +109,7 @@ export async function taskFrom(command: Command, flags: TrainingFlags): Promise<
       );
     }
   }
-  return loadTaskModule(flags.task);
+  return loadTaskModule(flags.task, { log: (line) => process.stderr.write(`callosum: ${line}\n`) });
 }
 
 /**

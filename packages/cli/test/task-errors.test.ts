@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -82,6 +82,16 @@ describe('a bad task module', () => {
     }
   });
 
+  it('whose top-level await never settles while a timer keeps the process alive says it is still importing', async () => {
+    const module = fixture('never-imports-ticking.mjs');
+    const run = await runCli(['train', '--workers', '2', '--task', module], { timeoutMs: 20_000 });
+    // Killed by the test's time limit: the module never finishes, but the wait is no longer silent.
+    expect(run.signal).not.toBeNull();
+    expect(run.stderr).toContain(
+      `callosum: still importing task module ${module} (15 s): its top-level code has not finished`,
+    );
+  }, 40_000);
+
   it('whose loss does not give one value per sample is refused before training, naming the loss and the split', async () => {
     const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'mean-loss');
     // Before, every worker failed step 1 five times over, and the run stopped with COMPUTE_FAILED.
@@ -128,9 +138,9 @@ describe('a bad task module', () => {
     expect(stderr).not.toMatch(/joined/);
   });
 
-  it('whose metric comes out NaN stops the run as diverged, never sending or applying it', async () => {
-    const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'nan-metric');
-    expect(stderr).toMatch(/NON_FINITE: step 1: metric 0 is NaN/);
+  it('whose loss comes out NaN stops the run as diverged, never sending or applying it', async () => {
+    const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'nan-loss');
+    expect(stderr).toMatch(/NON_FINITE: step 1: loss is NaN/);
     expect(stderr).toMatch(/TRAINING_DIVERGED: training diverged at step 1/);
     // Before any update the learning rate cannot be the cause, and the reason says so.
     expect(stderr).toMatch(
@@ -139,13 +149,70 @@ describe('a bad task module', () => {
   });
 
   // Each worker's compute fails, and with it the `reduce` announced alongside: no failure of its own.
-  it('in a ring run, whose metric comes out NaN stops the run as diverged, logging no failure of a reduction given up', async () => {
-    const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'nan-metric', ['--topology', 'ring']);
-    const reported = stderr.match(/coordinator: worker .* reports NON_FINITE: step 1: metric 0 is NaN/g);
+  it('in a ring run, whose loss comes out NaN stops the run as diverged, logging no failure of a reduction given up', async () => {
+    const stderr = await trainBroken(fixture('broken-classifier.mjs'), 'nan-loss', ['--topology', 'ring']);
+    const reported = stderr.match(/coordinator: worker .* reports NON_FINITE: step 1: loss is NaN/g);
     expect(reported?.length).toBeGreaterThanOrEqual(2);
     // Nor does a worker: it skips the `reduce` its failure gave up (its last lines are shown).
     expect(stderr).not.toMatch(/STALE_MESSAGE/);
-    expect(stderr).toMatch(/worker worker-\d: NON_FINITE: step 1: metric 0 is NaN/);
+    expect(stderr).toMatch(/worker worker-\d: NON_FINITE: step 1: loss is NaN/);
     expect(stderr).toMatch(/TRAINING_DIVERGED: training diverged at step 1/);
   });
+});
+
+// A metric is reported whatever it is, as Keras and PyTorch report it: NaN or Infinity never stops a run
+// (before, the workers refused to send it, and the run stopped as diverged or with COMPUTE_FAILED).
+describe('a metric that is NaN or Infinity', () => {
+  interface Line {
+    type: string;
+    metrics?: Record<string, number | null>;
+    testMetrics?: Record<string, number | null>;
+  }
+
+  it.each(['star', 'ring'])(
+    'is reported as it is in a %s run, which trains to the end: NaN/Infinity on the terminal, null in JSON',
+    async (topology) => {
+      const module = fixture('relative-error.mjs');
+      const runDir = await temporaryDirectory('metric-nan');
+      const run = await runCli(
+        ['train', '--task', module, '--workers', '2', '--topology', topology, '--out', runDir],
+        { timeoutMs: 120_000 },
+      );
+      expect(run.code, run.stderr).toBe(0);
+      // relErr is Infinity on the test set (a label 0); mae is a figure.
+      expect(run.stderr).toMatch(
+        /epoch 1, step 4: test loss \d+\.\d{4}, test mae \d\.\d+, test relErr Infinity\n/,
+      );
+      expect(run.stdout).toMatch(/\n {2}test relErr +Infinity\n/);
+      expect(run.stdout).toMatch(/\n {2}test mae +\d\.\d+\n/);
+      expect(run.stderr).not.toMatch(/NON_FINITE|DIVERGED|failed/);
+
+      // JSON has no NaN or Infinity: metrics.jsonl and summary.json hold null for them.
+      const lines = (await readFile(join(runDir, 'metrics.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Line);
+      const steps = lines.filter((line) => line.type === 'step');
+      expect(steps).toHaveLength(8);
+      // The training batch holding the sample [0, 0, 0] → 0, one of each epoch's 4: NaN (0 / 0).
+      expect(steps.filter((step) => step.metrics?.relErr === null)).toHaveLength(2);
+      expect(steps.every((step) => typeof step.metrics?.mae === 'number')).toBe(true);
+      const evaluations = lines.filter((line) => line.type === 'evaluation');
+      expect(evaluations.map((evaluation) => evaluation.testMetrics)).toEqual([
+        { mae: expect.any(Number), relErr: null },
+        { mae: expect.any(Number), relErr: null },
+      ]);
+      const summary = JSON.parse(await readFile(join(runDir, 'summary.json'), 'utf8')) as Line;
+      expect(summary.testMetrics).toEqual({ mae: expect.any(Number), relErr: null });
+      if (topology === 'ring') return;
+
+      // The readers of those files take the null: the finished run's stored summary, and the report.
+      const resumed = await runCli(['train', '--task', module, '--resume', runDir, '--json']);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(lastJsonLine<Line>(resumed).testMetrics).toEqual({ mae: expect.any(Number), relErr: null });
+      const report = await runCli(['report', runDir]);
+      expect(report.code, report.stderr).toBe(0);
+    },
+    240_000,
+  );
 });

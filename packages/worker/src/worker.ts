@@ -66,7 +66,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
     );
   }
   const choice = await initBackend(settings.backend);
-  const task = settings.task === undefined ? undefined : await loadTaskModule(settings.task);
+  const task =
+    settings.task === undefined
+      ? undefined
+      : await loadTaskModule(settings.task, { log: (line) => log(`worker: ${line}`) });
   // Sent in the hello, for the coordinator to compare with its own task's.
   const fingerprint = task === undefined ? undefined : fingerprintOfTask(task);
   // tfjs-node computes with its own thread pool; threads of ours are for wasm and cpu.

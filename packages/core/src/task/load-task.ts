@@ -6,13 +6,29 @@ import { isDefinedTask } from './define-task.js';
 import { taskFromDefinition } from './module-task.js';
 import type { Task } from './task.js';
 
+/** How often a task module being imported is said to be still importing. */
+const STILL_IMPORTING_EVERY_MS = 15_000;
+
 /**
  * Loads a task module (`.mjs` or `.js`, whose default export is defineTask's result) from this machine's
- * file system. Workers never receive code over the wire: every process loads the module itself.
+ * file system. Workers never receive code over the wire: every process loads the module itself. With
+ * `log`, an import that lasts says so every 15 s.
  */
-export async function loadTaskModule(path: string): Promise<Task> {
+export async function loadTaskModule(
+  path: string,
+  { log }: { log?: (line: string) => void } = {},
+): Promise<Task> {
   const absolute = resolve(path);
   let module: { default?: unknown };
+  // A top-level await that never settles, with a timer keeping the process alive, would be a silent
+  // hang. Unref'd: without such a timer, Node's exit with nothing left to run is what names the problem.
+  const startedAt = performance.now();
+  const still =
+    log &&
+    setInterval(() => {
+      const seconds = Math.round((performance.now() - startedAt) / 1000);
+      log(`still importing task module ${absolute} (${seconds} s): its top-level code has not finished`);
+    }, STILL_IMPORTING_EVERY_MS).unref();
   try {
     module = (await import(pathToFileURL(absolute).href)) as { default?: unknown };
   } catch (error) {
@@ -25,6 +41,8 @@ export async function loadTaskModule(path: string): Promise<Task> {
       `task module ${absolute} cannot be loaded: ${reason}${where}`,
       { cause: error },
     );
+  } finally {
+    clearInterval(still);
   }
   if (module.default === undefined) {
     throw new CallosumError(
