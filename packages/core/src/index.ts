@@ -67,6 +67,7 @@ export {
   isCheckpointFileName,
   loadLatestCheckpoint,
   newestCheckpointStep,
+  REPLICA_FORMAT_VERSION,
   writeCheckpoint,
 } from './train/checkpoint.js';
 export {

@@ -14,6 +14,7 @@ import {
   isCallosumError,
   type ParameterLayout,
   type PeerMessage,
+  REPLICA_FORMAT_VERSION,
   type ReductionSettings,
   RingExchange,
   ringChunk,
@@ -248,7 +249,7 @@ export class RingMember {
 
   /** The replica's state at step `version`, as checkpoint bytes. */
   stateAt(version: number): Uint8Array {
-    return encodeCheckpoint(this.requireReplica(version).checkpoint());
+    return encodeCheckpoint(this.requireReplica(version).checkpoint(), REPLICA_FORMAT_VERSION);
   }
 
   /** A frame from a peer: rows or a mean chunk of the current reduction, or of one not yet announced. */

@@ -175,7 +175,10 @@ export class ReplicaSync {
   private sendState(): void {
     const { state, membership, datasetSize } = this.context;
     if (this.encoded?.version !== state.step) {
-      this.encoded = { version: state.step, bytes: encodeCheckpoint(state.checkpoint(), REPLICA_FORMAT_VERSION) };
+      this.encoded = {
+        version: state.step,
+        bytes: encodeCheckpoint(state.checkpoint(), REPLICA_FORMAT_VERSION),
+      };
     }
     for (const worker of this.waiting()) {
       worker.send({ type: 'replica', version: state.step, datasetSize, state: this.encoded.bytes });

@@ -59,7 +59,18 @@ export async function prepareRun(
   log: (line: string) => void,
 ): Promise<PreparedRun> {
   const { checkpointDir } = runDirectory;
-  const resumed = options.resume === true ? await loadLatestCheckpoint(checkpointDir, log) : undefined;
+  // The newest checkpoint this run can continue from: one that is damaged, or not this run's (its config
+  // is not the one the run's marker records), is skipped with a warning and an older one tried.
+  const resumed =
+    options.resume === true
+      ? await loadLatestCheckpoint(checkpointDir, log, (checkpoint) =>
+          runDirectory.checkCheckpoint(checkpoint),
+        )
+      : undefined;
+  // A run whose marker is gone: refused where its checkpoints show it had one, else said.
+  if (resumed !== undefined) {
+    runDirectory.requireMarker(resumed.checkpoint, options, storedRunSettingsOf(settings), log);
+  }
   const builtIn = options.task === undefined;
   // A resumed run of a built-in model trains the model its checkpoint names.
   const task = runTask(options.task, resumed?.checkpoint.config.model ?? options.training?.model, options);

@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
   CallosumError,
+  type Checkpoint,
   ErrorCodes,
   holdsCheckpoints,
   isCheckpointFileName,
@@ -14,9 +15,10 @@ import {
   removeStaleTemporaryFiles,
   systemErrorCode,
   type TrainingConfig,
+  writeFailure,
   writeFileAtomically,
 } from '@callosum/core';
-import type { RunSummary } from '../options.js';
+import type { CoordinatorOptions, RunSummary } from '../options.js';
 import { type StoredRunSettings, storedRunSettingsSchema } from '../settings.js';
 
 /** The files a run keeps in its directory. Another run's copy of any of them means the directory is taken. */
@@ -33,6 +35,8 @@ export const RunFiles = {
 } as const;
 
 const RUN_FILE_NAMES: readonly string[] = Object.values(RunFiles);
+/** `--overwrite` moves a previous run's files into `<outDir>/replaced-<time>/`: a run directory too. */
+export const REPLACED_RUN_PREFIX = 'replaced-';
 const MARKER_FORMAT = 1;
 
 interface RunMarker {
@@ -133,14 +137,17 @@ export class RunDirectory {
    * Removes the temporary files of atomic writes (`<file>.<pid>.tmp`) an earlier process of this run left
    * in the directories a run writes, before this one writes there: a coordinator killed while it wrote
    * a checkpoint or the model (`kill -9`, a power loss) leaves one as large as the model, and a full disk
-   * stays full with them. Only the files a run writes are matched (the run files, a checkpoint, the
-   * model's two files), and only those whose writer is gone (core's removeStaleTemporaryFiles: its pid
+   * stays full with them. Only the files a run writes are matched (the run files, the lock, a
+   * checkpoint, the model's two files), and only those whose writer is gone (core's removeStaleTemporaryFiles: its pid
    * is no running process, or this process's, which has written nothing here yet), so a `callosum
    * report` writing report.html at this moment keeps its file.
    */
   private async removeStaleTemporaryFiles(log: (line: string) => void): Promise<void> {
     const removed = [
-      ...(await removeStaleTemporaryFiles(this.path, (name) => RUN_FILE_NAMES.includes(name))),
+      ...(await removeStaleTemporaryFiles(
+        this.path,
+        (name) => RUN_FILE_NAMES.includes(name) || name === LOCK_FILE,
+      )),
       ...(await removeStaleTemporaryFiles(this.checkpointDir, isCheckpointFileName)),
       ...(await removeStaleTemporaryFiles(join(this.path, RunFiles.MODEL), (name) =>
         MODEL_FILES.includes(name),
@@ -191,7 +198,7 @@ export class RunDirectory {
       if (options.overwrite !== true) {
         throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, await occupiedRefusal(path, taken));
       }
-      const aside = join(path, `replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      const aside = join(path, `${REPLACED_RUN_PREFIX}${new Date().toISOString().replace(/[:.]/g, '-')}`);
       try {
         await mkdir(aside);
         for (const name of taken) await rename(join(path, name), join(aside, name));
@@ -214,6 +221,65 @@ export class RunDirectory {
       files: [checkpoints, join(path, RunFiles.MARKER), join(path, RunFiles.METRICS)],
       replaced,
     });
+  }
+
+  /**
+   * Refuses (throws, for loadLatestCheckpoint to try an older one) a checkpoint whose config is not the
+   * one the run's marker records: it belongs to another run. A run without a marker accepts any.
+   */
+  checkCheckpoint(checkpoint: Checkpoint): void {
+    if (this.markerStored && this.marker.configSha256 !== configHash(checkpoint.config)) {
+      throw new CallosumError(
+        ErrorCodes.ARTIFACT_INVALID,
+        `its training config is not that of the run recorded in ${join(this.path, RunFiles.MARKER)}: it belongs to another run`,
+      );
+    }
+  }
+
+  /**
+   * A resumed run whose directory has checkpoints but no marker (`callosum-run.json`): the settings it
+   * stored there (checkpoint interval, topology, wire dtype) are unknown. A checkpoint that records the
+   * training set's size (every checkpoint since 2026-12-07, format 2 included) was written by a version
+   * that writes the marker first, so the marker was deleted or lost: refused, unless `options` give every
+   * stored setting, which then guesses nothing. An older checkpoint's run may be from before markers
+   * existed, and continues with `settings` (the defaults where `options` give none), said in the log.
+   */
+  requireMarker(
+    checkpoint: Checkpoint,
+    options: Pick<CoordinatorOptions, 'checkpointEverySteps' | 'topology' | 'wireDtype'>,
+    settings: Required<StoredRunSettings>,
+    log: (line: string) => void,
+  ): void {
+    if (this.markerStored) return;
+    const marker = join(this.path, RunFiles.MARKER);
+    const used =
+      `checkpoint every ${settings.checkpointEverySteps} steps, topology ${settings.topology}` +
+      `${settings.peerTls ? ' with peer TLS' : ''}, wire dtype ${settings.wireDtype}`;
+    const allGiven =
+      options.checkpointEverySteps !== undefined &&
+      options.topology !== undefined &&
+      options.wireDtype !== undefined;
+    if (checkpoint.datasetSize !== undefined && !allGiven) {
+      throw new CallosumError(
+        ErrorCodes.ARTIFACT_INVALID,
+        `${this.path} holds checkpoints but no ${RunFiles.MARKER}, which the Callosum that wrote them writes ` +
+          "first: it was deleted or lost, and with it the run's id and stored settings (checkpoint interval, " +
+          `topology, wire dtype). Put ${marker} back, or resume with all three given (--checkpoint-every, ` +
+          '--topology, --wire-dtype; checkpointEverySteps, topology, wireDtype from a program) to continue ' +
+          'with those',
+      );
+    }
+    log(
+      `coordinator: warning: ${this.path} holds checkpoints but no ${RunFiles.MARKER}` +
+        (checkpoint.datasetSize === undefined
+          ? ' (a run from before run markers, or its marker was deleted)'
+          : ' (it was deleted or lost)') +
+        `: the run continues under a new run id with ${used}` +
+        (allGiven
+          ? ' (as given)'
+          : ' (the defaults, where --checkpoint-every, --topology, --wire-dtype give none)') +
+        `, and gets a new ${RunFiles.MARKER}`,
+    );
   }
 
   /**
@@ -298,7 +364,7 @@ export class RunDirectory {
  * directory would interleave their steps in metrics.jsonl and their checkpoints (a resume of a run that
  * is still training, say).
  */
-const LOCK_FILE = 'coordinator.lock';
+export const LOCK_FILE = 'coordinator.lock';
 /**
  * The run directories this process holds. A lock naming this process's pid is one of these, or was left
  * by an earlier process with the same pid: a container's coordinator is pid 1 again after a restart.
@@ -316,15 +382,15 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
   const mine = JSON.stringify({ pid: process.pid, host: hostname(), process: processIdentity(process.pid) });
   for (let attempt = 0; ; attempt += 1) {
     try {
-      await writeFile(lockPath, `${mine}\n`, { flag: 'wx' });
+      await createLock(lockPath, `${mine}\n`);
       lockedHere.add(resolve(path));
       return true;
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
+      const code = systemErrorCode(error);
       // No directory (yet), or a file in its place: the claim or reopen that follows says which.
       if (code === 'ENOENT' || code === 'ENOTDIR') return false;
       if (code !== 'EEXIST' || attempt > 0) {
-        throw runDirectoryError(path, 'cannot write to', error as NodeJS.ErrnoException);
+        throw runDirectoryError(path, 'cannot write to', error as NodeJS.ErrnoException, lockPath);
       }
     }
     const holder = await readLock(lockPath);
@@ -346,6 +412,38 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
     }
     await rm(lockPath, { force: true });
   }
+}
+
+/** Errors of link(2) on a file system without hard links (FAT, SMB, some FUSE mounts). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV']);
+
+/**
+ * Creates the lock file `lockPath` holding `content`, failing with EEXIST if there is one: the content is
+ * written to a temporary file first and hard-linked into place, so that a lock is never seen half
+ * written, and a write that fails (ENOSPC) leaves no lock behind. Where the file system has no hard
+ * links, the lock is created exclusively and written; one that cannot be written is removed again.
+ */
+async function createLock(lockPath: string, content: string): Promise<void> {
+  const temporary = `${lockPath}.${process.pid}.tmp`;
+  try {
+    await writeFile(temporary, content);
+    await link(temporary, lockPath);
+    return;
+  } catch (error) {
+    if (!NO_HARD_LINKS.has(systemErrorCode(error) ?? '')) throw error;
+  } finally {
+    await rm(temporary, { force: true }).catch(() => undefined);
+  }
+  const file = await open(lockPath, 'wx');
+  try {
+    await file.writeFile(content);
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    // This process created it: an empty or partial lock would hold the directory for nobody.
+    await rm(lockPath, { force: true }).catch(() => undefined);
+    throw error;
+  }
+  await file.close();
 }
 
 /** Removes the lock at `path` if this process holds it. */
@@ -579,7 +677,16 @@ async function createDirectories(path: string): Promise<string[]> {
   return created;
 }
 
-function runDirectoryError(path: string, action: string, error: Error): CallosumError {
+/**
+ * A run directory that cannot be used: INVALID_ARGUMENT, naming it, for the user to choose another --out.
+ * A full disk (ENOSPC, EDQUOT) is no bad --out: it is WRITE_FAILED, naming the file (`file`, else the
+ * one the error names, else the directory) and the device, as every other write that fails says it.
+ */
+function runDirectoryError(path: string, action: string, error: Error, file?: string): CallosumError {
+  const code = systemErrorCode(error);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return writeFailure(file ?? (error as NodeJS.ErrnoException).path ?? path, error);
+  }
   return new CallosumError(
     ErrorCodes.INVALID_ARGUMENT,
     `${action} the run directory ${path} (${systemErrorCode(error) ?? error.message}); choose a writable --out directory`,

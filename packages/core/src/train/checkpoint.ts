@@ -7,6 +7,7 @@ import { writeFileAtomically } from '../io/atomic-file.js';
 import type { OptimizerState } from '../optim/optimizer.js';
 import { integerOption, parseOptions } from '../options/schema.js';
 import { type TrainingConfig, trainingConfigSchema } from './config.js';
+import { runSteps } from './training-state.js';
 
 /**
  * A checkpoint is everything the coordinator's state consists of: config (model, seed, batch, schedule,
@@ -15,12 +16,31 @@ import { type TrainingConfig, trainingConfigSchema } from './config.js';
  *
  * File layout: 8-byte magic, uint32 little-endian header length, a JSON header, then the body: the
  * weights and each optimizer slot as little-endian float32, in the order the header lists them. The
- * header carries the body's SHA-256, so truncation or corruption anywhere is detected. The optimizer
- * moves only the trainable weights (a prefix of the vector, see ParameterLayout), so its slots may be
- * shorter than the weights: the header then gives their length as `slotLength` (absent: as long as the
- * weights, which is all a checkpoint of a fully trainable model says, as before the field existed).
+ * optimizer moves only the trainable weights (a prefix of the vector, see ParameterLayout), so its slots
+ * may be shorter than the weights: the header then gives their length as `slotLength` (absent: as long
+ * as the weights, which is all a checkpoint of a fully trainable model says, as before the field existed).
+ *
+ * The header's `formatVersion` says how the file is checked:
+ * - 2 (written since the header is checked too): the body is followed by a 32-byte SHA-256 of every
+ *   byte before it (magic, length, header, body), so corruption anywhere — a header's step, seed or
+ *   optimizer step count included — is detected. The header has no `bodySha256`, so a version digit
+ *   damaged into 1 fails the version-1 schema instead of skipping the check.
+ * - 1 (written before): the header carries `bodySha256`, a SHA-256 of the body only; a damaged header is
+ *   caught only where its schema, or a check of its content (its step against the file's name,
+ *   loadLatestCheckpoint), refuses it. Still read, so that runs checkpointed by earlier versions resume.
+ *
+ * Ring replicas travel as checkpoints too (the `replica` message, `replica-state`): they are encoded
+ * as version 1 (REPLICA_FORMAT_VERSION), which every worker and coordinator of protocol 1.x reads; the
+ * connection carrying them is checked already.
  */
-export const CHECKPOINT_FORMAT_VERSION = 1;
+export const CHECKPOINT_FORMAT_VERSION = 2;
+
+/** The checkpoint format of ring replicas on the wire: the one every protocol 1.x peer reads. */
+export const REPLICA_FORMAT_VERSION = 1;
+
+/** The checkpoint format versions this build reads. */
+const READABLE_VERSIONS = [1, 2] as const;
+type FormatVersion = (typeof READABLE_VERSIONS)[number];
 
 export interface Checkpoint {
   readonly config: TrainingConfig;
@@ -37,12 +57,16 @@ export interface Checkpoint {
 const MAGIC = Buffer.from('CLSMCKPT', 'latin1');
 const FILE_PATTERN = /^step-(\d{9})\.ckpt$/;
 
+/** A version-2 checkpoint ends with a SHA-256 of every byte before it. */
+const DIGEST_BYTES = 32;
+
+const formatVersionSchema = z.literal(READABLE_VERSIONS, {
+  error: (issue) =>
+    `must be ${READABLE_VERSIONS.join(' or ')} (the versions this build reads), got ${String(issue.input)}`,
+});
+
 /** The JSON header: read back through this schema, so a damaged or foreign header is named, not trusted. */
-const headerSchema = z.object({
-  formatVersion: z.literal(CHECKPOINT_FORMAT_VERSION, {
-    error: (issue) =>
-      `must be ${CHECKPOINT_FORMAT_VERSION} (the version this build reads), got ${String(issue.input)}`,
-  }),
+const headerFields = {
   createdAt: z.string(),
   config: trainingConfigSchema,
   datasetSize: integerOption(1).optional(),
@@ -55,12 +79,32 @@ const headerSchema = z.object({
   parameterCount: integerOption(0),
   /** Elements per optimizer slot, when fewer than `parameterCount` (the optimizer's trainable prefix). */
   slotLength: integerOption(0).optional(),
-  bodySha256: z.string().regex(/^[0-9a-f]{64}$/),
+};
+const bodySha256 = z.string().regex(/^[0-9a-f]{64}$/);
+/** Version 1: the header carries the body's SHA-256. */
+const headerSchemaV1 = z.object({ formatVersion: formatVersionSchema, ...headerFields, bodySha256 });
+/** Version 2: the file's SHA-256 follows the body; a `bodySha256` here is a damaged version-1 header. */
+const headerSchemaV2 = z.object({
+  formatVersion: z.literal(2),
+  ...headerFields,
+  bodySha256: z
+    .never({ error: 'must be absent in format version 2 (its digest follows the body)' })
+    .optional(),
 });
 
-type Header = z.infer<typeof headerSchema>;
+type Header = Omit<z.infer<typeof headerSchemaV1>, 'formatVersion' | 'bodySha256'> & {
+  formatVersion: FormatVersion;
+  bodySha256?: string | undefined;
+};
 
-export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
+/**
+ * The bytes of a checkpoint, in format version `formatVersion` (the newest by default; ring replicas
+ * use REPLICA_FORMAT_VERSION).
+ */
+export function encodeCheckpoint(
+  checkpoint: Checkpoint,
+  formatVersion: FormatVersion = CHECKPOINT_FORMAT_VERSION,
+): Buffer {
   const slotNames = Object.keys(checkpoint.optimizer.slots).sort();
   const arrays = [
     checkpoint.weights,
@@ -80,7 +124,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     arrays.map((array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength)),
   );
   const header: Header = {
-    formatVersion: CHECKPOINT_FORMAT_VERSION,
+    formatVersion,
     createdAt: new Date().toISOString(),
     config: checkpoint.config,
     ...(checkpoint.datasetSize === undefined ? {} : { datasetSize: checkpoint.datasetSize }),
@@ -88,12 +132,14 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     optimizer: { name: checkpoint.optimizer.name, step: checkpoint.optimizer.step, slots: slotNames },
     parameterCount: checkpoint.weights.length,
     ...(slotLength === checkpoint.weights.length ? {} : { slotLength }),
-    bodySha256: createHash('sha256').update(body).digest('hex'),
+    ...(formatVersion === 1 ? { bodySha256: createHash('sha256').update(body).digest('hex') } : {}),
   };
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32LE(headerBytes.length);
-  return Buffer.concat([MAGIC, length, headerBytes, body]);
+  const bytes = Buffer.concat([MAGIC, length, headerBytes, body]);
+  if (formatVersion === 1) return bytes;
+  return Buffer.concat([bytes, createHash('sha256').update(bytes).digest()]);
 }
 
 /** Decodes and verifies a checkpoint; `source` names it in errors. */
@@ -112,8 +158,22 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
   } catch {
     throw invalid('header is not valid JSON');
   }
-  const header = parseOptions(headerSchema, json, `${source}: header`, ErrorCodes.ARTIFACT_INVALID);
-  const body = bytes.subarray(bodyStart);
+  // Version 2: the digest of everything before it is checked first, so that any damaged byte, in the
+  // header too, is called what it is rather than trusted or read as whatever field it changed.
+  const version2 = (json as { formatVersion?: unknown } | null)?.formatVersion === 2;
+  const end = version2 ? bytes.length - DIGEST_BYTES : bytes.length;
+  if (version2) {
+    if (end < bodyStart) throw invalid('truncated (no room for its SHA-256 after the header)');
+    const digest = createHash('sha256').update(bytes.subarray(0, end)).digest();
+    if (!digest.equals(bytes.subarray(end))) throw invalid('checksum mismatch');
+  }
+  const header: Header = parseOptions(
+    version2 ? headerSchemaV2 : headerSchemaV1,
+    json,
+    `${source}: header`,
+    ErrorCodes.ARTIFACT_INVALID,
+  );
+  const body = bytes.subarray(bodyStart, end);
   const slotLength = header.slotLength ?? header.parameterCount;
   if (slotLength > header.parameterCount) {
     throw invalid(`header: slotLength ${slotLength} is more than the ${header.parameterCount} parameters`);
@@ -122,7 +182,7 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
   const expectedBytes = lengths.reduce((total, length) => total + length * 4, 0);
   if (body.length !== expectedBytes)
     throw invalid(`body has ${body.length} bytes, header describes ${expectedBytes}`);
-  if (createHash('sha256').update(body).digest('hex') !== header.bodySha256)
+  if (!version2 && createHash('sha256').update(body).digest('hex') !== header.bodySha256)
     throw invalid('checksum mismatch');
   // Copy into fresh, aligned arrays: the body may start at any offset.
   let start = 0;
@@ -189,27 +249,71 @@ async function checkpointFiles(dir: string): Promise<string[]> {
   return names.filter(isCheckpointFileName).sort().reverse();
 }
 
+/** The step a checkpoint file's name gives (`step-000000100.ckpt`: 100). */
+function stepOfName(name: string): number {
+  return Number(FILE_PATTERN.exec(name)?.[1]);
+}
+
 /**
- * The newest checkpoint in `dir` that reads back intact. A corrupt or truncated newer one is skipped
- * with a warning; with none valid (or none at all), a clear error.
+ * Why `checkpoint`, read from the file `name`, cannot be continued from though it decoded: a step other
+ * than its name's (a damaged header), or one past the end of its own run (its config and training
+ * set's size fix the run's length; a checkpoint from before the size was recorded is checked once the
+ * data are loaded, TrainingState.restore). Undefined when it can.
+ */
+function checkpointProblem(checkpoint: Checkpoint, name: string): string | undefined {
+  const named = stepOfName(name);
+  if (checkpoint.step !== named) {
+    return `its header says step ${checkpoint.step}, its name step ${named}`;
+  }
+  if (checkpoint.datasetSize !== undefined) {
+    const steps = runSteps(checkpoint.config, checkpoint.datasetSize);
+    if (checkpoint.step > steps) {
+      return `its step ${checkpoint.step} is past the end of its run (${steps} steps)`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The newest checkpoint in `dir` that is usable: it reads back intact, its header's step is its name's,
+ * its step lies within its run, and `check` (what the caller knows of the run: a run directory's marker
+ * names its config) accepts it by returning without throwing. An unusable newer one is skipped with a
+ * warning saying why, and the next older one tried; with none usable (or none at all), an
+ * ARTIFACT_INVALID error naming each file and why.
  */
 export async function loadLatestCheckpoint(
   dir: string,
   warn: (line: string) => void,
+  check: (checkpoint: Checkpoint, path: string) => void = () => {},
 ): Promise<{ checkpoint: Checkpoint; path: string }> {
   const names = await checkpointFiles(dir);
-  for (const name of names) {
+  const refused: string[] = [];
+  for (const [index, name] of names.entries()) {
     const path = join(dir, name);
+    let reason: string;
     try {
-      return { checkpoint: decodeCheckpoint(await readFile(path), path), path };
+      const checkpoint = decodeCheckpoint(await readFile(path), path);
+      const problem = checkpointProblem(checkpoint, name);
+      if (problem === undefined) {
+        check(checkpoint, path);
+        return { checkpoint, path };
+      }
+      reason = problem;
     } catch (error) {
-      warn(`checkpoint ${path} is unusable (${(error as Error).message}); trying an older one`);
+      const message = (error as Error).message;
+      // decodeCheckpoint's errors start with the path, which the warning names already.
+      reason = message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
     }
+    refused.push(`${name} (${reason})`);
+    warn(
+      `checkpoint ${path} is unusable (${reason}); ` +
+        (index + 1 < names.length ? 'trying an older one' : 'there is no older one'),
+    );
   }
   throw new CallosumError(
     ErrorCodes.ARTIFACT_INVALID,
     names.length === 0
       ? `no checkpoint in ${dir}`
-      : `none of the ${names.length} checkpoints in ${dir} is intact`,
+      : `none of the ${names.length} checkpoints in ${dir} is usable: ${refused.join('; ')}`,
   );
 }

@@ -18,6 +18,15 @@ export function allTrainable(size: number): ParameterLayout {
 }
 
 /**
+ * How many steps a run of `config` over `datasetSize` training samples has: its epochs of
+ * ceil(datasetSize / batchSize) batches, or `maxSteps` if fewer.
+ */
+export function runSteps(config: TrainingConfig, datasetSize: number): number {
+  const all = config.epochs * Math.ceil(datasetSize / config.batchSize);
+  return config.maxSteps === undefined ? all : Math.min(all, config.maxSteps);
+}
+
+/**
  * The authoritative state of a synchronous run: flat weights, optimizer, step counter and the
  * sampler that fixes each step's global batch. Everything a checkpoint needs lives here; trainLocal and
  * the coordinator drive the same class, which is why one worker and one process give the same weights.
@@ -52,8 +61,7 @@ export class TrainingState {
     this.weights = initialWeights.slice();
     this.optimizer = createOptimizer(config.optimizer, layout.trainableSize);
     this.sampler = new EpochSampler({ datasetSize, batchSize: config.batchSize, seed: config.seed });
-    const all = config.epochs * this.sampler.batchesPerEpoch;
-    this.totalSteps = config.maxSteps === undefined ? all : Math.min(all, config.maxSteps);
+    this.totalSteps = runSteps(config, datasetSize);
     this.schedule =
       config.schedule.kind === 'cosine' && config.schedule.totalSteps === 0
         ? { ...config.schedule, totalSteps: this.totalSteps }
