@@ -15,12 +15,26 @@ export interface PeerTlsFlags {
   peerTlsKey?: string;
 }
 
+/** A PEM text holds at least one `-----BEGIN …-----` line. */
+const PEM_BEGIN = /-----BEGIN [A-Z0-9 ]+-----/;
+
+/**
+ * The PEM text of a flag's file. An empty file, or one with no PEM block, is refused here, naming the
+ * flag and the file: Node takes an empty certificate, key or CA without a word (a coordinator that no
+ * client can handshake with; an empty CA is no CA, so Node's public roots would verify clients).
+ */
 function readPem(path: string, flag: string): string {
+  let text: string;
   try {
-    return readFileSync(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new InvalidArgumentError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
   }
+  if (text.trim() === '') throw new InvalidArgumentError(`${flag}: ${path} is empty: expected a PEM file`);
+  if (!PEM_BEGIN.test(text)) {
+    throw new InvalidArgumentError(`${flag}: ${path} holds no PEM block (no "-----BEGIN" line)`);
+  }
+  return text;
 }
 
 /** Coordinator: serve wss:// with a certificate; require client certificates from a CA (mutual TLS). */

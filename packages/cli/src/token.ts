@@ -14,9 +14,26 @@ export interface TokenFlags {
  */
 export function tokenOptions(): Option[] {
   return [
-    envOption('--token <secret>', 'shared secret (prefer CALLOSUM_TOKEN or --token-file)'),
+    envOption('--token <secret>', 'shared secret (prefer CALLOSUM_TOKEN or --token-file)').argParser(
+      nonEmptyToken,
+    ),
     envOption('--token-file <path>', 'file holding the shared secret'),
   ];
+}
+
+/**
+ * An empty token is refused as such: `CALLOSUM_TOKEN=` left by a template or an unset shell variable
+ * would otherwise be refused as too short, which names neither the variable nor that it is empty.
+ * Commander names where the value came from (`--token`, or `from env 'CALLOSUM_TOKEN'`). A token that
+ * is not empty is never shown.
+ */
+function nonEmptyToken(raw: string): string {
+  if (raw.trim() === '') {
+    throw new InvalidArgumentError(
+      'the token is empty: set CALLOSUM_TOKEN (or --token-file) to the shared secret, or unset an empty CALLOSUM_TOKEN',
+    );
+  }
+  return raw;
 }
 
 export function tokenFrom(flags: TokenFlags): string | undefined {

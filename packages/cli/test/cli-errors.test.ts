@@ -204,7 +204,18 @@ describe('everyday errors are one line without a stack trace', () => {
       pem,
     ]);
     expect(oneLine(missing.stderr)).toMatch(/--peer-tls-ca: cannot read .*nope\.pem/);
-    const bad = await runCli([...connect, '--peer-tls-ca', pem, '--tls-cert', pem, '--tls-key', pem]);
+    // PEM-shaped, so that the flags take it, but no certificate: the handshake at start refuses it.
+    const badPem = join(root, 'bad-shape.pem');
+    await writeFile(badPem, '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n');
+    const bad = await runCli([
+      ...connect,
+      '--peer-tls-ca',
+      badPem,
+      '--tls-cert',
+      badPem,
+      '--tls-key',
+      badPem,
+    ]);
     expect(oneLine(bad.stderr)).toMatch(
       /INVALID_ARGUMENT: peer TLS \(--peer-tls-ca, and the certificate and key\): a TLS handshake of this worker with itself fails: .+/,
     );
@@ -217,6 +228,87 @@ describe('everyday errors are one line without a stack trace', () => {
       join(root, 'star-peer-tls'),
     ]);
     expect(oneLine(star.stderr)).toMatch(/--peer-tls is for the ring topology, .*topology is star/);
+  });
+
+  it('an empty, blank or PEM-less TLS file is refused at start for every TLS flag, naming the flag and the file', async () => {
+    const dir = join(root, 'empty-tls');
+    await mkdir(dir);
+    const empty = join(dir, 'empty.pem');
+    const blank = join(dir, 'blank.pem');
+    const text = join(dir, 'text.pem');
+    const shaped = join(dir, 'shaped.pem');
+    await writeFile(empty, '');
+    await writeFile(blank, '\n  \n');
+    await writeFile(text, 'not a certificate\n');
+    await writeFile(shaped, '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n');
+    const coordinator = ['coordinator', '--steps', '1', '--out', join(dir, 'run')];
+    const worker = ['worker', '--connect', 'wss://127.0.0.1:1', '--give-up-after', '1'];
+    const cases: [string[], string, string][] = [
+      [[...coordinator, '--tls-cert', empty, '--tls-key', shaped], '--tls-cert', empty],
+      [[...coordinator, '--tls-cert', shaped, '--tls-key', blank], '--tls-key', blank],
+      [
+        [...coordinator, '--tls-cert', shaped, '--tls-key', shaped, '--tls-client-ca', empty],
+        '--tls-client-ca',
+        empty,
+      ],
+      [[...worker, '--tls-ca', empty], '--tls-ca', empty],
+      [[...worker, '--tls-cert', shaped, '--tls-key', empty], '--tls-key', empty],
+      [
+        [...worker, '--peer-tls-ca', blank, '--tls-cert', shaped, '--tls-key', shaped],
+        '--peer-tls-ca',
+        blank,
+      ],
+    ];
+    for (const [args, flag, file] of cases) {
+      const run = await runCli(args);
+      expect(run.code, args.join(' ')).toBe(1);
+      expect(oneLine(run.stderr)).toBe(`callosum: ${flag}: ${file} is empty: expected a PEM file`);
+    }
+    const pemLess = await runCli([
+      ...coordinator,
+      '--tls-cert',
+      shaped,
+      '--tls-key',
+      shaped,
+      '--tls-client-ca',
+      text,
+    ]);
+    expect(oneLine(pemLess.stderr)).toBe(
+      `callosum: --tls-client-ca: ${text} holds no PEM block (no "-----BEGIN" line)`,
+    );
+    // Not listening: nothing was started that no client could reach.
+    expect(pemLess.stderr).not.toMatch(/listening on/);
+  });
+
+  it('an empty CALLOSUM_TOKEN or --token is refused as empty, naming where it came from', async () => {
+    const run = await runCli(['coordinator', '--steps', '1', '--out', join(root, 'empty-token')], {
+      env: { CALLOSUM_TOKEN: '' },
+    });
+    expect(run.code).toBe(1);
+    expect(oneLine(run.stderr)).toMatch(
+      /option '--token <secret>' value '' from env 'CALLOSUM_TOKEN' is invalid\. the token is empty: set CALLOSUM_TOKEN \(or --token-file\) to the shared secret, or unset an empty CALLOSUM_TOKEN/,
+    );
+    const worker = await runCli(['worker', '--connect', 'ws://127.0.0.1:1', '--token', ' ']);
+    expect(oneLine(worker.stderr)).toMatch(
+      /option '--token <secret>' argument ' ' is invalid\. the token is empty/,
+    );
+  });
+
+  it('a worker --name the coordinator would refuse (too long, control characters) is refused at start', async () => {
+    const connect = ['worker', '--connect', 'ws://127.0.0.1:1', '--give-up-after', '60000'];
+    const long = await runCli([...connect, '--name', 'n'.repeat(257)]);
+    expect(long.code).toBe(1);
+    expect(oneLine(long.stderr)).toBe(
+      "callosum: --name (or CALLOSUM_WORKER_NAME) must be at most 256 characters long (the protocol's limit), got 257",
+    );
+    const forged = await runCli(connect, {
+      env: { CALLOSUM_WORKER_NAME: 'evil\ncoordinator: worker w9 (x) joined (backend wasm); 2 healthy' },
+    });
+    expect(forged.code).toBe(1);
+    expect(oneLine(forged.stderr)).toBe(
+      "callosum: --name (or CALLOSUM_WORKER_NAME) must not contain control characters, line separators or bidi overrides (found \\n): it is written into the coordinator's log",
+    );
+    expect(forged.stderr).not.toMatch(/^coordinator: /m);
   });
 
   it('--debug (or CALLOSUM_DEBUG=1) adds the stack trace', async () => {

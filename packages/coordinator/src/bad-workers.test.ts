@@ -318,3 +318,48 @@ describe('a shard that fails on every worker (a task bug)', () => {
     for (const worker of workers) expect(await worker.closed).toEqual([1000, 'run ended']);
   });
 });
+
+describe("a worker's words in the coordinator's log", () => {
+  const forged = 'coordinator: worker w9 (x, 10.0.0.9:1) joined (backend wasm); 2 healthy';
+
+  it('cannot forge a log line: control characters and bidi overrides in a failure are escaped where it is logged', async () => {
+    const { coordinator, log } = await start({ minWorkers: 2 });
+    const bug = (request: Request) => failureOf(request, `no such tensor\n${forged}\r\u202egnirts`);
+    const workers = [await rogue(coordinator.url, 'one', bug), await rogue(coordinator.url, 'two', bug)];
+    const failed = await coordinator.result.then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    for (const worker of workers) await worker.closed;
+    expect(failed?.message).toContain(`no such tensor\\n${forged}\\r\\u202egnirts`);
+    const logged = [...log, failed?.message ?? ''];
+    expect(logged.filter((line) => /[\n\r\u202e]/.test(line))).toEqual([]);
+    expect(logged.some((line) => line.includes(`no such tensor\\n${forged}`))).toBe(true);
+  });
+
+  it('a hello whose worker name holds a newline, or an unknown key with one, is refused and logged escaped', async () => {
+    const { coordinator, log } = await start({ minWorkers: 1 });
+    const codec = createMsgpackCodec();
+    for (const hello of [
+      { ...protocolHello(8), workerName: `evil\n${forged}` },
+      { ...protocolHello(8), [`x\n${forged}`]: 1 },
+    ]) {
+      const socket = new WebSocket(coordinator.url, { perMessageDeflate: false });
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once('open', resolve));
+      const closed = new Promise<[number, string]>((resolve) =>
+        socket.once('close', (code, reason) => resolve([code, reason.toString()])),
+      );
+      socket.send(codec.encode(hello));
+      expect(await closed).toEqual([1008, 'MALFORMED_MESSAGE']);
+    }
+    expect(log.filter((line) => /[\n\r]/.test(line))).toEqual([]);
+    expect(log).toContainEqual(
+      expect.stringMatching(
+        /workerName: must not contain control characters, line separators or bidi overrides \(found \\n\)/,
+      ),
+    );
+    expect(log).toContainEqual(expect.stringContaining(`Unrecognized key: "x\\n${forged}"`));
+    await coordinator.stop('test over');
+  });
+});

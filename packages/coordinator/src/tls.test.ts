@@ -179,6 +179,10 @@ describe('TLS', () => {
     for (const tls of [
       { cert: pem['server.pem'] as string, key: pem['worker.key'] as string },
       { cert: 'not a certificate', key: pem['server.key'] as string },
+      {
+        cert: '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n',
+        key: pem['server.key'] as string,
+      },
     ]) {
       const refusal = await startCoordinator({ outDir, dataset, training, log: () => {}, tls }).then(
         () => undefined,
@@ -186,10 +190,64 @@ describe('TLS', () => {
       );
       expect(isCallosumError(refusal, 'INVALID_ARGUMENT')).toBe(true);
       expect(refusal?.message).toMatch(
-        /TLS certificate, key or client CA \(--tls-cert, --tls-key, --tls-client-ca\) cannot be used: .*(key values mismatch|no start line)/,
+        /TLS certificate, key or client CA \(--tls-cert, --tls-key, --tls-client-ca\) cannot be used: .*(key values mismatch|holds no PEM block|bad base64|no start line|ASN1)/i,
       );
     }
   });
+
+  it('refuses to start with an empty certificate, key or client CA: Node would take them, and an empty CA is no CA', async () => {
+    // An empty `ca` is falsy: Node would verify client certificates against its public root CAs.
+    const outDir = join(dir, 'empty-tls');
+    const cert = pem['server.pem'] as string;
+    const key = pem['server.key'] as string;
+    for (const [tls, why] of [
+      [{ cert, key, clientCa: '' }, 'the client CA is empty'],
+      [{ cert, key, clientCa: ' \n' }, 'the client CA is empty'],
+      [{ cert, key, clientCa: 'no CA here' }, 'the client CA holds no PEM block'],
+      [{ cert: '', key }, 'the certificate is empty'],
+      [{ cert, key: '' }, 'the key is empty'],
+    ] as const) {
+      const refusal = await startCoordinator({ outDir, dataset, training, log: () => {}, tls }).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(isCallosumError(refusal, 'INVALID_ARGUMENT')).toBe(true);
+      expect(refusal?.message).toContain(
+        `TLS certificate, key or client CA (--tls-cert, --tls-key, --tls-client-ca) cannot be used: ${why}`,
+      );
+    }
+  });
+
+  it('tells a worker that dials ws:// that the port serves TLS, and the worker stops at once; the log says so', async () => {
+    const lines: string[] = [];
+    const coordinator = await start(undefined, (line) => lines.push(line));
+    const plainUrl = coordinator.url.replace(/^wss:/, 'ws:');
+    // What any plain HTTP client is answered, unencrypted, where OpenSSL would only drop the connection.
+    const answer = await new Promise<string>((resolve, reject) => {
+      const { hostname, port } = new URL(plainUrl);
+      const socket: Socket = connect(Number(port), hostname, () =>
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+      );
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Plain HTTP to a TLS port: use wss:\/\/ or https:\/\/\r\n/);
+    const started = Date.now();
+    const worker = await inlineWorker(plainUrl, { giveUpAfterMs: 60_000 });
+    expect(worker).toMatchObject({
+      exitCode: 1,
+      reason: `the coordinator at ${plainUrl} serves TLS: connect with wss:// (and --tls-ca if a private CA signed its certificate)`,
+    });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(lines.join('\n')).toMatch(
+      /refused connection from 127\.0\.0\.1 \(0\): TLS: the client spoke plain HTTP or WebSocket \(ws:\/\/, http:\/\/\) to this TLS port: it must use wss:\/\//,
+    );
+    await coordinator.stop('test over');
+  }, 30_000);
 
   it('with mutual TLS, refuses a client with no certificate or a certificate the CA did not sign, saying why', async () => {
     const refusals: string[] = [];
@@ -378,10 +436,9 @@ describe('TLS between ring peers', () => {
     // With a certificate the CA signed and the token, a probe opens: the refusals below are about one of them.
     expect(await handshake(peer, { ...peerTls(), ...anyName, ...proof })).toBe('open');
     expect(await handshake(peer, { ...peerTls(), ...anyName })).toMatch(/Unexpected server response: 401/);
-    // No TLS: refused in the handshake, before any HTTP answer.
+    // No TLS: refused in the handshake, answered only the fixed 400 that says the port serves TLS.
     const plainOutcome = await handshake(`ws://${address}`, proof);
-    expect(plainOutcome).not.toBe('open');
-    expect(plainOutcome).not.toMatch(/Unexpected server response/);
+    expect(plainOutcome).toBe('Unexpected server response: 400');
     // No certificate, or a self-signed one: answered 403 (with the reason) before the token is looked at.
     const rogue = { ca, cert: pem['rogue.pem'] as string, key: pem['rogue.key'] as string };
     for (const options of [

@@ -7,6 +7,7 @@ export {
   WORKER_DEFAULTS,
   type WorkerOptions,
   type WorkerSettings,
+  workerNameProblem,
   workerOptionsSchema,
 } from './options.js';
 export { runWorker, type WorkerExit } from './worker.js';

@@ -4,6 +4,8 @@ import { resolveWorkerOptions, WORKER_DEFAULTS, type WorkerOptions } from './opt
 import { runWorker } from './worker.js';
 
 const url = 'ws://127.0.0.1:7070';
+/** The shape of a PEM text (the options check no more; a TLS handshake checks the rest). */
+const PEM = '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n';
 
 describe('worker options', () => {
   it('apply the defaults to every option not set, and keep those that are', () => {
@@ -44,11 +46,28 @@ describe('worker options', () => {
       [{ url, threads: 2.5 }, /threads must be an integer in 1\.\.256, got 2\.5/],
       [{ url, backend: 'gpu' }, /backend/],
       [{ url, giveUpAfter: 5 }, /giveUpAfter/],
-      [{ url, peerTls: { ca: 'x', cert: 'y' } }, /peerTls\.key/],
+      [{ url, peerTls: { ca: PEM, cert: PEM } }, /peerTls\.key/],
       [
         { url, token: 'short' },
         /token must be at least 16 characters long \(a coordinator refuses shorter ones\)/,
       ],
+      // What a coordinator's hello refuses, every time (a worker would retry until it gave up).
+      [
+        { url, name: 'n'.repeat(257) },
+        /name must be at most 256 characters long \(the protocol's limit\), got 257/,
+      ],
+      [{ url, name: '' }, /name must not be empty/],
+      [
+        { url, name: 'evil\ncoordinator: worker w9 (x) joined' },
+        /name must not contain control characters, line separators or bidi overrides \(found \\n\): it is written into the coordinator's log/,
+      ],
+      [{ url, name: 'a\u202eb' }, /name must not contain .*\(found U\+202E\)/],
+      [{ url, name: 'a\u001bb' }, /name must not contain .*\(found U\+001B\)/],
+      // An empty PEM text is no CA: refused, not taken as none.
+      [{ url, tls: { ca: '' } }, /tls\.ca is empty: expected a PEM text/],
+      [{ url, tls: { ca: '  \n' } }, /tls\.ca is empty: expected a PEM text/],
+      [{ url, tls: { ca: 'not a certificate' } }, /tls\.ca holds no PEM block/],
+      [{ url, peerTls: { ca: '', cert: PEM, key: PEM } }, /peerTls\.ca is empty/],
     ];
     for (const [options, message] of cases) {
       expect(
@@ -56,6 +75,12 @@ describe('worker options', () => {
         JSON.stringify(options),
       ).toThrow(message);
       expect(() => resolveWorkerOptions(options as unknown as WorkerOptions)).toThrow(/^worker options: /);
+    }
+  });
+
+  it('take a name of 256 characters of any script, with spaces and punctuation', () => {
+    for (const name of ['pod-7 (gpu 0)', 'Überstunden:4', '作業者', 'n'.repeat(256)]) {
+      expect(resolveWorkerOptions({ url, name })).toMatchObject({ name });
     }
   });
 

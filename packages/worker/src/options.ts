@@ -6,8 +6,10 @@ import {
   BackendNames,
   type BackendPreference,
   integerOption,
+  MAX_NAME_LENGTH,
   MIN_TOKEN_LENGTH,
   parseOptions,
+  unprintableCharacter,
 } from '@callosum/core';
 import { z } from 'zod';
 import { defaultThreads } from './cpu-budget.js';
@@ -32,7 +34,13 @@ const coordinatorUrl = z.custom<string>((value) => typeof value === 'string' && 
   error: (issue) => `must be a ws:// or wss:// URL of the coordinator, got ${JSON.stringify(issue.input)}`,
 });
 
-const pem = z.string().min(1);
+/** A PEM text: at least one `-----BEGIN …-----` block (an empty one is refused, not taken as none). */
+const pem = z.string().regex(/-----BEGIN [A-Z0-9 ]+-----/, {
+  error: (issue) =>
+    typeof issue.input === 'string' && issue.input.trim() === ''
+      ? 'is empty: expected a PEM text (-----BEGIN …)'
+      : 'holds no PEM block (no "-----BEGIN" line)',
+});
 
 /**
  * Every option a worker takes. Strict: a misspelt option is an error, not silently ignored. Timeouts
@@ -45,8 +53,18 @@ export const workerOptionsSchema = z
     backend: z
       .enum(Object.values(BackendNames) as [BackendPreference, ...BackendPreference[]])
       .default(WORKER_DEFAULTS.backend),
-    /** Shown in the coordinator's logs; defaults to host:pid. */
-    name: z.string().min(1).optional(),
+    /**
+     * Shown in the coordinator's logs; defaults to host:pid. As the protocol's hello takes it: at most
+     * MAX_NAME_LENGTH characters, none of them a control character, line separator or bidi override.
+     */
+    name: z
+      .string()
+      .check((context) => {
+        const problem = workerNameProblem(context.value);
+        if (problem !== undefined)
+          context.issues.push({ code: 'custom', input: context.value, message: problem });
+      })
+      .optional(),
     giveUpAfterMs: integerOption(1).default(WORKER_DEFAULTS.giveUpAfterMs),
     reconnectDelayMs: integerOption(1).default(WORKER_DEFAULTS.reconnectDelayMs),
     maxReconnectDelayMs: integerOption(1).default(WORKER_DEFAULTS.maxReconnectDelayMs),
@@ -123,6 +141,22 @@ export type PeerTls = NonNullable<WorkerSettings['peerTls']>;
 /** The defaults applied and every option checked; throws INVALID_ARGUMENT naming the field. */
 export function resolveWorkerOptions(options: WorkerOptions): WorkerSettings {
   return parseOptions(workerOptionsSchema, options, 'worker options');
+}
+
+/**
+ * Why `name` cannot be a worker's name (the coordinator would refuse its hello, and retrying cannot
+ * help), or undefined.
+ */
+export function workerNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'must not be empty';
+  if (name.length > MAX_NAME_LENGTH) {
+    return `must be at most ${MAX_NAME_LENGTH} characters long (the protocol's limit), got ${name.length}`;
+  }
+  const character = unprintableCharacter(name);
+  if (character !== undefined) {
+    return `must not contain control characters, line separators or bidi overrides (found ${character}): it is written into the coordinator's log`;
+  }
+  return undefined;
 }
 
 /** Whether `text` is a ws:// or wss:// URL: the only addresses a coordinator can have. */

@@ -99,6 +99,18 @@ export class RingPeers {
         codec,
         onMessage: (message, bytes) => this.#member?.receive(message, bytes),
         log: (line) => log(`worker ${this.context.name}: ${line}`),
+      }).catch((error: NodeJS.ErrnoException) => {
+        // The worker listens on the address it advertises: one this machine does not have is a mistake
+        // in --advertise-host (retrying cannot give the machine that address).
+        if (error.code === 'EADDRNOTAVAIL' && settings.advertiseHost !== undefined) {
+          throw new CallosumError(
+            ErrorCodes.INVALID_ARGUMENT,
+            `--advertise-host ${settings.advertiseHost} is not an address of this machine: the worker listens ` +
+              'for its ring peers on the address it advertises, so give one of its own addresses (or leave ' +
+              `--advertise-host out to use its address towards the coordinator) (${error.message})`,
+          );
+        }
+        throw error;
       });
       this.server = { parameterCount, peers };
       log(`worker ${this.context.name}: listening for ring peers at ${peers.address}`);

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import {
   createMsgpackCodec,
   INSTANCE_HEADER,
@@ -12,6 +13,7 @@ import {
   mnistTask,
   PROTOCOL_VERSION,
   parseWorkerMessage,
+  toWireTensor,
   type WorkerMessage,
   writeProbe,
 } from '@callosum/core';
@@ -252,6 +254,105 @@ describe('ring failures', () => {
             ...named,
           },
         ]);
+      } finally {
+        await coordinator.close();
+      }
+    },
+    30_000,
+  );
+});
+
+describe('--advertise-host', () => {
+  it('not an address of this machine: the worker stops at once, naming the option (it listens there)', async () => {
+    const failures: WorkerMessage[] = [];
+    const coordinator = await scriptedCoordinator((message, socket) => {
+      if (message.type === 'hello') socket.send(codec.encode(welcome({ topology: 'ring' })));
+      else if (message.type === 'failure') failures.push(message);
+    });
+    try {
+      const exit = await runWorker({
+        url: coordinator.url,
+        backend: 'cpu',
+        threads: 1,
+        // 192.0.2.1: TEST-NET-1, documentation only, never an address of this machine.
+        advertiseHost: '192.0.2.1',
+        token: '0123456789abcdef0123',
+        giveUpAfterMs: 60_000,
+        log: () => {},
+      });
+      expect(exit).toMatchObject({
+        exitCode: 1,
+        reason: expect.stringMatching(
+          /^--advertise-host 192\.0\.2\.1 is not an address of this machine: the worker listens for its ring peers on the address it advertises/,
+        ),
+      });
+      expect(failures).toEqual([expect.objectContaining({ type: 'failure', code: 'INVALID_ARGUMENT' })]);
+    } finally {
+      await coordinator.close();
+    }
+  }, 30_000);
+});
+
+describe('a task metric that comes out NaN', () => {
+  const task = fileURLToPath(new URL('./test-fixtures/relative-error.mjs', import.meta.url));
+
+  it.each([
+    [PROTOCOL_VERSION, 'gradient'],
+    [{ major: 1, minor: 11 }, 'failure'],
+  ])(
+    'is sent as it is to a coordinator that takes it, and fails the shard with an older one (protocol %o)',
+    async (protocol, answerType) => {
+      const answers: WorkerMessage[] = [];
+      const coordinator = await scriptedCoordinator((message, socket) => {
+        if (message.type === 'hello') {
+          socket.send(
+            codec.encode({
+              ...welcome({ protocol, task: { name: 'relative-error' }, parameterCount: 3 }),
+              model: undefined,
+            }),
+          );
+          socket.send(
+            codec.encode({ type: 'weights', version: 0, weights: toWireTensor(new Float32Array(3), [3]) }),
+          );
+          // Sample 0: label 0 and, with weights 0, prediction 0: relErr is 0 / 0.
+          socket.send(
+            codec.encode({
+              type: 'compute',
+              step: 0,
+              shard: 0,
+              weightsVersion: 0,
+              features: toWireTensor(Float32Array.of(0, 0, 0, 1, 2, 3), [2, 3]),
+              labels: toWireTensor(Float32Array.of(0, 1), [2, 1]),
+              keys: toWireTensor(Int32Array.of(0, 1), [2]),
+            }),
+          );
+        } else if (message.type === 'gradient' || message.type === 'failure') {
+          answers.push(message);
+          socket.send(codec.encode({ type: 'shutdown', code: 'RUN_ENDED', reason: 'test over' }));
+        }
+      });
+      try {
+        const exit = await runWorker({
+          url: coordinator.url,
+          backend: 'cpu',
+          threads: 1,
+          task,
+          log: () => {},
+        });
+        expect(exit).toMatchObject({ exitCode: 0 });
+        expect(answers.map((answer) => answer.type)).toEqual([answerType]);
+        const [answer] = answers;
+        if (answer?.type === 'gradient') {
+          expect(answer.metricSums).toEqual([Number.NaN]);
+          expect(Number.isFinite(answer.lossSum)).toBe(true);
+        } else {
+          expect(answer).toMatchObject({
+            code: 'NON_FINITE',
+            message: 'step 1: metric 0 is NaN',
+            step: 0,
+            shard: 0,
+          });
+        }
       } finally {
         await coordinator.close();
       }

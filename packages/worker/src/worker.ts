@@ -21,6 +21,8 @@ import {
   initBackend,
   isCallosumError,
   loadTaskModule,
+  NON_FINITE_METRICS_PROTOCOL,
+  PLAIN_HTTP_TO_TLS_REASON,
   PROTOCOL_VERSION,
   parseCoordinatorMessage,
   protocolAtLeast,
@@ -152,6 +154,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
       let wireDtype: WireDtype = DEFAULT_WIRE_DTYPE;
       // A 1.11 coordinator reads which reduction attempt a failed `reduce` belonged to.
       let failuresNameAttempt = false;
+      // A 1.12 coordinator takes NaN and ±Infinity in `metricSums`; an older one refuses the frame.
+      let nonFiniteMetrics = false;
       // Set by a welcome whose frame files this worker can read: large frames go as files both ways.
       let frameFiles: FrameFileLink | undefined;
       // The memory of the last gradient frame, once it went as a file: nothing refers to it then, and
@@ -260,11 +264,16 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             ? { kind: 'fatal', reason: tokenRefusal(settings.token !== undefined) }
             : response.statusCode === 403
               ? { kind: 'fatal', reason: certificateRefusal(response.statusMessage ?? '') }
-              : {
-                  kind: 'lost',
-                  reason: `HTTP ${response.statusCode} instead of a WebSocket upgrade`,
-                  welcomed,
-                };
+              : response.statusCode === 400 && response.statusMessage === PLAIN_HTTP_TO_TLS_REASON
+                ? {
+                    kind: 'fatal',
+                    reason: `the coordinator at ${settings.url} serves TLS: connect with wss:// (and --tls-ca if a private CA signed its certificate)`,
+                  }
+                : {
+                    kind: 'lost',
+                    reason: `HTTP ${response.statusCode} instead of a WebSocket upgrade`,
+                    welcomed,
+                  };
         socket.terminate();
       });
 
@@ -280,6 +289,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             await service.configure(message);
             tensorFrames = readsTensorFrames(message.protocol);
             failuresNameAttempt = protocolAtLeast(message.protocol, FAILURE_ATTEMPT_PROTOCOL);
+            nonFiniteMetrics = protocolAtLeast(message.protocol, NON_FINITE_METRICS_PROTOCOL);
             wireDtype = message.wireDtype ?? DEFAULT_WIRE_DTYPE;
             // On the coordinator's machine (its probe can be read): weights and gradients go as files.
             const probe = message.frameFiles === undefined ? undefined : readProbe(message.frameFiles);
@@ -323,7 +333,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
               // Ring: the gradient stays here for the reduction among the workers; the totals go back.
               const buffer = member.gradientBuffer(message.step);
               const { result, timings } = await service.computeGradient(message, buffer);
-              requireFiniteTotals(result, stepLabel(message.step));
+              requireFiniteTotals(result, stepLabel(message.step), nonFiniteMetrics);
               member.hold(message.step, message.shard, result);
               const { lossSum, correct, metricSums, count } = result;
               const totals = { lossSum, correct, metricSums: [...metricSums], count };
@@ -343,7 +353,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
                 ? new Float32Array(frame.payload.buffer, frame.payload.byteOffset, service.parameterCount)
                 : undefined,
             );
-            requireFiniteTotals(result, stepLabel(message.step));
+            requireFiniteTotals(result, stepLabel(message.step), nonFiniteMetrics);
             phase = 'sending';
             // Throws NON_FINITE, reported as a failure of this shard, if the gradient overflows a float16.
             const reply = gradientReply(message, result, timings, wireDtype, frame?.payload);
@@ -386,7 +396,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
             }
             phase = 'computing';
             const { result, timings } = service.evaluate(message);
-            requireFiniteTotals(result, `evaluation round ${message.round}`);
+            requireFiniteTotals(result, `evaluation round ${message.round}`, nonFiniteMetrics);
             phase = 'sending';
             const metricSums = [...result.metricSums];
             send({
@@ -425,14 +435,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerExit> {
 }
 
 /**
- * The protocol carries finite numbers only: a loss or metric that came out NaN or Infinity is reported
- * as a failure (its shard is redone, or the run stops as diverged), never sent.
+ * A loss or accuracy that came out NaN or Infinity is reported as a failure (its shard is redone, or the
+ * run stops as diverged), never sent. The task's other metrics never touch the weights, and one that is
+ * Infinity on some sample is still a figure to report: they are sent whatever they are to a coordinator
+ * that takes that (`nonFiniteMetrics`, 1.12), and fail the shard as before with an older one.
  */
-function requireFiniteTotals(totals: BatchTotals, what: string): void {
+function requireFiniteTotals(totals: BatchTotals, what: string, nonFiniteMetrics: boolean): void {
   const figures: [string, number][] = [
     ['loss', totals.lossSum],
     ['accuracy', totals.correct],
-    ...totals.metricSums.map((sum, index): [string, number] => [`metric ${index}`, sum]),
+    ...(nonFiniteMetrics
+      ? []
+      : totals.metricSums.map((sum, index): [string, number] => [`metric ${index}`, sum])),
   ];
   const bad = figures.find(([, value]) => !Number.isFinite(value));
   if (bad !== undefined) throw new CallosumError(ErrorCodes.NON_FINITE, `${what}: ${bad[0]} is ${bad[1]}`);

@@ -1,6 +1,6 @@
 import type { BackendPreference } from '@callosum/core';
-import { runWorker, WORKER_DEFAULTS } from '@callosum/worker';
-import type { Command } from 'commander';
+import { runWorker, WORKER_DEFAULTS, workerNameProblem } from '@callosum/worker';
+import { type Command, InvalidArgumentError } from 'commander';
 import { addOptions, envOption } from '../env-options.js';
 import { coordinatorUrl, integer } from '../option-parsers.js';
 import {
@@ -57,6 +57,12 @@ export function registerWorkerCommand(program: Command): void {
     ...peerTlsOptions(),
   ]);
   command.action(async (flags: WorkerFlags) => {
+    const nameProblem = flags.name === undefined ? undefined : workerNameProblem(flags.name);
+    if (nameProblem !== undefined) {
+      // Refused at start: the coordinator refuses such a name in every hello (retrying cannot help). The
+      // name itself is not repeated: it may hold the very characters refused.
+      throw new InvalidArgumentError(`--name (or CALLOSUM_WORKER_NAME) ${nameProblem}`);
+    }
     const token = tokenFrom(flags);
     const tls = clientTlsFrom(flags);
     const peerTls = peerTlsFrom(flags);

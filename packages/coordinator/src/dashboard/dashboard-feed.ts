@@ -31,9 +31,16 @@ export class DashboardFeed {
     }
   };
 
-  /** Answers GET /events: the backlog, then the live events until the browser goes or the run ends. */
-  serve(_request: IncomingMessage, response: ServerResponse): void {
+  /**
+   * Answers GET /events: the backlog, then the live events until the browser goes or the run ends. HEAD
+   * gets the same headers and ends there (a stream kept open for it would never answer `curl -I`).
+   */
+  serve(request: IncomingMessage, response: ServerResponse): void {
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+    if (request.method === 'HEAD') {
+      response.end();
+      return;
+    }
     response.write(`retry: ${RECONNECT_MS}\n\n${this.backlog.events().map(message).join('')}`);
     this.streams.add(response);
     response.once('close', () => this.streams.delete(response));

@@ -91,4 +91,15 @@ describe('the dashboard routes', () => {
     feed.close();
     expect(await reader.read()).toEqual({ done: true, value: undefined });
   });
+
+  it('answer HEAD /events with the headers and end, keeping no stream open for it', async () => {
+    const feed = new DashboardFeed();
+    feed.record(joined, new Date('2026-12-06T00:00:00.000Z'));
+    const url = await serve(feed, () => true);
+    // Node sends a HEAD response's headers only when it ends: a stream kept open never answered.
+    const head = await fetch(`${url}events`, { method: 'HEAD', signal: AbortSignal.timeout(5_000) });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe('text/event-stream');
+    expect(await head.text()).toBe('');
+  });
 });

@@ -241,8 +241,9 @@ export class ResultIntake implements ResultHandlers {
 }
 
 /**
- * Why a result's totals cannot be used, if they cannot. (They are finite: the codec refuses a frame
- * holding a non-finite number.)
+ * Why a result's totals cannot be used, if they cannot. (The loss and accuracy are finite: the codec
+ * refuses a frame holding a non-finite number. The metric sums may be NaN or ±Infinity, as a task's
+ * metric may be: they are added up and reported as they are, and never touch the weights.)
  */
 function totalsProblem(totals: BatchTotals, metricCount: number): string | undefined {
   if (totals.correct > totals.count) return `${totals.correct} correct of ${totals.count}`;

@@ -20,7 +20,10 @@ const measured = z.number().nullable();
  */
 const addedLater = <T extends z.ZodType>(field: T) => field.optional();
 
-/** Metrics of the task by name. */
+/**
+ * Metrics of the task by name. A metric that came out NaN or ±Infinity is recorded as it is and written
+ * as null (a run reports such a metric and goes on; only the loss and gradient mean divergence).
+ */
 const metricsByName = z.record(z.string(), measured);
 
 /** Who an event is about: the worker's id, and its name (empty before its hello) and address. */

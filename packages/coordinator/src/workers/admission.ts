@@ -2,6 +2,7 @@ import {
   counted,
   type ErrorCode,
   ErrorCodes,
+  escapeUnprintable,
   type Fingerprint,
   fingerprintDifference,
   formatProtocol,
@@ -143,7 +144,8 @@ function taskMismatch(hello: HelloMessage, run: AdmissionContext['task']): strin
     here: 'on the coordinator',
     there: 'on the worker',
   });
+  // Escaped: the worker chose its fingerprint's keys and values, and this is written to the log.
   return difference === undefined
     ? undefined
-    : `the worker's task differs from the run's: ${difference}`.slice(0, 1000);
+    : escapeUnprintable(`the worker's task differs from the run's: ${difference}`).slice(0, 1000);
 }

@@ -4,6 +4,7 @@ import {
   type Codec,
   type ErrorCode,
   ErrorCodes,
+  escapeUnprintable,
   FRAME_FILES_PROTOCOL,
   INSTANCE_HEADER,
   isWorkerInstance,
@@ -124,8 +125,11 @@ export class WorkerPool implements DispatchFindings {
       worker.useFrameFiles(answer.link);
       log(`coordinator: worker ${worker.label} exchanges large frames through files in ${frameFiles?.path}`);
     },
-    failure: (worker, message) => {
+    failure: (worker, received) => {
       const { ring } = this.context;
+      // Free text the worker chose, which reaches log lines (its own, a rejected shard's, a redone
+      // reduction's): escaped once here, so that no newline or bidi override in it forges or hides a line.
+      const message = { ...received, message: escapeUnprintable(received.message) };
       // A failure of a ring reduction attempt no longer under way changes nothing: the worker's compute
       // failure that gave the attempt up was reported already, or a newer attempt must not be given up
       // for it. Counted as a discarded message, as a late result is.

@@ -32,7 +32,8 @@ export interface Codec {
   startTensorFrame(byteLength: number, reuse?: ArrayBuffer): TensorFrameWriter;
   /**
    * Reads a plain MessagePack frame or a tensor frame. Returns plain data only (objects, arrays,
-   * strings, finite numbers, booleans, null, byte arrays).
+   * strings, finite numbers, booleans, null, byte arrays); the numbers of a `metricSums` array may also
+   * be NaN or ±Infinity (a task's metric may be; the message schemas admit that field alone).
    */
   decode(frame: Uint8Array): unknown;
 }
@@ -95,13 +96,20 @@ export function createMsgpackCodec(): Codec {
   };
 }
 
-function assertPlainData(value: unknown, path: string, depth: number): void {
+/**
+ * The fields whose numbers may be NaN or ±Infinity: the sums of a task's metrics, which are reported
+ * whatever they are. Everywhere else a non-finite number refuses the frame (a loss, a count, a time).
+ */
+const NON_FINITE_FIELDS: ReadonlySet<string> = new Set(['metricSums']);
+
+/** `nonFinite`: `value` is an element of a NON_FINITE_FIELDS array, and may be NaN or ±Infinity. */
+function assertPlainData(value: unknown, path: string, depth: number, nonFinite = false): void {
   if (depth > MAX_DEPTH) {
     throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, `${path}: nested deeper than ${MAX_DEPTH} levels`);
   }
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) {
+    if (!nonFinite && !Number.isFinite(value)) {
       throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, `${path}: ${value} is not a finite number`);
     }
     return;
@@ -109,11 +117,15 @@ function assertPlainData(value: unknown, path: string, depth: number): void {
   // Buffer is a Uint8Array subclass; other typed arrays only come from extensions.
   if (value instanceof Uint8Array && (value.constructor === Uint8Array || Buffer.isBuffer(value))) return;
   if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) assertPlainData(item, `${path}[${index}]`, depth + 1);
+    for (const [index, item] of value.entries()) {
+      assertPlainData(item, `${path}[${index}]`, depth + 1, nonFinite && typeof item === 'number');
+    }
     return;
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const [key, item] of Object.entries(value)) assertPlainData(item, `${path}.${key}`, depth + 1);
+    for (const [key, item] of Object.entries(value)) {
+      assertPlainData(item, `${path}.${key}`, depth + 1, NON_FINITE_FIELDS.has(key) && Array.isArray(item));
+    }
     return;
   }
   const kind = typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;

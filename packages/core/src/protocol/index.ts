@@ -19,6 +19,7 @@ export {
 export { isLoopbackHost } from './loopback.js';
 export * from './messages.js';
 export { parseCoordinatorMessage, parsePeerMessage, parseWorkerMessage } from './parse.js';
+export { escapeUnprintable, unprintableCharacter } from './printable.js';
 export { ConnectionRateLimit } from './rate-limit.js';
 export { gradientReply } from './replies.js';
 export { keysToWire, samplesFromWire, samplesToWire } from './samples.js';
@@ -33,6 +34,7 @@ export {
 export { FRAME_OVERHEAD_BYTES, type TensorFrameWriter } from './tensor-frame.js';
 export {
   createUpgradeServer,
+  PLAIN_HTTP_TO_TLS_REASON,
   refuseUpgrade,
   type ServerTls,
   type UpgradeServerOptions,
@@ -44,6 +46,7 @@ export {
   INSTANCE_HEADER,
   isWorkerInstance,
   MINIMUM_PROTOCOL,
+  NON_FINITE_METRICS_PROTOCOL,
   PEER_TLS_PROTOCOL,
   PROTOCOL_VERSION,
   type ProtocolVersion,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
+import { unprintableCharacter } from './printable.js';
 import { elementCount, TENSOR_DTYPES } from './tensor.js';
 import { WIRE_DTYPES } from './wire-dtype.js';
 
@@ -10,12 +11,27 @@ import { WIRE_DTYPES } from './wire-dtype.js';
  */
 
 const MAX_RANK = 8;
-const MAX_NAME_LENGTH = 256;
+/** The longest name (a worker's, its backend's, its host's) the protocol carries. */
+export const MAX_NAME_LENGTH = 256;
 const MAX_TEXT_LENGTH = 4096;
 
 const count = z.int().min(0);
 const index = z.int().min(0);
 const name = z.string().min(1).max(MAX_NAME_LENGTH);
+/**
+ * A name a worker gives about itself, which the coordinator writes into its log: no control character,
+ * line separator or bidi override (printable.ts), so it cannot forge or disguise a log line. A
+ * validation tightening, not a new protocol version: no worker sends such a name meaning it.
+ */
+export const printableName = name.superRefine((text, context) => {
+  const character = unprintableCharacter(text);
+  if (character !== undefined) {
+    context.addIssue({
+      code: 'custom',
+      message: `must not contain control characters, line separators or bidi overrides (found ${character})`,
+    });
+  }
+});
 const text = z.string().max(MAX_TEXT_LENGTH);
 const milliseconds = z.number().min(0);
 /** A `host:port` a worker listens on for its peers; the host may be a name, an IPv4 or a [bracketed] IPv6 address. */
@@ -45,8 +61,15 @@ const modelSpec = z.strictObject({
 /** A task's fingerprint (task/fingerprint.ts): plain JSON, compared key by key. */
 const fingerprint = z.record(z.string(), z.unknown());
 
-/** Per-sample sums of the task's metrics other than accuracy, in the task's order. */
-const metricSums = z.array(z.number()).max(256);
+/**
+ * Per-sample sums of the task's metrics other than accuracy, in the task's order. Any number, NaN and
+ * ±Infinity included: a metric is reported whatever it is (a relative error over a label 0 is
+ * Infinity), and never touches the weights. The only numbers of the protocol that may be non-finite
+ * (the codec lets them through here alone; z.number() refuses them everywhere else).
+ */
+const metricSums = z
+  .array(z.custom<number>((value) => typeof value === 'number', 'expected a number'))
+  .max(256);
 
 /** What a shard's samples add up to, besides its gradient. */
 const shardTotals = {
@@ -79,11 +102,11 @@ export const helloSchema = z.strictObject({
   type: z.literal('hello'),
   protocol: protocolVersion,
   /** A name for logs (e.g. the pod name); the coordinator assigns the id. */
-  workerName: name,
+  workerName: printableName,
   /** The backend the worker computes with (e.g. "wasm", "tensorflow"). */
-  backend: name,
+  backend: printableName,
   pid: z.int().min(0),
-  hostname: name,
+  hostname: printableName,
   /** Since 1.4: the fingerprint of the task this worker loaded (`--task`); absent for the built-in models. */
   task: fingerprint.optional(),
   /**

@@ -8,15 +8,19 @@ import {
   type WorkerMessage,
   workerMessageSchema,
 } from './messages.js';
+import { escapeUnprintable } from './printable.js';
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, sender: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const where = issue?.path.length ? issue.path.join('.') : 'message';
+  // Escaped: the sender chose the keys a path or an unknown key's message names, and this is logged.
   throw new CallosumError(
     ErrorCodes.MALFORMED_MESSAGE,
-    `invalid message from ${sender}: ${where}: ${issue?.message ?? 'does not match the protocol'}`,
+    escapeUnprintable(
+      `invalid message from ${sender}: ${where}: ${issue?.message ?? 'does not match the protocol'}`,
+    ),
   );
 }
 

@@ -87,6 +87,47 @@ describe('codec + validation', () => {
     expect(() => fromWireTensor(message.gradient, 'float32', [2])).toThrow(/expected shape \[2\]/);
   });
 
+  it("carries a metric's NaN and ±Infinity (a metric is reported whatever it is), and nothing else non-finite", () => {
+    const metricSums = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.5];
+    const { gradient: _, ...totals } = gradientMessage(undefined, { metricSums });
+    const replies = [
+      gradientMessage(undefined, { metricSums }),
+      { ...totals, type: 'computed' },
+      { ...totals, step: undefined, type: 'evaluation', round: 2 },
+    ];
+    for (const reply of replies) {
+      // Both framings: plain MessagePack, and a tensor frame (the gradient's), whose message is its trailer.
+      for (const tensorFrame of [false, true]) {
+        const decoded = parseWorkerMessage(codec.decode(codec.encode(reply, { tensorFrame })));
+        expect(decoded, `${reply.type}, tensor frame ${tensorFrame}`).toMatchObject({ metricSums });
+      }
+    }
+    // The loss, the accuracy count and every other number must still be finite.
+    const message = gradientMessage();
+    for (const [field, bad] of [
+      ['correct', Number.POSITIVE_INFINITY],
+      ['count', Number.NaN],
+      ['timings', { decodeMs: 1, computeMs: Number.POSITIVE_INFINITY }],
+      ['lossSum', Number.NEGATIVE_INFINITY],
+    ] as const) {
+      expect(() => codec.decode(codec.encode({ ...message, [field]: bad })), field).toThrow(
+        /is not a finite number/,
+      );
+      expect(() => parseWorkerMessage({ ...message, [field]: bad }), field).toThrow(/invalid message/);
+    }
+    // A metricSums key elsewhere passes the codec, but no schema has one there; an array in it does not.
+    expect(() =>
+      codec.decode(codec.encode({ ...message, timings: { metricSums: [Number.NaN] } })),
+    ).not.toThrow();
+    expect(() => parseWorkerMessage({ ...message, timings: { metricSums: [Number.NaN] } })).toThrow(
+      /timings/,
+    );
+    expect(() => codec.decode(codec.encode({ ...message, metricSums: [[Number.NaN]] }))).toThrow(
+      /metricSums\[0\]\[0\]: NaN is not a finite number/,
+    );
+    expect(() => parseWorkerMessage({ ...message, metricSums: ['NaN'] })).toThrow(/metricSums/);
+  });
+
   it('validates coordinator messages too', () => {
     expect(parseCoordinatorMessage(codec.decode(codec.encode(welcome)))).toEqual(welcome);
     expect(() => parseCoordinatorMessage({ ...welcome, heartbeatIntervalMs: 0 })).toThrow(
@@ -96,7 +137,7 @@ describe('codec + validation', () => {
 
   it('carries the micro-batch size once, in the welcome (1.3), and no longer in compute requests', () => {
     const microBatched = { ...welcome, microBatchSize: 16 };
-    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 11 });
+    expect(PROTOCOL_VERSION).toEqual({ major: 1, minor: 12 });
     expect(parseCoordinatorMessage(codec.decode(codec.encode(microBatched)))).toEqual(microBatched);
     for (const bad of [0, 2.5, -1]) {
       expect(() => parseCoordinatorMessage({ ...welcome, microBatchSize: bad })).toThrow(/microBatchSize/);
@@ -297,6 +338,49 @@ describe('codec + validation', () => {
     for (const bad of [false, 'yes', 1]) {
       expect(() => parseWorkerMessage({ ...hello, peerTls: bad })).toThrow(/peerTls/);
     }
+  });
+
+  it("refuses a worker's name, backend or host name that holds a control character, line separator or bidi override", () => {
+    // Names of any script, with spaces and punctuation, are fine; 256 characters at most.
+    for (const workerName of ['pod-7 (gpu 0)', 'Überstunden:4', '作業者', 'a'.repeat(256)]) {
+      expect(parseWorkerMessage({ ...hello, workerName })).toMatchObject({ workerName });
+    }
+    expect(() => parseWorkerMessage({ ...hello, workerName: 'a'.repeat(257) })).toThrow(
+      /workerName: Too big/,
+    );
+    const cases: [string, string][] = [
+      ['evil\ncoordinator: worker w9 (x) joined', '\\n'],
+      ['a\rb', '\\r'],
+      ['a\tb', '\\t'],
+      ['a\u0000b', 'U+0000'],
+      ['a\u001b[31mred', 'U+001B'],
+      ['a\u007fb', 'U+007F'],
+      ['a\u0085b', 'U+0085'],
+      ['a\u2028b', 'U+2028'],
+      ['a\u2029b', 'U+2029'],
+      ['a\u202eb', 'U+202E'],
+      ['a\u2066b', 'U+2066'],
+    ];
+    for (const [bad, found] of cases) {
+      for (const field of ['workerName', 'backend', 'hostname']) {
+        expect(() => parseWorkerMessage({ ...hello, [field]: bad })).toThrow(
+          `${field}: must not contain control characters, line separators or bidi overrides (found ${found})`,
+        );
+      }
+    }
+  });
+
+  it('escapes what the sender chose (an unknown key, a path) in the refusal of a message, which is logged', () => {
+    const forged = { ...hello, 'x\ncoordinator: worker w9 (x) joined\u202e': 1 };
+    let refusal: Error | undefined;
+    try {
+      parseWorkerMessage(forged);
+    } catch (error) {
+      refusal = error as Error;
+    }
+    expect(refusal).toEqual(callosumError('MALFORMED_MESSAGE', 'Unrecognized key'));
+    expect(refusal?.message).not.toMatch(/[\n\u202e]/);
+    expect(refusal?.message).toContain('x\\ncoordinator: worker w9 (x) joined\\u202e');
   });
 
   it("sends a shard's samples as typed tensors of [count, ...sample shape], in the set's own dtypes", () => {

@@ -38,6 +38,16 @@ export interface UpgradeServerOptions {
 }
 
 const DEFAULT_HANDSHAKE_RATE = { perSecond: 20, burst: 64 };
+
+/**
+ * The reason phrase a TLS port answers plain HTTP with (status 400), unencrypted: a worker that dialled
+ * ws:// recognises it (the statusMessage of its upgrade's response) and stops, rather than retry.
+ */
+export const PLAIN_HTTP_TO_TLS_REASON = 'Plain HTTP to a TLS port: use wss:// or https://';
+const PLAIN_HTTP_STATUS = `400 ${PLAIN_HTTP_TO_TLS_REASON}`;
+const PLAIN_HTTP_BODY = 'this port serves TLS: connect with wss:// (or https://), not ws:// (or http://)\n';
+const PLAIN_HTTP_REFUSED =
+  'TLS: the client spoke plain HTTP or WebSocket (ws://, http://) to this TLS port: it must use wss:// (or https://)';
 /** A handshake not finished by then is dropped (Node's default keeps it 120 s). */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -53,6 +63,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
  */
 export function createUpgradeServer(options: UpgradeServerOptions): Server {
   const { tls } = options;
+  if (tls !== undefined) requirePemTexts(tls);
   const mutual = tls?.clientCa !== undefined;
   const onRequest: RequestListener = (request, response) => {
     const refusal = mutual ? certificateRefusal(request.socket as TLSSocket) : undefined;
@@ -87,11 +98,24 @@ export function createUpgradeServer(options: UpgradeServerOptions): Server {
       options.onTlsRefused?.(from, 'too many connection attempts');
       socket.destroy();
     });
-    server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+    server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
       // Node keeps the raw connection a TLS socket wraps as `_parent` (not in its typings).
       const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
       if (raw !== undefined && dropped.has(raw)) return;
       const from = (raw === undefined ? undefined : addresses.get(raw)) ?? socket.remoteAddress ?? 'unknown';
+      if (error.code === 'ERR_SSL_HTTP_REQUEST') {
+        // A client that speaks plain HTTP (ws:// for wss://): OpenSSL would drop it without a word, which
+        // the client cannot tell from a network fault. It is told in plain HTTP, which it does speak.
+        options.onTlsRefused?.(from, PLAIN_HTTP_REFUSED);
+        if (raw !== undefined && !raw.destroyed && raw.writable) {
+          raw.on('error', () => raw.destroy());
+          raw.end(
+            `HTTP/1.1 ${PLAIN_HTTP_STATUS}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+              `Content-Length: ${PLAIN_HTTP_BODY.length}\r\n\r\n${PLAIN_HTTP_BODY}`,
+          );
+        }
+        return;
+      }
       options.onTlsRefused?.(from, `TLS: ${error.message}`);
     });
     if (mutual) {
@@ -116,6 +140,27 @@ export function createUpgradeServer(options: UpgradeServerOptions): Server {
     else refuseUpgrade(socket, `403 Client certificate refused: ${refusal}`);
   });
   return server;
+}
+
+/** A PEM text holds at least one `-----BEGIN …-----` line. */
+const PEM_BEGIN = /-----BEGIN [A-Z0-9 ]+-----/;
+
+/**
+ * Refuses a certificate, key or client CA that holds no PEM block. Node takes an empty one without a
+ * word: an empty certificate or key gives a server no client can handshake with, and an empty `ca`
+ * (falsy) would verify client certificates against Node's public root CAs instead of the one meant.
+ */
+function requirePemTexts(tls: ServerTls): void {
+  const texts: [string, string | undefined][] = [
+    ['certificate', tls.cert],
+    ['key', tls.key],
+    ['client CA', tls.clientCa],
+  ];
+  for (const [what, text] of texts) {
+    if (text === undefined && what === 'client CA') continue;
+    if (typeof text !== 'string' || text.trim() === '') throw new Error(`the ${what} is empty`);
+    if (!PEM_BEGIN.test(text)) throw new Error(`the ${what} holds no PEM block (no "-----BEGIN" line)`);
+  }
 }
 
 /** Why a mutual-TLS client's certificate was refused (Node's verification code), if it was. */

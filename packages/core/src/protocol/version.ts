@@ -4,11 +4,12 @@
  * the micro-batch size moves into the welcome; 1.4: task runs, typed shard features and metric sums;
  * 1.5: the ring topology; 1.6: 16-bit wire dtypes for weights and gradients; 1.7: synchronised
  * BatchNormalization; 1.8: TLS between ring peers; 1.9: frame files between processes on one machine;
- * 1.10: the worker's instance header, and `shutdown` `EVICTION_COOLDOWN`; 1.11: `failure.attempt`);
+ * 1.10: the worker's instance header, and `shutdown` `EVICTION_COOLDOWN`; 1.11: `failure.attempt`; 1.12:
+ * NaN and ±Infinity in `metricSums`);
  * since every message is validated strictly, a peer uses them only with a side that announced a minor
  * version which knows them.
  */
-export const PROTOCOL_VERSION = { major: 1, minor: 11 } as const;
+export const PROTOCOL_VERSION = { major: 1, minor: 12 } as const;
 
 /** The first protocol with synchronised BatchNormalization's passes (`batch-norm`). */
 export const SYNC_BATCH_NORM_PROTOCOL: ProtocolVersion = { major: 1, minor: 7 };
@@ -21,6 +22,13 @@ export const FRAME_FILES_PROTOCOL: ProtocolVersion = { major: 1, minor: 9 };
 
 /** The first protocol whose ring failures name their reduction's attempt (`failure.attempt`). */
 export const FAILURE_ATTEMPT_PROTOCOL: ProtocolVersion = { major: 1, minor: 11 };
+
+/**
+ * The first protocol whose `metricSums` may hold NaN and ±Infinity (a task's metric reported as it came
+ * out). An older coordinator refuses such a frame: a worker sends it only to a 1.12+ coordinator, and
+ * to an older one fails the shard with NON_FINITE, as before.
+ */
+export const NON_FINITE_METRICS_PROTOCOL: ProtocolVersion = { major: 1, minor: 12 };
 
 /**
  * Since 1.10 a worker sends this header in its upgrade request: a random id of the worker process, the

@@ -102,6 +102,65 @@ describe('trainLocal given a task', () => {
     expect(await weightsWith('adam')).not.toEqual(bySpec);
   });
 
+  it('reports a metric that is NaN or Infinity as it is, and trains on: a metric never touches the weights', async () => {
+    // relErr = |l − p| / |l|: a sample with features 0 (so p = 0, the model has no bias) and label 0 is
+    // 0 / 0 = NaN in training; a test sample with label 0 and p ≠ 0 is Infinity.
+    const relErr = (labels: tf.Tensor, predictions: tf.Tensor) =>
+      tf.reshape(tf.div(tf.abs(tf.sub(labels, predictions)), tf.abs(labels)), [-1]);
+    const regression = defineTask({
+      model: ({ seed }) =>
+        tf.sequential({
+          layers: [
+            tf.layers.dense({
+              inputShape: [2],
+              units: 1,
+              useBias: false,
+              kernelInitializer: tf.initializers.glorotUniform({ seed }),
+            }),
+          ],
+        }),
+      data: () => ({
+        train: {
+          xs: { values: Float32Array.of(1, 2, 0, 0, 2, 1, 1, 1), shape: [4, 2] },
+          ys: { values: Float32Array.of(1, 0, 2, 3), shape: [4, 1] },
+        },
+        test: {
+          xs: { values: Float32Array.of(1, -1, 1, 2), shape: [2, 2] },
+          ys: { values: Float32Array.of(0, 3), shape: [2, 1] },
+        },
+      }),
+      loss: 'meanSquaredError',
+      metrics: ['mae', relErr],
+    });
+    const steps: { loss: number; metrics: Record<string, number> }[] = [];
+    const epochs: { testLoss: number; testMetrics: Record<string, number> }[] = [];
+    const result = await trainLocal({
+      task: taskFromDefinition(regression, 'relative-error'),
+      backend: 'cpu',
+      epochs: 2,
+      batchSize: 2,
+      onStep: (event) => {
+        steps.push(event);
+      },
+      onEpoch: (event) => {
+        epochs.push(event);
+      },
+    });
+    result.model.dispose();
+    expect(result.steps).toBe(4);
+    expect(steps.every((step) => Number.isFinite(step.loss) && Number.isFinite(step.metrics.mae))).toBe(true);
+    // The batch holding the sample [0, 0] → 0 (one of each epoch's two): NaN; the other batch a figure.
+    const nan = steps.map((step) => Number.isNaN(step.metrics.relErr));
+    expect([nan[0] !== nan[1], nan[2] !== nan[3]]).toEqual([true, true]);
+    expect(steps.every((step) => step.metrics.relErr !== undefined && step.metrics.relErr !== Infinity)).toBe(
+      true,
+    );
+    expect(epochs.map((epoch) => epoch.testMetrics.relErr)).toEqual([Infinity, Infinity]);
+    expect(Number.isFinite(result.testLoss)).toBe(true);
+    expect(result.testMetrics.relErr).toBe(Infinity);
+    expect(Number.isFinite(result.testMetrics.mae)).toBe(true);
+  });
+
   it('whose model has nothing to train is refused, naming the task', async () => {
     const frozen = defineTask({
       model: () => {
