@@ -14,6 +14,7 @@ import {
   readFlatWeights,
   reductionFor,
   requireSameTask,
+  requireShiftFits,
   runTask,
   type SampleSet,
   sampleSetDigest,
@@ -101,6 +102,7 @@ export async function prepareRun(
   const { model, layout } = taskModel;
   // The caller disposes the model once it has the run; a run refused here must not keep it.
   try {
+    requireShiftFits(task, data.train, config.maxShift);
     if (resumed !== undefined) await runDirectory.adopt(config, resumed.path, settingsToStore);
     const state =
       resumed === undefined

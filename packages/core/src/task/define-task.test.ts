@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SampleSet } from '../data/samples.js';
 import { callosumError } from '../optim/test-support.js';
 import * as tf from '../tf.js';
 import { type DefinedTask, defineTask, isDefinedTask, type TaskDefinition } from './define-task.js';
 import { loadTaskModule } from './load-task.js';
 import { taskFromDefinition } from './module-task.js';
-import { taskTrainingConfig } from './prepare-task.js';
+import { requireShiftFits, taskTrainingConfig } from './prepare-task.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'test-fixtures');
 
@@ -270,6 +271,29 @@ describe('taskFromDefinition', () => {
     expect(() => taskTrainingConfig(tuned, { maxShift: 1 }, false)).toThrow(
       callosumError('INVALID_ARGUMENT', 'task demo is not an image task, so it must be 0'),
     );
+  });
+});
+
+describe('requireShiftFits', () => {
+  const images = (rows: number, cols: number): SampleSet => ({
+    count: 1,
+    features: { values: new Float32Array(rows * cols), sampleShape: [rows, cols] },
+    labels: { values: Int32Array.of(0), sampleShape: [] },
+  });
+  const imageTask = taskFromDefinition(defineTask({ ...valid, images: true }), 'digits');
+
+  it("refuses a shift as large as the images' smaller side, naming their size, and takes a smaller one", () => {
+    expect(() => requireShiftFits(imageTask, images(4, 6), 4)).toThrow(
+      callosumError(
+        'INVALID_ARGUMENT',
+        "maxShift (--max-shift) 4 does not fit task digits's images of 4×6: it must be less than 4",
+      ),
+    );
+    expect(() => requireShiftFits(imageTask, images(4, 6), 3)).not.toThrow();
+    // Not an image task: taskTrainingConfig refuses any shift before the data are loaded.
+    expect(() =>
+      requireShiftFits(taskFromDefinition(defineTask(valid), 'demo'), images(1, 3), 0),
+    ).not.toThrow();
   });
 });
 

@@ -25,6 +25,7 @@ export {
   prepareTask,
   requireAugmentable,
   requireSameTask,
+  requireShiftFits,
   requireTrainedTask,
   runTask,
   taskTrainingConfig,

@@ -1,4 +1,5 @@
 import type { DatasetSource } from '../data/mnist.js';
+import type { SampleSet } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { ModelSpec } from '../models/spec.js';
 import { resolveTrainingConfig, type TrainingConfig, type TrainingOptions } from '../train/config.js';
@@ -110,6 +111,21 @@ export function requireAugmentable(task: Task, config: TrainingConfig): void {
 }
 
 /**
+ * A shift must leave some of an image: refused at the start, naming the images' size, instead of by
+ * every worker's first step.
+ */
+export function requireShiftFits(task: Task, train: SampleSet, maxShift: number): void {
+  if (maxShift === 0 || !task.images) return;
+  const [rows = 0, cols = 0] = train.features.sampleShape;
+  if (maxShift >= Math.min(rows, cols)) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `maxShift (--max-shift) ${maxShift} does not fit task ${task.name}'s images of ${rows}×${cols}: it must be less than ${Math.min(rows, cols)}`,
+    );
+  }
+}
+
+/**
  * The task's model for `seed` and its data, checked against each other and probed (task-probe.ts); a
  * model refused here is disposed of.
  */
@@ -137,5 +153,7 @@ export async function prepareTask(
 ): Promise<{ task: Task; config: TrainingConfig; taskModel: TaskModel; data: TaskData }> {
   const chosen = runTask(task, options.model as ModelSpec | undefined, source);
   const config = taskTrainingConfig(chosen, options, task === undefined);
-  return { task: chosen, config, ...(await loadTaskForTraining(chosen, config.seed)) };
+  const loaded = await loadTaskForTraining(chosen, config.seed);
+  requireShiftFits(chosen, loaded.data.train, config.maxShift);
+  return { task: chosen, config, ...loaded };
 }
