@@ -136,13 +136,13 @@ describe('ReplicaSync.refresh', () => {
     expect(asked(w1)).toBe(1);
     expect(logged).toEqual([expect.stringMatching(/could not read the replica of worker .*w2/)]);
     // w1 never answers: its request times out, and with no replica left the refresh fails.
-    elapse(2000);
-    elapse(60_000);
-    await settled();
-    await expect(refreshed).rejects.toMatchObject({
+    const failed = expect(refreshed).rejects.toMatchObject({
       code: 'NO_WORKERS',
       message: `no worker could send its replica of step ${STEP}`,
     });
+    elapse(2000);
+    elapse(60_000);
+    await failed;
     expect([...state.weights]).toEqual([0, 0, 0, 0]);
   });
 });
