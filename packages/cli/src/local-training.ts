@@ -195,7 +195,7 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     if (stopped) {
       for (const worker of workers) {
         worker.process.kill('SIGTERM');
-        worker.process.kill('SIGCONT');
+        if (process.platform !== 'win32') worker.process.kill('SIGCONT');
       }
     }
     await reapWorkers(workers, stopped ? STOPPED_WORKER_GRACE_MS : WORKER_EXIT_GRACE_MS);

@@ -169,7 +169,8 @@ describe('stop signals', () => {
         runDir,
         5,
       );
-      // The worker that joined first: the ring asked it first for the replica a checkpoint needs.
+      // The worker that joined first, which the ring used to ask first for the replica a checkpoint
+      // needs, and wait on for the shard deadline (now the worker heard from last is asked first).
       const first = /worker w1 \((worker-\d),/.exec(run.stderr())?.[1];
       const victim = await workerProcess(run.child.pid as number, first as string);
       process.kill(victim, 'SIGSTOP');

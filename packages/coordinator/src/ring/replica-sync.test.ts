@@ -3,6 +3,7 @@ import {
   createMsgpackCodec,
   DEFAULT_TRAINING_CONFIG,
   encodeCheckpoint,
+  REPLICA_FORMAT_VERSION,
   TrainingState,
 } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
@@ -27,7 +28,7 @@ const config = { ...DEFAULT_TRAINING_CONFIG, epochs: 1 };
 function replicaBytes(value: number): Uint8Array {
   const replica = new TrainingState(config, new Float32Array(4).fill(value), 1000);
   for (let step = 0; step < STEP; step++) replica.advanceWithoutApplying();
-  return encodeCheckpoint(replica.checkpoint());
+  return encodeCheckpoint(replica.checkpoint(), REPLICA_FORMAT_VERSION);
 }
 
 async function setup(ids: string[]) {
@@ -124,6 +125,23 @@ describe('ReplicaSync.refresh', () => {
     // The stopped worker's answer, once it wakes, is discarded: the copy keeps w2's state.
     answer(w3, replicaBytes(0.75));
     expect([...state.weights]).toEqual([0.25, 0.25, 0.25, 0.25]);
+    expect(asked(w1)).toBe(0);
+  });
+
+  it('has two requests under way at most: a slow replica costs one more transfer, not one per worker', async () => {
+    const { sync, state, workers, asked, answer, elapse } = await setup(['w1', 'w2', 'w3']);
+    const [w1, w2, w3] = workers as [WorkerConnection, WorkerConnection, WorkerConnection];
+    const refreshed = sync.refresh();
+    // A second caller (the saved model, say, while a checkpoint refreshes) waits for the same requests.
+    const again = sync.refresh();
+    expect([asked(w3), asked(w2), asked(w1)]).toEqual([1, 0, 0]);
+    elapse(2000);
+    elapse(2000);
+    elapse(2000);
+    expect([asked(w3), asked(w2), asked(w1)]).toEqual([1, 1, 0]);
+    answer(w3, replicaBytes(0.5));
+    await Promise.all([refreshed, again]);
+    expect([...state.weights]).toEqual([0.5, 0.5, 0.5, 0.5]);
     expect(asked(w1)).toBe(0);
   });
 

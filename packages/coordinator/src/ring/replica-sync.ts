@@ -27,6 +27,9 @@ export interface ReplicaSyncContext {
   readonly log: (line: string) => void;
 }
 
+/** State requests under way at once: the one asked first, and one hedge. */
+const MAX_STATE_REQUESTS = 2;
+
 interface StateRequest {
   readonly version: number;
   readonly resolve: (state: Uint8Array) => void;
@@ -45,6 +48,8 @@ export class ReplicaSync {
   private currentAt: number;
   /** The state requests under way, by the worker asked. */
   private readonly pending = new Map<WorkerConnection, StateRequest>();
+  /** The refresh under way, which a second caller waits for rather than start its own. */
+  private refreshing: Promise<void> | undefined;
   private encoded: { version: number; bytes: Uint8Array } | undefined;
 
   constructor(private readonly context: ReplicaSyncContext) {
@@ -59,11 +64,18 @@ export class ReplicaSync {
 
   /**
    * Brings this copy up to the replicas' step, from the first replica that sends a usable state. The
-   * worker heard from last is asked first; each hedgeMs without a usable answer, the next is asked too.
+   * worker heard from last is asked first; hedgeMs without a usable answer, the next is asked too.
    */
-  async refresh(): Promise<void> {
+  refresh(): Promise<void> {
+    if (this.currentAt === this.context.state.step) return Promise.resolve();
+    this.refreshing ??= this.refreshFromReplicas().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async refreshFromReplicas(): Promise<void> {
     const { state, membership } = this.context;
-    if (this.currentAt === state.step) return;
     // A suspect worker's replica is as good as a healthy one's: it is only slow.
     const holders = membership
       .all()
@@ -76,7 +88,11 @@ export class ReplicaSync {
     this.currentAt = state.step;
   }
 
-  /** Asks `holders` in turn, hedgeMs apart, until one's state is adopted; rejects once all failed. */
+  /**
+   * Asks `holders` in turn until one's state is adopted; rejects once all failed. The next is asked when
+   * one fails, or hedgeMs after the last was asked while only one request is under way: a replica slow
+   * to send a large state then costs one more transfer at most, never one per holder.
+   */
   private adoptFirstUsable(holders: readonly WorkerConnection[], version: number): Promise<void> {
     const { state, clock, hedgeMs, log } = this.context;
     return new Promise<void>((resolve, reject) => {
@@ -103,7 +119,9 @@ export class ReplicaSync {
           return;
         }
         asked += 1;
-        cancelHedge = clock.after(hedgeMs, askNext);
+        cancelHedge = clock.after(hedgeMs, () => {
+          if (asked - answered < MAX_STATE_REQUESTS) askNext();
+        });
         this.request(worker, version).then(
           (bytes) => {
             if (settled) return;

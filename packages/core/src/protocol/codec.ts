@@ -97,8 +97,9 @@ export function createMsgpackCodec(): Codec {
 }
 
 /**
- * The fields whose numbers may be NaN or ±Infinity: the sums of a task's metrics, which are reported
- * whatever they are. Everywhere else a non-finite number refuses the frame (a loss, a count, a time).
+ * The fields of a message whose numbers may be NaN or ±Infinity: the sums of a task's metrics, which are
+ * reported whatever they are. Everywhere else a non-finite number refuses the frame (a loss, a count, a
+ * time, a field of that name deeper in a message).
  */
 const NON_FINITE_FIELDS: ReadonlySet<string> = new Set(['metricSums']);
 
@@ -124,7 +125,9 @@ function assertPlainData(value: unknown, path: string, depth: number, nonFinite 
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     for (const [key, item] of Object.entries(value)) {
-      assertPlainData(item, `${path}.${key}`, depth + 1, NON_FINITE_FIELDS.has(key) && Array.isArray(item));
+      // A message's own field only: nowhere deeper (a task fingerprint, say) may hold NaN.
+      const mayBeNonFinite = depth === 0 && NON_FINITE_FIELDS.has(key) && Array.isArray(item);
+      assertPlainData(item, `${path}.${key}`, depth + 1, mayBeNonFinite);
     }
     return;
   }

@@ -162,6 +162,22 @@ describe('checkTaskData (through loadTaskForTraining)', () => {
         'task check: train data: features of sample 1 hold 6.9, but the model takes indices there (an int32 input, or an Embedding): give integers',
       ),
     );
+    // An int32 input takes indices too, whatever reads them.
+    const int32Input = taskFromDefinition(
+      defineTask({
+        model: () => {
+          const input = tf.input({ shape: [4], dtype: 'int32' });
+          const output = tf.layers.dense({ units: 1 }).apply(input) as tf.SymbolicTensor;
+          return tf.model({ inputs: input, outputs: output });
+        },
+        data: () => ({ train: { xs: { values: fractional, shape: [2, 4] }, ys: tf.zeros([2, 1]) } }),
+        loss: 'meanSquaredError',
+      }),
+      'check',
+    );
+    expect(await problemOf(int32Input)).toEqual(
+      callosumError('TASK_INVALID', 'features of sample 1 hold 6.9, but the model takes indices there'),
+    );
     // Fractional features for a float32 input are what most tasks have.
     expect(
       await problemOf(taskOf('meanSquaredError', 1, { xs: features(2), ys: tf.zeros([2, 1]) })),
