@@ -116,9 +116,9 @@ describe('codec + validation', () => {
       expect(() => parseWorkerMessage({ ...message, [field]: bad }), field).toThrow(/invalid message/);
     }
     // Only a message's own metricSums: one deeper in it (a task fingerprint's, say) is refused.
-    expect(() =>
-      codec.decode(codec.encode({ ...message, timings: { metricSums: [Number.NaN] } })),
-    ).toThrow(/timings\.metricSums\[0\]: NaN is not a finite number/);
+    expect(() => codec.decode(codec.encode({ ...message, timings: { metricSums: [Number.NaN] } }))).toThrow(
+      /timings\.metricSums\[0\]: NaN is not a finite number/,
+    );
     expect(() => codec.decode(codec.encode({ ...message, metricSums: [[Number.NaN]] }))).toThrow(
       /metricSums\[0\]\[0\]: NaN is not a finite number/,
     );
