@@ -101,6 +101,8 @@ export async function trainWithLocalWorkers(options: LocalTrainingOptions): Prom
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     ...(options.topology === undefined ? {} : { topology: options.topology }),
+    // Local workers never reduce over TLS (said, so that a resumed ring run that lost its marker need not guess).
+    peerTls: false,
     training: options.training,
     ...(options.task === undefined ? {} : { task: options.task }),
     outDir: options.outDir,

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { pemProblem } from '@callosum/core';
 import { InvalidArgumentError, type Option } from 'commander';
 import { envOption } from './env-options.js';
 
@@ -15,9 +16,6 @@ export interface PeerTlsFlags {
   peerTlsKey?: string;
 }
 
-/** A PEM text holds at least one `-----BEGIN …-----` line. */
-const PEM_BEGIN = /-----BEGIN [A-Z0-9 ]+-----/;
-
 /**
  * The PEM text of a flag's file. An empty file, or one with no PEM block, is refused here, naming the
  * flag and the file: Node takes an empty certificate, key or CA without a word (a coordinator that no
@@ -30,10 +28,8 @@ function readPem(path: string, flag: string): string {
   } catch (error) {
     throw new InvalidArgumentError(`${flag}: cannot read ${path}: ${(error as Error).message}`);
   }
-  if (text.trim() === '') throw new InvalidArgumentError(`${flag}: ${path} is empty: expected a PEM file`);
-  if (!PEM_BEGIN.test(text)) {
-    throw new InvalidArgumentError(`${flag}: ${path} holds no PEM block (no "-----BEGIN" line)`);
-  }
+  const problem = pemProblem(text, 'a PEM file');
+  if (problem !== undefined) throw new InvalidArgumentError(`${flag}: ${path} ${problem}`);
   return text;
 }
 

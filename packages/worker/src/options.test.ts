@@ -61,8 +61,8 @@ describe('worker options', () => {
         { url, name: 'evil\ncoordinator: worker w9 (x) joined' },
         /name must not contain control characters, line separators or bidi overrides \(found \\n\): it is written into the coordinator's log/,
       ],
-      [{ url, name: 'a\u202eb' }, /name must not contain .*\(found U\+202E\)/],
-      [{ url, name: 'a\u001bb' }, /name must not contain .*\(found U\+001B\)/],
+      [{ url, name: 'a\u202eb' }, /name must not contain .*\(found \\u202e\)/],
+      [{ url, name: 'a\u001bb' }, /name must not contain .*\(found \\u001b\)/],
       // An empty PEM text is no CA: refused, not taken as none.
       [{ url, tls: { ca: '' } }, /tls\.ca is empty: expected a PEM text/],
       [{ url, tls: { ca: '  \n' } }, /tls\.ca is empty: expected a PEM text/],

@@ -9,7 +9,8 @@ import {
   MAX_NAME_LENGTH,
   MIN_TOKEN_LENGTH,
   parseOptions,
-  unprintableCharacter,
+  pemProblem,
+  unprintableNameProblem,
 } from '@callosum/core';
 import { z } from 'zod';
 import { defaultThreads } from './cpu-budget.js';
@@ -35,11 +36,9 @@ const coordinatorUrl = z.custom<string>((value) => typeof value === 'string' && 
 });
 
 /** A PEM text: at least one `-----BEGIN …-----` block (an empty one is refused, not taken as none). */
-const pem = z.string().regex(/-----BEGIN [A-Z0-9 ]+-----/, {
-  error: (issue) =>
-    typeof issue.input === 'string' && issue.input.trim() === ''
-      ? 'is empty: expected a PEM text (-----BEGIN …)'
-      : 'holds no PEM block (no "-----BEGIN" line)',
+const pem = z.string().check((context) => {
+  const problem = pemProblem(context.value, 'a PEM text (-----BEGIN …)');
+  if (problem !== undefined) context.issues.push({ code: 'custom', message: problem, input: context.value });
 });
 
 /**
@@ -152,11 +151,9 @@ export function workerNameProblem(name: string): string | undefined {
   if (name.length > MAX_NAME_LENGTH) {
     return `must be at most ${MAX_NAME_LENGTH} characters long (the protocol's limit), got ${name.length}`;
   }
-  const character = unprintableCharacter(name);
-  if (character !== undefined) {
-    return `must not contain control characters, line separators or bidi overrides (found ${character}): it is written into the coordinator's log`;
-  }
-  return undefined;
+  // The protocol's rule for a printable name, which the coordinator applies to the hello.
+  const problem = unprintableNameProblem(name);
+  return problem === undefined ? undefined : `${problem}: it is written into the coordinator's log`;
 }
 
 /** Whether `text` is a ws:// or wss:// URL: the only addresses a coordinator can have. */

@@ -104,6 +104,25 @@ describe('writeRunReport refuses to replace what the run wrote', () => {
       expect(await refusal(join(links, 'run-link', 'model', 'x.html'))).toMatch(
         /: that is in the run's model directory \(/,
       );
+      // `..` after a link leaves the directory it points to, as the kernel takes it: checkpoints-link/..
+      // is the run directory (path.resolve would make it the links directory, and let the write through).
+      expect(await refusal(`${links}/checkpoints-link/../${RunFiles.METRICS}`)).toBe(
+        `cannot write the report to ${links}/checkpoints-link/../${RunFiles.METRICS}: that is the run's ` +
+          `${RunFiles.METRICS} (${join(realRun, RunFiles.METRICS)}), which the report would replace; ` +
+          `write it to another file (by default ${join(runDir, 'report.html')})`,
+      );
+      // And the other way: a link in the run directory to a directory outside it, then `..`, writes
+      // outside the run (where the kernel puts it), not over the run's file path.resolve names.
+      const outside = join(links, 'outside');
+      await mkdir(join(outside, 'sub'), { recursive: true });
+      await symlink(join(outside, 'sub'), join(runDir, 'outside-link'));
+      try {
+        const out = `${runDir}/outside-link/../${RunFiles.METRICS}`;
+        await expect(writeRunReport({ runDir, out })).resolves.toBe(out);
+        expect(await readFile(join(outside, RunFiles.METRICS), 'utf8')).toMatch(/^<!doctype html>/i);
+      } finally {
+        await rm(join(runDir, 'outside-link'));
+      }
       // A link named as the output is what the write replaces, not what it points to: allowed.
       await symlink(join(runDir, RunFiles.METRICS), join(links, 'metrics-link.html'));
       await writeRunReport({ runDir, out: join(links, 'metrics-link.html') });

@@ -33,7 +33,10 @@ export async function writeRunReport(options: RunReportOptions): Promise<string>
   for (const event of await readMetrics(metricsFile)) backlog.add(event);
   const defaultOut = join(options.runDir, RunFiles.REPORT);
   const out = options.out ?? defaultOut;
-  const damaged = await runFileAt(options.runDir, out);
+  // Checked, then written, where the kernel would put `out`: a `..` after a symbolic link leads out of
+  // the directory the link points to, not out of the link's own (path.resolve would remove it first).
+  const target = await realTarget(out);
+  const damaged = target === undefined ? undefined : await runFileAt(options.runDir, target);
   if (damaged !== undefined) {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
@@ -42,38 +45,45 @@ export async function writeRunReport(options: RunReportOptions): Promise<string>
     );
   }
   const title = `Callosum report: ${basename(resolve(options.runDir))}`;
-  await writeFileAtomically(out, dashboardPage({ title, events: backlog.events() })).catch((error: Error) => {
-    const code = systemErrorCode(error);
-    const why =
-      code === 'ENOENT'
-        ? `the directory ${dirname(out)} does not exist`
-        : // A directory where the file would go is the file's trouble; anything else, its directory's.
-          (describeFileError(error.cause, code === 'EISDIR' ? out : dirname(out)) ?? code);
-    throw new CallosumError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `cannot write the report to ${out}: ${why ?? error.message}`,
-      {
-        cause: error,
-      },
-    );
-  });
+  await writeFileAtomically(target ?? out, dashboardPage({ title, events: backlog.events() })).catch(
+    (error: Error) => {
+      const code = systemErrorCode(error);
+      const why =
+        code === 'ENOENT'
+          ? `the directory ${dirname(out)} does not exist`
+          : // A directory where the file would go is the file's trouble; anything else, its directory's.
+            (describeFileError(error.cause, code === 'EISDIR' ? out : dirname(out)) ?? code);
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `cannot write the report to ${out}: ${why ?? error.message}`,
+        {
+          cause: error,
+        },
+      );
+    },
+  );
   return out;
 }
 
 /**
- * What writing the report to `out` would replace of the run in `runDir` ("the run's metrics.jsonl (…)"),
- * or undefined where it replaces none of it. The report's atomic write replaces the directory entry
- * `out` names, so `out`'s directory is followed through symbolic links and `..` to where it really is
- * (a link `out` itself is replaced, not what it points to); a directory that does not exist holds
- * nothing of the run (the write then says it does not exist). The earlier runs `--overwrite` moved
- * aside (`replaced-<time>/`) are run directories too.
+ * Where writing to `out` puts the file: its directory as the kernel finds it (symbolic links followed
+ * and `..` taken after them, component by component: realpath of the directory as written, never of
+ * path.resolve's, which removes `x/..` before a link `x` is followed), and its name there. A link `out`
+ * itself is not followed: the report's atomic write replaces the directory entry. Undefined when the
+ * directory does not exist (the write then says so).
  */
-async function runFileAt(runDir: string, out: string): Promise<string | undefined> {
+async function realTarget(out: string): Promise<string | undefined> {
+  const parent = await realpath(dirname(out)).catch(() => undefined);
+  return parent === undefined ? undefined : join(parent, basename(out));
+}
+
+/**
+ * What writing the report to `target` (a path realTarget gave: its directory real) would replace of
+ * the run in `runDir` ("the run's metrics.jsonl (…)"), or undefined where it replaces none of it. The
+ * earlier runs `--overwrite` moved aside (`replaced-<time>/`) are run directories too.
+ */
+async function runFileAt(runDir: string, target: string): Promise<string | undefined> {
   const run = await realpath(runDir).catch(() => resolve(runDir));
-  const absolute = resolve(out);
-  const parent = await realpath(dirname(absolute)).catch(() => undefined);
-  if (parent === undefined) return undefined;
-  const target = join(parent, basename(absolute));
   const within = relative(run, target);
   if (within === '' || within === '..' || within.startsWith(`..${sep}`) || isAbsolute(within)) {
     return undefined;

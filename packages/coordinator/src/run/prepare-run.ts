@@ -61,11 +61,15 @@ export async function prepareRun(
 ): Promise<PreparedRun> {
   const { checkpointDir } = runDirectory;
   // The newest checkpoint this run can continue from: one that is damaged, or not this run's (its config
-  // is not the one the run's marker records), is skipped with a warning and an older one tried.
+  // is not the one the run's marker records), is skipped with a warning and an older one tried. Those
+  // skipped are set aside (<name>.unusable), so that they do not count among the checkpoints kept.
   const resumed =
     options.resume === true
-      ? await loadLatestCheckpoint(checkpointDir, log, (checkpoint) =>
-          runDirectory.checkCheckpoint(checkpoint),
+      ? await loadLatestCheckpoint(
+          checkpointDir,
+          log,
+          (checkpoint) => runDirectory.checkCheckpoint(checkpoint),
+          { setAside: true },
         )
       : undefined;
   // A run whose marker is gone: refused where its checkpoints show it had one, else said.

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinator } from '../coordinator.js';
 import type { CoordinatorOptions } from '../options.js';
 import { inlineWorker } from '../test-support/inline-worker.js';
-import { LOCK_FILE, RunFiles } from './run-directory.js';
+import { LOCK_FILE, lockTemporary, RunFiles } from './run-directory.js';
 
 // What a resume checks before it continues a run: which checkpoint it may continue from, its run's
 // marker, and a run directory on a full disk. Real runs of a small model with one in-process worker
@@ -103,18 +103,54 @@ describe('a resume continues from the newest checkpoint usable for the run', () 
     const summary = await run({ outDir, resume: true }, log);
     expect(summary.steps).toBe(6);
     const text = log.join('\n');
+    const setAside = (step: number) =>
+      `set aside as step-00000000${step}.ckpt.unusable, neither tried again nor counted among the checkpoints kept; trying an older one`;
     expect(text).toContain(
       `checkpoint ${checkpointPath(outDir, 6)} is unusable (its training config is not that of the run recorded ` +
-        `in ${join(outDir, RunFiles.MARKER)}: it belongs to another run); trying an older one`,
+        `in ${join(outDir, RunFiles.MARKER)}: it belongs to another run); ${setAside(6)}`,
     );
     expect(text).toContain(
-      `checkpoint ${checkpointPath(outDir, 4)} is unusable (checksum mismatch); trying an older one`,
+      `checkpoint ${checkpointPath(outDir, 4)} is unusable (checksum mismatch); ${setAside(4)}`,
     );
     expect(text).toContain(`resuming from ${checkpointPath(outDir, 2)} after step 2 of 6`);
     // Steps 3 to 6 again, as the run computed them: the same weights and optimizer state, to the bit.
     const again = decodeCheckpoint(await readFile(checkpointPath(outDir, 6)), 'again');
     expect(again.weights).toEqual(final.weights);
     expect(again.optimizer).toEqual(final.optimizer);
+    // The files skipped are kept aside, under names that are no checkpoint's.
+    expect((await readdir(join(outDir, RunFiles.CHECKPOINTS))).sort()).toEqual([
+      'step-000000002.ckpt',
+      'step-000000004.ckpt',
+      'step-000000004.ckpt.unusable',
+      'step-000000006.ckpt',
+      'step-000000006.ckpt.unusable',
+    ]);
+  });
+
+  it('never prunes its own new checkpoints for unusable newer files it skipped (they are set aside)', async () => {
+    const { outDir, final } = await stoppedRun('prune-skipped');
+    // Three newer files than the step-2 checkpoint, none usable (a header step other than the name's):
+    // left in place, they would be the 3 newest kept, and steps 4 and 6 pruned as soon as written.
+    const six = await readFile(checkpointPath(outDir, 6));
+    for (const step of [7, 8, 9]) await writeFile(checkpointPath(outDir, step), six);
+    for (const step of [4, 6]) await rm(checkpointPath(outDir, step));
+    const log: string[] = [];
+    expect((await run({ outDir, resume: true }, log)).steps).toBe(6);
+    expect((await readdir(join(outDir, RunFiles.CHECKPOINTS))).sort()).toEqual([
+      'step-000000002.ckpt',
+      'step-000000004.ckpt',
+      'step-000000006.ckpt',
+      'step-000000007.ckpt.unusable',
+      'step-000000008.ckpt.unusable',
+      'step-000000009.ckpt.unusable',
+    ]);
+    expect(log.join('\n')).toContain(
+      `checkpoint ${checkpointPath(outDir, 9)} is unusable (its header says step 6, its name step 9); ` +
+        'set aside as step-000000009.ckpt.unusable',
+    );
+    expect(log.join('\n')).toContain(`resuming from ${checkpointPath(outDir, 2)} after step 2 of 6`);
+    const again = decodeCheckpoint(await readFile(checkpointPath(outDir, 6)), 'again');
+    expect(again.weights).toEqual(final.weights);
   });
 
   it('with no usable checkpoint, names each one and why', async () => {
@@ -135,6 +171,12 @@ describe('a resume continues from the newest checkpoint usable for the run', () 
         `step-000000002.ckpt (${foreign})`,
     );
     expect(log.filter((line) => line.includes('is unusable'))).toHaveLength(3);
+    // Nothing resumed: every file is left as it was, under its name.
+    expect((await readdir(join(outDir, RunFiles.CHECKPOINTS))).sort()).toEqual([
+      'step-000000002.ckpt',
+      'step-000000004.ckpt',
+      'step-000000006.ckpt',
+    ]);
   });
 });
 
@@ -178,6 +220,37 @@ describe('a resumed run whose marker (callosum-run.json) is gone', () => {
     expect(again.weights).toEqual(final.weights);
   });
 
+  it('resumed as a ring, is refused unless peer TLS is given too (a ring that reduced over TLS would go on in plaintext)', async () => {
+    const { outDir } = await stoppedRun('marker-deleted-ring');
+    await rm(join(outDir, RunFiles.MARKER));
+    const given = { checkpointEverySteps: 2, topology: 'ring', wireDtype: 'float32' } as const;
+    const log: string[] = [];
+    const error = await startError({ outDir, resume: true, ...given }, log);
+    expect(isCallosumError(error, 'ARTIFACT_INVALID'), String(error)).toBe(true);
+    expect(error.message).toContain(
+      'and with --topology ring whether its workers reduce over TLS (--peer-tls yes or --peer-tls no, of ' +
+        'callosum coordinator; peerTls), to continue with those',
+    );
+    expect(await exists(join(outDir, RunFiles.MARKER))).toBe(false);
+    // Stated: the run starts (and is stopped here: the test has no ring workers), saying what it continues with.
+    const coordinator = await startCoordinator({
+      dataset,
+      training,
+      outDir,
+      resume: true,
+      ...given,
+      peerTls: false,
+      log: (line) => log.push(line),
+    });
+    await coordinator.stop('stopped by the test');
+    await coordinator.result.catch(() => {});
+    expect(log).toContain(
+      `coordinator: warning: ${outDir} holds checkpoints but no callosum-run.json (it was deleted or lost): ` +
+        'the run continues under a new run id with checkpoint every 2 steps, topology ring without peer TLS, ' +
+        'wire dtype float32 (as given), and gets a new callosum-run.json',
+    );
+  });
+
   it('of a run from before markers (its checkpoints record no training set size): continues, naming the settings it assumes', async () => {
     const { outDir } = await stoppedRun('before-markers');
     await rm(checkpointPath(outDir, 6));
@@ -207,13 +280,35 @@ describe('a run directory on a full disk', () => {
     const { outDir } = await stoppedRun('full-disk');
     const lock = join(outDir, LOCK_FILE);
     // This process's write of the lock lands on a full disk.
-    await symlink('/dev/full', `${lock}.${process.pid}.tmp`);
-    const error = await startError({ outDir, resume: true });
+    const temporary = `${lock}.${process.pid}.full.tmp`;
+    await symlink('/dev/full', temporary);
+    const randomPath = lockTemporary.path;
+    lockTemporary.path = () => temporary;
+    const error = await startError({ outDir, resume: true }).finally(() => {
+      lockTemporary.path = randomPath;
+    });
     expect(isCallosumError(error, 'WRITE_FAILED'), String(error)).toBe(true);
     expect(error.message).toBe(`cannot write ${lock}: no space left on the device holding ${outDir}`);
     expect((await readdir(outDir)).filter((name) => name.startsWith(LOCK_FILE))).toEqual([]);
     // With space again, the same command resumes the run.
     expect((await run({ outDir, resume: true })).steps).toBe(6);
     expect(await exists(lock)).toBe(false);
+  });
+});
+
+describe('the lock', () => {
+  it('is written through a temporary file of its own, never one another coordinator of the same pid writes (pid 1 in two containers on a shared volume)', async () => {
+    const { outDir } = await stoppedRun('lock-temporary');
+    // The file another coordinator of this pid would be writing its claim to, as the lock's temporary
+    // file was named before it had a random part: it must be neither written over nor removed.
+    const theirs = join(outDir, `${LOCK_FILE}.${process.pid}.tmp`);
+    await writeFile(theirs, '{"pid":1,"host":"another-container"}\n');
+    expect((await run({ outDir, resume: true })).steps).toBe(6);
+    expect(await readFile(theirs, 'utf8')).toBe('{"pid":1,"host":"another-container"}\n');
+    expect((await readdir(outDir)).filter((name) => name.startsWith(LOCK_FILE))).toEqual([
+      `${LOCK_FILE}.${process.pid}.tmp`,
+    ]);
+    // Two lock files' temporary names are never the same.
+    expect(lockTemporary.path(join(outDir, LOCK_FILE))).not.toBe(lockTemporary.path(join(outDir, LOCK_FILE)));
   });
 });

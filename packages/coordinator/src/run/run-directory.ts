@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -137,17 +137,14 @@ export class RunDirectory {
    * Removes the temporary files of atomic writes (`<file>.<pid>.tmp`) an earlier process of this run left
    * in the directories a run writes, before this one writes there: a coordinator killed while it wrote
    * a checkpoint or the model (`kill -9`, a power loss) leaves one as large as the model, and a full disk
-   * stays full with them. Only the files a run writes are matched (the run files, the lock, a
-   * checkpoint, the model's two files), and only those whose writer is gone (core's removeStaleTemporaryFiles: its pid
+   * stays full with them. Only the files a run writes are matched (the run files, a checkpoint, the
+   * model's two files; not the lock's, see lockTemporary), and only those whose writer is gone (core's removeStaleTemporaryFiles: its pid
    * is no running process, or this process's, which has written nothing here yet), so a `callosum
    * report` writing report.html at this moment keeps its file.
    */
   private async removeStaleTemporaryFiles(log: (line: string) => void): Promise<void> {
     const removed = [
-      ...(await removeStaleTemporaryFiles(
-        this.path,
-        (name) => RUN_FILE_NAMES.includes(name) || name === LOCK_FILE,
-      )),
+      ...(await removeStaleTemporaryFiles(this.path, (name) => RUN_FILE_NAMES.includes(name))),
       ...(await removeStaleTemporaryFiles(this.checkpointDir, isCheckpointFileName)),
       ...(await removeStaleTemporaryFiles(join(this.path, RunFiles.MODEL), (name) =>
         MODEL_FILES.includes(name),
@@ -238,15 +235,18 @@ export class RunDirectory {
 
   /**
    * A resumed run whose directory has checkpoints but no marker (`callosum-run.json`): the settings it
-   * stored there (checkpoint interval, topology, wire dtype) are unknown. A checkpoint that records the
-   * training set's size (every checkpoint since 2026-12-07, format 2 included) was written by a version
-   * that writes the marker first, so the marker was deleted or lost: refused, unless `options` give every
-   * stored setting, which then guesses nothing. An older checkpoint's run may be from before markers
-   * existed, and continues with `settings` (the defaults where `options` give none), said in the log.
+   * stored there (checkpoint interval, topology, wire dtype, and for a ring whether its workers reduce
+   * over TLS) are unknown. A checkpoint that records the training set's size (every checkpoint since
+   * 2026-12-07, format 2 included) was written by a version that writes the marker first, so the marker
+   * was deleted or lost: refused, unless `options` give every stored setting (peer TLS too when the
+   * topology given is ring: `--peer-tls yes` or `no`), which then guesses nothing; a ring run that
+   * reduced over TLS would otherwise continue over plaintext peer links. An older checkpoint's run may
+   * be from before markers existed, and continues with `settings` (the defaults where `options` give
+   * none), said in the log.
    */
   requireMarker(
     checkpoint: Checkpoint,
-    options: Pick<CoordinatorOptions, 'checkpointEverySteps' | 'topology' | 'wireDtype'>,
+    options: Pick<CoordinatorOptions, 'checkpointEverySteps' | 'topology' | 'wireDtype' | 'peerTls'>,
     settings: Required<StoredRunSettings>,
     log: (line: string) => void,
   ): void {
@@ -254,19 +254,21 @@ export class RunDirectory {
     const marker = join(this.path, RunFiles.MARKER);
     const used =
       `checkpoint every ${settings.checkpointEverySteps} steps, topology ${settings.topology}` +
-      `${settings.peerTls ? ' with peer TLS' : ''}, wire dtype ${settings.wireDtype}`;
+      `${settings.topology === 'ring' ? (settings.peerTls ? ' with peer TLS' : ' without peer TLS') : ''}, wire dtype ${settings.wireDtype}`;
     const allGiven =
       options.checkpointEverySteps !== undefined &&
       options.topology !== undefined &&
-      options.wireDtype !== undefined;
+      options.wireDtype !== undefined &&
+      (options.topology !== 'ring' || options.peerTls !== undefined);
     if (checkpoint.datasetSize !== undefined && !allGiven) {
       throw new CallosumError(
         ErrorCodes.ARTIFACT_INVALID,
         `${this.path} holds checkpoints but no ${RunFiles.MARKER}, which the Callosum that wrote them writes ` +
           "first: it was deleted or lost, and with it the run's id and stored settings (checkpoint interval, " +
-          `topology, wire dtype). Put ${marker} back, or resume with all three given (--checkpoint-every, ` +
-          '--topology, --wire-dtype; checkpointEverySteps, topology, wireDtype from a program) to continue ' +
-          'with those',
+          `topology, wire dtype, peer TLS). Put ${marker} back, or resume with all three given (--checkpoint-every, ` +
+          '--topology, --wire-dtype; checkpointEverySteps, topology, wireDtype from a program), and with ' +
+          '--topology ring whether its workers reduce over TLS (--peer-tls yes or --peer-tls no, of callosum ' +
+          'coordinator; peerTls), to continue with those',
       );
     }
     log(
@@ -418,13 +420,25 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
 const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV']);
 
 /**
+ * The temporary file a lock is written to before it is linked into place:
+ * `coordinator.lock.<pid>.<random>.tmp`. The random part keeps two coordinators of one pid (pid 1 in two
+ * containers on a shared volume) from writing, linking and removing each other's file. For the same
+ * reason a lock's temporary file is never removed as stale (removeStaleTemporaryFiles): its pid does not
+ * tell whose it is; createLock removes its own, and a crash leaves at most a few bytes. A property, so
+ * that a test can put a file of its choosing there (a link to /dev/full).
+ */
+export const lockTemporary = {
+  path: (lockPath: string): string => `${lockPath}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
+};
+
+/**
  * Creates the lock file `lockPath` holding `content`, failing with EEXIST if there is one: the content is
- * written to a temporary file first and hard-linked into place, so that a lock is never seen half
+ * written to a temporary file of its own first (lockTemporary) and hard-linked into place, so that a lock is never seen half
  * written, and a write that fails (ENOSPC) leaves no lock behind. Where the file system has no hard
  * links, the lock is created exclusively and written; one that cannot be written is removed again.
  */
 async function createLock(lockPath: string, content: string): Promise<void> {
-  const temporary = `${lockPath}.${process.pid}.tmp`;
+  const temporary = lockTemporary.path(lockPath);
   try {
     await writeFile(temporary, content);
     await link(temporary, lockPath);

@@ -19,7 +19,8 @@ export {
 export { isLoopbackHost } from './loopback.js';
 export * from './messages.js';
 export { parseCoordinatorMessage, parsePeerMessage, parseWorkerMessage } from './parse.js';
-export { escapeUnprintable, unprintableCharacter } from './printable.js';
+export { pemProblem } from './pem.js';
+export { escapeUnprintable, unprintableCharacter, unprintableNameProblem } from './printable.js';
 export { ConnectionRateLimit } from './rate-limit.js';
 export { gradientReply } from './replies.js';
 export { keysToWire, samplesFromWire, samplesToWire } from './samples.js';

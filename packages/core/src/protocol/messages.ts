@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
-import { unprintableCharacter } from './printable.js';
+import { unprintableNameProblem } from './printable.js';
 import { elementCount, TENSOR_DTYPES } from './tensor.js';
 import { WIRE_DTYPES } from './wire-dtype.js';
 
@@ -24,13 +24,8 @@ const name = z.string().min(1).max(MAX_NAME_LENGTH);
  * validation tightening, not a new protocol version: no worker sends such a name meaning it.
  */
 export const printableName = name.superRefine((text, context) => {
-  const character = unprintableCharacter(text);
-  if (character !== undefined) {
-    context.addIssue({
-      code: 'custom',
-      message: `must not contain control characters, line separators or bidi overrides (found ${character})`,
-    });
-  }
+  const problem = unprintableNameProblem(text);
+  if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
 });
 const text = z.string().max(MAX_TEXT_LENGTH);
 const milliseconds = z.number().min(0);

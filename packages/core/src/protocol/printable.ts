@@ -16,18 +16,27 @@ const UNPRINTABLE_ALL = new RegExp(UNPRINTABLE.source, 'g');
 
 const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
-/** Why `text` cannot be a name shown in logs (its first unprintable character), or undefined. */
+/** Why `text` cannot be a name shown in logs (its first unprintable character, escaped), or undefined. */
 export function unprintableCharacter(text: string): string | undefined {
   const found = UNPRINTABLE.exec(text)?.[0];
-  return found === undefined ? undefined : characterName(found);
+  return found === undefined ? undefined : escaped(found);
 }
 
-/** A character as an error message names it: \n, \r, \t, or U+XXXX. */
-function characterName(character: string): string {
-  return (
-    SHORT_ESCAPES[character] ??
-    `U+${(character.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`
-  );
+/**
+ * Why `text` cannot be a printable name (a worker's, its backend's, its host's: the protocol's
+ * `printable name`), as the rest of a sentence that names it, or undefined: the one rule of messages.ts
+ * and of a worker checking its own name before it sends it.
+ */
+export function unprintableNameProblem(text: string): string | undefined {
+  const character = unprintableCharacter(text);
+  return character === undefined
+    ? undefined
+    : `must not contain control characters, line separators or bidi overrides (found ${character})`;
+}
+
+/** A character as log lines and messages write it: \n, \r, \t, or \uXXXX (`\u001b`, `\u202e`). */
+function escaped(character: string): string {
+  return SHORT_ESCAPES[character] ?? `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`;
 }
 
 /**
@@ -35,9 +44,5 @@ function characterName(character: string): string {
  * `\u202e`); printable text is unchanged.
  */
 export function escapeUnprintable(text: string): string {
-  return text.replace(
-    UNPRINTABLE_ALL,
-    (character) =>
-      SHORT_ESCAPES[character] ?? `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`,
-  );
+  return text.replace(UNPRINTABLE_ALL, escaped);
 }

@@ -349,14 +349,14 @@ describe('codec + validation', () => {
       ['evil\ncoordinator: worker w9 (x) joined', '\\n'],
       ['a\rb', '\\r'],
       ['a\tb', '\\t'],
-      ['a\u0000b', 'U+0000'],
-      ['a\u001b[31mred', 'U+001B'],
-      ['a\u007fb', 'U+007F'],
-      ['a\u0085b', 'U+0085'],
-      ['a\u2028b', 'U+2028'],
-      ['a\u2029b', 'U+2029'],
-      ['a\u202eb', 'U+202E'],
-      ['a\u2066b', 'U+2066'],
+      ['a\u0000b', '\\u0000'],
+      ['a\u001b[31mred', '\\u001b'],
+      ['a\u007fb', '\\u007f'],
+      ['a\u0085b', '\\u0085'],
+      ['a\u2028b', '\\u2028'],
+      ['a\u2029b', '\\u2029'],
+      ['a\u202eb', '\\u202e'],
+      ['a\u2066b', '\\u2066'],
     ];
     for (const [bad, found] of cases) {
       for (const field of ['workerName', 'backend', 'hostname']) {

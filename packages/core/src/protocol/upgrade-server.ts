@@ -3,6 +3,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { pemProblem } from './pem.js';
 import { ConnectionRateLimit } from './rate-limit.js';
 
 /**
@@ -142,9 +143,6 @@ export function createUpgradeServer(options: UpgradeServerOptions): Server {
   return server;
 }
 
-/** A PEM text holds at least one `-----BEGIN …-----` line. */
-const PEM_BEGIN = /-----BEGIN [A-Z0-9 ]+-----/;
-
 /**
  * Refuses a certificate, key or client CA that holds no PEM block. Node takes an empty one without a
  * word: an empty certificate or key gives a server no client can handshake with, and an empty `ca`
@@ -158,8 +156,9 @@ function requirePemTexts(tls: ServerTls): void {
   ];
   for (const [what, text] of texts) {
     if (text === undefined && what === 'client CA') continue;
-    if (typeof text !== 'string' || text.trim() === '') throw new Error(`the ${what} is empty`);
-    if (!PEM_BEGIN.test(text)) throw new Error(`the ${what} holds no PEM block (no "-----BEGIN" line)`);
+    // What is not a string (none given from a program) is as good as empty.
+    const problem = pemProblem(typeof text === 'string' ? text : '');
+    if (problem !== undefined) throw new Error(`the ${what} ${problem}`);
   }
 }
 

@@ -97,10 +97,51 @@ describe('defineTask', () => {
       { ...valid, metrics: ['accuracy', 'acc'] },
       '`metrics` names "accuracy" twice',
     ],
+    [
+      'with an undefined metric (as `cond && fn` leaves one)',
+      { ...valid, metrics: ['accuracy', undefined] },
+      '`metrics[1]` must be a metric name or a function (labels, predictions) => one value per sample, got undefined',
+    ],
+    [
+      'with a null metric',
+      { ...valid, metrics: [null, 'mae'] },
+      '`metrics[0]` must be a metric name or a function (labels, predictions) => one value per sample, got null',
+    ],
+    [
+      'with a false metric',
+      { ...valid, metrics: ['mae', false] },
+      '`metrics[1]` must be a metric name or a function (labels, predictions) => one value per sample, got false (a boolean)',
+    ],
+    [
+      'with a function named "accuracy" beside the accuracy it would replace',
+      { ...valid, metrics: ['accuracy', function accuracy() {}] },
+      '`metrics` names "accuracy" beside accuracy, which evaluations report as "accuracy" and fit\'s logs as "acc": so one would hide the other (give each function its own name)',
+    ],
+    [
+      'with a function named "acc" beside accuracy',
+      { ...valid, metrics: ['acc', function acc() {}] },
+      '`metrics` names "acc" beside accuracy',
+    ],
+    [
+      'with a function named "loss", which would replace the loss in fit\'s logs',
+      { ...valid, metrics: [function loss() {}] },
+      '`metrics` names a function "loss": fit\'s logs report the loss as "loss", so one would hide the other',
+    ],
+    [
+      "with a function named like a validation figure of fit's logs",
+      { ...valid, metrics: ['mae', function val_mae() {}] },
+      '`metrics` names a function "val_mae": fit\'s logs report the validation mae under that name',
+    ],
   ])('refuses a definition %s with TASK_INVALID', (_, definition, message) => {
     expect(() => defineTask(definition as unknown as TaskDefinition)).toThrow(
       callosumError('TASK_INVALID', `defineTask: ${message}`),
     );
+  });
+
+  it('takes a metric named like a figure that is not reported beside it', () => {
+    // Without accuracy measured, nothing else is reported as "accuracy"; "val_x" hides nothing without x.
+    expect(() => defineTask({ ...valid, metrics: [function accuracy() {}] as never })).not.toThrow();
+    expect(() => defineTask({ ...valid, metrics: ['accuracy', function val_x() {}] as never })).not.toThrow();
   });
 });
 

@@ -11,7 +11,7 @@ import { CallosumError, ErrorCodes } from '../errors.js';
 import { unknownOption } from '../optim/validation.js';
 import { shownWithType } from '../options/schema.js';
 import type { SampleFunction } from './losses.js';
-import { repeatedMetricName } from './objective.js';
+import { metricNamesProblem } from './objective.js';
 
 /** Features or labels: a tensor, or raw values with their shape (first dimension: the samples). */
 export type TaskArray =
@@ -100,10 +100,14 @@ function definitionProblem(definition: TaskDefinition): string | undefined {
   if (definition.metrics !== undefined && !Array.isArray(definition.metrics)) {
     return '`metrics` must be an array of names or functions';
   }
-  const repeated = repeatedMetricName(definition.metrics ?? []);
-  if (repeated !== undefined) {
-    return `\`metrics\` names "${repeated}" twice: each metric is reported under its name, so one would hide the other (give each function its own name)`;
+  const metrics = definition.metrics ?? [];
+  // Each element is checked before the names are read: `cond && fn` leaves a false, null or undefined.
+  const notMetric = metrics.findIndex((metric) => typeof metric !== 'string' && typeof metric !== 'function');
+  if (notMetric !== -1) {
+    return `\`metrics[${notMetric}]\` must be a metric name or a function (labels, predictions) => one value per sample, got ${shownWithType(metrics[notMetric])}`;
   }
+  const namesProblem = metricNamesProblem(metrics);
+  if (namesProblem !== undefined) return `\`metrics\` ${namesProblem}`;
   if (definition.images !== undefined && typeof definition.images !== 'boolean') {
     return `\`images\` must be true or false, got ${shownWithType(definition.images)}`;
   }

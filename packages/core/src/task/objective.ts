@@ -44,11 +44,36 @@ export function metricNamesOf(metrics: readonly LossSpec[]): {
   };
 }
 
-/** A name two of `metrics` would be reported under (accuracy however spelt), if any. */
-export function repeatedMetricName(metrics: readonly LossSpec[]): string | undefined {
-  if (metrics.filter(isAccuracy).length > 1) return 'accuracy';
-  const { metricNames } = metricNamesOf(metrics);
-  return metricNames.find((name, index) => metricNames.indexOf(name) !== index);
+/**
+ * Why `metrics` (each a name or a function) cannot be reported as they are, if so, as the rest of a
+ * sentence that begins with "`metrics` ": two of them under one name (accuracy however spelt; a
+ * function named "accuracy" or "acc" when accuracy is measured, which evaluations report as "accuracy"
+ * and fit's logs as "acc"), or one named like a figure that fit's logs report beside it: "loss", or
+ * "val_" and a figure of the epoch, which the validation figure of that name would replace.
+ */
+export function metricNamesProblem(metrics: readonly LossSpec[]): string | undefined {
+  const hide = 'so one would hide the other (give each function its own name)';
+  if (metrics.filter(isAccuracy).length > 1) {
+    return `names "accuracy" twice: each metric is reported under its name, ${hide}`;
+  }
+  const { measuresAccuracy, metricNames } = metricNamesOf(metrics);
+  const repeated = metricNames.find((name, index) => metricNames.indexOf(name) !== index);
+  if (repeated !== undefined) {
+    return `names "${repeated}" twice: each metric is reported under its name, ${hide}`;
+  }
+  const asAccuracy = measuresAccuracy ? metricNames.find((name) => ACCURACY_NAMES.includes(name)) : undefined;
+  if (asAccuracy !== undefined) {
+    return `names "${asAccuracy}" beside accuracy, which evaluations report as "accuracy" and fit's logs as "acc": ${hide}`;
+  }
+  if (metricNames.includes('loss')) {
+    return `names a function "loss": fit's logs report the loss as "loss", ${hide}`;
+  }
+  const figures = ['loss', ...(measuresAccuracy ? ['acc'] : []), ...metricNames];
+  const validationName = metricNames.find((name) => figures.some((figure) => name === `val_${figure}`));
+  if (validationName !== undefined) {
+    return `names a function "${validationName}": fit's logs report the validation ${validationName.slice(4)} under that name, ${hide}`;
+  }
+  return undefined;
 }
 
 function isAccuracy(metric: LossSpec): boolean {

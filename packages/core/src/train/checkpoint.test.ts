@@ -261,6 +261,48 @@ describe('checkpoints', () => {
     expect(warnings.at(-1)).toMatch(/step-000000050\.ckpt is unusable \(.*\); there is no older one$/);
   });
 
+  it('on a resume, sets the files it skipped aside, so that pruning keeps the checkpoints written after it', async () => {
+    for (const steps of [10, 20]) await writeCheckpoint(dir, advancedState(steps).checkpoint(), 3);
+    // Three newer names, unusable: their headers say step 20.
+    const twenty = await readFile(join(dir, 'step-000000020.ckpt'));
+    for (const step of [70, 80, 90]) await writeFile(join(dir, `step-0000000${step}.ckpt`), twenty);
+    await rm(join(dir, 'step-000000020.ckpt'));
+    // Read only (no setAside): the files stay as they are.
+    expect((await loadLatestCheckpoint(dir, warn)).checkpoint.step).toBe(10);
+    expect(await readdir(dir)).toHaveLength(4);
+    warnings.length = 0;
+    const { checkpoint } = await loadLatestCheckpoint(dir, warn, undefined, { setAside: true });
+    expect(checkpoint.step).toBe(10);
+    expect(warnings).toEqual(
+      [90, 80, 70].map(
+        (step) =>
+          `checkpoint ${join(dir, `step-0000000${step}.ckpt`)} is unusable (its header says step 20, its name step ${step}); ` +
+          `set aside as step-0000000${step}.ckpt.unusable, neither tried again nor counted among the checkpoints kept; trying an older one`,
+      ),
+    );
+    for (const steps of [20, 30]) await writeCheckpoint(dir, advancedState(steps).checkpoint(), 3);
+    expect((await readdir(dir)).sort()).toEqual([
+      'step-000000010.ckpt',
+      'step-000000020.ckpt',
+      'step-000000030.ckpt',
+      'step-000000070.ckpt.unusable',
+      'step-000000080.ckpt.unusable',
+      'step-000000090.ckpt.unusable',
+    ]);
+    expect((await loadLatestCheckpoint(dir, warn)).checkpoint.step).toBe(30);
+  });
+
+  it('with none usable, sets nothing aside', async () => {
+    await writeFile(join(dir, 'step-000000010.ckpt'), 'not a checkpoint');
+    const failure = await loadLatestCheckpoint(dir, warn, undefined, { setAside: true }).catch(
+      (error: unknown) => error,
+    );
+    expect(failure).toEqual(
+      callosumError('ARTIFACT_INVALID', `none of the 1 checkpoints in ${dir} is usable`),
+    );
+    expect(await readdir(dir)).toEqual(['step-000000010.ckpt']);
+  });
+
   it('names the step of the newest checkpoint file, ignoring temporary files; none without one', async () => {
     expect(await newestCheckpointStep(join(dir, 'missing'))).toBeUndefined();
     expect(await newestCheckpointStep(dir)).toBeUndefined();

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import { writeFileAtomically } from '../io/atomic-file.js';
@@ -28,6 +28,15 @@ import { runSteps } from './training-state.js';
  * - 1 (written before): the header carries `bodySha256`, a SHA-256 of the body only; a damaged header is
  *   caught only where its schema, or a check of its content (its step against the file's name,
  *   loadLatestCheckpoint), refuses it. Still read, so that runs checkpointed by earlier versions resume.
+ *
+ * Format 2 is read by this build and later ones only: a Callosum from before it refuses a format-2 file
+ * (its formatVersion is not 1), so a run checkpointed by this build cannot be resumed after a downgrade.
+ *
+ * Pruning (writeCheckpoint) keeps the newest `keep` files by name. A resume that skips unusable newer
+ * files (damaged, a header step other than the name's, a step past the run's end, another run's config)
+ * renames each aside as `<name>.unusable` (loadLatestCheckpoint's `setAside`), which no longer matches
+ * the checkpoint pattern: left in place, they would count among the `keep` newest, and the resumed
+ * run's own new checkpoints could be pruned as soon as written.
  *
  * Ring replicas travel as checkpoints too (the `replica` message, `replica-state`): they are encoded
  * as version 1 (REPLICA_FORMAT_VERSION), which every worker and coordinator of protocol 1.x reads; the
@@ -60,7 +69,11 @@ const FILE_PATTERN = /^step-(\d{9})\.ckpt$/;
 /** A version-2 checkpoint ends with a SHA-256 of every byte before it. */
 const DIGEST_BYTES = 32;
 
-const formatVersionSchema = z.literal(READABLE_VERSIONS, {
+/**
+ * A header whose formatVersion is not 2 is read as version 1's (decodeCheckpoint): anything else there
+ * is a version this build does not read, which the message says with every version it does read.
+ */
+const formatVersion1Schema = z.literal(1, {
   error: (issue) =>
     `must be ${READABLE_VERSIONS.join(' or ')} (the versions this build reads), got ${String(issue.input)}`,
 });
@@ -82,7 +95,7 @@ const headerFields = {
 };
 const bodySha256 = z.string().regex(/^[0-9a-f]{64}$/);
 /** Version 1: the header carries the body's SHA-256. */
-const headerSchemaV1 = z.object({ formatVersion: formatVersionSchema, ...headerFields, bodySha256 });
+const headerSchemaV1 = z.object({ formatVersion: formatVersion1Schema, ...headerFields, bodySha256 });
 /** Version 2: the file's SHA-256 follows the body; a `bodySha256` here is a damaged version-1 header. */
 const headerSchemaV2 = z.object({
   formatVersion: z.literal(2),
@@ -208,7 +221,8 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
  * Writes a checkpoint atomically (temporary file, fsync, rename, fsync of the directory), so a crash
  * at any moment leaves either the new checkpoint or none, and the previous ones intact; a write that
  * fails (a full disk) removes its temporary file and rejects with WRITE_FAILED naming the file. Keeps
- * the newest `keep` checkpoints. Returns the file's path.
+ * the newest `keep` checkpoints by name (a resume sets aside the unusable ones it skipped, so that they
+ * do not count: loadLatestCheckpoint). Returns the file's path.
  */
 export async function writeCheckpoint(dir: string, checkpoint: Checkpoint, keep: number): Promise<string> {
   const name = `step-${String(checkpoint.step).padStart(9, '0')}.ckpt`;
@@ -274,21 +288,32 @@ function checkpointProblem(checkpoint: Checkpoint, name: string): string | undef
   return undefined;
 }
 
+/** What a checkpoint file skipped by a resume is renamed to: no longer a checkpoint's name. */
+export const SET_ASIDE_SUFFIX = '.unusable';
+
 /**
  * The newest checkpoint in `dir` that is usable: it reads back intact, its header's step is its name's,
  * its step lies within its run, and `check` (what the caller knows of the run: a run directory's marker
  * names its config) accepts it by returning without throwing. An unusable newer one is skipped with a
  * warning saying why, and the next older one tried; with none usable (or none at all), an
- * ARTIFACT_INVALID error naming each file and why.
+ * ARTIFACT_INVALID error naming each file and why, every file left as it was.
+ *
+ * With `setAside` (a resume, which writes checkpoints into `dir` from then on), each file skipped for
+ * an older usable one is renamed `<name>.unusable`, which is no checkpoint's name, and its warning says
+ * so: left in place, the skipped files, newer by name than any the resumed run writes for a while,
+ * would count among the newest `keep` that writeCheckpoint keeps, and the run's own new checkpoints
+ * could be pruned as soon as written. The file is kept under that name, for a person to look at; one
+ * that cannot be renamed is said, and stays.
  */
 export async function loadLatestCheckpoint(
   dir: string,
   warn: (line: string) => void,
   check: (checkpoint: Checkpoint, path: string) => void = () => {},
+  { setAside = false }: { readonly setAside?: boolean } = {},
 ): Promise<{ checkpoint: Checkpoint; path: string }> {
   const names = await checkpointFiles(dir);
-  const refused: string[] = [];
-  for (const [index, name] of names.entries()) {
+  const refused: { name: string; path: string; reason: string }[] = [];
+  for (const name of names) {
     const path = join(dir, name);
     let reason: string;
     try {
@@ -296,6 +321,11 @@ export async function loadLatestCheckpoint(
       const problem = checkpointProblem(checkpoint, name);
       if (problem === undefined) {
         check(checkpoint, path);
+        for (const skipped of refused) {
+          warn(
+            `${unusable(skipped)}; ${setAside ? await setAsideFile(skipped.path) : ''}trying an older one`,
+          );
+        }
         return { checkpoint, path };
       }
       reason = problem;
@@ -304,16 +334,33 @@ export async function loadLatestCheckpoint(
       // decodeCheckpoint's errors start with the path, which the warning names already.
       reason = message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
     }
-    refused.push(`${name} (${reason})`);
+    refused.push({ name, path, reason });
+  }
+  for (const [index, skipped] of refused.entries()) {
     warn(
-      `checkpoint ${path} is unusable (${reason}); ` +
-        (index + 1 < names.length ? 'trying an older one' : 'there is no older one'),
+      `${unusable(skipped)}; ${index + 1 < refused.length ? 'trying an older one' : 'there is no older one'}`,
     );
   }
   throw new CallosumError(
     ErrorCodes.ARTIFACT_INVALID,
     names.length === 0
       ? `no checkpoint in ${dir}`
-      : `none of the ${names.length} checkpoints in ${dir} is usable: ${refused.join('; ')}`,
+      : `none of the ${names.length} checkpoints in ${dir} is usable: ${refused.map(({ name, reason }) => `${name} (${reason})`).join('; ')}`,
   );
+}
+
+function unusable({ path, reason }: { path: string; reason: string }): string {
+  return `checkpoint ${path} is unusable (${reason})`;
+}
+
+/** Renames a skipped checkpoint file aside; says what became of it, for its warning ("…; "). */
+async function setAsideFile(path: string): Promise<string> {
+  const aside = `${path}${SET_ASIDE_SUFFIX}`;
+  try {
+    await rename(path, aside);
+    return `set aside as ${basename(aside)}, neither tried again nor counted among the checkpoints kept; `;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    return `it could not be set aside as ${basename(aside)} (${code}) and counts among the checkpoints kept; `;
+  }
 }
