@@ -61,7 +61,8 @@ export function createMsgpackCodec(): Codec {
     mapsAsObjects: true,
   });
   const pack = (value: unknown): Uint8Array => packr.pack(value);
-  const unpack = (bytes: Uint8Array): unknown => {
+  /** `messageDepth`: where the message sits (0; 1 in a tensor frame's trailer, `[field, message]`). */
+  const unpack = (bytes: Uint8Array, messageDepth = 0): unknown => {
     let value: unknown;
     try {
       value = packr.unpack(bytes);
@@ -72,7 +73,7 @@ export function createMsgpackCodec(): Codec {
         `frame is not valid MessagePack: ${(error as Error).message.slice(0, 120)}`,
       );
     }
-    assertPlainData(value, '$', 0);
+    assertPlainData(value, '$', 0, messageDepth);
     return value;
   };
   return {
@@ -91,7 +92,7 @@ export function createMsgpackCodec(): Codec {
           'frame file reference on a connection that did not agree to frame files',
         );
       }
-      return isTensorFrame(frame) ? decodeTensorFrame(frame, unpack) : unpack(frame);
+      return isTensorFrame(frame) ? decodeTensorFrame(frame, (trailer) => unpack(trailer, 1)) : unpack(frame);
     },
   };
 }
@@ -103,8 +104,17 @@ export function createMsgpackCodec(): Codec {
  */
 const NON_FINITE_FIELDS: ReadonlySet<string> = new Set(['metricSums']);
 
-/** `nonFinite`: `value` is an element of a NON_FINITE_FIELDS array, and may be NaN or ±Infinity. */
-function assertPlainData(value: unknown, path: string, depth: number, nonFinite = false): void {
+/**
+ * `messageDepth`: the depth of the message, whose own NON_FINITE_FIELDS may hold NaN or ±Infinity;
+ * `nonFinite`: `value` is an element of such a field.
+ */
+function assertPlainData(
+  value: unknown,
+  path: string,
+  depth: number,
+  messageDepth: number,
+  nonFinite = false,
+): void {
   if (depth > MAX_DEPTH) {
     throw new CallosumError(ErrorCodes.MALFORMED_MESSAGE, `${path}: nested deeper than ${MAX_DEPTH} levels`);
   }
@@ -119,15 +129,21 @@ function assertPlainData(value: unknown, path: string, depth: number, nonFinite 
   if (value instanceof Uint8Array && (value.constructor === Uint8Array || Buffer.isBuffer(value))) return;
   if (Array.isArray(value)) {
     for (const [index, item] of value.entries()) {
-      assertPlainData(item, `${path}[${index}]`, depth + 1, nonFinite && typeof item === 'number');
+      assertPlainData(
+        item,
+        `${path}[${index}]`,
+        depth + 1,
+        messageDepth,
+        nonFinite && typeof item === 'number',
+      );
     }
     return;
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     for (const [key, item] of Object.entries(value)) {
       // A message's own field only: nowhere deeper (a task fingerprint, say) may hold NaN.
-      const mayBeNonFinite = depth === 0 && NON_FINITE_FIELDS.has(key) && Array.isArray(item);
-      assertPlainData(item, `${path}.${key}`, depth + 1, mayBeNonFinite);
+      const mayBeNonFinite = depth === messageDepth && NON_FINITE_FIELDS.has(key) && Array.isArray(item);
+      assertPlainData(item, `${path}.${key}`, depth + 1, messageDepth, mayBeNonFinite);
     }
     return;
   }

@@ -5,6 +5,7 @@ import { createMsgpackCodec } from './codec.js';
 import { parseCoordinatorMessage, parsePeerMessage, parseWorkerMessage } from './parse.js';
 import { samplesFromWire, samplesToWire } from './samples.js';
 import { fromWireTensor, toWireTensor } from './tensor.js';
+import { isTensorFrame, TENSOR_FRAME_MIN_BYTES } from './tensor-frame.js';
 import { gradientMessage } from './test-support.js';
 import { PROTOCOL_VERSION, protocolAtLeast } from './version.js';
 
@@ -90,8 +91,11 @@ describe('codec + validation', () => {
   it("carries a metric's NaN and ±Infinity (a metric is reported whatever it is), and nothing else non-finite", () => {
     const metricSums = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.5];
     const { gradient: _, ...totals } = gradientMessage(undefined, { metricSums });
+    // A gradient large enough to go as a tensor frame, as every worker's does.
+    const large = gradientMessage(new Float32Array(TENSOR_FRAME_MIN_BYTES / 4), { metricSums });
+    expect(isTensorFrame(codec.encode(large, { tensorFrame: true }))).toBe(true);
     const replies = [
-      gradientMessage(undefined, { metricSums }),
+      large,
       { ...totals, type: 'computed' },
       { ...totals, step: undefined, type: 'evaluation', round: 2 },
     ];
