@@ -7,10 +7,9 @@ import {
   TrainingState,
 } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
-import type WebSocket from 'ws';
 import type { Clock } from '../dispatch/clock.js';
-import { WireTraffic } from '../transport/wire-traffic.js';
-import { WorkerConnection } from '../workers/connection.js';
+import { ringConnection } from '../test-support/ring-connection.js';
+import type { WorkerConnection } from '../workers/connection.js';
 import { WorkerRegistry } from '../workers/registry.js';
 import { ReplicaSync } from './replica-sync.js';
 
@@ -36,24 +35,8 @@ async function setup(ids: string[]) {
   const sent = new Map<string, CoordinatorMessage[]>();
   const workers: WorkerConnection[] = [];
   for (const [i, id] of ids.entries()) {
-    const messages: CoordinatorMessage[] = [];
+    const { worker, sent: messages } = ringConnection(id, i, membership);
     sent.set(id, messages);
-    const worker = new WorkerConnection(
-      id,
-      `test:${i}`,
-      {
-        readyState: 1,
-        bufferedAmount: 0,
-        send: (frame: Uint8Array) => messages.push(codec.decode(Buffer.from(frame)) as CoordinatorMessage),
-      } as unknown as WebSocket,
-      codec,
-      new WireTraffic(),
-      1 << 30,
-      () => {},
-    );
-    membership.add(worker);
-    worker.welcomed({ name: `worker-${id}`, backend: 'cpu', readsTensorFrames: false }, true);
-    worker.listensAt(`127.0.0.1:${4000 + i}`);
     worker.holdsReplica(STEP);
     worker.synced();
     workers.push(worker);

@@ -1,12 +1,11 @@
 import { type CoordinatorMessage, createMsgpackCodec, type StepPlan } from '@callosum/core';
 import { describe, expect, it } from 'vitest';
-import type WebSocket from 'ws';
 import type { Clock } from '../dispatch/clock.js';
 import type { ShardOutcome } from '../dispatch/shard-dispatcher.js';
 import { StepRedo } from '../run/gradient-path.js';
 import type { CoordinatorEvent } from '../telemetry/events.js';
-import { WireTraffic } from '../transport/wire-traffic.js';
-import { WorkerConnection } from '../workers/connection.js';
+import { ringConnection } from '../test-support/ring-connection.js';
+import type { WorkerConnection } from '../workers/connection.js';
 import { WorkerRegistry } from '../workers/registry.js';
 import { RingReduction } from './ring-reduction.js';
 
@@ -27,24 +26,8 @@ function setup() {
   const membership = new WorkerRegistry();
   const sent = new Map<string, CoordinatorMessage[]>();
   const workers = ['w1', 'w2', 'w3'].map((id, i) => {
-    const messages: CoordinatorMessage[] = [];
+    const { worker, sent: messages } = ringConnection(id, i, membership);
     sent.set(id, messages);
-    const worker = new WorkerConnection(
-      id,
-      `test:${i}`,
-      {
-        readyState: 1,
-        bufferedAmount: 0,
-        send: (frame: Uint8Array) => messages.push(codec.decode(Buffer.from(frame)) as CoordinatorMessage),
-      } as unknown as WebSocket,
-      codec,
-      new WireTraffic(),
-      1 << 30,
-      () => {},
-    );
-    membership.add(worker);
-    worker.welcomed({ name: `worker-${id}`, backend: 'cpu', readsTensorFrames: false }, true);
-    worker.listensAt(`127.0.0.1:${4000 + i}`);
     worker.synced();
     return worker;
   });
