@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadMnist } from '../data/mnist.js';
 import { callosumError } from '../optim/test-support.js';
 import { defineTask } from '../task/define-task.js';
 import { taskFromDefinition } from '../task/module-task.js';
@@ -182,5 +186,206 @@ describe('trainLocal given a task', () => {
         'task frozen: the model has no trainable weights (every layer is trainable: false, or has no weights): there is nothing to train',
       ),
     );
+  });
+});
+
+describe('trainLocal refuses before training', () => {
+  const tiny = defineTask({
+    model: ({ seed }) =>
+      tf.sequential({
+        layers: [
+          tf.layers.dense({
+            inputShape: [2],
+            units: 1,
+            kernelInitializer: tf.initializers.glorotUniform({ seed }),
+          }),
+        ],
+      }),
+    data: () => ({
+      train: {
+        xs: { values: Float32Array.of(0, 1, 1, 0, 1, 1, 0, 0), shape: [4, 2] },
+        ys: { values: Float32Array.of(1, 0, 2, 0), shape: [4, 1] },
+      },
+    }),
+    loss: 'meanSquaredError',
+  });
+  const base = (): TrainLocalOptions => ({
+    task: taskFromDefinition(tiny, 'tiny'),
+    backend: 'cpu',
+    batchSize: 2,
+    maxSteps: 3,
+    seed: 7,
+  });
+
+  it.each([
+    [null, 'trainLocal: options must be an object ({ task, epochs, ... }), got null'],
+    [
+      { dataset: 42 },
+      'trainLocal: dataset must be an MNIST dataset ({ train, test }, as loadMnist returns), got 42',
+    ],
+    [
+      { dataset: { train: 1 } },
+      'trainLocal: dataset.train must be an image set ({ count, rows, cols, images, labels }), got 1',
+    ],
+    [
+      { dataset: { train: { count: 1, rows: 2, cols: 2, images: [0, 0, 0, 0], labels: new Uint8Array(1) } } },
+      'trainLocal: dataset.train.images must be a Uint8Array, got [0,0,0,0] (an array)',
+    ],
+    [{ dataDir: 5 }, 'trainLocal: dataDir must be a string (a directory), got 5'],
+  ])('a value of the wrong kind, naming the option and what it got: %o', async (options, message) => {
+    await expect(trainLocal(options as never)).rejects.toThrow(callosumError('INVALID_ARGUMENT', message));
+  });
+
+  it('takes a dataset as loadMnist returns it', async () => {
+    const result = await trainLocal({
+      model: { name: 'mlp' },
+      dataset: await loadMnist(),
+      backend: 'cpu',
+      batchSize: 8,
+      maxSteps: 2,
+      evaluate: false,
+    });
+    result.model.dispose();
+    expect(result.steps).toBe(2);
+  });
+
+  it.each([
+    [{ onStep: 5 }, 'trainLocal: onStep must be a function, got 5'],
+    [{ onEpoch: 'log' }, 'trainLocal: onEpoch must be a function, got "log" (a string)'],
+    [{ evaluate: 'no' }, 'trainLocal: evaluate must be true or false, got "no" (a string)'],
+    [{ outDir: 5 }, 'trainLocal: outDir must be a string (a directory), got 5'],
+    [
+      { model: { name: 'mlp' } },
+      'trainLocal: model is for the built-in MNIST models; with task the task builds its model and loads its data, so leave it out',
+    ],
+    [
+      { dataDir: 'data', dataset: {} },
+      'trainLocal: dataDir, dataset are for the built-in MNIST models; with task the task builds its model and loads its data, so leave them out',
+    ],
+  ])('given with a task: %o', async (options, message) => {
+    await expect(trainLocal({ ...base(), ...(options as object) })).rejects.toThrow(
+      callosumError('INVALID_ARGUMENT', message),
+    );
+  });
+
+  describe('an outDir that cannot hold the model, before the first step (it was found after the last)', () => {
+    let dir: string;
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'callosum-train-local-'));
+      await writeFile(join(dir, 'a-file'), 'not a directory');
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it.each([
+      ['a-file', 'it is a file'],
+      ['a-file/model', 'part of its path is a file'],
+    ])('%s', async (name, why) => {
+      const outDir = join(dir, name);
+      let steps = 0;
+      await expect(
+        trainLocal({
+          ...base(),
+          outDir,
+          onStep: () => {
+            steps += 1;
+          },
+        }),
+      ).rejects.toThrow(
+        callosumError(
+          'INVALID_ARGUMENT',
+          `trainLocal: outDir "${outDir}" must be a directory to save the model in, but ${why}`,
+        ),
+      );
+      expect(steps).toBe(0);
+    });
+
+    it('creates one that is missing, and saves the model in it', async () => {
+      const outDir = join(dir, 'new', 'model');
+      const result = await trainLocal({ ...base(), outDir });
+      result.model.dispose();
+      expect((await readdir(outDir)).sort()).toEqual(['model.json', 'weights.bin']);
+    });
+  });
+});
+
+describe('trainLocal runs one at a time per process (tfjs has one backend per process)', () => {
+  const definition = defineTask({
+    model: ({ seed }) =>
+      tf.sequential({
+        layers: [
+          tf.layers.dense({
+            inputShape: [2],
+            units: 1,
+            kernelInitializer: tf.initializers.glorotUniform({ seed }),
+          }),
+        ],
+      }),
+    data: () => ({
+      train: {
+        xs: { values: Float32Array.of(0, 1, 1, 0, 1, 1, 0, 0), shape: [4, 2] },
+        ys: { values: Float32Array.of(1, 0, 2, 0), shape: [4, 1] },
+      },
+    }),
+    loss: 'meanSquaredError',
+  });
+  const options = (): TrainLocalOptions => ({
+    task: taskFromDefinition(definition, 'tiny'),
+    backend: 'cpu',
+    batchSize: 2,
+    maxSteps: 4,
+    seed: 7,
+  });
+  const refusal = callosumError(
+    'INVALID_ARGUMENT',
+    'trainLocal is already running in this process: one trainLocal runs at a time per process, because tfjs has one backend per process',
+    'Await the first run before starting another',
+    'or run the other in another process',
+  );
+
+  it('refuses a second run started while one runs, at once; the first is unaffected', async () => {
+    const alone = await trainLocal(options());
+    alone.model.dispose();
+    const [first, second] = await Promise.allSettled([trainLocal(options()), trainLocal(options())]);
+    expect(second).toEqual({ status: 'rejected', reason: refusal });
+    expect(first.status).toBe('fulfilled');
+    if (first.status === 'fulfilled') {
+      expect(first.value.weights).toEqual(alone.weights);
+      first.value.model.dispose();
+    }
+  });
+
+  it('refuses one started from a running one’s onStep, which trains on', async () => {
+    const nested: unknown[] = [];
+    const result = await trainLocal({
+      ...options(),
+      onStep: async () => {
+        await trainLocal(options()).then(
+          (inner) => inner.model.dispose(),
+          (error: unknown) => nested.push(error),
+        );
+      },
+    });
+    result.model.dispose();
+    expect(result.steps).toBe(4);
+    expect(nested).toEqual([refusal, refusal, refusal, refusal]);
+  });
+
+  it('lets the next run start once one has ended, also by failing', async () => {
+    await expect(
+      trainLocal({
+        ...options(),
+        onStep: () => {
+          throw new Error('this callback fails the run');
+        },
+      }),
+    ).rejects.toThrow('this callback fails the run');
+    await expect(trainLocal({ ...options(), learningRate: 0 })).rejects.toThrow(
+      callosumError('INVALID_ARGUMENT', 'learningRate'),
+    );
+    const result = await trainLocal(options());
+    result.model.dispose();
+    expect(result.steps).toBe(4);
   });
 });
