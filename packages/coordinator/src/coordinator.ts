@@ -189,7 +189,15 @@ async function startIn(
     );
   }
   const ring = ringRun
-    ? startRing({ state, membership, telemetry, settings, log, datasetSize: train.count })
+    ? startRing({
+        state,
+        membership,
+        telemetry,
+        settings,
+        log,
+        datasetSize: train.count,
+        stateLost: (error) => dispatcher.abort(error),
+      })
     : undefined;
   const rounds = new Rounds({
     state,

@@ -64,6 +64,7 @@ async function setup(ids: string[]) {
   };
   const state = new TrainingState(config, new Float32Array(4), 1000);
   const logged: string[] = [];
+  const lost: Error[] = [];
   const sync = new ReplicaSync({
     state,
     membership,
@@ -71,6 +72,7 @@ async function setup(ids: string[]) {
     clock,
     timeoutMs: 60_000,
     hedgeMs: 2000,
+    stateLost: (error) => lost.push(error),
     log: (line) => logged.push(line),
   });
   // The replicas applied STEP steps; this copy only counted them.
@@ -79,7 +81,7 @@ async function setup(ids: string[]) {
     (sent.get(worker.id) ?? []).filter((message) => message.type === 'state-request').length;
   const answer = (worker: WorkerConnection, bytes: Uint8Array) =>
     sync.received(worker, { type: 'replica-state', version: STEP, state: bytes });
-  return { sync, state, workers, asked, answer, elapse, logged };
+  return { sync, state, workers, membership, asked, answer, elapse, logged, lost };
 }
 
 describe('ReplicaSync.refresh', () => {
@@ -145,5 +147,22 @@ describe('ReplicaSync.refresh', () => {
     elapse(60_000);
     await failed;
     expect([...state.weights]).toEqual([0, 0, 0, 0]);
+  });
+
+  it('stops the run at once when the last worker holding the state leaves while this copy is behind it', async () => {
+    const { sync, workers, membership, lost } = await setup(['w1', 'w2']);
+    const [w1, w2] = workers as [WorkerConnection, WorkerConnection];
+    membership.remove(w1);
+    await settled();
+    expect(lost).toEqual([]);
+    membership.remove(w2);
+    await settled();
+    const stateGone = {
+      code: 'NO_WORKERS',
+      message: expect.stringMatching(/every worker holding the run's state after step 3 has left/),
+    };
+    expect(lost).toEqual([expect.objectContaining(stateGone)]);
+    // Workers that join later are not waited for: the step after is refused before it starts.
+    await expect(sync.admitWaiting()).rejects.toMatchObject(stateGone);
   });
 });

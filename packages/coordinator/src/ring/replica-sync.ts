@@ -24,6 +24,11 @@ export interface ReplicaSyncContext {
    * stopped answering (SIGSTOP, a dead link not yet noticed) must not hold a checkpoint up for timeoutMs.
    */
   readonly hedgeMs: number;
+  /**
+   * The last worker holding the replicas' state left while this copy was behind it: the steps since
+   * this copy was last brought up to date exist nowhere, and the run cannot go on (a resume can).
+   */
+  readonly stateLost: (error: CallosumError) => void;
   readonly log: (line: string) => void;
 }
 
@@ -50,6 +55,8 @@ export class ReplicaSync {
   private readonly pending = new Map<WorkerConnection, StateRequest>();
   /** The refresh under way, which a second caller waits for rather than start its own. */
   private refreshing: Promise<void> | undefined;
+  /** Why the run cannot go on: the last replica left while this copy was behind it. */
+  private stateGone: CallosumError | undefined;
   private encoded: { version: number; bytes: Uint8Array } | undefined;
 
   constructor(private readonly context: ReplicaSyncContext) {
@@ -75,15 +82,8 @@ export class ReplicaSync {
   }
 
   private async refreshFromReplicas(): Promise<void> {
-    const { state, membership } = this.context;
-    // A suspect worker's replica is as good as a healthy one's: it is only slow.
-    const holders = membership
-      .all()
-      .filter(
-        (worker) =>
-          (worker.state === 'healthy' || worker.state === 'suspect') && worker.holdsWeights(state.step),
-      )
-      .sort((a, b) => b.lastHeardAt - a.lastHeardAt);
+    const { state } = this.context;
+    const holders = this.holders().sort((a, b) => b.lastHeardAt - a.lastHeardAt);
     await this.adoptFirstUsable(holders, state.step);
     this.currentAt = state.step;
   }
@@ -152,12 +152,33 @@ export class ReplicaSync {
     pending.resolve(message.state);
   }
 
-  /** A worker left: a request waiting for it fails at once. */
+  /** A worker left: a request waiting for it fails at once; with it the last replica may be gone. */
   private lost(worker: WorkerConnection): void {
     const pending = this.pending.get(worker);
-    if (pending === undefined) return;
-    this.pending.delete(worker);
-    pending.reject(new CallosumError(ErrorCodes.NO_WORKERS, `worker ${worker.label} left`));
+    if (pending !== undefined) {
+      this.pending.delete(worker);
+      pending.reject(new CallosumError(ErrorCodes.NO_WORKERS, `worker ${worker.label} left`));
+    }
+    const { state } = this.context;
+    if (this.currentAt === state.step || this.holders().length > 0) return;
+    // Workers that join now could only be given this copy's state, steps behind: none is waited for,
+    // in the round under way (stateLost) or before the next step (admitWaiting).
+    this.stateGone = new CallosumError(
+      ErrorCodes.NO_WORKERS,
+      `every worker holding the run's state after step ${state.step} has left (in a ring run the workers' replicas are its only copy between checkpoints), so the run cannot go on here; a resume continues from its newest checkpoint`,
+    );
+    this.context.stateLost(this.stateGone);
+  }
+
+  /** The workers whose replica is at this run's step; a suspect worker's is as good as a healthy one's. */
+  private holders(): WorkerConnection[] {
+    const { state, membership } = this.context;
+    return membership
+      .all()
+      .filter(
+        (worker) =>
+          (worker.state === 'healthy' || worker.state === 'suspect') && worker.holdsWeights(state.step),
+      );
   }
 
   /** Another replica answered: the requests still under way are of no use, and their answers discarded. */
@@ -171,6 +192,7 @@ export class ReplicaSync {
    * current state and, with it, work.
    */
   async admitWaiting(): Promise<void> {
+    if (this.stateGone !== undefined) throw this.stateGone;
     const { state, membership } = this.context;
     for (const worker of membership.healthy()) if (!worker.holdsWeights(state.step)) worker.fellBehind();
     if (this.waiting().length === 0) return;

@@ -15,6 +15,8 @@ export interface RingContext {
   readonly settings: CoordinatorSettings;
   /** The training set's size, which a replica needs for the run's length and schedule. */
   readonly datasetSize: number;
+  /** The replicas' state is gone (ReplicaSyncContext.stateLost): stops the run with `error`. */
+  readonly stateLost: (error: Error) => void;
   readonly log: (line: string) => void;
 }
 
@@ -25,7 +27,7 @@ export function startRing(context: RingContext): {
   readonly reduction: RingReduction;
   readonly handlers: RingHandlers;
 } {
-  const { state, membership, telemetry, settings, datasetSize, log } = context;
+  const { state, membership, telemetry, settings, datasetSize, stateLost, log } = context;
   const clock = systemClock;
   const replicas = new ReplicaSync({
     state,
@@ -35,6 +37,7 @@ export function startRing(context: RingContext): {
     timeoutMs: settings.shardDeadlineMs,
     // An idle worker heartbeats every interval: two without an answer, and another replica is asked.
     hedgeMs: 2 * settings.heartbeatIntervalMs,
+    stateLost,
     log,
   });
   const reduction = new RingReduction({ membership, telemetry, clock, settings });
