@@ -1,5 +1,5 @@
 /** Keras's EarlyStopping and ModelCheckpoint(save_best_only) as fit callbacks, and the check of what they monitor. */
-import { CallosumError, didYouMean, ErrorCodes } from '@callosum/core';
+import { CallosumError, didYouMean, ErrorCodes, shownWithType, unknownOption } from '@callosum/core';
 import type { FitCallback, Logs } from './fit.js';
 
 export interface MonitorOptions {
@@ -9,6 +9,48 @@ export interface MonitorOptions {
   readonly mode?: 'min' | 'max' | 'auto';
   /** Smaller changes than this do not count as improvements (default 0). */
   readonly minDelta?: number;
+}
+
+const MODES = ['min', 'max', 'auto'] as const;
+const MONITOR_OPTION_NAMES = ['monitor', 'mode', 'minDelta'] as const;
+/** Keras's names for these options, and other words for the modes (keyed in lower case). */
+const KERAS_SPELLINGS: Readonly<Record<string, string>> = {
+  min_delta: 'minDelta',
+  filepath: 'dir',
+};
+const MODE_SPELLINGS: Readonly<Record<string, string>> = {
+  minimum: 'min',
+  minimise: 'min',
+  minimize: 'min',
+  maximum: 'max',
+  maximise: 'max',
+  maximize: 'max',
+};
+
+/**
+ * Refuses, when the callback is made, options of `name` (earlyStopping, saveBestModel) that it does
+ * not have or that are not what it takes: otherwise a misspelt `patince` or a `mode: 'maximum'` would
+ * silently train with the defaults, and a missing `dir` would fail only after the first epoch.
+ */
+function requireMonitorOptions(name: string, options: unknown, own: readonly string[]): void {
+  const invalid = (problem: string) => new CallosumError(ErrorCodes.INVALID_ARGUMENT, `${name}: ${problem}`);
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalid(`its options must be an object, got ${shownWithType(options)}`);
+  }
+  const unknown = unknownOption(options, [...MONITOR_OPTION_NAMES, ...own], KERAS_SPELLINGS);
+  if (unknown !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `${name} ${unknown}`);
+  const { monitor, mode, minDelta } = options as Record<string, unknown>;
+  if (monitor !== undefined && (typeof monitor !== 'string' || monitor === '')) {
+    throw invalid(`monitor must be the name of a figure of the epoch logs, got ${shownWithType(monitor)}`);
+  }
+  if (mode !== undefined && !(MODES as readonly unknown[]).includes(mode)) {
+    const given =
+      typeof mode === 'string' ? `"${mode}"${didYouMean(mode, MODES, MODE_SPELLINGS)}` : shownWithType(mode);
+    throw invalid(`mode must be "min", "max" or "auto", got ${given}`);
+  }
+  if (minDelta !== undefined && !(typeof minDelta === 'number' && Number.isFinite(minDelta))) {
+    throw invalid(`minDelta must be a finite number, got ${shownWithType(minDelta)}`);
+  }
 }
 
 /** Tracks whether each epoch's value of a figure improved on the best so far. */
@@ -38,8 +80,15 @@ function improvementTracker({ monitor = 'val_loss', mode = 'auto', minDelta = 0 
  * EarlyStopping does (patience 0 or 1: at the first epoch without improvement).
  */
 export function earlyStopping(options: MonitorOptions & { readonly patience?: number } = {}): FitCallback {
+  requireMonitorOptions('earlyStopping', options, ['patience']);
+  const { patience = 0 } = options;
+  if (!Number.isSafeInteger(patience) || patience < 0) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `earlyStopping: patience must be an integer >= 0 (epochs without improvement), got ${shownWithType(patience)}`,
+    );
+  }
   const tracker = improvementTracker(options);
-  const patience = options.patience ?? 0;
   let epochsWithout = 0;
   return {
     monitor: tracker.monitor,
@@ -56,6 +105,13 @@ export function earlyStopping(options: MonitorOptions & { readonly patience?: nu
 
 /** Saves the model into `dir` whenever the monitored figure improves (ModelCheckpoint, best only). */
 export function saveBestModel(options: MonitorOptions & { readonly dir: string }): FitCallback {
+  requireMonitorOptions('saveBestModel', options, ['dir']);
+  if (typeof options.dir !== 'string' || options.dir === '') {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `saveBestModel: dir (the directory the best model is saved in) is required: a non-empty path, got ${shownWithType(options.dir)}`,
+    );
+  }
   const tracker = improvementTracker(options);
   return {
     monitor: tracker.monitor,
@@ -63,6 +119,81 @@ export function saveBestModel(options: MonitorOptions & { readonly dir: string }
       if (tracker.improves(logs)) await run.saveModel(options.dir);
     },
   };
+}
+
+/** What fit calls on a callback; `monitor` is read, not called. */
+const CALLBACK_METHODS = ['onBatchEnd', 'onEpochEnd'] as const;
+const CALLBACK_KEYS: readonly string[] = [...CALLBACK_METHODS, 'monitor'];
+/** Keras's and tfjs's names for them (keyed in lower case). */
+const CALLBACK_SPELLINGS: Readonly<Record<string, string>> = {
+  on_epoch_end: 'onEpochEnd',
+  on_batch_end: 'onBatchEnd',
+  on_train_batch_end: 'onBatchEnd',
+  ontrainbatchend: 'onBatchEnd',
+};
+
+/**
+ * Refuses, when fit starts and before anything trains, `callbacks` that are not a list of callbacks: a
+ * callback that is no object, a method fit calls that is no function (`onEpochEnd: 5` would fail only
+ * after the first epoch), or one fit does not call (a misspelt `onEpochEnds`, tfjs's `onTrainBegin`),
+ * which would never be called. A plain object may have no other keys; an instance of a class may keep
+ * state in fields of any name, and only its members named like a method fit calls (`on…`, or a typo
+ * away from one) are refused.
+ */
+export function requireCallbacks(
+  callbacks: unknown,
+): asserts callbacks is readonly FitCallback[] | undefined {
+  if (callbacks === undefined) return;
+  if (!Array.isArray(callbacks)) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `callbacks must be a list of callbacks (e.g. [earlyStopping()]), got ${shownWithType(callbacks)}`,
+    );
+  }
+  for (const [index, callback] of callbacks.entries()) {
+    if (typeof callback !== 'object' || callback === null) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `callbacks[${index}] must be an object with onBatchEnd or onEpochEnd, got ${shownWithType(callback)}`,
+      );
+    }
+    const prototype = Object.getPrototypeOf(callback);
+    const plain = prototype === Object.prototype || prototype === null;
+    const stray = memberNames(callback).find(
+      (name) =>
+        !CALLBACK_KEYS.includes(name) &&
+        (plain || /^on[A-Z_]/.test(name) || didYouMean(name, CALLBACK_KEYS, CALLBACK_SPELLINGS) !== ''),
+    );
+    if (stray !== undefined) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `callbacks[${index}] has "${stray}"${didYouMean(stray, CALLBACK_KEYS, CALLBACK_SPELLINGS)}, which fit does not ` +
+          `know: a callback has ${CALLBACK_METHODS.join(' and ')} (functions fit calls) and monitor (the figure it watches)`,
+      );
+    }
+    for (const method of CALLBACK_METHODS) {
+      const value: unknown = (callback as Record<string, unknown>)[method];
+      if (value !== undefined && typeof value !== 'function') {
+        throw new CallosumError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `callbacks[${index}].${method} must be a function, got ${shownWithType(value)}`,
+        );
+      }
+    }
+  }
+}
+
+/** The own enumerable keys of `value`, and the methods of its classes (up to Object's). */
+function memberNames(value: object): string[] {
+  const names = new Set(Object.keys(value));
+  for (
+    let prototype = Object.getPrototypeOf(value);
+    prototype !== null && prototype !== Object.prototype;
+    prototype = Object.getPrototypeOf(prototype)
+  ) {
+    for (const name of Object.getOwnPropertyNames(prototype)) if (name !== 'constructor') names.add(name);
+  }
+  return [...names];
 }
 
 /**

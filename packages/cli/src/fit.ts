@@ -17,6 +17,7 @@ import {
   type BatchNormMode,
   CallosumError,
   ErrorCodes,
+  isLoopbackHost,
   loadTaskModule,
   metricNamesOf,
   type SampleSet,
@@ -30,7 +31,7 @@ import {
 } from '@callosum/core';
 import { defaultThreads } from '@callosum/worker';
 import { callbackFailure, stoppedByCallback } from './fit-callback-failure.js';
-import { requireMonitoredFigures } from './fit-callbacks.js';
+import { requireCallbacks, requireMonitoredFigures } from './fit-callbacks.js';
 import { trainWithLocalWorkers } from './local-training.js';
 
 /** Figures of an epoch or a batch by name: loss, acc, val_loss, val_acc, val_<metric>. */
@@ -130,6 +131,40 @@ const FIT_OPTION_NAMES = Object.keys({
   log: true,
 } satisfies Record<keyof FitOptions, true>);
 
+/** The options of `listen`: `satisfies` keeps them equal to the type's. */
+const LISTEN_OPTION_NAMES = Object.keys({
+  host: true,
+  port: true,
+  token: true,
+  minWorkers: true,
+} satisfies Record<keyof NonNullable<FitOptions['listen']>, true>);
+
+/**
+ * Refuses a `listen` that is no object or has an option it does not have (a misspelt `prot` would listen
+ * on a free port), and a host beyond loopback without a token in fit's own words: fit takes the token as
+ * `listen.token` only (not from CALLOSUM_TOKEN or --token-file, as `callosum coordinator` does), and has
+ * no --insecure; the coordinator's own refusal would name those.
+ */
+function requireListen(listen: unknown): void {
+  if (listen === undefined) return;
+  if (typeof listen !== 'object' || listen === null || Array.isArray(listen)) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `fit: listen must be an object ({ host, port, token, minWorkers }), got ${shownWithType(listen)}`,
+    );
+  }
+  const unknown = unknownOption(listen, LISTEN_OPTION_NAMES);
+  if (unknown !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `fit listen ${unknown}`);
+  const { host, token } = listen as { host?: unknown; token?: unknown };
+  if (typeof host === 'string' && token === undefined && !isLoopbackHost(host)) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `fit: refusing to listen on ${host} without a token: give listen.token, the secret the workers are ` +
+        'given as CALLOSUM_TOKEN (fit does not read CALLOSUM_TOKEN itself), or listen on loopback (the default host, 127.0.0.1)',
+    );
+  }
+}
+
 /** Keras's and other libraries' names for these options (keyed in lower case). */
 const OTHER_SPELLINGS: Readonly<Record<string, string>> = {
   validation_split: 'validationSplit',
@@ -159,18 +194,23 @@ export interface FitResult {
  * callback and how to resume.
  */
 export async function fit(taskModule: string, options: FitOptions): Promise<FitResult> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new CallosumError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `fit needs its options, an object with at least outDir (the run directory), got ${shownWithType(options)}`,
+    );
+  }
   // Keras's `validation_split` or a misspelt `epoch` would otherwise train the task's defaults.
   const unknown = unknownOption(options, FIT_OPTION_NAMES, OTHER_SPELLINGS);
   if (unknown !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `fit ${unknown}`);
-  const notCallback = (options.callbacks ?? []).findIndex(
-    (callback: unknown) => typeof callback !== 'object' || callback === null,
-  );
-  if (notCallback !== -1) {
+  if (typeof options.outDir !== 'string' || options.outDir === '') {
     throw new CallosumError(
       ErrorCodes.INVALID_ARGUMENT,
-      `callbacks[${notCallback}] must be an object with onBatchEnd or onEpochEnd, got ${shownWithType(options.callbacks?.[notCallback])}`,
+      `fit: outDir (the run directory) is required: a non-empty path, got ${shownWithType(options.outDir)}`,
     );
   }
+  requireCallbacks(options.callbacks);
+  requireListen(options.listen);
   if (options.resume === true && options.overwrite === true) {
     throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, 'give resume or overwrite, not both');
   }

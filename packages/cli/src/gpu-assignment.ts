@@ -3,7 +3,7 @@
  * nvidia-smi lists), and the CUDA_VISIBLE_DEVICES each worker gets. Worker i gets GPU i mod the count,
  * so more workers than GPUs share them round-robin.
  */
-import { CallosumError, counted, ErrorCodes } from '@callosum/core';
+import { CallosumError, counted, ErrorCodes, shownWithType } from '@callosum/core';
 import { InvalidArgumentError, type Option } from 'commander';
 import { envOption } from './env-options.js';
 import { type NvidiaSmiAnswer, queryNvidiaSmi } from './gpu-detection.js';
@@ -83,6 +83,13 @@ export async function assignGpus({
   askNvidiaSmi = () => queryNvidiaSmi(),
 }: GpuAssignmentInputs): Promise<GpuAssignment> {
   if (gpus !== undefined) {
+    // A program's list (fit's `gpus`): a string would be taken apart character by character.
+    if (!Array.isArray(gpus) || gpus.some((gpu: unknown) => typeof gpu !== 'string')) {
+      throw new CallosumError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `gpus must be a list of GPU indices or UUIDs as strings (e.g. ['0', '1']; [] assigns none), got ${shownWithType(gpus)}`,
+      );
+    }
     const problem = gpuListProblem(gpus);
     if (problem !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `gpus: ${problem}`);
     return roundRobin(workerNames, gpus, 'as given');

@@ -333,6 +333,79 @@ describe('fit() refusing what a program gets wrong, naming its own options', () 
     expect(lines.filter((line) => /worker/.test(line))).toEqual([]);
   });
 
+  // Each before any worker starts: nothing logged about workers, and no run directory made.
+  const refusedAtStart = async (
+    name: string,
+    refuse: (given: (options: object) => Promise<unknown>) => Promise<void>,
+  ) => {
+    const lines: string[] = [];
+    const root = await temporaryDirectory(name);
+    const log = (line: string) => void lines.push(line);
+    await refuse((options) => fit(task, { outDir: join(root, 'run'), log, ...options } as never));
+    expect(lines.filter((line) => /worker/.test(line))).toEqual([]);
+    expect(await readdir(root)).toEqual([]);
+  };
+
+  it('refuses a callback method that is no function (which failed after the first epoch) or that fit does not call (never called)', async () => {
+    await refusedAtStart('fit-callbacks', async (given) => {
+      await expect(given({ callbacks: [{ onEpochEnd: 5 }] })).rejects.toThrow(
+        'callbacks[0].onEpochEnd must be a function, got 5',
+      );
+      await expect(given({ callbacks: [{ onEpochEnds: () => {} }] })).rejects.toThrow(
+        /^callbacks\[0\] has "onEpochEnds" \(did you mean "onEpochEnd"\?\), which fit does not know/,
+      );
+    });
+  });
+
+  it("refuses a listen option it does not have, and a host beyond loopback without a token in fit's own words", async () => {
+    await refusedAtStart('fit-listen-checked', async (given) => {
+      // A misspelt port listened on a free one.
+      await expect(given({ listen: { prot: 1234 } })).rejects.toThrow(
+        'fit listen has no option "prot" (did you mean "port"?); options: host, port, token, minWorkers',
+      );
+      // Not CALLOSUM_TOKEN, --token-file or --insecure, which fit does not have.
+      await expect(given({ listen: { host: '0.0.0.0' } })).rejects.toThrow(
+        'fit: refusing to listen on 0.0.0.0 without a token: give listen.token, the secret the workers are given ' +
+          'as CALLOSUM_TOKEN (fit does not read CALLOSUM_TOKEN itself), or listen on loopback (the default host, 127.0.0.1)',
+      );
+    });
+  });
+
+  it('refuses gpus given as a string, which was taken apart character by character', async () => {
+    await refusedAtStart('fit-gpus', async (given) => {
+      for (const gpus of ['01', '0,1']) {
+        await expect(given({ gpus })).rejects.toThrow(
+          `gpus must be a list of GPU indices or UUIDs as strings (e.g. ['0', '1']; [] assigns none), got "${gpus}" (a string)`,
+        );
+      }
+    });
+  });
+
+  it("refuses a missing outDir by its name, not with Node's ERR_INVALID_ARG_TYPE", async () => {
+    await expect(fit(task, { log: () => {} } as never)).rejects.toThrow(
+      'fit: outDir (the run directory) is required: a non-empty path, got undefined',
+    );
+  });
+
+  it('two fits starting at once in one outDir: one trains, the other is told the directory is in use, naming outDir', async () => {
+    const outDir = join(await temporaryDirectory('fit-twice'), 'run');
+    const options = { outDir, epochs: 1, workers: 1, threads: 1, log: () => {} };
+    const [first, second] = await Promise.allSettled([fit(task, options), fit(task, options)]);
+    const results = [first, second].filter((result) => result?.status === 'fulfilled');
+    const refusals = [first, second].flatMap((result) =>
+      result?.status === 'rejected' ? [(result.reason as Error).message] : [],
+    );
+    expect(results).toHaveLength(1);
+    expect(refusals).toHaveLength(1);
+    // Which one the loser finds first depends on timing: the directory the winner made, or its lock.
+    expect(refusals[0]).toMatch(
+      new RegExp(
+        `^${outDir} is in use by another (run starting in it at the same time \\(it created ${outDir}(/checkpoints)? first: EEXIST\\): ` +
+          'start this run in another directory \\(--out; outDir from a program\\)|coordinator \\(pid \\d+ on this machine\\))',
+      ),
+    );
+  }, 120_000);
+
   it("takes an optimizer by name, as a task's optimizer and --optimizer are given", async () => {
     const outDir = await temporaryDirectory('fit-optimizer-name');
     await fit(task, { outDir, epochs: 1, workers: 1, threads: 1, optimizer: 'sgd', log: () => {} });

@@ -313,8 +313,10 @@ describe('startCoordinator', () => {
   });
 
   it('refuses to listen beyond loopback without a token unless told to, and then warns', async () => {
+    // In the CLI's words and in startCoordinator's options (fit refuses such a host itself, in its own).
     await expect(start({ host: '0.0.0.0' })).rejects.toThrow(
-      /refusing to listen on 0\.0\.0\.0 without a token/,
+      'refusing to listen on 0.0.0.0 without a token: set CALLOSUM_TOKEN (or --token-file), or pass --insecure ' +
+        '(token, or insecure: true, from a program)',
     );
     const log: string[] = [];
     const coordinator = await start({ host: '0.0.0.0', insecure: true, log: (line) => log.push(line) });

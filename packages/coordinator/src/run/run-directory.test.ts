@@ -127,11 +127,51 @@ describe('a run directory belongs to one run', () => {
     for (const options of [{ resume: true }, { overwrite: true }, {}]) {
       const error = await startError({ outDir: join(root, 'in-use-2'), ...options });
       expect(error.message).toBe(
-        `${join(root, 'in-use-2')} is in use by another coordinator (pid ${process.pid} on this machine): stop it first, or use another --out`,
+        `${join(root, 'in-use-2')} is in use by another coordinator (pid ${process.pid} on this machine): stop it first, or use another --out (outDir from a program)`,
       );
     }
     await running.stop('test over');
     await running.result.catch(() => {});
+  });
+
+  it('two runs starting at once: in one new directory, the second is told it is in use (not to choose a writable one); in two under one new parent, both start', async () => {
+    const outDir = join(root, 'at-once', 'run');
+    const started = await Promise.allSettled([
+      startCoordinator({ dataset, training, log: () => {}, outDir }),
+      startCoordinator({ dataset, training, log: () => {}, outDir }),
+    ]);
+    const winners = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const refusals = started.flatMap((result) =>
+      result.status === 'rejected' ? [result.reason as Error] : [],
+    );
+    expect(winners).toHaveLength(1);
+    expect(refusals).toHaveLength(1);
+    expect(isCallosumError(refusals[0], 'INVALID_ARGUMENT')).toBe(true);
+    // Which the second finds first depends on timing: the directory (or its checkpoints) the first made, or its lock.
+    expect(refusals[0]?.message).toMatch(
+      new RegExp(
+        `^${outDir} is in use by another (run starting in it at the same time \\(it created ${outDir}(/checkpoints)? first: EEXIST\\): ` +
+          'start this run in another directory \\(--out; outDir from a program\\), or wait for that one to end$|' +
+          `coordinator \\(pid ${process.pid} on this machine\\))`,
+      ),
+    );
+    for (const coordinator of winners) {
+      await coordinator.stop('test over');
+      await coordinator.result.catch(() => {});
+    }
+
+    // A parent both make: the one that finds it made already goes on into its own directory.
+    const parent = join(root, 'at-once-parent', 'runs');
+    const both = await Promise.all(
+      ['a', 'b'].map((name) =>
+        startCoordinator({ dataset, training, log: () => {}, outDir: join(parent, name) }),
+      ),
+    );
+    expect((await readdir(parent)).sort()).toEqual(['a', 'b']);
+    for (const coordinator of both) {
+      await coordinator.stop('test over');
+      await coordinator.result.catch(() => {});
+    }
   });
 
   it('takes over the lock of a coordinator that is gone: one whose pid runs no more here, or runs another process now (or is this process, which does not hold it: a restarted container), or one on another host (said in the log)', async () => {

@@ -111,18 +111,22 @@ export class RunDirectory {
 
   static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
     // First: a directory another coordinator is using is refused as such, before anything is moved.
-    const locked = await takeLock(options.outDir, options.log);
+    let locked = await takeLock(options.outDir, options.log);
     let directory: RunDirectory;
     try {
-      directory =
-        options.resume === true
-          ? await RunDirectory.reopen(options.outDir)
-          : await RunDirectory.claim(options);
+      if (options.resume === true) {
+        directory = await RunDirectory.reopen(options.outDir);
+      } else {
+        const created = await createDirectories(options.outDir);
+        // A directory made just now is locked before its files are looked at: a run starting in it at
+        // the same moment is then refused as a coordinator using it, not for the files it has begun.
+        if (!locked) locked = await takeLock(options.outDir, options.log);
+        directory = await RunDirectory.claim(options, created);
+      }
     } catch (error) {
       if (locked) await releaseLock(options.outDir);
       throw error;
     }
-    // A new directory: made by the claim.
     if (!locked) await takeLock(options.outDir, options.log);
     await directory.removeStaleTemporaryFiles(options.log);
     return directory;
@@ -186,9 +190,12 @@ export class RunDirectory {
     return new RunDirectory(path, marker ?? newMarker(), marker !== undefined);
   }
 
-  private static async claim(options: RunDirectoryOptions): Promise<RunDirectory> {
+  /** A new run's directory, `created` (its missing parents too, outermost first) or already there. */
+  private static async claim(
+    options: RunDirectoryOptions,
+    created: readonly string[],
+  ): Promise<RunDirectory> {
     const path = options.outDir;
-    const created = await createDirectories(path);
     const taken = await runFilesIn(path);
     let replaced: { aside: string; names: readonly string[] } | undefined;
     if (taken.length > 0) {
@@ -211,6 +218,8 @@ export class RunDirectory {
     }
     const checkpoints = join(path, RunFiles.CHECKPOINTS);
     await mkdir(checkpoints).catch((error: NodeJS.ErrnoException) => {
+      // Not there a moment ago (it is a run file): a run starting in the directory too made it.
+      if (error.code === 'EEXIST') throw startingAlongside(path, checkpoints);
       throw runDirectoryError(path, 'cannot write to', error);
     });
     return new RunDirectory(path, newMarker(), false, {
@@ -391,7 +400,9 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
       const code = systemErrorCode(error);
       // No directory (yet), or a file in its place: the claim or reopen that follows says which.
       if (code === 'ENOENT' || code === 'ENOTDIR') return false;
-      if (code !== 'EEXIST' || attempt > 0) {
+      // A lock again where the stale one was just removed: another coordinator took it meanwhile.
+      if (code === 'EEXIST' && attempt > 0) throw startingAlongside(path, lockPath);
+      if (code !== 'EEXIST') {
         throw runDirectoryError(path, 'cannot write to', error as NodeJS.ErrnoException, lockPath);
       }
     }
@@ -404,7 +415,7 @@ async function takeLock(path: string, log: (line: string) => void): Promise<bool
     if (holder !== undefined && holder.host === hostname() && holderRuns) {
       throw new CallosumError(
         ErrorCodes.INVALID_ARGUMENT,
-        `${path} is in use by another coordinator (pid ${holder.pid} on this machine): stop it first, or use another --out`,
+        `${path} is in use by another coordinator (pid ${holder.pid} on this machine): stop it first, or use another --out (outDir from a program)`,
       );
     }
     if (holder !== undefined && holder.host !== hostname()) {
@@ -681,14 +692,40 @@ async function createDirectories(path: string): Promise<string[]> {
   const created: string[] = [];
   try {
     for (const directory of missing) {
-      await mkdir(directory);
-      created.push(directory);
+      try {
+        await mkdir(directory);
+        created.push(directory);
+      } catch (error) {
+        // Made by someone else since it was looked at: a parent is as good (another run may be starting
+        // beside this one); the run directory itself means another run is starting in it.
+        if (systemErrorCode(error) !== 'EEXIST') throw error;
+        if (directory === resolve(path)) throw startingAlongside(path, directory);
+        if (!(await stat(directory)).isDirectory()) throw error;
+      }
     }
   } catch (error) {
-    for (const directory of created.reverse()) await rm(directory, { recursive: true, force: true });
+    // Innermost first, each only if it is still empty: another run may have put its directory in one.
+    for (const directory of created.reverse()) await rmdir(directory).catch(() => undefined);
+    if (error instanceof CallosumError) throw error;
     throw runDirectoryError(path, 'cannot create', error as NodeJS.ErrnoException);
   }
   return created;
+}
+
+/** The option that names the run directory, for both kinds of caller (as the other messages here name it). */
+const OUT_OPTION = '--out; outDir from a program';
+
+/**
+ * Two runs starting in one directory at the same moment: `made` (the directory, its checkpoints, its lock)
+ * appeared between this run's look and its own creating it (EEXIST), made by the other run, which has
+ * the directory now.
+ */
+function startingAlongside(path: string, made: string): CallosumError {
+  return new CallosumError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `${path} is in use by another run starting in it at the same time (it created ${made} first: EEXIST): ` +
+      `start this run in another directory (${OUT_OPTION}), or wait for that one to end`,
+  );
 }
 
 /**
@@ -703,7 +740,7 @@ function runDirectoryError(path: string, action: string, error: Error, file?: st
   }
   return new CallosumError(
     ErrorCodes.INVALID_ARGUMENT,
-    `${action} the run directory ${path} (${systemErrorCode(error) ?? error.message}); choose a writable --out directory`,
+    `${action} the run directory ${path} (${systemErrorCode(error) ?? error.message}); choose a writable directory (${OUT_OPTION})`,
     { cause: error },
   );
 }

@@ -21,7 +21,10 @@ export function accessCheck(
     if (!insecure) {
       throw new CallosumError(
         ErrorCodes.INVALID_ARGUMENT,
-        `refusing to listen on ${host} without a token: set CALLOSUM_TOKEN (or --token-file), or pass --insecure`,
+        // The CLI's words, and startCoordinator's options (as the run directory's messages name both);
+        // fit, which has neither, refuses such a host itself in its own words.
+        `refusing to listen on ${host} without a token: set CALLOSUM_TOKEN (or --token-file), or pass --insecure ` +
+          '(token, or insecure: true, from a program)',
       );
     }
     log(
