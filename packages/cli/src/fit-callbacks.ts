@@ -37,7 +37,12 @@ function requireMonitorOptions(name: string, options: unknown, own: readonly str
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw invalid(`its options must be an object, got ${shownWithType(options)}`);
   }
-  const unknown = unknownOption(options, [...MONITOR_OPTION_NAMES, ...own], KERAS_SPELLINGS);
+  const known = [...MONITOR_OPTION_NAMES, ...own];
+  // Keras's spelling of an option this callback has (earlyStopping has no `dir` for `filepath`).
+  const spellings = Object.fromEntries(
+    Object.entries(KERAS_SPELLINGS).filter(([, option]) => known.includes(option)),
+  );
+  const unknown = unknownOption(options, known, spellings);
   if (unknown !== undefined) throw new CallosumError(ErrorCodes.INVALID_ARGUMENT, `${name} ${unknown}`);
   const { monitor, mode, minDelta } = options as Record<string, unknown>;
   if (monitor !== undefined && (typeof monitor !== 'string' || monitor === '')) {
@@ -136,9 +141,9 @@ const CALLBACK_SPELLINGS: Readonly<Record<string, string>> = {
  * Refuses, when fit starts and before anything trains, `callbacks` that are not a list of callbacks: a
  * callback that is no object, a method fit calls that is no function (`onEpochEnd: 5` would fail only
  * after the first epoch), or one fit does not call (a misspelt `onEpochEnds`, tfjs's `onTrainBegin`),
- * which would never be called. A plain object may have no other keys; an instance of a class may keep
- * state in fields of any name, and only its members named like a method fit calls (`on…`, or a typo
- * away from one) are refused.
+ * which would never be called. A callback may keep state in fields of any other name: only members
+ * named like a hook (`on…`) that fit does not call are refused, and of a class's methods only those it
+ * defines itself (not those it inherits).
  */
 export function requireCallbacks(
   callbacks: unknown,
@@ -157,12 +162,11 @@ export function requireCallbacks(
         `callbacks[${index}] must be an object with onBatchEnd or onEpochEnd, got ${shownWithType(callback)}`,
       );
     }
-    const prototype = Object.getPrototypeOf(callback);
-    const plain = prototype === Object.prototype || prototype === null;
     const stray = memberNames(callback).find(
       (name) =>
         !CALLBACK_KEYS.includes(name) &&
-        (plain || /^on[A-Z_]/.test(name) || didYouMean(name, CALLBACK_KEYS, CALLBACK_SPELLINGS) !== ''),
+        (/^on[A-Z_]/.test(name) ||
+          (/^on/i.test(name) && didYouMean(name, CALLBACK_KEYS, CALLBACK_SPELLINGS) !== '')),
     );
     if (stray !== undefined) {
       throw new CallosumError(
@@ -183,14 +187,14 @@ export function requireCallbacks(
   }
 }
 
-/** The own enumerable keys of `value`, and the methods of its classes (up to Object's). */
+/**
+ * The own enumerable keys of `value`, and the methods its own class defines: not those it inherits (a
+ * subclass of tfjs's Callback inherits empty onTrainBegin and the like, which nobody meant to be called).
+ */
 function memberNames(value: object): string[] {
   const names = new Set(Object.keys(value));
-  for (
-    let prototype = Object.getPrototypeOf(value);
-    prototype !== null && prototype !== Object.prototype;
-    prototype = Object.getPrototypeOf(prototype)
-  ) {
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== null && prototype !== Object.prototype) {
     for (const name of Object.getOwnPropertyNames(prototype)) if (name !== 'constructor') names.add(name);
   }
   return [...names];

@@ -83,7 +83,7 @@ export class ReplicaSync {
 
   private async refreshFromReplicas(): Promise<void> {
     const { state } = this.context;
-    const holders = this.holders().sort((a, b) => b.lastHeardAt - a.lastHeardAt);
+    const holders = this.holders(state.step).sort((a, b) => b.lastHeardAt - a.lastHeardAt);
     await this.adoptFirstUsable(holders, state.step);
     this.currentAt = state.step;
   }
@@ -160,7 +160,9 @@ export class ReplicaSync {
       pending.reject(new CallosumError(ErrorCodes.NO_WORKERS, `worker ${worker.label} left`));
     }
     const { state } = this.context;
-    if (this.currentAt === state.step || this.holders().length > 0) return;
+    if (this.stateGone !== undefined || this.currentAt === state.step) return;
+    // Replicas that applied the step being confirmed hold the next one until the step is counted.
+    if (this.holders(state.step).length + this.holders(state.step + 1).length > 0) return;
     // Workers that join now could only be given this copy's state, steps behind: none is waited for,
     // in the round under way (stateLost) or before the next step (admitWaiting).
     this.stateGone = new CallosumError(
@@ -170,14 +172,12 @@ export class ReplicaSync {
     this.context.stateLost(this.stateGone);
   }
 
-  /** The workers whose replica is at this run's step; a suspect worker's is as good as a healthy one's. */
-  private holders(): WorkerConnection[] {
-    const { state, membership } = this.context;
-    return membership
+  /** The workers whose replica is at `step`; a suspect worker's is as good as a healthy one's. */
+  private holders(step: number): WorkerConnection[] {
+    return this.context.membership
       .all()
       .filter(
-        (worker) =>
-          (worker.state === 'healthy' || worker.state === 'suspect') && worker.holdsWeights(state.step),
+        (worker) => (worker.state === 'healthy' || worker.state === 'suspect') && worker.holdsWeights(step),
       );
   }
 

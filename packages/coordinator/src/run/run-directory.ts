@@ -453,11 +453,13 @@ async function createLock(lockPath: string, content: string): Promise<void> {
   try {
     await writeFile(temporary, content);
     await link(temporary, lockPath);
+    // Not awaited: the caller records the lock as this process's before any other I/O is answered, so
+    // that another run of this process reading the lock meanwhile never takes it for a stale one.
+    void rm(temporary, { force: true }).catch(() => undefined);
     return;
   } catch (error) {
-    if (!NO_HARD_LINKS.has(systemErrorCode(error) ?? '')) throw error;
-  } finally {
     await rm(temporary, { force: true }).catch(() => undefined);
+    if (!NO_HARD_LINKS.has(systemErrorCode(error) ?? '')) throw error;
   }
   const file = await open(lockPath, 'wx');
   try {
