@@ -189,28 +189,30 @@ describe('trainLocal given a task', () => {
   });
 });
 
-describe('trainLocal refuses before training', () => {
-  const tiny = defineTask({
-    model: ({ seed }) =>
-      tf.sequential({
-        layers: [
-          tf.layers.dense({
-            inputShape: [2],
-            units: 1,
-            kernelInitializer: tf.initializers.glorotUniform({ seed }),
-          }),
-        ],
-      }),
-    data: () => ({
-      train: {
-        xs: { values: Float32Array.of(0, 1, 1, 0, 1, 1, 0, 0), shape: [4, 2] },
-        ys: { values: Float32Array.of(1, 0, 2, 0), shape: [4, 1] },
-      },
+/** A regression of 4 samples, 2 features to 1 output: the smallest task a run can train. */
+const TINY = defineTask({
+  model: ({ seed }) =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({
+          inputShape: [2],
+          units: 1,
+          kernelInitializer: tf.initializers.glorotUniform({ seed }),
+        }),
+      ],
     }),
-    loss: 'meanSquaredError',
-  });
+  data: () => ({
+    train: {
+      xs: { values: Float32Array.of(0, 1, 1, 0, 1, 1, 0, 0), shape: [4, 2] },
+      ys: { values: Float32Array.of(1, 0, 2, 0), shape: [4, 1] },
+    },
+  }),
+  loss: 'meanSquaredError',
+});
+
+describe('trainLocal refuses before training', () => {
   const base = (): TrainLocalOptions => ({
-    task: taskFromDefinition(tiny, 'tiny'),
+    task: taskFromDefinition(TINY, 'tiny'),
     backend: 'cpu',
     batchSize: 2,
     maxSteps: 3,
@@ -311,27 +313,8 @@ describe('trainLocal refuses before training', () => {
 });
 
 describe('trainLocal runs one at a time per process (tfjs has one backend per process)', () => {
-  const definition = defineTask({
-    model: ({ seed }) =>
-      tf.sequential({
-        layers: [
-          tf.layers.dense({
-            inputShape: [2],
-            units: 1,
-            kernelInitializer: tf.initializers.glorotUniform({ seed }),
-          }),
-        ],
-      }),
-    data: () => ({
-      train: {
-        xs: { values: Float32Array.of(0, 1, 1, 0, 1, 1, 0, 0), shape: [4, 2] },
-        ys: { values: Float32Array.of(1, 0, 2, 0), shape: [4, 1] },
-      },
-    }),
-    loss: 'meanSquaredError',
-  });
   const options = (): TrainLocalOptions => ({
-    task: taskFromDefinition(definition, 'tiny'),
+    task: taskFromDefinition(TINY, 'tiny'),
     backend: 'cpu',
     batchSize: 2,
     maxSteps: 4,
