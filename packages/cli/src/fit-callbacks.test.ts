@@ -184,7 +184,7 @@ describe('requireCallbacks, when fit starts', () => {
     }
     expect(() => requireCallbacks([new Logger(), { best: 0, patience: 3, onEpochEnd() {} }])).not.toThrow();
     class OwnHook extends TfjsLikeBase {
-      onTrainBegin() {}
+      override onTrainBegin() {}
     }
     expect(() => requireCallbacks([new OwnHook()])).toThrow('callbacks[0] has "onTrainBegin"');
   });
