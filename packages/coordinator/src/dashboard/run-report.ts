@@ -110,11 +110,7 @@ async function runFileAt(runDir: string, target: string): Promise<string | undef
 
 /** The files and directories of a run, which its report never replaces (report.html is the report's). */
 const RUN_OWN_ENTRIES: readonly string[] = [
-  RunFiles.MARKER,
-  RunFiles.SUMMARY,
-  RunFiles.METRICS,
-  RunFiles.CHECKPOINTS,
-  RunFiles.MODEL,
+  ...Object.values(RunFiles).filter((name) => name !== RunFiles.REPORT),
   LOCK_FILE,
 ];
 

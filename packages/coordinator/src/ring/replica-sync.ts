@@ -97,12 +97,9 @@ export class ReplicaSync {
     const { state, clock, hedgeMs, log } = this.context;
     return new Promise<void>((resolve, reject) => {
       const queue = [...holders];
-      let asked = 0;
-      let answered = 0;
       let settled = false;
       let cancelHedge = () => {};
       const giveUp = (worker: WorkerConnection, reason: string) => {
-        answered += 1;
         if (settled) return;
         log(`coordinator: could not read the replica of worker ${worker.label}: ${reason}`);
         askNext();
@@ -111,16 +108,15 @@ export class ReplicaSync {
         cancelHedge();
         const worker = queue.shift();
         if (worker === undefined) {
-          if (answered < asked) return; // The others asked may still answer.
+          if (this.pending.size > 0) return; // The others asked may still answer.
           settled = true;
           reject(
             new CallosumError(ErrorCodes.NO_WORKERS, `no worker could send its replica of step ${version}`),
           );
           return;
         }
-        asked += 1;
         cancelHedge = clock.after(hedgeMs, () => {
-          if (asked - answered < MAX_STATE_REQUESTS) askNext();
+          if (this.pending.size < MAX_STATE_REQUESTS) askNext();
         });
         this.request(worker, version).then(
           (bytes) => {
@@ -131,7 +127,6 @@ export class ReplicaSync {
               giveUp(worker, (error as Error).message);
               return;
             }
-            answered += 1;
             settled = true;
             cancelHedge();
             this.forgetRequests();

@@ -20,6 +20,11 @@ export interface EpochSamplerOptions {
 
 const MAX_UINT32 = 0xffffffff;
 
+/** The batches an epoch of `datasetSize` samples is cut into: the last one kept even when partial. */
+export function batchesPerEpoch(datasetSize: number, batchSize: number): number {
+  return Math.ceil(datasetSize / batchSize);
+}
+
 export class EpochSampler {
   readonly datasetSize: number;
   readonly batchSize: number;
@@ -35,7 +40,7 @@ export class EpochSampler {
     this.datasetSize = options.datasetSize;
     this.batchSize = options.batchSize;
     this.seed = options.seed;
-    this.batchesPerEpoch = Math.ceil(options.datasetSize / options.batchSize);
+    this.batchesPerEpoch = batchesPerEpoch(options.datasetSize, options.batchSize);
   }
 
   /** Every sample index once, in this epoch's order. A fresh array the caller may keep or modify. */

@@ -9,6 +9,36 @@ import { taskFromDefinition } from '../task/module-task.js';
 import * as tf from '../tf.js';
 import { type TrainLocalOptions, trainLocal } from './train-local.js';
 
+/** A regression of 4 samples, 2 features to 1 output: the smallest task a run can train. */
+const TINY = defineTask({
+  model: ({ seed }) =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({
+          inputShape: [2],
+          units: 1,
+          kernelInitializer: tf.initializers.glorotUniform({ seed }),
+        }),
+      ],
+    }),
+  data: () => ({
+    train: {
+      xs: { values: Float32Array.of(0, 1, 1, 0, 1, 1, 0, 0), shape: [4, 2] },
+      ys: { values: Float32Array.of(1, 0, 2, 0), shape: [4, 1] },
+    },
+  }),
+  loss: 'meanSquaredError',
+});
+
+/** A short run of TINY on the cpu backend, `maxSteps` long. */
+const tinyRun = (maxSteps: number): TrainLocalOptions => ({
+  task: taskFromDefinition(TINY, 'tiny'),
+  backend: 'cpu',
+  batchSize: 2,
+  maxSteps,
+  seed: 7,
+});
+
 describe('trainLocal', () => {
   it.each([
     [{ model: { name: 'mlp' }, epochs: 1, steps: 5 }, 'has no option "steps" (did you mean "maxSteps"?)'],
@@ -75,20 +105,7 @@ describe('trainLocal given a task', () => {
   });
 
   it('takes an optimizer by name, as a task and --optimizer do', async () => {
-    const seeded = defineTask({
-      model: ({ seed }) =>
-        tf.sequential({
-          layers: [
-            tf.layers.dense({
-              inputShape: [2],
-              units: 1,
-              kernelInitializer: tf.initializers.glorotUniform({ seed }),
-            }),
-          ],
-        }),
-      data: definition.data,
-      loss: 'meanSquaredError',
-    });
+    const seeded = defineTask({ model: TINY.model, data: definition.data, loss: 'meanSquaredError' });
     const weightsWith = async (optimizer: TrainLocalOptions['optimizer']) => {
       const task = taskFromDefinition(seeded, 'seeded');
       const { weights, model } = await trainLocal({
@@ -189,35 +206,8 @@ describe('trainLocal given a task', () => {
   });
 });
 
-/** A regression of 4 samples, 2 features to 1 output: the smallest task a run can train. */
-const TINY = defineTask({
-  model: ({ seed }) =>
-    tf.sequential({
-      layers: [
-        tf.layers.dense({
-          inputShape: [2],
-          units: 1,
-          kernelInitializer: tf.initializers.glorotUniform({ seed }),
-        }),
-      ],
-    }),
-  data: () => ({
-    train: {
-      xs: { values: Float32Array.of(0, 1, 1, 0, 1, 1, 0, 0), shape: [4, 2] },
-      ys: { values: Float32Array.of(1, 0, 2, 0), shape: [4, 1] },
-    },
-  }),
-  loss: 'meanSquaredError',
-});
-
 describe('trainLocal refuses before training', () => {
-  const base = (): TrainLocalOptions => ({
-    task: taskFromDefinition(TINY, 'tiny'),
-    backend: 'cpu',
-    batchSize: 2,
-    maxSteps: 3,
-    seed: 7,
-  });
+  const base = () => tinyRun(3);
 
   it.each([
     [null, 'trainLocal: options must be an object ({ task, epochs, ... }), got null'],
@@ -313,13 +303,7 @@ describe('trainLocal refuses before training', () => {
 });
 
 describe('trainLocal runs one at a time per process (tfjs has one backend per process)', () => {
-  const options = (): TrainLocalOptions => ({
-    task: taskFromDefinition(TINY, 'tiny'),
-    backend: 'cpu',
-    batchSize: 2,
-    maxSteps: 4,
-    seed: 7,
-  });
+  const options = () => tinyRun(4);
   const refusal = callosumError(
     'INVALID_ARGUMENT',
     'trainLocal is already running in this process: one trainLocal runs at a time per process, because tfjs has one backend per process',

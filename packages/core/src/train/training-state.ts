@@ -1,5 +1,5 @@
 import { shiftImages } from '../data/augment.js';
-import { EpochSampler, type SamplerPosition } from '../data/sampler.js';
+import { batchesPerEpoch, EpochSampler, type SamplerPosition } from '../data/sampler.js';
 import { gatherSamples, type RawSamples, type SampleSet } from '../data/samples.js';
 import { CallosumError, ErrorCodes } from '../errors.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -18,11 +18,11 @@ export function allTrainable(size: number): ParameterLayout {
 }
 
 /**
- * How many steps a run of `config` over `datasetSize` training samples has: its epochs of
- * ceil(datasetSize / batchSize) batches, or `maxSteps` if fewer.
+ * How many steps a run of `config` over `datasetSize` training samples has: its epochs of batches (as
+ * the sampler cuts them), or `maxSteps` if fewer.
  */
 export function runSteps(config: TrainingConfig, datasetSize: number): number {
-  const all = config.epochs * Math.ceil(datasetSize / config.batchSize);
+  const all = config.epochs * batchesPerEpoch(datasetSize, config.batchSize);
   return config.maxSteps === undefined ? all : Math.min(all, config.maxSteps);
 }
 
